@@ -1,0 +1,37 @@
+"""reeldb: one database for generative-video pipelines.
+
+Prompts, embeddings, conditioning images, generated clips, latents, scores and human
+preferences in SQL tables; Postgres SQL with vector similarity; git-like branches;
+a dataloader into PyTorch; a local folder or object storage, no server needed.
+"""
+
+from __future__ import annotations
+
+from .connection import Connection, connect
+from .cursor import Cursor
+from .errors import (
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
+from .media.blob import Blob
+
+__version__ = "0.1.0"
+
+# PEP 249 module globals
+apilevel = "2.0"
+threadsafety = 1  # threads may share the module, not connections
+paramstyle = "pyformat"  # %(name)s; %s, :name and $1 work too
+
+__all__ = [
+    "Blob", "Connection", "Cursor", "DataError", "DatabaseError", "Error", "IntegrityError",
+    "InterfaceError", "InternalError", "NotSupportedError", "OperationalError", "ProgrammingError",
+    "Warning", "apilevel", "connect", "paramstyle", "threadsafety",
+]

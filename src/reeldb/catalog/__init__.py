@@ -1,0 +1,1 @@
+"""reeldb catalog layer (see DESIGN.md)."""

@@ -1,0 +1,136 @@
+"""The catalog of one database: commits, table manifests, refs and counters, cached.
+
+Commits and manifests are immutable, so every cache here is valid forever; only branch
+heads are read fresh.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .. import errors
+from ..format.fragment import FragmentReader
+from ..format.manifest import Segment, TableManifest, load_manifest
+from ..storage import ObjectStore
+from .refs import COMMITS, Commit, Counters, Refs, default_author, new_commit_id
+
+ROWID_BLOCK = 4096
+SERIAL_BLOCK = 32
+
+
+class Catalog:
+    def __init__(self, store: ObjectStore):
+        self.store = store
+        self.refs = Refs(store)
+        self.counters = Counters(store)
+        self.reader = FragmentReader(store)
+        self._commits: dict[str, Commit] = {}
+        self._manifests: dict[str, TableManifest] = {}
+        self._segments: dict[str, Segment] = {}
+        self._blocks: dict[str, tuple[int, int]] = {}  # counter -> (next, end) cached here
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, store: ObjectStore, create: bool = True) -> Catalog:
+        cat = cls(store)
+        if cat.refs.branch("main") is None and not cat.refs.branches():
+            if not create:
+                raise errors.OperationalError(f"no reeldb database at {store.url}", sqlstate="3D000")
+            root = Commit(new_commit_id(), (), time.time(), default_author(), "create database", {})
+            store.put(COMMITS + root.id, root.to_bytes())
+            try:
+                cat.refs.create_branch("main", root.id)
+            except errors.DuplicateObject:
+                pass  # another process created the database at the same moment
+        return cat
+
+    # -- immutable objects ----------------------------------------------------------------
+    def commit(self, cid: str) -> Commit:
+        c = self._commits.get(cid)
+        if c is None:
+            try:
+                c = Commit.from_bytes(self.store.get(COMMITS + cid))
+            except KeyError:
+                raise errors.UndefinedObject(f'commit "{cid}" does not exist') from None
+            self._commits[cid] = c
+        return c
+
+    def write_commit(self, parents: tuple[str, ...], tables: dict[str, str], message: str,
+                     author: str | None = None) -> Commit:
+        c = Commit(new_commit_id(), parents, time.time(), author or default_author(), message, tables)
+        self.store.put(COMMITS + c.id, c.to_bytes())
+        self._commits[c.id] = c
+        return c
+
+    def manifest(self, key: str) -> TableManifest:
+        """A private copy: callers may edit it."""
+        m = self._manifests.get(key)
+        if m is None:
+            m = load_manifest(self.store, key, self._segments)
+            self._manifests[key] = m
+        return m.copy()
+
+    def snapshot(self, cid: str) -> dict[str, TableManifest]:
+        return {name: self.manifest(key) for name, key in self.commit(cid).tables.items()}
+
+    # -- refs -------------------------------------------------------------------------------
+    def head(self, branch: str) -> str:
+        got = self.refs.branch(branch)
+        if got is None:
+            raise errors.UndefinedObject(f'branch "{branch}" does not exist')
+        return got[0]
+
+    def resolve(self, ref: str) -> str:
+        """Branch, tag, full commit id or unique id prefix -> commit id."""
+        got = self.refs.branch(ref)
+        if got is not None:
+            return got[0]
+        tag = self.refs.tag(ref)
+        if tag is not None:
+            return tag
+        if ref in self._commits or self.store.exists(COMMITS + ref):
+            return ref
+        if len(ref) >= 6 and all(ch in "0123456789abcdef" for ch in ref):
+            hits = [k[len(COMMITS):] for k in self.store.list(COMMITS) if k[len(COMMITS):].startswith(ref)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise errors.UndefinedObject(f'commit prefix "{ref}" is ambiguous')
+        raise errors.UndefinedObject(f'no branch, tag or commit named "{ref}"')
+
+    def log(self, cid: str, limit: int | None = None) -> list[Commit]:
+        """Commits reachable from ``cid``, newest first."""
+        seen: set[str] = set()
+        frontier = [cid]
+        out: list[Commit] = []
+        while frontier:
+            frontier.sort(key=lambda c: self.commit(c).time)
+            c = self.commit(frontier.pop())
+            if c.id in seen:
+                continue
+            seen.add(c.id)
+            out.append(c)
+            if limit is not None and len(out) >= limit:
+                break
+            frontier.extend(p for p in c.parents if p not in seen)
+        return out
+
+    # -- counters ---------------------------------------------------------------------------
+    def allocate(self, counter: str, n: int, block: int) -> int:
+        """``n`` consecutive values of a global counter, cached in blocks per process."""
+        with self._lock:
+            nxt, end = self._blocks.get(counter, (0, 0))
+            if end - nxt >= n:
+                self._blocks[counter] = (nxt + n, end)
+                return nxt
+            size = max(n, block)
+            start = self.counters.allocate(counter, size)
+            self._blocks[counter] = (start + n, start + size)
+            return start
+
+    def rowids(self, n: int) -> int:
+        return self.allocate("rowid", n, ROWID_BLOCK)
+
+    def sequence(self, table_id: str, col_id: int, n: int) -> int:
+        return self.allocate(f"seq-{table_id}-{col_id}", n, SERIAL_BLOCK)

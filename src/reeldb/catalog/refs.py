@@ -1,0 +1,139 @@
+"""Commits, refs and global counters: the only mutable objects are refs and counters,
+and both move by compare-and-swap."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
+
+from .. import errors
+from ..storage import ObjectStore
+
+BRANCHES = "_reeldb/refs/branches/"
+TAGS = "_reeldb/refs/tags/"
+COMMITS = "_reeldb/commits/"
+COUNTERS = "_reeldb/counters/"
+
+
+@dataclass(frozen=True)
+class Commit:
+    id: str
+    parents: tuple[str, ...]
+    time: float
+    author: str
+    message: str
+    tables: dict[str, str] = field(default_factory=dict)  # table name -> manifest key
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"id": self.id, "parents": list(self.parents), "time": self.time,
+                           "author": self.author, "message": self.message,
+                           "tables": self.tables}, sort_keys=True).encode()
+
+    @staticmethod
+    def from_bytes(b: bytes) -> Commit:
+        d = json.loads(b)
+        return Commit(d["id"], tuple(d["parents"]), d["time"], d["author"], d["message"], d["tables"])
+
+
+def new_commit_id() -> str:
+    """Time-ordered and unique: sorting ids sorts commits by creation."""
+    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:12]}"
+
+
+def default_author() -> str:
+    return os.environ.get("REELDB_AUTHOR") or os.environ.get("USER") or "reeldb"
+
+
+def ref_key(prefix: str, name: str) -> str:
+    # quote '/' so "exp" and "exp/x" can both exist, as files cannot be both file and folder
+    return prefix + quote(name, safe="")
+
+
+def check_ref_name(name: str, what: str = "branch") -> None:
+    bad = not name or name.startswith(("/", ".", "-")) or name.endswith(("/", ".lock")) \
+        or ".." in name or any(c in name for c in " \t\n~^:?*[\\\x00\"")
+    if bad or len(name) > 200:
+        raise errors.InvalidParameterValue(f"invalid {what} name: {name!r}")
+
+
+class Refs:
+    """Branch heads and tags over an object store."""
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+
+    def branch(self, name: str) -> tuple[str, str] | None:
+        """(commit id, version token) of a branch head, or None."""
+        got = self.store.get_versioned(ref_key(BRANCHES, name))
+        if got is None:
+            return None
+        data, version = got
+        return json.loads(data)["commit"], version
+
+    def branches(self) -> dict[str, str]:
+        out = {}
+        for key in self.store.list(BRANCHES):
+            name = unquote(key[len(BRANCHES):])
+            try:
+                out[name] = json.loads(self.store.get(key))["commit"]
+            except KeyError:
+                continue  # deleted while listing
+        return out
+
+    def create_branch(self, name: str, commit: str) -> None:
+        check_ref_name(name)
+        if not self.store.put_if_absent(ref_key(BRANCHES, name), _ref(commit)):
+            raise errors.DuplicateObject(f'branch "{name}" already exists')
+
+    def move_branch(self, name: str, expected_version: str | None, commit: str) -> bool:
+        return self.store.compare_and_swap(ref_key(BRANCHES, name), expected_version, _ref(commit))
+
+    def delete_branch(self, name: str) -> None:
+        self.store.delete(ref_key(BRANCHES, name))
+
+    def tags(self) -> dict[str, str]:
+        return {unquote(k[len(TAGS):]): json.loads(self.store.get(k))["commit"] for k in self.store.list(TAGS)}
+
+    def tag(self, name: str) -> str | None:
+        try:
+            return json.loads(self.store.get(ref_key(TAGS, name)))["commit"]
+        except KeyError:
+            return None
+
+    def create_tag(self, name: str, commit: str) -> None:
+        check_ref_name(name, "tag")
+        if not self.store.put_if_absent(ref_key(TAGS, name), _ref(commit)):
+            raise errors.DuplicateObject(f'tag "{name}" already exists')
+
+
+def _ref(commit: str) -> bytes:
+    return json.dumps({"commit": commit}).encode()
+
+
+class Counters:
+    """Global counters (row ids, SERIAL sequences): shared by every branch, so rows
+    written on two branches never collide when merged. Moved by compare-and-swap."""
+
+    def __init__(self, store: ObjectStore):
+        self.store = store
+
+    def allocate(self, name: str, n: int) -> int:
+        """Reserve ``n`` consecutive values; returns the first."""
+        key = COUNTERS + name
+        delay = 0.001
+        for _ in range(10_000):
+            got = self.store.get_versioned(key)
+            start, version = (1, None) if got is None else (json.loads(got[0])["next"], got[1])
+            if self.store.compare_and_swap(key, version, json.dumps({"next": start + n}).encode()):
+                return start
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        raise errors.SerializationFailure(f"could not allocate from counter {name}: too much contention")
+
+    def peek(self, name: str) -> int:
+        got = self.store.get_versioned(COUNTERS + name)
+        return 1 if got is None else json.loads(got[0])["next"]

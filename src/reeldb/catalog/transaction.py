@@ -1,0 +1,297 @@
+"""A transaction's working state and the optimistic commit protocol.
+
+Files are written as statements run; nothing is visible until the commit's
+compare-and-swap of the branch head wins. When it loses, the transaction re-bases onto
+the new head: inserts never conflict; deletes/updates of the same rows, schema changes
+of the same table and unique-key collisions do (SQLSTATE 40001 / 23505).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import errors
+from ..format.fragment import FragmentReader, scol, write_deletes
+from ..format.manifest import Fragment, Schema, TableManifest
+from .catalog import Catalog
+
+MAX_ATTEMPTS = 200
+
+
+@dataclass
+class TableChange:
+    table_id: str
+    name: str
+    created: bool = False
+    if_not_exists: bool = False
+    dropped: bool = False
+    schema: Schema | None = None
+    added: dict[str, Fragment] = field(default_factory=dict)  # our new fragments, by id
+    deleted: dict[str, np.ndarray] = field(default_factory=dict)  # base fragment id -> positions
+    check_unique: bool = False
+
+
+class Transaction:
+    def __init__(self, catalog: Catalog, branch: str | None, base: str):
+        self.catalog = catalog
+        self.branch = branch
+        self.base = base
+        self.tables: dict[str, TableManifest] = catalog.snapshot(base)
+        self.changes: dict[str, TableChange] = {}
+
+    @property
+    def reader(self) -> FragmentReader:
+        return self.catalog.reader
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.changes)
+
+    def table(self, name: str) -> TableManifest:
+        tm = self.tables.get(name)
+        if tm is None:
+            raise errors.UndefinedTable(f'relation "{name}" does not exist')
+        return tm
+
+    def _change(self, tm: TableManifest) -> TableChange:
+        ch = self.changes.get(tm.table_id)
+        if ch is None:
+            ch = self.changes[tm.table_id] = TableChange(tm.table_id, tm.name)
+        return ch
+
+    # -- DDL -------------------------------------------------------------------------------
+    def create_table(self, name: str, schema: Schema, if_not_exists: bool = False) -> TableManifest:
+        if name in self.tables:
+            raise errors.DuplicateTable(f'relation "{name}" already exists')
+        tm = TableManifest(uuid.uuid4().hex[:16], name, schema)
+        self.tables[name] = tm
+        self.changes[tm.table_id] = TableChange(tm.table_id, name, created=True, if_not_exists=if_not_exists)
+        return tm
+
+    def drop_table(self, name: str) -> None:
+        tm = self.table(name)
+        ch = self._change(tm)
+        del self.tables[name]
+        if ch.created:
+            del self.changes[tm.table_id]
+        else:
+            ch.dropped = True
+
+    def alter_table(self, name: str, schema: Schema, new_name: str | None = None) -> TableManifest:
+        tm = self.table(name)
+        if new_name and new_name != name:
+            if new_name in self.tables:
+                raise errors.DuplicateTable(f'relation "{new_name}" already exists')
+            del self.tables[name]
+        tm = tm.with_schema(schema)
+        tm.name = new_name or name
+        self.tables[tm.name] = tm
+        ch = self._change(tm)
+        ch.name = tm.name
+        ch.schema = schema
+        return tm
+
+    # -- DML -------------------------------------------------------------------------------
+    def append(self, name: str, frag: Fragment) -> None:
+        tm = self.table(name)
+        tm.append(frag)
+        ch = self._change(tm)
+        ch.added[frag.id] = frag
+        if tm.schema.uniques:
+            ch.check_unique = True
+
+    def delete(self, name: str, positions: dict[str, np.ndarray]) -> None:
+        """Mark rows deleted: fragment id -> positions within that fragment."""
+        tm = self.table(name)
+        ch = self._change(tm)
+        for fid, pos in positions.items():
+            if not len(pos):
+                continue
+            frag = tm.fragment(fid)
+            assert frag is not None
+            merged = np.union1d(self.reader.deleted(frag), pos).astype(np.uint32)
+            new = Fragment(frag.id, frag.rows, frag.cols, frag.mats, write_deletes(self.catalog.store, merged),
+                           len(merged))
+            tm.replace_fragment(new)
+            if fid in ch.added:
+                ch.added[fid] = new
+            else:
+                prev = ch.deleted.get(fid)
+                ch.deleted[fid] = pos if prev is None else np.union1d(prev, pos)
+
+    # -- constraints ------------------------------------------------------------------------
+    def check_unique(self, name: str, new_frags: list[Fragment]) -> None:
+        check_unique(self.reader, self.table(name), new_frags)
+
+    # -- commit ------------------------------------------------------------------------------
+    def commit(self, message: str = "", author: str | None = None) -> str:
+        """Publish the transaction on its branch; returns the new head commit id."""
+        if not self.changes:
+            return self.base
+        if self.branch is None:
+            raise errors.ReadOnlySqlTransaction("cannot write: this connection reads a fixed commit")
+        cat = self.catalog
+        delay = 0.002
+        for _ in range(MAX_ATTEMPTS):
+            got = cat.refs.branch(self.branch)
+            if got is None:
+                raise errors.UndefinedObject(f'branch "{self.branch}" does not exist any more')
+            head, version = got
+            tables = self.tables if head == self.base else self._rebase(head)
+            keys = {name: tm.save(cat.store) for name, tm in tables.items()}
+            c = cat.write_commit((head,), keys, message or _describe(self.changes), author)
+            if cat.refs.move_branch(self.branch, version, c.id):
+                self.base, self.tables, self.changes = c.id, tables, {}
+                return c.id
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 1.5, 0.1)
+        raise errors.SerializationFailure(
+            f'could not commit to branch "{self.branch}": the head kept moving ({MAX_ATTEMPTS} attempts)'
+        )
+
+    def _rebase(self, head: str) -> dict[str, TableManifest]:
+        cat = self.catalog
+        base_by_id = {tm.table_id: tm for tm in cat.snapshot(self.base).values()}
+        theirs = cat.snapshot(head)
+        theirs_by_id = {tm.table_id: tm for tm in theirs.values()}
+        out = dict(theirs)
+        for ch in self.changes.values():
+            ours = self.tables.get(ch.name)
+            if ch.created:
+                if ch.name in out:
+                    if ch.if_not_exists and not ch.added:
+                        continue  # a concurrent CREATE TABLE IF NOT EXISTS won; ours is a no-op
+                    raise errors.DuplicateTable(f'relation "{ch.name}" was created by a concurrent commit')
+                assert ours is not None
+                out[ch.name] = ours
+                continue
+            head_tm = theirs_by_id.get(ch.table_id)
+            base_tm = base_by_id[ch.table_id]
+            if head_tm is None:
+                if ch.dropped:
+                    continue
+                raise errors.SerializationFailure(f'table "{ch.name}" was dropped by a concurrent commit')
+            if ch.dropped:
+                if head_tm.key != base_tm.key:
+                    raise errors.SerializationFailure(f'table "{ch.name}" was changed by a concurrent commit')
+                del out[head_tm.name]
+                continue
+            if ch.schema is not None and head_tm.schema != base_tm.schema:
+                raise errors.SerializationFailure(
+                    f'table "{ch.name}" was altered by a concurrent commit'
+                )
+            tm = head_tm.copy()
+            if ch.schema is not None:
+                tm = tm.with_schema(ch.schema)
+                del out[head_tm.name]
+                tm.name = ch.name
+            for fid, pos in ch.deleted.items():
+                hf, bf = tm.fragment(fid), base_tm.fragment(fid)
+                if hf is None or bf is None:
+                    raise errors.SerializationFailure(
+                        f'rows of "{ch.name}" were rewritten by a concurrent commit'
+                    )
+                theirs_new = np.setdiff1d(self.reader.deleted(hf), self.reader.deleted(bf))
+                if np.intersect1d(theirs_new, pos).size:
+                    raise errors.SerializationFailure(
+                        f'could not serialize access due to concurrent update of "{ch.name}"'
+                    )
+                merged = np.union1d(self.reader.deleted(hf), pos).astype(np.uint32)
+                tm.replace_fragment(Fragment(hf.id, hf.rows, hf.cols, hf.mats,
+                                             write_deletes(cat.store, merged), len(merged)))
+            for frag in ch.added.values():
+                tm.append(frag)
+            if ch.check_unique:
+                check_unique(self.reader, tm, list(ch.added.values()))
+            out[tm.name] = tm
+        return out
+
+
+def _describe(changes: dict[str, TableChange]) -> str:
+    parts = []
+    for ch in changes.values():
+        if ch.created:
+            parts.append(f"create {ch.name}")
+        elif ch.dropped:
+            parts.append(f"drop {ch.name}")
+        else:
+            what = []
+            rows = sum(f.live for f in ch.added.values())
+            if rows:
+                what.append(f"+{rows}")
+            dels = sum(len(p) for p in ch.deleted.values())
+            if dels:
+                what.append(f"-{dels}")
+            if ch.schema is not None:
+                what.append("schema")
+            parts.append(f"{ch.name} {' '.join(what)}".strip())
+    return "; ".join(parts)
+
+
+def _key_table(reader: FragmentReader, tm: TableManifest, frag: Fragment, cids: tuple[int, ...]) -> pa.Table:
+    t = reader.table(tm.table_id, frag)
+    cols = {}
+    for cid in cids:
+        name = scol(cid)
+        if name in t.column_names:
+            cols[name] = t.column(name)
+        else:
+            fill = tm.schema.by_id(cid).fill
+            cols[name] = pa.array([fill] * t.num_rows, tm.schema.by_id(cid).type.arrow())
+    kt = pa.table(cols)
+    if frag.ndel:
+        kt = kt.filter(pa.array(reader.live_mask(frag)))
+    # NULLs never collide (Postgres semantics): drop rows with a NULL in the key
+    mask = None
+    for name in kt.column_names:
+        m = pc.is_valid(kt.column(name))
+        mask = m if mask is None else pc.and_(mask, m)
+    return kt.filter(mask) if mask is not None else kt
+
+
+def check_unique(reader: FragmentReader, tm: TableManifest, new_frags: list[Fragment]) -> None:
+    """Raise UniqueViolation if a key of the new fragments exists elsewhere in the table."""
+    if not tm.schema.uniques or not new_frags:
+        return
+    new_ids = {f.id for f in new_frags}
+    current = {f.id: f for f in tm.fragments}
+    new_frags = [current[f.id] for f in new_frags if f.id in current]
+    for cids in tm.schema.uniques:
+        names = [scol(c) for c in cids]
+        new = pa.concat_tables([_key_table(reader, tm, f, cids) for f in new_frags])
+        if new.num_rows == 0:
+            continue
+        counts = new.group_by(names).aggregate([([], "count_all")])
+        dup = counts.filter(pc.greater(counts.column("count_all"), 1))
+        if dup.num_rows:
+            raise _violation(tm, cids, dup.slice(0, 1))
+        for frag in tm.fragments:
+            if frag.id in new_ids:
+                continue
+            old = _key_table(reader, tm, frag, cids)
+            if old.num_rows == 0:
+                continue
+            if len(names) == 1:
+                hit = old.filter(pc.is_in(old.column(names[0]), value_set=new.column(names[0])))
+            else:
+                hit = old.join(new, keys=names, join_type="inner")
+            if hit.num_rows:
+                raise _violation(tm, cids, hit.slice(0, 1))
+
+
+def _violation(tm: TableManifest, cids: tuple[int, ...], row: pa.Table) -> errors.UniqueViolation:
+    cols = [tm.schema.by_id(c).name for c in cids]
+    vals = [str(row.column(scol(c))[0].as_py()) for c in cids]
+    kind = "pkey" if tuple(cids) == tuple(tm.schema.primary_key) else "_".join(cols) + "_key"
+    name = f"{tm.name}_pkey" if kind == "pkey" else f"{tm.name}_{kind}"
+    return errors.UniqueViolation(
+        f'duplicate key value violates unique constraint "{name}": '
+        f"Key ({', '.join(cols)})=({', '.join(vals)}) already exists."
+    )

@@ -1,0 +1,1 @@
+"""reeldb engine layer (see DESIGN.md)."""

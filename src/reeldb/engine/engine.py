@@ -1,0 +1,321 @@
+"""DuckDB in-process, with the tables of a snapshot registered as Arrow data.
+
+Each table becomes three relations:
+- ``__t_<name>``: the registered Arrow table, every fragment one chunk; vectors and
+  fixed-shape tensors are FixedSizeList arrays built over memory-mapped matrix files
+  (no copy); hidden ``_rowid``, ``__gpos`` (position in the table), ``__live``;
+- ``__v_<name>``: a view of the live rows with SQL types applied (JSON, UUID) plus the
+  hidden columns, used by UPDATE/DELETE planning and the vector fast path;
+- ``<name>``: the user's view, exactly the table's columns.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from .. import errors
+from ..format.fragment import ROWID, FragmentReader, ncol, scol
+from ..format.manifest import Column, Fragment, TableManifest
+from ..format.types import MATRIX, ColumnType
+
+GPOS, LIVE = "__gpos", "__live"
+
+_MACROS = [
+    # probed media metadata of IMAGE / VIDEO cells, as SQL functions
+    "CREATE OR REPLACE MACRO video_frames(v) AS TRY_CAST(json_extract_string(v.meta, '$.frames') AS BIGINT)",
+    "CREATE OR REPLACE MACRO video_fps(v) AS TRY_CAST(json_extract_string(v.meta, '$.fps') AS DOUBLE)",
+    "CREATE OR REPLACE MACRO video_width(v) AS TRY_CAST(json_extract_string(v.meta, '$.width') AS INTEGER)",
+    "CREATE OR REPLACE MACRO video_height(v) AS TRY_CAST(json_extract_string(v.meta, '$.height') AS INTEGER)",
+    "CREATE OR REPLACE MACRO video_duration(v) AS TRY_CAST(json_extract_string(v.meta, '$.duration') AS DOUBLE)",
+    "CREATE OR REPLACE MACRO video_codec(v) AS json_extract_string(v.meta, '$.codec')",
+    "CREATE OR REPLACE MACRO image_width(v) AS TRY_CAST(json_extract_string(v.meta, '$.width') AS INTEGER)",
+    "CREATE OR REPLACE MACRO image_height(v) AS TRY_CAST(json_extract_string(v.meta, '$.height') AS INTEGER)",
+    "CREATE OR REPLACE MACRO image_format(v) AS json_extract_string(v.meta, '$.format')",
+    "CREATE OR REPLACE MACRO blob_length(v) AS v.length",
+    "CREATE OR REPLACE MACRO media_meta(v) AS CAST(v.meta AS JSON)",
+    "CREATE OR REPLACE MACRO vector_dims(v) AS len(v)",
+    "CREATE OR REPLACE MACRO l2_norm(v) AS sqrt(list_sum(list_transform(CAST(v AS FLOAT[]), lambda x: x * x)))",
+]
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class BoundTable:
+    """What the engine registered for one table of a snapshot."""
+
+    manifest: TableManifest
+    internal: str  # registered Arrow table
+    view: str  # live rows, SQL types, hidden columns
+    arrow: pa.Table
+    offsets: np.ndarray  # first global position of each fragment, plus the total
+
+    def locate(self, gpos: np.ndarray) -> dict[str, np.ndarray]:
+        """Global positions -> {fragment id: positions within the fragment}."""
+        frags = self.manifest.fragments
+        idx = np.searchsorted(self.offsets, gpos, side="right") - 1
+        out: dict[str, np.ndarray] = {}
+        for i in np.unique(idx):
+            sel = gpos[idx == i] - self.offsets[i]
+            out[frags[i].id] = sel.astype(np.uint32)
+        return out
+
+
+def _signature(tm: TableManifest) -> tuple:
+    return (tm.table_id, tm.key or id(tm.schema), tuple((f.id, f.deletes) for f in tm.fragments),
+            tm.schema)
+
+
+class Engine:
+    def __init__(self, reader: FragmentReader):
+        self.reader = reader
+        self.con = duckdb.connect(":memory:", config={"threads": 2})
+        for m in _MACROS:
+            self.con.execute(m)
+        self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
+        self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
+        self.lock = threading.RLock()
+
+    # -- registration ----------------------------------------------------------------------
+    def bind_snapshot(self, tables: dict[str, TableManifest], prefix: str = "") -> None:
+        """Make ``tables`` the relations named ``prefix + name``; drop stale ones."""
+        with self.lock:
+            for name, tm in tables.items():
+                self.bind_table(prefix + name, tm)
+            for rel in [r for r in self.bound if r.startswith(prefix) and r[len(prefix):] not in tables
+                        and (prefix or not r.startswith("__r"))]:
+                self._unbind(rel)
+
+    def bind_table(self, rel: str, tm: TableManifest) -> BoundTable:
+        with self.lock:
+            cur = self.bound.get(rel)
+            sig = _signature(tm)
+            if cur is not None and _signature(cur.manifest) == sig:
+                return cur
+            arrow, offsets = self._arrow(tm, sig)
+            internal, view = f"__t_{rel}", f"__v_{rel}"
+            self.con.register(internal, arrow)
+            cols = ", ".join(_select_expr(c) for c in tm.schema.columns)
+            hidden = [ROWID, GPOS] + [f"__n{c.id}" for c in tm.schema.columns if c.type.storage == MATRIX]
+            sep = ", " if cols else ""
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {cols}{sep}"
+                f"{', '.join(hidden)} FROM {quote_ident(internal)} WHERE {LIVE}"
+            )
+            user_cols = ", ".join(quote_ident(c.name) for c in tm.schema.columns) or "NULL AS \"?column?\" LIMIT 0"
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {quote_ident(rel)} AS SELECT {user_cols} FROM {quote_ident(view)}"
+            )
+            bt = BoundTable(tm, internal, view, arrow, offsets)
+            self.bound[rel] = bt
+            return bt
+
+    def _unbind(self, rel: str) -> None:
+        bt = self.bound.pop(rel)
+        self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(rel)}")
+        self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(bt.view)}")
+        try:
+            self.con.unregister(bt.internal)
+        except duckdb.Error:
+            pass
+
+    def _arrow(self, tm: TableManifest, sig: tuple) -> tuple[pa.Table, np.ndarray]:
+        hit = self._cache.get(sig)
+        if hit is not None:
+            self._cache.move_to_end(sig)
+            return hit
+        schema = arrow_schema(tm)
+        batches = []
+        offsets = [0]
+        for frag in tm.fragments:
+            batches.append(self._fragment_batch(tm, frag, schema, offsets[-1]))
+            offsets.append(offsets[-1] + frag.rows)
+        table = pa.Table.from_batches(batches, schema=schema)
+        out = (table, np.asarray(offsets, dtype=np.int64))
+        self._cache[sig] = out
+        while len(self._cache) > 64:
+            self._cache.popitem(last=False)
+        return out
+
+    def _fragment_batch(self, tm: TableManifest, frag: Fragment, schema: pa.Schema, start: int) -> pa.RecordBatch:
+        t = self.reader.table(tm.table_id, frag)
+        n = frag.rows
+        arrays: list[pa.Array] = [_chunk(t.column(ROWID)), pa.array(np.arange(start, start + n, dtype=np.int64)),
+                                  pa.array(self.reader.live_mask(frag)) if frag.ndel else _all_true(n)]
+        mats = dict(frag.mats)
+        for c in tm.schema.columns:
+            field = schema.field(c.name)
+            if c.type.storage == MATRIX:
+                if c.id in mats:
+                    norms = _chunk(t.column(ncol(c.id)))
+                    arrays.append(matrix_array(self.reader.matrix(tm.table_id, frag, c), c.type,
+                                               validity=norms.is_valid()))
+                    arrays.append(norms)
+                else:
+                    arrays.append(pa.nulls(n, field.type))
+                    arrays.append(pa.nulls(n, pa.float32()))
+            elif scol(c.id) in t.column_names:
+                arrays.append(_chunk(t.column(scol(c.id))))
+            else:
+                arrays.append(pa.array([c.fill] * n, field.type))
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    # -- execution -------------------------------------------------------------------------
+    def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        with self.lock:
+            try:
+                return self.con.execute(sql, params or None)
+            except duckdb.Error as e:
+                raise translate_error(e) from None
+
+    def arrow(self, sql: str, params: list[Any] | None = None) -> tuple[pa.Table, list]:
+        """Run a query; returns its Arrow table and DuckDB's description."""
+        with self.lock:
+            cur = self.execute(sql, params)
+            desc = cur.description
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    table = cur.to_arrow_table() if desc else pa.table({})
+                except duckdb.Error as e:
+                    raise translate_error(e) from None
+            return table, desc or []
+
+    def register(self, name: str, table: pa.Table) -> None:
+        with self.lock:
+            self.con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        with self.lock:
+            try:
+                self.con.unregister(name)
+            except duckdb.Error:
+                pass
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _all_true(n: int) -> pa.Array:
+    return pa.array(np.ones(n, dtype=bool))
+
+
+def _chunk(col: pa.ChunkedArray) -> pa.Array:
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
+def _select_expr(c: Column) -> str:
+    q = quote_ident(c.name)
+    if c.type.kind in ("json", "jsonb"):
+        return f"CAST({q} AS JSON) AS {q}"
+    if c.type.kind == "uuid":
+        return f"CAST({q} AS UUID) AS {q}"
+    return q
+
+
+def arrow_schema(tm: TableManifest) -> pa.Schema:
+    fields = [pa.field(ROWID, pa.int64()), pa.field(GPOS, pa.int64()), pa.field(LIVE, pa.bool_())]
+    for c in tm.schema.columns:
+        if c.type.storage == MATRIX:
+            fields.append(pa.field(c.name, matrix_arrow_type(c.type)))
+            fields.append(pa.field(f"__n{c.id}", pa.float32()))
+        else:
+            fields.append(pa.field(c.name, c.type.arrow()))
+    return pa.schema(fields)
+
+
+_ARROW_OF_NP = {"float32": pa.float32(), "float64": pa.float64(), "int8": pa.int8(), "int16": pa.int16(),
+                "int32": pa.int32(), "int64": pa.int64(), "uint8": pa.uint8(), "bool": pa.bool_()}
+
+
+def _shown_dtype(ctype: ColumnType) -> str:
+    return "float32" if ctype.dtype == "float16" else str(ctype.dtype)
+
+
+def matrix_arrow_type(ctype: ColumnType) -> pa.DataType:
+    t = _ARROW_OF_NP[_shown_dtype(ctype)]
+    for d in reversed(ctype.row_shape):
+        t = pa.list_(t, d)
+    return t
+
+
+def matrix_array(m: np.ndarray, ctype: ColumnType, validity: pa.Array | None = None) -> pa.Array:
+    """(rows, *shape) numpy -> nested FixedSizeList, zero-copy for float32/ints."""
+    shown = _shown_dtype(ctype)
+    if m.dtype != np.dtype(shown):
+        m = m.astype(shown)  # float16 -> float32: DuckDB has no half floats
+    if m.dtype == np.bool_:
+        values: pa.Array = pa.array(np.ascontiguousarray(m).reshape(-1))
+    else:
+        flat = np.ascontiguousarray(m).reshape(-1)
+        values = pa.Array.from_buffers(_ARROW_OF_NP[shown], len(flat), [None, pa.py_buffer(flat)])
+    arr: pa.Array = values
+    dims = list(ctype.row_shape)
+    for i, d in enumerate(reversed(dims)):
+        outer = i == len(dims) - 1
+        mask = None
+        if outer and validity is not None and validity.false_count:
+            mask = pa.compute.invert(validity)
+        arr = pa.FixedSizeListArray.from_arrays(arr, d, mask=mask)
+    return arr
+
+
+_DUCK_STATES = [
+    ("Catalog Error: Table with name", errors.UndefinedTable),
+    ("Catalog Error: Scalar Function with name", errors.UndefinedFunction),
+    ("Catalog Error: Function with name", errors.UndefinedFunction),
+    ("Catalog Error: Type with name", errors.UndefinedObject),
+    ("Catalog Error: Schema with name", errors.InvalidSchemaName),
+    ("Catalog Error: Macro Function", errors.UndefinedFunction),
+    ("Referenced column", errors.UndefinedColumn),
+    ("Referenced table", errors.UndefinedTable),
+    ("not found in FROM clause", errors.UndefinedColumn),
+    ("Values list", errors.UndefinedColumn),
+    ("No function matches", errors.UndefinedFunction),
+    ("Could not choose a best candidate function", errors.UndefinedFunction),
+    ("Division by zero", errors.DivisionByZero),
+    ("Out of Range Error", errors.NumericValueOutOfRange),
+    ("Conversion Error", errors.InvalidTextRepresentation),
+    ("Invalid Input Error: Malformed JSON", errors.InvalidTextRepresentation),
+    ("Parser Error", errors.SyntaxError),
+    ("must appear in the GROUP BY clause", errors.ProgrammingError),
+    ("Binder Error: Cannot compare", errors.DatatypeMismatch),
+    ("Binder Error", errors.ProgrammingError),
+    ("Invalid Input Error", errors.DataError),
+    ("Not implemented Error", errors.FeatureNotSupported),
+    ("Constraint Error", errors.IntegrityError),
+    ("INTERRUPT", errors.OperationalError),
+]
+
+
+def translate_error(e: Exception) -> errors.Error:
+    """A DuckDB error -> the reeldb error with the Postgres SQLSTATE a client expects."""
+    msg = str(e)
+    first = msg.split("\n\nLINE")[0].strip()
+    for needle, cls in _DUCK_STATES:
+        if needle in msg:
+            if cls is errors.ProgrammingError and "GROUP BY" in needle:
+                return errors.ProgrammingError(_clean(first), sqlstate="42803")
+            return cls(_clean(first))
+    if isinstance(e, duckdb.OutOfMemoryException):
+        return errors.OperationalError(_clean(first), sqlstate="53200")
+    return errors.InternalError(_clean(first))
+
+
+def _clean(msg: str) -> str:
+    for prefix in ("Catalog Error: ", "Binder Error: ", "Conversion Error: ", "Parser Error: ",
+                   "Invalid Input Error: ", "Out of Range Error: ", "Not implemented Error: ",
+                   "Constraint Error: "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg

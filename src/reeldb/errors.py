@@ -1,0 +1,173 @@
+"""PEP 249 exceptions, each carrying the Postgres SQLSTATE a client would see.
+
+Every error reeldb raises is one of these, so code can catch by PEP 249 class
+(``reeldb.IntegrityError``) or by SQLSTATE (``err.sqlstate == "23505"``), and the
+server can send the same code over the wire.
+"""
+
+from __future__ import annotations
+
+
+class Warning(Exception):  # noqa: A001 - the PEP 249 name
+    """Important warnings, as PEP 249 defines them."""
+
+
+class Error(Exception):
+    """Base of every reeldb error; ``sqlstate`` is the Postgres error code."""
+
+    sqlstate: str = "XX000"
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, position: int | None = None):
+        super().__init__(message)
+        if sqlstate is not None:
+            self.sqlstate = sqlstate
+        self.position = position
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InterfaceError(Error):
+    sqlstate = "08000"
+
+
+class DatabaseError(Error):
+    sqlstate = "XX000"
+
+
+class DataError(DatabaseError):
+    sqlstate = "22000"
+
+
+class OperationalError(DatabaseError):
+    sqlstate = "58000"
+
+
+class IntegrityError(DatabaseError):
+    sqlstate = "23000"
+
+
+class InternalError(DatabaseError):
+    sqlstate = "XX000"
+
+
+class ProgrammingError(DatabaseError):
+    sqlstate = "42000"
+
+
+class NotSupportedError(DatabaseError):
+    sqlstate = "0A000"
+
+
+# --- one class per SQLSTATE reeldb raises (psycopg's errors.py is the model) ---------
+
+
+class InvalidTextRepresentation(DataError):
+    sqlstate = "22P02"
+
+
+class NumericValueOutOfRange(DataError):
+    sqlstate = "22003"
+
+
+class StringDataRightTruncation(DataError):
+    sqlstate = "22001"
+
+
+class InvalidParameterValue(DataError):
+    sqlstate = "22023"
+
+
+class DatatypeMismatch(ProgrammingError):
+    sqlstate = "42804"
+
+
+class InvalidJsonText(DataError):
+    sqlstate = "22032"
+
+
+class DivisionByZero(DataError):
+    sqlstate = "22012"
+
+
+class NotNullViolation(IntegrityError):
+    sqlstate = "23502"
+
+
+class UniqueViolation(IntegrityError):
+    sqlstate = "23505"
+
+
+class SyntaxError(ProgrammingError):  # noqa: A001 - SQLSTATE 42601 is "syntax_error"
+    sqlstate = "42601"
+
+
+class UndefinedTable(ProgrammingError):
+    sqlstate = "42P01"
+
+
+class UndefinedColumn(ProgrammingError):
+    sqlstate = "42703"
+
+
+class UndefinedFunction(ProgrammingError):
+    sqlstate = "42883"
+
+
+class UndefinedObject(ProgrammingError):
+    sqlstate = "42704"
+
+
+class DuplicateTable(ProgrammingError):
+    sqlstate = "42P07"
+
+
+class DuplicateColumn(ProgrammingError):
+    sqlstate = "42701"
+
+
+class DuplicateObject(ProgrammingError):
+    sqlstate = "42710"
+
+
+class InvalidSchemaName(ProgrammingError):
+    sqlstate = "3F000"
+
+
+class WrongObjectType(ProgrammingError):
+    sqlstate = "42809"
+
+
+class UndefinedParameter(ProgrammingError):
+    sqlstate = "42P02"
+
+
+class ReadOnlySqlTransaction(OperationalError):
+    sqlstate = "25006"
+
+
+class ActiveSqlTransaction(OperationalError):
+    sqlstate = "25001"
+
+
+class NoActiveSqlTransaction(OperationalError):
+    sqlstate = "25P01"
+
+
+class InFailedSqlTransaction(OperationalError):
+    sqlstate = "25P02"
+
+
+class SerializationFailure(OperationalError):
+    """A concurrent commit changed what this transaction changed; retry it."""
+
+    sqlstate = "40001"
+
+
+class StorageError(OperationalError):
+    sqlstate = "58030"  # io_error
+
+
+class FeatureNotSupported(NotSupportedError):
+    sqlstate = "0A000"

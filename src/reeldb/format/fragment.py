@@ -1,0 +1,133 @@
+"""Fragments on disk: one Parquet file of scalar columns, one raw matrix file per
+vector/tensor column, and an optional deletion vector.
+
+Parquet columns are named by stable column id (``c7``), so renaming a column never
+rewrites data. Each matrix column also gets a hidden ``n7`` float32 Parquet column: the
+row's L2 norm (NULL when the cell is NULL), so cosine similarity needs no second pass.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..storage import ObjectStore
+from .manifest import Column, Fragment, matrix_key, parquet_key
+from .types import MatrixColumn
+
+ROWID = "_rowid"
+
+
+def scol(cid: int) -> str:
+    return f"c{cid}"
+
+
+def ncol(cid: int) -> str:
+    return f"n{cid}"
+
+
+@dataclass
+class Batch:
+    """Checked values of one write, by column id, ready to become a fragment."""
+
+    rowids: np.ndarray
+    scalars: dict[int, pa.Array] = field(default_factory=dict)
+    matrices: dict[int, MatrixColumn] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rowids)
+
+
+def write_fragment(store: ObjectStore, table_id: str, batch: Batch) -> Fragment:
+    fid = uuid.uuid4().hex
+    n = len(batch)
+    arrays: dict[str, pa.Array] = {ROWID: pa.array(batch.rowids, pa.int64())}
+    for cid, arr in batch.scalars.items():
+        arrays[scol(cid)] = arr
+    mats = []
+    for cid, m in batch.matrices.items():
+        values = np.ascontiguousarray(m.values)
+        flat = values.reshape(n, -1)
+        norms = np.sqrt(np.einsum("ij,ij->i", flat, flat, dtype=np.float64)).astype(np.float32) \
+            if np.issubdtype(values.dtype, np.number) else np.ones(n, np.float32)
+        arrays[ncol(cid)] = pa.array(norms, pa.float32(), mask=~m.valid)
+        store.put(matrix_key(table_id, fid, cid), values.tobytes())
+        mats.append((cid, values.dtype.name))
+    buf = io.BytesIO()
+    pq.write_table(pa.table(arrays), buf, compression="snappy")
+    store.put(parquet_key(table_id, fid), buf.getvalue())
+    return Fragment(fid, n, tuple(batch.scalars), tuple(mats))
+
+
+def write_deletes(store: ObjectStore, positions: np.ndarray) -> str:
+    key = f"deletes/{uuid.uuid4().hex}.del"
+    store.put(key, np.unique(positions).astype("<u4").tobytes())
+    return key
+
+
+class FragmentReader:
+    """Reads fragments of one store, caching what it read: every file is immutable."""
+
+    def __init__(self, store: ObjectStore, max_bytes: int = 1 << 30):
+        self.store = store
+        self._tables: OrderedDict[str, pa.Table] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+        self._deletes: dict[str, np.ndarray] = {}
+        self._mats: dict[str, np.ndarray] = {}
+
+    def table(self, table_id: str, frag: Fragment) -> pa.Table:
+        key = parquet_key(table_id, frag.id)
+        with self._lock:
+            t = self._tables.get(key)
+            if t is not None:
+                self._tables.move_to_end(key)
+                return t
+        path = self.store.local_path(key)
+        t = pq.read_table(path if path else io.BytesIO(self.store.get(key)))
+        with self._lock:
+            self._tables[key] = t
+            self._bytes += t.nbytes
+            while self._bytes > self._max and len(self._tables) > 1:
+                _, old = self._tables.popitem(last=False)
+                self._bytes -= old.nbytes
+        return t
+
+    def matrix(self, table_id: str, frag: Fragment, col: Column) -> np.ndarray:
+        """The column's values as (rows, *shape), memory-mapped when the store is local."""
+        key = matrix_key(table_id, frag.id, col.id)
+        m = self._mats.get(key)
+        if m is not None:
+            return m
+        dtype = np.dtype(dict(frag.mats)[col.id])
+        shape = (frag.rows, *col.type.row_shape)
+        path = self.store.local_path(key)
+        if path:
+            m = np.memmap(path, dtype=dtype, mode="r", shape=shape)
+        else:
+            m = np.frombuffer(self.store.get(key), dtype=dtype).reshape(shape)
+        self._mats[key] = m
+        return m
+
+    def deleted(self, frag: Fragment) -> np.ndarray:
+        """Sorted positions deleted from the fragment (empty when none)."""
+        if not frag.deletes:
+            return np.empty(0, np.uint32)
+        d = self._deletes.get(frag.deletes)
+        if d is None:
+            d = np.frombuffer(self.store.get(frag.deletes), dtype="<u4")
+            self._deletes[frag.deletes] = d
+        return d
+
+    def live_mask(self, frag: Fragment) -> np.ndarray:
+        mask = np.ones(frag.rows, dtype=bool)
+        mask[self.deleted(frag)] = False
+        return mask

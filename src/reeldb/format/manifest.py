@@ -1,0 +1,230 @@
+"""Table manifests: schema with stable column ids, and fragments in shared segments.
+
+A manifest is small JSON: the schema plus the keys of its *segments*, each an immutable,
+content-addressed list of up to ``SEGMENT_SIZE`` fragments. A commit that appends one
+fragment rewrites only the last segment and the manifest, so manifests stay cheap with
+millions of fragments and unchanged segments are shared between commits and branches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .. import errors
+from ..storage import ObjectStore
+from .types import MATRIX, ColumnType
+
+SEGMENT_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Column:
+    id: int
+    name: str
+    type: ColumnType
+    not_null: bool = False
+    default: str | None = None  # SQL expression text, evaluated at insert time
+    fill: Any = None  # value old fragments show for a column added later
+
+    def to_json(self) -> dict:
+        d: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type.to_json()}
+        if self.not_null:
+            d["not_null"] = True
+        if self.default is not None:
+            d["default"] = self.default
+        if self.fill is not None:
+            d["fill"] = self.fill
+        return d
+
+    @staticmethod
+    def from_json(d: dict) -> Column:
+        return Column(d["id"], d["name"], ColumnType.from_json(d["type"]), d.get("not_null", False),
+                      d.get("default"), d.get("fill"))
+
+
+@dataclass(frozen=True)
+class Schema:
+    columns: tuple[Column, ...]
+    primary_key: tuple[int, ...] = ()
+    uniques: tuple[tuple[int, ...], ...] = ()  # every unique key, the primary key included
+    next_id: int = 1
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise errors.UndefinedColumn(f'column "{name}" does not exist')
+
+    def find(self, name: str) -> Column | None:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        return None
+
+    def by_id(self, cid: int) -> Column:
+        for c in self.columns:
+            if c.id == cid:
+                return c
+        raise KeyError(cid)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def to_json(self) -> dict:
+        return {
+            "columns": [c.to_json() for c in self.columns],
+            "primary_key": list(self.primary_key),
+            "uniques": [list(u) for u in self.uniques],
+            "next_id": self.next_id,
+        }
+
+    @staticmethod
+    def from_json(d: dict) -> Schema:
+        return Schema(tuple(Column.from_json(c) for c in d["columns"]), tuple(d["primary_key"]),
+                      tuple(tuple(u) for u in d["uniques"]), d["next_id"])
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One immutable chunk of rows: a Parquet file, matrix files, maybe a deletion vector."""
+
+    id: str
+    rows: int
+    cols: tuple[int, ...]  # column ids present in the Parquet file
+    mats: tuple[tuple[int, str], ...] = ()  # (column id, dtype) of each matrix file
+    deletes: str | None = None  # key of the deletion vector
+    ndel: int = 0
+
+    @property
+    def live(self) -> int:
+        return self.rows - self.ndel
+
+    def to_json(self) -> dict:
+        d: dict[str, Any] = {"id": self.id, "rows": self.rows, "cols": list(self.cols)}
+        if self.mats:
+            d["mats"] = [list(m) for m in self.mats]
+        if self.deletes:
+            d["deletes"] = self.deletes
+            d["ndel"] = self.ndel
+        return d
+
+    @staticmethod
+    def from_json(d: dict) -> Fragment:
+        return Fragment(d["id"], d["rows"], tuple(d["cols"]), tuple(tuple(m) for m in d.get("mats", ())),
+                        d.get("deletes"), d.get("ndel", 0))
+
+
+@dataclass(frozen=True)
+class Segment:
+    key: str | None  # None until written
+    fragments: tuple[Fragment, ...]
+
+
+@dataclass
+class TableManifest:
+    """A table as one commit sees it. Edit through the methods; save() writes it."""
+
+    table_id: str
+    name: str
+    schema: Schema
+    segments: list[Segment] = field(default_factory=list)
+    key: str | None = None  # content address once saved/loaded
+
+    @property
+    def fragments(self) -> list[Fragment]:
+        return [f for s in self.segments for f in s.fragments]
+
+    @property
+    def rows(self) -> int:
+        return sum(f.live for f in self.fragments)
+
+    def copy(self) -> TableManifest:
+        return TableManifest(self.table_id, self.name, self.schema, list(self.segments), self.key)
+
+    def with_schema(self, schema: Schema) -> TableManifest:
+        return TableManifest(self.table_id, self.name, schema, list(self.segments))
+
+    def append(self, frag: Fragment) -> None:
+        self.key = None
+        if self.segments and len(self.segments[-1].fragments) < SEGMENT_SIZE:
+            last = self.segments[-1]
+            self.segments[-1] = Segment(None, last.fragments + (frag,))
+        else:
+            self.segments.append(Segment(None, (frag,)))
+
+    def replace_fragment(self, frag: Fragment) -> None:
+        """Swap in a new version of a fragment (same id), e.g. with a new deletion vector."""
+        self.key = None
+        for i, seg in enumerate(self.segments):
+            for j, f in enumerate(seg.fragments):
+                if f.id == frag.id:
+                    frs = seg.fragments[:j] + (frag,) + seg.fragments[j + 1 :]
+                    self.segments[i] = Segment(None, frs)
+                    return
+        raise KeyError(frag.id)
+
+    def fragment(self, fid: str) -> Fragment | None:
+        for f in self.fragments:
+            if f.id == fid:
+                return f
+        return None
+
+    def save(self, store: ObjectStore) -> str:
+        """Write changed segments and the manifest; both content-addressed."""
+        if self.key is not None:
+            return self.key
+        segs = []
+        for seg in self.segments:
+            if seg.key is None:
+                body = _dumps({"fragments": [f.to_json() for f in seg.fragments]})
+                key = "_reeldb/manifests/seg-" + _digest(body)
+                store.put_if_absent(key, body)
+                seg = Segment(key, seg.fragments)
+            segs.append(seg)
+        self.segments = segs
+        body = _dumps({"format": 1, "table_id": self.table_id, "name": self.name,
+                       "schema": self.schema.to_json(), "segments": [s.key for s in segs]})
+        key = "_reeldb/manifests/tbl-" + _digest(body)
+        store.put_if_absent(key, body)
+        self.key = key
+        return key
+
+
+def load_manifest(store: ObjectStore, key: str, segment_cache: dict[str, Segment]) -> TableManifest:
+    d = json.loads(store.get(key))
+    segs = []
+    for sk in d["segments"]:
+        seg = segment_cache.get(sk)
+        if seg is None:
+            sd = json.loads(store.get(sk))
+            seg = Segment(sk, tuple(Fragment.from_json(f) for f in sd["fragments"]))
+            segment_cache[sk] = seg
+        segs.append(seg)
+    return TableManifest(d["table_id"], d["name"], Schema.from_json(d["schema"]), segs, key)
+
+
+def matrix_key(table_id: str, frag_id: str, col_id: int) -> str:
+    return f"data/{table_id}/{frag_id}.{col_id}.mat"
+
+
+def parquet_key(table_id: str, frag_id: str) -> str:
+    return f"data/{table_id}/{frag_id}.parquet"
+
+
+def matrix_columns(schema: Schema) -> list[Column]:
+    return [c for c in schema.columns if c.type.storage == MATRIX]
+
+
+def _dumps(d: dict) -> bytes:
+    return json.dumps(d, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _digest(b: bytes) -> str:
+    return hashlib.blake2b(b, digest_size=16).hexdigest()
+
+
+__all__ = ["Column", "Schema", "Fragment", "Segment", "TableManifest", "load_manifest", "replace"]

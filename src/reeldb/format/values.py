@@ -1,0 +1,290 @@
+"""Checking scalar values on the way into a Parquet column, with Postgres' error codes.
+
+Python values come from parameters and literals; Arrow arrays come from INSERT ... SELECT,
+UPDATE and bulk inserts. Both end as an Arrow array of the column's storage type, or a
+DataError that names the column and the value, before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import errors
+from .types import ColumnType
+
+_INT_RANGES = {"int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_INT_NAMES = {"int16": "smallint", "int32": "integer", "int64": "bigint"}
+_TRUE = {"t", "true", "y", "yes", "on", "1"}
+_FALSE = {"f", "false", "n", "no", "off", "0"}
+
+
+def _bad(ctype: ColumnType, v: Any, column: str) -> errors.Error:
+    return errors.InvalidTextRepresentation(
+        f'invalid input syntax for type {ctype.sql()}: "{_short(v)}" (column {column})'
+    )
+
+
+def _short(v: Any, n: int = 60) -> str:
+    s = v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def _mismatch(ctype: ColumnType, v: Any, column: str) -> errors.Error:
+    return errors.DatatypeMismatch(
+        f"column {column} is of type {ctype.sql()} but the value is of type {type(v).__name__}"
+    )
+
+
+def _int(ctype: ColumnType, column: str) -> Callable[[Any], int]:
+    lo, hi = _INT_RANGES[ctype.kind]
+
+    def conv(v: Any) -> int:
+        if isinstance(v, (bool, np.bool_)):
+            raise _mismatch(ctype, v, column)
+        if isinstance(v, (int, np.integer)):
+            out = int(v)
+        elif isinstance(v, (float, np.floating, decimal.Decimal)):
+            if v != v or v in (float("inf"), float("-inf")):
+                raise errors.NumericValueOutOfRange(f"{_INT_NAMES[ctype.kind]} out of range (column {column})")
+            out = int(decimal.Decimal(str(v)).to_integral_value(decimal.ROUND_HALF_UP))
+        elif isinstance(v, str):
+            try:
+                out = int(v.strip())
+            except ValueError:
+                raise _bad(ctype, v, column) from None
+        else:
+            raise _mismatch(ctype, v, column)
+        if not lo <= out <= hi:
+            raise errors.NumericValueOutOfRange(f"{_INT_NAMES[ctype.kind]} out of range (column {column}: {out})")
+        return out
+
+    return conv
+
+
+def _float(ctype: ColumnType, column: str) -> Callable[[Any], float]:
+    def conv(v: Any) -> float:
+        if isinstance(v, (bool, np.bool_)):
+            raise _mismatch(ctype, v, column)
+        if isinstance(v, (int, float, np.integer, np.floating, decimal.Decimal)):
+            return float(v)
+        if isinstance(v, str):
+            try:
+                return float(v.strip())
+            except ValueError:
+                raise _bad(ctype, v, column) from None
+        raise _mismatch(ctype, v, column)
+
+    return conv
+
+
+def _bool(ctype: ColumnType, column: str) -> Callable[[Any], bool]:
+    def conv(v: Any) -> bool:
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        if isinstance(v, str):
+            s = v.strip().lower()
+            if s in _TRUE:
+                return True
+            if s in _FALSE:
+                return False
+            raise _bad(ctype, v, column)
+        raise _mismatch(ctype, v, column)
+
+    return conv
+
+
+def _text(ctype: ColumnType, column: str) -> Callable[[Any], str]:
+    limit = ctype.length
+
+    def conv(v: Any) -> str:
+        if isinstance(v, str):
+            s = v
+        elif isinstance(v, (bool, int, float, decimal.Decimal, np.number, uuid.UUID, dt.date, dt.time)):
+            s = str(v)
+        else:
+            raise _mismatch(ctype, v, column)
+        if "\x00" in s:
+            raise errors.DataError(f"invalid byte sequence: text cannot contain NUL (column {column})",
+                                   sqlstate="22021")
+        if limit is not None and len(s) > limit:
+            raise errors.StringDataRightTruncation(
+                f"value too long for type character varying({limit}) (column {column}: {len(s)} characters)"
+            )
+        return s
+
+    return conv
+
+
+def _numeric(ctype: ColumnType, column: str) -> Callable[[Any], decimal.Decimal]:
+    p, s = ctype.numeric_ps()
+    quantum = decimal.Decimal(1).scaleb(-s)
+
+    def conv(v: Any) -> decimal.Decimal:
+        if isinstance(v, (bool, np.bool_)):
+            raise _mismatch(ctype, v, column)
+        if isinstance(v, (int, float, decimal.Decimal, np.number, str)):
+            try:
+                d = decimal.Decimal(str(v).strip())
+            except decimal.InvalidOperation:
+                raise _bad(ctype, v, column) from None
+            if not d.is_finite():
+                raise errors.NumericValueOutOfRange(f"numeric field overflow (column {column}: {v})")
+            d = d.quantize(quantum, rounding=decimal.ROUND_HALF_UP)
+            if d.adjusted() >= p - s:
+                raise errors.NumericValueOutOfRange(
+                    f"numeric field overflow (column {column}: {v} does not fit numeric({p},{s}))"
+                )
+            return d
+        raise _mismatch(ctype, v, column)
+
+    return conv
+
+
+def _date(ctype: ColumnType, column: str) -> Callable[[Any], dt.date]:
+    def conv(v: Any) -> dt.date:
+        if isinstance(v, dt.datetime):
+            return v.date()
+        if isinstance(v, dt.date):
+            return v
+        if isinstance(v, str):
+            try:
+                return dt.date.fromisoformat(v.strip()[:10]) if len(v.strip()) > 10 else dt.date.fromisoformat(v.strip())
+            except ValueError:
+                raise errors.DataError(f'invalid input syntax for type date: "{_short(v)}" (column {column})',
+                                       sqlstate="22007") from None
+        raise _mismatch(ctype, v, column)
+
+    return conv
+
+
+def _timestamp(ctype: ColumnType, column: str) -> Callable[[Any], dt.datetime]:
+    aware = ctype.kind == "timestamptz"
+
+    def conv(v: Any) -> dt.datetime:
+        if isinstance(v, np.datetime64):
+            v = v.astype("datetime64[us]").item()
+        if isinstance(v, str):
+            s = v.strip()
+            if s.lower() in ("now", "today"):
+                v = dt.datetime.now(dt.timezone.utc)
+            else:
+                try:
+                    v = dt.datetime.fromisoformat(s.replace(" UTC", "+00:00"))
+                except ValueError:
+                    raise errors.DataError(
+                        f'invalid input syntax for type {ctype.sql()}: "{_short(s)}" (column {column})',
+                        sqlstate="22007",
+                    ) from None
+        elif isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            v = dt.datetime(v.year, v.month, v.day)
+        if not isinstance(v, dt.datetime):
+            raise _mismatch(ctype, v, column)
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.timezone.utc)
+            return v if aware else v.replace(tzinfo=None)
+        return v.replace(tzinfo=dt.timezone.utc) if aware else v
+
+    return conv
+
+
+def _uuid(ctype: ColumnType, column: str) -> Callable[[Any], str]:
+    def conv(v: Any) -> str:
+        if isinstance(v, uuid.UUID):
+            return str(v)
+        if isinstance(v, str):
+            try:
+                return str(uuid.UUID(v.strip()))
+            except ValueError:
+                raise _bad(ctype, v, column) from None
+        raise _mismatch(ctype, v, column)
+
+    return conv
+
+
+def _json(ctype: ColumnType, column: str) -> Callable[[Any], str]:
+    def conv(v: Any) -> str:
+        if isinstance(v, str):
+            try:
+                json.loads(v)
+            except ValueError as e:
+                raise errors.InvalidTextRepresentation(
+                    f'invalid input syntax for type json: "{_short(v)}" (column {column}: {e.msg})'
+                ) from None
+            return v
+        try:
+            return json.dumps(v, allow_nan=False, default=_json_default)
+        except (TypeError, ValueError) as e:
+            raise errors.InvalidTextRepresentation(
+                f"value for column {column} cannot be stored as JSON: {e}"
+            ) from None
+
+    return conv
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.integer, np.floating, np.bool_)):
+        return o.item()
+    if isinstance(o, (dt.date, dt.datetime, uuid.UUID, decimal.Decimal)):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def _passthrough(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
+    return lambda v: v
+
+
+_CONVERTERS: dict[str, Callable[[ColumnType, str], Callable[[Any], Any]]] = {
+    "int16": _int, "int32": _int, "int64": _int, "float32": _float, "float64": _float,
+    "bool": _bool, "text": _text, "varchar": _text, "numeric": _numeric, "date": _date,
+    "timestamp": _timestamp, "timestamptz": _timestamp, "uuid": _uuid, "json": _json,
+    "jsonb": _json, "time": _passthrough, "interval": _passthrough,
+}
+
+
+def check_scalars(ctype: ColumnType, column: str, values: list[Any]) -> pa.Array:
+    """Python values -> Arrow array of the column's storage type."""
+    conv = _CONVERTERS[ctype.kind](ctype, column)
+    out = [None if v is None else conv(v) for v in values]
+    try:
+        return pa.array(out, type=ctype.arrow())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as e:
+        raise errors.DataError(f"column {column}: {e}") from None
+
+
+_FAST_CASTS = {"int16", "int32", "int64", "float32", "float64", "bool", "date", "timestamp", "timestamptz"}
+
+
+def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Arrow array (from DuckDB or a user's table) -> storage type, cast when lossless."""
+    target = ctype.arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if arr.type == target and ctype.kind not in ("json", "jsonb", "varchar", "uuid"):
+        return arr
+    if ctype.kind in _FAST_CASTS and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
+                                      or pa.types.is_boolean(arr.type) or pa.types.is_temporal(arr.type)
+                                      or pa.types.is_null(arr.type)):
+        if ctype.kind.startswith("int") and pa.types.is_floating(arr.type):
+            return check_scalars(ctype, column, arr.to_pylist())
+        if pa.types.is_timestamp(arr.type) and ctype.kind == "timestamp" and arr.type.tz is not None:
+            arr = pc.cast(arr, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
+        try:
+            return pc.cast(arr, target, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # fall through: the slow path names the bad value
+    if pa.types.is_string(arr.type) and ctype.kind == "text":
+        return arr
+    if pa.types.is_large_string(arr.type) and ctype.kind == "text":
+        return arr.cast(pa.string())
+    return check_scalars(ctype, column, arr.to_pylist())

@@ -1,0 +1,1 @@
+"""reeldb index layer (see DESIGN.md)."""

@@ -1,0 +1,100 @@
+"""Arrow results -> Python values: vectors and tensors as numpy arrays, blobs as lazy
+``Blob`` handles, JSON as dicts and lists."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .format.blobs import is_blob_struct
+from .media.blob import Blob
+from .storage import ObjectStore
+
+Converter = Callable[[pa.Array], list[Any]]
+
+
+def _fixed_list_depth(t: pa.DataType) -> tuple[list[int], pa.DataType] | None:
+    dims = []
+    while pa.types.is_fixed_size_list(t):
+        dims.append(t.list_size)
+        t = t.value_type
+    if dims and (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+        return dims, t
+    return None
+
+
+def _arrays(arr: pa.Array, dims: list[int]) -> list[Any]:
+    n = len(arr)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
+    flat = arr
+    for _ in dims:
+        flat = flat.flatten()
+    values = flat.to_numpy(zero_copy_only=False)
+    size = int(np.prod(dims))
+    if len(values) != n * size:  # nulls inside: fall back to per-row conversion
+        return [None if v is None else np.asarray(v) for v in arr.to_pylist()]
+    mat = values.reshape((n, *dims))
+    if valid is None:
+        return list(mat)
+    return [mat[i] if valid[i] else None for i in range(n)]
+
+
+def _blobs(store: ObjectStore) -> Converter:
+    def conv(arr: pa.Array) -> list[Any]:
+        out: list[Any] = []
+        for d in arr.to_pylist():
+            if d is None:
+                out.append(None)
+            elif d["kind"] == "tensor":
+                out.append(np.load(io.BytesIO(Blob(store, d).read()), allow_pickle=False))
+            else:
+                out.append(Blob(store, d))
+        return out
+
+    return conv
+
+
+def _json(arr: pa.Array) -> list[Any]:
+    return [None if v is None else json.loads(v) for v in arr.to_pylist()]
+
+
+def converters(table: pa.Table, description: list, store: ObjectStore) -> list[Converter | None]:
+    """One converter per column (None: Arrow's own to_pylist is right)."""
+    out: list[Converter | None] = []
+    for i, field in enumerate(table.schema):
+        duck = str(description[i][1]).upper() if i < len(description) else ""
+        t = field.type
+        fl = _fixed_list_depth(t)
+        if fl is not None:
+            dims = fl[0]
+            out.append(lambda a, dims=dims: _arrays(a, dims))
+        elif is_blob_struct(t):
+            out.append(_blobs(store))
+        elif duck == "JSON":
+            out.append(_json)
+        elif duck == "UUID" and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            import uuid
+
+            out.append(lambda a: [None if v is None else uuid.UUID(v) for v in a.to_pylist()])
+        else:
+            out.append(None)
+    return out
+
+
+def to_columns(table: pa.Table, description: list, store: ObjectStore) -> list[list[Any]]:
+    cols = []
+    for conv, col in zip(converters(table, description, store), table.columns, strict=False):
+        arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        cols.append(conv(arr) if conv else arr.to_pylist())
+    return cols
+
+
+def to_rows(table: pa.Table, description: list, store: ObjectStore) -> list[tuple]:
+    if table.num_columns == 0:
+        return [()] * table.num_rows
+    return list(zip(*to_columns(table, description, store), strict=False))

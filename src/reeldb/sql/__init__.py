@@ -1,0 +1,1 @@
+"""reeldb sql layer (see DESIGN.md)."""

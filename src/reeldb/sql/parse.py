@@ -1,0 +1,101 @@
+"""Postgres parsing (pglast, the real Postgres grammar) and small AST helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pglast import ast, parse_sql
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+
+from .. import errors
+
+
+def parse(sql: str) -> list[ast.RawStmt]:
+    try:
+        return list(parse_sql(sql))
+    except ParseError as e:
+        msg = str(e.args[0]) if e.args else str(e)
+        pos = e.location + 1 if getattr(e, "location", None) is not None else None
+        raise errors.SyntaxError(msg, position=pos) from None
+
+
+def deparse(node: ast.Node) -> str:
+    return RawStream()(node)
+
+
+def statement_text(sql: str, raw: ast.RawStmt) -> str:
+    start = raw.stmt_location or 0
+    end = start + raw.stmt_len if raw.stmt_len else len(sql)
+    return sql[start:end].strip()
+
+
+def transform(node: Any, fn: Callable[[Any], Any]) -> Any:
+    """Rebuild ``node`` bottom-up... top-down: ``fn`` returns a replacement node (not
+    descended into) or None to keep the node and descend into its children."""
+    if isinstance(node, tuple | list):
+        return type(node)(transform(n, fn) for n in node)
+    if not isinstance(node, ast.Node):
+        return node
+    rep = fn(node)
+    if rep is not None:
+        return rep
+    for slot in node.__slots__:
+        val = getattr(node, slot, None)
+        if isinstance(val, ast.Node | tuple | list):
+            setattr(node, slot, transform(val, fn))
+    return node
+
+
+def walk(node: Any):
+    """Every node under ``node`` (pre-order)."""
+    if isinstance(node, tuple | list):
+        for n in node:
+            yield from walk(n)
+        return
+    if not isinstance(node, ast.Node):
+        return
+    yield node
+    for slot in node.__slots__:
+        val = getattr(node, slot, None)
+        if isinstance(val, ast.Node | tuple | list):
+            yield from walk(val)
+
+
+def name_of(names: tuple) -> str:
+    """Last part of a qualified name (funcname, type name, operator)."""
+    return names[-1].sval.lower() if names else ""
+
+
+def const_value(node: ast.Node) -> Any:
+    """Python value of an A_Const (None for NULL)."""
+    if node.isnull:
+        return None
+    v = node.val
+    if isinstance(v, ast.Integer):
+        return v.ival
+    if isinstance(v, ast.Float):
+        s = v.fval
+        return float(s) if any(c in s for c in ".eE") else int(s)
+    if isinstance(v, ast.Boolean):
+        return v.boolval
+    if isinstance(v, ast.String):
+        return v.sval
+    if isinstance(v, ast.BitString):
+        return v.bsval
+    raise errors.FeatureNotSupported(f"constant {v!r}")
+
+
+def colref(*names: str) -> ast.ColumnRef:
+    return ast.ColumnRef(fields=tuple(ast.String(sval=n) for n in names))
+
+
+def func(name: str, *args: ast.Node) -> ast.FuncCall:
+    return ast.FuncCall(funcname=(ast.String(sval=name),), args=args)
+
+
+def cast(node: ast.Node, typename: str, array_bounds: tuple[int, ...] = ()) -> ast.TypeCast:
+    tn = ast.TypeName(names=(ast.String(sval=typename),), typemod=-1,
+                      arrayBounds=tuple(ast.Integer(ival=b) for b in array_bounds) or None)
+    return ast.TypeCast(arg=node, typeName=tn)

@@ -1,0 +1,188 @@
+"""Postgres (+ pgvector) expressions -> what DuckDB runs.
+
+- vector functions and pgvector operators become DuckDB ``array_*`` functions, with the
+  non-column side cast to ``FLOAT[n]`` (n taken from the column, the parameter's length or
+  the literal's element count);
+- ``::vector(n)`` / ``::halfvec(n)`` casts become ``float4[n]``; ``jsonb`` becomes ``json``;
+- JSON ``@>`` / ``<@`` become ``json_contains``;
+- ``"branch-or-tag".table`` becomes the relation the session registered for that ref.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from pglast import ast
+from pglast.enums import A_Expr_Kind
+
+from .. import errors
+from ..format.types import parse_vector_text
+from .parse import cast, const_value, func, name_of, transform
+
+# function / operator -> (DuckDB function, negate)
+VECTOR_FUNCS = {
+    "cosine_similarity": ("array_cosine_similarity", False),
+    "cosine_distance": ("array_cosine_distance", False),
+    "l2_distance": ("array_distance", False),
+    "inner_product": ("array_inner_product", False),
+    "negative_inner_product": ("array_inner_product", True),
+}
+VECTOR_OPS = {"<=>": "cosine_distance", "<->": "l2_distance", "<#>": "negative_inner_product"}
+VECTOR_TYPES = {"vector", "halfvec"}
+
+
+class Rewriter:
+    """Rewrites one statement's expressions. ``vector_dims`` maps column names to their
+    dimension (None where two tables disagree); ``params`` are the bound values;
+    ``resolve_schema(schema, table) -> relation`` handles branch/tag/commit schemas."""
+
+    def __init__(self, vector_dims: dict[str, int | None], params: list[Any],
+                 resolve_schema: Callable[[str, str], str] | None = None):
+        self.dims = vector_dims
+        self.params = params
+        self.resolve_schema = resolve_schema
+
+    def __call__(self, node: Any) -> Any:
+        return transform(node, self._visit)
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def _visit(self, node: ast.Node) -> ast.Node | None:
+        if isinstance(node, ast.FuncCall):
+            name = name_of(node.funcname)
+            if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
+                return self.vector_call(name, node.args[0], node.args[1])
+            return None
+        if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
+            op = name_of(node.name)
+            if op in VECTOR_OPS and node.lexpr is not None:
+                return self.vector_call(VECTOR_OPS[op], node.lexpr, node.rexpr)
+            if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr):
+                hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
+                return func("json_contains", self(hay), self._as_json(self(needle)))
+            return None
+        if isinstance(node, ast.TypeCast):
+            return self.type_cast(node)
+        if isinstance(node, ast.RangeVar):
+            return self.range_var(node)
+        return None
+
+    # -- vectors -----------------------------------------------------------------------------
+    def vector_call(self, name: str, a: ast.Node, b: ast.Node) -> ast.Node:
+        duck, negate = VECTOR_FUNCS[name]
+        dim = self.dim_of(a) or self.dim_of(b)
+        call = func(duck, self.vector_arg(a, dim), self.vector_arg(b, dim))
+        if negate:
+            return ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="-"),), rexpr=call)
+        return call
+
+    def dim_of(self, node: ast.Node) -> int | None:
+        if isinstance(node, ast.ColumnRef):
+            last = node.fields[-1]
+            return self.dims.get(last.sval) if isinstance(last, ast.String) else None
+        if isinstance(node, ast.ParamRef):
+            v = self._param(node)
+            if isinstance(v, str):
+                return len(parse_vector_text(v, "parameter"))
+            if isinstance(v, np.ndarray | list | tuple):
+                return int(np.asarray(v).size)
+            return None
+        if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
+            return len(parse_vector_text(node.val.sval, "literal"))
+        if isinstance(node, ast.TypeCast):
+            tn = node.typeName
+            if name_of(tn.names) in VECTOR_TYPES and tn.typmods:
+                return const_value(tn.typmods[0])
+            return self.dim_of(node.arg)
+        return None
+
+    def vector_arg(self, node: ast.Node, dim: int | None) -> ast.Node:
+        if isinstance(node, ast.ColumnRef):
+            return node
+        if isinstance(node, ast.TypeCast) and name_of(node.typeName.names) in VECTOR_TYPES:
+            node = node.arg
+        node = self(node)
+        if dim is None:
+            return node
+        return cast(node, "float4", (dim,))
+
+    def _param(self, node: ast.ParamRef) -> Any:
+        i = node.number - 1
+        if not 0 <= i < len(self.params):
+            raise errors.UndefinedParameter(f"there is no parameter ${node.number}")
+        return self.params[i]
+
+    # -- JSON ------------------------------------------------------------------------------------
+    def _jsonish(self, left: ast.Node, right: ast.Node) -> bool:
+        for n in (left, right):
+            if isinstance(n, ast.TypeCast) and name_of(n.typeName.names) in ("json", "jsonb"):
+                return True
+            if isinstance(n, ast.A_Const) and isinstance(n.val, ast.String) and n.val.sval.lstrip()[:1] in "{[\"":
+                return True
+            if isinstance(n, ast.ParamRef) and isinstance(self._param(n), dict | list):
+                return True
+            if isinstance(n, ast.A_Expr) and name_of(n.name) in ("->", "#>"):
+                return True
+        return False
+
+    @staticmethod
+    def _as_json(node: ast.Node) -> ast.Node:
+        return cast(node, "json")
+
+    # -- casts and relations -----------------------------------------------------------------
+    def type_cast(self, node: ast.TypeCast) -> ast.Node | None:
+        tn = node.typeName
+        t = name_of(tn.names)
+        if t in VECTOR_TYPES:
+            dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
+            arg = self(node.arg)
+            return cast(arg, "float4", (dim,)) if dim else cast(arg, "float4", (-1,))
+        if t == "jsonb":
+            return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(
+                names=(ast.String(sval="json"),), typemod=-1, arrayBounds=tn.arrayBounds))
+        return None
+
+    def range_var(self, node: ast.RangeVar) -> ast.Node | None:
+        schema = node.schemaname
+        if schema is None or schema.lower() in ("pg_catalog", "information_schema"):
+            return None
+        if schema == "public":
+            node.schemaname = None
+            return node
+        if self.resolve_schema is None:
+            raise errors.InvalidSchemaName(f'schema "{schema}" does not exist')
+        rel = self.resolve_schema(schema, node.relname)
+        if node.alias is None:
+            node.alias = ast.Alias(aliasname=node.relname)
+        node.schemaname = None
+        node.catalogname = None
+        node.relname = rel
+        return node
+
+
+def adapt_param(v: Any) -> Any:
+    """A Python parameter value -> what DuckDB binds."""
+    import datetime as dt
+    import decimal
+    import json
+    import uuid
+
+    if v is None or isinstance(v, bool | int | float | str | bytes | decimal.Decimal | dt.date | dt.time
+                               | dt.timedelta | uuid.UUID):
+        return v
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, dict):
+        return json.dumps(v)
+    if isinstance(v, bytearray | memoryview):
+        return bytes(v)
+    if hasattr(v, "_blob_ref"):
+        return bytes(v)
+    if isinstance(v, list | tuple):
+        if any(isinstance(x, dict | list) for x in v):
+            return json.dumps(v)
+        return [adapt_param(x) for x in v]
+    return v

@@ -1,0 +1,421 @@
+"""A SQL session: one branch (or a pinned commit), transactions, statement dispatch.
+
+Outside ``BEGIN`` every statement is its own transaction and commit (autocommit), as the
+brief's examples expect; inside, statements see their own writes and COMMIT publishes
+them as one commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from pglast import ast
+from pglast.enums import TransactionStmtKind
+
+from .. import errors
+from ..catalog.catalog import Catalog
+from ..catalog.transaction import Transaction
+from ..engine.engine import Engine
+from ..format.manifest import Column, TableManifest
+from ..format.types import MATRIX
+from . import ddl, dml, vector_plan
+from .params import compile_params
+from .parse import deparse, parse
+from .rewrite import Rewriter, adapt_param
+
+
+@dataclass
+class Result:
+    table: pa.Table | None = None
+    description: list | None = None  # DuckDB's (name, type, ...) tuples
+    rowcount: int = -1
+    status: str = ""
+    notices: list[str] = field(default_factory=list)
+
+
+class Session:
+    def __init__(self, catalog: Catalog, branch: str | None = "main", at: str | None = None):
+        self.catalog = catalog
+        self.engine = Engine(catalog.reader)
+        if at is not None:
+            self.branch: str | None = None
+            self.pinned: str | None = catalog.resolve(at)
+        else:
+            catalog.head(branch or "main")  # the branch must exist
+            self.branch, self.pinned = branch or "main", None
+        self.txn: Transaction | None = None  # explicit (BEGIN ... COMMIT)
+        self._auto: Transaction | None = None  # the statement's own, outside BEGIN
+        self.failed = False
+        self.notices: list[str] = []
+        self._bound_commit: str | None = None
+        self._ref_rels: dict[tuple[str, str], str] = {}
+        self._txn_time: dt.datetime | None = None
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def in_transaction(self) -> bool:
+        return self.txn is not None
+
+    def head(self) -> str:
+        if self.pinned is not None:
+            return self.pinned
+        assert self.branch is not None
+        return self.catalog.head(self.branch)
+
+    def current_tables(self) -> dict[str, TableManifest]:
+        txn = self.txn or self._auto
+        if txn is not None:
+            return txn.tables
+        return self.catalog.snapshot(self.head())
+
+    def write_txn(self) -> Transaction:
+        if self.pinned is not None:
+            raise errors.ReadOnlySqlTransaction(
+                "cannot execute a write in a read-only transaction: this connection reads a fixed commit"
+            )
+        if self.txn is not None:
+            return self.txn
+        if self._auto is None:
+            self._auto = Transaction(self.catalog, self.branch, self.head())
+        return self._auto
+
+    def finish_write(self) -> None:
+        """Statement done: publish it unless inside BEGIN."""
+        if self._auto is not None:
+            txn, self._auto = self._auto, None
+            txn.commit()
+
+    def notice(self, msg: str) -> None:
+        self.notices.append(msg)
+
+    def bind(self) -> None:
+        """Register the tables this statement sees with DuckDB."""
+        txn = self.txn or self._auto
+        if txn is not None:
+            self.engine.bind_snapshot(txn.tables)
+            self._bound_commit = None
+            return
+        head = self.head()
+        if head != self._bound_commit:
+            self.engine.bind_snapshot(self.catalog.snapshot(head))
+            self._bound_commit = head
+
+    # -- execution -----------------------------------------------------------------------------
+    def execute(self, sql: str, params: Any = None) -> Result:
+        text, binder = compile_params(sql, params)
+        values = binder(params) if params is not None or binder.count else []
+        return self.execute_parsed(text, values)
+
+    def execute_parsed(self, text: str, values: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
+        self.notices = []
+        stmts = parse(text)
+        if not stmts:
+            return Result(status="EMPTY")
+        result = Result()
+        for raw in stmts:
+            result = self._run(raw.stmt, values, param_rows)
+        result.notices = self.notices
+        return result
+
+    def executemany(self, sql: str, seq: Any) -> Result:
+        rows = list(seq)
+        if not rows:
+            return Result(rowcount=0)
+        text, binder = compile_params(sql, rows[0])
+        bound = [binder(r) for r in rows]
+        stmts = parse(text)
+        if len(stmts) == 1 and isinstance(stmts[0].stmt, ast.InsertStmt) and stmts[0].stmt.returningClause is None:
+            return self.execute_parsed(text, bound[0], param_rows=bound)
+        total = 0
+        own = self.txn is None
+        if own:
+            self.begin()
+        try:
+            for values in bound:
+                r = self.execute_parsed(text, values)
+                total += max(r.rowcount, 0)
+            if own:
+                self.commit()
+        except BaseException:
+            if own:
+                self.rollback()
+            raise
+        return Result(rowcount=total, status="")
+
+    def _run(self, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None) -> Result:
+        if isinstance(stmt, ast.TransactionStmt):
+            return self._transaction_stmt(stmt)
+        if self.failed:
+            raise errors.InFailedSqlTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block"
+            )
+        try:
+            self._txn_time = None
+            self.bind()
+            return self._dispatch(stmt, params, param_rows)
+        except BaseException:
+            self._auto = None  # nothing of a failed statement is published
+            if self.txn is not None:
+                self.failed = True
+            raise
+
+    def _dispatch(self, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None) -> Result:
+        if isinstance(stmt, ast.SelectStmt):
+            table, desc = self.run_select(stmt, params)
+            return Result(table, desc, table.num_rows, f"SELECT {table.num_rows}")
+        if isinstance(stmt, ast.InsertStmt):
+            return dml.insert(self, stmt, params, param_rows)
+        if isinstance(stmt, ast.UpdateStmt):
+            return dml.update(self, stmt, params)
+        if isinstance(stmt, ast.DeleteStmt):
+            return dml.delete(self, stmt, params)
+        if isinstance(stmt, ast.CreateStmt):
+            return ddl.create_table(self, stmt)
+        if isinstance(stmt, ast.DropStmt):
+            return ddl.drop(self, stmt)
+        if isinstance(stmt, ast.AlterTableStmt):
+            return ddl.alter_table(self, stmt)
+        if isinstance(stmt, ast.RenameStmt):
+            return ddl.rename(self, stmt)
+        if isinstance(stmt, ast.CreateTableAsStmt):
+            return self._create_table_as(stmt, params)
+        if isinstance(stmt, ast.ExplainStmt):
+            return self._explain(stmt, params)
+        if isinstance(stmt, ast.VacuumStmt):
+            from ..catalog.vacuum import vacuum
+
+            out = vacuum(self.catalog)
+            return Result(status="VACUUM", rowcount=out["files"])
+        if isinstance(stmt, ast.VariableSetStmt | ast.VariableShowStmt):
+            return self._variable(stmt)
+        if isinstance(stmt, ast.IndexStmt):
+            raise errors.FeatureNotSupported("CREATE INDEX is not supported yet: vector top-k runs exactly")
+        raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
+
+    # -- SELECT ------------------------------------------------------------------------------------
+    def run_select(self, stmt: ast.SelectStmt, params: list[Any]) -> tuple[pa.Table, list]:
+        p = vector_plan.plan(self, stmt, params)
+        if p is not None:
+            got = vector_plan.run(self, stmt, p, params)
+            if got is not None:
+                return got
+        return self.run_query(stmt, params)
+
+    def run_query(self, stmt: ast.Node, params: list[Any]) -> tuple[pa.Table, list]:
+        sql = deparse(self.rewriter(params)(stmt))
+        return self.engine.arrow(sql, self.duck_params(params, sql))
+
+    def rewriter(self, params: list[Any]) -> Rewriter:
+        return Rewriter(self._vector_dims(), params, self._resolve_schema)
+
+    def _vector_dims(self) -> dict[str, int | None]:
+        dims: dict[str, int | None] = {}
+        for bt in list(self.engine.bound.values()):
+            for c in bt.manifest.schema.columns:
+                if c.type.kind in ("vector", "halfvec"):
+                    d = c.type.row_shape[0]
+                    dims[c.name] = d if dims.get(c.name, d) == d else None
+        return dims
+
+    def _resolve_schema(self, schema: str, table: str) -> str:
+        cid = self.catalog.resolve(schema)
+        key = (cid, table)
+        rel = self._ref_rels.get(key)
+        if rel is None:
+            tables = self.catalog.snapshot(cid)
+            if table not in tables:
+                raise errors.UndefinedTable(f'relation "{schema}.{table}" does not exist')
+            rel = f"__r{len(self._ref_rels)}_{table}"
+            self.engine.bind_table(rel, tables[table])
+            self._ref_rels[key] = rel
+        return rel
+
+    def relation_for(self, rv: ast.RangeVar) -> str:
+        if rv.schemaname in (None, "public"):
+            return rv.relname
+        return self._resolve_schema(rv.schemaname, rv.relname)
+
+    @staticmethod
+    def duck_params(params: list[Any], sql: str) -> list[Any] | None:
+        """Only the parameters the final SQL still references (DuckDB counts them)."""
+        if not params or "$" not in sql:
+            return None
+        used = _param_numbers(sql)
+        if not used:
+            return None
+        if max(used) != len(used):
+            raise errors.FeatureNotSupported("parameters must be numbered without gaps ($1, $2, ...)")
+        return [adapt_param(v) for v in params[: max(used)]]
+
+    # -- defaults ---------------------------------------------------------------------------------
+    def eval_default(self, col: Column) -> Any:
+        assert col.default is not None
+        sql = deparse(self.rewriter([])(parse(f"SELECT {col.default}")[0].stmt))
+        try:
+            table, _ = self.engine.arrow(sql)
+        except errors.Error as e:
+            raise type(e)(f'invalid default for column "{col.name}": {e}') from None
+        return table.column(0)[0].as_py()
+
+    def storable(self, col: Column, value: Any) -> Any:
+        """A Python default value as JSON-able for the manifest (checked by the column type)."""
+        from ..format.values import check_scalars
+
+        arr = check_scalars(col.type, col.name, [value])
+        v = arr[0].as_py()
+        return v if isinstance(v, int | float | str | bool) or v is None else str(v)
+
+    def default_values(self, tm: TableManifest, col: Column, n: int) -> list[Any]:
+        if col.type.serial:
+            start = self.catalog.sequence(tm.table_id, col.id, n)
+            return list(range(start, start + n))
+        if col.default is None:
+            return [None] * n
+        low = col.default.lower().replace(" ", "")
+        if low in ("now()", "current_timestamp", "localtimestamp", "transaction_timestamp()"):
+            if self._txn_time is None:
+                self._txn_time = dt.datetime.now(dt.timezone.utc)
+            return [self._txn_time] * n
+        return [self.eval_default(col)] * n
+
+    @property
+    def probe(self):
+        from ..media.probe import probe_image, probe_video
+
+        def probe(kind: str, data: bytes) -> dict:
+            return probe_video(data) if kind == "video" else probe_image(data)
+
+        return probe
+
+    # -- transactions --------------------------------------------------------------------------
+    def begin(self) -> None:
+        if self.txn is not None:
+            self.notice("there is already a transaction in progress")
+            return
+        if self.pinned is not None:
+            self.txn = Transaction(self.catalog, None, self.pinned)
+        else:
+            self.txn = Transaction(self.catalog, self.branch, self.head())
+        self.failed = False
+
+    def commit(self, message: str = "", author: str | None = None) -> str | None:
+        txn, failed = self.txn, self.failed
+        self.txn, self.failed = None, False
+        if txn is None:
+            return None
+        if failed:
+            return None  # COMMIT of a failed transaction rolls back, as in Postgres
+        return txn.commit(message, author) if txn.dirty else txn.base
+
+    def rollback(self) -> None:
+        self.txn, self.failed = None, False
+
+    def _transaction_stmt(self, stmt: ast.TransactionStmt) -> Result:
+        k = stmt.kind
+        if k in (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START):
+            self.begin()
+            return Result(status="BEGIN")
+        if k == TransactionStmtKind.TRANS_STMT_COMMIT:
+            if self.txn is None:
+                self.notice("there is no transaction in progress")
+                return Result(status="COMMIT")
+            failed = self.failed
+            self.commit()
+            return Result(status="ROLLBACK" if failed else "COMMIT")
+        if k == TransactionStmtKind.TRANS_STMT_ROLLBACK:
+            if self.txn is None:
+                self.notice("there is no transaction in progress")
+            self.rollback()
+            return Result(status="ROLLBACK")
+        raise errors.FeatureNotSupported(f"{k.name[11:]} is not supported (no savepoints yet)")
+
+    # -- misc statements ------------------------------------------------------------------------
+    def _create_table_as(self, stmt: ast.CreateTableAsStmt, params: list[Any]) -> Result:
+        from ..format.manifest import Schema
+        from ..format.types import column_type
+
+        table, desc = self.run_query(stmt.query, params)
+        into = stmt.into
+        name = ddl.table_name(into.rel)
+        txn = self.write_txn()
+        if name in txn.tables:
+            if stmt.if_not_exists:
+                return Result(status="SELECT 0")
+            raise errors.DuplicateTable(f'relation "{name}" already exists')
+        cols = []
+        names = [c.sval for c in into.colNames] if into.colNames else [d[0] for d in desc]
+        for i, (nm, d) in enumerate(zip(names, desc, strict=False)):
+            cols.append(Column(i + 1, nm, _type_of_result(column_type, str(d[1]), table.schema.field(i).type)))
+        txn.create_table(name, Schema(tuple(cols), (), (), len(cols) + 1))
+        n = table.num_rows
+        dml.write_rows(self, name, {nm: table.column(i) for i, nm in enumerate(names)}, n)
+        self.finish_write()
+        return Result(rowcount=n, status=f"SELECT {n}")
+
+    def _explain(self, stmt: ast.ExplainStmt, params: list[Any]) -> Result:
+        q = stmt.query
+        if isinstance(q, ast.SelectStmt):
+            p = vector_plan.plan(self, q, params)
+            if p is not None:
+                lines = [f"reeldb vector top-k on {p.relation.relname}.{p.column}: {p.metric}, "
+                         f"{'DESC' if p.descending else 'ASC'}, k={p.k}",
+                         "  1. DuckDB: filter -> candidate rows" if q.whereClause is not None
+                         else "  1. all live rows",
+                         "  2. numpy: scores on the memory-mapped vectors -> top-k",
+                         "  3. DuckDB: output columns of the winners only"]
+                return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
+        sql = "EXPLAIN " + deparse(self.rewriter(params)(q))
+        table, _ = self.engine.arrow(sql, self.duck_params(params, sql))
+        lines = [ln for row in table.column(1).to_pylist() for ln in str(row).splitlines()]
+        return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
+
+    def _variable(self, stmt: ast.Node) -> Result:
+        if isinstance(stmt, ast.VariableShowStmt):
+            name = stmt.name.lower()
+            value = {"reeldb.branch": self.branch or "", "server_version": "16.0", "transaction_isolation":
+                     "snapshot", "client_encoding": "UTF8", "timezone": "UTC"}.get(name)
+            if value is None:
+                raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')
+            return Result(pa.table({name: [value]}), [(name, "VARCHAR")], 1, "SHOW")
+        self.notice(f"SET {stmt.name} has no effect in reeldb")
+        return Result(status="SET")
+
+
+def _param_numbers(sql: str) -> set[int]:
+    import re
+
+    return {int(m) for m in re.findall(r"\$(\d+)", _strip_strings(sql))}
+
+
+def _strip_strings(sql: str) -> str:
+    import re
+
+    return re.sub(r"'(?:[^']|'')*'", "''", sql)
+
+
+def _type_of_result(column_type: Any, duck: str, arrow_type: pa.DataType):
+    from ..format.blobs import is_blob_struct
+    from ..format.types import ColumnType
+
+    d = duck.upper()
+    if is_blob_struct(arrow_type):
+        return ColumnType("bytea")
+    simple = {"INTEGER": "int4", "BIGINT": "int8", "SMALLINT": "int2", "FLOAT": "float4", "DOUBLE": "float8",
+              "BOOLEAN": "bool", "VARCHAR": "text", "DATE": "date", "TIMESTAMP": "timestamp",
+              "TIMESTAMP WITH TIME ZONE": "timestamptz", "UUID": "uuid", "JSON": "jsonb", "BLOB": "bytea",
+              "HUGEINT": "numeric"}
+    if d in simple:
+        return column_type(simple[d])
+    if d.startswith("DECIMAL"):
+        p, s = d[8:-1].split(",")
+        return column_type("numeric", [int(p), int(s)])
+    if d.startswith("FLOAT[") and d.count("[") == 1:
+        return column_type("vector", [int(d[6:-1])])
+    raise errors.FeatureNotSupported(f"CREATE TABLE AS with a column of type {duck}")
+
+
+_ = (MATRIX, time)
