@@ -367,7 +367,7 @@ def matrix_from_arrow(ctype: ColumnType, column: str, arr: pa.Array) -> MatrixCo
             out = values.astype(ctype.np_dtype, copy=False).reshape((n, *shape))
             if ctype.kind in ("vector", "halfvec") and np.issubdtype(values.dtype, np.floating) \
                     and not np.isfinite(values).all():
-            raise errors.DataError(f"NaN or infinity not allowed in vector (column {column})")
+                raise errors.DataError(f"NaN or infinity not allowed in vector (column {column})")
             return MatrixColumn(np.ascontiguousarray(out), valid)
     return check_matrix(ctype, column, _to_pylist_np(arr))
 
