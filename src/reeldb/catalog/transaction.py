@@ -272,9 +272,14 @@ def check_unique(reader: FragmentReader, tm: TableManifest, new_frags: list[Frag
         dup = counts.filter(pc.greater(counts.column("count_all"), 1))
         if dup.num_rows:
             raise _violation(tm, cids, dup.slice(0, 1))
+        lo_hi = _bounds(new, names) if len(names) == 1 else None
         for frag in tm.fragments:
             if frag.id in new_ids:
                 continue
+            if lo_hi is not None:
+                fb = reader.bounds(tm.table_id, frag, names[0])
+                if fb is not None and (lo_hi[1] < fb[0] or lo_hi[0] > fb[1]):
+                    continue  # min/max of the fragment rule out every new key
             old = _key_table(reader, tm, frag, cids)
             if old.num_rows == 0:
                 continue
@@ -284,6 +289,14 @@ def check_unique(reader: FragmentReader, tm: TableManifest, new_frags: list[Frag
                 hit = old.join(new, keys=names, join_type="inner")
             if hit.num_rows:
                 raise _violation(tm, cids, hit.slice(0, 1))
+
+
+def _bounds(t: pa.Table, names: list[str]) -> tuple | None:
+    col = t.column(names[0])
+    if not (pa.types.is_integer(col.type) or pa.types.is_string(col.type) or pa.types.is_temporal(col.type)):
+        return None
+    mm = pc.min_max(col)
+    return mm["min"].as_py(), mm["max"].as_py()
 
 
 def _violation(tm: TableManifest, cids: tuple[int, ...], row: pa.Table) -> errors.UniqueViolation:

@@ -84,6 +84,7 @@ class Engine:
             self.con.execute(m)
         self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
+        self._batches: OrderedDict[tuple, pa.RecordBatch] = OrderedDict()
         self.lock = threading.RLock()
 
     # -- registration ----------------------------------------------------------------------
@@ -94,7 +95,7 @@ class Engine:
                 self.bind_table(prefix + name, tm)
             for rel in [r for r in self.bound if r.startswith(prefix) and r[len(prefix):] not in tables
                         and (prefix or not r.startswith("__r"))]:
-                self._unbind(rel)
+                self.unbind(rel)
 
     def bind_table(self, rel: str, tm: TableManifest) -> BoundTable:
         with self.lock:
@@ -120,7 +121,7 @@ class Engine:
             self.bound[rel] = bt
             return bt
 
-    def _unbind(self, rel: str) -> None:
+    def unbind(self, rel: str) -> None:
         bt = self.bound.pop(rel)
         self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(rel)}")
         self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(bt.view)}")
@@ -138,8 +139,18 @@ class Engine:
         batches = []
         offsets = [0]
         for frag in tm.fragments:
-            batches.append(self._fragment_batch(tm, frag, schema, offsets[-1]))
+            # fragments are immutable: a batch is reused until the fragment, its deletion
+            # vector, its place or the schema changes (so an append builds one batch)
+            bkey = (tm.table_id, frag.id, frag.deletes, offsets[-1], tm.schema)
+            batch = self._batches.get(bkey)
+            if batch is None:
+                batch = self._batches[bkey] = self._fragment_batch(tm, frag, schema, offsets[-1])
+            else:
+                self._batches.move_to_end(bkey)
+            batches.append(batch)
             offsets.append(offsets[-1] + frag.rows)
+        while len(self._batches) > 100_000:
+            self._batches.popitem(last=False)
         table = pa.Table.from_batches(batches, schema=schema)
         out = (table, np.asarray(offsets, dtype=np.int64))
         self._cache[sig] = out

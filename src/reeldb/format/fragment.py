@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..storage import ObjectStore
@@ -83,6 +84,7 @@ class FragmentReader:
         self._lock = threading.Lock()
         self._deletes: dict[str, np.ndarray] = {}
         self._mats: dict[str, np.ndarray] = {}
+        self._bounds: dict[tuple[str, str], tuple | None] = {}
 
     def table(self, table_id: str, frag: Fragment) -> pa.Table:
         key = parquet_key(table_id, frag.id)
@@ -100,6 +102,22 @@ class FragmentReader:
                 _, old = self._tables.popitem(last=False)
                 self._bytes -= old.nbytes
         return t
+
+    def bounds(self, table_id: str, frag: Fragment, column: str) -> tuple | None:
+        """(min, max) of a Parquet column of the fragment, deleted rows included (a safe
+        superset for pruning); None when the column is absent or all NULL."""
+        key = (frag.id, column)
+        got = self._bounds.get(key, False)
+        if got is False:
+            t = self.table(table_id, frag)
+            got = None
+            if column in t.column_names:
+                col = t.column(column)
+                if pa.types.is_integer(col.type) or pa.types.is_string(col.type) or pa.types.is_temporal(col.type):
+                    mm = pc.min_max(col)
+                    got = (mm["min"].as_py(), mm["max"].as_py()) if mm["min"].is_valid else None
+            self._bounds[key] = got
+        return got
 
     def matrix(self, table_id: str, frag: Fragment, col: Column) -> np.ndarray:
         """The column's values as (rows, *shape), memory-mapped when the store is local."""

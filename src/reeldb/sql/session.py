@@ -8,7 +8,6 @@ them as one commit.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +20,12 @@ from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine
 from ..format.manifest import Column, TableManifest
-from ..format.types import MATRIX
 from . import ddl, dml, vector_plan
 from .params import compile_params
 from .parse import deparse, parse
 from .rewrite import Rewriter, adapt_param
+
+MAX_REF_RELATIONS = 64  # tables of other branches/tags kept registered at once
 
 
 @dataclass
@@ -52,7 +52,8 @@ class Session:
         self.failed = False
         self.notices: list[str] = []
         self._bound_commit: str | None = None
-        self._ref_rels: dict[tuple[str, str], str] = {}
+        self._ref_rels: dict[tuple[str, str], str] = {}  # (commit, table) -> relation
+        self._ref_seq = 0
         self._txn_time: dt.datetime | None = None
 
     # -- state -------------------------------------------------------------------------------
@@ -81,6 +82,8 @@ class Session:
             return self.txn
         if self._auto is None:
             self._auto = Transaction(self.catalog, self.branch, self.head())
+            self.engine.bind_snapshot(self._auto.tables)  # the statement reads what it writes on
+            self._bound_commit = None
         return self._auto
 
     def finish_write(self) -> None:
@@ -229,9 +232,13 @@ class Session:
             tables = self.catalog.snapshot(cid)
             if table not in tables:
                 raise errors.UndefinedTable(f'relation "{schema}.{table}" does not exist')
-            rel = f"__r{len(self._ref_rels)}_{table}"
+            rel = f"__r{self._ref_seq}_{table}"
+            self._ref_seq += 1
             self.engine.bind_table(rel, tables[table])
             self._ref_rels[key] = rel
+            if len(self._ref_rels) > MAX_REF_RELATIONS:
+                oldest = next(iter(self._ref_rels))
+                self.engine.unbind(self._ref_rels.pop(oldest))
         return rel
 
     def relation_for(self, rv: ast.RangeVar) -> str:
@@ -417,5 +424,3 @@ def _type_of_result(column_type: Any, duck: str, arrow_type: pa.DataType):
         return column_type("vector", [int(d[6:-1])])
     raise errors.FeatureNotSupported(f"CREATE TABLE AS with a column of type {duck}")
 
-
-_ = (MATRIX, time)
