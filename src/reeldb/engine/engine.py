@@ -11,6 +11,7 @@ Each table becomes three relations:
 
 from __future__ import annotations
 
+import re
 import threading
 import warnings
 from collections import OrderedDict
@@ -309,10 +310,27 @@ _DUCK_STATES = [
 ]
 
 
+_PG_MESSAGES = [
+    (re.compile(r'Table with name (__r\d+_|__[tv]_)?([^ ]+) does not exist!?'), r'relation "\2" does not exist'),
+    (re.compile(r'Referenced column "?([^" ]+)"? not found in FROM clause!?'), r'column "\1" does not exist'),
+    (re.compile(r'Scalar Function with name ([^ ]+) does not exist!?'), r"function \1 does not exist"),
+    (re.compile(r'Table "([^"]+)" does not have a column named "([^"]+)"'), r'column \1.\2 does not exist'),
+]
+
+
 def translate_error(e: Exception) -> errors.Error:
     """A DuckDB error -> the reeldb error with the Postgres SQLSTATE a client expects."""
     msg = str(e)
     first = msg.split("\n\nLINE")[0].strip()
+    for pattern, repl in _PG_MESSAGES:
+        m = pattern.search(first)
+        if m:
+            hint = ""
+            if "Candidate bindings:" in first or "Did you mean" in first:
+                cand = first.split("\n", 1)[1].strip() if "\n" in first else ""
+                hint = "" if "pg_" in cand or "__" in cand else f" ({cand})"
+            first = first[:first.index(":") + 2] + m.expand(repl) + hint if ": " in first[:40] else \
+                m.expand(repl) + hint
     for needle, cls in _DUCK_STATES:
         if needle in msg:
             if cls is errors.ProgrammingError and "GROUP BY" in needle:
