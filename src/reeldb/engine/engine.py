@@ -60,6 +60,7 @@ class BoundTable:
     view: str  # live rows, SQL types, hidden columns
     arrow: pa.Table
     offsets: np.ndarray  # first global position of each fragment, plus the total
+    signature: tuple = ()  # of the manifest as it was when bound (manifests are edited in place)
 
     def locate(self, gpos: np.ndarray) -> dict[str, np.ndarray]:
         """Global positions -> {fragment id: positions within the fragment}."""
@@ -102,7 +103,7 @@ class Engine:
         with self.lock:
             cur = self.bound.get(rel)
             sig = _signature(tm)
-            if cur is not None and _signature(cur.manifest) == sig:
+            if cur is not None and cur.signature == sig:
                 return cur
             arrow, offsets = self._arrow(tm, sig)
             internal, view = f"__t_{rel}", f"__v_{rel}"
@@ -118,7 +119,7 @@ class Engine:
             self.con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {quote_ident(rel)} AS SELECT {user_cols} FROM {quote_ident(view)}"
             )
-            bt = BoundTable(tm, internal, view, arrow, offsets)
+            bt = BoundTable(tm.copy(), internal, view, arrow, offsets, sig)
             self.bound[rel] = bt
             return bt
 
