@@ -1,0 +1,11 @@
+"""Media values: probing IMAGE/VIDEO cells at insert time, and synthetic clips for demos.
+
+Nothing here imports PyAV or Pillow at module import time: ``import reeldb`` must stay
+fast and must work without the optional ``video``/``image`` extras.
+"""
+
+from __future__ import annotations
+
+from .probe import probe_image, probe_video
+
+__all__ = ["probe_image", "probe_video"]
