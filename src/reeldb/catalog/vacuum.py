@@ -93,4 +93,5 @@ def vacuum(cat: Catalog, grace: dt.timedelta = DEFAULT_GRACE) -> dict[str, int]:
             cat.store.delete(key)
             files += 1
             size += n
-    return {"files": files, "bytes": size}
+    tmp_files, tmp_bytes = cat.store.sweep_temporary(cutoff)
+    return {"files": files + tmp_files, "bytes": size + tmp_bytes}

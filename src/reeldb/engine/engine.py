@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import threading
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -192,17 +191,15 @@ class Engine:
                 raise translate_error(e) from None
 
     def arrow(self, sql: str, params: list[Any] | None = None) -> tuple[pa.Table, list]:
-        """Run a query; returns its Arrow table and DuckDB's description."""
+        """Run a query; returns its Arrow table and (name, DuckDB type) per column."""
         with self.lock:
-            cur = self.execute(sql, params)
-            desc = cur.description
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    table = cur.to_arrow_table() if desc else pa.table({})
-                except duckdb.Error as e:
-                    raise translate_error(e) from None
-            return table, desc or []
+            try:
+                rel = self.con.sql(sql, params=params or None)
+                if rel is None:
+                    return pa.table({}), []
+                return rel.to_arrow_table(), list(zip(rel.columns, rel.types, strict=True))
+            except duckdb.Error as e:
+                raise translate_error(e) from None
 
     def register(self, name: str, table: pa.Table) -> None:
         with self.lock:

@@ -56,6 +56,11 @@ class ObjectStore(abc.ABC):
     def mtime(self, key: str) -> float:
         """Last write time, seconds since the epoch (vacuum's grace period)."""
 
+    def sweep_temporary(self, older_than: float) -> tuple[int, int]:
+        """Remove leftovers of interrupted writes older than ``older_than`` (epoch
+        seconds); returns (files, bytes). Stores without such leftovers do nothing."""
+        return 0, 0
+
     def local_path(self, key: str) -> str | None:
         """A real file path when the store is local (enables np.memmap), else None."""
         return None

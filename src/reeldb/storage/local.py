@@ -130,6 +130,23 @@ class LocalStore(ObjectStore):
                     out.append(key)
         return sorted(out)
 
+    def sweep_temporary(self, older_than: float) -> tuple[int, int]:
+        files = size = 0
+        for dirpath, _, filenames in os.walk(self.root):
+            for fn in filenames:
+                if not fn.startswith(TMP_PREFIX):
+                    continue
+                p = os.path.join(dirpath, fn)
+                try:
+                    st = os.stat(p)
+                    if st.st_mtime < older_than:
+                        os.unlink(p)
+                        files += 1
+                        size += st.st_size
+                except FileNotFoundError:
+                    continue
+        return files, size
+
     def delete(self, key: str) -> None:
         _unlink(self._path(key))
 
