@@ -142,6 +142,8 @@ class Connection:
         except BaseException:
             if own:
                 s._auto = None
+            else:
+                s.failed = True  # as any failed statement inside BEGIN
             raise
         return n
 

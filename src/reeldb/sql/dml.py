@@ -22,7 +22,7 @@ from ..format.manifest import Column, TableManifest
 from ..format.types import BLOB, MATRIX, MatrixColumn, check_matrix, matrix_from_arrow
 from ..format.values import check_scalars, scalars_from_arrow
 from .ddl import table_name
-from .parse import const_value, deparse, name_of
+from .parse import const_value, deparse, expand_stars, name_of
 
 if TYPE_CHECKING:
     from .session import Result, Session
@@ -212,7 +212,7 @@ def _only(tm: TableManifest, ids: set[str]) -> TableManifest:
 
 def _select_over(s: Session, bt: BoundTable, clause: Any, params: list[Any], alias: str):
     rw = s.rewriter(params)
-    exprs = clause.exprs if hasattr(clause, "exprs") else clause
+    exprs = expand_stars(clause.exprs, alias, bt.manifest.schema.names)
     targets = ", ".join(_target_sql(rw, rt) for rt in exprs)
     sql = f"SELECT {targets} FROM {quote_ident(bt.view)} AS {quote_ident(alias)} ORDER BY {GPOS}"
     return s.engine.arrow(sql, s.duck_params(params, sql))
@@ -315,7 +315,8 @@ def delete(s: Session, stmt: ast.DeleteStmt, params: list[Any]) -> Result:
     rw = s.rewriter(params)
     targets = [f"{alias}.{GPOS} AS {GPOS}"]
     if stmt.returningClause is not None:
-        targets += [_target_sql(rw, rt) for rt in stmt.returningClause.exprs]
+        names = tm.schema.names
+        targets += [_target_sql(rw, rt) for rt in expand_stars(stmt.returningClause.exprs, alias.strip('"'), names)]
     sql = f"SELECT {', '.join(targets)} FROM {quote_ident(bt.view)} AS {alias}"
     if stmt.usingClause:
         sql += ", " + ", ".join(deparse(rw(u)) for u in stmt.usingClause)

@@ -32,8 +32,8 @@ def statement_text(sql: str, raw: ast.RawStmt) -> str:
 
 
 def transform(node: Any, fn: Callable[[Any], Any]) -> Any:
-    """Rebuild ``node`` bottom-up... top-down: ``fn`` returns a replacement node (not
-    descended into) or None to keep the node and descend into its children."""
+    """Rewrite a tree top-down: ``fn`` returns a replacement node (not descended into)
+    or None to keep the node and descend into its children."""
     if isinstance(node, tuple | list):
         return type(node)(transform(n, fn) for n in node)
     if not isinstance(node, ast.Node):
@@ -99,3 +99,16 @@ def cast(node: ast.Node, typename: str, array_bounds: tuple[int, ...] = ()) -> a
     tn = ast.TypeName(names=(ast.String(sval=typename),), typemod=-1,
                       arrayBounds=tuple(ast.Integer(ival=b) for b in array_bounds) or None)
     return ast.TypeCast(arg=node, typeName=tn)
+
+
+def expand_stars(targets: tuple, alias: str, names: list[str]) -> list[ast.ResTarget]:
+    """``*`` and ``alias.*`` -> the table's own columns, so internal relations never leak
+    their hidden columns into a result."""
+    out: list[ast.ResTarget] = []
+    for rt in targets:
+        v = rt.val
+        if isinstance(v, ast.ColumnRef) and isinstance(v.fields[-1], ast.A_Star):
+            out.extend(ast.ResTarget(name=n, val=colref(alias, n)) for n in names)
+        else:
+            out.append(rt)
+    return out

@@ -19,7 +19,7 @@ from pglast.enums import SortByDir, SortByNulls
 from ..engine.engine import GPOS, quote_ident
 from ..format.types import parse_vector_text
 from ..index.exact import score, topk
-from .parse import colref, const_value, deparse, name_of, walk
+from .parse import colref, const_value, deparse, expand_stars, name_of, walk
 from .rewrite import VECTOR_FUNCS, VECTOR_OPS, VECTOR_TYPES
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
     s.engine.register(wname, w)
     try:
         targets = []
-        for rt in stmt.targetList:
+        for rt in expand_stars(stmt.targetList, p.alias, bt.manifest.schema.names):
             node = _replace(rt.val, p.order_node)
             expr = deparse(rw(node))
             targets.append(f"{expr} AS {quote_ident(rt.name)}" if rt.name else expr)
