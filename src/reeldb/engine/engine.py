@@ -81,8 +81,7 @@ class Engine:
     def __init__(self, reader: FragmentReader):
         self.reader = reader
         self.con = duckdb.connect(":memory:", config={"threads": 2})
-        for m in _MACROS:
-            self.con.execute(m)
+        self.con.execute(";\n".join(_MACROS))
         self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
         self._batches: OrderedDict[tuple, pa.RecordBatch] = OrderedDict()
@@ -162,8 +161,8 @@ class Engine:
     def _fragment_batch(self, tm: TableManifest, frag: Fragment, schema: pa.Schema, start: int) -> pa.RecordBatch:
         t = self.reader.table(tm.table_id, frag)
         n = frag.rows
-        arrays: list[pa.Array] = [_chunk(t.column(ROWID)), pa.array(np.arange(start, start + n, dtype=np.int64)),
-                                  pa.array(self.reader.live_mask(frag)) if frag.ndel else _all_true(n)]
+        arrays: list[pa.Array] = [_chunk(t.column(ROWID)), int64_array(np.arange(start, start + n, dtype=np.int64)),
+                                  bool_array(self.reader.live_mask(frag) if frag.ndel else np.ones(n, dtype=bool))]
         mats = dict(frag.mats)
         for c in tm.schema.columns:
             field = schema.field(c.name)
@@ -178,6 +177,8 @@ class Engine:
                     arrays.append(pa.nulls(n, pa.float32()))
             elif scol(c.id) in t.column_names:
                 arrays.append(_chunk(t.column(scol(c.id))))
+            elif c.fill is None:
+                arrays.append(pa.nulls(n, field.type))
             else:
                 arrays.append(pa.array([c.fill] * n, field.type))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
@@ -216,8 +217,21 @@ class Engine:
         self.con.close()
 
 
-def _all_true(n: int) -> pa.Array:
-    return pa.array(np.ones(n, dtype=bool))
+# pa.array() imports pandas on first use (~250 ms): arrays on the read path are built
+# from buffers instead, which keeps a cold start's first query free of it.
+def int64_array(values: np.ndarray) -> pa.Array:
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def float32_array(values: np.ndarray) -> pa.Array:
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    return pa.Array.from_buffers(pa.float32(), len(values), [None, pa.py_buffer(values)])
+
+
+def bool_array(values: np.ndarray) -> pa.Array:
+    bits = np.packbits(np.asarray(values, dtype=bool), bitorder="little")
+    return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
 
 
 def _chunk(col: pa.ChunkedArray) -> pa.Array:

@@ -16,7 +16,7 @@ import pyarrow as pa
 from pglast import ast
 from pglast.enums import SortByDir, SortByNulls
 
-from ..engine.engine import GPOS, quote_ident
+from ..engine.engine import GPOS, float32_array, int64_array, quote_ident
 from ..format.types import parse_vector_text
 from ..index.exact import score, topk
 from .parse import colref, const_value, deparse, expand_stars, name_of, walk
@@ -148,8 +148,8 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
     want = p.k + p.offset
     winners, scores = _score_topk(s, bt, col, p, gpos, want)
     winners, scores = winners[p.offset:], scores[p.offset:]
-    w = pa.table({GPOS: pa.array(winners, pa.int64()), "__score": pa.array(scores, pa.float32()),
-                  "__rank": pa.array(np.arange(len(winners)), pa.int64())})
+    w = pa.table({GPOS: int64_array(winners), "__score": float32_array(scores),
+                  "__rank": int64_array(np.arange(len(winners)))})
     wname = "__winners"
     s.engine.register(wname, w)
     try:
