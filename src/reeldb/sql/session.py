@@ -157,7 +157,8 @@ class Session:
                 "current transaction is aborted, commands ignored until end of transaction block"
             )
         try:
-            self._txn_time = None
+            if self.txn is None:
+                self._txn_time = None  # NOW() is the transaction's start time, as in Postgres
             self.bind()
             return self._dispatch(stmt, params, param_rows)
         except BaseException:
@@ -308,6 +309,7 @@ class Session:
         else:
             self.txn = Transaction(self.catalog, self.branch, self.head())
         self.failed = False
+        self._txn_time = None
 
     def commit(self, message: str = "", author: str | None = None) -> str | None:
         txn, failed = self.txn, self.failed
