@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,13 +22,13 @@ from .sql.session import Session
 from .storage import open_store
 
 
-def connect(path: str, branch: str = "main", at: str | None = None, create: bool = True) -> Connection:
+def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None, create: bool = True) -> Connection:
     """Open (or create) a database: a folder path or ``file://`` URL.
 
     ``branch`` picks the branch this connection reads and writes; ``at`` (a commit id or
     tag) opens a read-only view of that commit instead.
     """
-    store = open_store(path)
+    store = open_store(str(path), create=create)
     catalog = Catalog.open(store, create=create)
     return Connection(catalog, branch, at)
 

@@ -40,8 +40,9 @@ class Commit:
 
 
 def new_commit_id() -> str:
-    """Time-ordered and unique: sorting ids sorts commits by creation."""
-    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:12]}"
+    """Random, so that short prefixes (as ``git log`` shows them) stay unique; commits
+    carry their time for ordering."""
+    return uuid.uuid4().hex[:24]
 
 
 def default_author() -> str:

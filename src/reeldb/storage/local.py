@@ -22,8 +22,10 @@ LOCK_DIR = "_reeldb/locks"
 
 
 class LocalStore(ObjectStore):
-    def __init__(self, root: str):
+    def __init__(self, root: str, create: bool = True):
         self.root = os.path.abspath(root)
+        if not create and not os.path.isdir(self.root):
+            raise errors.OperationalError(f"no reeldb database at {self.root}", sqlstate="3D000")
         os.makedirs(self.root, exist_ok=True)
         self.url = "file://" + self.root
 

@@ -1,0 +1,55 @@
+# reeldb developer tasks. `make demo` and `make test` each work on a fresh clone:
+# they build .venv first (once; again only when pyproject.toml changes).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.stamp
+# torch is installed first and pinned exactly: 2.13.0 is the CPU wheel the build machines
+# carry (pip finds it in its find-links); any other spec can pull gigabytes of CUDA wheels.
+TORCH  := torch==2.13.0
+# Paths that exist (git does not keep empty folders, so bench/ may be missing on a clone).
+LINT_PATHS := $(wildcard src tests bench)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test lint bench clean distclean
+
+help:
+	@echo "make demo       build .venv if needed, run the product brief's pipeline end to end"
+	@echo "make test       build .venv if needed, run the test suite"
+	@echo "make lint       ruff check src tests bench"
+	@echo "make bench      run every bench/bench_*.py"
+	@echo "make venv       create .venv: torch (CPU, pinned) then reeldb in editable mode + dev extras"
+	@echo "make clean      remove caches, build output and the demo database"
+	@echo "make distclean  clean, and remove .venv"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(BIN)/python -m reeldb.demo
+
+test: venv
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+
+bench: venv
+	@set -e; found=0; for f in bench/bench_*.py; do \
+		[ -e "$$f" ] || continue; found=1; \
+		echo "== $$f"; $(BIN)/python "$$f"; \
+	done; [ $$found = 1 ] || echo "no bench/bench_*.py yet"
+
+clean:
+	rm -rf build dist .pytest_cache .ruff_cache demo.reeldb src/*.egg-info *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,575 @@
+"""The ``reeldb`` command: a SQL shell and a few tools for a database folder.
+
+    reeldb sql PATH [-c SQL] [--branch B]      run SQL, or an interactive shell
+    reeldb tables PATH [--branch B]            table names
+    reeldb log PATH [--branch B] [-n N]        commits, newest first
+    reeldb branch PATH [NAME] [--from REF]     list branches, or create one
+    reeldb vacuum PATH                         delete files no branch or tag reaches
+
+Results print as aligned tables; blob and array cells are abbreviated
+(``<video 1.2 MB>``, ``[0.12, -0.3, … 4096 dims]``). A reeldb error prints
+``ERROR: ...`` on stderr and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import decimal
+import json
+import math
+import os
+import sys
+import time
+import unicodedata
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+import reeldb
+
+HISTORY_FILE = "~/.reeldb_history"
+HISTORY_LENGTH = 1000
+SHORT_ID = 16  # ids are 12 hex digits of milliseconds + 12 random: a shorter prefix is not unique
+
+SHELL_HELP = """\
+statements end with ';' and may span lines
+  \\dt           list tables
+  \\c BRANCH     switch to another branch
+  \\timing       toggle printing each statement's time
+  \\?            this help
+  \\q            quit (or Ctrl-D)"""
+
+
+# --- formatting (no database needed) ------------------------------------------------------
+
+
+def format_size(n: int) -> str:
+    """Bytes, human-readable in powers of 1000: ``812 B``, ``4.1 KB``, ``1.2 MB``."""
+    if n < 1000:
+        return f"{n} B"
+    x = float(n)
+    for unit in ("KB", "MB", "GB", "TB", "PB"):
+        x /= 1000.0
+        if x < 999.95 or unit == "PB":
+            return f"{x:.1f} {unit}" if x < 99.95 else f"{x:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _format_float(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    # REAL values come back as doubles with float32 noise (0.85 -> 0.8500000238418579):
+    # when the value is exactly a float32, the shortest float32 text is the honest one.
+    f32 = np.float32(v)
+    if float(f32) == v:
+        short = str(f32)
+        if len(short) < len(repr(v)):
+            return short
+    return repr(v)
+
+
+def _format_element(x: Any) -> str:
+    if isinstance(x, bool | np.bool_):
+        return "true" if x else "false"
+    if isinstance(x, int | np.integer):
+        return str(int(x))
+    if isinstance(x, float | np.floating):
+        if math.isnan(x) or math.isinf(x):
+            return _format_float(float(x))
+        return f"{float(x):.3g}"
+    return str(x)
+
+
+def _format_array(a: np.ndarray) -> str:
+    if a.dtype == object:
+        a = np.asarray(a.tolist())
+    flat = a.reshape(-1)
+    if a.ndim <= 1 and flat.size <= 4:
+        return "[" + ", ".join(_format_element(x) for x in flat) + "]"
+    head = ", ".join(_format_element(x) for x in flat[:2])
+    if a.ndim == 1:
+        return f"[{head}, … {a.shape[0]} dims]"
+    shape = "x".join(str(d) for d in a.shape)
+    return f"[{head}, … {shape} {a.dtype}]"
+
+
+def _escape(s: str) -> str:
+    """One line per cell: control characters shown as escapes."""
+    if s.isprintable():
+        return s
+    out = []
+    for ch in s:
+        if ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif unicodedata.category(ch) in ("Cc", "Cf") and ch not in ("\u200d",):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def format_value(v: Any) -> str:
+    """One cell as text: NULL, numbers, text, JSON, timestamps; blobs and arrays abbreviated."""
+    if v is None:
+        return "NULL"
+    if isinstance(v, reeldb.Blob):
+        return f"<{v.kind} {format_size(len(v))}>"
+    if isinstance(v, bytes | bytearray | memoryview):
+        return f"<bytea {format_size(len(v))}>"
+    if isinstance(v, np.ndarray):
+        return _format_array(v)
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        return _format_float(float(v))
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, str):
+        return _escape(v)
+    if isinstance(v, dict | list | tuple):
+        return _escape(json.dumps(v, ensure_ascii=False, default=_json_default))
+    if isinstance(v, dt.datetime | dt.date | dt.time | dt.timedelta | uuid.UUID):
+        return str(v)
+    return _escape(str(v))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float | decimal.Decimal | np.integer | np.floating) and not isinstance(
+        v, bool | np.bool_
+    )
+
+
+def _width(s: str) -> int:
+    """Columns a string takes in a terminal (wide East Asian characters count twice)."""
+    if s.isascii():
+        return len(s)
+    w = 0
+    for ch in s:
+        if unicodedata.combining(ch):
+            continue
+        w += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return w
+
+
+def _pad(s: str, width: int, align: str) -> str:
+    gap = width - _width(s)
+    if gap <= 0:
+        return s
+    if align == "right":
+        return " " * gap + s
+    if align == "center":
+        left = gap // 2
+        return " " * left + s + " " * (gap - left)
+    return s + " " * gap
+
+
+def format_table(columns: list[str], rows: list[tuple]) -> str:
+    """An aligned table as psql prints one: header, separator, rows, ``(N rows)``.
+
+    Numbers are right-aligned, everything else left-aligned; cells go through
+    :func:`format_value`. Lines carry no trailing spaces.
+    """
+    n = len(rows)
+    footer = f"({n} row)" if n == 1 else f"({n} rows)"
+    if not columns:
+        return footer
+    cells = [[format_value(v) for v in row] for row in rows]
+    ncol = len(columns)
+    for row in cells:  # tolerate short or long rows rather than hide data
+        if len(row) < ncol:
+            row.extend([""] * (ncol - len(row)))
+    extra = max((len(r) for r in cells), default=ncol) - ncol
+    headers = [_escape(str(c)) for c in columns] + [""] * extra
+    widths = [_width(h) for h in headers]
+    for row in cells:
+        for i, c in enumerate(row):
+            widths[i] = max(widths[i], _width(c))
+    right = [
+        any(_is_number(row[i]) for row in rows if i < len(row))
+        and all(row[i] is None or _is_number(row[i]) for row in rows if i < len(row))
+        for i in range(len(headers))
+    ]
+
+    def line(parts: Sequence[str]) -> str:
+        return (" " + " | ".join(parts)).rstrip()
+
+    out = [line([_pad(h, w, "center") for h, w in zip(headers, widths)])]
+    out.append("-" + "-+-".join("-" * w for w in widths) + "-")
+    for row in cells:
+        out.append(line([_pad(c, w, "right" if r else "left")
+                         for c, w, r in zip(row, widths, right)]))
+    out.append(footer)
+    return "\n".join(out)
+
+
+def short_id(commit: str) -> str:
+    return commit[:SHORT_ID]
+
+
+# --- SQL text -------------------------------------------------------------------------------
+
+
+def split_sql(text: str) -> tuple[list[str], str]:
+    """Split SQL into complete statements (each ended by ``;``) and the unfinished rest.
+
+    Semicolons inside strings, quoted names and comments do not count. Raises
+    ``ValueError`` while a string or comment is still open (more input is needed).
+    """
+    from pglast import parser
+
+    try:
+        tokens = parser.scan(text)
+    except parser.ParseError as e:
+        raise ValueError(str(e)) from None
+    stmts: list[str] = []
+    start = 0
+    content = False
+    for tok in tokens:
+        if tok.name == "ASCII_59":  # ';'
+            if content:
+                stmts.append(text[start : tok.start].strip())
+            start = tok.end + 1
+            content = False
+        elif tok.name not in ("SQL_COMMENT", "C_COMMENT"):
+            content = True
+    rest = text[start:] if content else ""
+    return stmts, rest.strip()
+
+
+def all_statements(text: str) -> list[str]:
+    """Every statement in ``text``, the last one with or without its ``;``."""
+    try:
+        stmts, rest = split_sql(text)
+    except ValueError:
+        return [text]  # let the database report the open string or comment, with its SQLSTATE
+    return stmts + ([rest] if rest else [])
+
+
+# --- running statements -----------------------------------------------------------------------
+
+
+def render(cur: Any) -> str:
+    """What a finished statement prints: its rows as a table, and/or its status."""
+    status = getattr(cur, "statusmessage", "") or ""
+    if status == "EMPTY":
+        status = ""
+    if cur.description is not None:
+        columns = [d[0] for d in cur.description]
+        text = format_table(columns, cur.fetchall())
+        if status and not status.startswith(("SELECT", "SHOW", "EXPLAIN")):
+            text += "\n" + status
+        return text
+    return status
+
+
+def print_error(e: BaseException, err: TextIO) -> None:
+    if isinstance(e, reeldb.Error):
+        message, sqlstate = e.message or type(e).__name__, e.sqlstate
+    elif isinstance(e, KeyboardInterrupt):
+        message, sqlstate = "canceling statement due to user request", "57014"
+    else:
+        message, sqlstate = f"internal error: {type(e).__name__}: {e}", "XX000"
+    print(f"ERROR:  {message}", file=err)
+    print(f"SQLSTATE: {sqlstate}", file=err)
+
+
+def run_statement(db: Any, sql: str, out: TextIO, err: TextIO, timing: bool = False) -> bool:
+    """Run one statement and print its result; print the error and return False on failure."""
+    start = time.perf_counter()
+    try:
+        cur = db.execute(sql)
+        text = render(cur)
+    except (Exception, KeyboardInterrupt) as e:
+        print_error(e, err)
+        return False
+    for notice in getattr(cur, "notices", None) or []:
+        print(f"NOTICE:  {notice}", file=err)
+    if text:
+        print(text, file=out)
+    if timing:
+        print(f"Time: {(time.perf_counter() - start) * 1000:.3f} ms", file=out)
+    return True
+
+
+# --- the interactive shell ------------------------------------------------------------------
+
+
+class Shell:
+    """``reeldb sql PATH`` without ``-c``: psql-like, statements end with ``;``."""
+
+    def __init__(self, db: Any, stdin: TextIO | None = None, out: TextIO | None = None,
+                 err: TextIO | None = None, interactive: bool | None = None):
+        self.db = db
+        self.stdin = stdin or sys.stdin
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.interactive = self.stdin.isatty() if interactive is None else interactive
+        self.timing = False
+        self.failed = False
+
+    def prompt(self, continuation: bool) -> str:
+        if not self.interactive:
+            return ""
+        name = self.db.current_branch or (self.db.head or "")[:SHORT_ID]
+        return f"reeldb:{name}{'-' if continuation else ''}> "
+
+    def read(self, continuation: bool) -> str | None:
+        if self.interactive and self.stdin is sys.stdin:
+            try:
+                return input(self.prompt(continuation))
+            except EOFError:
+                print(file=self.out)
+                return None
+        line = self.stdin.readline()
+        return None if line == "" else line.rstrip("\n")
+
+    def run(self) -> int:
+        """Read and run statements until ``\\q`` or EOF. Returns the exit status: when
+        reading a script (stdin not a terminal) the first error stops it with status 1."""
+        with self._history():
+            if self.interactive:
+                print(f"reeldb {reeldb.__version__} — type \\? for help, \\q to quit", file=self.out)
+            buf = ""
+            while True:
+                try:
+                    line = self.read(bool(buf))
+                except KeyboardInterrupt:  # Ctrl-C at the prompt drops the unfinished statement
+                    print(file=self.out)
+                    buf = ""
+                    continue
+                if line is None:
+                    break
+                if not buf and line.strip().startswith("\\"):
+                    if not self.command(line.strip()):
+                        break
+                    continue
+                buf = f"{buf}\n{line}" if buf else line
+                try:
+                    stmts, rest = split_sql(buf)
+                except ValueError:  # a string or comment is still open
+                    continue
+                for sql in stmts:
+                    if not self.execute(sql) and not self.interactive:
+                        return 1
+                buf = rest
+            if buf.strip() and not self.interactive:
+                # a script's last statement may lack its ';'
+                for sql in all_statements(buf):
+                    if not self.execute(sql):
+                        return 1
+        return 1 if self.failed and not self.interactive else 0
+
+    def execute(self, sql: str) -> bool:
+        ok = run_statement(self.db, sql, self.out, self.err, self.timing)
+        if self.interactive:
+            print(file=self.out)
+        if not ok:
+            self.failed = True
+        return ok
+
+    def command(self, line: str) -> bool:
+        """Run a backslash command; False means quit."""
+        name, _, arg = line.partition(" ")
+        arg = arg.strip()
+        try:
+            if name in ("\\q", "\\quit"):
+                return False
+            if name in ("\\?", "\\h", "\\help"):
+                print(SHELL_HELP, file=self.out)
+            elif name in ("\\dt", "\\d"):
+                print(format_table(["table"], [(t,) for t in self.db.tables()]), file=self.out)
+            elif name == "\\c":
+                if not arg:
+                    print(f"on branch {self.db.current_branch}", file=self.out)
+                else:
+                    self.db.checkout(arg)
+                    print(f"switched to branch {arg}", file=self.out)
+            elif name == "\\timing":
+                self.timing = not self.timing if not arg else arg.lower() in ("on", "true", "1")
+                print(f"Timing is {'on' if self.timing else 'off'}.", file=self.out)
+            else:
+                print(f"invalid command {name}; try \\? for help", file=self.err)
+                self.failed = True
+                return self.interactive
+        except (Exception, KeyboardInterrupt) as e:
+            print_error(e, self.err)
+            self.failed = True
+            return self.interactive
+        return True
+
+    @contextlib.contextmanager
+    def _history(self) -> Iterator[None]:
+        readline = None
+        path = os.path.expanduser(os.environ.get("REELDB_HISTORY", HISTORY_FILE))
+        if self.interactive and self.stdin is sys.stdin:
+            try:
+                import readline  # noqa: F811 - optional: absent on some platforms
+            except ImportError:
+                readline = None
+        if readline is not None:
+            with contextlib.suppress(OSError):
+                readline.read_history_file(path)
+            readline.set_history_length(HISTORY_LENGTH)
+        try:
+            yield
+        finally:
+            if readline is not None:
+                with contextlib.suppress(OSError):
+                    readline.write_history_file(path)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _open(path: str, branch: str | None = None, create: bool = False) -> Any:
+    """Connect; the read-only tools refuse a path that is not a database (and create nothing)."""
+    if not create and "://" not in path and not Path(path).is_dir():
+        raise reeldb.OperationalError(f"no reeldb database at {path}", sqlstate="3D000")
+    kwargs: dict[str, Any] = {} if create else {"create": False}
+    if branch:
+        kwargs["branch"] = branch
+    return reeldb.connect(path, **kwargs)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    with _open(args.path, args.branch, create=True) as db:
+        if args.command:
+            for text in args.command:
+                for sql in all_statements(text):
+                    if not run_statement(db, sql, sys.stdout, sys.stderr):
+                        return 1
+            return 0
+        return Shell(db).run()
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    with _open(args.path, args.branch) as db:
+        for name in db.tables():
+            print(name)
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    with _open(args.path) as db:
+        entries = db.log(branch=args.branch, limit=args.n)
+        width = max((len(str(e.get("author") or "")) for e in entries), default=0)
+        for e in entries:
+            t = e["time"]
+            when = t.astimezone().strftime("%Y-%m-%d %H:%M:%S %z") if isinstance(t, dt.datetime) else str(t)
+            message = (e.get("message") or "").splitlines()
+            author = str(e.get("author") or "")
+            print(f"{short_id(str(e['id']))}  {when}  {author:<{width}}  {message[0] if message else ''}".rstrip())
+    return 0
+
+
+def cmd_branch(args: argparse.Namespace) -> int:
+    with _open(args.path) as db:
+        if args.name is None:
+            if args.ref is not None:
+                raise reeldb.InterfaceError("--from needs a branch NAME to create")
+            branches = db.branches()
+            width = max((len(b["name"]) for b in branches), default=0)
+            for b in branches:
+                mark = "*" if b["current"] else " "
+                print(f"{mark} {b['name']:<{width}}  {short_id(str(b['commit']))}")
+            return 0
+        if args.ref is not None:
+            commit = db.branch(args.name, checkout=False, at=args.ref)
+        else:
+            commit = db.branch(args.name, checkout=False)
+        print(f"created branch {args.name} at {short_id(str(commit or db.head))}")
+    return 0
+
+
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    with _open(args.path) as db:
+        out = db.vacuum()
+    files, nbytes = int(out.get("files", 0)), int(out.get("bytes", 0))
+    print(f"removed {files} file{'' if files == 1 else 's'}, {nbytes} bytes ({format_size(nbytes)})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="reeldb",
+        description="reeldb: one database for generative-video pipelines.",
+        epilog="PATH is a database folder (created by `reeldb sql` if missing).",
+    )
+    p.add_argument("--version", action="version", version=f"reeldb {reeldb.__version__}")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    s = sub.add_parser("sql", help="run SQL, or open an interactive shell",
+                       description="Run SQL with -c, or read statements from the terminal (an "
+                                   "interactive shell) or from stdin (a script; stops at the "
+                                   "first error). Statements end with ';'.")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("-c", dest="command", metavar="SQL", action="append",
+                   help="statement(s) to run; may be repeated; stops at the first error")
+    s.add_argument("--branch", metavar="B", help="branch to read and write (default main)")
+    s.set_defaults(func=cmd_sql)
+
+    s = sub.add_parser("tables", help="list the tables")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("--branch", metavar="B", help="branch to look at (default main)")
+    s.set_defaults(func=cmd_tables)
+
+    s = sub.add_parser("log", help="show commits, newest first")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("--branch", metavar="B", help="branch, tag or commit to start from (default main)")
+    s.add_argument("-n", type=int, metavar="N", help="show at most N commits")
+    s.set_defaults(func=cmd_log)
+
+    s = sub.add_parser("branch", help="list branches, or create one (without switching)")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("name", metavar="NAME", nargs="?", help="branch to create")
+    s.add_argument("--from", dest="ref", metavar="REF",
+                   help="branch, tag or commit the new branch starts at (default main's head)")
+    s.set_defaults(func=cmd_branch)
+
+    s = sub.add_parser("vacuum", help="delete files that no branch or tag reaches")
+    s.add_argument("path", metavar="PATH")
+    s.set_defaults(func=cmd_vacuum)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except reeldb.Error as e:
+        print(f"ERROR: {e.message or type(e).__name__}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # output piped into `head` and the like: stop quietly
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
