@@ -5,9 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pglast.stream
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
 from pglast.stream import RawStream
+
+# Words DuckDB reserves that Postgres does not: a column named "at" or "semi" is plain in
+# Postgres and must be quoted for DuckDB, so the deparser quotes them too.
+DUCKDB_ONLY_KEYWORDS = frozenset((
+    "anti", "asof", "at", "columns", "describe", "glob", "lambda", "map", "none", "pivot",
+    "pivot_longer", "pivot_wider", "positional", "qualify", "semi", "show", "struct",
+    "summarize", "tuple", "unpack", "unpivot",
+))
+_pg_quote = pglast.stream.maybe_double_quote_name
+
+
+def _quote_for_duckdb(name: str) -> str:
+    if name in DUCKDB_ONLY_KEYWORDS:
+        return '"%s"' % name
+    return _pg_quote(name)
+
+
+pglast.stream.maybe_double_quote_name = _quote_for_duckdb
 
 from .. import errors
 
