@@ -29,16 +29,17 @@ def _fixed_list_depth(t: pa.DataType) -> tuple[list[int], pa.DataType] | None:
 
 
 def _arrays(arr: pa.Array, dims: list[int]) -> list[Any]:
+    """Nested fixed-size lists -> one numpy array per row (views of one flat buffer)."""
     n = len(arr)
     valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else None
-    flat = arr
-    for _ in dims:
-        flat = flat.flatten()
-    values = flat.to_numpy(zero_copy_only=False)
-    size = int(np.prod(dims))
-    if len(values) != n * size:  # nulls inside: fall back to per-row conversion
-        return [None if v is None else np.asarray(v) for v in arr.to_pylist()]
-    mat = values.reshape((n, *dims))
+    flat: pa.Array = arr
+    for d in dims:  # .values keeps the children of NULL rows, so the layout stays dense
+        flat = flat.values.slice(flat.offset * d, len(flat) * d)
+    if flat.null_count:  # the children of NULL rows may be NULL themselves
+        import pyarrow.compute as pc
+
+        flat = pc.fill_null(flat, pa.scalar(0, flat.type) if not pa.types.is_boolean(flat.type) else False)
+    mat = flat.to_numpy(zero_copy_only=False).reshape((n, *dims))
     if valid is None:
         return list(mat)
     return [mat[i] if valid[i] else None for i in range(n)]

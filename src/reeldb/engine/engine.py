@@ -29,6 +29,9 @@ from ..format.types import MATRIX, ColumnType
 GPOS, LIVE = "__gpos", "__live"
 
 _MACROS = [
+    # Postgres raises on division by zero where DuckDB returns NULL
+    "CREATE OR REPLACE MACRO __pg_div(a, b) AS CASE WHEN b = 0 THEN error('division by zero') ELSE a / b END",
+    "CREATE OR REPLACE MACRO __pg_mod(a, b) AS CASE WHEN b = 0 THEN error('division by zero') ELSE a % b END",
     # probed media metadata of IMAGE / VIDEO cells, as SQL functions
     "CREATE OR REPLACE MACRO video_frames(v) AS TRY_CAST(json_extract_string(v.meta, '$.frames') AS BIGINT)",
     "CREATE OR REPLACE MACRO video_fps(v) AS TRY_CAST(json_extract_string(v.meta, '$.fps') AS DOUBLE)",
@@ -80,7 +83,9 @@ def _signature(tm: TableManifest) -> tuple:
 class Engine:
     def __init__(self, reader: FragmentReader):
         self.reader = reader
-        self.con = duckdb.connect(":memory:", config={"threads": 2})
+        # Postgres semantics: 7 / 2 = 3 for integers; NULLs sort last ascending, first descending
+        self.con = duckdb.connect(":memory:", config={"threads": 2, "integer_division": True,
+                                                     "default_null_order": "nulls_last_on_asc_first_on_desc"})
         self.con.execute(";\n".join(_MACROS))
         self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
@@ -308,6 +313,7 @@ _DUCK_STATES = [
     ("No function matches", errors.UndefinedFunction),
     ("Could not choose a best candidate function", errors.UndefinedFunction),
     ("Division by zero", errors.DivisionByZero),
+    ("division by zero", errors.DivisionByZero),
     ("Out of Range Error", errors.NumericValueOutOfRange),
     ("Conversion Error", errors.InvalidTextRepresentation),
     ("Invalid Input Error: Malformed JSON", errors.InvalidTextRepresentation),

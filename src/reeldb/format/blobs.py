@@ -61,7 +61,7 @@ def tensor_bytes(v: Any, ctype: ColumnType, column: str) -> bytes:
         raise errors.InvalidTextRepresentation(f"column {column}: not an array ({e})") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise errors.InvalidTextRepresentation(f"column {column} is {ctype.sql()}: value is not numeric")
-    arr = np.ascontiguousarray(arr.astype(ctype.np_dtype, copy=False))
+    arr = np.asarray(arr, dtype=ctype.np_dtype, order="C")  # ascontiguousarray would make 0-d arrays 1-d
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
     return buf.getvalue()

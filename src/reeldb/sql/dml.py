@@ -19,7 +19,14 @@ from ..engine.engine import GPOS, BoundTable, quote_ident
 from ..format.blobs import PackWriter, blobs_from_arrow, check_blobs
 from ..format.fragment import Batch, write_fragment
 from ..format.manifest import Column, TableManifest
-from ..format.types import BLOB, MATRIX, MatrixColumn, check_matrix, matrix_from_arrow
+from ..format.types import (
+    BLOB,
+    MATRIX,
+    MatrixColumn,
+    check_matrix,
+    matrix_from_arrow,
+    parse_vector_text,
+)
 from ..format.values import check_scalars, scalars_from_arrow
 from .ddl import table_name
 from .parse import const_value, deparse, expand_stars, name_of
@@ -190,6 +197,12 @@ def _simple_value(node: ast.Node, prow: list[Any]) -> Any:
     if isinstance(node, ast.TypeCast) and name_of(node.typeName.names) in _TEXT_TYPES:
         inner = _simple_value(node.arg, prow)
         if inner is not _SLOW and (inner is None or isinstance(inner, str)):
+            tn = node.typeName
+            if inner is not None and name_of(tn.names) in ("vector", "halfvec") and tn.typmods:
+                want = const_value(tn.typmods[0])
+                got = len(parse_vector_text(inner, name_of(tn.names)))
+                if got != want:
+                    raise errors.DataError(f"expected {want} dimensions, not {got}")
             return inner
     return _SLOW
 

@@ -10,6 +10,8 @@ from pglast import ast, parse_sql
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
+from .. import errors
+
 # Words DuckDB reserves that Postgres does not: a column named "at" or "semi" is plain in
 # Postgres and must be quoted for DuckDB, so the deparser quotes them too.
 DUCKDB_ONLY_KEYWORDS = frozenset((
@@ -22,13 +24,11 @@ _pg_quote = pglast.stream.maybe_double_quote_name
 
 def _quote_for_duckdb(name: str) -> str:
     if name in DUCKDB_ONLY_KEYWORDS:
-        return '"%s"' % name
+        return f'"{name}"'
     return _pg_quote(name)
 
 
 pglast.stream.maybe_double_quote_name = _quote_for_duckdb
-
-from .. import errors
 
 
 def parse(sql: str) -> list[ast.RawStmt]:

@@ -58,6 +58,8 @@ class Rewriter:
             op = name_of(node.name)
             if op in VECTOR_OPS and node.lexpr is not None:
                 return self.vector_call(VECTOR_OPS[op], node.lexpr, node.rexpr)
+            if op in ("/", "%") and node.lexpr is not None:
+                return func("__pg_div" if op == "/" else "__pg_mod", self(node.lexpr), self(node.rexpr))
             if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr):
                 hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
                 return func("json_contains", self(hay), self._as_json(self(needle)))
@@ -71,7 +73,10 @@ class Rewriter:
     # -- vectors -----------------------------------------------------------------------------
     def vector_call(self, name: str, a: ast.Node, b: ast.Node) -> ast.Node:
         duck, negate = VECTOR_FUNCS[name]
-        dim = self.dim_of(a) or self.dim_of(b)
+        da, db = self.dim_of(a), self.dim_of(b)
+        if da is not None and db is not None and da != db:
+            raise errors.DataError(f"different vector dimensions {da} and {db}")
+        dim = da or db
         call = func(duck, self.vector_arg(a, dim), self.vector_arg(b, dim))
         if negate:
             return ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="-"),), rexpr=call)
