@@ -42,6 +42,9 @@ lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
 
 bench: venv
+	@# byte-compile reeldb: with PYTHONDONTWRITEBYTECODE set, every cold start would
+	@# recompile its sources, which the cold-start figure would then include
+	$(BIN)/python -m compileall -q src
 	@set -e; found=0; for f in bench/bench_*.py; do \
 		[ -e "$$f" ] || continue; found=1; \
 		echo "== $$f"; $(BIN)/python "$$f"; \
