@@ -213,7 +213,7 @@ def _progress(n: int, table: str) -> Any:
         return steps
     from tqdm.auto import tqdm
 
-    return tqdm(steps, desc=f"insert {table}", unit="frag", leave=False)
+    return tqdm(steps, desc=f"insert {table}", unit="frag", leave=False, disable=None)  # None: off when not a tty
 
 
 def _columns_of(data: Any) -> tuple[dict[str, Any], int]:

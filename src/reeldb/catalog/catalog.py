@@ -71,6 +71,14 @@ class Catalog:
             self._manifests[key] = m
         return m.copy()
 
+    def remember(self, tm: TableManifest) -> None:
+        """Cache a manifest this process just saved, so reading it back costs nothing."""
+        assert tm.key is not None
+        for seg in tm.segments:
+            if seg.key is not None:
+                self._segments.setdefault(seg.key, seg)
+        self._manifests.setdefault(tm.key, tm.copy())
+
     def snapshot(self, cid: str) -> dict[str, TableManifest]:
         return {name: self.manifest(key) for name, key in self.commit(cid).tables.items()}
 

@@ -146,6 +146,8 @@ class Transaction:
             head, version = got
             tables = self.tables if head == self.base else self._rebase(head)
             keys = {name: tm.save(cat.store) for name, tm in tables.items()}
+            for tm in tables.values():
+                cat.remember(tm)
             c = cat.write_commit((head,), keys, message or _describe(self.changes), author)
             if cat.refs.move_branch(self.branch, version, c.id):
                 self.base, self.tables, self.changes = c.id, tables, {}

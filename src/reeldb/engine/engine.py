@@ -76,8 +76,9 @@ class BoundTable:
 
 
 def _signature(tm: TableManifest) -> tuple:
-    return (tm.table_id, tm.key or id(tm.schema), tuple((f.id, f.deletes) for f in tm.fragments),
-            tm.schema)
+    if tm.key is not None:  # saved manifests are content-addressed
+        return (tm.table_id, tm.key)
+    return (tm.table_id, tm.schema.fingerprint, tuple((f.id, f.deletes) for f in tm.fragments))
 
 
 class Engine:
@@ -111,6 +112,11 @@ class Engine:
             arrow, offsets = self._arrow(tm, sig)
             internal, view = f"__t_{rel}", f"__v_{rel}"
             self.con.register(internal, arrow)
+            if cur is not None and cur.manifest.schema.fingerprint == tm.schema.fingerprint:
+                # same columns: the views still fit, only the registered data changed
+                bt = BoundTable(tm.copy(), internal, view, arrow, offsets, sig)
+                self.bound[rel] = bt
+                return bt
             cols = ", ".join(_select_expr(c) for c in tm.schema.columns)
             hidden = [ROWID, GPOS] + [f"__n{c.id}" for c in tm.schema.columns if c.type.storage == MATRIX]
             sep = ", " if cols else ""
@@ -146,7 +152,7 @@ class Engine:
         for frag in tm.fragments:
             # fragments are immutable: a batch is reused until the fragment, its deletion
             # vector, its place or the schema changes (so an append builds one batch)
-            bkey = (tm.table_id, frag.id, frag.deletes, offsets[-1], tm.schema)
+            bkey = (tm.table_id, frag.id, frag.deletes, offsets[-1], tm.schema.fingerprint)
             batch = self._batches.get(bkey)
             if batch is None:
                 batch = self._batches[bkey] = self._fragment_batch(tm, frag, schema, offsets[-1])

@@ -8,6 +8,7 @@ millions of fragments and unchanged segments are shared between commits and bran
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
@@ -73,6 +74,11 @@ class Schema:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Content hash, computed once: cheap to use in cache keys per fragment."""
+        return _digest(_dumps(self.to_json()))
 
     def to_json(self) -> dict:
         return {
