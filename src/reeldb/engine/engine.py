@@ -117,7 +117,7 @@ class Engine:
                 bt = BoundTable(tm.copy(), internal, view, arrow, offsets, sig)
                 self.bound[rel] = bt
                 return bt
-            cols = ", ".join(_select_expr(c) for c in tm.schema.columns)
+            cols = ", ".join(select_expr(c) for c in tm.schema.columns)
             hidden = [ROWID, GPOS] + [f"__n{c.id}" for c in tm.schema.columns if c.type.storage == MATRIX]
             sep = ", " if cols else ""
             self.con.execute(
@@ -249,7 +249,7 @@ def _chunk(col: pa.ChunkedArray) -> pa.Array:
     return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
 
 
-def _select_expr(c: Column) -> str:
+def select_expr(c: Column) -> str:
     q = quote_ident(c.name)
     if c.type.kind in ("json", "jsonb"):
         return f"CAST({q} AS JSON) AS {q}"

@@ -16,7 +16,7 @@ import pyarrow as pa
 from pglast import ast
 from pglast.enums import SortByDir, SortByNulls
 
-from ..engine.engine import GPOS, float32_array, int64_array, quote_ident
+from ..engine.engine import GPOS, float32_array, int64_array, quote_ident, select_expr
 from ..format.types import parse_vector_text
 from ..index.exact import score, topk
 from .parse import colref, const_value, deparse, expand_stars, name_of, walk
@@ -148,21 +148,42 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
     want = p.k + p.offset
     winners, scores = _score_topk(s, bt, col, p, gpos, want)
     winners, scores = winners[p.offset:], scores[p.offset:]
-    w = pa.table({GPOS: int64_array(winners), "__score": float32_array(scores),
-                  "__rank": int64_array(np.arange(len(winners)))})
+    # the winners' rows, taken straight from the registered Arrow table: the output
+    # query then reads k rows instead of joining k rows against the whole table
+    w = _take(bt, winners, scores)
     wname = "__winners"
     s.engine.register(wname, w)
     try:
         targets = []
         for rt in expand_stars(stmt.targetList, p.alias, bt.manifest.schema.names):
-            node = _replace(rt.val, p.order_node)
+            node = _replace(rt.val, p.order_node, p.alias)
             expr = deparse(rw(node))
             targets.append(f"{expr} AS {quote_ident(rt.name)}" if rt.name else expr)
-        sql = (f"SELECT {', '.join(targets)} FROM {quote_ident(bt.view)} AS {a} "
-               f"JOIN {wname} ON {a}.{GPOS} = {wname}.{GPOS} ORDER BY {wname}.__rank")
+        cols = ", ".join(select_expr(c) for c in bt.manifest.schema.columns)
+        sql = (f"SELECT {', '.join(targets)} FROM (SELECT {cols}{', ' if cols else ''}__score, __rank "
+               f"FROM {wname}) AS {a} ORDER BY {a}.__rank")
         return s.engine.arrow(sql, s.duck_params(params, sql))
     finally:
         s.engine.unregister(wname)
+
+
+def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray) -> pa.Table:
+    """Rows at global positions, with their score and rank, one take per fragment (a
+    take over the chunked table is far slower)."""
+    batches = bt.arrow.to_batches()
+    idx = np.searchsorted(bt.offsets, winners, side="right") - 1
+    rank = np.arange(len(winners), dtype=np.int64)
+    parts = []
+    for i in np.unique(idx):
+        sel = np.flatnonzero(idx == i)
+        part = batches[i].take(int64_array(winners[sel] - bt.offsets[i]))
+        parts.append(pa.RecordBatch.from_arrays(
+            part.columns + [float32_array(scores[sel]), int64_array(rank[sel])],
+            names=part.schema.names + ["__score", "__rank"]))
+    if not parts:
+        schema = bt.arrow.schema.append(pa.field("__score", pa.float32())).append(pa.field("__rank", pa.int64()))
+        return schema.empty_table()
+    return pa.Table.from_batches(parts)
 
 
 def _score_topk(s: Session, bt: BoundTable, col: Any, p: VectorPlan, gpos: np.ndarray,
@@ -198,19 +219,20 @@ def _score_topk(s: Session, bt: BoundTable, col: Any, p: VectorPlan, gpos: np.nd
     return pos[best], sc[best]
 
 
-def _replace(node: Any, target: ast.Node) -> Any:
+def _replace(node: Any, target: ast.Node, alias: str) -> Any:
     """Swap every occurrence of the ordering expression for the computed score."""
     from .parse import transform
 
     text = deparse(target)
+    score = colref(alias, "__score")
 
     def visit(n: ast.Node) -> ast.Node | None:
         if type(n) is type(target) and deparse(n) == text:
-            return colref("__winners", "__score")
+            return score
         return None
 
     if type(node) is type(target) and deparse(node) == text:
-        return colref("__winners", "__score")
+        return score
     return transform(node, visit)
 
 
