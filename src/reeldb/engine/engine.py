@@ -11,6 +11,7 @@ Each table becomes three relations:
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -147,6 +148,7 @@ class Engine:
             self._cache.move_to_end(sig)
             return hit
         schema = arrow_schema(tm)
+        self._prefetch(tm)
         batches = []
         offsets = [0]
         for frag in tm.fragments:
@@ -168,6 +170,17 @@ class Engine:
         while len(self._cache) > 64:
             self._cache.popitem(last=False)
         return out
+
+    def _prefetch(self, tm: TableManifest) -> None:
+        """Read fragments not cached yet on a few threads (Parquet decoding releases the
+        GIL): a first query over a table of many small fragments is mostly these reads."""
+        missing = [f for f in tm.fragments if not self.reader.cached(tm.table_id, f)]
+        if len(missing) < 8:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+            list(pool.map(lambda f: self.reader.table(tm.table_id, f), missing))
 
     def _fragment_batch(self, tm: TableManifest, frag: Fragment, schema: pa.Schema, start: int) -> pa.RecordBatch:
         t = self.reader.table(tm.table_id, frag)

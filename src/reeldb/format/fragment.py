@@ -105,6 +105,9 @@ class FragmentReader:
                 self._bytes -= old.nbytes
         return t
 
+    def cached(self, table_id: str, frag: Fragment) -> bool:
+        return parquet_key(table_id, frag.id) in self._tables
+
     def bounds(self, table_id: str, frag: Fragment, column: str) -> tuple | None:
         """(min, max) of a Parquet column of the fragment, deleted rows included (a safe
         superset for pruning); None when the column is absent or all NULL."""
