@@ -208,12 +208,7 @@ def _switch(old: Session, branch: str) -> Session:
 
 
 def _progress(n: int, table: str) -> Any:
-    steps = range(0, n, dml.FRAGMENT_ROWS)
-    if n <= dml.FRAGMENT_ROWS:
-        return steps
-    from tqdm.auto import tqdm
-
-    return tqdm(steps, desc=f"insert {table}", unit="frag", leave=False, disable=None)  # None: off when not a tty
+    return dml.progress(range(0, n, dml.FRAGMENT_ROWS), f"insert {table}", "fragment")
 
 
 def _columns_of(data: Any) -> tuple[dict[str, Any], int]:

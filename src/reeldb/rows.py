@@ -78,6 +78,8 @@ def converters(table: pa.Table, description: list, store: ObjectStore) -> list[C
             out.append(_blobs(store))
         elif duck == "JSON":
             out.append(_json)
+        elif duck == "HUGEINT":  # sum(int) in DuckDB; Postgres returns an integer, not a Decimal
+            out.append(lambda a: [None if v is None else int(v) for v in a.to_pylist()])
         elif duck == "UUID" and (pa.types.is_string(t) or pa.types.is_large_string(t)):
             import uuid
 

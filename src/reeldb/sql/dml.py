@@ -96,7 +96,7 @@ def write_rows(s: Session, name: str, data: dict[str, Any], n: int, rowids: np.n
     txn = s.write_txn()
     tm = txn.table(name)
     frags = []
-    for start in range(0, max(n, 1), FRAGMENT_ROWS) if n else ():
+    for start in progress(range(0, n, FRAGMENT_ROWS), f"insert {name}", "fragment"):
         stop = min(n, start + FRAGMENT_ROWS)
         part = {k: v[start:stop] for k, v in data.items()}
         mparts = {k: MatrixColumn(m.values[start:stop], m.valid[start:stop]) for k, m in (matrices or {}).items()}
@@ -107,6 +107,15 @@ def write_rows(s: Session, name: str, data: dict[str, Any], n: int, rowids: np.n
         txn.append(name, frag)
     txn.check_unique(name, frags)
     return frags
+
+
+def progress(steps: range, desc: str, unit: str) -> Any:
+    """A progress bar for writes of several fragments (off when stderr is not a tty)."""
+    if len(steps) <= 1:
+        return steps
+    from tqdm.auto import tqdm
+
+    return tqdm(steps, desc=desc, unit=unit, leave=False, disable=None)
 
 
 # -- INSERT ------------------------------------------------------------------------------------
