@@ -1,0 +1,88 @@
+"""The reeldb command end to end: a real database folder, real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import reeldb
+from reeldb import cli
+
+
+@pytest.fixture()
+def path(tmp_path) -> str:
+    p = str(tmp_path / "db")
+    db = reeldb.connect(p)
+    db.execute("CREATE TABLE clips (id SERIAL PRIMARY KEY, prompt TEXT, e VECTOR(3), v BYTEA, score REAL)")
+    db.execute("INSERT INTO clips (prompt, e, v, score) VALUES ('a cat', '[1,0,0]', %s, 0.85), "
+               "('a dog', '[0,1,0]', NULL, 0.5)", [os.urandom(20_000)])
+    db.close()
+    return p
+
+
+def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reeldb.cli", *argv], input=stdin, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_sql_c_prints_an_aligned_table(path: str, capsys) -> None:
+    assert cli.main(["sql", path, "-c", "SELECT id, prompt, e, v, score FROM clips ORDER BY id"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split("|")[1].strip() == "prompt"
+    assert set(out[1]) <= {"-", "+"}
+    assert "a cat" in out[2] and "<bytea 20.0 KB>" in out[2] and "0.85" in out[2]
+    assert "NULL" in out[3]
+    assert out[-1] == "(2 rows)"
+    bars = {tuple(i for i, ch in enumerate(line) if ch in "|+") for line in out[:4]}
+    assert len(bars) == 1  # columns line up
+
+
+def test_sql_error_exits_1_with_sqlstate(path: str) -> None:
+    r = run("sql", path, "-c", "SELECT nope FROM clips")
+    assert r.returncode == 1
+    assert "ERROR:" in r.stderr and "42703" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_sql_script_from_stdin_writes_and_stops_at_first_error(path: str) -> None:
+    script = "INSERT INTO clips (prompt) VALUES ('x');\nSELECT * FROM missing;\nINSERT INTO clips (prompt) VALUES ('y');\n"
+    r = run("sql", path, stdin=script)
+    assert r.returncode == 1 and "42P01" in r.stderr
+    db = reeldb.connect(path)
+    assert db.execute("SELECT prompt FROM clips WHERE prompt IN ('x', 'y')").fetchall() == [("x",)]
+
+
+def test_tables_log_branch_vacuum(path: str, capsys) -> None:
+    assert cli.main(["tables", path]) == 0
+    assert capsys.readouterr().out.split() == ["clips"]
+    assert cli.main(["branch", path, "exp"]) == 0
+    capsys.readouterr()
+    assert cli.main(["branch", path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("*") and "main" in line for line in lines)
+    assert any("exp" in line and not line.startswith("*") for line in lines)
+    assert cli.main(["log", path, "-n", "2"]) == 0
+    log = capsys.readouterr().out.splitlines()
+    assert len(log) == 2 and "clips +2" in log[0]
+    assert cli.main(["vacuum", path]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_commands_refuse_a_folder_that_is_not_a_database(tmp_path) -> None:
+    missing = str(tmp_path / "nothing")
+    r = run("tables", missing)
+    assert r.returncode == 1 and "ERROR" in r.stderr
+    assert not os.path.exists(missing)
+
+
+def test_sql_on_a_branch(path: str, capsys) -> None:
+    db = reeldb.connect(path)
+    db.branch("exp")
+    db.execute("DELETE FROM clips WHERE prompt = 'a dog'")
+    assert cli.main(["sql", path, "--branch", "exp", "-c", "SELECT count(*) FROM clips"]) == 0
+    assert " 1" in capsys.readouterr().out
+    assert cli.main(["sql", path, "-c", "SELECT count(*) FROM clips"]) == 0
+    assert " 2" in capsys.readouterr().out
