@@ -444,3 +444,30 @@ def test_vacuum_removes_temp_files_left_by_a_killed_put(path: str) -> None:
     db.vacuum(grace=dt.timedelta(hours=1))
     assert not os.path.exists(stray), "VACUUM left a temp file from a killed writer"
     assert bytes(db.execute("SELECT b FROM t").fetchone()[0])
+
+
+def test_forked_children_do_not_reuse_the_parents_serial_blocks(tmp_path) -> None:
+    """A connection opened before fork (a DataLoader worker, say) must not hand out the
+    SERIAL values or row ids its parent already reserved."""
+    import multiprocessing as mp
+
+    path = str(tmp_path / "db")
+    db = reeldb.connect(path)
+    db.execute("CREATE TABLE t (id SERIAL PRIMARY KEY, who INT)")
+    db.execute("INSERT INTO t (who) VALUES (0)")  # the parent now caches a block of ids
+
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_insert_with_inherited, args=(db, w)) for w in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    db.execute("INSERT INTO t (who) VALUES (0)")
+    fresh = reeldb.connect(path)
+    assert fresh.execute("SELECT count(*), count(DISTINCT id) FROM t").fetchone() == (22, 22)
+
+
+def _insert_with_inherited(db: reeldb.Connection, who: int) -> None:
+    for _ in range(10):
+        db.execute("INSERT INTO t (who) VALUES (%s)", [who])

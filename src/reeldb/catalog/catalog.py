@@ -6,6 +6,7 @@ heads are read fresh.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -29,6 +30,7 @@ class Catalog:
         self._manifests: dict[str, TableManifest] = {}
         self._segments: dict[str, Segment] = {}
         self._blocks: dict[str, tuple[int, int]] = {}  # counter -> (next, end) cached here
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     @classmethod
@@ -128,6 +130,8 @@ class Catalog:
     def allocate(self, counter: str, n: int, block: int) -> int:
         """``n`` consecutive values of a global counter, cached in blocks per process."""
         with self._lock:
+            if self._pid != os.getpid():  # a forked child must not reuse its parent's blocks
+                self._blocks, self._pid = {}, os.getpid()
             nxt, end = self._blocks.get(counter, (0, 0))
             if end - nxt >= n:
                 self._blocks[counter] = (nxt + n, end)
