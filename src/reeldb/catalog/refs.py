@@ -134,7 +134,3 @@ class Counters:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
         raise errors.SerializationFailure(f"could not allocate from counter {name}: too much contention")
-
-    def peek(self, name: str) -> int:
-        got = self.store.get_versioned(COUNTERS + name)
-        return 1 if got is None else json.loads(got[0])["next"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
 from ..storage import ObjectStore
-from .types import MATRIX, ColumnType
+from .types import ColumnType
 
 SEGMENT_SIZE = 256
 
@@ -221,10 +221,6 @@ def parquet_key(table_id: str, frag_id: str) -> str:
     return f"data/{table_id}/{frag_id}.parquet"
 
 
-def matrix_columns(schema: Schema) -> list[Column]:
-    return [c for c in schema.columns if c.type.storage == MATRIX]
-
-
 def _dumps(d: dict) -> bytes:
     return json.dumps(d, separators=(",", ":"), sort_keys=True).encode()
 
@@ -232,5 +228,3 @@ def _dumps(d: dict) -> bytes:
 def _digest(b: bytes) -> str:
     return hashlib.blake2b(b, digest_size=16).hexdigest()
 
-
-__all__ = ["Column", "Schema", "Fragment", "Segment", "TableManifest", "load_manifest", "replace"]

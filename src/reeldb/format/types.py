@@ -7,8 +7,7 @@ Three storage classes (DESIGN.md principle 3): ``parquet`` for scalars/text/JSON
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -268,13 +267,6 @@ class MatrixColumn:
         return len(self.valid)
 
 
-@dataclass
-class CheckContext:
-    column: str
-    ctype: ColumnType
-    notes: list[str] = field(default_factory=list)
-
-
 def parse_vector_text(text: str, column: str) -> list[float]:
     """pgvector's text form: ``[1,2,3]`` (also accepts ``{1,2,3}``)."""
     s = text.strip()
@@ -383,7 +375,3 @@ def _combine(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         return arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     return arr
-
-
-def check_float(v: Any) -> bool:
-    return isinstance(v, float) and (math.isnan(v) or math.isinf(v))

@@ -44,12 +44,6 @@ def deparse(node: ast.Node) -> str:
     return RawStream()(node)
 
 
-def statement_text(sql: str, raw: ast.RawStmt) -> str:
-    start = raw.stmt_location or 0
-    end = start + raw.stmt_len if raw.stmt_len else len(sql)
-    return sql[start:end].strip()
-
-
 def transform(node: Any, fn: Callable[[Any], Any]) -> Any:
     """Rewrite a tree top-down: ``fn`` returns a replacement node (not descended into)
     or None to keep the node and descend into its children."""

@@ -19,7 +19,7 @@ from pglast.enums import SortByDir, SortByNulls
 from ..engine.engine import GPOS, float32_array, int64_array, quote_ident, select_expr
 from ..format.types import parse_vector_text
 from ..index.exact import score, topk
-from .parse import colref, const_value, deparse, expand_stars, name_of, walk
+from .parse import colref, deparse, expand_stars, name_of, walk
 from .rewrite import VECTOR_FUNCS, VECTOR_OPS, VECTOR_TYPES
 
 if TYPE_CHECKING:
@@ -235,5 +235,3 @@ def _replace(node: Any, target: ast.Node, alias: str) -> Any:
         return score
     return transform(node, visit)
 
-
-__all__ = ["VectorPlan", "plan", "run", "const_value"]
