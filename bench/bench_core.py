@@ -39,6 +39,8 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, _SRC)
     import reeldb
 
+from reeldb.demo import SCHEMA as BRIEF_SCHEMA  # noqa: E402 - after the src/ fallback above
+
 MODELS = ("seedance-v2", "veo-3", "kling-1.6")
 FRAMES = (24, 48, 72, 96)
 FPS = (16, 24, 30)
@@ -46,22 +48,9 @@ TOP_K = 500
 COND_IMG_BYTES = 2 * 1024  # at or under reeldb's inline limit: stored in the Parquet fragment
 VIDEO_BYTES = 32 * 1024  # over it: goes to a blob pack
 
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS generations (
-id SERIAL PRIMARY KEY,
-prompt TEXT,
-prompt_embedding VECTOR({dim}),
-conditioning_image BLOB,
-output_video BLOB,
-model_version TEXT,
-cfg_scale FLOAT,
-num_frames INT,
-fps INT,
-quality_score FLOAT,
-human_preference JSONB,
-created_at TIMESTAMP DEFAULT NOW()
-)
-"""
+def schema_sql(dim: int) -> str:
+    """The brief's table with the bench's vector width."""
+    return BRIEF_SCHEMA.replace("VECTOR(4096)", f"VECTOR({dim})")
 
 # The brief's curation query, minus output_video (not part of this benchmark's output).
 CURATION_SQL = """
@@ -305,7 +294,7 @@ def bench_ingest(res: Results, ds: Dataset, db_path: Path, scratch: Path) -> ree
         f"({ds.embeddings.nbytes / 1e6:,.1f} MB vectors + {mb - ds.embeddings.nbytes / 1e6:,.1f} MB scalars)"
     )
     db = reeldb.connect(str(db_path))
-    db.execute(SCHEMA_SQL.format(dim=ds.dim))
+    db.execute(schema_sql(ds.dim))
     data: dict[str, Any] = dict(ds.scalars)
     data["prompt_embedding"] = ds.embeddings  # 2-D float32 numpy in a dict of columns
     t0 = time.perf_counter()
@@ -331,7 +320,7 @@ def bench_ingest(res: Results, ds: Dataset, db_path: Path, scratch: Path) -> ree
     # database (deleted afterwards) so the bench table keeps exactly n rows
     other = scratch / "ingest-arrow.reeldb"
     adb = reeldb.connect(str(other))
-    adb.execute(SCHEMA_SQL.format(dim=ds.dim))
+    adb.execute(schema_sql(ds.dim))
     table = ds.arrow_table()
     t0 = time.perf_counter()
     n2 = adb.insert("generations", table)

@@ -11,24 +11,10 @@ import numpy as np
 import pytest
 
 import reeldb
+from reeldb.demo import SCHEMA
 
 # The product brief's table, verbatim (tests/test_brief.py runs the rest of the brief).
-BRIEF_CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS generations (
-id SERIAL PRIMARY KEY,
-prompt TEXT,
-prompt_embedding VECTOR(4096),
-conditioning_image BLOB,
-output_video BLOB,
-model_version TEXT,
-cfg_scale FLOAT,
-num_frames INT,
-fps INT,
-quality_score FLOAT,
-human_preference JSONB,
-created_at TIMESTAMP DEFAULT NOW()
-)
-"""
+BRIEF_CREATE_TABLE = SCHEMA
 
 
 @pytest.fixture
