@@ -928,3 +928,12 @@ def test_insert_refuses_bad_rows_entirely(emb: reeldb.Connection, count) -> None
         emb.insert("missing", [{"id": 1}])
     assert info.value.sqlstate == "42P01"
     assert count("emb") == 0
+
+
+def test_top_k_scores_null_vectors_as_null(db: reeldb.Connection) -> None:
+    """A NULL vector's distance is NULL, placed as Postgres places NULLs (last ascending)."""
+    db.execute("CREATE TABLE nv (id INT, e VECTOR(2))")
+    db.execute("INSERT INTO nv VALUES (1, '[1,0]'), (2, NULL), (3, '[0,1]')")
+    fast = db.execute("SELECT id, e <=> '[1,0]' AS d FROM nv ORDER BY d LIMIT 3").fetchall()
+    assert fast == [(1, 0.0), (3, 1.0), (2, None)]
+    assert db.execute("SELECT id FROM nv ORDER BY e <=> '[1,0]' DESC LIMIT 1").fetchall() == [(2,)]

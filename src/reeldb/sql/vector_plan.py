@@ -150,7 +150,9 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
     winners, scores = winners[p.offset:], scores[p.offset:]
     # the winners' rows, taken straight from the registered Arrow table: the output
     # query then reads k rows instead of joining k rows against the whole table
-    w = _take(bt, winners, scores)
+    # a NULL vector scores NULL (not NaN, which is a zero vector's cosine, as in pgvector)
+    null = bt.arrow.column(f"__n{col.id}").is_null().to_numpy(zero_copy_only=False)[winners] if len(winners) else None
+    w = _take(bt, winners, scores, null)
     wname = "__winners"
     s.engine.register(wname, w)
     try:
@@ -167,7 +169,7 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
         s.engine.unregister(wname)
 
 
-def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray) -> pa.Table:
+def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray, null: np.ndarray | None) -> pa.Table:
     """Rows at global positions, with their score and rank, one take per fragment (a
     take over the chunked table is far slower)."""
     batches = bt.arrow.to_batches()
@@ -178,12 +180,20 @@ def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray) -> pa.Table:
         sel = np.flatnonzero(idx == i)
         part = batches[i].take(int64_array(winners[sel] - bt.offsets[i]))
         parts.append(pa.RecordBatch.from_arrays(
-            part.columns + [float32_array(scores[sel]), int64_array(rank[sel])],
+            part.columns + [_scores(scores[sel], None if null is None else null[sel]), int64_array(rank[sel])],
             names=part.schema.names + ["__score", "__rank"]))
     if not parts:
         schema = bt.arrow.schema.append(pa.field("__score", pa.float32())).append(pa.field("__rank", pa.int64()))
         return schema.empty_table()
     return pa.Table.from_batches(parts)
+
+
+def _scores(values: np.ndarray, null: np.ndarray | None) -> pa.Array:
+    arr = float32_array(values)
+    if null is None or not null.any():
+        return arr
+    bits = np.packbits(~null, bitorder="little")
+    return pa.Array.from_buffers(pa.float32(), len(values), [pa.py_buffer(bits), arr.buffers()[1]])
 
 
 def _score_topk(s: Session, bt: BoundTable, col: Any, p: VectorPlan, gpos: np.ndarray,
