@@ -1,70 +1,101 @@
 """The object-store interface every layer above ``storage/`` goes through.
 
-Data files are written once under unique names; only refs and counters change, and
-they change by compare-and-swap. A local folder and S3-compatible stores implement the
-same few operations, so nothing above this layer knows where bytes live.
+Data files, manifests and commits are written once under unique names; only refs and
+counters change, and they change by compare-and-swap. A local folder and S3-compatible
+stores (conditional writes: If-None-Match / If-Match) implement the same few operations,
+so nothing above this layer knows where the bytes live.
+
+Keys are ``/``-separated relative strings (``"_reeldb/refs/branches/main"``,
+``"data/3/abc.parquet"``). A key is a whole object, never a folder: as on S3, a name
+cannot be both an object and a prefix of other objects' keys in a local store, so the
+layers above never create both.
 """
 
 from __future__ import annotations
 
 import abc
+import io
 from typing import BinaryIO
 
 
 class ObjectStore(abc.ABC):
+    """Bytes under keys, plus the two atomic primitives optimistic commits rely on."""
+
+    #: Where the store lives, e.g. ``file:///abs/path`` or ``s3://bucket/prefix``.
     url: str
 
     @abc.abstractmethod
     def get(self, key: str) -> bytes:
-        """The whole object; KeyError if missing."""
+        """The whole object; ``KeyError(key)`` if missing."""
 
     @abc.abstractmethod
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        """Bytes [offset, offset + length) of an object."""
+        """Bytes ``[offset, offset + length)``, so blobs and matrix rows are read without
+        loading whole files. Shorter only where the object ends (like an HTTP Range read);
+        ``KeyError(key)`` if missing."""
 
     @abc.abstractmethod
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
-        """(data, version token) for compare-and-swap, or None if absent."""
+        """``(data, version)`` to pass to :meth:`compare_and_swap`, or None if absent.
+
+        The version is opaque (a content hash locally, an ETag on S3): two reads of the
+        same bytes give the same version."""
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> None:
-        """Write atomically: readers see the old object or the new one, never a part."""
+        """Write atomically: readers see the old object or the new one, never a part.
+
+        Last writer wins; keys that several writers move (refs, counters) must use
+        :meth:`compare_and_swap` instead."""
 
     @abc.abstractmethod
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Create the object unless it exists; True when this call created it."""
+        """Create the object unless it exists; True when this call created it.
+
+        Atomic between processes: of many racing creators exactly one wins (tags,
+        branch creation, content-addressed manifests)."""
 
     @abc.abstractmethod
     def compare_and_swap(self, key: str, expected_version: str | None, data: bytes) -> bool:
-        """Replace the object if its version is still ``expected_version`` (None: absent)."""
+        """Replace the object if its version is still ``expected_version`` (None: it
+        must be absent); False, writing nothing, when someone got there first.
+
+        Correct between processes: this is how branch heads and counters move."""
 
     @abc.abstractmethod
     def list(self, prefix: str) -> list[str]:
-        """Keys under ``prefix``, sorted."""
+        """Every key that starts with ``prefix`` (a plain string prefix, as on S3, so
+        ``"data/"`` lists all tables' files), sorted. Never lists a half-written object."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:
-        """Remove the object; a missing key is not an error."""
+        """Remove the object; a missing key is not an error (vacuum may race itself)."""
 
     @abc.abstractmethod
-    def exists(self, key: str) -> bool: ...
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
 
     @abc.abstractmethod
-    def size(self, key: str) -> int: ...
+    def size(self, key: str) -> int:
+        """Object size in bytes; ``KeyError(key)`` if missing."""
 
     @abc.abstractmethod
     def mtime(self, key: str) -> float:
-        """Last write time, seconds since the epoch (vacuum's grace period)."""
-
-    def sweep_temporary(self, older_than: float) -> tuple[int, int]:
-        """Remove leftovers of interrupted writes older than ``older_than`` (epoch
-        seconds); returns (files, bytes). Stores without such leftovers do nothing."""
-        return 0, 0
+        """Last write time, seconds since the epoch: vacuum's grace period keeps files
+        that a commit in flight may still reference. ``KeyError(key)`` if missing."""
 
     def local_path(self, key: str) -> str | None:
-        """A real file path when the store is local (enables np.memmap), else None."""
+        """A real file path when the store is local (enables ``np.memmap`` and zero-copy
+        Parquet reads), else None."""
         return None
 
-    @abc.abstractmethod
     def open_input(self, key: str) -> BinaryIO:
-        """A seekable read-only file object over the object."""
+        """A seekable read-only file object over the object (``pyarrow.parquet`` reads
+        it). This fallback loads the whole object; stores should read lazily."""
+        return io.BytesIO(self.get(key))
+
+    def sweep_temporary(self, older_than: float) -> tuple[int, int]:
+        """Remove leftovers of writers killed mid-write, last touched before
+        ``older_than`` (epoch seconds); returns ``(files, bytes)``. Stores whose writes
+        leave no such leftovers do nothing."""
+        return 0, 0

@@ -1,17 +1,27 @@
-"""A database in a local folder.
+"""A database in a local folder (POSIX: it relies on ``fcntl.flock``).
 
-Writes go to a temporary file, are fsynced and renamed into place; create-once uses a
-hard link (atomic, fails if the name exists); compare-and-swap holds an exclusive
-``flock`` on a lock file while it compares and replaces, which is correct between
-processes on one machine.
+- ``put`` writes a temporary file in the target's folder, fsyncs it, renames it into place
+  and fsyncs the folder, so readers never see a part and a crash loses nothing committed.
+- ``put_if_absent`` hard-links the fsynced temporary file to the final name: ``link``
+  fails atomically when the name exists, between any processes.
+- ``compare_and_swap`` holds an exclusive ``flock`` on a per-key lock file under
+  ``_reeldb/locks/`` while it compares and replaces, which is correct between processes on
+  one machine (not across machines on NFS: that is what the S3 store is for).
+
+Temporary files start with ``.tmp-``; ``list`` never returns them or the lock files, and
+``sweep_temporary`` removes the ones a killed writer left behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
+import stat
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 from .. import errors
@@ -22,34 +32,55 @@ LOCK_DIR = "_reeldb/locks"
 
 
 class LocalStore(ObjectStore):
-    def __init__(self, root: str, create: bool = True):
-        self.root = os.path.abspath(root)
+    """Objects are files under ``root``; a key's ``/`` separators are folders."""
+
+    def __init__(self, root: str | os.PathLike[str], create: bool = True):
+        self.root = os.path.abspath(os.fspath(root))
         if not create and not os.path.isdir(self.root):
             raise errors.OperationalError(f"no reeldb database at {self.root}", sqlstate="3D000")
-        os.makedirs(self.root, exist_ok=True)
-        self.url = "file://" + self.root
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as e:
+            raise errors.StorageError(f"cannot create database folder {self.root}: {e}") from None
+        self.url = Path(self.root).as_uri()
+
+    def __repr__(self) -> str:
+        return f"LocalStore({self.root!r})"
+
+    # --- keys ---------------------------------------------------------------------------
 
     def _path(self, key: str) -> str:
-        if not key or key.startswith("/") or ".." in key.split("/") or "\\" in key:
-            raise ValueError(f"invalid object key {key!r}")
-        return os.path.join(self.root, *key.split("/"))
+        """The file for ``key``; ValueError for keys that could escape ``root``, alias
+        another key, or collide with the store's own temp and lock files."""
+        parts = _split(key)
+        if parts[-1].startswith(TMP_PREFIX):
+            raise ValueError(f"invalid object key {key!r}: names starting {TMP_PREFIX!r} are reserved")
+        if key == LOCK_DIR or key.startswith(LOCK_DIR + "/"):
+            raise ValueError(f"invalid object key {key!r}: {LOCK_DIR}/ is reserved")
+        return os.path.join(self.root, *parts)
+
+    # --- reads --------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes:
-        try:
-            with open(self._path(key), "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            raise KeyError(key) from None
-        except OSError as e:
-            raise errors.StorageError(f"cannot read {key}: {e}") from None
+        path = self._path(key)
+        with _reading(key), open(path, "rb") as f:
+            return f.read()
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        try:
-            with open(self._path(key), "rb") as f:
-                f.seek(offset)
-                return f.read(length)
-        except FileNotFoundError:
-            raise KeyError(key) from None
+        if offset < 0 or length < 0:
+            raise ValueError(f"invalid byte range: offset {offset}, length {length}")
+        path = self._path(key)
+        with _reading(key), open(path, "rb", buffering=0) as f:
+            # pread loops: one call returns at most ~2 GiB on Linux
+            parts: list[bytes] = []
+            got = 0
+            while got < length:
+                chunk = os.pread(f.fileno(), length - got, offset + got)
+                if not chunk:
+                    break  # the object ends here
+                parts.append(chunk)
+                got += len(chunk)
+            return b"".join(parts)
 
     def get_versioned(self, key: str) -> tuple[bytes, str] | None:
         try:
@@ -58,35 +89,92 @@ class LocalStore(ObjectStore):
             return None
         return data, _version(data)
 
-    def _write_temp(self, path: str, data: bytes) -> str:
-        d = os.path.dirname(path)
-        os.makedirs(d, exist_ok=True)
-        tmp = os.path.join(d, TMP_PREFIX + uuid.uuid4().hex)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return tmp
+    def exists(self, key: str) -> bool:
+        return os.path.isfile(self._path(key))
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        with _reading(key):
+            return _stat_file(path).st_size
+
+    def mtime(self, key: str) -> float:
+        path = self._path(key)
+        with _reading(key):
+            return _stat_file(path).st_mtime
+
+    def local_path(self, key: str) -> str | None:
+        return self._path(key)
+
+    def open_input(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        with _reading(key):
+            return open(path, "rb")
+
+    def list(self, prefix: str) -> list[str]:
+        cut = prefix.rfind("/")
+        folder, name_start = prefix[: max(cut, 0)], prefix[cut + 1 :]
+        if folder or cut == 0:
+            _split(folder)  # same rules as keys: no '..', no absolute paths
+        if "\\" in name_start or "\0" in name_start:
+            raise ValueError(f"invalid prefix {prefix!r}")
+        return sorted(
+            key
+            for key in self._files(folder, name_start)
+            if not key.rpartition("/")[2].startswith(TMP_PREFIX)
+        )
+
+    def _files(self, folder: str, name_start: str = "") -> Iterator[str]:
+        """Keys of all files under ``folder`` whose first name below it starts with
+        ``name_start``; skips the lock folder, includes temp files (callers filter)."""
+        if folder == LOCK_DIR or folder.startswith(LOCK_DIR + "/"):
+            return
+        stack = [folder]
+        while stack:
+            d = stack.pop()
+            path = os.path.join(self.root, *d.split("/")) if d else self.root
+            try:
+                with os.scandir(path) as it:
+                    entries = list(it)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # nothing there, or removed while we walked
+            except OSError as e:
+                raise errors.StorageError(f"cannot list {d or '/'}: {e}") from None
+            for entry in entries:
+                if d == folder and not entry.name.startswith(name_start):
+                    continue
+                key = f"{d}/{entry.name}" if d else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if key != LOCK_DIR:
+                        stack.append(key)
+                elif entry.is_file():
+                    yield key
+
+    # --- writes -------------------------------------------------------------------------
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
+        with _writing(key):
+            self._replace(path, data)
+
+    def _replace(self, path: str, data: bytes) -> None:
+        """Write ``path`` whole: temp file, fsync, rename over, fsync the folder."""
         tmp = self._write_temp(path, data)
         try:
             os.replace(tmp, path)
-        except OSError as e:
+        except BaseException:
             _unlink(tmp)
-            raise errors.StorageError(f"cannot write {key}: {e}") from None
+            raise
         _fsync_dir(os.path.dirname(path))
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)
-        if os.path.exists(path):
-            return False
+        if os.path.lexists(path):
+            return False  # cheap early answer; the link below is what decides
+        with _writing(key):
+            return self._create(path, data)
+
+    def _create(self, path: str, data: bytes) -> bool:
+        """Write ``path`` only if it does not exist, atomically between processes."""
         tmp = self._write_temp(path, data)
         try:
             os.link(tmp, path)
@@ -98,99 +186,169 @@ class LocalStore(ObjectStore):
         return True
 
     def compare_and_swap(self, key: str, expected_version: str | None, data: bytes) -> bool:
-        lock_path = self._path(f"{LOCK_DIR}/{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}")
-        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            cur = self.get_versioned(key)
-            if (cur is None) != (expected_version is None):
+        path = self._path(key)
+        with self._lock(key, create=True), _writing(key):
+            current = self.get_versioned(key)
+            if expected_version is None:
+                # link, not replace: also loses to a concurrent put_if_absent
+                return current is None and self._create(path, data)
+            if current is None or current[1] != expected_version:
                 return False
-            if cur is not None and cur[1] != expected_version:
-                return False
-            self.put(key, data)
+            self._replace(path, data)
             return True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
-    def list(self, prefix: str) -> list[str]:
-        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
-        out: list[str] = []
-        if os.path.isfile(base):
-            return [prefix]
-        for dirpath, dirnames, filenames in os.walk(base):
-            rel = os.path.relpath(dirpath, self.root).replace(os.sep, "/")
-            if rel == LOCK_DIR or rel.startswith(LOCK_DIR + "/"):
-                dirnames[:] = []
-                continue
-            for fn in filenames:
-                if fn.startswith(TMP_PREFIX):
-                    continue
-                key = fn if rel == "." else f"{rel}/{fn}"
-                if key.startswith(prefix):
-                    out.append(key)
-        return sorted(out)
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        # a key that was ever compare-and-swapped is deleted under its lock, so a CAS that
+        # already compared cannot bring it back afterwards
+        with self._lock(key, create=False), _writing(key):
+            _unlink(path)
 
     def sweep_temporary(self, older_than: float) -> tuple[int, int]:
         files = size = 0
-        for dirpath, _, filenames in os.walk(self.root):
-            for fn in filenames:
-                if not fn.startswith(TMP_PREFIX):
-                    continue
-                p = os.path.join(dirpath, fn)
-                try:
-                    st = os.stat(p)
-                    if st.st_mtime < older_than:
-                        os.unlink(p)
-                        files += 1
-                        size += st.st_size
-                except FileNotFoundError:
-                    continue
+        for key in self._files(""):
+            if not key.rpartition("/")[2].startswith(TMP_PREFIX):
+                continue
+            p = os.path.join(self.root, *key.split("/"))
+            try:
+                st = os.stat(p)
+                if st.st_mtime < older_than:
+                    os.unlink(p)
+                    files += 1
+                    size += st.st_size
+            except FileNotFoundError:
+                continue  # its writer finished (or another sweep got it)
         return files, size
 
-    def delete(self, key: str) -> None:
-        _unlink(self._path(key))
+    # --- helpers ------------------------------------------------------------------------
 
-    def exists(self, key: str) -> bool:
-        return os.path.exists(self._path(key))
-
-    def size(self, key: str) -> int:
+    def _write_temp(self, path: str, data: bytes) -> str:
+        """A fsynced temp file in ``path``'s folder (same filesystem, so rename and link
+        are atomic); removed again if anything fails."""
+        folder = os.path.dirname(path)
+        self._make_dirs(folder)
+        tmp = os.path.join(folder, TMP_PREFIX + uuid.uuid4().hex)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            return os.path.getsize(self._path(key))
-        except FileNotFoundError:
-            raise KeyError(key) from None
+            view = memoryview(data).cast("B")  # byte offsets even for typed buffers
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink(tmp)
+            raise
+        os.close(fd)
+        return tmp
 
-    def mtime(self, key: str) -> float:
+    def _make_dirs(self, folder: str) -> None:
+        """``makedirs`` that also fsyncs each new folder's parent, so a new object's
+        folder survives a crash along with the object."""
+        if os.path.isdir(folder) or folder == self.root:
+            return
+        parent = os.path.dirname(folder)
+        self._make_dirs(parent)
         try:
-            return os.path.getmtime(self._path(key))
-        except FileNotFoundError:
-            raise KeyError(key) from None
+            os.mkdir(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+            return
+        _fsync_dir(parent)
 
-    def local_path(self, key: str) -> str | None:
-        return self._path(key)
-
-    def open_input(self, key: str) -> BinaryIO:
+    @contextlib.contextmanager
+    def _lock(self, key: str, create: bool) -> Iterator[None]:
+        """Exclusive ``flock`` on ``key``'s lock file. With ``create=False`` and no lock
+        file (the key was never compare-and-swapped) nobody can be racing: no lock."""
+        name = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        path = os.path.join(self.root, *LOCK_DIR.split("/"), name)
+        fd = None
         try:
-            return open(self._path(key), "rb")
-        except FileNotFoundError:
-            raise KeyError(key) from None
+            if create:
+                self._make_dirs(os.path.dirname(path))
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    fd = os.open(path, os.O_RDWR)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            if fd is not None:
+                os.close(fd)
+            raise errors.StorageError(f"cannot lock {key}: {e}") from None
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # closing releases the flock
+
+
+def _split(key: str) -> list[str]:
+    """``key``'s path segments; ValueError unless it is a clean relative path."""
+    if not isinstance(key, str):
+        raise ValueError(f"object keys are strings, not {type(key).__name__}")
+    parts = key.split("/")
+    if (
+        not key
+        or "\\" in key
+        or "\0" in key
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise ValueError(f"invalid object key {key!r}: want a relative path like 'data/1/x.parquet'")
+    return parts
 
 
 def _version(data: bytes) -> str:
+    """Content hash: unlike mtime it cannot miss a change made within one clock tick."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def _stat_file(path: str) -> os.stat_result:
+    """``os.stat`` of an object; a folder is not one."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise IsADirectoryError(path)
+    return st
+
+
+@contextlib.contextmanager
+def _reading(key: str) -> Iterator[None]:
+    """Missing objects (and folders, which are not objects) -> KeyError; other I/O
+    failures -> StorageError."""
+    try:
+        yield
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise KeyError(key) from None
+    except OSError as e:
+        raise errors.StorageError(f"cannot read {key}: {e}") from None
+
+
+@contextlib.contextmanager
+def _writing(key: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        raise errors.StorageError(f"cannot write {key}: {e}") from None
+
+
 def _unlink(path: str) -> None:
+    """Remove a file; already gone (or its folder is a file) is fine."""
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         pass
 
 
-def _fsync_dir(d: str) -> None:
-    fd = os.open(d, os.O_RDONLY)
+def _fsync_dir(folder: str) -> None:
+    """Make a rename or link in ``folder`` durable. Filesystems that cannot fsync a
+    folder (some network and FUSE mounts) are left as they are."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)

@@ -1,0 +1,467 @@
+"""The object-store contract (reeldb.storage), checked on LocalStore.
+
+Every operation, key confinement, the atomicity of ``put`` as a concurrent reader sees it,
+and the two primitives commits rely on -- ``put_if_absent`` and ``compare_and_swap`` --
+under real contention between processes.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from reeldb import errors
+from reeldb.storage import LocalStore, ObjectStore, open_store
+from reeldb.storage.local import LOCK_DIR, TMP_PREFIX
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(str(tmp_path / "db"))
+
+
+def _on_disk(root: str) -> list[str]:
+    """Every file under ``root``, temp and lock files included."""
+    out = []
+    for dirpath, _, names in os.walk(root):
+        out += [os.path.relpath(os.path.join(dirpath, n), root).replace(os.sep, "/") for n in names]
+    return sorted(out)
+
+
+def _temp_files(root: str) -> list[str]:
+    return [k for k in _on_disk(root) if k.rpartition("/")[2].startswith(TMP_PREFIX)]
+
+
+# --- reads and writes ---------------------------------------------------------------------
+
+
+def test_is_an_object_store(store: LocalStore) -> None:
+    assert isinstance(store, ObjectStore)
+    assert store.url == "file://" + store.root
+
+
+def test_put_get_exists_size(store: LocalStore) -> None:
+    store.put("data/3/abc.parquet", b"hello world")
+    assert store.get("data/3/abc.parquet") == b"hello world"
+    assert store.exists("data/3/abc.parquet")
+    assert store.size("data/3/abc.parquet") == 11
+    store.put("data/3/abc.parquet", b"replaced")
+    assert store.get("data/3/abc.parquet") == b"replaced"
+    assert store.size("data/3/abc.parquet") == 8
+
+
+def test_put_empty_and_buffer_types(store: LocalStore) -> None:
+    store.put("empty", b"")
+    assert store.get("empty") == b"" and store.exists("empty") and store.size("empty") == 0
+    store.put("ba", bytearray(b"xyz"))
+    assert store.get("ba") == b"xyz"
+    # a typed buffer is written byte for byte (memoryview slicing counts items, not bytes)
+    m = np.arange(100_000, dtype=np.float32).reshape(1000, 100)
+    store.put("m.mat", memoryview(m))
+    assert store.get("m.mat") == m.tobytes()
+
+
+def test_missing_key(store: LocalStore) -> None:
+    for call in (store.get, store.size, store.mtime, store.open_input,
+                 lambda k: store.get_range(k, 0, 1)):
+        with pytest.raises(KeyError) as info:
+            call("nope/x")
+        assert info.value.args == ("nope/x",)
+    assert store.get_versioned("nope/x") is None
+    assert not store.exists("nope/x")
+
+
+def test_a_folder_is_not_an_object(store: LocalStore) -> None:
+    store.put("a/b/c", b"1")
+    assert not store.exists("a/b")
+    with pytest.raises(KeyError):
+        store.get("a/b")
+    with pytest.raises(KeyError):
+        store.size("a/b")
+    assert store.get_versioned("a/b") is None
+    with pytest.raises(KeyError):
+        store.get("a/b/c/d")  # "a/b/c" is a file, so nothing lives below it
+
+
+def test_get_range(store: LocalStore) -> None:
+    data = os.urandom(100_000)
+    store.put("blobs/p.pack", data)
+    assert store.get_range("blobs/p.pack", 0, 10) == data[:10]
+    assert store.get_range("blobs/p.pack", 12_345, 6_789) == data[12_345:19_134]
+    assert store.get_range("blobs/p.pack", 0, len(data)) == data
+    assert store.get_range("blobs/p.pack", 99_990, 100) == data[99_990:]  # ends with the object
+    assert store.get_range("blobs/p.pack", 200_000, 10) == b""
+    assert store.get_range("blobs/p.pack", 5, 0) == b""
+    with pytest.raises(ValueError):
+        store.get_range("blobs/p.pack", -1, 10)
+    with pytest.raises(ValueError):
+        store.get_range("blobs/p.pack", 0, -1)
+
+
+def test_get_versioned(store: LocalStore) -> None:
+    store.put("v", b"a")
+    data, v1 = store.get_versioned("v")
+    assert data == b"a" and isinstance(v1, str) and v1
+    assert store.get_versioned("v") == (b"a", v1)  # stable while unchanged
+    store.put("v", b"b")
+    assert store.get_versioned("v")[1] != v1  # changed within one mtime tick too
+
+
+def test_delete(store: LocalStore) -> None:
+    store.put("x/y", b"1")
+    store.delete("x/y")
+    assert not store.exists("x/y")
+    with pytest.raises(KeyError):
+        store.get("x/y")
+    store.delete("x/y")  # missing is not an error
+    store.delete("never/existed")
+    store.put("f", b"1")
+    store.delete("f/below")  # below a file: missing too
+
+
+def test_mtime(store: LocalStore) -> None:
+    before = time.time()
+    store.put("m", b"1")
+    mt = store.mtime("m")
+    assert isinstance(mt, float)
+    assert before - 2 <= mt <= time.time() + 2
+
+
+def test_open_input_reads_parquet(store: LocalStore) -> None:
+    sink = pa.BufferOutputStream()
+    table = pa.table({"_rowid": [1, 2, 3], "prompt": ["a", "b", "c"]})
+    pq.write_table(table, sink)
+    store.put("data/1/f.parquet", sink.getvalue().to_pybytes())
+    with store.open_input("data/1/f.parquet") as f:
+        assert f.seekable()
+        assert pq.read_table(f).equals(table)
+    with store.open_input("data/1/f.parquet") as f:
+        f.seek(-4, os.SEEK_END)
+        assert f.read() == b"PAR1"
+
+
+def test_local_path_memmaps(store: LocalStore) -> None:
+    m = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    store.put("data/1/f.2.mat", m.tobytes())
+    path = store.local_path("data/1/f.2.mat")
+    assert path is not None and os.path.isfile(path)
+    mm = np.memmap(path, dtype=np.float32, mode="r", shape=(50, 8))
+    assert np.array_equal(mm[17], m[17])
+
+
+# --- atomic put -----------------------------------------------------------------------------
+
+
+def _write_alternating(root: str, key: str, n: int) -> None:
+    s = LocalStore(root)
+    for i in range(n):
+        s.put(key, (b"a" if i % 2 else b"b") * 1_000_000)
+
+
+def test_put_is_atomic_for_a_concurrent_reader(store: LocalStore) -> None:
+    store.put("k", b"b" * 1_000_000)
+    ctx = mp.get_context("spawn")
+    writer = ctx.Process(target=_write_alternating, args=(store.root, "k", 200))
+    writer.start()
+    seen = set()
+    while writer.is_alive():
+        data = store.get("k")
+        assert data in (b"a" * 1_000_000, b"b" * 1_000_000), (len(data), data[:1], data[-1:])
+        seen.add(data[:1])
+        assert store.list("") == ["k"]
+    writer.join(60)
+    assert writer.exitcode == 0
+    assert seen == {b"a", b"b"}  # the reader did overlap the writes
+    assert _temp_files(store.root) == []
+
+
+def test_writes_leave_no_temp_files(store: LocalStore) -> None:
+    for i in range(20):
+        store.put(f"d/k{i % 5}", os.urandom(100 + i))
+        store.put_if_absent(f"d/once{i % 3}", b"v")
+        got = store.get_versioned("d/ref")
+        store.compare_and_swap("d/ref", got and got[1], str(i).encode())
+    assert _temp_files(store.root) == []
+    assert store.list("d/") == sorted(
+        [f"d/k{i}" for i in range(5)] + [f"d/once{i}" for i in range(3)] + ["d/ref"]
+    )
+
+
+def test_failed_write_raises_storage_error_and_cleans_up(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.put("k", b"old")
+
+    def disk_full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(errors.StorageError) as info:
+        store.put("k", b"new")
+    assert info.value.sqlstate == "58030"
+    with pytest.raises(errors.StorageError):
+        store.put_if_absent("k2", b"new")
+    with pytest.raises(errors.StorageError):
+        store.compare_and_swap("k", store.get_versioned("k")[1], b"new")
+    monkeypatch.undo()
+    assert store.get("k") == b"old"
+    assert not store.exists("k2")
+    assert _temp_files(store.root) == []
+
+
+def test_failed_rename_cleans_up(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(src: str, dst: str) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(errors.StorageError):
+        store.put("k", b"new")
+    monkeypatch.undo()
+    assert not store.exists("k")
+    assert _temp_files(store.root) == []
+
+
+# --- put_if_absent --------------------------------------------------------------------------
+
+
+def test_put_if_absent(store: LocalStore) -> None:
+    assert store.put_if_absent("_reeldb/refs/tags/v1", b"first") is True
+    assert store.put_if_absent("_reeldb/refs/tags/v1", b"second") is False
+    assert store.get("_reeldb/refs/tags/v1") == b"first"
+
+
+def _create_racer(root: str, key: str, me: int, use_cas: bool, barrier, q) -> None:
+    s = LocalStore(root)
+    data = f"writer-{me}".encode()
+    barrier.wait()
+    q.put((me, s.compare_and_swap(key, None, data) if use_cas else s.put_if_absent(key, data)))
+
+
+def _race_to_create(root: str, key: str, cas_for: set[int]) -> list[int]:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    barrier = ctx.Barrier(8)
+    procs = [ctx.Process(target=_create_racer, args=(root, key, i, i in cas_for, barrier, q))
+             for i in range(8)]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    return [me for me, won in results if won]
+
+
+def test_put_if_absent_race_between_8_processes(store: LocalStore) -> None:
+    winners = _race_to_create(store.root, "_reeldb/refs/branches/x", cas_for=set())
+    assert len(winners) == 1, winners
+    assert store.get("_reeldb/refs/branches/x") == f"writer-{winners[0]}".encode()
+    assert store.list("") == ["_reeldb/refs/branches/x"]
+
+
+def test_create_race_mixing_put_if_absent_and_cas(store: LocalStore) -> None:
+    """Creating with compare_and_swap(key, None, ...) and with put_if_absent exclude each
+    other too: a branch created while a commit creates it has one winner."""
+    winners = _race_to_create(store.root, "ref", cas_for={0, 2, 4, 6})
+    assert len(winners) == 1, winners
+    assert store.get("ref") == f"writer-{winners[0]}".encode()
+
+
+# --- compare_and_swap -----------------------------------------------------------------------
+
+
+def test_cas_create_and_none_on_existing(store: LocalStore) -> None:
+    assert store.compare_and_swap("c", None, b"1") is True
+    assert store.get("c") == b"1"
+    assert store.compare_and_swap("c", None, b"2") is False
+    assert store.get("c") == b"1"
+
+
+def test_cas_stale_version(store: LocalStore) -> None:
+    store.put("c", b"1")
+    _, v1 = store.get_versioned("c")
+    assert store.compare_and_swap("c", v1, b"2") is True
+    assert store.compare_and_swap("c", v1, b"3") is False  # v1 is stale now
+    assert store.get("c") == b"2"
+    _, v2 = store.get_versioned("c")
+    assert store.compare_and_swap("c", v2, b"3") is True
+    assert store.get("c") == b"3"
+    assert store.compare_and_swap("c", "not-a-version", b"4") is False
+    assert store.get("c") == b"3"
+
+
+def test_cas_with_a_version_on_a_missing_key(store: LocalStore) -> None:
+    store.put("c", b"1")
+    _, v = store.get_versioned("c")
+    store.delete("c")
+    assert store.compare_and_swap("c", v, b"2") is False
+    assert not store.exists("c")
+
+
+def _cas_increment(root: str, key: str, n: int, q) -> None:
+    s = LocalStore(root)
+    done = lost = 0
+    while done < n:
+        data, version = s.get_versioned(key)
+        if s.compare_and_swap(key, version, json.dumps({"n": json.loads(data)["n"] + 1}).encode()):
+            done += 1
+        else:
+            lost += 1
+    q.put(lost)
+
+
+def test_cas_counter_4_processes_x_50(store: LocalStore) -> None:
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+    store.put("_reeldb/counters/rowid", json.dumps({"n": 0}).encode())
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_cas_increment, args=(store.root, "_reeldb/counters/rowid", 50, q))
+             for _ in range(4)]
+    for p in procs:
+        p.start()
+    lost = [q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert json.loads(store.get("_reeldb/counters/rowid"))["n"] == 200, lost
+    assert store.list("") == ["_reeldb/counters/rowid"]
+
+
+# --- list -----------------------------------------------------------------------------------
+
+
+def test_list(store: LocalStore) -> None:
+    keys = ["data/t1/b.parquet", "data/t1/a.parquet", "data/t2/c.parquet", "data/t10/d.parquet",
+            "blobs/p.pack", "top"]
+    for k in keys:
+        store.put(k, b"1")
+    assert store.list("") == sorted(keys)
+    assert store.list("data/") == ["data/t1/a.parquet", "data/t1/b.parquet",
+                                   "data/t10/d.parquet", "data/t2/c.parquet"]
+    assert store.list("data/t1/") == ["data/t1/a.parquet", "data/t1/b.parquet"]
+    # a plain string prefix, as on S3
+    assert store.list("data/t1") == ["data/t1/a.parquet", "data/t1/b.parquet", "data/t10/d.parquet"]
+    assert store.list("data/t1/a") == ["data/t1/a.parquet"]
+    assert store.list("to") == ["top"]
+    assert store.list("top") == ["top"]
+    assert store.list("missing/") == []
+    assert store.list("top/") == []
+
+
+def test_list_hides_temp_and_lock_files(store: LocalStore) -> None:
+    store.put("blobs/real.pack", b"1")
+    store.compare_and_swap("_reeldb/refs/branches/main", None, b"{}")
+    store.delete("blobs/real.pack")  # goes through the lock dir's existence check
+    store.put("blobs/real.pack", b"1")
+    # a writer killed mid-put leaves its temp file behind
+    with open(os.path.join(store.root, "blobs", TMP_PREFIX + "deadbeef"), "wb") as f:
+        f.write(b"half a pack")
+    assert any(k.startswith(LOCK_DIR + "/") for k in _on_disk(store.root))
+    assert store.list("") == ["_reeldb/refs/branches/main", "blobs/real.pack"]
+    assert store.list("blobs/") == ["blobs/real.pack"]
+    assert store.list("_reeldb/") == ["_reeldb/refs/branches/main"]
+    assert store.list("_reeldb/lo") == []
+    assert store.list(LOCK_DIR + "/") == []
+
+
+def test_sweep_temporary_removes_only_old_temp_files(store: LocalStore) -> None:
+    store.put("d/real", b"1")
+    old, young = (os.path.join(store.root, "d", TMP_PREFIX + n) for n in ("old", "young"))
+    for p in (old, young):
+        with open(p, "wb") as f:
+            f.write(b"12345")
+    t = time.time() - 3600
+    os.utime(old, (t, t))
+    assert store.sweep_temporary(time.time() - 60) == (1, 5)
+    assert not os.path.exists(old)
+    assert os.path.exists(young)  # may belong to a writer still running
+    assert store.get("d/real") == b"1"
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+BAD_KEYS = ["", "..", "../x", "a/../b", "a/..", "/abs", "/", "a//b", "a/", "./a", "a/./b",
+            "a\\b", "a\0b", TMP_PREFIX + "x", "d/" + TMP_PREFIX + "x", LOCK_DIR, LOCK_DIR + "/x"]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_bad_keys_are_refused(store: LocalStore, key: str) -> None:
+    calls = [
+        lambda: store.get(key), lambda: store.get_range(key, 0, 1), lambda: store.get_versioned(key),
+        lambda: store.put(key, b"1"), lambda: store.put_if_absent(key, b"1"),
+        lambda: store.compare_and_swap(key, None, b"1"), lambda: store.delete(key),
+        lambda: store.exists(key), lambda: store.size(key), lambda: store.mtime(key),
+        lambda: store.local_path(key), lambda: store.open_input(key),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError):
+            call()
+
+
+@pytest.mark.parametrize("prefix", ["../", "/", "/abs", "a/../", "a//", "a\\b"])
+def test_bad_prefixes_are_refused(store: LocalStore, prefix: str) -> None:
+    with pytest.raises(ValueError):
+        store.list(prefix)
+
+
+def test_nothing_is_written_outside_root(tmp_path: Path) -> None:
+    store = LocalStore(str(tmp_path / "db"))
+    with pytest.raises(ValueError):
+        store.put("../escape", b"1")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_dots_inside_names_are_fine(store: LocalStore) -> None:
+    store.put("a/b..c/.d.e.f", b"1")
+    assert store.get("a/b..c/.d.e.f") == b"1"
+    assert store.list("a/") == ["a/b..c/.d.e.f"]
+
+
+# --- open_store -----------------------------------------------------------------------------
+
+
+def test_open_store_paths_and_file_urls(tmp_path: Path) -> None:
+    s = open_store(str(tmp_path / "x"))
+    assert isinstance(s, LocalStore) and os.path.isdir(tmp_path / "x")
+    assert open_store(tmp_path / "p").root == str(tmp_path / "p")  # os.PathLike
+    s2 = open_store("file://" + str(tmp_path / "y"))
+    assert isinstance(s2, LocalStore) and s2.root == str(tmp_path / "y")
+    spaced = LocalStore(str(tmp_path / "with space"))
+    spaced.put("k", b"1")
+    assert "%20" in spaced.url
+    assert open_store(spaced.url).get("k") == b"1"  # url round-trips
+
+
+def test_open_store_create_false(tmp_path: Path) -> None:
+    with pytest.raises(errors.OperationalError):
+        open_store(str(tmp_path / "absent"), create=False)
+    assert not (tmp_path / "absent").exists()
+
+
+def test_open_store_refuses_object_storage_for_now() -> None:
+    with pytest.raises(errors.FeatureNotSupported) as info:
+        open_store("s3://bucket/video-gen")
+    assert info.value.sqlstate == "0A000"
+    assert "object storage arrives" in str(info.value)
+    with pytest.raises(errors.FeatureNotSupported):
+        open_store("file://otherhost/x")
+    with pytest.raises(errors.FeatureNotSupported):
+        open_store("ftp://x/y")
+    with pytest.raises(errors.InterfaceError):
+        open_store("")
+
+
+def test_root_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x")
+    with pytest.raises(errors.StorageError):
+        LocalStore(str(tmp_path / "f"))
