@@ -194,6 +194,13 @@ class Connection:
                  "time": dt.datetime.fromtimestamp(c.time, dt.timezone.utc), "author": c.author,
                  "message": c.message} for c in self.catalog.log(start, limit)]
 
+    def dataloader(self, table: str | None = None, *, sql: str | None = None) -> Any:
+        """A ``reeldb.loader.DataLoader`` over a table or a query, pinned to this snapshot."""
+        self._check()
+        from .loader import DataLoader
+
+        return DataLoader(self, table, sql=sql)
+
     def tables(self) -> list[str]:
         return sorted(self._session.current_tables())
 
