@@ -43,7 +43,8 @@ def test_matrix_file_is_raw_row_major(path: str) -> None:
     assert isinstance(mm, np.memmap)
 
 
-def test_append_rewrites_only_the_last_segment(path: str) -> None:
+def test_append_rewrites_only_the_last_segment(path: str, monkeypatch) -> None:
+    monkeypatch.setenv("REELDB_AUTO_COMPACT", "0")  # keep one fragment per row
     db = reeldb.connect(path)
     db.execute("CREATE TABLE t (id INT)")
     n = SEGMENT_SIZE + 10

@@ -10,12 +10,14 @@ from __future__ import annotations
 from .connection import Connection, connect
 from .cursor import Cursor
 from .errors import (
+    BranchProtected,
     DatabaseError,
     DataError,
     Error,
     IntegrityError,
     InterfaceError,
     InternalError,
+    MergeConflict,
     NotSupportedError,
     OperationalError,
     ProgrammingError,
@@ -31,7 +33,7 @@ threadsafety = 1  # threads may share the module, not connections
 paramstyle = "pyformat"  # %(name)s; %s, :name and $1 work too
 
 __all__ = [
-    "Blob", "Connection", "Cursor", "DataError", "DatabaseError", "Error", "IntegrityError",
-    "InterfaceError", "InternalError", "NotSupportedError", "OperationalError", "ProgrammingError",
+    "Blob", "BranchProtected", "Connection", "Cursor", "DataError", "DatabaseError", "Error", "IntegrityError",
+    "InterfaceError", "InternalError", "MergeConflict", "NotSupportedError", "OperationalError", "ProgrammingError",
     "Warning", "apilevel", "connect", "paramstyle", "threadsafety",
 ]

@@ -171,3 +171,30 @@ class StorageError(OperationalError):
 
 class FeatureNotSupported(NotSupportedError):
     sqlstate = "0A000"
+
+
+class BranchProtected(ReadOnlySqlTransaction):
+    """A write (commit, merge, reset) to a protected branch."""
+
+
+class MergeConflict(IntegrityError):
+    """A merge whose two sides changed the same cells, or one updated what the other
+    deleted, or both added the same unique key. Nothing was written.
+
+    ``conflicts`` lists every one (``reeldb.catalog.merge.Conflict``: table, rowid, column,
+    base, ours, theirs, kind). The SQLSTATE is reeldb's own (class ``RD``, which the SQL
+    standard leaves to implementations), so clients can tell it from a plain 23xxx."""
+
+    sqlstate = "RD001"
+
+    def __init__(self, message: str, conflicts: list | None = None):
+        super().__init__(message)
+        self.conflicts = list(conflicts or [])
+
+    def to_arrow(self):  # noqa: ANN201 - pyarrow is imported lazily by callers already
+        import pyarrow as pa
+
+        cols = ["table", "rowid", "column", "kind", "base", "ours", "theirs"]
+        return pa.table({c: [None if getattr(x, c) is None else
+                             (getattr(x, c) if c == "rowid" else str(getattr(x, c))) for x in self.conflicts]
+                         for c in cols})

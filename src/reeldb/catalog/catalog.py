@@ -58,12 +58,24 @@ class Catalog:
             self._commits[cid] = c
         return c
 
-    def write_commit(self, parents: tuple[str, ...], tables: dict[str, str], message: str,
-                     author: str | None = None) -> Commit:
-        c = Commit(new_commit_id(), parents, time.time(), author or default_author(), message, tables)
+    def save_commit(self, parents: tuple[str, ...], tables: dict[str, TableManifest], message: str,
+                    author: str | None = None, stats: dict[str, list[int]] | None = None) -> Commit:
+        """Save the tables' manifests (only what changed is written) and a commit of them."""
+        keys = {name: tm.save(self.store) for name, tm in tables.items()}
+        for tm in tables.values():
+            self.remember(tm)
+        c = Commit(new_commit_id(), parents, time.time(), author or default_author(), message, keys,
+                   stats or {})
         self.store.put(COMMITS + c.id, c.to_bytes())
         self._commits[c.id] = c
         return c
+
+    def parents(self, cid: str) -> tuple[str, ...]:
+        """A commit's parents that still exist (``expire`` may have dropped older history)."""
+        return tuple(p for p in self.commit(cid).parents if self.has_commit(p))
+
+    def has_commit(self, cid: str) -> bool:
+        return cid in self._commits or self.store.exists(COMMITS + cid)
 
     def manifest(self, key: str) -> TableManifest:
         """A private copy: callers may edit it."""
@@ -123,7 +135,7 @@ class Catalog:
             out.append(c)
             if limit is not None and len(out) >= limit:
                 break
-            frontier.extend(p for p in c.parents if p not in seen)
+            frontier.extend(p for p in self.parents(c.id) if p not in seen)
         return out
 
     # -- counters ---------------------------------------------------------------------------

@@ -17,6 +17,8 @@ BRANCHES = "_reeldb/refs/branches/"
 TAGS = "_reeldb/refs/tags/"
 COMMITS = "_reeldb/commits/"
 COUNTERS = "_reeldb/counters/"
+PROTECTED = "_reeldb/refs/protected/"
+HISTORY = "_reeldb/history"  # {"expired_before": time}: commits older are dropped from history
 
 
 @dataclass(frozen=True)
@@ -27,16 +29,19 @@ class Commit:
     author: str
     message: str
     tables: dict[str, str] = field(default_factory=dict)  # table name -> manifest key
+    # table name -> [rows inserted, rows deleted, rows updated] against the first parent
+    stats: dict[str, list[int]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return json.dumps({"id": self.id, "parents": list(self.parents), "time": self.time,
                            "author": self.author, "message": self.message,
-                           "tables": self.tables}, sort_keys=True).encode()
+                           "tables": self.tables, "stats": self.stats}, sort_keys=True).encode()
 
     @staticmethod
     def from_bytes(b: bytes) -> Commit:
         d = json.loads(b)
-        return Commit(d["id"], tuple(d["parents"]), d["time"], d["author"], d["message"], d["tables"])
+        return Commit(d["id"], tuple(d["parents"]), d["time"], d["author"], d["message"], d["tables"],
+                      d.get("stats", {}))
 
 
 def new_commit_id() -> str:
@@ -54,10 +59,14 @@ def ref_key(prefix: str, name: str) -> str:
     return prefix + quote(name, safe="")
 
 
-def check_ref_name(name: str, what: str = "branch") -> None:
+def valid_ref_name(name: str) -> bool:
     bad = not name or name.startswith(("/", ".", "-")) or name.endswith(("/", ".lock")) \
         or ".." in name or any(c in name for c in " \t\n~^:?*[\\\x00\"")
-    if bad or len(name) > 200:
+    return not bad and len(name) <= 200
+
+
+def check_ref_name(name: str, what: str = "branch") -> None:
+    if not valid_ref_name(name):
         raise errors.InvalidParameterValue(f"invalid {what} name: {name!r}")
 
 
@@ -69,6 +78,8 @@ class Refs:
 
     def branch(self, name: str) -> tuple[str, str] | None:
         """(commit id, version token) of a branch head, or None."""
+        if not valid_ref_name(name):
+            return None
         got = self.store.get_versioned(ref_key(BRANCHES, name))
         if got is None:
             return None
@@ -94,12 +105,42 @@ class Refs:
         return self.store.compare_and_swap(ref_key(BRANCHES, name), expected_version, _ref(commit))
 
     def delete_branch(self, name: str) -> None:
+        if self.branch(name) is None:
+            raise errors.UndefinedObject(f'branch "{name}" does not exist')
         self.store.delete(ref_key(BRANCHES, name))
+        self.unprotect(name)
+
+    def protect(self, name: str) -> None:
+        if self.branch(name) is None:
+            raise errors.UndefinedObject(f'branch "{name}" does not exist')
+        self.store.put(ref_key(PROTECTED, name), b"{}")
+
+    def unprotect(self, name: str) -> None:
+        self.store.delete(ref_key(PROTECTED, name))
+
+    def protected(self, name: str) -> bool:
+        return self.store.exists(ref_key(PROTECTED, name))
+
+    def protected_branches(self) -> set[str]:
+        return {unquote(k[len(PROTECTED):]) for k in self.store.list(PROTECTED)}
+
+    def check_writable(self, name: str) -> None:
+        if self.protected(name):
+            raise errors.BranchProtected(
+                f'branch "{name}" is protected: writes are refused until it is unprotected'
+            )
+
+    def delete_tag(self, name: str) -> None:
+        if self.tag(name) is None:
+            raise errors.UndefinedObject(f'tag "{name}" does not exist')
+        self.store.delete(ref_key(TAGS, name))
 
     def tags(self) -> dict[str, str]:
         return {unquote(k[len(TAGS):]): json.loads(self.store.get(k))["commit"] for k in self.store.list(TAGS)}
 
     def tag(self, name: str) -> str | None:
+        if not valid_ref_name(name):
+            return None
         try:
             return json.loads(self.store.get(ref_key(TAGS, name)))["commit"]
         except KeyError:

@@ -36,6 +36,9 @@ class TableChange:
     added: dict[str, Fragment] = field(default_factory=dict)  # our new fragments, by id
     deleted: dict[str, np.ndarray] = field(default_factory=dict)  # base fragment id -> positions
     check_unique: bool = False
+    updated: int = 0  # rows of ``added`` that are new versions of deleted rows
+    # compaction: (base fragments, as the base saw them) -> the fragments rewritten from them
+    replaced: list[tuple[list[Fragment], list[Fragment]]] = field(default_factory=list)
 
 
 class Transaction:
@@ -45,6 +48,7 @@ class Transaction:
         self.base = base
         self.tables: dict[str, TableManifest] = catalog.snapshot(base)
         self.changes: dict[str, TableChange] = {}
+        self.compacting = False  # a compaction's own commit does not trigger another
 
     @property
     def reader(self) -> FragmentReader:
@@ -126,6 +130,16 @@ class Transaction:
                 prev = ch.deleted.get(fid)
                 ch.deleted[fid] = pos if prev is None else np.union1d(prev, pos)
 
+    def note_updated(self, name: str, n: int) -> None:
+        """The last ``n`` appended rows replace deleted ones (an UPDATE), for commit stats."""
+        self._change(self.table(name)).updated += n
+
+    def replace(self, name: str, old: list[Fragment], new: list[Fragment]) -> None:
+        """Compaction: the same live rows, rewritten into ``new``."""
+        tm = self.table(name)
+        tm.replace_fragments([f.id for f in old], new)
+        self._change(tm).replaced.append((old, new))
+
     # -- constraints ------------------------------------------------------------------------
     def check_unique(self, name: str, new_frags: list[Fragment]) -> None:
         check_unique(self.reader, self.table(name), new_frags)
@@ -138,6 +152,7 @@ class Transaction:
         if self.branch is None:
             raise errors.ReadOnlySqlTransaction("cannot write: this connection reads a fixed commit")
         cat = self.catalog
+        cat.refs.check_writable(self.branch)
         delay = 0.002
         for _ in range(MAX_ATTEMPTS):
             got = cat.refs.branch(self.branch)
@@ -145,18 +160,33 @@ class Transaction:
                 raise errors.UndefinedObject(f'branch "{self.branch}" does not exist any more')
             head, version = got
             tables = self.tables if head == self.base else self._rebase(head)
-            keys = {name: tm.save(cat.store) for name, tm in tables.items()}
-            for tm in tables.values():
-                cat.remember(tm)
-            c = cat.write_commit((head,), keys, message or _describe(self.changes), author)
+            c = cat.save_commit((head,), tables, message or _describe(self.changes), author, self.stats())
             if cat.refs.move_branch(self.branch, version, c.id):
+                written = [ch.name for ch in self.changes.values() if ch.added or ch.deleted]
                 self.base, self.tables, self.changes = c.id, tables, {}
+                if written and not self.compacting:
+                    from .compact import maybe_compact
+
+                    maybe_compact(cat, self.branch, written)
                 return c.id
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 1.5, 0.1)
         raise errors.SerializationFailure(
             f'could not commit to branch "{self.branch}": the head kept moving ({MAX_ATTEMPTS} attempts)'
         )
+
+    def stats(self) -> dict[str, list[int]]:
+        """Table -> [rows inserted, deleted, updated], as ``db.log()`` shows them."""
+        out = {}
+        for ch in self.changes.values():
+            if ch.dropped:
+                continue
+            added = sum(f.live for f in ch.added.values())
+            dels = sum(len(p) for p in ch.deleted.values())
+            upd = min(ch.updated, added, dels)
+            if added or dels or ch.created:
+                out[ch.name] = [added - upd, dels - upd, upd]
+        return out
 
     def _rebase(self, head: str) -> dict[str, TableManifest]:
         cat = self.catalog
@@ -194,8 +224,19 @@ class Transaction:
                 tm = tm.with_schema(ch.schema)
                 del out[head_tm.name]
                 tm.name = ch.name
+            for old, new in ch.replaced:
+                for f in old:
+                    hf = tm.fragment(f.id)
+                    if hf is None or hf.deletes != f.deletes:
+                        raise errors.SerializationFailure(
+                            f'rows of "{ch.name}" changed while they were being compacted'
+                        )
+                tm.replace_fragments([f.id for f in old], new)
             for fid, pos in ch.deleted.items():
                 hf, bf = tm.fragment(fid), base_tm.fragment(fid)
+                if bf is not None and hf is None:
+                    self._delete_moved(tm, base_tm, bf, pos, ch.name)
+                    continue
                 if hf is None or bf is None:
                     raise errors.SerializationFailure(
                         f'rows of "{ch.name}" were rewritten by a concurrent commit'
@@ -214,6 +255,34 @@ class Transaction:
                 check_unique(self.reader, tm, list(ch.added.values()))
             out[tm.name] = tm
         return out
+
+
+    def _delete_moved(self, tm: TableManifest, base_tm: TableManifest, bf: Fragment, pos: np.ndarray,
+                      name: str) -> None:
+        """Our delete of rows that a concurrent compaction moved: find them by ``_rowid``
+        in the fragments the head has and our base had not."""
+        from .delta import changed_cells, locate_all
+
+        rowids = self.reader.rowids(base_tm.table_id, bf, pos)
+        base_ids = {f.id for f in base_tm.fragments}
+        fresh = tm.copy()
+        fresh.segments = [s for s in tm.segments if any(f.id not in base_ids for f in s.fragments)]
+        found = locate_all(self.reader, fresh, rowids)
+        moved = len(found) == len(np.unique(rowids))
+        if moved:  # a concurrent update of a row shows as a changed value; a move does not
+            order = np.argsort(rowids)
+            before = self.reader.batch(base_tm.table_id, bf, base_tm.schema, pos[order])
+            after = found.where(rowids[order]).read(self.reader, tm.table_id, base_tm.schema)
+            moved = not any(m.any() for m in changed_cells(before, after, base_tm.schema, base_tm.schema).values())
+        if not moved:
+            raise errors.SerializationFailure(
+                f'could not serialize access due to concurrent update of "{name}"'
+            )
+        for i, sel in found.by_fragment().items():
+            hf = found.frags[i]
+            merged = np.union1d(self.reader.deleted(hf), found.pos[sel]).astype(np.uint32)
+            tm.replace_fragment(Fragment(hf.id, hf.rows, hf.cols, hf.mats,
+                                         write_deletes(self.catalog.store, merged), len(merged)))
 
 
 def _describe(changes: dict[str, TableChange]) -> str:

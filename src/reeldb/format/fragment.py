@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..storage import ObjectStore
-from .manifest import Column, Fragment, matrix_key, parquet_key
-from .types import MatrixColumn
+from .manifest import Column, Fragment, Schema, matrix_key, parquet_key
+from .types import MATRIX, MatrixColumn
 
 ROWID = "_rowid"
 
@@ -154,3 +154,42 @@ class FragmentReader:
         mask = np.ones(frag.rows, dtype=bool)
         mask[self.deleted(frag)] = False
         return mask
+
+    def rowids(self, table_id: str, frag: Fragment, positions: np.ndarray | None = None) -> np.ndarray:
+        ids = self.table(table_id, frag).column(ROWID).to_numpy()
+        return ids if positions is None else ids[positions]
+
+    def batch(self, table_id: str, frag: Fragment, schema: Schema, positions: np.ndarray) -> Batch:
+        """Rows of a fragment at ``positions`` under ``schema``: columns the fragment lacks
+        show their fill value, columns the schema dropped are left out. Blob cells stay
+        references, so rewriting rows (compaction, merge) never copies blob bytes."""
+        t = self.table(table_id, frag)
+        idx = pa.array(positions, pa.int64())
+        n = len(positions)
+        out = Batch(t.column(ROWID).to_numpy()[positions])
+        mats = dict(frag.mats)
+        for c in schema.columns:
+            if c.type.storage == MATRIX:
+                if c.id in mats:
+                    values = np.asarray(self.matrix(table_id, frag, c)[positions])
+                    valid = t.column(ncol(c.id)).take(idx).is_valid().to_numpy(zero_copy_only=False)
+                else:
+                    values = np.zeros((n, *c.type.row_shape), c.type.np_dtype)
+                    valid = np.zeros(n, bool)
+                out.matrices[c.id] = MatrixColumn(values, valid)
+            elif scol(c.id) in t.column_names:
+                out.scalars[c.id] = t.column(scol(c.id)).take(idx).combine_chunks()
+            else:
+                out.scalars[c.id] = pa.array([c.fill] * n, c.type.arrow())
+        return out
+
+
+def concat_batches(batches: list[Batch], schema: Schema) -> Batch:
+    out = Batch(np.concatenate([b.rowids for b in batches]) if batches else np.empty(0, np.int64))
+    for c in schema.columns:
+        if c.type.storage == MATRIX:
+            out.matrices[c.id] = MatrixColumn(np.concatenate([b.matrices[c.id].values for b in batches]),
+                                              np.concatenate([b.matrices[c.id].valid for b in batches]))
+        else:
+            out.scalars[c.id] = pa.concat_arrays([b.scalars[c.id] for b in batches])
+    return out

@@ -173,6 +173,28 @@ class TableManifest:
                     return
         raise KeyError(frag.id)
 
+    def replace_fragments(self, old_ids: list[str], new: list[Fragment]) -> None:
+        """Swap a group of fragments for rewritten ones, placed where the first of the
+        group was (compaction); segments are re-cut to ``SEGMENT_SIZE``."""
+        gone = set(old_ids)
+        frags: list[Fragment] = []
+        placed = False
+        for f in self.fragments:
+            if f.id in gone:
+                if not placed:
+                    frags.extend(new)
+                    placed = True
+                continue
+            frags.append(f)
+        if not placed:
+            raise KeyError(old_ids[0] if old_ids else "")
+        old_segments = {s.fragments: s for s in self.segments}
+        self.segments = []
+        for i in range(0, len(frags), SEGMENT_SIZE):
+            chunk = tuple(frags[i : i + SEGMENT_SIZE])
+            self.segments.append(old_segments.get(chunk, Segment(None, chunk)))
+        self.key = None
+
     def fragment(self, fid: str) -> Fragment | None:
         for f in self.fragments:
             if f.id == fid:

@@ -16,7 +16,8 @@ import pyarrow as pa
 from pglast import ast
 from pglast.enums import SortByDir, SortByNulls
 
-from ..engine.engine import GPOS, float32_array, int64_array, quote_ident, select_expr
+from ..engine.engine import GPOS, quote_ident, select_expr
+from ..format.arrow import float32_array, int64_array
 from ..format.types import parse_vector_text
 from ..index.exact import score, topk
 from .parse import colref, deparse, expand_stars, name_of, walk
