@@ -57,7 +57,7 @@ def test_branches_listing(db: reeldb.Connection) -> None:
     assert by_name["main"]["current"] is False
     assert by_name["a"]["commit"] == by_name["main"]["commit"] == db.head
     for b in listing:
-        assert set(b) == {"name", "commit", "current"}
+        assert set(b) == {"name", "commit", "current", "protected"}
 
 
 def test_duplicate_branch_refused(db: reeldb.Connection) -> None:
@@ -346,7 +346,7 @@ def test_log_newest_first_with_messages(path: str) -> None:
     for newer, older in zip(log, log[1:]):
         assert newer["parents"] == [older["id"]]  # linear history here
     for c in log:
-        assert set(c) == {"id", "parents", "time", "author", "message"}
+        assert set(c) == {"id", "parents", "time", "author", "message", "tables"}
     assert len(db.log(limit=2)) == 2
     assert db.log(limit=2) == log[:2]
 

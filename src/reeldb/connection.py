@@ -14,7 +14,9 @@ import pyarrow as pa
 
 from . import errors
 from .catalog.catalog import Catalog
-from .catalog.vacuum import DEFAULT_GRACE, vacuum
+from .catalog.diff import Diff
+from .catalog.merge import MergeResult
+from .catalog.vacuum import DEFAULT_GRACE, expire, vacuum
 from .cursor import Cursor
 from .format.types import MATRIX
 from .sql import dml
@@ -151,6 +153,7 @@ class Connection:
     # -- versioning --------------------------------------------------------------------------
     @property
     def current_branch(self) -> str | None:
+        """The branch this connection reads and writes; None when it reads a fixed commit."""
         return self._session.branch
 
     @property
@@ -161,38 +164,84 @@ class Connection:
         """Create a branch at the current commit (or ``at``), O(1); switch to it unless
         ``checkout=False``. Returns the commit it points at."""
         self._check()
-        if self._session.in_transaction:
-            raise errors.ActiveSqlTransaction("cannot create a branch inside a transaction")
-        commit = self.catalog.resolve(at) if at else self._session.head()
-        self.catalog.refs.create_branch(name, commit)
-        if checkout:
-            self.checkout(name)
-        return commit
+        return self._session.create_branch(name, checkout, at)
 
     def checkout(self, name: str) -> None:
+        """Switch to a branch, or to a tag or commit (read-only)."""
         self._check()
-        if self._session.in_transaction:
-            raise errors.ActiveSqlTransaction("cannot switch branches inside a transaction")
-        self.catalog.head(name)
-        self._session = _switch(self._session, name)
+        self._session.checkout(name)
+
+    def delete_branch(self, name: str) -> None:
+        self._check()
+        self._session.delete_branch(name)
 
     def branches(self) -> list[dict[str, Any]]:
-        cur = self._session.branch
-        return [{"name": n, "commit": c, "current": n == cur} for n, c in sorted(self.catalog.refs.branches().items())]
+        return self._session.branches()
+
+    def protect(self, branch: str) -> None:
+        """Refuse every write to ``branch`` (commits, merges, resets) until unprotected."""
+        self.catalog.refs.protect(branch)
+
+    def unprotect(self, branch: str) -> None:
+        self.catalog.refs.unprotect(branch)
 
     def tag(self, name: str, at: str | None = None) -> str:
-        commit = self.catalog.resolve(at) if at else self._session.head()
-        self.catalog.refs.create_tag(name, commit)
-        return commit
+        return self._session.create_tag(name, at)
+
+    def delete_tag(self, name: str) -> None:
+        self.catalog.refs.delete_tag(name)
 
     def tags(self) -> dict[str, str]:
         return self.catalog.refs.tags()
 
-    def log(self, branch: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        start = self.catalog.resolve(branch) if branch else self._session.head()
-        return [{"id": c.id, "parents": list(c.parents),
-                 "time": dt.datetime.fromtimestamp(c.time, dt.timezone.utc), "author": c.author,
-                 "message": c.message} for c in self.catalog.log(start, limit)]
+    def log(self, branch: str | None = None, table: str | None = None,
+            limit: int | None = None) -> list[dict[str, Any]]:
+        """Commits newest first: id, parents, time, author, message, and per table the rows
+        inserted, deleted and updated. ``table`` keeps the commits that changed it."""
+        return self._session.log(branch, table, limit)
+
+    def diff(self, a: str, b: str | None = None, table: str | None = None) -> Diff:
+        """Rows added, removed and changed (with the cells) from ``a`` to ``b`` (default:
+        this connection's head); branches, tags or commits."""
+        self._check()
+        return self._session.diff(a, b, table)
+
+    def merge(self, source: str, into: str | None = None, strategy: str = "fail",
+              message: str | None = None, author: str | None = None) -> MergeResult:
+        """Three-way merge of ``source`` into ``into`` (default: the current branch).
+
+        ``strategy="fail"`` raises ``reeldb.MergeConflict`` listing every conflict and
+        writes nothing; ``"ours"`` / ``"theirs"`` resolve conflicts for one side."""
+        self._check()
+        return self._session.merge(source, into, strategy, message, author)
+
+    def reset(self, branch: str | None = None, to: str | None = None) -> str:
+        """Point ``branch`` (default: the current one) at commit ``to``."""
+        self._check()
+        if to is None:
+            raise errors.InvalidParameterValue("reset needs a commit, tag or branch to reset to")
+        return self._session.reset(branch, to)
+
+    def revert(self, commit: str, message: str | None = None) -> str:
+        """A new commit on the current branch that undoes ``commit``."""
+        self._check()
+        return self._session.revert(commit, message)
+
+    def optimize(self, table: str | None = None) -> list[dict[str, Any]]:
+        """Rewrite small and mostly-deleted fragments into large ones (one commit)."""
+        self._check()
+        return self._session.optimize(table)
+
+    def vacuum(self, retain: dt.timedelta | None = None, grace: dt.timedelta = DEFAULT_GRACE) -> dict[str, int]:
+        """Delete files no branch or tag reaches; with ``retain``, also the files of
+        commits older than that (time travel to them then fails). Files younger than
+        ``grace`` stay: a concurrent writer may be about to commit them."""
+        return vacuum(self.catalog, grace, retain)
+
+    def expire(self, older_than: dt.timedelta | dt.datetime) -> int:
+        """Drop commits older than ``older_than`` from history; branch and tag heads stay.
+        Their files go at the next ``vacuum``."""
+        return expire(self.catalog, older_than)
 
     def dataloader(self, table: str | None = None, *, sql: str | None = None) -> Any:
         """A ``reeldb.loader.DataLoader`` over a table or a query, pinned to this snapshot."""
@@ -203,15 +252,6 @@ class Connection:
 
     def tables(self) -> list[str]:
         return sorted(self._session.current_tables())
-
-    def vacuum(self, grace: dt.timedelta = DEFAULT_GRACE) -> dict[str, int]:
-        """Delete files no branch or tag reaches and older than ``grace``."""
-        return vacuum(self.catalog, grace)
-
-
-def _switch(old: Session, branch: str) -> Session:
-    old.engine.close()
-    return Session(old.catalog, branch)
 
 
 def _progress(n: int, table: str) -> Any:

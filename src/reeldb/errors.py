@@ -147,6 +147,10 @@ class ReadOnlySqlTransaction(OperationalError):
     sqlstate = "25006"
 
 
+class ObjectInUse(OperationalError):
+    sqlstate = "55006"
+
+
 class ActiveSqlTransaction(OperationalError):
     sqlstate = "25001"
 

@@ -74,6 +74,9 @@ class Catalog:
         """A commit's parents that still exist (``expire`` may have dropped older history)."""
         return tuple(p for p in self.commit(cid).parents if self.has_commit(p))
 
+    def forget_commit(self, cid: str) -> None:
+        self._commits.pop(cid, None)
+
     def has_commit(self, cid: str) -> bool:
         return cid in self._commits or self.store.exists(COMMITS + cid)
 
@@ -81,7 +84,12 @@ class Catalog:
         """A private copy: callers may edit it."""
         m = self._manifests.get(key)
         if m is None:
-            m = load_manifest(self.store, key, self._segments)
+            try:
+                m = load_manifest(self.store, key, self._segments)
+            except KeyError:
+                raise errors.UndefinedObject(
+                    "this commit's data was removed by VACUUM (it was older than the retained history)"
+                ) from None
             self._manifests[key] = m
         return m.copy()
 

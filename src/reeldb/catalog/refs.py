@@ -18,7 +18,6 @@ TAGS = "_reeldb/refs/tags/"
 COMMITS = "_reeldb/commits/"
 COUNTERS = "_reeldb/counters/"
 PROTECTED = "_reeldb/refs/protected/"
-HISTORY = "_reeldb/history"  # {"expired_before": time}: commits older are dropped from history
 
 
 @dataclass(frozen=True)

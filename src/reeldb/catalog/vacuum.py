@@ -1,7 +1,11 @@
-"""VACUUM: delete files that no branch or tag reaches, through any commit of its history.
+"""Garbage collection: delete files that no branch or tag reaches, and drop old history
+on request.
 
-Files younger than the grace period are kept even when unreachable: a concurrent writer
-may have written them and not yet won its compare-and-swap.
+``vacuum`` keeps the files of every commit in the history of a branch or tag, or with
+``retain`` only those of commits newer than that (and of every branch and tag head): time
+travel further back then fails with a clear error. ``expire`` drops old commits from the
+history itself. Files younger than the grace period are kept even when unreachable: a
+concurrent writer may have written them and not yet won its compare-and-swap.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ DEFAULT_GRACE = dt.timedelta(hours=1)
 SWEPT = ("data/", "blobs/", "deletes/", "_reeldb/manifests/", COMMITS)
 
 
-def reachable(cat: Catalog) -> set[str]:
-    """Every key reachable from a branch or tag."""
+def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
+    """Every key reachable from a branch or tag (data only of retained commits)."""
     keep: set[str] = set()
-    heads = list(cat.refs.branches().values()) + list(cat.refs.tags().values())
+    heads = set(cat.refs.branches().values()) | set(cat.refs.tags().values())
+    since = None if retain is None else time.time() - retain.total_seconds()
     stack = list(heads)
     seen_tables: set[str] = set()
     while stack:
@@ -35,7 +40,9 @@ def reachable(cat: Catalog) -> set[str]:
             continue
         keep.add(key)
         c = cat.commit(cid)
-        stack.extend(c.parents)
+        stack.extend(cat.parents(cid))
+        if since is not None and c.time < since and cid not in heads:
+            continue
         for mkey in c.tables.values():
             if mkey in seen_tables:
                 continue
@@ -76,8 +83,32 @@ def _packs(cat: Catalog, key: str, blob_cols: list[int]) -> set[str]:
     return out
 
 
-def vacuum(cat: Catalog, grace: dt.timedelta = DEFAULT_GRACE) -> dict[str, int]:
-    keep = reachable(cat)
+def expire(cat: Catalog, older_than: dt.timedelta | dt.datetime) -> int:
+    """Drop commits older than ``older_than`` from history (branch and tag heads stay);
+    their files go at the next ``vacuum``. Returns how many commits were dropped."""
+    if isinstance(older_than, dt.timedelta):
+        cutoff = time.time() - older_than.total_seconds()
+    else:
+        cutoff = older_than.timestamp()
+    heads = set(cat.refs.branches().values()) | set(cat.refs.tags().values())
+    dropped = 0
+    for key in cat.store.list(COMMITS):
+        cid = key[len(COMMITS):]
+        if cid in heads:
+            continue
+        try:
+            if cat.commit(cid).time >= cutoff:
+                continue
+        except Exception:  # noqa: BLE001 - a commit deleted meanwhile is already gone
+            continue
+        cat.store.delete(key)
+        cat.forget_commit(cid)
+        dropped += 1
+    return dropped
+
+
+def vacuum(cat: Catalog, grace: dt.timedelta = DEFAULT_GRACE, retain: dt.timedelta | None = None) -> dict[str, int]:
+    keep = reachable(cat, retain)
     cutoff = time.time() - grace.total_seconds()
     files = size = 0
     for prefix in SWEPT:

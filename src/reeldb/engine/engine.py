@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -83,8 +84,23 @@ def _signature(tm: TableManifest) -> tuple:
     return (tm.table_id, tm.schema.fingerprint, tuple((f.id, f.deletes) for f in tm.fragments))
 
 
+# DuckDB connections do not survive fork(): destroying one that a child inherited (for
+# instance when the child's garbage collector frees its parent's leftovers) crashes the
+# child. Children keep every inherited connection alive instead, and never touch them.
+_LIVE: weakref.WeakSet[Engine] = weakref.WeakSet()
+_INHERITED: list[Engine] = []
+
+
+def _adopt_inherited() -> None:
+    _INHERITED.extend(_LIVE)
+
+
+os.register_at_fork(after_in_child=_adopt_inherited)
+
+
 class Engine:
     def __init__(self, reader: FragmentReader):
+        _LIVE.add(self)
         self.reader = reader
         # Postgres semantics: 7 / 2 = 3 for integers; NULLs sort last ascending, first descending
         self.con = duckdb.connect(":memory:", config={"threads": 2, "integer_division": True,

@@ -8,6 +8,7 @@ them as one commit.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from . import ddl, dml, vector_plan
 from .params import compile_params
 from .parse import deparse, parse
 from .rewrite import Rewriter, adapt_param
+from .versioning import VersioningMixin
 
 MAX_REF_RELATIONS = 64  # tables of other branches/tags kept registered at once
 
@@ -37,7 +39,7 @@ class Result:
     notices: list[str] = field(default_factory=list)
 
 
-class Session:
+class Session(VersioningMixin):
     def __init__(self, catalog: Catalog, branch: str | None = "main", at: str | None = None):
         self.catalog = catalog
         self.engine = Engine(catalog.reader)
@@ -115,6 +117,10 @@ class Session:
 
     def execute_parsed(self, text: str, values: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
         self.notices = []
+        m = _OPTIMIZE.match(text)
+        if m:  # not Postgres syntax, so pglast cannot parse it
+            done = self.optimize(m.group(1))
+            return Result(status="OPTIMIZE", rowcount=sum(c["rows_rewritten"] for c in done))
         stmts = parse(text)
         if not stmts:
             return Result(status="EMPTY")
@@ -169,7 +175,15 @@ class Session:
 
     def _dispatch(self, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None) -> Result:
         if isinstance(stmt, ast.SelectStmt):
-            table, desc = self.run_select(stmt, params)
+            called = self.versioning_call(stmt, params)
+            if called is not None:
+                return called
+            registered = self._table_functions(stmt, params)
+            try:
+                table, desc = self.run_select(stmt, params)
+            finally:
+                for name in registered:
+                    self.engine.unregister(name)
             return Result(table, desc, table.num_rows, f"SELECT {table.num_rows}")
         if isinstance(stmt, ast.InsertStmt):
             return dml.insert(self, stmt, params, param_rows)
@@ -190,15 +204,30 @@ class Session:
         if isinstance(stmt, ast.ExplainStmt):
             return self._explain(stmt, params)
         if isinstance(stmt, ast.VacuumStmt):
-            from ..catalog.vacuum import vacuum
-
-            out = vacuum(self.catalog)
-            return Result(status="VACUUM", rowcount=out["files"])
+            return self._vacuum(stmt)
         if isinstance(stmt, ast.VariableSetStmt | ast.VariableShowStmt):
             return self._variable(stmt)
         if isinstance(stmt, ast.IndexStmt):
             raise errors.FeatureNotSupported("CREATE INDEX is not supported yet: vector top-k runs exactly")
         raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
+
+    def _vacuum(self, stmt: ast.VacuumStmt) -> Result:
+        """VACUUM [FULL] [table]: compact (the table, or all), then delete unreachable files."""
+        from ..catalog.vacuum import vacuum
+
+        self._no_txn("run VACUUM")
+        rels = [r.relation.relname for r in (stmt.rels or ())]
+        for name in rels or [None]:
+            if self.branch is not None:
+                self.optimize(name)
+        out = vacuum(self.catalog)
+        return Result(status="VACUUM", rowcount=out["files"])
+
+    def _table_functions(self, stmt: ast.SelectStmt, params: list[Any]) -> list[str]:
+        """Replace ``FROM reeldb_log()`` (and friends) by registered Arrow tables."""
+        names: list[str] = []
+        _replace_functions(self, stmt, params, names)
+        return names
 
     # -- SELECT ------------------------------------------------------------------------------------
     def run_select(self, stmt: ast.SelectStmt, params: list[Any]) -> tuple[pa.Table, list]:
@@ -385,24 +414,58 @@ class Session:
     def _variable(self, stmt: ast.Node) -> Result:
         if isinstance(stmt, ast.VariableShowStmt):
             name = stmt.name.lower()
-            value = {"reeldb.branch": self.branch or "", "server_version": "16.0", "transaction_isolation":
+            value = {"reeldb.branch": self.branch or self.pinned or "", "server_version": "16.0", "transaction_isolation":
                      "snapshot", "client_encoding": "UTF8", "timezone": "UTC"}.get(name)
             if value is None:
                 raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')
             return Result(pa.table({name: [value]}), [(name, "VARCHAR")], 1, "SHOW")
+        if (stmt.name or "").lower() == "reeldb.branch":
+            if not stmt.args or len(stmt.args) != 1:
+                raise errors.InvalidParameterValue("SET reeldb.branch takes one branch, tag or commit")
+            from .versioning import _const
+
+            self.checkout(str(_const(stmt.args[0], [])))
+            return Result(status="SET")
         self.notice(f"SET {stmt.name} has no effect in reeldb")
         return Result(status="SET")
 
 
-def _param_numbers(sql: str) -> set[int]:
-    import re
+def _replace_functions(s: Session, sel: Any, params: list[Any], names: list[str]) -> None:
+    if not isinstance(sel, ast.SelectStmt):
+        return
+    if sel.fromClause:
+        sel.fromClause = tuple(_replace_function(s, f, params, names) for f in sel.fromClause)
+    _replace_functions(s, sel.larg, params, names)
+    _replace_functions(s, sel.rarg, params, names)
 
+
+def _replace_function(s: Session, node: Any, params: list[Any], names: list[str]) -> Any:
+    if isinstance(node, ast.RangeFunction) and len(node.functions) == 1:
+        fc = node.functions[0][0]
+        if isinstance(fc, ast.FuncCall):
+            table = s.table_function(fc, params)
+            if table is not None:
+                name = f"__fn_{len(names)}"
+                s.engine.register(name, table)
+                names.append(name)
+                alias = node.alias or ast.Alias(aliasname=fc.funcname[-1].sval)
+                return ast.RangeVar(relname=name, inh=True, relpersistence="p", alias=alias)
+    if isinstance(node, ast.JoinExpr):
+        node.larg = _replace_function(s, node.larg, params, names)
+        node.rarg = _replace_function(s, node.rarg, params, names)
+    elif isinstance(node, ast.RangeSubselect):
+        _replace_functions(s, node.subquery, params, names)
+    return node
+
+
+_OPTIMIZE = re.compile(r"^\s*OPTIMIZE(?:\s+(?:TABLE\s+)?\"?([A-Za-z_][\w$]*)\"?)?\s*;?\s*$", re.IGNORECASE)
+
+
+def _param_numbers(sql: str) -> set[int]:
     return {int(m) for m in re.findall(r"\$(\d+)", _strip_strings(sql))}
 
 
 def _strip_strings(sql: str) -> str:
-    import re
-
     return re.sub(r"'(?:[^']|'')*'", "''", sql)
 
 

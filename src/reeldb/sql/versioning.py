@@ -1,0 +1,281 @@
+"""Branches, tags, history, diff and merge for a session, and their SQL surface.
+
+Every operation is reachable three ways with one implementation: the Python API
+(``db.merge(...)``), SQL functions (``SELECT reeldb_merge('x')``, ``SELECT * FROM
+reeldb_log()``) and, through SQL, the wire server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from pglast import ast
+
+from .. import errors
+from ..catalog import compact as compaction
+from ..catalog.diff import Diff, diff
+from ..catalog.merge import MergeResult, merge, revert
+
+if TYPE_CHECKING:
+    from .session import Result, Session
+
+
+class VersioningMixin:
+    """Session methods for versioning (``self`` is a Session)."""
+
+    def _no_txn(self: Session, what: str) -> None:
+        if self.in_transaction:
+            raise errors.ActiveSqlTransaction(f"cannot {what} inside a transaction")
+
+    def _branch_or_current(self: Session, branch: str | None) -> str:
+        b = branch or self.branch
+        if b is None:
+            raise errors.ReadOnlySqlTransaction("this connection reads a fixed commit: name a branch")
+        return b
+
+    def checkout(self: Session, name: str) -> None:
+        """Switch to a branch, or (read-only) to a tag or commit."""
+        self._no_txn("switch branches")
+        if self.catalog.refs.branch(name) is not None:
+            self.branch, self.pinned = name, None
+        else:
+            self.pinned, self.branch = self.catalog.resolve(name), None
+        self._bound_commit = None
+
+    def create_branch(self: Session, name: str, checkout: bool = True, at: str | None = None) -> str:
+        self._no_txn("create a branch")
+        commit = self.catalog.resolve(at) if at else self.head()
+        self.catalog.refs.create_branch(name, commit)
+        if checkout:
+            self.checkout(name)
+        return commit
+
+    def delete_branch(self: Session, name: str) -> None:
+        if name == self.branch:
+            raise errors.ObjectInUse(f'cannot delete branch "{name}": this connection is on it')
+        if self.catalog.refs.protected(name):
+            raise errors.BranchProtected(f'branch "{name}" is protected: unprotect it first')
+        self.catalog.refs.delete_branch(name)
+
+    def branches(self: Session) -> list[dict[str, Any]]:
+        protected = self.catalog.refs.protected_branches()
+        return [{"name": n, "commit": c, "current": n == self.branch, "protected": n in protected}
+                for n, c in sorted(self.catalog.refs.branches().items())]
+
+    def create_tag(self: Session, name: str, at: str | None = None) -> str:
+        commit = self.catalog.resolve(at) if at else self.head()
+        self.catalog.refs.create_tag(name, commit)
+        return commit
+
+    def log(self: Session, branch: str | None = None, table: str | None = None,
+            limit: int | None = None) -> list[dict[str, Any]]:
+        start = self.catalog.resolve(branch) if branch else self.head()
+        out = []
+        for c in self.catalog.log(start):
+            if table is not None and not _touches(self.catalog, c, table):
+                continue
+            out.append({"id": c.id, "parents": list(c.parents),
+                        "time": dt.datetime.fromtimestamp(c.time, dt.timezone.utc), "author": c.author,
+                        "message": c.message,
+                        "tables": {t: {"inserted": s[0], "deleted": s[1], "updated": s[2]}
+                                   for t, s in c.stats.items() if table is None or t == table}})
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def diff(self: Session, a: str, b: str | None = None, table: str | None = None) -> Diff:
+        return diff(self.catalog, self.catalog.resolve(a), self.catalog.resolve(b) if b else self.head(), table)
+
+    def merge(self: Session, source: str, into: str | None = None, strategy: str = "fail",
+              message: str | None = None, author: str | None = None) -> MergeResult:
+        self._no_txn("merge")
+        return merge(self.catalog, source, self._branch_or_current(into), strategy, message, author)
+
+    def reset(self: Session, branch: str | None, to: str) -> str:
+        self._no_txn("reset a branch")
+        b = self._branch_or_current(branch)
+        self.catalog.refs.check_writable(b)
+        target = self.catalog.resolve(to)
+        while True:
+            got = self.catalog.refs.branch(b)
+            if got is None:
+                raise errors.UndefinedObject(f'branch "{b}" does not exist')
+            if self.catalog.refs.move_branch(b, got[1], target):
+                return target
+
+    def revert(self: Session, commit: str, message: str | None = None) -> str:
+        self._no_txn("revert")
+        return revert(self.catalog, commit, self._branch_or_current(None), message).commit
+
+    def optimize(self: Session, table: str | None = None) -> list[dict[str, Any]]:
+        self._no_txn("optimize")
+        done = compaction.compact(self.catalog, self._branch_or_current(None), table)
+        return [vars(c) for c in done]
+
+    # -- SQL ---------------------------------------------------------------------------------
+    def versioning_call(self: Session, stmt: ast.SelectStmt, params: list[Any]) -> Result | None:
+        """``SELECT reeldb_xxx(...)`` with no FROM: run the command, one row back."""
+        from .session import Result
+
+        if stmt.fromClause or not stmt.targetList or len(stmt.targetList) != 1:
+            return None
+        rt = stmt.targetList[0]
+        fc = rt.val
+        if not isinstance(fc, ast.FuncCall):
+            return None
+        name = _func_name(fc)
+        command = COMMANDS.get(name)
+        if command is None:
+            return None
+        args = [_const(a, params) for a in (fc.args or ())]
+        value = command(self, *args)
+        col = rt.name or name
+        return Result(pa.table({col: pa.array([value])}), [(col, "VARCHAR")], 1, "SELECT 1")
+
+    def table_function(self: Session, fc: ast.FuncCall, params: list[Any]) -> pa.Table | None:
+        """``FROM reeldb_log()`` and friends: the rows, as Arrow."""
+        fn = TABLE_FUNCTIONS.get(_func_name(fc))
+        if fn is None:
+            return None
+        args = [_const(a, params) for a in (fc.args or ())]
+        return fn(self, *args)
+
+
+def _touches(cat: Any, c: Any, table: str) -> bool:
+    if table in c.stats:
+        return True
+    parents = cat.parents(c.id)
+    before = cat.commit(parents[0]).tables.get(table) if parents else None
+    return c.tables.get(table) != before
+
+
+def _func_name(fc: ast.FuncCall) -> str:
+    return ".".join(n.sval for n in fc.funcname).lower()
+
+
+def _const(node: ast.Node, params: list[Any]) -> Any:
+    if isinstance(node, ast.TypeCast):
+        return _const(node.arg, params)
+    if isinstance(node, ast.ParamRef):
+        return params[node.number - 1]
+    if isinstance(node, ast.A_Const):
+        if node.isnull:
+            return None
+        v = node.val
+        for attr in ("sval", "ival", "fval", "boolval"):
+            if hasattr(v, attr):
+                got = getattr(v, attr)
+                return float(got) if attr == "fval" else got
+    raise errors.FeatureNotSupported("arguments of reeldb_* functions must be constants or parameters")
+
+
+def _arity(name: str, args: tuple, lo: int, hi: int) -> None:
+    if not lo <= len(args) <= hi:
+        raise errors.UndefinedFunction(f"function {name} takes {lo}..{hi} arguments, not {len(args)}")
+
+
+def _sql_branch(s: Session, *a: Any) -> str:
+    _arity("reeldb_branch", a, 1, 2)
+    return s.create_branch(a[0], True, a[1] if len(a) > 1 else None)
+
+
+def _sql_checkout(s: Session, *a: Any) -> str:
+    _arity("reeldb_checkout", a, 1, 1)
+    s.checkout(a[0])
+    return s.head()
+
+
+def _sql_merge(s: Session, *a: Any) -> str:
+    _arity("reeldb_merge", a, 1, 3)
+    r = s.merge(a[0], a[2] if len(a) > 2 else None, a[1] if len(a) > 1 and a[1] else "fail")
+    return r.commit
+
+
+def _sql_tag(s: Session, *a: Any) -> str:
+    _arity("reeldb_tag", a, 1, 2)
+    return s.create_tag(a[0], a[1] if len(a) > 1 else None)
+
+
+def _sql_reset(s: Session, *a: Any) -> str:
+    _arity("reeldb_reset", a, 1, 2)
+    return s.reset(None, a[0]) if len(a) == 1 else s.reset(a[0], a[1])
+
+
+def _sql_revert(s: Session, *a: Any) -> str:
+    _arity("reeldb_revert", a, 1, 1)
+    return s.revert(a[0])
+
+
+def _sql_delete_branch(s: Session, *a: Any) -> str:
+    _arity("reeldb_delete_branch", a, 1, 1)
+    s.delete_branch(a[0])
+    return a[0]
+
+
+def _sql_protect(s: Session, *a: Any) -> str:
+    _arity("reeldb_protect", a, 1, 1)
+    s.catalog.refs.protect(a[0])
+    return a[0]
+
+
+def _sql_unprotect(s: Session, *a: Any) -> str:
+    _arity("reeldb_unprotect", a, 1, 1)
+    s.catalog.refs.unprotect(a[0])
+    return a[0]
+
+
+def _sql_optimize(s: Session, *a: Any) -> str:
+    _arity("reeldb_optimize", a, 0, 1)
+    done = s.optimize(a[0] if a else None)
+    return "; ".join(f"{c['table']}: {c['fragments_before']} -> {c['fragments_after']} fragments" for c in done) \
+        or "nothing to compact"
+
+
+COMMANDS = {
+    "reeldb_branch": _sql_branch, "reeldb_checkout": _sql_checkout, "reeldb_merge": _sql_merge,
+    "reeldb_tag": _sql_tag, "reeldb_reset": _sql_reset, "reeldb_revert": _sql_revert,
+    "reeldb_delete_branch": _sql_delete_branch, "reeldb_protect": _sql_protect,
+    "reeldb_unprotect": _sql_unprotect, "reeldb_optimize": _sql_optimize,
+}
+
+
+def _log_table(s: Session, *a: Any) -> pa.Table:
+    _arity("reeldb_log", a, 0, 2)
+    rows = s.log(a[0] if a else None, a[1] if len(a) > 1 else None)
+    return pa.table({
+        "commit": pa.array([r["id"] for r in rows], pa.string()),
+        "parents": pa.array([r["parents"] for r in rows], pa.list_(pa.string())),
+        "time": pa.array([r["time"] for r in rows], pa.timestamp("us", tz="UTC")),
+        "author": pa.array([r["author"] for r in rows], pa.string()),
+        "message": pa.array([r["message"] for r in rows], pa.string()),
+        **{k: pa.array([sum(t[k] for t in r["tables"].values()) for r in rows], pa.int64())
+           for k in ("inserted", "deleted", "updated")},
+    })
+
+
+def _branches_table(s: Session, *a: Any) -> pa.Table:
+    _arity("reeldb_branches", a, 0, 0)
+    rows = s.branches()
+    return pa.table({"name": pa.array([r["name"] for r in rows], pa.string()),
+                     "commit": pa.array([r["commit"] for r in rows], pa.string()),
+                     "current": pa.array([r["current"] for r in rows], pa.bool_()),
+                     "protected": pa.array([r["protected"] for r in rows], pa.bool_())})
+
+
+def _tags_table(s: Session, *a: Any) -> pa.Table:
+    _arity("reeldb_tags", a, 0, 0)
+    tags = sorted(s.catalog.refs.tags().items())
+    return pa.table({"name": pa.array([t for t, _ in tags], pa.string()),
+                     "commit": pa.array([c for _, c in tags], pa.string())})
+
+
+def _diff_table(s: Session, *a: Any) -> pa.Table:
+    _arity("reeldb_diff", a, 2, 3)
+    table, x, y = (a[0], a[1], a[2]) if len(a) == 3 else (None, a[0], a[1])
+    return s.diff(x, y, table).to_arrow()
+
+
+TABLE_FUNCTIONS = {"reeldb_log": _log_table, "reeldb_branches": _branches_table, "reeldb_tags": _tags_table,
+                   "reeldb_diff": _diff_table}
