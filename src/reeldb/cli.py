@@ -1,10 +1,15 @@
 """The ``reeldb`` command: a SQL shell and a few tools for a database folder.
 
-    reeldb sql PATH [-c SQL] [--branch B]      run SQL, or an interactive shell
-    reeldb tables PATH [--branch B]            table names
-    reeldb log PATH [--branch B] [-n N]        commits, newest first
-    reeldb branch PATH [NAME] [--from REF]     list branches, or create one
-    reeldb vacuum PATH                         delete files no branch or tag reaches
+    reeldb sql PATH [-c SQL] [--branch B]          run SQL, or an interactive shell
+    reeldb tables PATH [--branch B]                table names
+    reeldb log PATH [--branch B] [--graph] [-n N]  commits, newest first
+    reeldb branch PATH [NAME] [--from REF] [-d]    list, create or delete branches
+    reeldb tag PATH [NAME] [--at REF] [-d]         list, create or delete tags
+    reeldb diff PATH A [B] [--table T]             rows and cells that changed from A to B
+    reeldb merge PATH SOURCE [--into B] [--strategy fail|ours|theirs]
+    reeldb optimize PATH [TABLE] [--branch B]      compact small and mostly-deleted fragments
+    reeldb vacuum PATH [--retain 7d] [--grace 1h]  delete files no branch or tag reaches
+    reeldb expire PATH --older-than 30d            drop old commits from history
 
 Results print as aligned tables; blob and array cells are abbreviated
 (``<video 1.2 MB>``, ``[0.12, -0.3, … 4096 dims]``). A reeldb error prints
@@ -472,19 +477,173 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     with _open(args.path) as db:
-        entries = db.log(branch=args.branch, limit=args.n)
+        entries = db.log(branch=args.branch, table=args.table, limit=args.n)
         width = max((len(str(e.get("author") or "")) for e in entries), default=0)
-        for e in entries:
+        lines = graph(entries) if args.graph else [("", e) for e in entries]
+        for prefix, e in lines:
+            if e is None:
+                print(prefix)
+                continue
             t = e["time"]
             when = t.astimezone().strftime("%Y-%m-%d %H:%M:%S %z") if isinstance(t, dt.datetime) else str(t)
             message = (e.get("message") or "").splitlines()
             author = str(e.get("author") or "")
-            print(f"{short_id(str(e['id']))}  {when}  {author:<{width}}  {message[0] if message else ''}".rstrip())
+            counts = _counts(e.get("tables") or {})
+            lead = f"{prefix}  " if prefix else ""
+            print(f"{lead}{short_id(str(e['id']))}  {when}  {author:<{width}}  "
+                  f"{message[0] if message else ''}{counts}".rstrip())
+    return 0
+
+
+def _counts(tables: dict[str, dict[str, int]]) -> str:
+    ins = sum(t["inserted"] for t in tables.values())
+    dele = sum(t["deleted"] for t in tables.values())
+    upd = sum(t["updated"] for t in tables.values())
+    parts = [f"{sign}{n}" for sign, n in (("+", ins), ("-", dele), ("~", upd)) if n]
+    return f"  ({' '.join(parts)})" if parts else ""
+
+
+def graph(entries: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any] | None]]:
+    """``git log --graph``-style lanes: (graph text, commit) rows, and connector rows
+    (text, None) where lanes fork or join. ``entries`` are newest first."""
+    lanes: list[str] = []
+    out: list[tuple[str, dict[str, Any] | None]] = []
+    for e in entries:
+        cid = e["id"]
+        if cid not in lanes:
+            lanes.append(cid)
+        col = lanes.index(cid)
+        joined = [i for i, lane in enumerate(lanes) if lane == cid and i != col]
+        if joined:
+            out.append(("".join("/" if i in joined else "|" for i in range(len(lanes))).rstrip(), None))
+            lanes = [lane for i, lane in enumerate(lanes) if i not in joined]
+        out.append((" ".join("*" if i == col else "|" for i in range(len(lanes))), e))
+        parents = [p for p in e["parents"]]
+        if not parents:
+            lanes.pop(col)
+            continue
+        lanes[col] = parents[0]
+        for p in parents[1:]:
+            if p not in lanes:
+                lanes.insert(col + 1, p)
+                out.append(("".join("\\" if i == col + 1 else "|" for i in range(len(lanes))), None))
+    width = max((len(p) for p, e in out if e is not None), default=0)
+    return [(p.ljust(width) if e is not None else p, e) for p, e in out]
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    with _open(args.path) as db:
+        d = db.diff(args.a, args.b, table=args.table)
+        if not d:
+            print("no differences")
+            return 0
+        for name, td in d.items():
+            head = f"{name} ({td.status}): +{td.added.num_rows} added, -{td.removed.num_rows} removed, " \
+                   f"~{td.changed_rows} changed"
+            print(head)
+            for change in td.schema_changes:
+                print(f"  schema: {change}")
+            for label, t in (("added", td.added), ("removed", td.removed)):
+                if t.num_rows:
+                    shown = t.slice(0, args.limit)
+                    print(f"  {label}:")
+                    rows = [tuple(r.values()) for r in shown.to_pylist()]
+                    print(_indent(format_table(shown.column_names, rows)))
+                    if t.num_rows > args.limit:
+                        print(f"  ... {t.num_rows - args.limit} more")
+            if td.changed.num_rows:
+                shown = td.changed.slice(0, args.limit)
+                print("  changed cells:")
+                print(_indent(format_table(shown.column_names, [tuple(r.values()) for r in shown.to_pylist()])))
+                if td.changed.num_rows > args.limit:
+                    print(f"  ... {td.changed.num_rows - args.limit} more")
+    return 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    with _open(args.path) as db:
+        into = args.into or "main"
+        try:
+            r = db.merge(args.source, into=into, strategy=args.strategy, message=args.message)
+        except reeldb.MergeConflict as e:
+            print(f"merge of {args.source} into {into}: {len(e.conflicts)} conflict(s), nothing written",
+                  file=sys.stderr)
+            rows = [(c.table, c.rowid, c.column, c.kind, format_value(c.base), format_value(c.ours),
+                     format_value(c.theirs)) for c in e.conflicts]
+            print(format_table(["table", "_rowid", "column", "kind", "base", "ours", "theirs"], rows),
+                  file=sys.stderr)
+            print("resolve with --strategy ours or --strategy theirs", file=sys.stderr)
+            return 1
+        if r.up_to_date:
+            print(f"{into} already contains {args.source}")
+        elif r.fast_forward:
+            print(f"fast-forward {into} to {short_id(r.commit)}")
+        else:
+            stats = ", ".join(f"{t} +{s[0]} -{s[1]} ~{s[2]}" for t, s in r.stats.items()) or "no row changes"
+            print(f"merged {args.source} into {into}: {short_id(r.commit)} ({stats})")
+            if r.conflicts:
+                print(f"{len(r.conflicts)} conflict(s) resolved as {args.strategy}")
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    with _open(args.path) as db:
+        if args.delete:
+            if args.name is None:
+                raise reeldb.InterfaceError("-d needs a tag NAME")
+            db.delete_tag(args.name)
+            print(f"deleted tag {args.name}")
+        elif args.name is None:
+            for name, commit in sorted(db.tags().items()):
+                print(f"{name}  {short_id(commit)}")
+        else:
+            commit = db.tag(args.name, at=args.at)
+            print(f"tagged {short_id(commit)} as {args.name}")
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    with _open(args.path, args.branch) as db:
+        done = db.optimize(args.table)
+    if not done:
+        print("nothing to compact")
+    for c in done:
+        print(f"{c['table']}: {c['fragments_before']} -> {c['fragments_after']} fragments, "
+              f"{c['rows_rewritten']} rows rewritten")
+    return 0
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``90s``, ``15m``, ``12h``, ``7d``, ``2w`` or a number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    t = text.strip().lower()
+    try:
+        if t and t[-1] in units:
+            return dt.timedelta(seconds=float(t[:-1]) * units[t[-1]])
+        return dt.timedelta(seconds=float(t))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 30m, 12h, 7d)") from None
+
+
+def cmd_expire(args: argparse.Namespace) -> int:
+    with _open(args.path) as db:
+        n = db.expire(args.older_than)
+    print(f"dropped {n} commit{'' if n == 1 else 's'} from history; run `reeldb vacuum` to free their files")
     return 0
 
 
 def cmd_branch(args: argparse.Namespace) -> int:
     with _open(args.path) as db:
+        if args.delete:
+            if args.name is None:
+                raise reeldb.InterfaceError("-d needs a branch NAME")
+            db.delete_branch(args.name)
+            print(f"deleted branch {args.name}")
+            return 0
         if args.name is None:
             if args.ref is not None:
                 raise reeldb.InterfaceError("--from needs a branch NAME to create")
@@ -492,7 +651,8 @@ def cmd_branch(args: argparse.Namespace) -> int:
             width = max((len(b["name"]) for b in branches), default=0)
             for b in branches:
                 mark = "*" if b["current"] else " "
-                print(f"{mark} {b['name']:<{width}}  {short_id(str(b['commit']))}")
+                flag = "  (protected)" if b.get("protected") else ""
+                print(f"{mark} {b['name']:<{width}}  {short_id(str(b['commit']))}{flag}")
             return 0
         if args.ref is not None:
             commit = db.branch(args.name, checkout=False, at=args.ref)
@@ -504,7 +664,7 @@ def cmd_branch(args: argparse.Namespace) -> int:
 
 def cmd_vacuum(args: argparse.Namespace) -> int:
     with _open(args.path) as db:
-        out = db.vacuum()
+        out = db.vacuum(retain=args.retain, grace=args.grace)
     files, nbytes = int(out.get("files", 0)), int(out.get("bytes", 0))
     print(f"removed {files} file{'' if files == 1 else 's'}, {nbytes} bytes ({format_size(nbytes)})")
     return 0
@@ -538,6 +698,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("path", metavar="PATH")
     s.add_argument("--branch", metavar="B", help="branch, tag or commit to start from (default main)")
     s.add_argument("-n", type=int, metavar="N", help="show at most N commits")
+    s.add_argument("--table", metavar="T", help="only commits that changed table T")
+    s.add_argument("--graph", action="store_true", help="draw branches and merges")
     s.set_defaults(func=cmd_log)
 
     s = sub.add_parser("branch", help="list branches, or create one (without switching)")
@@ -545,11 +707,52 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", metavar="NAME", nargs="?", help="branch to create")
     s.add_argument("--from", dest="ref", metavar="REF",
                    help="branch, tag or commit the new branch starts at (default main's head)")
+    s.add_argument("-d", "--delete", action="store_true", help="delete branch NAME")
     s.set_defaults(func=cmd_branch)
+
+    s = sub.add_parser("tag", help="list tags, or tag a commit")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("name", metavar="NAME", nargs="?", help="tag to create")
+    s.add_argument("--at", metavar="REF", help="branch, tag or commit to tag (default main's head)")
+    s.add_argument("-d", "--delete", action="store_true", help="delete tag NAME")
+    s.set_defaults(func=cmd_tag)
+
+    s = sub.add_parser("diff", help="rows added, removed and changed between two refs")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("a", metavar="A", help="branch, tag or commit")
+    s.add_argument("b", metavar="B", nargs="?", help="branch, tag or commit (default main)")
+    s.add_argument("--table", metavar="T", help="only table T")
+    s.add_argument("--limit", type=int, default=20, metavar="N", help="rows shown per section (default 20)")
+    s.set_defaults(func=cmd_diff)
+
+    s = sub.add_parser("merge", help="merge a branch (three-way, by row and cell)")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("source", metavar="SOURCE", help="branch, tag or commit to merge")
+    s.add_argument("--into", metavar="B", help="branch to merge into (default main)")
+    s.add_argument("--strategy", choices=["fail", "ours", "theirs"], default="fail",
+                   help="how conflicts end: fail (default, writes nothing), ours or theirs")
+    s.add_argument("-m", dest="message", metavar="MSG", help="commit message")
+    s.set_defaults(func=cmd_merge)
+
+    s = sub.add_parser("optimize", help="compact small and mostly-deleted fragments")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("table", metavar="TABLE", nargs="?", help="only this table")
+    s.add_argument("--branch", metavar="B", help="branch to compact (default main)")
+    s.set_defaults(func=cmd_optimize)
 
     s = sub.add_parser("vacuum", help="delete files that no branch or tag reaches")
     s.add_argument("path", metavar="PATH")
+    s.add_argument("--retain", type=parse_duration, metavar="AGE",
+                   help="keep time travel only this far back (e.g. 7d); default: all history")
+    s.add_argument("--grace", type=parse_duration, default=dt.timedelta(hours=1), metavar="AGE",
+                   help="never delete files younger than this (default 1h): a writer may still commit them")
     s.set_defaults(func=cmd_vacuum)
+
+    s = sub.add_parser("expire", help="drop commits older than an age from history")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("--older-than", type=parse_duration, required=True, metavar="AGE",
+                   help="e.g. 30d; branch and tag heads are always kept")
+    s.set_defaults(func=cmd_expire)
     return p
 
 

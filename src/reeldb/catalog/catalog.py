@@ -18,6 +18,7 @@ from .refs import COMMITS, Commit, Counters, Refs, default_author, new_commit_id
 
 ROWID_BLOCK = 4096
 SERIAL_BLOCK = 32
+ADDED_COLUMN_BASE = 1 << 20  # ids of columns added by ALTER TABLE: global, above any CREATE TABLE's
 
 
 class Catalog:
@@ -163,6 +164,10 @@ class Catalog:
 
     def rowids(self, n: int) -> int:
         return self.allocate("rowid", n, ROWID_BLOCK)
+
+    def column_id(self) -> int:
+        """An id for a column added to an existing table, unique across every branch."""
+        return ADDED_COLUMN_BASE + self.allocate("column", 1, 16)
 
     def sequence(self, table_id: str, col_id: int, n: int) -> int:
         return self.allocate(f"seq-{table_id}-{col_id}", n, SERIAL_BLOCK)

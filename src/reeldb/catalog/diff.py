@@ -148,7 +148,10 @@ def column_values(b: Batch, schema: Schema, cid: int, rows: np.ndarray) -> list[
     if col.type.storage == MATRIX:
         m = b.matrices[cid]
         return [m.values[r] if m.valid[r] else None for r in rows]
-    return b.scalars[cid].take(pa.array(rows, pa.int64())).to_pylist()
+    values = b.scalars[cid].take(pa.array(rows, pa.int64())).to_pylist()
+    if col.type.kind == "float4":  # show REAL as Postgres does: 0.9, not 0.8999999761581421
+        return [None if v is None else np.float32(v) for v in values]
+    return values
 
 
 def batch_table(b: Batch, schema: Schema) -> pa.Table:
@@ -188,6 +191,8 @@ def render(v: Any) -> Any:
         return f"<{v['kind']} {v['length']} bytes>"
     if isinstance(v, list):
         return [render(x) for x in v]
+    if isinstance(v, np.floating):
+        return str(v)
     if isinstance(v, int | float | str | bool):
         return v
     return str(v)

@@ -203,7 +203,9 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
         if cmd.missing_ok:
             return schema
         raise errors.DuplicateColumn(f'column "{cd.colname}" of relation "{table}" already exists')
-    col, pk, unique = column_from_def(cd, schema.next_id)
+    # a global id, not the table's next one: two branches that each add a column must not
+    # give both the same id, or a merge would mix their data
+    col, pk, unique = column_from_def(cd, s.catalog.column_id())
     if pk or unique:
         raise errors.FeatureNotSupported("ADD COLUMN with a key constraint is not supported yet")
     if col.type.serial:
@@ -217,7 +219,7 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
     if col.not_null and fill is None and rows:
         raise errors.NotNullViolation(f'column "{col.name}" of relation "{table}" contains null values')
     col = Column(col.id, col.name, col.type, col.not_null, col.default, fill)
-    return Schema(schema.columns + (col,), schema.primary_key, schema.uniques, schema.next_id + 1)
+    return Schema(schema.columns + (col,), schema.primary_key, schema.uniques, max(schema.next_id, col.id + 1))
 
 
 def rename(s: Session, stmt: ast.RenameStmt) -> Result:
