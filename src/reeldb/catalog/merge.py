@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from .. import errors
-from ..format.fragment import Batch, concat_batches, write_deletes, write_fragment
+from ..format.fragment import Batch, concat_batches, scol, write_deletes, write_fragment
 from ..format.manifest import Column, Fragment, Schema, TableManifest
 from ..format.types import MatrixColumn
 from .catalog import Catalog
-from .delta import Located, changed_cells, delta, take_batch
+from .delta import Located, changed_cells, delta
 from .diff import column_values, render
 
 STRATEGIES = ("fail", "ours", "theirs")
@@ -431,61 +432,84 @@ class _ValueCache:
 
 def _unique_conflicts(cat: Catalog, name: str, o: TableManifest, t: TableManifest, schema: Schema,
                       plan: RowPlan, strategy: str) -> list[Conflict]:
-    """Unique keys of rows coming from theirs that rows staying from ours already hold."""
+    """Unique keys of rows coming from theirs that rows staying from ours already hold.
+
+    Only key columns are read, and fragments whose key range misses every incoming key are
+    skipped, so the check costs little on a large table."""
     if not schema.uniques or not (plan.take or plan.merged):
         return []
     reader = cat.reader
-    incoming: list[tuple[int, Batch, tuple[Fragment, int] | None]] = []
-    for frag, positions in plan.take.values():
-        pos = np.array(sorted(positions))
-        b = reader.batch(t.table_id, frag, schema, pos)
-        for i in range(len(pos)):
-            incoming.append((int(b.rowids[i]), take_batch(b, np.array([i])), (frag, int(pos[i]))))
     ofr = {f.id: f for f in o.fragments}
-    for rowid, oloc, tloc, cols in plan.merged:
-        ob = reader.batch(o.table_id, ofr[oloc[0]], schema, np.array([oloc[1]]))
-        tb = reader.batch(t.table_id, tloc[0], schema, np.array([tloc[1]]))
-        incoming.append((rowid, _combine(ob, tb, cols), None))
     conflicts = []
     for ucols in schema.uniques:
         names = [schema.by_id(c).name for c in ucols]
-        keys: dict[tuple, int] = {}
-        for rowid, b, _ in incoming:
-            k = tuple(b.scalars[c][0].as_py() for c in ucols)
-            if any(v is None for v in k):
-                continue
-            keys[k] = rowid
-        if not keys:
+        incoming: dict[tuple, tuple[int, tuple[Fragment, int] | None]] = {}
+        for frag, positions in plan.take.values():
+            pos = np.array(sorted(positions), np.int64)
+            ids = reader.rowids(t.table_id, frag, pos)
+            for i, k in enumerate(_keys(reader, t.table_id, frag, schema, ucols, pos)):
+                if None not in k:
+                    incoming[k] = (int(ids[i]), (frag, int(pos[i])))
+        for rowid, oloc, tloc, cols in plan.merged:
+            src = (tloc[0], t.table_id, tloc[1]) if set(ucols) & cols else (ofr[oloc[0]], o.table_id, oloc[1])
+            k = _keys(reader, src[1], src[0], schema, ucols, np.array([src[2]]))[0]
+            if None not in k:
+                incoming[k] = (rowid, None)
+        if not incoming:
             continue
+        lo_hi = None
+        if len(ucols) == 1:
+            vals = [k[0] for k in incoming]
+            try:
+                lo_hi = (min(vals), max(vals))
+            except TypeError:
+                lo_hi = None
         for f in o.fragments:
+            if lo_hi is not None and scol(ucols[0]) in _parquet_names(reader, o.table_id, f):
+                fb = reader.bounds(o.table_id, f, scol(ucols[0]))
+                if fb is not None and (lo_hi[1] < fb[0] or lo_hi[0] > fb[1]):
+                    continue
             gone = plan.ours_delete.get(f.id, set())
             live = np.flatnonzero(reader.live_mask(f))
-            live = live[~np.isin(live, list(gone))] if gone else live
+            if gone:
+                live = live[~np.isin(live, list(gone))]
             if not len(live):
                 continue
-            ob = reader.batch(o.table_id, f, schema, live)
-            cols = [ob.scalars[c].to_pylist() for c in ucols]
-            for i, k in enumerate(zip(*cols)):
-                rid = keys.get(k)
-                if rid is None or int(ob.rowids[i]) == rid:
+            ids = reader.rowids(o.table_id, f, live)
+            for i, k in enumerate(_keys(reader, o.table_id, f, schema, ucols, live)):
+                hit = incoming.get(k)
+                if hit is None or int(ids[i]) == hit[0]:
                     continue
-                conflicts.append(Conflict(name, rid, ", ".join(names), "unique", None,
-                                          {"_rowid": int(ob.rowids[i]), "key": list(k)},
-                                          {"_rowid": rid, "key": list(k)}))
+                conflicts.append(Conflict(name, hit[0], ", ".join(names), "unique", None,
+                                          {"_rowid": int(ids[i]), "key": list(k)},
+                                          {"_rowid": hit[0], "key": list(k)}))
                 if strategy == "theirs":
                     plan.delete_ours((f.id, int(live[i])))
                 else:
-                    _drop_incoming(plan, rid, incoming)
+                    _drop_incoming(plan, hit[0], hit[1])
     return conflicts
 
 
-def _drop_incoming(plan: RowPlan, rowid: int, incoming: list) -> None:
-    for rid, _, tloc in incoming:
-        if rid != rowid:
-            continue
-        if tloc is not None:
-            plan.take[tloc[0].id][1].discard(tloc[1])
-        plan.merged = [m for m in plan.merged if m[0] != rowid]
+def _parquet_names(reader: Any, table_id: str, frag: Fragment) -> list[str]:
+    return reader.table(table_id, frag).column_names
+
+
+def _keys(reader: Any, table_id: str, frag: Fragment, schema: Schema, ucols: tuple[int, ...],
+          pos: np.ndarray) -> list[tuple]:
+    t = reader.table(table_id, frag)
+    idx = pa.array(pos, pa.int64())
+    cols = []
+    for cid in ucols:
+        name = scol(cid)
+        cols.append(t.column(name).take(idx).to_pylist() if name in t.column_names
+                    else [schema.by_id(cid).fill] * len(pos))
+    return list(zip(*cols))
+
+
+def _drop_incoming(plan: RowPlan, rowid: int, tloc: tuple[Fragment, int] | None) -> None:
+    if tloc is not None:
+        plan.take[tloc[0].id][1].discard(tloc[1])
+    plan.merged = [m for m in plan.merged if m[0] != rowid]
 
 
 def _combine(ours: Batch, theirs: Batch, cols: set[int]) -> Batch:
