@@ -4,7 +4,8 @@ Run ``python -m reeldb.demo [PATH]`` (default ``./demo.reeldb``, recreated each 
 It renders a few hundred real MP4 clips and PNG conditioning images, ingests them with
 the brief's own ``log_generation`` function, runs the brief's curation query, caches
 latents for the curated set, branches for an experiment, writes evaluation results on
-the branch and compares both branches in one SQL query. Every step prints its time.
+the branch, compares both branches in one SQL query, diffs them and merges the experiment
+back when it scored higher. Every step prints its time.
 """
 
 from __future__ import annotations
@@ -241,16 +242,30 @@ def run(path: str | Path = "./demo.reeldb", rows: int = 300, seed: int = 0) -> d
         main_rows = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
     print(f"           main still has {main_rows} rows")
 
+    with step("diff main -> experiment (rows added, removed, cells changed)"):
+        changes = db.diff("main", EXPERIMENT, table="generations").summary()
+    for c in changes:
+        print(f"           {c['table']}: +{c['added']} added, -{c['removed']} removed, ~{c['changed']} changed")
+
+    scores = {branch: float(avg) for branch, avg, _ in comparison}
+    merged = None
+    if scores["experiment"] > scores["main"]:
+        with step("merge the experiment into main (it scored higher)"):
+            merged = db.merge(EXPERIMENT, message="merge temporal-attention-v2: higher avg quality")
+            main_rows = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+        print(f"           main now has {main_rows} rows; merge commit {merged.commit[:10]}")
+
     print("           branches: " + ", ".join(
         b["name"] + (" *" if b["current"] else "") for b in db.branches()))
-    for entry in db.log(branch=EXPERIMENT, limit=5):
+    for entry in db.log(limit=5):
         print(f"           {str(entry['id'])[:10]}  {entry['message']}")
 
     db.close()
     elapsed = time.perf_counter() - total
     print(f"{elapsed:7.2f} s  total")
     return {"rows": rows, "curated": len(curated), "latents": cached,
-            "comparison": comparison, "main_rows": main_rows, "seconds": elapsed}
+            "comparison": comparison, "main_rows": main_rows, "merged": merged is not None,
+            "seconds": elapsed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
