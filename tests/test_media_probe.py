@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -90,6 +91,29 @@ def test_probe_image_rejects_non_images(data: bytes) -> None:
 def test_probe_image_rejects_corrupt_png() -> None:
     data = bytearray(make_png((32, 32)))
     data[40] ^= 0xFF  # inside the IHDR/IDAT chunk: CRC no longer matches
+    with pytest.raises(errors.DataError) as info:
+        probe_image(bytes(data))
+    assert info.value.sqlstate == "22P02"
+
+
+def test_probe_image_rejects_truncated_jpeg() -> None:
+    # verify() alone passes this: only decoding the pixels finds the missing data.
+    pixels = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG")
+    with pytest.raises(errors.DataError, match="truncated"):
+        probe_image(buf.getvalue()[: len(buf.getvalue()) // 2])
+
+
+def test_probe_image_rejects_png_with_corrupt_data_and_good_crc() -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    at = data.index(b"IDAT")
+    length = int.from_bytes(data[at - 4: at], "big")
+    data[at + 4 + 100] ^= 0xFF  # inside the compressed pixels
+    data[at + 4 + length: at + 8 + length] = zlib.crc32(data[at: at + 4 + length]).to_bytes(4, "big")
     with pytest.raises(errors.DataError) as info:
         probe_image(bytes(data))
     assert info.value.sqlstate == "22P02"
@@ -181,6 +205,32 @@ def test_probe_video_rejects_truncated_mp4() -> None:
         probe_video(data[: len(data) // 3])
 
 
+def test_probe_video_rejects_truncated_faststart_mp4(tmp_path) -> None:
+    # With the index first, a cut file still demuxes: only the frame count gives it away.
+    path = tmp_path / "fast.mp4"
+    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream(_codec(), rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        noise = np.random.default_rng(2).integers(0, 256, (48, 48, 64, 3), dtype=np.uint8)
+        for img in noise:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(stream.encode(None))
+    data = path.read_bytes()
+    assert data[4:8] == b"ftyp" and data.index(b"moov") < data.index(b"mdat")
+    assert probe_video(data)["frames"] == 48
+    with pytest.raises(errors.DataError, match="truncated: .* of the 48 frames"):
+        probe_video(data[: len(data) * 3 // 4])
+
+
+def test_probe_video_rejects_undecodable_stream() -> None:
+    data = bytearray(make_mp4(frames=20, gop=10))
+    key = probe_video(bytes(data))["keyframes"][0][2]
+    data[key: key + 400] = b"\x55" * 400  # the first keyframe's pixels: the container is intact
+    with pytest.raises(errors.DataError, match="cannot decode its .* stream") as info:
+        probe_video(bytes(data))
+    assert info.value.sqlstate == "22P02"
+
+
 def test_probe_video_rejects_audio_only() -> None:
     buf = io.BytesIO()
     with av.open(buf, "w", format="wav") as out:
@@ -205,8 +255,44 @@ def test_probe_video_without_pyav(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_importing_media_does_not_import_av_or_pil() -> None:
     code = (
-        "import sys, reeldb.media, reeldb.media.probe, reeldb.media.synth; "
+        "import sys, reeldb, reeldb.media, reeldb.media.probe, reeldb.media.synth, "
+        "reeldb.media.decode, reeldb.media.blob; "
         "print('av' in sys.modules, 'PIL' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+# ----------------------------------------------------------------------------- in SQL
+
+
+def test_probed_fields_are_queryable_in_sql(db) -> None:
+    clip = make_mp4(frames=30, fps=24, size=(64, 48), gop=10)
+    image = make_png((40, 30), "RGBA")
+    db.execute("CREATE TABLE t (i INT, clip VIDEO, img IMAGE)")
+    db.execute("INSERT INTO t VALUES (1, %s, %s), (2, NULL, NULL)", [clip, image])
+    row = db.execute(
+        "SELECT video_frames(clip), video_fps(clip), video_width(clip), video_height(clip),"
+        " video_duration(clip), video_codec(clip), image_width(img), image_height(img),"
+        " image_format(img), blob_length(clip), media_meta(img) FROM t WHERE i = 1"
+    ).fetchone()
+    assert row[:4] == (30, pytest.approx(24.0), 64, 48)
+    assert row[4] == pytest.approx(30 / 24, abs=0.05)
+    assert row[5] == {"libx264": "h264", "mpeg4": "mpeg4"}[_codec()]
+    assert row[6:10] == (40, 30, "png", len(clip))
+    assert row[10] == {"format": "png", "width": 40, "height": 30, "mode": "RGBA"}
+    assert db.execute("SELECT video_frames(clip), image_width(img) FROM t WHERE i = 2").fetchone() \
+        == (None, None)
+    assert db.execute("SELECT i FROM t WHERE video_duration(clip) > 1 AND image_height(img) = 30"
+                      ).fetchall() == [(1,)]
+
+
+def test_bad_media_insert_writes_nothing(db, refused) -> None:
+    db.execute("CREATE TABLE t (i INT, clip VIDEO, img IMAGE)")
+    clip, image = make_mp4(frames=10), make_png()
+    db.execute("INSERT INTO t VALUES (1, %s, %s)", [clip, image])
+    err = refused("22P02", "t", "INSERT INTO t VALUES (2, %s, %s), (3, %s, %s)",
+                  [clip, image, clip[: len(clip) // 3], image])
+    assert "VIDEO value is not a video" in str(err)
+    err = refused("22P02", "t", "INSERT INTO t VALUES (4, %s, %s)", [clip, b"not an image"])
+    assert "IMAGE value is not a decodable image" in str(err)

@@ -79,6 +79,25 @@ def test_counting_clip_large_numbers_and_layouts() -> None:
     assert synth.read_frame_number(f.mean(axis=-1)) == 257  # grey
 
 
+@pytest.mark.parametrize("container", ["mp4", "matroska", "mpegts"])
+def test_counting_clip_bframes_and_containers(container: str) -> None:
+    data = synth.render_clip_counting(frames=30, gop=10, bframes=3, container=container)
+    with av.open(io.BytesIO(data)) as c:
+        assert container in c.format.name
+        packets = [p for p in c.demux(video=0) if p.size]
+    pts = [p.pts for p in packets]
+    assert pts != sorted(pts), "expected B-frames (decode order != display order)"
+    assert [synth.read_frame_number(f) for f in decode(data)] == list(range(30))
+    assert sum(p.is_keyframe for p in packets) == 3
+
+
+def test_counting_clip_without_bframes_is_in_display_order() -> None:
+    data = synth.render_clip_counting(frames=20, gop=10)
+    with av.open(io.BytesIO(data)) as c:
+        pts = [p.pts for p in c.demux(video=0) if p.size]
+    assert pts == sorted(pts)
+
+
 def test_render_image_is_png() -> None:
     data = synth.render_image("a golden retriever", size=(48, 32))
     assert data.startswith(b"\x89PNG")

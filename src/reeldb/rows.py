@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from .format.blobs import is_blob_struct
@@ -51,8 +49,8 @@ def _blobs(store: ObjectStore) -> Converter:
         for d in arr.to_pylist():
             if d is None:
                 out.append(None)
-            elif d["kind"] == "tensor":
-                out.append(np.load(io.BytesIO(Blob(store, d).read()), allow_pickle=False))
+            elif d["kind"] == "tensor":  # a read-only view of the mapped pack where possible
+                out.append(Blob(store, d).numpy())
             else:
                 out.append(Blob(store, d))
         return out

@@ -21,6 +21,7 @@ from ..storage import ObjectStore
 from .types import BLOB_FIELDS, BLOB_STRUCT, ColumnType
 
 INLINE_LIMIT = 4096
+PACK_ALIGN = 64  # each value starts 64-byte aligned, so a tensor's .npy data maps without a copy
 
 Prober = Callable[[str, bytes], dict]
 
@@ -38,6 +39,10 @@ class PackWriter:
         self._size = 0
 
     def add(self, data: bytes) -> tuple[str, int, int]:
+        pad = -self._size % PACK_ALIGN
+        if pad:
+            self._parts.append(bytes(pad))
+            self._size += pad
         offset = self._size
         self._parts.append(data)
         self._size += len(data)

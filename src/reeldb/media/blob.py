@@ -2,26 +2,46 @@
 
 Nothing is read until asked: ``len()`` and ``meta`` come from the row itself;
 ``read(offset, size)`` and ``open()`` read byte ranges of the pack, so a decoder can
-seek through a 500 MB clip without loading it.
+seek through a 500 MB clip without loading it. ``decode()`` turns a VIDEO, IMAGE or
+TENSOR cell into a numpy array, reading only what that takes.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import mmap
+import weakref
 from typing import Any
 
+import numpy as np
+
+from .. import errors
 from ..format.blobs import pack_key
 from ..storage import ObjectStore
+from .decode import decode_image, decode_video
+
+# One read-only mapping per local pack, shared by every array cut from it: a SELECT of
+# 100k tensors must not make 100k mappings (Linux allows ~65k per process). Arrays
+# keep their mapping alive; the entry goes when the last of them does.
+_PACK_MAPS: weakref.WeakValueDictionary[str, mmap.mmap] = weakref.WeakValueDictionary()
 
 
 class Blob:
-    __slots__ = ("_store", "_ref", "_meta")
+    """A BYTEA, IMAGE, VIDEO or any-shape TENSOR cell, read only when asked.
+
+    ``last_bytes_read`` is how many bytes of the value the last ``decode()`` or
+    ``numpy()`` read (what a ranged decode saves shows here); a memory-mapped tensor
+    reads its pages only when they are touched and reports 0.
+    """
+
+    __slots__ = ("_store", "_ref", "_meta", "last_bytes_read")
 
     def __init__(self, store: ObjectStore, ref: dict):
         self._store = store
         self._ref = ref
         self._meta: dict | None = None
+        self.last_bytes_read = 0
 
     @property
     def _blob_ref(self) -> dict:
@@ -59,7 +79,71 @@ class Blob:
         return self.read()
 
     def open(self) -> BlobReader:
+        """A seekable read-only file over the value that reads the pack by byte range."""
         return BlobReader(self)
+
+    def decode(self, start: int = 0, frames: int | None = None, stride: int = 1,
+               size: tuple[int, int] | None = None) -> np.ndarray:
+        """The value as a numpy array; ``size`` is ``(height, width)``, as in PyTorch.
+
+        VIDEO: uint8 ``(T, H, W, 3)`` RGB, the frames with display index ``start``,
+        ``start + stride``, ... (``frames`` of them, None: to the end). The pack is read
+        from the keyframe at or before ``start`` (the index probed at insert) up to the
+        last frame wanted, not from the start of the clip. A clip that ends sooner
+        gives fewer frames; a ``start`` past its last frame is a ValueError. See
+        ``reeldb.media.decode.decode_video``.
+
+        IMAGE: uint8 ``(H, W, 3)`` RGB, whatever the stored mode (greyscale repeated,
+        alpha dropped; see ``decode_image``). TENSOR: the same array as ``numpy()``.
+        ``start``, ``frames`` and ``stride`` apply to VIDEO only, ``size`` to VIDEO and
+        IMAGE; BYTEA has no decoder (use ``bytes()``, ``open()`` or ``numpy()``).
+        """
+        kind = self.kind
+        if kind == "video":
+            with self.open() as reader:
+                try:
+                    return decode_video(reader, start=start, frames=frames, stride=stride,
+                                        size=size, meta=self.meta)
+                finally:
+                    self.last_bytes_read = reader.bytes_read
+        if (start, frames, stride) != (0, None, 1):
+            raise TypeError(f"start, frames and stride apply to VIDEO values, not {kind.upper()}")
+        if kind == "image":
+            data = self.read()
+            self.last_bytes_read = len(data)
+            return decode_image(data, size=size)
+        if size is not None:
+            raise TypeError(f"size applies to VIDEO and IMAGE values, not {kind.upper()}")
+        if kind == "tensor":
+            return self.numpy()
+        raise TypeError(f"a {kind.upper()} value has no decoder: use bytes(), open() or numpy()")
+
+    def numpy(self) -> np.ndarray:
+        """The stored value as a read-only array, without copying where the layout allows.
+
+        TENSOR: its array (dtype and shape from the stored ``.npy`` header), a view of
+        the memory-mapped pack when the store is local and the data is aligned for its
+        dtype, else of the bytes read (copied only to align). Any other kind: its
+        encoded bytes as a 1-D uint8 array, e.g. for a GPU video decoder.
+        """
+        raw = self._raw()
+        return _npy_view(raw) if self.kind == "tensor" else raw
+
+    def _raw(self) -> np.ndarray:
+        """The value's bytes as a read-only uint8 array: inline, mapped, or read."""
+        data = self._ref.get("data")
+        if data is not None:
+            self.last_bytes_read = len(data)
+            return np.frombuffer(data, dtype=np.uint8)
+        key = pack_key(self._ref["pack"])
+        path = self._store.local_path(key)
+        if path is None:
+            data = self.read()
+            self.last_bytes_read = len(data)
+            return np.frombuffer(data, dtype=np.uint8)
+        self.last_bytes_read = 0
+        return np.frombuffer(_pack_map(key, path), dtype=np.uint8, count=len(self),
+                             offset=int(self._ref["offset"]))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Blob):
@@ -79,6 +163,47 @@ class Blob:
         elif self.kind == "image" and m:
             extra = f" {m.get('width')}x{m.get('height')} {m.get('format')}"
         return f"<reeldb.Blob {self.kind} {len(self)} bytes{extra}>"
+
+
+def _pack_map(key: str, path: str) -> mmap.mmap:
+    m = _PACK_MAPS.get(path)
+    if m is None:
+        try:
+            with open(path, "rb") as f:
+                m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
+            raise errors.StorageError(f"cannot map {key}: {exc}") from None
+        _PACK_MAPS[path] = m
+    return m
+
+
+def _npy_view(raw: np.ndarray) -> np.ndarray:
+    """The array an ``.npy`` image holds, as a read-only view of ``raw`` where possible."""
+    head = bytes(raw[:12])
+    if len(head) < 12 or not head.startswith(b"\x93NUMPY") or head[6] not in (1, 2):
+        raise errors.DataError("TENSOR value is not a stored .npy array")
+    # Header length: 2 bytes after the magic in format 1.0, 4 bytes in 2.0.
+    width = 2 if head[6] == 1 else 4
+    end = 8 + width + int.from_bytes(head[8: 8 + width], "little")
+    fp = io.BytesIO(bytes(raw[:end]))  # the header only: the data is never copied here
+    try:
+        version = np.lib.format.read_magic(fp)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(fp)
+    except ValueError as exc:
+        raise errors.DataError(f"TENSOR value has a bad .npy header: {exc}") from None
+    if dtype.hasobject:
+        raise errors.DataError("TENSOR value holds Python objects, which are never loaded")
+    offset = fp.tell()
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if offset + nbytes > len(raw):
+        raise errors.DataError(f"TENSOR value is truncated: {len(raw) - offset} of {nbytes} bytes")
+    arr = raw[offset: offset + nbytes].view(dtype).reshape(shape, order="F" if fortran else "C")
+    if not arr.flags.aligned:  # numpy allows unaligned views, but every operation on them is slow
+        arr = arr.copy()
+        arr.flags.writeable = False
+    return arr
 
 
 class BlobReader(io.RawIOBase):

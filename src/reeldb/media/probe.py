@@ -35,8 +35,10 @@ def _as_bytes(data: Any) -> bytes:
 def probe_image(data: bytes) -> dict[str, Any]:
     """Check that ``data`` is a decodable image and return its format, size and mode.
 
-    Uses Pillow's ``verify()`` (checksums, chunk structure) rather than a full decode,
-    so probing a 10 MB reference frame stays cheap.
+    Pillow's ``verify()`` checks the structure and checksums, then the pixels are
+    decoded: ``verify()`` alone passes a truncated JPEG and a PNG whose compressed
+    data is corrupt, which would fail only when a training job reads them. A JPEG is
+    decoded at its smallest DCT scale, which still reads every byte of it.
     """
     data = _as_bytes(data)
     if not data:
@@ -56,6 +58,9 @@ def probe_image(data: bytes) -> dict[str, Any]:
                 "mode": str(img.mode),
             }
             img.verify()
+        with Image.open(io.BytesIO(data)) as img:  # verify() leaves the image unusable
+            img.draft(None, (1, 1))  # JPEG only
+            img.load()
     except Exception as exc:  # Pillow raises many unrelated types for corrupt input
         reason = str(exc) or type(exc).__name__
         raise errors.DataError(
@@ -67,12 +72,16 @@ def probe_image(data: bytes) -> dict[str, Any]:
 def probe_video(data: bytes) -> dict[str, Any]:
     """Check that ``data`` is a video and return its container, codec, geometry and timing.
 
-    Frames are counted by demuxing packets (no decoding), so a probe costs a read of
-    the container, not a decode. ``keyframes`` lists ``[frame_index, pts, byte_offset]``
-    for every keyframe packet, in presentation order: the frame index is the keyframe's
-    position in display order, ``pts`` is in ``time_base`` units and ``byte_offset`` is
-    the packet's position in the file, which is what a frame-accurate reader needs to
-    seek into a blob without scanning it.
+    Frames are counted by demuxing packets and only the first frame is decoded, so a
+    probe costs a read of the container, not a decode of the clip. Decoding that frame
+    refuses streams this FFmpeg cannot decode; counting refuses a file with fewer
+    frames than its container declares (a truncated upload).
+
+    ``keyframes`` lists ``[frame_index, pts, byte_offset]`` for every keyframe packet,
+    in presentation order: the frame index is the keyframe's position in display
+    order, ``pts`` is in ``time_base`` units and ``byte_offset`` is the packet's
+    position in the file. ``decode_video`` seeks by it, so a ranged read starts at the
+    keyframe before the frames wanted instead of the start of the clip.
     """
     data = _as_bytes(data)
     if not data:
@@ -104,12 +113,19 @@ def probe_video(data: bytes) -> dict[str, Any]:
         time_base = stream.time_base
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
 
+        declared = int(stream.frames or 0)  # 0 where the container does not say
         # (pts, keyframe, pos) for every packet; sorted by pts below because with
         # B-frames decode order differs from display order.
         packets: list[tuple[int, bool, int]] = []
         last_end: int | None = None
+        decoded = False
         try:
             for packet in container.demux(stream):
+                if not decoded:  # the flush packet at the end drains a decoder with delay
+                    try:
+                        decoded = bool(packet.decode())
+                    except av.FFmpegError as exc:
+                        raise bad(f"cannot decode its {codec} stream: {_reason(exc)}") from exc
                 if packet.size == 0:  # the flush packet the demuxer yields at the end
                     continue
                 pts = packet.pts if packet.pts is not None else packet.dts
@@ -120,6 +136,8 @@ def probe_video(data: bytes) -> dict[str, Any]:
                 packets.append((pts, bool(packet.is_keyframe), pos))
                 end = pts + int(packet.duration or 0)
                 last_end = end if last_end is None else max(last_end, end)
+        except errors.DataError:
+            raise
         except Exception as exc:
             raise bad(f"corrupt {fmt} stream: {_reason(exc)}") from exc
     finally:
@@ -127,6 +145,10 @@ def probe_video(data: bytes) -> dict[str, Any]:
 
     if not packets:
         raise bad(f"{fmt} container has no video frames")
+    if len(packets) < declared:
+        raise bad(f"truncated: {len(packets)} of the {declared} frames its container declares are present")
+    if not decoded:
+        raise bad(f"its {codec} stream has no decodable frame")
     if width <= 0 or height <= 0:
         raise bad(f"{codec} stream has no frame size")
 
@@ -159,7 +181,7 @@ def probe_video(data: bytes) -> dict[str, Any]:
 
 
 def _reason(exc: BaseException) -> str:
-    """A short human reason from an FFmpeg error, without PyAV's '<none>' filename noise."""
+    """A short human reason from an FFmpeg or Pillow error, without PyAV's '<none>' filename."""
     strerror = getattr(exc, "strerror", None)
     if isinstance(strerror, str) and strerror:
         return strerror

@@ -182,7 +182,7 @@ _CODEC: str | None = None
 
 
 def _encode(frames: Iterator[np.ndarray], fps: int, size: tuple[int, int],
-            gop: int | None, quality: str) -> bytes:
+            gop: int | None, quality: str, bframes: int = 0, container: str = "mp4") -> bytes:
     import av
 
     width, height = size
@@ -193,9 +193,11 @@ def _encode(frames: Iterator[np.ndarray], fps: int, size: tuple[int, int],
         options = {"preset": "ultrafast", "crf": "18" if quality == "high" else "26"}
     else:
         options = {"qscale": "2" if quality == "high" else "5"}
+    if bframes:
+        options["bf"] = str(bframes)
     buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream(codec, rate=fps, options=options)
+    with av.open(buf, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "mpeg4":
             stream.codec_context.qscale = 2 if quality == "high" else 5  # type: ignore[attr-defined]
@@ -204,8 +206,8 @@ def _encode(frames: Iterator[np.ndarray], fps: int, size: tuple[int, int],
         stream.thread_count = 1  # tiny frames: threads cost more than they save
         for rgb in frames:
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
     return buf.getvalue()
 
 
@@ -268,12 +270,15 @@ _BITS = 16  # frame numbers up to 65535
 
 
 def render_clip_counting(frames: int = 48, fps: int = 24,
-                         size: tuple[int, int] = (128, 96), gop: int | None = 12) -> bytes:
-    """An MP4 whose frame k shows k as a 16-bit bar code; read it back with ``read_frame_number``.
+                         size: tuple[int, int] = (128, 96), gop: int | None = 12,
+                         bframes: int = 0, container: str = "mp4") -> bytes:
+    """A clip whose frame k shows k as a 16-bit bar code; read it back with ``read_frame_number``.
 
     Wide black/white bars survive lossy compression, so a decoder test can tell exactly
     which frame it got after a seek. ``gop`` (default 12) makes several keyframes so
-    seeks land between them.
+    seeks land between them; ``bframes`` > 0 allows that many B-frames in a row, so
+    decode order differs from display order as in real encoder output. ``container``
+    is an FFmpeg muxer name ("mp4", "matroska", "mpegts", ...): each seeks differently.
     """
     if not 0 < frames <= 2**_BITS:
         raise ValueError(f"frames must be in 1..{2**_BITS}")
@@ -290,7 +295,7 @@ def render_clip_counting(frames: int = 48, fps: int = 24,
                     img[:, edges[bit]:edges[bit + 1]] = 255
             yield img
 
-    return _encode(gen(), fps, size, gop, "high")
+    return _encode(gen(), fps, size, gop, "high", bframes, container)
 
 
 def read_frame_number(frame: np.ndarray) -> int:
