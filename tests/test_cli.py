@@ -86,3 +86,86 @@ def test_sql_on_a_branch(path: str, capsys) -> None:
     assert " 1" in capsys.readouterr().out
     assert cli.main(["sql", path, "-c", "SELECT count(*) FROM clips"]) == 0
     assert " 2" in capsys.readouterr().out
+
+
+def _diverge(path: str) -> None:
+    """main and branch exp edit the same row two ways (q on exp, prompt on main) plus the
+    same cell (score) differently, so a merge has one conflict."""
+    db = reeldb.connect(path)
+    db.branch("exp")
+    db.execute("UPDATE clips SET score = 0.9 WHERE prompt = 'a cat'")
+    db.execute("INSERT INTO clips (prompt, score) VALUES ('a bird', 0.7)")
+    db.checkout("main")
+    db.execute("UPDATE clips SET score = 0.1, prompt = 'a big cat' WHERE prompt = 'a cat'")
+    db.close()
+
+
+def test_diff_prints_added_rows_and_changed_cells(path: str, capsys) -> None:
+    _diverge(path)
+    assert cli.main(["diff", path, "main", "exp"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("clips (modified): +1 added, -0 removed, ~1 changed")
+    assert "a bird" in out
+    changed = [ln for ln in out.splitlines() if "| score" in ln or "| prompt" in ln]
+    assert any("0.1" in ln and "0.9" in ln for ln in changed)  # REAL shown as 0.1, not 0.100000001
+    assert cli.main(["diff", path, "main", "main"]) == 0
+    assert capsys.readouterr().out.strip() == "no differences"
+
+
+def test_merge_conflict_prints_a_table_and_writes_nothing(path: str, capsys) -> None:
+    _diverge(path)
+    head = reeldb.connect(path).head
+    assert cli.main(["merge", path, "exp"]) == 1
+    err = capsys.readouterr().err
+    assert "1 conflict(s), nothing written" in err
+    assert "score" in err and "cell" in err and "--strategy" in err
+    assert reeldb.connect(path).head == head
+    assert cli.main(["merge", path, "exp", "--strategy", "theirs", "-m", "take exp"]) == 0
+    out = capsys.readouterr().out
+    assert "merged exp into main" in out and "1 conflict(s) resolved as theirs" in out
+    db = reeldb.connect(path)
+    assert db.execute("SELECT prompt, score FROM clips ORDER BY id").fetchall() == [
+        ("a big cat", pytest.approx(0.9)), ("a dog", pytest.approx(0.5)), ("a bird", pytest.approx(0.7))]
+    assert db.log(limit=1)[0]["message"] == "take exp"
+    assert cli.main(["merge", path, "exp"]) == 0
+    assert "already contains" in capsys.readouterr().out
+
+
+def test_log_graph_draws_the_merge(path: str, capsys) -> None:
+    _diverge(path)
+    assert cli.main(["merge", path, "exp", "--strategy", "ours"]) == 0
+    capsys.readouterr()
+    assert cli.main(["log", path, "--graph"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("*") and "merge exp into main" in lines[0]
+    assert lines[1] == "|\\"
+    assert any(ln.startswith("| *") for ln in lines)  # exp's own commits in the second lane
+    assert any(ln.startswith("* |") for ln in lines)  # main's
+    assert "|/" in lines
+    assert sum(1 for ln in lines if ln.lstrip("|/\\ ").startswith("*") or ln.startswith(("*", "| *"))) \
+        == len(reeldb.connect(path).log())
+
+
+def test_tag_optimize_expire_and_vacuum_retain(path: str, capsys) -> None:
+    assert cli.main(["tag", path, "v1"]) == 0
+    assert "as v1" in capsys.readouterr().out
+    assert cli.main(["tag", path]) == 0
+    assert capsys.readouterr().out.startswith("v1  ")
+    db = reeldb.connect(path)
+    for i in range(5):
+        db.execute("INSERT INTO clips (prompt) VALUES (%s)", [f"p{i}"])
+    db.close()
+    assert cli.main(["optimize", path, "clips"]) == 0
+    assert "clips: 6 -> 1 fragments" in capsys.readouterr().out
+    assert reeldb.connect(path).execute("SELECT count(*) FROM clips").fetchone() == (7,)
+    assert cli.main(["vacuum", path, "--retain", "0", "--grace", "0"]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert reeldb.connect(path, at="v1").execute("SELECT count(*) FROM clips").fetchone() == (2,)  # tags kept
+    assert cli.main(["expire", path, "--older-than", "0s"]) == 0
+    assert "dropped" in capsys.readouterr().out
+    assert cli.main(["tag", path, "-d", "v1"]) == 0
+    assert cli.main(["branch", path, "gone"]) == 0
+    assert cli.main(["branch", path, "-d", "gone"]) == 0
+    assert "deleted branch gone" in capsys.readouterr().out
+    r = run("vacuum", path, "--retain", "soon")
+    assert r.returncode == 2 and "not a duration" in r.stderr

@@ -3,8 +3,8 @@
     reeldb sql PATH [-c SQL] [--branch B]          run SQL, or an interactive shell
     reeldb tables PATH [--branch B]                table names
     reeldb log PATH [--branch B] [--graph] [-n N]  commits, newest first
-    reeldb branch PATH [NAME] [--from REF] [-d]    list, create or delete branches
-    reeldb tag PATH [NAME] [--at REF] [-d]         list, create or delete tags
+    reeldb branch PATH [NAME] [--from REF]         list or create branches (-d NAME deletes)
+    reeldb tag PATH [NAME] [--at REF]              list or create tags (-d NAME deletes)
     reeldb diff PATH A [B] [--table T]             rows and cells that changed from A to B
     reeldb merge PATH SOURCE [--into B] [--strategy fail|ours|theirs]
     reeldb optimize PATH [TABLE] [--branch B]      compact small and mostly-deleted fragments
@@ -593,10 +593,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_tag(args: argparse.Namespace) -> int:
     with _open(args.path) as db:
         if args.delete:
-            if args.name is None:
-                raise reeldb.InterfaceError("-d needs a tag NAME")
-            db.delete_tag(args.name)
-            print(f"deleted tag {args.name}")
+            db.delete_tag(args.delete)
+            print(f"deleted tag {args.delete}")
         elif args.name is None:
             for name, commit in sorted(db.tags().items()):
                 print(f"{name}  {short_id(commit)}")
@@ -639,10 +637,8 @@ def cmd_expire(args: argparse.Namespace) -> int:
 def cmd_branch(args: argparse.Namespace) -> int:
     with _open(args.path) as db:
         if args.delete:
-            if args.name is None:
-                raise reeldb.InterfaceError("-d needs a branch NAME")
-            db.delete_branch(args.name)
-            print(f"deleted branch {args.name}")
+            db.delete_branch(args.delete)
+            print(f"deleted branch {args.delete}")
             return 0
         if args.name is None:
             if args.ref is not None:
@@ -707,14 +703,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", metavar="NAME", nargs="?", help="branch to create")
     s.add_argument("--from", dest="ref", metavar="REF",
                    help="branch, tag or commit the new branch starts at (default main's head)")
-    s.add_argument("-d", "--delete", action="store_true", help="delete branch NAME")
+    s.add_argument("-d", "--delete", metavar="NAME", help="delete branch NAME")
     s.set_defaults(func=cmd_branch)
 
     s = sub.add_parser("tag", help="list tags, or tag a commit")
     s.add_argument("path", metavar="PATH")
     s.add_argument("name", metavar="NAME", nargs="?", help="tag to create")
     s.add_argument("--at", metavar="REF", help="branch, tag or commit to tag (default main's head)")
-    s.add_argument("-d", "--delete", action="store_true", help="delete tag NAME")
+    s.add_argument("-d", "--delete", metavar="NAME", help="delete tag NAME")
     s.set_defaults(func=cmd_tag)
 
     s = sub.add_parser("diff", help="rows added, removed and changed between two refs")

@@ -149,7 +149,7 @@ def column_values(b: Batch, schema: Schema, cid: int, rows: np.ndarray) -> list[
         m = b.matrices[cid]
         return [m.values[r] if m.valid[r] else None for r in rows]
     values = b.scalars[cid].take(pa.array(rows, pa.int64())).to_pylist()
-    if col.type.kind == "float4":  # show REAL as Postgres does: 0.9, not 0.8999999761581421
+    if col.type.kind == "float32":  # show REAL as Postgres does: 0.9, not 0.8999999761581421
         return [None if v is None else np.float32(v) for v in values]
     return values
 
