@@ -189,4 +189,4 @@ def _equal(x: pa.Array, y: pa.Array) -> np.ndarray:
     except pa.ArrowNotImplementedError:
         return np.array([u == v for u, v in zip(x.to_pylist(), y.to_pylist())], dtype=bool)
     both_null = pc.and_(pc.is_null(x), pc.is_null(y))
-    return pc.fill_null(pc.or_(eq, both_null), False).to_numpy(zero_copy_only=False)
+    return pc.fill_null(pc.or_kleene(eq, both_null), False).to_numpy(zero_copy_only=False)

@@ -102,7 +102,7 @@ def base_snapshot(cat: Catalog, a: str, b: str, depth: int = 0) -> dict[str, Tab
             break
         inner = base_snapshot(cat, acc, other, depth + 1)
         plan = plan_merge(cat, inner, snap, cat.snapshot(other), "ours")
-        snap = apply_plan(cat, plan)
+        snap = apply_plan(cat, plan, virtual=True)
         acc = other
     return snap
 
@@ -465,7 +465,7 @@ def _unique_conflicts(cat: Catalog, name: str, o: TableManifest, t: TableManifes
             except TypeError:
                 lo_hi = None
         for f in o.fragments:
-            if lo_hi is not None and scol(ucols[0]) in _parquet_names(reader, o.table_id, f):
+            if lo_hi is not None:
                 fb = reader.bounds(o.table_id, f, scol(ucols[0]))
                 if fb is not None and (lo_hi[1] < fb[0] or lo_hi[0] > fb[1]):
                     continue
@@ -488,10 +488,6 @@ def _unique_conflicts(cat: Catalog, name: str, o: TableManifest, t: TableManifes
                 else:
                     _drop_incoming(plan, hit[0], hit[1])
     return conflicts
-
-
-def _parquet_names(reader: Any, table_id: str, frag: Fragment) -> list[str]:
-    return reader.table(table_id, frag).column_names
 
 
 def _keys(reader: Any, table_id: str, frag: Fragment, schema: Schema, ucols: tuple[int, ...],
@@ -521,31 +517,39 @@ def _combine(ours: Batch, theirs: Batch, cols: set[int]) -> Batch:
 
 
 # -- applying --------------------------------------------------------------------------------
-def apply_plan(cat: Catalog, plan: MergePlan) -> dict[str, TableManifest]:
+def apply_plan(cat: Catalog, plan: MergePlan, virtual: bool = False) -> dict[str, TableManifest]:
     """Write what the plan needs (deletion vectors, combined rows) and return the result's
-    tables (not saved)."""
+    tables (not saved). ``virtual``: keep them in memory instead (a virtual merge base,
+    which nothing commits), so a merge that then fails leaves no file behind."""
     out = dict(plan.ours)
-    by_id = {tm.table_id: name for name, tm in out.items()}
-    for tp in plan.tables:
+
+    def remove(tm: TableManifest | None) -> None:
+        if tm is not None:
+            for name, cur in list(out.items()):
+                if cur.table_id == tm.table_id:
+                    del out[name]
+
+    for tp in sorted(plan.tables, key=lambda p: p.action != "drop"):  # drops first: names free up
         if tp.action == "drop":
-            assert tp.ours is not None
-            out.pop(by_id.get(tp.ours.table_id, tp.ours.name), None)
+            remove(tp.ours)
         elif tp.action == "theirs":
             assert tp.theirs is not None
-            if tp.ours is not None:
-                out.pop(by_id.get(tp.ours.table_id, tp.ours.name), None)
+            remove(tp.ours)
             out[tp.theirs.name] = tp.theirs
         elif tp.action == "rows":
-            assert tp.ours is not None and tp.theirs is not None and tp.rows is not None and tp.schema
-            out.pop(by_id.get(tp.ours.table_id, tp.ours.name), None)
-            out[tp.name] = _apply_rows(cat, tp)
+            remove(tp.ours)
+            out[tp.name] = _apply_rows(cat, tp, virtual)
     return out
 
 
-def _apply_rows(cat: Catalog, tp: TablePlan) -> TableManifest:
+def _apply_rows(cat: Catalog, tp: TablePlan, virtual: bool) -> TableManifest:
     assert tp.ours is not None and tp.theirs is not None and tp.rows is not None and tp.schema is not None
     reader, store = cat.reader, cat.store
     rp = tp.rows
+
+    def deletes(positions: np.ndarray) -> str:
+        return reader.adopt_deletes(positions) if virtual else write_deletes(store, positions)
+
     tm = tp.ours.with_schema(tp.schema)
     tm.name = tp.name
     tid = tm.table_id
@@ -553,7 +557,7 @@ def _apply_rows(cat: Catalog, tp: TablePlan) -> TableManifest:
     for fid, positions in rp.ours_delete.items():
         f = ofr[fid]
         merged = np.union1d(reader.deleted(f), np.fromiter(positions, np.int64)).astype(np.uint32)
-        tm.replace_fragment(Fragment(f.id, f.rows, f.cols, f.mats, write_deletes(store, merged), len(merged)))
+        tm.replace_fragment(Fragment(f.id, f.rows, f.cols, f.mats, deletes(merged), len(merged)))
     copies: list[Batch] = []
     for fid, (frag, positions) in rp.take.items():
         if not positions:
@@ -569,7 +573,7 @@ def _apply_rows(cat: Catalog, tp: TablePlan) -> TableManifest:
             tm.append(frag)
         else:
             dels = np.flatnonzero(~keep).astype(np.uint32)
-            tm.append(Fragment(frag.id, frag.rows, frag.cols, frag.mats, write_deletes(store, dels), len(dels)))
+            tm.append(Fragment(frag.id, frag.rows, frag.cols, frag.mats, deletes(dels), len(dels)))
     if rp.merged:
         for rowid, oloc, tloc, cols in rp.merged:
             ob = reader.batch(tid, ofr[oloc[0]], tp.schema, np.array([oloc[1]]))
@@ -577,8 +581,8 @@ def _apply_rows(cat: Catalog, tp: TablePlan) -> TableManifest:
             assert int(ob.rowids[0]) == rowid
             copies.append(_combine(ob, tb, cols))
     if copies:
-        batch = concat_batches(copies, tp.schema)
-        tm.append(write_fragment(store, tid, _dense(batch)))
+        batch = _dense(concat_batches(copies, tp.schema))
+        tm.append(reader.adopt(tid, batch) if virtual else write_fragment(store, tid, batch))
     return tm
 
 

@@ -47,24 +47,32 @@ class Batch:
 
 
 def write_fragment(store: ObjectStore, table_id: str, batch: Batch) -> Fragment:
+    frag, table, mats = build_fragment(batch)
+    for cid, values in mats.items():
+        store.put(matrix_key(table_id, frag.id, cid), values.tobytes())
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="snappy")
+    store.put(parquet_key(table_id, frag.id), buf.getvalue())
+    return frag
+
+
+def build_fragment(batch: Batch) -> tuple[Fragment, pa.Table, dict[int, np.ndarray]]:
+    """A fragment's Parquet table and matrix values, in memory."""
     fid = uuid.uuid4().hex
     n = len(batch)
     arrays: dict[str, pa.Array] = {ROWID: pa.array(batch.rowids, pa.int64())}
     for cid, arr in batch.scalars.items():
         arrays[scol(cid)] = arr
-    mats = []
+    mats: dict[int, np.ndarray] = {}
     for cid, m in batch.matrices.items():
         values = np.ascontiguousarray(m.values)
         flat = values.reshape(n, -1)
         norms = np.sqrt(np.einsum("ij,ij->i", flat, flat, dtype=np.float64)).astype(np.float32) \
             if np.issubdtype(values.dtype, np.number) else np.ones(n, np.float32)
         arrays[ncol(cid)] = pa.array(norms, pa.float32(), mask=~m.valid)
-        store.put(matrix_key(table_id, fid, cid), values.tobytes())
-        mats.append((cid, values.dtype.name))
-    buf = io.BytesIO()
-    pq.write_table(pa.table(arrays), buf, compression="snappy")
-    store.put(parquet_key(table_id, fid), buf.getvalue())
-    return Fragment(fid, n, tuple(batch.scalars), tuple(mats))
+        mats[cid] = values
+    frag = Fragment(fid, n, tuple(batch.scalars), tuple((cid, v.dtype.name) for cid, v in mats.items()))
+    return frag, pa.table(arrays), mats
 
 
 def write_deletes(store: ObjectStore, positions: np.ndarray) -> str:
@@ -85,9 +93,29 @@ class FragmentReader:
         self._deletes: dict[str, np.ndarray] = {}
         self._mats: dict[str, np.ndarray] = {}
         self._bounds: dict[tuple[str, str], tuple | None] = {}
+        self._memory: dict[str, pa.Table] = {}  # fragments adopted, never written
+
+    def adopt(self, table_id: str, batch: Batch) -> Fragment:
+        """A fragment that lives only in this reader (a merge's virtual base): readable
+        like any other, never written."""
+        frag, table, mats = build_fragment(batch)
+        with self._lock:
+            self._memory[parquet_key(table_id, frag.id)] = table
+            for cid, values in mats.items():
+                self._mats[matrix_key(table_id, frag.id, cid)] = values
+        return frag
+
+    def adopt_deletes(self, positions: np.ndarray) -> str:
+        """A deletion vector that lives only in this reader (see ``adopt``)."""
+        key = f"memory/{uuid.uuid4().hex}.del"
+        self._deletes[key] = np.unique(positions).astype("<u4")
+        return key
 
     def table(self, table_id: str, frag: Fragment) -> pa.Table:
         key = parquet_key(table_id, frag.id)
+        mem = self._memory.get(key)
+        if mem is not None:
+            return mem
         with self._lock:
             t = self._tables.get(key)
             if t is not None:
@@ -110,17 +138,23 @@ class FragmentReader:
 
     def bounds(self, table_id: str, frag: Fragment, column: str) -> tuple | None:
         """(min, max) of a Parquet column of the fragment, deleted rows included (a safe
-        superset for pruning); None when the column is absent or all NULL."""
+        superset for pruning); None when the column is absent or all NULL. Read from the
+        file's footer statistics when the fragment is not cached, so pruning a fragment
+        does not read it."""
         key = (frag.id, column)
         got = self._bounds.get(key, False)
         if got is False:
-            t = self.table(table_id, frag)
-            got = None
-            if column in t.column_names:
-                col = t.column(column)
-                if pa.types.is_integer(col.type) or pa.types.is_string(col.type) or pa.types.is_temporal(col.type):
-                    mm = pc.min_max(col)
-                    got = (mm["min"].as_py(), mm["max"].as_py()) if mm["min"].is_valid else None
+            pk = parquet_key(table_id, frag.id)
+            cached = pk in self._tables or pk in self._memory
+            got = _footer_bounds(self.store, pk, column) if not cached else _NO_STATS
+            if got is _NO_STATS:
+                t = self.table(table_id, frag)
+                got = None
+                if column in t.column_names:
+                    col = t.column(column)
+                    if pa.types.is_integer(col.type) or pa.types.is_string(col.type) or pa.types.is_temporal(col.type):
+                        mm = pc.min_max(col)
+                        got = (mm["min"].as_py(), mm["max"].as_py()) if mm["min"].is_valid else None
             self._bounds[key] = got
         return got
 
@@ -182,6 +216,41 @@ class FragmentReader:
             else:
                 out.scalars[c.id] = pa.array([c.fill] * n, c.type.arrow())
         return out
+
+
+_NO_STATS = object()
+
+
+def _footer_bounds(store: ObjectStore, key: str, column: str) -> object:
+    """(min, max) from the Parquet footer for integer and string columns; None when the
+    column is absent; _NO_STATS when the footer cannot tell (the caller reads the data)."""
+    path = store.local_path(key)
+    if path is None:
+        return _NO_STATS
+    md = pq.ParquetFile(path).metadata
+    lo = hi = None
+    found = False
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        for j in range(rg.num_columns):
+            cc = rg.column(j)
+            if cc.path_in_schema != column:
+                continue
+            found = True
+            if cc.physical_type not in ("INT32", "INT64", "BYTE_ARRAY"):
+                return _NO_STATS
+            st = cc.statistics
+            if st is None or not st.has_min_max:
+                if st is not None and st.null_count == rg.num_rows:
+                    continue  # all NULL: no bounds to add
+                return _NO_STATS
+            lo = st.min if lo is None else min(lo, st.min)
+            hi = st.max if hi is None else max(hi, st.max)
+    if not found or lo is None:
+        return None
+    if isinstance(lo, bytes) or isinstance(hi, bytes):
+        return _NO_STATS
+    return lo, hi
 
 
 def concat_batches(batches: list[Batch], schema: Schema) -> Batch:
