@@ -143,7 +143,8 @@ class Connection:
             if own:
                 s.finish_write()
         except BaseException:
-            if own:
+            if own and s._auto is not None:
+                s._auto.close()
                 s._auto = None
             else:
                 s.failed = True  # as any failed statement inside BEGIN

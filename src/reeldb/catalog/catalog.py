@@ -14,6 +14,7 @@ from .. import errors
 from ..format.fragment import FragmentReader
 from ..format.manifest import Segment, TableManifest, load_manifest
 from ..storage import ObjectStore
+from .leases import lease_for
 from .refs import COMMITS, Commit, Counters, Refs, default_author, new_commit_id
 
 ROWID_BLOCK = 4096
@@ -27,6 +28,7 @@ class Catalog:
         self.refs = Refs(store)
         self.counters = Counters(store)
         self.reader = FragmentReader(store)
+        self.lease = lease_for(store)
         self._commits: dict[str, Commit] = {}
         self._manifests: dict[str, TableManifest] = {}
         self._segments: dict[str, Segment] = {}

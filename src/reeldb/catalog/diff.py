@@ -29,7 +29,7 @@ class TableDiff:
     one row per changed cell: ``_rowid, column, old, new``, values as text."""
 
     table: str
-    status: str  # "added", "dropped", "modified"
+    status: str  # "added", "dropped", "modified", "replaced" (dropped, another created by its name)
     added: pa.Table
     removed: pa.Table
     changed: pa.Table
@@ -94,6 +94,11 @@ def diff(cat: Catalog, a: str, b: str, table: str | None = None) -> Diff:
         td = table_diff(cat, ta, tb)
         if td.status != "modified" or td.added.num_rows or td.removed.num_rows or td.changed.num_rows \
                 or td.schema_changes:
+            prev = out.get(name)
+            if prev is not None:  # dropped, and another table created under its name
+                old, new = (prev, td) if prev.status == "dropped" else (td, prev)
+                td = TableDiff(name, "replaced", new.added, old.removed, _empty_cells(),
+                               ["drop table and create a new one with the same name"])
             out[name] = td
     if table is not None and table not in sa and table not in sb:
         from .. import errors
@@ -117,14 +122,19 @@ def table_diff(cat: Catalog, ta: TableManifest | None, tb: TableManifest | None)
         else _empty_rows()
     changed = _empty_cells()
     if len(both) and sa is not None and sb is not None and ta is not None and tb is not None:
-        old = d.gone.where(both).read(reader, ta.table_id, sa)
+        # both sides under b's schema: a column b added shows a's rows with its fill value
+        old = d.gone.where(both).read(reader, ta.table_id, sb)
         new = d.new.where(both).read(reader, tb.table_id, sb)
-        changed = cells_table(old, new, sa, sb, both)
+        changed = cells_table(old, new, sb, sb, both)
+    changes = schema_changes(sa, sb) if sa is not None and sb is not None else []
+    if ta is not None and tb is not None and ta.name != tb.name:
+        changes.insert(0, f"rename table {ta.name} to {tb.name}")
     return TableDiff((tb or ta).name, status, added_t, removed_t, changed,  # type: ignore[union-attr]
-                     schema_changes(sa, sb) if sa is not None and sb is not None else [])
+                     changes)
 
 
 def cells_table(old: Batch, new: Batch, sa: Schema, sb: Schema, rowids: np.ndarray) -> pa.Table:
+    """One row per cell that differs between two reads of the same rows."""
     masks = changed_cells(old, new, sa, sb)
     ids, cols, olds, news = [], [], [], []
     for cid, mask in masks.items():

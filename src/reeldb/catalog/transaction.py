@@ -36,7 +36,6 @@ class TableChange:
     added: dict[str, Fragment] = field(default_factory=dict)  # our new fragments, by id
     deleted: dict[str, np.ndarray] = field(default_factory=dict)  # base fragment id -> positions
     check_unique: bool = False
-    updated: int = 0  # rows of ``added`` that are new versions of deleted rows
     # compaction: (base fragments, as the base saw them) -> the fragments rewritten from them
     replaced: list[tuple[list[Fragment], list[Fragment]]] = field(default_factory=list)
 
@@ -49,6 +48,10 @@ class Transaction:
         self.tables: dict[str, TableManifest] = catalog.snapshot(base)
         self.changes: dict[str, TableChange] = {}
         self.compacting = False  # a compaction's own commit does not trigger another
+        self.started = time.time()
+        self.open = True  # until committed: VACUUM keeps files newer than ``started``
+        if branch is not None:
+            catalog.lease.opened(self)
 
     @property
     def reader(self) -> FragmentReader:
@@ -130,10 +133,6 @@ class Transaction:
                 prev = ch.deleted.get(fid)
                 ch.deleted[fid] = pos if prev is None else np.union1d(prev, pos)
 
-    def note_updated(self, name: str, n: int) -> None:
-        """The last ``n`` appended rows replace deleted ones (an UPDATE), for commit stats."""
-        self._change(self.table(name)).updated += n
-
     def replace(self, name: str, old: list[Fragment], new: list[Fragment]) -> None:
         """Compaction: the same live rows, rewritten into ``new``."""
         tm = self.table(name)
@@ -147,6 +146,12 @@ class Transaction:
     # -- commit ------------------------------------------------------------------------------
     def commit(self, message: str = "", author: str | None = None) -> str:
         """Publish the transaction on its branch; returns the new head commit id."""
+        try:
+            return self._commit(message, author)
+        finally:
+            self.open = False
+
+    def _commit(self, message: str, author: str | None) -> str:
         if not self.changes:
             return self.base
         if self.branch is None:
@@ -176,17 +181,29 @@ class Transaction:
         )
 
     def stats(self) -> dict[str, list[int]]:
-        """Table -> [rows inserted, deleted, updated], as ``db.log()`` shows them."""
+        """Table -> [rows inserted, deleted, updated] against the base, as ``db.log()``
+        shows them. Only a mix of new and deleted rows needs their ids to tell updates."""
         out = {}
         for ch in self.changes.values():
-            if ch.dropped:
+            tm = self.tables.get(ch.name)
+            if ch.dropped or tm is None:
                 continue
             added = sum(f.live for f in ch.added.values())
             dels = sum(len(p) for p in ch.deleted.values())
-            upd = min(ch.updated, added, dels)
+            upd = 0
+            if added and dels:
+                new_ids = np.concatenate([self.reader.rowids(tm.table_id, f)[self.reader.live_mask(f)]
+                                          for f in ch.added.values()])
+                old_ids = np.concatenate([self.reader.rowids(tm.table_id, tm.fragment(fid), pos)
+                                          for fid, pos in ch.deleted.items() if tm.fragment(fid) is not None])
+                upd = len(np.intersect1d(new_ids, old_ids))
             if added or dels or ch.created:
                 out[ch.name] = [added - upd, dels - upd, upd]
         return out
+
+    def close(self) -> None:
+        """Rolled back: nothing of it will be committed (VACUUM may take its files)."""
+        self.open = False
 
     def _rebase(self, head: str) -> dict[str, TableManifest]:
         cat = self.catalog

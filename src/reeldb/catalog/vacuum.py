@@ -4,7 +4,8 @@ on request.
 ``vacuum`` keeps the files of every commit in the history of a branch or tag, or with
 ``retain`` only those of commits newer than that (and of every branch and tag head): time
 travel further back then fails with a clear error. ``expire`` drops old commits from the
-history itself. Files younger than the grace period are kept even when unreachable: a
+history itself. Unreachable files are kept when younger than the grace period, or written
+since the oldest open transaction of any live writer (its lease, ``leases.py``): a
 concurrent writer may have written them and not yet won its compare-and-swap.
 """
 
@@ -20,16 +21,26 @@ from ..format.fragment import scol
 from ..format.manifest import matrix_key, parquet_key
 from ..format.types import BLOB
 from .catalog import Catalog
+from .leases import drop_dead_leases, oldest_open
 from .refs import COMMITS
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
+CLOCK_SLACK = 2.0  # seconds: file times and the writer's clock may disagree a little
 SWEPT = ("data/", "blobs/", "deletes/", "_reeldb/manifests/", COMMITS)
 
 
 def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
-    """Every key reachable from a branch or tag (data only of retained commits)."""
+    """Every key reachable from a branch or tag (data only of retained commits, of ref
+    heads and of the merge bases of every two branches)."""
     keep: set[str] = set()
-    heads = set(cat.refs.branches().values()) | set(cat.refs.tags().values())
+    branch_heads = sorted(set(cat.refs.branches().values()))
+    heads = set(branch_heads) | set(cat.refs.tags().values())
+    if retain is not None:  # merges of live branches need their merge bases' data
+        from .merge import merge_bases
+
+        for i, a in enumerate(branch_heads):
+            for b in branch_heads[i + 1:]:
+                heads.update(merge_bases(cat, a, b))
     since = None if retain is None else time.time() - retain.total_seconds()
     stack = list(heads)
     seen_tables: set[str] = set()
@@ -54,14 +65,14 @@ def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
                 if seg.key:
                     keep.add(seg.key)
             for f in tm.fragments:
+                if f.deletes:  # one fragment has other deletion vectors in other commits
+                    keep.add(f.deletes)
                 pk = parquet_key(tm.table_id, f.id)
                 if pk in keep:
                     continue
                 keep.add(pk)
                 for cid_, _ in f.mats:
                     keep.add(matrix_key(tm.table_id, f.id, cid_))
-                if f.deletes:
-                    keep.add(f.deletes)
                 keep.update(_packs(cat, pk, blob_cols))
     return keep
 
@@ -110,6 +121,9 @@ def expire(cat: Catalog, older_than: dt.timedelta | dt.datetime) -> int:
 def vacuum(cat: Catalog, grace: dt.timedelta = DEFAULT_GRACE, retain: dt.timedelta | None = None) -> dict[str, int]:
     keep = reachable(cat, retain)
     cutoff = time.time() - grace.total_seconds()
+    oldest = oldest_open(cat.store, cat.lease)
+    if oldest is not None:  # a live writer may still commit what it wrote since then
+        cutoff = min(cutoff, oldest - CLOCK_SLACK)
     files = size = 0
     for prefix in SWEPT:
         for key in cat.store.list(prefix):
@@ -124,5 +138,6 @@ def vacuum(cat: Catalog, grace: dt.timedelta = DEFAULT_GRACE, retain: dt.timedel
             cat.store.delete(key)
             files += 1
             size += n
-    tmp_files, tmp_bytes = cat.store.sweep_temporary(cutoff)
+    tmp_files, tmp_bytes = cat.store.sweep_temporary(cutoff)  # the store skips live writers' files
+    drop_dead_leases(cat.store)
     return {"files": files + tmp_files, "bytes": size + tmp_bytes}

@@ -98,6 +98,9 @@ def _adopt_inherited() -> None:
 os.register_at_fork(after_in_child=_adopt_inherited)
 
 
+ROWID_VIEW = "__x_"  # prefix of the views that show _rowid after the table's columns
+
+
 class Engine:
     def __init__(self, reader: FragmentReader):
         _LIVE.add(self)
@@ -146,6 +149,11 @@ class Engine:
             self.con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {quote_ident(rel)} AS SELECT {user_cols} FROM {quote_ident(view)}"
             )
+            # with the hidden _rowid last: queries that name _rowid read this one
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {quote_ident(ROWID_VIEW + rel)} AS SELECT "
+                f"{user_cols + ', ' if tm.schema.columns else ''}{ROWID} FROM {quote_ident(view)}"
+            )
             bt = BoundTable(tm.copy(), internal, view, arrow, offsets, sig)
             self.bound[rel] = bt
             return bt
@@ -153,6 +161,7 @@ class Engine:
     def unbind(self, rel: str) -> None:
         bt = self.bound.pop(rel)
         self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(rel)}")
+        self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(ROWID_VIEW + rel)}")
         self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(bt.view)}")
         try:
             self.con.unregister(bt.internal)

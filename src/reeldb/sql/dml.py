@@ -299,7 +299,6 @@ def update(s: Session, stmt: ast.UpdateStmt, params: list[Any]) -> Result:
                 if c.type.storage == MATRIX and c.name not in sets}
         txn.delete(name, bt.locate(gpos))
         frags = write_rows(s, name, data, n, rowids=table.column("_rowid").to_numpy(), matrices=mats)
-        txn.note_updated(name, n)
     else:
         frags = []
     returning = _returning(s, name, frags, stmt.returningClause, params)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +19,10 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind
 
 from .. import errors
+from ..engine.engine import ROWID_VIEW
+from ..format.fragment import ROWID
 from ..format.types import parse_vector_text
-from .parse import cast, const_value, func, name_of, transform
+from .parse import cast, const_value, func, name_of, transform, walk
 
 # function / operator -> (DuckDB function, negate)
 VECTOR_FUNCS = {
@@ -33,19 +36,38 @@ VECTOR_OPS = {"<=>": "cosine_distance", "<->": "l2_distance", "<#>": "negative_i
 VECTOR_TYPES = {"vector", "halfvec"}
 
 
+STAR_MARKER = "__reeldb_star__"
+STAR_SQL = re.compile(r'"?' + STAR_MARKER + r'"?')
+
+
+def finish(sql: str) -> str:
+    """Deparsed SQL -> what DuckDB runs: the stars of a statement that names _rowid."""
+    return STAR_SQL.sub("* EXCLUDE (_rowid)", sql) if STAR_MARKER in sql else sql
+
+
 class Rewriter:
     """Rewrites one statement's expressions. ``vector_dims`` maps column names to their
     dimension (None where two tables disagree); ``params`` are the bound values;
     ``resolve_schema(schema, table) -> relation`` handles branch/tag/commit schemas."""
 
     def __init__(self, vector_dims: dict[str, int | None], params: list[Any],
-                 resolve_schema: Callable[[str, str], str] | None = None):
+                 resolve_schema: Callable[[str, str], str] | None = None,
+                 relations: set[str] | None = None):
         self.dims = vector_dims
         self.params = params
         self.resolve_schema = resolve_schema
+        self.relations = relations or set()
+        self.rowid: bool | None = None  # does the statement name the hidden _rowid?
 
     def __call__(self, node: Any) -> Any:
+        if self.rowid is None:
+            self.rowid = self.names_rowid(node)
         return transform(node, self._visit)
+
+    @staticmethod
+    def names_rowid(node: Any) -> bool:
+        return any(isinstance(n, ast.ColumnRef) and isinstance(n.fields[-1], ast.String)
+                   and n.fields[-1].sval == ROWID for n in walk(node))
 
     # -- dispatch ----------------------------------------------------------------------------
     def _visit(self, node: ast.Node) -> ast.Node | None:
@@ -68,6 +90,9 @@ class Rewriter:
             return self.type_cast(node)
         if isinstance(node, ast.RangeVar):
             return self.range_var(node)
+        if self.rowid and isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.A_Star):
+            # "*" must not show _rowid: deparsed as a marker, then "* EXCLUDE (_rowid)"
+            return ast.ColumnRef(fields=(*node.fields[:-1], ast.String(sval=STAR_MARKER)))
         return None
 
     # -- vectors -----------------------------------------------------------------------------
@@ -150,19 +175,23 @@ class Rewriter:
 
     def range_var(self, node: ast.RangeVar) -> ast.Node | None:
         schema = node.schemaname
-        if schema is None or schema.lower() in ("pg_catalog", "information_schema"):
+        if schema is not None and schema.lower() in ("pg_catalog", "information_schema"):
             return None
-        if schema == "public":
-            node.schemaname = None
-            return node
-        if self.resolve_schema is None:
-            raise errors.InvalidSchemaName(f'schema "{schema}" does not exist')
-        rel = self.resolve_schema(schema, node.relname)
-        if node.alias is None:
-            node.alias = ast.Alias(aliasname=node.relname)
+        ours = node.relname in self.relations
+        if schema not in (None, "public"):
+            if self.resolve_schema is None:
+                raise errors.InvalidSchemaName(f'schema "{schema}" does not exist')
+            rel = self.resolve_schema(schema, node.relname)
+            if node.alias is None:
+                node.alias = ast.Alias(aliasname=node.relname)
+            node.catalogname = None
+            node.relname = rel
+            ours = True
         node.schemaname = None
-        node.catalogname = None
-        node.relname = rel
+        if self.rowid and ours:
+            if node.alias is None:
+                node.alias = ast.Alias(aliasname=node.relname)
+            node.relname = ROWID_VIEW + node.relname
         return node
 
 

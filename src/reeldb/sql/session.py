@@ -24,7 +24,7 @@ from ..format.manifest import Column, TableManifest
 from . import ddl, dml, vector_plan
 from .params import compile_params
 from .parse import deparse, parse
-from .rewrite import Rewriter, adapt_param
+from .rewrite import Rewriter, adapt_param, finish
 from .versioning import VersioningMixin
 
 MAX_REF_RELATIONS = 64  # tables of other branches/tags kept registered at once
@@ -168,7 +168,9 @@ class Session(VersioningMixin):
             self.bind()
             return self._dispatch(stmt, params, param_rows)
         except BaseException:
-            self._auto = None  # nothing of a failed statement is published
+            if self._auto is not None:  # nothing of a failed statement is published
+                self._auto.close()
+            self._auto = None
             if self.txn is not None:
                 self.failed = True
             raise
@@ -239,11 +241,11 @@ class Session(VersioningMixin):
         return self.run_query(stmt, params)
 
     def run_query(self, stmt: ast.Node, params: list[Any]) -> tuple[pa.Table, list]:
-        sql = deparse(self.rewriter(params)(stmt))
+        sql = finish(deparse(self.rewriter(params)(stmt)))
         return self.engine.arrow(sql, self.duck_params(params, sql))
 
     def rewriter(self, params: list[Any]) -> Rewriter:
-        return Rewriter(self._vector_dims(), params, self._resolve_schema)
+        return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound))
 
     def _vector_dims(self) -> dict[str, int | None]:
         dims: dict[str, int | None] = {}
@@ -350,6 +352,8 @@ class Session(VersioningMixin):
         return txn.commit(message, author) if txn.dirty else txn.base
 
     def rollback(self) -> None:
+        if self.txn is not None:
+            self.txn.close()
         self.txn, self.failed = None, False
 
     def _transaction_stmt(self, stmt: ast.TransactionStmt) -> Result:
@@ -406,7 +410,7 @@ class Session(VersioningMixin):
                          "  2. numpy: scores on the memory-mapped vectors -> top-k",
                          "  3. DuckDB: output columns of the winners only"]
                 return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
-        sql = "EXPLAIN " + deparse(self.rewriter(params)(q))
+        sql = "EXPLAIN " + finish(deparse(self.rewriter(params)(q)))
         table, _ = self.engine.arrow(sql, self.duck_params(params, sql))
         lines = [ln for row in table.column(1).to_pylist() for ln in str(row).splitlines()]
         return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")

@@ -21,7 +21,7 @@ from ..format.arrow import float32_array, int64_array
 from ..format.types import parse_vector_text
 from ..index.exact import score, topk
 from .parse import colref, deparse, expand_stars, name_of, walk
-from .rewrite import VECTOR_FUNCS, VECTOR_OPS, VECTOR_TYPES
+from .rewrite import VECTOR_FUNCS, VECTOR_OPS, VECTOR_TYPES, Rewriter
 
 if TYPE_CHECKING:
     from ..engine.engine import BoundTable
@@ -54,6 +54,8 @@ def plan(s: Session, stmt: ast.SelectStmt, params: list[Any]) -> VectorPlan | No
         return None
     if not stmt.sortClause or len(stmt.sortClause) != 1 or stmt.limitCount is None:
         return None
+    if Rewriter.names_rowid(stmt):
+        return None  # the general path shows the hidden _rowid
     k = _int_of(stmt.limitCount, params)
     offset = _int_of(stmt.limitOffset, params) if stmt.limitOffset is not None else 0
     if k is None or offset is None or k < 0 or offset < 0 or k + offset > 100_000:

@@ -28,6 +28,21 @@ from .. import errors
 from .base import ObjectStore
 
 TMP_PREFIX = ".tmp-"
+
+
+def _writer_alive(temp_name: str) -> bool:
+    """Whether the process writing this temp file still runs (for a name without a pid,
+    only the file's age can tell: False here)."""
+    pid_text, dash, _ = temp_name[len(TMP_PREFIX):].partition("-")
+    if not (pid_text.isdigit() and dash):
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 LOCK_DIR = "_reeldb/locks"
 
 
@@ -207,7 +222,8 @@ class LocalStore(ObjectStore):
     def sweep_temporary(self, older_than: float) -> tuple[int, int]:
         files = size = 0
         for key in self._files(""):
-            if not key.rpartition("/")[2].startswith(TMP_PREFIX):
+            name = key.rpartition("/")[2]
+            if not name.startswith(TMP_PREFIX) or _writer_alive(name):
                 continue
             p = os.path.join(self.root, *key.split("/"))
             try:
@@ -227,7 +243,8 @@ class LocalStore(ObjectStore):
         are atomic); removed again if anything fails."""
         folder = os.path.dirname(path)
         self._make_dirs(folder)
-        tmp = os.path.join(folder, TMP_PREFIX + uuid.uuid4().hex)
+        # the writer's pid in the name: a sweep never takes the temp file of a live writer
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(data).cast("B")  # byte offsets even for typed buffers

@@ -1,0 +1,142 @@
+"""Writer leases: what keeps VACUUM from deleting files a running transaction has written
+but not yet committed.
+
+Each writing process keeps one small object, ``_reeldb/writers/<id>``, holding the start
+time of its oldest open transaction. VACUUM keeps every unreachable file newer than the
+oldest live lease, whatever grace period it was given. The lease is written when a process
+opens its first transaction and refreshed at most once a minute after that, so a stream of
+single-row INSERTs pays for one small write a minute, not one per commit. A lease not
+refreshed for ``LEASE_TTL``, or whose process on this machine is gone, belongs to a writer
+that died: VACUUM ignores it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+import weakref
+from typing import Any
+
+from ..storage import ObjectStore
+
+WRITERS = "_reeldb/writers/"
+REFRESH = 60.0  # seconds between lease writes of a busy process
+LEASE_TTL = 3600.0  # a lease older than this is a dead process's
+
+
+_LEASES: dict[str, Lease] = {}  # store url -> this process's lease on it
+_LEASES_LOCK = threading.Lock()
+
+
+def lease_for(store: ObjectStore) -> Lease:
+    """This process's lease on a database (one, however many connections it opens)."""
+    with _LEASES_LOCK:
+        lease = _LEASES.get(store.url)
+        if lease is None:
+            lease = _LEASES[store.url] = Lease(store)
+        return lease
+
+
+class Lease:
+    def __init__(self, store: ObjectStore):
+        self.store = store
+        self._open: weakref.WeakSet[Any] = weakref.WeakSet()  # open transactions (have .started)
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._key = f"{WRITERS}{self._pid}-{uuid.uuid4().hex[:12]}"
+        self._written_at = 0.0
+        self._written_since: float | None = None
+        atexit.register(_release, weakref.ref(self))
+
+    def opened(self, txn: Any) -> None:
+        """A transaction started (``txn.started``): make sure the lease covers it."""
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child writes its own lease
+                self._open = weakref.WeakSet()
+                self._reset()
+            self._open.add(txn)
+            now = time.time()
+            since = min((t.started for t in self._open if t.open), default=txn.started)
+            stale = now - self._written_at > REFRESH
+            if self._written_since is None or since < self._written_since or stale:
+                body = {"since": since, "pid": self._pid, "host": socket.gethostname()}
+                self.store.put(self._key, json.dumps(body).encode())
+                self._written_at, self._written_since = now, since
+
+    def oldest_here(self) -> float | None:
+        """This process's oldest open transaction (its own lease may lag behind)."""
+        if self._pid != os.getpid():
+            return None
+        return min((t.started for t in self._open if t.open), default=None)
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    def release(self) -> None:
+        if self._written_since is not None and self._pid == os.getpid():
+            try:
+                self.store.delete(self._key)
+            except Exception:  # noqa: BLE001 - best effort at exit; a stale lease expires
+                pass
+            self._written_since = None
+
+
+def _release(ref: weakref.ref) -> None:
+    lease = ref()
+    if lease is not None:
+        lease.release()
+
+
+def oldest_open(store: ObjectStore, here: Lease | None = None) -> float | None:
+    """The start of the oldest transaction any live writer may still commit, or None.
+    ``here``: this process's lease, read from memory rather than from its object."""
+    now = time.time()
+    oldest = here.oldest_here() if here is not None else None
+    for key in store.list(WRITERS):
+        if here is not None and key == here.key:
+            continue
+        try:
+            if now - store.mtime(key) > LEASE_TTL:
+                continue
+            body = json.loads(store.get(key))
+            since = float(body["since"])
+        except (KeyError, FileNotFoundError, ValueError):
+            continue
+        if body.get("host") == socket.gethostname():
+            pid = int(body.get("pid", 0))
+            if pid == os.getpid() and here is not None:
+                continue  # this process: its open transactions are known from memory
+            if not _alive(pid):
+                continue  # a writer on this machine that died (killed before it could release)
+        oldest = since if oldest is None else min(oldest, since)
+    return oldest
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as e:
+        return e.errno == errno.EPERM  # exists, owned by someone else
+    return True
+
+
+def drop_dead_leases(store: ObjectStore) -> None:
+    now = time.time()
+    for key in store.list(WRITERS):
+        try:
+            if now - store.mtime(key) > LEASE_TTL:
+                store.delete(key)
+        except (KeyError, FileNotFoundError):
+            continue
