@@ -45,6 +45,8 @@ bench: venv
 	@# byte-compile reeldb: with PYTHONDONTWRITEBYTECODE set, every cold start would
 	@# recompile its sources, which the cold-start figure would then include
 	$(BIN)/python -m compileall -q src
+	@# the peers measured in the same run (Deeplake, Lance): pinned in the bench extra
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@set -e; found=0; for f in bench/bench_*.py; do \
 		[ -e "$$f" ] || continue; found=1; \
 		echo "== $$f"; $(BIN)/python "$$f"; \
