@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import errors
 from ..format.fragment import Batch, concat_batches, scol, write_deletes, write_fragment
@@ -115,6 +116,9 @@ class RowPlan:
     ours_delete: dict[str, set[int]] = field(default_factory=dict)  # our fragment id -> positions
     take: dict[str, tuple[Fragment, set[int]]] = field(default_factory=dict)  # their fragment -> positions
     merged: list[tuple[int, tuple[str, int], tuple[Fragment, int], set[int]]] = field(default_factory=list)
+    # rowid -> columns theirs changed, for rows taken as updates: a unique key they did
+    # not change can only collide with rows ours changed
+    changed_cols: dict[int, set[int]] = field(default_factory=dict)
     inserted: int = 0
     deleted: int = 0
     updated: int = 0
@@ -365,6 +369,7 @@ def _plan_rows(cat: Catalog, b: TableManifest | None, o: TableManifest, t: Table
         if not ocols:
             plan.delete_ours(oloc)
             plan.take_theirs(*tloc)
+            plan.changed_cols[rowid] = tcols
             plan.updated += 1
             continue
         okey, tkey, bkey = ("o",) + _key(o_new[rowid]), ("t",) + _key(tloc), ("b",) + _key(bloc)
@@ -386,7 +391,8 @@ def _plan_rows(cat: Catalog, b: TableManifest | None, o: TableManifest, t: Table
             plan.merged.append((rowid, oloc, tloc, take_cols))
             plan.delete_ours(oloc)
         plan.updated += 1
-    conflicts += _unique_conflicts(cat, name, o, t, schema, plan, strategy)
+    ours_changed = {f.id for f in dO.new.frags}
+    conflicts += _unique_conflicts(cat, name, o, t, schema, plan, strategy, ours_changed)
     return TablePlan(name, "rows", o, t, schema, plan), conflicts
 
 
@@ -431,11 +437,12 @@ class _ValueCache:
 
 
 def _unique_conflicts(cat: Catalog, name: str, o: TableManifest, t: TableManifest, schema: Schema,
-                      plan: RowPlan, strategy: str) -> list[Conflict]:
+                      plan: RowPlan, strategy: str, ours_changed: set[str]) -> list[Conflict]:
     """Unique keys of rows coming from theirs that rows staying from ours already hold.
 
-    Only key columns are read, and fragments whose key range misses every incoming key are
-    skipped, so the check costs little on a large table."""
+    A key theirs did not change is checked only against the fragments where ours changed
+    rows; new keys against every fragment whose key range can hold them. Only key columns
+    are read, and single-column keys are matched by Arrow, not row by row."""
     if not schema.uniques or not (plan.take or plan.merged):
         return []
     reader = cat.reader
@@ -443,29 +450,33 @@ def _unique_conflicts(cat: Catalog, name: str, o: TableManifest, t: TableManifes
     conflicts = []
     for ucols in schema.uniques:
         names = [schema.by_id(c).name for c in ucols]
-        incoming: dict[tuple, tuple[int, tuple[Fragment, int] | None]] = {}
+        new_keys: dict[tuple, tuple[int, tuple[Fragment, int] | None]] = {}
+        kept_keys: dict[tuple, tuple[int, tuple[Fragment, int] | None]] = {}
         for frag, positions in plan.take.values():
             pos = np.array(sorted(positions), np.int64)
             ids = reader.rowids(t.table_id, frag, pos)
             for i, k in enumerate(_keys(reader, t.table_id, frag, schema, ucols, pos)):
-                if None not in k:
-                    incoming[k] = (int(ids[i]), (frag, int(pos[i])))
+                if None in k:
+                    continue
+                rid = int(ids[i])
+                changed = plan.changed_cols.get(rid)
+                target = kept_keys if changed is not None and not changed & set(ucols) else new_keys
+                target[k] = (rid, (frag, int(pos[i])))
         for rowid, oloc, tloc, cols in plan.merged:
             src = (tloc[0], t.table_id, tloc[1]) if set(ucols) & cols else (ofr[oloc[0]], o.table_id, oloc[1])
             k = _keys(reader, src[1], src[0], schema, ucols, np.array([src[2]]))[0]
             if None not in k:
-                incoming[k] = (rowid, None)
-        if not incoming:
+                new_keys[k] = (rowid, None)
+        if not new_keys and not kept_keys:
             continue
-        lo_hi = None
-        if len(ucols) == 1:
-            vals = [k[0] for k in incoming]
-            try:
-                lo_hi = (min(vals), max(vals))
-            except TypeError:
-                lo_hi = None
+        lo_hi = _range(new_keys) if len(ucols) == 1 else None
         for f in o.fragments:
-            if lo_hi is not None:
+            incoming = dict(new_keys)
+            if f.id in ours_changed:
+                incoming.update(kept_keys)
+            if not incoming:
+                continue
+            if lo_hi is not None and f.id not in ours_changed:
                 fb = reader.bounds(o.table_id, f, scol(ucols[0]))
                 if fb is not None and (lo_hi[1] < fb[0] or lo_hi[0] > fb[1]):
                     continue
@@ -475,6 +486,7 @@ def _unique_conflicts(cat: Catalog, name: str, o: TableManifest, t: TableManifes
                 live = live[~np.isin(live, list(gone))]
             if not len(live):
                 continue
+            live = _maybe_hits(reader, o.table_id, f, schema, ucols, live, incoming)
             ids = reader.rowids(o.table_id, f, live)
             for i, k in enumerate(_keys(reader, o.table_id, f, schema, ucols, live)):
                 hit = incoming.get(k)
@@ -488,6 +500,32 @@ def _unique_conflicts(cat: Catalog, name: str, o: TableManifest, t: TableManifes
                 else:
                     _drop_incoming(plan, hit[0], hit[1])
     return conflicts
+
+
+def _range(keys: dict[tuple, Any]) -> tuple[Any, Any] | None:
+    vals = [k[0] for k in keys]
+    try:
+        return (min(vals), max(vals)) if vals else None
+    except TypeError:
+        return None
+
+
+def _maybe_hits(reader: Any, table_id: str, frag: Fragment, schema: Schema, ucols: tuple[int, ...],
+                live: np.ndarray, incoming: dict[tuple, Any]) -> np.ndarray:
+    """The positions whose single-column key is among the incoming ones (all positions
+    for a multi-column key)."""
+    if len(ucols) != 1:
+        return live
+    t = reader.table(table_id, frag)
+    name = scol(ucols[0])
+    if name not in t.column_names:
+        return live
+    col = t.column(name).take(pa.array(live, pa.int64()))
+    try:
+        mask = pc.is_in(col, value_set=pa.array([k[0] for k in incoming], col.type))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return live
+    return live[pc.fill_null(mask, False).to_numpy(zero_copy_only=False)]
 
 
 def _keys(reader: Any, table_id: str, frag: Fragment, schema: Schema, ucols: tuple[int, ...],
