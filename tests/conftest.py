@@ -18,6 +18,12 @@ BRIEF_CREATE_TABLE = SCHEMA
 
 
 @pytest.fixture
+def path(tmp_path) -> str:
+    """Where a test's database folder goes (not created)."""
+    return str(tmp_path / "db")
+
+
+@pytest.fixture
 def db(tmp_path) -> Iterator[reeldb.Connection]:
     """An empty database in a real folder."""
     conn = reeldb.connect(tmp_path / "db")

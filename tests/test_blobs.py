@@ -59,11 +59,6 @@ class ReadCounter:
 
 
 @pytest.fixture
-def path(tmp_path) -> str:
-    return str(tmp_path / "db")
-
-
-@pytest.fixture
 def payloads() -> list[bytes]:
     rng = np.random.default_rng(7)
     return [rng.integers(0, 256, MB, dtype=np.uint8).tobytes() for _ in range(N)]

@@ -26,11 +26,6 @@ ZERO = dt.timedelta(0)
 
 
 @pytest.fixture
-def path(tmp_path) -> str:
-    return str(tmp_path / "db")
-
-
-@pytest.fixture
 def no_auto(monkeypatch) -> None:
     monkeypatch.setenv("REELDB_AUTO_COMPACT", "0")
 

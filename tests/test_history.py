@@ -11,11 +11,6 @@ from versioning_helpers import commits, rows, sqlstate
 
 
 @pytest.fixture
-def path(tmp_path) -> str:
-    return str(tmp_path / "db")
-
-
-@pytest.fixture
 def db(path: str) -> reeldb.Connection:
     conn = reeldb.connect(path)
     conn.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")

@@ -248,11 +248,6 @@ def test_random_edits_with_added_columns_match_model(sc: dict[str, Any]) -> None
 
 
 @pytest.fixture
-def path(tmp_path) -> str:
-    return str(tmp_path / "db")
-
-
-@pytest.fixture
 def db(path: str) -> reeldb.Connection:
     conn = reeldb.connect(path)
     conn.execute("CREATE TABLE t (id INT PRIMARY KEY, a INT, b TEXT)")

@@ -9,11 +9,6 @@ import reeldb
 
 
 @pytest.fixture
-def path(tmp_path) -> str:
-    return str(tmp_path / "db")
-
-
-@pytest.fixture
 def db(path: str) -> reeldb.Connection:
     conn = reeldb.connect(path)
     conn.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
