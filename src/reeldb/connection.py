@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +22,9 @@ from .format.types import MATRIX
 from .sql import dml
 from .sql.session import Session
 from .storage import open_store
+
+if TYPE_CHECKING:
+    from .loader import DataLoader
 
 
 def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None, create: bool = True) -> Connection:
@@ -244,7 +247,7 @@ class Connection:
         Their files go at the next ``vacuum``."""
         return expire(self.catalog, older_than)
 
-    def dataloader(self, table: str | None = None, *, sql: str | None = None) -> Any:
+    def dataloader(self, table: str | None = None, *, sql: str | None = None) -> DataLoader:
         """A ``reeldb.loader.DataLoader`` over a table or a query, pinned to this snapshot."""
         self._check()
         from .loader import DataLoader

@@ -4,8 +4,9 @@ Run ``python -m reeldb.demo [PATH]`` (default ``./demo.reeldb``, recreated each 
 It renders a few hundred real MP4 clips and PNG conditioning images, ingests them with
 the brief's own ``log_generation`` function, runs the brief's curation query, caches
 latents for the curated set, branches for an experiment, writes evaluation results on
-the branch, compares both branches in one SQL query, diffs them and merges the experiment
-back when it scored higher. Every step prints its time.
+the branch, compares both branches in one SQL query, diffs them, merges the experiment
+back when it scored higher and streams the curated rows, clips decoded, into a PyTorch
+training loop with the brief's dataloader. Every step prints its time.
 """
 
 from __future__ import annotations
@@ -253,7 +254,10 @@ def run(path: str | Path = "./demo.reeldb", rows: int = 300, seed: int = 0) -> d
         with step("merge the experiment into main (it scored higher)"):
             merged = db.merge(EXPERIMENT, message="merge temporal-attention-v2: higher avg quality")
             main_rows = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-        print(f"           main now has {main_rows} rows; merge commit {merged.commit[:10]}")
+        how = "fast-forward to" if merged.fast_forward else "merge commit"
+        print(f"           main now has {main_rows} rows; {how} {merged.commit[:10]}")
+
+    trained = _train_epoch(db)
 
     print("           branches: " + ", ".join(
         b["name"] + (" *" if b["current"] else "") for b in db.branches()))
@@ -265,7 +269,34 @@ def run(path: str | Path = "./demo.reeldb", rows: int = 300, seed: int = 0) -> d
     print(f"{elapsed:7.2f} s  total")
     return {"rows": rows, "curated": len(curated), "latents": cached,
             "comparison": comparison, "main_rows": main_rows, "merged": merged is not None,
-            "seconds": elapsed}
+            "trained": trained, "seconds": elapsed}
+
+
+def _train_epoch(db: Any) -> int | None:
+    """The brief's training loop over main, clips decoded to 16 frames (shorter ones
+    padded, with a mask): rows delivered,
+    or None without PyTorch (an optional extra)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("           (PyTorch is not installed: pip install 'reeldb[torch]' to run the training loop)")
+        return None
+    with step("training loop: db.dataloader('generations'), quality_score > 0.85, clips decoded"):
+        train_loader = (db.dataloader("generations")
+                        .filter("quality_score > 0.85")
+                        .columns(["prompt_embedding", "conditioning_image", "output_video"])
+                        .decode({"output_video": {"frames": 16, "stride": 2, "size": (96, 128), "pad": True},
+                                 "conditioning_image": {"size": (64, 64)}})
+                        .batch_size(4)
+                        .to_torch())
+        rows = frames = 0
+        shapes = None
+        for batch in train_loader:  # model.train_step(batch) goes here
+            rows += len(batch["prompt_embedding"])
+            frames += int(batch["output_video_mask"].sum())  # 24-frame clips: padded, masked
+            shapes = {k: tuple(v.shape) for k, v in batch.items()}
+    print(f"           {rows} rows in {len(train_loader)} batches, {frames} frames decoded; last batch: {shapes}")
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
