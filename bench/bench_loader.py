@@ -321,6 +321,18 @@ def main(argv: Iterable[str] | None = None) -> int:
             tmp.cleanup()
 
 
+def peer_ingest(label: str | None, ingest: Callable[[Path, int, int], Any], path: Path, rows: int, seed: int,
+                pip: str) -> Any:
+    """A peer's copy of the table, timed; None (said) when the peer is not installed."""
+    if label is None:
+        print(f"{pip.split('==')[0]} is not installed: skipped (pip install {pip})")
+        return None
+    t = time.perf_counter()
+    ds = ingest(path, rows, seed)
+    print(f"ingest {label}: {time.perf_counter() - t:.1f} s")
+    return ds
+
+
 def run(args: argparse.Namespace, root: Path) -> int:
     rows, epochs = args.rows, args.epochs
     results: dict[str, Any] = {"rows": rows, "row_bytes": ROW_BYTES}
@@ -332,19 +344,10 @@ def run(args: argparse.Namespace, root: Path) -> int:
     t = time.perf_counter()
     db = ingest_reeldb(root / "bench.reeldb", rows, args.seed)
     print(f"ingest reeldb: {time.perf_counter() - t:.1f} s")
-    ds_deeplake = ds_lance = None
-    if peers["deeplake"]:
-        t = time.perf_counter()
-        ds_deeplake = ingest_deeplake(root / "deeplake", rows, args.seed)
-        print(f"ingest deeplake {peers['deeplake']}: {time.perf_counter() - t:.1f} s")
-    else:
-        print("deeplake is not installed: skipped (pip install deeplake==4.7.4)")
-    if peers["lance"]:
-        t = time.perf_counter()
-        ds_lance = ingest_lance(root / "lance", rows, args.seed)
-        print(f"ingest lance (pylance {peers['lance']}): {time.perf_counter() - t:.1f} s")
-    else:
-        print("pylance is not installed: skipped (pip install pylance)")
+    ds_deeplake = peer_ingest(f"deeplake {peers['deeplake']}" if peers["deeplake"] else None, ingest_deeplake,
+                              root / "deeplake", rows, args.seed, "deeplake==4.7.4")
+    ds_lance = peer_ingest(f"lance (pylance {peers['lance']})" if peers["lance"] else None, ingest_lance,
+                           root / "lance", rows, args.seed, "pylance")
     write_plain(root / "plain", rows, args.seed)
 
     table: list[tuple[str, str, float, float]] = []  # section, who, samples/s, MB/s
