@@ -39,6 +39,9 @@ from ..storage import ObjectStore, open_store
 
 CACHE_BYTES = 512 << 20  # Parquet columns kept per process, by fragment
 MAPPINGS = 256  # matrix files and packs kept mapped per Reader (far below vm.max_map_count)
+# glibc raises its mmap threshold to the size of a freed block (up to 32 MiB), so blocks
+# this small come back from the heap with their pages in place after the first batch
+SMALL_BUFFER = 4 << 20
 
 
 def parquet_columns(store: ObjectStore, key: str, names: list[str]) -> pa.Table:
@@ -100,9 +103,9 @@ def _runs(pos: np.ndarray, slots: np.ndarray) -> list[tuple[int, int, int]]:
 class BufferPool:
     """Batch buffers that come back once every array cut from one is gone.
 
-    A fresh multi-megabyte allocation costs a page fault per 4 KiB on first write, more
-    than the copy into it: the allocator hands such blocks back to the kernel when they
-    are freed. Buffers here are anonymous mappings reused while their pages are still
+    A fresh allocation of tens of megabytes (a batch of decoded clips) costs a page fault
+    per 4 KiB on first write, more than the copy into it: the allocator hands such blocks
+    back to the kernel when they are freed. Buffers here are anonymous mappings reused while their pages are still
     in place. Sizes are rounded up to powers of two; a few free ones are kept per size.
     """
 
@@ -114,7 +117,7 @@ class BufferPool:
     def array(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if nbytes < 1 << 16:  # small: the allocator keeps these in place anyway
+        if nbytes < SMALL_BUFFER:  # the allocator keeps these in place anyway
             return np.empty(shape, dtype=dtype)
         size = 1 << (nbytes - 1).bit_length()
         with self._lock:
