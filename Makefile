@@ -12,7 +12,7 @@ TORCH  := torch==2.13.0
 LINT_PATHS := $(wildcard src tests bench)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint bench clean distclean
+.PHONY: help venv psql demo test lint bench clean distclean
 
 help:
 	@echo "make demo       build .venv if needed, run the product brief's pipeline end to end"
@@ -35,8 +35,15 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/python -m reeldb.demo
 
-test: venv
+test: venv psql
 	$(BIN)/pytest -q
+
+# psql (Debian's postgresql-client) for the server tests, installed once if missing
+psql:
+	@command -v psql >/dev/null 2>&1 || { \
+		sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq postgresql-client >/dev/null; }
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -615,6 +615,13 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.server import ServerOptions, run
+
+    return run(ServerOptions(args.path, host=args.host, port=args.port, max_connections=args.max_connections,
+                             max_message=args.max_message, idle_exit=args.idle_exit))
+
+
 def parse_duration(text: str) -> dt.timedelta:
     """``90s``, ``15m``, ``12h``, ``7d``, ``2w`` or a number of seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -749,6 +756,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--older-than", type=parse_duration, required=True, metavar="AGE",
                    help="e.g. 30d; branch and tag heads are always kept")
     s.set_defaults(func=cmd_expire)
+
+    s = sub.add_parser("serve", help="serve the database over the Postgres wire protocol")
+    s.add_argument("path", metavar="PATH")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=5433, help="port (default 5433)")
+    s.add_argument("--max-connections", type=int, default=100, metavar="N", help="clients at once (default 100)")
+    s.add_argument("--max-message", type=int, default=64 << 20, metavar="BYTES",
+                   help="largest protocol message accepted (default 64 MiB)")
+    s.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                   help="stop once no client has been connected for this long")
+    s.set_defaults(func=cmd_serve)
     return p
 
 

@@ -173,6 +173,30 @@ class StorageError(OperationalError):
     sqlstate = "58030"  # io_error
 
 
+class CharacterNotInRepertoire(DataError):
+    sqlstate = "22021"
+
+
+class InvalidBinaryRepresentation(DataError):
+    sqlstate = "22P03"
+
+
+class ProtocolViolation(OperationalError):
+    sqlstate = "08P01"
+
+
+class TooManyConnections(OperationalError):
+    sqlstate = "53300"
+
+
+class ProgramLimitExceeded(OperationalError):
+    sqlstate = "54000"
+
+
+class QueryCanceled(OperationalError):
+    sqlstate = "57014"
+
+
 class FeatureNotSupported(NotSupportedError):
     sqlstate = "0A000"
 

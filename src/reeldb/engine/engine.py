@@ -316,7 +316,7 @@ _DUCK_STATES = [
     ("Invalid Input Error", errors.DataError),
     ("Not implemented Error", errors.FeatureNotSupported),
     ("Constraint Error", errors.IntegrityError),
-    ("INTERRUPT", errors.OperationalError),
+    ("INTERRUPT Error", errors.QueryCanceled),
 ]
 
 
@@ -343,6 +343,8 @@ def translate_error(e: Exception) -> errors.Error:
                 m.expand(repl) + hint
     for needle, cls in _DUCK_STATES:
         if needle in msg:
+            if cls is errors.QueryCanceled:  # interrupted by a CancelRequest
+                return cls("canceling statement due to user request")
             if cls is errors.ProgrammingError and "GROUP BY" in needle:
                 return errors.ProgrammingError(_clean(first), sqlstate="42803")
             return cls(_clean(first))

@@ -36,7 +36,8 @@ def parse(sql: str) -> list[ast.RawStmt]:
         return list(parse_sql(sql))
     except ParseError as e:
         msg = str(e.args[0]) if e.args else str(e)
-        pos = e.location + 1 if getattr(e, "location", None) is not None else None
+        loc = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else None
+        pos = loc + 1 if loc is not None else None  # Postgres counts characters from 1
         raise errors.SyntaxError(msg, position=pos) from None
 
 

@@ -1,0 +1,276 @@
+"""One client's protocol state: startup, simple and extended query, transaction status.
+
+``ClientSession.handle(kind, payload)`` takes one frontend message and returns the
+backend messages to send, so the whole conversation is testable without a socket. It
+runs SQL on a reeldb ``Connection`` and blocks while it does: the server calls it from
+the client's own worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pglast
+
+from .. import __version__, errors
+from ..connection import Connection
+from ..sql.session import Result
+from . import protocol as p
+from .describe import param_oids
+from .types import decode_param, encode_columns, field_specs
+
+SERVER_VERSION = "16.4"
+
+
+@dataclass
+class Statement:
+    query: str
+    param_oids: list[int]
+
+
+@dataclass
+class Portal:
+    statement: Statement
+    values: list[Any]
+    result_formats: list[int]
+    result: Result | None = None  # run at the first Describe or Execute
+    rows: list[list[bytes | None]] | None = None  # encoded rows, row-major
+    fields: list[p.FieldSpec] = field(default_factory=list)
+    sent: int = 0
+
+
+class ClientSession:
+    """The state of one client connection after its startup packet."""
+
+    def __init__(self, db: Connection, user: str, database: str, pid: int):
+        self.db = db
+        self.user = user
+        self.database = database
+        self.pid = pid
+        self.secret = secrets.randbits(31)
+        self.statements: dict[str, Statement] = {}
+        self.portals: dict[str, Portal] = {}
+        self.skipping = False  # after an error in extended query: discard until Sync
+        self.terminated = False
+
+    # -- startup ---------------------------------------------------------------------
+    def greeting(self, params: dict[str, str]) -> list[bytes]:
+        out = [p.authentication_ok()]
+        for key, value in (("server_version", SERVER_VERSION), ("server_encoding", "UTF8"),
+                           ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY"),
+                           ("integer_datetimes", "on"), ("standard_conforming_strings", "on"),
+                           ("TimeZone", "UTC"), ("IntervalStyle", "postgres"),
+                           ("application_name", params.get("application_name", "")),
+                           ("is_superuser", "off"), ("session_authorization", self.user),
+                           ("reeldb_version", __version__)):
+            out.append(p.parameter_status(key, value))
+        out += [p.backend_key_data(self.pid, self.secret), p.ready_for_query(self.status)]
+        return out
+
+    @property
+    def status(self) -> str:
+        s = self.db._session
+        if s.failed:
+            return "E"
+        return "T" if s.in_transaction else "I"
+
+    # -- messages --------------------------------------------------------------------
+    def handle(self, kind: str, payload: bytes) -> list[bytes]:
+        if kind == "X":
+            self.terminated = True
+            return []
+        if kind == "Q":
+            self.skipping = False
+            return self._simple(p.parse_query(payload))
+        if kind == "S":
+            self.skipping = False
+            return [p.ready_for_query(self.status)]
+        if kind == "H":
+            return []
+        if self.skipping:
+            return []
+        try:
+            if kind == "P":
+                return self._parse(p.parse_parse(payload))
+            if kind == "B":
+                return self._bind(p.parse_bind(payload))
+            if kind == "D":
+                return self._describe(*p.parse_describe_or_close(payload))
+            if kind == "E":
+                return self._execute(*p.parse_execute(payload))
+            if kind == "C":
+                return self._close(*p.parse_describe_or_close(payload))
+            if kind in ("d", "c", "f"):  # COPY data outside COPY: ignored, as Postgres does
+                return []
+            raise p.ProtocolViolation(f"invalid frontend message type {kind!r}")
+        except Exception as e:  # noqa: BLE001 - every failure becomes an ErrorResponse
+            self.skipping = True
+            return [p.error_for(e)]
+
+    # -- simple query ----------------------------------------------------------------
+    def _simple(self, query: str) -> list[bytes]:
+        out: list[bytes] = []
+        try:
+            parts = _split(query)
+        except errors.Error as e:
+            return [p.error_for(e), p.ready_for_query(self.status)]
+        if not parts:
+            return [p.empty_query_response(), p.ready_for_query(self.status)]
+        for sql in parts:
+            try:
+                result = self.db._session.execute(sql)
+                out += self._notices(result)
+                out += self._result(result, [], None)
+            except Exception as e:  # noqa: BLE001
+                out.append(p.error_for(e))
+                break
+        out.append(p.ready_for_query(self.status))
+        return out
+
+    def _notices(self, result: Result) -> list[bytes]:
+        return [p.notice_response(n) for n in result.notices]
+
+    def _result(self, result: Result, formats: list[int], limit: int | None) -> list[bytes]:
+        """RowDescription (simple query only), DataRows and CommandComplete."""
+        if result.table is None or result.description is None:
+            return [p.command_complete(result.status or "OK")]
+        fields = _with_formats(field_specs(result.table, result.description), formats)
+        columns = encode_columns(result.table, result.description, fields, self.db.catalog.store)
+        rows = [p.data_row(r) for r in zip(*columns, strict=True)] if columns else []
+        return [p.row_description(fields), *rows, p.command_complete(_select_tag(result, len(rows)))]
+
+    # -- extended query --------------------------------------------------------------
+    def _parse(self, msg: p.Parse) -> list[bytes]:
+        parts = _split(msg.query)
+        if len(parts) > 1:
+            raise errors.SyntaxError("cannot insert multiple commands into a prepared statement")
+        query = parts[0] if parts else ""
+        if msg.name and msg.name in self.statements:
+            raise errors.Error(f'prepared statement "{msg.name}" already exists', sqlstate="42P05")
+        oids = param_oids(query, msg.param_oids, self.db._session.current_tables(), _param_count(query))
+        self.statements[msg.name] = Statement(query, oids)
+        return [p.parse_complete()]
+
+    def _statement(self, name: str) -> Statement:
+        st = self.statements.get(name)
+        if st is None:
+            raise errors.Error(f'prepared statement "{name}" does not exist', sqlstate="26000")
+        return st
+
+    def _portal(self, name: str) -> Portal:
+        portal = self.portals.get(name)
+        if portal is None:
+            raise errors.Error(f'portal "{name}" does not exist', sqlstate="34000")
+        return portal
+
+    def _bind(self, msg: p.Bind) -> list[bytes]:
+        st = self._statement(msg.statement)
+        n = len(msg.values)
+        if msg.param_formats and len(msg.param_formats) not in (1, n):
+            raise p.ProtocolViolation(f"bind message has {len(msg.param_formats)} parameter formats "
+                                      f"but {n} parameters")
+        formats = msg.param_formats * n if len(msg.param_formats) == 1 else msg.param_formats or [0] * n
+        oids = st.param_oids + [0] * (n - len(st.param_oids))
+        values = [decode_param(v, oid, f) for v, oid, f in zip(msg.values, oids, formats, strict=True)]
+        self.portals[msg.portal] = Portal(st, values, msg.result_formats)
+        return [p.bind_complete()]
+
+    def _run(self, portal: Portal) -> None:
+        if portal.result is not None:
+            return
+        st = portal.statement
+        if not st.query.strip():
+            portal.result = Result(status="")
+            return
+        portal.result = self.db._session.execute(st.query, portal.values or None)
+        r = portal.result
+        if r.table is not None and r.description is not None:
+            portal.fields = _with_formats(field_specs(r.table, r.description), portal.result_formats)
+            columns = encode_columns(r.table, r.description, portal.fields, self.db.catalog.store)
+            portal.rows = [list(row) for row in zip(*columns, strict=True)] if columns else []
+
+    def _describe(self, kind: str, name: str) -> list[bytes]:
+        if kind == "S":
+            st = self._statement(name)
+            out = [p.parameter_description(st.param_oids)]
+            fields = self._statement_fields(st)
+            return out + ([p.row_description(fields)] if fields else [p.no_data()])
+        portal = self._portal(name)
+        self._run(portal)
+        return [p.row_description(portal.fields)] if portal.rows is not None else [p.no_data()]
+
+    def _statement_fields(self, st: Statement) -> list[p.FieldSpec] | None:
+        """Result columns of a query before Bind. A query only reads, so it runs here
+        with NULL for every parameter; its columns' types do not depend on the values."""
+        if not _is_query(st.query):
+            return None
+        r = self.db._session.execute(st.query, [None] * len(st.param_oids) or None)
+        if r.table is None or r.description is None:
+            return None
+        return field_specs(r.table, r.description)
+
+    def _execute(self, name: str, limit: int) -> list[bytes]:
+        portal = self._portal(name)
+        self._run(portal)
+        r = portal.result
+        assert r is not None
+        out = self._notices(r)
+        r.notices = []
+        if portal.rows is None:
+            if not portal.statement.query.strip():
+                return out + [p.empty_query_response()]
+            return out + [p.command_complete(r.status or "OK")]
+        stop = len(portal.rows) if limit <= 0 else min(len(portal.rows), portal.sent + limit)
+        out += [p.data_row(row) for row in portal.rows[portal.sent : stop]]
+        portal.sent = stop
+        if stop < len(portal.rows):
+            return out + [p.portal_suspended()]
+        return out + [p.command_complete(_select_tag(r, len(portal.rows)))]
+
+    def _close(self, kind: str, name: str) -> list[bytes]:
+        if kind == "S":
+            self.statements.pop(name, None)
+        else:
+            self.portals.pop(name, None)
+        return [p.close_complete()]
+
+
+def _split(query: str) -> list[str]:
+    """The statements of a query string, without empty ones."""
+    try:
+        return [s for s in pglast.split(query) if s.strip()]
+    except pglast.parser.ParseError:
+        # not Postgres syntax (OPTIMIZE, or an error): the SQL layer says which
+        return [query] if query.strip() else []
+
+
+def _param_count(query: str) -> int:
+    import re
+
+    stripped = re.sub(r"'(?:[^']|'')*'", "''", query)
+    return max((int(n) for n in re.findall(r"\$(\d+)", stripped)), default=0)
+
+
+def _is_query(query: str) -> bool:
+    head = query.lstrip().split(None, 1)
+    return bool(head) and head[0].upper() in ("SELECT", "VALUES", "WITH", "SHOW", "TABLE")
+
+
+def _with_formats(fields: list[p.FieldSpec], formats: list[int]) -> list[p.FieldSpec]:
+    if not formats:
+        return fields
+    if len(formats) == 1:
+        formats = formats * len(fields)
+    if len(formats) != len(fields):
+        raise p.ProtocolViolation(f"bind message has {len(formats)} result formats but the query "
+                                  f"has {len(fields)} columns")
+    return [replace(f, format=fmt) for f, fmt in zip(fields, formats, strict=True)]
+
+
+def _select_tag(result: Result, rows: int) -> str:
+    status = result.status or "SELECT"
+    if status.startswith("SELECT") or status == "SHOW":
+        return f"SELECT {rows}" if status.startswith("SELECT") else "SHOW"
+    return status

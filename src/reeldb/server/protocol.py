@@ -1,0 +1,317 @@
+"""The Postgres frontend/backend protocol v3 as bytes in, bytes out: no sockets.
+
+``MessageReader`` cuts a byte stream into messages (refusing oversized ones before
+buffering them); the ``parse_*`` functions read frontend payloads; the other functions
+build backend messages. Everything here is testable by feeding bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .. import errors
+
+PROTOCOL_3 = 196608  # 3.0
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
+DEFAULT_MAX_MESSAGE = 64 << 20
+
+_I16 = struct.Struct("!h")
+_I32 = struct.Struct("!i")
+
+
+ProtocolViolation = errors.ProtocolViolation  # the connection is closed after saying so
+
+
+class MessageTooLarge(errors.ProgramLimitExceeded):
+    """A message over the server's limit: said, then the connection is closed."""
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+class MessageReader:
+    """Frames a byte stream: the untyped startup packet first, then typed messages."""
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE):
+        self.max_message = max_message
+        self._buf = bytearray()
+        self.started = False  # False: the next message is a startup packet (no type byte)
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def next(self) -> tuple[str, bytes] | None:
+        """The next complete message as ``(type, payload)``; type "" for a startup
+        packet; None until enough bytes have arrived."""
+        head = 4 if not self.started else 5
+        if len(self._buf) < head:
+            return None
+        if self.started:
+            kind = chr(self._buf[0])
+            (length,) = _I32.unpack_from(self._buf, 1)
+        else:
+            kind = ""
+            (length,) = _I32.unpack_from(self._buf, 0)
+        if length < 4:
+            raise ProtocolViolation(f"invalid message length {length}")
+        if length > self.max_message:
+            raise MessageTooLarge(f"message of {length} bytes exceeds the limit of {self.max_message} bytes")
+        total = length + (1 if self.started else 0)
+        if len(self._buf) < total:
+            return None
+        payload = bytes(self._buf[head:total])
+        del self._buf[:total]
+        return kind, payload
+
+
+class Payload:
+    """A cursor over one message's payload, with bounds checks."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def _need(self, n: int) -> None:
+        if n < 0 or self.pos + n > len(self.data):
+            raise ProtocolViolation("message is shorter than its contents say")
+
+    def int16(self) -> int:
+        self._need(2)
+        (v,) = _I16.unpack_from(self.data, self.pos)
+        self.pos += 2
+        return v
+
+    def int32(self) -> int:
+        self._need(4)
+        (v,) = _I32.unpack_from(self.data, self.pos)
+        self.pos += 4
+        return v
+
+    def cstring(self) -> str:
+        end = self.data.find(b"\0", self.pos)
+        if end < 0:
+            raise ProtocolViolation("string without its terminating zero byte")
+        raw = self.data[self.pos : end]
+        self.pos = end + 1
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise errors.CharacterNotInRepertoire("invalid byte sequence for encoding \"UTF8\"") from None
+
+    def take(self, n: int) -> bytes:
+        self._need(n)
+        raw = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return raw
+
+    def byte(self) -> str:
+        return chr(self.take(1)[0])
+
+
+@dataclass
+class Startup:
+    code: int  # PROTOCOL_3, SSL_REQUEST, GSSENC_REQUEST or CANCEL_REQUEST
+    params: dict[str, str]
+    cancel: tuple[int, int] | None = None  # (pid, secret) of a CancelRequest
+
+
+def parse_startup(payload: bytes) -> Startup:
+    p = Payload(payload)
+    code = p.int32()
+    if code == CANCEL_REQUEST:
+        return Startup(code, {}, (p.int32(), p.int32()))
+    if code in (SSL_REQUEST, GSSENC_REQUEST):
+        return Startup(code, {})
+    if code >> 16 != 3:
+        raise errors.FeatureNotSupported(f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}: "
+                                         "reeldb speaks 3.0")
+    params: dict[str, str] = {}
+    while True:
+        key = p.cstring()
+        if not key:
+            break
+        params[key] = p.cstring()
+    return Startup(code, params)
+
+
+@dataclass
+class Parse:
+    name: str
+    query: str
+    param_oids: list[int]
+
+
+@dataclass
+class Bind:
+    portal: str
+    statement: str
+    param_formats: list[int]
+    values: list[bytes | None]
+    result_formats: list[int]
+
+
+def parse_parse(payload: bytes) -> Parse:
+    p = Payload(payload)
+    name, query = p.cstring(), p.cstring()
+    n = p.int16()
+    if n < 0:
+        raise ProtocolViolation("negative parameter count")
+    return Parse(name, query, [p.int32() for _ in range(n)])
+
+
+def parse_bind(payload: bytes) -> Bind:
+    p = Payload(payload)
+    portal, statement = p.cstring(), p.cstring()
+    formats = [p.int16() for _ in range(_count(p))]
+    values: list[bytes | None] = []
+    for _ in range(_count(p)):
+        n = p.int32()
+        values.append(None if n == -1 else p.take(n))
+    results = [p.int16() for _ in range(_count(p))]
+    for f in formats + results:
+        if f not in (0, 1):
+            raise ProtocolViolation(f"unsupported format code {f}")
+    return Bind(portal, statement, formats, values, results)
+
+
+def _count(p: Payload) -> int:
+    n = p.int16()
+    if n < 0:
+        raise ProtocolViolation("negative count")
+    return n
+
+
+def parse_describe_or_close(payload: bytes) -> tuple[str, str]:
+    p = Payload(payload)
+    kind = p.byte()
+    if kind not in ("S", "P"):
+        raise ProtocolViolation(f"invalid Describe/Close target {kind!r}")
+    return kind, p.cstring()
+
+
+def parse_execute(payload: bytes) -> tuple[str, int]:
+    p = Payload(payload)
+    return p.cstring(), p.int32()
+
+
+def parse_query(payload: bytes) -> str:
+    return Payload(payload).cstring()
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def message(kind: str, payload: bytes = b"") -> bytes:
+    return kind.encode() + _I32.pack(len(payload) + 4) + payload
+
+
+def _cstr(s: str) -> bytes:
+    return s.encode("utf-8").replace(b"\0", b"") + b"\0"
+
+
+def authentication_ok() -> bytes:
+    return message("R", _I32.pack(0))
+
+
+def parameter_status(key: str, value: str) -> bytes:
+    return message("S", _cstr(key) + _cstr(value))
+
+
+def backend_key_data(pid: int, secret: int) -> bytes:
+    return message("K", struct.pack("!ii", pid, secret))
+
+
+def ready_for_query(status: str) -> bytes:
+    return message("Z", status.encode())
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One RowDescription column."""
+
+    name: str
+    type_oid: int
+    typlen: int = -1
+    typmod: int = -1
+    format: int = 0
+
+
+def row_description(fields: Sequence[FieldSpec]) -> bytes:
+    out = bytearray(_I16.pack(len(fields)))
+    for f in fields:
+        out += _cstr(f.name) + struct.pack("!ihihih", 0, 0, f.type_oid, f.typlen, f.typmod, f.format)
+    return message("T", bytes(out))
+
+
+def data_row(values: Iterable[bytes | None]) -> bytes:
+    vals = list(values)
+    out = bytearray(_I16.pack(len(vals)))
+    for v in vals:
+        if v is None:
+            out += _I32.pack(-1)
+        else:
+            out += _I32.pack(len(v)) + v
+    return message("D", bytes(out))
+
+
+def command_complete(tag: str) -> bytes:
+    return message("C", _cstr(tag))
+
+
+def empty_query_response() -> bytes:
+    return message("I")
+
+
+def parse_complete() -> bytes:
+    return message("1")
+
+
+def bind_complete() -> bytes:
+    return message("2")
+
+
+def close_complete() -> bytes:
+    return message("3")
+
+
+def no_data() -> bytes:
+    return message("n")
+
+
+def portal_suspended() -> bytes:
+    return message("s")
+
+
+def parameter_description(oids: Sequence[int]) -> bytes:
+    return message("t", _I16.pack(len(oids)) + b"".join(_I32.pack(o) for o in oids))
+
+
+def _fields(severity: str, sqlstate: str, text: str, position: int | None = None,
+            detail: str | None = None, hint: str | None = None) -> bytes:
+    out = bytearray()
+    for code, value in (("S", severity), ("V", severity), ("C", sqlstate), ("M", text),
+                        ("D", detail), ("H", hint), ("P", None if position is None else str(position))):
+        if value is not None:
+            out += code.encode() + _cstr(value)
+    return bytes(out + b"\0")
+
+
+def error_response(sqlstate: str, text: str, position: int | None = None, severity: str = "ERROR",
+                   detail: str | None = None, hint: str | None = None) -> bytes:
+    return message("E", _fields(severity, sqlstate, text, position, detail, hint))
+
+
+def notice_response(text: str, sqlstate: str = "00000", severity: str = "NOTICE") -> bytes:
+    return message("N", _fields(severity, sqlstate, text))
+
+
+def error_for(exc: BaseException) -> bytes:
+    """ErrorResponse for any exception: reeldb's carry their SQLSTATE; anything else is
+    an internal error whose message, never a traceback, reaches the client."""
+    if isinstance(exc, errors.Error):
+        return error_response(exc.sqlstate, exc.message, getattr(exc, "position", None))
+    return error_response("XX000", f"internal error: {type(exc).__name__}: {exc}")

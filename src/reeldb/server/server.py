@@ -1,0 +1,242 @@
+"""``reeldb serve``: the protocol on asyncio, each client's SQL on its own thread.
+
+The event loop only moves bytes. A client's messages are handled in order on a
+single-thread executor of its own, because a reeldb connection (and the DuckDB
+connection under it) belongs to one thread at a time; other clients keep being served
+meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .. import errors
+from ..connection import connect
+from . import protocol as p
+from .conn import ClientSession
+
+log = logging.getLogger("reeldb.server")
+
+
+@dataclass
+class ServerOptions:
+    path: str
+    host: str = "127.0.0.1"
+    port: int = 5433
+    max_connections: int = 100
+    max_message: int = p.DEFAULT_MAX_MESSAGE
+    idle_exit: float | None = None  # stop when no client has been connected this long
+    sockets: list[socket.socket] | None = None  # given by the service manager (LISTEN_FDS)
+
+
+class Server:
+    def __init__(self, options: ServerOptions):
+        self.options = options
+        self.clients: dict[int, ClientSession] = {}
+        self._pids = itertools.count(os.getpid() * 1000 % 2**31)
+        self._server: asyncio.base_events.Server | None = None
+        self._last_client = time.monotonic()
+        connect(options.path).close()  # fail now on a path that is not a database
+
+    async def start(self) -> None:
+        o = self.options
+        if o.sockets:
+            self._server = await asyncio.start_server(self._client, sock=o.sockets[0])
+        else:
+            self._server = await asyncio.start_server(self._client, o.host, o.port)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[:2]
+
+    async def serve(self) -> None:
+        """Serve until cancelled, or until idle for ``idle_exit`` seconds."""
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        async with self._server:
+            if self.options.idle_exit is None:
+                await self._server.serve_forever()
+                return
+            while True:
+                await asyncio.sleep(min(1.0, self.options.idle_exit / 4))
+                if not self.clients and time.monotonic() - self._last_client >= self.options.idle_exit:
+                    log.info("no client for %.0f s: exiting", self.options.idle_exit)
+                    return
+
+    # -- one client ------------------------------------------------------------------
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        frames = p.MessageReader(self.options.max_message)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reeldb-client")
+        loop = asyncio.get_running_loop()
+        session: ClientSession | None = None
+        try:
+            session = await self._startup(reader, writer, frames, executor)
+            if session is None:
+                return
+            while not session.terminated:
+                msg = frames.next()
+                if msg is None:
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    frames.feed(data)
+                    continue
+                out = await loop.run_in_executor(executor, session.handle, *msg)
+                if out:
+                    writer.write(b"".join(out))
+                    await writer.drain()
+        except (p.ProtocolViolation, errors.ProgramLimitExceeded, errors.CharacterNotInRepertoire) as e:
+            await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if session is not None:
+                self.clients.pop(session.pid, None)
+                await loop.run_in_executor(executor, session.db.close)
+            executor.shutdown(wait=False)
+            self._last_client = time.monotonic()
+            writer.close()
+
+    async def _startup(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       frames: p.MessageReader, executor: ThreadPoolExecutor) -> ClientSession | None:
+        while True:
+            msg = frames.next()
+            if msg is None:
+                data = await reader.read(65536)
+                if not data:
+                    return None
+                frames.feed(data)
+                continue
+            start = p.parse_startup(msg[1])
+            if start.code in (p.SSL_REQUEST, p.GSSENC_REQUEST):
+                writer.write(b"N")  # no TLS yet: the client goes on in the clear or gives up
+                await writer.drain()
+                continue
+            if start.code == p.CANCEL_REQUEST:
+                assert start.cancel is not None
+                self._cancel(*start.cancel)
+                return None
+            break
+        frames.started = True
+        if len(self.clients) >= self.options.max_connections:
+            await _say_and_close(writer, p.error_response("53300", "sorry, too many clients already",
+                                                          severity="FATAL"))
+            return None
+        user = start.params.get("user", "")
+        database = start.params.get("database", user)
+        branch = _branch_of(database)
+        loop = asyncio.get_running_loop()
+        try:
+            db = await loop.run_in_executor(executor, lambda: connect(self.options.path, branch=branch,
+                                                                      create=False))
+        except errors.Error as e:
+            await _say_and_close(writer, p.error_response(
+                "3D000" if e.sqlstate in ("3D000", "42704") else e.sqlstate,
+                f'database "{database}" does not exist: {e.message}', severity="FATAL"))
+            return None
+        session = ClientSession(db, user, database, next(self._pids))
+        self.clients[session.pid] = session
+        writer.write(b"".join(session.greeting(start.params)))
+        await writer.drain()
+        return session
+
+    def _cancel(self, pid: int, secret: int) -> None:
+        """CancelRequest: interrupt the client's running statement (57014 for it)."""
+        session = self.clients.get(pid)
+        if session is not None and session.secret == secret:
+            session.db._session.engine.con.interrupt()
+
+
+def _branch_of(database: str) -> str:
+    """``video-gen`` is main; ``video-gen/experiment/x`` is branch ``experiment/x``."""
+    _, _, branch = database.partition("/")
+    return branch or "main"
+
+
+async def _say_and_close(writer: asyncio.StreamWriter, message: bytes) -> None:
+    try:
+        writer.write(message)
+        await writer.drain()
+    except ConnectionError:
+        pass
+
+
+def systemd_sockets() -> list[socket.socket] | None:
+    """Listening sockets passed by socket activation (``LISTEN_FDS``, from fd 3)."""
+    fds, pid = os.environ.get("LISTEN_FDS"), os.environ.get("LISTEN_PID")
+    if not fds or (pid is not None and pid != str(os.getpid())):
+        return None
+    return [socket.socket(fileno=3 + i) for i in range(int(fds))]
+
+
+def run(options: ServerOptions) -> int:
+    """Run a server in the foreground until interrupted or idle."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s reeldb serve: %(message)s", stream=sys.stderr)
+    options.sockets = options.sockets or systemd_sockets()
+    server = Server(options)
+
+    async def main() -> None:
+        await server.start()
+        host, port = server.address
+        log.info("serving %s on %s:%s", options.path, host, port)
+        await server.serve()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+class BackgroundServer:
+    """A server on its own event-loop thread (tests, notebooks): listening once made;
+    ``stop()`` closes it."""
+
+    def __init__(self, path: str, **options: Any):
+        import threading
+
+        self.server = Server(ServerOptions(path, **options))
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failed: list[BaseException] = []
+
+        def run_loop() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(self.server.start())
+            except BaseException as e:  # noqa: BLE001 - handed to the constructor
+                failed.append(e)
+                ready.set()
+                return
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run_loop, name="reeldb-server", daemon=True)
+        self.thread.start()
+        ready.wait(30)
+        if failed:
+            raise failed[0]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.address
+
+    def stop(self) -> None:
+        def close() -> None:
+            if self.server._server is not None:
+                self.server._server.close()
+            self.loop.stop()
+
+        self.loop.call_soon_threadsafe(close)
+        self.thread.join(10)

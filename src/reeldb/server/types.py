@@ -1,0 +1,350 @@
+"""Values between reeldb and the wire: Postgres type OIDs, text and binary output of
+result columns, and Bind parameters decoded into the Python values the SQL layer binds.
+
+Text output follows Postgres' own output functions (``t``/``f``, ``\\x`` hex bytea,
+``+00`` offsets, pgvector's ``[1,2,3]``); binary output follows each type's send
+function. Results are converted column by column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import struct
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .. import errors
+from ..format.blobs import is_blob_struct
+from ..rows import to_columns
+from ..storage import ObjectStore
+from .protocol import FieldSpec
+
+BOOL, BYTEA, INT8, INT2, INT4, TEXT, JSON, FLOAT4, FLOAT8 = 16, 17, 20, 21, 23, 25, 114, 700, 701
+UNKNOWN, VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = 705, 1043, 1082, 1083, 1114, 1184, 1186
+NUMERIC, UUID, JSONB = 1700, 2950, 3802
+FLOAT4_ARRAY, FLOAT8_ARRAY, INT4_ARRAY, INT8_ARRAY, TEXT_ARRAY, INT2_ARRAY, BOOL_ARRAY = (
+    1021, 1022, 1007, 1016, 1009, 1005, 1000)
+# pgvector's types have no fixed OIDs (an extension's types get theirs at CREATE
+# EXTENSION); reeldb's are fixed, above Postgres' built-in range
+VECTOR, HALFVEC = 16385, 16386
+
+TYPLEN = {BOOL: 1, INT2: 2, INT4: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4, TIME: 8, TIMESTAMP: 8,
+          TIMESTAMPTZ: 8, INTERVAL: 16, UUID: 16}
+
+_DUCK = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "INTEGER": INT4, "BIGINT": INT8,
+         "UTINYINT": INT2, "USMALLINT": INT4, "UINTEGER": INT8, "UBIGINT": NUMERIC, "HUGEINT": NUMERIC,
+         "FLOAT": FLOAT4, "DOUBLE": FLOAT8, "VARCHAR": TEXT, "BLOB": BYTEA, "DATE": DATE, "TIME": TIME,
+         "TIMESTAMP": TIMESTAMP, "TIMESTAMP_NS": TIMESTAMP, "TIMESTAMP_MS": TIMESTAMP, "TIMESTAMP_S": TIMESTAMP,
+         "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ, "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSONB}
+_ARRAY_OF = {FLOAT4: FLOAT4_ARRAY, FLOAT8: FLOAT8_ARRAY, INT4: INT4_ARRAY, INT8: INT8_ARRAY, INT2: INT2_ARRAY,
+             BOOL: BOOL_ARRAY, TEXT: TEXT_ARRAY}
+_ELEMENT_OF = {v: k for k, v in _ARRAY_OF.items()}
+
+_PG_EPOCH = dt.datetime(2000, 1, 1)
+_PG_EPOCH_TZ = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+_PG_EPOCH_DATE = dt.date(2000, 1, 1)
+
+
+def field_specs(table: pa.Table, description: list) -> list[FieldSpec]:
+    """The Postgres type of each result column (text format; the caller sets formats)."""
+    out = []
+    for (name, duck, *_), arrow_field in zip(description, table.schema, strict=True):
+        oid, typmod = type_of(str(duck), arrow_field.type)
+        out.append(FieldSpec(name, oid, TYPLEN.get(oid, -1), typmod))
+    return out
+
+
+def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
+    """(OID, typmod) of a DuckDB column type; text for anything without a Postgres peer."""
+    if is_blob_struct(arrow_type):
+        return BYTEA, -1
+    d = duck.upper()
+    if d in _DUCK:
+        return _DUCK[d], -1
+    if d.startswith("DECIMAL"):
+        p, s = (int(x) for x in d[8:-1].split(","))
+        return NUMERIC, ((p << 16) | s) + 4
+    if d.startswith("VARCHAR"):
+        return VARCHAR, -1
+    if d.endswith("]"):
+        base = d[: d.index("[")]
+        dims = d.count("[")
+        if base == "FLOAT" and dims == 1 and pa.types.is_fixed_size_list(arrow_type):
+            return VECTOR, arrow_type.list_size
+        return _ARRAY_OF.get(_DUCK.get(base, TEXT), TEXT_ARRAY), -1
+    return TEXT, -1
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
+                   store: ObjectStore) -> list[list[bytes | None]]:
+    """Every cell of a result as wire bytes (None for NULL), column by column."""
+    columns = to_columns(table, description, store)
+    return [[None if v is None else enc(v) for v in col]
+            for col, enc in ((c, encoder(f.type_oid, f.format)) for c, f in zip(columns, fields, strict=True))]
+
+
+def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
+    if fmt == 0:
+        return lambda v: text_out(v).encode("utf-8")
+    fn = _BINARY_OUT.get(oid)
+    if fn is None:
+        if oid in _ELEMENT_OF:
+            elem = _ELEMENT_OF[oid]
+            return lambda v: _array_send(v, elem)
+        raise errors.FeatureNotSupported(f"binary output of type OID {oid} is not supported: ask for text")
+    return fn
+
+
+def text_out(v: Any) -> str:
+    """A Python value in Postgres' text output format."""
+    if isinstance(v, bool | np.bool_):
+        return "t" if v else "f"
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        return _float_text(float(v), isinstance(v, np.float32))
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bytes | bytearray | memoryview):
+        return "\\x" + bytes(v).hex()
+    if isinstance(v, dt.datetime):
+        text = v.isoformat(sep=" ")
+        if v.tzinfo is not None:
+            off = v.utcoffset() or dt.timedelta(0)
+            sign = "-" if off < dt.timedelta(0) else "+"
+            minutes = abs(int(off.total_seconds())) // 60
+            text = v.replace(tzinfo=None).isoformat(sep=" ") + f"{sign}{minutes // 60:02d}"
+            if minutes % 60:
+                text += f":{minutes % 60:02d}"
+        return text
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return _interval_text(v)
+    if isinstance(v, decimal.Decimal | uuid.UUID):
+        return str(v)
+    if isinstance(v, dict):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, np.ndarray):
+        if v.ndim == 1 and v.dtype.kind == "f":
+            return "[" + ",".join(_float_text(float(x), v.dtype == np.float32) for x in v) + "]"
+        return _array_text(v.tolist())
+    if isinstance(v, list | tuple):
+        return _array_text(list(v))
+    if hasattr(v, "read") and hasattr(v, "meta"):  # a lazy Blob
+        return "\\x" + v.read().hex()
+    return str(v)
+
+
+def _float_text(f: float, single: bool) -> str:
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "Infinity" if f > 0 else "-Infinity"
+    r = str(np.float32(f)) if single else repr(f)
+    return r[:-2] if r.endswith(".0") else r
+
+
+def _array_text(items: list[Any]) -> str:
+    parts = []
+    for x in items:
+        if x is None:
+            parts.append("NULL")
+        elif isinstance(x, list):
+            parts.append(_array_text(x))
+        else:
+            t = text_out(x)
+            if t == "" or any(c in t for c in ' {},"\\') or t.upper() == "NULL":
+                t = '"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            parts.append(t)
+    return "{" + ",".join(parts) + "}"
+
+
+def _interval_text(v: dt.timedelta) -> str:
+    days, rest = v.days, v.seconds
+    text = f"{days} day{'s' if abs(days) != 1 else ''} " if days else ""
+    h, m, s = rest // 3600, rest % 3600 // 60, rest % 60
+    clock = f"{h:02d}:{m:02d}:{s:02d}" + (f".{v.microseconds:06d}".rstrip("0") if v.microseconds else "")
+    return (text + clock) if rest or v.microseconds or not days else text.strip()
+
+
+def _bytes(v: Any) -> bytes:
+    if hasattr(v, "read") and hasattr(v, "meta"):
+        return v.read()
+    return bytes(v)
+
+
+def _numeric_send(v: Any) -> bytes:
+    d = decimal.Decimal(v)
+    if d.is_nan():
+        return struct.pack("!hhhh", 0, 0, 0xC000, 0)
+    sign, digits, exp = d.as_tuple()
+    assert isinstance(exp, int)
+    dscale = max(0, -exp)
+    text = "".join(map(str, digits))
+    if exp > 0:
+        text += "0" * exp
+        exp = 0
+    int_part, frac_part = (text[: len(text) + exp], text[len(text) + exp :]) if exp < 0 else (text, "")
+    int_part = int_part.lstrip("0")
+    int_part = "0" * (-len(int_part) % 4) + int_part
+    frac_part = frac_part + "0" * (-len(frac_part) % 4)
+    groups = [int(int_part[i : i + 4]) for i in range(0, len(int_part), 4)]
+    weight = len(groups) - 1
+    groups += [int(frac_part[i : i + 4]) for i in range(0, len(frac_part), 4)]
+    while groups and groups[-1] == 0:
+        groups.pop()
+    while groups and groups[0] == 0:
+        groups.pop(0)
+        weight -= 1
+    if not groups:
+        weight = 0
+    return struct.pack(f"!hhhh{len(groups)}h", len(groups), weight, 0x4000 if sign else 0, dscale, *groups)
+
+
+def _timestamp_send(v: dt.datetime) -> bytes:
+    delta = v - _PG_EPOCH_TZ if v.tzinfo is not None else v - _PG_EPOCH
+    return struct.pack("!q", (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+
+
+def _vector_send(v: Any) -> bytes:
+    a = np.asarray(v, dtype=">f4").reshape(-1)
+    return struct.pack("!hh", len(a), 0) + a.tobytes()
+
+
+_ELEMENT_SEND: dict[int, tuple[str, int]] = {INT2: ("!h", 2), INT4: ("!i", 4), INT8: ("!q", 8),
+                                             FLOAT4: ("!f", 4), FLOAT8: ("!d", 8), BOOL: ("!?", 1)}
+
+
+def _array_send(v: Any, elem: int) -> bytes:
+    a = np.asarray(v)
+    if elem == TEXT or elem not in _ELEMENT_SEND:
+        raise errors.FeatureNotSupported("binary output of text arrays is not supported: ask for text")
+    fmt, size = _ELEMENT_SEND[elem]
+    dims = a.shape or (0,)
+    head = struct.pack("!iii", len(dims), 0, elem) + b"".join(struct.pack("!ii", d, 1) for d in dims)
+    body = b"".join(struct.pack("!i", size) + struct.pack(fmt, x) for x in a.reshape(-1).tolist())
+    return head + body
+
+
+_BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
+    BOOL: lambda v: b"\x01" if v else b"\x00",
+    INT2: lambda v: struct.pack("!h", int(v)),
+    INT4: lambda v: struct.pack("!i", int(v)),
+    INT8: lambda v: struct.pack("!q", int(v)),
+    FLOAT4: lambda v: struct.pack("!f", float(v)),
+    FLOAT8: lambda v: struct.pack("!d", float(v)),
+    TEXT: lambda v: text_out(v).encode("utf-8"),
+    VARCHAR: lambda v: text_out(v).encode("utf-8"),
+    BYTEA: _bytes,
+    JSON: lambda v: text_out(v).encode("utf-8"),
+    JSONB: lambda v: b"\x01" + text_out(v).encode("utf-8"),
+    DATE: lambda v: struct.pack("!i", (v - _PG_EPOCH_DATE).days),
+    TIMESTAMP: _timestamp_send,
+    TIMESTAMPTZ: _timestamp_send,
+    UUID: lambda v: uuid.UUID(str(v)).bytes,
+    NUMERIC: _numeric_send,
+    VECTOR: _vector_send,
+}
+
+
+# ----------------------------------------------------------------------------- input
+
+
+def decode_param(data: bytes | None, oid: int, fmt: int) -> Any:
+    """A Bind parameter as the Python value the SQL layer binds. Text of a type the SQL
+    layer coerces from strings stays a string."""
+    if data is None:
+        return None
+    try:
+        if fmt == 0:
+            return _text_in(data.decode("utf-8"), oid)
+        return _binary_in(data, oid)
+    except UnicodeDecodeError:
+        raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8"') from None
+    except (struct.error, ValueError, decimal.InvalidOperation) as e:
+        kind = errors.InvalidBinaryRepresentation if fmt else errors.InvalidTextRepresentation
+        raise kind(f"invalid value for parameter of type OID {oid}: {e}") from None
+
+
+def _text_in(s: str, oid: int) -> Any:
+    if oid in (INT2, INT4, INT8):
+        return int(s)
+    if oid in (FLOAT4, FLOAT8):
+        return float(s)
+    if oid == NUMERIC:
+        return decimal.Decimal(s)
+    if oid == BOOL:
+        low = s.strip().lower()
+        if low in ("t", "true", "y", "yes", "on", "1"):
+            return True
+        if low in ("f", "false", "n", "no", "off", "0"):
+            return False
+        raise ValueError(f"invalid input syntax for type boolean: {s!r}")
+    if oid == BYTEA:
+        if s.startswith("\\x"):
+            return bytes.fromhex(s[2:])
+        return s.encode("latin-1")
+    return s
+
+
+def _binary_in(b: bytes, oid: int) -> Any:
+    if oid == INT2:
+        return struct.unpack("!h", b)[0]
+    if oid == INT4:
+        return struct.unpack("!i", b)[0]
+    if oid == INT8:
+        return struct.unpack("!q", b)[0]
+    if oid == FLOAT4:
+        return struct.unpack("!f", b)[0]
+    if oid == FLOAT8:
+        return struct.unpack("!d", b)[0]
+    if oid == BOOL:
+        if len(b) != 1:
+            raise ValueError("a boolean is one byte")
+        return b != b"\x00"
+    if oid == BYTEA:
+        return bytes(b)
+    if oid in (TEXT, VARCHAR, UNKNOWN, JSON, 0):
+        return b.decode("utf-8")
+    if oid == JSONB:
+        if not b or b[0] != 1:
+            raise ValueError("unsupported jsonb version")
+        return b[1:].decode("utf-8")
+    if oid == DATE:
+        return _PG_EPOCH_DATE + dt.timedelta(days=struct.unpack("!i", b)[0])
+    if oid in (TIMESTAMP, TIMESTAMPTZ):
+        base = _PG_EPOCH_TZ if oid == TIMESTAMPTZ else _PG_EPOCH
+        return base + dt.timedelta(microseconds=struct.unpack("!q", b)[0])
+    if oid == UUID:
+        return uuid.UUID(bytes=bytes(b))
+    if oid == NUMERIC:
+        return _numeric_recv(b)
+    if oid == VECTOR:
+        dim, _ = struct.unpack_from("!hh", b)
+        if len(b) != 4 + 4 * dim:
+            raise ValueError("vector length does not match its dimension")
+        return np.frombuffer(b, dtype=">f4", offset=4).astype(np.float32)
+    raise errors.FeatureNotSupported(f"binary parameters of type OID {oid} are not supported: send text")
+
+
+def _numeric_recv(b: bytes) -> decimal.Decimal:
+    n, weight, sign, dscale = struct.unpack_from("!hhhh", b)
+    if sign == 0xC000:
+        return decimal.Decimal("NaN")
+    groups = struct.unpack_from(f"!{n}h", b, 8)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 4 * (n + abs(weight)) + dscale + 8  # exact, however many digits
+        value = sum((decimal.Decimal(g).scaleb(4 * (weight - i)) for i, g in enumerate(groups)), decimal.Decimal(0))
+        value = value.quantize(decimal.Decimal(1).scaleb(-dscale))
+        return -value if sign == 0x4000 else value

@@ -1,0 +1,309 @@
+"""`reeldb serve` against real clients on 127.0.0.1: psql, psycopg 3 (text, binary,
+server-side prepared), psycopg2, asyncpg; branches by database name; limits; a stream of
+random and mutated messages that must not hurt other clients or the data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import reeldb
+from reeldb.demo import SCHEMA
+from reeldb.server.server import BackgroundServer
+
+psycopg = pytest.importorskip("psycopg")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    path = tmp_path_factory.mktemp("served") / "video-gen"
+    db = reeldb.connect(path)
+    db.execute(SCHEMA)
+    db.execute("CREATE TABLE items (id INT PRIMARY KEY, name TEXT, score FLOAT)")
+    db.executemany("INSERT INTO items VALUES (%s, %s, %s)", [(i, f"item {i}", i / 10) for i in range(20)])
+    db.branch("experiment/x", checkout=False)
+    db.close()
+    srv = BackgroundServer(str(path), port=0, max_connections=8, max_message=1 << 20)
+    yield srv
+    srv.stop()
+
+
+def dsn(server, database: str = "video-gen") -> str:
+    host, port = server.address
+    return f"host={host} port={port} dbname={database} user=tester"
+
+
+def test_psql_runs_queries_and_reports_errors(server) -> None:
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed (make test installs postgresql-client)")
+    host, port = server.address
+    base = [psql, "-X", "-A", "-t", "-h", host, "-p", str(port), "-U", "tester", "-d", "video-gen"]
+    out = subprocess.run(base + ["-c", "SELECT id, name FROM items WHERE id < 3 ORDER BY id"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0|item", "0", "1|item", "1", "2|item", "2"]
+    out = subprocess.run(base + ["-v", "ON_ERROR_STOP=1", "-c", "SELECT nope FROM items"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "nope" in out.stderr
+
+
+def test_the_briefs_ingest_and_curation_over_psycopg(server) -> None:
+    from reeldb.demo import CURATION
+
+    rng = np.random.default_rng(0)
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        for i in range(3):
+            conn.execute(
+                """INSERT INTO generations (prompt, prompt_embedding, conditioning_image, output_video,
+                model_version, cfg_scale, num_frames, fps, quality_score)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                [f"prompt {i}", str(rng.standard_normal(4096).astype(np.float32).tolist()),
+                 b"\x89PNG" + bytes([i]) * 10, b"video" * 100, "seedance-v2", 7.5, 48, 24, 0.9])
+        target = "[" + ",".join(["0.01"] * 4096) + "]"
+        rows = conn.execute(CURATION.replace(":target_vec", "%(target_vec)s"), {"target_vec": target}).fetchall()
+    assert len(rows) == 3
+    assert all(isinstance(r[1], bytes) and r[1] == b"video" * 100 for r in rows)
+
+
+def test_psycopg_text_binary_and_prepared(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        q = "SELECT id, name, score FROM items WHERE id = %s"
+        assert conn.execute(q, [3]).fetchone() == (3, "item 3", 0.3)
+        assert conn.execute(q, [4], binary=True).fetchone() == (4, "item 4", 0.4)
+        for i in range(6):  # psycopg prepares server-side after a few runs
+            assert conn.execute(q, [i], prepare=True).fetchone()[0] == i
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO items VALUES (%s, %s, %s)", [1, "dup", 0.0])
+
+
+def test_transactions_and_failed_state(server) -> None:
+    with psycopg.connect(dsn(server)) as conn:  # psycopg opens a transaction per block
+        conn.execute("INSERT INTO items VALUES (%s, %s, %s)", [100, "in txn", 1.0])
+        with pytest.raises(psycopg.errors.UndefinedColumn):
+            conn.execute("SELECT nope FROM items")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            conn.execute("SELECT 1")
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM items WHERE id = 100").fetchone()[0] == 0
+        conn.execute("INSERT INTO items VALUES (%s, %s, %s)", [101, "kept", 1.0])
+        conn.commit()
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        assert conn.execute("SELECT name FROM items WHERE id = 101").fetchone() == ("kept",)
+        conn.execute("DELETE FROM items WHERE id = 101")
+
+
+def test_database_name_picks_the_branch(server) -> None:
+    with psycopg.connect(dsn(server, "video-gen/experiment/x"), autocommit=True) as conn:
+        conn.execute("INSERT INTO items VALUES (%s, %s, %s)", [500, "branch only", 0.0])
+        assert conn.execute("SHOW reeldb.branch").fetchone() == ("experiment/x",)
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM items WHERE id = 500").fetchone() == (0,)
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        psycopg.connect(dsn(server, "video-gen/no-such-branch"))
+
+
+def test_psycopg2(server) -> None:
+    psycopg2 = pytest.importorskip("psycopg2")
+    conn = psycopg2.connect(dsn(server))
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT name, score FROM items WHERE id = %s", (5,))
+        assert cur.fetchall() == [("item 5", 0.5)]
+        cur.execute("UPDATE items SET score = %s WHERE id = %s", (0.55, 5))
+        conn.commit()
+        cur.execute("SELECT score FROM items WHERE id = 5")
+        assert cur.fetchone() == (0.55,)
+    finally:
+        conn.close()
+
+
+def test_asyncpg_strict_binary_protocol(server) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    host, port = server.address
+
+    async def main() -> None:
+        conn = await asyncpg.connect(host=host, port=port, user="tester", database="video-gen")
+        try:
+            row = await conn.fetchrow("SELECT id, name, score FROM items WHERE id = $1", 7)
+            assert tuple(row) == (7, "item 7", 0.7)
+            await conn.execute("INSERT INTO items (id, name, score) VALUES ($1, $2, $3)", 200, "async", 2.5)
+            assert await conn.fetchval("SELECT score FROM items WHERE name = $1", "async") == 2.5
+            stmt = await conn.prepare("SELECT count(*) FROM items WHERE score > $1")
+            assert await stmt.fetchval(0.0) >= 19
+            await conn.execute("DELETE FROM items WHERE id = $1", 200)
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+
+
+def test_connection_limit_and_oversized_messages_affect_one_client(server) -> None:
+    conns = [psycopg.connect(dsn(server), autocommit=True) for _ in range(8 - len(server.server.clients))]
+    try:
+        with pytest.raises(psycopg.OperationalError, match="too many clients"):
+            psycopg.connect(dsn(server))
+    finally:
+        for c in conns:
+            c.close()
+    host, port = server.address
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(_startup())
+        _read_until_ready(s)
+        s.sendall(b"Q" + struct.pack("!i", 10 << 20))  # over the 1 MiB limit
+        data = _read_all(s)
+        assert b"54000" in data
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone()[0] >= 20
+
+
+def _startup(database: str = "video-gen") -> bytes:
+    body = struct.pack("!i", 196608) + b"user\0fuzz\0database\0" + database.encode() + b"\0\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+def _read_until_ready(s: socket.socket) -> bytes:
+    data = b""
+    while b"Z\0\0\0\x05" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_all(s: socket.socket) -> bytes:
+    data = b""
+    s.settimeout(5)
+    try:
+        while chunk := s.recv(65536):
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return data
+
+
+def test_random_and_mutated_messages_leave_the_server_and_data_intact(server) -> None:
+    rng = random.Random(1)
+    host, port = server.address
+    valid = [b"Q" + struct.pack("!i", 4 + 9) + b"SELECT 1\0",
+             b"P" + struct.pack("!i", 4 + 12) + b"\0SELECT 1\0\0\0",
+             b"B" + struct.pack("!i", 4 + 10) + b"\0\0\0\0\0\0\0\0\0\0",
+             b"E" + struct.pack("!i", 4 + 5) + b"\0\0\0\0\0", b"S\0\0\0\x04", b"H\0\0\0\x04"]
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        before = conn.execute("SELECT count(*), sum(score) FROM items").fetchone()
+    for _ in range(30):
+        with socket.create_connection((host, port), timeout=10) as s:
+            s.sendall(_startup())
+            _read_until_ready(s)
+            stream = bytearray()
+            for _ in range(100):
+                m = bytearray(rng.choice(valid))
+                for _ in range(rng.randrange(3)):
+                    m[rng.randrange(len(m))] = rng.randrange(256)
+                if rng.random() < 0.2:
+                    m = bytearray(rng.randbytes(rng.randrange(1, 40)))
+                stream += m
+            try:
+                s.sendall(bytes(stream))
+                s.shutdown(socket.SHUT_WR)
+                _read_all(s)
+            except (ConnectionError, TimeoutError):
+                pass
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*), sum(score) FROM items").fetchone() == before
+
+
+def test_cli_serve_exits_when_idle(tmp_path) -> None:
+    path = tmp_path / "db"
+    reeldb.connect(path).close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "reeldb", "serve", str(path), "--port", str(port),
+                             "--idle-exit", "1"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(f"host=127.0.0.1 port={port} dbname=db user=u", autocommit=True) as c:
+                    assert c.execute("SELECT 41 + 1").fetchone() == (42,)
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert proc.wait(timeout=30) == 0
+        assert "serving" in proc.stderr.read()
+    finally:
+        proc.kill()
+
+
+def test_cancel_request_stops_the_running_statement(tmp_path) -> None:
+    """psycopg's cancel() blocks holding the GIL, so the server runs in its own process."""
+    import threading
+
+    path = tmp_path / "db"
+    reeldb.connect(path).close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "reeldb", "serve", str(path), "--port", str(port)],
+                            stderr=subprocess.DEVNULL)
+    try:
+        conn = _connect_when_up(f"host=127.0.0.1 port={port} dbname=db user=u")
+        with conn:
+            timer = threading.Timer(0.5, conn.cancel)
+            timer.start()
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                conn.execute("SELECT count(*) FROM generate_series(1, 100000000000) AS g(x) WHERE x % 7 = 3")
+            timer.join()
+            assert conn.execute("SELECT 1").fetchone() == (1,)  # the connection goes on
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _connect_when_up(conninfo: str) -> psycopg.Connection:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return psycopg.connect(conninfo, autocommit=True)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_socket_activation_serves_on_the_inherited_socket(tmp_path) -> None:
+    """systemd passes the listening socket as fd 3 with LISTEN_FDS=1."""
+    path = tmp_path / "db"
+    reeldb.connect(path).close()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    code = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_FDS'] = '1'; "
+            "from reeldb.cli import main; sys.exit(main(['serve', sys.argv[2], '--port', '1', '--idle-exit', '1']))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(listener.fileno()), str(path)],
+                            pass_fds=[listener.fileno()], stderr=subprocess.PIPE, text=True)
+    listener.close()  # only the server holds it now
+    try:
+        with psycopg.connect(f"host=127.0.0.1 port={port} dbname=db user=u", autocommit=True,
+                             connect_timeout=20) as c:
+            assert c.execute("SELECT 2 * 21").fetchone() == (42,)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
