@@ -225,26 +225,23 @@ def test_random_and_mutated_messages_leave_the_server_and_data_intact(server) ->
         assert conn.execute("SELECT count(*), sum(score) FROM items").fetchone() == before
 
 
-def test_cli_serve_exits_when_idle(tmp_path) -> None:
+def serve_process(tmp_path, *options: str) -> tuple[subprocess.Popen, str]:
+    """`reeldb serve` on a new database in a child process, and its conninfo."""
     path = tmp_path / "db"
     reeldb.connect(path).close()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "reeldb", "serve", str(path), "--port", str(port),
-                             "--idle-exit", "1"], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen([sys.executable, "-m", "reeldb", "serve", str(path), "--port", str(port), *options],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, f"host=127.0.0.1 port={port} dbname=db user=u"
+
+
+def test_cli_serve_exits_when_idle(tmp_path) -> None:
+    proc, conninfo = serve_process(tmp_path, "--idle-exit", "1")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with psycopg.connect(f"host=127.0.0.1 port={port} dbname=db user=u", autocommit=True) as c:
-                    assert c.execute("SELECT 41 + 1").fetchone() == (42,)
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        with _connect_when_up(conninfo) as c:
+            assert c.execute("SELECT 41 + 1").fetchone() == (42,)
         assert proc.wait(timeout=30) == 0
         assert "serving" in proc.stderr.read()
     finally:
@@ -255,15 +252,9 @@ def test_cancel_request_stops_the_running_statement(tmp_path) -> None:
     """psycopg's cancel() blocks holding the GIL, so the server runs in its own process."""
     import threading
 
-    path = tmp_path / "db"
-    reeldb.connect(path).close()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "reeldb", "serve", str(path), "--port", str(port)],
-                            stderr=subprocess.DEVNULL)
+    proc, conninfo = serve_process(tmp_path)
     try:
-        conn = _connect_when_up(f"host=127.0.0.1 port={port} dbname=db user=u")
+        conn = _connect_when_up(conninfo)
         with conn:
             timer = threading.Timer(0.5, conn.cancel)
             timer.start()
