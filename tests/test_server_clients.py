@@ -298,3 +298,36 @@ def test_socket_activation_serves_on_the_inherited_socket(tmp_path) -> None:
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
+
+
+def test_copy_in_and_out_with_psycopg(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("CREATE TABLE clips (id INT, name TEXT, data BYTEA, emb VECTOR(2))")
+        with conn.cursor().copy("COPY clips (id, name, data, emb) FROM STDIN") as cp:
+            for i in range(500):
+                cp.write_row((i, f"tab\there {i}", bytes([i % 256, 0]), f"[{i},0.5]"))
+            cp.write_row((500, None, None, None))
+        assert conn.execute("SELECT count(*), count(name), sum(id) FROM clips").fetchone() == (501, 500, 125250)
+        assert conn.execute("SELECT name, data FROM clips WHERE id = 7").fetchone() == ("tab\there 7", b"\x07\x00")
+        with conn.cursor().copy("COPY (SELECT id, name FROM clips WHERE id < 2 ORDER BY id) TO STDOUT "
+                                "WITH (FORMAT csv, HEADER)") as cp:
+            text = b"".join(bytes(chunk) for chunk in cp).decode()
+        assert text == "id,name\n0,tab\there 0\n1,tab\there 1\n"
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation), \
+                conn.cursor().copy("COPY clips (id) FROM STDIN") as cp:
+            cp.write(b"1\nnot a number\n")
+        assert conn.execute("SELECT count(*) FROM clips").fetchone() == (501,)  # nothing of it written
+
+
+def test_psql_backslash_copy(server) -> None:
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed (make test installs postgresql-client)")
+    host, port = server.address
+    base = [psql, "-X", "-A", "-t", "-h", host, "-p", str(port), "-U", "tester", "-d", "video-gen"]
+    subprocess.run(base + ["-c", "CREATE TABLE scores (id INT, score FLOAT)"], check=True, timeout=30)
+    out = subprocess.run(base + ["-c", "\\copy scores FROM STDIN WITH (FORMAT csv)"], input="1,0.5\n2,0.75\n",
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "COPY 2" in out.stdout, out.stderr
+    out = subprocess.run(base + ["-c", "COPY scores TO STDOUT"], capture_output=True, text=True, timeout=30)
+    assert sorted(out.stdout.splitlines()) == ["1\t0.5", "2\t0.75"]

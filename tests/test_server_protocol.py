@@ -274,3 +274,24 @@ def test_parameter_types_come_from_their_context(session) -> None:
     assert param_oids("SELECT * FROM t WHERE id = $1 LIMIT $2", [], tables, 2) == [t.INT4, t.INT8]
     assert param_oids("SELECT $1::bigint, $2", [0, t.BOOL], tables, 2) == [t.INT8, t.BOOL]
     assert param_oids("SELECT emb <-> $1 FROM t", [], tables, 1) == [t.VECTOR]
+
+
+def test_copy_fail_writes_nothing_and_the_session_goes_on(session) -> None:
+    out = session.handle("Q", cstr("COPY t (id, name) FROM STDIN"))
+    assert kinds(out) == "G"
+    assert session.handle("d", b"10\tten\n") == []
+    out = session.handle("f", cstr("client gave up"))
+    assert error_fields(out)["C"] == "57014" and kinds(out) == "EZ"
+    out = session.handle("Q", cstr("COPY t (id, name) FROM STDIN; SELECT count(*) FROM t"))
+    session.handle("d", b"10\tten\n11\t\\N\n")
+    out = session.handle("c", b"")
+    assert kinds(out) == "CTDCZ" and data_rows(out) == [[b"5"]]
+
+
+def test_copy_options_are_checked(session) -> None:
+    out = session.handle("Q", cstr("COPY t FROM '/etc/passwd'"))
+    assert error_fields(out)["C"] == "0A000"
+    out = session.handle("Q", cstr("COPY nosuch FROM STDIN"))
+    assert error_fields(out)["C"] == "42P01"
+    out = session.handle("Q", cstr("COPY t (id) FROM STDIN WITH (FORMAT binary)"))
+    assert error_fields(out)["C"] == "0A000"

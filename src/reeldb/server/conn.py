@@ -9,6 +9,7 @@ the client's own worker thread, never on the event loop.
 from __future__ import annotations
 
 import secrets
+import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,8 +17,11 @@ import pglast
 
 from .. import __version__, errors
 from ..connection import Connection
+from ..rows import to_rows
+from ..sql.parse import deparse, parse
 from ..sql.session import Result
 from . import protocol as p
+from .copy import CopyOptions, copy_options, format_row, header_row, parse_rows
 from .describe import param_oids
 from .types import decode_param, encode_columns, field_specs
 
@@ -54,6 +58,8 @@ class ClientSession:
         self.portals: dict[str, Portal] = {}
         self.skipping = False  # after an error in extended query: discard until Sync
         self.terminated = False
+        self.copy_in: tuple[CopyOptions, list[str]] | None = None  # COPY FROM STDIN, statements after it
+        self._copy_data = bytearray()
 
     # -- startup ---------------------------------------------------------------------
     def greeting(self, params: dict[str, str]) -> list[bytes]:
@@ -81,6 +87,8 @@ class ClientSession:
         if kind == "X":
             self.terminated = True
             return []
+        if self.copy_in is not None:
+            return self._copy_message(kind, payload)
         if kind == "Q":
             self.skipping = False
             return self._simple(p.parse_query(payload))
@@ -111,15 +119,28 @@ class ClientSession:
 
     # -- simple query ----------------------------------------------------------------
     def _simple(self, query: str) -> list[bytes]:
-        out: list[bytes] = []
         try:
             parts = _split(query)
         except errors.Error as e:
             return [p.error_for(e), p.ready_for_query(self.status)]
         if not parts:
             return [p.empty_query_response(), p.ready_for_query(self.status)]
-        for sql in parts:
+        return self._statements(parts)
+
+    def _statements(self, parts: list[str]) -> list[bytes]:
+        out: list[bytes] = []
+        for i, sql in enumerate(parts):
             try:
+                copy = _copy_stmt(sql)
+                if copy is not None:
+                    opts = copy_options(copy)
+                    if opts.from_stdin:
+                        self._check_copy_target(opts)
+                        self.copy_in, self._copy_data = (opts, parts[i + 1 :]), bytearray()
+                        ncols = len(opts.columns or self._table_columns(opts.table))
+                        return out + [p.message("G", struct.pack("!bh", 0, ncols) + b"\0\0" * ncols)]
+                    out += self._copy_out(opts)
+                    continue
                 result = self.db._session.execute(sql)
                 out += self._notices(result)
                 out += self._result(result, [], None)
@@ -128,6 +149,79 @@ class ClientSession:
                 break
         out.append(p.ready_for_query(self.status))
         return out
+
+    # -- COPY ------------------------------------------------------------------------
+    def _table_columns(self, table: str | None) -> list[str]:
+        tm = self.db._session.current_tables().get(table or "")
+        if tm is None:
+            raise errors.UndefinedTable(f'relation "{table}" does not exist')
+        return tm.schema.names
+
+    def _check_copy_target(self, opts: CopyOptions) -> None:
+        names = self._table_columns(opts.table)
+        for c in opts.columns or ():
+            if c not in names:
+                raise errors.UndefinedColumn(f'column "{c}" of relation "{opts.table}" does not exist')
+
+    def _copy_message(self, kind: str, payload: bytes) -> list[bytes]:
+        assert self.copy_in is not None
+        opts, rest = self.copy_in
+        if kind == "d":
+            self._copy_data += payload
+            return []
+        if kind in ("H", "S"):
+            return []
+        self.copy_in = None
+        data, self._copy_data = bytes(self._copy_data), bytearray()
+        if kind == "f":
+            msg = p.Payload(payload).cstring() if payload else ""
+            return [p.error_response("57014", f"COPY from stdin failed: {msg}"), p.ready_for_query(self.status)]
+        if kind != "c":
+            e = p.ProtocolViolation(f"unexpected message type {kind!r} during COPY from stdin")
+            return [p.error_for(e), p.ready_for_query(self.status)]
+        try:
+            tag = self._copy_insert(opts, data)
+        except Exception as e:  # noqa: BLE001 - reported; nothing was written
+            return [p.error_for(e), p.ready_for_query(self.status)]
+        if rest:
+            return [p.command_complete(tag), *self._statements(rest)]
+        return [p.command_complete(tag), p.ready_for_query(self.status)]
+
+    def _copy_insert(self, opts: CopyOptions, data: bytes) -> str:
+        """All the rows in one statement, so one commit (or none, on any error)."""
+        assert opts.table is not None
+        tm = self.db._session.current_tables()[opts.table]
+        names = opts.columns or tm.schema.names
+        rows: list[list[Any]] = parse_rows(data, opts, len(names))  # type: ignore[assignment]
+        if not rows:
+            return "COPY 0"
+        binary = [i for i, n in enumerate(names)
+                  if tm.schema.column(n).type.kind in ("bytea", "image", "video")]
+        for row in rows:
+            for i in binary:
+                v = row[i]
+                if v is not None:
+                    row[i] = bytes.fromhex(v[2:]) if v.startswith("\\x") else v.encode("utf-8")
+        cols = ", ".join(_ident(n) for n in names)
+        marks = ", ".join(f"${i + 1}" for i in range(len(names)))
+        self.db._session.executemany(f"INSERT INTO {_ident(opts.table)} ({cols}) VALUES ({marks})", rows)
+        return f"COPY {len(rows)}"
+
+    def _copy_out(self, opts: CopyOptions) -> list[bytes]:
+        if opts.query is not None:
+            sql = deparse(opts.query)
+        else:
+            cols = ", ".join(_ident(c) for c in opts.columns) if opts.columns else "*"
+            sql = f"SELECT {cols} FROM {_ident(opts.table or '')}"
+        r = self.db._session.execute(sql)
+        assert r.table is not None and r.description is not None
+        names = [d[0] for d in r.description]
+        out = [p.message("H", struct.pack("!bh", 0, len(names)) + b"\0\0" * len(names))]
+        if opts.header:
+            out.append(p.message("d", header_row(names, opts)))
+        rows = to_rows(r.table, r.description, self.db.catalog.store)
+        out += [p.message("d", format_row(list(row), opts)) for row in rows]
+        return out + [p.message("c"), p.command_complete(f"COPY {len(rows)}")]
 
     def _notices(self, result: Result) -> list[bytes]:
         return [p.notice_response(n) for n in result.notices]
@@ -244,6 +338,17 @@ def _split(query: str) -> list[str]:
     except pglast.parser.ParseError:
         # not Postgres syntax (OPTIMIZE, or an error): the SQL layer says which
         return [query] if query.strip() else []
+
+
+def _copy_stmt(sql: str) -> Any:
+    if sql.lstrip()[:4].upper() != "COPY":
+        return None
+    stmt = parse(sql)[0].stmt
+    return stmt if type(stmt).__name__ == "CopyStmt" else None
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _param_count(query: str) -> int:

@@ -1,0 +1,141 @@
+"""COPY ... FROM STDIN / TO STDOUT in Postgres' text and CSV formats: the statement's
+options, and rows to and from the bytes of CopyData messages.
+
+Rows coming in go to the SQL layer as text (it coerces them to the column types, as
+for any text parameter); bytea columns are decoded from ``\\x`` hex first.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pglast import ast
+
+from .. import errors
+from .types import text_out
+
+_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
+
+
+@dataclass
+class CopyOptions:
+    table: str | None  # None: COPY (query) TO STDOUT
+    columns: list[str] | None
+    query: ast.Node | None
+    from_stdin: bool
+    csv: bool = False
+    header: bool = False
+    delimiter: str = "\t"
+    null: str = "\\N"
+    quote: str = '"'
+
+
+def copy_options(stmt: ast.CopyStmt) -> CopyOptions:
+    if stmt.filename is not None or stmt.is_program:
+        raise errors.FeatureNotSupported("COPY to or from a file or program is not supported: use STDIN / STDOUT "
+                                         "(psql's \\copy does)")
+    opts = CopyOptions(stmt.relation.relname if stmt.relation is not None else None,
+                       [a.sval for a in stmt.attlist] if stmt.attlist else None, stmt.query, bool(stmt.is_from))
+    values = {o.defname: _arg(o.arg) for o in stmt.options or ()}
+    fmt = str(values.pop("format", "text")).lower()
+    if fmt not in ("text", "csv"):
+        raise errors.FeatureNotSupported(f"COPY format {fmt!r} is not supported: use text or csv")
+    opts.csv = fmt == "csv"
+    if opts.csv:
+        opts.delimiter, opts.null = ",", ""
+    opts.header = values.pop("header", False) in (True, "true", "on", "1", 1)
+    if "delimiter" in values:
+        opts.delimiter = str(values.pop("delimiter"))
+    if "null" in values:
+        opts.null = str(values.pop("null"))
+    if "quote" in values:
+        opts.quote = str(values.pop("quote"))
+    if len(opts.delimiter) != 1 or len(opts.quote) != 1:
+        raise errors.FeatureNotSupported("COPY delimiter and quote must be single one-byte characters")
+    if values:
+        raise errors.FeatureNotSupported(f"COPY option {sorted(values)[0]!r} is not supported")
+    return opts
+
+
+def _arg(node: Any) -> Any:
+    if node is None:
+        return True
+    for attr in ("sval", "boolval", "ival"):
+        if hasattr(node, attr):
+            return getattr(node, attr)
+    return str(node)
+
+
+def parse_rows(data: bytes, opts: CopyOptions, ncols: int) -> list[list[str | None]]:
+    """The rows of COPY FROM STDIN's data."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8" in COPY data') from None
+    rows = list(_csv_rows(text, opts) if opts.csv else _text_rows(text, opts))
+    if opts.header and rows:
+        rows = rows[1:]
+    for i, row in enumerate(rows, start=1 + opts.header):
+        if len(row) != ncols:
+            raise errors.Error(f"COPY line {i}: expected {ncols} columns, got {len(row)}", sqlstate="22P04")
+    return rows
+
+
+def _text_rows(text: str, opts: CopyOptions) -> Iterator[list[str | None]]:
+    for line in text.split("\n"):
+        line = line.removesuffix("\r")
+        if line == "\\.":
+            return
+        if not line:
+            continue
+        yield [None if f == opts.null else _unescape(f) for f in line.split(opts.delimiter)]
+
+
+def _unescape(field: str) -> str:
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        c = field[i]
+        if c == "\\" and i + 1 < len(field):
+            out.append(_ESCAPES.get(field[i + 1], field[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _csv_rows(text: str, opts: CopyOptions) -> Iterator[list[str | None]]:
+    """CSV rows; a field equal to the NULL string is NULL. Python's csv module does not
+    tell a quoted empty field from an unquoted one, so with the default NULL string
+    (empty) both are NULL, where Postgres keeps ``""`` as an empty string."""
+    for row in csv.reader(io.StringIO(text), delimiter=opts.delimiter, quotechar=opts.quote, strict=True):
+        if row == ["\\."]:
+            return
+        if row:
+            yield [None if f == opts.null else f for f in row]
+
+
+def format_row(values: list[Any], opts: CopyOptions) -> bytes:
+    """One row of COPY TO STDOUT."""
+    if opts.csv:
+        buf = io.StringIO()
+        csv.writer(buf, delimiter=opts.delimiter, quotechar=opts.quote, lineterminator="\n").writerow(
+            ["" if v is None else text_out(v) for v in values])
+        return buf.getvalue().encode("utf-8")
+    fields = [opts.null if v is None else _escape(text_out(v), opts.delimiter) for v in values]
+    return (opts.delimiter.join(fields) + "\n").encode("utf-8")
+
+
+def header_row(names: list[str], opts: CopyOptions) -> bytes:
+    return format_row(names, opts)
+
+
+def _escape(s: str, delimiter: str) -> str:
+    s = s.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return s.replace(delimiter, "\\" + delimiter) if delimiter != "\t" else s
