@@ -618,8 +618,18 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server.server import ServerOptions, run
 
+    ssl_context = None
+    if args.tls_cert or args.tls_key:
+        from .server.tls import server_context
+
+        if not (args.tls_cert and args.tls_key):
+            raise reeldb.ProgrammingError("TLS needs both --tls-cert and --tls-key")
+        try:
+            ssl_context = server_context(args.tls_cert, args.tls_key)
+        except ValueError as e:
+            raise reeldb.ProgrammingError(str(e)) from None
     return run(ServerOptions(args.path, host=args.host, port=args.port, max_connections=args.max_connections,
-                             max_message=args.max_message, idle_exit=args.idle_exit))
+                             max_message=args.max_message, idle_exit=args.idle_exit, ssl_context=ssl_context))
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -766,7 +776,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest protocol message accepted (default 64 MiB)")
     s.add_argument("--idle-exit", type=float, metavar="SECONDS",
                    help="stop once no client has been connected for this long")
+    s.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: answer SSLRequest and serve TLS")
+    s.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     s.set_defaults(func=cmd_serve)
+
+    from .server.users import register_cli
+
+    register_cli(sub)
     return p
 
 

@@ -197,6 +197,18 @@ class QueryCanceled(OperationalError):
     sqlstate = "57014"
 
 
+class InvalidAuthorizationSpecification(OperationalError):
+    sqlstate = "28000"
+
+
+class InvalidPassword(InvalidAuthorizationSpecification):
+    sqlstate = "28P01"
+
+
+class InsufficientPrivilege(ProgrammingError):
+    sqlstate = "42501"
+
+
 class FeatureNotSupported(NotSupportedError):
     sqlstate = "0A000"
 

@@ -13,6 +13,8 @@ import itertools
 import logging
 import os
 import socket
+import ssl
+import struct
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +23,9 @@ from typing import Any
 
 from .. import errors
 from ..connection import connect
+from ..storage import open_store
 from . import protocol as p
+from . import users as user_store
 from .conn import ClientSession
 
 log = logging.getLogger("reeldb.server")
@@ -36,6 +40,7 @@ class ServerOptions:
     max_message: int = p.DEFAULT_MAX_MESSAGE
     idle_exit: float | None = None  # stop when no client has been connected this long
     sockets: list[socket.socket] | None = None  # given by the service manager (LISTEN_FDS)
+    ssl_context: ssl.SSLContext | None = None  # TLS for clients that ask (SSLRequest)
 
 
 class Server:
@@ -45,7 +50,11 @@ class Server:
         self._pids = itertools.count(os.getpid() * 1000 % 2**31)
         self._server: asyncio.base_events.Server | None = None
         self._last_client = time.monotonic()
-        connect(options.path).close()  # fail now on a path that is not a database
+        connect(options.path, create=False).close()  # fail now on a path that is not a database
+        self.store = open_store(options.path, create=False)
+        if not user_store.list_users(self.store):
+            log.warning("no users exist: trusting clients on loopback only, without a password "
+                        "(add one with `reeldb user add %s NAME`)", options.path)
 
     async def start(self) -> None:
         o = self.options
@@ -119,8 +128,13 @@ class Server:
                 frames.feed(data)
                 continue
             start = p.parse_startup(msg[1])
+            if start.code == p.SSL_REQUEST and self.options.ssl_context is not None:
+                writer.write(b"S")
+                await writer.drain()
+                await writer.start_tls(self.options.ssl_context)
+                continue
             if start.code in (p.SSL_REQUEST, p.GSSENC_REQUEST):
-                writer.write(b"N")  # no TLS yet: the client goes on in the clear or gives up
+                writer.write(b"N")  # the client goes on in the clear, or gives up (sslmode=require)
                 await writer.drain()
                 continue
             if start.code == p.CANCEL_REQUEST:
@@ -138,6 +152,14 @@ class Server:
         branch = _branch_of(database)
         loop = asyncio.get_running_loop()
         try:
+            account = await self._authenticate(reader, writer, frames, executor, user)
+            if not user_store.can_read(account, branch):
+                raise errors.InsufficientPrivilege(f'user "{user}" may not use branch "{branch}"')
+        except (errors.Error, ConnectionError) as e:
+            if isinstance(e, errors.Error):
+                await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
+            return None
+        try:
             db = await loop.run_in_executor(executor, lambda: connect(self.options.path, branch=branch,
                                                                       create=False))
         except errors.Error as e:
@@ -145,11 +167,42 @@ class Server:
                 "3D000" if e.sqlstate in ("3D000", "42704") else e.sqlstate,
                 f'database "{database}" does not exist: {e.message}', severity="FATAL"))
             return None
+        if not user_store.can_write(account, branch):
+            db._session.read_only = f'user "{user}" may only read branch "{branch}"'
         session = ClientSession(db, user, database, next(self._pids))
         self.clients[session.pid] = session
         writer.write(b"".join(session.greeting(start.params)))
         await writer.drain()
         return session
+
+    async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            frames: p.MessageReader, executor: ThreadPoolExecutor,
+                            user: str) -> user_store.User | None:
+        """SCRAM-SHA-256 when users exist; else trust, for loopback peers only. Returns
+        the user (None: the trusted loopback session)."""
+        loop = asyncio.get_running_loop()
+        accounts = await loop.run_in_executor(executor, user_store.list_users, self.store)
+        if not accounts:
+            host = writer.get_extra_info("peername")[0]
+            if host not in ("127.0.0.1", "::1") and not host.startswith("::ffff:127."):
+                raise errors.InvalidAuthorizationSpecification(
+                    f"no users exist, so only loopback clients are trusted; {host} is not one "
+                    "(add a user with `reeldb user add`)")
+            return None
+        scram = await loop.run_in_executor(executor, user_store.check_login, self.store, user)
+        writer.write(p.message("R", struct.pack("!i", 10) + b"SCRAM-SHA-256\0\0"))
+        await writer.drain()
+        initial = p.Payload(await _next_message(reader, frames, "p"))
+        mechanism = initial.cstring()
+        if mechanism != "SCRAM-SHA-256":
+            raise errors.ProtocolViolation(f"unsupported SASL mechanism {mechanism!r}")
+        n = initial.int32()
+        writer.write(p.message("R", struct.pack("!i", 11) + scram.first(initial.take(n))))
+        await writer.drain()
+        final = scram.final(await _next_message(reader, frames, "p"))
+        writer.write(p.message("R", struct.pack("!i", 12) + final))
+        accounts = {a.name: a for a in accounts}
+        return accounts[user]
 
     def _cancel(self, pid: int, secret: int) -> None:
         """CancelRequest: interrupt the client's running statement (57014 for it)."""
@@ -162,6 +215,20 @@ def _branch_of(database: str) -> str:
     """``video-gen`` is main; ``video-gen/experiment/x`` is branch ``experiment/x``."""
     _, _, branch = database.partition("/")
     return branch or "main"
+
+
+async def _next_message(reader: asyncio.StreamReader, frames: p.MessageReader, kind: str) -> bytes:
+    """The payload of the next message, which must be of type ``kind``."""
+    while True:
+        msg = frames.next()
+        if msg is not None:
+            if msg[0] != kind:
+                raise errors.ProtocolViolation(f"expected a password message, got {msg[0]!r}")
+            return msg[1]
+        data = await reader.read(65536)
+        if not data:
+            raise ConnectionError("client closed the connection during authentication")
+        frames.feed(data)
 
 
 async def _say_and_close(writer: asyncio.StreamWriter, message: bytes) -> None:
@@ -233,10 +300,16 @@ class BackgroundServer:
         return self.server.address
 
     def stop(self) -> None:
-        def close() -> None:
+        """Close the listener, end every client's task, then the loop."""
+
+        async def shutdown() -> None:
             if self.server._server is not None:
                 self.server._server.close()
-            self.loop.stop()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
-        self.loop.call_soon_threadsafe(close)
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)

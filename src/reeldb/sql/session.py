@@ -49,6 +49,7 @@ class Session(VersioningMixin):
         else:
             catalog.head(branch or "main")  # the branch must exist
             self.branch, self.pinned = branch or "main", None
+        self.read_only: str | None = None  # why writes are refused (a read-only server user), if they are
         self.txn: Transaction | None = None  # explicit (BEGIN ... COMMIT)
         self._auto: Transaction | None = None  # the statement's own, outside BEGIN
         self.failed = False
@@ -76,6 +77,8 @@ class Session(VersioningMixin):
         return self.catalog.snapshot(self.head())
 
     def write_txn(self) -> Transaction:
+        if self.read_only is not None:
+            raise errors.ReadOnlySqlTransaction(self.read_only)
         if self.pinned is not None:
             raise errors.ReadOnlySqlTransaction(
                 "cannot execute a write in a read-only transaction: this connection reads a fixed commit"
