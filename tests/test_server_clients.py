@@ -43,12 +43,17 @@ def dsn(server, database: str = "video-gen") -> str:
     return f"host={host} port={port} dbname={database} user=tester"
 
 
-def test_psql_runs_queries_and_reports_errors(server) -> None:
+def psql_command(server) -> list[str]:
+    """psql against the test server, unaligned, tuples only, no psqlrc."""
     psql = shutil.which("psql")
     if psql is None:
         pytest.skip("psql is not installed (make test installs postgresql-client)")
     host, port = server.address
-    base = [psql, "-X", "-A", "-t", "-h", host, "-p", str(port), "-U", "tester", "-d", "video-gen"]
+    return [psql, "-X", "-A", "-t", "-h", host, "-p", str(port), "-U", "tester", "-d", "video-gen"]
+
+
+def test_psql_runs_queries_and_reports_errors(server) -> None:
+    base = psql_command(server)
     out = subprocess.run(base + ["-c", "SELECT id, name FROM items WHERE id < 3 ORDER BY id"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
@@ -320,11 +325,7 @@ def test_copy_in_and_out_with_psycopg(server) -> None:
 
 
 def test_psql_backslash_copy(server) -> None:
-    psql = shutil.which("psql")
-    if psql is None:
-        pytest.skip("psql is not installed (make test installs postgresql-client)")
-    host, port = server.address
-    base = [psql, "-X", "-A", "-t", "-h", host, "-p", str(port), "-U", "tester", "-d", "video-gen"]
+    base = psql_command(server)
     subprocess.run(base + ["-c", "CREATE TABLE scores (id INT, score FLOAT)"], check=True, timeout=30)
     out = subprocess.run(base + ["-c", "\\copy scores FROM STDIN WITH (FORMAT csv)"], input="1,0.5\n2,0.75\n",
                          capture_output=True, text=True, timeout=30)
