@@ -200,6 +200,11 @@ def test_rights_read_only_and_branches(secured) -> None:
         psycopg.connect(_conninfo(secured, "exp", "exp"))  # main is not exp/*
     with psycopg.connect(_conninfo(secured, "exp", "exp", db="db/exp/a"), autocommit=True) as c:
         c.execute("INSERT INTO t VALUES (4)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SET reeldb.branch = 'main'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("SELECT reeldb_checkout('main')")
+        assert c.execute("SHOW reeldb.branch").fetchone() == ("exp/a",)
 
 
 def test_scram_login_with_asyncpg(secured) -> None:

@@ -167,6 +167,8 @@ class Server:
                 "3D000" if e.sqlstate in ("3D000", "42704") else e.sqlstate,
                 f'database "{database}" does not exist: {e.message}', severity="FATAL"))
             return None
+        if account is not None and account.branches is not None:
+            db._session.may_use = lambda b, a=account: user_store.can_read(a, b)
         if not user_store.can_write(account, branch):
             db._session.read_only = f'user "{user}" may only read branch "{branch}"'
         session = ClientSession(db, user, database, next(self._pids))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ class Session(VersioningMixin):
             catalog.head(branch or "main")  # the branch must exist
             self.branch, self.pinned = branch or "main", None
         self.read_only: str | None = None  # why writes are refused (a read-only server user), if they are
+        self.may_use: Callable[[str], bool] | None = None  # branches a server user may switch to
         self.txn: Transaction | None = None  # explicit (BEGIN ... COMMIT)
         self._auto: Transaction | None = None  # the statement's own, outside BEGIN
         self.failed = False

@@ -38,6 +38,8 @@ class VersioningMixin:
     def checkout(self: Session, name: str) -> None:
         """Switch to a branch, or (read-only) to a tag or commit."""
         self._no_txn("switch branches")
+        if self.may_use is not None and not (self.catalog.refs.branch(name) is not None and self.may_use(name)):
+            raise errors.InsufficientPrivilege(f'this login may not use "{name}"')
         if self.catalog.refs.branch(name) is not None:
             self.branch, self.pinned = name, None
         else:
