@@ -205,6 +205,13 @@ def test_rights_read_only_and_branches(secured) -> None:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             c.execute("SELECT reeldb_checkout('main')")
         assert c.execute("SHOW reeldb.branch").fetchone() == ("exp/a",)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute('SELECT * FROM "main".t')  # a schema-qualified read of another branch
+        schemas = {r[0] for r in c.execute("SELECT nspname FROM pg_namespace").fetchall()}
+        assert "exp/a" in schemas and "main" not in schemas  # the catalog shows only its branches
+    with psycopg.connect(_conninfo(secured, "reader", "r3ad"), autocommit=True) as c:
+        assert c.execute("SELECT has_table_privilege('t', 'SELECT'), has_table_privilege('t', 'INSERT')"
+                         ).fetchone() == (True, False)
 
 
 def test_scram_login_with_asyncpg(secured) -> None:

@@ -617,6 +617,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server.server import ServerOptions, run
+    from .sql.session import parse_duration_ms
 
     ssl_context = None
     if args.tls_cert or args.tls_key:
@@ -629,7 +630,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise reeldb.ProgrammingError(str(e)) from None
     return run(ServerOptions(args.path, host=args.host, port=args.port, max_connections=args.max_connections,
-                             max_message=args.max_message, idle_exit=args.idle_exit, ssl_context=ssl_context))
+                             max_message=args.max_message, idle_exit=args.idle_exit, ssl_context=ssl_context,
+                             statement_timeout_ms=parse_duration_ms(args.statement_timeout)))
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -774,6 +776,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-connections", type=int, default=100, metavar="N", help="clients at once (default 100)")
     s.add_argument("--max-message", type=int, default=64 << 20, metavar="BYTES",
                    help="largest protocol message accepted (default 64 MiB)")
+    s.add_argument("--statement-timeout", default="0", metavar="DURATION",
+                   help="cancel statements that run longer, e.g. 30s (default 0: never); SET statement_timeout overrides")
     s.add_argument("--idle-exit", type=float, metavar="SECONDS",
                    help="stop once no client has been connected for this long")
     s.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: answer SSLRequest and serve TLS")

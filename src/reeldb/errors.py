@@ -163,6 +163,10 @@ class InFailedSqlTransaction(OperationalError):
     sqlstate = "25P02"
 
 
+class InvalidSavepointSpecification(OperationalError):
+    sqlstate = "3B001"
+
+
 class SerializationFailure(OperationalError):
     """A concurrent commit changed what this transaction changed; retry it."""
 

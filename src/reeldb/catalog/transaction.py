@@ -8,6 +8,7 @@ of the same table and unique-key collisions do (SQLSTATE 40001 / 23505).
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 import uuid
@@ -52,6 +53,16 @@ class Transaction:
         self.open = True  # until committed: VACUUM keeps files newer than ``started``
         if branch is not None:
             catalog.lease.opened(self)
+
+    def savepoint(self) -> tuple[dict[str, TableManifest], dict[str, TableChange]]:
+        """The transaction's state, to return to with ``rollback_to`` (SAVEPOINT)."""
+        return {n: tm.copy() for n, tm in self.tables.items()}, copy.deepcopy(self.changes)
+
+    def rollback_to(self, state: tuple[dict[str, TableManifest], dict[str, TableChange]]) -> None:
+        """Forget what happened after the savepoint; files it wrote are left to VACUUM."""
+        tables, changes = state
+        self.tables = {n: tm.copy() for n, tm in tables.items()}
+        self.changes = copy.deepcopy(changes)
 
     @property
     def reader(self) -> FragmentReader:

@@ -234,14 +234,14 @@ class Engine:
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     # -- execution -------------------------------------------------------------------------
-    def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+    def execute(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         with self.lock:
             try:
                 return self.con.execute(sql, params or None)
             except duckdb.Error as e:
                 raise translate_error(e) from None
 
-    def arrow(self, sql: str, params: list[Any] | None = None) -> tuple[pa.Table, list]:
+    def arrow(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> tuple[pa.Table, list]:
         """Run a query; returns its Arrow table and (name, DuckDB type) per column."""
         with self.lock:
             try:

@@ -16,7 +16,7 @@ from pglast import ast
 
 from ..format.manifest import TableManifest
 from ..format.types import ColumnType, column_type
-from . import types as t
+from ..sql import pgtypes as t
 
 _KIND_OID = {"int16": t.INT2, "int32": t.INT4, "int64": t.INT8, "float32": t.FLOAT4, "float64": t.FLOAT8,
              "bool": t.BOOL, "text": t.TEXT, "varchar": t.VARCHAR, "bytea": t.BYTEA, "image": t.BYTEA,

@@ -38,6 +38,7 @@ class ServerOptions:
     port: int = 5433
     max_connections: int = 100
     max_message: int = p.DEFAULT_MAX_MESSAGE
+    statement_timeout_ms: int = 0  # each session's default statement_timeout (0: none)
     idle_exit: float | None = None  # stop when no client has been connected this long
     sockets: list[socket.socket] | None = None  # given by the service manager (LISTEN_FDS)
     ssl_context: ssl.SSLContext | None = None  # TLS for clients that ask (SSLRequest)
@@ -169,9 +170,13 @@ class Server:
             return None
         if account is not None and account.branches is not None:
             db._session.may_use = lambda b, a=account: user_store.can_read(a, b)
+        db._session.user = user or "reeldb"
+        db._session.database = database.partition("/")[0] or "reeldb"
+        db._session.statement_timeout_ms = self.options.statement_timeout_ms
         if not user_store.can_write(account, branch):
             db._session.read_only = f'user "{user}" may only read branch "{branch}"'
         session = ClientSession(db, user, database, next(self._pids))
+        db._session.backend_pid = session.pid
         self.clients[session.pid] = session
         writer.write(b"".join(session.greeting(start.params)))
         await writer.drain()

@@ -23,17 +23,39 @@ import pyarrow as pa
 from .. import errors
 from ..format.blobs import is_blob_struct
 from ..rows import to_columns
+from ..sql.pgtypes import (
+    BOOL,
+    BOOL_ARRAY,
+    BYTEA,
+    DATE,
+    FLOAT4,
+    FLOAT4_ARRAY,
+    FLOAT8,
+    FLOAT8_ARRAY,
+    INT2,
+    INT2_ARRAY,
+    INT2VECTOR,
+    INT4,
+    INT4_ARRAY,
+    INT8,
+    INT8_ARRAY,
+    INTERVAL,
+    JSON,
+    JSONB,
+    NUMERIC,
+    OIDVECTOR,
+    TEXT,
+    TEXT_ARRAY,
+    TIME,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+    UNKNOWN,
+    UUID,
+    VARCHAR,
+    VECTOR,
+)
 from ..storage import ObjectStore
 from .protocol import FieldSpec
-
-BOOL, BYTEA, INT8, INT2, INT4, TEXT, JSON, FLOAT4, FLOAT8 = 16, 17, 20, 21, 23, 25, 114, 700, 701
-UNKNOWN, VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = 705, 1043, 1082, 1083, 1114, 1184, 1186
-NUMERIC, UUID, JSONB = 1700, 2950, 3802
-FLOAT4_ARRAY, FLOAT8_ARRAY, INT4_ARRAY, INT8_ARRAY, TEXT_ARRAY, INT2_ARRAY, BOOL_ARRAY = (
-    1021, 1022, 1007, 1016, 1009, 1005, 1000)
-# pgvector's types have no fixed OIDs (an extension's types get theirs at CREATE
-# EXTENSION); reeldb's are fixed, above Postgres' built-in range
-VECTOR, HALFVEC = 16385, 16386
 
 TYPLEN = {BOOL: 1, INT2: 2, INT4: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4, TIME: 8, TIMESTAMP: 8,
           TIMESTAMPTZ: 8, INTERVAL: 16, UUID: 16}
@@ -71,8 +93,10 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     if d.startswith("DECIMAL"):
         p, s = (int(x) for x in d[8:-1].split(","))
         return NUMERIC, ((p << 16) | s) + 4
-    if d.startswith("VARCHAR"):
+    if d.startswith("VARCHAR") and not d.endswith("]"):
         return VARCHAR, -1
+    if d in _CATALOG_VECTORS:
+        return _CATALOG_VECTORS[d], -1
     if d.endswith("]"):
         base = d[: d.index("[")]
         dims = d.count("[")
@@ -80,6 +104,11 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
             return VECTOR, arrow_type.list_size
         return _ARRAY_OF.get(_DUCK.get(base, TEXT), TEXT_ARRAY), -1
     return TEXT, -1
+
+
+# The catalog's int2vector / oidvector columns (pg_index.indkey, ...) are lists of unsigned
+# integers in DuckDB, a type no user column has, so their text form can follow Postgres.
+_CATALOG_VECTORS = {"USMALLINT[]": INT2VECTOR, "UINTEGER[]": OIDVECTOR}
 
 
 # ----------------------------------------------------------------------------- output
@@ -95,6 +124,8 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
 
 def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
     if fmt == 0:
+        if oid in (INT2VECTOR, OIDVECTOR):  # "1 2", not "{1,2}"
+            return lambda v: " ".join(str(x) for x in v).encode()
         return lambda v: text_out(v).encode("utf-8")
     fn = _BINARY_OUT.get(oid)
     if fn is None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pglast.stream
 from pglast import ast, parse_sql
+from pglast.enums import A_Expr_Kind, MinMaxOp, SubLinkType
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
@@ -126,3 +127,53 @@ def expand_stars(targets: tuple, alias: str, names: list[str]) -> list[ast.ResTa
         else:
             out.append(rt)
     return out
+
+
+def name_columns(stmt: Any) -> None:
+    """Name a SELECT's unnamed result columns as Postgres does (``count``, ``?column?``),
+    not as DuckDB would (the expression's text): clients read the names."""
+    while isinstance(stmt, ast.SelectStmt) and stmt.larg is not None:
+        stmt = stmt.larg
+    if not isinstance(stmt, ast.SelectStmt) or not stmt.targetList:
+        return
+    for rt in stmt.targetList:
+        if rt.name is None and not isinstance(rt.val, ast.ColumnRef):
+            rt.name = column_name(rt.val) or "?column?"
+
+
+def column_name(node: Any) -> str | None:
+    """Postgres' FigureColname: the name an expression's result column gets."""
+    if isinstance(node, ast.ColumnRef):
+        last = node.fields[-1]
+        return last.sval if isinstance(last, ast.String) else None
+    if isinstance(node, ast.FuncCall):
+        return node.funcname[-1].sval
+    if isinstance(node, ast.TypeCast):
+        return column_name(node.arg) or node.typeName.names[-1].sval
+    if isinstance(node, ast.CollateClause):
+        return column_name(node.arg)
+    if isinstance(node, ast.A_Indirection):
+        last = node.indirection[-1]
+        return last.sval if isinstance(last, ast.String) else column_name(node.arg)
+    if isinstance(node, ast.SubLink):
+        if node.subLinkType == SubLinkType.EXISTS_SUBLINK:
+            return "exists"
+        if node.subLinkType == SubLinkType.ARRAY_SUBLINK:
+            return "array"
+        if node.subLinkType == SubLinkType.EXPR_SUBLINK and isinstance(node.subselect, ast.SelectStmt) \
+                and node.subselect.targetList:
+            rt = node.subselect.targetList[0]
+            return rt.name or column_name(rt.val)
+        return None
+    if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_NULLIF:
+        return "nullif"
+    if isinstance(node, ast.SQLValueFunction):
+        return node.op.name.removeprefix("SVFOP_").removesuffix("_N").lower()
+    named = {ast.CaseExpr: "case", ast.A_ArrayExpr: "array", ast.RowExpr: "row", ast.CoalesceExpr: "coalesce",
+             ast.GroupingFunc: "grouping"}
+    for cls, name in named.items():
+        if isinstance(node, cls):
+            return name
+    if isinstance(node, ast.MinMaxExpr):
+        return "greatest" if node.op == MinMaxOp.IS_GREATEST else "least"
+    return None

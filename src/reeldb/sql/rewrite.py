@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 from pglast import ast
-from pglast.enums import A_Expr_Kind
+from pglast.enums import A_Expr_Kind, BoolExprType
 
 from .. import errors
 from ..engine.engine import ROWID_VIEW
 from ..format.fragment import ROWID
 from ..format.types import parse_vector_text
 from .parse import cast, const_value, func, name_of, transform, walk
+from .pgcatalog import CatalogRewrite, PgCatalog
 
 # function / operator -> (DuckDB function, negate)
 VECTOR_FUNCS = {
@@ -52,8 +53,10 @@ class Rewriter:
 
     def __init__(self, vector_dims: dict[str, int | None], params: list[Any],
                  resolve_schema: Callable[[str, str], str] | None = None,
-                 relations: set[str] | None = None):
+                 relations: set[str] | None = None, pg: PgCatalog | None = None):
         self.dims = vector_dims
+        self.pg = pg
+        self.catalog_rewrite = CatalogRewrite(pg, self, params) if pg is not None else None
         self.params = params
         self.resolve_schema = resolve_schema
         self.relations = relations or set()
@@ -71,6 +74,10 @@ class Rewriter:
 
     # -- dispatch ----------------------------------------------------------------------------
     def _visit(self, node: ast.Node) -> ast.Node | None:
+        if self.catalog_rewrite is not None:
+            rep = self.catalog_rewrite.visit(node)
+            if rep is not None:
+                return rep
         if isinstance(node, ast.FuncCall):
             name = name_of(node.funcname)
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
@@ -86,6 +93,9 @@ class Rewriter:
                 hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
                 return func("json_contains", self(hay), self._as_json(self(needle)))
             return None
+        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_LIKE, A_Expr_Kind.AEXPR_ILIKE) \
+                and isinstance(node.rexpr, ast.FuncCall) and name_of(node.rexpr.funcname) == "like_escape":
+            return self.like_escape(node)
         if isinstance(node, ast.TypeCast):
             return self.type_cast(node)
         if isinstance(node, ast.RangeVar):
@@ -143,6 +153,16 @@ class Rewriter:
             raise errors.UndefinedParameter(f"there is no parameter ${node.number}")
         return self.params[i]
 
+    def like_escape(self, node: ast.A_Expr) -> ast.Node:
+        """``x LIKE p ESCAPE e``: Postgres parses it as ``x ~~ like_escape(p, e)``; DuckDB
+        takes the three in one function."""
+        pattern, escape = node.rexpr.args
+        name = "ilike_escape" if node.kind == A_Expr_Kind.AEXPR_ILIKE else "like_escape"
+        call: ast.Node = func(name, self(node.lexpr), self(pattern), self(escape))
+        if name_of(node.name).startswith("!"):
+            call = ast.BoolExpr(boolop=BoolExprType.NOT_EXPR, args=(call,))
+        return call
+
     # -- JSON ------------------------------------------------------------------------------------
     def _jsonish(self, left: ast.Node, right: ast.Node) -> bool:
         for n in (left, right):
@@ -175,8 +195,13 @@ class Rewriter:
 
     def range_var(self, node: ast.RangeVar) -> ast.Node | None:
         schema = node.schemaname
-        if schema is not None and schema.lower() in ("pg_catalog", "information_schema"):
-            return None
+        if self.pg is not None:
+            rel = self.pg.relation(schema, node.relname)
+            if rel is not None:
+                if node.alias is None:
+                    node.alias = ast.Alias(aliasname=node.relname)
+                node.schemaname, node.catalogname, node.relname = None, None, rel
+                return node
         ours = node.relname in self.relations
         if schema not in (None, "public"):
             if self.resolve_schema is None:

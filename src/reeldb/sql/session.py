@@ -8,14 +8,16 @@ them as one commit.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 from pglast import ast
-from pglast.enums import TransactionStmtKind
+from pglast.enums import TransactionStmtKind, VariableSetKind
 
 from .. import errors
 from ..catalog.catalog import Catalog
@@ -24,7 +26,8 @@ from ..engine.engine import Engine
 from ..format.manifest import Column, TableManifest
 from . import ddl, dml, vector_plan
 from .params import compile_params
-from .parse import deparse, parse
+from .parse import deparse, name_columns, parse
+from .pgcatalog import PgCatalog, settings
 from .rewrite import Rewriter, adapt_param, finish
 from .versioning import VersioningMixin
 
@@ -55,11 +58,19 @@ class Session(VersioningMixin):
         self.txn: Transaction | None = None  # explicit (BEGIN ... COMMIT)
         self._auto: Transaction | None = None  # the statement's own, outside BEGIN
         self.failed = False
+        self._savepoints: list[tuple[str, Any]] = []  # (name, transaction state), oldest first
         self.notices: list[str] = []
         self._bound_commit: str | None = None
         self._ref_rels: dict[tuple[str, str], str] = {}  # (commit, table) -> relation
         self._ref_seq = 0
         self._txn_time: dt.datetime | None = None
+        # what Postgres clients see of the connection (the server sets them at login)
+        self.user = "reeldb"
+        self.database = "reeldb"
+        self.backend_pid = os.getpid()
+        self.settings: dict[str, str] = {}  # SET name = value, reported by SHOW and current_setting
+        self.statement_timeout_ms = 0
+        self.pg = PgCatalog(self)
 
     # -- state -------------------------------------------------------------------------------
     @property
@@ -167,11 +178,22 @@ class Session(VersioningMixin):
             raise errors.InFailedSqlTransaction(
                 "current transaction is aborted, commands ignored until end of transaction block"
             )
+        timer = self._arm_timeout()
         try:
             if self.txn is None:
                 self._txn_time = None  # NOW() is the transaction's start time, as in Postgres
             self.bind()
             return self._dispatch(stmt, params, param_rows)
+        except errors.QueryCanceled:
+            self._disarm(timer)
+            if self._auto is not None:
+                self._auto.close()
+            self._auto = None
+            if self.txn is not None:
+                self.failed = True
+            if timer is not None and timer.fired:
+                raise errors.QueryCanceled("canceling statement due to statement timeout") from None
+            raise
         except BaseException:
             if self._auto is not None:  # nothing of a failed statement is published
                 self._auto.close()
@@ -179,9 +201,25 @@ class Session(VersioningMixin):
             if self.txn is not None:
                 self.failed = True
             raise
+        finally:
+            self._disarm(timer)
+
+    def _arm_timeout(self) -> _Timeout | None:
+        """statement_timeout: DuckDB is interrupted when the statement runs too long."""
+        if self.statement_timeout_ms <= 0:
+            return None
+        timer = _Timeout(self.statement_timeout_ms / 1000, self.engine.con.interrupt)
+        timer.start()
+        return timer
+
+    @staticmethod
+    def _disarm(timer: _Timeout | None) -> None:
+        if timer is not None:
+            timer.cancel()
 
     def _dispatch(self, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None) -> Result:
         if isinstance(stmt, ast.SelectStmt):
+            name_columns(stmt)
             called = self.versioning_call(stmt, params)
             if called is not None:
                 return called
@@ -250,7 +288,7 @@ class Session(VersioningMixin):
         return self.engine.arrow(sql, self.duck_params(params, sql))
 
     def rewriter(self, params: list[Any]) -> Rewriter:
-        return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound))
+        return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg)
 
     def _vector_dims(self) -> dict[str, int | None]:
         dims: dict[str, int | None] = {}
@@ -262,6 +300,9 @@ class Session(VersioningMixin):
         return dims
 
     def _resolve_schema(self, schema: str, table: str) -> str:
+        if self.may_use is not None and not self.may_use(schema):
+            raise errors.InsufficientPrivilege(f'permission denied for schema "{schema}": this user may not '
+                                               "read that branch, tag or commit")
         cid = self.catalog.resolve(schema)
         key = (cid, table)
         rel = self._ref_rels.get(key)
@@ -284,15 +325,18 @@ class Session(VersioningMixin):
         return self._resolve_schema(rv.schemaname, rv.relname)
 
     @staticmethod
-    def duck_params(params: list[Any], sql: str) -> list[Any] | None:
-        """Only the parameters the final SQL still references (DuckDB counts them)."""
+    def duck_params(params: list[Any], sql: str) -> list[Any] | dict[str, Any] | None:
+        """Only the parameters the final SQL still references (DuckDB counts them); by
+        number where a rewrite consumed some (``$2`` without ``$1``)."""
         if not params or "$" not in sql:
             return None
         used = _param_numbers(sql)
         if not used:
             return None
+        if max(used) > len(params):
+            raise errors.UndefinedParameter(f"there is no parameter ${max(used)}")
         if max(used) != len(used):
-            raise errors.FeatureNotSupported("parameters must be numbered without gaps ($1, $2, ...)")
+            return {str(i): adapt_param(params[i - 1]) for i in sorted(used)}
         return [adapt_param(v) for v in params[: max(used)]]
 
     # -- defaults ---------------------------------------------------------------------------------
@@ -350,6 +394,7 @@ class Session(VersioningMixin):
     def commit(self, message: str = "", author: str | None = None) -> str | None:
         txn, failed = self.txn, self.failed
         self.txn, self.failed = None, False
+        self._savepoints = []
         if txn is None:
             return None
         if failed:
@@ -360,6 +405,7 @@ class Session(VersioningMixin):
         if self.txn is not None:
             self.txn.close()
         self.txn, self.failed = None, False
+        self._savepoints = []
 
     def _transaction_stmt(self, stmt: ast.TransactionStmt) -> Result:
         k = stmt.kind
@@ -378,7 +424,36 @@ class Session(VersioningMixin):
                 self.notice("there is no transaction in progress")
             self.rollback()
             return Result(status="ROLLBACK")
-        raise errors.FeatureNotSupported(f"{k.name[11:]} is not supported (no savepoints yet)")
+        if k in (TransactionStmtKind.TRANS_STMT_SAVEPOINT, TransactionStmtKind.TRANS_STMT_RELEASE,
+                 TransactionStmtKind.TRANS_STMT_ROLLBACK_TO):
+            return self._savepoint(k, stmt.savepoint_name or "")
+        raise errors.FeatureNotSupported(f"{k.name[11:]} is not supported")
+
+    def _savepoint(self, kind: TransactionStmtKind, name: str) -> Result:
+        """SAVEPOINT / RELEASE / ROLLBACK TO, as in Postgres: names may repeat (the newest
+        wins); rolling back to one keeps it and clears the failed state."""
+        if self.txn is None:
+            raise errors.NoActiveSqlTransaction(f"{_SAVEPOINT_VERBS[kind]} can only be used in transaction blocks")
+        if kind == TransactionStmtKind.TRANS_STMT_SAVEPOINT:
+            if self.failed:
+                raise errors.InFailedSqlTransaction(
+                    "current transaction is aborted, commands ignored until end of transaction block")
+            self._savepoints.append((name, self.txn.savepoint()))
+            return Result(status="SAVEPOINT")
+        at = next((i for i in range(len(self._savepoints) - 1, -1, -1) if self._savepoints[i][0] == name), None)
+        if at is None:
+            self.failed = True
+            raise errors.InvalidSavepointSpecification(f'savepoint "{name}" does not exist')
+        if kind == TransactionStmtKind.TRANS_STMT_RELEASE:
+            if self.failed:
+                raise errors.InFailedSqlTransaction(
+                    "current transaction is aborted, commands ignored until end of transaction block")
+            del self._savepoints[at:]
+            return Result(status="RELEASE")
+        del self._savepoints[at + 1:]
+        self.txn.rollback_to(self._savepoints[at][1])
+        self.failed = False
+        return Result(status="ROLLBACK")
 
     # -- misc statements ------------------------------------------------------------------------
     def _create_table_as(self, stmt: ast.CreateTableAsStmt, params: list[Any]) -> Result:
@@ -423,20 +498,61 @@ class Session(VersioningMixin):
     def _variable(self, stmt: ast.Node) -> Result:
         if isinstance(stmt, ast.VariableShowStmt):
             name = stmt.name.lower()
-            value = {"reeldb.branch": self.branch or self.pinned or "", "server_version": "16.0", "transaction_isolation":
-                     "snapshot", "client_encoding": "UTF8", "timezone": "UTC"}.get(name)
+            value = settings(self).get(name)
             if value is None:
                 raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')
             return Result(pa.table({name: [value]}), [(name, "VARCHAR")], 1, "SHOW")
-        if (stmt.name or "").lower() == "reeldb.branch":
+        name = (stmt.name or "").lower()
+        if name == "reeldb.branch":
             if not stmt.args or len(stmt.args) != 1:
                 raise errors.InvalidParameterValue("SET reeldb.branch takes one branch, tag or commit")
             from .versioning import _const
 
             self.checkout(str(_const(stmt.args[0], [])))
             return Result(status="SET")
-        self.notice(f"SET {stmt.name} has no effect in reeldb")
+        if stmt.kind in (VariableSetKind.VAR_RESET, VariableSetKind.VAR_SET_DEFAULT):
+            self.settings.pop(name, None)
+            if name == "statement_timeout":
+                self.statement_timeout_ms = 0
+            return Result(status="RESET" if stmt.kind == VariableSetKind.VAR_RESET else "SET")
+        if stmt.kind != VariableSetKind.VAR_SET_VALUE or not name:
+            self.notice(f"SET {stmt.name or ''} has no effect in reeldb")
+            return Result(status="SET")
+        from .versioning import _const
+
+        value = ", ".join(str(_const(a, [])) for a in stmt.args or ())
+        if name == "statement_timeout":
+            self.statement_timeout_ms = parse_duration_ms(value)
+            value = str(self.statement_timeout_ms)
+        self.settings[name] = value
         return Result(status="SET")
+
+
+class _Timeout(threading.Timer):
+    def __init__(self, seconds: float, interrupt: Callable[[], None]):
+        super().__init__(seconds, self._fire)
+        self.daemon = True
+        self.fired = False
+        self._interrupt = interrupt
+
+    def _fire(self) -> None:
+        self.fired = True
+        self._interrupt()
+
+
+_SAVEPOINT_VERBS = {TransactionStmtKind.TRANS_STMT_SAVEPOINT: "SAVEPOINT",
+                    TransactionStmtKind.TRANS_STMT_RELEASE: "RELEASE SAVEPOINT",
+                    TransactionStmtKind.TRANS_STMT_ROLLBACK_TO: "ROLLBACK TO SAVEPOINT"}
+_DURATION_UNITS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration_ms(value: str) -> int:
+    """A Postgres time setting ('5s', '250ms', '1min', 5000) -> milliseconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", value.lower())
+    if m is None or m.group(2) not in ("", *_DURATION_UNITS):
+        raise errors.InvalidParameterValue(
+            f'invalid value for parameter "statement_timeout": "{value}" (valid units: us, ms, s, min, h, d)')
+    return int(float(m.group(1)) * _DURATION_UNITS.get(m.group(2), 1))
 
 
 def _replace_functions(s: Session, sel: Any, params: list[Any], names: list[str]) -> None:

@@ -1,0 +1,782 @@
+"""``pg_catalog`` and ``information_schema`` as Postgres clients read them.
+
+Tools learn a database from its catalog: psql's ``\\d``, SQLAlchemy's ``inspect``,
+pgvector's type lookup, a BI tool's ``version()`` probe. reeldb answers from the snapshot
+the statement sees: small Arrow tables registered with DuckDB under internal names, built
+again only when the tables, the branches or the user change. Catalog functions become
+constants where their arguments are constants, and subqueries over those tables where not.
+
+Branches are schemas: ``public`` is the connection's branch, and every branch the user may
+read is a schema of its own (``"experiment/x".generations`` reads that branch).
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from pglast import ast
+from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
+
+from .. import errors
+from ..format.manifest import TableManifest
+from . import pgtypes as pt
+from .parse import const_value, func, parse
+
+if TYPE_CHECKING:
+    from .session import Session
+
+SERVER_VERSION = "16.0"
+SERVER_VERSION_NUM = "160000"
+OWNER_OID = 10
+HEAP_AM, BTREE_AM = 2, 403
+DEFAULT_COLLATION = 100
+PREFIX = "__pg_"
+
+
+def settings(session: Session) -> dict[str, str]:
+    """What ``SHOW`` and ``current_setting`` report (names lower-case)."""
+    from .. import __version__
+
+    base = {
+        "server_version": SERVER_VERSION, "server_version_num": SERVER_VERSION_NUM,
+        "server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY",
+        "timezone": "UTC", "integer_datetimes": "on", "standard_conforming_strings": "on",
+        "search_path": '"$user", public', "transaction_isolation": "repeatable read",
+        "default_transaction_isolation": "repeatable read", "default_transaction_read_only":
+        "on" if session.read_only else "off", "transaction_read_only": "on" if session.read_only else "off",
+        "max_identifier_length": "63", "lc_collate": "C", "lc_ctype": "C", "application_name": "",
+        "is_superuser": "off", "intervalstyle": "postgres", "max_connections": "100",
+        "default_table_access_method": "heap", "statement_timeout": str(session.statement_timeout_ms), "reeldb.branch": session.branch or session.pinned
+        or "", "reeldb.version": __version__,
+    }
+    base.update(session.settings)
+    return base
+
+
+def version_string() -> str:
+    import duckdb
+
+    from .. import __version__
+
+    return (f"PostgreSQL {SERVER_VERSION} (reeldb {__version__}, DuckDB {duckdb.__version__}) "
+            "on x86_64-pc-linux-gnu, 64-bit")
+
+
+def stable_oid(*parts: str) -> int:
+    """The same object gets the same OID in every connection (clients cache them)."""
+    return 16400 + zlib.crc32("\0".join(parts).encode()) % 2_000_000_000
+
+
+# -- the tables ------------------------------------------------------------------------------
+@dataclass
+class _Rel:
+    oid: int
+    name: str
+    namespace: int
+    kind: str  # r table, i index
+    natts: int
+    tuples: int = 0
+    has_index: bool = False
+
+
+class CatalogTables:
+    """The catalog of one state of the database, as Arrow tables and lookups."""
+
+    def __init__(self, schemas: list[tuple[str, int, dict[str, TableManifest]]], user: str, database: str,
+                 branches: list[str]):
+        self.user, self.database = user, database
+        self.namespaces = [(pt.PG_CATALOG_NS, "pg_catalog"), (pt.PUBLIC_NS, "public"),
+                           (pt.INFORMATION_SCHEMA_NS, "information_schema")]
+        self.namespaces += [(oid, name) for name, oid, _ in schemas if oid != pt.PUBLIC_NS]
+        self.rels: list[_Rel] = []
+        self.atts: list[dict[str, Any]] = []
+        self.indexes: list[dict[str, Any]] = []
+        self.constraints: list[dict[str, Any]] = []
+        self.defaults: list[dict[str, Any]] = []
+        self.defs: list[tuple[int, int, str]] = []  # (oid, column, text) for pg_get_*def
+        self.formats: dict[tuple[int, int], str] = {(t.oid, -1): format_type(t.oid, -1) for t in pt.TYPES}
+        self.columns: list[dict[str, Any]] = []  # information_schema.columns
+        self.branches = branches
+        self._tensor_mods: dict[str, int] = {}
+        for schema, ns, tables in schemas:
+            for name in sorted(tables):
+                self._table(schema, ns, tables[name])
+        for key in sorted(CATALOG_NAMES):  # so 'pg_class'::regclass and \dS name them
+            schema, _, name = key.rpartition(".")
+            self.rels.append(_Rel(stable_oid("rel", schema or "pg_catalog", key), name,
+                                  pt.INFORMATION_SCHEMA_NS if schema else pt.PG_CATALOG_NS, "v" if schema else "r", 0))
+        self.tables = self._arrow()
+
+    def _table(self, schema: str, ns: int, tm: TableManifest) -> None:
+        oid = stable_oid("rel", schema, tm.table_id)
+        cols = tm.schema.columns
+        attnum = {c.id: i + 1 for i, c in enumerate(cols)}
+        pk = set(tm.schema.primary_key)
+        self.rels.append(_Rel(oid, tm.name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques)))
+        for i, c in enumerate(cols):
+            typ, mod = pt.column_oid(c.type)
+            if c.type.kind == "tensor":  # Postgres has no typmod for a shape: number the shapes
+                mod = self._tensor_mods.setdefault(c.type.sql(), len(self._tensor_mods))
+            self.formats.setdefault((typ, mod), c.type.sql() if c.type.kind == "tensor" else format_type(typ, mod))
+            default = None
+            if c.type.serial:
+                default = f"nextval('{tm.name}_{c.name}_seq'::regclass)"
+            elif c.default is not None:
+                default = c.default
+            self.atts.append(_attribute(oid, c.name, typ, mod, i + 1, c.not_null or c.id in pk, default is not None))
+            if default is not None:
+                self.defaults.append({"oid": stable_oid("def", schema, tm.table_id, str(c.id)), "adrelid": oid,
+                                      "adnum": i + 1, "adbin": default})
+            self.columns.append({
+                "table_catalog": self.database, "table_schema": schema, "table_name": tm.name,
+                "column_name": c.name, "ordinal_position": i + 1, "column_default": default,
+                "is_nullable": "NO" if c.not_null or c.id in pk else "YES",
+                "data_type": _information_type(typ, c.type.sql()), "character_maximum_length": c.type.length,
+                "numeric_precision": c.type.precision, "numeric_scale": c.type.scale,
+                "udt_name": pt.BY_OID[typ].name, "is_identity": "NO", "is_generated": "NEVER",
+            })
+        for key in tm.schema.uniques:
+            primary = tuple(key) == tuple(tm.schema.primary_key)
+            names = [c.name for c in cols if c.id in key]
+            iname = f"{tm.name}_pkey" if primary else f"{tm.name}_{'_'.join(names)}_key"
+            ioid = stable_oid("idx", schema, tm.table_id, iname)
+            self.rels.append(_Rel(ioid, iname, ns, "i", len(key)))
+            keys = [attnum[c] for c in key]
+            for j, cid in enumerate(key):
+                c = next(c for c in cols if c.id == cid)
+                typ, mod = pt.column_oid(c.type)
+                self.atts.append(_attribute(ioid, c.name, typ, mod, j + 1, True, False))
+                self.defs.append((ioid, j + 1, c.name))
+            self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": len(key), "indnkeyatts": len(key),
+                                 "indisunique": True, "indisprimary": primary, "indkey": keys,
+                                 "indoption": [0] * len(keys), "indcollation": [0] * len(keys),
+                                 "indclass": [0] * len(keys)})
+            quoted = ", ".join(names)
+            self.defs.append((ioid, 0, f"CREATE UNIQUE INDEX {iname} ON {schema}.{tm.name} USING btree ({quoted})"))
+            coid = stable_oid("con", schema, tm.table_id, iname)
+            self.constraints.append({"oid": coid, "conname": iname, "connamespace": ns,
+                                     "contype": "p" if primary else "u", "conrelid": oid, "conindid": ioid,
+                                     "conkey": keys})
+            self.defs.append((coid, 0, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))
+
+    # -- Arrow -------------------------------------------------------------------------------
+    def _arrow(self) -> dict[str, pa.Table]:
+        ns_name = dict(self.namespaces)
+        out: dict[str, pa.Table] = {}
+        out["pg_namespace"] = pa.table({
+            "oid": [o for o, _ in self.namespaces], "nspname": [n for _, n in self.namespaces],
+            "nspowner": [OWNER_OID] * len(self.namespaces),
+            "nspacl": pa.nulls(len(self.namespaces), pa.list_(pa.string()))})
+        rels = self.rels
+        n = len(rels)
+        out["pg_class"] = pa.table({
+            "oid": [r.oid for r in rels], "relname": [r.name for r in rels],
+            "relnamespace": [r.namespace for r in rels], "reltype": [0] * n, "reloftype": [0] * n,
+            "relowner": [OWNER_OID] * n, "relam": [BTREE_AM if r.kind == "i" else HEAP_AM for r in rels],
+            "relfilenode": [r.oid for r in rels], "reltablespace": [0] * n,
+            "relpages": [0] * n, "reltuples": pa.array([float(r.tuples) for r in rels], pa.float32()),
+            "relallvisible": [0] * n, "reltoastrelid": [0] * n, "relhasindex": [r.has_index for r in rels],
+            "relisshared": [False] * n, "relpersistence": ["p"] * n, "relkind": [r.kind for r in rels],
+            "relnatts": pa.array([r.natts for r in rels], pa.int16()), "relchecks": pa.array([0] * n, pa.int16()),
+            "relhasrules": [False] * n, "relhastriggers": [False] * n, "relhassubclass": [False] * n,
+            "relrowsecurity": [False] * n, "relforcerowsecurity": [False] * n, "relispopulated": [True] * n,
+            "relreplident": ["d"] * n, "relispartition": [False] * n, "relrewrite": [0] * n,
+            "relfrozenxid": [0] * n, "relminmxid": [0] * n, "relacl": pa.nulls(n, pa.list_(pa.string())),
+            "reloptions": pa.nulls(n, pa.list_(pa.string())), "relpartbound": pa.nulls(n, pa.string())})
+        out["pg_attribute"] = _rows(self.atts, ATTRIBUTE_TYPES)
+        out["pg_index"] = _rows([{**_INDEX_DEFAULTS, **i} for i in self.indexes], INDEX_TYPES)
+        out["pg_constraint"] = _rows([{**_CONSTRAINT_DEFAULTS, **c} for c in self.constraints], CONSTRAINT_TYPES)
+        out["pg_attrdef"] = _rows(self.defaults, {"oid": pa.int64(), "adrelid": pa.int64(), "adnum": pa.int16(),
+                                                  "adbin": pa.string()})
+        out["pg_type"] = _types_table()
+        out["pg_database"] = self._databases()
+        out["pg_am"] = pa.table({"oid": [HEAP_AM, BTREE_AM], "amname": ["heap", "btree"],
+                                 "amhandler": ["heap_tableam_handler", "bthandler"], "amtype": ["t", "i"]})
+        user = [self.user]
+        roles = {"oid": [OWNER_OID], "rolname": user, "rolsuper": [False], "rolinherit": [True],
+                 "rolcreaterole": [False], "rolcreatedb": [False], "rolcanlogin": [True],
+                 "rolreplication": [False], "rolconnlimit": [-1], "rolpassword": ["********"],
+                 "rolvaliduntil": pa.nulls(1, pa.timestamp("us", "UTC")), "rolbypassrls": [False],
+                 "rolconfig": pa.nulls(1, pa.list_(pa.string()))}
+        out["pg_roles"] = pa.table(roles)
+        out["pg_user"] = pa.table({"usename": user, "usesysid": [OWNER_OID], "usecreatedb": [False],
+                                   "usesuper": [False], "userepl": [False], "usebypassrls": [False],
+                                   "passwd": ["********"]})
+        out["pg_tablespace"] = pa.table({"oid": [1663], "spcname": ["pg_default"], "spcowner": [OWNER_OID]})
+        out["pg_collation"] = pa.table({"oid": [DEFAULT_COLLATION, 950], "collname": ["default", "C"],
+                                        "collnamespace": [pt.PG_CATALOG_NS] * 2, "collprovider": ["d", "c"]})
+        out["pg_extension"] = pa.table({"oid": [13500, 16384], "extname": ["plpgsql", "vector"],
+                                        "extowner": [OWNER_OID] * 2, "extnamespace": [pt.PG_CATALOG_NS, pt.PUBLIC_NS],
+                                        "extrelocatable": [False, True], "extversion": ["1.0", "0.8.0"]})
+        for name, cols in EMPTY.items():
+            out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
+        out["information_schema.schemata"] = pa.table({
+            "catalog_name": [self.database] * len(self.namespaces), "schema_name": [nm for _, nm in self.namespaces],
+            "schema_owner": [self.user] * len(self.namespaces)})
+        tables = [r for r in rels if r.kind == "r"]
+        out["information_schema.tables"] = pa.table({
+            "table_catalog": [self.database] * len(tables), "table_schema": [ns_name[r.namespace] for r in tables],
+            "table_name": [r.name for r in tables], "table_type": ["BASE TABLE"] * len(tables),
+            "is_insertable_into": ["YES"] * len(tables)})
+        out["information_schema.columns"] = _rows(self.columns, COLUMNS_TYPES)
+        cons = [c for c in self.constraints]
+        rel_of = {r.oid: r for r in rels}
+        out["information_schema.table_constraints"] = pa.table({
+            "constraint_catalog": [self.database] * len(cons),
+            "constraint_schema": [ns_name[c["connamespace"]] for c in cons],
+            "constraint_name": [c["conname"] for c in cons], "table_catalog": [self.database] * len(cons),
+            "table_schema": [ns_name[c["connamespace"]] for c in cons],
+            "table_name": [rel_of[c["conrelid"]].name for c in cons],
+            "constraint_type": ["PRIMARY KEY" if c["contype"] == "p" else "UNIQUE" for c in cons]})
+        usage = []
+        att_name = {(a["attrelid"], a["attnum"]): a["attname"] for a in self.atts}
+        for c in cons:
+            for pos, k in enumerate(c["conkey"]):
+                usage.append({"constraint_catalog": self.database, "constraint_schema": ns_name[c["connamespace"]],
+                              "constraint_name": c["conname"], "table_catalog": self.database,
+                              "table_schema": ns_name[c["connamespace"]], "table_name": rel_of[c["conrelid"]].name,
+                              "column_name": att_name[(c["conrelid"], k)], "ordinal_position": pos + 1})
+        out["information_schema.key_column_usage"] = _rows(usage, KEY_USAGE_TYPES)
+        out["information_schema.views"] = pa.table({"table_catalog": pa.array([], pa.string()),
+                                                    "table_schema": pa.array([], pa.string()),
+                                                    "table_name": pa.array([], pa.string()),
+                                                    "view_definition": pa.array([], pa.string())})
+        out["pg_settings"] = pa.table({"name": [], "setting": []}, schema=pa.schema(
+            [("name", pa.string()), ("setting", pa.string())]))  # filled per statement
+        # lookups behind catalog functions: column names of their own, so that a client's
+        # unqualified "oid" in the argument cannot bind to the lookup's column
+        out["__defs"] = pa.table({"def_oid": [d[0] for d in self.defs], "def_col": [d[1] for d in self.defs],
+                                  "def_text": [d[2] for d in self.defs]})
+        out["__formats"] = pa.table({"fmt_oid": [k[0] for k in self.formats],
+                                     "fmt_typmod": [k[1] for k in self.formats],
+                                     "fmt_name": list(self.formats.values())})
+        out["__namespaces"] = pa.table({"ns_oid": [o for o, _ in self.namespaces],
+                                        "ns_name": [n for _, n in self.namespaces]})
+        out["__classes"] = pa.table({"cls_oid": [r.oid for r in rels], "cls_name": [r.name for r in rels],
+                                     "cls_visible": [r.namespace in (pt.PUBLIC_NS, pt.PG_CATALOG_NS) for r in rels]})
+        return out
+
+    def _databases(self) -> pa.Table:
+        names = [self.database] + [f"{self.database}/{b}" for b in self.branches if b != "main"]
+        n = len(names)
+        return pa.table({
+            "oid": [stable_oid("db", nm) for nm in names], "datname": names, "datdba": [OWNER_OID] * n,
+            "encoding": [6] * n, "datlocprovider": ["c"] * n, "datistemplate": [False] * n,
+            "datallowconn": [True] * n, "datconnlimit": [-1] * n, "datfrozenxid": [0] * n,
+            "datminmxid": [0] * n, "dattablespace": [1663] * n, "datcollate": ["C"] * n, "datctype": ["C"] * n,
+            "daticulocale": pa.nulls(n, pa.string()), "datcollversion": pa.nulls(n, pa.string()),
+            "datacl": pa.nulls(n, pa.list_(pa.string()))})
+
+    # -- lookups for constant folding --------------------------------------------------------
+    def class_oid(self, name: str) -> int | None:
+        schema, _, rel = name.rpartition(".")
+        schema, rel = schema.strip('"'), rel.strip('"')
+        if not schema:
+            rel = rel.lower() if rel == rel.strip('"') else rel
+        ns = {nm: o for o, nm in self.namespaces}
+        want = {ns.get(schema, -1)} if schema else {pt.PUBLIC_NS, pt.PG_CATALOG_NS}
+        for r in self.rels:
+            if r.name == rel and r.namespace in want:
+                return r.oid
+        return None
+
+
+def _attribute(rel: int, name: str, typ: int, mod: int, num: int, not_null: bool, has_def: bool) -> dict[str, Any]:
+    return {"attrelid": rel, "attname": name, "atttypid": typ, "attstattarget": -1,
+            "attlen": pt.FIXED_LENGTH.get(typ, -1), "attnum": num, "attndims": 0, "attcacheoff": -1,
+            "atttypmod": mod, "attbyval": typ in pt.FIXED_LENGTH and pt.FIXED_LENGTH[typ] <= 8,
+            "attalign": "i", "attstorage": "p" if typ in pt.FIXED_LENGTH else "x", "attcompression": "",
+            "attnotnull": not_null, "atthasdef": has_def, "atthasmissing": False, "attidentity": "",
+            "attgenerated": "", "attisdropped": False, "attislocal": True, "attinhcount": 0,
+            "attcollation": DEFAULT_COLLATION if pt.BY_OID[typ].category == "S" else 0}
+
+
+# int2vector and oidvector: unsigned in DuckDB so the server can tell them from arrays
+_INT2VECTOR, _OIDVECTOR = pa.list_(pa.uint16()), pa.list_(pa.uint32())
+ATTRIBUTE_TYPES = {
+    "attrelid": pa.int64(), "attname": pa.string(), "atttypid": pa.int64(), "attstattarget": pa.int32(),
+    "attlen": pa.int16(), "attnum": pa.int16(), "attndims": pa.int32(), "attcacheoff": pa.int32(),
+    "atttypmod": pa.int32(), "attbyval": pa.bool_(), "attalign": pa.string(), "attstorage": pa.string(),
+    "attcompression": pa.string(), "attnotnull": pa.bool_(), "atthasdef": pa.bool_(),
+    "atthasmissing": pa.bool_(), "attidentity": pa.string(), "attgenerated": pa.string(),
+    "attisdropped": pa.bool_(), "attislocal": pa.bool_(), "attinhcount": pa.int32(), "attcollation": pa.int64(),
+    "attacl": pa.list_(pa.string()), "attoptions": pa.list_(pa.string()), "attfdwoptions": pa.list_(pa.string()),
+}
+INDEX_TYPES = {
+    "indexrelid": pa.int64(), "indrelid": pa.int64(), "indnatts": pa.int16(), "indnkeyatts": pa.int16(),
+    "indisunique": pa.bool_(), "indnullsnotdistinct": pa.bool_(), "indisprimary": pa.bool_(),
+    "indisexclusion": pa.bool_(), "indimmediate": pa.bool_(), "indisclustered": pa.bool_(),
+    "indisvalid": pa.bool_(), "indcheckxmin": pa.bool_(), "indisready": pa.bool_(), "indislive": pa.bool_(),
+    "indisreplident": pa.bool_(), "indkey": _INT2VECTOR, "indcollation": _OIDVECTOR,
+    "indclass": _OIDVECTOR, "indoption": _INT2VECTOR, "indexprs": pa.string(),
+    "indpred": pa.string(),
+}
+_INDEX_DEFAULTS = {"indnullsnotdistinct": False, "indisexclusion": False, "indimmediate": True,
+                   "indisclustered": False, "indisvalid": True, "indcheckxmin": False, "indisready": True,
+                   "indislive": True, "indisreplident": False}
+CONSTRAINT_TYPES = {
+    "oid": pa.int64(), "conname": pa.string(), "connamespace": pa.int64(), "contype": pa.string(),
+    "condeferrable": pa.bool_(), "condeferred": pa.bool_(), "convalidated": pa.bool_(), "conrelid": pa.int64(),
+    "contypid": pa.int64(), "conindid": pa.int64(), "conparentid": pa.int64(), "confrelid": pa.int64(),
+    "confupdtype": pa.string(), "confdeltype": pa.string(), "confmatchtype": pa.string(),
+    "conislocal": pa.bool_(), "coninhcount": pa.int32(), "connoinherit": pa.bool_(),
+    "conkey": pa.list_(pa.int16()), "confkey": pa.list_(pa.int16()), "conbin": pa.string(),
+}
+_CONSTRAINT_DEFAULTS = {"condeferrable": False, "condeferred": False, "convalidated": True, "contypid": 0,
+                        "conparentid": 0, "confrelid": 0, "confupdtype": " ", "confdeltype": " ",
+                        "confmatchtype": " ", "conislocal": True, "coninhcount": 0, "connoinherit": True}
+COLUMNS_TYPES = {
+    "table_catalog": pa.string(), "table_schema": pa.string(), "table_name": pa.string(),
+    "column_name": pa.string(), "ordinal_position": pa.int32(), "column_default": pa.string(),
+    "is_nullable": pa.string(), "data_type": pa.string(), "character_maximum_length": pa.int32(),
+    "numeric_precision": pa.int32(), "numeric_scale": pa.int32(), "udt_name": pa.string(),
+    "is_identity": pa.string(), "is_generated": pa.string(),
+}
+KEY_USAGE_TYPES = {
+    "constraint_catalog": pa.string(), "constraint_schema": pa.string(), "constraint_name": pa.string(),
+    "table_catalog": pa.string(), "table_schema": pa.string(), "table_name": pa.string(),
+    "column_name": pa.string(), "ordinal_position": pa.int32(),
+}
+_OID, _TEXT, _BOOL = pa.int64(), pa.string(), pa.bool_()
+# Catalogs reeldb has nothing in (no inheritance, triggers, rules, policies, publications,
+# comments, functions a client can list, sequences as relations): empty, with their columns.
+EMPTY: dict[str, dict[str, pa.DataType]] = {
+    "pg_description": {"objoid": _OID, "classoid": _OID, "objsubid": pa.int32(), "description": _TEXT},
+    "pg_inherits": {"inhrelid": _OID, "inhparent": _OID, "inhseqno": pa.int32(), "inhdetachpending": _BOOL},
+    "pg_trigger": {"oid": _OID, "tgrelid": _OID, "tgname": _TEXT, "tgfoid": _OID, "tgtype": pa.int16(),
+                   "tgenabled": _TEXT, "tgisinternal": _BOOL, "tgparentid": _OID},
+    "pg_rewrite": {"oid": _OID, "rulename": _TEXT, "ev_class": _OID, "ev_type": _TEXT, "ev_enabled": _TEXT,
+                   "is_instead": _BOOL},
+    "pg_policy": {"oid": _OID, "polname": _TEXT, "polrelid": _OID, "polcmd": _TEXT, "polpermissive": _BOOL,
+                  "polroles": pa.list_(_OID), "polqual": _TEXT, "polwithcheck": _TEXT},
+    "pg_statistic_ext": {"oid": _OID, "stxrelid": _OID, "stxname": _TEXT, "stxnamespace": _OID,
+                         "stxowner": _OID, "stxstattarget": pa.int32(), "stxkeys": pa.list_(pa.int16()),
+                         "stxkind": pa.list_(_TEXT), "stxexprs": _TEXT},
+    "pg_publication": {"oid": _OID, "pubname": _TEXT, "pubowner": _OID, "puballtables": _BOOL,
+                       "pubinsert": _BOOL, "pubupdate": _BOOL, "pubdelete": _BOOL, "pubtruncate": _BOOL,
+                       "pubviaroot": _BOOL},
+    "pg_publication_rel": {"oid": _OID, "prpubid": _OID, "prrelid": _OID, "prqual": _TEXT,
+                           "prattrs": pa.list_(pa.int16())},
+    "pg_publication_namespace": {"oid": _OID, "pnpubid": _OID, "pnnspid": _OID},
+    "pg_partitioned_table": {"partrelid": _OID, "partstrat": _TEXT, "partnatts": pa.int16(),
+                             "partdefid": _OID, "partattrs": pa.list_(pa.int16())},
+    "pg_foreign_table": {"ftrelid": _OID, "ftserver": _OID, "ftoptions": pa.list_(_TEXT)},
+    "pg_sequence": {"seqrelid": _OID, "seqtypid": _OID, "seqstart": pa.int64(), "seqincrement": pa.int64(),
+                    "seqmax": pa.int64(), "seqmin": pa.int64(), "seqcache": pa.int64(), "seqcycle": _BOOL},
+    "pg_enum": {"oid": _OID, "enumtypid": _OID, "enumsortorder": pa.float32(), "enumlabel": _TEXT},
+    "pg_range": {"rngtypid": _OID, "rngsubtype": _OID, "rngmultitypid": _OID},
+    "pg_depend": {"classid": _OID, "objid": _OID, "objsubid": pa.int32(), "refclassid": _OID,
+                  "refobjid": _OID, "refobjsubid": pa.int32(), "deptype": _TEXT},
+    "pg_proc": {"oid": _OID, "proname": _TEXT, "pronamespace": _OID, "proowner": _OID, "prokind": _TEXT,
+                "prorettype": _OID, "proargtypes": pa.list_(_OID), "prosrc": _TEXT},
+    "pg_matviews": {"schemaname": _TEXT, "matviewname": _TEXT, "matviewowner": _TEXT,
+                    "definition": _TEXT},
+    "pg_views": {"schemaname": _TEXT, "viewname": _TEXT, "viewowner": _TEXT, "definition": _TEXT},
+    "pg_opclass": {"oid": _OID, "opcmethod": _OID, "opcname": _TEXT, "opcnamespace": _OID,
+                   "opcintype": _OID, "opcdefault": _BOOL},
+    "pg_shdescription": {"objoid": _OID, "classoid": _OID, "description": _TEXT},
+}
+
+
+def _rows(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
+    return pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in types.items()})
+
+
+def _types_table() -> pa.Table:
+    ts = pt.TYPES
+    n = len(ts)
+    return pa.table({
+        "oid": [t.oid for t in ts], "typname": [t.name for t in ts], "typnamespace": [t.namespace for t in ts],
+        "typowner": [OWNER_OID] * n, "typlen": pa.array([t.length for t in ts], pa.int16()),
+        "typbyval": [0 < t.length <= 8 for t in ts], "typtype": ["b"] * n,
+        "typcategory": [t.category for t in ts], "typispreferred": [False] * n, "typisdefined": [True] * n,
+        "typdelim": [","] * n, "typrelid": [0] * n, "typelem": [t.element for t in ts],
+        "typarray": [t.array for t in ts], "typinput": [f"{t.name}_in" for t in ts],
+        "typoutput": [f"{t.name}_out" for t in ts], "typreceive": [f"{t.name}_recv" for t in ts],
+        "typsend": [f"{t.name}_send" for t in ts], "typalign": ["i"] * n, "typstorage": ["x"] * n,
+        "typnotnull": [False] * n, "typbasetype": [0] * n, "typtypmod": [-1] * n, "typndims": [0] * n,
+        "typcollation": [DEFAULT_COLLATION if t.category == "S" else 0 for t in ts],
+        "typdefault": pa.nulls(n, pa.string()), "typacl": pa.nulls(n, pa.list_(pa.string()))})
+
+
+_SQL_TYPE_NAMES = {"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
+                   "float8": "double precision", "bool": "boolean", "varchar": "character varying",
+                   "bpchar": "character", "timestamp": "timestamp without time zone",
+                   "timestamptz": "timestamp with time zone", "time": "time without time zone"}
+
+
+def format_type(oid: int, typmod: int) -> str:
+    """Postgres' ``format_type``: the SQL name of a type with its modifier."""
+    t = pt.BY_OID.get(oid)
+    if t is None:
+        return "???"
+    if t.element:
+        return format_type(t.element, typmod) + "[]"
+    name = _SQL_TYPE_NAMES.get(t.name, t.name)
+    if typmod is None or typmod < 0:
+        return name
+    if t.name in ("varchar", "bpchar"):
+        return f"{name}({typmod - 4})"
+    if t.name == "numeric":
+        return f"numeric({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})"
+    if t.name in ("vector", "halfvec"):
+        return f"{name}({typmod})"
+    return name
+
+
+def _information_type(oid: int, sql: str) -> str:
+    t = pt.BY_OID[oid]
+    if t.namespace == pt.PUBLIC_NS:
+        return "USER-DEFINED"
+    return _SQL_TYPE_NAMES.get(t.name, t.name)
+
+
+# -- per-session state ----------------------------------------------------------------------
+class PgCatalog:
+    """The catalog one session's statements see, registered with its DuckDB connection."""
+
+    def __init__(self, session: Session):
+        self.s = session
+        self._key: tuple | None = None
+        self.current: CatalogTables | None = None
+        self._settings_key: tuple | None = None
+
+    def tables(self) -> CatalogTables:
+        s = self.s
+        schemas: list[tuple[str, int, dict[str, TableManifest]]] = [("public", pt.PUBLIC_NS, s.current_tables())]
+        branches = sorted(s.catalog.refs.branches().items())
+        visible = [(b, c) for b, c in branches if s.may_use is None or s.may_use(b)]
+        for b, cid in visible:
+            schemas.append((b, stable_oid("ns", b), s.catalog.snapshot(cid)))
+        key = (tuple((sc, ns, tuple((n, tm.table_id, tm.schema.fingerprint, tm.rows) for n, tm in t.items()))
+                     for sc, ns, t in schemas), s.user, s.database)
+        if key != self._key:
+            self.current = CatalogTables(schemas, s.user, s.database, [b for b, _ in visible])
+            for name, table in self.current.tables.items():
+                s.engine.register(relation_name(name), table)
+            self._key = key
+        settings_now = settings(s)
+        skey = tuple(sorted(settings_now.items()))
+        if skey != self._settings_key:
+            names, values = list(settings_now), list(settings_now.values())
+            s.engine.register(relation_name("pg_settings"), pa.table({"name": names, "setting": values}))
+            s.engine.register(relation_name("__settings"), pa.table({"set_name": names, "set_value": values}))
+            self._settings_key = skey
+        assert self.current is not None
+        return self.current
+
+    def relation(self, schema: str | None, name: str) -> str | None:
+        """The registered relation for a catalog table, or None where ``name`` is not one."""
+        if schema is not None and schema.lower() == "information_schema":
+            key = f"information_schema.{name}"
+        elif schema is None or schema.lower() == "pg_catalog":
+            key = name
+        else:
+            return None
+        if key not in CATALOG_NAMES:
+            if schema is None:
+                return None
+            raise errors.UndefinedTable(f'relation "{schema}.{name}" does not exist')
+        self.tables()
+        return relation_name(key)
+
+
+def relation_name(key: str) -> str:
+    return PREFIX + key.replace(".", "__")
+
+
+CATALOG_NAMES = frozenset([
+    "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_constraint", "pg_attrdef", "pg_type",
+    "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
+    "pg_settings", *EMPTY, "information_schema.schemata", "information_schema.tables",
+    "information_schema.columns", "information_schema.table_constraints",
+    "information_schema.key_column_usage", "information_schema.views",
+])
+
+
+# -- rewriting: catalog functions, operators, casts ----------------------------------------
+_TEMPLATES: dict[str, ast.Node] = {}
+
+
+def _template(sql: str, *args: ast.Node) -> ast.Node:
+    """A parsed expression with ``$n`` replaced by the n-th argument node."""
+    if sql not in _TEMPLATES:
+        _TEMPLATES[sql] = parse(f"SELECT {sql}")[0].stmt.targetList[0].val
+    node = copy.deepcopy(_TEMPLATES[sql])
+    from .parse import transform
+
+    return transform(node, lambda n: args[n.number - 1] if isinstance(n, ast.ParamRef) else None)
+
+
+def _const(value: Any) -> ast.Node:
+    if value is None:
+        return ast.A_Const(isnull=True)
+    if isinstance(value, bool):
+        return ast.A_Const(val=ast.Boolean(boolval=value))
+    if isinstance(value, int):
+        return ast.A_Const(val=ast.Integer(ival=value))
+    return ast.A_Const(val=ast.String(sval=str(value)))
+
+
+def _text(node: ast.Node) -> ast.Node:
+    return ast.TypeCast(arg=node, typeName=ast.TypeName(names=(ast.String(sval="varchar"),), typemod=-1))
+
+
+def _constant_arg(node: ast.Node, params: list[Any] | None = None) -> tuple[bool, Any]:
+    """(is it a constant, its value): a literal or a bound parameter, through casts."""
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    if isinstance(node, ast.A_Const):
+        return True, const_value(node)
+    if isinstance(node, ast.ParamRef) and params is not None and 0 < node.number <= len(params):
+        return True, params[node.number - 1]
+    return False, None
+
+
+_REL = relation_name
+_WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE", "CREATE", "REFERENCES", "TRIGGER")
+
+
+class CatalogRewrite:
+    """Node rewrites for a statement; ``visit`` returns a replacement or None."""
+
+    def __init__(self, pg: PgCatalog, recurse: Callable[[Any], Any], params: list[Any]):
+        self.s, self.pg, self.recurse, self.params = pg.s, pg, recurse, params
+
+    def visit(self, node: ast.Node) -> ast.Node | None:
+        if isinstance(node, ast.FuncCall):
+            return self.call(node)
+        if isinstance(node, ast.SQLValueFunction):
+            return self.value_function(node)
+        if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
+            return self.operator(node)
+        if isinstance(node, ast.ColumnRef) and len(node.fields) == 3 and isinstance(node.fields[0], ast.String) \
+                and node.fields[0].sval.lower() in ("pg_catalog", "information_schema"):
+            return ast.ColumnRef(fields=node.fields[1:])  # the relation is aliased by its own name
+        if isinstance(node, ast.CollateClause):
+            return self.recurse(node.arg)
+        if isinstance(node, ast.TypeCast):
+            return self.type_cast(node)
+        return None
+
+    # -- functions -------------------------------------------------------------------------
+    def call(self, node: ast.FuncCall) -> ast.Node | None:
+        names = node.funcname
+        qualified = len(names) > 1 and names[0].sval == "pg_catalog"
+        name = names[-1].sval.lower()
+        args = [self.recurse(a) for a in (node.args or ())]
+        fold = self._folds().get(name)
+        if fold is not None:
+            return fold(args)
+        if qualified:  # DuckDB resolves the unqualified name among its own functions
+            node.funcname = (names[-1],)
+        renamed = _RENAMED.get(name)
+        if renamed is not None:
+            node.funcname = (ast.String(sval=renamed),)
+        return None
+
+    def _folds(self) -> dict[str, Callable[[list[ast.Node]], ast.Node]]:
+        s = self.s
+        return {
+            "version": lambda a: _const(version_string()),
+            "current_database": lambda a: _const(s.database),
+            "current_catalog": lambda a: _const(s.database),
+            "current_schema": lambda a: _const("public"),
+            "current_schemas": lambda a: _template("ARRAY['pg_catalog', 'public']"),
+            "current_user": lambda a: _const(s.user),
+            "session_user": lambda a: _const(s.user),
+            "pg_get_userbyid": lambda a: _const(s.user),
+            "pg_encoding_to_char": lambda a: _const("UTF8"),
+            "pg_char_to_encoding": lambda a: _const(6),
+            "pg_backend_pid": lambda a: _const(s.backend_pid),
+            "pg_is_in_recovery": lambda a: _const(False),
+            "pg_postmaster_start_time": lambda a: func("now"),
+            "pg_conf_load_time": lambda a: func("now"),
+            "inet_server_addr": lambda a: _const(None),
+            "inet_server_port": lambda a: _const(None),
+            "txid_current": lambda a: _const(1),
+            "pg_current_xact_id": lambda a: _const(1),
+            "current_setting": self._current_setting,
+            "set_config": lambda a: a[1],
+            "obj_description": lambda a: _text(_const(None)),
+            "col_description": lambda a: _text(_const(None)),
+            "shobj_description": lambda a: _text(_const(None)),
+            "pg_get_expr": lambda a: a[0],
+            "pg_get_viewdef": lambda a: _text(_const(None)),
+            "pg_get_partkeydef": lambda a: _text(_const(None)),
+            "pg_get_partition_constraintdef": lambda a: _text(_const(None)),
+            "pg_get_serial_sequence": lambda a: _text(_const(None)),
+            "pg_get_statisticsobjdef_columns": lambda a: _text(_const(None)),
+            "pg_table_is_visible": lambda a: self._visible(a[0]),
+            "pg_type_is_visible": lambda a: _const(True),
+            "pg_function_is_visible": lambda a: _const(True),
+            "format_type": lambda a: self._format_type(a[0], a[1] if len(a) > 1 else _const(None)),
+            "pg_get_indexdef": lambda a: self._def(a[0], a[1] if len(a) > 1 else _const(0)),
+            "pg_get_constraintdef": lambda a: self._def(a[0], _const(0)),
+            "to_regclass": self._to_regclass,
+            "to_regtype": self._to_regtype,
+            "has_table_privilege": self._privilege,
+            "has_column_privilege": self._privilege,
+            "has_any_column_privilege": self._privilege,
+            "has_schema_privilege": self._privilege,
+            "has_database_privilege": self._privilege,
+            "has_sequence_privilege": self._privilege,
+            "pg_has_role": lambda a: _const(True),
+            "pg_relation_size": lambda a: _const(0),
+            "pg_total_relation_size": lambda a: _const(0),
+            "pg_table_size": lambda a: _const(0),
+            "pg_indexes_size": lambda a: _const(0),
+            "pg_relation_is_publishable": lambda a: _const(False),
+            "array_upper": lambda a: _template("len($1)", a[0]),
+            "array_lower": lambda a: _template("CASE WHEN len($1) > 0 THEN 1 END", a[0]),
+            "array_length": lambda a: _template("CASE WHEN len($1) > 0 THEN len($1) END", a[0]),
+        }
+
+    def _current_setting(self, args: list[ast.Node]) -> ast.Node:
+        ok, name = _constant_arg(args[0], self.params)
+        missing_ok = len(args) > 1 and _constant_arg(args[1], self.params)[1] is True
+        values = settings(self.s)
+        if ok and isinstance(name, str):
+            value = values.get(name.lower())
+            if value is None and not missing_ok:
+                raise errors.UndefinedObject(f'unrecognized configuration parameter "{name}"')
+            return _text(_const(value))
+        self.pg.tables()
+        return _template(f"(SELECT set_value FROM {_REL('__settings')} WHERE set_name = lower($1))", args[0])
+
+    def _visible(self, oid: ast.Node) -> ast.Node:
+        self.pg.tables()
+        return _template(f"coalesce((SELECT cls_visible FROM {_REL('__classes')} WHERE cls_oid = $1), false)", oid)
+
+    def _format_type(self, oid: ast.Node, mod: ast.Node) -> ast.Node:
+        self.pg.tables()
+        f = _REL("__formats")
+        return _template(f"coalesce((SELECT fmt_name FROM {f} WHERE fmt_oid = $1 AND fmt_typmod = coalesce($2, -1)), "
+                         f"(SELECT fmt_name FROM {f} WHERE fmt_oid = $1 AND fmt_typmod = -1))", oid, mod)
+
+    def _def(self, oid: ast.Node, col: ast.Node) -> ast.Node:
+        self.pg.tables()
+        return _template(f"(SELECT def_text FROM {_REL('__defs')} WHERE def_oid = $1 AND def_col = coalesce($2, 0))",
+                         oid, col)
+
+    def _to_regclass(self, args: list[ast.Node]) -> ast.Node:
+        ok, name = _constant_arg(args[0], self.params)
+        if ok and isinstance(name, str):
+            return _const(self.pg.tables().class_oid(name))
+        self.pg.tables()
+        return _template(f"(SELECT cls_oid FROM {_REL('__classes')} WHERE cls_name = $1 AND cls_visible)", args[0])
+
+    def _to_regtype(self, args: list[ast.Node]) -> ast.Node:
+        ok, name = _constant_arg(args[0], self.params)
+        if ok and isinstance(name, str):
+            return _const(type_oid(name))
+        if ok:
+            return _const(None)
+        raise errors.FeatureNotSupported("to_regtype() of a non-constant type name")
+
+    def _privilege(self, args: list[ast.Node]) -> ast.Node:
+        ok, what = _constant_arg(args[-1], self.params) if args else (False, None)
+        if self.s.read_only is not None and ok and isinstance(what, str) \
+                and any(p in what.upper() for p in _WRITE_PRIVILEGES):
+            return _const(False)
+        return _const(True)
+
+    def value_function(self, node: ast.SQLValueFunction) -> ast.Node | None:
+        op = node.op
+        if op in (SQLValueFunctionOp.SVFOP_CURRENT_USER, SQLValueFunctionOp.SVFOP_SESSION_USER,
+                  SQLValueFunctionOp.SVFOP_USER, SQLValueFunctionOp.SVFOP_CURRENT_ROLE):
+            return _const(self.s.user)
+        if op == SQLValueFunctionOp.SVFOP_CURRENT_CATALOG:
+            return _const(self.s.database)
+        if op == SQLValueFunctionOp.SVFOP_CURRENT_SCHEMA:
+            return _const("public")
+        return None
+
+    # -- operators and casts -------------------------------------------------------------------
+    def operator(self, node: ast.A_Expr) -> ast.Node | None:
+        op = node.name[-1].sval
+        if len(node.name) > 1:
+            node.name = (node.name[-1],)
+        regex = _REGEX_OPS.get(op)
+        if regex is None or node.lexpr is None:
+            return None
+        negate, flags = regex
+        args: list[ast.Node] = [self.recurse(node.lexpr), self.recurse(node.rexpr)]
+        if flags:
+            args.append(_const(flags))
+        call: ast.Node = func("regexp_matches", *args)
+        if negate:
+            call = ast.BoolExpr(boolop=BoolExprType.NOT_EXPR, args=(call,))
+        return call
+
+    def type_cast(self, node: ast.TypeCast) -> ast.Node | None:
+        names = node.typeName.names
+        t = names[-1].sval.lower()
+        if t in ("regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper"):
+            ok, value = _constant_arg(node.arg, self.params)
+            if ok and isinstance(value, str):
+                if t == "regclass":
+                    oid = self.pg.tables().class_oid(value)
+                    if oid is None:
+                        raise errors.UndefinedTable(f'relation "{value}" does not exist')
+                    return _const(oid)
+                if t == "regtype":
+                    oid = type_oid(value)
+                    if oid is None:
+                        raise errors.UndefinedObject(f'type "{value}" does not exist')
+                    return _const(oid)
+                if t == "regnamespace":
+                    oid = dict((nm, o) for o, nm in self.pg.tables().namespaces).get(value.strip('"'))
+                    if oid is None:
+                        raise errors.InvalidSchemaName(f'schema "{value}" does not exist')
+                    return _const(oid)
+                return _const(0)
+            if ok and isinstance(value, int):
+                return _const(value)
+            arg = self.recurse(node.arg)
+            self.pg.tables()
+            if t == "regclass":
+                return _template(f"coalesce((SELECT cls_name FROM {_REL('__classes')} WHERE cls_oid = $1), "
+                                 "CAST($1 AS VARCHAR))", arg)
+            if t == "regtype":
+                return self._format_type(arg, _const(None))
+            if t == "regnamespace":
+                return _template(f"coalesce((SELECT ns_name FROM {_REL('__namespaces')} WHERE ns_oid = $1), "
+                                 "CAST($1 AS VARCHAR))", arg)
+            return _text(arg)
+        if t in ("oid", "xid", "cid", "tid"):
+            return ast.TypeCast(arg=self.recurse(node.arg), typeName=ast.TypeName(
+                names=(ast.String(sval="int8"),), typemod=-1, arrayBounds=node.typeName.arrayBounds))
+        if t in ("name", "char", "bpchar", "text") and len(names) > 1 or t == "name":
+            return ast.TypeCast(arg=self.recurse(node.arg), typeName=ast.TypeName(
+                names=(ast.String(sval="varchar"),), typemod=-1, arrayBounds=node.typeName.arrayBounds))
+        if t in ("int2vector", "oidvector"):
+            return self.recurse(node.arg)
+        return None
+
+
+_REGEX_OPS = {"~": (False, ""), "!~": (True, ""), "~*": (False, "i"), "!~*": (True, "i")}
+_RENAMED = {"json_build_object": "json_object", "jsonb_build_object": "json_object",
+            "json_agg": "json_group_array", "jsonb_agg": "json_group_array",
+            "json_object_agg": "json_group_object", "jsonb_object_agg": "json_group_object",
+            "pg_size_pretty": "format_bytes"}
+_TYPE_ALIASES = {"integer": "int4", "int": "int4", "bigint": "int8", "smallint": "int2", "real": "float4",
+                 "double precision": "float8", "boolean": "bool", "character varying": "varchar",
+                 "timestamp with time zone": "timestamptz", "timestamp without time zone": "timestamp",
+                 "character": "bpchar", "decimal": "numeric"}
+
+
+def type_oid(name: str) -> int | None:
+    """A type name as a client writes it (maybe schema-qualified, maybe an alias) -> OID."""
+    base = name.strip().split(".")[-1].strip('"').lower()
+    array = base.endswith("[]")
+    base = base.removesuffix("[]").split("(")[0].strip()
+    t = pt.BY_NAME.get(_TYPE_ALIASES.get(base, base))
+    if t is None:
+        return None
+    return t.array if array else t.oid

@@ -1,0 +1,107 @@
+"""Postgres behaviour the SQL layer keeps without a server: result column names,
+LIKE ... ESCAPE, savepoints, settings, the statement timeout and the catalog."""
+
+from __future__ import annotations
+
+import pytest
+
+import reeldb
+from reeldb.sql.pgcatalog import format_type, type_oid
+from reeldb.sql.session import parse_duration_ms
+
+
+def names(db: reeldb.Connection, sql: str) -> list[str]:
+    return [d[0] for d in db.execute(sql).description]
+
+
+def test_unnamed_columns_are_named_as_postgres_names_them(db) -> None:
+    db.execute("CREATE TABLE t (a INT, b TEXT)")
+    assert names(db, "SELECT count(*), max(a) FROM t") == ["count", "max"]
+    assert names(db, "SELECT a, t.b, a + 1, a::text, 'x'::int4, CASE WHEN a > 0 THEN 1 END, "
+                     "ARRAY[1], coalesce(a, 0), (SELECT max(a) AS top FROM t), EXISTS (SELECT 1), "
+                     "current_user, nullif(a, 1), greatest(a, 2) FROM t") == [
+        "a", "b", "?column?", "a", "int4", "case", "array", "coalesce", "top", "exists",
+        "current_user", "nullif", "greatest"]
+    assert names(db, "SELECT a AS x FROM t UNION SELECT 1") == ["x"]
+
+
+def test_like_escape(db) -> None:
+    db.execute("CREATE TABLE t (s TEXT)")
+    db.execute("INSERT INTO t VALUES ('pg_x'), ('pgax'), ('q')")
+    got = db.execute("SELECT s FROM t WHERE s LIKE 'pg/_%' ESCAPE '/' ORDER BY s").fetchall()
+    assert got == [("pg_x",)]
+    got = db.execute("SELECT s FROM t WHERE s NOT ILIKE 'PG/_%' ESCAPE '/' ORDER BY s").fetchall()
+    assert got == [("pgax",), ("q",)]
+
+
+def test_savepoints(db) -> None:
+    db.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    db.execute("BEGIN")
+    db.execute("INSERT INTO t VALUES (1)")
+    db.execute("SAVEPOINT a")
+    db.execute("INSERT INTO t VALUES (2)")
+    db.execute("SAVEPOINT b")
+    db.execute("INSERT INTO t VALUES (3)")
+    with pytest.raises(reeldb.IntegrityError):
+        db.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(reeldb.OperationalError):  # the transaction is failed until ROLLBACK TO
+        db.execute("SELECT 1")
+    db.execute("ROLLBACK TO SAVEPOINT b")
+    assert db.execute("SELECT id FROM t ORDER BY id").fetchall() == [(1,), (2,)]
+    db.execute("ROLLBACK TO a")
+    assert db.execute("SELECT id FROM t ORDER BY id").fetchall() == [(1,)]
+    with pytest.raises(reeldb.OperationalError, match='savepoint "b" does not exist'):
+        db.execute("RELEASE SAVEPOINT b")  # rolled back past it
+    db.execute("ROLLBACK TO a")
+    db.execute("INSERT INTO t VALUES (4)")
+    db.execute("RELEASE a")
+    db.execute("COMMIT")
+    assert db.execute("SELECT id FROM t ORDER BY id").fetchall() == [(1,), (4,)]
+    with pytest.raises(reeldb.OperationalError) as e:
+        db.execute("SAVEPOINT outside")
+    assert e.value.sqlstate == "25P01"
+
+
+def test_settings_show_set_reset(db) -> None:
+    assert db.execute("SHOW server_version").fetchone() == ("16.0",)
+    db.execute("SET search_path TO public")
+    assert db.execute("SELECT current_setting('search_path')").fetchone() == ("public",)
+    db.execute("RESET search_path")
+    assert db.execute("SHOW search_path").fetchone() == ('"$user", public',)
+    db.execute("SET statement_timeout = '2s'")
+    assert db.execute("SHOW statement_timeout").fetchone() == ("2000",)
+    assert parse_duration_ms("250") == 250 and parse_duration_ms("1min") == 60_000
+    with pytest.raises(reeldb.DataError):
+        parse_duration_ms("2 fortnights")
+
+
+def test_statement_timeout_interrupts_and_the_session_goes_on(db) -> None:
+    db.execute("SET statement_timeout = 100")
+    with pytest.raises(reeldb.OperationalError) as e:
+        db.execute("SELECT count(*) FROM range(100000000000) a, range(10) b WHERE a.range % 7 = b.range")
+    assert e.value.sqlstate == "57014" and "statement timeout" in str(e.value)
+    assert db.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_catalog_follows_the_tables_and_branches(db) -> None:
+    db.execute("CREATE TABLE t (id INT PRIMARY KEY, v VECTOR(8))")
+    q = ("SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+         "JOIN pg_class c ON c.oid = a.attrelid WHERE pg_table_is_visible(c.oid) AND c.relkind = 'r' "
+         "AND c.relnamespace = 2200 ORDER BY 1, a.attnum")
+    assert db.execute(q).fetchall() == [("t", "id", "integer"), ("t", "v", "vector(8)")]
+    db.execute("ALTER TABLE t ADD COLUMN note VARCHAR(9)")
+    assert db.execute(q).fetchall()[-1] == ("t", "note", "character varying(9)")
+    db.branch("exp")  # checks it out
+    db.execute("CREATE TABLE only_here (x INT)")
+    assert {r[0] for r in db.execute(q).fetchall()} == {"t", "only_here"}
+    found = db.execute("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                       "WHERE c.relname = 'only_here' ORDER BY 1").fetchall()
+    assert found == [("exp",), ("public",)]
+
+
+def test_format_type_and_type_names() -> None:
+    assert format_type(type_oid("integer"), -1) == "integer"
+    assert format_type(type_oid("vector"), 768) == "vector(768)"
+    assert format_type(type_oid("_int8"), -1) == "bigint[]"
+    assert format_type(type_oid("numeric"), ((10 << 16) | 2) + 4) == "numeric(10,2)"
+    assert type_oid("public.vector") == 16385 and type_oid("nope") is None
