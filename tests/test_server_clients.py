@@ -318,6 +318,14 @@ def test_copy_in_and_out_with_psycopg(server) -> None:
                                 "WITH (FORMAT csv, HEADER)") as cp:
             text = b"".join(bytes(chunk) for chunk in cp).decode()
         assert text == "id,name\n0,tab\there 0\n1,tab\there 1\n"
+        conn.execute("CREATE TABLE notes (id INT, note TEXT)")
+        with conn.cursor().copy("COPY notes FROM STDIN WITH (FORMAT csv)") as cp:
+            cp.write(b'1,""\n2,\n3,"a,""b"""\n')  # quoted empty: a string; unquoted empty: NULL
+        assert conn.execute("SELECT id, note FROM notes ORDER BY id").fetchall() == [
+            (1, ""), (2, None), (3, 'a,"b"')]
+        with conn.cursor().copy("COPY notes TO STDOUT WITH (FORMAT csv)") as cp:
+            text = b"".join(bytes(chunk) for chunk in cp).decode()
+        assert sorted(text.splitlines()) == ['1,""', "2,", '3,"a,""b"""']
         with pytest.raises(psycopg.errors.InvalidTextRepresentation), \
                 conn.cursor().copy("COPY clips (id) FROM STDIN") as cp:
             cp.write(b"1\nnot a number\n")

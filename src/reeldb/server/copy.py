@@ -7,12 +7,14 @@ for any text parameter); bytea columns are decoded from ``\\x`` hex first.
 
 from __future__ import annotations
 
-import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from pglast import ast
 
 from .. import errors
@@ -76,13 +78,19 @@ def parse_rows(data: bytes, opts: CopyOptions, ncols: int) -> list[list[str | No
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8" in COPY data') from None
-    rows = list(_csv_rows(text, opts) if opts.csv else _text_rows(text, opts))
+    if opts.csv:
+        return _csv_rows(text, opts, ncols)
+    rows = list(_text_rows(text, opts))
     if opts.header and rows:
         rows = rows[1:]
     for i, row in enumerate(rows, start=1 + opts.header):
         if len(row) != ncols:
-            raise errors.Error(f"COPY line {i}: expected {ncols} columns, got {len(row)}", sqlstate="22P04")
+            raise _wrong_columns(f"COPY line {i}: expected {ncols} columns, got {len(row)}")
     return rows
+
+
+def _wrong_columns(message: str) -> errors.Error:
+    return errors.Error(message, sqlstate="22P04")
 
 
 def _text_rows(text: str, opts: CopyOptions) -> Iterator[list[str | None]]:
@@ -110,26 +118,52 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def _csv_rows(text: str, opts: CopyOptions) -> Iterator[list[str | None]]:
-    """CSV rows; a field equal to the NULL string is NULL. Python's csv module does not
-    tell a quoted empty field from an unquoted one, so with the default NULL string
-    (empty) both are NULL, where Postgres keeps ``""`` as an empty string."""
-    for row in csv.reader(io.StringIO(text), delimiter=opts.delimiter, quotechar=opts.quote, strict=True):
-        if row == ["\\."]:
-            return
-        if row:
-            yield [None if f == opts.null else f for f in row]
+_END_OF_DATA = re.compile(r"(?:^|\n)\\\.(?:\r?\n|$)")
+
+
+def _csv_rows(text: str, opts: CopyOptions, ncols: int) -> list[list[str | None]]:
+    """CSV rows, parsed by Arrow's CSV reader: as in Postgres, an unquoted field equal to
+    the NULL string is NULL and a quoted one (``""``) is that string."""
+    end = _END_OF_DATA.search(text)
+    if end is not None:
+        text = text[: end.start()]
+    if not text.strip():
+        return []
+    names = [f"c{i}" for i in range(ncols)]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(opts.header)),
+            parse_options=pacsv.ParseOptions(delimiter=opts.delimiter, quote_char=opts.quote, double_quote=True,
+                                             newlines_in_values=True, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                 null_values=[opts.null], strings_can_be_null=True,
+                                                 quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid as e:
+        msg = str(e)
+        if "columns" in msg:
+            raise _wrong_columns(f"COPY: {msg.split(':', 1)[-1].strip()}") from None
+        raise errors.Error(f"COPY: malformed CSV data: {msg}", sqlstate="22P04") from None
+    columns = [table.column(i).to_pylist() for i in range(ncols)]
+    return [list(r) for r in zip(*columns)]
 
 
 def format_row(values: list[Any], opts: CopyOptions) -> bytes:
     """One row of COPY TO STDOUT."""
     if opts.csv:
-        buf = io.StringIO()
-        csv.writer(buf, delimiter=opts.delimiter, quotechar=opts.quote, lineterminator="\n").writerow(
-            ["" if v is None else text_out(v) for v in values])
-        return buf.getvalue().encode("utf-8")
+        return (opts.delimiter.join(opts.null if v is None else _csv_field(text_out(v), opts)
+                                    for v in values) + "\n").encode("utf-8")
     fields = [opts.null if v is None else _escape(text_out(v), opts.delimiter) for v in values]
     return (opts.delimiter.join(fields) + "\n").encode("utf-8")
+
+
+def _csv_field(text: str, opts: CopyOptions) -> str:
+    """Quoted where Postgres quotes: special characters, or a value that would read back
+    as NULL (so an empty string stays an empty string)."""
+    q = opts.quote
+    if text == opts.null or text == "\\." or any(c in text for c in (opts.delimiter, q, "\n", "\r")):
+        return q + text.replace(q, q + q) + q
+    return text
 
 
 def header_row(names: list[str], opts: CopyOptions) -> bytes:
