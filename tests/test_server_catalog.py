@@ -133,6 +133,32 @@ def test_pgvector_register_vector(server) -> None:
         conn2.close()
 
 
+def test_asyncpg_reads_vectors_with_and_without_pgvector(server) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    pgva = pytest.importorskip("pgvector.asyncpg")
+    import asyncio
+
+    host, port = server.address
+
+    async def main() -> tuple:
+        conn = await asyncpg.connect(host=host, port=port, database="video-gen", user="tester")
+        try:
+            plain = await conn.fetchval("SELECT embedding FROM generations WHERE prompt = 'a cat'")
+            await pgva.register_vector(conn)  # asyncpg's own type introspection, then a codec
+            q = np.array([3.0, 2.0, 1.0], dtype=np.float32)
+            row = await conn.fetchrow("SELECT prompt, embedding FROM generations ORDER BY embedding <-> $1 LIMIT 1", q)
+            kinds = await conn.fetch("SELECT typname, typtype FROM pg_type WHERE typname IN ('vector', 'int4') "
+                                     "ORDER BY 1")
+            return plain, row, kinds
+        finally:
+            await conn.close()
+
+    plain, row, kinds = asyncio.run(main())
+    assert plain == "[1,2,3]"
+    assert row["prompt"] == "a dog" and np.array_equal(row["embedding"].to_numpy(), [3.0, 2.0, 1.0])
+    assert [tuple(k) for k in kinds] == [("int4", b"b"), ("vector", b"b")]  # "char" is bytes in asyncpg
+
+
 def test_bi_probes_and_settings(server) -> None:
     with psycopg.connect(dsn(server), autocommit=True) as conn:
         version, num, db, user, schema = conn.execute(

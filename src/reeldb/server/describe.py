@@ -17,6 +17,7 @@ from pglast import ast
 from ..format.manifest import TableManifest
 from ..format.types import ColumnType, column_type
 from ..sql import pgtypes as t
+from ..sql.pgcatalog import type_oid
 
 _KIND_OID = {"int16": t.INT2, "int32": t.INT4, "int64": t.INT8, "float32": t.FLOAT4, "float64": t.FLOAT8,
              "bool": t.BOOL, "text": t.TEXT, "varchar": t.VARCHAR, "bytea": t.BYTEA, "image": t.BYTEA,
@@ -135,12 +136,17 @@ class _Infer:
 
 def _cast_oid(type_name: ast.TypeName) -> int | None:
     name = type_name.names[-1].sval
-    mods = [m.val.ival for m in type_name.typmods or () if isinstance(m, ast.A_Const)
-            and isinstance(m.val, ast.Integer)]
-    try:
-        return oid_of(column_type(name, mods))
-    except Exception:  # noqa: BLE001 - an unknown type: the SQL layer will say so
-        return None
+    base = type_oid(name)  # Postgres' names (oid, int4, text, vector, ...)
+    if base is None:
+        mods = [m.val.ival for m in type_name.typmods or () if isinstance(m, ast.A_Const)
+                and isinstance(m.val, ast.Integer)]
+        try:
+            base = oid_of(column_type(name, mods))
+        except Exception:  # noqa: BLE001 - an unknown type: the SQL layer will say so
+            return None
+    if type_name.arrayBounds:
+        return t.ARRAY_OF.get(base)
+    return base
 
 
 def _children(node: Any) -> Any:

@@ -27,6 +27,8 @@ from ..sql.pgtypes import (
     BOOL,
     BOOL_ARRAY,
     BYTEA,
+    CHAR,
+    CHAR_ARRAY,
     DATE,
     FLOAT4,
     FLOAT4_ARRAY,
@@ -43,7 +45,8 @@ from ..sql.pgtypes import (
     JSON,
     JSONB,
     NUMERIC,
-    OIDVECTOR,
+    OID,
+    OID_ARRAY,
     TEXT,
     TEXT_ARRAY,
     TIME,
@@ -52,21 +55,22 @@ from ..sql.pgtypes import (
     UNKNOWN,
     UUID,
     VARCHAR,
+    VARCHAR_ARRAY,
     VECTOR,
 )
 from ..storage import ObjectStore
 from .protocol import FieldSpec
 
-TYPLEN = {BOOL: 1, INT2: 2, INT4: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4, TIME: 8, TIMESTAMP: 8,
+TYPLEN = {BOOL: 1, CHAR: 1, INT2: 2, INT4: 4, OID: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4, TIME: 8, TIMESTAMP: 8,
           TIMESTAMPTZ: 8, INTERVAL: 16, UUID: 16}
 
 _DUCK = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "INTEGER": INT4, "BIGINT": INT8,
-         "UTINYINT": INT2, "USMALLINT": INT4, "UINTEGER": INT8, "UBIGINT": NUMERIC, "HUGEINT": NUMERIC,
+         "UTINYINT": INT2, "USMALLINT": INT4, "UINTEGER": OID, "UBIGINT": NUMERIC, "HUGEINT": NUMERIC,
          "FLOAT": FLOAT4, "DOUBLE": FLOAT8, "VARCHAR": TEXT, "BLOB": BYTEA, "DATE": DATE, "TIME": TIME,
          "TIMESTAMP": TIMESTAMP, "TIMESTAMP_NS": TIMESTAMP, "TIMESTAMP_MS": TIMESTAMP, "TIMESTAMP_S": TIMESTAMP,
          "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ, "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSONB}
 _ARRAY_OF = {FLOAT4: FLOAT4_ARRAY, FLOAT8: FLOAT8_ARRAY, INT4: INT4_ARRAY, INT8: INT8_ARRAY, INT2: INT2_ARRAY,
-             BOOL: BOOL_ARRAY, TEXT: TEXT_ARRAY}
+             BOOL: BOOL_ARRAY, TEXT: TEXT_ARRAY, OID: OID_ARRAY, CHAR: CHAR_ARRAY, VARCHAR: VARCHAR_ARRAY}
 _ELEMENT_OF = {v: k for k, v in _ARRAY_OF.items()}
 
 _PG_EPOCH = dt.datetime(2000, 1, 1)
@@ -88,6 +92,8 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     if is_blob_struct(arrow_type):
         return BYTEA, -1
     d = duck.upper()
+    if d.startswith("ENUM("):  # the catalog's one-byte "char" columns (user tables have no enums)
+        return (CHAR_ARRAY if d.endswith(")[]") else CHAR), -1
     if d in _DUCK:
         return _DUCK[d], -1
     if d.startswith("DECIMAL"):
@@ -106,9 +112,9 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     return TEXT, -1
 
 
-# The catalog's int2vector / oidvector columns (pg_index.indkey, ...) are lists of unsigned
+# The catalog's int2vector columns (pg_index.indkey, ...) are lists of unsigned 16-bit
 # integers in DuckDB, a type no user column has, so their text form can follow Postgres.
-_CATALOG_VECTORS = {"USMALLINT[]": INT2VECTOR, "UINTEGER[]": OIDVECTOR}
+_CATALOG_VECTORS = {"USMALLINT[]": INT2VECTOR}
 
 
 # ----------------------------------------------------------------------------- output
@@ -124,7 +130,7 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
 
 def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
     if fmt == 0:
-        if oid in (INT2VECTOR, OIDVECTOR):  # "1 2", not "{1,2}"
+        if oid == INT2VECTOR:  # "1 2", not "{1,2}"
             return lambda v: " ".join(str(x) for x in v).encode()
         return lambda v: text_out(v).encode("utf-8")
     fn = _BINARY_OUT.get(oid)
@@ -254,18 +260,40 @@ def _vector_send(v: Any) -> bytes:
 
 
 _ELEMENT_SEND: dict[int, tuple[str, int]] = {INT2: ("!h", 2), INT4: ("!i", 4), INT8: ("!q", 8),
-                                             FLOAT4: ("!f", 4), FLOAT8: ("!d", 8), BOOL: ("!?", 1)}
+                                             FLOAT4: ("!f", 4), FLOAT8: ("!d", 8), BOOL: ("!?", 1),
+                                             OID: ("!I", 4)}
+_TEXT_ELEMENTS = (TEXT, VARCHAR, CHAR)
 
 
 def _array_send(v: Any, elem: int) -> bytes:
-    a = np.asarray(v)
-    if elem == TEXT or elem not in _ELEMENT_SEND:
-        raise errors.FeatureNotSupported("binary output of text arrays is not supported: ask for text")
-    fmt, size = _ELEMENT_SEND[elem]
-    dims = a.shape or (0,)
-    head = struct.pack("!iii", len(dims), 0, elem) + b"".join(struct.pack("!ii", d, 1) for d in dims)
-    body = b"".join(struct.pack("!i", size) + struct.pack(fmt, x) for x in a.reshape(-1).tolist())
-    return head + body
+    """Postgres' binary array: dimensions, a NULL flag, then each element's length and bytes."""
+    items = v.tolist() if isinstance(v, np.ndarray) else list(v)
+    dims = [len(items)]
+    while items and all(isinstance(x, list) for x in items) and len({len(x) for x in items}) == 1:
+        dims.append(len(items[0]))
+        items = [y for x in items for y in x]
+    if elem in _TEXT_ELEMENTS:
+        def one(x: Any) -> bytes:
+            return text_out(x).encode("utf-8")
+    elif elem in _ELEMENT_SEND:
+        fmt = _ELEMENT_SEND[elem][0]
+
+        def one(x: Any) -> bytes:
+            return struct.pack(fmt, x)
+    else:
+        raise errors.FeatureNotSupported(f"binary output of arrays of type OID {elem} is not supported: ask for text")
+    if dims == [0]:
+        return struct.pack("!iii", 0, 0, elem)
+    has_null = any(x is None for x in items)
+    head = struct.pack("!iii", len(dims), int(has_null), elem) + b"".join(struct.pack("!ii", d, 1) for d in dims)
+    parts = []
+    for x in items:
+        if x is None:
+            parts.append(b"\xff\xff\xff\xff")
+        else:
+            b = one(x)
+            parts.append(struct.pack("!i", len(b)) + b)
+    return head + b"".join(parts)
 
 
 _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
@@ -273,6 +301,8 @@ _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
     INT2: lambda v: struct.pack("!h", int(v)),
     INT4: lambda v: struct.pack("!i", int(v)),
     INT8: lambda v: struct.pack("!q", int(v)),
+    OID: lambda v: struct.pack("!I", int(v)),
+    CHAR: lambda v: str(v).encode("utf-8")[:1],
     FLOAT4: lambda v: struct.pack("!f", float(v)),
     FLOAT8: lambda v: struct.pack("!d", float(v)),
     TEXT: lambda v: text_out(v).encode("utf-8"),
@@ -309,8 +339,10 @@ def decode_param(data: bytes | None, oid: int, fmt: int) -> Any:
 
 
 def _text_in(s: str, oid: int) -> Any:
-    if oid in (INT2, INT4, INT8):
+    if oid in (INT2, INT4, INT8, OID):
         return int(s)
+    if oid in _ELEMENT_OF and oid != VECTOR:
+        return _array_text_in(s, _ELEMENT_OF[oid])
     if oid in (FLOAT4, FLOAT8):
         return float(s)
     if oid == NUMERIC:
@@ -336,6 +368,10 @@ def _binary_in(b: bytes, oid: int) -> Any:
         return struct.unpack("!i", b)[0]
     if oid == INT8:
         return struct.unpack("!q", b)[0]
+    if oid == OID:
+        return struct.unpack("!I", b)[0]
+    if oid in _ELEMENT_OF:
+        return _array_recv(b)
     if oid == FLOAT4:
         return struct.unpack("!f", b)[0]
     if oid == FLOAT8:
@@ -346,7 +382,7 @@ def _binary_in(b: bytes, oid: int) -> Any:
         return b != b"\x00"
     if oid == BYTEA:
         return bytes(b)
-    if oid in (TEXT, VARCHAR, UNKNOWN, JSON, 0):
+    if oid in (TEXT, VARCHAR, CHAR, UNKNOWN, JSON, 0):
         return b.decode("utf-8")
     if oid == JSONB:
         if not b or b[0] != 1:
@@ -367,6 +403,54 @@ def _binary_in(b: bytes, oid: int) -> Any:
             raise ValueError("vector length does not match its dimension")
         return np.frombuffer(b, dtype=">f4", offset=4).astype(np.float32)
     raise errors.FeatureNotSupported(f"binary parameters of type OID {oid} are not supported: send text")
+
+
+def _array_recv(b: bytes) -> list[Any]:
+    """A binary array parameter (one dimension, as clients send lists)."""
+    ndim, _, elem = struct.unpack_from("!iii", b)
+    if ndim == 0:
+        return []
+    if ndim != 1:
+        raise errors.FeatureNotSupported("array parameters of more than one dimension are not supported")
+    n, _ = struct.unpack_from("!ii", b, 12)
+    out: list[Any] = []
+    pos = 20
+    for _ in range(n):
+        (size,) = struct.unpack_from("!i", b, pos)
+        pos += 4
+        if size < 0:
+            out.append(None)
+            continue
+        out.append(_binary_in(b[pos:pos + size], elem))
+        pos += size
+    return out
+
+
+def _array_text_in(s: str, elem: int) -> list[Any]:
+    """``{1,2,NULL}`` / ``{"a b",c}`` -> a list (one dimension)."""
+    body = s.strip()
+    if not (body.startswith("{") and body.endswith("}")):
+        raise ValueError(f"malformed array literal: {s!r}")
+    body = body[1:-1]
+    out: list[Any] = []
+    i = 0
+    while i < len(body):
+        if body[i] == '"':
+            j, chars = i + 1, []
+            while body[j] != '"':
+                if body[j] == "\\":
+                    j += 1
+                chars.append(body[j])
+                j += 1
+            out.append(_text_in("".join(chars), elem))
+            i = j + 2
+        else:
+            j = body.find(",", i)
+            j = len(body) if j < 0 else j
+            item = body[i:j].strip()
+            out.append(None if item.upper() == "NULL" else _text_in(item, elem))
+            i = j + 1
+    return out
 
 
 def _numeric_recv(b: bytes) -> decimal.Decimal:

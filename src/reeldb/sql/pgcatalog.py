@@ -36,6 +36,7 @@ OWNER_OID = 10
 HEAP_AM, BTREE_AM = 2, 403
 DEFAULT_COLLATION = 100
 PREFIX = "__pg_"
+_CHARS = [""] + [chr(i) for i in range(32, 127)]
 
 
 def settings(session: Session) -> dict[str, str]:
@@ -259,7 +260,7 @@ class CatalogTables:
                                         "ns_name": [n for _, n in self.namespaces]})
         out["__classes"] = pa.table({"cls_oid": [r.oid for r in rels], "cls_name": [r.name for r in rels],
                                      "cls_visible": [r.namespace in (pt.PUBLIC_NS, pt.PG_CATALOG_NS) for r in rels]})
-        return out
+        return {name: _pg_typed(table) for name, table in out.items()}
 
     def _databases(self) -> pa.Table:
         names = [self.database] + [f"{self.database}/{b}" for b in self.branches if b != "main"]
@@ -296,7 +297,8 @@ def _attribute(rel: int, name: str, typ: int, mod: int, num: int, not_null: bool
             "attcollation": DEFAULT_COLLATION if pt.BY_OID[typ].category == "S" else 0}
 
 
-# int2vector and oidvector: unsigned in DuckDB so the server can tell them from arrays
+# int2vector: unsigned in DuckDB so the server can tell it from an array; oidvector columns
+# are sent as oid[]
 _INT2VECTOR, _OIDVECTOR = pa.list_(pa.uint16()), pa.list_(pa.uint32())
 ATTRIBUTE_TYPES = {
     "attrelid": pa.int64(), "attname": pa.string(), "atttypid": pa.int64(), "attstattarget": pa.int32(),
@@ -383,6 +385,40 @@ EMPTY: dict[str, dict[str, pa.DataType]] = {
 }
 
 
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# Postgres' oid is unsigned 32-bit, and so are these columns here (UINTEGER in DuckDB,
+# which the server sends as oid: asyncpg's type introspection expects oid and oid[]).
+OID_COLUMNS = frozenset(_words("""
+    oid relnamespace reltype reloftype relowner relam relfilenode reltablespace reltoastrelid attrelid
+    atttypid attcollation indexrelid indrelid connamespace conrelid contypid conindid conparentid confrelid
+    adrelid typnamespace typowner typrelid typelem typarray typbasetype typcollation datdba dattablespace
+    nspowner spcowner collnamespace extowner extnamespace objoid classoid inhrelid inhparent tgrelid tgfoid
+    tgparentid ev_class polrelid stxrelid stxnamespace stxowner pubowner prpubid prrelid pnpubid pnnspid
+    partrelid partdefid ftrelid ftserver seqrelid seqtypid enumtypid rngtypid rngsubtype rngmultitypid
+    classid objid refclassid refobjid pronamespace proowner prorettype opcmethod opcnamespace opcintype
+    usesysid cls_oid def_oid fmt_oid ns_oid"""))
+OID_LIST_COLUMNS = frozenset(("polroles", "indcollation", "indclass", "proargtypes"))
+# Postgres' one-byte "char" columns: an ENUM of the characters in DuckDB (sent as "char",
+# which asyncpg reads as bytes), still compared with string literals as text is.
+CHAR_COLUMNS = frozenset(_words("""
+    typtype typcategory typalign typstorage typdelim relkind relpersistence relreplident contype confupdtype
+    confdeltype confmatchtype attalign attstorage attidentity attgenerated attcompression amtype
+    datlocprovider polcmd ev_type ev_enabled collprovider prokind deptype tgenabled partstrat"""))
+CHAR_TYPE = "__pg_char"
+
+
+def _pg_typed(table: pa.Table) -> pa.Table:
+    for i, f in enumerate(table.schema):
+        if f.name in OID_COLUMNS and pa.types.is_integer(f.type) and f.type != pa.uint32():
+            table = table.set_column(i, f.name, table.column(i).cast(pa.uint32()))
+        elif f.name in OID_LIST_COLUMNS and f.type != pa.list_(pa.uint32()):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.list_(pa.uint32())))
+    return table
+
+
 def _rows(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
     return pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in types.items()})
 
@@ -445,6 +481,7 @@ class PgCatalog:
         self._key: tuple | None = None
         self.current: CatalogTables | None = None
         self._settings_key: tuple | None = None
+        self._views: set[str] = set()
 
     def tables(self) -> CatalogTables:
         s = self.s
@@ -458,7 +495,7 @@ class PgCatalog:
         if key != self._key:
             self.current = CatalogTables(schemas, s.user, s.database, [b for b, _ in visible])
             for name, table in self.current.tables.items():
-                s.engine.register(relation_name(name), table)
+                self._register(name, table)
             self._key = key
         settings_now = settings(s)
         skey = tuple(sorted(settings_now.items()))
@@ -469,6 +506,24 @@ class PgCatalog:
             self._settings_key = skey
         assert self.current is not None
         return self.current
+
+    def _register(self, name: str, table: pa.Table) -> None:
+        """Register a catalog table; one with "char" columns goes behind a view that casts
+        them (made once: the view reads whatever is registered under the raw name)."""
+        chars = [f.name for f in table.schema if f.name in CHAR_COLUMNS]
+        if not chars:
+            self.s.engine.register(relation_name(name), table)
+            return
+        raw = relation_name(name) + "__raw"
+        self.s.engine.register(raw, table)
+        if name not in self._views:
+            if not self._views:
+                values = ", ".join("'" + c.replace("'", "''") + "'" for c in _CHARS)
+                self.s.engine.execute(f"CREATE TYPE IF NOT EXISTS {CHAR_TYPE} AS ENUM ({values})")
+            casts = ", ".join(f"CAST({c} AS {CHAR_TYPE}) AS {c}" for c in chars)
+            self.s.engine.execute(f"CREATE OR REPLACE TEMP VIEW {relation_name(name)} AS "
+                                  f"SELECT * REPLACE ({casts}) FROM {raw}")
+            self._views.add(name)
 
     def relation(self, schema: str | None, name: str) -> str | None:
         """The registered relation for a catalog table, or None where ``name`` is not one."""
@@ -751,7 +806,7 @@ class CatalogRewrite:
             return _text(arg)
         if t in ("oid", "xid", "cid", "tid"):
             return ast.TypeCast(arg=self.recurse(node.arg), typeName=ast.TypeName(
-                names=(ast.String(sval="int8"),), typemod=-1, arrayBounds=node.typeName.arrayBounds))
+                names=(ast.String(sval="uinteger"),), typemod=-1, arrayBounds=node.typeName.arrayBounds))
         if t in ("name", "char", "bpchar", "text") and len(names) > 1 or t == "name":
             return ast.TypeCast(arg=self.recurse(node.arg), typeName=ast.TypeName(
                 names=(ast.String(sval="varchar"),), typemod=-1, arrayBounds=node.typeName.arrayBounds))

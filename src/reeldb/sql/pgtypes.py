@@ -14,6 +14,7 @@ JSON, FLOAT4, FLOAT8, UNKNOWN, VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTE
 NUMERIC, REGCLASS, REGTYPE, UUID, JSONB, BPCHAR, OIDVECTOR = 1700, 2205, 2206, 2950, 3802, 1042, 30
 BOOL_ARRAY, INT2_ARRAY, INT4_ARRAY, TEXT_ARRAY, INT8_ARRAY, FLOAT4_ARRAY, FLOAT8_ARRAY = (
     1000, 1005, 1007, 1009, 1016, 1021, 1022)
+CHAR_ARRAY, OID_ARRAY, VARCHAR_ARRAY = 1002, 1028, 1015
 # pgvector's types have no fixed OIDs (an extension's types get theirs at CREATE
 # EXTENSION); reeldb's are fixed, above Postgres' built-in range. IMAGE, VIDEO and TENSOR
 # are reeldb's own; their values travel as bytea or arrays.
