@@ -105,3 +105,10 @@ def test_format_type_and_type_names() -> None:
     assert format_type(type_oid("_int8"), -1) == "bigint[]"
     assert format_type(type_oid("numeric"), ((10 << 16) | 2) + 4) == "numeric(10,2)"
     assert type_oid("public.vector") == 16385 and type_oid("nope") is None
+
+
+def test_json_casts_and_no_extension_downloads(db) -> None:
+    assert db.execute("""SELECT '{"a": 1}'::json, '{"a": 2}'::jsonb -> 'a'""").fetchone() == ({"a": 1}, 2)
+    with pytest.raises(reeldb.ProgrammingError) as e:  # DuckDB would fetch the inet extension
+        db.execute("SELECT '1.2.3.4'::inet")
+    assert e.value.sqlstate == "42704" and str(e.value) == 'type "inet" does not exist'

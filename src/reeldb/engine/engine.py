@@ -31,6 +31,7 @@ from ..format.types import MATRIX
 
 GPOS, LIVE = "__gpos", "__live"
 
+_EXTENSIONS = ("json", "parquet", "icu")  # built into DuckDB's wheel: loaded, never installed
 _MACROS = [
     # Postgres raises on division by zero where DuckDB returns NULL
     "CREATE OR REPLACE MACRO __pg_div(a, b) AS CASE WHEN b = 0 THEN error('division by zero') ELSE a / b END",
@@ -105,9 +106,14 @@ class Engine:
     def __init__(self, reader: FragmentReader):
         _LIVE.add(self)
         self.reader = reader
-        # Postgres semantics: 7 / 2 = 3 for integers; NULLs sort last ascending, first descending
-        self.con = duckdb.connect(":memory:", config={"threads": 2, "integer_division": True,
-                                                     "default_null_order": "nulls_last_on_asc_first_on_desc"})
+        # Postgres semantics: 7 / 2 = 3 for integers; NULLs sort last ascending, first descending.
+        # Extensions: only those built into the wheel (json, parquet, icu); a query never
+        # downloads code, and what it can do does not depend on what a machine installed.
+        self.con = duckdb.connect(":memory:", config={
+            "threads": 2, "integer_division": True, "default_null_order": "nulls_last_on_asc_first_on_desc",
+            "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        for ext in _EXTENSIONS:
+            self.con.execute(f"LOAD {ext}")
         self.con.execute(";\n".join(_MACROS))
         self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
@@ -328,10 +334,17 @@ _PG_MESSAGES = [
 ]
 
 
+_NOT_BUILT_IN = re.compile(r'(?:(Type)|Function) with name "?([^" ]+)"? is not in the catalog, but it exists in')
+
+
 def translate_error(e: Exception) -> errors.Error:
     """A DuckDB error -> the reeldb error with the Postgres SQLSTATE a client expects."""
     msg = str(e)
     first = msg.split("\n\nLINE")[0].strip()
+    m = _NOT_BUILT_IN.search(first)
+    if m:  # e.g. inet: an extension reeldb does not load (it would be downloaded)
+        return errors.UndefinedObject(f'type "{m.group(2)}" does not exist' if m.group(1)
+                                      else f"function {m.group(2)} does not exist")
     for pattern, repl in _PG_MESSAGES:
         m = pattern.search(first)
         if m:

@@ -188,7 +188,7 @@ class Rewriter:
             dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
             arg = self(node.arg)
             return cast(arg, "float4", (dim,)) if dim else cast(arg, "float4", (-1,))
-        if t == "jsonb":
+        if t in ("json", "jsonb"):  # one JSON type in DuckDB; and pglast writes json as pg_catalog.json
             return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(
                 names=(ast.String(sval="json"),), typemod=-1, arrayBounds=tn.arrayBounds))
         return None
