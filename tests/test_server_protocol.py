@@ -16,6 +16,7 @@ from reeldb.server import protocol as p
 from reeldb.server import types as t
 from reeldb.server.conn import ClientSession
 from reeldb.server.describe import param_oids
+from reeldb.sql import pgtypes as pt
 
 
 def frontend(kind: str, payload: bytes = b"") -> tuple[str, bytes]:
@@ -247,8 +248,8 @@ def test_text_output_is_postgres_text(value, text) -> None:
     (t.TIMESTAMP, dt.datetime(1969, 7, 20, 20, 17, 40, 123456)),
     (t.TIMESTAMPTZ, dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)), (t.UUID, uuid.UUID(int=12345)),
     (t.NUMERIC, decimal.Decimal("-123456789012345678901234567890.000001")), (t.NUMERIC, decimal.Decimal("0")),
-    (t.NUMERIC, decimal.Decimal("10000.5")), (t.OID, 2**32 - 1), (t.INT8_ARRAY, [1, None, -3]),
-    (t.TEXT_ARRAY, ["a", None, "ü b"]), (t.OID_ARRAY, []), (t.CHAR_ARRAY, ["r", "i"]),
+    (t.NUMERIC, decimal.Decimal("10000.5")), (t.OID, 2**32 - 1), (pt.INT8_ARRAY, [1, None, -3]),
+    (t.TEXT_ARRAY, ["a", None, "ü b"]), (pt.OID_ARRAY, []), (t.CHAR_ARRAY, ["r", "i"]),
 ])
 def test_binary_output_reads_back_as_the_same_value(oid, value) -> None:
     assert t.decode_param(t.encoder(oid, 1)(value), oid, 1) == value
@@ -267,7 +268,7 @@ def test_text_parameters_become_what_the_sql_layer_binds() -> None:
     assert t.decode_param(b"2024-01-01", 0, 0) == "2024-01-01"  # unknown: the SQL layer coerces
     with pytest.raises(reeldb.errors.InvalidTextRepresentation):
         t.decode_param(b"x1", t.INT4, 0)
-    assert t.decode_param(b"{16385,NULL}", t.OID_ARRAY, 0) == [16385, None]
+    assert t.decode_param(b"{16385,NULL}", pt.OID_ARRAY, 0) == [16385, None]
     assert t.decode_param(b'{"a,b",c,"q\\"x"}', t.TEXT_ARRAY, 0) == ["a,b", "c", 'q"x']
 
 
@@ -276,7 +277,7 @@ def test_catalog_types_on_the_wire() -> None:
     import pyarrow as pa
 
     assert t.type_of("UINTEGER", pa.uint32()) == (t.OID, -1)
-    assert t.type_of("UINTEGER[]", pa.list_(pa.uint32())) == (t.OID_ARRAY, -1)
+    assert t.type_of("UINTEGER[]", pa.list_(pa.uint32())) == (pt.OID_ARRAY, -1)
     assert t.type_of("ENUM('a', '[', ']')", pa.string()) == (t.CHAR, -1)
     assert t.type_of("USMALLINT[]", pa.list_(pa.uint16())) == (t.INT2VECTOR, -1)
     assert t.encoder(t.INT2VECTOR, 0)([1, 3]) == b"1 3"
@@ -289,7 +290,7 @@ def test_parameter_types_come_from_their_context(session) -> None:
     assert param_oids("SELECT * FROM t WHERE id = $1 LIMIT $2", [], tables, 2) == [t.INT4, t.INT8]
     assert param_oids("SELECT $1::bigint, $2", [0, t.BOOL], tables, 2) == [t.INT8, t.BOOL]
     assert param_oids("SELECT emb <-> $1 FROM t", [], tables, 1) == [t.VECTOR]
-    assert param_oids("SELECT $1::oid[], $2::text[], $3::int4", [], tables, 3) == [t.OID_ARRAY, t.TEXT_ARRAY,
+    assert param_oids("SELECT $1::oid[], $2::text[], $3::int4", [], tables, 3) == [pt.OID_ARRAY, t.TEXT_ARRAY,
                                                                                   t.INT4]
 
 

@@ -16,7 +16,7 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -67,6 +67,18 @@ class BoundTable:
     arrow: pa.Table
     offsets: np.ndarray  # first global position of each fragment, plus the total
     signature: tuple = ()  # of the manifest as it was when bound (manifests are edited in place)
+    indexes: dict[str, _SortedIndex] = field(default_factory=dict)  # point lookups, made on demand
+    batches: list[pa.RecordBatch] | None = None  # arrow's, one per fragment, listed on demand
+
+    def rows(self, gpos: np.ndarray) -> pa.Table:
+        """The registered rows at these global positions, as zero-copy slices of their
+        fragments' batches (``Table.take`` would concatenate every chunk first)."""
+        if self.batches is None:
+            self.batches = self.arrow.to_batches()
+        batches = self.batches
+        idx = np.searchsorted(self.offsets, gpos, side="right") - 1
+        parts = [batches[i].slice(int(g - self.offsets[i]), 1) for i, g in zip(idx, gpos)]
+        return pa.Table.from_batches(parts, schema=self.arrow.schema)
 
     def locate(self, gpos: np.ndarray) -> dict[str, np.ndarray]:
         """Global positions -> {fragment id: positions within the fragment}."""
@@ -77,6 +89,44 @@ class BoundTable:
             sel = gpos[idx == i] - self.offsets[i]
             out[frags[i].id] = sel.astype(np.uint32)
         return out
+
+
+class _SortedIndex:
+    """A column's values sorted, with their row positions: equality lookups in O(log n)."""
+
+    def __init__(self, column: pa.ChunkedArray):
+        col = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        self.numeric = pa.types.is_integer(col.type)
+        if not (self.numeric or pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            self.values = None
+            return
+        valid = np.flatnonzero(col.is_valid().to_numpy(zero_copy_only=False))
+        values = col.drop_null().to_numpy(zero_copy_only=False)
+        if not self.numeric:
+            values = values.astype(str)
+        order = np.argsort(values, kind="stable")
+        self.values, self.positions = values[order], valid[order]
+
+    def lookup(self, value: Any) -> np.ndarray | None:
+        if self.values is None or value is None or isinstance(value, bool):
+            return None
+        if self.numeric:
+            if isinstance(value, str):
+                try:
+                    value = int(value.strip())
+                except ValueError:
+                    return None
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if not isinstance(value, int | np.integer):
+                return None
+            if not -(2**63) <= int(value) < 2**63:
+                return self.positions[:0]
+        elif not isinstance(value, str):
+            return None
+        lo = np.searchsorted(self.values, value, side="left")
+        hi = np.searchsorted(self.values, value, side="right")
+        return self.positions[lo:hi]
 
 
 def _signature(tm: TableManifest) -> tuple:
@@ -116,8 +166,8 @@ class Engine:
             self.con.execute(f"LOAD {ext}")
         self.con.execute(";\n".join(_MACROS))
         self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
+        self._point_views: dict[str, str] = {}  # relation -> schema its point-lookup views fit
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
-        self._batches: OrderedDict[tuple, pa.RecordBatch] = OrderedDict()
         self.lock = threading.RLock()
 
     # -- registration ----------------------------------------------------------------------
@@ -144,25 +194,54 @@ class Engine:
                 bt = BoundTable(tm.copy(), internal, view, arrow, offsets, sig)
                 self.bound[rel] = bt
                 return bt
-            cols = ", ".join(select_expr(c) for c in tm.schema.columns)
-            hidden = [ROWID, GPOS] + [f"__n{c.id}" for c in tm.schema.columns if c.type.storage == MATRIX]
-            sep = ", " if cols else ""
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {cols}{sep}"
-                f"{', '.join(hidden)} FROM {quote_ident(internal)} WHERE {LIVE}"
-            )
-            user_cols = ", ".join(quote_ident(c.name) for c in tm.schema.columns) or "NULL AS \"?column?\" LIMIT 0"
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {quote_ident(rel)} AS SELECT {user_cols} FROM {quote_ident(view)}"
-            )
-            # with the hidden _rowid last: queries that name _rowid read this one
+            self._create_views(tm, internal, view, rel, rowid_view=True)
+            bt = BoundTable(tm.copy(), internal, view, arrow, offsets, sig)
+            self.bound[rel] = bt
+            return bt
+
+    def _create_views(self, tm: TableManifest, internal: str, view: str, rel: str, rowid_view: bool) -> None:
+        cols = ", ".join(select_expr(c) for c in tm.schema.columns)
+        hidden = [ROWID, GPOS] + [f"__n{c.id}" for c in tm.schema.columns if c.type.storage == MATRIX]
+        sep = ", " if cols else ""
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {cols}{sep}"
+            f"{', '.join(hidden)} FROM {quote_ident(internal)} WHERE {LIVE}"
+        )
+        user_cols = ", ".join(quote_ident(c.name) for c in tm.schema.columns) or "NULL AS \"?column?\" LIMIT 0"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {quote_ident(rel)} AS SELECT {user_cols} FROM {quote_ident(view)}"
+        )
+        if rowid_view:  # with the hidden _rowid last: queries that name _rowid read this one
             self.con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {quote_ident(ROWID_VIEW + rel)} AS SELECT "
                 f"{user_cols + ', ' if tm.schema.columns else ''}{ROWID} FROM {quote_ident(view)}"
             )
-            bt = BoundTable(tm.copy(), internal, view, arrow, offsets, sig)
-            self.bound[rel] = bt
-            return bt
+
+    def point_rows(self, rel: str, column: str, value: Any) -> pa.Table | None:
+        """The registered rows of ``rel`` (deleted ones included: their ``__live`` is
+        false) whose ``column`` equals ``value``, found in a sorted index of the column made
+        once per bound table, so that ``WHERE id = $1`` reads one row rather than scanning
+        the table. None where the value cannot be compared without SQL's casts."""
+        with self.lock:
+            bt = self.bound.get(rel)
+            if bt is None:
+                return None
+            index = bt.indexes.get(column)
+            if index is None:
+                index = bt.indexes[column] = _SortedIndex(bt.arrow.column(column))
+            positions = index.lookup(value)
+            return None if positions is None else bt.rows(positions)
+
+    def point_relation(self, rel: str, rows: pa.Table) -> str:
+        """A relation like ``rel`` over just these rows (from ``point_rows``)."""
+        with self.lock:
+            bt = self.bound[rel]
+            internal, view, user = f"__pt_{rel}", f"__pv_{rel}", f"__pu_{rel}"
+            self.con.register(internal, rows)
+            if self._point_views.get(rel) != bt.manifest.schema.fingerprint:
+                self._create_views(bt.manifest, internal, view, user, rowid_view=False)
+                self._point_views[rel] = bt.manifest.schema.fingerprint
+            return user
 
     def unbind(self, rel: str) -> None:
         bt = self.bound.pop(rel)
@@ -183,19 +262,16 @@ class Engine:
         self._prefetch(tm)
         batches = []
         offsets = [0]
+        store = getattr(self.reader.store, "url", None) or id(self.reader.store)
         for frag in tm.fragments:
             # fragments are immutable: a batch is reused until the fragment, its deletion
             # vector, its place or the schema changes (so an append builds one batch)
-            bkey = (tm.table_id, frag.id, frag.deletes, offsets[-1], tm.schema.fingerprint)
-            batch = self._batches.get(bkey)
+            bkey = (store, tm.table_id, frag.id, frag.deletes, offsets[-1], tm.schema.fingerprint)
+            batch = _BATCHES.get(bkey)
             if batch is None:
-                batch = self._batches[bkey] = self._fragment_batch(tm, frag, schema, offsets[-1])
-            else:
-                self._batches.move_to_end(bkey)
+                batch = _BATCHES.put(bkey, self._fragment_batch(tm, frag, schema, offsets[-1]))
             batches.append(batch)
             offsets.append(offsets[-1] + frag.rows)
-        while len(self._batches) > 100_000:
-            self._batches.popitem(last=False)
         table = pa.Table.from_batches(batches, schema=schema)
         out = (table, np.asarray(offsets, dtype=np.int64))
         self._cache[sig] = out
@@ -271,6 +347,38 @@ class Engine:
 
     def close(self) -> None:
         self.con.close()
+
+
+class _BatchCache:
+    """Fragment batches shared by every engine of the process: the server's sessions, and
+    connections to the same database, read a fragment once and hold it once."""
+
+    def __init__(self, max_bytes: int = 2 << 30):
+        self._entries: OrderedDict[tuple, pa.RecordBatch] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes  # matrix columns are memory-mapped: counted, mostly not resident
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> pa.RecordBatch | None:
+        with self._lock:
+            batch = self._entries.get(key)
+            if batch is not None:
+                self._entries.move_to_end(key)
+            return batch
+
+    def put(self, key: tuple, batch: pa.RecordBatch) -> pa.RecordBatch:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.nbytes
+            self._entries[key] = batch
+            self._bytes += batch.nbytes
+            while self._bytes > self._max and len(self._entries) > 1:
+                self._bytes -= self._entries.popitem(last=False)[1].nbytes
+            return batch
+
+
+_BATCHES = _BatchCache()
 
 
 def _chunk(col: pa.ChunkedArray) -> pa.Array:

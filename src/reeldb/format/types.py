@@ -120,7 +120,7 @@ class ColumnType:
         if k == "tensor" and self.shape is not None:
             return _DUCK_OF_DTYPE[self.dtype] + "".join(f"[{d}]" for d in reversed(self.shape))
         if self.storage == BLOB:
-            return "STRUCT(kind VARCHAR, data BLOB, pack VARCHAR, \"offset\" BIGINT, length BIGINT, meta VARCHAR)"
+            return "STRUCT(kind VARCHAR, \"data\" BLOB, pack VARCHAR, \"offset\" BIGINT, length BIGINT, meta VARCHAR)"
         if k == "numeric":
             p, s = self.numeric_ps()
             return f"DECIMAL({p},{s})"

@@ -24,29 +24,24 @@ from .. import errors
 from ..format.blobs import is_blob_struct
 from ..rows import to_columns
 from ..sql.pgtypes import (
+    ARRAY_OF,
     BOOL,
-    BOOL_ARRAY,
     BYTEA,
     CHAR,
     CHAR_ARRAY,
     DATE,
     FLOAT4,
-    FLOAT4_ARRAY,
     FLOAT8,
-    FLOAT8_ARRAY,
+    HALFVEC,
     INT2,
-    INT2_ARRAY,
     INT2VECTOR,
     INT4,
-    INT4_ARRAY,
     INT8,
-    INT8_ARRAY,
     INTERVAL,
     JSON,
     JSONB,
     NUMERIC,
     OID,
-    OID_ARRAY,
     TEXT,
     TEXT_ARRAY,
     TIME,
@@ -55,8 +50,8 @@ from ..sql.pgtypes import (
     UNKNOWN,
     UUID,
     VARCHAR,
-    VARCHAR_ARRAY,
     VECTOR,
+    parse_array_literal,
 )
 from ..storage import ObjectStore
 from .protocol import FieldSpec
@@ -69,8 +64,7 @@ _DUCK = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "INTEGER": INT4, "B
          "FLOAT": FLOAT4, "DOUBLE": FLOAT8, "VARCHAR": TEXT, "BLOB": BYTEA, "DATE": DATE, "TIME": TIME,
          "TIMESTAMP": TIMESTAMP, "TIMESTAMP_NS": TIMESTAMP, "TIMESTAMP_MS": TIMESTAMP, "TIMESTAMP_S": TIMESTAMP,
          "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ, "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSONB}
-_ARRAY_OF = {FLOAT4: FLOAT4_ARRAY, FLOAT8: FLOAT8_ARRAY, INT4: INT4_ARRAY, INT8: INT8_ARRAY, INT2: INT2_ARRAY,
-             BOOL: BOOL_ARRAY, TEXT: TEXT_ARRAY, OID: OID_ARRAY, CHAR: CHAR_ARRAY, VARCHAR: VARCHAR_ARRAY}
+_ARRAY_OF = {k: v for k, v in ARRAY_OF.items() if k not in (VECTOR, HALFVEC)}  # element -> array type
 _ELEMENT_OF = {v: k for k, v in _ARRAY_OF.items()}
 
 _PG_EPOCH = dt.datetime(2000, 1, 1)
@@ -168,6 +162,8 @@ def text_out(v: Any) -> str:
         return v.isoformat()
     if isinstance(v, dt.timedelta):
         return _interval_text(v)
+    if isinstance(v, pa.MonthDayNano):
+        return _month_day_nano_text(v)
     if isinstance(v, decimal.Decimal | uuid.UUID):
         return str(v)
     if isinstance(v, dict):
@@ -213,6 +209,27 @@ def _interval_text(v: dt.timedelta) -> str:
     h, m, s = rest // 3600, rest % 3600 // 60, rest % 60
     clock = f"{h:02d}:{m:02d}:{s:02d}" + (f".{v.microseconds:06d}".rstrip("0") if v.microseconds else "")
     return (text + clock) if rest or v.microseconds or not days else text.strip()
+
+
+def _month_day_nano_text(v: Any) -> str:
+    """Postgres' interval output: ``1 year 2 mons 3 days 04:05:06.5``."""
+    parts = []
+    years, months = divmod(v.months, 12) if v.months >= 0 else (-(-v.months // 12), -(-v.months % 12))
+    for n, unit in ((years, "year"), (months, "mon"), (v.days, "day")):
+        if n:
+            parts.append(f"{n} {unit}{'s' if abs(n) != 1 else ''}")
+    if v.nanoseconds or not parts:
+        micros = abs(v.nanoseconds) // 1000
+        sec, frac = divmod(micros, 1_000_000)
+        clock = f"{sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}" + (f".{frac:06d}".rstrip("0") if frac else "")
+        parts.append(("-" if v.nanoseconds < 0 else "") + clock)
+    return " ".join(parts)
+
+
+def _interval_send(v: Any) -> bytes:
+    if isinstance(v, dt.timedelta):
+        return struct.pack("!qii", v.seconds * 1_000_000 + v.microseconds, v.days, 0)
+    return struct.pack("!qii", v.nanoseconds // 1000, v.days, v.months)
 
 
 def _bytes(v: Any) -> bytes:
@@ -280,6 +297,8 @@ def _array_send(v: Any, elem: int) -> bytes:
 
         def one(x: Any) -> bytes:
             return struct.pack(fmt, x)
+    elif elem in _BINARY_OUT:
+        one = _BINARY_OUT[elem]
     else:
         raise errors.FeatureNotSupported(f"binary output of arrays of type OID {elem} is not supported: ask for text")
     if dims == [0]:
@@ -302,6 +321,7 @@ _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
     INT4: lambda v: struct.pack("!i", int(v)),
     INT8: lambda v: struct.pack("!q", int(v)),
     OID: lambda v: struct.pack("!I", int(v)),
+    INTERVAL: _interval_send,
     CHAR: lambda v: str(v).encode("utf-8")[:1],
     FLOAT4: lambda v: struct.pack("!f", float(v)),
     FLOAT8: lambda v: struct.pack("!d", float(v)),
@@ -427,30 +447,13 @@ def _array_recv(b: bytes) -> list[Any]:
 
 
 def _array_text_in(s: str, elem: int) -> list[Any]:
-    """``{1,2,NULL}`` / ``{"a b",c}`` -> a list (one dimension)."""
-    body = s.strip()
-    if not (body.startswith("{") and body.endswith("}")):
-        raise ValueError(f"malformed array literal: {s!r}")
-    body = body[1:-1]
-    out: list[Any] = []
-    i = 0
-    while i < len(body):
-        if body[i] == '"':
-            j, chars = i + 1, []
-            while body[j] != '"':
-                if body[j] == "\\":
-                    j += 1
-                chars.append(body[j])
-                j += 1
-            out.append(_text_in("".join(chars), elem))
-            i = j + 2
-        else:
-            j = body.find(",", i)
-            j = len(body) if j < 0 else j
-            item = body[i:j].strip()
-            out.append(None if item.upper() == "NULL" else _text_in(item, elem))
-            i = j + 1
-    return out
+    """``{1,2,NULL}`` / ``{"a b",c}`` -> a list of the element type's values."""
+    def convert(x: Any) -> Any:
+        if isinstance(x, list):
+            return [convert(y) for y in x]
+        return None if x is None else _text_in(x, elem)
+
+    return convert(parse_array_literal(s))
 
 
 def _numeric_recv(b: bytes) -> decimal.Decimal:

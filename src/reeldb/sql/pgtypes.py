@@ -4,6 +4,7 @@ catalog (``pg_type``, ``format_type``), so a client sees the same type both ways
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..format.types import ColumnType
 
@@ -86,3 +87,48 @@ def column_oid(t: ColumnType) -> tuple[int, int]:
     if t.kind in ("vector", "halfvec") and t.shape:
         return oid, t.shape[0]
     return oid, -1
+
+
+def parse_array_literal(text: str) -> list[Any]:
+    """Postgres' array text (``{1,2}``, ``{{a,"b c"},{NULL,d}}``) -> nested lists of
+    strings, None for NULL."""
+    s = text.strip()
+    if not s.startswith("{"):
+        raise ValueError(f"malformed array literal: {text!r}")
+    out, pos = _array_items(s, 1)
+    if s[pos:].strip():
+        raise ValueError(f"malformed array literal: {text!r}")
+    return out
+
+
+def _array_items(s: str, i: int) -> tuple[list[Any], int]:
+    items: list[Any] = []
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "}":
+            return items, i + 1
+        if c in ", \t\n":
+            i += 1
+        elif c == "{":
+            sub, i = _array_items(s, i + 1)
+            items.append(sub)
+        elif c == '"':
+            j, chars = i + 1, []
+            while j < n and s[j] != '"':
+                if s[j] == "\\" and j + 1 < n:
+                    j += 1
+                chars.append(s[j])
+                j += 1
+            if j >= n:
+                break
+            items.append("".join(chars))
+            i = j + 1
+        else:
+            j = i
+            while j < n and s[j] not in ",}":
+                j += 1
+            word = s[i:j].strip()
+            items.append(None if word.upper() == "NULL" else word.replace("\\", ""))
+            i = j
+    raise ValueError(f"malformed array literal: {s!r}")

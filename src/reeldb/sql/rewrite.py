@@ -24,6 +24,7 @@ from ..format.fragment import ROWID
 from ..format.types import parse_vector_text
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CatalogRewrite, PgCatalog
+from .pgtypes import parse_array_literal
 
 # function / operator -> (DuckDB function, negate)
 VECTOR_FUNCS = {
@@ -188,10 +189,34 @@ class Rewriter:
             dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
             arg = self(node.arg)
             return cast(arg, "float4", (dim,)) if dim else cast(arg, "float4", (-1,))
+        if tn.arrayBounds and isinstance(node.arg, ast.A_Const) and isinstance(node.arg.val, ast.String):
+            return self.array_literal(node)
+        if t == "bytea" and isinstance(node.arg, ast.A_Const) and isinstance(node.arg.val, ast.String) \
+                and node.arg.val.sval.startswith("\\x"):  # Postgres' hex format
+            return func("from_hex", ast.A_Const(val=ast.String(sval=node.arg.val.sval[2:])))
         if t in ("json", "jsonb"):  # one JSON type in DuckDB; and pglast writes json as pg_catalog.json
             return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(
                 names=(ast.String(sval="json"),), typemod=-1, arrayBounds=tn.arrayBounds))
         return None
+
+    def array_literal(self, node: ast.TypeCast) -> ast.Node:
+        """``'{a,b}'::text[]``: Postgres' array text becomes an ARRAY[...] DuckDB can cast."""
+        try:
+            items = parse_array_literal(node.arg.val.sval)
+        except ValueError as e:
+            raise errors.InvalidTextRepresentation(str(e)) from None
+
+        def build(x: Any) -> ast.Node:
+            if isinstance(x, list):
+                return ast.A_ArrayExpr(elements=tuple(build(y) for y in x) or None)
+            return ast.A_Const(isnull=True) if x is None else ast.A_Const(val=ast.String(sval=x))
+
+        depth, x = 1, items
+        while x and isinstance(x[0], list):  # int[] in Postgres is any number of dimensions
+            depth, x = depth + 1, x[0]
+        tn = node.typeName
+        tn.arrayBounds = tuple(ast.Integer(ival=-1) for _ in range(max(depth, len(tn.arrayBounds))))
+        return ast.TypeCast(arg=build(items), typeName=tn)
 
     def range_var(self, node: ast.RangeVar) -> ast.Node | None:
         schema = node.schemaname

@@ -24,7 +24,7 @@ from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine
 from ..format.manifest import Column, TableManifest
-from . import ddl, dml, vector_plan
+from . import ddl, dml, point, vector_plan
 from .params import compile_params
 from .parse import deparse, name_columns, parse
 from .pgcatalog import PgCatalog, settings
@@ -281,6 +281,9 @@ class Session(VersioningMixin):
             got = vector_plan.run(self, stmt, p, params)
             if got is not None:
                 return got
+        got = point.run(self, stmt, params)
+        if got is not None:
+            return got
         return self.run_query(stmt, params)
 
     def run_query(self, stmt: ast.Node, params: list[Any]) -> tuple[pa.Table, list]:
