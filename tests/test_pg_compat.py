@@ -112,3 +112,38 @@ def test_json_casts_and_no_extension_downloads(db) -> None:
     with pytest.raises(reeldb.ProgrammingError) as e:  # DuckDB would fetch the inet extension
         db.execute("SELECT '1.2.3.4'::inet")
     assert e.value.sqlstate == "42704" and str(e.value) == 'type "inet" does not exist'
+
+
+def test_temporary_tables_are_the_sessions_own(db, path) -> None:
+    db.execute("CREATE TABLE base (id INT PRIMARY KEY, v TEXT)")
+    db.execute("INSERT INTO base VALUES (1, 'a'), (2, 'b')")
+    head = db.execute("SELECT count(*) FROM reeldb_log()").fetchone()
+    db.execute("CREATE TEMPORARY TABLE scratch (id SERIAL PRIMARY KEY, name TEXT DEFAULT 'x', emb VECTOR(2))")
+    assert db.execute("INSERT INTO scratch (name, emb) VALUES ('a', '[1,2]'), (DEFAULT, '[3,4]')").rowcount == 2
+    assert db.execute("UPDATE scratch SET name = %s WHERE id = %s RETURNING id, name", ("z", 2)).fetchall() == [
+        (2, "z")]
+    assert db.execute("SELECT s.name, b.v FROM scratch s JOIN base b USING (id) ORDER BY id").fetchall() == [
+        ("a", "a"), ("z", "b")]
+    with pytest.raises(reeldb.IntegrityError):
+        db.execute("INSERT INTO scratch (id) VALUES (1)")
+    db.execute("CREATE TEMP TABLE picked AS SELECT id FROM base WHERE v = 'b'")
+    assert db.execute("SELECT * FROM picked").fetchall() == [(2,)]
+    assert db.execute("SELECT count(*) FROM reeldb_log()").fetchone() == head  # nothing committed
+    other = reeldb.connect(path)
+    with pytest.raises(reeldb.ProgrammingError):
+        other.execute("SELECT * FROM scratch")  # another session does not see it
+    other.close()
+    with pytest.raises(reeldb.ProgrammingError) as e:
+        db.execute("CREATE TEMP TABLE base (x INT)")
+    assert e.value.sqlstate == "42P07"
+    db.execute("DROP TABLE scratch, picked")
+    with pytest.raises(reeldb.ProgrammingError):
+        db.execute("SELECT * FROM scratch")
+    db.execute("BEGIN")
+    db.execute("CREATE TEMP TABLE gone (a INT) ON COMMIT DROP")
+    db.execute("INSERT INTO gone VALUES (1)")
+    db.execute("COMMIT")
+    with pytest.raises(reeldb.ProgrammingError):
+        db.execute("SELECT * FROM gone")
+    with pytest.raises(reeldb.NotSupportedError):
+        db.execute("CREATE TEMP TABLE clips (v VIDEO)")

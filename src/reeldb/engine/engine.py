@@ -150,21 +150,41 @@ os.register_at_fork(after_in_child=_adopt_inherited)
 
 
 ROWID_VIEW = "__x_"  # prefix of the views that show _rowid after the table's columns
+CHAR_TYPE = "__pg_char"  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
+_DATABASES: dict[int, duckdb.DuckDBPyConnection] = {}  # pid -> that process's DuckDB database
+_DATABASE_LOCK = threading.Lock()
+
+
+def _database() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB database, made on first use (again in a forked child,
+    which must not touch its parent's)."""
+    pid = os.getpid()
+    with _DATABASE_LOCK:
+        db = _DATABASES.get(pid)
+        if db is None:
+            # Postgres semantics: 7 / 2 = 3 for integers; NULLs sort last ascending, first
+            # descending. Extensions: only those built into the wheel (json, parquet, icu): a
+            # query never downloads code, and what it can do does not depend on the machine.
+            db = duckdb.connect(":memory:", config={
+                "threads": os.cpu_count() or 2, "integer_division": True,
+                "default_null_order": "nulls_last_on_asc_first_on_desc",
+                "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+            for ext in _EXTENSIONS:
+                db.execute(f"LOAD {ext}")
+            db.execute(";\n".join(_MACROS))
+            chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
+            db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
+            _DATABASES[pid] = db
+        return db
 
 
 class Engine:
     def __init__(self, reader: FragmentReader):
         _LIVE.add(self)
         self.reader = reader
-        # Postgres semantics: 7 / 2 = 3 for integers; NULLs sort last ascending, first descending.
-        # Extensions: only those built into the wheel (json, parquet, icu); a query never
-        # downloads code, and what it can do does not depend on what a machine installed.
-        self.con = duckdb.connect(":memory:", config={
-            "threads": 2, "integer_division": True, "default_null_order": "nulls_last_on_asc_first_on_desc",
-            "autoinstall_known_extensions": False, "autoload_known_extensions": False})
-        for ext in _EXTENSIONS:
-            self.con.execute(f"LOAD {ext}")
-        self.con.execute(";\n".join(_MACROS))
+        # a connection of the process's DuckDB database: relations, views and temporary
+        # tables are the connection's own; threads and memory are shared by all sessions
+        self.con = _database().cursor()
         self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
         self._point_views: dict[str, str] = {}  # relation -> schema its point-lookup views fit
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()

@@ -23,6 +23,7 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 
 from .. import errors
+from ..engine.engine import CHAR_TYPE
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
 from .parse import const_value, func, parse
@@ -36,7 +37,6 @@ OWNER_OID = 10
 HEAP_AM, BTREE_AM = 2, 403
 DEFAULT_COLLATION = 100
 PREFIX = "__pg_"
-_CHARS = [""] + [chr(i) for i in range(32, 127)]
 
 
 def settings(session: Session) -> dict[str, str]:
@@ -407,7 +407,6 @@ CHAR_COLUMNS = frozenset(_words("""
     typtype typcategory typalign typstorage typdelim relkind relpersistence relreplident contype confupdtype
     confdeltype confmatchtype attalign attstorage attidentity attgenerated attcompression amtype
     datlocprovider polcmd ev_type ev_enabled collprovider prokind deptype tgenabled partstrat"""))
-CHAR_TYPE = "__pg_char"
 
 
 def _pg_typed(table: pa.Table) -> pa.Table:
@@ -517,9 +516,6 @@ class PgCatalog:
         raw = relation_name(name) + "__raw"
         self.s.engine.register(raw, table)
         if name not in self._views:
-            if not self._views:
-                values = ", ".join("'" + c.replace("'", "''") + "'" for c in _CHARS)
-                self.s.engine.execute(f"CREATE TYPE IF NOT EXISTS {CHAR_TYPE} AS ENUM ({values})")
             casts = ", ".join(f"CAST({c} AS {CHAR_TYPE}) AS {c}" for c in chars)
             self.s.engine.execute(f"CREATE OR REPLACE TEMP VIEW {relation_name(name)} AS "
                                   f"SELECT * REPLACE ({casts}) FROM {raw}")

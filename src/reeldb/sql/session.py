@@ -17,14 +17,14 @@ from typing import Any
 
 import pyarrow as pa
 from pglast import ast
-from pglast.enums import TransactionStmtKind, VariableSetKind
+from pglast.enums import ObjectType, TransactionStmtKind, VariableSetKind
 
 from .. import errors
 from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine
 from ..format.manifest import Column, TableManifest
-from . import ddl, dml, point, vector_plan
+from . import ddl, dml, point, temp, vector_plan
 from .params import compile_params
 from .parse import deparse, name_columns, parse
 from .pgcatalog import PgCatalog, settings
@@ -70,6 +70,7 @@ class Session(VersioningMixin):
         self.backend_pid = os.getpid()
         self.settings: dict[str, str] = {}  # SET name = value, reported by SHOW and current_setting
         self.statement_timeout_ms = 0
+        self.temp_tables: dict[str, Any] = {}  # CREATE TEMPORARY TABLE name -> its ON COMMIT action
         self.pg = PgCatalog(self)
 
     # -- state -------------------------------------------------------------------------------
@@ -230,6 +231,8 @@ class Session(VersioningMixin):
                 for name in registered:
                     self.engine.unregister(name)
             return Result(table, desc, table.num_rows, f"SELECT {table.num_rows}")
+        if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and temp.target(stmt) in self.temp_tables:
+            return temp.run(self, stmt, params)
         if isinstance(stmt, ast.InsertStmt):
             return dml.insert(self, stmt, params, param_rows)
         if isinstance(stmt, ast.UpdateStmt):
@@ -237,14 +240,16 @@ class Session(VersioningMixin):
         if isinstance(stmt, ast.DeleteStmt):
             return dml.delete(self, stmt, params)
         if isinstance(stmt, ast.CreateStmt):
-            return ddl.create_table(self, stmt)
+            return temp.create(self, stmt) if temp.is_temporary(stmt) else ddl.create_table(self, stmt)
         if isinstance(stmt, ast.DropStmt):
-            return ddl.drop(self, stmt)
+            return self._drop(stmt)
         if isinstance(stmt, ast.AlterTableStmt):
             return ddl.alter_table(self, stmt)
         if isinstance(stmt, ast.RenameStmt):
             return ddl.rename(self, stmt)
         if isinstance(stmt, ast.CreateTableAsStmt):
+            if stmt.into.rel.relpersistence == "t":
+                return temp.create_as(self, stmt, params)
             return self._create_table_as(stmt, params)
         if isinstance(stmt, ast.ExplainStmt):
             return self._explain(stmt, params)
@@ -255,6 +260,17 @@ class Session(VersioningMixin):
         if isinstance(stmt, ast.IndexStmt):
             raise errors.FeatureNotSupported("CREATE INDEX is not supported yet: vector top-k runs exactly")
         raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
+
+    def _drop(self, stmt: ast.DropStmt) -> Result:
+        """DROP TABLE: temporary tables go here and now; the branch's in its transaction."""
+        if stmt.removeType == ObjectType.OBJECT_TABLE and self.temp_tables:
+            ours = [o for o in stmt.objects if o[-1].sval in self.temp_tables
+                    and (len(o) == 1 or o[-2].sval == "pg_temp")]
+            temp.drop(self, [o[-1].sval for o in ours])
+            stmt.objects = tuple(o for o in stmt.objects if o not in ours)
+            if not stmt.objects:
+                return Result(status="DROP TABLE")
+        return ddl.drop(self, stmt)
 
     def _vacuum(self, stmt: ast.VacuumStmt) -> Result:
         """VACUUM [FULL] [table]: compact (the table, or all), then delete unreachable files."""
@@ -398,6 +414,8 @@ class Session(VersioningMixin):
         txn, failed = self.txn, self.failed
         self.txn, self.failed = None, False
         self._savepoints = []
+        if txn is not None:
+            temp.end_of_transaction(self)
         if txn is None:
             return None
         if failed:
@@ -407,6 +425,7 @@ class Session(VersioningMixin):
     def rollback(self) -> None:
         if self.txn is not None:
             self.txn.close()
+            temp.end_of_transaction(self)
         self.txn, self.failed = None, False
         self._savepoints = []
 
