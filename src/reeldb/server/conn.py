@@ -83,6 +83,15 @@ class ClientSession:
         return "T" if s.in_transaction else "I"
 
     # -- messages --------------------------------------------------------------------
+    def handle_all(self, messages: list[tuple[str, bytes]]) -> list[bytes]:
+        """Several messages in order (a pipeline), answers concatenated."""
+        out: list[bytes] = []
+        for kind, payload in messages:
+            out += self.handle(kind, payload)
+            if self.terminated:
+                break
+        return out
+
     def handle(self, kind: str, payload: bytes) -> list[bytes]:
         if kind == "X":
             self.terminated = True

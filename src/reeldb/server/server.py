@@ -95,14 +95,14 @@ class Server:
             if session is None:
                 return
             while not session.terminated:
-                msg = frames.next()
-                if msg is None:
+                batch = _pipeline(frames)
+                if not batch:
                     data = await reader.read(65536)
                     if not data:
                         break
                     frames.feed(data)
                     continue
-                out = await loop.run_in_executor(executor, session.handle, *msg)
+                out = await loop.run_in_executor(executor, session.handle_all, batch)
                 if out:
                     writer.write(b"".join(out))
                     await writer.drain()
@@ -216,6 +216,18 @@ class Server:
         session = self.clients.get(pid)
         if session is not None and session.secret == secret:
             session.db._session.engine.con.interrupt()
+
+
+def _pipeline(frames: p.MessageReader) -> list[tuple[str, bytes]]:
+    """The complete messages received, up to the first that asks for an answer (Sync,
+    Query, Flush, Terminate): one trip to the session's thread and one write for a whole
+    Bind / Execute / Sync exchange."""
+    batch: list[tuple[str, bytes]] = []
+    while (msg := frames.next()) is not None:
+        batch.append(msg)
+        if msg[0] in ("S", "Q", "H", "X"):
+            break
+    return batch
 
 
 def _branch_of(database: str) -> str:
