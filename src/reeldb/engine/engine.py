@@ -11,6 +11,7 @@ Each table becomes three relations:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -69,6 +70,7 @@ class BoundTable:
     signature: tuple = ()  # of the manifest as it was when bound (manifests are edited in place)
     indexes: dict[str, _SortedIndex] = field(default_factory=dict)  # point lookups, made on demand
     batches: list[pa.RecordBatch] | None = None  # arrow's, one per fragment, listed on demand
+    filters: dict[tuple, Any] = field(default_factory=dict)  # the vector plan's filter cache (oldest first)
 
     def rows(self, gpos: np.ndarray) -> pa.Table:
         """The registered rows at these global positions, as zero-copy slices of their
@@ -403,6 +405,12 @@ _BATCHES = _BatchCache()
 
 def _chunk(col: pa.ChunkedArray) -> pa.Array:
     return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
+
+@functools.lru_cache(maxsize=256)
+def duck_type_name(sql: str) -> str:
+    """DuckDB's own spelling of a type (what a query's description says of it)."""
+    return str(duckdb.sqltype(sql))
 
 
 def select_expr(c: Column) -> str:

@@ -130,15 +130,13 @@ def expand_stars(targets: tuple, alias: str, names: list[str]) -> list[ast.ResTa
 
 
 def name_columns(stmt: Any) -> None:
-    """Name a SELECT's unnamed result columns as Postgres does (``count``, ``?column?``),
-    not as DuckDB would (the expression's text): clients read the names."""
-    while isinstance(stmt, ast.SelectStmt) and stmt.larg is not None:
-        stmt = stmt.larg
-    if not isinstance(stmt, ast.SelectStmt) or not stmt.targetList:
-        return
-    for rt in stmt.targetList:
-        if rt.name is None and not isinstance(rt.val, ast.ColumnRef):
-            rt.name = column_name(rt.val) or "?column?"
+    """Name unnamed result columns as Postgres does (``count``, ``?column?``), not as
+    DuckDB would (the expression's text): clients read the names, of subqueries too."""
+    for node in walk(stmt):
+        if isinstance(node, ast.SelectStmt) and node.targetList:
+            for rt in node.targetList:
+                if rt.name is None and not isinstance(rt.val, ast.ColumnRef):
+                    rt.name = column_name(rt.val) or "?column?"
 
 
 def column_name(node: Any) -> str | None:

@@ -10,15 +10,13 @@ apply).
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType
 
-from ..engine.engine import LIVE
+from ..engine.engine import LIVE, duck_type_name
 from ..format.manifest import Schema
 from .parse import const_value, name_of
 from .rewrite import Rewriter
@@ -88,18 +86,12 @@ def _plain_columns(stmt: ast.SelectStmt, schema: Schema, qualifiers: set[str]) -
     return out
 
 
-@functools.lru_cache(maxsize=256)
-def _duck_type_name(sql: str) -> str:
-    """DuckDB's own spelling of a type (what a query's description would say)."""
-    return str(duckdb.sqltype(sql))
-
-
 def _project(rows: pa.Table, schema: Schema, columns: list[tuple[str, str]]) -> tuple[pa.Table, list]:
     live = rows.filter(rows.column(LIVE))
     arrays, description = [], []
     for name, col in columns:
         arrays.append(live.column(col))
-        description.append((name, _duck_type_name(schema.column(col).type.duck())))
+        description.append((name, duck_type_name(schema.column(col).type.duck())))
     return pa.Table.from_arrays(arrays, names=[n for n, _ in columns]), description
 
 

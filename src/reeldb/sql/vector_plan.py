@@ -8,19 +8,20 @@ blobs and other columns are read for k rows, not for the table).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pglast import ast
-from pglast.enums import SortByDir, SortByNulls
+from pglast.enums import A_Expr_Kind, SortByDir, SortByNulls
 
-from ..engine.engine import GPOS, quote_ident, select_expr
+from ..engine.engine import GPOS, duck_type_name, quote_ident, select_expr
 from ..format.arrow import float32_array, int64_array
 from ..format.types import parse_vector_text
 from ..index.exact import score, topk
-from .parse import colref, deparse, expand_stars, name_of, walk
+from .parse import colref, column_name, const_value, deparse, expand_stars, name_of, walk
 from .rewrite import VECTOR_FUNCS, VECTOR_OPS, VECTOR_TYPES, Rewriter
 
 if TYPE_CHECKING:
@@ -140,22 +141,35 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
         return None
     rw = s.rewriter(params)
     a = quote_ident(p.alias)
+    candidates: Candidates | None = None
     if stmt.whereClause is not None:
         where = deparse(rw(stmt.whereClause))
         sql = f"SELECT {a}.{GPOS} FROM {quote_ident(bt.view)} AS {a} WHERE {where}"
-        cand, _ = s.engine.arrow(sql, s.duck_params(params, sql))
-        gpos = np.sort(cand.column(0).to_numpy())
+        bound = s.duck_params(params, sql)
+        key = (where, p.column, repr(bound)) if _cacheable(stmt.whereClause) else None
+        candidates = bt.filters.get(key) if key is not None else None
+        if candidates is None:
+            cand, _ = s.engine.arrow(sql, bound)
+            candidates = Candidates(np.sort(cand.column(0).to_numpy()))
+            if key is not None:
+                bt.filters[key] = candidates
+                while len(bt.filters) > FILTER_CACHE:
+                    bt.filters.pop(next(iter(bt.filters)))
+        gpos = candidates.gpos
     else:
         live = bt.arrow.column("__live").to_numpy()
         gpos = np.flatnonzero(live).astype(np.int64)
     want = p.k + p.offset
-    winners, scores = _score_topk(s, bt, col, p, gpos, want)
+    winners, scores = _score_topk(s, bt, col, p, gpos, want, candidates)
     winners, scores = winners[p.offset:], scores[p.offset:]
     # the winners' rows, taken straight from the registered Arrow table: the output
     # query then reads k rows instead of joining k rows against the whole table
     # a NULL vector scores NULL (not NaN, which is a zero vector's cosine, as in pgvector)
     null = bt.arrow.column(f"__n{col.id}").is_null().to_numpy(zero_copy_only=False)[winners] if len(winners) else None
     w = _take(bt, winners, scores, null)
+    direct = _direct(stmt, p, w, bt)
+    if direct is not None:
+        return direct
     wname = "__winners"
     s.engine.register(wname, w)
     try:
@@ -170,6 +184,55 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
         return s.engine.arrow(sql, s.duck_params(params, sql))
     finally:
         s.engine.unregister(wname)
+
+
+_ARITHMETIC = {"+": pc.add, "-": pc.subtract, "*": pc.multiply, "/": pc.divide}
+
+
+def _direct(stmt: ast.SelectStmt, p: VectorPlan, w: pa.Table, bt: BoundTable) -> tuple[pa.Table, list] | None:
+    """The output straight from the winners' rows when it is their columns, the score, or
+    the score with a number added, subtracted, multiplied or divided (``1 - (v <=> $1)``):
+    no SQL engine for the last step. None for anything else."""
+    order = np.argsort(w.column("__rank").to_numpy(), kind="stable")
+    w = w.take(int64_array(order)) if len(order) else w
+    score_text = deparse(p.order_node)
+    schema = bt.manifest.schema
+    names, arrays, description = [], [], []
+    for rt in expand_stars(stmt.targetList, p.alias, schema.names):
+        v = rt.val
+        if isinstance(v, ast.ColumnRef) and all(isinstance(f, ast.String) for f in v.fields) \
+                and len(v.fields) <= 2 and (len(v.fields) == 1 or v.fields[0].sval == p.alias) \
+                and schema.find(v.fields[-1].sval) is not None:
+            col = schema.column(v.fields[-1].sval)
+            names.append(rt.name or col.name)
+            arrays.append(w.column(col.name))
+            description.append((names[-1], duck_type_name(col.type.duck())))
+            continue
+        got = _score_expr(v, score_text, w.column("__score"))
+        if got is None:
+            return None
+        names.append(rt.name or column_name(v) or "?column?")
+        arrays.append(got)
+        description.append((names[-1], "FLOAT"))
+    return pa.Table.from_arrays(arrays, names=names), description
+
+
+def _score_expr(node: ast.Node, score_text: str, score: pa.ChunkedArray) -> Any:
+    """The score, or the score and a numeric constant combined by + - * /, else None."""
+    if deparse(node) == score_text:
+        return score
+    if not (isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.lexpr is not None
+            and name_of(node.name) in _ARITHMETIC):
+        return None
+    fn = _ARITHMETIC[name_of(node.name)]
+    for const, other, const_first in ((node.lexpr, node.rexpr, True), (node.rexpr, node.lexpr, False)):
+        if isinstance(const, ast.A_Const) and isinstance(const.val, ast.Integer | ast.Float):
+            inner = _score_expr(other, score_text, score)
+            if inner is None:
+                return None
+            k = pa.scalar(float(const_value(const)), pa.float32())
+            return fn(k, inner) if const_first else fn(inner, k)
+    return None
 
 
 def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray, null: np.ndarray | None) -> pa.Table:
@@ -199,8 +262,37 @@ def _scores(values: np.ndarray, null: np.ndarray | None) -> pa.Array:
     return pa.Array.from_buffers(pa.float32(), len(values), [pa.py_buffer(bits), arr.buffers()[1]])
 
 
+FILTER_CACHE = 8  # filters remembered per bound table
+GATHER_CACHE_BYTES = 64 << 20  # candidate rows kept gathered per filter, at most
+
+
+@dataclass
+class Candidates:
+    """The rows a filter selects in one bound snapshot (immutable, so a repeated filter,
+    the usual curation loop with a new target vector each time, need not run again),
+    and their vectors gathered once for scoring."""
+
+    gpos: np.ndarray
+    gathered: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # fragment -> (rows, norms)
+    gathered_bytes: int = 0
+
+
+_VOLATILE = {"random", "now", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday",
+             "nextval", "currval", "setseed", "gen_random_uuid", "uuid", "current_setting"}
+
+
+def _cacheable(where: ast.Node) -> bool:
+    """A filter whose answer depends on this table's snapshot and the parameters only."""
+    for n in walk(where):
+        if isinstance(n, ast.SubLink | ast.SQLValueFunction | ast.RangeVar):
+            return False
+        if isinstance(n, ast.FuncCall) and name_of(n.funcname) in _VOLATILE:
+            return False
+    return True
+
+
 def _score_topk(s: Session, bt: BoundTable, col: Any, p: VectorPlan, gpos: np.ndarray,
-                want: int) -> tuple[np.ndarray, np.ndarray]:
+                want: int, candidates: Candidates | None = None) -> tuple[np.ndarray, np.ndarray]:
     frags = bt.manifest.fragments
     norms_col = bt.arrow.column(f"__n{col.id}")
     idx = np.searchsorted(bt.offsets, gpos, side="right") - 1
@@ -221,7 +313,13 @@ def _score_topk(s: Session, bt: BoundTable, col: Any, p: VectorPlan, gpos: np.nd
                 norms_col.slice(bt.offsets[i], frag.rows).combine_chunks()
             norms = chunk.to_numpy(zero_copy_only=False).astype(np.float32)
             rows = None if hi - lo == frag.rows else local
-            sc = score(mat, norms, p.query, p.metric, rows)
+            got = candidates.gathered.get(i) if candidates is not None and rows is not None else None
+            if got is None and candidates is not None and rows is not None \
+                    and candidates.gathered_bytes + len(rows) * mat[0].nbytes <= GATHER_CACHE_BYTES:
+                got = candidates.gathered[i] = (np.ascontiguousarray(mat[rows]), norms[rows])
+                candidates.gathered_bytes += got[0].nbytes
+            sc = score(got[0], got[1], p.query, p.metric) if got is not None else \
+                score(mat, norms, p.query, p.metric, rows)
         all_pos.append(gpos[lo:hi])
         all_scores.append(sc)
     if not all_pos:
