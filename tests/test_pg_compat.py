@@ -147,3 +147,77 @@ def test_temporary_tables_are_the_sessions_own(db, path) -> None:
         db.execute("SELECT * FROM gone")
     with pytest.raises(reeldb.NotSupportedError):
         db.execute("CREATE TEMP TABLE clips (v VIDEO)")
+
+
+def test_cursors_declare_fetch_move_close(db) -> None:
+    db.execute("CREATE TABLE t (a INT)")
+    db.executemany("INSERT INTO t VALUES (%s)", [(i,) for i in range(10)])
+    with pytest.raises(reeldb.OperationalError) as e:
+        db.execute("DECLARE c CURSOR FOR SELECT a FROM t")
+    assert e.value.sqlstate == "25P01"  # outside a transaction only WITH HOLD
+    db.execute("BEGIN")
+    db.execute("DECLARE c SCROLL CURSOR FOR SELECT a FROM t ORDER BY a")
+
+    def fetch(q: str) -> list[int]:
+        return [r[0] for r in db.execute(q).fetchall()]
+
+    assert fetch("FETCH 3 FROM c") == [0, 1, 2]
+    assert fetch("FETCH NEXT FROM c") == [3]
+    assert fetch("FETCH BACKWARD 2 FROM c") == [2, 1]
+    assert fetch("FETCH ABSOLUTE -1 FROM c") == [9]
+    assert fetch("FETCH FORWARD 5 FROM c") == []
+    assert fetch("FETCH PRIOR FROM c") == [9]
+    assert db.execute("MOVE ABSOLUTE 0 IN c").rowcount == 0
+    assert fetch("FETCH RELATIVE 2 FROM c") == [1]
+    assert fetch("FETCH ALL FROM c") == list(range(2, 10))
+    with pytest.raises(reeldb.ProgrammingError) as e:
+        db.execute("DECLARE c CURSOR FOR SELECT 1")
+    assert e.value.sqlstate == "42P03"
+    db.rollback()
+    db.execute("BEGIN")
+    db.execute("DECLARE kept CURSOR WITH HOLD FOR SELECT a FROM t WHERE a > 7 ORDER BY a")
+    db.execute("DECLARE gone NO SCROLL CURSOR FOR SELECT a FROM t")
+    with pytest.raises(reeldb.OperationalError):
+        db.execute("FETCH BACKWARD 1 FROM gone")
+    db.rollback()  # a rollback takes even a WITH HOLD cursor declared in it
+    with pytest.raises(reeldb.OperationalError):
+        db.execute("FETCH 1 FROM kept")
+    db.execute("BEGIN")
+    db.execute("DECLARE kept CURSOR WITH HOLD FOR SELECT a FROM t WHERE a > 7 ORDER BY a")
+    db.execute("DECLARE gone CURSOR FOR SELECT a FROM t")
+    db.execute("COMMIT")
+    assert fetch("FETCH ALL FROM kept") == [8, 9]
+    with pytest.raises(reeldb.OperationalError) as e:
+        db.execute("FETCH 1 FROM gone")  # ended with its transaction
+    assert e.value.sqlstate == "34000"
+    db.execute("CLOSE kept")
+    with pytest.raises(reeldb.OperationalError):
+        db.execute("CLOSE kept")
+
+
+def test_transaction_characteristics(db) -> None:
+    db.execute("CREATE TABLE t (a INT)")
+    show = lambda name: db.execute(f"SHOW {name}").fetchone()[0]  # noqa: E731
+    assert show("transaction_isolation") == "repeatable read"
+    db.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+    assert (show("transaction_isolation"), show("transaction_read_only")) == ("read committed", "on")
+    with pytest.raises(reeldb.OperationalError) as e:
+        db.execute("INSERT INTO t VALUES (1)")
+    assert e.value.sqlstate == "25006"
+    db.execute("ROLLBACK")
+    assert show("transaction_isolation") == "repeatable read"
+    db.execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+    db.execute("BEGIN")
+    assert show("transaction_isolation") == "read uncommitted"
+    db.execute("SET TRANSACTION READ ONLY")
+    assert show("transaction_read_only") == "on"
+    db.execute("COMMIT")
+    db.execute("SET default_transaction_read_only = on")
+    with pytest.raises(reeldb.OperationalError):
+        db.execute("INSERT INTO t VALUES (1)")
+    db.execute("SET default_transaction_read_only TO off")
+    db.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(reeldb.NotSupportedError, match="snapshot isolation"):
+        db.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+    with pytest.raises(reeldb.DataError):
+        db.execute("SET default_transaction_isolation = 'sometimes'")

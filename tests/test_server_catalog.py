@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -220,3 +221,39 @@ def test_savepoints_over_the_wire(server) -> None:
         with pytest.raises(psycopg.errors.InvalidSavepointSpecification):
             conn.execute("ROLLBACK TO SAVEPOINT nope")
         conn.rollback()
+
+
+def test_listen_notify_between_clients(server) -> None:
+    import select
+
+    psycopg2 = pytest.importorskip("psycopg2")
+    listener = psycopg2.connect(dsn(server))
+    listener.autocommit = True
+    sender = psycopg2.connect(dsn(server))
+    try:
+        listener.cursor().execute("LISTEN jobs")
+        cur = sender.cursor()
+        cur.execute("NOTIFY jobs, 'one'")
+        cur.execute("NOTIFY jobs, 'one'")  # the same, in one transaction: sent once
+        cur.execute("SELECT pg_notify('jobs', %s)", ("two",))
+        cur.execute("NOTIFY elsewhere, 'x'")
+        listener.poll()
+        assert listener.notifies == []  # nothing before COMMIT
+        sender.commit()
+        deadline = time.monotonic() + 10
+        waiter = select.poll()  # not select(): the suite may hold more than 1024 descriptors
+        waiter.register(listener.fileno(), select.POLLIN)
+        while len(listener.notifies) < 2 and time.monotonic() < deadline:
+            waiter.poll(1000)  # pushed while the listener is idle
+            listener.poll()
+        assert [(n.channel, n.payload) for n in listener.notifies] == [("jobs", "one"), ("jobs", "two")]
+        cur.execute("NOTIFY jobs, 'dropped'")
+        sender.rollback()
+        listener.cursor().execute("UNLISTEN *")
+        cur.execute("NOTIFY jobs, 'after unlisten'")
+        sender.commit()
+        listener.cursor().execute("SELECT 1")
+        assert len(listener.notifies) == 2
+    finally:
+        listener.close()
+        sender.close()

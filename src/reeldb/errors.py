@@ -167,6 +167,18 @@ class InvalidSavepointSpecification(OperationalError):
     sqlstate = "3B001"
 
 
+class InvalidCursorName(OperationalError):
+    sqlstate = "34000"
+
+
+class DuplicateCursor(ProgrammingError):
+    sqlstate = "42P03"
+
+
+class ObjectNotInPrerequisiteState(OperationalError):
+    sqlstate = "55000"
+
+
 class SerializationFailure(OperationalError):
     """A concurrent commit changed what this transaction changed; retry it."""
 

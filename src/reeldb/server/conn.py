@@ -90,6 +90,17 @@ class ClientSession:
             out += self.handle(kind, payload)
             if self.terminated:
                 break
+        return out + self.notifications()
+
+    def notifications(self) -> list[bytes]:
+        """NotificationResponse for each NOTIFY received, between transactions only."""
+        queue = self.db._session.notifications
+        if self.db._session.in_transaction or self.copy_in is not None:
+            return []
+        out = []
+        while queue:
+            pid, channel, payload = queue.popleft()
+            out.append(p.notification_response(pid, channel, payload))
         return out
 
     def handle(self, kind: str, payload: bytes) -> list[bytes]:
@@ -161,10 +172,18 @@ class ClientSession:
 
     # -- COPY ------------------------------------------------------------------------
     def _table_columns(self, table: str | None) -> list[str]:
-        tm = self.db._session.current_tables().get(table or "")
+        return [name for name, _ in self._copy_columns(table)]
+
+    def _copy_columns(self, table: str | None) -> list[tuple[str, bool]]:
+        """(name, takes bytes) of each column of a COPY's table, temporary ones included."""
+        session = self.db._session
+        if table in session.temp_tables:
+            r = session.execute(f"SELECT * FROM {_ident(table)} LIMIT 0")
+            return [(d[0], str(d[1]) == "BLOB") for d in r.description or ()]
+        tm = session.current_tables().get(table or "")
         if tm is None:
             raise errors.UndefinedTable(f'relation "{table}" does not exist')
-        return tm.schema.names
+        return [(c.name, c.type.kind in ("bytea", "image", "video")) for c in tm.schema.columns]
 
     def _check_copy_target(self, opts: CopyOptions) -> None:
         names = self._table_columns(opts.table)
@@ -199,13 +218,12 @@ class ClientSession:
     def _copy_insert(self, opts: CopyOptions, data: bytes) -> str:
         """All the rows in one statement, so one commit (or none, on any error)."""
         assert opts.table is not None
-        tm = self.db._session.current_tables()[opts.table]
-        names = opts.columns or tm.schema.names
+        takes_bytes = dict(self._copy_columns(opts.table))
+        names = opts.columns or list(takes_bytes)
         rows: list[list[Any]] = parse_rows(data, opts, len(names))  # type: ignore[assignment]
         if not rows:
             return "COPY 0"
-        binary = [i for i, n in enumerate(names)
-                  if tm.schema.column(n).type.kind in ("bytea", "image", "video")]
+        binary = [i for i, n in enumerate(names) if takes_bytes[n]]
         for row in rows:
             for i in binary:
                 v = row[i]
@@ -309,7 +327,12 @@ class ClientSession:
         with NULL for every parameter; its columns' types do not depend on the values."""
         if not _is_query(st.query):
             return None
-        r = self.db._session.execute(st.query, [None] * len(st.param_oids) or None)
+        session = self.db._session
+        session.describing = True
+        try:
+            r = session.execute(st.query, [None] * len(st.param_oids) or None)
+        finally:
+            session.describing = False
         if r.table is None or r.description is None:
             return None
         return field_specs(r.table, r.description)

@@ -305,6 +305,10 @@ def error_response(sqlstate: str, text: str, position: int | None = None, severi
     return message("E", _fields(severity, sqlstate, text, position, detail, hint))
 
 
+def notification_response(pid: int, channel: str, payload: str) -> bytes:
+    return message("A", _I32.pack(pid) + _cstr(channel) + _cstr(payload))
+
+
 def notice_response(text: str, sqlstate: str = "00000", severity: str = "NOTICE") -> bytes:
     return message("N", _fields(severity, sqlstate, text))
 

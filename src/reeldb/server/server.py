@@ -94,10 +94,12 @@ class Server:
             session = await self._startup(reader, writer, frames, executor)
             if session is None:
                 return
+            wake = asyncio.Event()  # a NOTIFY for this client arrived (from any thread)
+            session.db._session.on_notify = lambda: loop.call_soon_threadsafe(wake.set)
             while not session.terminated:
                 batch = _pipeline(frames)
                 if not batch:
-                    data = await reader.read(65536)
+                    data = await self._read_or_notify(reader, writer, session, wake)
                     if not data:
                         break
                     frames.feed(data)
@@ -108,8 +110,8 @@ class Server:
                     await writer.drain()
         except (p.ProtocolViolation, errors.ProgramLimitExceeded, errors.CharacterNotInRepertoire) as e:
             await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the server is stopping: clean up below
         finally:
             if session is not None:
                 self.clients.pop(session.pid, None)
@@ -117,6 +119,30 @@ class Server:
             executor.shutdown(wait=False)
             self._last_client = time.monotonic()
             writer.close()
+
+    async def _read_or_notify(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                              session: ClientSession, wake: asyncio.Event) -> bytes:
+        """The client's next bytes; while it is idle, notifications are pushed to it."""
+        read = asyncio.ensure_future(reader.read(65536))
+        waiter: asyncio.Future | None = None
+        try:
+            while True:
+                waiter = asyncio.ensure_future(wake.wait())
+                done, _ = await asyncio.wait({read, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if waiter in done:
+                    wake.clear()
+                    out = session.notifications()
+                    if out:
+                        writer.write(b"".join(out))
+                        await writer.drain()
+                else:
+                    waiter.cancel()
+                if read in done:
+                    return read.result()
+        finally:
+            for f in (read, waiter):
+                if f is not None and not f.done():
+                    f.cancel()
 
     async def _startup(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                        frames: p.MessageReader, executor: ThreadPoolExecutor) -> ClientSession | None:

@@ -139,6 +139,16 @@ def name_columns(stmt: Any) -> None:
                     rt.name = column_name(rt.val) or "?column?"
 
 
+def expand_set_returning(stmt: Any) -> None:
+    """``SELECT generate_series(1, 3)`` gives three rows in Postgres and one list in
+    DuckDB: in a select list it is unnested (named first, so the name stays)."""
+    for node in walk(stmt):
+        if isinstance(node, ast.SelectStmt) and node.targetList:
+            for rt in node.targetList:
+                if isinstance(rt.val, ast.FuncCall) and rt.val.funcname[-1].sval.lower() == "generate_series":
+                    rt.val = func("unnest", rt.val)
+
+
 def column_name(node: Any) -> str | None:
     """Postgres' FigureColname: the name an expression's result column gets."""
     if isinstance(node, ast.ColumnRef):

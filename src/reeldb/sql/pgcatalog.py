@@ -26,6 +26,7 @@ from .. import errors
 from ..engine.engine import CHAR_TYPE
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
+from .characteristics import as_settings
 from .parse import const_value, func, parse
 
 if TYPE_CHECKING:
@@ -47,14 +48,14 @@ def settings(session: Session) -> dict[str, str]:
         "server_version": SERVER_VERSION, "server_version_num": SERVER_VERSION_NUM,
         "server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY",
         "timezone": "UTC", "integer_datetimes": "on", "standard_conforming_strings": "on",
-        "search_path": '"$user", public', "transaction_isolation": "repeatable read",
-        "default_transaction_isolation": "repeatable read", "default_transaction_read_only":
-        "on" if session.read_only else "off", "transaction_read_only": "on" if session.read_only else "off",
-        "max_identifier_length": "63", "lc_collate": "C", "lc_ctype": "C", "application_name": "",
+        "search_path": '"$user", public', "max_identifier_length": "63", "lc_collate": "C", "lc_ctype": "C", "application_name": "",
         "is_superuser": "off", "intervalstyle": "postgres", "max_connections": "100",
         "default_table_access_method": "heap", "statement_timeout": str(session.statement_timeout_ms), "reeldb.branch": session.branch or session.pinned
         or "", "reeldb.version": __version__,
     }
+    base.update(as_settings(session.characteristics, session.default_characteristics))
+    if session.read_only:
+        base["transaction_read_only"] = base["default_transaction_read_only"] = "on"
     base.update(session.settings)
     return base
 
@@ -481,6 +482,7 @@ class PgCatalog:
         self.current: CatalogTables | None = None
         self._settings_key: tuple | None = None
         self._views: set[str] = set()
+        self._cursors_key: tuple | None = None
 
     def tables(self) -> CatalogTables:
         s = self.s
@@ -503,6 +505,17 @@ class PgCatalog:
             s.engine.register(relation_name("pg_settings"), pa.table({"name": names, "setting": values}))
             s.engine.register(relation_name("__settings"), pa.table({"set_name": names, "set_value": values}))
             self._settings_key = skey
+        cursors = tuple((n, c.hold, c.backward_ok) for n, c in s.cursors.items())
+        if cursors != self._cursors_key:
+            s.engine.register(relation_name("pg_cursors"), pa.table({
+                "name": [n for n, *_ in cursors], "statement": [s.cursors[n].statement for n, *_ in cursors],
+                "is_holdable": [h for _, h, _ in cursors], "is_binary": [False] * len(cursors),
+                "is_scrollable": [b for *_, b in cursors],
+                "creation_time": pa.nulls(len(cursors), pa.timestamp("us", "UTC"))},
+                schema=pa.schema([("name", pa.string()), ("statement", pa.string()), ("is_holdable", pa.bool_()),
+                                  ("is_binary", pa.bool_()), ("is_scrollable", pa.bool_()),
+                                  ("creation_time", pa.timestamp("us", "UTC"))])))
+            self._cursors_key = cursors
         assert self.current is not None
         return self.current
 
@@ -544,7 +557,7 @@ def relation_name(key: str) -> str:
 CATALOG_NAMES = frozenset([
     "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_constraint", "pg_attrdef", "pg_type",
     "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
-    "pg_settings", *EMPTY, "information_schema.schemata", "information_schema.tables",
+    "pg_settings", "pg_cursors", *EMPTY, "information_schema.schemata", "information_schema.tables",
     "information_schema.columns", "information_schema.table_constraints",
     "information_schema.key_column_usage", "information_schema.views",
 ])
@@ -683,6 +696,7 @@ class CatalogRewrite:
             "pg_table_size": lambda a: _const(0),
             "pg_indexes_size": lambda a: _const(0),
             "pg_relation_is_publishable": lambda a: _const(False),
+            "pg_notify": self._notify,
             "array_upper": lambda a: _template("len($1)", a[0]),
             "array_lower": lambda a: _template("CASE WHEN len($1) > 0 THEN 1 END", a[0]),
             "array_length": lambda a: _template("CASE WHEN len($1) > 0 THEN len($1) END", a[0]),
@@ -699,6 +713,17 @@ class CatalogRewrite:
             return _text(_const(value))
         self.pg.tables()
         return _template(f"(SELECT set_value FROM {_REL('__settings')} WHERE set_name = lower($1))", args[0])
+
+    def _notify(self, args: list[ast.Node]) -> ast.Node:
+        from .notify import notify
+
+        ok, channel = _constant_arg(args[0], self.params) if args else (False, None)
+        ok2, payload = _constant_arg(args[1], self.params) if len(args) > 1 else (True, None)
+        if not (ok and ok2):
+            raise errors.FeatureNotSupported("pg_notify() takes constants or parameters")
+        if not self.s.describing:  # a Describe runs the statement only to learn its columns
+            notify(self.s, str(channel or ""), None if payload is None else str(payload))
+        return _text(_const(None))  # void
 
     def _visible(self, oid: ast.Node) -> ast.Node:
         self.pg.tables()

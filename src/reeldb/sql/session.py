@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -24,9 +24,10 @@ from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine
 from ..format.manifest import Column, TableManifest
-from . import ddl, dml, point, temp, vector_plan
+from . import cursors, ddl, dml, notify, point, temp, vector_plan
+from .characteristics import Characteristics, boolean, isolation, with_options
 from .params import compile_params
-from .parse import deparse, name_columns, parse
+from .parse import deparse, expand_set_returning, name_columns, parse
 from .pgcatalog import PgCatalog, settings
 from .rewrite import Rewriter, adapt_param, finish
 from .versioning import VersioningMixin
@@ -70,6 +71,13 @@ class Session(VersioningMixin):
         self.backend_pid = os.getpid()
         self.settings: dict[str, str] = {}  # SET name = value, reported by SHOW and current_setting
         self.statement_timeout_ms = 0
+        self.default_characteristics = Characteristics()  # SET SESSION CHARACTERISTICS AS TRANSACTION ...
+        self.txn_characteristics: Characteristics | None = None  # the open transaction's
+        self.cursors: dict[str, cursors.Cursor] = {}  # DECLARE name -> its rows
+        self.notifications = notify.new_queue()  # (sender pid, channel, payload) for LISTEN
+        self.on_notify: Callable[[], None] | None = None  # called (any thread) when one arrives
+        self.outbox: list[tuple[str, str]] = []  # NOTIFY of the open transaction
+        self.describing = False  # running a statement only for its result's columns: no side effects
         self.temp_tables: dict[str, Any] = {}  # CREATE TEMPORARY TABLE name -> its ON COMMIT action
         self.pg = PgCatalog(self)
 
@@ -90,9 +98,15 @@ class Session(VersioningMixin):
             return txn.tables
         return self.catalog.snapshot(self.head())
 
+    @property
+    def characteristics(self) -> Characteristics:
+        return self.txn_characteristics or self.default_characteristics
+
     def write_txn(self) -> Transaction:
         if self.read_only is not None:
             raise errors.ReadOnlySqlTransaction(self.read_only)
+        if self.characteristics.read_only:
+            raise errors.ReadOnlySqlTransaction("cannot execute a write in a read-only transaction")
         if self.pinned is not None:
             raise errors.ReadOnlySqlTransaction(
                 "cannot execute a write in a read-only transaction: this connection reads a fixed commit"
@@ -221,6 +235,7 @@ class Session(VersioningMixin):
     def _dispatch(self, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None) -> Result:
         if isinstance(stmt, ast.SelectStmt):
             name_columns(stmt)
+            expand_set_returning(stmt)
             called = self.versioning_call(stmt, params)
             if called is not None:
                 return called
@@ -232,7 +247,7 @@ class Session(VersioningMixin):
                     self.engine.unregister(name)
             return Result(table, desc, table.num_rows, f"SELECT {table.num_rows}")
         if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and temp.target(stmt) in self.temp_tables:
-            return temp.run(self, stmt, params)
+            return temp.run(self, stmt, params, param_rows)
         if isinstance(stmt, ast.InsertStmt):
             return dml.insert(self, stmt, params, param_rows)
         if isinstance(stmt, ast.UpdateStmt):
@@ -257,6 +272,21 @@ class Session(VersioningMixin):
             return self._vacuum(stmt)
         if isinstance(stmt, ast.VariableSetStmt | ast.VariableShowStmt):
             return self._variable(stmt)
+        if isinstance(stmt, ast.ListenStmt):
+            notify.HUB.listen(self, stmt.conditionname)
+            return Result(status="LISTEN")
+        if isinstance(stmt, ast.UnlistenStmt):
+            notify.HUB.unlisten(self, stmt.conditionname)
+            return Result(status="UNLISTEN")
+        if isinstance(stmt, ast.NotifyStmt):
+            notify.notify(self, stmt.conditionname, stmt.payload)
+            return Result(status="NOTIFY")
+        if isinstance(stmt, ast.DeclareCursorStmt):
+            return cursors.declare(self, stmt, params)
+        if isinstance(stmt, ast.FetchStmt):
+            return cursors.fetch(self, stmt)
+        if isinstance(stmt, ast.ClosePortalStmt):
+            return cursors.close(self, stmt)
         if isinstance(stmt, ast.IndexStmt):
             raise errors.FeatureNotSupported("CREATE INDEX is not supported yet: vector top-k runs exactly")
         raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
@@ -399,10 +429,11 @@ class Session(VersioningMixin):
         return probe
 
     # -- transactions --------------------------------------------------------------------------
-    def begin(self) -> None:
+    def begin(self, options: tuple | None = None) -> None:
         if self.txn is not None:
             self.notice("there is already a transaction in progress")
             return
+        self.txn_characteristics = with_options(self.default_characteristics, options)
         if self.pinned is not None:
             self.txn = Transaction(self.catalog, None, self.pinned)
         else:
@@ -414,8 +445,11 @@ class Session(VersioningMixin):
         txn, failed = self.txn, self.failed
         self.txn, self.failed = None, False
         self._savepoints = []
+        self.txn_characteristics = None
         if txn is not None:
             temp.end_of_transaction(self)
+            cursors.end_of_transaction(self, committed=not failed)
+            notify.end_of_transaction(self, committed=not failed)
         if txn is None:
             return None
         if failed:
@@ -426,13 +460,16 @@ class Session(VersioningMixin):
         if self.txn is not None:
             self.txn.close()
             temp.end_of_transaction(self)
+            cursors.end_of_transaction(self, committed=False)
+            notify.end_of_transaction(self, committed=False)
         self.txn, self.failed = None, False
         self._savepoints = []
+        self.txn_characteristics = None
 
     def _transaction_stmt(self, stmt: ast.TransactionStmt) -> Result:
         k = stmt.kind
         if k in (TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START):
-            self.begin()
+            self.begin(stmt.options)
             return Result(status="BEGIN")
         if k == TransactionStmtKind.TRANS_STMT_COMMIT:
             if self.txn is None:
@@ -537,6 +574,25 @@ class Session(VersioningMixin):
             if name == "statement_timeout":
                 self.statement_timeout_ms = 0
             return Result(status="RESET" if stmt.kind == VariableSetKind.VAR_RESET else "SET")
+        if stmt.kind == VariableSetKind.VAR_SET_MULTI and name == "transaction":
+            if self.txn is None:
+                self.notice("SET TRANSACTION can only be used in transaction blocks")
+            else:
+                self.txn_characteristics = with_options(self.characteristics, stmt.args)
+            return Result(status="SET")
+        if stmt.kind == VariableSetKind.VAR_SET_MULTI and name == "session characteristics":
+            self.default_characteristics = with_options(self.default_characteristics, stmt.args)
+            return Result(status="SET")
+        if name.startswith("default_transaction_") and stmt.kind == VariableSetKind.VAR_SET_VALUE:
+            from .versioning import _const
+
+            value = str(_const(stmt.args[0], []))
+            which = name.removeprefix("default_transaction_")
+            if which not in ("isolation", "read_only", "deferrable"):
+                raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')
+            new = isolation(value) if which == "isolation" else boolean(name, value)
+            self.default_characteristics = replace(self.default_characteristics, **{which: new})
+            return Result(status="SET")
         if stmt.kind != VariableSetKind.VAR_SET_VALUE or not name:
             self.notice(f"SET {stmt.name or ''} has no effect in reeldb")
             return Result(status="SET")

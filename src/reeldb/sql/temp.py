@@ -11,6 +11,7 @@ ROLLBACK (they are outside the branch's transaction).
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast
@@ -109,16 +110,22 @@ def target(stmt: ast.Node) -> str | None:
     return rel.relname if isinstance(rel, ast.RangeVar) and rel.schemaname in (None, "pg_temp") else None
 
 
-def run(s: Session, stmt: ast.Node, params: list[Any]) -> Result:
-    """A write to a temporary table, run by DuckDB as written (after the usual rewrites)."""
+def run(s: Session, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
+    """A write to a temporary table, run by DuckDB as written (after the usual rewrites);
+    ``param_rows``: once per row of parameters (executemany, COPY)."""
     from .session import Result
 
     rel = getattr(stmt, "relation", None)
     if isinstance(rel, ast.RangeVar):
         rel.schemaname = None
+    verb = {ast.InsertStmt: "INSERT 0", ast.UpdateStmt: "UPDATE", ast.DeleteStmt: "DELETE"}[type(stmt)]
+    if param_rows:
+        total = 0
+        for row in param_rows:  # the rewrite edits the tree: a copy for each row
+            total += run(s, copy.deepcopy(stmt), row).rowcount
+        return Result(rowcount=total, status=f"{verb} {total}")
     sql = finish(deparse(s.rewriter(params)(stmt)))
     table, desc = s.engine.arrow(sql, s.duck_params(params, sql))
-    verb = {ast.InsertStmt: "INSERT 0", ast.UpdateStmt: "UPDATE", ast.DeleteStmt: "DELETE"}[type(stmt)]
     if getattr(stmt, "returningClause", None) is not None:
         return Result(table, desc, table.num_rows, f"{verb} {table.num_rows}")
     n = int(table.column(0)[0].as_py()) if table.num_rows else 0
