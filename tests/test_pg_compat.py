@@ -63,7 +63,7 @@ def test_savepoints(db) -> None:
 
 
 def test_settings_show_set_reset(db) -> None:
-    assert db.execute("SHOW server_version").fetchone() == ("16.0",)
+    assert db.execute("SHOW server_version").fetchone() == ("16.4",)
     db.execute("SET search_path TO public")
     assert db.execute("SELECT current_setting('search_path')").fetchone() == ("public",)
     db.execute("RESET search_path")

@@ -165,7 +165,7 @@ def test_bi_probes_and_settings(server) -> None:
         version, num, db, user, schema = conn.execute(
             "SELECT version(), current_setting('server_version_num'), current_database(), current_user, "
             "current_schema()").fetchone()
-        assert version.startswith("PostgreSQL 16.0 (reeldb") and num == "160000"
+        assert version.startswith("PostgreSQL 16.4 (reeldb") and num == "160004"
         assert (db, user, schema) == ("video-gen", "tester", "public")
         assert conn.execute("SHOW transaction isolation level").fetchone() == ("repeatable read",)
         assert conn.execute("SELECT current_setting('nope', true)").fetchone() == (None,)

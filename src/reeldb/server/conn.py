@@ -19,13 +19,12 @@ from .. import __version__, errors
 from ..connection import Connection
 from ..rows import to_rows
 from ..sql.parse import deparse, parse
+from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.session import Result
 from . import protocol as p
 from .copy import CopyOptions, copy_options, format_row, header_row, parse_rows
 from .describe import param_oids
 from .types import decode_param, encode_columns, field_specs
-
-SERVER_VERSION = "16.4"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pglast import ast
 from pglast.enums import FetchDirection
 
 from .. import errors
-from .parse import deparse
+from .parse import deparse, expand_set_returning, name_columns
 
 if TYPE_CHECKING:
     from .session import Result, Session
@@ -45,6 +45,8 @@ def declare(s: Session, stmt: ast.DeclareCursorStmt, params: list[Any]) -> Resul
         raise errors.DuplicateCursor(f'cursor "{stmt.portalname}" already exists')
     if not isinstance(stmt.query, ast.SelectStmt):
         raise errors.FeatureNotSupported("a cursor's query must be a SELECT")
+    name_columns(stmt.query)
+    expand_set_returning(stmt.query)
     table, desc = s.run_select(stmt.query, params)
     s.cursors[stmt.portalname] = Cursor(deparse(stmt), table, desc, hold, not stmt.options & _NO_SCROLL, pending=s.txn is not None)
     return Result(status="DECLARE CURSOR")

@@ -32,8 +32,8 @@ from .parse import const_value, func, parse
 if TYPE_CHECKING:
     from .session import Session
 
-SERVER_VERSION = "16.0"
-SERVER_VERSION_NUM = "160000"
+SERVER_VERSION = "16.4"  # the Postgres release whose behaviour reeldb follows
+SERVER_VERSION_NUM = "160004"
 OWNER_OID = 10
 HEAP_AM, BTREE_AM = 2, 403
 DEFAULT_COLLATION = 100
@@ -50,7 +50,7 @@ def settings(session: Session) -> dict[str, str]:
         "timezone": "UTC", "integer_datetimes": "on", "standard_conforming_strings": "on",
         "search_path": '"$user", public', "max_identifier_length": "63", "lc_collate": "C", "lc_ctype": "C", "application_name": "",
         "is_superuser": "off", "intervalstyle": "postgres", "max_connections": "100",
-        "default_table_access_method": "heap", "statement_timeout": str(session.statement_timeout_ms), "reeldb.branch": session.branch or session.pinned
+        "default_table_access_method": "heap", "password_encryption": "scram-sha-256", "statement_timeout": str(session.statement_timeout_ms), "reeldb.branch": session.branch or session.pinned
         or "", "reeldb.version": __version__,
     }
     base.update(as_settings(session.characteristics, session.default_characteristics))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 from pglast import ast
 from pglast.enums import ConstrType, OnCommitAction
 
@@ -21,8 +22,8 @@ from .. import errors
 from ..engine.engine import quote_ident
 from ..format.types import PARQUET
 from .ddl import type_of
-from .parse import deparse
-from .rewrite import finish
+from .parse import colref, deparse, transform
+from .rewrite import adapt_param, finish
 
 if TYPE_CHECKING:
     from .session import Result, Session
@@ -119,6 +120,8 @@ def run(s: Session, stmt: ast.Node, params: list[Any], param_rows: list[list[Any
     if isinstance(rel, ast.RangeVar):
         rel.schemaname = None
     verb = {ast.InsertStmt: "INSERT 0", ast.UpdateStmt: "UPDATE", ast.DeleteStmt: "DELETE"}[type(stmt)]
+    if param_rows and _one_values_row(stmt):
+        return _insert_rows(s, stmt, param_rows)
     if param_rows:
         total = 0
         for row in param_rows:  # the rewrite edits the tree: a copy for each row
@@ -130,6 +133,35 @@ def run(s: Session, stmt: ast.Node, params: list[Any], param_rows: list[list[Any
         return Result(table, desc, table.num_rows, f"{verb} {table.num_rows}")
     n = int(table.column(0)[0].as_py()) if table.num_rows else 0
     return Result(rowcount=n, status=f"{verb} {n}")
+
+
+def _one_values_row(stmt: ast.Node) -> bool:
+    sel = getattr(stmt, "selectStmt", None)
+    return (isinstance(stmt, ast.InsertStmt) and stmt.returningClause is None and isinstance(sel, ast.SelectStmt)
+            and sel.valuesLists is not None and len(sel.valuesLists) == 1)
+
+
+def _insert_rows(s: Session, stmt: ast.InsertStmt, param_rows: list[list[Any]]) -> Result:
+    """executemany / COPY into a temporary table: the parameter rows become one Arrow
+    table and the INSERT one ``INSERT ... SELECT`` over it."""
+    from .session import Result
+
+    width = max(len(r) for r in param_rows)
+    columns = {f"__p{i + 1}": pa.array([adapt_param(r[i]) if i < len(r) else None for r in param_rows])
+               for i in range(width)}
+    row = stmt.selectStmt.valuesLists[0]
+    targets = tuple(ast.ResTarget(val=transform(v, lambda n: colref(f"__p{n.number}")
+                                                 if isinstance(n, ast.ParamRef) else None)) for v in row)
+    stmt.selectStmt = ast.SelectStmt(targetList=targets, fromClause=(ast.RangeVar(relname="__params", inh=True,
+                                                                                  relpersistence="p"),))
+    sql = finish(deparse(s.rewriter(param_rows[0])(stmt)))
+    s.engine.register("__params", pa.table(columns))
+    try:
+        table, _ = s.engine.arrow(sql)
+    finally:
+        s.engine.unregister("__params")
+    n = int(table.column(0)[0].as_py()) if table.num_rows else 0
+    return Result(rowcount=n, status=f"INSERT 0 {n}")
 
 
 def drop(s: Session, names: list[str]) -> None:
