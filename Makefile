@@ -9,15 +9,17 @@ STAMP  := $(VENV)/.stamp
 # carry (pip finds it in its find-links); any other spec can pull gigabytes of CUDA wheels.
 TORCH  := torch==2.13.0
 # Paths that exist (git does not keep empty folders, so bench/ may be missing on a clone).
-LINT_PATHS := $(wildcard src tests bench)
+LINT_PATHS := $(wildcard src tests bench compat)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv psql demo test lint bench clean distclean
+.PHONY: help venv psql demo test lint bench compat clean distclean
 
 help:
 	@echo "make demo       build .venv if needed, run the product brief's pipeline end to end"
 	@echo "make test       build .venv if needed, run the test suite"
-	@echo "make lint       ruff check src tests bench"
+	@echo "make lint       ruff check src tests bench compat"
+	@echo "make compat     run psycopg2's own test suite against reeldb serve; fails on any"
+	@echo "                outcome not in compat/psycopg2-expected-failures.txt"
 	@echo "make bench      run every bench/bench_*.py"
 	@echo "make venv       create .venv: torch (CPU, pinned) then reeldb in editable mode + dev extras"
 	@echo "make clean      remove caches, build output and the demo database"
@@ -59,9 +61,14 @@ bench: venv
 		echo "== $$f"; $(BIN)/python "$$f"; \
 	done; [ $$found = 1 ] || echo "no bench/bench_*.py yet"
 
+# psycopg2's own test suite (its sdist, fetched once into .cache/compat/) against `reeldb serve`;
+# `$(BIN)/python compat/psycopg2_suite.py --update` rewrites the expected-failures list
+compat: venv
+	$(BIN)/python compat/psycopg2_suite.py
+
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache demo.reeldb src/*.egg-info *.egg-info
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) .cache
