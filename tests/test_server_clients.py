@@ -343,3 +343,20 @@ def test_psql_backslash_copy(server) -> None:
     assert out.returncode == 0 and "COPY 2" in out.stdout, out.stderr
     out = subprocess.run(base + ["-c", "COPY scores TO STDOUT"], capture_output=True, text=True, timeout=30)
     assert sorted(out.stdout.splitlines()) == ["1\t0.5", "2\t0.75"]
+
+
+def test_non_utf8_query_fails_alone_and_other_encodings_are_refused(server) -> None:
+    host, port = server.address
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(_startup())
+        _read_until_ready(s)
+        body = b"SELECT '\xe9t\xe9'\0"  # Latin-1 bytes
+        s.sendall(b"Q" + struct.pack("!i", len(body) + 4) + body)
+        assert b"22021" in _read_until_ready(s)
+        body = b"SELECT 41 + 1\0"
+        s.sendall(b"Q" + struct.pack("!i", len(body) + 4) + body)
+        assert b"42" in _read_until_ready(s)  # the connection goes on
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="UTF8 only"):
+            conn.execute("SET client_encoding TO 'LATIN1'")
+        conn.execute("SET client_encoding TO 'UTF8'")

@@ -110,7 +110,11 @@ class ClientSession:
             return self._copy_message(kind, payload)
         if kind == "Q":
             self.skipping = False
-            return self._simple(p.parse_query(payload))
+            try:
+                query = p.parse_query(payload)
+            except errors.CharacterNotInRepertoire as e:  # not UTF-8: this query fails, not the connection
+                return [p.error_for(e), p.ready_for_query(self.status)]
+            return self._simple(query)
         if kind == "S":
             self.skipping = False
             return [p.ready_for_query(self.status)]

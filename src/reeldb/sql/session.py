@@ -599,6 +599,9 @@ class Session(VersioningMixin):
         from .versioning import _const
 
         value = ", ".join(str(_const(a, [])) for a in stmt.args or ())
+        if name in ("client_encoding", "names") and value.upper().replace("-", "").replace("_", "") not in (
+                "UTF8", "UNICODE"):
+            raise errors.FeatureNotSupported(f'client encoding "{value}" is not supported: reeldb speaks UTF8 only')
         if name == "statement_timeout":
             self.statement_timeout_ms = parse_duration_ms(value)
             value = str(self.statement_timeout_ms)
