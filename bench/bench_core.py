@@ -40,6 +40,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     import reeldb
 
 from reeldb.demo import SCHEMA as BRIEF_SCHEMA  # noqa: E402 - after the src/ fallback above
+from summary import print_table  # noqa: E402 - bench/ is the script's folder
 
 MODELS = ("seedance-v2", "veo-3", "kling-1.6")
 FRAMES = (24, 48, 72, 96)
@@ -184,18 +185,8 @@ class Results:
         self.summary.append((name, value, target, verdict))
 
     def print_summary(self) -> None:
-        heads = ("figure", "value", "target", "")
-        rows = [heads, *sorted(self.summary, key=lambda r: r[0].split(".")[0])]  # stable: by step
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        line = "-+-".join("-" * w for w in widths)
-        print()
-        print("summary")
-        print(line)
-        for i, r in enumerate(rows):
-            print(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-            if i == 0:
-                print(line)
-        print(line)
+        rows = sorted(self.summary, key=lambda r: r[0].split(".")[0])  # stable: by step
+        print_table("summary", ("figure", "value", "target", ""), rows)
 
 
 # -- data --------------------------------------------------------------------------------------

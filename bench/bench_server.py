@@ -85,6 +85,8 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 import psycopg  # noqa: E402 - after the src/ fallback above
 
+from summary import print_table  # noqa: E402 - bench/ is the script's folder
+
 MODELS = ("seedance-v2", "veo-3", "kling-1.6")
 FRAMES = (24, 48, 72, 96)
 FPS = (12, 24, 30)
@@ -158,17 +160,7 @@ class Results:
         self.summary.append((name, value, note))
 
     def print_summary(self) -> None:
-        rows = [("figure", "value", ""), *self.summary]
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        line = "-+-".join("-" * w for w in widths)
-        print()
-        print("summary")
-        print(line)
-        for i, r in enumerate(rows):
-            print(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-            if i == 0:
-                print(line)
-        print(line)
+        print_table("summary", ("figure", "value", ""), self.summary)
 
 
 # -- data --------------------------------------------------------------------------------------

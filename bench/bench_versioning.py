@@ -42,6 +42,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 # the brief's schema, curation query and ingestion function, verbatim
 from reeldb.demo import CURATION, SCHEMA, log_generation  # noqa: E402 - after the src/ fallback
+from summary import print_table  # noqa: E402 - bench/ is the script's folder
 
 PEERS = ("deeplake", "lance")
 PEER_PINS = {"deeplake": "deeplake==4.7.4", "lance": "pylance"}
@@ -881,18 +882,8 @@ def print_summary(rep: Report, args: argparse.Namespace, peers: Sequence[str]) -
         table.append((f"  auto-compaction commits during the {args.inserts:,} inserts",
                       f"{R.get('auto_compactions')} (of {R.get('commits'):,} commits)",
                       "—", "—", "", ""))
-    heads = ("operation", "reeldb", "peer", "ratio reeldb/peer", "target", "met?")
-    rows = [heads, *table]
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
-    line = "-+-".join("-" * w for w in widths)
-    print()
-    print("summary (ratio = reeldb time / peer time: below 1 means reeldb is faster)")
-    print(line)
-    for i, r in enumerate(rows):
-        print(" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-        if i == 0:
-            print(line)
-    print(line)
+    print_table("summary (ratio = reeldb time / peer time: below 1 means reeldb is faster)",
+                ("operation", "reeldb", "peer", "ratio reeldb/peer", "target", "met?"), table)
     for i, f in enumerate(footnotes, 1):
         print(f"[{i}] {f}")
     for p in peers:
