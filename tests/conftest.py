@@ -4,6 +4,8 @@ small but real media (a PNG made with Pillow, an MP4 encoded with PyAV)."""
 from __future__ import annotations
 
 import io
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,22 +13,72 @@ import numpy as np
 import pytest
 
 import reeldb
+import s3_server as s3_server_mod
 from reeldb.demo import SCHEMA
 
 # The product brief's table, verbatim (tests/test_brief.py runs the rest of the brief).
 BRIEF_CREATE_TABLE = SCHEMA
 
 
+# Modules whose ``path`` / ``db`` tests run twice: on a local folder and on S3 (moto's
+# standalone server on 127.0.0.1). The rest of the suite runs on local folders only.
+S3_MODULES = {"test_sql", "test_versioning", "test_history", "test_diff", "test_loader",
+              "test_brief", "test_concurrency"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module in S3_MODULES and {"path", "db"} & set(metafunc.fixturenames):
+        if "backend" not in metafunc.fixturenames:
+            metafunc.fixturenames.append("backend")
+        local_only = metafunc.definition.get_closest_marker("local_only") is not None
+        metafunc.parametrize("backend", ["local"] if local_only else ["local", "s3"], indirect=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "local_only: inspects a local folder's files; not run on S3")
+
+
 @pytest.fixture
-def path(tmp_path) -> str:
-    """Where a test's database folder goes (not created)."""
+def backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "local")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3_server_mod.S3Server]:
+    """moto's S3 server for the whole session; the standard AWS variables point every
+    process of the test run (DataLoader workers included) at it."""
+    server = s3_server_mod.start()
+    saved = {k: os.environ.get(k) for k in [*server.env(), "REELDB_CACHE_DIR"]}
+    os.environ.update(server.env())
+    os.environ["REELDB_CACHE_DIR"] = str(tmp_path_factory.mktemp("reeldb-cache"))
+    yield server
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def s3_url(s3_server: s3_server_mod.S3Server) -> str:
+    """A fresh, empty database location on the S3 server."""
+    return f"s3://{s3_server.bucket}/{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def path(tmp_path, backend: str, request: pytest.FixtureRequest) -> str:
+    """Where a test's database goes (not created): a folder, or an S3 prefix."""
+    if backend == "s3":
+        return request.getfixturevalue("s3_url")
     return str(tmp_path / "db")
 
 
 @pytest.fixture
-def db(tmp_path) -> Iterator[reeldb.Connection]:
-    """An empty database in a real folder."""
-    conn = reeldb.connect(tmp_path / "db")
+def db(path: str) -> Iterator[reeldb.Connection]:
+    """An empty database in a real folder (or on S3)."""
+    conn = reeldb.connect(path)
     yield conn
     conn.close()
 

@@ -55,8 +55,8 @@ def make_media(path) -> Connection:
 
 
 @pytest.fixture
-def media(tmp_path) -> Connection:
-    db = make_media(tmp_path / "media")
+def media(path: str) -> Connection:
+    db = make_media(path)
     yield db
     db.close()
 
@@ -326,6 +326,7 @@ def _column_chunks(path: str, column: str) -> list[tuple[int, int]]:
     return out
 
 
+@pytest.mark.local_only
 def test_columns_not_asked_for_are_never_read(media) -> None:
     root = media.catalog.store.root
     schema = {c.name: c.id for c in
@@ -363,6 +364,7 @@ def test_columns_not_asked_for_are_never_read(media) -> None:
         assert covered.sum() < size / 2
 
 
+@pytest.mark.local_only
 def test_remote_matrix_reads_only_the_rows_wanted(media) -> None:
     store = RemoteLikeStore(media.catalog.store.root)
     db = Connection(Catalog.open(store, create=False))
@@ -379,6 +381,7 @@ def test_remote_matrix_reads_only_the_rows_wanted(media) -> None:
     assert sorted((off, n) for _, off, n in mats) == [(3 * row, 3 * row), (20 * row, row)]  # two runs
 
 
+@pytest.mark.local_only
 def test_one_run_of_rows_is_the_mapped_file_itself(media) -> None:
     plan = table_plan(media, columns=["emb", "latent"])
     reader = Reader(plan)
@@ -405,6 +408,7 @@ class MappingSpyStore(LocalStore):
         return super().local_path(key)
 
 
+@pytest.mark.local_only
 def test_local_reads_map_only_the_columns_asked_for(media) -> None:
     schema = {c.name: c.id for c in
               media.catalog.manifest(media.catalog.commit(media.head).tables["media"]).schema.columns}
@@ -437,6 +441,7 @@ def test_batches_kept_by_the_caller_are_never_reused(media) -> None:
     reader.close()
 
 
+@pytest.mark.local_only
 def test_local_blobs_are_views_of_the_mapped_pack(media) -> None:
     """No copy on a local store: each value views the pack's mapping, privately."""
     plan = table_plan(media, columns=["image"])

@@ -438,9 +438,9 @@ def test_order_by_desc_puts_nulls_first(people: reeldb.Connection) -> None:
 # --- transactions -----------------------------------------------------------------------------
 
 
-def test_begin_commit(db: reeldb.Connection, tmp_path) -> None:
+def test_begin_commit(db: reeldb.Connection, path: str) -> None:
     db.execute("CREATE TABLE t (id INT)")
-    other = reeldb.connect(tmp_path / "db")
+    other = reeldb.connect(path)
     db.execute("BEGIN")
     db.execute("INSERT INTO t VALUES (1)")
     db.execute("INSERT INTO t VALUES (2)")

@@ -8,7 +8,6 @@ references (a dict with ``pack``/``offset``/``length``), JSON as text.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,14 +43,11 @@ def fragments(db: reeldb.Connection, table: str, ref: str | None = None) -> int:
 
 
 def files(root: str, sub: str, suffix: str = "") -> set[str]:
-    """Relative paths of the files under ``root/sub`` (ending with ``suffix``)."""
-    out = set()
-    base = os.path.join(root, sub)
-    for d, _, names in os.walk(base):
-        for n in names:
-            if n.endswith(suffix):
-                out.add(os.path.relpath(os.path.join(d, n), root))
-    return out
+    """Keys of the objects under ``root/sub`` (ending with ``suffix``): a folder's
+    files, or an S3 prefix's objects."""
+    from reeldb.storage import open_store
+
+    return {k for k in open_store(root, create=False).list(sub.rstrip("/") + "/") if k.endswith(suffix)}
 
 
 def all_files(root: str) -> set[str]:
@@ -60,7 +56,10 @@ def all_files(root: str) -> set[str]:
 
 
 def du(root: str, sub: str) -> int:
-    return sum(os.path.getsize(os.path.join(root, f)) for f in files(root, sub))
+    from reeldb.storage import open_store
+
+    store = open_store(root, create=False)
+    return sum(store.size(f) for f in files(root, sub))
 
 
 def commits(root: str) -> set[str]:

@@ -27,13 +27,18 @@ if TYPE_CHECKING:
     from .loader import DataLoader
 
 
-def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None, create: bool = True) -> Connection:
-    """Open (or create) a database: a folder path or ``file://`` URL.
+def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None, create: bool = True,
+            storage_options: dict[str, Any] | None = None) -> Connection:
+    """Open (or create) a database: a folder path, a ``file://`` URL, or object storage
+    (``s3://bucket/prefix``, ``gs://``, ``az://``).
 
     ``branch`` picks the branch this connection reads and writes; ``at`` (a commit id or
-    tag) opens a read-only view of that commit instead.
+    tag) opens a read-only view of that commit instead. ``storage_options`` configure
+    object storage: ``endpoint``, ``region``, ``access_key_id``, ``secret_access_key``
+    (else the standard AWS chain: environment, profile, instance metadata), and the
+    local disk cache (``cache_dir``, ``cache_size`` in bytes, 0 for none).
     """
-    store = open_store(str(path), create=create)
+    store = open_store(str(path), create=create, options=storage_options)
     catalog = Catalog.open(store, create=create)
     return Connection(catalog, branch, at)
 
@@ -75,6 +80,11 @@ class Connection:
     def rollback(self) -> None:
         self._check()
         self._session.rollback()
+
+    def stats(self) -> dict[str, Any]:
+        """Where the database lives, the requests made to it and the disk cache's hits
+        and misses (object storage)."""
+        return self.catalog.store.stats()
 
     def close(self) -> None:
         if not self._closed:

@@ -152,7 +152,9 @@ class Refs:
 
 
 def _ref(commit: str) -> bytes:
-    return json.dumps({"commit": commit}).encode()
+    # a nonce makes every write's bytes unique: an object store that retried a conditional
+    # write can then tell its own landed first try from another writer's
+    return json.dumps({"commit": commit, "write": uuid.uuid4().hex[:12]}).encode()
 
 
 class Counters:
@@ -169,7 +171,8 @@ class Counters:
         for _ in range(10_000):
             got = self.store.get_versioned(key)
             start, version = (1, None) if got is None else (json.loads(got[0])["next"], got[1])
-            if self.store.compare_and_swap(key, version, json.dumps({"next": start + n}).encode()):
+            body = json.dumps({"next": start + n, "write": uuid.uuid4().hex[:12]}).encode()
+            if self.store.compare_and_swap(key, version, body):
                 return start
             time.sleep(delay)
             delay = min(delay * 2, 0.05)

@@ -81,7 +81,7 @@ def _packs(cat: Catalog, key: str, blob_cols: list[int]) -> set[str]:
     if not blob_cols:
         return set()
     names = [scol(c) for c in blob_cols]
-    path = cat.store.local_path(key)
+    path = cat.store.file_path(key)
     pf = pq.ParquetFile(path if path else cat.store.open_input(key))
     present = [n for n in names if n in pf.schema_arrow.names]
     out: set[str] = set()

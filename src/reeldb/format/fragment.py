@@ -121,7 +121,7 @@ class FragmentReader:
             if t is not None:
                 self._tables.move_to_end(key)
                 return t
-        path = self.store.local_path(key)
+        path = self.store.file_path(key)
         # ParquetFile, not read_table: read_table goes through pyarrow.dataset, whose
         # import alone costs a cold start ~250 ms
         t = pq.ParquetFile(path if path else io.BytesIO(self.store.get(key))).read()
@@ -166,7 +166,7 @@ class FragmentReader:
             return m
         dtype = np.dtype(dict(frag.mats)[col.id])
         shape = (frag.rows, *col.type.row_shape)
-        path = self.store.local_path(key)
+        path = self.store.file_path(key)
         if path:
             m = np.memmap(path, dtype=dtype, mode="r", shape=shape)
         else:
@@ -224,7 +224,7 @@ _NO_STATS = object()
 def _footer_bounds(store: ObjectStore, key: str, column: str) -> object:
     """(min, max) from the Parquet footer for integer and string columns; None when the
     column is absent; _NO_STATS when the footer cannot tell (the caller reads the data)."""
-    path = store.local_path(key)
+    path = store.file_path(key)
     if path is None:
         return _NO_STATS
     md = pq.ParquetFile(path).metadata

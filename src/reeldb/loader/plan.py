@@ -92,6 +92,7 @@ class Plan:
     fragments: tuple[Fragment, ...]  # table mode: the pinned fragments that keep rows
     positions: tuple[np.ndarray, ...]  # per fragment (sql: one array), sorted
     result: pa.Table | None = None  # sql mode: the query's rows, materialized when built
+    options: dict = field(default_factory=dict)  # the store's, to reopen it in a worker
     _starts: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -138,7 +139,8 @@ def build_table_plan(conn: Connection, commit: str, table: str, filters: list[tu
     frags = tuple(frags[i] for i in kept)
     positions = tuple(positions[i] for i in kept)
     _check_nulls_table(catalog, tm.table_id, out, frags, positions)
-    return Plan(catalog.store.url, commit, table, tm.table_id, out, frags, positions)
+    return Plan(catalog.store.url, commit, table, tm.table_id, out, frags, positions,
+                options=catalog.store.options)
 
 
 def build_query_plan(conn: Connection, commit: str, sql: str, filters: list[tuple[str, Params]],
@@ -177,7 +179,8 @@ def build_query_plan(conn: Connection, commit: str, sql: str, filters: list[tupl
     for c in out:
         if _tensor_valued(c) and result.column(c.name).null_count:
             raise _null_error(c.name, result.column(c.name).null_count)
-    return Plan(conn.catalog.store.url, commit, None, None, out, (), positions, result)
+    return Plan(conn.catalog.store.url, commit, None, None, out, (), positions, result,
+                conn.catalog.store.options)
 
 
 def table_manifest(catalog: Catalog, commit: str, table: str) -> TableManifest:

@@ -181,7 +181,7 @@ class Reader:
     @property
     def store(self) -> ObjectStore:
         if self._store is None:
-            self._store = open_store(self.plan.url, create=False)
+            self._store = open_store(self.plan.url, create=False, options=self.plan.options or None)
         return self._store
 
     @property
@@ -276,12 +276,14 @@ class Reader:
             self._maps.popitem(last=False)
         return m
 
-    def _read_into(self, key: str, offset: int, dest: memoryview) -> None:
-        """Bytes ``[offset, offset + len(dest))`` of a remote object into ``dest``."""
-        data = self.store.get_range(key, offset, len(dest))
-        if len(data) != len(dest):
-            raise errors.StorageError(f"{key} is shorter than the loader's plan says")
-        dest[:] = data
+    def _read_into(self, reads: list[tuple[str, int, memoryview]]) -> None:
+        """Each ``(key, offset, dest)``: bytes ``[offset, offset + len(dest))`` of a remote
+        object into ``dest``, all requested at once."""
+        got = self.store.read_ranges([(key, offset, len(dest)) for key, offset, dest in reads])
+        for (key, _, dest), data in zip(reads, got, strict=True):
+            if len(data) != len(dest):
+                raise errors.StorageError(f"{key} is shorter than the loader's plan says")
+            dest[:] = data
 
     # -- matrices ----------------------------------------------------------------------
     def _matrix_of(self, s: int, col: Any) -> np.ndarray | None:
@@ -321,8 +323,8 @@ class Reader:
         key = matrix_key(self.plan.table_id, frag.id, col.cid)
         row = out.itemsize * int(np.prod(col.shape, dtype=np.int64))
         dest = memoryview(out).cast("B")
-        for p, slot, count in _runs(pos, slots):
-            self._read_into(key, p * row, dest[slot * row : (slot + count) * row])
+        self._read_into([(key, p * row, dest[slot * row : (slot + count) * row])
+                         for p, slot, count in _runs(pos, slots)])
 
     # -- scalars -----------------------------------------------------------------------
     def _numbers(self, col: Any, groups: list, n: int) -> np.ndarray:
@@ -430,9 +432,8 @@ class Reader:
         same = (packs[1:] == packs[:-1]) & (offs[1:] == offs[:-1] + lens[:-1])
         starts = np.concatenate([[0], np.flatnonzero(~same) + 1])
         stops = np.concatenate([starts[1:], [len(slots)]])
-        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
-            lo, hi = int(dest[a]), int(dest[b])
-            self._read_into(pack_key(self._packs[packs[a]]), int(offs[a]), memoryview(buf[lo:hi]))
+        self._read_into([(pack_key(self._packs[packs[a]]), int(offs[a]), memoryview(buf[int(dest[a]) : int(dest[b])]))
+                         for a, b in zip(starts.tolist(), stops.tolist(), strict=True)])
         for i, slot in enumerate(slots.tolist()):
             out[slot] = buf[dest[i] : dest[i + 1]]
 

@@ -1,13 +1,14 @@
 """Object stores: the only layer that touches the filesystem or the network.
 
 ``open_store`` turns what a user passes to ``reeldb.connect`` into a store: a folder path
-or ``file://`` URL gives a :class:`LocalStore`; object-storage URLs are refused clearly
-until the S3 store exists.
+or ``file://`` URL gives a :class:`LocalStore`; ``s3://``, ``gs://`` and ``az://`` URLs a
+:class:`CloudStore` (imported only then: a local database never loads the S3 client).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .. import errors
@@ -15,16 +16,20 @@ from .base import ObjectStore
 from .local import LocalStore
 
 #: URL schemes of object stores that reeldb will speak (S3 and S3-compatible first).
-OBJECT_STORAGE_SCHEMES = ("s3", "gs", "gcs", "az", "abfs", "r2")
+OBJECT_STORAGE_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "azure")
 
 
-def open_store(url_or_path: str | os.PathLike[str], create: bool = True) -> ObjectStore:
+def open_store(url_or_path: str | os.PathLike[str], create: bool = True,
+               options: dict[str, Any] | None = None) -> ObjectStore:
     """A folder path or ``file:///abs/path`` URL -> LocalStore (created unless
-    ``create=False``); ``s3://...`` and other URLs -> FeatureNotSupported."""
+    ``create=False``); an object-storage URL -> CloudStore with ``options`` (the
+    ``storage_options`` of ``reeldb.connect``)."""
     target = os.fspath(url_or_path)
     if not target or target == "file://":
         raise errors.InterfaceError("no database given: pass a folder path or a file:// URL")
     if "://" not in target:
+        if options:
+            raise errors.InvalidParameterValue("storage_options apply to object storage URLs only")
         return LocalStore(target, create)
     scheme = target.split("://", 1)[0].lower()
     if scheme == "file":
@@ -33,14 +38,16 @@ def open_store(url_or_path: str | os.PathLike[str], create: bool = True) -> Obje
             raise errors.FeatureNotSupported(
                 f"file:// URL with a host ({parts.netloc}): use file:///absolute/path"
             )
+        if options:
+            raise errors.InvalidParameterValue("storage_options apply to object storage URLs only")
         return LocalStore(unquote(parts.path), create)
     if scheme in OBJECT_STORAGE_SCHEMES:
-        raise errors.FeatureNotSupported(
-            f"{scheme}:// is not supported yet: object storage arrives with the S3 store; "
-            "use a local folder path or a file:// URL for now"
-        )
+        from .cloud import CloudStore
+
+        return CloudStore(target, options, create)
     raise errors.FeatureNotSupported(
-        f"unknown storage URL scheme {scheme}://: use a folder path or a file:// URL"
+        f"unknown storage URL scheme {scheme}://: use a folder path, a file:// URL, "
+        "or s3://, gs://, az:// object storage"
     )
 
 

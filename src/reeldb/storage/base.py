@@ -23,6 +23,9 @@ class ObjectStore(abc.ABC):
 
     #: Where the store lives, e.g. ``file:///abs/path`` or ``s3://bucket/prefix``.
     url: str
+    #: What ``open_store`` needs besides the URL to open it again (a DataLoader worker
+    #: does): endpoint, credentials, cache settings.
+    options: dict = {}
 
     @abc.abstractmethod
     def get(self, key: str) -> bytes:
@@ -88,6 +91,22 @@ class ObjectStore(abc.ABC):
         """A real file path when the store is local (enables ``np.memmap`` and zero-copy
         Parquet reads), else None."""
         return None
+
+    def file_path(self, key: str) -> str | None:
+        """A local file holding the whole object, for readers that want one (Parquet
+        fragments read whole, matrices scanned whole by vector search): the object itself
+        on a local store, a copy in the disk cache on a remote one (fetched on first use).
+        None when there is neither; read with :meth:`get` then."""
+        return self.local_path(key)
+
+    def read_ranges(self, ranges: list[tuple[str, int, int]]) -> list[bytes]:
+        """Many ``(key, offset, length)`` byte ranges, as :meth:`get_range` reads each;
+        remote stores keep them in flight at once."""
+        return [self.get_range(k, o, n) for k, o, n in ranges]
+
+    def stats(self) -> dict:
+        """Requests made and disk-cache hits and misses, for ``db.stats()``."""
+        return {"url": self.url}
 
     def open_input(self, key: str) -> BinaryIO:
         """A seekable read-only file object over the object (``pyarrow.parquet`` reads
