@@ -448,11 +448,11 @@ def test_open_store_create_false(tmp_path: Path) -> None:
     assert not (tmp_path / "absent").exists()
 
 
-def test_open_store_refuses_object_storage_for_now() -> None:
+def test_open_store_refuses_unknown_urls() -> None:
     with pytest.raises(errors.FeatureNotSupported) as info:
-        open_store("s3://bucket/video-gen")
+        open_store("gs://bucket/video-gen")
     assert info.value.sqlstate == "0A000"
-    assert "object storage arrives" in str(info.value)
+    assert "S3-compatible endpoint" in str(info.value)
     with pytest.raises(errors.FeatureNotSupported):
         open_store("file://otherhost/x")
     with pytest.raises(errors.FeatureNotSupported):

@@ -129,7 +129,8 @@ class Connection:
         self._check()
         columns, n = _columns_of(data)
         s = self._session
-        s.bind()
+        s._stmt_names = {table}
+        s.bind({table})
         own = not s.in_transaction
         try:
             tm = s.write_txn().table(table)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator, MutableMapping
 
 from .. import errors
 from ..format.fragment import FragmentReader
@@ -61,11 +62,13 @@ class Catalog:
             self._commits[cid] = c
         return c
 
-    def save_commit(self, parents: tuple[str, ...], tables: dict[str, TableManifest], message: str,
+    def save_commit(self, parents: tuple[str, ...], tables: MutableMapping[str, TableManifest], message: str,
                     author: str | None = None, stats: dict[str, list[int]] | None = None) -> Commit:
         """Save the tables' manifests (only what changed is written) and a commit of them."""
-        keys = {name: tm.save(self.store) for name, tm in tables.items()}
-        for tm in tables.values():
+        if not isinstance(tables, Snapshot):
+            tables = Snapshot(self, dict(tables))
+        keys = tables.save(self.store)
+        for tm in tables.loaded():
             self.remember(tm)
         c = Commit(new_commit_id(), parents, time.time(), author or default_author(), message, keys,
                    stats or {})
@@ -104,8 +107,8 @@ class Catalog:
                 self._segments.setdefault(seg.key, seg)
         self._manifests.setdefault(tm.key, tm.copy())
 
-    def snapshot(self, cid: str) -> dict[str, TableManifest]:
-        return {name: self.manifest(key) for name, key in self.commit(cid).tables.items()}
+    def snapshot(self, cid: str) -> Snapshot:
+        return Snapshot(self, dict(self.commit(cid).tables))
 
     # -- refs -------------------------------------------------------------------------------
     def head(self, branch: str) -> str:
@@ -173,3 +176,46 @@ class Catalog:
 
     def sequence(self, table_id: str, col_id: int, n: int) -> int:
         return self.allocate(f"seq-{table_id}-{col_id}", n, SERIAL_BLOCK)
+
+
+class Snapshot(MutableMapping[str, TableManifest]):
+    """The tables of a commit, each manifest read on first use: a query over one table of
+    a database of twenty reads one manifest, which is what keeps a cold start on object
+    storage to a few requests. Entries are manifest keys until loaded; a loaded manifest is
+    this snapshot's private copy (callers may edit it, as they edit a transaction's)."""
+
+    def __init__(self, catalog: Catalog, entries: dict[str, str | TableManifest]):
+        self._catalog = catalog
+        self._entries = entries
+
+    def __getitem__(self, name: str) -> TableManifest:
+        e = self._entries[name]
+        if isinstance(e, str):
+            e = self._entries[name] = self._catalog.manifest(e)
+        return e
+
+    def __setitem__(self, name: str, tm: TableManifest) -> None:
+        self._entries[name] = tm
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def copy(self) -> Snapshot:
+        """Independent of this one: loaded manifests are copied, the rest stay keys."""
+        return Snapshot(self._catalog, {n: e if isinstance(e, str) else e.copy() for n, e in self._entries.items()})
+
+    def loaded(self) -> list[TableManifest]:
+        return [e for e in self._entries.values() if not isinstance(e, str)]
+
+    def save(self, store: ObjectStore) -> dict[str, str]:
+        """Table name -> manifest key, writing the manifests that changed."""
+        return {n: e if isinstance(e, str) else e.save(store) for n, e in self._entries.items()}

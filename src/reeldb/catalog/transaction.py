@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from .. import errors
 from ..format.fragment import FragmentReader, scol, write_deletes
 from ..format.manifest import Fragment, Schema, TableManifest
-from .catalog import Catalog
+from .catalog import Catalog, Snapshot
 
 MAX_ATTEMPTS = 200
 
@@ -46,7 +46,7 @@ class Transaction:
         self.catalog = catalog
         self.branch = branch
         self.base = base
-        self.tables: dict[str, TableManifest] = catalog.snapshot(base)
+        self.tables: Snapshot = catalog.snapshot(base)
         self.changes: dict[str, TableChange] = {}
         self.compacting = False  # a compaction's own commit does not trigger another
         self.started = time.time()
@@ -54,14 +54,14 @@ class Transaction:
         if branch is not None:
             catalog.lease.opened(self)
 
-    def savepoint(self) -> tuple[dict[str, TableManifest], dict[str, TableChange]]:
+    def savepoint(self) -> tuple[Snapshot, dict[str, TableChange]]:
         """The transaction's state, to return to with ``rollback_to`` (SAVEPOINT)."""
-        return {n: tm.copy() for n, tm in self.tables.items()}, copy.deepcopy(self.changes)
+        return self.tables.copy(), copy.deepcopy(self.changes)
 
-    def rollback_to(self, state: tuple[dict[str, TableManifest], dict[str, TableChange]]) -> None:
+    def rollback_to(self, state: tuple[Snapshot, dict[str, TableChange]]) -> None:
         """Forget what happened after the savepoint; files it wrote are left to VACUUM."""
         tables, changes = state
-        self.tables = {n: tm.copy() for n, tm in tables.items()}
+        self.tables = tables.copy()
         self.changes = copy.deepcopy(changes)
 
     @property
@@ -216,12 +216,12 @@ class Transaction:
         """Rolled back: nothing of it will be committed (VACUUM may take its files)."""
         self.open = False
 
-    def _rebase(self, head: str) -> dict[str, TableManifest]:
+    def _rebase(self, head: str) -> Snapshot:
         cat = self.catalog
         base_by_id = {tm.table_id: tm for tm in cat.snapshot(self.base).values()}
         theirs = cat.snapshot(head)
         theirs_by_id = {tm.table_id: tm for tm in theirs.values()}
-        out = dict(theirs)
+        out = theirs.copy()
         for ch in self.changes.values():
             ours = self.tables.get(ch.name)
             if ch.created:

@@ -17,6 +17,7 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,11 +194,13 @@ class Engine:
         self.lock = threading.RLock()
 
     # -- registration ----------------------------------------------------------------------
-    def bind_snapshot(self, tables: dict[str, TableManifest], prefix: str = "") -> None:
-        """Make ``tables`` the relations named ``prefix + name``; drop stale ones."""
+    def bind_snapshot(self, tables: Mapping[str, TableManifest], prefix: str = "",
+                      only: set[str] | None = None) -> None:
+        """Make ``tables`` (those named in ``only``, when given) the relations named
+        ``prefix + name``; drop relations of tables that no longer exist."""
         with self.lock:
-            for name, tm in tables.items():
-                self.bind_table(prefix + name, tm)
+            for name in tables if only is None else sorted(n for n in only if n in tables):
+                self.bind_table(prefix + name, tables[name])
             for rel in [r for r in self.bound if r.startswith(prefix) and r[len(prefix):] not in tables
                         and (prefix or not r.startswith("__r"))]:
                 self.unbind(rel)

@@ -35,6 +35,33 @@ from .versioning import VersioningMixin
 MAX_REF_RELATIONS = 64  # tables of other branches/tags kept registered at once
 
 
+# statements whose tables are all RangeVars in their tree; others bind every table
+_NAMING = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.CopyStmt, ast.ExplainStmt)
+
+
+def referenced_tables(stmt: ast.Node) -> set[str] | None:
+    """Unqualified (or ``public.``) table names a statement mentions; None when the
+    statement is not one whose tables can be read off its tree."""
+    if not isinstance(stmt, _NAMING):
+        return None
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ast.RangeVar):
+            if node.schemaname in (None, "public"):
+                found.add(node.relname)
+            return
+        if isinstance(node, ast.Node):
+            for name in node:
+                walk(getattr(node, name))
+        elif isinstance(node, tuple | list):
+            for item in node:
+                walk(item)
+
+    walk(stmt)
+    return found
+
+
 @dataclass
 class Result:
     table: pa.Table | None = None
@@ -62,6 +89,8 @@ class Session(VersioningMixin):
         self._savepoints: list[tuple[str, Any]] = []  # (name, transaction state), oldest first
         self.notices: list[str] = []
         self._bound_commit: str | None = None
+        self._bound_names: set[str] | None = set()  # bound at _bound_commit; None: all
+        self._stmt_names: set[str] | None = None  # tables the running statement names
         self._ref_rels: dict[tuple[str, str], str] = {}  # (commit, table) -> relation
         self._ref_seq = 0
         self._txn_time: dt.datetime | None = None
@@ -115,7 +144,8 @@ class Session(VersioningMixin):
             return self.txn
         if self._auto is None:
             self._auto = Transaction(self.catalog, self.branch, self.head())
-            self.engine.bind_snapshot(self._auto.tables)  # the statement reads what it writes on
+            # the statement reads what it writes on
+            self.engine.bind_snapshot(self._auto.tables, only=self._stmt_names)
             self._bound_commit = None
         return self._auto
 
@@ -128,17 +158,23 @@ class Session(VersioningMixin):
     def notice(self, msg: str) -> None:
         self.notices.append(msg)
 
-    def bind(self) -> None:
-        """Register the tables this statement sees with DuckDB."""
+    def bind(self, names: set[str] | None = None) -> None:
+        """Register with DuckDB the tables a statement sees: those it names, or all when
+        ``names`` is None. Only their manifests and fragments are read, so a query over
+        one table of many costs one table's reads (a cold start on object storage)."""
         txn = self.txn or self._auto
         if txn is not None:
-            self.engine.bind_snapshot(txn.tables)
+            self.engine.bind_snapshot(txn.tables, only=names)
             self._bound_commit = None
             return
         head = self.head()
         if head != self._bound_commit:
-            self.engine.bind_snapshot(self.catalog.snapshot(head))
-            self._bound_commit = head
+            self._bound_names = set()
+        elif self._bound_names is None or (names is not None and names <= self._bound_names):
+            return
+        self.engine.bind_snapshot(self.catalog.snapshot(head), only=names)
+        self._bound_commit = head
+        self._bound_names = None if names is None or self._bound_names is None else self._bound_names | names
 
     # -- execution -----------------------------------------------------------------------------
     def execute(self, sql: str, params: Any = None) -> Result:
@@ -197,8 +233,16 @@ class Session(VersioningMixin):
         try:
             if self.txn is None:
                 self._txn_time = None  # NOW() is the transaction's start time, as in Postgres
-            self.bind()
-            return self._dispatch(stmt, params, param_rows)
+            self._stmt_names = referenced_tables(stmt)
+            self.bind(self._stmt_names)
+            try:
+                return self._dispatch(stmt, params, param_rows)
+            except errors.UndefinedTable:
+                if self._stmt_names is None or not isinstance(stmt, ast.SelectStmt):
+                    raise
+                self._stmt_names = None  # named in a way the walk missed: bind all, once
+                self.bind()
+                return self._dispatch(stmt, params, param_rows)
         except errors.QueryCanceled:
             self._disarm(timer)
             if self._auto is not None:
@@ -218,6 +262,7 @@ class Session(VersioningMixin):
             raise
         finally:
             self._disarm(timer)
+            self._stmt_names = None
 
     def _arm_timeout(self) -> _Timeout | None:
         """statement_timeout: DuckDB is interrupted when the statement runs too long."""
