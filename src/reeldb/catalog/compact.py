@@ -128,13 +128,14 @@ def compact(cat: Catalog, branch: str, table: str | None = None, full: bool = Tr
     return done
 
 
-def maybe_compact(cat: Catalog, branch: str, tables: list[str]) -> None:
-    """After a commit: compact the tables whose small fragments filled a tier. Never
-    fails the write that triggered it: a lost race is left for the next commit."""
+def maybe_compact(cat: Catalog, branch: str, tables: list[str], head: str) -> None:
+    """After a commit (``head``, just made): compact the tables whose small fragments
+    filled a tier. Never fails the write that triggered it: a lost race is left for the
+    next commit."""
     if not auto_enabled():
         return
     try:
-        snap = cat.snapshot(cat.head(branch))
+        snap = cat.snapshot(head)
         for name in tables:
             tm = snap.get(name)
             if tm is not None and tier_groups(tm):

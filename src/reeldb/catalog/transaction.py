@@ -183,7 +183,7 @@ class Transaction:
                 if written and not self.compacting:
                     from .compact import maybe_compact
 
-                    maybe_compact(cat, self.branch, written)
+                    maybe_compact(cat, self.branch, written, c.id)
                 return c.id
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 1.5, 0.1)

@@ -143,7 +143,10 @@ class Session(VersioningMixin):
         if self.txn is not None:
             return self.txn
         if self._auto is None:
-            self._auto = Transaction(self.catalog, self.branch, self.head())
+            # the statement writes on the commit it was bound to (one ref read fewer; a
+            # head that moved since is caught by the commit's compare-and-swap)
+            base = self._bound_commit if self._bound_commit is not None else self.head()
+            self._auto = Transaction(self.catalog, self.branch, base)
             # the statement reads what it writes on
             self.engine.bind_snapshot(self._auto.tables, only=self._stmt_names)
             self._bound_commit = None

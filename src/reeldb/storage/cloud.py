@@ -233,7 +233,8 @@ class CloudStore(ObjectStore):
 
     def _blocks(self, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
         """The cached blocks asked for; the missing ones fetched, many at once."""
-        assert self.cache is not None
+        if self.cache is None or not wanted:
+            return {}
         got: dict[tuple[str, int], bytes] = {}
         missing = []
         for key, b in sorted(wanted):
