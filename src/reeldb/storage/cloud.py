@@ -34,6 +34,7 @@ from .cache import DiskCache
 #: cached on disk, and their sizes in memory.
 IMMUTABLE = ("data/", "blobs/", "deletes/", "indexes/", "_reeldb/commits/", "_reeldb/manifests/")
 BLOCK = 2 << 20  # byte-range reads are cached in blocks of this size
+RUN_BLOCKS = 8  # at most this many consecutive missing blocks are fetched by one request
 WRITE_THROUGH_MAX = 16 << 20  # objects this process writes are cached when no larger
 DEFAULT_CACHE_BYTES = 10 << 30
 READERS = 16  # requests in flight at once for reads of many ranges
@@ -247,11 +248,21 @@ class CloudStore(ObjectStore):
                 missing.append((key, b))
             else:
                 got[(key, b)] = data
-        for (key, b), data in zip(missing, self._parallel(
-                lambda kb: self._fetch(kb[0], kb[1] * BLOCK, (kb[1] + 1) * BLOCK), missing), strict=True):
-            got[(key, b)] = data
-            if data:
-                self.cache.write(self.cache.name(key, b), data)
+        # consecutive missing blocks of an object come in one request (fewer round trips;
+        # runs are capped so a large read still spreads over several requests)
+        runs: list[tuple[str, int, int]] = []
+        for key, b in missing:
+            if runs and runs[-1][0] == key and runs[-1][2] == b and b - runs[-1][1] < RUN_BLOCKS:
+                runs[-1] = (key, runs[-1][1], b + 1)
+            else:
+                runs.append((key, b, b + 1))
+        fetched = self._parallel(lambda r: self._fetch(r[0], r[1] * BLOCK, r[2] * BLOCK), runs)
+        for (key, first, end), data in zip(runs, fetched, strict=True):
+            for b in range(first, end):
+                part = data[(b - first) * BLOCK : (b - first + 1) * BLOCK]
+                got[(key, b)] = part
+                if part:
+                    self.cache.write(self.cache.name(key, b), part)
         return got
 
     def _parallel(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
