@@ -61,7 +61,6 @@ import multiprocessing as mp
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,7 +68,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +89,7 @@ import boto3  # noqa: E402 - after the src/ fallback above
 from botocore.config import Config  # noqa: E402
 
 import s3_server  # noqa: E402 - tests/s3_server.py, the tests' moto server
-from summary import print_table  # noqa: E402 - bench/ is the script's folder
+from summary import Results, load, median  # noqa: E402 - bench/ is the script's folder
 
 CLIP_BYTES = 1 << 20
 DIM = 128
@@ -112,27 +111,6 @@ def step(msg: str) -> None:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
-
-
-def median(xs: Sequence[float]) -> float:
-    return float(statistics.median(xs))
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-@dataclass
-class Results:
-    figures: dict[str, Any] = field(default_factory=dict)
-    summary: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def add(self, name: str, value: str, note: str = "") -> None:
-        self.summary.append((name, value, note))
-
-    def print_summary(self) -> None:
-        print_table("summary (moto's S3 server on 127.0.0.1; references measured in the same run)",
-                    ("figure", "value", "reference / note"), self.summary)
 
 
 @dataclass
@@ -793,7 +771,7 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
-    res = Results()
+    res = Results("summary (moto's S3 server on 127.0.0.1; references measured in the same run)")
     root = Path(tempfile.mkdtemp(prefix="bench-s3-"))
     server = s3_server.start()
     try:
@@ -818,7 +796,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         res.figures["args"] = {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v)
                                for k, v in vars(args).items()}
         step(f"done, {load()}")
-        res.print_summary()
+        res.print_summary("reference / note")
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "results.json").write_text(json.dumps(res.figures, indent=1, default=str))

@@ -59,7 +59,6 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -67,7 +66,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 import psycopg  # noqa: E402 - after the src/ fallback above
 
-from summary import print_table  # noqa: E402 - bench/ is the script's folder
+from summary import Results, load, median  # noqa: E402 - bench/ is the script's folder
 
 MODELS = ("seedance-v2", "veo-3", "kling-1.6")
 FRAMES = (24, 48, 72, 96)
@@ -143,27 +142,6 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
-def median(xs: Sequence[float]) -> float:
-    return float(statistics.median(xs))
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-@dataclass
-class Results:
-    figures: dict[str, Any] = field(default_factory=dict)
-    summary: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def add(self, name: str, value: str, note: str = "") -> None:
-        self.summary.append((name, value, note))
-
-    def print_summary(self) -> None:
-        print_table("summary", ("figure", "value", ""), self.summary)
-
-
-# -- data --------------------------------------------------------------------------------------
 @dataclass
 class Dataset:
     n: int

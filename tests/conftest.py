@@ -23,7 +23,7 @@ BRIEF_CREATE_TABLE = SCHEMA
 # Modules whose ``path`` / ``db`` tests run twice: on a local folder and on S3 (moto's
 # standalone server on 127.0.0.1). The rest of the suite runs on local folders only.
 S3_MODULES = {"test_sql", "test_versioning", "test_history", "test_diff", "test_loader",
-              "test_brief", "test_concurrency"}
+              "test_brief", "test_concurrency", "test_group_commit"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

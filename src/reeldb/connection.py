@@ -157,12 +157,15 @@ class Connection:
             if own:
                 s.finish_write()
         except BaseException:
-            if own and s._auto is not None:
-                s._auto.close()
-                s._auto = None
+            if own:  # nothing of it is published (a failed commit included)
+                if s._auto is not None:
+                    s._auto.close()
+                    s._auto = None
             else:
                 s.failed = True  # as any failed statement inside BEGIN
             raise
+        finally:
+            s._stmt_names = None
         return n
 
     # -- versioning --------------------------------------------------------------------------

@@ -36,6 +36,9 @@ class Catalog:
         self._blocks: dict[str, tuple[int, int]] = {}  # counter -> (next, end) cached here
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        # until then (time.monotonic()), appends go straight to group commit: this process
+        # lost the head's compare-and-swap lately, so a lone attempt would likely lose again
+        self.contended_until = 0.0
 
     @classmethod
     def open(cls, store: ObjectStore, create: bool = True) -> Catalog:
@@ -63,7 +66,8 @@ class Catalog:
         return c
 
     def save_commit(self, parents: tuple[str, ...], tables: MutableMapping[str, TableManifest], message: str,
-                    author: str | None = None, stats: dict[str, list[int]] | None = None) -> Commit:
+                    author: str | None = None, stats: dict[str, list[int]] | None = None,
+                    group: tuple[str, ...] = (), rejected: dict[str, list[str]] | None = None) -> Commit:
         """Save the tables' manifests (only what changed is written) and a commit of them."""
         if not isinstance(tables, Snapshot):
             tables = Snapshot(self, dict(tables))
@@ -71,7 +75,7 @@ class Catalog:
         for tm in tables.loaded():
             self.remember(tm)
         c = Commit(new_commit_id(), parents, time.time(), author or default_author(), message, keys,
-                   stats or {})
+                   stats or {}, group, rejected or {})
         self.store.put(COMMITS + c.id, c.to_bytes())
         self._commits[c.id] = c
         return c

@@ -140,5 +140,5 @@ def maybe_compact(cat: Catalog, branch: str, tables: list[str], head: str) -> No
             tm = snap.get(name)
             if tm is not None and tier_groups(tm):
                 compact(cat, branch, name, full=False)
-    except (errors.SerializationFailure, errors.BranchProtected):
-        pass
+    except (errors.SerializationFailure, errors.BranchProtected, errors.StorageError):
+        pass  # the write is committed; compaction waits for a later commit

@@ -30,17 +30,23 @@ class Commit:
     tables: dict[str, str] = field(default_factory=dict)  # table name -> manifest key
     # table name -> [rows inserted, rows deleted, rows updated] against the first parent
     stats: dict[str, list[int]] = field(default_factory=dict)
+    # group commit (group.py): the intents this commit includes, and those it rejected with
+    # [sqlstate, message] for their writers to raise
+    group: tuple[str, ...] = ()
+    rejected: dict[str, list[str]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"id": self.id, "parents": list(self.parents), "time": self.time,
-                           "author": self.author, "message": self.message,
-                           "tables": self.tables, "stats": self.stats}, sort_keys=True).encode()
+        d = {"id": self.id, "parents": list(self.parents), "time": self.time, "author": self.author,
+             "message": self.message, "tables": self.tables, "stats": self.stats}
+        if self.group or self.rejected:
+            d |= {"group": list(self.group), "rejected": self.rejected}
+        return json.dumps(d, sort_keys=True).encode()
 
     @staticmethod
     def from_bytes(b: bytes) -> Commit:
         d = json.loads(b)
         return Commit(d["id"], tuple(d["parents"]), d["time"], d["author"], d["message"], d["tables"],
-                      d.get("stats", {}))
+                      d.get("stats", {}), tuple(d.get("group", ())), d.get("rejected", {}))
 
 
 def new_commit_id() -> str:

@@ -21,7 +21,9 @@ import pyarrow.compute as pc
 from .. import errors
 from ..format.fragment import FragmentReader, scol, write_deletes
 from ..format.manifest import Fragment, Schema, TableManifest
+from . import group
 from .catalog import Catalog, Snapshot
+from .refs import default_author
 
 MAX_ATTEMPTS = 200
 
@@ -169,8 +171,16 @@ class Transaction:
             raise errors.ReadOnlySqlTransaction("cannot write: this connection reads a fixed commit")
         cat = self.catalog
         cat.refs.check_writable(self.branch)
+        grouped = group.enabled() and group.eligible(self)
         delay = 0.002
         for _ in range(MAX_ATTEMPTS):
+            if grouped and (time.monotonic() < cat.contended_until or group.waiting(cat, self.branch)):
+                # the head is contended: combine with the other waiting writers rather
+                # than write a commit that will most likely lose
+                intent = group.publish(self, message or _describe(self.changes), author or default_author())
+                cid, tables, combined = group.commit(self, intent)
+                # compaction is the combiner's job: the others would race it for the same tier
+                return self._published(cid, tables, [ch.name for ch in self.changes.values()] if combined else [])
             got = cat.refs.branch(self.branch)
             if got is None:
                 raise errors.UndefinedObject(f'branch "{self.branch}" does not exist any more')
@@ -178,18 +188,23 @@ class Transaction:
             tables = self.tables if head == self.base else self._rebase(head)
             c = cat.save_commit((head,), tables, message or _describe(self.changes), author, self.stats())
             if cat.refs.move_branch(self.branch, version, c.id):
-                written = [ch.name for ch in self.changes.values() if ch.added or ch.deleted]
-                self.base, self.tables, self.changes = c.id, tables, {}
-                if written and not self.compacting:
-                    from .compact import maybe_compact
-
-                    maybe_compact(cat, self.branch, written, c.id)
-                return c.id
+                return self._published(c.id, tables, [ch.name for ch in self.changes.values()
+                                                      if ch.added or ch.deleted])
+            cat.contended_until = time.monotonic() + group.CONTENDED_S
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 1.5, 0.1)
         raise errors.SerializationFailure(
             f'could not commit to branch "{self.branch}": the head kept moving ({MAX_ATTEMPTS} attempts)'
         )
+
+    def _published(self, cid: str, tables: Snapshot, written: list[str]) -> str:
+        """The transaction is in the branch's history as ``cid``."""
+        self.base, self.tables, self.changes = cid, tables, {}
+        if written and not self.compacting:
+            from .compact import maybe_compact
+
+            maybe_compact(self.catalog, self.branch, written, cid)
+        return cid
 
     def stats(self) -> dict[str, list[int]]:
         """Table -> [rows inserted, deleted, updated] against the base, as ``db.log()``

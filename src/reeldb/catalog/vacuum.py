@@ -77,6 +77,32 @@ def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
     return keep
 
 
+def _pending_intents(cat: Catalog, cutoff: float) -> set[str]:
+    """Group-commit intents (group.py) are roots until a commit includes them: the files
+    of those younger than ``cutoff``; older ones were left by writers that died, and go."""
+    from ..format.manifest import Schema
+    from .group import INTENTS, Intent
+
+    keep: set[str] = set()
+    for key in cat.store.list(INTENTS):
+        try:
+            if cat.store.mtime(key) < cutoff:
+                cat.store.delete(key)
+                continue
+            intent = Intent.from_bytes(cat.store.get(key))
+        except KeyError:
+            continue  # included (and deleted) meanwhile
+        for tid, frags in intent.fragments().items():
+            schema = Schema.from_json(intent.tables[tid]["schema"])
+            blob_cols = [col.id for col in schema.columns if col.type.storage == BLOB]
+            for f in frags:
+                pk = parquet_key(tid, f.id)
+                keep.add(pk)
+                keep.update(matrix_key(tid, f.id, cid_) for cid_, _ in f.mats)
+                keep.update(_packs(cat, pk, blob_cols))
+    return keep
+
+
 def _packs(cat: Catalog, key: str, blob_cols: list[int]) -> set[str]:
     if not blob_cols:
         return set()
@@ -124,6 +150,7 @@ def vacuum(cat: Catalog, grace: dt.timedelta = DEFAULT_GRACE, retain: dt.timedel
     oldest = oldest_open(cat.store, cat.lease)
     if oldest is not None:  # a live writer may still commit what it wrote since then
         cutoff = min(cutoff, oldest - CLOCK_SLACK)
+    keep |= _pending_intents(cat, cutoff)
     files = size = 0
     for prefix in SWEPT:
         for key in cat.store.list(prefix):

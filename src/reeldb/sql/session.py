@@ -45,20 +45,16 @@ def referenced_tables(stmt: ast.Node) -> set[str] | None:
     if not isinstance(stmt, _NAMING):
         return None
     found: set[str] = set()
-
-    def walk(node: Any) -> None:
+    stack: list[Any] = [stmt]
+    while stack:  # a loop, not recursion: expressions can nest deeper than Python's stack
+        node = stack.pop()
         if isinstance(node, ast.RangeVar):
             if node.schemaname in (None, "public"):
                 found.add(node.relname)
-            return
-        if isinstance(node, ast.Node):
-            for name in node:
-                walk(getattr(node, name))
+        elif isinstance(node, ast.Node):
+            stack.extend(getattr(node, name) for name in node)
         elif isinstance(node, tuple | list):
-            for item in node:
-                walk(item)
-
-    walk(stmt)
+            stack.extend(node)
     return found
 
 

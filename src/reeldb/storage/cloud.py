@@ -83,7 +83,8 @@ class CloudStore(ObjectStore):
         self._pid = -1
         self._client: Any = None
         self._pool: ThreadPoolExecutor | None = None
-        cache_bytes = int(own.get("cache_size", os.environ.get("REELDB_CACHE_SIZE", DEFAULT_CACHE_BYTES)))
+        cache_bytes = _number({"cache_size": os.environ.get("REELDB_CACHE_SIZE", DEFAULT_CACHE_BYTES), **own},
+                              "cache_size", DEFAULT_CACHE_BYTES, int)
         self.cache: DiskCache | None = None
         if cache_bytes > 0:
             base = own.get("cache_dir") or os.environ.get("REELDB_CACHE_DIR") or os.path.join(
@@ -120,9 +121,10 @@ class CloudStore(ObjectStore):
             ) from None
         own = self._own
         config = Config(
-            retries={"max_attempts": int(own.get("max_retries", 3)) + 1, "mode": "standard"},
-            connect_timeout=float(own.get("connect_timeout", 5)),
-            read_timeout=float(own.get("read_timeout", 60)),
+            # total_max_attempts counts the first try; botocore's max_attempts would not
+            retries={"total_max_attempts": _number(own, "max_retries", 3, int) + 1, "mode": "standard"},
+            connect_timeout=_number(own, "connect_timeout", 5, float),
+            read_timeout=_number(own, "read_timeout", 60, float),
             max_pool_connections=READERS + 8,
             s3={"addressing_style": own.get("addressing_style", "auto")},
         )
@@ -159,7 +161,9 @@ class CloudStore(ObjectStore):
             if _code(e) in ("NoSuchKey", "404", "NotFound"):
                 raise KeyError(key) from None
             raise errors.StorageError(f"cannot {kind} {self.url}/{key}: {e}") from None
-        except (BotoCoreError, OSError) as e:
+        except BadKey:
+            raise
+        except (BotoCoreError, OSError, ValueError) as e:  # ValueError: a garbled response
             raise errors.StorageError(f"cannot {kind} {self.url}/{key}: {e}") from None
 
     def _fetch(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
@@ -176,7 +180,7 @@ class CloudStore(ObjectStore):
                 if _code(e) == "InvalidRange":
                     return b""  # the range starts at or past the end of the object
                 raise
-            data = resp["Body"].read()
+            data = _body(resp, key)
         if _immutable(key):
             total = resp.get("ContentRange", "").rpartition("/")[2]
             self._sizes[key] = int(total) if total.isdigit() else resp["ContentLength"]
@@ -280,7 +284,10 @@ class CloudStore(ObjectStore):
         try:
             with self._request("get", key):
                 resp = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-                return resp["Body"].read(), resp["ETag"]
+                data = _body(resp, key)
+                if not resp.get("ETag"):
+                    raise errors.StorageError(f"cannot get {self.url}/{key}: the response has no ETag")
+                return data, resp["ETag"]
         except KeyError:
             return None
 
@@ -365,6 +372,7 @@ class CloudStore(ObjectStore):
         return True
 
     def delete(self, key: str) -> None:
+        self._sizes.pop(key, None)
         with self._request("delete", key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
@@ -404,12 +412,16 @@ def _immutable(key: str) -> bool:
     return key.startswith(IMMUTABLE)
 
 
+class BadKey(ValueError):
+    """A key the store refuses (as LocalStore does, with ValueError)."""
+
+
 def _check_key(key: str) -> None:
     if not isinstance(key, str):
-        raise ValueError(f"object keys are strings, not {type(key).__name__}")
+        raise BadKey(f"object keys are strings, not {type(key).__name__}")
     parts = key.split("/")
     if not key or "\\" in key or "\0" in key or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"invalid object key {key!r}: want a relative path like 'data/1/x.parquet'")
+        raise BadKey(f"invalid object key {key!r}: want a relative path like 'data/1/x.parquet'")
 
 
 def _block_span(offset: int, length: int) -> range:
@@ -419,6 +431,26 @@ def _block_span(offset: int, length: int) -> range:
 def _buffer(data: Any) -> Any:
     """Request bodies as bytes (callers may pass any contiguous buffer)."""
     return data if isinstance(data, bytes) else memoryview(data).cast("B").tobytes()
+
+
+def _number(options: dict[str, Any], name: str, default: float, kind: Callable[[Any], Any]) -> Any:
+    """A numeric storage option; a clear 22023 when it is not a number."""
+    value = options.get(name, default)
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise errors.InvalidParameterValue(f"storage option {name} must be a number, not {value!r}") from None
+
+
+def _body(resp: dict[str, Any], key: str) -> bytes:
+    """A GET response's bytes, refused unless all of them arrived: a connection cut inside
+    the headers can otherwise pass for a whole, shorter response."""
+    expected = resp.get("ContentLength")
+    data = resp["Body"].read()
+    if expected is None or len(data) != expected:
+        raise errors.StorageError(
+            f"cannot get {key}: the response was cut short ({len(data)} of {expected} bytes)")
+    return data
 
 
 def _code(e: Any) -> str:
