@@ -893,6 +893,16 @@ def test_a_non_numeric_option_is_a_reeldb_error(s3_url: str, option: str) -> Non
 METHODS = (b"GET", b"PUT", b"POST", b"HEAD", b"DELETE")
 
 
+def _readable(socks: list[socket.socket], timeout: float) -> list[socket.socket]:
+    """The sockets with data (or a close) to read: poll, not select, which refuses file
+    descriptors above 1024 (a long test run opens that many)."""
+    poller = select.poll()
+    by_fd = {s.fileno(): s for s in socks}
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return [by_fd[fd] for fd, _ in poller.poll(timeout * 1000)]
+
+
 class FlakyProxy:
     """A TCP proxy on 127.0.0.1 in front of the S3 server.
 
@@ -960,7 +970,7 @@ class FlakyProxy:
         watched = [client, upstream]
         try:
             while not self._closed:
-                ready, _, _ = select.select(watched, [], [], 0.2)
+                ready = _readable(watched, 0.2)
                 for s in ready:
                     data = s.recv(1 << 16)
                     if not data:

@@ -90,6 +90,7 @@ class Connection:
         if not self._closed:
             self._session.rollback()
             self._session.engine.close()
+            self.catalog.store.close()  # its network connections (object storage)
             self._closed = True
 
     def __enter__(self) -> Connection:

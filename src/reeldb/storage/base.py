@@ -104,6 +104,10 @@ class ObjectStore(abc.ABC):
         remote stores keep them in flight at once."""
         return [self.get_range(k, o, n) for k, o, n in ranges]
 
+    def close(self) -> None:  # noqa: B027 -- most stores hold nothing to release
+        """Release network connections and threads; the store stays usable (they are
+        made again on next use)."""
+
     def stats(self) -> dict:
         """Requests made and disk-cache hits and misses, for ``db.stats()``."""
         return {"url": self.url}

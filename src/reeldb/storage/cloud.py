@@ -111,6 +111,15 @@ class CloudStore(ObjectStore):
                     self._pid = os.getpid()
         return self._client
 
+    def close(self) -> None:
+        with self._lock:
+            client, pool = self._client, self._pool
+            self._client, self._pool, self._pid = None, None, -1
+        if pool is not None:
+            pool.shutdown(wait=False)
+        if client is not None:
+            client.close()
+
     def _make_client(self) -> Any:
         try:
             import boto3
