@@ -39,6 +39,20 @@ FORK = mp.get_context("fork")
 SPAWN = mp.get_context("spawn")
 
 
+def _in_processes(target: Callable[..., None], arg_lists: list[tuple]) -> list:
+    """Run ``target(*args, q)`` in one forked process per ``args``; what each put on
+    ``q``, once all exited cleanly."""
+    q = FORK.Queue()
+    procs = [FORK.Process(target=target, args=(*args, q), daemon=True) for args in arg_lists]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    return results
+
+
 BOTH = ["cached", "uncached"]  # stores: with their disk cache, and with cache_size=0
 
 
@@ -470,15 +484,8 @@ def test_cas_counter_4_processes_x_25(s3_url: str) -> None:
     store = open_store(s3_url, options={"cache_size": 0})
     key = "_reeldb/counters/rowid"
     store.put(key, json.dumps({"n": 0}).encode())
-    q = FORK.Queue()
     barrier = FORK.Barrier(4)
-    procs = [FORK.Process(target=_cas_increment, args=(s3_url, key, 25, barrier, q), daemon=True) for _ in range(4)]
-    for p in procs:
-        p.start()
-    lost = [q.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    lost = _in_processes(_cas_increment, [(s3_url, key, 25, barrier) for _ in range(4)])
     assert json.loads(store.get(key))["n"] == 100, lost
     assert store.list("") == [key]
 
@@ -491,15 +498,8 @@ def _create_racer(url: str, key: str, me: int, use_cas: bool, barrier, q) -> Non
 
 
 def _race_to_create(url: str, key: str, cas_for: set[int]) -> list[int]:
-    q = FORK.Queue()
     barrier = FORK.Barrier(8)
-    procs = [FORK.Process(target=_create_racer, args=(url, key, i, i in cas_for, barrier, q), daemon=True) for i in range(8)]
-    for p in procs:
-        p.start()
-    results = [q.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    results = _in_processes(_create_racer, [(url, key, i, i in cas_for, barrier) for i in range(8)])
     assert sorted(me for me, _ in results) == list(range(8))
     return [me for me, won in results if won]
 
@@ -728,14 +728,7 @@ def _entry(name: str) -> bytes:
 def test_two_processes_filling_one_cache_leave_only_whole_files(tmp_path: Path) -> None:
     root = str(tmp_path / "shared")
     names = [f"e{i}" for i in range(40)]  # ~3 MB against a 1 MB bound: constant eviction
-    q = FORK.Queue()
-    procs = [FORK.Process(target=_hammer_cache, args=(root, names, 400, seed, q), daemon=True) for seed in range(2)]
-    for p in procs:
-        p.start()
-    results = [q.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    results = _in_processes(_hammer_cache, [(root, names, 400, seed) for seed in range(2)])
     for bad, _, _ in results:
         assert bad == [], (bad, results)  # never a partial or foreign entry read back
     assert sum(h for _, h, _ in results) > 0 and sum(e for _, _, e in results) > 0
@@ -784,14 +777,7 @@ def test_two_processes_reading_s3_through_one_cache(s3_url: str, tmp_path: Path)
     for k, n in objs.items():
         writer.put(k, _object(k, n))
     cache_dir = str(tmp_path / "cache")
-    q = FORK.Queue()
-    procs = [FORK.Process(target=_read_objects, args=(s3_url, cache_dir, objs, 120, seed, q), daemon=True) for seed in range(2)]
-    for p in procs:
-        p.start()
-    results = [q.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
+    results = _in_processes(_read_objects, [(s3_url, cache_dir, objs, 120, seed) for seed in range(2)])
     for bad, _ in results:
         assert bad == []
     assert sum(c["hits"] for _, c in results) > 0

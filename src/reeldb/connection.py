@@ -29,12 +29,12 @@ if TYPE_CHECKING:
 
 def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None, create: bool = True,
             storage_options: dict[str, Any] | None = None) -> Connection:
-    """Open (or create) a database: a folder path, a ``file://`` URL, or object storage
-    (``s3://bucket/prefix``, ``gs://``, ``az://``).
+    """Open (or create) a database: a folder path, a ``file://`` URL, or S3 and
+    S3-compatible object storage (``s3://bucket/prefix``).
 
     ``branch`` picks the branch this connection reads and writes; ``at`` (a commit id or
     tag) opens a read-only view of that commit instead. ``storage_options`` configure
-    object storage: ``endpoint``, ``region``, ``access_key_id``, ``secret_access_key``
+    object storage: ``endpoint_url``, ``region_name``, ``access_key_id``, ``secret_access_key``
     (else the standard AWS chain: environment, profile, instance metadata), and the
     local disk cache (``cache_dir``, ``cache_size`` in bytes, 0 for none).
     """
@@ -130,43 +130,40 @@ class Connection:
         self._check()
         columns, n = _columns_of(data)
         s = self._session
-        s._stmt_names = {table}
-        s.bind({table})
-        own = not s.in_transaction
-        try:
-            tm = s.write_txn().table(table)
-            mats = {}
-            for name in list(columns):
-                col = tm.schema.find(name)
-                if col is not None and col.type.storage == MATRIX and isinstance(columns[name], np.ndarray) \
-                        and columns[name].dtype != object:
-                    from .format.types import check_matrix, MatrixColumn  # noqa: I001
+        with s.statement({table}):
+            own = not s.in_transaction
+            try:
+                tm = s.write_txn().table(table)
+                mats = {}
+                for name in list(columns):
+                    col = tm.schema.find(name)
+                    if col is not None and col.type.storage == MATRIX and isinstance(columns[name], np.ndarray) \
+                            and columns[name].dtype != object:
+                        from .format.types import check_matrix, MatrixColumn  # noqa: I001
 
-                    arr = columns.pop(name)
-                    if arr.shape[1:] == col.type.row_shape and arr.shape[0] == n:
-                        if col.type.kind in ("vector", "halfvec") and not np.isfinite(arr).all():
-                            raise errors.DataError(f"NaN or infinity not allowed in vector (column {name})")
-                        mats[name] = MatrixColumn(np.ascontiguousarray(arr, dtype=col.type.np_dtype),
-                                                  np.ones(n, dtype=bool))
-                    else:
-                        mats[name] = check_matrix(col.type, name, list(arr))
-            for start in _progress(n, table):
-                stop = min(n, start + dml.FRAGMENT_ROWS)
-                part = {k: v[start:stop] for k, v in columns.items()}
-                mpart = {k: MatrixColumn(m.values[start:stop], m.valid[start:stop]) for k, m in mats.items()}
-                dml.write_rows(s, table, part, stop - start, matrices=mpart)
-            if own:
-                s.finish_write()
-        except BaseException:
-            if own:  # nothing of it is published (a failed commit included)
-                if s._auto is not None:
-                    s._auto.close()
-                    s._auto = None
-            else:
-                s.failed = True  # as any failed statement inside BEGIN
-            raise
-        finally:
-            s._stmt_names = None
+                        arr = columns.pop(name)
+                        if arr.shape[1:] == col.type.row_shape and arr.shape[0] == n:
+                            if col.type.kind in ("vector", "halfvec") and not np.isfinite(arr).all():
+                                raise errors.DataError(f"NaN or infinity not allowed in vector (column {name})")
+                            mats[name] = MatrixColumn(np.ascontiguousarray(arr, dtype=col.type.np_dtype),
+                                                      np.ones(n, dtype=bool))
+                        else:
+                            mats[name] = check_matrix(col.type, name, list(arr))
+                for start in _progress(n, table):
+                    stop = min(n, start + dml.FRAGMENT_ROWS)
+                    part = {k: v[start:stop] for k, v in columns.items()}
+                    mpart = {k: MatrixColumn(m.values[start:stop], m.valid[start:stop]) for k, m in mats.items()}
+                    dml.write_rows(s, table, part, stop - start, matrices=mpart)
+                if own:
+                    s.finish_write()
+            except BaseException:
+                if own:  # nothing of it is published (a failed commit included)
+                    if s._auto is not None:
+                        s._auto.close()
+                        s._auto = None
+                else:
+                    s.failed = True  # as any failed statement inside BEGIN
+                raise
         return n
 
     # -- versioning --------------------------------------------------------------------------

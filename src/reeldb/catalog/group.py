@@ -158,7 +158,7 @@ def commit(txn: Transaction, intent: Intent) -> tuple[str, Snapshot, bool]:
         if waiting[0] != intent.key and time.time() - _time_of(waiting[0]) < TAKEOVER_S:
             seen_head = head
             continue
-        pending = [Intent.from_bytes(d) for d in _get_many(cat, waiting) if d is not None]
+        pending = [Intent.from_bytes(d) for d in cat.store.get_many(waiting) if d is not None]
         todo = [p for p in pending if time.time() - p.time < STALE_S]
         if not any(p.id == intent.id for p in todo):
             raise errors.SerializationFailure(
@@ -194,24 +194,6 @@ def _id_of(key: str) -> str:
     return key.rpartition("-")[2]
 
 
-def _get_many(cat: Catalog, keys: list[str]) -> list[bytes | None]:
-    """The objects, None for those deleted meanwhile (an included intent); several
-    requests in flight on a remote store."""
-
-    def get(key: str) -> bytes | None:
-        try:
-            return cat.store.get(key)
-        except KeyError:
-            return None
-
-    if len(keys) < 2 or cat.store.local_path("_reeldb") is not None:
-        return [get(k) for k in keys]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(min(8, len(keys))) as pool:
-        return list(pool.map(get, keys))
-
-
 def _included(cat: Catalog, head: str, oldest: float) -> dict[str, Commit]:
     """Intent id -> the commit that includes (or rejects) it, for commits since ``oldest``
     on the head's first-parent line."""
@@ -220,13 +202,15 @@ def _included(cat: Catalog, head: str, oldest: float) -> dict[str, Commit]:
     for _ in range(WALK_LIMIT):
         if cid is None:
             break
-        c = cat.commit(cid)
+        try:
+            c = cat.commit(cid)
+        except errors.UndefinedObject:
+            break  # history dropped by expire: nothing older to look at
         for iid in (*c.group, *c.rejected):
             out.setdefault(iid, c)
         if c.time < oldest - SKEW_S:
             break
-        parents = cat.parents(cid)
-        cid = parents[0] if parents else None
+        cid = c.parents[0] if c.parents else None
     return out
 
 

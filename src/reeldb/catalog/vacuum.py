@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from ..format.blobs import pack_key
 from ..format.fragment import scol
-from ..format.manifest import matrix_key, parquet_key
+from ..format.manifest import Fragment, Schema, matrix_key, parquet_key
 from ..format.types import BLOB
 from .catalog import Catalog
 from .leases import drop_dead_leases, oldest_open
@@ -67,20 +67,20 @@ def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
             for f in tm.fragments:
                 if f.deletes:  # one fragment has other deletion vectors in other commits
                     keep.add(f.deletes)
-                pk = parquet_key(tm.table_id, f.id)
-                if pk in keep:
-                    continue
-                keep.add(pk)
-                for cid_, _ in f.mats:
-                    keep.add(matrix_key(tm.table_id, f.id, cid_))
-                keep.update(_packs(cat, pk, blob_cols))
+                if parquet_key(tm.table_id, f.id) not in keep:
+                    keep |= _fragment_files(cat, tm.table_id, f, blob_cols)
     return keep
+
+
+def _fragment_files(cat: Catalog, table_id: str, f: Fragment, blob_cols: list[int]) -> set[str]:
+    """A fragment's Parquet file, its matrix files and the blob packs its cells point into."""
+    pk = parquet_key(table_id, f.id)
+    return {pk, *(matrix_key(table_id, f.id, cid_) for cid_, _ in f.mats), *_packs(cat, pk, blob_cols)}
 
 
 def _pending_intents(cat: Catalog, cutoff: float) -> set[str]:
     """Group-commit intents (group.py) are roots until a commit includes them: the files
     of those younger than ``cutoff``; older ones were left by writers that died, and go."""
-    from ..format.manifest import Schema
     from .group import INTENTS, Intent
 
     keep: set[str] = set()
@@ -96,10 +96,7 @@ def _pending_intents(cat: Catalog, cutoff: float) -> set[str]:
             schema = Schema.from_json(intent.tables[tid]["schema"])
             blob_cols = [col.id for col in schema.columns if col.type.storage == BLOB]
             for f in frags:
-                pk = parquet_key(tid, f.id)
-                keep.add(pk)
-                keep.update(matrix_key(tid, f.id, cid_) for cid_, _ in f.mats)
-                keep.update(_packs(cat, pk, blob_cols))
+                keep |= _fragment_files(cat, tid, f, blob_cols)
     return keep
 
 

@@ -7,11 +7,12 @@ them as one commit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -175,6 +176,17 @@ class Session(VersioningMixin):
         self._bound_commit = head
         self._bound_names = None if names is None or self._bound_names is None else self._bound_names | names
 
+    @contextlib.contextmanager
+    def statement(self, names: set[str] | None) -> Iterator[None]:
+        """Bound for a statement that names ``names`` (None: every table), while it runs:
+        a write it makes binds the same tables on its transaction."""
+        self._stmt_names = names
+        try:
+            self.bind(names)
+            yield
+        finally:
+            self._stmt_names = None
+
     # -- execution -----------------------------------------------------------------------------
     def execute(self, sql: str, params: Any = None) -> Result:
         text, binder = compile_params(sql, params)
@@ -232,16 +244,15 @@ class Session(VersioningMixin):
         try:
             if self.txn is None:
                 self._txn_time = None  # NOW() is the transaction's start time, as in Postgres
-            self._stmt_names = referenced_tables(stmt)
-            self.bind(self._stmt_names)
+            names = referenced_tables(stmt)
             try:
-                return self._dispatch(stmt, params, param_rows)
+                with self.statement(names):
+                    return self._dispatch(stmt, params, param_rows)
             except errors.UndefinedTable:
-                if self._stmt_names is None or not isinstance(stmt, ast.SelectStmt):
+                if names is None or not isinstance(stmt, ast.SelectStmt):
                     raise
-                self._stmt_names = None  # named in a way the walk missed: bind all, once
-                self.bind()
-                return self._dispatch(stmt, params, param_rows)
+                with self.statement(None):  # named in a way the walk missed: bind all, once
+                    return self._dispatch(stmt, params, param_rows)
         except errors.QueryCanceled:
             self._disarm(timer)
             if self._auto is not None:
@@ -261,7 +272,6 @@ class Session(VersioningMixin):
             raise
         finally:
             self._disarm(timer)
-            self._stmt_names = None
 
     def _arm_timeout(self) -> _Timeout | None:
         """statement_timeout: DuckDB is interrupted when the statement runs too long."""

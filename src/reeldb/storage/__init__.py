@@ -1,8 +1,9 @@
 """Object stores: the only layer that touches the filesystem or the network.
 
 ``open_store`` turns what a user passes to ``reeldb.connect`` into a store: a folder path
-or ``file://`` URL gives a :class:`LocalStore`; ``s3://``, ``gs://`` and ``az://`` URLs a
-:class:`CloudStore` (imported only then: a local database never loads the S3 client).
+or ``file://`` URL gives a :class:`LocalStore`; an ``s3://`` URL a :class:`CloudStore`
+(imported only then: a local database never loads the S3 client), which also refuses
+``gs://`` and ``az://`` with the way to reach GCS through its S3 endpoint.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .. import errors
 from .base import ObjectStore
 from .local import LocalStore
 
-#: URL schemes of object stores that reeldb will speak (S3 and S3-compatible first).
+#: URL schemes of object stores; CloudStore speaks s3 and explains the others.
 OBJECT_STORAGE_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "azure")
 
 
@@ -46,8 +47,8 @@ def open_store(url_or_path: str | os.PathLike[str], create: bool = True,
 
         return CloudStore(target, options, create)
     raise errors.FeatureNotSupported(
-        f"unknown storage URL scheme {scheme}://: use a folder path, a file:// URL, "
-        "or s3://, gs://, az:// object storage"
+        f"unknown storage URL scheme {scheme}://: use a folder path, a file:// URL "
+        "or an s3:// URL"
     )
 
 

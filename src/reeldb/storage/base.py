@@ -99,6 +99,17 @@ class ObjectStore(abc.ABC):
         None when there is neither; read with :meth:`get` then."""
         return self.local_path(key)
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """Several whole objects, None for those missing; remote stores keep the requests
+        in flight at once."""
+        return [self._get_or_none(k) for k in keys]
+
+    def _get_or_none(self, key: str) -> bytes | None:
+        try:
+            return self.get(key)
+        except KeyError:
+            return None
+
     def read_ranges(self, ranges: list[tuple[str, int, int]]) -> list[bytes]:
         """Many ``(key, offset, length)`` byte ranges, as :meth:`get_range` reads each;
         remote stores keep them in flight at once."""

@@ -219,6 +219,9 @@ class CloudStore(ObjectStore):
                 return None  # the cache could not keep it (full disk)
         return path
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return self._parallel(self._get_or_none, keys)
+
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         return self.read_ranges([(key, offset, length)])[0]
 
