@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None, create: bool = True,
-            storage_options: dict[str, Any] | None = None) -> Connection:
+            storage_options: dict[str, Any] | None = None, device: str | None = None) -> Connection:
     """Open (or create) a database: a folder path, a ``file://`` URL, or S3 and
     S3-compatible object storage (``s3://bucket/prefix``).
 
@@ -37,10 +37,20 @@ def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None
     object storage: ``endpoint_url``, ``region_name``, ``access_key_id``, ``secret_access_key``
     (else the standard AWS chain: environment, profile, instance metadata), and the
     local disk cache (``cache_dir``, ``cache_size`` in bytes, 0 for none).
+
+    ``device="cuda"`` answers exact vector top-k on the GPU, as ``SET reeldb.device``
+    does (an error when this process has no CUDA device).
     """
     store = open_store(str(path), create=create, options=storage_options)
     catalog = Catalog.open(store, create=create)
-    return Connection(catalog, branch, at)
+    db = Connection(catalog, branch, at)
+    if device is not None:
+        try:
+            db.execute("SET reeldb.device = %s", (device,))
+        except BaseException:
+            db.close()
+            raise
+    return db
 
 
 class Connection:
@@ -242,6 +252,31 @@ class Connection:
         """A new commit on the current branch that undoes ``commit``."""
         self._check()
         return self._session.revert(commit, message)
+
+    def search(self, table: str, column: str, q: Any, k: int = 10, filter: str | None = None,
+               metric: str = "cosine", columns: Sequence[str] | None = None) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
+        """The ``k`` rows nearest to ``q`` in ``column``, nearest first, as dicts with the
+        distance under ``"_distance"`` (cosine distance, L2 distance or negative inner
+        product: ``metric`` "cosine", "l2" or "ip", as pgvector's ``<=>``, ``<->``,
+        ``<#>``). ``filter`` is a SQL condition on the table's columns. A 2-D ``q`` (one
+        query per row) returns one list per query from one pass over the vectors.
+        An index on the column is used as a SQL query would use it."""
+        self._check()
+        arr = np.asarray(q, dtype=np.float32)
+        if arr.ndim not in (1, 2) or arr.shape[-1] == 0:
+            raise errors.DataError(f"q must be a vector or a 2-D array of vectors, not shape {arr.shape}")
+        queries = arr.reshape(-1, arr.shape[-1])
+        if not np.isfinite(queries).all():
+            raise errors.DataError("q has NaN or infinite values")
+        got = self._session.search(table, column, queries, k, filter, metric,
+                                   None if columns is None else list(columns))
+        from .rows import to_rows
+
+        out = []
+        for table_, description in got:
+            names = [d[0] for d in description]
+            out.append([dict(zip(names, r)) for r in to_rows(table_, description, self.catalog.store)])
+        return out if arr.ndim == 2 else out[0]
 
     def optimize(self, table: str | None = None) -> list[dict[str, Any]]:
         """Rewrite small and mostly-deleted fragments into large ones (one commit)."""

@@ -589,6 +589,10 @@ def _apply_rows(cat: Catalog, tp: TablePlan, virtual: bool) -> TableManifest:
         return reader.adopt_deletes(positions) if virtual else write_deletes(store, positions)
 
     tm = tp.ours.with_schema(tp.schema)
+    ids = {c.id for c in tp.schema.columns}
+    mine = {ix.name for ix in tm.indexes}
+    # an index made on their side comes along; it covers the fragments taken whole from them
+    tm = tm.with_indexes(tm.indexes + tuple(ix for ix in tp.theirs.indexes if ix.name not in mine and ix.column in ids))
     tm.name = tp.name
     tid = tm.table_id
     ofr = {f.id: f for f in tm.fragments}

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from .. import errors
 from ..format.fragment import FragmentReader, scol, write_deletes
-from ..format.manifest import Fragment, Schema, TableManifest
+from ..format.manifest import Fragment, IndexDef, Schema, TableManifest
 from . import group
 from .catalog import Catalog, Snapshot
 from .refs import default_author
@@ -36,6 +36,7 @@ class TableChange:
     if_not_exists: bool = False
     dropped: bool = False
     schema: Schema | None = None
+    indexes: tuple[IndexDef, ...] | None = None  # set by CREATE / DROP INDEX, REINDEX
     added: dict[str, Fragment] = field(default_factory=dict)  # our new fragments, by id
     deleted: dict[str, np.ndarray] = field(default_factory=dict)  # base fragment id -> positions
     check_unique: bool = False
@@ -116,6 +117,12 @@ class Transaction:
         ch = self._change(tm)
         ch.name = tm.name
         ch.schema = schema
+        return tm
+
+    def set_indexes(self, name: str, indexes: tuple[IndexDef, ...]) -> TableManifest:
+        tm = self.table(name).with_indexes(indexes)
+        self.tables[name] = tm
+        self._change(tm).indexes = indexes
         return tm
 
     # -- DML -------------------------------------------------------------------------------
@@ -262,11 +269,18 @@ class Transaction:
                 raise errors.SerializationFailure(
                     f'table "{ch.name}" was altered by a concurrent commit'
                 )
+            if ch.indexes is not None and head_tm.indexes != base_tm.indexes:
+                raise errors.SerializationFailure(
+                    f'the indexes of "{ch.name}" were changed by a concurrent commit'
+                )
             tm = head_tm.copy()
             if ch.schema is not None:
                 tm = tm.with_schema(ch.schema)
                 del out[head_tm.name]
                 tm.name = ch.name
+            if ch.indexes is not None:
+                ids = {c.id for c in tm.schema.columns}
+                tm = tm.with_indexes(tuple(ix for ix in ch.indexes if ix.column in ids))
             for old, new in ch.replaced:
                 for f in old:
                     hf = tm.fragment(f.id)
@@ -345,6 +359,8 @@ def _describe(changes: dict[str, TableChange]) -> str:
                 what.append(f"-{dels}")
             if ch.schema is not None:
                 what.append("schema")
+            if ch.indexes is not None:
+                what.append("indexes")
             parts.append(f"{ch.name} {' '.join(what)}".strip())
     return "; ".join(parts)
 

@@ -26,7 +26,7 @@ from .refs import COMMITS
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
 CLOCK_SLACK = 2.0  # seconds: file times and the writer's clock may disagree a little
-SWEPT = ("data/", "blobs/", "deletes/", "_reeldb/manifests/", COMMITS)
+SWEPT = ("data/", "blobs/", "deletes/", "indexes/", "_reeldb/manifests/", COMMITS)
 
 
 def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
@@ -60,6 +60,8 @@ def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
             seen_tables.add(mkey)
             keep.add(mkey)
             tm = cat.manifest(mkey)
+            for ix in tm.indexes:
+                keep.update((ix.key, ix.key + ".json"))
             blob_cols = [col.id for col in tm.schema.columns if col.type.storage == BLOB]
             for seg in tm.segments:
                 if seg.key:

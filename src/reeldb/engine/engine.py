@@ -72,6 +72,7 @@ class BoundTable:
     indexes: dict[str, _SortedIndex] = field(default_factory=dict)  # point lookups, made on demand
     batches: list[pa.RecordBatch] | None = None  # arrow's, one per fragment, listed on demand
     filters: dict[tuple, Any] = field(default_factory=dict)  # the vector plan's filter cache (oldest first)
+    ann: dict[str, Any] = field(default_factory=dict)  # vector index key -> its labels mapped to rows
 
     def rows(self, gpos: np.ndarray) -> pa.Table:
         """The registered rows at these global positions, as zero-copy slices of their

@@ -125,6 +125,34 @@ class Fragment:
 
 
 @dataclass(frozen=True)
+class IndexDef:
+    """A vector index of a table, as the manifest lists it: what was asked for
+    (``CREATE INDEX name ON t USING method (column opclass) WITH (params)``) and the key of
+    the immutable index object built for it (``indexes/<id>``), which covers a set of
+    fragments. Branches that share the manifest share the object."""
+
+    name: str
+    column: int  # column id
+    method: str  # hnsw | ivfflat
+    opclass: str  # vector_cosine_ops, vector_l2_ops, vector_ip_ops (or halfvec_*)
+    params: tuple[tuple[str, Any], ...] = ()
+    key: str = ""
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "column": self.column, "method": self.method, "opclass": self.opclass,
+                "params": dict(self.params), "key": self.key}
+
+    @staticmethod
+    def from_json(d: dict) -> IndexDef:
+        return IndexDef(d["name"], d["column"], d["method"], d["opclass"], tuple(sorted(d["params"].items())),
+                        d["key"])
+
+
+@dataclass(frozen=True)
 class Segment:
     key: str | None  # None until written
     fragments: tuple[Fragment, ...]
@@ -139,6 +167,7 @@ class TableManifest:
     schema: Schema
     segments: list[Segment] = field(default_factory=list)
     key: str | None = None  # content address once saved/loaded
+    indexes: tuple[IndexDef, ...] = ()
 
     @property
     def fragments(self) -> list[Fragment]:
@@ -149,10 +178,22 @@ class TableManifest:
         return sum(f.live for f in self.fragments)
 
     def copy(self) -> TableManifest:
-        return TableManifest(self.table_id, self.name, self.schema, list(self.segments), self.key)
+        return TableManifest(self.table_id, self.name, self.schema, list(self.segments), self.key, self.indexes)
 
     def with_schema(self, schema: Schema) -> TableManifest:
-        return TableManifest(self.table_id, self.name, schema, list(self.segments))
+        """The same rows under a new schema; indexes of columns it dropped go with them."""
+        ids = {c.id for c in schema.columns}
+        return TableManifest(self.table_id, self.name, schema, list(self.segments),
+                             indexes=tuple(ix for ix in self.indexes if ix.column in ids))
+
+    def with_indexes(self, indexes: tuple[IndexDef, ...]) -> TableManifest:
+        return TableManifest(self.table_id, self.name, self.schema, list(self.segments), indexes=indexes)
+
+    def index(self, name: str) -> IndexDef | None:
+        for ix in self.indexes:
+            if ix.name == name:
+                return ix
+        return None
 
     def append(self, frag: Fragment) -> None:
         self.key = None
@@ -214,8 +255,11 @@ class TableManifest:
                 seg = Segment(key, seg.fragments)
             segs.append(seg)
         self.segments = segs
-        body = _dumps({"format": 1, "table_id": self.table_id, "name": self.name,
-                       "schema": self.schema.to_json(), "segments": [s.key for s in segs]})
+        d: dict[str, Any] = {"format": 1, "table_id": self.table_id, "name": self.name,
+                             "schema": self.schema.to_json(), "segments": [s.key for s in segs]}
+        if self.indexes:
+            d["indexes"] = [ix.to_json() for ix in self.indexes]
+        body = _dumps(d)
         key = "_reeldb/manifests/tbl-" + _digest(body)
         store.put_if_absent(key, body)
         self.key = key
@@ -232,11 +276,17 @@ def load_manifest(store: ObjectStore, key: str, segment_cache: dict[str, Segment
             seg = Segment(sk, tuple(Fragment.from_json(f) for f in sd["fragments"]))
             segment_cache[sk] = seg
         segs.append(seg)
-    return TableManifest(d["table_id"], d["name"], Schema.from_json(d["schema"]), segs, key)
+    return TableManifest(d["table_id"], d["name"], Schema.from_json(d["schema"]), segs, key,
+                         tuple(IndexDef.from_json(x) for x in d.get("indexes", ())))
 
 
 def matrix_key(table_id: str, frag_id: str, col_id: int) -> str:
     return f"data/{table_id}/{frag_id}.{col_id}.mat"
+
+
+def index_key(index_id: str) -> str:
+    """The index object; its fragment list is ``index_key(...) + ".json"``."""
+    return f"indexes/{index_id}"
 
 
 def parquet_key(table_id: str, frag_id: str) -> str:

@@ -77,3 +77,31 @@ def topk(scores: np.ndarray, k: int, descending: bool, nulls_first: bool) -> np.
         part = np.arange(n)
     order = np.lexsort((part, key[part]))
     return part[order][:k]
+
+
+def score_many(mat: np.ndarray, norms: np.ndarray, queries: np.ndarray, metric: str,
+               rows: np.ndarray | None = None) -> np.ndarray:
+    """Scores of ``rows`` (all when None) against every query, (rows, queries): one
+    matrix product per chunk, so a batch of queries reads the vectors once."""
+    qs = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1)
+    flat = mat.reshape(mat.shape[0], -1)
+    n = mat.shape[0] if rows is None else len(rows)
+    d = np.empty((n, len(qs)), dtype=np.float32)
+    for s in range(0, n, CHUNK):
+        block = flat[s:s + CHUNK] if rows is None else flat[rows[s:s + CHUNK]]
+        d[s:s + CHUNK] = block.astype(np.float32, copy=False) @ qs.T
+    nrm = (norms if rows is None else norms[rows]).astype(np.float32)[:, None]
+    if metric == "inner_product":
+        out = d
+    elif metric == "negative_inner_product":
+        out = -d
+    elif metric == "l2_distance":
+        qq = (qs * qs).sum(axis=1)[None, :]
+        out = np.sqrt(np.maximum(nrm ** 2 + qq - 2 * d, 0))
+    else:
+        qn = np.linalg.norm(qs, axis=1)[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cos = d / (nrm * qn)
+        cos = np.where((nrm == 0) | (qn == 0), np.nan, cos)
+        out = cos if metric == "cosine_similarity" else 1 - cos
+    return np.where(np.isnan(nrm), np.nan, out).astype(np.float32, copy=False)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from pglast import ast
 from pglast.enums import ObjectType, TransactionStmtKind, VariableSetKind
@@ -25,7 +26,7 @@ from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine
 from ..format.manifest import Column, TableManifest
-from . import cursors, ddl, dml, notify, point, temp, vector_plan
+from . import cursors, ddl, dml, indexes, notify, point, temp, vector_plan
 from .characteristics import Characteristics, boolean, isolation, with_options
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse
@@ -342,11 +343,15 @@ class Session(VersioningMixin):
         if isinstance(stmt, ast.ClosePortalStmt):
             return cursors.close(self, stmt)
         if isinstance(stmt, ast.IndexStmt):
-            raise errors.FeatureNotSupported("CREATE INDEX is not supported yet: vector top-k runs exactly")
+            return indexes.create(self, stmt)
+        if isinstance(stmt, ast.ReindexStmt):
+            return indexes.reindex(self, stmt)
         raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
 
     def _drop(self, stmt: ast.DropStmt) -> Result:
         """DROP TABLE: temporary tables go here and now; the branch's in its transaction."""
+        if stmt.removeType == ObjectType.OBJECT_INDEX:
+            return indexes.drop(self, stmt)
         if stmt.removeType == ObjectType.OBJECT_TABLE and self.temp_tables:
             ours = [o for o in stmt.objects if o[-1].sval in self.temp_tables
                     and (len(o) == 1 or o[-2].sval == "pg_temp")]
@@ -385,6 +390,16 @@ class Session(VersioningMixin):
         if got is not None:
             return got
         return self.run_query(stmt, params)
+
+    def search(self, table: str, column: str, queries: np.ndarray, k: int, where: str | None, metric: str,
+               columns: list[str] | None) -> list[tuple[pa.Table, list]]:
+        if self.failed:
+            raise errors.InFailedSqlTransaction(
+                "current transaction is aborted, commands ignored until end of transaction block")
+        with self.statement({table}):
+            if table not in self.engine.bound:
+                raise errors.UndefinedTable(f'relation "{table}" does not exist')
+            return vector_plan.search(self, table, column, queries, k, where, metric, columns)
 
     def run_query(self, stmt: ast.Node, params: list[Any]) -> tuple[pa.Table, list]:
         sql = finish(deparse(self.rewriter(params)(stmt)))
@@ -596,12 +611,7 @@ class Session(VersioningMixin):
         if isinstance(q, ast.SelectStmt):
             p = vector_plan.plan(self, q, params)
             if p is not None:
-                lines = [f"reeldb vector top-k on {p.relation.relname}.{p.column}: {p.metric}, "
-                         f"{'DESC' if p.descending else 'ASC'}, k={p.k}",
-                         "  1. DuckDB: filter -> candidate rows" if q.whereClause is not None
-                         else "  1. all live rows",
-                         "  2. numpy: scores on the memory-mapped vectors -> top-k",
-                         "  3. DuckDB: output columns of the winners only"]
+                lines = vector_plan.explain(self, q, p, params)
                 return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
         sql = "EXPLAIN " + finish(deparse(self.rewriter(params)(q)))
         table, _ = self.engine.arrow(sql, self.duck_params(params, sql))
@@ -659,6 +669,19 @@ class Session(VersioningMixin):
         if name == "statement_timeout":
             self.statement_timeout_ms = parse_duration_ms(value)
             value = str(self.statement_timeout_ms)
+        if name == "reeldb.device":
+            from ..index.device import check
+
+            value = check(value)
+        if name in ("hnsw.ef_search", "ivfflat.probes"):
+            from .vector_search import settings_int
+
+            self.settings[name] = value
+            try:
+                settings_int(self, name, 0, 1, 1000 if name == "hnsw.ef_search" else 32768)
+            except errors.Error:
+                del self.settings[name]
+                raise
         self.settings[name] = value
         return Result(status="SET")
 

@@ -17,10 +17,11 @@ import pyarrow.compute as pc
 from pglast import ast
 from pglast.enums import A_Expr_Kind, SortByDir, SortByNulls
 
+from .. import errors
 from ..engine.engine import GPOS, duck_type_name, quote_ident, select_expr
 from ..format.arrow import float32_array, int64_array
 from ..format.types import parse_vector_text
-from ..index.exact import score, topk
+from . import vector_search
 from .parse import colref, column_name, const_value, deparse, expand_stars, name_of, walk
 from .rewrite import VECTOR_FUNCS, VECTOR_OPS, VECTOR_TYPES, Rewriter
 
@@ -132,35 +133,16 @@ def _vector_value(node: ast.Node, params: list[Any]) -> np.ndarray | None:
 
 def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> tuple[pa.Table, list] | None:
     """Execute the plan; None when the table turns out not to fit (falls back to SQL)."""
-    rel_name = s.relation_for(p.relation)
-    bt: BoundTable | None = s.engine.bound.get(rel_name)
-    if bt is None:
+    got = _prepare(s, stmt, p, params)
+    if got is None:
         return None
-    col = bt.manifest.schema.find(p.column)
-    if col is None or col.type.kind not in VECTOR_TYPES or col.type.row_shape[0] != p.query.size:
-        return None
-    rw = s.rewriter(params)
-    a = quote_ident(p.alias)
-    candidates: Candidates | None = None
-    if stmt.whereClause is not None:
-        where = deparse(rw(stmt.whereClause))
-        sql = f"SELECT {a}.{GPOS} FROM {quote_ident(bt.view)} AS {a} WHERE {where}"
-        bound = s.duck_params(params, sql)
-        key = (where, p.column, repr(bound)) if _cacheable(stmt.whereClause) else None
-        candidates = bt.filters.get(key) if key is not None else None
-        if candidates is None:
-            cand, _ = s.engine.arrow(sql, bound)
-            candidates = Candidates(np.sort(cand.column(0).to_numpy()))
-            if key is not None:
-                bt.filters[key] = candidates
-                while len(bt.filters) > FILTER_CACHE:
-                    bt.filters.pop(next(iter(bt.filters)))
-        gpos = candidates.gpos
-    else:
-        live = bt.arrow.column("__live").to_numpy()
-        gpos = np.flatnonzero(live).astype(np.int64)
+    bt, col, gpos, candidates = got
     want = p.k + p.offset
-    winners, scores = _score_topk(s, bt, col, p, gpos, want, candidates)
+    results, _ = vector_search.best(
+        s, bt, col, p.metric, p.query[None, :], want, p.descending, p.nulls_first, gpos,
+        stmt.whereClause is not None, candidates.ann if candidates else None,
+        candidates.gather if candidates else None)
+    winners, scores = results[0]
     winners, scores = winners[p.offset:], scores[p.offset:]
     # the winners' rows, taken straight from the registered Arrow table: the output
     # query then reads k rows instead of joining k rows against the whole table
@@ -170,6 +152,8 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
     direct = _direct(stmt, p, w, bt)
     if direct is not None:
         return direct
+    rw = s.rewriter(params)
+    a = quote_ident(p.alias)
     wname = "__winners"
     s.engine.register(wname, w)
     try:
@@ -184,6 +168,65 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
         return s.engine.arrow(sql, s.duck_params(params, sql))
     finally:
         s.engine.unregister(wname)
+
+
+def explain(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> list[str]:
+    """The plan as ``EXPLAIN`` shows it; the filter runs (its result is cached for the
+    query), so the choice shown is the one the query makes."""
+    head = (f"reeldb vector top-k on {p.relation.relname}.{p.column}: {p.metric} "
+            f"{'DESC' if p.descending else 'ASC'}, k={p.k}" + (f" offset {p.offset}" if p.offset else ""))
+    got = _prepare(s, stmt, p, params)
+    if got is None:
+        return [head, "  (does not apply: the column is not a vector of the query's length; runs as SQL)"]
+    bt, col, gpos, _ = got
+    choice = vector_search.choose(s, bt, col, p.metric, p.descending, len(gpos), p.k + p.offset)
+    total = int(bt.manifest.rows)
+    lines = [head, f"  1. DuckDB: filter keeps {len(gpos)} of {total} rows "
+                   f"({100 * len(gpos) / max(total, 1):.2f}%)" if stmt.whereClause is not None
+             else f"  1. all {len(gpos)} live rows"]
+    if choice.index is None:
+        lines.append(f"  2. {choice.reason}: scores every candidate on the stored vectors -> top-k")
+    else:
+        ix = choice.index
+        knob = "ivfflat.probes" if ix.method == "ivfflat" else "hnsw.ef_search"
+        lines.append(f"  2. {choice.reason}, {knob}={choice.effort}"
+                     + (", filter applied during the walk" if stmt.whereClause is not None else ""))
+        mp = vector_search.mapping(s, bt, ix)
+        lines.append(f"     + exact scores of the {len(mp.uncovered)} rows the index does not hold; "
+                     f"re-rank on full vectors -> top-k")
+    lines.append("  3. output columns of the winners only")
+    return lines
+
+
+def _prepare(s: Session, stmt: ast.SelectStmt, p: VectorPlan,
+             params: list[Any]) -> tuple[BoundTable, Any, np.ndarray, Candidates | None] | None:
+    """The bound table, the vector column and the candidate rows (sorted global
+    positions); None when the plan does not apply."""
+    rel_name = s.relation_for(p.relation)
+    bt: BoundTable | None = s.engine.bound.get(rel_name)
+    if bt is None:
+        return None
+    col = bt.manifest.schema.find(p.column)
+    if col is None or col.type.kind not in VECTOR_TYPES or col.type.row_shape[0] != p.query.size:
+        return None
+    if stmt.whereClause is None:
+        live = bt.arrow.column("__live").to_numpy()
+        return bt, col, np.flatnonzero(live).astype(np.int64), None
+    rw = s.rewriter(params)
+    a = quote_ident(p.alias)
+    where = deparse(rw(stmt.whereClause))
+    sql = f"SELECT {a}.{GPOS} FROM {quote_ident(bt.view)} AS {a} WHERE {where}"
+    bound = s.duck_params(params, sql)
+    key = (where, p.column, repr(bound)) if _cacheable(stmt.whereClause) else None
+    candidates = bt.filters.get(key) if key is not None else None
+    if candidates is None:
+        cand, _ = s.engine.arrow(sql, bound)
+        candidates = Candidates(np.sort(cand.column(0).to_numpy()))
+        if key is not None:
+            bt.filters[key] = candidates
+            while len(bt.filters) > FILTER_CACHE:
+                bt.filters.pop(next(iter(bt.filters)))
+    return bt, col, candidates.gpos, candidates
 
 
 _ARITHMETIC = {"+": pc.add, "-": pc.subtract, "*": pc.multiply, "/": pc.divide}
@@ -275,6 +318,16 @@ class Candidates:
     gpos: np.ndarray
     gathered: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # fragment -> (rows, norms)
     gathered_bytes: int = 0
+    ann: dict[str, Any] = field(default_factory=dict)  # index key -> the filter as the index's allow-list
+
+    def gather(self, i: int, mat: np.ndarray, norms: np.ndarray,
+               rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Fragment ``i``'s candidate vectors, copied together once (within a budget)."""
+        got = self.gathered.get(i)
+        if got is None and self.gathered_bytes + len(rows) * mat[0].nbytes <= GATHER_CACHE_BYTES:
+            got = self.gathered[i] = (np.ascontiguousarray(mat[rows]), norms[rows])
+            self.gathered_bytes += got[0].nbytes
+        return got
 
 
 _VOLATILE = {"random", "now", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday",
@@ -289,45 +342,6 @@ def _cacheable(where: ast.Node) -> bool:
         if isinstance(n, ast.FuncCall) and name_of(n.funcname) in _VOLATILE:
             return False
     return True
-
-
-def _score_topk(s: Session, bt: BoundTable, col: Any, p: VectorPlan, gpos: np.ndarray,
-                want: int, candidates: Candidates | None = None) -> tuple[np.ndarray, np.ndarray]:
-    frags = bt.manifest.fragments
-    norms_col = bt.arrow.column(f"__n{col.id}")
-    idx = np.searchsorted(bt.offsets, gpos, side="right") - 1
-    all_pos: list[np.ndarray] = []
-    all_scores: list[np.ndarray] = []
-    bounds = np.searchsorted(idx, np.arange(len(frags) + 1))
-    for i in range(len(frags)):
-        lo, hi = bounds[i], bounds[i + 1]
-        if lo == hi:
-            continue
-        frag = frags[i]
-        local = gpos[lo:hi] - bt.offsets[i]
-        if col.id not in dict(frag.mats):
-            sc = np.full(hi - lo, np.nan, dtype=np.float32)
-        else:
-            mat = s.catalog.reader.matrix(bt.manifest.table_id, frag, col)
-            chunk = norms_col.chunk(i) if norms_col.num_chunks == len(frags) else \
-                norms_col.slice(bt.offsets[i], frag.rows).combine_chunks()
-            norms = chunk.to_numpy(zero_copy_only=False).astype(np.float32)
-            rows = None if hi - lo == frag.rows else local
-            got = candidates.gathered.get(i) if candidates is not None and rows is not None else None
-            if got is None and candidates is not None and rows is not None \
-                    and candidates.gathered_bytes + len(rows) * mat[0].nbytes <= GATHER_CACHE_BYTES:
-                got = candidates.gathered[i] = (np.ascontiguousarray(mat[rows]), norms[rows])
-                candidates.gathered_bytes += got[0].nbytes
-            sc = score(got[0], got[1], p.query, p.metric) if got is not None else \
-                score(mat, norms, p.query, p.metric, rows)
-        all_pos.append(gpos[lo:hi])
-        all_scores.append(sc)
-    if not all_pos:
-        return np.empty(0, np.int64), np.empty(0, np.float32)
-    pos = np.concatenate(all_pos)
-    sc = np.concatenate(all_scores)
-    best = topk(sc, want, p.descending, p.nulls_first)
-    return pos[best], sc[best]
 
 
 def _replace(node: Any, target: ast.Node, alias: str) -> Any:
@@ -346,3 +360,47 @@ def _replace(node: Any, target: ast.Node, alias: str) -> Any:
         return score
     return transform(node, visit)
 
+
+
+def search(s: Session, table: str, column: str, queries: np.ndarray, k: int, where: str | None,
+           metric: str, columns: list[str] | None) -> list[tuple[pa.Table, list]]:
+    """``db.search``: the top-k rows per query, as the SQL top-k path computes them, with
+    the filter evaluated once and the vectors read once for the whole batch."""
+    from .parse import parse
+
+    fn = vector_search.METRIC_NAMES.get(metric.lower(), metric.lower())
+    if fn not in VECTOR_FUNCS:
+        raise errors.InvalidParameterValue(
+            f'unknown metric "{metric}": cosine, l2, ip (or a vector function: {", ".join(VECTOR_FUNCS)})')
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k <= 100_000:
+        raise errors.InvalidParameterValue(f"k must be an integer from 0 to 100000, not {k!r}")
+    outputs = "*" if columns is None else ", ".join(quote_ident(c) for c in columns)
+    order = "DESC" if fn in ("cosine_similarity", "inner_product") else "ASC"
+    text = (f"SELECT {outputs}, {fn}({quote_ident(column)}, $1) AS _distance FROM {quote_ident(table)}"
+            + (f" WHERE ({where})" if where else "") + f" ORDER BY _distance {order} LIMIT {int(k)}")
+    stmts = parse(text)
+    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt):
+        raise errors.SyntaxError(f"filter must be one SQL expression: {where!r}")
+    stmt = stmts[0].stmt
+    params: list[Any] = [queries[0]]
+    p = plan(s, stmt, params)
+    got = _prepare(s, stmt, p, params) if p is not None else None
+    if p is None or got is None:
+        col = s.engine.bound[table].manifest.schema.find(column) if table in s.engine.bound else None
+        if col is None:
+            raise errors.UndefinedColumn(f'column "{column}" does not exist')
+        if col.type.kind not in VECTOR_TYPES:
+            raise errors.DatatypeMismatch(f'column "{column}" is {col.type.sql()}, not a vector')
+        raise errors.DataError(f"different vector dimensions {col.type.row_shape[0]} and {queries.shape[1]}")
+    bt, col, gpos, candidates = got
+    results, _ = vector_search.best(
+        s, bt, col, p.metric, queries, p.k, p.descending, p.nulls_first, gpos, where is not None,
+        candidates.ann if candidates else None, candidates.gather if candidates else None)
+    null_col = bt.arrow.column(f"__n{col.id}").is_null().to_numpy(zero_copy_only=False)
+    out = []
+    for winners, scores in results:
+        w = _take(bt, winners, scores, null_col[winners] if len(winners) else None)
+        direct = _direct(stmt, p, w, bt)
+        assert direct is not None  # columns and the score only
+        out.append(direct)
+    return out
