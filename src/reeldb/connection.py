@@ -45,8 +45,10 @@ def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None
     catalog = Catalog.open(store, create=create)
     db = Connection(catalog, branch, at)
     if device is not None:
+        from .index.device import check
+
         try:
-            db.execute("SET reeldb.device = %s", (device,))
+            db._session.settings["reeldb.device"] = check(device)
         except BaseException:
             db.close()
             raise

@@ -123,9 +123,7 @@ def new(method: str, metric: str, dim: int, opts: dict[str, Any]) -> Any:
         index = faiss.IndexIVFFlat(quantizer, dim, opts["lists"], mt)
     else:
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, opts["lists"], sq, mt)
-    index.own_fields = True
-    index.__dict__["_quantizer"] = quantizer  # keep the Python object alive with the index
-    return index
+    return index  # faiss' Python wrapper keeps the quantizer alive with the index
 
 
 def needs_training(index: Any) -> bool:

@@ -113,8 +113,23 @@ class VersioningMixin:
 
     def optimize(self: Session, table: str | None = None) -> list[dict[str, Any]]:
         self._no_txn("optimize")
-        done = compaction.compact(self.catalog, self._branch_or_current(None), table)
+        branch = self._branch_or_current(None)
+        done = compaction.compact(self.catalog, branch, table)
+        self.fold_indexes(branch, [table] if table else [c.table for c in done])
         return [vars(c) for c in done]
+
+    def fold_indexes(self: Session, branch: str, tables: list[str]) -> None:
+        """After compaction: fold rewritten and new rows into the tables' vector indexes
+        (one more commit), so they are searched through the index again."""
+        from ..catalog.transaction import Transaction
+        from . import indexes
+
+        txn = Transaction(self.catalog, branch, self.catalog.head(branch))
+        try:
+            if any([indexes.fold(self, txn, t, None) for t in tables if t in txn.tables and txn.tables[t].indexes]):
+                txn.commit("fold compacted rows into " + ", ".join(f"{t} indexes" for t in tables))
+        finally:
+            txn.close()
 
     # -- SQL ---------------------------------------------------------------------------------
     def versioning_call(self: Session, stmt: ast.SelectStmt, params: list[Any]) -> Result | None:
