@@ -73,6 +73,35 @@ class BoundTable:
     batches: list[pa.RecordBatch] | None = None  # arrow's, one per fragment, listed on demand
     filters: dict[tuple, Any] = field(default_factory=dict)  # the vector plan's filter cache (oldest first)
     ann: dict[str, Any] = field(default_factory=dict)  # vector index key -> its labels mapped to rows
+    _norms: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+
+    def live_positions(self) -> np.ndarray:
+        """Global positions of the live rows, computed once (a bound table never changes)."""
+        got = self.ann.get("__live")
+        if got is None:
+            got = self.ann["__live"] = np.flatnonzero(self.arrow.column(LIVE).to_numpy()).astype(np.int64)
+        return got
+
+    def null_vectors(self, cid: int) -> np.ndarray:
+        """Per global position: is the matrix column's cell NULL (its norm is)."""
+        key = f"__null{cid}"
+        got = self.ann.get(key)
+        if got is None:
+            got = self.ann[key] = self.arrow.column(f"__n{cid}").is_null().to_numpy(zero_copy_only=False)
+        return got
+
+    def norms(self, cid: int, i: int) -> np.ndarray:
+        """Fragment ``i``'s stored row norms of matrix column ``cid`` as float32 (NaN for
+        NULL), converted once."""
+        key = (cid, i)
+        got = self._norms.get(key)
+        if got is None:
+            col = self.arrow.column(f"__n{cid}")
+            frag = self.manifest.fragments[i]
+            chunk = col.chunk(i) if col.num_chunks == len(self.manifest.fragments) else \
+                col.slice(int(self.offsets[i]), frag.rows).combine_chunks()
+            got = self._norms[key] = chunk.to_numpy(zero_copy_only=False).astype(np.float32)
+        return got
 
     def rows(self, gpos: np.ndarray) -> pa.Table:
         """The registered rows at these global positions, as zero-copy slices of their

@@ -147,7 +147,7 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
     # the winners' rows, taken straight from the registered Arrow table: the output
     # query then reads k rows instead of joining k rows against the whole table
     # a NULL vector scores NULL (not NaN, which is a zero vector's cosine, as in pgvector)
-    null = bt.arrow.column(f"__n{col.id}").is_null().to_numpy(zero_copy_only=False)[winners] if len(winners) else None
+    null = bt.null_vectors(col.id)[winners] if len(winners) else None
     w = _take(bt, winners, scores, null)
     direct = _direct(stmt, p, w, bt)
     if direct is not None:
@@ -210,8 +210,7 @@ def _prepare(s: Session, stmt: ast.SelectStmt, p: VectorPlan,
     if col is None or col.type.kind not in VECTOR_TYPES or col.type.row_shape[0] != p.query.size:
         return None
     if stmt.whereClause is None:
-        live = bt.arrow.column("__live").to_numpy()
-        return bt, col, np.flatnonzero(live).astype(np.int64), None
+        return bt, col, bt.live_positions(), None
     rw = s.rewriter(params)
     a = quote_ident(p.alias)
     where = deparse(rw(stmt.whereClause))
@@ -238,7 +237,7 @@ def _direct(stmt: ast.SelectStmt, p: VectorPlan, w: pa.Table, bt: BoundTable) ->
     no SQL engine for the last step. None for anything else."""
     order = np.argsort(w.column("__rank").to_numpy(), kind="stable")
     w = w.take(int64_array(order)) if len(order) else w
-    score_text = deparse(p.order_node)
+    score_node = p.order_node
     schema = bt.manifest.schema
     names, arrays, description = [], [], []
     for rt in expand_stars(stmt.targetList, p.alias, schema.names):
@@ -251,7 +250,7 @@ def _direct(stmt: ast.SelectStmt, p: VectorPlan, w: pa.Table, bt: BoundTable) ->
             arrays.append(w.column(col.name))
             description.append((names[-1], duck_type_name(col.type.duck())))
             continue
-        got = _score_expr(v, score_text, w.column("__score"))
+        got = _score_expr(v, score_node, w.column("__score"))
         if got is None:
             return None
         names.append(rt.name or column_name(v) or "?column?")
@@ -260,9 +259,9 @@ def _direct(stmt: ast.SelectStmt, p: VectorPlan, w: pa.Table, bt: BoundTable) ->
     return pa.Table.from_arrays(arrays, names=names), description
 
 
-def _score_expr(node: ast.Node, score_text: str, score: pa.ChunkedArray) -> Any:
+def _score_expr(node: ast.Node, score_node: ast.Node, score: pa.ChunkedArray) -> Any:
     """The score, or the score and a numeric constant combined by + - * /, else None."""
-    if deparse(node) == score_text:
+    if node == score_node:  # pglast compares the trees, not the source positions
         return score
     if not (isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.lexpr is not None
             and name_of(node.name) in _ARITHMETIC):
@@ -270,7 +269,7 @@ def _score_expr(node: ast.Node, score_text: str, score: pa.ChunkedArray) -> Any:
     fn = _ARITHMETIC[name_of(node.name)]
     for const, other, const_first in ((node.lexpr, node.rexpr, True), (node.rexpr, node.lexpr, False)):
         if isinstance(const, ast.A_Const) and isinstance(const.val, ast.Integer | ast.Float):
-            inner = _score_expr(other, score_text, score)
+            inner = _score_expr(other, score_node, score)
             if inner is None:
                 return None
             k = pa.scalar(float(const_value(const)), pa.float32())
@@ -365,42 +364,61 @@ def _replace(node: Any, target: ast.Node, alias: str) -> Any:
 def search(s: Session, table: str, column: str, queries: np.ndarray, k: int, where: str | None,
            metric: str, columns: list[str] | None) -> list[tuple[pa.Table, list]]:
     """``db.search``: the top-k rows per query, as the SQL top-k path computes them, with
-    the filter evaluated once and the vectors read once for the whole batch."""
-    from .parse import parse
-
+    the filter evaluated once (and remembered per snapshot) and the vectors read once for
+    the whole batch. No SQL text is built or parsed for the search itself."""
     fn = vector_search.METRIC_NAMES.get(metric.lower(), metric.lower())
     if fn not in VECTOR_FUNCS:
         raise errors.InvalidParameterValue(
             f'unknown metric "{metric}": cosine, l2, ip (or a vector function: {", ".join(VECTOR_FUNCS)})')
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k <= 100_000:
         raise errors.InvalidParameterValue(f"k must be an integer from 0 to 100000, not {k!r}")
-    outputs = "*" if columns is None else ", ".join(quote_ident(c) for c in columns)
-    order = "DESC" if fn in ("cosine_similarity", "inner_product") else "ASC"
-    text = (f"SELECT {outputs}, {fn}({quote_ident(column)}, $1) AS _distance FROM {quote_ident(table)}"
-            + (f" WHERE ({where})" if where else "") + f" ORDER BY _distance {order} LIMIT {int(k)}")
-    stmts = parse(text)
-    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt):
-        raise errors.SyntaxError(f"filter must be one SQL expression: {where!r}")
-    stmt = stmts[0].stmt
-    params: list[Any] = [queries[0]]
-    p = plan(s, stmt, params)
-    got = _prepare(s, stmt, p, params) if p is not None else None
-    if p is None or got is None:
-        col = s.engine.bound[table].manifest.schema.find(column) if table in s.engine.bound else None
-        if col is None:
-            raise errors.UndefinedColumn(f'column "{column}" does not exist')
-        if col.type.kind not in VECTOR_TYPES:
-            raise errors.DatatypeMismatch(f'column "{column}" is {col.type.sql()}, not a vector')
+    bt: BoundTable = s.engine.bound[table]
+    schema = bt.manifest.schema
+    col = schema.find(column)
+    if col is None:
+        raise errors.UndefinedColumn(f'column "{column}" does not exist')
+    if col.type.kind not in VECTOR_TYPES:
+        raise errors.DatatypeMismatch(f'column "{column}" is {col.type.sql()}, not a vector')
+    if col.type.row_shape[0] != queries.shape[1]:
         raise errors.DataError(f"different vector dimensions {col.type.row_shape[0]} and {queries.shape[1]}")
-    bt, col, gpos, candidates = got
+    names = schema.names if columns is None else columns
+    for name in names:
+        if schema.find(name) is None:
+            raise errors.UndefinedColumn(f'column "{name}" does not exist')
+    descending = fn in ("cosine_similarity", "inner_product")
+    candidates = _filtered(s, bt, table, where) if where else None
+    gpos = candidates.gpos if candidates is not None else bt.live_positions()
     results, _ = vector_search.best(
-        s, bt, col, p.metric, queries, p.k, p.descending, p.nulls_first, gpos, where is not None,
+        s, bt, col, fn, queries, int(k), descending, descending, gpos, candidates is not None,
         candidates.ann if candidates else None, candidates.gather if candidates else None)
-    null_col = bt.arrow.column(f"__n{col.id}").is_null().to_numpy(zero_copy_only=False)
+    nulls = bt.null_vectors(col.id)
+    description = [(n, duck_type_name(schema.column(n).type.duck())) for n in names] + [("_distance", "FLOAT")]
     out = []
     for winners, scores in results:
-        w = _take(bt, winners, scores, null_col[winners] if len(winners) else None)
-        direct = _direct(stmt, p, w, bt)
-        assert direct is not None  # columns and the score only
-        out.append(direct)
+        w = _take(bt, winners, scores, nulls[winners] if len(winners) else None)
+        arrays = [w.column(n) for n in names] + [w.column("__score")]
+        out.append((pa.Table.from_arrays(arrays, names=[*names, "_distance"]), description))
     return out
+
+
+def _filtered(s: Session, bt: BoundTable, table: str, where: str) -> Candidates:
+    """The rows a ``db.search`` filter keeps, cached per snapshot like a SQL filter."""
+    key = ("search", where)
+    got = bt.filters.get(key)
+    if got is not None:
+        return got
+    from .parse import parse
+
+    stmts = parse(f"SELECT 1 FROM {quote_ident(table)} WHERE ({where})")
+    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt) or stmts[0].stmt.whereClause is None:
+        raise errors.SyntaxError(f"filter must be one SQL condition: {where!r}")
+    cond = stmts[0].stmt.whereClause
+    a = quote_ident(table)
+    sql = f"SELECT {a}.{GPOS} FROM {quote_ident(bt.view)} AS {a} WHERE {deparse(s.rewriter([])(cond))}"
+    cand, _ = s.engine.arrow(sql, None)
+    got = Candidates(np.sort(cand.column(0).to_numpy()))
+    if _cacheable(cond):
+        bt.filters[key] = got
+        while len(bt.filters) > FILTER_CACHE:
+            bt.filters.pop(next(iter(bt.filters)))
+    return got

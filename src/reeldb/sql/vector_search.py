@@ -120,8 +120,9 @@ def mapping(s: Session, bt: BoundTable, ix: IndexDef) -> Mapping:
     total = int(bt.offsets[-1])
     label_gpos = np.full(opened.covered.labels, -1, np.int64)
     gpos_label = np.full(total, -1, np.int64)
-    live = bt.arrow.column("__live").to_numpy(zero_copy_only=False).astype(bool)
-    valid = bt.arrow.column(f"__n{ix.column}").is_valid().to_numpy(zero_copy_only=False)
+    live = np.zeros(total, bool)
+    live[bt.live_positions()] = True
+    valid = ~bt.null_vectors(ix.column)
     covered = dict(opened.covered.fragments)
     for i, f in enumerate(bt.manifest.fragments):
         base = opened.bases.get(f.id)
@@ -197,7 +198,6 @@ def exact(s: Session, bt: BoundTable, col: Column, metric: str, queries: np.ndar
     """Exact top-``want`` of the rows at ``gpos`` (sorted) for each query, reading each
     fragment's vectors once for the whole batch."""
     frags = bt.manifest.fragments
-    norms_col = bt.arrow.column(f"__n{col.id}")
     idx = np.searchsorted(bt.offsets, gpos, side="right") - 1
     bounds = np.searchsorted(idx, np.arange(len(frags) + 1))
     dev = device(s)
@@ -216,9 +216,7 @@ def exact(s: Session, bt: BoundTable, col: Column, metric: str, queries: np.ndar
                 score_parts[j].append(np.full(hi - lo, np.nan, np.float32))
             continue
         mat = s.catalog.reader.matrix(bt.manifest.table_id, frag, col)
-        chunk = norms_col.chunk(i) if norms_col.num_chunks == len(frags) else \
-            norms_col.slice(bt.offsets[i], frag.rows).combine_chunks()
-        norms = chunk.to_numpy(zero_copy_only=False).astype(np.float32)
+        norms = bt.norms(col.id, i)
         if dev != "cpu":
             from ..index import device as accel
 
@@ -247,8 +245,9 @@ def exact(s: Session, bt: BoundTable, col: Column, metric: str, queries: np.ndar
             continue
         pos = np.concatenate(pos_parts[j])
         sc = np.concatenate(score_parts[j])
-        order = np.argsort(pos, kind="stable")  # ties go to the earlier row, as exact search does
-        pos, sc = pos[order], sc[order]
+        if len(queries) > 1 or dev != "cpu":  # per-fragment winners: back in row order, so
+            order = np.argsort(pos, kind="stable")  # ties go to the earlier row as in one pass
+            pos, sc = pos[order], sc[order]
         keep = topk(sc, want, descending, nulls_first)
         out.append((pos[keep], sc[keep]))
     return out
