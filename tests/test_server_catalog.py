@@ -28,6 +28,7 @@ def server(tmp_path_factory):
     db.execute("INSERT INTO generations (prompt, score, embedding) VALUES ('a cat', 0.5, '[1,2,3]'), "
                "('a dog', 0.9, '[3,2,1]')")
     db.execute("CREATE TABLE prefs (a INT, b TEXT)")
+    db.execute("CREATE INDEX ON generations USING hnsw (embedding vector_cosine_ops) WITH (m = 8)")
     db.branch("experiment/x", checkout=False)
     db.close()
     srv = BackgroundServer(str(path), port=0)
@@ -61,6 +62,7 @@ def test_psql_lists_databases_tables_schemas_and_indexes(server) -> None:
     assert "experiment/x" in out and " main " in out and " public " in out
     out = psql(server, r"\di")
     assert "generations_pkey" in out and "generations_prompt_key" in out and "| generations" in out
+    assert "generations_embedding_idx" in out
     out = psql(server, r'\dt "experiment/x".*')
     assert "experiment/x | generations | table" in out
 
@@ -79,6 +81,8 @@ def test_psql_describes_a_table_and_an_index(server) -> None:
     assert lines["created_at"] == ["timestamp with time zone", "", "", "now()"]
     assert '"generations_pkey" PRIMARY KEY, btree (id)' in out
     assert '"generations_prompt_key" UNIQUE CONSTRAINT, btree (prompt)' in out
+    assert "\"generations_embedding_idx\" hnsw (embedding vector_cosine_ops) WITH (ef_construction='64', m='8', " \
+           "quantization='none')" in out
     out = psql(server, r"\d generations_pkey")
     assert "primary key, btree, for table \"public.generations\"" in out
     out = psql(server, r'\d "experiment/x".prefs')

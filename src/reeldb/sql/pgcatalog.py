@@ -36,6 +36,7 @@ SERVER_VERSION = "16.4"  # the Postgres release whose behaviour reeldb follows
 SERVER_VERSION_NUM = "160004"
 OWNER_OID = 10
 HEAP_AM, BTREE_AM = 2, 403
+VECTOR_AMS = {"hnsw": 16400, "ivfflat": 16401}  # pgvector's methods (extension oids are >= 16384)
 DEFAULT_COLLATION = 100
 PREFIX = "__pg_"
 
@@ -84,6 +85,7 @@ class _Rel:
     natts: int
     tuples: int = 0
     has_index: bool = False
+    am: int = 0  # an index's access method; 0: heap for tables, btree for indexes
 
 
 class CatalogTables:
@@ -119,7 +121,7 @@ class CatalogTables:
         cols = tm.schema.columns
         attnum = {c.id: i + 1 for i, c in enumerate(cols)}
         pk = set(tm.schema.primary_key)
-        self.rels.append(_Rel(oid, tm.name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques)))
+        self.rels.append(_Rel(oid, tm.name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
             if c.type.kind == "tensor":  # Postgres has no typmod for a shape: number the shapes
@@ -166,6 +168,20 @@ class CatalogTables:
                                      "conkey": keys})
             self.defs.append((coid, 0, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))
 
+        for ix in tm.indexes:
+            c = tm.schema.by_id(ix.column)
+            ioid = stable_oid("idx", schema, tm.table_id, ix.name)
+            self.rels.append(_Rel(ioid, ix.name, ns, "i", 1, am=VECTOR_AMS[ix.method]))
+            typ, mod = pt.column_oid(c.type)
+            self.atts.append(_attribute(ioid, c.name, typ, mod, 1, False, False))
+            self.defs.append((ioid, 1, c.name))
+            self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": 1, "indnkeyatts": 1,
+                                 "indisunique": False, "indisprimary": False, "indkey": [attnum[c.id]],
+                                 "indoption": [0], "indcollation": [0], "indclass": [0]})
+            opts = ", ".join(f"{k}='{v}'" for k, v in ix.params)
+            self.defs.append((ioid, 0, f"CREATE INDEX {ix.name} ON {schema}.{tm.name} USING {ix.method} "
+                                       f"({c.name} {ix.opclass}) WITH ({opts})"))
+
     # -- Arrow -------------------------------------------------------------------------------
     def _arrow(self) -> dict[str, pa.Table]:
         ns_name = dict(self.namespaces)
@@ -179,7 +195,7 @@ class CatalogTables:
         out["pg_class"] = pa.table({
             "oid": [r.oid for r in rels], "relname": [r.name for r in rels],
             "relnamespace": [r.namespace for r in rels], "reltype": [0] * n, "reloftype": [0] * n,
-            "relowner": [OWNER_OID] * n, "relam": [BTREE_AM if r.kind == "i" else HEAP_AM for r in rels],
+            "relowner": [OWNER_OID] * n, "relam": [r.am or (BTREE_AM if r.kind == "i" else HEAP_AM) for r in rels],
             "relfilenode": [r.oid for r in rels], "reltablespace": [0] * n,
             "relpages": [0] * n, "reltuples": pa.array([float(r.tuples) for r in rels], pa.float32()),
             "relallvisible": [0] * n, "reltoastrelid": [0] * n, "relhasindex": [r.has_index for r in rels],
@@ -197,8 +213,10 @@ class CatalogTables:
                                                   "adbin": pa.string()})
         out["pg_type"] = _types_table()
         out["pg_database"] = self._databases()
-        out["pg_am"] = pa.table({"oid": [HEAP_AM, BTREE_AM], "amname": ["heap", "btree"],
-                                 "amhandler": ["heap_tableam_handler", "bthandler"], "amtype": ["t", "i"]})
+        out["pg_am"] = pa.table({"oid": [HEAP_AM, BTREE_AM, *VECTOR_AMS.values()],
+                                 "amname": ["heap", "btree", *VECTOR_AMS],
+                                 "amhandler": ["heap_tableam_handler", "bthandler", "hnswhandler", "ivfflathandler"],
+                                 "amtype": ["t", "i", "i", "i"]})
         user = [self.user]
         roles = {"oid": [OWNER_OID], "rolname": user, "rolsuper": [False], "rolinherit": [True],
                  "rolcreaterole": [False], "rolcreatedb": [False], "rolcanlogin": [True],
