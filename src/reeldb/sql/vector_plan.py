@@ -189,8 +189,9 @@ def explain(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) 
     else:
         ix = choice.index
         knob = "ivfflat.probes" if ix.method == "ivfflat" else "hnsw.ef_search"
-        lines.append(f"  2. {choice.reason}, {knob}={choice.effort}"
-                     + (", filter applied during the walk" if stmt.whereClause is not None else ""))
+        lines.append(f"  2. {choice.reason}, {knob}={vector_search.effort(s, ix)}"
+                     + (f", filter applied during the walk (candidate list {choice.effort})"
+                        if stmt.whereClause is not None and ix.method == "hnsw" else ""))
         mp = vector_search.mapping(s, bt, ix)
         lines.append(f"     + exact scores of the {len(mp.uncovered)} rows the index does not hold; "
                      f"re-rank on full vectors -> top-k")
