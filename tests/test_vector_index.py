@@ -383,3 +383,22 @@ def test_cuda_matches_numpy(vdb, data) -> None:
     want = [ids(vdb, TOPK, (q,)) for q in queries[:10]]
     vdb.execute("SET reeldb.device = 'cuda'")
     assert [ids(vdb, TOPK, (q,)) for q in queries[:10]] == want
+
+
+def test_index_on_object_storage(s3_url, data) -> None:
+    """The index object goes to S3 with the table; a fresh connection memory-maps it from
+    the disk cache and answers as exact search does at high ef."""
+    vec, queries, _ = data
+    db = reeldb.connect(s3_url)
+    db.execute(f"CREATE TABLE items (id INT, emb VECTOR({DIM}))")
+    db.insert("items", {"id": np.arange(N), "emb": vec})
+    db.execute("CREATE INDEX ON items USING hnsw (emb vector_cosine_ops)")
+    db.close()
+    versioned._OPEN.clear()
+    db = reeldb.connect(s3_url)
+    assert sorted(k.rsplit(".", 1)[-1] == "json" for k in db.catalog.store.list("indexes/")) == [False, True]
+    db.execute("SET hnsw.ef_search = 400")
+    assert "index items_emb_idx" in plan(db, TOPK, (queries[0],))
+    for q in queries[:5]:
+        assert ids(db, TOPK, (q,)) == exact_ids(vec, q, K)
+    db.close()

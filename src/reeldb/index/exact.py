@@ -23,16 +23,19 @@ GATHER_FRACTION = 0.25  # below this share of candidates, gather rows instead of
 
 def _dots(mat: np.ndarray, q: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
     n = mat.shape[0]
-    flat = mat.reshape(n, -1)
+    flat = np.asarray(mat).reshape(n, -1)  # a plain view: np.memmap's hooks cost on every slice
     if rows is not None and len(rows) < GATHER_FRACTION * n:
         out = np.empty(len(rows), dtype=np.float32)
         for s in range(0, len(rows), CHUNK):
             block = flat[rows[s : s + CHUNK]]
             out[s : s + CHUNK] = block.astype(np.float32, copy=False) @ q
         return out
-    out = np.empty(n, dtype=np.float32)
-    for s in range(0, n, CHUNK):
-        out[s : s + CHUNK] = flat[s : s + CHUNK].astype(np.float32, copy=False) @ q
+    if flat.dtype == np.float32:
+        out = flat @ q  # one BLAS call over the mapped file
+    else:  # float16: widened a chunk at a time
+        out = np.empty(n, dtype=np.float32)
+        for s in range(0, n, CHUNK):
+            out[s : s + CHUNK] = flat[s : s + CHUNK].astype(np.float32) @ q
     return out if rows is None else out[rows]
 
 
@@ -84,7 +87,7 @@ def score_many(mat: np.ndarray, norms: np.ndarray, queries: np.ndarray, metric: 
     """Scores of ``rows`` (all when None) against every query, (rows, queries): one
     matrix product per chunk, so a batch of queries reads the vectors once."""
     qs = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1)
-    flat = mat.reshape(mat.shape[0], -1)
+    flat = np.asarray(mat).reshape(mat.shape[0], -1)
     n = mat.shape[0] if rows is None else len(rows)
     d = np.empty((n, len(qs)), dtype=np.float32)
     for s in range(0, n, CHUNK):
