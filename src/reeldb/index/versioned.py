@@ -108,9 +108,8 @@ def fold(reader: FragmentReader, tm: TableManifest, ix: IndexDef) -> IndexDef:
         return build(reader, tm, ix)  # IVF lists trained on half the rows or less: retrain
     if not new:
         return ix
-    store = reader.store
-    index = ann.copy(store.file_path(ix.key), None if store.file_path(ix.key) else store.get(ix.key),
-                     opened.quantization == "binary")
+    path = reader.store.file_path(ix.key)
+    index = ann.copy(path, None if path else reader.store.get(ix.key), opened.quantization == "binary")
     return _write(reader, tm, ix, index, opened.covered.fragments, new, opened.covered.metric,
                   opened.covered.dim)
 

@@ -148,7 +148,7 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
     # query then reads k rows instead of joining k rows against the whole table
     # a NULL vector scores NULL (not NaN, which is a zero vector's cosine, as in pgvector)
     null = bt.null_vectors(col.id)[winners] if len(winners) else None
-    w = _take(bt, winners, scores, null)
+    w = _take(bt, winners, scores, null, _plain_columns(stmt, p, bt))
     direct = _direct(stmt, p, w, bt)
     if direct is not None:
         return direct
@@ -260,6 +260,23 @@ def _direct(stmt: ast.SelectStmt, p: VectorPlan, w: pa.Table, bt: BoundTable) ->
     return pa.Table.from_arrays(arrays, names=names), description
 
 
+def _plain_columns(stmt: ast.SelectStmt, p: VectorPlan, bt: BoundTable) -> list[str] | None:
+    """The table columns the output names when every target is a column or the score (the
+    rows taken need only those); None when SQL must compute the output from whole rows."""
+    schema = bt.manifest.schema
+    out: list[str] = []
+    for rt in expand_stars(stmt.targetList, p.alias, schema.names):
+        v = rt.val
+        if isinstance(v, ast.ColumnRef) and all(isinstance(f, ast.String) for f in v.fields) \
+                and len(v.fields) <= 2 and (len(v.fields) == 1 or v.fields[0].sval == p.alias) \
+                and schema.find(v.fields[-1].sval) is not None:
+            if v.fields[-1].sval not in out:
+                out.append(v.fields[-1].sval)
+        elif _score_expr(v, p.order_node, pa.chunked_array([], pa.float32())) is None:
+            return None
+    return out
+
+
 def _score_expr(node: ast.Node, score_node: ast.Node, score: pa.ChunkedArray) -> Any:
     """The score, or the score and a numeric constant combined by + - * /, else None."""
     if node == score_node:  # pglast compares the trees, not the source positions
@@ -278,10 +295,13 @@ def _score_expr(node: ast.Node, score_node: ast.Node, score: pa.ChunkedArray) ->
     return None
 
 
-def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray, null: np.ndarray | None) -> pa.Table:
-    """Rows at global positions, with their score and rank, one take per fragment (a
-    take over the chunked table is far slower)."""
-    batches = bt.arrow.to_batches()
+def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray, null: np.ndarray | None,
+          columns: list[str] | None = None) -> pa.Table:
+    """Rows at global positions (only ``columns`` when given), with their score and rank,
+    one take per fragment (a take over the chunked table is far slower)."""
+    if bt.batches is None:
+        bt.batches = bt.arrow.to_batches()
+    batches = bt.batches if columns is None else [b.select(columns) for b in bt.batches]
     idx = np.searchsorted(bt.offsets, winners, side="right") - 1
     rank = np.arange(len(winners), dtype=np.int64)
     parts = []
@@ -292,7 +312,8 @@ def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray, null: np.ndar
             part.columns + [_scores(scores[sel], None if null is None else null[sel]), int64_array(rank[sel])],
             names=part.schema.names + ["__score", "__rank"]))
     if not parts:
-        schema = bt.arrow.schema.append(pa.field("__score", pa.float32())).append(pa.field("__rank", pa.int64()))
+        schema = bt.arrow.schema if columns is None else pa.schema([bt.arrow.schema.field(c) for c in columns])
+        schema = schema.append(pa.field("__score", pa.float32())).append(pa.field("__rank", pa.int64()))
         return schema.empty_table()
     return pa.Table.from_batches(parts)
 
@@ -396,7 +417,7 @@ def search(s: Session, table: str, column: str, queries: np.ndarray, k: int, whe
     description = [(n, duck_type_name(schema.column(n).type.duck())) for n in names] + [("_distance", "FLOAT")]
     out = []
     for winners, scores in results:
-        w = _take(bt, winners, scores, nulls[winners] if len(winners) else None)
+        w = _take(bt, winners, scores, nulls[winners] if len(winners) else None, names)
         arrays = [w.column(n) for n in names] + [w.column("__score")]
         out.append((pa.Table.from_arrays(arrays, names=[*names, "_distance"]), description))
     return out
