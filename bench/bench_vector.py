@@ -225,8 +225,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="20k x 1024 and 100k x 128, 200 queries")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--exact-queries", type=int, default=200, help="queries timed for exact search")
-    ap.add_argument("--efforts", type=int, nargs="+", default=[10, 20, 40, 80, 160, 320])
-    ap.add_argument("--lance-efforts", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    ap.add_argument("--efforts", type=int, nargs="+", default=[10, 20, 40, 80, 160, 320, 640],
+                    help="hnsw.ef_search values, for reeldb and pgvector")
+    ap.add_argument("--lance-efforts", type=int, nargs="+", default=[10, 20, 40, 80, 160, 320],
+                    help="ef of Lance's IVF_HNSW_SQ, all partitions searched")
     ap.add_argument("--target", type=float, default=0.95, help="recall@10 the peers are matched at")
     ap.add_argument("--fallback-target", type=float, default=0.90,
                     help="matched at this recall too where a system never reaches --target")
