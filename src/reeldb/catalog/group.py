@@ -159,6 +159,10 @@ def commit(txn: Transaction, intent: Intent) -> tuple[str, Snapshot, bool]:
             seen_head = head
             continue
         pending = [Intent.from_bytes(d) for d in cat.store.get_many(waiting) if d is not None]
+        if not any(p.id == intent.id for p in pending):
+            # deleted since the listing: another writer's combine included it (and moved
+            # the head after our read of it), or VACUUM dropped it; the next look tells
+            continue
         todo = [p for p in pending if time.time() - p.time < STALE_S]
         if not any(p.id == intent.id for p in todo):
             raise errors.SerializationFailure(
