@@ -23,6 +23,7 @@ METRICS = {
 
 CHUNK = 16384
 SMALL_PRODUCT = 32 << 20  # bytes of vectors below which a product runs on one BLAS thread
+TINY_PRODUCT = 32 << 10  # ...and below which OpenBLAS stays on one thread anyway (m x n < 9216)
 
 _blas: object = None
 _blas_lock = threading.Lock()
@@ -35,7 +36,7 @@ def blas_threads_for(nbytes: int) -> Iterator[None]:
     2,000 x 256 on a busy 2-core machine (threadpoolctl, measured). Large scans keep every
     thread: they are memory-bound and gain a little."""
     global _blas
-    if nbytes >= SMALL_PRODUCT:
+    if nbytes >= SMALL_PRODUCT or nbytes <= TINY_PRODUCT:
         yield
         return
     if _blas is None:

@@ -301,13 +301,14 @@ def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray, null: np.ndar
     one take per fragment (a take over the chunked table is far slower)."""
     if bt.batches is None:
         bt.batches = bt.arrow.to_batches()
-    batches = bt.batches if columns is None else [b.select(columns) for b in bt.batches]
+    batches = bt.batches
     idx = np.searchsorted(bt.offsets, winners, side="right") - 1
     rank = np.arange(len(winners), dtype=np.int64)
     parts = []
     for i in np.unique(idx):
         sel = np.flatnonzero(idx == i)
-        part = batches[i].take(int64_array(winners[sel] - bt.offsets[i]))
+        batch = batches[i] if columns is None else batches[i].select(columns)
+        part = batch.take(int64_array(winners[sel] - bt.offsets[i]))
         parts.append(pa.RecordBatch.from_arrays(
             part.columns + [_scores(scores[sel], None if null is None else null[sel]), int64_array(rank[sel])],
             names=part.schema.names + ["__score", "__rank"]))
