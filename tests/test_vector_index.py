@@ -122,7 +122,7 @@ def test_planner_choice_follows_selectivity(vdb, data) -> None:
     vdb.execute("CREATE INDEX ON items USING hnsw (emb vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
     sql = "SELECT id FROM items WHERE bucket < %s ORDER BY emb <=> %s LIMIT 10"
     narrow = plan(vdb, sql, (2, queries[0]))
-    assert "filter keeps" in narrow and "exact: the filter keeps" in narrow
+    assert "filter keeps" in narrow and "exact: 1" in narrow and "candidate rows, fewer than index" in narrow
     wide = plan(vdb, sql, (900, queries[0]))
     assert "index items_emb_idx (hnsw, vector_cosine_ops)" in wide
     assert "filter applied during the walk" in wide and "hnsw.ef_search=40" in wide
@@ -402,3 +402,18 @@ def test_index_on_object_storage(s3_url, data) -> None:
     for q in queries[:5]:
         assert ids(db, TOPK, (q,)) == exact_ids(vec, q, K)
     db.close()
+
+
+def test_index_on_an_empty_table_then_rows(db) -> None:
+    db.execute("CREATE TABLE e (id INT, v VECTOR(3))")
+    db.execute("CREATE INDEX ON e USING hnsw (v vector_l2_ops)")
+    db.execute("INSERT INTO e VALUES (1, '[1,0,0]'), (2, '[0,1,0]'), (3, NULL)")
+    assert ids(db, "SELECT id FROM e ORDER BY v <-> '[0.9,0.1,0]' LIMIT 5") == [1, 2, 3]
+    with db.transaction():  # an index made inside a transaction serves its later statements
+        db.execute("DROP INDEX e_v_idx")
+        db.execute("CREATE INDEX ON e USING hnsw (v vector_l2_ops)")
+        assert ids(db, "SELECT id FROM e ORDER BY v <-> '[0,1,0]' LIMIT 1") == [2]
+    db.execute("REINDEX INDEX e_v_idx")
+    tm = db.catalog.snapshot(db._session.head())["e"]
+    assert versioned.open_index(db.catalog.reader, tm.indexes[0].key).covered.labels == 3
+    assert "exact: 3 candidate rows" in plan(db, "SELECT id FROM e ORDER BY v <-> '[0,1,0]' LIMIT 1")

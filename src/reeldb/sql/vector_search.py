@@ -97,7 +97,7 @@ def choose(s: Session, bt: BoundTable, col: Column, metric: str, descending: boo
         return Choice(None, f"exact: {why}", rows)
     ix = usable[0]
     if rows <= want:
-        return Choice(None, f"exact: the filter keeps {rows} rows, no more than k", rows)
+        return Choice(None, f"exact: {rows} candidate rows, no more than k", rows)
     mp = mapping(s, bt, ix)
     e = effort(s, ix)
     total = max(mp.alive, 1)
@@ -114,7 +114,7 @@ def choose(s: Session, bt: BoundTable, col: Column, metric: str, descending: boo
         visits = VISITS_PER_EF * e / share
         enough = True
     if visits >= rows or not enough:
-        return Choice(None, f"exact: the filter keeps {rows} rows, fewer than index {ix.name} "
+        return Choice(None, f"exact: {rows} candidate rows, fewer than index {ix.name} "
                             f"would visit (~{int(min(visits, total))})", rows, e)
     return Choice(ix, f"index {ix.name} ({ix.method}, {ix.opclass}), ~{int(visits)} rows visited", rows, e)
 
