@@ -3,9 +3,9 @@ execution, shared by the SQL top-k path and ``db.search``.
 
 The filter has already run (DuckDB gives the candidate rows), so the planner knows how
 many rows it keeps, not an estimate. It compares what each path would score:
-exact search scores every candidate; an HNSW walk that skips filtered-out rows visits
-about ``VISITS_PER_EF * ef_search / selectivity`` rows, an IVF search the rows of its
-probed lists. The index is walked with the filter applied during traversal, then every
+exact search scores every candidate; an HNSW walk visits about ``VISITS_PER_EF *
+ef_search`` rows (with a filter, a longer candidate list keeps its recall), an IVF search
+the rows of its probed lists; each side is costed in bytes touched. The index is walked with the filter applied during traversal, then every
 row it returns is scored exactly on the stored vectors and merged with the rows it does
 not cover (fragments written after it, NULL vectors): so quantized indexes are re-ranked
 on full vectors, and the result always has k rows when k rows match — when the walk
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 EF_SEARCH = 40  # pgvector's defaults
 PROBES = 1
 VISITS_PER_EF = 24  # rows an HNSW walk (m = 16) scores per unit of ef_search, measured
+# cost of a row beyond its vector's bytes: a graph walk's random hop and neighbour list, an
+# IVF list entry, an exact scan of gathered candidates (bytes; from bench_vector.py timings)
+GRAPH_ROW_OVERHEAD, LIST_ROW_OVERHEAD, SCAN_ROW_OVERHEAD = 256, 16, 64
 NEAREST = {  # vector function -> (index metric, the order that means nearest first)
     "cosine_distance": ("cosine", False), "cosine_similarity": ("cosine", True),
     "l2_distance": ("l2", False),
@@ -101,21 +104,25 @@ def choose(s: Session, bt: BoundTable, col: Column, metric: str, descending: boo
     mp = mapping(s, bt, ix)
     e = effort(s, ix)
     total = max(mp.alive, 1)
+    row_bytes = col.type.row_shape[0] * (2 if col.type.kind == "halfvec" else 4)
     if ix.method == "ivfflat":
         lists = ix.options["lists"]
         visits = total * min(e, lists) / lists
+        walk = visits * (row_bytes + LIST_ROW_OVERHEAD)
         enough = rows * min(e, lists) / lists >= want  # allowed rows expected in the probed lists
     else:
-        # a walk that may return only a share s of the rows needs a longer candidate list to
-        # keep its recall: ef / sqrt(s) held recall@10 within ~0.01 of the unfiltered walk
-        # from s = 10% to 100% in bench_ann_libs.py; below ~5% exact search is cheaper anyway
+        # a walk that may return only a share s of the rows keeps about the same length but
+        # finds worse rows; a candidate list of ef / sqrt(s) held recall@10 within ~0.01 of
+        # the unfiltered walk from s = 10% to 100% (bench_ann_libs.py)
         share = min(1.0, rows / total)
         e = min(1000, int(np.ceil(max(e, want * ann.RERANK[ix.options["quantization"]]) / np.sqrt(share))))
-        visits = VISITS_PER_EF * e / share
+        visits = VISITS_PER_EF * e
+        walk = visits * (row_bytes + GRAPH_ROW_OVERHEAD)
         enough = True
-    if visits >= rows or not enough:
-        return Choice(None, f"exact: {rows} candidate rows, fewer than index {ix.name} "
-                            f"would visit (~{int(min(visits, total))})", rows, e)
+    scan = rows * (row_bytes + SCAN_ROW_OVERHEAD)
+    if walk >= scan or not enough:
+        return Choice(None, f"exact: {rows} candidate rows cost less than index {ix.name}'s walk "
+                            f"(~{int(min(visits, total))} rows visited)", rows, e)
     return Choice(ix, f"index {ix.name} ({ix.method}, {ix.opclass}), ~{int(visits)} rows visited", rows, e)
 
 
