@@ -38,11 +38,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import pwd
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +49,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ when imported from elsewhere
+import psycopg  # noqa: E402
+
+from bench_server import Postgres as ServerPostgres  # noqa: E402
 from vector_data import SELECTIVITIES, VectorData, exact_topk, make, recall  # noqa: E402
 
 TABLE = "items"
@@ -68,15 +67,9 @@ def dir_bytes(path: Path) -> int:
 
 
 # -- PostgreSQL (pgserver's binaries) ----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Postgres:
-    """PostgreSQL from pgserver's bundled binaries on 127.0.0.1 (and a unix socket in a private
-    folder), as ``nobody`` when run as root. Same approach as bench_server.Postgres."""
+class Postgres(ServerPostgres):
+    """bench_server.py's PostgreSQL (pgserver's binaries on 127.0.0.1, as ``nobody`` when run
+    as root), with settings for bulk loads and index builds."""
 
     SETTINGS = {"shared_buffers": "2GB", "maintenance_work_mem": "2GB", "work_mem": "64MB",
                 "max_connections": "20", "max_parallel_maintenance_workers": "1",
@@ -85,62 +78,11 @@ class Postgres:
                 "max_wal_size": "8GB", "checkpoint_timeout": "30min"}
 
     def __init__(self, root: Path, settings: dict[str, str] | None = None):
-        import psycopg
-
-        self.psycopg = psycopg
-        spec = importlib.util.find_spec("pgserver")
-        if spec is None or spec.origin is None:
-            raise RuntimeError("pgserver is not installed: .venv/bin/pip install pgserver==0.1.4")
-        self.bin = Path(spec.origin).parent / "pginstall" / "bin"
-        self.settings = {**self.SETTINGS, **(settings or {})}
-        self.data, self.sock, self.log = root / "pgdata", root / "pgsock", root / "pg.log"
-        self.sock.mkdir()
-        self.user: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            nobody = pwd.getpwnam("nobody")
-            self.user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
-            os.chmod(root, 0o711)
-            self.log.touch()
-            self.data.mkdir(mode=0o700)
-            for p in (self.sock, self.log, self.data):
-                os.chown(p, nobody.pw_uid, nobody.pw_gid)
-        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "bench",
-                        "--auth=trust", "--encoding=UTF8", "--no-sync"],
-                       check=True, capture_output=True, **self.user)
-        self.port = free_port()
-        args = [str(self.bin / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p",
-                str(self.port), "-k", str(self.sock)]
-        for k, v in self.settings.items():
-            args += ["-c", f"{k}={v}"]
-        self.proc: subprocess.Popen | None = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), **self.user)  # noqa: SIM115
-        t0 = time.perf_counter()
-        while True:
-            try:
-                self.psycopg.connect(self.dsn, connect_timeout=5).close()
-                break
-            except self.psycopg.OperationalError:
-                if self.proc.poll() is not None or time.perf_counter() - t0 > 60:
-                    raise RuntimeError(f"postgres did not start, see {self.log}") from None
-                time.sleep(0.02)
-
-    @property
-    def dsn(self) -> str:
-        return f"host=127.0.0.1 port={self.port} dbname=postgres user=bench"
+        self.SETTINGS = {**self.SETTINGS, **(settings or {})}
+        super().__init__(root)
 
     def connect(self) -> Any:
-        return self.psycopg.connect(self.dsn, autocommit=True)
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGINT)  # fast shutdown
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        return psycopg.connect(self.dsn, autocommit=True)
 
 
 def pg_copy_binary(ids: np.ndarray, bucket: np.ndarray, vectors: np.ndarray) -> bytes:
@@ -229,7 +171,7 @@ class PgvectorPeer:
             c.execute(f"CREATE INDEX {TABLE}_hnsw ON {TABLE} USING hnsw "
                       f"(embedding vector_cosine_ops) WITH (m = {self.m}, "
                       f"ef_construction = {self.ef_construction})")
-        except self.pg.psycopg.errors.QueryCanceled:
+        except psycopg.errors.QueryCanceled:
             raise TimeoutError(f"HNSW build stopped after {time.perf_counter() - t0:.0f} s "
                                f"(build_timeout_s={self.build_timeout_s})") from None
         finally:
