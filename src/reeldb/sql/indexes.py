@@ -16,7 +16,7 @@ from .. import errors
 from ..format.manifest import IndexDef, TableManifest
 from ..index import ann, versioned
 from .ddl import table_name
-from .parse import const_value
+from .parse import const_value, literal
 
 if TYPE_CHECKING:
     from ..catalog.transaction import Transaction
@@ -138,12 +138,9 @@ def _default_name(txn: Transaction, table: str, column: str) -> str:
 def _option(node: ast.Node) -> object:
     if isinstance(node, ast.A_Const):
         return const_value(node)
-    if isinstance(node, ast.Integer):
-        return node.ival
-    if isinstance(node, ast.Float):
-        return node.fval
-    if isinstance(node, ast.String):
-        return node.sval
-    if isinstance(node, ast.TypeName):
+    if isinstance(node, ast.TypeName):  # WITH (quantization = binary): a bare word
         return ".".join(n.sval for n in node.names)
-    raise errors.InvalidParameterValue("index options take numbers or words")
+    try:
+        return literal(node)
+    except errors.FeatureNotSupported:
+        raise errors.InvalidParameterValue("index options take numbers or words") from None

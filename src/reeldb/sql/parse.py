@@ -87,7 +87,11 @@ def const_value(node: ast.Node) -> Any:
     """Python value of an A_Const (None for NULL)."""
     if node.isnull:
         return None
-    v = node.val
+    return literal(node.val)
+
+
+def literal(v: ast.Node) -> Any:
+    """Python value of a value node (Integer, Float, Boolean, String, BitString)."""
     if isinstance(v, ast.Integer):
         return v.ival
     if isinstance(v, ast.Float):
