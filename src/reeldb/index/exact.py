@@ -74,24 +74,33 @@ def _dots(mat: np.ndarray, q: np.ndarray, rows: np.ndarray | None) -> np.ndarray
 def score(mat: np.ndarray, norms: np.ndarray, q: np.ndarray, metric: str,
           rows: np.ndarray | None = None) -> np.ndarray:
     """Scores of ``rows`` (all when None) of ``mat`` against ``q``; NaN where the row is
-    NULL (its norm is NaN)."""
+    NULL (its norm is NaN). Computed in place on the products: a scan of a million rows
+    makes few passes over its scores."""
     q = np.ascontiguousarray(q, dtype=np.float32).reshape(-1)
-    d = _dots(mat, q, rows)
+    d = _dots(mat, q, rows)  # a fresh array: ours to overwrite
     nrm = norms if rows is None else norms[rows]
-    if metric == "inner_product":
-        s = d
-    elif metric == "negative_inner_product":
-        s = -d
-    elif metric == "l2_distance":
-        qq = float(q @ q)
-        s = np.sqrt(np.maximum(nrm.astype(np.float32) ** 2 + qq - 2 * d, 0))
-    else:
-        qn = float(np.linalg.norm(q))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cos = d / (nrm * qn)
-        cos = np.where((nrm == 0) | (qn == 0), np.nan, cos)  # as pgvector: cosine of a zero vector is NaN
-        s = cos if metric == "cosine_similarity" else 1 - cos
-    return np.where(np.isnan(nrm), np.nan, s).astype(np.float32, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric in ("inner_product", "negative_inner_product"):
+            if metric == "negative_inner_product":
+                np.negative(d, out=d)
+            null = np.isnan(nrm)
+            if null.any():
+                d[null] = np.nan
+        elif metric == "l2_distance":
+            d *= -2
+            d += nrm * nrm  # NaN for NULL rows, and it stays NaN through max and sqrt
+            d += float(q @ q)
+            np.maximum(d, 0, out=d)
+            np.sqrt(d, out=d)
+        else:
+            qn = np.float32(np.linalg.norm(q))
+            if qn == 0:  # as pgvector: the cosine of a zero vector is NaN
+                d.fill(np.nan)
+            else:
+                np.divide(d, nrm * qn, out=d)  # a zero row's 0 / 0 is NaN, a NULL row's NaN stays
+            if metric == "cosine_distance":
+                np.subtract(1, d, out=d)
+    return d
 
 
 def topk(scores: np.ndarray, k: int, descending: bool, nulls_first: bool) -> np.ndarray:
@@ -100,9 +109,11 @@ def topk(scores: np.ndarray, k: int, descending: bool, nulls_first: bool) -> np.
     n = len(scores)
     if k <= 0 or n == 0:
         return np.empty(0, dtype=np.int64)
-    nan = np.isnan(scores)
-    key = -scores if descending else scores.copy()
-    key = np.where(nan, -np.inf if nulls_first else np.inf, key)
+    key = -scores if descending else scores
+    nan = np.isnan(key)
+    if nan.any():
+        key = key.copy() if key is scores else key
+        key[nan] = -np.inf if nulls_first else np.inf
     if k < n:
         part = np.argpartition(key, k - 1)[:k]
         # include every tie of the k-th key so position breaks ties deterministically

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..format.manifest import Column
     from .session import Session
 
+PRESELECT = 8  # a fragment scanned for k rows hands on its best k once it has 8k or more
 EF_SEARCH = 40  # pgvector's defaults
 PROBES = 1
 VISITS_PER_EF = 24  # rows an HNSW walk (m = 16) scores per unit of ef_search, measured
@@ -244,6 +245,9 @@ def exact(s: Session, bt: BoundTable, col: Column, metric: str, queries: np.ndar
         if len(queries) == 1:
             sc1 = score(got[0], got[1], queries[0], metric) if got is not None else \
                 score(mat, norms, queries[0], metric, rows)
+            if len(sc1) > PRESELECT * want:  # this fragment's best (ties included) in row order
+                keep = np.sort(topk(sc1, want, descending, nulls_first))
+                part, sc1 = part[keep], sc1[keep]
             pos_parts[0].append(part)
             score_parts[0].append(sc1)
             continue
