@@ -348,6 +348,18 @@ def _is_tmp(key: str) -> bool:
     return os.path.basename(key).startswith(TMP_PREFIX)
 
 
+def _wait_for_rows(path: str, more_than: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    db = reeldb.connect(path)
+    try:
+        while db.execute("SELECT count(*) FROM big").fetchone()[0] <= more_than:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the writer committed nothing in time"
+            time.sleep(0.05)
+    finally:
+        db.close()
+
+
 def _check_complete(path: str) -> int:
     """Open, count, read every row fully; returns the row count."""
     db = reeldb.connect(path)
@@ -384,6 +396,8 @@ def test_sigkill_writer_leaves_consistent_database(path: str) -> None:
         try:
             line = proc.stdout.readline()
             assert line.strip() == b"ready", (line, proc.stderr.read() if proc.poll() is not None else b"")
+            if it == 4:  # the last writer is killed only after it committed once, however slow
+                _wait_for_rows(path, counts[-1] if counts else 0, proc)
             time.sleep(rnd.uniform(0.2, 1.0))
             assert proc.poll() is None, proc.stderr.read()  # still writing when killed
             proc.send_signal(signal.SIGKILL)
