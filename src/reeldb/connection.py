@@ -45,10 +45,10 @@ def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None
     catalog = Catalog.open(store, create=create)
     db = Connection(catalog, branch, at)
     if device is not None:
-        from .index.device import check
+        from .index.device import usable
 
         try:
-            db._session.settings["reeldb.device"] = check(device)
+            db._session.settings["reeldb.device"] = usable(device)
         except BaseException:
             db.close()
             raise

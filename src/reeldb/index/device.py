@@ -20,7 +20,7 @@ _lock = threading.Lock()
 CACHE_BYTES = 0.8  # share of the device's memory the cache may fill
 
 
-def check(device: str) -> str:
+def usable(device: str) -> str:
     """The device name, or a clear error when this process cannot use it."""
     device = device.strip().lower()
     if device in ("cpu", "numpy"):

@@ -670,18 +670,13 @@ class Session(VersioningMixin):
             self.statement_timeout_ms = parse_duration_ms(value)
             value = str(self.statement_timeout_ms)
         if name == "reeldb.device":
-            from ..index.device import check
+            from ..index.device import usable
 
-            value = check(value)
+            value = usable(value)
         if name in ("hnsw.ef_search", "ivfflat.probes"):
-            from .vector_search import settings_int
+            from .vector_search import int_setting
 
-            self.settings[name] = value
-            try:
-                settings_int(self, name, 0, 1, 1000 if name == "hnsw.ef_search" else 32768)
-            except errors.Error:
-                del self.settings[name]
-                raise
+            value = str(int_setting(name, value))
         self.settings[name] = value
         return Result(status="SET")
 

@@ -212,21 +212,29 @@ def _prepare(s: Session, stmt: ast.SelectStmt, p: VectorPlan,
         return None
     if stmt.whereClause is None:
         return bt, col, bt.live_positions(), None
-    rw = s.rewriter(params)
-    a = quote_ident(p.alias)
-    where = deparse(rw(stmt.whereClause))
-    sql = f"SELECT {a}.{GPOS} FROM {quote_ident(bt.view)} AS {a} WHERE {where}"
+    candidates = _candidates(s, bt, p.alias, stmt.whereClause, params, p.column)
+    return bt, col, candidates.gpos, candidates
+
+
+def _candidates(s: Session, bt: BoundTable, alias: str, where: ast.Node, params: list[Any],
+                column: str) -> Candidates:
+    """The rows ``where`` keeps, as sorted global positions: DuckDB runs the filter once
+    per snapshot and parameters (a repeated filter is remembered, a volatile one is not).
+    Remembered per vector column: the candidates keep that column's vectors gathered."""
+    cond = deparse(s.rewriter(params)(where))
+    a = quote_ident(alias)
+    sql = f"SELECT {a}.{GPOS} FROM {quote_ident(bt.view)} AS {a} WHERE {cond}"
     bound = s.duck_params(params, sql)
-    key = (where, p.column, repr(bound)) if _cacheable(stmt.whereClause) else None
-    candidates = bt.filters.get(key) if key is not None else None
-    if candidates is None:
+    key = (alias, cond, column, repr(bound)) if _cacheable(where) else None
+    got = bt.filters.get(key) if key is not None else None
+    if got is None:
         cand, _ = s.engine.arrow(sql, bound)
-        candidates = Candidates(np.sort(cand.column(0).to_numpy()))
+        got = Candidates(np.sort(cand.column(0).to_numpy()))
         if key is not None:
-            bt.filters[key] = candidates
+            bt.filters[key] = got
             while len(bt.filters) > FILTER_CACHE:
                 bt.filters.pop(next(iter(bt.filters)))
-    return bt, col, candidates.gpos, candidates
+    return got
 
 
 _ARITHMETIC = {"+": pc.add, "-": pc.subtract, "*": pc.multiply, "/": pc.divide}
@@ -243,10 +251,9 @@ def _direct(stmt: ast.SelectStmt, p: VectorPlan, w: pa.Table, bt: BoundTable) ->
     names, arrays, description = [], [], []
     for rt in expand_stars(stmt.targetList, p.alias, schema.names):
         v = rt.val
-        if isinstance(v, ast.ColumnRef) and all(isinstance(f, ast.String) for f in v.fields) \
-                and len(v.fields) <= 2 and (len(v.fields) == 1 or v.fields[0].sval == p.alias) \
-                and schema.find(v.fields[-1].sval) is not None:
-            col = schema.column(v.fields[-1].sval)
+        name = _column_of(v, p.alias, schema)
+        if name is not None:
+            col = schema.column(name)
             names.append(rt.name or col.name)
             arrays.append(w.column(col.name))
             description.append((names[-1], duck_type_name(col.type.duck())))
@@ -266,15 +273,25 @@ def _plain_columns(stmt: ast.SelectStmt, p: VectorPlan, bt: BoundTable) -> list[
     schema = bt.manifest.schema
     out: list[str] = []
     for rt in expand_stars(stmt.targetList, p.alias, schema.names):
-        v = rt.val
-        if isinstance(v, ast.ColumnRef) and all(isinstance(f, ast.String) for f in v.fields) \
-                and len(v.fields) <= 2 and (len(v.fields) == 1 or v.fields[0].sval == p.alias) \
-                and schema.find(v.fields[-1].sval) is not None:
-            if v.fields[-1].sval not in out:
-                out.append(v.fields[-1].sval)
-        elif _score_expr(v, p.order_node, pa.chunked_array([], pa.float32())) is None:
+        name = _column_of(rt.val, p.alias, schema)
+        if name is not None:
+            if name not in out:
+                out.append(name)
+        elif _score_expr(rt.val, p.order_node, _NO_SCORES) is None:
             return None
     return out
+
+
+_NO_SCORES = pa.chunked_array([], pa.float32())  # to ask _score_expr about a shape only
+
+
+def _column_of(node: ast.Node, alias: str, schema: Any) -> str | None:
+    """The table column a target names (``col`` or ``alias.col``), else None."""
+    if isinstance(node, ast.ColumnRef) and all(isinstance(f, ast.String) for f in node.fields) \
+            and len(node.fields) <= 2 and (len(node.fields) == 1 or node.fields[0].sval == alias) \
+            and schema.find(node.fields[-1].sval) is not None:
+        return node.fields[-1].sval
+    return None
 
 
 def _score_expr(node: ast.Node, score_node: ast.Node, score: pa.ChunkedArray) -> Any:
@@ -409,7 +426,7 @@ def search(s: Session, table: str, column: str, queries: np.ndarray, k: int, whe
         if schema.find(name) is None:
             raise errors.UndefinedColumn(f'column "{name}" does not exist')
     descending = fn in ("cosine_similarity", "inner_product")
-    candidates = _filtered(s, bt, table, where) if where else None
+    candidates = _filtered(s, bt, table, where, column) if where else None
     gpos = candidates.gpos if candidates is not None else bt.live_positions()
     results, _ = vector_search.best(
         s, bt, col, fn, queries, int(k), descending, descending, gpos, candidates is not None,
@@ -424,24 +441,14 @@ def search(s: Session, table: str, column: str, queries: np.ndarray, k: int, whe
     return out
 
 
-def _filtered(s: Session, bt: BoundTable, table: str, where: str) -> Candidates:
-    """The rows a ``db.search`` filter keeps, cached per snapshot like a SQL filter."""
-    key = ("search", where)
-    got = bt.filters.get(key)
-    if got is not None:
-        return got
-    from .parse import parse
+def _filtered(s: Session, bt: BoundTable, table: str, where: str, column: str) -> Candidates:
+    """The rows a ``db.search`` filter keeps; the text is parsed once per snapshot."""
+    cond = bt.filters.get(("search", where))
+    if cond is None:
+        from .parse import parse
 
-    stmts = parse(f"SELECT 1 FROM {quote_ident(table)} WHERE ({where})")
-    if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt) or stmts[0].stmt.whereClause is None:
-        raise errors.SyntaxError(f"filter must be one SQL condition: {where!r}")
-    cond = stmts[0].stmt.whereClause
-    a = quote_ident(table)
-    sql = f"SELECT {a}.{GPOS} FROM {quote_ident(bt.view)} AS {a} WHERE {deparse(s.rewriter([])(cond))}"
-    cand, _ = s.engine.arrow(sql, None)
-    got = Candidates(np.sort(cand.column(0).to_numpy()))
-    if _cacheable(cond):
-        bt.filters[key] = got
-        while len(bt.filters) > FILTER_CACHE:
-            bt.filters.pop(next(iter(bt.filters)))
-    return got
+        stmts = parse(f"SELECT 1 FROM {quote_ident(table)} WHERE ({where})")
+        if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.SelectStmt) or stmts[0].stmt.whereClause is None:
+            raise errors.SyntaxError(f"filter must be one SQL condition: {where!r}")
+        cond = bt.filters[("search", where)] = stmts[0].stmt.whereClause
+    return _candidates(s, bt, table, cond, [], column)

@@ -41,8 +41,7 @@ NEAREST = {  # vector function -> (index metric, the order that means nearest fi
     "l2_distance": ("l2", False),
     "negative_inner_product": ("ip", False), "inner_product": ("ip", True),
 }
-METRIC_NAMES = {"cosine": "cosine_distance", "l2": "l2_distance", "ip": "negative_inner_product",
-                "inner_product": "negative_inner_product", "euclidean": "l2_distance"}
+METRIC_NAMES = {"cosine": "cosine_distance", "l2": "l2_distance", "ip": "negative_inner_product"}  # <=> <-> <#>
 
 
 @dataclass
@@ -51,7 +50,6 @@ class Choice:
 
     index: IndexDef | None
     reason: str
-    rows: int  # rows the filter keeps (all live rows when there is none)
     effort: int = 0
 
 
@@ -66,10 +64,12 @@ class Mapping:
     uncovered: np.ndarray  # live rows the index does not hold, scored exactly
 
 
-def settings_int(s: Session, name: str, default: int, lo: int, hi: int) -> int:
-    raw = s.settings.get(name)
-    if raw is None:
-        return default
+INT_SETTINGS = {"hnsw.ef_search": (EF_SEARCH, 1, 1000), "ivfflat.probes": (PROBES, 1, 32768)}
+
+
+def int_setting(name: str, raw: str) -> int:
+    """``SET hnsw.ef_search`` / ``ivfflat.probes``: the value, or 22023."""
+    _, lo, hi = INT_SETTINGS[name]
     try:
         v = int(raw)
     except ValueError:
@@ -80,9 +80,10 @@ def settings_int(s: Session, name: str, default: int, lo: int, hi: int) -> int:
 
 
 def effort(s: Session, ix: IndexDef) -> int:
-    if ix.method == "ivfflat":
-        return settings_int(s, "ivfflat.probes", PROBES, 1, 32768)
-    return settings_int(s, "hnsw.ef_search", EF_SEARCH, 1, 1000)
+    """ef_search or probes as the session set it (checked at SET), else pgvector's default."""
+    name = "ivfflat.probes" if ix.method == "ivfflat" else "hnsw.ef_search"
+    raw = s.settings.get(name)
+    return INT_SETTINGS[name][0] if raw is None else int(raw)
 
 
 def device(s: Session) -> str:
@@ -92,16 +93,16 @@ def device(s: Session) -> str:
 def choose(s: Session, bt: BoundTable, col: Column, metric: str, descending: bool, rows: int,
            want: int) -> Choice:
     if device(s) != "cpu":
-        return Choice(None, f"exact on {device(s)} (reeldb.device)", rows)
+        return Choice(None, f"exact on {device(s)} (reeldb.device)")
     usable = [ix for ix in bt.manifest.indexes
               if ix.column == col.id and NEAREST.get(metric) == (versioned.metric_of(ix), descending)]
     if not usable:
         why = "no index on the column" if not any(ix.column == col.id for ix in bt.manifest.indexes) \
             else f"no index serves {metric} {'DESC' if descending else 'ASC'}"
-        return Choice(None, f"exact: {why}", rows)
+        return Choice(None, f"exact: {why}")
     ix = usable[0]
     if rows <= want:
-        return Choice(None, f"exact: {rows} candidate rows, no more than k", rows)
+        return Choice(None, f"exact: {rows} candidate rows, no more than k")
     mp = mapping(s, bt, ix)
     e = effort(s, ix)
     total = max(mp.alive, 1)
@@ -123,8 +124,8 @@ def choose(s: Session, bt: BoundTable, col: Column, metric: str, descending: boo
     scan = rows * (row_bytes + SCAN_ROW_OVERHEAD)
     if walk >= scan or not enough:
         return Choice(None, f"exact: {rows} candidate rows cost less than index {ix.name}'s walk "
-                            f"(~{int(min(visits, total))} rows visited)", rows, e)
-    return Choice(ix, f"index {ix.name} ({ix.method}, {ix.opclass}), ~{int(visits)} rows visited", rows, e)
+                            f"(~{int(min(visits, total))} rows visited)", e)
+    return Choice(ix, f"index {ix.name} ({ix.method}, {ix.opclass}), ~{int(visits)} rows visited", e)
 
 
 def mapping(s: Session, bt: BoundTable, ix: IndexDef) -> Mapping:
