@@ -73,26 +73,27 @@ class BoundTable:
     batches: list[pa.RecordBatch] | None = None  # arrow's, one per fragment, listed on demand
     filters: dict[tuple, Any] = field(default_factory=dict)  # the vector plan's filter cache (oldest first)
     ann: dict[str, Any] = field(default_factory=dict)  # vector index key -> its labels mapped to rows
+    # derived once each (a bound table never changes), for the vector top-k path
+    _live: np.ndarray | None = None
+    _nulls: dict[int, np.ndarray] = field(default_factory=dict)
     _norms: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
     def live_positions(self) -> np.ndarray:
-        """Global positions of the live rows, computed once (a bound table never changes)."""
-        got = self.ann.get("__live")
-        if got is None:
-            got = self.ann["__live"] = np.flatnonzero(self.arrow.column(LIVE).to_numpy()).astype(np.int64)
-        return got
+        """Global positions of the live rows."""
+        if self._live is None:
+            self._live = np.flatnonzero(self.arrow.column(LIVE).to_numpy()).astype(np.int64)
+        return self._live
 
     def null_vectors(self, cid: int) -> np.ndarray:
         """Per global position: is the matrix column's cell NULL (its norm is)."""
-        key = f"__null{cid}"
-        got = self.ann.get(key)
+        got = self._nulls.get(cid)
         if got is None:
-            got = self.ann[key] = self.arrow.column(f"__n{cid}").is_null().to_numpy(zero_copy_only=False)
+            got = self._nulls[cid] = self.arrow.column(f"__n{cid}").is_null().to_numpy(zero_copy_only=False)
         return got
 
     def norms(self, cid: int, i: int) -> np.ndarray:
         """Fragment ``i``'s stored row norms of matrix column ``cid`` as float32 (NaN for
-        NULL), converted once."""
+        NULL)."""
         key = (cid, i)
         got = self._norms.get(key)
         if got is None:

@@ -66,7 +66,7 @@ class Opened:
     index: object
     covered: Covered
     bases: dict[str, int]
-    quantization: str
+    binary: bool  # faiss keeps binary-code indexes in their own class family
 
 
 _OPEN: OrderedDict[str, Opened] = OrderedDict()
@@ -109,7 +109,7 @@ def fold(reader: FragmentReader, tm: TableManifest, ix: IndexDef) -> IndexDef:
     if not new:
         return ix
     path = reader.store.file_path(ix.key)
-    index = ann.copy(path, None if path else reader.store.get(ix.key), opened.quantization == "binary")
+    index = ann.copy(path, None if path else reader.store.get(ix.key), opened.binary)
     return _write(reader, tm, ix, index, opened.covered.fragments, new, opened.covered.metric,
                   opened.covered.dim)
 
@@ -175,7 +175,7 @@ def open_index(reader: FragmentReader, key: str) -> Opened:
     data = None if path else store.get(key)
     binary = _is_binary(path, data)
     index = ann.load(path, data, binary)
-    opened = Opened(key, index, covered, covered.bases(), "binary" if binary else "")
+    opened = Opened(key, index, covered, covered.bases(), binary)
     with _open_lock:
         _OPEN[key] = opened
         while len(_OPEN) > _OPEN_MAX:

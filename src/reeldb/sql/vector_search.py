@@ -57,6 +57,7 @@ class Choice:
 class Mapping:
     """An index object seen from one bound snapshot: which labels are rows of it."""
 
+    opened: versioned.Opened
     label_gpos: np.ndarray  # label -> global position, -1 when dead (deleted, rewritten, NULL)
     gpos_label: np.ndarray  # global position -> label, -1 when the index does not hold the row
     bits: np.ndarray | None  # live labels as a faiss bitmap; None when every label is live
@@ -152,7 +153,7 @@ def mapping(s: Session, bt: BoundTable, ix: IndexDef) -> Mapping:
     alive = int(alive_mask.sum())
     bits = None if alive == len(label_gpos) else ann.bitmap(alive_mask)
     uncovered = np.flatnonzero(live & (gpos_label < 0)).astype(np.int64)
-    got = bt.ann[ix.key] = Mapping(label_gpos, gpos_label, bits, alive, uncovered)
+    got = bt.ann[ix.key] = Mapping(opened, label_gpos, gpos_label, bits, alive, uncovered)
     return got
 
 
@@ -162,7 +163,6 @@ def index_rows(s: Session, bt: BoundTable, ix: IndexDef, e: int, queries: np.nda
     rows, plus the rows it does not hold; None where the walk found too few (the caller
     searches that query exactly)."""
     mp = mapping(s, bt, ix)
-    opened = versioned.open_index(s.catalog.reader, ix.key)
     if gpos is None:
         bits, extra, allowed = mp.bits, mp.uncovered, mp.alive
     else:
@@ -180,7 +180,7 @@ def index_rows(s: Session, bt: BoundTable, ix: IndexDef, e: int, queries: np.nda
     kq = min(want * ann.RERANK[q], allowed)
     if kq == 0:
         return [extra for _ in queries]
-    found = ann.search(opened.index, ann.prepare(queries, versioned.metric_of(ix), q), kq, e, bits)
+    found = ann.search(mp.opened.index, ann.prepare(queries, versioned.metric_of(ix), q), kq, e, bits)
     out: list[np.ndarray | None] = []
     for row in found:
         hit = row[row >= 0]
