@@ -54,13 +54,17 @@ def _in_processes(target: Callable[..., None], arg_lists: list[tuple]) -> list:
 
 
 BOTH = ["cached", "uncached"]  # stores: with their disk cache, and with cache_size=0
+CONTRACT = ["local", *BOTH]  # what every ObjectStore does: a local folder answers the same
 
 
 @pytest.fixture
-def store(request: pytest.FixtureRequest, s3_url: str, tmp_path: Path) -> CloudStore:
+def store(request: pytest.FixtureRequest, s3_url: str, tmp_path: Path) -> ObjectStore:
     """A CloudStore on a fresh prefix: with its disk cache (immutable keys go through
-    cached blocks), or, parametrized "uncached", without (every read is a request)."""
+    cached blocks), or, parametrized "uncached", without (every read is a request); or,
+    parametrized "local", a folder (tests of the store contract)."""
     kind = getattr(request, "param", "cached")
+    if kind == "local":
+        return open_store(str(tmp_path / "db"))
     options = {"cache_dir": str(tmp_path / "cache")} if kind == "cached" else {"cache_size": 0}
     s = open_store(s3_url, options=options)
     assert isinstance(s, CloudStore)
@@ -93,8 +97,8 @@ def test_is_an_object_store(store: CloudStore, s3_url: str) -> None:
     assert s3a.get("k") == b"v"
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_put_get_exists_size(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_put_get_exists_size(store: ObjectStore) -> None:
     for key in ("data/3/abc.parquet", "_reeldb/refs/branches/x"):  # immutable and mutable
         assert not store.exists(key)
         store.put(key, b"hello world")
@@ -106,8 +110,8 @@ def test_put_get_exists_size(store: CloudStore) -> None:
     assert store.size("_reeldb/refs/branches/x") == 8
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_put_empty_and_buffer_types(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_put_empty_and_buffer_types(store: ObjectStore) -> None:
     store.put("empty", b"")
     assert store.get("empty") == b"" and store.exists("empty") and store.size("empty") == 0
     store.put("blobs/empty.pack", b"")
@@ -120,8 +124,8 @@ def test_put_empty_and_buffer_types(store: CloudStore) -> None:
     assert store.size("data/1/m.mat") == m.nbytes
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_missing_key(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_missing_key(store: ObjectStore) -> None:
     for key in ("nope/x", "data/nope/x.parquet"):
         for call in (store.get, store.size, store.mtime, store.open_input,
                      lambda k: store.get_range(k, 0, 1), lambda k: store.get_range(k, 3 * BLOCK, 5),
@@ -133,8 +137,8 @@ def test_missing_key(store: CloudStore) -> None:
         assert not store.exists(key)
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_get_range(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_get_range(store: ObjectStore) -> None:
     """Ranges inside one cache block, across blocks, past the end and empty; on an
     immutable key (cached in blocks) and a mutable one (always a request)."""
     data = os.urandom(2 * BLOCK + 12_345)
@@ -162,8 +166,8 @@ def test_get_range(store: CloudStore) -> None:
         assert store.get_range(key, n - 10, 100) == data[-10:]
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_get_range_past_the_end_of_a_short_object(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_get_range_past_the_end_of_a_short_object(store: ObjectStore) -> None:
     store.put("blobs/small.pack", b"0123456789")
     store.put("small", b"0123456789")
     for key in ("blobs/small.pack", "small"):
@@ -174,8 +178,8 @@ def test_get_range_past_the_end_of_a_short_object(store: CloudStore) -> None:
         assert store.get(key) == b"0123456789"
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_read_ranges_over_several_keys(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_read_ranges_over_several_keys(store: ObjectStore) -> None:
     objs = {f"blobs/{i}.pack": os.urandom(50_000 + 1000 * i) for i in range(6)}
     objs["_reeldb/counters/c"] = os.urandom(3000)  # mutable: read directly
     big = os.urandom(BLOCK + 100)
@@ -203,8 +207,8 @@ def test_read_ranges_over_several_keys(store: CloudStore) -> None:
         store.read_ranges([("blobs/0.pack", 0, 10), ("blobs/0.pack", -5, 10)])
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_get_versioned(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_get_versioned(store: ObjectStore) -> None:
     store.put("v", b"a")
     data, v1 = store.get_versioned("v")
     assert data == b"a" and isinstance(v1, str) and v1
@@ -214,8 +218,8 @@ def test_get_versioned(store: CloudStore) -> None:
     assert data == b"b" and v2 != v1
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_put_if_absent(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_put_if_absent(store: ObjectStore) -> None:
     assert store.put_if_absent("_reeldb/refs/tags/v1", b"first") is True
     assert store.put_if_absent("_reeldb/refs/tags/v1", b"second") is False
     assert store.get("_reeldb/refs/tags/v1") == b"first"
@@ -224,8 +228,8 @@ def test_put_if_absent(store: CloudStore) -> None:
     assert store.get("_reeldb/manifests/m1") == b"m"
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_cas_create_and_none_on_existing(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_cas_create_and_none_on_existing(store: ObjectStore) -> None:
     assert store.compare_and_swap("c", None, b"1") is True
     assert store.get("c") == b"1"
     assert store.compare_and_swap("c", None, b"2") is False
@@ -236,8 +240,8 @@ def test_cas_create_and_none_on_existing(store: CloudStore) -> None:
     assert store.get("d") == b"1"
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_cas_stale_version(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_cas_stale_version(store: ObjectStore) -> None:
     store.put("c", b"1")
     _, v1 = store.get_versioned("c")
     assert store.compare_and_swap("c", v1, b"2") is True
@@ -251,8 +255,8 @@ def test_cas_stale_version(store: CloudStore) -> None:
     assert store.get("c") == b"3"
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_cas_with_a_version_on_a_deleted_key(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_cas_with_a_version_on_a_deleted_key(store: ObjectStore) -> None:
     store.put("c", b"1")
     _, v = store.get_versioned("c")
     store.delete("c")
@@ -261,8 +265,8 @@ def test_cas_with_a_version_on_a_deleted_key(store: CloudStore) -> None:
     assert store.get_versioned("c") is None
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_list_plain_string_prefixes(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_list_plain_string_prefixes(store: ObjectStore) -> None:
     keys = ["data/t1/b.parquet", "data/t1/a.parquet", "data/t2/c.parquet", "data/t10/d.parquet",
             "blobs/p.pack", "top"]
     for k in keys:
@@ -309,8 +313,8 @@ def test_list_follows_every_page(store: CloudStore) -> None:
     assert store.list("") == keys
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_delete(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_delete(store: ObjectStore) -> None:
     store.put("x/y", b"1")
     store.delete("x/y")
     assert not store.exists("x/y")
@@ -324,8 +328,8 @@ def test_delete(store: CloudStore) -> None:
     assert store.list("") == ["f"]
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_delete_of_an_immutable_object_that_was_read(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_delete_of_an_immutable_object_that_was_read(store: ObjectStore) -> None:
     """vacuum deletes data files: exists() and size() must say so even after a read."""
     store.put("data/1/gone.parquet", b"12345")
     assert store.get("data/1/gone.parquet") == b"12345"
@@ -337,8 +341,8 @@ def test_delete_of_an_immutable_object_that_was_read(store: CloudStore) -> None:
         store.size("data/1/gone.parquet")
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_mtime(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_mtime(store: ObjectStore) -> None:
     before = time.time()
     store.put("m", b"1")
     mt = store.mtime("m")
@@ -355,8 +359,8 @@ def _parquet(n: int = 3000) -> tuple[pa.Table, bytes]:
     return table, sink.getvalue().to_pybytes()
 
 
-@pytest.mark.parametrize("store", BOTH, indirect=True)
-def test_open_input_reads_parquet(store: CloudStore) -> None:
+@pytest.mark.parametrize("store", CONTRACT, indirect=True)
+def test_open_input_reads_parquet(store: ObjectStore) -> None:
     table, data = _parquet()
     assert len(data) > 100_000
     store.put("data/1/f.parquet", data)

@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from reeldb import errors
@@ -44,40 +42,14 @@ def _temp_files(root: str) -> list[str]:
 # --- reads and writes ---------------------------------------------------------------------
 
 
+# The ObjectStore contract (put, get, ranges, versions, compare-and-swap, list, delete,
+# mtime, open_input) runs on this store and on S3 in test_s3.py ("local" of CONTRACT);
+# here: what only a local folder has.
+
+
 def test_is_an_object_store(store: LocalStore) -> None:
     assert isinstance(store, ObjectStore)
     assert store.url == "file://" + store.root
-
-
-def test_put_get_exists_size(store: LocalStore) -> None:
-    store.put("data/3/abc.parquet", b"hello world")
-    assert store.get("data/3/abc.parquet") == b"hello world"
-    assert store.exists("data/3/abc.parquet")
-    assert store.size("data/3/abc.parquet") == 11
-    store.put("data/3/abc.parquet", b"replaced")
-    assert store.get("data/3/abc.parquet") == b"replaced"
-    assert store.size("data/3/abc.parquet") == 8
-
-
-def test_put_empty_and_buffer_types(store: LocalStore) -> None:
-    store.put("empty", b"")
-    assert store.get("empty") == b"" and store.exists("empty") and store.size("empty") == 0
-    store.put("ba", bytearray(b"xyz"))
-    assert store.get("ba") == b"xyz"
-    # a typed buffer is written byte for byte (memoryview slicing counts items, not bytes)
-    m = np.arange(100_000, dtype=np.float32).reshape(1000, 100)
-    store.put("m.mat", memoryview(m))
-    assert store.get("m.mat") == m.tobytes()
-
-
-def test_missing_key(store: LocalStore) -> None:
-    for call in (store.get, store.size, store.mtime, store.open_input,
-                 lambda k: store.get_range(k, 0, 1)):
-        with pytest.raises(KeyError) as info:
-            call("nope/x")
-        assert info.value.args == ("nope/x",)
-    assert store.get_versioned("nope/x") is None
-    assert not store.exists("nope/x")
 
 
 def test_a_folder_is_not_an_object(store: LocalStore) -> None:
@@ -90,63 +62,6 @@ def test_a_folder_is_not_an_object(store: LocalStore) -> None:
     assert store.get_versioned("a/b") is None
     with pytest.raises(KeyError):
         store.get("a/b/c/d")  # "a/b/c" is a file, so nothing lives below it
-
-
-def test_get_range(store: LocalStore) -> None:
-    data = os.urandom(100_000)
-    store.put("blobs/p.pack", data)
-    assert store.get_range("blobs/p.pack", 0, 10) == data[:10]
-    assert store.get_range("blobs/p.pack", 12_345, 6_789) == data[12_345:19_134]
-    assert store.get_range("blobs/p.pack", 0, len(data)) == data
-    assert store.get_range("blobs/p.pack", 99_990, 100) == data[99_990:]  # ends with the object
-    assert store.get_range("blobs/p.pack", 200_000, 10) == b""
-    assert store.get_range("blobs/p.pack", 5, 0) == b""
-    with pytest.raises(ValueError):
-        store.get_range("blobs/p.pack", -1, 10)
-    with pytest.raises(ValueError):
-        store.get_range("blobs/p.pack", 0, -1)
-
-
-def test_get_versioned(store: LocalStore) -> None:
-    store.put("v", b"a")
-    data, v1 = store.get_versioned("v")
-    assert data == b"a" and isinstance(v1, str) and v1
-    assert store.get_versioned("v") == (b"a", v1)  # stable while unchanged
-    store.put("v", b"b")
-    assert store.get_versioned("v")[1] != v1  # changed within one mtime tick too
-
-
-def test_delete(store: LocalStore) -> None:
-    store.put("x/y", b"1")
-    store.delete("x/y")
-    assert not store.exists("x/y")
-    with pytest.raises(KeyError):
-        store.get("x/y")
-    store.delete("x/y")  # missing is not an error
-    store.delete("never/existed")
-    store.put("f", b"1")
-    store.delete("f/below")  # below a file: missing too
-
-
-def test_mtime(store: LocalStore) -> None:
-    before = time.time()
-    store.put("m", b"1")
-    mt = store.mtime("m")
-    assert isinstance(mt, float)
-    assert before - 2 <= mt <= time.time() + 2
-
-
-def test_open_input_reads_parquet(store: LocalStore) -> None:
-    sink = pa.BufferOutputStream()
-    table = pa.table({"_rowid": [1, 2, 3], "prompt": ["a", "b", "c"]})
-    pq.write_table(table, sink)
-    store.put("data/1/f.parquet", sink.getvalue().to_pybytes())
-    with store.open_input("data/1/f.parquet") as f:
-        assert f.seekable()
-        assert pq.read_table(f).equals(table)
-    with store.open_input("data/1/f.parquet") as f:
-        f.seek(-4, os.SEEK_END)
-        assert f.read() == b"PAR1"
 
 
 def test_local_path_memmaps(store: LocalStore) -> None:
@@ -233,12 +148,6 @@ def test_failed_rename_cleans_up(store: LocalStore, monkeypatch: pytest.MonkeyPa
 # --- put_if_absent --------------------------------------------------------------------------
 
 
-def test_put_if_absent(store: LocalStore) -> None:
-    assert store.put_if_absent("_reeldb/refs/tags/v1", b"first") is True
-    assert store.put_if_absent("_reeldb/refs/tags/v1", b"second") is False
-    assert store.get("_reeldb/refs/tags/v1") == b"first"
-
-
 def _create_racer(root: str, key: str, me: int, use_cas: bool, barrier, q) -> None:
     s = LocalStore(root)
     data = f"writer-{me}".encode()
@@ -279,26 +188,6 @@ def test_create_race_mixing_put_if_absent_and_cas(store: LocalStore) -> None:
 # --- compare_and_swap -----------------------------------------------------------------------
 
 
-def test_cas_create_and_none_on_existing(store: LocalStore) -> None:
-    assert store.compare_and_swap("c", None, b"1") is True
-    assert store.get("c") == b"1"
-    assert store.compare_and_swap("c", None, b"2") is False
-    assert store.get("c") == b"1"
-
-
-def test_cas_stale_version(store: LocalStore) -> None:
-    store.put("c", b"1")
-    _, v1 = store.get_versioned("c")
-    assert store.compare_and_swap("c", v1, b"2") is True
-    assert store.compare_and_swap("c", v1, b"3") is False  # v1 is stale now
-    assert store.get("c") == b"2"
-    _, v2 = store.get_versioned("c")
-    assert store.compare_and_swap("c", v2, b"3") is True
-    assert store.get("c") == b"3"
-    assert store.compare_and_swap("c", "not-a-version", b"4") is False
-    assert store.get("c") == b"3"
-
-
 def test_cas_with_a_version_on_a_missing_key(store: LocalStore) -> None:
     store.put("c", b"1")
     _, v = store.get_versioned("c")
@@ -337,24 +226,6 @@ def test_cas_counter_4_processes_x_50(store: LocalStore) -> None:
 
 
 # --- list -----------------------------------------------------------------------------------
-
-
-def test_list(store: LocalStore) -> None:
-    keys = ["data/t1/b.parquet", "data/t1/a.parquet", "data/t2/c.parquet", "data/t10/d.parquet",
-            "blobs/p.pack", "top"]
-    for k in keys:
-        store.put(k, b"1")
-    assert store.list("") == sorted(keys)
-    assert store.list("data/") == ["data/t1/a.parquet", "data/t1/b.parquet",
-                                   "data/t10/d.parquet", "data/t2/c.parquet"]
-    assert store.list("data/t1/") == ["data/t1/a.parquet", "data/t1/b.parquet"]
-    # a plain string prefix, as on S3
-    assert store.list("data/t1") == ["data/t1/a.parquet", "data/t1/b.parquet", "data/t10/d.parquet"]
-    assert store.list("data/t1/a") == ["data/t1/a.parquet"]
-    assert store.list("to") == ["top"]
-    assert store.list("top") == ["top"]
-    assert store.list("missing/") == []
-    assert store.list("top/") == []
 
 
 def test_list_hides_temp_and_lock_files(store: LocalStore) -> None:
