@@ -471,8 +471,13 @@ def test_nothing_is_written_outside_the_prefix(s3_url: str) -> None:
 # --- between processes ---------------------------------------------------------------
 
 
+def _uncached(url: str) -> dict | None:
+    """No disk cache on S3 (every read a request); a folder takes no options."""
+    return {"cache_size": 0} if url.startswith("s3://") else None
+
+
 def _cas_increment(url: str, key: str, n: int, barrier, q) -> None:
-    s = open_store(url, create=False, options={"cache_size": 0})
+    s = open_store(url, create=False, options=_uncached(url))
     done = lost = 0
     barrier.wait()
     while done < n:
@@ -484,18 +489,27 @@ def _cas_increment(url: str, key: str, n: int, barrier, q) -> None:
     q.put(lost)
 
 
-def test_cas_counter_4_processes_x_25(s3_url: str) -> None:
-    store = open_store(s3_url, options={"cache_size": 0})
+@pytest.fixture(params=["local", "s3"])
+def any_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL of either kind, for the store contract between processes."""
+    if request.param == "local":
+        open_store(str(tmp_path / "db"))  # create the folder
+        return str(tmp_path / "db")
+    return request.getfixturevalue("s3_url")
+
+
+def test_cas_counter_4_processes_x_25(any_url: str) -> None:
+    store = open_store(any_url, options=_uncached(any_url))
     key = "_reeldb/counters/rowid"
     store.put(key, json.dumps({"n": 0}).encode())
     barrier = FORK.Barrier(4)
-    lost = _in_processes(_cas_increment, [(s3_url, key, 25, barrier) for _ in range(4)])
+    lost = _in_processes(_cas_increment, [(any_url, key, 25, barrier) for _ in range(4)])
     assert json.loads(store.get(key))["n"] == 100, lost
     assert store.list("") == [key]
 
 
 def _create_racer(url: str, key: str, me: int, use_cas: bool, barrier, q) -> None:
-    s = open_store(url, create=False, options={"cache_size": 0})
+    s = open_store(url, create=False, options=_uncached(url))
     data = f"writer-{me}".encode()
     barrier.wait()
     q.put((me, s.compare_and_swap(key, None, data) if use_cas else s.put_if_absent(key, data)))
@@ -508,19 +522,20 @@ def _race_to_create(url: str, key: str, cas_for: set[int]) -> list[int]:
     return [me for me, won in results if won]
 
 
-def test_put_if_absent_race_between_8_processes(s3_url: str) -> None:
-    winners = _race_to_create(s3_url, "_reeldb/refs/branches/x", cas_for=set())
+def test_put_if_absent_race_between_8_processes(any_url: str) -> None:
+    winners = _race_to_create(any_url, "_reeldb/refs/branches/x", cas_for=set())
     assert len(winners) == 1, winners
-    store = open_store(s3_url, options={"cache_size": 0})
+    store = open_store(any_url, options=_uncached(any_url))
     assert store.get("_reeldb/refs/branches/x") == f"writer-{winners[0]}".encode()
     assert store.list("") == ["_reeldb/refs/branches/x"]
 
 
-def test_create_race_mixing_put_if_absent_and_cas(s3_url: str) -> None:
-    """compare_and_swap(key, None) and put_if_absent exclude each other too."""
-    winners = _race_to_create(s3_url, "ref", cas_for={0, 2, 4, 6})
+def test_create_race_mixing_put_if_absent_and_cas(any_url: str) -> None:
+    """compare_and_swap(key, None) and put_if_absent exclude each other too: a branch
+    created while a commit creates it has one winner."""
+    winners = _race_to_create(any_url, "ref", cas_for={0, 2, 4, 6})
     assert len(winners) == 1, winners
-    assert open_store(s3_url, options={"cache_size": 0}).get("ref") == f"writer-{winners[0]}".encode()
+    assert open_store(any_url, options=_uncached(any_url)).get("ref") == f"writer-{winners[0]}".encode()
 
 
 # ================================================================== 2. the disk cache

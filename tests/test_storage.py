@@ -8,7 +8,6 @@ under real contention between processes.
 from __future__ import annotations
 
 import errno
-import json
 import multiprocessing as mp
 import os
 import time
@@ -143,86 +142,6 @@ def test_failed_rename_cleans_up(store: LocalStore, monkeypatch: pytest.MonkeyPa
     monkeypatch.undo()
     assert not store.exists("k")
     assert _temp_files(store.root) == []
-
-
-# --- put_if_absent --------------------------------------------------------------------------
-
-
-def _create_racer(root: str, key: str, me: int, use_cas: bool, barrier, q) -> None:
-    s = LocalStore(root)
-    data = f"writer-{me}".encode()
-    barrier.wait()
-    q.put((me, s.compare_and_swap(key, None, data) if use_cas else s.put_if_absent(key, data)))
-
-
-def _race_to_create(root: str, key: str, cas_for: set[int]) -> list[int]:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    barrier = ctx.Barrier(8)
-    procs = [ctx.Process(target=_create_racer, args=(root, key, i, i in cas_for, barrier, q))
-             for i in range(8)]
-    for p in procs:
-        p.start()
-    results = [q.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
-    return [me for me, won in results if won]
-
-
-def test_put_if_absent_race_between_8_processes(store: LocalStore) -> None:
-    winners = _race_to_create(store.root, "_reeldb/refs/branches/x", cas_for=set())
-    assert len(winners) == 1, winners
-    assert store.get("_reeldb/refs/branches/x") == f"writer-{winners[0]}".encode()
-    assert store.list("") == ["_reeldb/refs/branches/x"]
-
-
-def test_create_race_mixing_put_if_absent_and_cas(store: LocalStore) -> None:
-    """Creating with compare_and_swap(key, None, ...) and with put_if_absent exclude each
-    other too: a branch created while a commit creates it has one winner."""
-    winners = _race_to_create(store.root, "ref", cas_for={0, 2, 4, 6})
-    assert len(winners) == 1, winners
-    assert store.get("ref") == f"writer-{winners[0]}".encode()
-
-
-# --- compare_and_swap -----------------------------------------------------------------------
-
-
-def test_cas_with_a_version_on_a_missing_key(store: LocalStore) -> None:
-    store.put("c", b"1")
-    _, v = store.get_versioned("c")
-    store.delete("c")
-    assert store.compare_and_swap("c", v, b"2") is False
-    assert not store.exists("c")
-
-
-def _cas_increment(root: str, key: str, n: int, q) -> None:
-    s = LocalStore(root)
-    done = lost = 0
-    while done < n:
-        data, version = s.get_versioned(key)
-        if s.compare_and_swap(key, version, json.dumps({"n": json.loads(data)["n"] + 1}).encode()):
-            done += 1
-        else:
-            lost += 1
-    q.put(lost)
-
-
-def test_cas_counter_4_processes_x_50(store: LocalStore) -> None:
-    methods = mp.get_all_start_methods()
-    ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-    store.put("_reeldb/counters/rowid", json.dumps({"n": 0}).encode())
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_cas_increment, args=(store.root, "_reeldb/counters/rowid", 50, q))
-             for _ in range(4)]
-    for p in procs:
-        p.start()
-    lost = [q.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(30)
-        assert p.exitcode == 0
-    assert json.loads(store.get("_reeldb/counters/rowid"))["n"] == 200, lost
-    assert store.list("") == ["_reeldb/counters/rowid"]
 
 
 # --- list -----------------------------------------------------------------------------------
