@@ -209,6 +209,31 @@ class ProgramLimitExceeded(OperationalError):
     sqlstate = "54000"
 
 
+class StatementTooComplex(ProgramLimitExceeded):
+    """A statement too long or nested too deeply to parse safely."""
+
+    sqlstate = "54001"
+
+
+class OutOfMemory(OperationalError):
+    """A statement went past its memory bound (``--statement-memory``)."""
+
+    sqlstate = "53200"
+
+
+class InvalidCatalogName(ProgrammingError):
+    """A database name this server does not serve."""
+
+    sqlstate = "3D000"
+
+
+class DataCorrupted(InternalError):
+    """A stored object does not match the checksum its manifest recorded, or cannot be
+    read as what it claims to be. The message names the object."""
+
+    sqlstate = "XX001"
+
+
 class QueryCanceled(OperationalError):
     sqlstate = "57014"
 
