@@ -72,6 +72,7 @@ class Connection:
         self.catalog = catalog
         self._session = Session(catalog, branch, at)
         self._closed = False
+        self._nesting = 0  # open nested transaction() blocks (savepoints)
 
     # -- PEP 249 -----------------------------------------------------------------------------
     def cursor(self) -> Cursor:
@@ -122,10 +123,14 @@ class Connection:
     # -- transactions ------------------------------------------------------------------------
     @contextlib.contextmanager
     def transaction(self, message: str = "", author: str | None = None) -> Iterator[Connection]:
-        """Everything inside becomes one commit; an exception rolls it all back."""
+        """Everything inside becomes one commit; an exception rolls it all back.
+
+        Nested inside another, the block is a savepoint (as psycopg 3's nested
+        ``transaction()``): an exception rolls back only the inner block's work and goes
+        on to the caller, and the outer transaction stays usable and commits what it kept."""
         self._check()
         if self._session.in_transaction:
-            yield self  # nested: part of the outer transaction
+            yield from self._savepoint_block()
             return
         self._session.begin()
         try:
@@ -134,6 +139,23 @@ class Connection:
             self._session.rollback()
             raise
         self._session.commit(message, author)
+
+    def _savepoint_block(self) -> Iterator[Connection]:
+        self._nesting += 1
+        name = f"reeldb_nested_{self._nesting}"
+        s = self._session
+        s.execute(f"SAVEPOINT {name}")
+        try:
+            yield self
+        except BaseException:
+            if s.in_transaction:  # the body may have ended the transaction itself
+                s.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                s.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            s.execute(f"RELEASE SAVEPOINT {name}")
+        finally:
+            self._nesting -= 1
 
     # -- bulk ingest -------------------------------------------------------------------------
     def insert(self, table: str, data: Any) -> int:
