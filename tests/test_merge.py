@@ -393,8 +393,13 @@ def test_conflicts_listed_and_nothing_written(db: reeldb.Connection, path: str) 
     assert table(db) == [(1, 11, "one"), (3, 30, "drei")]
     arrow = e.to_arrow()
     assert arrow.num_rows == 3
-    assert set(arrow.column_names) >= {"table", "rowid", "column", "kind", "base", "ours", "theirs"}
+    assert set(arrow.column_names) >= {"table", "key", "rowid", "column", "kind", "base", "ours", "theirs"}
     assert "a" in str(e) and "ours" in str(e)
+    # rows are named by their primary key, which users know, not by the hidden _rowid
+    assert {(c.kind, c.key["id"]) for c in e.conflicts} == {("cell", 1), ("update/delete", 2),
+                                                           ("delete/update", 3)}
+    assert "(id=1) column a" in str(e) and "_rowid" not in str(e)
+    assert sorted(arrow.column("key").to_pylist()) == ['{"id": 1}', '{"id": 2}', '{"id": 3}']
 
     r = db.merge("x", strategy="ours")
     assert len(r.conflicts) == 3

@@ -572,9 +572,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
         except reeldb.MergeConflict as e:
             print(f"merge of {args.source} into {into}: {len(e.conflicts)} conflict(s), nothing written",
                   file=sys.stderr)
-            rows = [(c.table, c.rowid, c.column, c.kind, format_value(c.base), format_value(c.ours),
-                     format_value(c.theirs)) for c in e.conflicts]
-            print(format_table(["table", "_rowid", "column", "kind", "base", "ours", "theirs"], rows),
+            rows = [(c.table, c.row_name().strip() or "", c.column, c.kind, format_value(c.base),
+                     format_value(c.ours), format_value(c.theirs)) for c in e.conflicts]
+            print(format_table(["table", "row", "column", "kind", "base", "ours", "theirs"], rows),
                   file=sys.stderr)
             print("resolve with --strategy ours or --strategy theirs", file=sys.stderr)
             return 1

@@ -262,8 +262,9 @@ class MergeConflict(IntegrityError):
     """A merge whose two sides changed the same cells, or one updated what the other
     deleted, or both added the same unique key. Nothing was written.
 
-    ``conflicts`` lists every one (``reeldb.catalog.merge.Conflict``: table, rowid, column,
-    base, ours, theirs, kind). The SQLSTATE is reeldb's own (class ``RD``, which the SQL
+    ``conflicts`` lists every one (``reeldb.catalog.merge.Conflict``: table, the row's key
+    columns (its primary key, else its first unique key), rowid, column, base, ours, theirs,
+    kind). The SQLSTATE is reeldb's own (class ``RD``, which the SQL
     standard leaves to implementations), so clients can tell it from a plain 23xxx."""
 
     sqlstate = "RD001"
@@ -273,9 +274,15 @@ class MergeConflict(IntegrityError):
         self.conflicts = list(conflicts or [])
 
     def to_arrow(self):  # noqa: ANN201 - pyarrow is imported lazily by callers already
+        import json
+
         import pyarrow as pa
 
-        cols = ["table", "rowid", "column", "kind", "base", "ours", "theirs"]
-        return pa.table({c: [None if getattr(x, c) is None else
-                             (getattr(x, c) if c == "rowid" else str(getattr(x, c))) for x in self.conflicts]
-                         for c in cols})
+        def cell(x, c: str):  # noqa: ANN001, ANN202
+            v = getattr(x, c)
+            if v is None or c == "rowid":
+                return v
+            return json.dumps(v, default=str) if c == "key" else str(v)
+
+        cols = ["table", "key", "rowid", "column", "kind", "base", "ours", "theirs"]
+        return pa.table({c: [cell(x, c) for x in self.conflicts] for c in cols})

@@ -37,12 +37,19 @@ class Conflict:
     base: Any = None
     ours: Any = None
     theirs: Any = None
+    key: dict[str, Any] | None = None  # the row's primary key (or first unique key) columns
 
     def __str__(self) -> str:
-        where = f"{self.table}" + (f" _rowid={self.rowid}" if self.rowid is not None else "") \
-            + (f" column {self.column}" if self.column else "")
+        where = self.table + self.row_name() + (f" column {self.column}" if self.column else "")
         return (f"{self.kind} conflict in {where}: base={render(self.base)!r} ours={render(self.ours)!r} "
                 f"theirs={render(self.theirs)!r}")
+
+    def row_name(self) -> str:
+        """How a user names the row: by its key columns (``(id=51)``), by ``_rowid`` only
+        when the table has no key."""
+        if self.key:
+            return " (" + ", ".join(f"{k}={render(v)!r}" for k, v in self.key.items()) + ")"
+        return f" _rowid={self.rowid}" if self.rowid is not None else ""
 
 
 @dataclass
@@ -324,6 +331,14 @@ def _plan_rows(cat: Catalog, b: TableManifest | None, o: TableManifest, t: Table
     t_new, t_gone = _locations(dT.new), _locations(dT.gone)
     values = _ValueCache(reader, tid, u)
     values.fill(dO.new, dT.new, dT.gone)
+    key_cols = [(c, col_name[c]) for c in (schema.primary_key or (schema.uniques[0] if schema.uniques else ()))
+                if c in col_name]
+
+    def row_key(side: str, loc: tuple[Fragment, int]) -> dict[str, Any] | None:
+        """The key columns' values of the row at ``loc``."""
+        if not key_cols:
+            return None
+        return {name: values.get((side,) + _key(loc), cid) for cid, name in key_cols}
     # rows theirs inserted
     for rowid in dT.inserted_ids().tolist():
         tloc = t_new[rowid]
@@ -334,7 +349,7 @@ def _plan_rows(cat: Catalog, b: TableManifest | None, o: TableManifest, t: Table
             for cid in diff:
                 conflicts.append(Conflict(name, rowid, col_name[cid], "cell", None,
                                           values.get(("o",) + _key(o_new[rowid]), cid),
-                                          values.get(("t",) + _key(tloc), cid)))
+                                          values.get(("t",) + _key(tloc), cid), row_key("t", tloc)))
             if strategy == "theirs":
                 plan.delete_ours((o_new[rowid][0].id, o_new[rowid][1]))
                 plan.take_theirs(*tloc)
@@ -347,7 +362,8 @@ def _plan_rows(cat: Catalog, b: TableManifest | None, o: TableManifest, t: Table
             continue
         bloc = t_gone[rowid]
         if o_upd.get(rowid):
-            conflicts.append(Conflict(name, rowid, None, "delete/update", "row", "updated", "deleted"))
+            conflicts.append(Conflict(name, rowid, None, "delete/update", "row", "updated", "deleted",
+                                      row_key("b", bloc)))
             if strategy != "theirs":
                 continue
         plan.delete_ours(ours_loc(rowid, bloc))
@@ -359,7 +375,8 @@ def _plan_rows(cat: Catalog, b: TableManifest | None, o: TableManifest, t: Table
             continue  # moved by compaction, or only dropped columns changed
         tloc, bloc = t_new[rowid], t_gone[rowid]
         if rowid in o_del:
-            conflicts.append(Conflict(name, rowid, None, "update/delete", "row", "deleted", "updated"))
+            conflicts.append(Conflict(name, rowid, None, "update/delete", "row", "deleted", "updated",
+                                      row_key("t", tloc)))
             if strategy == "theirs":
                 plan.take_theirs(*tloc)
                 plan.updated += 1
@@ -377,7 +394,7 @@ def _plan_rows(cat: Catalog, b: TableManifest | None, o: TableManifest, t: Table
         for cid in tcols:
             if cid in ocols and not values.same(okey, tkey, cid):
                 conflicts.append(Conflict(name, rowid, col_name[cid], "cell", values.get(bkey, cid),
-                                          values.get(okey, cid), values.get(tkey, cid)))
+                                          values.get(okey, cid), values.get(tkey, cid), row_key("t", tloc)))
                 if strategy == "theirs":
                     take_cols.add(cid)
             elif cid not in ocols:
@@ -494,7 +511,7 @@ def _unique_conflicts(cat: Catalog, name: str, o: TableManifest, t: TableManifes
                     continue
                 conflicts.append(Conflict(name, hit[0], ", ".join(names), "unique", None,
                                           {"_rowid": int(ids[i]), "key": list(k)},
-                                          {"_rowid": hit[0], "key": list(k)}))
+                                          {"_rowid": hit[0], "key": list(k)}, dict(zip(names, k))))
                 if strategy == "theirs":
                     plan.delete_ours((f.id, int(live[i])))
                 else:
