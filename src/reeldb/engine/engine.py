@@ -26,7 +26,14 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
-from ..format.arrow import bool_array, int64_array, matrix_array, matrix_arrow_type
+from ..format.arrow import (
+    bool_array,
+    int64_array,
+    matrix_array,
+    matrix_arrow_type,
+    nested_lists,
+    unsliced,
+)
 from ..format.fragment import ROWID, FragmentReader, ncol, scol
 from ..format.manifest import Column, Fragment, TableManifest
 from ..format.types import MATRIX
@@ -112,7 +119,12 @@ class BoundTable:
         batches = self.batches
         idx = np.searchsorted(self.offsets, gpos, side="right") - 1
         parts = [batches[i].slice(int(g - self.offsets[i]), 1) for i, g in zip(idx, gpos)]
-        return pa.Table.from_batches(parts, schema=self.arrow.schema)
+        table = pa.Table.from_batches(parts, schema=self.arrow.schema)
+        for i, f in enumerate(table.schema):
+            if nested_lists(f.type):  # tensors of 2+ dimensions: see unsliced()
+                chunks = [unsliced(c) for c in table.column(i).chunks]
+                table = table.set_column(i, f, pa.chunked_array(chunks, f.type))
+        return table
 
     def locate(self, gpos: np.ndarray) -> dict[str, np.ndarray]:
         """Global positions -> {fragment id: positions within the fragment}."""

@@ -62,3 +62,30 @@ def matrix_array(m: np.ndarray, ctype: ColumnType, validity: pa.Array | None = N
             mask = pc.invert(validity)
         arr = pa.FixedSizeListArray.from_arrays(arr, d, mask=mask)
     return arr
+
+
+def nested_lists(t: pa.DataType) -> bool:
+    """A fixed-size list of fixed-size lists: a TENSOR column of two or more dimensions."""
+    return pa.types.is_fixed_size_list(t) and pa.types.is_fixed_size_list(t.value_type)
+
+
+def unsliced(arr: pa.Array) -> pa.Array:
+    """``arr`` with offset 0 at every level of its nested fixed-size lists (a copy of just
+    its rows); other arrays unchanged.
+
+    pyarrow 26's take and filter kernels read the wrong child rows of a *sliced* fixed-size
+    list of fixed-size lists (a TENSOR with two or more dimensions): garbage values at
+    two and three dimensions, a crash at four. A slice goes through here before any take,
+    filter or registration with DuckDB."""
+    if not nested_lists(arr.type):
+        return arr
+    sizes, leaf = [], arr
+    while pa.types.is_fixed_size_list(leaf.type):
+        d = leaf.type.list_size
+        sizes.append(d)
+        leaf = leaf.values.slice(leaf.offset * d, len(leaf) * d)  # this slice's child rows, nulls' too
+    out = pa.concat_arrays([leaf])  # fresh buffers, offset 0
+    mask = arr.is_null() if arr.null_count else None
+    for i, d in enumerate(reversed(sizes)):
+        out = pa.FixedSizeListArray.from_arrays(out, d, mask=mask if i == len(sizes) - 1 else None)
+    return out
