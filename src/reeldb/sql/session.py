@@ -70,9 +70,10 @@ class Result:
 
 
 class Session(VersioningMixin):
-    def __init__(self, catalog: Catalog, branch: str | None = "main", at: str | None = None):
+    def __init__(self, catalog: Catalog, branch: str | None = "main", at: str | None = None, *,
+                 file_access: bool = False, memory_limit: str | None = None):
         self.catalog = catalog
-        self.engine = Engine(catalog.reader)
+        self.engine = Engine(catalog.reader, file_access=file_access, memory_limit=memory_limit)
         if at is not None:
             self.branch: str | None = None
             self.pinned: str | None = catalog.resolve(at)
@@ -406,7 +407,8 @@ class Session(VersioningMixin):
         return self.engine.arrow(sql, self.duck_params(params, sql))
 
     def rewriter(self, params: list[Any]) -> Rewriter:
-        return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg)
+        return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg,
+                        file_access=self.engine.file_access, temporary=set(self.temp_tables))
 
     def _vector_dims(self) -> dict[str, int | None]:
         dims: dict[str, int | None] = {}
