@@ -26,7 +26,6 @@ from .. import errors
 from ..engine.engine import CHAR_TYPE
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
-from .characteristics import as_settings
 from .parse import const_value, func, parse
 
 if TYPE_CHECKING:
@@ -42,23 +41,11 @@ PREFIX = "__pg_"
 
 
 def settings(session: Session) -> dict[str, str]:
-    """What ``SHOW`` and ``current_setting`` report (names lower-case)."""
-    from .. import __version__
+    """What ``SHOW`` and ``current_setting`` report (names lower-case): the settings
+    registry's view of the session."""
+    from .settings import current
 
-    base = {
-        "server_version": SERVER_VERSION, "server_version_num": SERVER_VERSION_NUM,
-        "server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY",
-        "timezone": "UTC", "integer_datetimes": "on", "standard_conforming_strings": "on",
-        "search_path": '"$user", public', "max_identifier_length": "63", "lc_collate": "C", "lc_ctype": "C", "application_name": "",
-        "is_superuser": "off", "intervalstyle": "postgres", "max_connections": "100",
-        "default_table_access_method": "heap", "password_encryption": "scram-sha-256", "statement_timeout": str(session.statement_timeout_ms), "reeldb.branch": session.branch or session.pinned
-        or "", "reeldb.version": __version__,
-    }
-    base.update(as_settings(session.characteristics, session.default_characteristics))
-    if session.read_only:
-        base["transaction_read_only"] = base["default_transaction_read_only"] = "on"
-    base.update(session.settings)
-    return base
+    return current(session)
 
 
 def version_string() -> str:

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from ..catalog.transaction import Transaction
 from ..engine.engine import Engine
 from ..format.manifest import Column, TableManifest
 from . import cursors, ddl, dml, indexes, notify, point, temp, vector_plan
-from .characteristics import Characteristics, boolean, isolation, with_options
+from .characteristics import Characteristics, with_options
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse
 from .pgcatalog import PgCatalog, settings
@@ -621,66 +621,51 @@ class Session(VersioningMixin):
         return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
 
     def _variable(self, stmt: ast.Node) -> Result:
+        """SET / RESET / SHOW: settings are an allow-list (``settings``); none reaches DuckDB."""
+        from . import settings as registry
+        from .versioning import _const
+
         if isinstance(stmt, ast.VariableShowStmt):
             name = stmt.name.lower()
-            value = settings(self).get(name)
+            values = settings(self)
+            if name == "all":
+                names = sorted(values)
+                return Result(pa.table({"name": names, "setting": [values[n] for n in names]}),
+                              [("name", "VARCHAR"), ("setting", "VARCHAR")], len(names), "SHOW")
+            value = values.get(name)
             if value is None:
                 raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')
             return Result(pa.table({name: [value]}), [(name, "VARCHAR")], 1, "SHOW")
+        kind = stmt.kind
+        if kind == VariableSetKind.VAR_RESET_ALL:
+            registry.reset_all(self)
+            return Result(status="RESET")
         name = (stmt.name or "").lower()
+        if kind == VariableSetKind.VAR_SET_MULTI:
+            if name == "transaction":
+                if self.txn is None:
+                    self.notice("SET TRANSACTION can only be used in transaction blocks")
+                else:
+                    self.txn_characteristics = with_options(self.characteristics, stmt.args)
+                return Result(status="SET")
+            if name == "session characteristics":
+                self.default_characteristics = with_options(self.default_characteristics, stmt.args)
+                return Result(status="SET")
+            raise errors.FeatureNotSupported(f"SET {stmt.name} is not supported")
+        if kind == VariableSetKind.VAR_SET_CURRENT:
+            raise errors.FeatureNotSupported(f"SET {stmt.name} FROM CURRENT is not supported")
         if name == "reeldb.branch":
-            if not stmt.args or len(stmt.args) != 1:
+            if kind != VariableSetKind.VAR_SET_VALUE or not stmt.args or len(stmt.args) != 1:
                 raise errors.InvalidParameterValue("SET reeldb.branch takes one branch, tag or commit")
-            from .versioning import _const
-
             self.checkout(str(_const(stmt.args[0], [])))
             return Result(status="SET")
-        if stmt.kind in (VariableSetKind.VAR_RESET, VariableSetKind.VAR_SET_DEFAULT):
-            self.settings.pop(name, None)
-            if name == "statement_timeout":
-                self.statement_timeout_ms = 0
-            return Result(status="RESET" if stmt.kind == VariableSetKind.VAR_RESET else "SET")
-        if stmt.kind == VariableSetKind.VAR_SET_MULTI and name == "transaction":
-            if self.txn is None:
-                self.notice("SET TRANSACTION can only be used in transaction blocks")
-            else:
-                self.txn_characteristics = with_options(self.characteristics, stmt.args)
-            return Result(status="SET")
-        if stmt.kind == VariableSetKind.VAR_SET_MULTI and name == "session characteristics":
-            self.default_characteristics = with_options(self.default_characteristics, stmt.args)
-            return Result(status="SET")
-        if name.startswith("default_transaction_") and stmt.kind == VariableSetKind.VAR_SET_VALUE:
-            from .versioning import _const
-
-            value = str(_const(stmt.args[0], []))
-            which = name.removeprefix("default_transaction_")
-            if which not in ("isolation", "read_only", "deferrable"):
-                raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')
-            new = isolation(value) if which == "isolation" else boolean(name, value)
-            self.default_characteristics = replace(self.default_characteristics, **{which: new})
-            return Result(status="SET")
-        if stmt.kind != VariableSetKind.VAR_SET_VALUE or not name:
-            self.notice(f"SET {stmt.name or ''} has no effect in reeldb")
-            return Result(status="SET")
-        from .versioning import _const
-
-        value = ", ".join(str(_const(a, [])) for a in stmt.args or ())
-        if name in ("client_encoding", "names") and value.upper().replace("-", "").replace("_", "") not in (
-                "UTF8", "UNICODE"):
-            raise errors.FeatureNotSupported(f'client encoding "{value}" is not supported: reeldb speaks UTF8 only')
-        if name == "statement_timeout":
-            self.statement_timeout_ms = parse_duration_ms(value)
-            value = str(self.statement_timeout_ms)
-        if name == "reeldb.device":
-            from ..index.device import usable
-
-            value = usable(value)
-        if name in ("hnsw.ef_search", "ivfflat.probes"):
-            from .vector_search import int_setting
-
-            value = str(int_setting(name, value))
-        self.settings[name] = value
-        return Result(status="SET")
+        if stmt.is_local:
+            self.notice(f"SET LOCAL {stmt.name} lasts for the session in reeldb, not only the transaction")
+        value = None
+        if kind == VariableSetKind.VAR_SET_VALUE:
+            value = ", ".join(str(_const(a, [])) for a in stmt.args or ())
+        registry.assign(self, name, value, stmt.name)
+        return Result(status="RESET" if kind == VariableSetKind.VAR_RESET else "SET")
 
 
 class _Timeout(threading.Timer):
