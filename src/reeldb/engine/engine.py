@@ -535,6 +535,7 @@ _DUCK_STATES = [
     ("Not implemented Error", errors.FeatureNotSupported),
     ("Constraint Error", errors.IntegrityError),
     ("INTERRUPT Error", errors.QueryCanceled),
+    ("Permission Error", errors.InsufficientPrivilege),  # the sandbox: no file or network access
 ]
 
 
