@@ -130,44 +130,62 @@ def check(tree: Any, *, file_access: bool = False, relations: Callable[[str], bo
     table_functions = TABLE_FUNCTIONS | FILE_FUNCTIONS if file_access else TABLE_FUNCTIONS
     # a loop, not recursion: expressions can nest deeper than Python's stack
     stack: list[tuple[Any, frozenset[str]]] = [(tree, frozenset())]
+    push = stack.append
     while stack:
         node, ctes = stack.pop()
-        if isinstance(node, tuple | list):
-            stack.extend((n, ctes) for n in node)
+        kind = type(node)
+        if kind is tuple or kind is list:
+            for n in node:
+                if n is not None:
+                    push((n, ctes))
             continue
         if not isinstance(node, ast.Node):
             continue
-        if isinstance(node, ast.FuncCall):
+        if kind is ast.FuncCall:
             _check_function(node, FUNCTIONS)
-        elif isinstance(node, ast.RangeFunction):
-            for item in node.functions or ():
-                call = item[0] if isinstance(item, tuple | list) else item
-                if isinstance(call, ast.FuncCall):
-                    _check_function(call, table_functions)
-                    stack.append((call.args, ctes))
-                    stack.append((call.agg_filter, ctes))
-                    stack.append((call.over, ctes))
-                    stack.append((call.agg_order, ctes))
-                else:
-                    stack.append((call, ctes))
-                if isinstance(item, tuple | list):
-                    stack.extend((n, ctes) for n in item[1:])
-            stack.append((node.alias, ctes))
-            stack.append((node.coldeflist, ctes))
+        elif kind is ast.RangeFunction:
+            _push_range_function(node, ctes, table_functions, push)
             continue
-        elif isinstance(node, ast.TypeName):
+        elif kind is ast.TypeName:
             _check_type(node)
-        elif isinstance(node, ast.RangeVar) and relations is not None:
-            _check_relation(node, ctes, relations)
-        with_clause = getattr(node, "withClause", None)
-        if isinstance(with_clause, ast.WithClause):
-            ctes = _push_ctes(stack, with_clause, ctes)
-        for slot in node.__slots__:
-            if slot == "withClause":
-                continue
-            value = getattr(node, slot, None)
-            if isinstance(value, ast.Node | tuple | list):
-                stack.append((value, ctes))
+        elif kind is ast.RangeVar:
+            if relations is not None:
+                _check_relation(node, ctes, relations)
+            continue  # its alias holds names only
+        elif kind in _WITH_STATEMENTS and node.withClause is not None:
+            ctes = _push_ctes(stack, node.withClause, ctes)
+        elif kind in _LEAVES:
+            continue
+        slots = _SLOTS.get(kind)
+        if slots is None:
+            slots = _SLOTS[kind] = tuple(s for s in kind.__slots__ if s not in ("location", "withClause"))
+        for slot in slots:
+            value = getattr(node, slot)
+            if value is not None and (type(value) in (tuple, list) or isinstance(value, ast.Node)):
+                push((value, ctes))
+
+
+_SLOTS: dict[type, tuple[str, ...]] = {}  # per node class: the fields that may hold nodes
+_WITH_STATEMENTS = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)
+_LEAVES = (ast.A_Const, ast.ParamRef, ast.String, ast.Integer, ast.Float, ast.Boolean, ast.A_Star, ast.ColumnRef)
+
+
+def _push_range_function(node: ast.RangeFunction, ctes: frozenset[str], allowed: frozenset[str], push) -> None:
+    """FROM f(...): ``f`` must be a table function on the list; its arguments are
+    expressions like any other."""
+    for item in node.functions or ():
+        call = item[0] if isinstance(item, tuple | list) else item
+        if isinstance(call, ast.FuncCall):
+            _check_function(call, allowed)
+            for part in (call.args, call.agg_filter, call.over, call.agg_order):
+                if part is not None:
+                    push((part, ctes))
+        elif call is not None:
+            push((call, ctes))
+        if isinstance(item, tuple | list):
+            push((tuple(n for n in item[1:] if n is not None), ctes))
+    if node.coldeflist is not None:
+        push((node.coldeflist, ctes))
 
 
 def _push_ctes(stack: list, with_clause: ast.WithClause, outer: frozenset[str]) -> frozenset[str]:
