@@ -29,7 +29,7 @@ from ..format.manifest import Column, TableManifest
 from . import cursors, ddl, dml, indexes, notify, point, temp, vector_plan
 from .characteristics import Characteristics, with_options
 from .params import compile_params
-from .parse import deparse, expand_set_returning, name_columns, parse
+from .parse import deparse, expand_set_returning, name_columns, parse, walk
 from .pgcatalog import PgCatalog, settings
 from .rewrite import Rewriter, adapt_param, finish
 from .versioning import VersioningMixin
@@ -696,12 +696,11 @@ def parse_duration_ms(value: str) -> int:
 
 
 def _replace_functions(s: Session, sel: Any, params: list[Any], names: list[str]) -> None:
-    if not isinstance(sel, ast.SelectStmt):
-        return
-    if sel.fromClause:
-        sel.fromClause = tuple(_replace_function(s, f, params, names) for f in sel.fromClause)
-    _replace_functions(s, sel.larg, params, names)
-    _replace_functions(s, sel.rarg, params, names)
+    """Every FROM clause of the statement, CTEs and subqueries included: reeldb's table
+    functions become registered tables; any other function call stays for the allow-list."""
+    selects = [n for n in walk(sel) if isinstance(n, ast.SelectStmt) and n.fromClause]
+    for node in selects:
+        node.fromClause = tuple(_replace_function(s, f, params, names) for f in node.fromClause)
 
 
 def _replace_function(s: Session, node: Any, params: list[Any], names: list[str]) -> Any:
@@ -718,8 +717,6 @@ def _replace_function(s: Session, node: Any, params: list[Any], names: list[str]
     if isinstance(node, ast.JoinExpr):
         node.larg = _replace_function(s, node.larg, params, names)
         node.rarg = _replace_function(s, node.rarg, params, names)
-    elif isinstance(node, ast.RangeSubselect):
-        _replace_functions(s, node.subquery, params, names)
     return node
 
 
