@@ -78,7 +78,7 @@ def test_settings_show_set_reset(db) -> None:
 def test_statement_timeout_interrupts_and_the_session_goes_on(db) -> None:
     db.execute("SET statement_timeout = 100")
     with pytest.raises(reeldb.OperationalError) as e:
-        db.execute("SELECT count(*) FROM range(100000000000) a, range(10) b WHERE a.range % 7 = b.range")
+        db.execute("SELECT count(*) FROM generate_series(1, 100000000000) a, generate_series(1, 10) b WHERE a % 7 = b")
     assert e.value.sqlstate == "57014" and "statement timeout" in str(e.value)
     assert db.execute("SELECT 1").fetchone() == (1,)
 

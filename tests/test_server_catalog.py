@@ -193,7 +193,7 @@ def test_statement_timeout_cancels_with_57014(tmp_path) -> None:
     path = tmp_path / "db"
     reeldb.connect(path).close()
     srv = BackgroundServer(str(path), port=0, statement_timeout_ms=300)
-    slow = "SELECT count(*) FROM range(100000000000) a, range(10) b WHERE a.range % 7 = b.range"
+    slow = "SELECT count(*) FROM generate_series(1, 100000000000) a, generate_series(1, 10) b WHERE a % 7 = b"
     try:
         with psycopg.connect(dsn(srv), autocommit=True) as conn:
             assert conn.execute("SHOW statement_timeout").fetchone() == ("300",)

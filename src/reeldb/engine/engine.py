@@ -197,44 +197,86 @@ os.register_at_fork(after_in_child=_adopt_inherited)
 
 ROWID_VIEW = "__x_"  # prefix of the views that show _rowid after the table's columns
 CHAR_TYPE = "__pg_char"  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
-_DATABASES: dict[int, duckdb.DuckDBPyConnection] = {}  # pid -> that process's DuckDB database
+_DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
 
 
-def _database() -> duckdb.DuckDBPyConnection:
-    """The process's in-memory DuckDB database, made on first use (again in a forked child,
-    which must not touch its parent's)."""
-    pid = os.getpid()
+@dataclass(frozen=True)
+class Sandbox:
+    """How a DuckDB database is confined. ``file_access``: DuckDB may read and write local
+    files (its ``read_*`` functions, COPY, ATTACH); off, it reaches no file and no network
+    (``enable_external_access = false``). ``memory_limit``: DuckDB's own limit (``'2GB'``),
+    None for DuckDB's default. Either way the configuration is locked once set, so no
+    statement can turn the sandbox off."""
+
+    file_access: bool = False
+    memory_limit: str | None = None
+
+
+def _database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB database for this sandbox, made on first use (again
+    in a forked child, which must not touch its parent's)."""
+    key = (os.getpid(), sandbox)
     with _DATABASE_LOCK:
-        db = _DATABASES.get(pid)
+        db = _DATABASES.get(key)
         if db is None:
-            # Postgres semantics: 7 / 2 = 3 for integers; NULLs sort last ascending, first
-            # descending. Extensions: only those built into the wheel (json, parquet, icu): a
-            # query never downloads code, and what it can do does not depend on the machine.
-            db = duckdb.connect(":memory:", config={
-                "threads": os.cpu_count() or 2, "integer_division": True,
-                "default_null_order": "nulls_last_on_asc_first_on_desc",
-                "autoinstall_known_extensions": False, "autoload_known_extensions": False})
-            for ext in _EXTENSIONS:
-                db.execute(f"LOAD {ext}")
-            db.execute(";\n".join(_MACROS))
-            chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
-            db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
-            _DATABASES[pid] = db
+            db = _open_database(sandbox)
+            _DATABASES[key] = db
         return db
 
 
+def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
+    # Postgres semantics: 7 / 2 = 3 for integers; NULLs sort last ascending, first
+    # descending. Extensions: only those built into the wheel (json, parquet, icu): a
+    # query never downloads code, and what it can do does not depend on the machine.
+    # No Python replacement scans: else DuckDB resolves an unknown table name to a Python
+    # variable of the calling frames, and SELECT * FROM some_name reads the process's memory.
+    db = duckdb.connect(":memory:", config={
+        "threads": os.cpu_count() or 2, "integer_division": True,
+        "default_null_order": "nulls_last_on_asc_first_on_desc",
+        "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+        "python_enable_replacements": False})
+    try:
+        for ext in _EXTENSIONS:
+            db.execute(f"LOAD {ext}")
+        db.execute(";\n".join(_MACROS))
+        chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
+        db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
+        # the sandbox, set after what needs it (loading extensions) and then locked
+        if not sandbox.file_access:
+            db.execute("SET enable_external_access = false")
+        if sandbox.memory_limit is not None:
+            try:
+                db.execute("SET memory_limit = $1", [sandbox.memory_limit])
+            except duckdb.Error as e:
+                raise errors.InvalidParameterValue(
+                    f'invalid value for memory_limit: "{sandbox.memory_limit}" ({_clean(str(e))})') from None
+        db.execute("SET lock_configuration = true")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 class Engine:
-    def __init__(self, reader: FragmentReader):
+    def __init__(self, reader: FragmentReader, *, file_access: bool = False, memory_limit: str | None = None):
+        """``file_access``: DuckDB's local file functions work (the embedded API's opt-in;
+        never for a served session). ``memory_limit``: DuckDB's memory limit, e.g. ``'4GB'``
+        (shared by every engine of the process with the same sandbox)."""
         _LIVE.add(self)
         self.reader = reader
+        self.sandbox = Sandbox(file_access, memory_limit)
         # a connection of the process's DuckDB database: relations, views and temporary
         # tables are the connection's own; threads and memory are shared by all sessions
-        self.con = _database().cursor()
+        self.con = _database(self.sandbox).cursor()
         self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
         self._point_views: dict[str, str] = {}  # relation -> schema its point-lookup views fit
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
         self.lock = threading.RLock()
+
+    @property
+    def file_access(self) -> bool:
+        return self.sandbox.file_access
 
     # -- registration ----------------------------------------------------------------------
     def bind_snapshot(self, tables: Mapping[str, TableManifest], prefix: str = "",
@@ -505,6 +547,7 @@ _DUCK_STATES = [
     ("Not implemented Error", errors.FeatureNotSupported),
     ("Constraint Error", errors.IntegrityError),
     ("INTERRUPT Error", errors.QueryCanceled),
+    ("Permission Error", errors.InsufficientPrivilege),  # the sandbox: no file or network access
 ]
 
 

@@ -26,7 +26,6 @@ from .. import errors
 from ..engine.engine import CHAR_TYPE
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
-from .characteristics import as_settings
 from .parse import const_value, func, parse
 
 if TYPE_CHECKING:
@@ -42,23 +41,11 @@ PREFIX = "__pg_"
 
 
 def settings(session: Session) -> dict[str, str]:
-    """What ``SHOW`` and ``current_setting`` report (names lower-case)."""
-    from .. import __version__
+    """What ``SHOW`` and ``current_setting`` report (names lower-case): the settings
+    registry's view of the session."""
+    from .settings import current
 
-    base = {
-        "server_version": SERVER_VERSION, "server_version_num": SERVER_VERSION_NUM,
-        "server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY",
-        "timezone": "UTC", "integer_datetimes": "on", "standard_conforming_strings": "on",
-        "search_path": '"$user", public', "max_identifier_length": "63", "lc_collate": "C", "lc_ctype": "C", "application_name": "",
-        "is_superuser": "off", "intervalstyle": "postgres", "max_connections": "100",
-        "default_table_access_method": "heap", "password_encryption": "scram-sha-256", "statement_timeout": str(session.statement_timeout_ms), "reeldb.branch": session.branch or session.pinned
-        or "", "reeldb.version": __version__,
-    }
-    base.update(as_settings(session.characteristics, session.default_characteristics))
-    if session.read_only:
-        base["transaction_read_only"] = base["default_transaction_read_only"] = "on"
-    base.update(session.settings)
-    return base
+    return current(session)
 
 
 def version_string() -> str:
@@ -588,7 +575,13 @@ _TEMPLATES: dict[str, ast.Node] = {}
 def _template(sql: str, *args: ast.Node) -> ast.Node:
     """A parsed expression with ``$n`` replaced by the n-th argument node."""
     if sql not in _TEMPLATES:
-        _TEMPLATES[sql] = parse(f"SELECT {sql}")[0].stmt.targetList[0].val
+        from .parse import walk
+
+        tree = parse(f"SELECT {sql}")[0].stmt.targetList[0].val
+        for n in walk(tree):  # reeldb's own text, not a client's: no location, as allowlist expects
+            if isinstance(n, ast.FuncCall | ast.TypeName):
+                n.location = None
+        _TEMPLATES[sql] = tree
     node = copy.deepcopy(_TEMPLATES[sql])
     from .parse import transform
 
@@ -660,6 +653,7 @@ class CatalogRewrite:
         renamed = _RENAMED.get(name)
         if renamed is not None:
             node.funcname = (ast.String(sval=renamed),)
+            node.location = None  # reeldb's name now, not the client's: the allow-list trusts it
         return None
 
     def _folds(self) -> dict[str, Callable[[list[ast.Node]], ast.Node]]:

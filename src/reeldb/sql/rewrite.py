@@ -22,8 +22,9 @@ from .. import errors
 from ..engine.engine import ROWID_VIEW
 from ..format.fragment import ROWID
 from ..format.types import parse_vector_text
+from . import allowlist
 from .parse import cast, const_value, func, name_of, transform, walk
-from .pgcatalog import CatalogRewrite, PgCatalog
+from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog
 from .pgtypes import parse_array_literal
 
 # function / operator -> (DuckDB function, negate)
@@ -50,11 +51,20 @@ def finish(sql: str) -> str:
 class Rewriter:
     """Rewrites one statement's expressions. ``vector_dims`` maps column names to their
     dimension (None where two tables disagree); ``params`` are the bound values;
-    ``resolve_schema(schema, table) -> relation`` handles branch/tag/commit schemas."""
+    ``resolve_schema(schema, table) -> relation`` handles branch/tag/commit schemas.
+
+    Before rewriting, each tree it is handed as the client wrote it passes the allow-list
+    (``allowlist.check``): its functions (DuckDB's file functions with ``file_access``
+    only), types and, where ``relations`` are given (with the session's ``temporary``
+    tables), the relations it names."""
 
     def __init__(self, vector_dims: dict[str, int | None], params: list[Any],
                  resolve_schema: Callable[[str, str], str] | None = None,
-                 relations: set[str] | None = None, pg: PgCatalog | None = None):
+                 relations: set[str] | None = None, pg: PgCatalog | None = None, *,
+                 file_access: bool = False, temporary: set[str] | None = None):
+        self.file_access = file_access
+        self._known = None if relations is None else relations | (temporary or set())
+        self._depth = 0  # nested calls (rewriting a part) see reeldb's output: checked already
         self.dims = vector_dims
         self.pg = pg
         self.catalog_rewrite = CatalogRewrite(pg, self, params) if pg is not None else None
@@ -64,9 +74,20 @@ class Rewriter:
         self.rowid: bool | None = None  # does the statement name the hidden _rowid?
 
     def __call__(self, node: Any) -> Any:
+        if self._depth == 0:
+            allowlist.check(node, file_access=self.file_access,
+                            relations=None if self._known is None else self._is_relation)
         if self.rowid is None:
             self.rowid = self.names_rowid(node)
-        return transform(node, self._visit)
+        self._depth += 1
+        try:
+            return transform(node, self._visit)
+        finally:
+            self._depth -= 1
+
+    def _is_relation(self, name: str) -> bool:
+        assert self._known is not None
+        return name in self._known or (self.pg is not None and name in CATALOG_NAMES)
 
     @staticmethod
     def names_rowid(node: Any) -> bool:

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,9 +27,9 @@ from ..catalog.transaction import Transaction
 from ..engine.engine import Engine
 from ..format.manifest import Column, TableManifest
 from . import cursors, ddl, dml, indexes, notify, point, temp, vector_plan
-from .characteristics import Characteristics, boolean, isolation, with_options
+from .characteristics import Characteristics, with_options
 from .params import compile_params
-from .parse import deparse, expand_set_returning, name_columns, parse
+from .parse import deparse, expand_set_returning, name_columns, parse, walk
 from .pgcatalog import PgCatalog, settings
 from .rewrite import Rewriter, adapt_param, finish
 from .versioning import VersioningMixin
@@ -70,9 +70,10 @@ class Result:
 
 
 class Session(VersioningMixin):
-    def __init__(self, catalog: Catalog, branch: str | None = "main", at: str | None = None):
+    def __init__(self, catalog: Catalog, branch: str | None = "main", at: str | None = None, *,
+                 file_access: bool = False, memory_limit: str | None = None):
         self.catalog = catalog
-        self.engine = Engine(catalog.reader)
+        self.engine = Engine(catalog.reader, file_access=file_access, memory_limit=memory_limit)
         if at is not None:
             self.branch: str | None = None
             self.pinned: str | None = catalog.resolve(at)
@@ -406,7 +407,8 @@ class Session(VersioningMixin):
         return self.engine.arrow(sql, self.duck_params(params, sql))
 
     def rewriter(self, params: list[Any]) -> Rewriter:
-        return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg)
+        return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg,
+                        file_access=self.engine.file_access, temporary=set(self.temp_tables))
 
     def _vector_dims(self) -> dict[str, int | None]:
         dims: dict[str, int | None] = {}
@@ -619,66 +621,51 @@ class Session(VersioningMixin):
         return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
 
     def _variable(self, stmt: ast.Node) -> Result:
+        """SET / RESET / SHOW: settings are an allow-list (``settings``); none reaches DuckDB."""
+        from . import settings as registry
+        from .versioning import _const
+
         if isinstance(stmt, ast.VariableShowStmt):
             name = stmt.name.lower()
-            value = settings(self).get(name)
+            values = settings(self)
+            if name == "all":
+                names = sorted(values)
+                return Result(pa.table({"name": names, "setting": [values[n] for n in names]}),
+                              [("name", "VARCHAR"), ("setting", "VARCHAR")], len(names), "SHOW")
+            value = values.get(name)
             if value is None:
                 raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')
             return Result(pa.table({name: [value]}), [(name, "VARCHAR")], 1, "SHOW")
+        kind = stmt.kind
+        if kind == VariableSetKind.VAR_RESET_ALL:
+            registry.reset_all(self)
+            return Result(status="RESET")
         name = (stmt.name or "").lower()
+        if kind == VariableSetKind.VAR_SET_MULTI:
+            if name == "transaction":
+                if self.txn is None:
+                    self.notice("SET TRANSACTION can only be used in transaction blocks")
+                else:
+                    self.txn_characteristics = with_options(self.characteristics, stmt.args)
+                return Result(status="SET")
+            if name == "session characteristics":
+                self.default_characteristics = with_options(self.default_characteristics, stmt.args)
+                return Result(status="SET")
+            raise errors.FeatureNotSupported(f"SET {stmt.name} is not supported")
+        if kind == VariableSetKind.VAR_SET_CURRENT:
+            raise errors.FeatureNotSupported(f"SET {stmt.name} FROM CURRENT is not supported")
         if name == "reeldb.branch":
-            if not stmt.args or len(stmt.args) != 1:
+            if kind != VariableSetKind.VAR_SET_VALUE or not stmt.args or len(stmt.args) != 1:
                 raise errors.InvalidParameterValue("SET reeldb.branch takes one branch, tag or commit")
-            from .versioning import _const
-
             self.checkout(str(_const(stmt.args[0], [])))
             return Result(status="SET")
-        if stmt.kind in (VariableSetKind.VAR_RESET, VariableSetKind.VAR_SET_DEFAULT):
-            self.settings.pop(name, None)
-            if name == "statement_timeout":
-                self.statement_timeout_ms = 0
-            return Result(status="RESET" if stmt.kind == VariableSetKind.VAR_RESET else "SET")
-        if stmt.kind == VariableSetKind.VAR_SET_MULTI and name == "transaction":
-            if self.txn is None:
-                self.notice("SET TRANSACTION can only be used in transaction blocks")
-            else:
-                self.txn_characteristics = with_options(self.characteristics, stmt.args)
-            return Result(status="SET")
-        if stmt.kind == VariableSetKind.VAR_SET_MULTI and name == "session characteristics":
-            self.default_characteristics = with_options(self.default_characteristics, stmt.args)
-            return Result(status="SET")
-        if name.startswith("default_transaction_") and stmt.kind == VariableSetKind.VAR_SET_VALUE:
-            from .versioning import _const
-
-            value = str(_const(stmt.args[0], []))
-            which = name.removeprefix("default_transaction_")
-            if which not in ("isolation", "read_only", "deferrable"):
-                raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')
-            new = isolation(value) if which == "isolation" else boolean(name, value)
-            self.default_characteristics = replace(self.default_characteristics, **{which: new})
-            return Result(status="SET")
-        if stmt.kind != VariableSetKind.VAR_SET_VALUE or not name:
-            self.notice(f"SET {stmt.name or ''} has no effect in reeldb")
-            return Result(status="SET")
-        from .versioning import _const
-
-        value = ", ".join(str(_const(a, [])) for a in stmt.args or ())
-        if name in ("client_encoding", "names") and value.upper().replace("-", "").replace("_", "") not in (
-                "UTF8", "UNICODE"):
-            raise errors.FeatureNotSupported(f'client encoding "{value}" is not supported: reeldb speaks UTF8 only')
-        if name == "statement_timeout":
-            self.statement_timeout_ms = parse_duration_ms(value)
-            value = str(self.statement_timeout_ms)
-        if name == "reeldb.device":
-            from ..index.device import usable
-
-            value = usable(value)
-        if name in ("hnsw.ef_search", "ivfflat.probes"):
-            from .vector_search import int_setting
-
-            value = str(int_setting(name, value))
-        self.settings[name] = value
-        return Result(status="SET")
+        if stmt.is_local:
+            self.notice(f"SET LOCAL {stmt.name} lasts for the session in reeldb, not only the transaction")
+        value = None
+        if kind == VariableSetKind.VAR_SET_VALUE:
+            value = ", ".join(str(_const(a, [])) for a in stmt.args or ())
+        registry.assign(self, name, value, stmt.name)
+        return Result(status="RESET" if kind == VariableSetKind.VAR_RESET else "SET")
 
 
 class _Timeout(threading.Timer):
@@ -709,12 +696,11 @@ def parse_duration_ms(value: str) -> int:
 
 
 def _replace_functions(s: Session, sel: Any, params: list[Any], names: list[str]) -> None:
-    if not isinstance(sel, ast.SelectStmt):
-        return
-    if sel.fromClause:
-        sel.fromClause = tuple(_replace_function(s, f, params, names) for f in sel.fromClause)
-    _replace_functions(s, sel.larg, params, names)
-    _replace_functions(s, sel.rarg, params, names)
+    """Every FROM clause of the statement, CTEs and subqueries included: reeldb's table
+    functions become registered tables; any other function call stays for the allow-list."""
+    selects = [n for n in walk(sel) if isinstance(n, ast.SelectStmt) and n.fromClause]
+    for node in selects:
+        node.fromClause = tuple(_replace_function(s, f, params, names) for f in node.fromClause)
 
 
 def _replace_function(s: Session, node: Any, params: list[Any], names: list[str]) -> Any:
@@ -731,8 +717,6 @@ def _replace_function(s: Session, node: Any, params: list[Any], names: list[str]
     if isinstance(node, ast.JoinExpr):
         node.larg = _replace_function(s, node.larg, params, names)
         node.rarg = _replace_function(s, node.rarg, params, names)
-    elif isinstance(node, ast.RangeSubselect):
-        _replace_functions(s, node.subquery, params, names)
     return node
 
 
