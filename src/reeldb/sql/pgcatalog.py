@@ -55,7 +55,7 @@ def settings(session: Session) -> dict[str, str]:
         or "", "reeldb.version": __version__,
     }
     base.update(as_settings(session.characteristics, session.default_characteristics))
-    if session.read_only:
+    if session.rights.read_only:
         base["transaction_read_only"] = base["default_transaction_read_only"] = "on"
     base.update(session.settings)
     return base
@@ -506,7 +506,7 @@ class PgCatalog:
         s = self.s
         schemas: list[tuple[str, int, dict[str, TableManifest]]] = [("public", pt.PUBLIC_NS, s.current_tables())]
         branches = sorted(s.catalog.refs.branches().items())
-        visible = [(b, c) for b, c in branches if s.may_use is None or s.may_use(b)]
+        visible = [(b, c) for b, c in branches if s.rights.may_name(b)]  # only what the login may read
         for b, cid in visible:
             schemas.append((b, stable_oid("ns", b), s.catalog.snapshot(cid)))
         key = (tuple((sc, ns, tuple((n, tm.table_id, tm.schema.fingerprint, tm.rows) for n, tm in t.items()))
@@ -775,7 +775,7 @@ class CatalogRewrite:
 
     def _privilege(self, args: list[ast.Node]) -> ast.Node:
         ok, what = _constant_arg(args[-1], self.params) if args else (False, None)
-        if self.s.read_only is not None and ok and isinstance(what, str) \
+        if self.s.rights.read_only and ok and isinstance(what, str) \
                 and any(p in what.upper() for p in _WRITE_PRIVILEGES):
             return _const(False)
         return _const(True)
