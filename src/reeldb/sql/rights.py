@@ -84,11 +84,12 @@ NEEDS: dict[str, Need] = {
 
 @dataclass(frozen=True)
 class Rights:
-    """One login's rights: ``patterns`` None means every ref."""
+    """One login's rights: ``patterns`` None means every ref. Left out, a right is not
+    given, except the patterns (every ref); ``FULL`` has them all."""
 
     user: str = ""
     read_only: bool = False
-    admin: bool = True
+    admin: bool = False
     patterns: tuple[str, ...] | None = None
 
     def _who(self) -> str:
@@ -195,4 +196,4 @@ class Rights:
                     self.check_read(catalog, ref, need.action)
 
 
-FULL = Rights()
+FULL = Rights(admin=True)
