@@ -161,6 +161,9 @@ def test_read_only_login_changes_nothing(shared) -> None:
             refused(c, sql, "25006")  # a write statement: as in a read-only Postgres transaction
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction), c.cursor().copy("COPY t FROM STDIN") as cp:
             cp.write(b"6\tx\t\\N\n")
+        cur = c.execute("ANALYZE t")  # keeps no statistics, and (unlike before) never vacuums
+        assert cur.statusmessage == "ANALYZE"
+        refused(c, "ANALYZE nosuch", "42P01")
         # it may go where it may read, and still write nothing there
         c.execute("SELECT reeldb_checkout('theirs')")
         refused(c, "INSERT INTO t (id, secret) VALUES (7, 'x')", "25006")

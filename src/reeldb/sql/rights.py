@@ -43,8 +43,8 @@ CLOCK_SKEW_S = 3600.0  # a parent may be this much younger than its child (write
 @dataclass(frozen=True)
 class Need:
     """The rights one operation needs. ``read`` and ``write`` name its arguments that
-    are refs; an argument passed as None is the session's own branch (for ``write``) or
-    ref (for ``read``). ``statement``: a write of the session's branch by a statement,
+    are refs; an argument passed as None (or empty) is the session's own branch (for
+    ``write``) or ref (for ``read``), as the operations take it. ``statement``: a write of the session's branch by a statement,
     refused for a read-only login with 25006 (a read-only transaction) instead of 42501."""
 
     action: str  # how refusals name it
@@ -170,30 +170,33 @@ class Rights:
             stack.extend(p for p in catalog.parents(c) if p not in seen)
         return False
 
-    def authorize(self, op: str, catalog: Catalog | None, current: str | None, /, **refs: str | None) -> None:
+    def authorize(self, op: str, catalog: Catalog | None, current: str | None, /,
+                  **refs: str | None) -> dict[str, str]:
         """Check operation ``op`` (a key of ``NEEDS``) with its ref arguments; ``current`` is
         the session's branch (None when it reads a fixed commit). A read argument of None is
         the session's own ref, authorized when the session got there (login, checkout); a
         write argument of None is its branch (on a fixed commit the operation refuses
-        itself)."""
+        itself). Returns the commit each read argument given names, resolved once: the
+        operation reads that commit, not whatever the name points at a moment later."""
         need = NEEDS[op]
         if set(refs) != set(need.read) | set(need.write):
             raise AssertionError(f"{op} takes refs {need.read + need.write}, not {tuple(refs)}")
         if need.admin:
             self.check_admin(need.action)
         for arg in need.write:
-            target = refs[arg] if refs[arg] is not None else current
+            target = refs[arg] or current
             if target is not None:
                 self.check_write(target, need.action, need.statement)
             elif self.read_only:  # nothing to name, but a read-only login changes nothing
                 self.check_write("(no branch)", need.action, need.statement)
-        if self.patterns is not None and need.read:
-            if catalog is None:
-                raise AssertionError(f"{op} reads refs: it needs the catalog")
-            for arg in need.read:
-                ref = refs[arg]
-                if ref is not None:
-                    self.check_read(catalog, ref, need.action)
+        commits: dict[str, str] = {}
+        for arg in need.read:
+            ref = refs[arg]
+            if ref:
+                if catalog is None:
+                    raise AssertionError(f"{op} reads refs: it needs the catalog")
+                commits[arg] = self.check_read(catalog, ref, need.action)
+        return commits
 
 
 FULL = Rights(admin=True)

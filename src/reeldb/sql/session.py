@@ -361,10 +361,19 @@ class Session(VersioningMixin):
         return ddl.drop(self, stmt)
 
     def _vacuum(self, stmt: ast.VacuumStmt) -> Result:
-        """VACUUM [FULL] [table]: compact (the table, or all), then delete unreachable files."""
+        """VACUUM [FULL] [table]: compact (the table, or all), then delete unreachable files.
+        ANALYZE (the same statement to the parser) keeps no statistics here: it only checks
+        its tables exist, and never vacuums."""
+        rels = [r.relation.relname for r in (stmt.rels or ())]
+        if not stmt.is_vacuumcmd:
+            tables = self.current_tables()
+            for name in rels:
+                if name not in tables:
+                    raise errors.UndefinedTable(f'relation "{name}" does not exist')
+            self.notice("ANALYZE has no effect in reeldb: the engine keeps its own statistics")
+            return Result(status="ANALYZE")
         self._no_txn("run VACUUM")
         self.authorize("vacuum")  # before compacting: a refused VACUUM changes nothing
-        rels = [r.relation.relname for r in (stmt.rels or ())]
         for name in rels or [None]:
             if self.branch is not None:
                 self.optimize(name)

@@ -26,10 +26,11 @@ if TYPE_CHECKING:
 class VersioningMixin:
     """Session methods for versioning (``self`` is a Session)."""
 
-    def authorize(self: Session, op: str, /, **refs: str | None) -> None:
+    def authorize(self: Session, op: str, /, **refs: str | None) -> dict[str, str]:
         """Refuse ``op`` unless this session's login has the rights ``rights.NEEDS`` lists
-        for it on these refs (None: the session's own branch or ref)."""
-        self.rights.authorize(op, self.catalog, self.branch, **refs)
+        for it on these refs (None: the session's own branch or ref); the commits the read
+        refs name, resolved once."""
+        return self.rights.authorize(op, self.catalog, self.branch, **refs)
 
     def _no_txn(self: Session, what: str) -> None:
         if self.in_transaction:
@@ -53,8 +54,7 @@ class VersioningMixin:
 
     def create_branch(self: Session, name: str, checkout: bool = True, at: str | None = None) -> str:
         self._no_txn("create a branch")
-        self.authorize("branch", name=name, source=at)
-        commit = self.catalog.resolve(at) if at else self.head()
+        commit = self.authorize("branch", name=name, source=at).get("source") or self.head()
         self.catalog.refs.create_branch(name, commit)
         if checkout:
             self.checkout(name)
@@ -91,15 +91,13 @@ class VersioningMixin:
         self.catalog.refs.delete_tag(name)
 
     def create_tag(self: Session, name: str, at: str | None = None) -> str:
-        self.authorize("tag", name=name, source=at)
-        commit = self.catalog.resolve(at) if at else self.head()
+        commit = self.authorize("tag", name=name, source=at).get("source") or self.head()
         self.catalog.refs.create_tag(name, commit)
         return commit
 
     def log(self: Session, branch: str | None = None, table: str | None = None,
             limit: int | None = None) -> list[dict[str, Any]]:
-        self.authorize("log", ref=branch)
-        start = self.catalog.resolve(branch) if branch else self.head()
+        start = self.authorize("log", ref=branch).get("ref") or self.head()
         out = []
         for c in self.catalog.log(start):
             if table is not None and not _touches(self.catalog, c, table):
@@ -114,8 +112,10 @@ class VersioningMixin:
         return out
 
     def diff(self: Session, a: str, b: str | None = None, table: str | None = None) -> Diff:
-        self.authorize("diff", a=a, b=b)
-        return diff(self.catalog, self.catalog.resolve(a), self.catalog.resolve(b) if b else self.head(), table)
+        if not a:
+            raise errors.InvalidParameterValue("diff needs a branch, tag or commit to compare")
+        commits = self.authorize("diff", a=a, b=b)
+        return diff(self.catalog, commits["a"], commits.get("b") or self.head(), table)
 
     def merge(self: Session, source: str, into: str | None = None, strategy: str = "fail",
               message: str | None = None, author: str | None = None) -> MergeResult:
@@ -125,10 +125,11 @@ class VersioningMixin:
 
     def reset(self: Session, branch: str | None, to: str) -> str:
         self._no_txn("reset a branch")
-        self.authorize("reset", branch=branch, target=to)
+        if not to:
+            raise errors.InvalidParameterValue("reset needs a commit, tag or branch to reset to")
+        target = self.authorize("reset", branch=branch, target=to)["target"]
         b = self._branch_or_current(branch)
         self.catalog.refs.check_writable(b)
-        target = self.catalog.resolve(to)
         while True:
             got = self.catalog.refs.branch(b)
             if got is None:
