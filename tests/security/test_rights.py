@@ -369,3 +369,26 @@ def test_every_operation_of_the_table_is_checked_somewhere() -> None:
     text = "".join(p.read_text() for p in src.rglob("*.py"))
     used = set(re.findall(r'authorize\("(\w+)"', text)) | set(re.findall(r'NEEDS\["(\w+)"\]', text))
     assert used == set(NEEDS)
+
+
+def test_commit_search_is_bounded_and_gives_up_by_refusing(tmp_path, monkeypatch) -> None:
+    """A commit id is looked for in the readable history only so far back: past the bound
+    it is refused, never allowed."""
+    from reeldb.sql import rights
+
+    path = tmp_path / "db"
+    commits = make_database(path)
+    db = reeldb.connect(path, branch="exp/a")
+    db._session.rights = Rights(user="exp", patterns=("exp/*",))
+    db.execute("INSERT INTO t (id, secret) VALUES (5, 'x')")
+    deep = db.head  # in the history of exp/a only, no ref's head
+    for _ in range(3):  # exp/a moves on: that commit is now three commits deep
+        db.execute("INSERT INTO t (id, secret) VALUES (6, 'y')")
+    assert db.diff(deep)["t"].added.num_rows == 3  # found within the bound
+    assert db.diff(commits["first"])["t"].added.num_rows == 4  # the head of tag exp/t0: no search
+    monkeypatch.setattr(rights, "MAX_WALK", 2)
+    assert db.diff(commits["first"])["t"].added.num_rows == 4
+    with pytest.raises(reeldb.Error) as info:
+        db.diff(deep)
+    assert info.value.sqlstate == "42501"
+    db.close()

@@ -26,7 +26,6 @@ with no users have ``FULL`` rights.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,8 +43,9 @@ CLOCK_SKEW_S = 3600.0  # a parent may be this much younger than its child (write
 class Need:
     """The rights one operation needs. ``read`` and ``write`` name its arguments that
     are refs; an argument passed as None (or empty) is the session's own branch (for
-    ``write``) or ref (for ``read``), as the operations take it. ``statement``: a write of the session's branch by a statement,
-    refused for a read-only login with 25006 (a read-only transaction) instead of 42501."""
+    ``write``) or ref (for ``read``), as the operations take it. ``statement``: a write
+    of the session's branch by a statement, refused for a read-only login with 25006 (as
+    in a read-only Postgres transaction) instead of 42501."""
 
     action: str  # how refusals name it
     read: tuple[str, ...] = ()
@@ -63,7 +63,9 @@ NEEDS: dict[str, Need] = {
     "vacuum": Need("vacuum", admin=True),  # VACUUM, db.vacuum (VACUUM also compacts: + "optimize")
     "expire": Need("expire history", admin=True),  # db.expire, reeldb expire
     # versioning operations (SQL reeldb_* functions and the Python API alike)
-    "checkout": Need("check out", read=("ref",)),  # reeldb_checkout, SET reeldb.branch, login
+    "checkout": Need("check out", read=("ref",)),  # reeldb_checkout, SET reeldb.branch, db.checkout
+    # (a server login names a branch: its name must match the patterns, checked before the
+    # database is opened so that a refusal does not tell whether the branch exists)
     "log": Need("read the history of", read=("ref",)),  # reeldb_log, db.log
     "diff": Need("diff", read=("a", "b")),  # reeldb_diff, db.diff
     "branch": Need("create branch", write=("name",), read=("source",)),  # reeldb_branch, db.branch
@@ -99,10 +101,6 @@ class Rights:
         """Whether the branch or tag name ``ref`` is one this login may use."""
         return self.patterns is None or any(fnmatch.fnmatchcase(ref, p) for p in self.patterns)
 
-    def visible(self, names: Iterable[str]) -> list[str]:
-        """The branch or tag names of ``names`` this login may see."""
-        return [n for n in names if self.may_name(n)]
-
     def check_admin(self, action: str) -> None:
         if self.read_only:
             raise errors.InsufficientPrivilege(f"permission denied to {action}: {self._who()} is read-only")
@@ -127,10 +125,11 @@ class Rights:
         if self.patterns is None:
             return catalog.resolve(ref)
         branch = catalog.refs.branch(ref)
-        if branch is not None or catalog.refs.tag(ref) is not None:
+        named = branch[0] if branch is not None else catalog.refs.tag(ref)  # as resolve: a branch first
+        if named is not None:
             if not self.may_name(ref):
                 raise self._denied(ref, action)
-            return catalog.resolve(ref)
+            return named
         try:  # a commit id or prefix (or nothing)
             cid = catalog.resolve(ref)
         except errors.UndefinedObject:
