@@ -100,8 +100,9 @@ def test_users_stored_hashed_and_rights(tmp_path):
     raw = store.get(users.USERS_KEY).decode()
     assert "s3cret" not in raw and "SCRAM-SHA-256$" in raw
     alice, bob = users.list_users(store)
-    assert users.can_write(alice, "main") and users.can_read(bob, "exp/a")
-    assert not users.can_read(bob, "main") and not users.can_write(bob, "exp/a")
+    alice_may, bob_may = users.rights_of(alice), users.rights_of(bob)
+    assert not alice_may.read_only and not alice_may.admin and alice_may.may_name("main")
+    assert bob_may.read_only and bob_may.may_name("exp/a") and not bob_may.may_name("main")
     srv = users.check_login(store, "alice")
     server_first = srv.first(b"n,,n=,r=nonce")
     final, _ = _client_final("s3cret", "n=,r=nonce", server_first)

@@ -16,7 +16,7 @@ from . import errors
 from .catalog.catalog import Catalog
 from .catalog.diff import Diff
 from .catalog.merge import MergeResult
-from .catalog.vacuum import DEFAULT_GRACE, expire, vacuum
+from .catalog.vacuum import DEFAULT_GRACE
 from .cursor import Cursor
 from .format.types import MATRIX
 from .sql import dml
@@ -244,19 +244,22 @@ class Connection:
 
     def protect(self, branch: str) -> None:
         """Refuse every write to ``branch`` (commits, merges, resets) until unprotected."""
-        self.catalog.refs.protect(branch)
+        self._check()
+        self._session.protect(branch)
 
     def unprotect(self, branch: str) -> None:
-        self.catalog.refs.unprotect(branch)
+        self._check()
+        self._session.unprotect(branch)
 
     def tag(self, name: str, at: str | None = None) -> str:
         return self._session.create_tag(name, at)
 
     def delete_tag(self, name: str) -> None:
-        self.catalog.refs.delete_tag(name)
+        self._check()
+        self._session.delete_tag(name)
 
     def tags(self) -> dict[str, str]:
-        return self.catalog.refs.tags()
+        return self._session.tags()
 
     def log(self, branch: str | None = None, table: str | None = None,
             limit: int | None = None) -> list[dict[str, Any]]:
@@ -325,12 +328,14 @@ class Connection:
         """Delete files no branch or tag reaches; with ``retain``, also the files of
         commits older than that (time travel to them then fails). Files younger than
         ``grace`` stay: a concurrent writer may be about to commit them."""
-        return vacuum(self.catalog, grace, retain)
+        self._check()
+        return self._session.vacuum(retain, grace)
 
     def expire(self, older_than: dt.timedelta | dt.datetime) -> int:
         """Drop commits older than ``older_than`` from history; branch and tag heads stay.
         Their files go at the next ``vacuum``."""
-        return expire(self.catalog, older_than)
+        self._check()
+        return self._session.expire(older_than)
 
     def dataloader(self, table: str | None = None, *, sql: str | None = None) -> DataLoader:
         """A ``reeldb.loader.DataLoader`` over a table or a query, pinned to this snapshot."""

@@ -180,7 +180,8 @@ class Server:
         loop = asyncio.get_running_loop()
         try:
             account = await self._authenticate(reader, writer, frames, executor, user)
-            if not user_store.can_read(account, branch):
+            rights = user_store.rights_of(account)
+            if not rights.may_name(branch):
                 raise errors.InsufficientPrivilege(f'user "{user}" may not use branch "{branch}"')
         except (errors.Error, ConnectionError) as e:
             if isinstance(e, errors.Error):
@@ -194,13 +195,10 @@ class Server:
                 "3D000" if e.sqlstate in ("3D000", "42704") else e.sqlstate,
                 f'database "{database}" does not exist: {e.message}', severity="FATAL"))
             return None
-        if account is not None and account.branches is not None:
-            db._session.may_use = lambda b, a=account: user_store.can_read(a, b)
+        db._session.rights = rights
         db._session.user = user or "reeldb"
         db._session.database = database.partition("/")[0] or "reeldb"
         db._session.statement_timeout_ms = self.options.statement_timeout_ms
-        if not user_store.can_write(account, branch):
-            db._session.read_only = f'user "{user}" may only read branch "{branch}"'
         session = ClientSession(db, user, database, next(self._pids))
         db._session.backend_pid = session.pid
         self.clients[session.pid] = session

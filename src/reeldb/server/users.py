@@ -1,16 +1,18 @@
-"""Server users and rights, stored in the database itself as ``_reeldb/users.json``.
+"""Server users and their rights, stored in the database itself as ``_reeldb/users.json``.
 
 One JSON object, moved only by compare-and-swap so two ``reeldb user add`` runs cannot
-lose each other's change. Only SCRAM verifiers are stored, never passwords.
+lose each other's change. Only SCRAM verifiers are stored, never passwords. What each
+right allows is decided in one place, ``reeldb.sql.rights``; ``rights_of`` turns a user
+into the ``Rights`` its sessions get.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from dataclasses import dataclass
 
 from reeldb.server import auth
+from reeldb.sql.rights import FULL, Rights
 from reeldb.storage.base import ObjectStore
 
 USERS_KEY = "_reeldb/users.json"
@@ -18,12 +20,14 @@ USERS_KEY = "_reeldb/users.json"
 
 @dataclass(frozen=True)
 class User:
-    """A login and what it may touch; ``branches`` None means every branch."""
+    """A login and what it may touch; ``branches`` (patterns of branch and tag names)
+    None means every ref. ``admin``: may protect, VACUUM, expire and manage users."""
 
     name: str
     verifier: str
     readonly: bool = False
     branches: tuple[str, ...] | None = None
+    admin: bool = False
 
 
 def _load(store: ObjectStore) -> tuple[dict, str | None]:
@@ -45,12 +49,17 @@ def _update(store: ObjectStore, change) -> None:
 
 
 def add_user(
-    store: ObjectStore, name: str, password: str, *, readonly: bool = False, branches: list[str] | None = None
+    store: ObjectStore, name: str, password: str, *, readonly: bool = False, branches: list[str] | None = None,
+    admin: bool = False, by: Rights = FULL,
 ) -> None:
-    """Create or replace a user (replacing is how a password is changed)."""
+    """Create or replace a user (replacing is how a password is changed). ``by``: the
+    rights of who asks (the command line, with the database's files in hand, has all)."""
+    by.authorize("users", None, None)  # users are no ref: no catalog, no branch
     if not name:
         raise ValueError("user name must not be empty")
-    entry = {"verifier": auth.make_verifier(password), "readonly": readonly, "branches": branches}
+    if admin and readonly:
+        raise ValueError("an admin cannot be read-only: admin rights change the database")
+    entry = {"verifier": auth.make_verifier(password), "readonly": readonly, "branches": branches, "admin": admin}
 
     def change(users: dict) -> None:
         users[name] = entry
@@ -58,8 +67,9 @@ def add_user(
     _update(store, change)
 
 
-def remove_user(store: ObjectStore, name: str) -> None:
+def remove_user(store: ObjectStore, name: str, *, by: Rights = FULL) -> None:
     """Delete a user; KeyError if there is none by that name."""
+    by.authorize("users", None, None)
 
     def change(users: dict) -> None:
         if name not in users:
@@ -73,7 +83,8 @@ def list_users(store: ObjectStore) -> list[User]:
     """Every user, sorted by name."""
     users, _ = _load(store)
     return [
-        User(n, e["verifier"], bool(e.get("readonly")), tuple(e["branches"]) if e.get("branches") else None)
+        User(n, e["verifier"], bool(e.get("readonly")), tuple(e["branches"]) if e.get("branches") else None,
+             bool(e.get("admin")))
         for n, e in sorted(users.items())
     ]
 
@@ -89,15 +100,12 @@ def check_login(store: ObjectStore, name: str) -> auth.ScramServer:
     return auth.ScramServer(name, user.verifier if user else None)
 
 
-def can_read(user: User | None, branch: str) -> bool:
-    """None is the trusted loopback session (no users exist): everything allowed."""
-    if user is None or user.branches is None:
-        return True
-    return any(fnmatch.fnmatchcase(branch, pat) for pat in user.branches)
-
-
-def can_write(user: User | None, branch: str) -> bool:
-    return can_read(user, branch) and not (user is not None and user.readonly)
+def rights_of(user: User | None) -> Rights:
+    """The rights a user's sessions get; None is the trusted loopback session of a server
+    with no users, which may do everything."""
+    if user is None:
+        return FULL
+    return Rights(user=user.name, read_only=user.readonly, admin=user.admin, patterns=user.branches)
 
 
 def _store(args) -> ObjectStore:
@@ -107,7 +115,7 @@ def _store(args) -> ObjectStore:
 
 
 def add_user_command(args) -> int:
-    """``reeldb user add NAME [--readonly] [--branch PATTERN ...] [--password-stdin]``."""
+    """``reeldb user add NAME [--readonly | --admin] [--branch PATTERN ...] [--password-stdin]``."""
     import getpass
     import sys
 
@@ -121,7 +129,12 @@ def add_user_command(args) -> int:
     if not password:
         print("empty password refused", file=sys.stderr)
         return 1
-    add_user(_store(args), args.name, password, readonly=args.readonly, branches=args.branch or None)
+    try:
+        add_user(_store(args), args.name, password, readonly=args.readonly, branches=args.branch or None,
+                 admin=args.admin)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 1
     return 0
 
 
@@ -140,7 +153,7 @@ def remove_user_command(args) -> int:
 def list_users_command(args) -> int:
     """``reeldb user list``: name, rights, branches; never the verifier."""
     for u in list_users(_store(args)):
-        rights = "read-only" if u.readonly else "read-write"
+        rights = "read-only" if u.readonly else "admin" if u.admin else "read-write"
         print(f"{u.name}\t{rights}\t{','.join(u.branches) if u.branches else '*'}")
     return 0
 
@@ -153,7 +166,10 @@ def register_cli(subparsers) -> None:
     a.add_argument("path", metavar="PATH")
     a.add_argument("name", metavar="NAME")
     a.add_argument("--readonly", action="store_true", help="may read, never write")
-    a.add_argument("--branch", action="append", metavar="PATTERN", help="allowed branch glob (repeatable)")
+    a.add_argument("--admin", action="store_true",
+                   help="may also protect/unprotect branches, VACUUM, expire history and manage users")
+    a.add_argument("--branch", action="append", metavar="PATTERN",
+                   help="allowed branch and tag name glob (repeatable)")
     a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     a.set_defaults(func=add_user_command)
     r = sub.add_parser("remove", help="delete a user")

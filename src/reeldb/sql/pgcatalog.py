@@ -493,7 +493,7 @@ class PgCatalog:
         s = self.s
         schemas: list[tuple[str, int, dict[str, TableManifest]]] = [("public", pt.PUBLIC_NS, s.current_tables())]
         branches = sorted(s.catalog.refs.branches().items())
-        visible = [(b, c) for b, c in branches if s.may_use is None or s.may_use(b)]
+        visible = [(b, c) for b, c in branches if s.rights.may_name(b)]  # only what the login may read
         for b, cid in visible:
             schemas.append((b, stable_oid("ns", b), s.catalog.snapshot(cid)))
         key = (tuple((sc, ns, tuple((n, tm.table_id, tm.schema.fingerprint, tm.rows) for n, tm in t.items()))
@@ -769,7 +769,7 @@ class CatalogRewrite:
 
     def _privilege(self, args: list[ast.Node]) -> ast.Node:
         ok, what = _constant_arg(args[-1], self.params) if args else (False, None)
-        if self.s.read_only is not None and ok and isinstance(what, str) \
+        if self.s.rights.read_only and ok and isinstance(what, str) \
                 and any(p in what.upper() for p in _WRITE_PRIVILEGES):
             return _const(False)
         return _const(True)

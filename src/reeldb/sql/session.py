@@ -32,6 +32,7 @@ from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse, walk
 from .pgcatalog import PgCatalog, settings
 from .rewrite import Rewriter, adapt_param, finish
+from .rights import FULL, NEEDS, Rights
 from .versioning import VersioningMixin
 
 MAX_REF_RELATIONS = 64  # tables of other branches/tags kept registered at once
@@ -80,8 +81,7 @@ class Session(VersioningMixin):
         else:
             catalog.head(branch or "main")  # the branch must exist
             self.branch, self.pinned = branch or "main", None
-        self.read_only: str | None = None  # why writes are refused (a read-only server user), if they are
-        self.may_use: Callable[[str], bool] | None = None  # branches a server user may switch to
+        self.rights: Rights = FULL  # what the login may do (the server sets a user's at login)
         self.txn: Transaction | None = None  # explicit (BEGIN ... COMMIT)
         self._auto: Transaction | None = None  # the statement's own, outside BEGIN
         self.failed = False
@@ -131,8 +131,7 @@ class Session(VersioningMixin):
         return self.txn_characteristics or self.default_characteristics
 
     def write_txn(self) -> Transaction:
-        if self.read_only is not None:
-            raise errors.ReadOnlySqlTransaction(self.read_only)
+        self.authorize("write", branch=None)
         if self.characteristics.read_only:
             raise errors.ReadOnlySqlTransaction("cannot execute a write in a read-only transaction")
         if self.pinned is not None:
@@ -363,15 +362,23 @@ class Session(VersioningMixin):
         return ddl.drop(self, stmt)
 
     def _vacuum(self, stmt: ast.VacuumStmt) -> Result:
-        """VACUUM [FULL] [table]: compact (the table, or all), then delete unreachable files."""
-        from ..catalog.vacuum import vacuum
-
-        self._no_txn("run VACUUM")
+        """VACUUM [FULL] [table]: compact (the table, or all), then delete unreachable files.
+        ANALYZE (the same statement to the parser) keeps no statistics here: it only checks
+        its tables exist, and never vacuums."""
         rels = [r.relation.relname for r in (stmt.rels or ())]
+        if not stmt.is_vacuumcmd:
+            tables = self.current_tables()
+            for name in rels:
+                if name not in tables:
+                    raise errors.UndefinedTable(f'relation "{name}" does not exist')
+            self.notice("ANALYZE has no effect in reeldb: the engine keeps its own statistics")
+            return Result(status="ANALYZE")
+        self._no_txn("run VACUUM")
+        self.authorize("vacuum")  # before compacting: a refused VACUUM changes nothing
         for name in rels or [None]:
             if self.branch is not None:
                 self.optimize(name)
-        out = vacuum(self.catalog)
+        out = self.vacuum()
         return Result(status="VACUUM", rowcount=out["files"])
 
     def _table_functions(self, stmt: ast.SelectStmt, params: list[Any]) -> list[str]:
@@ -420,10 +427,7 @@ class Session(VersioningMixin):
         return dims
 
     def _resolve_schema(self, schema: str, table: str) -> str:
-        if self.may_use is not None and not self.may_use(schema):
-            raise errors.InsufficientPrivilege(f'permission denied for schema "{schema}": this user may not '
-                                               "read that branch, tag or commit")
-        cid = self.catalog.resolve(schema)
+        cid = self.rights.check_read(self.catalog, schema, NEEDS["query"].action)
         key = (cid, table)
         rel = self._ref_rels.get(key)
         if rel is None:

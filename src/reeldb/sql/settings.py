@@ -163,7 +163,7 @@ def current(s: Session) -> dict[str, str]:
     out["reeldb.branch"] = s.branch or s.pinned or ""
     out["session_authorization"], out["role"] = s.user, "none"
     out.update(as_settings(s.characteristics, s.default_characteristics))
-    if s.read_only:
+    if s.rights.read_only:
         out["transaction_read_only"] = out["default_transaction_read_only"] = "on"
     return out
 

@@ -17,6 +17,7 @@ from .. import errors
 from ..catalog import compact as compaction
 from ..catalog.diff import Diff, diff
 from ..catalog.merge import MergeResult, merge, revert
+from ..catalog.vacuum import DEFAULT_GRACE, expire, vacuum
 
 if TYPE_CHECKING:
     from .session import Result, Session
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
 
 class VersioningMixin:
     """Session methods for versioning (``self`` is a Session)."""
+
+    def authorize(self: Session, op: str, /, **refs: str | None) -> dict[str, str]:
+        """Refuse ``op`` unless this session's login has the rights ``rights.NEEDS`` lists
+        for it on these refs (None: the session's own branch or ref); the commits the read
+        refs name, resolved once."""
+        return self.rights.authorize(op, self.catalog, self.branch, **refs)
 
     def _no_txn(self: Session, what: str) -> None:
         if self.in_transaction:
@@ -38,8 +45,7 @@ class VersioningMixin:
     def checkout(self: Session, name: str) -> None:
         """Switch to a branch, or (read-only) to a tag or commit."""
         self._no_txn("switch branches")
-        if self.may_use is not None and not (self.catalog.refs.branch(name) is not None and self.may_use(name)):
-            raise errors.InsufficientPrivilege(f'this login may not use "{name}"')
+        self.authorize("checkout", ref=name)
         if self.catalog.refs.branch(name) is not None:
             self.branch, self.pinned = name, None
         else:
@@ -48,13 +54,14 @@ class VersioningMixin:
 
     def create_branch(self: Session, name: str, checkout: bool = True, at: str | None = None) -> str:
         self._no_txn("create a branch")
-        commit = self.catalog.resolve(at) if at else self.head()
+        commit = self.authorize("branch", name=name, source=at).get("source") or self.head()
         self.catalog.refs.create_branch(name, commit)
         if checkout:
             self.checkout(name)
         return commit
 
     def delete_branch(self: Session, name: str) -> None:
+        self.authorize("delete_branch", name=name)
         if name == self.branch:
             raise errors.ObjectInUse(f'cannot delete branch "{name}": this connection is on it')
         if self.catalog.refs.protected(name):
@@ -62,18 +69,35 @@ class VersioningMixin:
         self.catalog.refs.delete_branch(name)
 
     def branches(self: Session) -> list[dict[str, Any]]:
+        """The branches this login may read."""
         protected = self.catalog.refs.protected_branches()
         return [{"name": n, "commit": c, "current": n == self.branch, "protected": n in protected}
-                for n, c in sorted(self.catalog.refs.branches().items())]
+                for n, c in sorted(self.catalog.refs.branches().items()) if self.rights.may_name(n)]
+
+    def protect(self: Session, branch: str) -> None:
+        self.authorize("protect", branch=branch)
+        self.catalog.refs.protect(branch)
+
+    def unprotect(self: Session, branch: str) -> None:
+        self.authorize("unprotect", branch=branch)
+        self.catalog.refs.unprotect(branch)
+
+    def tags(self: Session) -> dict[str, str]:
+        """The tags this login may read: name -> commit."""
+        return {n: c for n, c in sorted(self.catalog.refs.tags().items()) if self.rights.may_name(n)}
+
+    def delete_tag(self: Session, name: str) -> None:
+        self.authorize("delete_tag", name=name)
+        self.catalog.refs.delete_tag(name)
 
     def create_tag(self: Session, name: str, at: str | None = None) -> str:
-        commit = self.catalog.resolve(at) if at else self.head()
+        commit = self.authorize("tag", name=name, source=at).get("source") or self.head()
         self.catalog.refs.create_tag(name, commit)
         return commit
 
     def log(self: Session, branch: str | None = None, table: str | None = None,
             limit: int | None = None) -> list[dict[str, Any]]:
-        start = self.catalog.resolve(branch) if branch else self.head()
+        start = self.authorize("log", ref=branch).get("ref") or self.head()
         out = []
         for c in self.catalog.log(start):
             if table is not None and not _touches(self.catalog, c, table):
@@ -88,18 +112,24 @@ class VersioningMixin:
         return out
 
     def diff(self: Session, a: str, b: str | None = None, table: str | None = None) -> Diff:
-        return diff(self.catalog, self.catalog.resolve(a), self.catalog.resolve(b) if b else self.head(), table)
+        if not a:
+            raise errors.InvalidParameterValue("diff needs a branch, tag or commit to compare")
+        commits = self.authorize("diff", a=a, b=b)
+        return diff(self.catalog, commits["a"], commits.get("b") or self.head(), table)
 
     def merge(self: Session, source: str, into: str | None = None, strategy: str = "fail",
               message: str | None = None, author: str | None = None) -> MergeResult:
         self._no_txn("merge")
+        self.authorize("merge", source=source, into=into)
         return merge(self.catalog, source, self._branch_or_current(into), strategy, message, author)
 
     def reset(self: Session, branch: str | None, to: str) -> str:
         self._no_txn("reset a branch")
+        if not to:
+            raise errors.InvalidParameterValue("reset needs a commit, tag or branch to reset to")
+        target = self.authorize("reset", branch=branch, target=to)["target"]
         b = self._branch_or_current(branch)
         self.catalog.refs.check_writable(b)
-        target = self.catalog.resolve(to)
         while True:
             got = self.catalog.refs.branch(b)
             if got is None:
@@ -109,14 +139,27 @@ class VersioningMixin:
 
     def revert(self: Session, commit: str, message: str | None = None) -> str:
         self._no_txn("revert")
+        self.authorize("revert", commit=commit, branch=None)
         return revert(self.catalog, commit, self._branch_or_current(None), message).commit
 
     def optimize(self: Session, table: str | None = None) -> list[dict[str, Any]]:
         self._no_txn("optimize")
+        self.authorize("optimize", branch=None)
         branch = self._branch_or_current(None)
         done = compaction.compact(self.catalog, branch, table)
         self.fold_indexes(branch, [table] if table else [c.table for c in done])
         return [vars(c) for c in done]
+
+    def vacuum(self: Session, retain: dt.timedelta | None = None,
+               grace: dt.timedelta = DEFAULT_GRACE) -> dict[str, int]:
+        """Delete the files no branch or tag reaches (see ``catalog.vacuum``)."""
+        self.authorize("vacuum")
+        return vacuum(self.catalog, grace, retain)
+
+    def expire(self: Session, older_than: dt.timedelta | dt.datetime) -> int:
+        """Drop commits older than ``older_than`` from history (see ``catalog.vacuum``)."""
+        self.authorize("expire")
+        return expire(self.catalog, older_than)
 
     def fold_indexes(self: Session, branch: str, tables: list[str]) -> None:
         """After compaction: fold rewritten and new rows into the tables' vector indexes
@@ -233,13 +276,13 @@ def _sql_delete_branch(s: Session, *a: Any) -> str:
 
 def _sql_protect(s: Session, *a: Any) -> str:
     _arity("reeldb_protect", a, 1, 1)
-    s.catalog.refs.protect(a[0])
+    s.protect(a[0])
     return a[0]
 
 
 def _sql_unprotect(s: Session, *a: Any) -> str:
     _arity("reeldb_unprotect", a, 1, 1)
-    s.catalog.refs.unprotect(a[0])
+    s.unprotect(a[0])
     return a[0]
 
 
@@ -283,7 +326,7 @@ def _branches_table(s: Session, *a: Any) -> pa.Table:
 
 def _tags_table(s: Session, *a: Any) -> pa.Table:
     _arity("reeldb_tags", a, 0, 0)
-    tags = sorted(s.catalog.refs.tags().items())
+    tags = sorted(s.tags().items())
     return pa.table({"name": pa.array([t for t, _ in tags], pa.string()),
                      "commit": pa.array([c for _, c in tags], pa.string())})
 
