@@ -23,7 +23,7 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 
 from .. import errors
-from ..engine.engine import CHAR_TYPE
+from ..engine.engine import CHAR_TYPE, internal_name
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
 from .characteristics import as_settings
@@ -38,7 +38,6 @@ OWNER_OID = 10
 HEAP_AM, BTREE_AM = 2, 403
 VECTOR_AMS = {"hnsw": 16400, "ivfflat": 16401}  # pgvector's methods (extension oids are >= 16384)
 DEFAULT_COLLATION = 100
-PREFIX = "__pg_"
 
 
 def settings(session: Session) -> dict[str, str]:
@@ -569,7 +568,7 @@ class PgCatalog:
 
 
 def relation_name(key: str) -> str:
-    return PREFIX + key.replace(".", "__")
+    return internal_name("pg", key.replace(".", "__"))
 
 
 CATALOG_NAMES = frozenset([
