@@ -520,6 +520,7 @@ _DUCK_STATES = [
     ("Division by zero", errors.DivisionByZero),
     ("division by zero", errors.DivisionByZero),
     ("Out of Range Error", errors.NumericValueOutOfRange),
+    ("value is out of range for the destination type", errors.NumericValueOutOfRange),
     ("Conversion Error", errors.InvalidTextRepresentation),
     ("Invalid Input Error: Malformed JSON", errors.InvalidTextRepresentation),
     ("Parser Error", errors.SyntaxError),

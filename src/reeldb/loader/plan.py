@@ -42,7 +42,8 @@ MATRIX_COL, NUMBER, VALUE, BLOB_COL = "matrix", "number", "value", "blob"
 MEDIA = ("video", "image")
 _VIDEO_KEYS = ("start", "frames", "stride")
 _DECODE_KEYS = {"type", "start", "frames", "stride", "size", "pad"}
-_ROWS, _QUERY = internal_name("loaderrows"), internal_name("loaderquery")  # the filter engine's own relations
+_ROWS = internal_name("loaderrows")  # the filter engine's Arrow rows: never a table's name
+_QUERY = "__query"  # a query's result, in an engine of its own: filters name it, so it must parse
 _NUMBER_KINDS = {"int16": "int16", "int32": "int32", "int64": "int64", "float32": "float32",
                  "float64": "float64", "bool": "bool"}
 
