@@ -187,13 +187,11 @@ class Connection:
                     col = tm.schema.find(name)
                     if col is not None and col.type.storage == MATRIX and isinstance(columns[name], np.ndarray) \
                             and columns[name].dtype != object:
-                        from .format.types import check_matrix, MatrixColumn  # noqa: I001
+                        from .format.types import check_matrix, MatrixColumn, to_stored  # noqa: I001
 
                         arr = columns.pop(name)
                         if arr.shape[1:] == col.type.row_shape and arr.shape[0] == n:
-                            if col.type.kind in ("vector", "halfvec") and not np.isfinite(arr).all():
-                                raise errors.DataError(f"NaN or infinity not allowed in vector (column {name})")
-                            mats[name] = MatrixColumn(np.ascontiguousarray(arr, dtype=col.type.np_dtype),
+                            mats[name] = MatrixColumn(np.ascontiguousarray(to_stored(col.type, name, arr)),
                                                       np.ones(n, dtype=bool))
                         else:
                             mats[name] = check_matrix(col.type, name, list(arr))

@@ -1,12 +1,15 @@
 """DuckDB in-process, with the tables of a snapshot registered as Arrow data.
 
 Each table becomes three relations:
-- ``__t_<name>``: the registered Arrow table, every fragment one chunk; vectors and
-  fixed-shape tensors are FixedSizeList arrays built over memory-mapped matrix files
-  (no copy); hidden ``_rowid``, ``__gpos`` (position in the table), ``__live``;
-- ``__v_<name>``: a view of the live rows with SQL types applied (JSON, UUID) plus the
-  hidden columns, used by UPDATE/DELETE planning and the vector fast path;
+- ``internal_name("t", name)``: the registered Arrow table, every fragment one chunk;
+  vectors and fixed-shape tensors are FixedSizeList arrays built over memory-mapped matrix
+  files (no copy); hidden ``_rowid``, ``__gpos`` (position in the table), ``__live``;
+- ``internal_name("v", name)``: a view of the live rows with SQL types applied (JSON, UUID)
+  plus the hidden columns, used by UPDATE/DELETE planning and the vector fast path;
 - ``<name>``: the user's view, exactly the table's columns.
+
+Every relation (and macro) reeldb makes for itself is named by ``internal_name``, a name no
+SQL a user writes can produce, so a user's table may have any name (``"__t_t"`` included).
 """
 
 from __future__ import annotations
@@ -40,11 +43,44 @@ from ..format.types import MATRIX
 
 GPOS, LIVE = "__gpos", "__live"
 
+# Every name reeldb gives its own DuckDB relations and macros starts with INTERNAL, 64 bytes:
+# longer than any identifier in SQL, which Postgres' scanner (and so pglast's) cuts to
+# NAMEDATALEN - 1 = 63 bytes. So no name in a user's SQL can equal an internal one, and no
+# user table can be named like one. (DuckDB's temporary objects, where registered Arrow
+# tables live, all share one schema: a schema of their own is not possible.)
+INTERNAL = "__reeldb_internal" + "_" * 47
+IDENTIFIER_MAX_BYTES = 63
+
+
+def internal_name(kind: str, name: str = "") -> str:
+    """The DuckDB name of reeldb's own relation ``kind`` (no ``_`` in it) for ``name``:
+    distinct kinds and names give distinct relations, none of them a user's."""
+    assert "_" not in kind, kind
+    return f"{INTERNAL}{kind}_{name}"
+
+
+def is_internal(rel: str) -> bool:
+    return rel.startswith(INTERNAL)
+
+
+def shown_name(rel: str) -> str:
+    """The name a user wrote for a relation (``internal_name``'s ``name``, unwrapped)."""
+    while is_internal(rel):
+        rel = rel[len(INTERNAL):].split("_", 1)[1]
+    return rel
+
+
+def rowid_view_name(rel: str) -> str:
+    """The view of ``rel`` that shows _rowid after the table's columns."""
+    return internal_name("x", rel)
+
+
+DIV, MOD = internal_name("div"), internal_name("mod")
 _EXTENSIONS = ("json", "parquet", "icu")  # built into DuckDB's wheel: loaded, never installed
 _MACROS = [
     # Postgres raises on division by zero where DuckDB returns NULL
-    "CREATE OR REPLACE MACRO __pg_div(a, b) AS CASE WHEN b = 0 THEN error('division by zero') ELSE a / b END",
-    "CREATE OR REPLACE MACRO __pg_mod(a, b) AS CASE WHEN b = 0 THEN error('division by zero') ELSE a % b END",
+    f"CREATE OR REPLACE MACRO {DIV}(a, b) AS CASE WHEN b = 0 THEN error('division by zero') ELSE a / b END",
+    f"CREATE OR REPLACE MACRO {MOD}(a, b) AS CASE WHEN b = 0 THEN error('division by zero') ELSE a % b END",
     # probed media metadata of IMAGE / VIDEO cells, as SQL functions
     "CREATE OR REPLACE MACRO video_frames(v) AS TRY_CAST(json_extract_string(v.meta, '$.frames') AS BIGINT)",
     "CREATE OR REPLACE MACRO video_fps(v) AS TRY_CAST(json_extract_string(v.meta, '$.fps') AS DOUBLE)",
@@ -195,8 +231,7 @@ def _adopt_inherited() -> None:
 os.register_at_fork(after_in_child=_adopt_inherited)
 
 
-ROWID_VIEW = "__x_"  # prefix of the views that show _rowid after the table's columns
-CHAR_TYPE = "__pg_char"  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
+CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
 
@@ -279,25 +314,27 @@ class Engine:
         return self.sandbox.file_access
 
     # -- registration ----------------------------------------------------------------------
-    def bind_snapshot(self, tables: Mapping[str, TableManifest], prefix: str = "",
-                      only: set[str] | None = None) -> None:
-        """Make ``tables`` (those named in ``only``, when given) the relations named
-        ``prefix + name``; drop relations of tables that no longer exist."""
+    def bind_snapshot(self, tables: Mapping[str, TableManifest], only: set[str] | None = None) -> None:
+        """Make ``tables`` (those named in ``only``, when given) the relations of the same
+        names; drop relations of tables that no longer exist (internal ones stay)."""
         with self.lock:
             for name in tables if only is None else sorted(n for n in only if n in tables):
-                self.bind_table(prefix + name, tables[name])
-            for rel in [r for r in self.bound if r.startswith(prefix) and r[len(prefix):] not in tables
-                        and (prefix or not r.startswith("__r"))]:
+                self.bind_table(name, tables[name])
+            for rel in [r for r in self.bound if not is_internal(r) and r not in tables]:
                 self.unbind(rel)
 
     def bind_table(self, rel: str, tm: TableManifest) -> BoundTable:
+        """Register ``tm`` as relation ``rel``: a user's table name, or an ``internal_name``."""
+        if not is_internal(rel) and len(rel.encode()) > IDENTIFIER_MAX_BYTES:
+            raise errors.ProgrammingError(f'table name "{rel}" is longer than {IDENTIFIER_MAX_BYTES} bytes',
+                                          sqlstate="42622")
         with self.lock:
             cur = self.bound.get(rel)
             sig = _signature(tm)
             if cur is not None and cur.signature == sig:
                 return cur
             arrow, offsets = self._arrow(tm, sig)
-            internal, view = f"__t_{rel}", f"__v_{rel}"
+            internal, view = internal_name("t", rel), internal_name("v", rel)
             self.con.register(internal, arrow)
             if cur is not None and cur.manifest.schema.fingerprint == tm.schema.fingerprint:
                 # same columns: the views still fit, only the registered data changed
@@ -323,7 +360,7 @@ class Engine:
         )
         if rowid_view:  # with the hidden _rowid last: queries that name _rowid read this one
             self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {quote_ident(ROWID_VIEW + rel)} AS SELECT "
+                f"CREATE OR REPLACE TEMP VIEW {quote_ident(rowid_view_name(rel))} AS SELECT "
                 f"{user_cols + ', ' if tm.schema.columns else ''}{ROWID} FROM {quote_ident(view)}"
             )
 
@@ -346,7 +383,7 @@ class Engine:
         """A relation like ``rel`` over just these rows (from ``point_rows``)."""
         with self.lock:
             bt = self.bound[rel]
-            internal, view, user = f"__pt_{rel}", f"__pv_{rel}", f"__pu_{rel}"
+            internal, view, user = internal_name("pt", rel), internal_name("pv", rel), internal_name("pu", rel)
             self.con.register(internal, rows)
             if self._point_views.get(rel) != bt.manifest.schema.fingerprint:
                 self._create_views(bt.manifest, internal, view, user, rowid_view=False)
@@ -356,7 +393,7 @@ class Engine:
     def unbind(self, rel: str) -> None:
         bt = self.bound.pop(rel)
         self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(rel)}")
-        self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(ROWID_VIEW + rel)}")
+        self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(rowid_view_name(rel))}")
         self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(bt.view)}")
         try:
             self.con.unregister(bt.internal)
@@ -537,6 +574,7 @@ _DUCK_STATES = [
     ("Division by zero", errors.DivisionByZero),
     ("division by zero", errors.DivisionByZero),
     ("Out of Range Error", errors.NumericValueOutOfRange),
+    ("value is out of range for the destination type", errors.NumericValueOutOfRange),
     ("Conversion Error", errors.InvalidTextRepresentation),
     ("Invalid Input Error: Malformed JSON", errors.InvalidTextRepresentation),
     ("Parser Error", errors.SyntaxError),
@@ -552,7 +590,7 @@ _DUCK_STATES = [
 
 
 _PG_MESSAGES = [
-    (re.compile(r'Table with name (__r\d+_|__[tv]_)?([^ ]+) does not exist!?'), r'relation "\2" does not exist'),
+    (re.compile(r'Table with name ([^ ]+) does not exist!?'), lambda m: f'relation "{shown_name(m.group(1))}" does not exist'),
     (re.compile(r'Referenced column "?([^" ]+)"? not found in FROM clause!?'), r'column "\1" does not exist'),
     (re.compile(r'Scalar Function with name ([^ ]+) does not exist!?'), r"function \1 does not exist"),
     (re.compile(r'Table "([^"]+)" does not have a column named "([^"]+)"'), r'column \1.\2 does not exist'),
@@ -577,8 +615,8 @@ def translate_error(e: Exception) -> errors.Error:
             if "Candidate bindings:" in first or "Did you mean" in first:
                 cand = first.split("\n", 1)[1].strip() if "\n" in first else ""
                 hint = "" if "pg_" in cand or "__" in cand else f" ({cand})"
-            first = first[:first.index(":") + 2] + m.expand(repl) + hint if ": " in first[:40] else \
-                m.expand(repl) + hint
+            text = repl(m) if callable(repl) else m.expand(repl)
+            first = first[:first.index(":") + 2] + text + hint if ": " in first[:40] else text + hint
     for needle, cls in _DUCK_STATES:
         if needle in msg:
             if cls is errors.QueryCanceled:  # interrupted by a CancelRequest

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from .. import errors
 from ..storage import ObjectStore
-from .types import BLOB_FIELDS, BLOB_STRUCT, ColumnType
+from .types import BLOB_FIELDS, BLOB_STRUCT, ColumnType, to_stored
 
 INLINE_LIMIT = 4096
 PACK_ALIGN = 64  # each value starts 64-byte aligned, so a tensor's .npy data maps without a copy
@@ -66,7 +66,7 @@ def tensor_bytes(v: Any, ctype: ColumnType, column: str) -> bytes:
         raise errors.InvalidTextRepresentation(f"column {column}: not an array ({e})") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise errors.InvalidTextRepresentation(f"column {column} is {ctype.sql()}: value is not numeric")
-    arr = np.asarray(arr, dtype=ctype.np_dtype, order="C")  # ascontiguousarray would make 0-d arrays 1-d
+    arr = np.asarray(to_stored(ctype, column, arr), order="C")  # ascontiguousarray would make 0-d arrays 1-d
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
     return buf.getvalue()

@@ -326,14 +326,55 @@ def check_matrix(ctype: ColumnType, column: str, values: list[Any]) -> MatrixCol
             raise errors.DataError(
                 f"column {column} is {ctype.sql()}: expected shape {shape}, got {tuple(arr.shape)}"
             )
-        if is_vec and np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-            raise errors.DataError(f"NaN or infinity not allowed in vector (column {column})")
-        if np.issubdtype(ctype.np_dtype, np.integer) and np.issubdtype(arr.dtype, np.number):
-            info = np.iinfo(ctype.np_dtype)
+        out[i] = to_stored(ctype, column, arr, values[i] if isinstance(values[i], str) else None)
+    return MatrixColumn(out, valid)
+
+
+def to_stored(ctype: ColumnType, column: str, arr: np.ndarray, text: str | None = None) -> np.ndarray:
+    """Numbers -> the column's stored element type, refusing what the conversion would
+    change rather than store it: a finite value too large for float32 / float16 (22003, as
+    Postgres and pgvector: ``"1e+39" is out of range for type vector``), NaN or infinity in
+    a vector (a tensor may hold infinity), an integer outside the dtype's range. ``text`` is
+    the value as written, when it was text, to quote the element."""
+    target = ctype.np_dtype
+    if target == np.bool_:
+        return arr.astype(target, copy=False)
+    if np.issubdtype(target, np.integer):
+        if np.issubdtype(arr.dtype, np.number):
+            info = np.iinfo(target)
             if arr.size and (arr.min() < info.min or arr.max() > info.max):
                 raise errors.NumericValueOutOfRange(f"column {column}: value out of range for {ctype.dtype}")
-        out[i] = arr
-    return MatrixColumn(out, valid)
+        return arr.astype(target, copy=False)
+    is_vec = ctype.kind in ("vector", "halfvec")
+    if arr.dtype == target and not is_vec:  # nothing to convert: a tensor may hold infinity
+        return arr
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(target, copy=False)
+    if out.size and not np.isfinite(out).all():
+        source_finite = np.isfinite(arr) if np.issubdtype(arr.dtype, np.inexact) else np.ones(arr.shape, dtype=bool)
+        if is_vec and not source_finite.all():
+            raise errors.DataError(f"NaN or infinity not allowed in vector (column {column})")
+        overflow = np.flatnonzero((source_finite & ~np.isfinite(out)).reshape(-1))
+        if len(overflow):
+            j = int(overflow[0])
+            raise out_of_range(ctype, column, _element_text(arr.reshape(-1)[j], text, j))
+    return out
+
+
+def out_of_range(ctype: ColumnType, column: str, shown: str) -> errors.Error:
+    """Postgres' (and pgvector's) overflow error for one element, naming the column."""
+    name = ctype.kind if ctype.kind in ("vector", "halfvec") else ctype.sql()
+    return errors.NumericValueOutOfRange(f'"{_short(shown)}" is out of range for type {name} (column {column})')
+
+
+def _element_text(x: Any, text: str | None, j: int) -> str:
+    """Element ``j`` as the user wrote it (from the vector's text) or as a number."""
+    if text is not None:
+        items = text.strip()[1:-1].split(",")
+        if j < len(items):
+            return items[j].strip()
+    s = repr(float(x))
+    return s[:-2] if s.endswith(".0") else s
 
 
 def matrix_from_arrow(ctype: ColumnType, column: str, arr: pa.Array) -> MatrixColumn:
@@ -356,10 +397,7 @@ def matrix_from_arrow(ctype: ColumnType, column: str, arr: pa.Array) -> MatrixCo
             values = flat.to_numpy(zero_copy_only=False)
             if values.dtype == object:
                 raise errors.DataError(f"column {column}: NULL element inside a {ctype.sql()} value")
-            out = values.astype(ctype.np_dtype, copy=False).reshape((n, *shape))
-            if ctype.kind in ("vector", "halfvec") and np.issubdtype(values.dtype, np.floating) \
-                    and not np.isfinite(values).all():
-                raise errors.DataError(f"NaN or infinity not allowed in vector (column {column})")
+            out = to_stored(ctype, column, values).reshape((n, *shape))
             return MatrixColumn(np.ascontiguousarray(out), valid)
     return check_matrix(ctype, column, _to_pylist_np(arr))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -71,19 +72,50 @@ def _int(ctype: ColumnType, column: str) -> Callable[[Any], int]:
 
 
 def _float(ctype: ColumnType, column: str) -> Callable[[Any], float]:
+    real = ctype.kind == "float32"
+
     def conv(v: Any) -> float:
         if isinstance(v, (bool, np.bool_)):
             raise _mismatch(ctype, v, column)
         if isinstance(v, (int, float, np.integer, np.floating, decimal.Decimal)):
-            return float(v)
+            try:
+                f = float(v)
+            except OverflowError:  # an int beyond any double
+                f = math.inf
+            explicit = isinstance(v, float | np.floating) or (isinstance(v, decimal.Decimal) and v.is_infinite())
+            if math.isinf(f) and not explicit:
+                raise errors.NumericValueOutOfRange(f"value out of range: overflow (column {column}: {_short(v)})")
+            if real:
+                _check_real(f, f"{v}", column, text=False)
+            return f
         if isinstance(v, str):
             try:
-                return float(v.strip())
+                f = float(v.strip())
             except ValueError:
                 raise _bad(ctype, v, column) from None
+            if math.isinf(f) and v.strip().lstrip("+-").lower() not in ("inf", "infinity"):
+                raise errors.NumericValueOutOfRange(
+                    f'"{_short(v.strip())}" is out of range for type {ctype.sql()} (column {column})')
+            if real:
+                _check_real(f, v.strip(), column, text=True)
+            return f
         raise _mismatch(ctype, v, column)
 
     return conv
+
+
+def _check_real(f: float, written: str, column: str, text: bool) -> None:
+    """Postgres refuses a finite value that float4 cannot hold: it would become infinity
+    (overflow) or zero (underflow). Infinity itself is a real."""
+    with np.errstate(over="ignore", under="ignore"):
+        r = float(np.float32(f))
+    over, under = math.isinf(r) and not math.isinf(f), r == 0.0 and f != 0.0
+    if not (over or under):
+        return
+    if text:
+        raise errors.NumericValueOutOfRange(f'"{_short(written)}" is out of range for type real (column {column})')
+    raise errors.NumericValueOutOfRange(
+        f"value out of range: {'overflow' if over else 'underflow'} (column {column}: {_short(written)})")
 
 
 def _bool(ctype: ColumnType, column: str) -> Callable[[Any], bool]:
@@ -265,6 +297,17 @@ def check_scalars(ctype: ColumnType, column: str, values: list[Any]) -> pa.Array
 _FAST_CASTS = {"int16", "int32", "int64", "float32", "float64", "bool", "date", "timestamp", "timestamptz"}
 
 
+def _check_reals(source: pa.Array, cast: pa.Array, column: str) -> None:
+    """Doubles cast to float4: no finite value may have become infinity or zero."""
+    src = source.to_numpy(zero_copy_only=False)
+    got = cast.to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):
+        bad = (np.isinf(got) & np.isfinite(src)) | ((got == 0) & (src != 0) & ~np.isnan(src))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        _check_real(float(src[i]), repr(float(src[i])), column, text=False)
+
+
 def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Arrow array (from DuckDB or a user's table) -> storage type, cast when lossless."""
     target = ctype.arrow()
@@ -280,9 +323,13 @@ def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.Chunke
         if pa.types.is_timestamp(arr.type) and ctype.kind == "timestamp" and arr.type.tz is not None:
             arr = pc.cast(arr, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us"))
         try:
-            return pc.cast(arr, target, safe=True)
+            out = pc.cast(arr, target, safe=True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass  # fall through: the slow path names the bad value
+        else:
+            if ctype.kind == "float32" and pa.types.is_floating(arr.type) and arr.type.bit_width > 32:
+                _check_reals(arr, out, column)
+            return out
     if pa.types.is_string(arr.type) and ctype.kind == "text":
         return arr
     if pa.types.is_large_string(arr.type) and ctype.kind == "text":

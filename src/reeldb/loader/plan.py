@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import errors
-from ..engine.engine import GPOS, Engine, quote_ident, select_expr
+from ..engine.engine import GPOS, Engine, internal_name, quote_ident, select_expr
 from ..format.arrow import bool_array, int64_array, matrix_array, matrix_arrow_type
 from ..format.blobs import is_blob_struct
 from ..format.fragment import ncol, scol
@@ -42,6 +42,8 @@ MATRIX_COL, NUMBER, VALUE, BLOB_COL = "matrix", "number", "value", "blob"
 MEDIA = ("video", "image")
 _VIDEO_KEYS = ("start", "frames", "stride")
 _DECODE_KEYS = {"type", "start", "frames", "stride", "size", "pad"}
+_ROWS = internal_name("loaderrows")  # the filter engine's Arrow rows: never a table's name
+_QUERY = "__query"  # a query's result, in an engine of its own: filters name it, so it must parse
 _NUMBER_KINDS = {"int16": "int16", "int32": "int32", "int64": "int64", "float32": "float32",
                  "float64": "float64", "bool": "bool"}
 
@@ -386,10 +388,10 @@ def _filtered(conn: Connection, catalog: Catalog, tm: TableManifest,
     engine = Engine(catalog.reader)
     try:
         relation = _table_relation(catalog, tm, cols)
-        engine.register("__reeldb_loader_rows", relation)
+        engine.register(_ROWS, relation)
         sel = ", ".join([select_expr(c) for c in cols] + [GPOS])
         engine.execute(f"CREATE TEMP VIEW {quote_ident(tm.name)} AS SELECT {sel} "
-                       "FROM __reeldb_loader_rows WHERE __live")
+                       f"FROM {_ROWS} WHERE __live")
         dims = {c.name: c.type.row_shape[0] for c in cols if c.type.kind in ("vector", "halfvec")}
         return _run_filters(conn, engine, tm.name, dims, filters)
     finally:
@@ -435,13 +437,13 @@ def _filter_query_result(conn: Connection, result: pa.Table, types: dict[str, st
     engine = Engine(conn.catalog.reader)
     try:
         rel = result.append_column(GPOS, int64_array(np.arange(result.num_rows, dtype=np.int64)))
-        engine.register("__reeldb_loader_rows", rel)
+        engine.register(_ROWS, rel)
         sel = ", ".join([f"CAST({quote_ident(n)} AS {types[n]}) AS {quote_ident(n)}"
                          if types[n] in ("JSON", "UUID") else quote_ident(n) for n in result.column_names] + [GPOS])
-        engine.execute(f"CREATE TEMP VIEW __query AS SELECT {sel} FROM __reeldb_loader_rows")
+        engine.execute(f"CREATE TEMP VIEW {_QUERY} AS SELECT {sel} FROM {_ROWS}")
         dims = {n: d[0] for n in result.column_names
                 if (d := _fixed_dims(result.schema.field(n).type)) is not None and len(d) == 1}
-        return _run_filters(conn, engine, "__query", dims, filters)
+        return _run_filters(conn, engine, _QUERY, dims, filters)
     finally:
         engine.close()
 

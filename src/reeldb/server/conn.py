@@ -22,7 +22,7 @@ from ..sql.parse import deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.session import Result
 from . import protocol as p
-from .copy import CopyOptions, copy_options, format_row, header_row, parse_rows
+from .copy import CopyOptions, copy_options, format_row, header_row, parse_rows, source_query
 from .describe import param_oids
 from .types import decode_param, encode_columns, field_specs
 
@@ -189,6 +189,12 @@ class ClientSession:
         return [(c.name, c.type.kind in ("bytea", "image", "video")) for c in tm.schema.columns]
 
     def _check_copy_target(self, opts: CopyOptions) -> None:
+        """Before CopyInResponse: the rows will go to this connection's branch (the schema,
+        if any, names it), into a table and columns that exist."""
+        if opts.database is not None and opts.database != self.db._session.database:
+            raise errors.FeatureNotSupported("cross-database references are not implemented: "
+                                             f'"{opts.database}.{opts.schema}.{opts.table}"')
+        self.db._session.copy_into(opts.schema)
         names = self._table_columns(opts.table)
         for c in opts.columns or ():
             if c not in names:
@@ -238,11 +244,7 @@ class ClientSession:
         return f"COPY {len(rows)}"
 
     def _copy_out(self, opts: CopyOptions) -> list[bytes]:
-        if opts.query is not None:
-            sql = deparse(opts.query)
-        else:
-            cols = ", ".join(_ident(c) for c in opts.columns) if opts.columns else "*"
-            sql = f"SELECT {cols} FROM {_ident(opts.table or '')}"
+        sql = deparse(opts.query) if opts.query is not None else source_query(opts)
         r = self.db._session.execute(sql)
         assert r.table is not None and r.description is not None
         names = [d[0] for d in r.description]

@@ -29,6 +29,8 @@ class CopyOptions:
     columns: list[str] | None
     query: ast.Node | None
     from_stdin: bool
+    schema: str | None = None  # a branch, tag or commit ("public": the connection's branch)
+    database: str | None = None  # as in "db.schema.table"
     csv: bool = False
     header: bool = False
     delimiter: str = "\t"
@@ -40,8 +42,10 @@ def copy_options(stmt: ast.CopyStmt) -> CopyOptions:
     if stmt.filename is not None or stmt.is_program:
         raise errors.FeatureNotSupported("COPY to or from a file or program is not supported: use STDIN / STDOUT "
                                          "(psql's \\copy does)")
-    opts = CopyOptions(stmt.relation.relname if stmt.relation is not None else None,
-                       [a.sval for a in stmt.attlist] if stmt.attlist else None, stmt.query, bool(stmt.is_from))
+    rel = stmt.relation
+    opts = CopyOptions(rel.relname if rel is not None else None,
+                       [a.sval for a in stmt.attlist] if stmt.attlist else None, stmt.query, bool(stmt.is_from),
+                       rel.schemaname if rel is not None else None, rel.catalogname if rel is not None else None)
     values = {o.defname: _arg(o.arg) for o in stmt.options or ()}
     fmt = str(values.pop("format", "text")).lower()
     if fmt not in ("text", "csv"):
@@ -61,6 +65,18 @@ def copy_options(stmt: ast.CopyStmt) -> CopyOptions:
     if values:
         raise errors.FeatureNotSupported(f"COPY option {sorted(values)[0]!r} is not supported")
     return opts
+
+
+def source_query(opts: CopyOptions) -> str:
+    """The SELECT that COPY table TO STDOUT runs: a schema-qualified table is read from
+    that branch, tag or commit, resolved (and its rights checked) as in any query."""
+    cols = ", ".join(quote_ident(c) for c in opts.columns) if opts.columns else "*"
+    name = ".".join(quote_ident(n) for n in (opts.database, opts.schema, opts.table or "") if n is not None)
+    return f"SELECT {cols} FROM {name}"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _arg(node: Any) -> Any:

@@ -15,7 +15,7 @@ import pyarrow as pa
 from pglast import ast
 
 from .. import errors
-from ..engine.engine import GPOS, BoundTable, quote_ident
+from ..engine.engine import GPOS, BoundTable, internal_name, quote_ident
 from ..format.blobs import PackWriter, blobs_from_arrow, check_blobs
 from ..format.fragment import Batch, write_fragment
 from ..format.manifest import Column, TableManifest
@@ -220,7 +220,7 @@ def _returning(s: Session, name: str, frags: list, clause: Any, params: list[Any
     if clause is None:
         return None
     tm = s.write_txn().table(name)
-    bt = s.engine.bind_table(f"__ret_{name}", _only(tm, {f.id for f in frags}))
+    bt = s.engine.bind_table(internal_name("ret", name), _only(tm, {f.id for f in frags}))
     return _select_over(s, bt, clause, params, name)
 
 

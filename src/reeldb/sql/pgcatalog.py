@@ -13,6 +13,7 @@ read is a schema of its own (``"experiment/x".generations`` reads that branch).
 from __future__ import annotations
 
 import copy
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 
 from .. import errors
-from ..engine.engine import CHAR_TYPE
+from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
 from .parse import const_value, func, parse
@@ -37,7 +38,6 @@ OWNER_OID = 10
 HEAP_AM, BTREE_AM = 2, 403
 VECTOR_AMS = {"hnsw": 16400, "ivfflat": 16401}  # pgvector's methods (extension oids are >= 16384)
 DEFAULT_COLLATION = 100
-PREFIX = "__pg_"
 
 
 def settings(session: Session) -> dict[str, str]:
@@ -556,7 +556,7 @@ class PgCatalog:
 
 
 def relation_name(key: str) -> str:
-    return PREFIX + key.replace(".", "__")
+    return internal_name("pg", key.replace(".", "__"))
 
 
 CATALOG_NAMES = frozenset([
@@ -570,21 +570,34 @@ CATALOG_NAMES = frozenset([
 
 # -- rewriting: catalog functions, operators, casts ----------------------------------------
 _TEMPLATES: dict[str, ast.Node] = {}
+_INTERNAL_NAME = re.compile(re.escape(INTERNAL) + r"\w*")
+
+
+def _named(rv: ast.RangeVar, relname: str) -> ast.RangeVar:
+    rv.relname = relname
+    return rv
 
 
 def _template(sql: str, *args: ast.Node) -> ast.Node:
     """A parsed expression with ``$n`` replaced by the n-th argument node."""
-    if sql not in _TEMPLATES:
-        from .parse import walk
+    from .parse import transform, walk
 
-        tree = parse(f"SELECT {sql}")[0].stmt.targetList[0].val
-        for n in walk(tree):  # reeldb's own text, not a client's: no location, as allowlist expects
+    if sql not in _TEMPLATES:
+        # internal relation names are longer than the parser keeps: parsed as short
+        # stand-ins, put back in the tree
+        names: dict[str, str] = {}
+
+        def stand_in(m: re.Match) -> str:
+            names[f"__rel{len(names)}"] = m.group(0)
+            return f"__rel{len(names) - 1}"
+
+        parsed = parse(f"SELECT {_INTERNAL_NAME.sub(stand_in, sql)}")[0].stmt.targetList[0].val
+        for n in walk(parsed):  # reeldb's own text, not a client's: no location, as allowlist expects
             if isinstance(n, ast.FuncCall | ast.TypeName):
                 n.location = None
-        _TEMPLATES[sql] = tree
+        _TEMPLATES[sql] = transform(parsed, lambda n: _named(n, names[n.relname])
+                                    if isinstance(n, ast.RangeVar) and n.relname in names else None)
     node = copy.deepcopy(_TEMPLATES[sql])
-    from .parse import transform
-
     return transform(node, lambda n: args[n.number - 1] if isinstance(n, ast.ParamRef) else None)
 
 

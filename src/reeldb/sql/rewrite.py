@@ -19,7 +19,7 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType
 
 from .. import errors
-from ..engine.engine import ROWID_VIEW
+from ..engine.engine import DIV, MOD, rowid_view_name
 from ..format.fragment import ROWID
 from ..format.types import parse_vector_text
 from . import allowlist
@@ -110,7 +110,7 @@ class Rewriter:
             if op in VECTOR_OPS and node.lexpr is not None:
                 return self.vector_call(VECTOR_OPS[op], node.lexpr, node.rexpr)
             if op in ("/", "%") and node.lexpr is not None:
-                return func("__pg_div" if op == "/" else "__pg_mod", self(node.lexpr), self(node.rexpr))
+                return func(DIV if op == "/" else MOD, self(node.lexpr), self(node.rexpr))
             if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr):
                 hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
                 return func("json_contains", self(hay), self._as_json(self(needle)))
@@ -241,6 +241,11 @@ class Rewriter:
 
     def range_var(self, node: ast.RangeVar) -> ast.Node | None:
         schema = node.schemaname
+        if node.catalogname is not None:  # only the connection's database, as in Postgres
+            if self.pg is None or node.catalogname != self.pg.s.database:
+                raise errors.FeatureNotSupported(f'cross-database references are not implemented: '
+                                                 f'"{node.catalogname}.{schema}.{node.relname}"')
+            node.catalogname = None
         if self.pg is not None:
             rel = self.pg.relation(schema, node.relname)
             if rel is not None:
@@ -262,7 +267,7 @@ class Rewriter:
         if self.rowid and ours:
             if node.alias is None:
                 node.alias = ast.Alias(aliasname=node.relname)
-            node.relname = ROWID_VIEW + node.relname
+            node.relname = rowid_view_name(node.relname)
         return node
 
 

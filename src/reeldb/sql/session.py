@@ -24,7 +24,7 @@ from pglast.enums import ObjectType, TransactionStmtKind, VariableSetKind
 from .. import errors
 from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
-from ..engine.engine import Engine
+from ..engine.engine import Engine, internal_name
 from ..format.manifest import Column, TableManifest
 from . import cursors, ddl, dml, indexes, notify, point, temp, vector_plan
 from .characteristics import Characteristics, with_options
@@ -426,15 +426,40 @@ class Session(VersioningMixin):
                     dims[c.name] = d if dims.get(c.name, d) == d else None
         return dims
 
+    def resolve_schema_ref(self, schema: str) -> str:
+        """The commit a schema in SQL names (a branch, tag or commit: DESIGN.md, Versioning),
+        once the user may read it; an unknown one is Postgres' unknown schema (3F000)."""
+        try:
+            return self.rights.check_read(self.catalog, schema, NEEDS["query"].action)
+        except errors.UndefinedObject as e:
+            ambiguous = "ambiguous" in str(e)
+            raise errors.InvalidSchemaName(f'schema "{schema}" does not exist'
+                                           + (f" ({e})" if ambiguous else "")) from None
+
+    def copy_into(self, schema: str | None) -> None:
+        """Check that COPY ... FROM STDIN into ``schema`` writes this connection's branch:
+        ``public`` (or no schema) and the branch's own name do; a tag or commit is read-only
+        (25006); another branch is refused (0A000), since a session's writes are all
+        transactions on its own branch."""
+        if schema in (None, "public") or (self.pinned is None and schema == self.branch):
+            return
+        self.resolve_schema_ref(schema)
+        if self.catalog.refs.branch(schema) is None:
+            raise errors.ReadOnlySqlTransaction(f'cannot COPY into "{schema}": a tag or commit is read-only')
+        raise errors.FeatureNotSupported(
+            f'cannot COPY into branch "{schema}" from a connection on '
+            + (f'branch "{self.branch}"' if self.pinned is None else f'commit "{self.pinned}"')
+            + f": a connection writes only its own branch; SET reeldb.branch = '{schema}' first")
+
     def _resolve_schema(self, schema: str, table: str) -> str:
-        cid = self.rights.check_read(self.catalog, schema, NEEDS["query"].action)
+        cid = self.resolve_schema_ref(schema)
         key = (cid, table)
         rel = self._ref_rels.get(key)
         if rel is None:
             tables = self.catalog.snapshot(cid)
             if table not in tables:
                 raise errors.UndefinedTable(f'relation "{schema}.{table}" does not exist')
-            rel = f"__r{self._ref_seq}_{table}"
+            rel = internal_name(f"r{self._ref_seq}", table)
             self._ref_seq += 1
             self.engine.bind_table(rel, tables[table])
             self._ref_rels[key] = rel
@@ -713,7 +738,7 @@ def _replace_function(s: Session, node: Any, params: list[Any], names: list[str]
         if isinstance(fc, ast.FuncCall):
             table = s.table_function(fc, params)
             if table is not None:
-                name = f"__fn_{len(names)}"
+                name = internal_name(f"fn{len(names)}")
                 s.engine.register(name, table)
                 names.append(name)
                 alias = node.alias or ast.Alias(aliasname=fc.funcname[-1].sval)

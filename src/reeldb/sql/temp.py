@@ -19,7 +19,7 @@ from pglast import ast
 from pglast.enums import ConstrType, OnCommitAction
 
 from .. import errors
-from ..engine.engine import quote_ident
+from ..engine.engine import internal_name, quote_ident
 from ..format.types import PARQUET
 from .ddl import type_of
 from .parse import colref, deparse, transform
@@ -27,6 +27,8 @@ from .rewrite import adapt_param, finish
 
 if TYPE_CHECKING:
     from .session import Result, Session
+
+PARAMS = internal_name("params")  # executemany's rows, as a relation
 
 
 def is_temporary(stmt: ast.CreateStmt) -> bool:
@@ -152,14 +154,14 @@ def _insert_rows(s: Session, stmt: ast.InsertStmt, param_rows: list[list[Any]]) 
     row = stmt.selectStmt.valuesLists[0]
     targets = tuple(ast.ResTarget(val=transform(v, lambda n: colref(f"__p{n.number}")
                                                  if isinstance(n, ast.ParamRef) else None)) for v in row)
-    stmt.selectStmt = ast.SelectStmt(targetList=targets, fromClause=(ast.RangeVar(relname="__params", inh=True,
+    stmt.selectStmt = ast.SelectStmt(targetList=targets, fromClause=(ast.RangeVar(relname=PARAMS, inh=True,
                                                                                   relpersistence="p"),))
     sql = finish(deparse(s.rewriter(param_rows[0])(stmt)))
-    s.engine.register("__params", pa.table(columns))
+    s.engine.register(PARAMS, pa.table(columns))
     try:
         table, _ = s.engine.arrow(sql)
     finally:
-        s.engine.unregister("__params")
+        s.engine.unregister(PARAMS)
     n = int(table.column(0)[0].as_py()) if table.num_rows else 0
     return Result(rowcount=n, status=f"INSERT 0 {n}")
 

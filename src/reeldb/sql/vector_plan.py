@@ -18,7 +18,7 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, SortByDir, SortByNulls
 
 from .. import errors
-from ..engine.engine import GPOS, duck_type_name, quote_ident, select_expr
+from ..engine.engine import GPOS, duck_type_name, internal_name, quote_ident, select_expr
 from ..format.arrow import float32_array, int64_array
 from ..format.types import parse_vector_text
 from . import vector_search
@@ -154,7 +154,7 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
         return direct
     rw = s.rewriter(params)
     a = quote_ident(p.alias)
-    wname = "__winners"
+    wname = internal_name("winners")
     s.engine.register(wname, w)
     try:
         targets = []
