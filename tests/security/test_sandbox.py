@@ -135,7 +135,8 @@ def test_the_sandbox_cannot_be_turned_off_with_set(served) -> None:
                 conn.execute(f"SET enable_external_access = {value}")
             assert got.value.diag.message_primary == 'unrecognized configuration parameter "enable_external_access"'
         for sql in ("SET lock_configuration = false", "SET python_enable_replacements = true",
-                    "SET memory_limit = '100GB'", "RESET enable_external_access"):
+                    "SET memory_limit = '100GB'", "RESET enable_external_access",
+                    "SELECT set_config('enable_external_access', 'true', false)"):
             with pytest.raises(psycopg.errors.UndefinedObject):
                 conn.execute(sql)
         with pytest.raises(psycopg.errors.UndefinedFunction):
