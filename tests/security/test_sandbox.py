@@ -119,6 +119,9 @@ def test_duckdb_state_and_python_memory_are_not_relations(served) -> None:
             conn.execute("WITH sqlite_master AS (SELECT * FROM sqlite_master) SELECT * FROM sqlite_master")
         with pytest.raises(psycopg.errors.UndefinedObject, match='type "hugeint" does not exist'):
             conn.execute("SELECT 1::hugeint")
+        with pytest.raises(psycopg.errors.UndefinedFunction) as got:  # DuckDB's power operator
+            conn.execute("SELECT 2 ** 3")
+        assert got.value.diag.message_primary == "operator does not exist: integer ** integer"
         with pytest.raises(psycopg.errors.UndefinedObject, match="unrecognized configuration parameter"):
             conn.execute("SELECT current_setting('enable_external_access')")
         with pytest.raises(psycopg.errors.UndefinedObject, match="unrecognized configuration parameter"):
