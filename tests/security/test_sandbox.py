@@ -119,6 +119,9 @@ def test_duckdb_state_and_python_memory_are_not_relations(served) -> None:
             conn.execute("WITH sqlite_master AS (SELECT * FROM sqlite_master) SELECT * FROM sqlite_master")
         with pytest.raises(psycopg.errors.UndefinedObject, match='type "hugeint" does not exist'):
             conn.execute("SELECT 1::hugeint")
+        with pytest.raises(psycopg.errors.UndefinedFunction) as got:  # DuckDB's power operator
+            conn.execute("SELECT 2 ** 3")
+        assert got.value.diag.message_primary == "operator does not exist: integer ** integer"
         with pytest.raises(psycopg.errors.UndefinedObject, match="unrecognized configuration parameter"):
             conn.execute("SELECT current_setting('enable_external_access')")
         with pytest.raises(psycopg.errors.UndefinedObject, match="unrecognized configuration parameter"):
@@ -135,7 +138,8 @@ def test_the_sandbox_cannot_be_turned_off_with_set(served) -> None:
                 conn.execute(f"SET enable_external_access = {value}")
             assert got.value.diag.message_primary == 'unrecognized configuration parameter "enable_external_access"'
         for sql in ("SET lock_configuration = false", "SET python_enable_replacements = true",
-                    "SET memory_limit = '100GB'", "RESET enable_external_access"):
+                    "SET memory_limit = '100GB'", "RESET enable_external_access",
+                    "SELECT set_config('enable_external_access', 'true', false)"):
             with pytest.raises(psycopg.errors.UndefinedObject):
                 conn.execute(sql)
         with pytest.raises(psycopg.errors.UndefinedFunction):

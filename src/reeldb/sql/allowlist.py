@@ -1,4 +1,5 @@
-"""What of a client's SQL may reach DuckDB: functions, table functions, types, relations.
+"""What of a client's SQL may reach DuckDB: functions, table functions, operators, types,
+relations.
 
 DuckDB has hundreds of functions Postgres does not (``read_text``, ``glob``, ``getenv``,
 ``duckdb_settings``, ``query``, ...), some of which read files, the environment or the
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pglast import ast
+from pglast.enums import A_Expr_Kind
 
 from .. import errors
 
@@ -118,12 +120,23 @@ TYPES = frozenset({
     "vector", "halfvec", "tensor", "image", "video",
 })
 
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Operators: Postgres' own (pg_operator) and pgvector's; DuckDB's others (**, //, ...) are not.
+OPERATORS = _names("""
+!! !~ !~* !~~ !~~* # ## #- #> #>> % & && &< &<| &> * *< *<= *<> *= *> *>= + - -> ->> -|- / < <-> << <<=
+<<| <= <> <@ <^ = > >= >> >>= >^ ? ?# ?& ?- ?-| ?| ?|| @ @-@ @> @? @@ @@@ ^ ^@ | |&> |/ |>> || ||/ ~ ~*
+~<=~ ~<~ ~= ~>=~ ~>~ ~~ ~~* <=> <#> <+> <~> <%>
+""")
+
 _QUALIFIERS = ("pg_catalog",)  # the one schema whose functions and types are Postgres' own
 
 
 def check(tree: Any, *, file_access: bool = False, relations: Callable[[str], bool] | None = None) -> None:
     """Refuse ``tree`` (a statement or expression as the client wrote it) when it names a
-    function, table function or type not on the lists, or (``relations`` given: is this a
+    function, table function, operator or type not on the lists, or (``relations`` given: is this a
     relation of the session?) a relation that is neither the session's nor a CTE in
     scope. Nodes reeldb built itself (no parser location) are trusted; their children are
     still checked."""
@@ -146,6 +159,9 @@ def check(tree: Any, *, file_access: bool = False, relations: Callable[[str], bo
         elif kind is ast.RangeFunction:
             _push_range_function(node, ctes, table_functions, push)
             continue
+        elif kind is ast.A_Expr:
+            if node.kind in _OPERATOR_KINDS:
+                _check_operator(node)
         elif kind is ast.TypeName:
             _check_type(node)
         elif kind is ast.RangeVar:
@@ -241,6 +257,21 @@ _TYPE_DISPLAY = {"int4": "integer", "int8": "bigint", "int2": "smallint", "float
                  "bpchar": "character", "timestamptz": "timestamp with time zone",
                  "timestamp": "timestamp without time zone", "timetz": "time with time zone",
                  "time": "time without time zone"}
+
+
+_OPERATOR_KINDS = (A_Expr_Kind.AEXPR_OP, A_Expr_Kind.AEXPR_OP_ANY, A_Expr_Kind.AEXPR_OP_ALL)
+
+
+def _check_operator(expr: ast.A_Expr) -> None:
+    if expr.location is None or not expr.name:  # built by reeldb
+        return
+    names = [n.sval for n in expr.name]
+    qualifiers = [q.lower() for q in names[:-1]]
+    if names[-1] in OPERATORS and all(q in _QUALIFIERS for q in qualifiers):
+        return
+    sides = [_literal_type(side) or "..." for side in (expr.lexpr, expr.rexpr) if side is not None]
+    shown = f"{sides[0]} {names[-1]} {sides[1]}" if len(sides) == 2 else f"{names[-1]} {sides[0]}"
+    raise errors.UndefinedFunction(f"operator does not exist: {shown}")
 
 
 def _check_type(tn: ast.TypeName) -> None:

@@ -691,7 +691,7 @@ class CatalogRewrite:
             "txid_current": lambda a: _const(1),
             "pg_current_xact_id": lambda a: _const(1),
             "current_setting": self._current_setting,
-            "set_config": lambda a: a[1],
+            "set_config": self._set_config,
             "obj_description": lambda a: _text(_const(None)),
             "col_description": lambda a: _text(_const(None)),
             "shobj_description": lambda a: _text(_const(None)),
@@ -738,6 +738,22 @@ class CatalogRewrite:
             return _text(_const(value))
         self.pg.tables()
         return _template(f"(SELECT set_value FROM {_REL('__settings')} WHERE set_name = lower($1))", args[0])
+
+    def _set_config(self, args: list[ast.Node]) -> ast.Node:
+        """set_config(name, value, is_local): SET through the settings allow-list, as SET does."""
+        from .settings import assign
+
+        got = [_constant_arg(a, self.params) for a in args]
+        if len(got) != 3 or not all(ok for ok, _ in got):
+            raise errors.FeatureNotSupported("set_config() takes three constants or parameters")
+        (_, name), (_, value), (_, local) = got
+        if name is None:
+            raise errors.DataError("SET requires parameter name", sqlstate="22004")
+        if not self.s.describing:
+            if local is True:
+                self.s.notice(f"set_config({name}, ..., true) lasts for the session in reeldb, not only the transaction")
+            assign(self.s, str(name).lower(), None if value is None else str(value), str(name))
+        return _text(_const(settings(self.s).get(str(name).lower(), value)))
 
     def _notify(self, args: list[ast.Node]) -> ast.Node:
         from .notify import notify

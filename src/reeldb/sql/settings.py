@@ -50,6 +50,9 @@ FIXED: dict[str, tuple[str, tuple[str, ...]]] = {
     "standard_conforming_strings": ("on", ("on", "true", "yes", "1", "default")),
     "bytea_output": ("hex", ("hex", "default")),
     "default_table_access_method": ("heap", ("heap", "default")),
+    # every notice is sent: what a client asks at notice level or below
+    "client_min_messages": ("notice", ("debug5", "debug4", "debug3", "debug2", "debug1", "debug", "log",
+                                       "notice", "info", "default")),
     "search_path": ('"$user", public', ('"$user", public', "public", "$user, public", "public, \"$user\"",
                                         "pg_catalog, public", "public, pg_catalog", "default")),
 }
@@ -66,7 +69,7 @@ _TRANSACTION = ("transaction_isolation", "transaction_read_only", "transaction_d
 # noted: Postgres' user-settable settings reeldb has nothing to act on (default as Postgres')
 NOTED = {
     "array_nulls": "on", "backend_flush_after": "0", "backslash_quote": "safe_encoding",
-    "check_function_bodies": "on", "client_connection_check_interval": "0", "client_min_messages": "notice",
+    "check_function_bodies": "on", "client_connection_check_interval": "0",
     "commit_siblings": "5", "constraint_exclusion": "partition", "cpu_index_tuple_cost": "0.005",
     "cpu_operator_cost": "0.0025", "cpu_tuple_cost": "0.01", "cursor_tuple_fraction": "0.1",
     "debug_pretty_print": "on", "debug_print_parse": "off", "debug_print_plan": "off",
