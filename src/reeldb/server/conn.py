@@ -138,6 +138,7 @@ class ClientSession:
             raise p.ProtocolViolation(f"invalid frontend message type {kind!r}")
         except Exception as e:  # noqa: BLE001 - every failure becomes an ErrorResponse
             self.skipping = True
+            self.db._session.fail_transaction()  # as any error does, a Parse or Bind one too
             return [p.error_for(e)]
 
     # -- simple query ----------------------------------------------------------------
@@ -168,6 +169,7 @@ class ClientSession:
                 out += self._notices(result)
                 out += self._result(result, [], None)
             except Exception as e:  # noqa: BLE001
+                self.db._session.fail_transaction()
                 out.append(p.error_for(e))
                 break
         out.append(p.ready_for_query(self.status))
@@ -204,14 +206,18 @@ class ClientSession:
             return []
         self.copy_in = None
         data, self._copy_data = bytes(self._copy_data), bytearray()
-        if kind == "f":
+        session = self.db._session
+        if kind == "f":  # CopyFail: the client gave up (an exception inside psycopg's `with copy`)
             msg = p.Payload(payload).cstring() if payload else ""
+            session.fail_transaction()
             return [p.error_response("57014", f"COPY from stdin failed: {msg}"), p.ready_for_query(self.status)]
         if kind != "c":
+            session.fail_transaction()
             e = p.ProtocolViolation(f"unexpected message type {kind!r} during COPY from stdin")
             return [p.error_for(e), p.ready_for_query(self.status)]
         try:
-            tag = self._copy_insert(opts, data)
+            with session.failing():
+                tag = self._copy_insert(opts, data)
         except Exception as e:  # noqa: BLE001 - reported; nothing was written
             return [p.error_for(e), p.ready_for_query(self.status)]
         if rest:

@@ -239,31 +239,34 @@ def _bytes(v: Any) -> bytes:
 
 
 def _numeric_send(v: Any) -> bytes:
+    """Postgres' numeric_send: ndigits, weight (of the first base-10000 digit), sign,
+    dscale (decimal digits after the point), then the base-10000 digits, most
+    significant first, without leading or trailing zero digits."""
     d = decimal.Decimal(v)
     if d.is_nan():
-        return struct.pack("!hhhh", 0, 0, 0xC000, 0)
+        return struct.pack("!hhHh", 0, 0, _NUMERIC_NAN, 0)
+    if d.is_infinite():
+        return struct.pack("!hhHh", 0, 0, _NUMERIC_NINF if d < 0 else _NUMERIC_PINF, 0)
     sign, digits, exp = d.as_tuple()
     assert isinstance(exp, int)
     dscale = max(0, -exp)
-    text = "".join(map(str, digits))
-    if exp > 0:
-        text += "0" * exp
-        exp = 0
-    int_part, frac_part = (text[: len(text) + exp], text[len(text) + exp :]) if exp < 0 else (text, "")
-    int_part = int_part.lstrip("0")
-    int_part = "0" * (-len(int_part) % 4) + int_part
-    frac_part = frac_part + "0" * (-len(frac_part) % 4)
-    groups = [int(int_part[i : i + 4]) for i in range(0, len(int_part), 4)]
-    weight = len(groups) - 1
-    groups += [int(frac_part[i : i + 4]) for i in range(0, len(frac_part), 4)]
+    frac_groups = -(-dscale // 4)  # base-10000 digits after the point
+    # the value as an integer count of 10000**-frac_groups
+    scaled = int("".join(map(str, digits)) or "0") * 10 ** (exp + 4 * frac_groups)
+    groups: list[int] = []
+    while scaled:
+        scaled, g = divmod(scaled, 10000)
+        groups.append(g)
+    groups.reverse()
+    weight = len(groups) - 1 - frac_groups
     while groups and groups[-1] == 0:
         groups.pop()
-    while groups and groups[0] == 0:
-        groups.pop(0)
-        weight -= 1
     if not groups:
-        weight = 0
-    return struct.pack(f"!hhhh{len(groups)}h", len(groups), weight, 0x4000 if sign else 0, dscale, *groups)
+        return struct.pack("!hhHh", 0, 0, 0, dscale)
+    return struct.pack(f"!hhHh{len(groups)}h", len(groups), weight, _NUMERIC_NEG if sign else 0, dscale, *groups)
+
+
+_NUMERIC_NEG, _NUMERIC_NAN, _NUMERIC_PINF, _NUMERIC_NINF = 0x4000, 0xC000, 0xD000, 0xF000
 
 
 def _timestamp_send(v: dt.datetime) -> bytes:
@@ -457,12 +460,20 @@ def _array_text_in(s: str, elem: int) -> list[Any]:
 
 
 def _numeric_recv(b: bytes) -> decimal.Decimal:
-    n, weight, sign, dscale = struct.unpack_from("!hhhh", b)
-    if sign == 0xC000:
+    n, weight, sign, dscale = struct.unpack_from("!hhHh", b)
+    if sign == _NUMERIC_NAN:
         return decimal.Decimal("NaN")
+    if sign in (_NUMERIC_PINF, _NUMERIC_NINF):
+        return decimal.Decimal("-Infinity" if sign == _NUMERIC_NINF else "Infinity")
+    if sign not in (0, _NUMERIC_NEG) or n < 0 or dscale < 0 or len(b) != 8 + 2 * n:
+        raise ValueError("invalid numeric header")
     groups = struct.unpack_from(f"!{n}h", b, 8)
+    if any(not 0 <= g < 10000 for g in groups):
+        raise ValueError("invalid digit in external numeric value")
+    # digits as one integer, then placed: exact at any size, no context precision involved
+    as_int = int("".join(f"{g:04d}" for g in groups) or "0")
+    value = decimal.Decimal(f"{as_int}E{4 * (weight - n + 1)}")  # exact: no context rounding
     with decimal.localcontext() as ctx:
-        ctx.prec = 4 * (n + abs(weight)) + dscale + 8  # exact, however many digits
-        value = sum((decimal.Decimal(g).scaleb(4 * (weight - i)) for i, g in enumerate(groups)), decimal.Decimal(0))
+        ctx.prec = max(28, len(str(as_int)) + abs(4 * (weight - n + 1)) + dscale + 4)
         value = value.quantize(decimal.Decimal(1).scaleb(-dscale))
-        return -value if sign == 0x4000 else value
+    return -value if sign == _NUMERIC_NEG else value

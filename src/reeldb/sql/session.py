@@ -190,17 +190,36 @@ class Session(VersioningMixin):
 
     # -- execution -----------------------------------------------------------------------------
     def execute(self, sql: str, params: Any = None) -> Result:
-        text, binder = compile_params(sql, params)
-        values = binder(params) if params is not None or binder.count else []
+        with self.failing():
+            text, binder = compile_params(sql, params)
+            values = binder(params) if params is not None or binder.count else []
         return self.execute_parsed(text, values)
+
+    @contextlib.contextmanager
+    def failing(self) -> Iterator[None]:
+        """Any error inside fails the open transaction (as every error does in Postgres:
+        later statements get 25P02 and COMMIT rolls back), even one raised before a
+        statement runs (a syntax error, a bad parameter, an aborted COPY)."""
+        try:
+            yield
+        except BaseException:
+            self.fail_transaction()
+            raise
+
+    def fail_transaction(self) -> None:
+        """Put the open transaction, if any, in the failed state."""
+        if self.txn is not None:
+            self.failed = True
 
     def execute_parsed(self, text: str, values: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
         self.notices = []
         m = _OPTIMIZE.match(text)
         if m:  # not Postgres syntax, so pglast cannot parse it
-            done = self.optimize(m.group(1))
+            with self.failing():
+                done = self.optimize(m.group(1))
             return Result(status="OPTIMIZE", rowcount=sum(c["rows_rewritten"] for c in done))
-        stmts = parse(text)
+        with self.failing():
+            stmts = parse(text)
         if not stmts:
             return Result(status="EMPTY")
         result = Result()
@@ -213,9 +232,10 @@ class Session(VersioningMixin):
         rows = list(seq)
         if not rows:
             return Result(rowcount=0)
-        text, binder = compile_params(sql, rows[0])
-        bound = [binder(r) for r in rows]
-        stmts = parse(text)
+        with self.failing():
+            text, binder = compile_params(sql, rows[0])
+            bound = [binder(r) for r in rows]
+            stmts = parse(text)
         if len(stmts) == 1 and isinstance(stmts[0].stmt, ast.InsertStmt) and stmts[0].stmt.returningClause is None:
             return self.execute_parsed(text, bound[0], param_rows=bound)
         total = 0
