@@ -274,3 +274,51 @@ def test_numeric_round_trips_through_binary_clients(numeric_clients, value: deci
     assert from_asyncpg == as_text
     if scale:  # asyncpg writes a whole number with trailing zeros as 1E+4, as it does from Postgres
         assert str(from_asyncpg) == str(as_text)
+
+
+# -- 3. DEALLOCATE and pg_prepared_statements ------------------------------------------------
+def test_psycopg_prepares_then_deallocates_after_drop_and_rollback(server) -> None:
+    with psycopg.connect(dsn(server)) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS prep (id INT)")
+        conn.commit()
+        for i in range(10):  # psycopg prepares it server-side after 5 runs
+            assert conn.execute("SELECT count(*) + %s FROM items", [i]).fetchone() == (20 + i,)
+        listed = conn.execute("SELECT name, statement, parameter_types, from_sql FROM pg_prepared_statements").fetchall()
+        assert len(listed) == 1 and "count(*)" in listed[0][1] and listed[0][3] is False
+        conn.execute("DROP TABLE prep")  # psycopg follows it with DEALLOCATE ALL
+        conn.commit()
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+        for i in range(10):  # prepared again under the same name
+            assert conn.execute("SELECT count(*) + %s FROM items", [i]).fetchone() == (20 + i,)
+        conn.rollback()  # DEALLOCATE ALL again
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (20,)
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'prep'").fetchone() == (0,)
+
+
+def test_deallocate_by_name_and_unknown(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.pgconn.prepare(b"mine", b"SELECT 1")
+        assert conn.execute("SELECT name FROM pg_prepared_statements").fetchall() == [("mine",)]
+        assert conn.execute("DEALLOCATE PREPARE mine").statusmessage == "DEALLOCATE"
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName, match='"mine" does not exist'):
+            conn.execute("DEALLOCATE mine")
+        assert conn.execute("DEALLOCATE ALL").statusmessage == "DEALLOCATE ALL"
+
+
+def test_sqlalchemy_begin_block_surfaces_the_users_exception(server) -> None:
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    host, port = server.address
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg://tester@{host}:{port}/shop")
+    try:
+        for _ in range(3):
+            with pytest.raises(ValueError, match="mine"), engine.begin() as conn:
+                for i in range(8):  # prepared by psycopg along the way
+                    conn.execute(sqlalchemy.text("SELECT count(*) FROM items WHERE id > :i"), {"i": i})
+                conn.execute(sqlalchemy.text("INSERT INTO acct VALUES (99, 0)"))
+                raise ValueError("mine")
+        with engine.connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT count(*) FROM acct WHERE id = 99")).scalar() == 0
+    finally:
+        engine.dispose()

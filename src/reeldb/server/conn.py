@@ -20,17 +20,12 @@ from ..connection import Connection
 from ..rows import to_rows
 from ..sql.parse import deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
+from ..sql.prepared import PreparedStatement as Statement
 from ..sql.session import Result
 from . import protocol as p
 from .copy import CopyOptions, copy_options, format_row, header_row, parse_rows
 from .describe import param_oids
 from .types import decode_param, encode_columns, field_specs
-
-
-@dataclass
-class Statement:
-    query: str
-    param_oids: list[int]
 
 
 @dataclass
@@ -53,7 +48,7 @@ class ClientSession:
         self.database = database
         self.pid = pid
         self.secret = secrets.randbits(31)
-        self.statements: dict[str, Statement] = {}
+        self.statements = db._session.prepared  # shared with SQL: DEALLOCATE drops them too
         self.portals: dict[str, Portal] = {}
         self.skipping = False  # after an error in extended query: discard until Sync
         self.terminated = False

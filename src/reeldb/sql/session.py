@@ -26,7 +26,7 @@ from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine
 from ..format.manifest import Column, TableManifest
-from . import cursors, ddl, dml, indexes, notify, point, temp, vector_plan
+from . import cursors, ddl, dml, indexes, notify, point, prepared, temp, vector_plan
 from .characteristics import Characteristics, boolean, isolation, with_options
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse
@@ -101,6 +101,7 @@ class Session(VersioningMixin):
         self.default_characteristics = Characteristics()  # SET SESSION CHARACTERISTICS AS TRANSACTION ...
         self.txn_characteristics: Characteristics | None = None  # the open transaction's
         self.cursors: dict[str, cursors.Cursor] = {}  # DECLARE name -> its rows
+        self.prepared: dict[str, prepared.PreparedStatement] = {}  # the wire protocol's, by name ("": unnamed)
         self.notifications = notify.new_queue()  # (sender pid, channel, payload) for LISTEN
         self.on_notify: Callable[[], None] | None = None  # called (any thread) when one arrives
         self.outbox: list[tuple[str, str]] = []  # NOTIFY of the open transaction
@@ -362,6 +363,8 @@ class Session(VersioningMixin):
             return cursors.fetch(self, stmt)
         if isinstance(stmt, ast.ClosePortalStmt):
             return cursors.close(self, stmt)
+        if isinstance(stmt, ast.DeallocateStmt):
+            return prepared.deallocate(self, stmt)
         if isinstance(stmt, ast.IndexStmt):
             return indexes.create(self, stmt)
         if isinstance(stmt, ast.ReindexStmt):
