@@ -11,6 +11,7 @@ import decimal
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -322,3 +323,38 @@ def test_sqlalchemy_begin_block_surfaces_the_users_exception(server) -> None:
             assert conn.execute(sqlalchemy.text("SELECT count(*) FROM acct WHERE id = 99")).scalar() == 0
     finally:
         engine.dispose()
+
+
+# -- 4. CREATE EXTENSION ----------------------------------------------------------------------
+def test_create_extension_vector_as_pgvector_python_does(server) -> None:
+    from pgvector.psycopg import register_vector
+
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        notices: list[str] = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        assert conn.execute("CREATE EXTENSION IF NOT EXISTS vector").statusmessage == "CREATE EXTENSION"
+        assert notices == ['extension "vector" already exists, skipping']
+        assert conn.execute("CREATE EXTENSION vector").statusmessage == "CREATE EXTENSION"
+        register_vector(conn)
+        assert conn.execute("SELECT extname FROM pg_extension WHERE extname = 'vector'").fetchall() == [("vector",)]
+        got = conn.execute("SELECT %s::vector", [np.array([1.5, 2, 3], dtype=np.float32)]).fetchone()[0]
+        assert got.to_list() == [1.5, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["citext", "hstore", "postgis"])
+def test_other_extensions_are_refused_by_name(server, name: str) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        before = conn.execute("SELECT count(*) FROM pg_extension").fetchone()
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match=f'extension "{name}" is not available'):
+            conn.execute(f"CREATE EXTENSION IF NOT EXISTS {name}")
+        assert conn.execute("SELECT count(*) FROM pg_extension").fetchone() == before
+
+
+def test_drop_extension(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match='"vector" is built into reeldb'):
+            conn.execute("DROP EXTENSION vector")
+        with pytest.raises(psycopg.errors.UndefinedObject, match='extension "citext" does not exist'):
+            conn.execute("DROP EXTENSION citext")
+        conn.execute("DROP EXTENSION IF EXISTS citext")
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() == (1,)

@@ -244,3 +244,35 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         raise errors.FeatureNotSupported(f"ALTER ... RENAME of {stmt.renameType.name[7:]} is not supported")
     s.finish_write()
     return Result(status="ALTER TABLE")
+
+
+def create_extension(s: Session, stmt: ast.CreateExtensionStmt) -> Result:
+    """CREATE EXTENSION: vector (pgvector's types, operators and indexes) is built in,
+    so creating it changes nothing; any other extension is not available."""
+    from .pgcatalog import EXTENSIONS
+    from .session import Result
+
+    if stmt.extname not in EXTENSIONS:
+        raise errors.FeatureNotSupported(
+            f'extension "{stmt.extname}" is not available: reeldb has only {" and ".join(EXTENSIONS)}, built in')
+    if stmt.if_not_exists:
+        s.notice(f'extension "{stmt.extname}" already exists, skipping')
+    return Result(status="CREATE EXTENSION")
+
+
+def drop_extension(s: Session, stmt: ast.DropStmt) -> Result:
+    """DROP EXTENSION: a built-in one cannot go; one that does not exist is an error
+    (a notice with IF EXISTS), as in Postgres."""
+    from .pgcatalog import EXTENSIONS
+    from .session import Result
+
+    for obj in stmt.objects:
+        name = obj.sval
+        if name in EXTENSIONS:
+            raise errors.FeatureNotSupported(f'extension "{name}" is built into reeldb and cannot be dropped')
+    for obj in stmt.objects:
+        if not stmt.missing_ok:
+            raise errors.UndefinedObject(f'extension "{obj.sval}" does not exist')
+        s.notice(f'extension "{obj.sval}" does not exist, skipping')
+    return Result(status="DROP EXTENSION")
+

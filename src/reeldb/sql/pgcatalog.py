@@ -230,9 +230,9 @@ class CatalogTables:
         out["pg_tablespace"] = pa.table({"oid": [1663], "spcname": ["pg_default"], "spcowner": [OWNER_OID]})
         out["pg_collation"] = pa.table({"oid": [DEFAULT_COLLATION, 950], "collname": ["default", "C"],
                                         "collnamespace": [pt.PG_CATALOG_NS] * 2, "collprovider": ["d", "c"]})
-        out["pg_extension"] = pa.table({"oid": [13500, 16384], "extname": ["plpgsql", "vector"],
+        out["pg_extension"] = pa.table({"oid": [13500, 16384], "extname": list(EXTENSIONS),
                                         "extowner": [OWNER_OID] * 2, "extnamespace": [pt.PG_CATALOG_NS, pt.PUBLIC_NS],
-                                        "extrelocatable": [False, True], "extversion": ["1.0", "0.8.0"]})
+                                        "extrelocatable": [False, True], "extversion": list(EXTENSIONS.values())})
         for name, cols in EMPTY.items():
             out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
         out["information_schema.schemata"] = pa.table({
@@ -488,6 +488,11 @@ def _information_type(oid: int, sql: str) -> str:
     if t.namespace == pt.PUBLIC_NS:
         return "USER-DEFINED"
     return _SQL_TYPE_NAMES.get(t.name, t.name)
+
+
+# The extensions every reeldb database has, built in (name -> version): CREATE EXTENSION
+# accepts them, DROP EXTENSION refuses, any other is not available.
+EXTENSIONS = {"plpgsql": "1.0", "vector": "0.8.0"}
 
 
 # -- per-session state ----------------------------------------------------------------------

@@ -363,6 +363,8 @@ class Session(VersioningMixin):
             return cursors.fetch(self, stmt)
         if isinstance(stmt, ast.ClosePortalStmt):
             return cursors.close(self, stmt)
+        if isinstance(stmt, ast.CreateExtensionStmt):
+            return ddl.create_extension(self, stmt)
         if isinstance(stmt, ast.DeallocateStmt):
             return prepared.deallocate(self, stmt)
         if isinstance(stmt, ast.IndexStmt):
@@ -375,6 +377,8 @@ class Session(VersioningMixin):
         """DROP TABLE: temporary tables go here and now; the branch's in its transaction."""
         if stmt.removeType == ObjectType.OBJECT_INDEX:
             return indexes.drop(self, stmt)
+        if stmt.removeType == ObjectType.OBJECT_EXTENSION:
+            return ddl.drop_extension(self, stmt)
         if stmt.removeType == ObjectType.OBJECT_TABLE and self.temp_tables:
             ours = [o for o in stmt.objects if o[-1].sval in self.temp_tables
                     and (len(o) == 1 or o[-2].sval == "pg_temp")]
