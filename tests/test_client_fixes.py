@@ -358,3 +358,42 @@ def test_drop_extension(server) -> None:
             conn.execute("DROP EXTENSION citext")
         conn.execute("DROP EXTENSION IF EXISTS citext")
         assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() == (1,)
+
+
+# -- 5. array input whitespace ------------------------------------------------------------------
+_ODD = ["a\x1c", "\x1db", "\x1e", "c\x1f", " padded ", "tab\tin", "line\nbreak", "\u00a0nbsp\u2003", "NULL", "", "q\"b\\s"]
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_text_array_elements_keep_control_characters_psycopg(server, binary: bool) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        cur = conn.cursor(binary=binary)
+        assert cur.execute("SELECT %s::text[]", [_ODD]).fetchone()[0] == _ODD
+
+
+def test_text_array_elements_keep_control_characters_psycopg2_and_asyncpg(server) -> None:
+    psycopg2 = pytest.importorskip("psycopg2")
+    asyncpg = pytest.importorskip("asyncpg")
+    conn = psycopg2.connect(dsn(server))
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT %s::text[]", (_ODD,))
+        assert cur.fetchone()[0] == _ODD
+    finally:
+        conn.close()
+    host, port = server.address
+
+    async def main() -> list[str]:
+        c = await asyncpg.connect(host=host, port=port, user="tester", database="shop")
+        try:
+            return await c.fetchval("SELECT $1::text[]", _ODD)
+        finally:
+            await c.close()
+
+    assert asyncio.run(main()) == _ODD
+
+
+def test_array_literal_whitespace_in_sql(server) -> None:
+    out = psql(server, "-c", "SELECT E'{ a , \"b \" ,\\x1cc\\x1f,\\x1d}'::text[] = ARRAY['a', 'b ', E'\\x1cc\\x1f', E'\\x1d']")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "t"

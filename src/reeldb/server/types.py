@@ -25,6 +25,7 @@ from ..format.blobs import is_blob_struct
 from ..rows import to_columns
 from ..sql.pgtypes import (
     ARRAY_OF,
+    ARRAY_SPACE,
     BOOL,
     BYTEA,
     CHAR,
@@ -197,10 +198,13 @@ def _array_text(items: list[Any]) -> str:
             parts.append(_array_text(x))
         else:
             t = text_out(x)
-            if t == "" or any(c in t for c in ' {},"\\') or t.upper() == "NULL":
+            if t == "" or any(c in t for c in _ARRAY_QUOTED) or t.upper() == "NULL":
                 t = '"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"'
             parts.append(t)
     return "{" + ",".join(parts) + "}"
+
+
+_ARRAY_QUOTED = frozenset('{},"\\' + ARRAY_SPACE)  # array_out quotes an element with any of these
 
 
 def _interval_text(v: dt.timedelta) -> str:
