@@ -427,3 +427,36 @@ def test_column_constraint_refusal_names_the_column_and_constraint(server) -> No
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute("INSERT INTO good VALUES (2, 'a')")
         conn.execute("DROP TABLE good")
+
+
+# -- 7. unknown database names ---------------------------------------------------------------
+@pytest.mark.parametrize("name", ["nosuchdb", "postgres", "shop2", "SHOP", "/exp", "tester"])
+def test_unknown_database_is_refused(server, name: str) -> None:
+    with pytest.raises(psycopg.OperationalError, match=f'database "{name}" does not exist'):
+        psycopg.connect(dsn(server, name))
+
+
+def test_documented_database_names_connect(server) -> None:
+    with psycopg.connect(dsn(server, "shop"), autocommit=True) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("shop",)
+    with psycopg.connect(dsn(server, "shop/exp"), autocommit=True) as conn:
+        assert conn.execute("SHOW reeldb.branch").fetchone() == ("exp",)
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        psycopg.connect(dsn(server, "shop/no-such-branch"))
+
+
+def test_unknown_database_with_psql_and_asyncpg(server) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    exe = shutil.which("psql")
+    if exe is not None:
+        host, port = server.address
+        out = subprocess.run([exe, "-X", "-h", host, "-p", str(port), "-U", "tester", "-d", "nosuchdb", "-c", "SELECT 1"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0 and 'database "nosuchdb" does not exist' in out.stderr
+    host, port = server.address
+
+    async def main() -> None:
+        with pytest.raises(asyncpg.InvalidCatalogNameError):
+            await asyncpg.connect(host=host, port=port, user="tester", database="nosuchdb")
+
+    asyncio.run(main())
