@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import decimal
 import shutil
+import socket
+import struct
 import subprocess
 
 import numpy as np
@@ -460,3 +462,75 @@ def test_unknown_database_with_psql_and_asyncpg(server) -> None:
             await asyncpg.connect(host=host, port=port, user="tester", database="nosuchdb")
 
     asyncio.run(main())
+
+
+# -- 8. named (server-side) cursors -------------------------------------------------------------
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_psycopg_named_cursor(server, binary: bool) -> None:
+    with psycopg.connect(dsn(server)) as conn:
+        with conn.cursor(name="foo", binary=binary) as cur:
+            cur.execute("SELECT id, name FROM items WHERE id < %s ORDER BY id", [10])
+            assert [d.name for d in cur.description] == ["id", "name"]
+            assert cur.fetchmany(3) == [(0, "item 0"), (1, "item 1"), (2, "item 2")]
+            assert cur.fetchone() == (3, "item 3")
+            assert list(cur) == [(i, f"item {i}") for i in range(4, 10)]
+            listed = conn.execute("SELECT name FROM pg_cursors").fetchall()
+            assert listed == [("foo",)]
+        assert conn.execute("SELECT count(*) FROM pg_cursors").fetchone() == (0,)
+        with conn.cursor(name="bar") as cur:
+            cur.itersize = 4
+            cur.execute("SELECT id FROM items ORDER BY id")
+            assert [r[0] for r in cur] == list(range(20))
+        with conn.cursor(name="held", withhold=True) as cur:
+            cur.execute("SELECT id FROM items ORDER BY id")
+            conn.commit()
+            assert cur.fetchall() == [(i,) for i in range(20)]
+
+
+def _msg(kind: bytes, body: bytes = b"") -> bytes:
+    return kind + struct.pack("!i", len(body) + 4) + body
+
+
+def _messages(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, i = [], 0
+    while i < len(data):
+        (n,) = struct.unpack_from("!i", data, i + 1)
+        out.append((data[i:i + 1], data[i + 5:i + 1 + n]))
+        i += 1 + n
+    return out
+
+
+def _exchange(sock: socket.socket, payload: bytes) -> list[tuple[bytes, bytes]]:
+    """Send, then read up to ReadyForQuery."""
+    sock.sendall(payload)
+    data = b""
+    while not (len(data) >= 6 and data[-6:-1] == b"Z\0\0\0\x05"):
+        chunk = sock.recv(65536)
+        assert chunk, "server closed the connection"
+        data += chunk
+    return _messages(data)
+
+
+def test_declared_cursor_executed_as_a_portal_with_a_row_limit(server) -> None:
+    """A DECLAREd cursor is a portal: Describe it, Execute it 8 rows at a time, Close it."""
+    host, port = server.address
+    with socket.create_connection((host, port), timeout=10) as sock:
+        body = struct.pack("!i", 196608) + b"user\0tester\0database\0shop\0\0"
+        sock.sendall(struct.pack("!i", len(body) + 4) + body)
+        data = b""
+        while b"Z\0\0\0\x05I" not in data:
+            data += sock.recv(65536)
+        _exchange(sock, _msg(b"Q", b"BEGIN; DECLARE c CURSOR FOR SELECT id FROM items ORDER BY id\0"))
+        execute = _msg(b"E", b"c\0" + struct.pack("!i", 8))
+        got = _exchange(sock, _msg(b"D", b"Pc\0") + execute + execute + execute + _msg(b"S"))
+        kinds = [k for k, _ in got]
+        assert kinds == [b"T"] + [b"D"] * 8 + [b"s"] + [b"D"] * 8 + [b"s"] + [b"D"] * 4 + [b"C", b"Z"]
+        ids = [int(b[6:].decode()) for k, b in got if k == b"D"]
+        assert ids == list(range(20))
+        assert got[-2][1] == b"SELECT 4\0" and got[-1][1] == b"T"
+        got = _exchange(sock, _msg(b"C", b"Pc\0") + _msg(b"S"))
+        assert [k for k, _ in got] == [b"3", b"Z"]
+        got = _exchange(sock, _msg(b"Q", b"FETCH 1 FROM c\0"))
+        assert got[0][0] == b"E" and b"34000" in got[0][1]  # closed: cursor "c" does not exist
+        _exchange(sock, _msg(b"Q", b"ROLLBACK\0"))
+        sock.sendall(_msg(b"X"))

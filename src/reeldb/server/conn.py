@@ -322,6 +322,9 @@ class ClientSession:
             out = [p.parameter_description(st.param_oids)]
             fields = self._statement_fields(st)
             return out + ([p.row_description(fields)] if fields else [p.no_data()])
+        if name not in self.portals and name in self.db._session.cursors:
+            cur = self.db._session.cursors[name]  # DECLAREd in SQL: a portal too, as in Postgres
+            return [p.row_description(field_specs(cur.table.slice(0, 0), cur.description))]
         portal = self._portal(name)
         self._run(portal)
         return [p.row_description(portal.fields)] if portal.rows is not None else [p.no_data()]
@@ -342,6 +345,8 @@ class ClientSession:
         return field_specs(r.table, r.description)
 
     def _execute(self, name: str, limit: int) -> list[bytes]:
+        if name not in self.portals and name in self.db._session.cursors:
+            return self._execute_cursor(name, limit)
         portal = self._portal(name)
         self._run(portal)
         r = portal.result
@@ -359,11 +364,23 @@ class ClientSession:
             return out + [p.portal_suspended()]
         return out + [p.command_complete(_select_tag(r, len(portal.rows)))]
 
+    def _execute_cursor(self, name: str, limit: int) -> list[bytes]:
+        """Execute of a DECLAREd cursor's portal: its next ``limit`` rows (all when 0),
+        fetched as SQL FETCH does; PortalSuspended while rows may remain."""
+        r = self.db._session.execute(f"FETCH FORWARD {limit if limit > 0 else 'ALL'} FROM {_ident(name)}")
+        assert r.table is not None and r.description is not None
+        fields = field_specs(r.table, r.description)
+        columns = encode_columns(r.table, r.description, fields, self.db.catalog.store)
+        out = [p.data_row(row) for row in zip(*columns, strict=True)] if columns else []
+        if limit > 0 and len(out) == limit:
+            return out + [p.portal_suspended()]
+        return out + [p.command_complete(f"SELECT {len(out)}")]
+
     def _close(self, kind: str, name: str) -> list[bytes]:
         if kind == "S":
             self.statements.pop(name, None)
-        else:
-            self.portals.pop(name, None)
+        elif self.portals.pop(name, None) is None:
+            self.db._session.cursors.pop(name, None)  # a DECLAREd cursor's portal: CLOSE it
         return [p.close_complete()]
 
 
