@@ -15,7 +15,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import reeldb
@@ -265,6 +265,8 @@ def numeric_clients(server):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_NUMERICS, scale=st.integers(0, 12))
+@example(value=decimal.Decimal("-12345678901234567890123456.000000000001"), scale=12)  # 38 digits
+@example(value=decimal.Decimal("0.000000000001"), scale=12)
 def test_numeric_round_trips_through_binary_clients(numeric_clients, value: decimal.Decimal, scale: int) -> None:
     conn, aconn, loop = numeric_clients
     q = f"SELECT CAST(%s AS NUMERIC(38, {scale}))"
@@ -534,3 +536,55 @@ def test_declared_cursor_executed_as_a_portal_with_a_row_limit(server) -> None:
         assert got[0][0] == b"E" and b"34000" in got[0][1]  # closed: cursor "c" does not exist
         _exchange(sock, _msg(b"Q", b"ROLLBACK\0"))
         sock.sendall(_msg(b"X"))
+
+
+# -- 9. vector text and halfvec binary parameters ------------------------------------------------
+def test_vector_text_is_pgvectors(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS emb (id INT, e VECTOR(4), h HALFVEC(2))")
+        conn.execute("DELETE FROM emb")
+        conn.execute("INSERT INTO emb VALUES (1, '[1.5,2,-0,1e6]', '[0.5,0.1]')")
+        assert conn.execute("SELECT '[1.5,2,3]'::vector::text").fetchone() == ("[1.5,2,3]",)
+        row = conn.execute("SELECT e::text, CAST(e AS varchar), h::text, e FROM emb").fetchone()
+        assert row[:3] == ("[1.5,2,-0,1e+06]", "[1.5,2,-0,1e+06]", "[0.5,0.099975586]")
+        assert row[3] == "[1.5,2,-0,1e+06]"  # the wire's text format: the same
+        assert conn.execute("SELECT 'plain'::text, 1e6::float4, 123456792::float8").fetchone() == (
+            "plain", 1e6, 123456792.0)
+    out = psql(server, "-c", "SELECT 1e6::float4, 0.1::float4, 1e15::float8, 123456792::float8, '[1e-5,100000]'::vector")
+    assert out.stdout.split() == ["1e+06|0.1|1e+15|123456792|[1e-05,100000]"]
+
+
+def test_halfvec_binary_parameters(server) -> None:
+    from pgvector import HalfVector
+    from pgvector.psycopg import register_vector
+
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute("CREATE TABLE IF NOT EXISTS hv (id INT, h HALFVEC(3))")
+        conn.execute("DELETE FROM hv")
+        value = HalfVector([0.5, -1.25, 3])
+        conn.cursor(binary=True).execute("INSERT INTO hv VALUES (%s, %b)", [1, value])
+        conn.execute("INSERT INTO hv VALUES (%s, %t)", [2, value])
+        rows = conn.execute("SELECT id, h::text FROM hv ORDER BY id").fetchall()
+        assert rows == [(1, "[0.5,-1.25,3]"), (2, "[0.5,-1.25,3]")]
+        _register_bad_half(conn)
+        with pytest.raises(psycopg.errors.InvalidBinaryRepresentation, match="halfvec length"):
+            conn.execute("INSERT INTO hv VALUES (3, %b)", [_BadHalf()])
+        assert conn.execute("SELECT count(*) FROM hv").fetchone() == (2,)
+
+
+class _BadHalf:
+    """A halfvec whose header says 3 values but carries 2."""
+
+
+def _register_bad_half(conn: psycopg.Connection) -> None:
+    info_oid = conn.execute("SELECT oid FROM pg_type WHERE typname = 'halfvec'").fetchone()[0]
+
+    class Dumper(psycopg.adapt.Dumper):
+        format = psycopg.pq.Format.BINARY
+        oid = info_oid
+
+        def dump(self, obj: object) -> bytes:
+            return struct.pack("!hh", 3, 0) + np.array([1, 2], dtype=">f2").tobytes()
+
+    conn.adapters.register_dumper(_BadHalf, Dumper)

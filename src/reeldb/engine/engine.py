@@ -29,7 +29,7 @@ from .. import errors
 from ..format.arrow import bool_array, int64_array, matrix_array, matrix_arrow_type
 from ..format.fragment import ROWID, FragmentReader, ncol, scol
 from ..format.manifest import Column, Fragment, TableManifest
-from ..format.types import MATRIX
+from ..format.types import MATRIX, vector_text
 
 GPOS, LIVE = "__gpos", "__live"
 
@@ -206,6 +206,10 @@ def _database() -> duckdb.DuckDBPyConnection:
             for ext in _EXTENSIONS:
                 db.execute(f"LOAD {ext}")
             db.execute(";\n".join(_MACROS))
+            # vector::text in pgvector's form ([1.5,2,3]), not DuckDB's list text ([1.5, 2.0, 3.0])
+            db.create_function("__vector_text", lambda v: None if v is None else vector_text(v),
+                               [duckdb.list_type("FLOAT")], "VARCHAR",
+                               null_handling="special")
             chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
             db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
             _DATABASES[pid] = db

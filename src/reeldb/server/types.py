@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import math
 import struct
 import uuid
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import pyarrow as pa
 
 from .. import errors
 from ..format.blobs import is_blob_struct
+from ..format.types import float_text, vector_text
 from ..rows import to_columns
 from ..sql.pgtypes import (
     ARRAY_OF,
@@ -127,6 +127,8 @@ def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
     if fmt == 0:
         if oid == INT2VECTOR:  # "1 2", not "{1,2}"
             return lambda v: " ".join(str(x) for x in v).encode()
+        if oid == FLOAT4:  # float4's shortest digits, though the value arrives as a Python float
+            return lambda v: float_text(float(v), True).encode()
         return lambda v: text_out(v).encode("utf-8")
     fn = _BINARY_OUT.get(oid)
     if fn is None:
@@ -144,7 +146,7 @@ def text_out(v: Any) -> str:
     if isinstance(v, int | np.integer):
         return str(int(v))
     if isinstance(v, float | np.floating):
-        return _float_text(float(v), isinstance(v, np.float32))
+        return float_text(float(v), isinstance(v, np.float32 | np.float16))
     if isinstance(v, str):
         return v
     if isinstance(v, bytes | bytearray | memoryview):
@@ -171,22 +173,15 @@ def text_out(v: Any) -> str:
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, np.ndarray):
         if v.ndim == 1 and v.dtype.kind == "f":
-            return "[" + ",".join(_float_text(float(x), v.dtype == np.float32) for x in v) + "]"
+            if v.dtype in (np.float32, np.float16):
+                return vector_text(v)
+            return "[" + ",".join(float_text(float(x), False) for x in v) + "]"
         return _array_text(v.tolist())
     if isinstance(v, list | tuple):
         return _array_text(list(v))
     if hasattr(v, "read") and hasattr(v, "meta"):  # a lazy Blob
         return "\\x" + v.read().hex()
     return str(v)
-
-
-def _float_text(f: float, single: bool) -> str:
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "Infinity" if f > 0 else "-Infinity"
-    r = str(np.float32(f)) if single else repr(f)
-    return r[:-2] if r.endswith(".0") else r
 
 
 def _array_text(items: list[Any]) -> str:
@@ -424,11 +419,13 @@ def _binary_in(b: bytes, oid: int) -> Any:
         return uuid.UUID(bytes=bytes(b))
     if oid == NUMERIC:
         return _numeric_recv(b)
-    if oid == VECTOR:
+    if oid in (VECTOR, HALFVEC):  # pgvector's send format: dim, unused, then big-endian float4 / float2
         dim, _ = struct.unpack_from("!hh", b)
-        if len(b) != 4 + 4 * dim:
-            raise ValueError("vector length does not match its dimension")
-        return np.frombuffer(b, dtype=">f4", offset=4).astype(np.float32)
+        size = 4 if oid == VECTOR else 2
+        if dim < 0 or len(b) != 4 + size * dim:
+            raise ValueError(f"{'vector' if oid == VECTOR else 'halfvec'} length does not match its dimension")
+        return np.frombuffer(b, dtype=">f4" if oid == VECTOR else ">f2", offset=4).astype(
+            np.float32 if oid == VECTOR else np.float16)
     raise errors.FeatureNotSupported(f"binary parameters of type OID {oid} are not supported: send text")
 
 
@@ -476,8 +473,8 @@ def _numeric_recv(b: bytes) -> decimal.Decimal:
         raise ValueError("invalid digit in external numeric value")
     # digits as one integer, then placed: exact at any size, no context precision involved
     as_int = int("".join(f"{g:04d}" for g in groups) or "0")
-    value = decimal.Decimal(f"{as_int}E{4 * (weight - n + 1)}")  # exact: no context rounding
+    minus = "-" if sign == _NUMERIC_NEG else ""
+    value = decimal.Decimal(f"{minus}{as_int}E{4 * (weight - n + 1)}")  # exact: no context rounding
     with decimal.localcontext() as ctx:
         ctx.prec = max(28, len(str(as_int)) + abs(4 * (weight - n + 1)) + dscale + 4)
-        value = value.quantize(decimal.Decimal(1).scaleb(-dscale))
-    return -value if sign == _NUMERIC_NEG else value
+        return value.quantize(decimal.Decimal(1).scaleb(-dscale))
