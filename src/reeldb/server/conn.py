@@ -108,6 +108,7 @@ class ClientSession:
             try:
                 query = p.parse_query(payload)
             except errors.CharacterNotInRepertoire as e:  # not UTF-8: this query fails, not the connection
+                self.db._session.fail_transaction()
                 return [p.error_for(e), p.ready_for_query(self.status)]
             return self._simple(query)
         if kind == "S":
@@ -141,6 +142,7 @@ class ClientSession:
         try:
             parts = _split(query)
         except errors.Error as e:
+            self.db._session.fail_transaction()
             return [p.error_for(e), p.ready_for_query(self.status)]
         if not parts:
             return [p.empty_query_response(), p.ready_for_query(self.status)]
