@@ -34,6 +34,8 @@ def deallocate(s: Session, stmt: ast.DeallocateStmt) -> Result:
     if stmt.isall or stmt.name is None:
         for name in [n for n in s.prepared if n]:
             del s.prepared[name]
-    elif s.prepared.pop(stmt.name, None) is None or not stmt.name:
+    elif not stmt.name or stmt.name not in s.prepared:
         raise errors.Error(f'prepared statement "{stmt.name}" does not exist', sqlstate="26000")
+    else:
+        del s.prepared[stmt.name]
     return Result(status="DEALLOCATE ALL" if stmt.isall else "DEALLOCATE")
