@@ -303,6 +303,7 @@ def tree_delta(a: tuple[float, dict[int, float]], b: tuple[float, dict[int, floa
 class ReeldbServer:
     def __init__(self, path: Path, log: Path):
         self.port = free_port()
+        self.name = Path(path).resolve().name  # the database name the server answers to
         self.proc = subprocess.Popen(
             [*reeldb_cmd(), "serve", str(path), "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=open(log, "ab"), env=child_env())  # noqa: SIM115
@@ -310,7 +311,7 @@ class ReeldbServer:
 
     @property
     def dsn(self) -> str:
-        return dsn(self.port, "main")
+        return dsn(self.port, self.name)
 
     def cpu(self) -> float:
         return proc_cpu(self.proc.pid)

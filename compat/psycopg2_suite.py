@@ -372,7 +372,7 @@ def run_against_server(sdist: Path, timeout: float,
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reeldb-compat-") as tmp, \
             open(SERVER_LOG, "wb") as server_log, open(SUITE_LOG, "wb") as suite_log:
-        db = Path(tmp) / "psycopg2_test.reeldb"
+        db = Path(tmp) / "psycopg2_test"  # served as database psycopg2_test
         subprocess.run([sys.executable, "-c", "import sys, reeldb; reeldb.connect(sys.argv[1])",
                         str(db)], check=True)
         port = free_port()

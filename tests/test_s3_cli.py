@@ -52,7 +52,7 @@ def test_serve_an_s3_database(s3_url: str) -> None:
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "reeldb", "serve", s3_url, "--port", str(port)],
                             stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-    conninfo = f"host=127.0.0.1 port={port} dbname=items user=u"
+    conninfo = f"host=127.0.0.1 port={port} dbname={s3_url.rsplit('/', 1)[-1]} user=u"  # the prefix's name
     try:
         deadline = time.monotonic() + 60
         while True:

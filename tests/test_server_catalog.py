@@ -190,7 +190,7 @@ def test_bi_probes_and_settings(server) -> None:
 
 
 def test_statement_timeout_cancels_with_57014(tmp_path) -> None:
-    path = tmp_path / "db"
+    path = tmp_path / "video-gen"  # the database name clients give
     reeldb.connect(path).close()
     srv = BackgroundServer(str(path), port=0, statement_timeout_ms=300)
     slow = "SELECT count(*) FROM generate_series(1, 100000000000) a, generate_series(1, 10) b WHERE a % 7 = b"

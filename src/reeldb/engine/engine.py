@@ -39,7 +39,7 @@ from ..format.arrow import (
 )
 from ..format.fragment import ROWID, FragmentReader, ncol, scol
 from ..format.manifest import Column, Fragment, TableManifest
-from ..format.types import MATRIX
+from ..format.types import MATRIX, vector_text
 
 GPOS, LIVE = "__gpos", "__live"
 
@@ -231,6 +231,7 @@ def _adopt_inherited() -> None:
 os.register_at_fork(after_in_child=_adopt_inherited)
 
 
+VECTOR_TEXT = internal_name("vectortext")  # a Python function: a vector's text in pgvector's form
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
@@ -275,6 +276,9 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
         for ext in _EXTENSIONS:
             db.execute(f"LOAD {ext}")
         db.execute(";\n".join(_MACROS))
+        # vector::text in pgvector's form ([1.5,2,3]), not DuckDB's list text ([1.5, 2.0, 3.0])
+        db.create_function(VECTOR_TEXT, lambda v: None if v is None else vector_text(v),
+                           [duckdb.list_type("FLOAT")], "VARCHAR", null_handling="special")
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
         db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
         # the sandbox, set after what needs it (loading extensions) and then locked

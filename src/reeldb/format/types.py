@@ -285,6 +285,27 @@ def parse_vector_text(text: str, column: str) -> list[float]:
         ) from None
 
 
+def float_text(f: float, single: bool) -> str:
+    """Postgres' float4/float8 output (and pgvector's, which uses the same routine): the
+    shortest digits that read back the same, fixed-point when the decimal exponent is
+    in [-4, 6) for float4 or [-4, 15) for float8, else ``1.2345679e+08``."""
+    if f != f:
+        return "NaN"
+    if f in (float("inf"), float("-inf")):
+        return "Infinity" if f > 0 else "-Infinity"
+    x = np.float32(f) if single else np.float64(f)
+    sci = np.format_float_scientific(x, unique=True, trim="-", exp_digits=2)
+    if -4 <= int(sci.rpartition("e")[2]) < (6 if single else 15):
+        return np.format_float_positional(x, unique=True, trim="-")
+    return sci
+
+
+def vector_text(values: Any) -> str:
+    """pgvector's text form of a vector or halfvec: ``[1.5,2,3]`` (halfvec values print
+    as the float4 they widen to, as pgvector's halfvec_out does)."""
+    return "[" + ",".join(float_text(float(x), True) for x in np.asarray(values, dtype=np.float32).reshape(-1)) + "]"
+
+
 def _short(v: Any, n: int = 60) -> str:
     s = str(v)
     return s if len(s) <= n else s[: n - 3] + "..."

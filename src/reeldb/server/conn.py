@@ -20,17 +20,12 @@ from ..connection import Connection
 from ..rows import to_rows
 from ..sql.parse import deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
+from ..sql.prepared import PreparedStatement as Statement
 from ..sql.session import Result
 from . import protocol as p
 from .copy import CopyOptions, copy_options, format_row, header_row, parse_rows, source_query
 from .describe import param_oids
 from .types import decode_param, encode_columns, field_specs
-
-
-@dataclass
-class Statement:
-    query: str
-    param_oids: list[int]
 
 
 @dataclass
@@ -53,7 +48,7 @@ class ClientSession:
         self.database = database
         self.pid = pid
         self.secret = secrets.randbits(31)
-        self.statements: dict[str, Statement] = {}
+        self.statements = db._session.prepared  # shared with SQL: DEALLOCATE drops them too
         self.portals: dict[str, Portal] = {}
         self.skipping = False  # after an error in extended query: discard until Sync
         self.terminated = False
@@ -113,6 +108,7 @@ class ClientSession:
             try:
                 query = p.parse_query(payload)
             except errors.CharacterNotInRepertoire as e:  # not UTF-8: this query fails, not the connection
+                self.db._session.fail_transaction()
                 return [p.error_for(e), p.ready_for_query(self.status)]
             return self._simple(query)
         if kind == "S":
@@ -138,6 +134,7 @@ class ClientSession:
             raise p.ProtocolViolation(f"invalid frontend message type {kind!r}")
         except Exception as e:  # noqa: BLE001 - every failure becomes an ErrorResponse
             self.skipping = True
+            self.db._session.fail_transaction()  # as any error does, a Parse or Bind one too
             return [p.error_for(e)]
 
     # -- simple query ----------------------------------------------------------------
@@ -145,6 +142,7 @@ class ClientSession:
         try:
             parts = _split(query)
         except errors.Error as e:
+            self.db._session.fail_transaction()
             return [p.error_for(e), p.ready_for_query(self.status)]
         if not parts:
             return [p.empty_query_response(), p.ready_for_query(self.status)]
@@ -168,6 +166,7 @@ class ClientSession:
                 out += self._notices(result)
                 out += self._result(result, [], None)
             except Exception as e:  # noqa: BLE001
+                self.db._session.fail_transaction()
                 out.append(p.error_for(e))
                 break
         out.append(p.ready_for_query(self.status))
@@ -210,14 +209,18 @@ class ClientSession:
             return []
         self.copy_in = None
         data, self._copy_data = bytes(self._copy_data), bytearray()
-        if kind == "f":
+        session = self.db._session
+        if kind == "f":  # CopyFail: the client gave up (an exception inside psycopg's `with copy`)
             msg = p.Payload(payload).cstring() if payload else ""
+            session.fail_transaction()
             return [p.error_response("57014", f"COPY from stdin failed: {msg}"), p.ready_for_query(self.status)]
         if kind != "c":
+            session.fail_transaction()
             e = p.ProtocolViolation(f"unexpected message type {kind!r} during COPY from stdin")
             return [p.error_for(e), p.ready_for_query(self.status)]
         try:
-            tag = self._copy_insert(opts, data)
+            with session.failing():
+                tag = self._copy_insert(opts, data)
         except Exception as e:  # noqa: BLE001 - reported; nothing was written
             return [p.error_for(e), p.ready_for_query(self.status)]
         if rest:
@@ -323,6 +326,9 @@ class ClientSession:
             out = [p.parameter_description(st.param_oids)]
             fields = self._statement_fields(st)
             return out + ([p.row_description(fields)] if fields else [p.no_data()])
+        if name not in self.portals and name in self.db._session.cursors:
+            cur = self.db._session.cursors[name]  # DECLAREd in SQL: a portal too, as in Postgres
+            return [p.row_description(field_specs(cur.table.slice(0, 0), cur.description))]
         portal = self._portal(name)
         self._run(portal)
         return [p.row_description(portal.fields)] if portal.rows is not None else [p.no_data()]
@@ -343,6 +349,8 @@ class ClientSession:
         return field_specs(r.table, r.description)
 
     def _execute(self, name: str, limit: int) -> list[bytes]:
+        if name not in self.portals and name in self.db._session.cursors:
+            return self._execute_cursor(name, limit)
         portal = self._portal(name)
         self._run(portal)
         r = portal.result
@@ -360,11 +368,23 @@ class ClientSession:
             return out + [p.portal_suspended()]
         return out + [p.command_complete(_select_tag(r, len(portal.rows)))]
 
+    def _execute_cursor(self, name: str, limit: int) -> list[bytes]:
+        """Execute of a DECLAREd cursor's portal: its next ``limit`` rows (all when 0),
+        fetched as SQL FETCH does; PortalSuspended while rows may remain."""
+        r = self.db._session.execute(f"FETCH FORWARD {limit if limit > 0 else 'ALL'} FROM {_ident(name)}")
+        assert r.table is not None and r.description is not None
+        fields = field_specs(r.table, r.description)
+        columns = encode_columns(r.table, r.description, fields, self.db.catalog.store)
+        out = [p.data_row(row) for row in zip(*columns, strict=True)] if columns else []
+        if limit > 0 and len(out) == limit:
+            return out + [p.portal_suspended()]
+        return out + [p.command_complete(f"SELECT {len(out)}")]
+
     def _close(self, kind: str, name: str) -> list[bytes]:
         if kind == "S":
             self.statements.pop(name, None)
-        else:
-            self.portals.pop(name, None)
+        elif self.portals.pop(name, None) is None:
+            self.db._session.cursors.pop(name, None)  # a DECLAREd cursor's portal: CLOSE it
         return [p.close_complete()]
 
 

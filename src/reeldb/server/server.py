@@ -187,6 +187,10 @@ class Server:
             if isinstance(e, errors.Error):
                 await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
             return None
+        if not _names_database(database, self.options.path):
+            await _say_and_close(writer, p.error_response("3D000", f'database "{database}" does not exist',
+                                                          severity="FATAL"))
+            return None
         try:
             db = await loop.run_in_executor(executor, lambda: connect(self.options.path, branch=branch,
                                                                       create=False))
@@ -252,6 +256,20 @@ def _pipeline(frames: p.MessageReader) -> list[tuple[str, bytes]]:
         if msg[0] in ("S", "Q", "H", "X"):
             break
     return batch
+
+
+def database_name(path: str) -> str:
+    """The name clients connect to: the database folder's (or object-store prefix's)
+    last part, as ``-d video-gen`` for ``reeldb serve ./video-gen``."""
+    if "://" in path:
+        return path.split("://", 1)[1].rstrip("/").rsplit("/", 1)[-1]
+    return os.path.basename(os.path.abspath(path))
+
+
+def _names_database(database: str, path: str) -> bool:
+    """``NAME`` or ``NAME/BRANCH`` for this server's database; anything else is a
+    database that does not exist here (3D000), not silently this one."""
+    return database.partition("/")[0] == database_name(path)
 
 
 def _branch_of(database: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import math
 import struct
 import uuid
 from collections.abc import Callable
@@ -22,9 +21,11 @@ import pyarrow as pa
 
 from .. import errors
 from ..format.blobs import is_blob_struct
+from ..format.types import float_text, vector_text
 from ..rows import to_columns
 from ..sql.pgtypes import (
     ARRAY_OF,
+    ARRAY_SPACE,
     BOOL,
     BYTEA,
     CHAR,
@@ -126,6 +127,8 @@ def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
     if fmt == 0:
         if oid == INT2VECTOR:  # "1 2", not "{1,2}"
             return lambda v: " ".join(str(x) for x in v).encode()
+        if oid == FLOAT4:  # float4's shortest digits, though the value arrives as a Python float
+            return lambda v: float_text(float(v), True).encode()
         return lambda v: text_out(v).encode("utf-8")
     fn = _BINARY_OUT.get(oid)
     if fn is None:
@@ -143,7 +146,7 @@ def text_out(v: Any) -> str:
     if isinstance(v, int | np.integer):
         return str(int(v))
     if isinstance(v, float | np.floating):
-        return _float_text(float(v), isinstance(v, np.float32))
+        return float_text(float(v), isinstance(v, np.float32 | np.float16))
     if isinstance(v, str):
         return v
     if isinstance(v, bytes | bytearray | memoryview):
@@ -170,22 +173,15 @@ def text_out(v: Any) -> str:
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, np.ndarray):
         if v.ndim == 1 and v.dtype.kind == "f":
-            return "[" + ",".join(_float_text(float(x), v.dtype == np.float32) for x in v) + "]"
+            if v.dtype in (np.float32, np.float16):
+                return vector_text(v)
+            return "[" + ",".join(float_text(float(x), False) for x in v) + "]"
         return _array_text(v.tolist())
     if isinstance(v, list | tuple):
         return _array_text(list(v))
     if hasattr(v, "read") and hasattr(v, "meta"):  # a lazy Blob
         return "\\x" + v.read().hex()
     return str(v)
-
-
-def _float_text(f: float, single: bool) -> str:
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "Infinity" if f > 0 else "-Infinity"
-    r = str(np.float32(f)) if single else repr(f)
-    return r[:-2] if r.endswith(".0") else r
 
 
 def _array_text(items: list[Any]) -> str:
@@ -197,10 +193,13 @@ def _array_text(items: list[Any]) -> str:
             parts.append(_array_text(x))
         else:
             t = text_out(x)
-            if t == "" or any(c in t for c in ' {},"\\') or t.upper() == "NULL":
+            if t == "" or any(c in t for c in _ARRAY_QUOTED) or t.upper() == "NULL":
                 t = '"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"'
             parts.append(t)
     return "{" + ",".join(parts) + "}"
+
+
+_ARRAY_QUOTED = frozenset('{},"\\' + ARRAY_SPACE)  # array_out quotes an element with any of these
 
 
 def _interval_text(v: dt.timedelta) -> str:
@@ -239,31 +238,34 @@ def _bytes(v: Any) -> bytes:
 
 
 def _numeric_send(v: Any) -> bytes:
+    """Postgres' numeric_send: ndigits, weight (of the first base-10000 digit), sign,
+    dscale (decimal digits after the point), then the base-10000 digits, most
+    significant first, without leading or trailing zero digits."""
     d = decimal.Decimal(v)
     if d.is_nan():
-        return struct.pack("!hhhh", 0, 0, 0xC000, 0)
+        return struct.pack("!hhHh", 0, 0, _NUMERIC_NAN, 0)
+    if d.is_infinite():
+        return struct.pack("!hhHh", 0, 0, _NUMERIC_NINF if d < 0 else _NUMERIC_PINF, 0)
     sign, digits, exp = d.as_tuple()
     assert isinstance(exp, int)
     dscale = max(0, -exp)
-    text = "".join(map(str, digits))
-    if exp > 0:
-        text += "0" * exp
-        exp = 0
-    int_part, frac_part = (text[: len(text) + exp], text[len(text) + exp :]) if exp < 0 else (text, "")
-    int_part = int_part.lstrip("0")
-    int_part = "0" * (-len(int_part) % 4) + int_part
-    frac_part = frac_part + "0" * (-len(frac_part) % 4)
-    groups = [int(int_part[i : i + 4]) for i in range(0, len(int_part), 4)]
-    weight = len(groups) - 1
-    groups += [int(frac_part[i : i + 4]) for i in range(0, len(frac_part), 4)]
+    frac_groups = -(-dscale // 4)  # base-10000 digits after the point
+    # the value as an integer count of 10000**-frac_groups
+    scaled = int("".join(map(str, digits)) or "0") * 10 ** (exp + 4 * frac_groups)
+    groups: list[int] = []
+    while scaled:
+        scaled, g = divmod(scaled, 10000)
+        groups.append(g)
+    groups.reverse()
+    weight = len(groups) - 1 - frac_groups
     while groups and groups[-1] == 0:
         groups.pop()
-    while groups and groups[0] == 0:
-        groups.pop(0)
-        weight -= 1
     if not groups:
-        weight = 0
-    return struct.pack(f"!hhhh{len(groups)}h", len(groups), weight, 0x4000 if sign else 0, dscale, *groups)
+        return struct.pack("!hhHh", 0, 0, 0, dscale)
+    return struct.pack(f"!hhHh{len(groups)}h", len(groups), weight, _NUMERIC_NEG if sign else 0, dscale, *groups)
+
+
+_NUMERIC_NEG, _NUMERIC_NAN, _NUMERIC_PINF, _NUMERIC_NINF = 0x4000, 0xC000, 0xD000, 0xF000
 
 
 def _timestamp_send(v: dt.datetime) -> bytes:
@@ -417,11 +419,13 @@ def _binary_in(b: bytes, oid: int) -> Any:
         return uuid.UUID(bytes=bytes(b))
     if oid == NUMERIC:
         return _numeric_recv(b)
-    if oid == VECTOR:
+    if oid in (VECTOR, HALFVEC):  # pgvector's send format: dim, unused, then big-endian float4 / float2
         dim, _ = struct.unpack_from("!hh", b)
-        if len(b) != 4 + 4 * dim:
-            raise ValueError("vector length does not match its dimension")
-        return np.frombuffer(b, dtype=">f4", offset=4).astype(np.float32)
+        size = 4 if oid == VECTOR else 2
+        if dim < 0 or len(b) != 4 + size * dim:
+            raise ValueError(f"{'vector' if oid == VECTOR else 'halfvec'} length does not match its dimension")
+        return np.frombuffer(b, dtype=">f4" if oid == VECTOR else ">f2", offset=4).astype(
+            np.float32 if oid == VECTOR else np.float16)
     raise errors.FeatureNotSupported(f"binary parameters of type OID {oid} are not supported: send text")
 
 
@@ -457,12 +461,20 @@ def _array_text_in(s: str, elem: int) -> list[Any]:
 
 
 def _numeric_recv(b: bytes) -> decimal.Decimal:
-    n, weight, sign, dscale = struct.unpack_from("!hhhh", b)
-    if sign == 0xC000:
+    n, weight, sign, dscale = struct.unpack_from("!hhHh", b)
+    if sign == _NUMERIC_NAN:
         return decimal.Decimal("NaN")
+    if sign in (_NUMERIC_PINF, _NUMERIC_NINF):
+        return decimal.Decimal("-Infinity" if sign == _NUMERIC_NINF else "Infinity")
+    if sign not in (0, _NUMERIC_NEG) or n < 0 or dscale < 0 or len(b) != 8 + 2 * n:
+        raise ValueError("invalid numeric header")
     groups = struct.unpack_from(f"!{n}h", b, 8)
+    if any(not 0 <= g < 10000 for g in groups):
+        raise ValueError("invalid digit in external numeric value")
+    # digits as one integer, then placed: exact at any size, no context precision involved
+    as_int = int("".join(f"{g:04d}" for g in groups) or "0")
+    minus = "-" if sign == _NUMERIC_NEG else ""
+    value = decimal.Decimal(f"{minus}{as_int}E{4 * (weight - n + 1)}")  # exact: no context rounding
     with decimal.localcontext() as ctx:
-        ctx.prec = 4 * (n + abs(weight)) + dscale + 8  # exact, however many digits
-        value = sum((decimal.Decimal(g).scaleb(4 * (weight - i)) for i, g in enumerate(groups)), decimal.Decimal(0))
-        value = value.quantize(decimal.Decimal(1).scaleb(-dscale))
-        return -value if sign == 0x4000 else value
+        ctx.prec = max(28, len(str(as_int)) + abs(4 * (weight - n + 1)) + dscale + 4)
+        return value.quantize(decimal.Decimal(1).scaleb(-dscale))

@@ -69,7 +69,7 @@ def column_from_def(cd: ast.ColumnDef, cid: int) -> tuple[Column, bool, bool]:
         elif t == ConstrType.CONSTR_UNIQUE:
             unique = True
         else:
-            raise errors.FeatureNotSupported(f"{t.name[7:]} constraints are not supported yet (column {name})")
+            raise unsupported_constraint(con, name)
     if (pk or unique) and ctype.storage != PARQUET:
         raise errors.FeatureNotSupported(f"a {ctype.sql()} column cannot be a key (column {name})")
     return Column(cid, name, ctype, not_null, default), pk, unique
@@ -107,6 +107,8 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
         else:
             raise errors.FeatureNotSupported(f"{type(el).__name__} in CREATE TABLE")
     for con in table_cons:
+        if con.contype not in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
+            raise unsupported_constraint(con)
         keys = tuple(_key_ids(cols, con.keys))
         if con.contype == ConstrType.CONSTR_PRIMARY:
             if pk:
@@ -114,10 +116,8 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
                                               sqlstate="42P16")
             pk = keys
             cols = [Column(c.id, c.name, c.type, True, c.default) if c.id in keys else c for c in cols]
-        elif con.contype == ConstrType.CONSTR_UNIQUE:
-            uniques.append(keys)
         else:
-            raise errors.FeatureNotSupported(f"{con.contype.name[7:]} constraints are not supported yet")
+            uniques.append(keys)
     all_keys = ([pk] if pk else []) + [u for u in uniques if u != pk]
     for c in cols:
         if c.default is not None:
@@ -126,6 +126,20 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     txn.create_table(name, schema, if_not_exists=bool(stmt.if_not_exists))
     s.finish_write()
     return Result(status="CREATE TABLE")
+
+
+_CONSTRAINT_KINDS = {ConstrType.CONSTR_CHECK: "CHECK", ConstrType.CONSTR_FOREIGN: "FOREIGN KEY",
+                     ConstrType.CONSTR_EXCLUSION: "EXCLUDE", ConstrType.CONSTR_GENERATED: "GENERATED",
+                     ConstrType.CONSTR_IDENTITY: "IDENTITY"}
+
+
+def unsupported_constraint(con: ast.Constraint, column: str | None = None) -> errors.FeatureNotSupported:
+    """The refusal of a constraint reeldb cannot enforce: accepting it would let rows
+    that break it in silently."""
+    kind = _CONSTRAINT_KINDS.get(con.contype, con.contype.name.removeprefix("CONSTR_").replace("_", " "))
+    where = ", ".join(([f'constraint "{con.conname}"'] if con.conname else []) + ([f"column {column}"] if column else []))
+    return errors.FeatureNotSupported(
+        f"{kind} constraints are not supported: reeldb does not enforce them" + (f" ({where})" if where else ""))
 
 
 def _key_ids(cols: list[Column], keys: tuple) -> list[int]:
@@ -244,3 +258,35 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         raise errors.FeatureNotSupported(f"ALTER ... RENAME of {stmt.renameType.name[7:]} is not supported")
     s.finish_write()
     return Result(status="ALTER TABLE")
+
+
+def create_extension(s: Session, stmt: ast.CreateExtensionStmt) -> Result:
+    """CREATE EXTENSION: vector (pgvector's types, operators and indexes) is built in,
+    so creating it changes nothing; any other extension is not available."""
+    from .pgcatalog import EXTENSIONS
+    from .session import Result
+
+    if stmt.extname not in EXTENSIONS:
+        raise errors.FeatureNotSupported(
+            f'extension "{stmt.extname}" is not available: reeldb has only {" and ".join(EXTENSIONS)}, built in')
+    if stmt.if_not_exists:
+        s.notice(f'extension "{stmt.extname}" already exists, skipping')
+    return Result(status="CREATE EXTENSION")
+
+
+def drop_extension(s: Session, stmt: ast.DropStmt) -> Result:
+    """DROP EXTENSION: a built-in one cannot go; one that does not exist is an error
+    (a notice with IF EXISTS), as in Postgres."""
+    from .pgcatalog import EXTENSIONS
+    from .session import Result
+
+    for obj in stmt.objects:
+        name = obj.sval
+        if name in EXTENSIONS:
+            raise errors.FeatureNotSupported(f'extension "{name}" is built into reeldb and cannot be dropped')
+    for obj in stmt.objects:
+        if not stmt.missing_ok:
+            raise errors.UndefinedObject(f'extension "{obj.sval}" does not exist')
+        s.notice(f'extension "{obj.sval}" does not exist, skipping')
+    return Result(status="DROP EXTENSION")
+

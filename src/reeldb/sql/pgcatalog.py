@@ -217,9 +217,9 @@ class CatalogTables:
         out["pg_tablespace"] = pa.table({"oid": [1663], "spcname": ["pg_default"], "spcowner": [OWNER_OID]})
         out["pg_collation"] = pa.table({"oid": [DEFAULT_COLLATION, 950], "collname": ["default", "C"],
                                         "collnamespace": [pt.PG_CATALOG_NS] * 2, "collprovider": ["d", "c"]})
-        out["pg_extension"] = pa.table({"oid": [13500, 16384], "extname": ["plpgsql", "vector"],
+        out["pg_extension"] = pa.table({"oid": [13500, 16384], "extname": list(EXTENSIONS),
                                         "extowner": [OWNER_OID] * 2, "extnamespace": [pt.PG_CATALOG_NS, pt.PUBLIC_NS],
-                                        "extrelocatable": [False, True], "extversion": ["1.0", "0.8.0"]})
+                                        "extrelocatable": [False, True], "extversion": list(EXTENSIONS.values())})
         for name, cols in EMPTY.items():
             out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
         out["information_schema.schemata"] = pa.table({
@@ -477,6 +477,11 @@ def _information_type(oid: int, sql: str) -> str:
     return _SQL_TYPE_NAMES.get(t.name, t.name)
 
 
+# The extensions every reeldb database has, built in (name -> version): CREATE EXTENSION
+# accepts them, DROP EXTENSION refuses, any other is not available.
+EXTENSIONS = {"plpgsql": "1.0", "vector": "0.8.0"}
+
+
 # -- per-session state ----------------------------------------------------------------------
 class PgCatalog:
     """The catalog one session's statements see, registered with its DuckDB connection."""
@@ -488,6 +493,7 @@ class PgCatalog:
         self._settings_key: tuple | None = None
         self._views: set[str] = set()
         self._cursors_key: tuple | None = None
+        self._prepared_key: tuple | None = None
 
     def tables(self) -> CatalogTables:
         s = self.s
@@ -521,8 +527,24 @@ class PgCatalog:
                                   ("is_binary", pa.bool_()), ("is_scrollable", pa.bool_()),
                                   ("creation_time", pa.timestamp("us", "UTC"))])))
             self._cursors_key = cursors
+        prepared = tuple((n, id(st)) for n, st in s.prepared.items() if n)
+        if prepared != self._prepared_key:
+            self._register_prepared([n for n, _ in prepared])
+            self._prepared_key = prepared
         assert self.current is not None
         return self.current
+
+    def _register_prepared(self, names: list[str]) -> None:
+        """pg_prepared_statements: the session's named prepared statements."""
+        sts = [self.s.prepared[n] for n in names]
+        n = len(sts)
+        types = pa.list_(pa.string())
+        self.s.engine.register(relation_name("pg_prepared_statements"), pa.table({
+            "name": pa.array(names, pa.string()), "statement": pa.array([st.query for st in sts], pa.string()),
+            "prepare_time": pa.array([st.prepare_time for st in sts], pa.timestamp("us", "UTC")),
+            "parameter_types": pa.array([[format_type(o, -1) for o in st.param_oids] for st in sts], types),
+            "result_types": pa.nulls(n, types), "from_sql": pa.array([False] * n, pa.bool_()),
+            "generic_plans": pa.array([0] * n, pa.int64()), "custom_plans": pa.array([0] * n, pa.int64())}))
 
     def _register(self, name: str, table: pa.Table) -> None:
         """Register a catalog table; one with "char" columns goes behind a view that casts
@@ -562,7 +584,7 @@ def relation_name(key: str) -> str:
 CATALOG_NAMES = frozenset([
     "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_constraint", "pg_attrdef", "pg_type",
     "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
-    "pg_settings", "pg_cursors", *EMPTY, "information_schema.schemata", "information_schema.tables",
+    "pg_settings", "pg_cursors", "pg_prepared_statements", *EMPTY, "information_schema.schemata", "information_schema.tables",
     "information_schema.columns", "information_schema.table_constraints",
     "information_schema.key_column_usage", "information_schema.views",
 ])

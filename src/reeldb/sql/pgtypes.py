@@ -89,14 +89,19 @@ def column_oid(t: ColumnType) -> tuple[int, int]:
     return oid, -1
 
 
+# Postgres' array input skips only these (array_isspace), not all of Python's whitespace:
+# U+001C..U+001F and other Unicode spaces are part of an element.
+ARRAY_SPACE = " \t\n\r\v\f"
+
+
 def parse_array_literal(text: str) -> list[Any]:
     """Postgres' array text (``{1,2}``, ``{{a,"b c"},{NULL,d}}``) -> nested lists of
     strings, None for NULL."""
-    s = text.strip()
+    s = text.strip(ARRAY_SPACE)
     if not s.startswith("{"):
         raise ValueError(f"malformed array literal: {text!r}")
     out, pos = _array_items(s, 1)
-    if s[pos:].strip():
+    if s[pos:].strip(ARRAY_SPACE):
         raise ValueError(f"malformed array literal: {text!r}")
     return out
 
@@ -108,7 +113,7 @@ def _array_items(s: str, i: int) -> tuple[list[Any], int]:
         c = s[i]
         if c == "}":
             return items, i + 1
-        if c in ", \t\n":
+        if c == "," or c in ARRAY_SPACE:
             i += 1
         elif c == "{":
             sub, i = _array_items(s, i + 1)
@@ -125,10 +130,28 @@ def _array_items(s: str, i: int) -> tuple[list[Any], int]:
             items.append("".join(chars))
             i = j + 1
         else:
-            j = i
-            while j < n and s[j] not in ",}":
-                j += 1
-            word = s[i:j].strip()
-            items.append(None if word.upper() == "NULL" else word.replace("\\", ""))
-            i = j
+            word, i = _unquoted(s, i)
+            items.append(word)
     raise ValueError(f"malformed array literal: {s!r}")
+
+
+def _unquoted(s: str, i: int) -> tuple[str | None, int]:
+    """An unquoted element from ``i`` to the next , or }: backslash escapes a character;
+    trailing array whitespace that is not escaped is dropped; a bare NULL is None."""
+    chars: list[str] = []
+    keep = 0  # length of chars up to the last character that is not trailing space
+    escaped = False
+    n = len(s)
+    while i < n and s[i] not in ",}":
+        if s[i] == "\\" and i + 1 < n:
+            i += 1
+            escaped = True
+            chars.append(s[i])
+            keep = len(chars)
+        else:
+            chars.append(s[i])
+            if s[i] not in ARRAY_SPACE:
+                keep = len(chars)
+        i += 1
+    word = "".join(chars[:keep])
+    return (None if not escaped and word.upper() == "NULL" else word), i

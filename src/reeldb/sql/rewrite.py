@@ -19,7 +19,7 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType
 
 from .. import errors
-from ..engine.engine import DIV, MOD, rowid_view_name
+from ..engine.engine import DIV, MOD, VECTOR_TEXT, rowid_view_name
 from ..format.fragment import ROWID
 from ..format.types import parse_vector_text
 from . import allowlist
@@ -210,6 +210,8 @@ class Rewriter:
             dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
             arg = self(node.arg)
             return cast(arg, "float4", (dim,)) if dim else cast(arg, "float4", (-1,))
+        if t in ("text", "varchar") and not tn.arrayBounds and self._is_vector(node.arg):
+            return func(VECTOR_TEXT, self(node.arg))  # pgvector's [1.5,2,3], not DuckDB's list text
         if tn.arrayBounds and isinstance(node.arg, ast.A_Const) and isinstance(node.arg.val, ast.String):
             return self.array_literal(node)
         if t == "bytea" and isinstance(node.arg, ast.A_Const) and isinstance(node.arg.val, ast.String) \
@@ -219,6 +221,14 @@ class Rewriter:
             return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(
                 names=(ast.String(sval="json"),), typemod=-1, arrayBounds=tn.arrayBounds))
         return None
+
+    def _is_vector(self, node: ast.Node) -> bool:
+        """A vector or halfvec cast, or a column only bound tables' vector columns have."""
+        if isinstance(node, ast.TypeCast):
+            return name_of(node.typeName.names) in VECTOR_TYPES
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return node.fields[-1].sval in self.dims
+        return False
 
     def array_literal(self, node: ast.TypeCast) -> ast.Node:
         """``'{a,b}'::text[]``: Postgres' array text becomes an ARRAY[...] DuckDB can cast."""

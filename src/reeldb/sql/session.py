@@ -26,7 +26,7 @@ from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine, internal_name
 from ..format.manifest import Column, TableManifest
-from . import cursors, ddl, dml, indexes, notify, point, temp, vector_plan
+from . import cursors, ddl, dml, indexes, notify, point, prepared, temp, vector_plan
 from .characteristics import Characteristics, with_options
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse, walk
@@ -102,6 +102,7 @@ class Session(VersioningMixin):
         self.default_characteristics = Characteristics()  # SET SESSION CHARACTERISTICS AS TRANSACTION ...
         self.txn_characteristics: Characteristics | None = None  # the open transaction's
         self.cursors: dict[str, cursors.Cursor] = {}  # DECLARE name -> its rows
+        self.prepared: dict[str, prepared.PreparedStatement] = {}  # the wire protocol's, by name ("": unnamed)
         self.notifications = notify.new_queue()  # (sender pid, channel, payload) for LISTEN
         self.on_notify: Callable[[], None] | None = None  # called (any thread) when one arrives
         self.outbox: list[tuple[str, str]] = []  # NOTIFY of the open transaction
@@ -190,17 +191,36 @@ class Session(VersioningMixin):
 
     # -- execution -----------------------------------------------------------------------------
     def execute(self, sql: str, params: Any = None) -> Result:
-        text, binder = compile_params(sql, params)
-        values = binder(params) if params is not None or binder.count else []
+        with self.failing():
+            text, binder = compile_params(sql, params)
+            values = binder(params) if params is not None or binder.count else []
         return self.execute_parsed(text, values)
+
+    @contextlib.contextmanager
+    def failing(self) -> Iterator[None]:
+        """Any error inside fails the open transaction (as every error does in Postgres:
+        later statements get 25P02 and COMMIT rolls back), even one raised before a
+        statement runs (a syntax error, a bad parameter, an aborted COPY)."""
+        try:
+            yield
+        except BaseException:
+            self.fail_transaction()
+            raise
+
+    def fail_transaction(self) -> None:
+        """Put the open transaction, if any, in the failed state."""
+        if self.txn is not None:
+            self.failed = True
 
     def execute_parsed(self, text: str, values: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
         self.notices = []
         m = _OPTIMIZE.match(text)
         if m:  # not Postgres syntax, so pglast cannot parse it
-            done = self.optimize(m.group(1))
+            with self.failing():
+                done = self.optimize(m.group(1))
             return Result(status="OPTIMIZE", rowcount=sum(c["rows_rewritten"] for c in done))
-        stmts = parse(text)
+        with self.failing():
+            stmts = parse(text)
         if not stmts:
             return Result(status="EMPTY")
         result = Result()
@@ -213,9 +233,10 @@ class Session(VersioningMixin):
         rows = list(seq)
         if not rows:
             return Result(rowcount=0)
-        text, binder = compile_params(sql, rows[0])
-        bound = [binder(r) for r in rows]
-        stmts = parse(text)
+        with self.failing():
+            text, binder = compile_params(sql, rows[0])
+            bound = [binder(r) for r in rows]
+            stmts = parse(text)
         if len(stmts) == 1 and isinstance(stmts[0].stmt, ast.InsertStmt) and stmts[0].stmt.returningClause is None:
             return self.execute_parsed(text, bound[0], param_rows=bound)
         total = 0
@@ -342,6 +363,10 @@ class Session(VersioningMixin):
             return cursors.fetch(self, stmt)
         if isinstance(stmt, ast.ClosePortalStmt):
             return cursors.close(self, stmt)
+        if isinstance(stmt, ast.CreateExtensionStmt):
+            return ddl.create_extension(self, stmt)
+        if isinstance(stmt, ast.DeallocateStmt):
+            return prepared.deallocate(self, stmt)
         if isinstance(stmt, ast.IndexStmt):
             return indexes.create(self, stmt)
         if isinstance(stmt, ast.ReindexStmt):
@@ -352,6 +377,8 @@ class Session(VersioningMixin):
         """DROP TABLE: temporary tables go here and now; the branch's in its transaction."""
         if stmt.removeType == ObjectType.OBJECT_INDEX:
             return indexes.drop(self, stmt)
+        if stmt.removeType == ObjectType.OBJECT_EXTENSION:
+            return ddl.drop_extension(self, stmt)
         if stmt.removeType == ObjectType.OBJECT_TABLE and self.temp_tables:
             ours = [o for o in stmt.objects if o[-1].sval in self.temp_tables
                     and (len(o) == 1 or o[-2].sval == "pg_temp")]
