@@ -57,3 +57,19 @@ def test_outer_failure_undoes_released_inner_blocks(conn):
             conn.execute("INSERT INTO t VALUES (1)")
         raise KeyError
     assert ids(conn) == []
+
+
+def test_block_that_swallowed_an_error_rolls_back_and_says_so(conn):
+    with pytest.raises(reeldb.Error) as ei, conn.transaction():
+        conn.execute("INSERT INTO t VALUES (1)")
+        try:
+            conn.execute("INSERT INTO nosuch VALUES (1)")
+        except reeldb.Error:
+            pass  # caught, but the transaction is failed all the same
+        with pytest.raises(reeldb.Error) as later:
+            conn.execute("INSERT INTO t VALUES (2)")
+        assert later.value.sqlstate == "25P02"
+    assert ei.value.sqlstate == "25P02" and "rolled back" in str(ei.value)
+    assert ids(conn) == []
+    conn.execute("INSERT INTO t VALUES (3)")  # the connection is usable again
+    assert ids(conn) == [3]

@@ -141,7 +141,12 @@ class Connection:
 
         Nested inside another, the block is a savepoint (as psycopg 3's nested
         ``transaction()``): an exception rolls back only the inner block's work and goes
-        on to the caller, and the outer transaction stays usable and commits what it kept."""
+        on to the caller, and the outer transaction stays usable and commits what it kept.
+
+        A statement that failed inside the block fails the transaction (as in Postgres);
+        if the block still ends normally (the error was caught in it), everything is
+        rolled back and InFailedSqlTransaction (25P02) says so, rather than a silent
+        rollback where a commit was expected."""
         self._check()
         if self._session.in_transaction:
             yield from self._savepoint_block()
@@ -152,7 +157,12 @@ class Connection:
         except BaseException:
             self._session.rollback()
             raise
+        failed = self._session.failed
         self._session.commit(message, author)
+        if failed:
+            raise errors.InFailedSqlTransaction(
+                "the transaction was rolled back, not committed: a statement in it failed "
+                "(and its error was caught inside the transaction block)")
 
     def _savepoint_block(self) -> Iterator[Connection]:
         self._nesting += 1

@@ -580,6 +580,7 @@ class Session(VersioningMixin):
         if txn is None:
             return None
         if failed:
+            txn.close()
             return None  # COMMIT of a failed transaction rolls back, as in Postgres
         return txn.commit(message, author) if txn.dirty else txn.base
 
