@@ -43,20 +43,14 @@ class Commit:
              "message": self.message, "tables": self.tables, "stats": self.stats}
         if self.group or self.rejected:
             d |= {"group": list(self.group), "rejected": self.rejected}
-        d["sum"] = checksum.digest(_canonical(d))
-        return json.dumps(d, sort_keys=True).encode()
+        return checksum.signed_json(d)
 
     @staticmethod
-    def from_bytes(b: bytes, key: str = "commit") -> Commit:
+    def from_bytes(b: bytes, key: str = "commit", strict: bool = False) -> Commit:
         """Parse and verify a stored commit: damage is XX001 naming ``key``. Commits written
         before checksums have no ``sum`` and are read unverified."""
-        d = checksum.load_json(key, b)
+        d = checksum.load_signed_json(key, b, strict)
         try:
-            recorded = d.pop("sum", None)
-            if recorded is not None and checksum.enabled():
-                got = checksum.digest(_canonical(d))
-                if got != recorded:
-                    raise checksum.damaged(key, f"its {checksum.ALGORITHM} checksum is {got}, it recorded {recorded}")
             c = Commit(d["id"], tuple(d["parents"]), d["time"], d["author"], d["message"], dict(d["tables"]),
                        d.get("stats", {}), tuple(d.get("group", ())), d.get("rejected", {}))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -64,10 +58,6 @@ class Commit:
         if key != "commit" and not key.endswith("/" + c.id):
             raise checksum.damaged(key, f'it holds commit "{c.id}"')
         return c
-
-
-def _canonical(d: dict) -> bytes:
-    return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
 
 
 def read_ref(key: str, data: bytes) -> str:

@@ -209,6 +209,31 @@ def load_json(key: str, data: bytes) -> Any:
         raise damaged(key, f"it is not valid JSON ({e})") from None
 
 
+def signed_json(d: dict) -> bytes:
+    """A metadata object's JSON with ``sum``, the checksum of the rest of it: for objects
+    named by a random id (commits, index fragment lists), whose name cannot vouch for them."""
+    return json.dumps(dict(d, sum=digest(_canonical(d))), sort_keys=True).encode()
+
+
+def load_signed_json(key: str, data: bytes, strict: bool = False) -> dict:
+    """Parse a ``signed_json`` object and verify its ``sum`` (XX001 naming ``key``). One
+    written before checksums has no ``sum`` and is returned unverified. ``strict``: verify
+    even when reads skip verification (the scrub)."""
+    d = load_json(key, data)
+    if not isinstance(d, dict):
+        raise damaged(key, "it is not a JSON object")
+    recorded = d.pop("sum", None)
+    if recorded is not None and (_enabled or strict):
+        got = digest(_canonical(d))
+        if got != recorded:
+            raise damaged(key, f"its {ALGORITHM} checksum is {got}, it recorded {recorded}")
+    return d
+
+
+def _canonical(d: dict) -> bytes:
+    return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+
+
 def field(key: str, d: Any, name: str) -> Any:
     """A required field of a metadata object (XX001 naming the object when absent)."""
     if not isinstance(d, dict) or name not in d:

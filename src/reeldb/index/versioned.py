@@ -11,7 +11,6 @@ memory-maps the object.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections import OrderedDict
@@ -59,18 +58,12 @@ class Covered:
                    "dim": self.dim}
         if self.checksum is not None:
             d["object"] = self.checksum
-        d["sum"] = checksum.digest(json.dumps(d, sort_keys=True).encode())
-        return json.dumps(d, sort_keys=True).encode()
+        return checksum.signed_json(d)
 
     @staticmethod
-    def from_json(b: bytes, key: str = "index list") -> Covered:
-        d = checksum.load_json(key, b)
+    def from_json(b: bytes, key: str = "index list", strict: bool = False) -> Covered:
+        d = checksum.load_signed_json(key, b, strict)
         try:
-            recorded = d.pop("sum", None)
-            if recorded is not None and checksum.enabled():
-                got = checksum.digest(json.dumps(d, sort_keys=True).encode())
-                if got != recorded:
-                    raise checksum.damaged(key, f"its {checksum.ALGORITHM} checksum is {got}, it recorded {recorded}")
             return Covered(tuple((f, r) for f, r in d["fragments"]), d["metric"], d["dim"], d.get("object"))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise checksum.damaged(key, f"it is not an index's fragment list ({e!r})") from None
