@@ -697,7 +697,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if "://" not in args.path and not Path(args.path).is_dir():
         raise reeldb.OperationalError(f"no reeldb database at {args.path}", sqlstate="3D000")
-    store = open_store(args.path, create=False)
+    # object storage without the local disk cache: a scrub verifies what the store holds
+    remote = "://" in args.path and not args.path.lower().startswith("file://")
+    store = open_store(args.path, create=False, options={"cache_size": 0} if remote else None)
     try:
         if not store.list(BRANCHES):
             raise reeldb.OperationalError(f"no reeldb database at {args.path}", sqlstate="3D000")

@@ -31,6 +31,7 @@ from reeldb.format.manifest import _digest, _dumps
 from reeldb.loader.plan import build_table_plan
 from reeldb.loader.read import Reader
 from reeldb.server.server import BackgroundServer
+from reeldb.storage import open_store
 
 ROWS = 300
 DIM = 8
@@ -38,7 +39,7 @@ QUERY = "[" + ",".join(["0.5"] * DIM) + "]"
 LAST = ROWS - 1  # the row whose blob value ends the pack (a truncated pack loses it)
 
 
-def build(path: Path) -> None:
+def build(path: Path | str) -> None:
     """One table with every kind of object: Parquet fragment, matrix (VECTOR), blob pack
     (BYTEA values over the inline limit), deletion vector and HNSW index; plus a second
     table that must stay readable when the first is damaged."""
@@ -415,3 +416,28 @@ def test_server_answers_xx001_naming_the_object_and_keeps_serving(damaged_server
     with psycopg.connect(f"host={host} port={port} dbname=db user=tester", autocommit=True) as other:
         assert other.execute("SELECT count(*) FROM t").fetchone() == (ROWS - 10,)
     assert snapshot(path) == before
+
+
+# -- object storage ---------------------------------------------------------------------------
+def test_check_scrubs_a_database_on_s3(s3_url: str, tmp_path: Path) -> None:
+    """The scrub goes through the store interface: the same findings on S3 (moto)."""
+    build(s3_url)
+    env = {**os.environ, "REELDB_CACHE_DIR": str(tmp_path / "cache")}  # no copy cached before the damage
+
+    def scrub() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "reeldb", "check", s3_url, "--all-history"],
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    got = scrub()
+    assert got.returncode == 0 and got.stdout == "", got.stdout + got.stderr
+    store = open_store(s3_url, create=False, options={"cache_size": 0})
+    packs = store.list("blobs/")
+    dels = store.list("deletes/")
+    assert len(packs) == 1 and len(dels) == 1
+    data = bytearray(store.get(packs[0]))
+    data[len(data) - 100] ^= 0xFF  # inside the last value
+    store.put(packs[0], bytes(data))
+    store.put(dels[0], store.get(dels[0])[:-4])
+    got = scrub()
+    assert got.returncode == 1
+    assert f"damaged {packs[0]}" in got.stdout and f"damaged {dels[0]}" in got.stdout, got.stdout

@@ -248,13 +248,16 @@ class FragmentReader:
 
 def open_verified(store: ObjectStore, key: str, expected: str | None) -> tuple[str | None, bytes | None]:
     """A whole object as a local file path or else its bytes, verified on first open in
-    this process (XX001 on a mismatch, ``KeyError`` when missing). Parquet fragments and
+    this process (XX001 on a mismatch or when missing). Parquet fragments and
     matrices are checked this way: whole, once per process, as they are immutable."""
-    path = store.file_path(key)
-    if path:
-        checksum.check_file(store.url, key, path, expected)
-        return path, None
-    data = store.get(key)
+    try:
+        path = store.file_path(key)
+        if path:
+            checksum.check_file(store.url, key, path, expected)
+            return path, None
+        data = store.get(key)
+    except (KeyError, FileNotFoundError):
+        raise checksum.damaged(key, "it is missing") from None
     checksum.check_once(store.url, key, data, expected)
     return None, data
 

@@ -89,7 +89,10 @@ class Blob:
             start, end = checksum.block_range(offset, size, len(self))
         else:
             start, end = offset, offset + size
-        data = self._store.get_range(key, base + start, end - start)
+        try:
+            data = self._store.get_range(key, base + start, end - start)
+        except KeyError:
+            raise checksum.damaged(key, f"the blob pack holding a value of {len(self)} bytes is missing") from None
         checksum.check_range(key, base, data, start, end, len(self), sums)
         return start, data
 
@@ -194,7 +197,11 @@ def _pack_map(key: str, path: str) -> mmap.mmap:
         try:
             with open(path, "rb") as f:
                 m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
+        except FileNotFoundError:
+            raise checksum.damaged(key, "the blob pack is missing") from None
+        except ValueError:  # an empty file cannot be mapped: a pack holds at least one value
+            raise checksum.damaged(key, "the blob pack is empty (truncated)") from None
+        except OSError as exc:
             raise errors.StorageError(f"cannot map {key}: {exc}") from None
         _PACK_MAPS[path] = m
     return m
