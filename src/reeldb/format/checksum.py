@@ -129,17 +129,21 @@ def forget(url: str) -> None:
 
 # -- blob values --------------------------------------------------------------------------
 # A packed value's ``sums``: the checksum of the whole value (8 bytes), then, for a value
-# longer than one block, one checksum per block. Reading a whole value (the common case)
-# checks one hash of exactly its bytes; a ranged read (a decoder seeking in a long clip)
-# fetches and checks only the blocks it falls in. Blocks grow with the value so that a
-# cell carries at most MAX_BLOCKS of them (2 KiB): 16 KiB blocks up to 4 MiB values, 2 MiB
-# blocks for a 500 MB clip.
+# over SMALL_VALUE, one checksum per block. Reading a whole value (the common case) checks
+# one hash of exactly its bytes; a ranged read of a long value (a decoder seeking in a
+# clip) fetches and checks only the blocks it falls in, and a ranged read of a small one
+# reads it whole. Blocks grow with the value so that a cell carries at most MAX_BLOCKS of
+# them (2 KiB): 4 KiB blocks up to 1 MiB values, 2 MiB blocks for a 500 MB clip.
+SMALL_VALUE = 256 << 10  # up to this, one checksum (ingest hashes each byte once)
 MIN_BLOCK = 4 << 10
 MAX_BLOCKS = 256
 
 
 def blob_block(length: int) -> int:
-    """The block size of a value's checksums: a function of its length alone."""
+    """The block size of a value's checksums: a function of its length alone (a value
+    up to SMALL_VALUE is one block)."""
+    if length <= SMALL_VALUE:
+        return max(length, 1)
     want = -(-length // MAX_BLOCKS)
     return max(MIN_BLOCK, 1 << max(0, (want - 1).bit_length()))
 

@@ -173,8 +173,12 @@ class _Refs:
         self.sums = array.field("sums") if array.type.get_field_index("sums") >= 0 else None
 
     def checksums(self, pos: int) -> bytes | None:
-        """The value's block checksums (None: written before checksums)."""
-        return None if self.sums is None else self.sums[pos].as_py()
+        """The value's checksums (None: written before checksums)."""
+        if self.sums is None:
+            return None
+        if not isinstance(self.sums, list):
+            self.sums = self.sums.to_pylist()  # once per segment: cheaper than a scalar per value
+        return self.sums[pos]
 
 
 class Reader:
@@ -189,6 +193,8 @@ class Reader:
         self._segments: OrderedDict[int, _Segment] = OrderedDict()
         self._bytes = 0
         self._maps: OrderedDict[str, np.ndarray] = OrderedDict()
+        # per mapped pack, offsets of the values verified through that mapping (see _blob_bytes)
+        self._checked: dict[str, set[int]] = {}
         self._results: dict[str, np.ndarray] = {}  # sql mode: the result's arrays
         self._packs: list[str] = []
         self._pack_codes: dict[str, int] = {}
@@ -213,6 +219,7 @@ class Reader:
     def close(self) -> None:
         """Drop the mappings and caches (arrays already handed out stay valid)."""
         self._maps.clear()
+        self._checked.clear()
         self._segments.clear()
         self._bytes = 0
 
@@ -298,7 +305,8 @@ class Reader:
             checksum.check_file(self.store.url, key, path, expected)
         m = self._maps[key] = np.memmap(path, dtype=dtype, mode="c", shape=shape)
         if len(self._maps) > MAPPINGS:
-            self._maps.popitem(last=False)
+            gone, _ = self._maps.popitem(last=False)
+            self._checked.pop(gone, None)
         return m
 
     def _read_into(self, reads: list[tuple[str, int, memoryview]]) -> None:
@@ -445,10 +453,17 @@ class Reader:
                 remote[at] = True
                 continue
             src = src.view(np.ndarray)  # plain views: no memmap bookkeeping per value
+            # each value's own bytes are hashed against its checksum the first time this
+            # mapping serves it: later epochs read the same verified, immutable mapped pages
+            # (as matrices, verified on first open); values read remotely, or through the
+            # Blob API, are verified on every read
+            checked = self._checked.setdefault(key, set())
             for i, slot, o, ln in zip(at.tolist(), slots[at].tolist(), offs[at].tolist(), lens[at].tolist(),
                                       strict=True):
                 value = out[slot] = src[o : o + ln]
-                checksum.check_value(key, o, value, ln, sums[i])  # each value's own bytes, every read
+                if o not in checked:
+                    checksum.check_value(key, o, value, ln, sums[i])
+                    checked.add(o)
         if remote.any():
             self._blob_ranges(slots[remote], packs[remote], offs[remote], lens[remote], out)
             for i in np.flatnonzero(remote).tolist():

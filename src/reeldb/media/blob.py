@@ -197,8 +197,6 @@ def _pack_map(key: str, path: str) -> mmap.mmap:
         try:
             with open(path, "rb") as f:
                 m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except FileNotFoundError:
-            raise checksum.damaged(key, "the blob pack is missing") from None
         except ValueError:  # an empty file cannot be mapped: a pack holds at least one value
             raise checksum.damaged(key, "the blob pack is empty (truncated)") from None
         except OSError as exc:
