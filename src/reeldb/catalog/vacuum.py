@@ -92,7 +92,7 @@ def _pending_intents(cat: Catalog, cutoff: float) -> set[str]:
             if cat.store.mtime(key) < cutoff:
                 cat.store.delete(key)
                 continue
-            intent = Intent.from_bytes(cat.store.get(key))
+            intent = Intent.from_bytes(cat.store.get(key), key)
         except KeyError:
             continue  # included (and deleted) meanwhile
         for tid, frags in intent.fragments().items():
