@@ -27,11 +27,13 @@ import pytest
 
 import reeldb
 from reeldb import errors
+from reeldb.catalog.catalog import Catalog
+from reeldb.connection import Connection
 from reeldb.format.manifest import _digest, _dumps
 from reeldb.loader.plan import build_table_plan
-from reeldb.loader.read import Reader
+from reeldb.loader.read import Reader, parquet_columns
 from reeldb.server.server import BackgroundServer
-from reeldb.storage import open_store
+from reeldb.storage import LocalStore, open_store
 
 ROWS = 300
 DIM = 8
@@ -441,3 +443,39 @@ def test_check_scrubs_a_database_on_s3(s3_url: str, tmp_path: Path) -> None:
     got = scrub()
     assert got.returncode == 1
     assert f"damaged {packs[0]}" in got.stdout and f"damaged {dels[0]}" in got.stdout, got.stdout
+
+
+class NoLocalFiles(LocalStore):
+    """A local folder read as object storage is: no file paths, byte ranges only."""
+
+    def local_path(self, key: str) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_column_reads_from_object_storage_verify_footer_and_pages(fresh: Path, how: str) -> None:
+    """Remotely the loader reads only the columns asked for: the footer is checked against
+    the manifest's checksum of it, and each page read against its CRC."""
+    key = KINDS["parquet"](fresh)
+    file = fresh / key
+    meta = pq.ParquetFile(file).metadata
+    chunk = next(meta.row_group(0).column(i) for i in range(meta.num_columns)
+                 if meta.row_group(0).column(i).path_in_schema == f"c{_column_id(fresh, 'id')}")
+    data = bytearray(file.read_bytes())
+    if how == "truncate":
+        del data[len(data) - 100:]
+    else:
+        start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+        data[start + chunk.total_compressed_size - 8] ^= 0x10  # in the id column's last page
+    file.write_bytes(bytes(data))
+    store = NoLocalFiles(str(fresh), create=False)
+    db = Connection(Catalog.open(store, create=False))
+    try:
+        frag = db.catalog.manifest(db.catalog.commit(db.head).tables["t"]).fragments[0]
+        with pytest.raises(errors.DataCorrupted, match=key) as got:
+            parquet_columns(store, key, [f"c{_column_id(fresh, 'id')}"], frag)
+        assert ("footer" if how == "truncate" else "CRC") in str(got.value)
+        with pytest.raises(errors.DataCorrupted, match=key):  # and through a loader
+            Reader(build_table_plan(db, db.head, "t", [], ["id"], {})).read(np.arange(5))
+    finally:
+        db.close()

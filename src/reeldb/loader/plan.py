@@ -350,7 +350,7 @@ def _check_nulls_table(catalog: Catalog, table_id: str, out: tuple[OutColumn, ..
             if c.name not in present and c.fill is None:
                 total[c.name] += len(pos)  # a column added after this fragment: NULL throughout
         key = f"data/{table_id}/{frag.id}.parquet"
-        nulls = parquet_null_counts(store, key, [names[n] for n in present])
+        nulls = parquet_null_counts(store, key, [names[n] for n in present], frag)
         suspect = [n for n in present if nulls.get(names[n], 1)]
         if suspect:
             t = parquet_columns(store, key, [names[n] for n in suspect], frag)

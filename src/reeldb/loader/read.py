@@ -70,17 +70,25 @@ def parquet_columns(store: ObjectStore, key: str, names: list[str], frag: Fragme
         raise checksum.damaged(key, f"it is not a readable Parquet file ({e})") from None
 
 
-def parquet_null_counts(store: ObjectStore, key: str, names: list[str]) -> dict[str, int | None]:
+def parquet_null_counts(store: ObjectStore, key: str, names: list[str],
+                        frag: Fragment | None = None) -> dict[str, int | None]:
     """NULLs per column from the footer's statistics (None: not recorded). A struct
     column counts as the fewest NULLs of its fields: a NULL struct nulls them all."""
     if not names:
         return {}
     path = store.local_path(key)
-    if path is not None:
-        meta = pq.ParquetFile(path).metadata
-    else:
-        with store.open_input(key) as f:
-            meta = pq.ParquetFile(f).metadata
+    footer = frag.checksum("footer") if frag is not None else None
+    try:
+        if path is not None:
+            checksum.check_file(store.url, key, path, frag.checksum("parquet") if frag is not None else None)
+            meta = pq.ParquetFile(path).metadata
+        elif footer is not None and checksum.enabled():
+            meta = verified_footer(store, key, footer)
+        else:
+            with store.open_input(key) as f:
+                meta = pq.ParquetFile(f).metadata
+    except (OSError, pa.ArrowException) as e:
+        raise checksum.damaged(key, f"it is not a readable Parquet file ({e})") from None
     out: dict[str, int | None] = {}
     for name in names:
         best: int | None = None
