@@ -20,6 +20,7 @@ import mmap
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
@@ -77,6 +78,7 @@ class _Scrub:
         self.progress = progress or (lambda key, n: None)
         self.report = Report()
         self.seen: set[str] = set()
+        self.values: set[tuple[str, int]] = set()  # blob values checked: (pack key, offset)
 
     # -- bookkeeping ------------------------------------------------------------------------
     def problem(self, key: str, state: str, detail: str, via: str) -> None:
@@ -265,7 +267,6 @@ class _Scrub:
 
     def pack(self, key: str, values: list[tuple[int, int, bytes | None, str]]) -> None:
         path = self.store.local_path(key)
-        first = self.first(key)
         if path is not None:
             with open(path, "rb") as fh:
                 size = fh.seek(0, io.SEEK_END)
@@ -282,13 +283,12 @@ class _Scrub:
             got = iter(self.store.read_ranges([(key, off, n) for off, n, _, _ in inside]))
             for off, n, sums, via in values:
                 self.value(key, off, n, sums, via, next(got) if off + n <= size else None, size)
-        if first:
-            self.progress(key, 0)
 
-    def value(self, key: str, off: int, n: int, sums: bytes | None, via: str, data, size: int) -> None:
-        mark = f"{key}@{off}:{n}"
-        if not self.first(mark):
+    def value(self, key: str, off: int, n: int, sums: bytes | None, via: str, data: Any, size: int) -> None:
+        """One blob value (``data`` None: past the end of its pack)."""
+        if (key, off) in self.values:
             return
+        self.values.add((key, off))
         try:
             if data is None:
                 raise checksum.damaged(key, f"the blob value at offset {off} ({n} bytes) ends past the "
@@ -298,11 +298,7 @@ class _Scrub:
                 if bytes.fromhex(got) != sums[:8]:
                     raise checksum.damaged(key, f"the blob value at offset {off} ({n} bytes) has "
                                                 f"{checksum.ALGORITHM} checksum {got}, its row recorded {sums[:8].hex()}")
-            self.report.bytes += n
-            if sums is not None:
-                self.report.objects += 1
-            else:
-                self.report.unverified += 1
+            self.done(key, n, sums is not None)
         except errors.DataCorrupted as e:
             self.problem(*_named(str(e), key), via)
         finally:
