@@ -108,6 +108,11 @@ def parquet_null_counts(store: ObjectStore, key: str, names: list[str],
     return out
 
 
+def _bytes_view(m: np.ndarray) -> np.ndarray:
+    """A C-contiguous array's bytes, flat, without a copy (what a hash reads)."""
+    return m.reshape(-1).view(np.uint8) if m.size else np.empty(0, np.uint8)
+
+
 def _runs(pos: np.ndarray, slots: np.ndarray) -> list[tuple[int, int, int]]:
     """``(position, slot, count)`` per run of rows that are consecutive both in the file
     and in the batch, so each run is one read into its place."""
@@ -310,8 +315,10 @@ class Reader:
             return None
         if shape is not None:
             checksum.check_size(key, os.path.getsize(path), np.dtype(dtype).itemsize * int(np.prod(shape)))
-            checksum.check_file(self.store.url, key, path, expected)
-        m = self._maps[key] = np.memmap(path, dtype=dtype, mode="c", shape=shape)
+        m = np.memmap(path, dtype=dtype, mode="c", shape=shape)
+        if shape is not None:  # hashed through this mapping: its pages are then mapped for the batches
+            checksum.check_once(self.store.url, key, _bytes_view(m), expected)
+        self._maps[key] = m
         if len(self._maps) > MAPPINGS:
             gone, _ = self._maps.popitem(last=False)
             self._checked.pop(gone, None)
