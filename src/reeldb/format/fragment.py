@@ -135,7 +135,7 @@ class FragmentReader:
             if t is not None:
                 self._tables.move_to_end(key)
                 return t
-        path, data = self._open(key, frag.checksum("parquet"))
+        path, data = open_verified(self.store, key, frag.checksum("parquet"))
         # ParquetFile, not read_table: read_table goes through pyarrow.dataset, whose
         # import alone costs a cold start ~250 ms
         try:
@@ -150,9 +150,6 @@ class FragmentReader:
                 _, old = self._tables.popitem(last=False)
                 self._bytes -= old.nbytes
         return t
-
-    def _open(self, key: str, expected: str | None) -> tuple[str | None, bytes | None]:
-        return open_verified(self.store, key, expected)
 
     def cached(self, table_id: str, frag: Fragment) -> bool:
         return parquet_key(table_id, frag.id) in self._tables
@@ -169,7 +166,7 @@ class FragmentReader:
             cached = pk in self._tables or pk in self._memory
             got = _NO_STATS
             if not cached and self.store.file_path(pk):
-                self._open(pk, frag.checksum("parquet"))  # its footer is trusted once the file is
+                open_verified(self.store, pk, frag.checksum("parquet"))  # its footer is trusted once the file is
                 got = _footer_bounds(self.store, pk, column)
             if got is _NO_STATS:
                 t = self.table(table_id, frag)
@@ -202,7 +199,7 @@ class FragmentReader:
             # hashed through the mapping the scans use: its pages are mapped for them after
             checksum.check_once(self.store.url, key, m.reshape(-1).view(np.uint8), expected)
         else:
-            _, data = self._open(key, expected)
+            _, data = open_verified(self.store, key, expected)
             assert data is not None
             checksum.check_size(key, len(data), size)
             m = np.frombuffer(data, dtype=dtype).reshape(shape)
