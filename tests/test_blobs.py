@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import reeldb
+from reeldb.format import checksum
 from reeldb.format.blobs import INLINE_LIMIT
 
 MB = 1 << 20
@@ -122,15 +123,22 @@ def test_filter_on_other_column_reads_no_blob_bytes(db: reeldb.Connection,
     assert counter.blob_bytes() == 0
 
 
-def test_read_range_reads_only_n_bytes(db: reeldb.Connection, counter: ReadCounter,
-                                       payloads: list[bytes]) -> None:
+def test_read_range_reads_only_its_checksum_blocks(db: reeldb.Connection, counter: ReadCounter,
+                                                    payloads: list[bytes]) -> None:
+    """A ranged read fetches the checksum blocks its bytes fall in (each is verified),
+    not the value."""
+    block = checksum.blob_block(MB)
+    assert block < MB // 8
     blob = db.execute("SELECT b FROM t WHERE id = 5").fetchone()[0]
     counter.reset()
     assert blob.read(1000, 100) == payloads[4][1000:1100]
-    assert counter.blob_bytes() == 100
+    assert counter.blob_bytes() == block
+    counter.reset()
+    assert blob.read(block - 10, 20) == payloads[4][block - 10 : block + 10]  # spans two blocks
+    assert counter.blob_bytes() == 2 * block
     counter.reset()
     assert blob.read(MB - 10, 100) == payloads[4][-10:]  # clipped at the end
-    assert counter.blob_bytes() == 10
+    assert counter.blob_bytes() == block
     counter.reset()
     assert blob.read(MB, 5) == b""
     assert blob.read(0, 0) == b""
@@ -173,7 +181,9 @@ def test_open_is_seekable(db: reeldb.Connection, counter: ReadCounter,
     f.seek(-4, io.SEEK_CUR)
     assert f.tell() == MB - 4
     assert f.read(100) == p[-4:]
-    assert counter.blob_bytes() == 10 + 4 + 8 + 4
+    # three blocks fetched: the first, the one at 500_000, the last (which serves the
+    # last two reads)
+    assert counter.blob_bytes() == 3 * checksum.blob_block(MB)
     f.close()
     assert f.closed
 

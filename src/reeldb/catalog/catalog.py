@@ -59,7 +59,7 @@ class Catalog:
         c = self._commits.get(cid)
         if c is None:
             try:
-                c = Commit.from_bytes(self.store.get(COMMITS + cid))
+                c = Commit.from_bytes(self.store.get(COMMITS + cid), COMMITS + cid)
             except KeyError:
                 raise errors.UndefinedObject(f'commit "{cid}" does not exist') from None
             self._commits[cid] = c

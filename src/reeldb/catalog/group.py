@@ -20,7 +20,6 @@ the combiner that included them; VACUUM deletes stale ones.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .. import errors
+from ..format import checksum
 from ..format.manifest import Fragment, Schema, TableManifest
 
 if TYPE_CHECKING:
@@ -77,15 +77,20 @@ class Intent:
         return intent_prefix(self.branch) + f"{int(self.time * 1e6):020d}-{self.id}"
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"id": self.id, "branch": self.branch, "base": self.base, "time": self.time,
-                           "author": self.author, "message": self.message, "tables": self.tables,
-                           "stats": self.stats}).encode()
+        """With a checksum of its own: the fragments (and their checksums) it lists become
+        a commit's."""
+        return checksum.signed_json({"id": self.id, "branch": self.branch, "base": self.base, "time": self.time,
+                                     "author": self.author, "message": self.message, "tables": self.tables,
+                                     "stats": self.stats})
 
     @staticmethod
-    def from_bytes(b: bytes) -> Intent:
-        d = json.loads(b)
-        return Intent(d["id"], d["branch"], d["base"], d["time"], d["author"], d["message"], d["tables"],
-                      d["stats"])
+    def from_bytes(b: bytes, key: str = "intent") -> Intent:
+        d = checksum.load_signed_json(key, b)
+        try:
+            return Intent(d["id"], d["branch"], d["base"], d["time"], d["author"], d["message"], d["tables"],
+                          d["stats"])
+        except (KeyError, TypeError) as e:
+            raise checksum.damaged(key, f"it is not a group-commit intent ({e!r})") from None
 
     def fragments(self) -> dict[str, list[Fragment]]:
         return {tid: [Fragment.from_json(f) for f in t["fragments"]] for tid, t in self.tables.items()}
@@ -159,7 +164,8 @@ def commit(txn: Transaction, intent: Intent) -> tuple[str, Snapshot, bool]:
         if waiting[0] != intent.key and time.time() - _time_of(waiting[0]) < TAKEOVER_S:
             seen_head = head
             continue
-        pending = [Intent.from_bytes(d) for d in cat.store.get_many(waiting) if d is not None]
+        pending = [Intent.from_bytes(d, k) for k, d in zip(waiting, cat.store.get_many(waiting), strict=True)
+                   if d is not None]
         if not any(p.id == intent.id for p in pending):
             # deleted since the listing: another writer's combine included it (and moved
             # the head after our read of it), or VACUUM dropped it; the next look tells

@@ -602,8 +602,8 @@ def _apply_rows(cat: Catalog, tp: TablePlan, virtual: bool) -> TableManifest:
     reader, store = cat.reader, cat.store
     rp = tp.rows
 
-    def deletes(positions: np.ndarray) -> str:
-        return reader.adopt_deletes(positions) if virtual else write_deletes(store, positions)
+    def deletes(frag: Fragment, positions: np.ndarray) -> Fragment:
+        return reader.adopt_deletes(frag, positions) if virtual else write_deletes(store, frag, positions)
 
     tm = tp.ours.with_schema(tp.schema)
     ids = {c.id for c in tp.schema.columns}
@@ -616,7 +616,7 @@ def _apply_rows(cat: Catalog, tp: TablePlan, virtual: bool) -> TableManifest:
     for fid, positions in rp.ours_delete.items():
         f = ofr[fid]
         merged = np.union1d(reader.deleted(f), np.fromiter(positions, np.int64)).astype(np.uint32)
-        tm.replace_fragment(Fragment(f.id, f.rows, f.cols, f.mats, deletes(merged), len(merged)))
+        tm.replace_fragment(deletes(f, merged))
     copies: list[Batch] = []
     for fid, (frag, positions) in rp.take.items():
         if not positions:
@@ -632,7 +632,7 @@ def _apply_rows(cat: Catalog, tp: TablePlan, virtual: bool) -> TableManifest:
             tm.append(frag)
         else:
             dels = np.flatnonzero(~keep).astype(np.uint32)
-            tm.append(Fragment(frag.id, frag.rows, frag.cols, frag.mats, deletes(dels), len(dels)))
+            tm.append(deletes(frag, dels))
     if rp.merged:
         for rowid, oloc, tloc, cols in rp.merged:
             ob = reader.batch(tid, ofr[oloc[0]], tp.schema, np.array([oloc[1]]))

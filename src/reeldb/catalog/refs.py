@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from .. import errors
+from ..format import checksum
 from ..storage import ObjectStore
 
 BRANCHES = "_reeldb/refs/branches/"
@@ -36,17 +37,36 @@ class Commit:
     rejected: dict[str, list[str]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
+        """The commit's JSON, with ``sum``: the checksum of the rest of it (commits are
+        named by a random id, not by their content, so they carry their own)."""
         d = {"id": self.id, "parents": list(self.parents), "time": self.time, "author": self.author,
              "message": self.message, "tables": self.tables, "stats": self.stats}
         if self.group or self.rejected:
             d |= {"group": list(self.group), "rejected": self.rejected}
-        return json.dumps(d, sort_keys=True).encode()
+        return checksum.signed_json(d)
 
     @staticmethod
-    def from_bytes(b: bytes) -> Commit:
-        d = json.loads(b)
-        return Commit(d["id"], tuple(d["parents"]), d["time"], d["author"], d["message"], d["tables"],
-                      d.get("stats", {}), tuple(d.get("group", ())), d.get("rejected", {}))
+    def from_bytes(b: bytes, key: str = "commit", strict: bool = False) -> Commit:
+        """Parse and verify a stored commit: damage is XX001 naming ``key``. Commits written
+        before checksums have no ``sum`` and are read unverified."""
+        d = checksum.load_signed_json(key, b, strict)
+        try:
+            c = Commit(d["id"], tuple(d["parents"]), d["time"], d["author"], d["message"], dict(d["tables"]),
+                       d.get("stats", {}), tuple(d.get("group", ())), d.get("rejected", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise checksum.damaged(key, f"it is not a commit ({e!r})") from None
+        if key != "commit" and not key.endswith("/" + c.id):
+            raise checksum.damaged(key, f'it holds commit "{c.id}"')
+        return c
+
+
+def read_ref(key: str, data: bytes) -> str:
+    """The commit id a stored ref (branch head or tag) points at; XX001 naming the ref
+    when it is damaged."""
+    commit = checksum.field(key, checksum.load_json(key, data), "commit")
+    if not isinstance(commit, str):
+        raise checksum.damaged(key, "its commit is not an id")
+    return commit
 
 
 def new_commit_id() -> str:
@@ -89,14 +109,14 @@ class Refs:
         if got is None:
             return None
         data, version = got
-        return json.loads(data)["commit"], version
+        return read_ref(ref_key(BRANCHES, name), data), version
 
     def branches(self) -> dict[str, str]:
         out = {}
         for key in self.store.list(BRANCHES):
             name = unquote(key[len(BRANCHES):])
             try:
-                out[name] = json.loads(self.store.get(key))["commit"]
+                out[name] = read_ref(key, self.store.get(key))
             except KeyError:
                 continue  # deleted while listing
         return out
@@ -141,13 +161,14 @@ class Refs:
         self.store.delete(ref_key(TAGS, name))
 
     def tags(self) -> dict[str, str]:
-        return {unquote(k[len(TAGS):]): json.loads(self.store.get(k))["commit"] for k in self.store.list(TAGS)}
+        return {unquote(k[len(TAGS):]): read_ref(k, self.store.get(k)) for k in self.store.list(TAGS)}
 
     def tag(self, name: str) -> str | None:
         if not valid_ref_name(name):
             return None
         try:
-            return json.loads(self.store.get(ref_key(TAGS, name)))["commit"]
+            key = ref_key(TAGS, name)
+            return read_ref(key, self.store.get(key))
         except KeyError:
             return None
 
@@ -176,7 +197,8 @@ class Counters:
         delay = 0.001
         for _ in range(10_000):
             got = self.store.get_versioned(key)
-            start, version = (1, None) if got is None else (json.loads(got[0])["next"], got[1])
+            start, version = (1, None) if got is None else \
+                (checksum.field(key, checksum.load_json(key, got[0]), "next"), got[1])
             body = json.dumps({"next": start + n, "write": uuid.uuid4().hex[:12]}).encode()
             if self.store.compare_and_swap(key, version, body):
                 return start

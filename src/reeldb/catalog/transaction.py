@@ -144,8 +144,7 @@ class Transaction:
             frag = tm.fragment(fid)
             assert frag is not None
             merged = np.union1d(self.reader.deleted(frag), pos).astype(np.uint32)
-            new = Fragment(frag.id, frag.rows, frag.cols, frag.mats, write_deletes(self.catalog.store, merged),
-                           len(merged))
+            new = write_deletes(self.catalog.store, frag, merged)
             tm.replace_fragment(new)
             if fid in ch.added:
                 ch.added[fid] = new
@@ -304,8 +303,7 @@ class Transaction:
                         f'could not serialize access due to concurrent update of "{ch.name}"'
                     )
                 merged = np.union1d(self.reader.deleted(hf), pos).astype(np.uint32)
-                tm.replace_fragment(Fragment(hf.id, hf.rows, hf.cols, hf.mats,
-                                             write_deletes(cat.store, merged), len(merged)))
+                tm.replace_fragment(write_deletes(cat.store, hf, merged))
             for frag in ch.added.values():
                 tm.append(frag)
             if ch.check_unique:
@@ -338,8 +336,7 @@ class Transaction:
         for i, sel in found.by_fragment().items():
             hf = found.frags[i]
             merged = np.union1d(self.reader.deleted(hf), found.pos[sel]).astype(np.uint32)
-            tm.replace_fragment(Fragment(hf.id, hf.rows, hf.cols, hf.mats,
-                                         write_deletes(self.catalog.store, merged), len(merged)))
+            tm.replace_fragment(write_deletes(self.catalog.store, hf, merged))
 
 
 def _describe(changes: dict[str, TableChange]) -> str:

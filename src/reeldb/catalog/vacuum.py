@@ -12,12 +12,13 @@ concurrent writer may have written them and not yet won its compare-and-swap.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import time
 
 import pyarrow.parquet as pq
 
 from ..format.blobs import pack_key
-from ..format.fragment import scol
+from ..format.fragment import open_verified, scol
 from ..format.manifest import Fragment, Schema, matrix_key, parquet_key
 from ..format.types import BLOB
 from .catalog import Catalog
@@ -77,7 +78,7 @@ def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
 def _fragment_files(cat: Catalog, table_id: str, f: Fragment, blob_cols: list[int]) -> set[str]:
     """A fragment's Parquet file, its matrix files and the blob packs its cells point into."""
     pk = parquet_key(table_id, f.id)
-    return {pk, *(matrix_key(table_id, f.id, cid_) for cid_, _ in f.mats), *_packs(cat, pk, blob_cols)}
+    return {pk, *(matrix_key(table_id, f.id, cid_) for cid_, _ in f.mats), *_packs(cat, pk, f, blob_cols)}
 
 
 def _pending_intents(cat: Catalog, cutoff: float) -> set[str]:
@@ -91,7 +92,7 @@ def _pending_intents(cat: Catalog, cutoff: float) -> set[str]:
             if cat.store.mtime(key) < cutoff:
                 cat.store.delete(key)
                 continue
-            intent = Intent.from_bytes(cat.store.get(key))
+            intent = Intent.from_bytes(cat.store.get(key), key)
         except KeyError:
             continue  # included (and deleted) meanwhile
         for tid, frags in intent.fragments().items():
@@ -102,12 +103,14 @@ def _pending_intents(cat: Catalog, cutoff: float) -> set[str]:
     return keep
 
 
-def _packs(cat: Catalog, key: str, blob_cols: list[int]) -> set[str]:
+def _packs(cat: Catalog, key: str, f: Fragment, blob_cols: list[int]) -> set[str]:
+    """The packs a fragment's cells point into, read from its verified Parquet file: a
+    damaged one is XX001, never a wrong list of what to keep."""
     if not blob_cols:
         return set()
     names = [scol(c) for c in blob_cols]
-    path = cat.store.file_path(key)
-    pf = pq.ParquetFile(path if path else cat.store.open_input(key))
+    path, data = open_verified(cat.store, key, f.checksum("parquet"))
+    pf = pq.ParquetFile(path if path else io.BytesIO(data))
     present = [n for n in names if n in pf.schema_arrow.names]
     out: set[str] = set()
     if not present:

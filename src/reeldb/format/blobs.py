@@ -18,7 +18,8 @@ import pyarrow as pa
 
 from .. import errors
 from ..storage import ObjectStore
-from .types import BLOB_FIELDS, BLOB_STRUCT, ColumnType, to_stored
+from . import checksum
+from .types import BLOB_FIELDS, BLOB_STRUCT, OLD_BLOB_FIELDS, ColumnType, to_stored
 
 INLINE_LIMIT = 4096
 PACK_ALIGN = 64  # each value starts 64-byte aligned, so a tensor's .npy data maps without a copy
@@ -134,14 +135,19 @@ def _compatible(src: str, dst: str) -> bool:
 
 
 def _cell(kind: str, data: bytes, meta: str | None, pack: PackWriter) -> dict:
-    if len(data) <= INLINE_LIMIT:
-        return {"kind": kind, "data": data, "pack": None, "offset": 0, "length": len(data), "meta": meta}
+    if len(data) <= INLINE_LIMIT:  # inline: the fragment's checksum covers it
+        return {"kind": kind, "data": data, "pack": None, "offset": 0, "length": len(data), "meta": meta,
+                "sums": None}
     p, off, n = pack.add(data)
-    return {"kind": kind, "data": None, "pack": p, "offset": off, "length": n, "meta": meta}
+    # checksums beside the reference: reading one value checks one hash of exactly its
+    # bytes, and a ranged read of a long clip only the blocks it reads (format/checksum.py)
+    return {"kind": kind, "data": None, "pack": p, "offset": off, "length": n, "meta": meta,
+            "sums": checksum.blob_sums(data)}
 
 
 def is_blob_struct(t: pa.DataType) -> bool:
-    return pa.types.is_struct(t) and tuple(f.name for f in t) == BLOB_FIELDS
+    """A blob cell's struct (also as written before cells carried checksums)."""
+    return pa.types.is_struct(t) and tuple(f.name for f in t) in (BLOB_FIELDS, OLD_BLOB_FIELDS)
 
 
 def blobs_from_arrow(

@@ -8,11 +8,14 @@ row's L2 norm (NULL when the cell is NULL), so cosine similarity needs no second
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
 import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,8 +23,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..storage import ObjectStore
+from . import checksum
 from .manifest import Column, Fragment, Schema, matrix_key, parquet_key
-from .types import MATRIX, MatrixColumn
+from .types import BLOB_STRUCT, MATRIX, OLD_BLOB_FIELDS, MatrixColumn
 
 ROWID = "_rowid"
 
@@ -47,13 +51,21 @@ class Batch:
 
 
 def write_fragment(store: ObjectStore, table_id: str, batch: Batch) -> Fragment:
+    """Write the fragment's files; the Fragment records each one's checksum."""
     frag, table, mats = build_fragment(batch)
+    sums: list[tuple[str, str]] = []
     for cid, values in mats.items():
-        store.put(matrix_key(table_id, frag.id, cid), values.tobytes())
+        data = values.tobytes()
+        sums.append((f"m{cid}", checksum.digest(data)))
+        store.put(matrix_key(table_id, frag.id, cid), data)
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="snappy")
-    store.put(parquet_key(table_id, frag.id), buf.getvalue())
-    return frag
+    # page checksums (CRC-32 per data page): a reader of some columns verifies the pages it reads
+    pq.write_table(table, buf, compression="snappy", write_page_checksum=True)
+    body = buf.getbuffer()
+    sums.append(("parquet", checksum.digest(body)))
+    sums.append(("footer", footer_checksum(body)))
+    store.put(parquet_key(table_id, frag.id), bytes(body))
+    return dataclasses.replace(frag, sums=tuple(sorted(sums)))
 
 
 def build_fragment(batch: Batch) -> tuple[Fragment, pa.Table, dict[int, np.ndarray]]:
@@ -75,10 +87,12 @@ def build_fragment(batch: Batch) -> tuple[Fragment, pa.Table, dict[int, np.ndarr
     return frag, pa.table(arrays), mats
 
 
-def write_deletes(store: ObjectStore, positions: np.ndarray) -> str:
+def write_deletes(store: ObjectStore, frag: Fragment, positions: np.ndarray) -> Fragment:
+    """``frag`` with a new deletion vector of ``positions`` (written, checksum recorded)."""
     key = f"deletes/{uuid.uuid4().hex}.del"
-    store.put(key, np.unique(positions).astype("<u4").tobytes())
-    return key
+    data = np.unique(positions).astype("<u4").tobytes()
+    store.put(key, data)
+    return frag.with_deletes(key, len(data) // 4, checksum.digest(data))
 
 
 class FragmentReader:
@@ -105,11 +119,11 @@ class FragmentReader:
                 self._mats[matrix_key(table_id, frag.id, cid)] = values
         return frag
 
-    def adopt_deletes(self, positions: np.ndarray) -> str:
-        """A deletion vector that lives only in this reader (see ``adopt``)."""
+    def adopt_deletes(self, frag: Fragment, positions: np.ndarray) -> Fragment:
+        """``frag`` with a deletion vector that lives only in this reader (see ``adopt``)."""
         key = f"memory/{uuid.uuid4().hex}.del"
-        self._deletes[key] = np.unique(positions).astype("<u4")
-        return key
+        d = self._deletes[key] = np.unique(positions).astype("<u4")
+        return frag.with_deletes(key, len(d), None)
 
     def table(self, table_id: str, frag: Fragment) -> pa.Table:
         key = parquet_key(table_id, frag.id)
@@ -121,10 +135,14 @@ class FragmentReader:
             if t is not None:
                 self._tables.move_to_end(key)
                 return t
-        path = self.store.file_path(key)
+        path, data = open_verified(self.store, key, frag.checksum("parquet"))
         # ParquetFile, not read_table: read_table goes through pyarrow.dataset, whose
         # import alone costs a cold start ~250 ms
-        t = pq.ParquetFile(path if path else io.BytesIO(self.store.get(key))).read()
+        try:
+            t = pq.ParquetFile(path if path else io.BytesIO(data)).read()
+        except (OSError, pa.ArrowException) as e:
+            raise checksum.damaged(key, f"it is not a readable Parquet file ({e})") from None
+        t = upgrade_blob_columns(t)
         with self._lock:
             self._tables[key] = t
             self._bytes += t.nbytes
@@ -146,7 +164,10 @@ class FragmentReader:
         if got is False:
             pk = parquet_key(table_id, frag.id)
             cached = pk in self._tables or pk in self._memory
-            got = _footer_bounds(self.store, pk, column) if not cached else _NO_STATS
+            got = _NO_STATS
+            if not cached and self.store.file_path(pk):
+                open_verified(self.store, pk, frag.checksum("parquet"))  # its footer is trusted once the file is
+                got = _footer_bounds(self.store, pk, column)
             if got is _NO_STATS:
                 t = self.table(table_id, frag)
                 got = None
@@ -166,11 +187,22 @@ class FragmentReader:
             return m
         dtype = np.dtype(dict(frag.mats)[col.id])
         shape = (frag.rows, *col.type.row_shape)
+        size = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+        expected = frag.checksum(f"m{col.id}")
         path = self.store.file_path(key)
         if path:
-            m = np.memmap(path, dtype=dtype, mode="r", shape=shape)
+            try:
+                checksum.check_size(key, os.path.getsize(path), size)
+            except FileNotFoundError:
+                raise checksum.damaged(key, "it is missing") from None
+            m = np.memmap(path, dtype=dtype, mode="r", shape=shape) if size else np.zeros(shape, dtype)
+            # hashed through the mapping the scans use: its pages are mapped for them after
+            checksum.check_once(self.store.url, key, m.reshape(-1).view(np.uint8), expected)
         else:
-            m = np.frombuffer(self.store.get(key), dtype=dtype).reshape(shape)
+            _, data = open_verified(self.store, key, expected)
+            assert data is not None
+            checksum.check_size(key, len(data), size)
+            m = np.frombuffer(data, dtype=dtype).reshape(shape)
         self._mats[key] = m
         return m
 
@@ -180,7 +212,7 @@ class FragmentReader:
             return np.empty(0, np.uint32)
         d = self._deletes.get(frag.deletes)
         if d is None:
-            d = np.frombuffer(self.store.get(frag.deletes), dtype="<u4")
+            d = read_deletes(self.store, frag)
             self._deletes[frag.deletes] = d
         return d
 
@@ -216,6 +248,80 @@ class FragmentReader:
             else:
                 out.scalars[c.id] = pa.array([c.fill] * n, c.type.arrow())
         return out
+
+
+def open_verified(store: ObjectStore, key: str, expected: str | None) -> tuple[str | None, bytes | None]:
+    """A whole object as a local file path or else its bytes, verified on first open in
+    this process (XX001 on a mismatch or when missing). Parquet fragments and
+    matrices are checked this way: whole, once per process, as they are immutable."""
+    try:
+        path = store.file_path(key)
+        if path:
+            checksum.check_file(store.url, key, path, expected)
+            return path, None
+        data = store.get(key)
+    except (KeyError, FileNotFoundError):
+        raise checksum.damaged(key, "it is missing") from None
+    checksum.check_once(store.url, key, data, expected)
+    return None, data
+
+
+def verify_once(store: ObjectStore, key: str, expected: str | None) -> None:
+    """Verify an object this process reads in pieces (ranged reads) before its first
+    piece: whole, once per process (on a remote store, from the disk cache when there is
+    one)."""
+    if expected is not None and checksum.enabled() and not checksum.verified(store.url, key, expected):
+        open_verified(store, key, expected)
+
+
+def footer_checksum(body: Any) -> str:
+    """``"<offset>:<length>:<checksum>"`` of a Parquet file's tail (footer, its length and
+    magic): a reader that reads only some columns verifies the footer with it, and the
+    data pages with their own CRCs."""
+    view = memoryview(body)
+    n = len(view)
+    start = n - 8 - int.from_bytes(view[n - 8 : n - 4], "little")
+    return f"{start}:{n - start}:{checksum.digest(view[start:])}"
+
+
+def verified_footer(store: ObjectStore, key: str, recorded: str) -> pq.FileMetaData:
+    """A Parquet file's metadata, from its tail checked against ``recorded``
+    (``footer_checksum``): one ranged read, XX001 on damage."""
+    start, length, expected = recorded.split(":")
+    tail = store.get_range(key, int(start), int(length))
+    if len(tail) != int(length):
+        raise checksum.damaged(key, f"its footer is cut short ({len(tail)} of {length} bytes: truncated)")
+    checksum.check(key, tail, expected)
+    try:
+        return pq.read_metadata(pa.BufferReader(tail))
+    except (OSError, pa.ArrowException) as e:
+        raise checksum.damaged(key, f"its footer is not Parquet metadata ({e})") from None
+
+
+def read_deletes(store: ObjectStore, frag: Fragment) -> np.ndarray:
+    """A fragment's deletion vector, verified: its size must match the deleted-row count
+    and its bytes the recorded checksum, else XX001 (never rows brought back)."""
+    key = frag.deletes
+    assert key is not None
+    try:
+        data = store.get(key)
+    except KeyError:
+        raise checksum.damaged(key, f"the deletion vector of fragment {frag.id} is missing") from None
+    checksum.check_size(key, len(data), frag.ndel * 4)
+    checksum.check(key, data, frag.checksum("deletes"))
+    d = np.frombuffer(data, dtype="<u4")
+    if len(d) and int(d[-1]) >= frag.rows:
+        raise checksum.damaged(key, f"it deletes row {int(d[-1])} of a fragment of {frag.rows} rows")
+    return d
+
+
+def upgrade_blob_columns(t: pa.Table) -> pa.Table:
+    """Blob cells written before per-value checksums lack the ``sums`` field: add it (NULL:
+    unverified) so every reader sees one cell layout."""
+    for i, f in enumerate(t.schema):
+        if pa.types.is_struct(f.type) and tuple(x.name for x in f.type) == OLD_BLOB_FIELDS:
+            t = t.set_column(i, f.name, t.column(i).cast(BLOB_STRUCT))
+    return t
 
 
 _NO_STATS = object()

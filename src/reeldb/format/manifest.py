@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import errors
 from ..storage import ObjectStore
+from . import checksum
 from .types import ColumnType
 
 SEGMENT_SIZE = 256
@@ -104,10 +105,27 @@ class Fragment:
     mats: tuple[tuple[int, str], ...] = ()  # (column id, dtype) of each matrix file
     deletes: str | None = None  # key of the deletion vector
     ndel: int = 0
+    # checksums of the fragment's objects (format/checksum.py): "parquet", "m<column id>"
+    # per matrix file, "deletes"; none in fragments written before checksums existed
+    sums: tuple[tuple[str, str], ...] = ()
 
     @property
     def live(self) -> int:
         return self.rows - self.ndel
+
+    def checksum(self, name: str) -> str | None:
+        """The recorded checksum of one of the fragment's objects, None if unrecorded."""
+        for n, s in self.sums:
+            if n == name:
+                return s
+        return None
+
+    def with_deletes(self, key: str | None, ndel: int, checksum: str | None) -> Fragment:
+        """The same fragment with another deletion vector (its key, size and checksum)."""
+        sums = tuple((n, s) for n, s in self.sums if n != "deletes")
+        if checksum is not None:
+            sums += (("deletes", checksum),)
+        return Fragment(self.id, self.rows, self.cols, self.mats, key, ndel if key else 0, sums)
 
     def to_json(self) -> dict:
         d: dict[str, Any] = {"id": self.id, "rows": self.rows, "cols": list(self.cols)}
@@ -116,12 +134,14 @@ class Fragment:
         if self.deletes:
             d["deletes"] = self.deletes
             d["ndel"] = self.ndel
+        if self.sums:
+            d["sums"] = dict(self.sums)
         return d
 
     @staticmethod
     def from_json(d: dict) -> Fragment:
         return Fragment(d["id"], d["rows"], tuple(d["cols"]), tuple(tuple(m) for m in d.get("mats", ())),
-                        d.get("deletes"), d.get("ndel", 0))
+                        d.get("deletes"), d.get("ndel", 0), tuple(sorted(d.get("sums", {}).items())))
 
 
 @dataclass(frozen=True)
@@ -267,17 +287,40 @@ class TableManifest:
 
 
 def load_manifest(store: ObjectStore, key: str, segment_cache: dict[str, Segment]) -> TableManifest:
-    d = json.loads(store.get(key))
-    segs = []
-    for sk in d["segments"]:
-        seg = segment_cache.get(sk)
-        if seg is None:
-            sd = json.loads(store.get(sk))
-            seg = Segment(sk, tuple(Fragment.from_json(f) for f in sd["fragments"]))
-            segment_cache[sk] = seg
-        segs.append(seg)
-    return TableManifest(d["table_id"], d["name"], Schema.from_json(d["schema"]), segs, key,
-                         tuple(IndexDef.from_json(x) for x in d.get("indexes", ())))
+    """A table manifest and its segments, each verified against its content address:
+    damage is XX001 naming the object (``KeyError`` when the manifest itself is missing)."""
+    d = read_addressed(store, key)
+    try:
+        segs = []
+        for sk in d["segments"]:
+            seg = segment_cache.get(sk)
+            if seg is None:
+                try:
+                    sd = read_addressed(store, sk)
+                except KeyError:
+                    raise checksum.damaged(sk, f'it is missing (manifest "{key}" lists it)') from None
+                try:
+                    seg = Segment(sk, tuple(Fragment.from_json(f) for f in sd["fragments"]))
+                except (KeyError, TypeError, ValueError, AttributeError) as e:
+                    raise checksum.damaged(sk, f"it is not a manifest segment ({e!r})") from None
+                segment_cache[sk] = seg
+            segs.append(seg)
+        return TableManifest(d["table_id"], d["name"], Schema.from_json(d["schema"]), segs, key,
+                             tuple(IndexDef.from_json(x) for x in d.get("indexes", ())))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise checksum.damaged(key, f"it is not a table manifest ({e!r})") from None
+
+
+def read_addressed(store: ObjectStore, key: str) -> Any:
+    """A content-addressed metadata object (manifest or segment), parsed once its bytes
+    hash to its name (``KeyError`` when missing)."""
+    body = store.get(key)
+    if checksum.enabled():
+        name = key.rsplit("/", 1)[-1].split("-", 1)[-1]
+        got = _digest(body)
+        if got != name:
+            raise checksum.damaged(key, f"its content hashes to {got}, not the {name} its name records")
+    return checksum.load_json(key, body)
 
 
 def matrix_key(table_id: str, frag_id: str, col_id: int) -> str:

@@ -19,7 +19,8 @@ PARQUET, MATRIX, BLOB = "parquet", "matrix", "blob"
 
 # Every out-of-line value is this struct in Parquet: ``kind`` says how to show it in
 # Python, ``data`` holds small values inline, (pack, offset, length) points into a pack,
-# ``meta`` is the probed media metadata as JSON text.
+# ``meta`` is the probed media metadata as JSON text, ``sums`` the checksums of a packed
+# value's blocks (format/checksum.py; NULL for inline values and cells written before).
 BLOB_STRUCT = pa.struct(
     [
         ("kind", pa.string()),
@@ -28,9 +29,11 @@ BLOB_STRUCT = pa.struct(
         ("offset", pa.int64()),
         ("length", pa.int64()),
         ("meta", pa.string()),
+        ("sums", pa.binary()),
     ]
 )
 BLOB_FIELDS = tuple(f.name for f in BLOB_STRUCT)
+OLD_BLOB_FIELDS = BLOB_FIELDS[:-1]  # cells written before checksums
 
 TENSOR_DTYPES = {
     "float16": np.float16,
@@ -120,7 +123,8 @@ class ColumnType:
         if k == "tensor" and self.shape is not None:
             return _DUCK_OF_DTYPE[self.dtype] + "".join(f"[{d}]" for d in reversed(self.shape))
         if self.storage == BLOB:
-            return "STRUCT(kind VARCHAR, \"data\" BLOB, pack VARCHAR, \"offset\" BIGINT, length BIGINT, meta VARCHAR)"
+            return ("STRUCT(kind VARCHAR, \"data\" BLOB, pack VARCHAR, \"offset\" BIGINT, length BIGINT, meta VARCHAR, "
+                    "sums BLOB)")
         if k == "numeric":
             p, s = self.numeric_ps()
             return f"DECIMAL({p},{s})"

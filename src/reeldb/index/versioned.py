@@ -11,7 +11,6 @@ memory-maps the object.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections import OrderedDict
@@ -22,8 +21,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import errors
-from ..format.fragment import FragmentReader, ncol
+from ..format import checksum
+from ..format.fragment import FragmentReader, ncol, open_verified
 from ..format.manifest import Fragment, IndexDef, TableManifest, index_key
+from ..storage import ObjectStore
 from . import ann
 
 SAMPLE = 65536  # rows an IVF / int8 index trains on
@@ -38,6 +39,7 @@ class Covered:
     fragments: tuple[tuple[str, int], ...]  # (fragment id, rows), in label order
     metric: str
     dim: int
+    checksum: str | None = None  # of the index object; None for objects written before checksums
 
     @property
     def labels(self) -> int:
@@ -51,13 +53,20 @@ class Covered:
         return out
 
     def to_json(self) -> bytes:
-        return json.dumps({"format": 1, "fragments": [list(f) for f in self.fragments],
-                           "metric": self.metric, "dim": self.dim}).encode()
+        """The fragment list, the index object's checksum, and a checksum of the list itself."""
+        d: dict = {"format": 1, "fragments": [list(f) for f in self.fragments], "metric": self.metric,
+                   "dim": self.dim}
+        if self.checksum is not None:
+            d["object"] = self.checksum
+        return checksum.signed_json(d)
 
     @staticmethod
-    def from_json(b: bytes) -> Covered:
-        d = json.loads(b)
-        return Covered(tuple((f, r) for f, r in d["fragments"]), d["metric"], d["dim"])
+    def from_json(b: bytes, key: str = "index list", strict: bool = False) -> Covered:
+        d = checksum.load_signed_json(key, b, strict)
+        try:
+            return Covered(tuple((f, r) for f, r in d["fragments"]), d["metric"], d["dim"], d.get("object"))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise checksum.damaged(key, f"it is not an index's fragment list ({e!r})") from None
 
 
 @dataclass
@@ -108,8 +117,8 @@ def fold(reader: FragmentReader, tm: TableManifest, ix: IndexDef) -> IndexDef:
         return build(reader, tm, ix)  # IVF lists trained on half the rows or less: retrain
     if not new:
         return ix
-    path = reader.store.file_path(ix.key)
-    index = ann.copy(path, None if path else reader.store.get(ix.key), opened.binary)
+    path, data = open_verified(reader.store, ix.key, opened.covered.checksum)
+    index = ann.copy(path, data, opened.binary)
     return _write(reader, tm, ix, index, opened.covered.fragments, new, opened.covered.metric,
                   opened.covered.dim)
 
@@ -122,11 +131,12 @@ def _write(reader: FragmentReader, tm: TableManifest, ix: IndexDef, index: objec
     bar = tqdm(total=total, unit="rows", desc=f"index {ix.name}", disable=total < PROGRESS_ROWS, leave=False)
     with bar:
         ann.add(index, (ann.prepare(x, metric, q) for x in _chunks(reader, tm, frags, col)), bar)
-    cov = Covered(covered + tuple((f.id, f.rows) for f in frags), metric, dim)
+    body = ann.serialize(index)
+    cov = Covered(covered + tuple((f.id, f.rows) for f in frags), metric, dim, checksum.digest(body))
     key = index_key(uuid.uuid4().hex)
     store = reader.store
     store.put(key + ".json", cov.to_json())
-    store.put(key, ann.serialize(index))
+    store.put(key, body)
     return IndexDef(ix.name, ix.column, ix.method, ix.opclass, ix.params, key)
 
 
@@ -170,17 +180,30 @@ def open_index(reader: FragmentReader, key: str) -> Opened:
             _OPEN.move_to_end(key)
             return got
     store = reader.store
-    covered = Covered.from_json(store.get(key + ".json"))
-    path = store.file_path(key)
-    data = None if path else store.get(key)
+    covered = read_covered(store, key)
+    try:
+        path, data = open_verified(store, key, covered.checksum)
+    except KeyError:
+        raise checksum.damaged(key, "the index object is missing") from None
     binary = _is_binary(path, data)
-    index = ann.load(path, data, binary)
+    try:
+        index = ann.load(path, data, binary)
+    except RuntimeError as e:  # faiss cannot read it: damaged, where no checksum was recorded
+        raise checksum.damaged(key, f"it is not a readable index ({str(e).splitlines()[0] if str(e) else e!r})") from None
     opened = Opened(key, index, covered, covered.bases(), binary)
     with _open_lock:
         _OPEN[key] = opened
         while len(_OPEN) > _OPEN_MAX:
             _OPEN.popitem(last=False)
     return opened
+
+
+def read_covered(store: ObjectStore, key: str) -> Covered:
+    """The fragment list of the index object ``key``, verified (XX001 when damaged or missing)."""
+    try:
+        return Covered.from_json(store.get(key + ".json"), key + ".json")
+    except KeyError:
+        raise checksum.damaged(key + ".json", "the index's fragment list is missing") from None
 
 
 def _is_binary(path: str | None, data: bytes | None) -> bool:

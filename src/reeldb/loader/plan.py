@@ -352,10 +352,10 @@ def _check_nulls_table(catalog: Catalog, table_id: str, out: tuple[OutColumn, ..
             if c.name not in present and c.fill is None:
                 total[c.name] += len(pos)  # a column added after this fragment: NULL throughout
         key = f"data/{table_id}/{frag.id}.parquet"
-        nulls = parquet_null_counts(store, key, [names[n] for n in present])
+        nulls = parquet_null_counts(store, key, [names[n] for n in present], frag)
         suspect = [n for n in present if nulls.get(names[n], 1)]
         if suspect:
-            t = parquet_columns(store, key, [names[n] for n in suspect])
+            t = parquet_columns(store, key, [names[n] for n in suspect], frag)
             idx = pa.array(pos, pa.int64())
             for n in suspect:
                 total[n] += t.column(names[n]).take(idx).null_count
@@ -414,7 +414,7 @@ def _table_relation(catalog: Catalog, tm: TableManifest, cols: list[Column]) -> 
         if reader.cached(tm.table_id, frag):  # the session read the whole file already
             t = reader.table(tm.table_id, frag)
         else:
-            t = parquet_columns(catalog.store, f"data/{tm.table_id}/{frag.id}.parquet", wanted)
+            t = parquet_columns(catalog.store, f"data/{tm.table_id}/{frag.id}.parquet", wanted, frag)
         arrays = [int64_array(np.arange(start, start + n, dtype=np.int64)),
                   bool_array(reader.live_mask(frag) if frag.ndel else np.ones(n, dtype=bool))]
         for c, f in zip(cols, fields[2:], strict=True):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import threading
 import uuid
 import weakref
@@ -32,9 +33,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import errors
+from ..format import checksum
 from ..format.blobs import pack_key
-from ..format.fragment import scol
-from ..format.manifest import matrix_key, parquet_key
+from ..format.fragment import scol, upgrade_blob_columns, verified_footer, verify_once
+from ..format.manifest import Fragment, matrix_key, parquet_key
 from ..storage import ObjectStore, open_store
 
 CACHE_BYTES = 512 << 20  # Parquet columns kept per process, by fragment
@@ -44,30 +46,49 @@ MAPPINGS = 256  # matrix files and packs kept mapped per Reader (far below vm.ma
 SMALL_BUFFER = 4 << 20
 
 
-def parquet_columns(store: ObjectStore, key: str, names: list[str]) -> pa.Table:
+def parquet_columns(store: ObjectStore, key: str, names: list[str], frag: Fragment | None = None) -> pa.Table:
     """The columns ``names`` of a Parquet object (those it has): the column chunks of
     the others are never read. ``pre_buffer`` is off so reads are not coalesced across
-    chunks of columns that were not asked for."""
+    chunks of columns that were not asked for. ``frag`` holds the file's recorded
+    checksums: a local file is verified whole on first open in the process; remotely the
+    footer and every page read are (XX001 on damage)."""
+    expected = frag.checksum("parquet") if frag is not None else None
+    footer = frag.checksum("footer") if frag is not None else None
     path = store.local_path(key)
-    if path is not None:
-        pf = pq.ParquetFile(path, pre_buffer=False)
-        return pf.read(columns=[n for n in names if n in pf.schema_arrow.names])
-    with store.open_input(key) as f:
-        pf = pq.ParquetFile(f, pre_buffer=False)
-        return pf.read(columns=[n for n in names if n in pf.schema_arrow.names])
+    try:
+        if path is not None:
+            checksum.check_file(store.url, key, path, expected)  # the whole file, once per process
+            pf = pq.ParquetFile(path, pre_buffer=False)
+            return upgrade_blob_columns(pf.read(columns=[n for n in names if n in pf.schema_arrow.names]))
+        # remotely only the columns asked for are read: their pages carry CRCs, checked as
+        # they are read, and the footer is checked against the manifest's checksum of it
+        meta = verified_footer(store, key, footer) if footer is not None and checksum.enabled() else None
+        with store.open_input(key) as f:
+            pf = pq.ParquetFile(f, pre_buffer=False, metadata=meta, page_checksum_verification=meta is not None)
+            return upgrade_blob_columns(pf.read(columns=[n for n in names if n in pf.schema_arrow.names]))
+    except (OSError, pa.ArrowException) as e:
+        raise checksum.damaged(key, f"it is not a readable Parquet file ({e})") from None
 
 
-def parquet_null_counts(store: ObjectStore, key: str, names: list[str]) -> dict[str, int | None]:
+def parquet_null_counts(store: ObjectStore, key: str, names: list[str],
+                        frag: Fragment | None = None) -> dict[str, int | None]:
     """NULLs per column from the footer's statistics (None: not recorded). A struct
     column counts as the fewest NULLs of its fields: a NULL struct nulls them all."""
     if not names:
         return {}
     path = store.local_path(key)
-    if path is not None:
-        meta = pq.ParquetFile(path).metadata
-    else:
-        with store.open_input(key) as f:
-            meta = pq.ParquetFile(f).metadata
+    footer = frag.checksum("footer") if frag is not None else None
+    try:
+        if path is not None:
+            checksum.check_file(store.url, key, path, frag.checksum("parquet") if frag is not None else None)
+            meta = pq.ParquetFile(path).metadata
+        elif footer is not None and checksum.enabled():
+            meta = verified_footer(store, key, footer)
+        else:
+            with store.open_input(key) as f:
+                meta = pq.ParquetFile(f).metadata
+    except (OSError, pa.ArrowException) as e:
+        raise checksum.damaged(key, f"it is not a readable Parquet file ({e})") from None
     out: dict[str, int | None] = {}
     for name in names:
         best: int | None = None
@@ -85,6 +106,11 @@ def parquet_null_counts(store: ObjectStore, key: str, names: list[str]) -> dict[
                 best = total if best is None else min(best, total)
         out[name] = best
     return out
+
+
+def _bytes_view(m: np.ndarray) -> np.ndarray:
+    """A C-contiguous array's bytes, flat, without a copy (what a hash reads)."""
+    return m.reshape(-1).view(np.uint8) if m.size else np.empty(0, np.uint8)
 
 
 def _runs(pos: np.ndarray, slots: np.ndarray) -> list[tuple[int, int, int]]:
@@ -148,7 +174,7 @@ class _Segment:
 class _Refs:
     """Blob references of one segment's column, as arrays."""
 
-    __slots__ = ("array", "valid", "inline", "pack", "offset", "length")
+    __slots__ = ("array", "valid", "inline", "pack", "offset", "length", "sums")
 
     def __init__(self, array: pa.StructArray, codes: np.ndarray):
         self.array = array
@@ -157,6 +183,15 @@ class _Refs:
         self.pack = codes
         self.offset = pc.fill_null(array.field("offset"), 0).to_numpy()
         self.length = pc.fill_null(array.field("length"), 0).to_numpy()
+        self.sums = array.field("sums") if array.type.get_field_index("sums") >= 0 else None
+
+    def checksums(self, pos: int) -> bytes | None:
+        """The value's checksums (None: written before checksums)."""
+        if self.sums is None:
+            return None
+        if not isinstance(self.sums, list):
+            self.sums = self.sums.to_pylist()  # once per segment: cheaper than a scalar per value
+        return self.sums[pos]
 
 
 class Reader:
@@ -171,6 +206,8 @@ class Reader:
         self._segments: OrderedDict[int, _Segment] = OrderedDict()
         self._bytes = 0
         self._maps: OrderedDict[str, np.ndarray] = OrderedDict()
+        # per mapped pack, offsets of the values verified through that mapping (see _blob_bytes)
+        self._checked: dict[str, set[int]] = {}
         self._results: dict[str, np.ndarray] = {}  # sql mode: the result's arrays
         self._packs: list[str] = []
         self._pack_codes: dict[str, int] = {}
@@ -195,6 +232,7 @@ class Reader:
     def close(self) -> None:
         """Drop the mappings and caches (arrays already handed out stay valid)."""
         self._maps.clear()
+        self._checked.clear()
         self._segments.clear()
         self._bytes = 0
 
@@ -238,7 +276,8 @@ class Reader:
         else:
             frag = plan.fragments[s]
             names = [c for c in self._parquet if int(c[1:]) in frag.cols]
-            seg = _Segment(parquet_columns(self.store, parquet_key(plan.table_id, frag.id), names) if names else None)
+            seg = _Segment(parquet_columns(self.store, parquet_key(plan.table_id, frag.id), names, frag)
+                           if names else None)
         self._segments[s] = seg
         self._bytes += seg.nbytes
         while self._bytes > CACHE_BYTES and len(self._segments) > 1:
@@ -260,10 +299,13 @@ class Reader:
         return plan.result.num_rows if plan.result is not None else plan.fragments[s].rows
 
     # -- files -------------------------------------------------------------------------
-    def _mapping(self, key: str, dtype: Any, shape: tuple[int, ...] | None) -> np.ndarray | None:
+    def _mapping(self, key: str, dtype: Any, shape: tuple[int, ...] | None,
+                 expected: str | None = None) -> np.ndarray | None:
         """A local file, memory-mapped copy-on-write (torch gets writable arrays, the
         file never changes); None on a store without local files. Gathering rows from a
-        mapping beats a read per run, and pages stay mapped for the next epoch."""
+        mapping beats a read per run, and pages stay mapped for the next epoch. A matrix
+        (``shape`` given) is verified on first open in the process: its size, and its
+        ``expected`` checksum."""
         m = self._maps.get(key)
         if m is not None:
             self._maps.move_to_end(key)
@@ -271,18 +313,25 @@ class Reader:
         path = self.store.local_path(key)
         if path is None:
             return None
-        m = self._maps[key] = np.memmap(path, dtype=dtype, mode="c", shape=shape)
+        if shape is not None:
+            checksum.check_size(key, os.path.getsize(path), np.dtype(dtype).itemsize * int(np.prod(shape)))
+        m = np.memmap(path, dtype=dtype, mode="c", shape=shape)
+        if shape is not None:  # hashed through this mapping: its pages are then mapped for the batches
+            checksum.check_once(self.store.url, key, _bytes_view(m), expected)
+        self._maps[key] = m
         if len(self._maps) > MAPPINGS:
-            self._maps.popitem(last=False)
+            gone, _ = self._maps.popitem(last=False)
+            self._checked.pop(gone, None)
         return m
 
     def _read_into(self, reads: list[tuple[str, int, memoryview]]) -> None:
         """Each ``(key, offset, dest)``: bytes ``[offset, offset + len(dest))`` of a remote
         object into ``dest``, all requested at once."""
         got = self.store.read_ranges([(key, offset, len(dest)) for key, offset, dest in reads])
-        for (key, _, dest), data in zip(reads, got, strict=True):
+        for (key, offset, dest), data in zip(reads, got, strict=True):
             if len(data) != len(dest):
-                raise errors.StorageError(f"{key} is shorter than the loader's plan says")
+                raise checksum.damaged(key, f"it is shorter than its references say ({len(data)} of the "
+                                            f"{len(dest)} bytes at offset {offset})")
             dest[:] = data
 
     # -- matrices ----------------------------------------------------------------------
@@ -297,7 +346,7 @@ class Reader:
             return m
         frag = plan.fragments[s]
         return self._mapping(matrix_key(plan.table_id, frag.id, col.cid), np.dtype(dict(frag.mats)[col.cid]),
-                             (frag.rows, *col.shape))
+                             (frag.rows, *col.shape), frag.checksum(f"m{col.cid}"))
 
     def _matrix(self, col: Any, groups: list, n: int) -> np.ndarray:
         if len(groups) == 1:
@@ -321,6 +370,7 @@ class Reader:
         """Rows of a remote matrix file: one byte-range read per run of rows."""
         frag = self.plan.fragments[s]
         key = matrix_key(self.plan.table_id, frag.id, col.cid)
+        verify_once(self.store, key, frag.checksum(f"m{col.cid}"))
         row = out.itemsize * int(np.prod(col.shape, dtype=np.int64))
         dest = memoryview(out).cast("B")
         self._read_into([(key, p * row, dest[slot * row : (slot + count) * row])
@@ -388,7 +438,7 @@ class Reader:
         next epoch. Remotely the batch's values are sorted by (pack, offset) and each
         run of adjacent values is one byte-range read into one buffer they all view."""
         out: list[np.ndarray | None] = [None] * n
-        slot_l, pack_l, off_l, len_l = [], [], [], []
+        slot_l, pack_l, off_l, len_l, sums = [], [], [], [], []
         for s, slots, pos in groups:
             refs = self._refs(s, col)
             if refs is None:
@@ -405,21 +455,35 @@ class Reader:
             pack_l.append(refs.pack[pos])
             off_l.append(refs.offset[pos])
             len_l.append(refs.length[pos])
+            sums.extend(refs.checksums(p) for p in pos.tolist())
         if not slot_l:
             return out
         slots, packs, offs, lens = (np.concatenate(x) for x in (slot_l, pack_l, off_l, len_l))
         remote = np.zeros(len(slots), dtype=bool)
         for code in np.unique(packs).tolist():
             at = np.flatnonzero(packs == code)
-            src = self._mapping(pack_key(self._packs[code]), np.uint8, None)
+            key = pack_key(self._packs[code])
+            src = self._mapping(key, np.uint8, None)
             if src is None:
                 remote[at] = True
                 continue
             src = src.view(np.ndarray)  # plain views: no memmap bookkeeping per value
-            for slot, o, ln in zip(slots[at].tolist(), offs[at].tolist(), lens[at].tolist(), strict=True):
-                out[slot] = src[o : o + ln]
+            # each value's own bytes are hashed against its checksum the first time this
+            # mapping serves it: later epochs read the same verified, immutable mapped pages
+            # (as matrices, verified on first open); values read remotely, or through the
+            # Blob API, are verified on every read
+            checked = self._checked.setdefault(key, set())
+            for i, slot, o, ln in zip(at.tolist(), slots[at].tolist(), offs[at].tolist(), lens[at].tolist(),
+                                      strict=True):
+                value = out[slot] = src[o : o + ln]
+                if o not in checked:
+                    checksum.check_value(key, o, value, ln, sums[i])
+                    checked.add(o)
         if remote.any():
             self._blob_ranges(slots[remote], packs[remote], offs[remote], lens[remote], out)
+            for i in np.flatnonzero(remote).tolist():
+                checksum.check_value(pack_key(self._packs[packs[i]]), int(offs[i]), out[slots[i]], int(lens[i]),
+                                     sums[i])
         return out
 
     def _blob_ranges(self, slots: np.ndarray, packs: np.ndarray, offs: np.ndarray, lens: np.ndarray,

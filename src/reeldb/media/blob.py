@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import errors
+from ..format import checksum
 from ..format.blobs import pack_key
 from ..storage import ObjectStore
 from .decode import decode_image, decode_video
@@ -73,7 +74,27 @@ class Blob:
             return bytes(data[offset : offset + size])
         if size == 0:
             return b""
-        return self._store.get_range(pack_key(self._ref["pack"]), self._ref["offset"] + offset, size)
+        start, chunk = self._fetch(offset, size)
+        return chunk if (start, len(chunk)) == (offset, size) else chunk[offset - start : offset - start + size]
+
+    def _fetch(self, offset: int, size: int) -> tuple[int, bytes]:
+        """``(start, bytes)`` of the pack covering ``[offset, offset + size)`` of the value,
+        verified: the whole blocks those bytes fall in, checked against the cell's block
+        checksums (XX001 on damage, truncation included). Cells written before checksums
+        are read as asked, their length still checked."""
+        key = pack_key(self._ref["pack"])
+        base = int(self._ref["offset"])
+        sums = self._ref.get("sums")
+        if sums is not None and checksum.enabled():
+            start, end = checksum.block_range(offset, size, len(self))
+        else:
+            start, end = offset, offset + size
+        try:
+            data = self._store.get_range(key, base + start, end - start)
+        except KeyError:
+            raise checksum.damaged(key, f"the blob pack holding a value of {len(self)} bytes is missing") from None
+        checksum.check_range(key, base, data, start, end, len(self), sums)
+        return start, data
 
     def __bytes__(self) -> bytes:
         return self.read()
@@ -142,8 +163,13 @@ class Blob:
             self.last_bytes_read = len(data)
             return np.frombuffer(data, dtype=np.uint8)
         self.last_bytes_read = 0
-        return np.frombuffer(_pack_map(key, path), dtype=np.uint8, count=len(self),
-                             offset=int(self._ref["offset"]))
+        m, base, n = _pack_map(key, path), int(self._ref["offset"]), len(self)
+        if base + n > len(m):
+            raise checksum.damaged(key, f"the blob value at offset {base} ({n} bytes) ends past the pack's "
+                                        f"{len(m)} bytes (the pack is truncated)")
+        raw = np.frombuffer(m, dtype=np.uint8, count=n, offset=base)
+        checksum.check_value(key, base, raw, n, self._ref.get("sums"))
+        return raw
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Blob):
@@ -171,7 +197,9 @@ def _pack_map(key: str, path: str) -> mmap.mmap:
         try:
             with open(path, "rb") as f:
                 m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as exc:  # ValueError: an empty file cannot be mapped
+        except ValueError:  # an empty file cannot be mapped: a pack holds at least one value
+            raise checksum.damaged(key, "the blob pack is empty (truncated)") from None
+        except OSError as exc:
             raise errors.StorageError(f"cannot map {key}: {exc}") from None
         _PACK_MAPS[path] = m
     return m
@@ -206,14 +234,49 @@ def _npy_view(raw: np.ndarray) -> np.ndarray:
     return arr
 
 
+_HELD_CHUNKS = 4  # a decoder goes back and forth between a few places (header, index, data)
+
+
 class BlobReader(io.RawIOBase):
-    """A seekable, read-only file over a blob (PyAV, Pillow and numpy can read it)."""
+    """A seekable, read-only file over a blob (PyAV, Pillow and numpy can read it).
+
+    Reads fetch whole checksum blocks of the value and verify them (format/checksum.py);
+    the last blocks fetched serve the reads that fall inside them. ``bytes_read`` counts
+    the bytes fetched from the store."""
 
     def __init__(self, blob: Blob):
         super().__init__()
         self._blob = blob
         self._pos = 0
         self.bytes_read = 0
+        self._chunks: list[tuple[int, bytes]] = []  # (start, bytes): the last verified blocks read
+
+    def _read_at(self, pos: int, size: int) -> bytes:
+        """Bytes of the value from the last verified blocks when they hold them (a decoder
+        reads a clip in small pieces: each block is fetched and checked once)."""
+        if self._blob._ref.get("data") is not None:
+            data = self._blob.read(pos, size)
+            self.bytes_read += len(data)
+            return data
+        size = max(0, min(size, len(self._blob) - pos))
+        if size == 0:
+            return b""
+        held = next((c for c in self._chunks if c[0] <= pos < c[0] + len(c[1])), None)
+        if held is None:
+            start, chunk = self._blob._fetch(pos, size)
+            self.bytes_read += len(chunk)
+        else:
+            self._chunks.remove(held)
+            start, chunk = held
+            end = start + len(chunk)
+            if pos + size > end:  # reading on: fetch only the blocks after those held
+                at, more = self._blob._fetch(end, pos + size - end)
+                assert at == end  # held blocks end on a block edge
+                start, chunk = pos, chunk[pos - start :] + more
+                self.bytes_read += len(more)
+        self._chunks.append((start, chunk))
+        del self._chunks[:-_HELD_CHUNKS]
+        return chunk[pos - start : pos - start + size]
 
     def readable(self) -> bool:
         return True
@@ -233,16 +296,14 @@ class BlobReader(io.RawIOBase):
         n = min(len(b), max(0, len(self._blob) - self._pos))
         if n <= 0:
             return 0
-        data = self._blob.read(self._pos, n)
+        data = self._read_at(self._pos, n)
         b[: len(data)] = data
         self._pos += len(data)
-        self.bytes_read += len(data)
         return len(data)
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             size = max(0, len(self._blob) - self._pos)
-        data = self._blob.read(min(self._pos, len(self._blob)), size)
+        data = self._read_at(min(self._pos, len(self._blob)), size)
         self._pos += len(data)
-        self.bytes_read += len(data)
         return data
