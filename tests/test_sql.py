@@ -513,13 +513,14 @@ def test_failed_transaction_refuses_until_rollback(db: reeldb.Connection) -> Non
 
 def test_error_caught_inside_transaction_block(db: reeldb.Connection) -> None:
     db.execute("CREATE TABLE t (id INT PRIMARY KEY)")
-    with db.transaction():
+    with pytest.raises(reeldb.Error) as ended, db.transaction():
         db.execute("INSERT INTO t VALUES (1)")
         with pytest.raises(reeldb.IntegrityError):
             db.execute("INSERT INTO t VALUES (1)")
         with pytest.raises(reeldb.Error) as info:
             db.execute("INSERT INTO t VALUES (2)")
         assert info.value.sqlstate == "25P02"
+    assert ended.value.sqlstate == "25P02"  # leaving the block says it rolled back
     assert col(db, "SELECT id FROM t") == []  # the failed transaction was not committed
 
 
