@@ -18,7 +18,7 @@ import pglast
 from .. import __version__, errors
 from ..connection import Connection
 from ..rows import to_rows
-from ..sql.parse import deparse, parse
+from ..sql.parse import check_length, deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.session import Result
 from . import protocol as p
@@ -368,6 +368,7 @@ class ClientSession:
 
 def _split(query: str) -> list[str]:
     """The statements of a query string, without empty ones."""
+    check_length(query)  # before libpg_query sees it
     try:
         return [s for s in pglast.split(query) if s.strip()]
     except pglast.parser.ParseError:

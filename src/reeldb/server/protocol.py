@@ -318,4 +318,6 @@ def error_for(exc: BaseException) -> bytes:
     an internal error whose message, never a traceback, reaches the client."""
     if isinstance(exc, errors.Error):
         return error_response(exc.sqlstate, exc.message, getattr(exc, "position", None))
+    if isinstance(exc, RecursionError):  # never reached for a statement the parser let through
+        return error_response("54001", "stack depth limit exceeded: the statement nests too deeply")
     return error_response("XX000", f"internal error: {type(exc).__name__}: {exc}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pglast.stream
 from pglast import ast, parse_sql
 from pglast.enums import A_Expr_Kind, MinMaxOp, SubLinkType
-from pglast.parser import ParseError
+from pglast.parser import ParseError, parse_sql_json
 from pglast.stream import RawStream
 
 from .. import errors
@@ -32,14 +33,102 @@ def _quote_for_duckdb(name: str) -> str:
 pglast.stream.maybe_double_quote_name = _quote_for_duckdb
 
 
+# Bounds on what one statement may cost before anything runs it (54001 beyond them).
+# pglast turns libpg_query's parse tree into Python objects by C recursion, one call per
+# level of the tree, with no depth check: 30,000 terms of ``1+1+...`` overflow an 8 MiB
+# thread stack and kill the process; and it spends some 10 us per node. So a statement
+# longer than a few KiB is first parsed to JSON by libpg_query alone (fast, and its
+# output checks the C stack depth, refusing cleanly as PostgreSQL does with "stack
+# depth limit exceeded"), its nodes counted, and only then turned into Python objects, on
+# a thread whose stack fits any tree that passed. Last, the depth of the tree is bounded
+# so that reeldb's walkers and pglast's deparser (about six Python frames a level) stay
+# well inside Python's recursion limit.
+MAX_STATEMENT_LENGTH = 1 << 20  # characters of one query string
+MAX_NODES = 200_000  # parse-tree nodes of one query string (about 3 s of pglast's time)
+MAX_DEPTH = 128  # levels of the parse tree (PostgreSQL's own bound is its max_stack_depth)
+_INLINE_LENGTH = 4096  # shorter strings are parsed at once: under 1.2 MiB of C stack
+_PARSE_STACK = 64 << 20  # bytes of stack for longer ones (libpg_query stops under 20,000 levels)
+_STACK_LOCK = threading.Lock()  # threading.stack_size is process-wide
+
+
+def check_length(sql: str) -> None:
+    """Refuse a query string longer than ``MAX_STATEMENT_LENGTH`` before any parsing."""
+    if len(sql) > MAX_STATEMENT_LENGTH:
+        raise errors.StatementTooComplex(
+            f"statement is too long: {len(sql)} characters (the limit is {MAX_STATEMENT_LENGTH}); "
+            "send large values as parameters")
+
+
 def parse(sql: str) -> list[ast.RawStmt]:
+    """The statements of ``sql`` as pglast trees; 42601 for a syntax error, 54001 for a
+    statement too long, too large or nested too deeply (never a crash)."""
+    check_length(sql)
     try:
-        return list(parse_sql(sql))
+        if len(sql) <= _INLINE_LENGTH:
+            stmts = parse_sql(sql)
+        else:
+            nodes = parse_sql_json(sql).count("{")
+            if nodes > MAX_NODES:
+                raise errors.StatementTooComplex(
+                    f"statement is too large: {nodes} parse nodes (the limit is {MAX_NODES})")
+            stmts = _parse_on_big_stack(sql)
     except ParseError as e:
         msg = str(e.args[0]) if e.args else str(e)
         loc = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else None
         pos = loc + 1 if loc is not None else None  # Postgres counts characters from 1
+        if msg.startswith(("memory exhausted", "stack depth limit exceeded")):
+            # libpg_query's C stack check, or the grammar's own stack (10,000 parentheses)
+            raise errors.StatementTooComplex(f"stack depth limit exceeded: {msg} (the statement nests too deeply; "
+                                             f"the limit is {MAX_DEPTH} levels)", position=pos) from None
         raise errors.SyntaxError(msg, position=pos) from None
+    depth = tree_depth(stmts)
+    if depth > MAX_DEPTH:
+        raise errors.StatementTooComplex(
+            f"stack depth limit exceeded: the statement nests {depth} levels deep (the limit is {MAX_DEPTH})")
+    return list(stmts)
+
+
+def _parse_on_big_stack(sql: str) -> tuple:
+    """``parse_sql`` on a thread of its own with a stack for the deepest tree libpg_query
+    lets through."""
+    got: list[Any] = []
+
+    def run() -> None:
+        try:
+            got.append(parse_sql(sql))
+        except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
+            got.append(e)
+
+    with _STACK_LOCK:
+        old = threading.stack_size(_PARSE_STACK)
+        try:
+            worker = threading.Thread(target=run, name="reeldb-parse", daemon=True)
+            worker.start()  # returns once the thread runs, so its stack is already made
+        finally:
+            threading.stack_size(old)
+    worker.join()
+    if isinstance(got[0], BaseException):
+        raise got[0]
+    return got[0]
+
+
+def tree_depth(node: Any) -> int:
+    """Levels of nodes in a parse tree (lists do not count), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(node, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, ast.Node):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+            for slot in item.__slots__:
+                value = getattr(item, slot, None)
+                if isinstance(value, ast.Node | tuple | list):
+                    stack.append((value, depth))
+        elif isinstance(item, tuple | list):
+            stack.extend((v, depth) for v in item if isinstance(v, ast.Node | tuple | list))
+    return deepest
 
 
 def deparse(node: ast.Node) -> str:

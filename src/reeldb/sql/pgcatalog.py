@@ -651,10 +651,11 @@ class CatalogRewrite:
         names = node.funcname
         qualified = len(names) > 1 and names[0].sval == "pg_catalog"
         name = names[-1].sval.lower()
-        args = [self.recurse(a) for a in (node.args or ())]
         fold = self._folds().get(name)
         if fold is not None:
-            return fold(args)
+            return fold([self.recurse(a) for a in (node.args or ())])
+        # not folded: the caller's walk descends into the arguments, once (rewriting them
+        # here as well made nested calls cost 2^depth)
         if qualified:  # DuckDB resolves the unqualified name among its own functions
             node.funcname = (names[-1],)
         renamed = _RENAMED.get(name)

@@ -205,7 +205,11 @@ class Session(VersioningMixin):
             return Result(status="EMPTY")
         result = Result()
         for raw in stmts:
-            result = self._run(raw.stmt, values, param_rows)
+            try:
+                result = self._run(raw.stmt, values, param_rows)
+            except RecursionError:  # the parser bounds depth; this is the net under it
+                raise errors.StatementTooComplex(
+                    "stack depth limit exceeded: the statement nests too deeply") from None
         result.notices = self.notices
         return result
 
