@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 
 def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None, create: bool = True,
-            storage_options: dict[str, Any] | None = None, device: str | None = None) -> Connection:
+            storage_options: dict[str, Any] | None = None, device: str | None = None, *,
+            memory_limit: str | None = None) -> Connection:
     """Open (or create) a database: a folder path, a ``file://`` URL, or S3 and
     S3-compatible object storage (``s3://bucket/prefix``).
 
@@ -40,10 +41,14 @@ def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None
 
     ``device="cuda"`` answers exact vector top-k on the GPU, as ``SET reeldb.device``
     does (an error when this process has no CUDA device).
+
+    ``memory_limit`` (``'2GB'``) is DuckDB's memory limit for the queries of every
+    connection in this process opened with the same limit; a query that needs more fails
+    with 53200 (out of memory).
     """
     store = open_store(str(path), create=create, options=storage_options)
     catalog = Catalog.open(store, create=create)
-    db = Connection(catalog, branch, at)
+    db = Connection(catalog, branch, at, memory_limit=memory_limit)
     if device is not None:
         from .index.device import usable
 
@@ -68,9 +73,10 @@ class Connection:
     ProgrammingError = errors.ProgrammingError
     NotSupportedError = errors.NotSupportedError
 
-    def __init__(self, catalog: Catalog, branch: str = "main", at: str | None = None):
+    def __init__(self, catalog: Catalog, branch: str = "main", at: str | None = None, *,
+                 memory_limit: str | None = None):
         self.catalog = catalog
-        self._session = Session(catalog, branch, at)
+        self._session = Session(catalog, branch, at, memory_limit=memory_limit)
         self._closed = False
 
     # -- PEP 249 -----------------------------------------------------------------------------

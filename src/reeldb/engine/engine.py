@@ -185,16 +185,16 @@ os.register_at_fork(after_in_child=_adopt_inherited)
 
 ROWID_VIEW = "__x_"  # prefix of the views that show _rowid after the table's columns
 CHAR_TYPE = "__pg_char"  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
-_DATABASES: dict[int, duckdb.DuckDBPyConnection] = {}  # pid -> that process's DuckDB database
+_DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, memory limit) -> DuckDB database
 _DATABASE_LOCK = threading.Lock()
 
 
-def _database() -> duckdb.DuckDBPyConnection:
-    """The process's in-memory DuckDB database, made on first use (again in a forked child,
-    which must not touch its parent's)."""
-    pid = os.getpid()
+def _database(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB database for this memory limit, made on first use
+    (again in a forked child, which must not touch its parent's)."""
+    key = (os.getpid(), memory_limit)
     with _DATABASE_LOCK:
-        db = _DATABASES.get(pid)
+        db = _DATABASES.get(key)
         if db is None:
             # Postgres semantics: 7 / 2 = 3 for integers; NULLs sort last ascending, first
             # descending. Extensions: only those built into the wheel (json, parquet, icu): a
@@ -208,17 +208,25 @@ def _database() -> duckdb.DuckDBPyConnection:
             db.execute(";\n".join(_MACROS))
             chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
             db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
-            _DATABASES[pid] = db
+            if memory_limit is not None:
+                try:
+                    db.execute("SET memory_limit = $1", [memory_limit])
+                except duckdb.Error as e:
+                    db.close()
+                    raise errors.InvalidParameterValue(
+                        f'invalid value for memory_limit: "{memory_limit}" ({_clean(str(e))})') from None
+            _DATABASES[key] = db
         return db
 
 
 class Engine:
-    def __init__(self, reader: FragmentReader):
+    def __init__(self, reader: FragmentReader, *, memory_limit: str | None = None):
         _LIVE.add(self)
         self.reader = reader
+        self.memory_limit = memory_limit
         # a connection of the process's DuckDB database: relations, views and temporary
         # tables are the connection's own; threads and memory are shared by all sessions
-        self.con = _database().cursor()
+        self.con = _database(memory_limit).cursor()
         self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
         self._point_views: dict[str, str] = {}  # relation -> schema its point-lookup views fit
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
@@ -377,7 +385,7 @@ class Engine:
             try:
                 return self.con.execute(sql, params or None)
             except duckdb.Error as e:
-                raise translate_error(e) from None
+                raise self._translate(e) from None
 
     def arrow(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> tuple[pa.Table, list]:
         """Run a query; returns its Arrow table and (name, DuckDB type) per column."""
@@ -388,7 +396,13 @@ class Engine:
                     return pa.table({}), []
                 return rel.to_arrow_table(), list(zip(rel.columns, rel.types, strict=True))
             except duckdb.Error as e:
-                raise translate_error(e) from None
+                raise self._translate(e) from None
+
+    def _translate(self, e: duckdb.Error) -> errors.Error:
+        err = translate_error(e)
+        if isinstance(err, errors.OutOfMemory) and self.memory_limit is not None:
+            return errors.OutOfMemory(f"{err.message} (the statement memory limit is {self.memory_limit})")
+        return err
 
     def register(self, name: str, table: pa.Table) -> None:
         with self.lock:
@@ -532,7 +546,7 @@ def translate_error(e: Exception) -> errors.Error:
                 return errors.ProgrammingError(_clean(first), sqlstate="42803")
             return cls(_clean(first))
     if isinstance(e, duckdb.OutOfMemoryException):
-        return errors.OperationalError(_clean(first), sqlstate="53200")
+        return errors.OutOfMemory("out of memory: " + first.splitlines()[0].removeprefix("Out of Memory Error: "))
     return errors.InternalError(_clean(first))
 
 
