@@ -400,7 +400,7 @@ class Engine:
 
     def _translate(self, e: duckdb.Error) -> errors.Error:
         err = translate_error(e)
-        if isinstance(err, errors.OutOfMemory) and self.memory_limit is not None:
+        if isinstance(err, errors.OutOfMemory) and self.memory_limit is not None and "limit is" not in err.message:
             return errors.OutOfMemory(f"{err.message} (the statement memory limit is {self.memory_limit})")
         return err
 
@@ -481,6 +481,8 @@ def arrow_schema(tm: TableManifest) -> pa.Schema:
     return pa.schema(fields)
 
 
+VALUE_TOO_LARGE = "would build a value larger than"
+
 _DUCK_STATES = [
     ("Catalog Error: Table with name", errors.UndefinedTable),
     ("Catalog Error: Scalar Function with name", errors.UndefinedFunction),
@@ -503,6 +505,7 @@ _DUCK_STATES = [
     ("must appear in the GROUP BY clause", errors.ProgrammingError),
     ("Binder Error: Cannot compare", errors.DatatypeMismatch),
     ("Binder Error", errors.ProgrammingError),
+    (VALUE_TOO_LARGE, errors.OutOfMemory),  # reeldb's own guard (sql/limits.py), raised by error()
     ("Invalid Input Error", errors.DataError),
     ("Not implemented Error", errors.FeatureNotSupported),
     ("Constraint Error", errors.IntegrityError),

@@ -67,8 +67,12 @@ class Server:
         # connections still logging in, oldest first: separate from max_connections, so
         # that sockets which never log in cannot keep real clients out
         self._pending: OrderedDict[int, asyncio.StreamWriter] = OrderedDict()
-        # fail now on a path that is not a database, or a memory limit DuckDB refuses
-        connect(options.path, create=False, memory_limit=options.statement_memory).close()
+        # fail now on a path that is not a database, or a memory limit DuckDB refuses; and
+        # warm the process (lazy imports: pandas alone takes 0.4 s) so that a client's
+        # first statement does not spend it against its statement_timeout
+        with connect(options.path, create=False, memory_limit=options.statement_memory) as db:
+            db.execute("SHOW statement_timeout").fetchall()
+            db.execute("SELECT 1").fetchall()
         self.store = open_store(options.path, create=False)
         self.mock_secret = _mock_secret(self.store)
         if not user_store.list_users(self.store):

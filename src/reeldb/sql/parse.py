@@ -13,6 +13,7 @@ from pglast.parser import ParseError, parse_sql_json
 from pglast.stream import RawStream
 
 from .. import errors
+from .limits import check_series
 
 # Words DuckDB reserves that Postgres does not: a column named "at" or "semi" is plain in
 # Postgres and must be quoted for DuckDB, so the deparser quotes them too.
@@ -49,6 +50,7 @@ MAX_DEPTH = 128  # levels of the parse tree (PostgreSQL's own bound is its max_s
 _INLINE_LENGTH = 4096  # shorter strings are parsed at once: under 1.2 MiB of C stack
 _PARSE_STACK = 64 << 20  # bytes of stack for longer ones (libpg_query stops under 20,000 levels)
 _STACK_LOCK = threading.Lock()  # threading.stack_size is process-wide
+MAX_SELECT_LIST_SERIES = 10_000_000  # rows of a select-list generate_series (built as one list)
 
 
 def check_length(sql: str) -> None:
@@ -239,6 +241,7 @@ def expand_set_returning(stmt: Any) -> None:
         if isinstance(node, ast.SelectStmt) and node.targetList:
             for rt in node.targetList:
                 if isinstance(rt.val, ast.FuncCall) and rt.val.funcname[-1].sval.lower() == "generate_series":
+                    check_series(rt.val, MAX_SELECT_LIST_SERIES)
                     rt.val = func("unnest", rt.val)
 
 

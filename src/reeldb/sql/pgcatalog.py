@@ -27,6 +27,7 @@ from ..engine.engine import CHAR_TYPE
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
 from .characteristics import as_settings
+from .limits import bound_call
 from .parse import const_value, func, parse
 
 if TYPE_CHECKING:
@@ -661,7 +662,7 @@ class CatalogRewrite:
         renamed = _RENAMED.get(name)
         if renamed is not None:
             node.funcname = (ast.String(sval=renamed),)
-        return None
+        return bound_call(node, self.recurse, self.s.memory_limit)  # repeat() & co: size checked
 
     def _folds(self) -> dict[str, Callable[[list[ast.Node]], ast.Node]]:
         s = self.s

@@ -74,6 +74,7 @@ class Session(VersioningMixin):
     def __init__(self, catalog: Catalog, branch: str | None = "main", at: str | None = None, *,
                  memory_limit: str | None = None):
         self.catalog = catalog
+        self.memory_limit = memory_limit  # DuckDB's, and the bound on one value (sql/limits.py)
         self.engine = Engine(catalog.reader, memory_limit=memory_limit)
         if at is not None:
             self.branch: str | None = None
