@@ -118,19 +118,44 @@ def tree_depth(node: Any) -> int:
     """Levels of nodes in a parse tree (lists do not count), without recursion."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(node, 0)]
+    pop, push = stack.pop, stack.append
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, ast.Node):
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-            for slot in item.__slots__:
-                value = getattr(item, slot, None)
-                if isinstance(value, ast.Node | tuple | list):
-                    stack.append((value, depth))
-        elif isinstance(item, tuple | list):
-            stack.extend((v, depth) for v in item if isinstance(v, ast.Node | tuple | list))
+        item, depth = pop()
+        if isinstance(item, tuple | list):
+            for v in item:
+                if v is not None:
+                    push((v, depth))
+            continue
+        if not isinstance(item, ast.Node):
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+        for slot in _node_slots(type(item)):
+            value = getattr(item, slot, None)
+            if value is not None:
+                push((value, depth))
     return deepest
+
+
+_NODE_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def _node_slots(cls: type) -> tuple[str, ...]:
+    """The fields of a node class that can hold nodes or lists (not flags, names,
+    locations): what a walk over the tree must look into."""
+    got = _NODE_SLOTS.get(cls)
+    if got is None:
+        def holds_nodes(info: Any) -> bool:
+            kinds = getattr(info, "py_type", object)
+            kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+            return any(k in (list, tuple, object) or (isinstance(k, type) and issubclass(k, ast.Node))
+                       for k in kinds)
+
+        slots = cls.__slots__
+        got = tuple(n for n in slots if holds_nodes(slots[n])) if isinstance(slots, dict) else tuple(slots)
+        _NODE_SLOTS[cls] = got
+    return got
 
 
 def deparse(node: ast.Node) -> str:
