@@ -632,7 +632,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise reeldb.ProgrammingError(str(e)) from None
     return run(ServerOptions(args.path, host=args.host, port=args.port, max_connections=args.max_connections,
                              max_message=args.max_message, idle_exit=args.idle_exit, ssl_context=ssl_context,
-                             statement_timeout_ms=parse_duration_ms(args.statement_timeout)))
+                             statement_timeout_ms=parse_duration_ms(args.statement_timeout),
+                             authentication_timeout=args.authentication_timeout,
+                             max_pending_logins=args.max_pending_logins,
+                             statement_memory=None if args.statement_memory.lower() == "none" else args.statement_memory))
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -830,6 +833,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest protocol message accepted (default 64 MiB)")
     s.add_argument("--statement-timeout", default="0", metavar="DURATION",
                    help="cancel statements that run longer, e.g. 30s (default 0: never); SET statement_timeout overrides")
+    s.add_argument("--statement-memory", default="2GB", metavar="SIZE",
+                   help="DuckDB's memory limit for the queries running at once, e.g. 4GB; past it a "
+                        "statement fails with 53200 (default 2GB; 'none': DuckDB's default, 80%% of RAM)")
+    s.add_argument("--authentication-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="close a client that has not logged in by then (default 60)")
+    s.add_argument("--max-pending-logins", type=int, default=64, metavar="N",
+                   help="connections still logging in; past it the oldest is closed (default 64)")
     s.add_argument("--idle-exit", type=float, metavar="SECONDS",
                    help="stop once no client has been connected for this long")
     s.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: answer SSLRequest and serve TLS")

@@ -472,7 +472,7 @@ class Engine:
             try:
                 return self.con.execute(sql, params or None)
             except duckdb.Error as e:
-                raise translate_error(e) from None
+                raise self._translate(e) from None
 
     def arrow(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> tuple[pa.Table, list]:
         """Run a query; returns its Arrow table and (name, DuckDB type) per column."""
@@ -483,7 +483,14 @@ class Engine:
                     return pa.table({}), []
                 return rel.to_arrow_table(), list(zip(rel.columns, rel.types, strict=True))
             except duckdb.Error as e:
-                raise translate_error(e) from None
+                raise self._translate(e) from None
+
+    def _translate(self, e: duckdb.Error) -> errors.Error:
+        err = translate_error(e)
+        limit = self.sandbox.memory_limit
+        if isinstance(err, errors.OutOfMemory) and limit is not None and "limit is" not in err.message:
+            return errors.OutOfMemory(f"{err.message} (the statement memory limit is {limit})")
+        return err
 
     def register(self, name: str, table: pa.Table) -> None:
         with self.lock:
@@ -562,6 +569,8 @@ def arrow_schema(tm: TableManifest) -> pa.Schema:
     return pa.schema(fields)
 
 
+VALUE_TOO_LARGE = "would build a value larger than"
+
 _DUCK_STATES = [
     ("Catalog Error: Table with name", errors.UndefinedTable),
     ("Catalog Error: Scalar Function with name", errors.UndefinedFunction),
@@ -585,6 +594,7 @@ _DUCK_STATES = [
     ("must appear in the GROUP BY clause", errors.ProgrammingError),
     ("Binder Error: Cannot compare", errors.DatatypeMismatch),
     ("Binder Error", errors.ProgrammingError),
+    (VALUE_TOO_LARGE, errors.OutOfMemory),  # reeldb's own guard (sql/limits.py), raised by error()
     ("Invalid Input Error", errors.DataError),
     ("Not implemented Error", errors.FeatureNotSupported),
     ("Constraint Error", errors.IntegrityError),
@@ -629,7 +639,7 @@ def translate_error(e: Exception) -> errors.Error:
                 return errors.ProgrammingError(_clean(first), sqlstate="42803")
             return cls(_clean(first))
     if isinstance(e, duckdb.OutOfMemoryException):
-        return errors.OperationalError(_clean(first), sqlstate="53200")
+        return errors.OutOfMemory("out of memory: " + first.splitlines()[0].removeprefix("Out of Memory Error: "))
     return errors.InternalError(_clean(first))
 
 

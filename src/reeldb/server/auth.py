@@ -67,19 +67,36 @@ def _attrs(msg: str) -> dict[str, str]:
     return out
 
 
+_PROCESS_SECRET = secrets.token_bytes(32)  # when no lasting mock secret is given
+
+
+def mock_verifier(user: str, secret: bytes) -> tuple[int, bytes, bytes, bytes]:
+    """PostgreSQL's mock authentication: for a user that does not exist, the parts of a
+    verifier derived from a server secret and the name, with no key stretching. The salt
+    is the same at every attempt (as a real user's is) and the server does the same work
+    as for a real user (a stored verifier: no PBKDF2 either), so neither the first server
+    message nor the time to answer tells a client whether the user exists."""
+    digest = hmac.new(secret, b"mock salt\0" + user.encode("utf-8"), hashlib.sha256).digest()
+    keys = hmac.new(secret, b"mock keys\0" + user.encode("utf-8"), hashlib.sha512).digest()
+    return DEFAULT_ITERATIONS, digest[:16], keys[:32], keys[32:]
+
+
 class ScramServer:
     """One SCRAM exchange: ``first(client_first) -> server_first``, ``final(client_final) -> server_final``.
 
-    ``verifier`` None (unknown user) still runs the exchange with a fake salt and fails
-    at the end, so a client cannot probe which users exist.
+    ``verifier`` None (unknown user) still runs the exchange, with ``mock_verifier`` of
+    ``mock_secret`` (the server's lasting secret; a per-process one if not given), and
+    fails at the end with the message a wrong password gets.
     """
 
-    def __init__(self, user: str, verifier: str | None) -> None:
+    def __init__(self, user: str, verifier: str | None, mock_secret: bytes | None = None) -> None:
         self.user = user
         self._known = verifier is not None
         if verifier is None:
-            verifier = make_verifier(secrets.token_hex(16))
-        self.iterations, self.salt, self.stored_key, self.server_key = parse_verifier(verifier)
+            parts = mock_verifier(user, mock_secret or _PROCESS_SECRET)
+        else:
+            parts = parse_verifier(verifier)
+        self.iterations, self.salt, self.stored_key, self.server_key = parts
         self._nonce = ""
         self._client_first_bare = ""
         self._server_first = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,7 +19,7 @@ import pglast
 from .. import __version__, errors
 from ..connection import Connection
 from ..rows import to_rows
-from ..sql.parse import deparse, parse
+from ..sql.parse import check_length, deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.prepared import PreparedStatement as Statement
 from ..sql.session import Result
@@ -27,6 +28,9 @@ from .copy import CopyOptions, copy_options, format_row, header_row, parse_rows,
 from .describe import param_oids
 from .types import decode_param, encode_columns, field_specs
 
+ROWS_PER_CHUNK = 2048  # result rows encoded at a time (the deadline is checked between)
+SEND_BYTES = 1 << 20  # encoded rows sent once this many bytes are ready
+
 
 @dataclass
 class Portal:
@@ -34,9 +38,9 @@ class Portal:
     values: list[Any]
     result_formats: list[int]
     result: Result | None = None  # run at the first Describe or Execute
-    rows: list[list[bytes | None]] | None = None  # encoded rows, row-major
+    rows: int | None = None  # rows of its result (None: the statement returns none)
     fields: list[p.FieldSpec] = field(default_factory=list)
-    sent: int = 0
+    sent: int = 0  # rows sent by earlier Executes (each encodes only the rows it sends)
 
 
 class ClientSession:
@@ -54,6 +58,10 @@ class ClientSession:
         self.terminated = False
         self.copy_in: tuple[CopyOptions, list[str]] | None = None  # COPY FROM STDIN, statements after it
         self._copy_data = bytearray()
+        # where answers go while a result is sent (the server sets it): big results leave
+        # in chunks, so neither they nor their encoding are ever held whole
+        self.send: Callable[[list[bytes]], None] | None = None
+        self._unsent: list[bytes] = []  # answers to earlier messages of the batch
 
     # -- startup ---------------------------------------------------------------------
     def greeting(self, params: dict[str, str]) -> list[bytes]:
@@ -79,11 +87,12 @@ class ClientSession:
     # -- messages --------------------------------------------------------------------
     def handle_all(self, messages: list[tuple[str, bytes]]) -> list[bytes]:
         """Several messages in order (a pipeline), answers concatenated."""
-        out: list[bytes] = []
+        self._unsent = []
         for kind, payload in messages:
-            out += self.handle(kind, payload)
+            self._unsent += self.handle(kind, payload)
             if self.terminated:
                 break
+        out, self._unsent = self._unsent, []
         return out + self.notifications()
 
     def notifications(self) -> list[bytes]:
@@ -164,7 +173,7 @@ class ClientSession:
                     continue
                 result = self.db._session.execute(sql)
                 out += self._notices(result)
-                out += self._result(result, [], None)
+                out += self._result(result, [], out)
             except Exception as e:  # noqa: BLE001
                 self.db._session.fail_transaction()
                 out.append(p.error_for(e))
@@ -261,14 +270,37 @@ class ClientSession:
     def _notices(self, result: Result) -> list[bytes]:
         return [p.notice_response(n) for n in result.notices]
 
-    def _result(self, result: Result, formats: list[int], limit: int | None) -> list[bytes]:
-        """RowDescription (simple query only), DataRows and CommandComplete."""
+    def _result(self, result: Result, formats: list[int], before: list[bytes]) -> list[bytes]:
+        """RowDescription (simple query only), DataRows and CommandComplete; ``before``:
+        this message's answers so far, sent ahead of the rows when they leave in chunks."""
         if result.table is None or result.description is None:
             return [p.command_complete(result.status or "OK")]
         fields = _with_formats(field_specs(result.table, result.description), formats)
-        columns = encode_columns(result.table, result.description, fields, self.db.catalog.store)
-        rows = [p.data_row(r) for r in zip(*columns, strict=True)] if columns else []
-        return [p.row_description(fields), *rows, p.command_complete(_select_tag(result, len(rows)))]
+        before.append(p.row_description(fields))
+        n = result.table.num_rows if fields else 0
+        return self._data_rows(result, fields, 0, n, before) + [p.command_complete(_select_tag(result, n))]
+
+    def _data_rows(self, result: Result, fields: list[p.FieldSpec], start: int, stop: int,
+                   before: list[bytes]) -> list[bytes]:
+        """DataRows of result rows ``[start, stop)``, encoded a chunk at a time. Between
+        chunks the statement's deadline (statement_timeout) is checked, and once enough is
+        encoded it is sent with everything ahead of it; the rest is returned."""
+        assert result.table is not None and result.description is not None
+        out: list[bytes] = []
+        size = 0
+        for lo in range(start, stop, ROWS_PER_CHUNK):
+            self.db._session.check_deadline()
+            part = result.table.slice(lo, min(ROWS_PER_CHUNK, stop - lo))
+            columns = encode_columns(part, result.description, fields, self.db.catalog.store)
+            rows = [p.data_row(r) for r in zip(*columns, strict=True)]
+            out += rows
+            size += sum(len(r) for r in rows)
+            if self.send is not None and size >= SEND_BYTES:
+                self.send(self._unsent + before + out)
+                self._unsent, size = [], 0
+                before.clear()
+                out = []
+        return out
 
     # -- extended query --------------------------------------------------------------
     def _parse(self, msg: p.Parse) -> list[bytes]:
@@ -317,8 +349,7 @@ class ClientSession:
         r = portal.result
         if r.table is not None and r.description is not None:
             portal.fields = _with_formats(field_specs(r.table, r.description), portal.result_formats)
-            columns = encode_columns(r.table, r.description, portal.fields, self.db.catalog.store)
-            portal.rows = [list(row) for row in zip(*columns, strict=True)] if columns else []
+            portal.rows = r.table.num_rows if portal.fields else 0
 
     def _describe(self, kind: str, name: str) -> list[bytes]:
         if kind == "S":
@@ -352,6 +383,8 @@ class ClientSession:
         if name not in self.portals and name in self.db._session.cursors:
             return self._execute_cursor(name, limit)
         portal = self._portal(name)
+        if portal.sent:  # a suspended portal's next rows: statement_timeout counts afresh
+            self.db._session.start_deadline()
         self._run(portal)
         r = portal.result
         assert r is not None
@@ -361,12 +394,12 @@ class ClientSession:
             if not portal.statement.query.strip():
                 return out + [p.empty_query_response()]
             return out + [p.command_complete(r.status or "OK")]
-        stop = len(portal.rows) if limit <= 0 else min(len(portal.rows), portal.sent + limit)
-        out += [p.data_row(row) for row in portal.rows[portal.sent : stop]]
+        stop = portal.rows if limit <= 0 else min(portal.rows, portal.sent + limit)
+        out += self._data_rows(r, portal.fields, portal.sent, stop, out)
         portal.sent = stop
-        if stop < len(portal.rows):
+        if stop < portal.rows:
             return out + [p.portal_suspended()]
-        return out + [p.command_complete(_select_tag(r, len(portal.rows)))]
+        return out + [p.command_complete(_select_tag(r, portal.rows))]
 
     def _execute_cursor(self, name: str, limit: int) -> list[bytes]:
         """Execute of a DECLAREd cursor's portal: its next ``limit`` rows (all when 0),
@@ -390,6 +423,7 @@ class ClientSession:
 
 def _split(query: str) -> list[str]:
     """The statements of a query string, without empty ones."""
+    check_length(query)  # before libpg_query sees it
     try:
         return [s for s in pglast.split(query) if s.strip()]
     except pglast.parser.ParseError:

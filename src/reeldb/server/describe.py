@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pglast
 from pglast import ast
 
+from .. import errors
 from ..format.manifest import TableManifest
 from ..format.types import ColumnType, column_type
 from ..sql import pgtypes as t
+from ..sql.parse import parse
 from ..sql.pgcatalog import type_oid
 
 _KIND_OID = {"int16": t.INT2, "int32": t.INT4, "int64": t.INT8, "float32": t.FLOAT4, "float64": t.FLOAT8,
@@ -36,9 +37,9 @@ def param_oids(query: str, given: list[int], tables: dict[str, TableManifest], c
     """The OID of ``$1 .. $count``: the client's where it gave one, else inferred."""
     found: dict[int, int] = {}
     try:
-        stmts = pglast.parse_sql(query)
-    except pglast.parser.ParseError:
-        stmts = ()
+        stmts = parse(query)  # bounded: a too deep or too long statement is refused here
+    except errors.SyntaxError:
+        stmts = []
     for raw in stmts:
         _Infer(tables, found)(raw.stmt)
     out = []

@@ -18,6 +18,8 @@ SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
 DEFAULT_MAX_MESSAGE = 64 << 20
+MAX_STARTUP_PACKET = 10_000  # PostgreSQL's MAX_STARTUP_PACKET_LENGTH
+MAX_AUTH_MESSAGE = 65_535  # PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH: a SASL message before login
 
 _I16 = struct.Struct("!h")
 _I32 = struct.Struct("!i")
@@ -56,6 +58,9 @@ class MessageReader:
         else:
             kind = ""
             (length,) = _I32.unpack_from(self._buf, 0)
+        if not self.started and not 4 <= length <= MAX_STARTUP_PACKET:
+            # refused from its length word, before any of it is kept
+            raise ProtocolViolation("invalid length of startup packet")
         if length < 4:
             raise ProtocolViolation(f"invalid message length {length}")
         if length > self.max_message:
@@ -318,4 +323,6 @@ def error_for(exc: BaseException) -> bytes:
     an internal error whose message, never a traceback, reaches the client."""
     if isinstance(exc, errors.Error):
         return error_response(exc.sqlstate, exc.message, getattr(exc, "position", None))
+    if isinstance(exc, RecursionError):  # never reached for a statement the parser let through
+        return error_response("54001", "stack depth limit exceeded: the statement nests too deeply")
     return error_response("XX000", f"internal error: {type(exc).__name__}: {exc}")

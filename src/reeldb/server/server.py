@@ -9,14 +9,18 @@ meanwhile.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import os
+import secrets
 import socket
 import ssl
 import struct
 import sys
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +30,13 @@ from ..connection import connect
 from ..storage import open_store
 from . import protocol as p
 from . import users as user_store
+from .auth import ScramServer
 from .conn import ClientSession
 
 log = logging.getLogger("reeldb.server")
+
+
+DEFAULT_STATEMENT_MEMORY = "2GB"
 
 
 @dataclass
@@ -39,6 +47,11 @@ class ServerOptions:
     max_connections: int = 100
     max_message: int = p.DEFAULT_MAX_MESSAGE
     statement_timeout_ms: int = 0  # each session's default statement_timeout (0: none)
+    authentication_timeout: float = 60.0  # seconds a client has to log in (PostgreSQL's default)
+    max_pending_logins: int = 64  # clients not logged in yet; beyond, the oldest is closed
+    # DuckDB's memory limit for the server's queries (53200 beyond it); None: DuckDB's own
+    # default (80% of the machine's memory). Shared by the statements running at once.
+    statement_memory: str | None = DEFAULT_STATEMENT_MEMORY
     idle_exit: float | None = None  # stop when no client has been connected this long
     sockets: list[socket.socket] | None = None  # given by the service manager (LISTEN_FDS)
     ssl_context: ssl.SSLContext | None = None  # TLS for clients that ask (SSLRequest)
@@ -51,8 +64,17 @@ class Server:
         self._pids = itertools.count(os.getpid() * 1000 % 2**31)
         self._server: asyncio.base_events.Server | None = None
         self._last_client = time.monotonic()
-        connect(options.path, create=False).close()  # fail now on a path that is not a database
+        # connections still logging in, oldest first: separate from max_connections, so
+        # that sockets which never log in cannot keep real clients out
+        self._pending: OrderedDict[int, asyncio.StreamWriter] = OrderedDict()
+        # fail now on a path that is not a database, or a memory limit DuckDB refuses; and
+        # warm the process (lazy imports: pandas alone takes 0.4 s) so that a client's
+        # first statement does not spend it against its statement_timeout
+        with connect(options.path, create=False, memory_limit=options.statement_memory) as db:
+            db.execute("SHOW statement_timeout").fetchall()
+            db.execute("SELECT 1").fetchall()
         self.store = open_store(options.path, create=False)
+        self.mock_secret = _mock_secret(self.store)
         if not user_store.list_users(self.store):
             log.warning("no users exist: trusting clients on loopback only, without a password "
                         "(add one with `reeldb user add %s NAME`)", options.path)
@@ -90,10 +112,16 @@ class Server:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reeldb-client")
         loop = asyncio.get_running_loop()
         session: ClientSession | None = None
+        self._admit(writer)
         try:
-            session = await self._startup(reader, writer, frames, executor)
+            deadline = loop.time() + self.options.authentication_timeout
+            try:
+                session = await self._startup(reader, writer, frames, executor, deadline)
+            finally:
+                self._pending.pop(id(writer), None)
             if session is None:
                 return
+            session.send = _sender(writer, loop, session)
             wake = asyncio.Event()  # a NOTIFY for this client arrived (from any thread)
             session.db._session.on_notify = lambda: loop.call_soon_threadsafe(wake.set)
             while not session.terminated:
@@ -110,6 +138,9 @@ class Server:
                     await writer.drain()
         except (p.ProtocolViolation, errors.ProgramLimitExceeded, errors.CharacterNotInRepertoire) as e:
             await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
+        except _LoginTimeout:
+            await _say_and_close(writer, p.error_response("57014", "canceling authentication due to timeout",
+                                                          severity="FATAL"))
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass  # the client went away, or the server is stopping: clean up below
         finally:
@@ -119,6 +150,20 @@ class Server:
             executor.shutdown(wait=False)
             self._last_client = time.monotonic()
             writer.close()
+
+    def _admit(self, writer: asyncio.StreamWriter) -> None:
+        """Count a new connection among those logging in; past ``max_pending_logins``
+        the oldest of them is told and closed (refusing the newest instead would let a
+        few silent sockets keep every real client out until they time out)."""
+        self._pending[id(writer)] = writer
+        while len(self._pending) > max(1, self.options.max_pending_logins):
+            _, oldest = self._pending.popitem(last=False)
+            try:
+                oldest.write(p.error_response("53300", "too many connections are logging in at once",
+                                              severity="FATAL"))
+            except (ConnectionError, RuntimeError):
+                pass
+            oldest.close()  # its task reads the end of the stream and cleans up
 
     async def _read_or_notify(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                               session: ClientSession, wake: asyncio.Event) -> bytes:
@@ -145,11 +190,13 @@ class Server:
                     f.cancel()
 
     async def _startup(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       frames: p.MessageReader, executor: ThreadPoolExecutor) -> ClientSession | None:
+                       frames: p.MessageReader, executor: ThreadPoolExecutor,
+                       deadline: float) -> ClientSession | None:
+        """Startup packet, TLS, authentication: all by ``deadline`` (else _LoginTimeout)."""
         while True:
             msg = frames.next()
             if msg is None:
-                data = await reader.read(65536)
+                data = await _read_by(reader, deadline)
                 if not data:
                     return None
                 frames.feed(data)
@@ -158,7 +205,8 @@ class Server:
             if start.code == p.SSL_REQUEST and self.options.ssl_context is not None:
                 writer.write(b"S")
                 await writer.drain()
-                await writer.start_tls(self.options.ssl_context)
+                await writer.start_tls(self.options.ssl_context,
+                                       ssl_handshake_timeout=max(0.1, deadline - asyncio.get_running_loop().time()))
                 continue
             if start.code in (p.SSL_REQUEST, p.GSSENC_REQUEST):
                 writer.write(b"N")  # the client goes on in the clear, or gives up (sslmode=require)
@@ -170,6 +218,7 @@ class Server:
                 return None
             break
         frames.started = True
+        frames.max_message = min(self.options.max_message, p.MAX_AUTH_MESSAGE)  # until logged in
         if len(self.clients) >= self.options.max_connections:
             await _say_and_close(writer, p.error_response("53300", "sorry, too many clients already",
                                                           severity="FATAL"))
@@ -179,7 +228,7 @@ class Server:
         branch = _branch_of(database)
         loop = asyncio.get_running_loop()
         try:
-            account = await self._authenticate(reader, writer, frames, executor, user)
+            account = await self._authenticate(reader, writer, frames, executor, user, deadline)
             rights = user_store.rights_of(account)
             if not rights.may_name(branch):
                 raise errors.InsufficientPrivilege(f'user "{user}" may not use branch "{branch}"')
@@ -192,8 +241,8 @@ class Server:
                                                           severity="FATAL"))
             return None
         try:
-            db = await loop.run_in_executor(executor, lambda: connect(self.options.path, branch=branch,
-                                                                      create=False))
+            db = await loop.run_in_executor(executor, lambda: connect(
+                self.options.path, branch=branch, create=False, memory_limit=self.options.statement_memory))
         except errors.Error as e:
             await _say_and_close(writer, p.error_response(
                 "3D000" if e.sqlstate in ("3D000", "42704") else e.sqlstate,
@@ -203,6 +252,7 @@ class Server:
         db._session.user = user or "reeldb"
         db._session.database = database.partition("/")[0] or "reeldb"
         db._session.statement_timeout_ms = self.options.statement_timeout_ms
+        frames.max_message = self.options.max_message
         session = ClientSession(db, user, database, next(self._pids))
         db._session.backend_pid = session.pid
         self.clients[session.pid] = session
@@ -212,7 +262,7 @@ class Server:
 
     async def _authenticate(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                             frames: p.MessageReader, executor: ThreadPoolExecutor,
-                            user: str) -> user_store.User | None:
+                            user: str, deadline: float) -> user_store.User | None:
         """SCRAM-SHA-256 when users exist; else trust, for loopback peers only. Returns
         the user (None: the trusted loopback session)."""
         loop = asyncio.get_running_loop()
@@ -224,20 +274,22 @@ class Server:
                     f"no users exist, so only loopback clients are trusted; {host} is not one "
                     "(add a user with `reeldb user add`)")
             return None
-        scram = await loop.run_in_executor(executor, user_store.check_login, self.store, user)
+        known = next((a for a in accounts if a.name == user), None)
+        # an unknown user gets PostgreSQL's mock exchange: the same messages, the same work
+        scram = ScramServer(user, known.verifier if known else None, self.mock_secret)
         writer.write(p.message("R", struct.pack("!i", 10) + b"SCRAM-SHA-256\0\0"))
         await writer.drain()
-        initial = p.Payload(await _next_message(reader, frames, "p"))
+        initial = p.Payload(await _next_message(reader, frames, "p", deadline))
         mechanism = initial.cstring()
         if mechanism != "SCRAM-SHA-256":
             raise errors.ProtocolViolation(f"unsupported SASL mechanism {mechanism!r}")
         n = initial.int32()
         writer.write(p.message("R", struct.pack("!i", 11) + scram.first(initial.take(n))))
         await writer.drain()
-        final = scram.final(await _next_message(reader, frames, "p"))
+        final = scram.final(await _next_message(reader, frames, "p", deadline))
         writer.write(p.message("R", struct.pack("!i", 12) + final))
-        accounts = {a.name: a for a in accounts}
-        return accounts[user]
+        assert known is not None  # an unknown user's exchange has failed above
+        return known
 
     def _cancel(self, pid: int, secret: int) -> None:
         """CancelRequest: interrupt the client's running statement (57014 for it)."""
@@ -278,7 +330,58 @@ def _branch_of(database: str) -> str:
     return branch or "main"
 
 
-async def _next_message(reader: asyncio.StreamReader, frames: p.MessageReader, kind: str) -> bytes:
+def _sender(writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop,
+            session: ClientSession) -> Callable[[list[bytes]], None]:
+    """How the client's worker thread sends part of a long answer: written on the event
+    loop, and the worker waits until the client has taken it (so a result is held in
+    chunks, never whole), or until the statement's deadline."""
+
+    async def write(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    def send(chunks: list[bytes]) -> None:
+        sent = asyncio.run_coroutine_threadsafe(write(b"".join(chunks)), loop)
+        deadline = session.db._session.statement_deadline
+        try:
+            sent.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            # the rows are queued whole, so an error after them keeps the stream sound
+            raise errors.QueryCanceled("canceling statement due to statement timeout") from None
+
+    return send
+
+
+class _LoginTimeout(Exception):
+    """The client did not log in within ``authentication_timeout``."""
+
+
+async def _read_by(reader: asyncio.StreamReader, deadline: float) -> bytes:
+    """The client's next bytes, if they come before ``deadline`` (loop time)."""
+    left = deadline - asyncio.get_running_loop().time()
+    if left <= 0:
+        raise _LoginTimeout
+    try:
+        return await asyncio.wait_for(reader.read(65536), left)
+    except asyncio.TimeoutError:
+        raise _LoginTimeout from None
+
+
+def _mock_secret(store: Any) -> bytes:
+    """The database's lasting secret for mock authentication (like PostgreSQL's
+    mock_auth_nonce): an unknown user's fake salt stays the same across restarts, as a
+    real user's does. A store that cannot be written gets a per-process secret."""
+    key = "_reeldb/auth/mock_secret"
+    try:
+        store.put_if_absent(key, secrets.token_bytes(32))
+        return store.get(key)
+    except (OSError, KeyError, errors.Error) as e:
+        log.warning("no lasting mock-authentication secret (%s): using one for this process", e)
+        return secrets.token_bytes(32)
+
+
+async def _next_message(reader: asyncio.StreamReader, frames: p.MessageReader, kind: str,
+                        deadline: float) -> bytes:
     """The payload of the next message, which must be of type ``kind``."""
     while True:
         msg = frames.next()
@@ -286,7 +389,7 @@ async def _next_message(reader: asyncio.StreamReader, frames: p.MessageReader, k
             if msg[0] != kind:
                 raise errors.ProtocolViolation(f"expected a password message, got {msg[0]!r}")
             return msg[1]
-        data = await reader.read(65536)
+        data = await _read_by(reader, deadline)
         if not data:
             raise ConnectionError("client closed the connection during authentication")
         frames.feed(data)

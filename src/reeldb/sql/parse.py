@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pglast.stream
 from pglast import ast, parse_sql
 from pglast.enums import A_Expr_Kind, MinMaxOp, SubLinkType
-from pglast.parser import ParseError
+from pglast.parser import ParseError, parse_sql_json
 from pglast.stream import RawStream
 
 from .. import errors
+from .limits import check_series
 
 # Words DuckDB reserves that Postgres does not: a column named "at" or "semi" is plain in
 # Postgres and must be quoted for DuckDB, so the deparser quotes them too.
@@ -32,14 +34,128 @@ def _quote_for_duckdb(name: str) -> str:
 pglast.stream.maybe_double_quote_name = _quote_for_duckdb
 
 
+# Bounds on what one statement may cost before anything runs it (54001 beyond them).
+# pglast turns libpg_query's parse tree into Python objects by C recursion, one call per
+# level of the tree, with no depth check: 30,000 terms of ``1+1+...`` overflow an 8 MiB
+# thread stack and kill the process; and it spends some 10 us per node. So a statement
+# longer than a few KiB is first parsed to JSON by libpg_query alone (fast, and its
+# output checks the C stack depth, refusing cleanly as PostgreSQL does with "stack
+# depth limit exceeded"), its nodes counted, and only then turned into Python objects, on
+# a thread whose stack fits any tree that passed. Last, the depth of the tree is bounded
+# so that reeldb's walkers and pglast's deparser (about six Python frames a level) stay
+# well inside Python's recursion limit.
+MAX_STATEMENT_LENGTH = 1 << 20  # characters of one query string
+MAX_NODES = 200_000  # parse-tree nodes of one query string (about 3 s of pglast's time)
+MAX_DEPTH = 128  # levels of the parse tree (PostgreSQL's own bound is its max_stack_depth)
+_INLINE_LENGTH = 4096  # shorter strings are parsed at once: under 1.2 MiB of C stack
+_PARSE_STACK = 64 << 20  # bytes of stack for longer ones (libpg_query stops under 20,000 levels)
+_STACK_LOCK = threading.Lock()  # threading.stack_size is process-wide
+MAX_SELECT_LIST_SERIES = 10_000_000  # rows of a select-list generate_series (built as one list)
+
+
+def check_length(sql: str) -> None:
+    """Refuse a query string longer than ``MAX_STATEMENT_LENGTH`` before any parsing."""
+    if len(sql) > MAX_STATEMENT_LENGTH:
+        raise errors.StatementTooComplex(
+            f"statement is too long: {len(sql)} characters (the limit is {MAX_STATEMENT_LENGTH}); "
+            "send large values as parameters")
+
+
 def parse(sql: str) -> list[ast.RawStmt]:
+    """The statements of ``sql`` as pglast trees; 42601 for a syntax error, 54001 for a
+    statement too long, too large or nested too deeply (never a crash)."""
+    check_length(sql)
     try:
-        return list(parse_sql(sql))
+        if len(sql) <= _INLINE_LENGTH:
+            stmts = parse_sql(sql)
+        else:
+            nodes = parse_sql_json(sql).count("{")
+            if nodes > MAX_NODES:
+                raise errors.StatementTooComplex(
+                    f"statement is too large: {nodes} parse nodes (the limit is {MAX_NODES})")
+            stmts = _parse_on_big_stack(sql)
     except ParseError as e:
         msg = str(e.args[0]) if e.args else str(e)
         loc = e.args[1] if len(e.args) > 1 and isinstance(e.args[1], int) else None
         pos = loc + 1 if loc is not None else None  # Postgres counts characters from 1
+        if msg.startswith(("memory exhausted", "stack depth limit exceeded")):
+            # libpg_query's C stack check, or the grammar's own stack (10,000 parentheses)
+            raise errors.StatementTooComplex(f"stack depth limit exceeded: {msg} (the statement nests too deeply; "
+                                             f"the limit is {MAX_DEPTH} levels)", position=pos) from None
         raise errors.SyntaxError(msg, position=pos) from None
+    depth = tree_depth(stmts)
+    if depth > MAX_DEPTH:
+        raise errors.StatementTooComplex(
+            f"stack depth limit exceeded: the statement nests {depth} levels deep (the limit is {MAX_DEPTH})")
+    return list(stmts)
+
+
+def _parse_on_big_stack(sql: str) -> tuple:
+    """``parse_sql`` on a thread of its own with a stack for the deepest tree libpg_query
+    lets through."""
+    got: list[Any] = []
+
+    def run() -> None:
+        try:
+            got.append(parse_sql(sql))
+        except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
+            got.append(e)
+
+    with _STACK_LOCK:
+        old = threading.stack_size(_PARSE_STACK)
+        try:
+            worker = threading.Thread(target=run, name="reeldb-parse", daemon=True)
+            worker.start()  # returns once the thread runs, so its stack is already made
+        finally:
+            threading.stack_size(old)
+    worker.join()
+    if isinstance(got[0], BaseException):
+        raise got[0]
+    return got[0]
+
+
+def tree_depth(node: Any) -> int:
+    """Levels of nodes in a parse tree (lists do not count), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(node, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        if isinstance(item, tuple | list):
+            for v in item:
+                if v is not None:
+                    push((v, depth))
+            continue
+        if not isinstance(item, ast.Node):
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+        for slot in _node_slots(type(item)):
+            value = getattr(item, slot, None)
+            if value is not None:
+                push((value, depth))
+    return deepest
+
+
+_NODE_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def _node_slots(cls: type) -> tuple[str, ...]:
+    """The fields of a node class that can hold nodes or lists (not flags, names,
+    locations): what a walk over the tree must look into."""
+    got = _NODE_SLOTS.get(cls)
+    if got is None:
+        def holds_nodes(info: Any) -> bool:
+            kinds = getattr(info, "py_type", object)
+            kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+            return any(k in (list, tuple, object) or (isinstance(k, type) and issubclass(k, ast.Node))
+                       for k in kinds)
+
+        slots = cls.__slots__
+        got = tuple(n for n in slots if holds_nodes(slots[n])) if isinstance(slots, dict) else tuple(slots)
+        _NODE_SLOTS[cls] = got
+    return got
 
 
 def deparse(node: ast.Node) -> str:
@@ -150,6 +266,7 @@ def expand_set_returning(stmt: Any) -> None:
         if isinstance(node, ast.SelectStmt) and node.targetList:
             for rt in node.targetList:
                 if isinstance(rt.val, ast.FuncCall) and rt.val.funcname[-1].sval.lower() == "generate_series":
+                    check_series(rt.val, MAX_SELECT_LIST_SERIES)
                     rt.val = func("unnest", rt.val)
 
 

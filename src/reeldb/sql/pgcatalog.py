@@ -27,6 +27,7 @@ from .. import errors
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
+from .limits import bound_call
 from .parse import const_value, func, parse
 
 if TYPE_CHECKING:
@@ -679,17 +680,18 @@ class CatalogRewrite:
         names = node.funcname
         qualified = len(names) > 1 and names[0].sval == "pg_catalog"
         name = names[-1].sval.lower()
-        args = [self.recurse(a) for a in (node.args or ())]
         fold = self._folds().get(name)
         if fold is not None:
-            return fold(args)
+            return fold([self.recurse(a) for a in (node.args or ())])
+        # not folded: the caller's walk descends into the arguments, once (rewriting them
+        # here as well made nested calls cost 2^depth)
         if qualified:  # DuckDB resolves the unqualified name among its own functions
             node.funcname = (names[-1],)
         renamed = _RENAMED.get(name)
         if renamed is not None:
             node.funcname = (ast.String(sval=renamed),)
             node.location = None  # reeldb's name now, not the client's: the allow-list trusts it
-        return None
+        return bound_call(node, self.recurse, self.s.memory_limit)  # repeat() & co: size checked
 
     def _folds(self) -> dict[str, Callable[[list[ast.Node]], ast.Node]]:
         s = self.s

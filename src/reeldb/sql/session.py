@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,7 @@ class Session(VersioningMixin):
     def __init__(self, catalog: Catalog, branch: str | None = "main", at: str | None = None, *,
                  file_access: bool = False, memory_limit: str | None = None):
         self.catalog = catalog
+        self.memory_limit = memory_limit  # DuckDB's, and the bound on one value (sql/limits.py)
         self.engine = Engine(catalog.reader, file_access=file_access, memory_limit=memory_limit)
         if at is not None:
             self.branch: str | None = None
@@ -99,6 +101,7 @@ class Session(VersioningMixin):
         self.backend_pid = os.getpid()
         self.settings: dict[str, str] = {}  # SET name = value, reported by SHOW and current_setting
         self.statement_timeout_ms = 0
+        self.statement_deadline: float | None = None  # time.monotonic() the running statement must end by
         self.default_characteristics = Characteristics()  # SET SESSION CHARACTERISTICS AS TRANSACTION ...
         self.txn_characteristics: Characteristics | None = None  # the open transaction's
         self.cursors: dict[str, cursors.Cursor] = {}  # DECLARE name -> its rows
@@ -225,7 +228,11 @@ class Session(VersioningMixin):
             return Result(status="EMPTY")
         result = Result()
         for raw in stmts:
-            result = self._run(raw.stmt, values, param_rows)
+            try:
+                result = self._run(raw.stmt, values, param_rows)
+            except RecursionError:  # the parser bounds depth; this is the net under it
+                raise errors.StatementTooComplex(
+                    "stack depth limit exceeded: the statement nests too deeply") from None
         result.notices = self.notices
         return result
 
@@ -295,8 +302,22 @@ class Session(VersioningMixin):
         finally:
             self._disarm(timer)
 
+    def start_deadline(self) -> None:
+        """statement_timeout runs from now: for a statement, and for each Execute of a
+        portal (as in PostgreSQL)."""
+        ms = self.statement_timeout_ms
+        self.statement_deadline = time.monotonic() + ms / 1000 if ms > 0 else None
+
+    def check_deadline(self) -> None:
+        """57014 once the statement is past its statement_timeout: front ends call this
+        between chunks of the work they do after DuckDB (encoding and sending a result)."""
+        if self.statement_deadline is not None and time.monotonic() > self.statement_deadline:
+            raise errors.QueryCanceled("canceling statement due to statement timeout")
+
     def _arm_timeout(self) -> _Timeout | None:
-        """statement_timeout: DuckDB is interrupted when the statement runs too long."""
+        """statement_timeout: DuckDB is interrupted when the statement runs too long; the
+        deadline stays for what front ends do with the result (``check_deadline``)."""
+        self.start_deadline()
         if self.statement_timeout_ms <= 0:
             return None
         timer = _Timeout(self.statement_timeout_ms / 1000, self.engine.con.interrupt)
