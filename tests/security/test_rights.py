@@ -106,9 +106,9 @@ def shared(tmp_path_factory):
     """One server whose database no test may change: every test here is a refusal."""
     path = tmp_path_factory.mktemp("rights") / "db"
     commits = make_database(path)
+    srv = serve(path)  # starting writes the server's lasting mock-authentication secret
     before = everything(path)
     assert everything(path) == before  # taking the picture changes nothing
-    srv = serve(path)
     yield srv, path, commits, before
     srv.stop()
 
