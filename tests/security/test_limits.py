@@ -408,13 +408,13 @@ def test_statement_timeout_covers_sending_a_big_result(server) -> None:
     with connect(server) as c:
         c.execute("SET statement_timeout = '1s'")
         t0 = time.monotonic()
-        state, msg = sqlstate_of(c, "SELECT i, i * 2 AS j, 'row ' || i AS s FROM range(5000000) t(i)")
+        state, msg = sqlstate_of(c, "SELECT i, i * 2 AS j, 'row ' || i AS s FROM generate_series(1, 5000000) t(i)")
         took = time.monotonic() - t0
         assert state == "57014" and "statement timeout" in msg
         assert took < 3.0, took
         assert c.execute("SELECT count(*) FROM t").fetchone() == (10,)  # the connection goes on
         c.execute("SET statement_timeout = 0")
-        rows = c.execute("SELECT i FROM range(200000) t(i)").fetchall()  # sent in chunks, all of it
+        rows = c.execute("SELECT i FROM generate_series(0, 199999) t(i)").fetchall()  # sent in chunks, all of it
         assert len(rows) == 200_000 and rows[-1] == (199_999,)
 
 
@@ -424,7 +424,7 @@ def test_statement_timeout_covers_each_execute_of_a_portal(server) -> None:
     with raw_login(server, "reader") as s:
         s.sendall(message("Q", b"SET statement_timeout = '1s'\0"))
         read_until(s, "Z")
-        s.sendall(message("P", b"\0SELECT i FROM range(3000000) t(i)\0\0\0") + message("B", b"\0\0" + b"\0" * 6)
+        s.sendall(message("P", b"\0SELECT i FROM generate_series(1, 3000000) t(i)\0\0\0") + message("B", b"\0\0" + b"\0" * 6)
                   + message("E", b"\0" + struct.pack("!i", 1000)) + message("H", b""))
         first = read_until(s, "s")
         assert sum(m[0] == "D" for m in first) == 1000
@@ -444,7 +444,7 @@ def small_memory_server(path):
 def test_the_statement_memory_bound_gives_53200(small_memory_server) -> None:
     srv = small_memory_server
     with connect(srv) as c:
-        state, msg = sqlstate_of(c, "SELECT length(string_agg(repeat('x', 1000), ',')) FROM range(1000000)")
+        state, msg = sqlstate_of(c, "SELECT length(string_agg(repeat('x', 1000), ',')) FROM generate_series(1, 1000000)")
         assert state == "53200" and "64MB" in msg
         assert c.execute("SELECT count(*) FROM t").fetchone() == (10,)
 
