@@ -418,6 +418,18 @@ def test_statement_timeout_covers_sending_a_big_result(server) -> None:
         assert len(rows) == 200_000 and rows[-1] == (199_999,)
 
 
+def test_a_cancel_request_stops_sending_a_big_result(server) -> None:
+    import threading
+
+    with connect(server) as c:
+        threading.Timer(0.5, c.cancel_safe).start()  # cancel() holds the GIL: this server is in-process
+        t0 = time.monotonic()
+        state, msg = sqlstate_of(c, "SELECT i, 'row ' || i AS s FROM range(5000000) t(i)")
+        assert state == "57014" and "user request" in msg
+        assert time.monotonic() - t0 < 3.0
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_statement_timeout_covers_each_execute_of_a_portal(server) -> None:
     """As in PostgreSQL, the timeout runs per Execute: a portal read in pieces, with the
     client idle in between, is not cancelled for the idle time."""

@@ -295,7 +295,7 @@ class Server:
         """CancelRequest: interrupt the client's running statement (57014 for it)."""
         session = self.clients.get(pid)
         if session is not None and session.secret == secret:
-            session.db._session.engine.con.interrupt()
+            session.db._session.cancel()
 
 
 def _pipeline(frames: p.MessageReader) -> list[tuple[str, bytes]]:
@@ -342,12 +342,15 @@ def _sender(writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop,
 
     def send(chunks: list[bytes]) -> None:
         sent = asyncio.run_coroutine_threadsafe(write(b"".join(chunks)), loop)
-        deadline = session.db._session.statement_deadline
-        try:
-            sent.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        except concurrent.futures.TimeoutError:
-            # the rows are queued whole, so an error after them keeps the stream sound
-            raise errors.QueryCanceled("canceling statement due to statement timeout") from None
+        while True:
+            try:
+                sent.result(0.5)
+                return
+            except concurrent.futures.TimeoutError:
+                if not loop.is_running():  # the server is stopping: never wait on it forever
+                    raise ConnectionError("the server is shutting down") from None
+                # the rows are queued whole, so an error after them keeps the stream sound
+                session.db._session.check_deadline()
 
     return send
 

@@ -102,6 +102,7 @@ class Session(VersioningMixin):
         self.settings: dict[str, str] = {}  # SET name = value, reported by SHOW and current_setting
         self.statement_timeout_ms = 0
         self.statement_deadline: float | None = None  # time.monotonic() the running statement must end by
+        self.cancel_requested = False  # a CancelRequest came for the running statement
         self.default_characteristics = Characteristics()  # SET SESSION CHARACTERISTICS AS TRANSACTION ...
         self.txn_characteristics: Characteristics | None = None  # the open transaction's
         self.cursors: dict[str, cursors.Cursor] = {}  # DECLARE name -> its rows
@@ -307,12 +308,23 @@ class Session(VersioningMixin):
         portal (as in PostgreSQL)."""
         ms = self.statement_timeout_ms
         self.statement_deadline = time.monotonic() + ms / 1000 if ms > 0 else None
+        self.cancel_requested = False  # a cancel that came while idle does not carry over
 
     def check_deadline(self) -> None:
-        """57014 once the statement is past its statement_timeout: front ends call this
-        between chunks of the work they do after DuckDB (encoding and sending a result)."""
+        """57014 once the statement is past its statement_timeout or was cancelled: front
+        ends call this between chunks of the work they do after DuckDB (encoding and
+        sending a result)."""
+        if self.cancel_requested:
+            self.cancel_requested = False
+            raise errors.QueryCanceled("canceling statement due to user request")
         if self.statement_deadline is not None and time.monotonic() > self.statement_deadline:
             raise errors.QueryCanceled("canceling statement due to statement timeout")
+
+    def cancel(self) -> None:
+        """A CancelRequest (any thread): DuckDB is interrupted, and so is sending the
+        result at its next chunk."""
+        self.cancel_requested = True
+        self.engine.con.interrupt()
 
     def _arm_timeout(self) -> _Timeout | None:
         """statement_timeout: DuckDB is interrupted when the statement runs too long; the
