@@ -41,11 +41,16 @@ MAX_REF_RELATIONS = 64  # tables of other branches/tags kept registered at once
 
 # statements whose tables are all RangeVars in their tree; others bind every table
 _NAMING = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.CopyStmt, ast.ExplainStmt)
+# statements that read no table: they bind none (a SHOW must not open every table's files)
+_TABLELESS = (ast.VariableSetStmt, ast.VariableShowStmt, ast.ListenStmt, ast.UnlistenStmt, ast.NotifyStmt,
+              ast.DeallocateStmt, ast.ClosePortalStmt, ast.FetchStmt, ast.CreateExtensionStmt)
 
 
 def referenced_tables(stmt: ast.Node) -> set[str] | None:
     """Unqualified (or ``public.``) table names a statement mentions; None when the
     statement is not one whose tables can be read off its tree."""
+    if isinstance(stmt, _TABLELESS):
+        return set()
     if not isinstance(stmt, _NAMING):
         return None
     found: set[str] = set()
