@@ -80,8 +80,9 @@ def parse(sql: str) -> list[ast.RawStmt]:
         pos = loc + 1 if loc is not None else None  # Postgres counts characters from 1
         if msg.startswith(("memory exhausted", "stack depth limit exceeded")):
             # libpg_query's C stack check, or the grammar's own stack (10,000 parentheses)
-            raise errors.StatementTooComplex(f"stack depth limit exceeded: {msg} (the statement nests too deeply; "
-                                             f"the limit is {MAX_DEPTH} levels)", position=pos) from None
+            said = "" if msg.startswith("stack depth limit exceeded") else f" (the parser: {msg})"
+            raise errors.StatementTooComplex(f"stack depth limit exceeded{said}: the statement nests too deeply "
+                                             f"(the limit is {MAX_DEPTH} levels)", position=pos) from None
         raise errors.SyntaxError(msg, position=pos) from None
     depth = tree_depth(stmts)
     if depth > MAX_DEPTH:
