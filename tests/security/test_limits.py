@@ -424,7 +424,7 @@ def test_a_cancel_request_stops_sending_a_big_result(server) -> None:
     with connect(server) as c:
         threading.Timer(0.5, c.cancel_safe).start()  # cancel() holds the GIL: this server is in-process
         t0 = time.monotonic()
-        state, msg = sqlstate_of(c, "SELECT i, 'row ' || i AS s FROM range(5000000) t(i)")
+        state, msg = sqlstate_of(c, "SELECT i, 'row ' || i AS s FROM generate_series(1, 5000000) t(i)")
         assert state == "57014" and "user request" in msg
         assert time.monotonic() - t0 < 3.0
         assert c.execute("SELECT 1").fetchone() == (1,)
@@ -459,6 +459,20 @@ def test_the_statement_memory_bound_gives_53200(small_memory_server) -> None:
         state, msg = sqlstate_of(c, "SELECT length(string_agg(repeat('x', 1000), ',')) FROM generate_series(1, 1000000)")
         assert state == "53200" and "64MB" in msg
         assert c.execute("SELECT count(*) FROM t").fetchone() == (10,)
+
+
+def test_a_result_larger_than_the_memory_bound_gives_53200(small_memory_server) -> None:
+    """DuckDB's memory limit covers its own buffers, not the Arrow result it hands back:
+    a result of 400 MB under a 64 MB bound is refused as it is read, not built in full."""
+    with connect(small_memory_server) as c:
+        before = rss_kib()
+        state, msg = sqlstate_of(c, "SELECT repeat('x', 200) || i AS s FROM generate_series(1, 2000000) t(i)")
+        assert state == "53200" and "result" in msg and "64MB" in msg, msg
+        assert rss_kib() - before < 256 << 10
+        rows = c.execute("SELECT i FROM generate_series(1, 100000) t(i)").fetchall()  # under it: whole
+        assert len(rows) == 100_000 and rows[-1] == (100_000,)
+        state, _ = sqlstate_of(c, "SELECT 1 / (i - 150000) FROM generate_series(1, 200000) t(i)")
+        assert state == "22012"  # an error met while reading batches keeps its SQLSTATE
 
 
 def test_one_huge_value_is_refused_promptly(small_memory_server) -> None:

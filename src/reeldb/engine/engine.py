@@ -305,6 +305,7 @@ class Engine:
         _LIVE.add(self)
         self.reader = reader
         self.sandbox = Sandbox(file_access, memory_limit)
+        self.result_cap = memory_bytes(memory_limit)  # bytes a query's Arrow result may hold
         # a connection of the process's DuckDB database: relations, views and temporary
         # tables are the connection's own; threads and memory are shared by all sessions
         self.con = _database(self.sandbox).cursor()
@@ -481,11 +482,32 @@ class Engine:
                 rel = self.con.sql(sql, params=params or None)
                 if rel is None:
                     return pa.table({}), []
-                return rel.to_arrow_table(), list(zip(rel.columns, rel.types, strict=True))
+                desc = list(zip(rel.columns, rel.types, strict=True))
+                if self.result_cap is None:
+                    return rel.to_arrow_table(), desc
+                return self._bounded(rel), desc
             except duckdb.Error as e:
                 raise self._translate(e) from None
 
-    def _translate(self, e: duckdb.Error) -> errors.Error:
+    def _bounded(self, rel: duckdb.DuckDBPyRelation) -> pa.Table:
+        """The result read batch by batch, refused with 53200 once it holds more than the
+        memory limit: DuckDB's limit covers its own buffers, not the Arrow result it hands
+        over, which a huge SELECT would otherwise build in full."""
+        batches, held = [], 0
+        try:
+            reader = rel.to_arrow_reader(RESULT_BATCH_ROWS)
+            for batch in reader:
+                held += batch.nbytes
+                if held > self.result_cap:
+                    raise errors.OutOfMemory(
+                        f"out of memory: the result holds more than {self.sandbox.memory_limit} "
+                        f"(the statement memory limit is {self.sandbox.memory_limit})")
+                batches.append(batch)
+        except (OSError, pa.ArrowException) as e:  # DuckDB's errors, as its Arrow stream reports them
+            raise self._translate(e) from None
+        return pa.Table.from_batches(batches, schema=reader.schema)
+
+    def _translate(self, e: Exception) -> errors.Error:
         err = translate_error(e)
         limit = self.sandbox.memory_limit
         if isinstance(err, errors.OutOfMemory) and limit is not None and "limit is" not in err.message:
@@ -570,6 +592,29 @@ def arrow_schema(tm: TableManifest) -> pa.Schema:
 
 
 VALUE_TOO_LARGE = "would build a value larger than"
+RESULT_BATCH_ROWS = 1 << 16  # rows per batch a bounded result is read in
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def memory_bytes(limit: str | None) -> int | None:
+    """``'2GB'``, ``'512MiB'``, ``'50%'`` (of this machine) as bytes, read as DuckDB reads
+    them; None for no limit or a form not understood."""
+    if limit is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*|%)\s*", limit)
+    if m is None:
+        return None
+    value, unit = float(m.group(1)), m.group(2).lower()
+    if unit == "%":
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * value / 100)
+        except (ValueError, OSError):
+            return None
+    if unit not in _UNITS:
+        return None
+    return int(value * _UNITS[unit])
 
 _DUCK_STATES = [
     ("Catalog Error: Table with name", errors.UndefinedTable),

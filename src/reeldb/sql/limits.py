@@ -8,8 +8,6 @@ the size such calls would build before DuckDB runs them, and refuses with 53200.
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,32 +15,9 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind
 
 from .. import errors
-from ..engine.engine import VALUE_TOO_LARGE
+from ..engine.engine import VALUE_TOO_LARGE, memory_bytes
 
 MAX_VALUE_BYTES = (1 << 30) - 1  # PostgreSQL's MaxAllocSize: no value is larger
-
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-
-
-def memory_bytes(limit: str | None) -> int | None:
-    """``'2GB'``, ``'512MiB'``, ``'50%'`` (of this machine) as bytes, read as DuckDB reads
-    them; None for no limit or a form not understood."""
-    if limit is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*|%)\s*", limit)
-    if m is None:
-        return None
-    value, unit = float(m.group(1)), m.group(2).lower()
-    if unit == "%":
-        try:
-            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * value / 100)
-        except (ValueError, OSError):
-            return None
-    if unit not in _UNITS:
-        return None
-    return int(value * _UNITS[unit])
-
 
 def value_cap(limit: str | None) -> tuple[int, str]:
     """The largest value a statement may build, and how to name that bound."""
