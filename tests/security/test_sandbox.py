@@ -104,6 +104,21 @@ def test_file_and_engine_functions_are_refused_as_unknown_functions(served) -> N
     assert state(path) == before
 
 
+@pytest.mark.parametrize("sql", ["SELECT to_hex(255)", "SELECT sha256('abc'::bytea)",
+                                 "SELECT split_part('a,b', '', 1)", "SELECT string_to_array('abc', '')",
+                                 "SELECT regexp_split_to_array('abc', '')", "SELECT format('%s', 1)",
+                                 "SELECT regexp_matches('abc', 'b')", "SELECT pg_catalog.to_hex(255)"])
+def test_functions_duckdb_answers_differently_are_refused_with_the_reason(served, sql) -> None:
+    """PostgreSQL has these, DuckDB has functions of the same names with other answers
+    (to_hex(255) is 'FF', not 'ff'): refused as unsupported, never answered wrong."""
+    srv, _ = served
+    with psycopg.connect(conninfo(srv), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as got:
+            conn.execute(sql)
+        assert "is not supported: DuckDB's" in got.value.diag.message_primary
+        assert conn.execute("SELECT lower('FF')").fetchone() == ("ff",)  # the session goes on
+
+
 def test_duckdb_state_and_python_memory_are_not_relations(served) -> None:
     srv, path = served
     before = state(path)
