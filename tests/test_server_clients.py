@@ -360,3 +360,15 @@ def test_non_utf8_query_fails_alone_and_other_encodings_are_refused(server) -> N
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="UTF8 only"):
             conn.execute("SET client_encoding TO 'LATIN1'")
         conn.execute("SET client_encoding TO 'UTF8'")
+
+
+def test_show_max_connections_is_the_servers_own(server) -> None:
+    """SHOW reports the limit the server was started with, not a stock 100, and no
+    client may change it."""
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        assert conn.execute("SHOW max_connections").fetchone() == ("8",)
+        assert conn.execute("SELECT current_setting('max_connections')").fetchone() == ("8",)
+        with pytest.raises(psycopg.errors.CantChangeRuntimeParam):
+            conn.execute("SET max_connections = 1000")
+        conn.execute("RESET ALL")
+        assert conn.execute("SHOW max_connections").fetchone() == ("8",)

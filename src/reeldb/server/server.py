@@ -252,6 +252,7 @@ class Server:
         db._session.user = user or "reeldb"
         db._session.database = database.partition("/")[0] or "reeldb"
         db._session.statement_timeout_ms = self.options.statement_timeout_ms
+        db._session.server_settings["max_connections"] = str(self.options.max_connections)
         frames.max_message = self.options.max_message
         session = ClientSession(db, user, database, next(self._pids))
         db._session.backend_pid = session.pid

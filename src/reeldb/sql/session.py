@@ -34,6 +34,7 @@ from .parse import deparse, expand_set_returning, name_columns, parse, walk
 from .pgcatalog import PgCatalog, settings
 from .rewrite import Rewriter, adapt_param, finish
 from .rights import FULL, NEEDS, Rights
+from .settings import SHOWN_SERVER
 from .versioning import VersioningMixin
 
 MAX_REF_RELATIONS = 64  # tables of other branches/tags kept registered at once
@@ -105,6 +106,8 @@ class Session(VersioningMixin):
         self.database = "reeldb"
         self.backend_pid = os.getpid()
         self.settings: dict[str, str] = {}  # SET name = value, reported by SHOW and current_setting
+        # server configuration a client may SHOW but not SET; the server fills in its own
+        self.server_settings: dict[str, str] = dict(SHOWN_SERVER)
         self.statement_timeout_ms = 0
         self.statement_deadline: float | None = None  # time.monotonic() the running statement must end by
         self.cancel_requested = False  # a CancelRequest came for the running statement

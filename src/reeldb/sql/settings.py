@@ -142,7 +142,7 @@ fsync full_page_writes log_destination log_directory log_filename log_line_prefi
 max_wal_size min_wal_size ssl ssl_ca_file ssl_cert_file ssl_ciphers ssl_key_file ssl_min_protocol_version
 ssl_max_protocol_version synchronous_standby_names wal_sync_method ignore_system_indexes post_auth_delay
 """)
-SHOWN_SERVER = {"max_connections": "100"}  # of those, what SHOW reports
+SHOWN_SERVER = {"max_connections": "100"}  # of those, what SHOW reports (the server sets its own)
 
 # prefixes reeldb and pgvector own: an unknown name under one is an error, not a placeholder
 RESERVED_PREFIXES = ("reeldb", "hnsw", "ivfflat")
@@ -157,7 +157,7 @@ def current(s: Session) -> dict[str, str]:
     out = dict(NOTED)
     out.update(HONOURED_DEFAULTS)
     out.update({name: str(default) for name, (default, _, _) in INT_SETTINGS.items()})
-    out.update(SHOWN_SERVER)
+    out.update(s.server_settings)
     out.update({name: value for name, (value, _) in FIXED.items()})
     out.update(READ_ONLY)
     out["reeldb.version"] = __version__
