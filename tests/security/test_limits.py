@@ -17,7 +17,7 @@ import time
 import pytest
 
 import reeldb
-from reeldb.server import users
+from reeldb.server import auth, users
 from reeldb.server.server import BackgroundServer
 from reeldb.sql.parse import MAX_DEPTH, MAX_STATEMENT_LENGTH
 
@@ -375,7 +375,11 @@ def test_a_wrong_password_and_an_unknown_user_fail_alike(server) -> None:
 def test_unknown_users_are_not_told_apart_by_timing(server) -> None:
     """The reported gap was 1.76 ms against 0.58 ms (a PBKDF2 for unknown users only).
     The server's share of a failed login (the client's own PBKDF2 left out) is timed for
-    both, interleaved so that machine noise falls on both alike; medians are compared."""
+    both, in pairs, so that machine noise falls on both alike; the median of the paired
+    differences must stay under half of what one PBKDF2 of the verifier's iterations costs
+    in this same run. A real leak (a PBKDF2 on one path only) misses that every time, so
+    the best of three tries is kept: noise on a loaded machine rarely misses thrice."""
+    import hashlib
     import statistics
 
     def server_time(user: str) -> float:
@@ -390,14 +394,21 @@ def test_unknown_users_are_not_told_apart_by_timing(server) -> None:
             read_message(s)
             return (t1 - t0) + (time.perf_counter() - t2)
 
+    def pbkdf2_cost() -> float:
+        t0 = time.perf_counter()
+        for _ in range(10):
+            hashlib.pbkdf2_hmac("sha256", b"pw", b"0123456789abcdef", auth.DEFAULT_ITERATIONS)
+        return (time.perf_counter() - t0) / 10
+
     for _ in range(5):  # warm up both paths
         server_time("reader"), server_time("nobody")
-    known, unknown = [], []
-    for _ in range(40):
-        known.append(server_time("reader"))
-        unknown.append(server_time("nobody"))
-    gap = statistics.median(unknown) - statistics.median(known)
-    assert abs(gap) < 0.0007, (statistics.median(known), statistics.median(unknown))  # PBKDF2: 1.4 ms
+    tries = []
+    for _ in range(3):
+        gaps = [server_time("nobody") - server_time("reader") for _ in range(40)]
+        tries.append((abs(statistics.median(gaps)), pbkdf2_cost()))
+        if tries[-1][0] < tries[-1][1] / 2:
+            return
+    raise AssertionError(f"unknown users take longer: (|gap|, one PBKDF2) per try, in seconds: {tries}")
 
 
 # ----------------------------------------------------------------------------- statement bounds
