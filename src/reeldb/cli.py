@@ -37,8 +37,8 @@ from typing import Any, TextIO
 import numpy as np
 
 import reeldb
+from reeldb.config import from_environment
 
-HISTORY_FILE = "~/.reeldb_history"
 HISTORY_LENGTH = 1000
 SHORT_ID = 16  # ids are 12 hex digits of milliseconds + 12 random: a shorter prefix is not unique
 
@@ -427,7 +427,7 @@ class Shell:
     @contextlib.contextmanager
     def _history(self) -> Iterator[None]:
         readline = None
-        path = os.path.expanduser(os.environ.get("REELDB_HISTORY", HISTORY_FILE))
+        path = os.path.expanduser(from_environment().history_file)
         if self.interactive and self.stdin is sys.stdin:
             try:
                 import readline  # noqa: F811 - optional: absent on some platforms

@@ -17,6 +17,7 @@ from .catalog.catalog import Catalog
 from .catalog.diff import Diff
 from .catalog.merge import MergeResult
 from .catalog.vacuum import DEFAULT_GRACE
+from .config import Config
 from .cursor import Cursor
 from .format.types import MATRIX
 from .sql import dml
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
 
 def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None, create: bool = True,
             storage_options: dict[str, Any] | None = None, device: str | None = None, *,
-            file_access: bool = False, memory_limit: str | None = None) -> Connection:
+            file_access: bool = False, memory_limit: str | None = None,
+            auto_compact: bool | None = None, group_commit: bool | None = None,
+            author: str | None = None, cache_size: int | str | None = None,
+            cache_dir: str | None = None) -> Connection:
     """Open (or create) a database: a folder path, a ``file://`` URL, or S3 and
     S3-compatible object storage (``s3://bucket/prefix``).
 
@@ -49,10 +53,17 @@ def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None
     ``memory_limit`` (``'4GB'``, ``'50%'``) is DuckDB's memory limit for the queries of
     every connection in this process opened with the same two settings; a query that needs
     more fails with 53200 (out of memory).
+
+    ``auto_compact``, ``group_commit``, ``author``, ``cache_size`` and ``cache_dir`` override
+    their ``REELDB_*`` environment variables (``docs/configuration.md``); the result is
+    ``Connection.config``.
     """
+    config, storage_options = _configure(str(path), storage_options, auto_compact=auto_compact,
+                                         group_commit=group_commit, author=author,
+                                         cache_size=cache_size, cache_dir=cache_dir)
     store = open_store(str(path), create=create, options=storage_options)
     try:
-        catalog = Catalog.open(store, create=create)
+        catalog = Catalog.open(store, create=create, config=config)
         db = Connection(catalog, branch, at, file_access=file_access, memory_limit=memory_limit)
     except BaseException:
         store.close()
@@ -66,6 +77,28 @@ def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None
             db.close()
             raise
     return db
+
+
+def _configure(path: str, storage_options: dict[str, Any] | None,
+               **given: Any) -> tuple[Config, dict[str, Any] | None]:
+    """The connection's configuration, and the storage options that carry its cache settings.
+
+    The disk cache can be set by a keyword or by ``storage_options``: both are arguments, so
+    giving both differently is an error; on a local folder there is no cache to set."""
+    options = dict(storage_options or {})
+    remote = "://" in path and not path.lower().startswith("file://")
+    for name in ("cache_size", "cache_dir"):
+        if given[name] is None:
+            given[name] = options.get(name)
+        elif name in options and options[name] != given[name]:
+            raise errors.InvalidParameterValue(f"{name} given twice: {given[name]!r} and "
+                                               f"storage_options {options[name]!r}")
+        elif not remote:
+            raise errors.InvalidParameterValue(f"{name} applies to object storage URLs only")
+    config = Config.resolve(**given)
+    if remote:
+        options.update(cache_size=config.cache_size, cache_dir=config.cache_dir)
+    return config, options or None
 
 
 class Connection:
@@ -87,6 +120,11 @@ class Connection:
         self._session = Session(catalog, branch, at, file_access=file_access, memory_limit=memory_limit)
         self._closed = False
         self._nesting = 0  # open nested transaction() blocks (savepoints)
+
+    @property
+    def config(self) -> Config:
+        """This connection's settings: ``connect()``'s arguments over ``REELDB_*`` variables."""
+        return self.catalog.config
 
     # -- PEP 249 -----------------------------------------------------------------------------
     def cursor(self) -> Cursor:

@@ -12,11 +12,12 @@ import time
 from collections.abc import Iterator, MutableMapping
 
 from .. import errors
+from ..config import Config, from_environment
 from ..format.fragment import FragmentReader
 from ..format.manifest import Segment, TableManifest, load_manifest
 from ..storage import ObjectStore
 from .leases import lease_for
-from .refs import COMMITS, Commit, Counters, Refs, default_author, new_commit_id
+from .refs import COMMITS, Commit, Counters, Refs, new_commit_id
 
 ROWID_BLOCK = 4096
 SERIAL_BLOCK = 32
@@ -24,8 +25,9 @@ ADDED_COLUMN_BASE = 1 << 20  # ids of columns added by ALTER TABLE: global, abov
 
 
 class Catalog:
-    def __init__(self, store: ObjectStore):
+    def __init__(self, store: ObjectStore, config: Config | None = None):
         self.store = store
+        self.config = config or from_environment()
         self.refs = Refs(store)
         self.counters = Counters(store)
         self.reader = FragmentReader(store)
@@ -41,12 +43,12 @@ class Catalog:
         self.contended_until = 0.0
 
     @classmethod
-    def open(cls, store: ObjectStore, create: bool = True) -> Catalog:
-        cat = cls(store)
+    def open(cls, store: ObjectStore, create: bool = True, config: Config | None = None) -> Catalog:
+        cat = cls(store, config)
         if cat.refs.branch("main") is None and not cat.refs.branches():
             if not create:
                 raise errors.OperationalError(f"no reeldb database at {store.url}", sqlstate="3D000")
-            root = Commit(new_commit_id(), (), time.time(), default_author(), "create database", {})
+            root = Commit(new_commit_id(), (), time.time(), cat.config.author, "create database", {})
             store.put(COMMITS + root.id, root.to_bytes())
             try:
                 cat.refs.create_branch("main", root.id)
@@ -74,7 +76,7 @@ class Catalog:
         keys = tables.save(self.store)
         for tm in tables.loaded():
             self.remember(tm)
-        c = Commit(new_commit_id(), parents, time.time(), author or default_author(), message, keys,
+        c = Commit(new_commit_id(), parents, time.time(), author or self.config.author, message, keys,
                    stats or {}, group, rejected or {})
         self.store.put(COMMITS + c.id, c.to_bytes())
         self._commits[c.id] = c

@@ -14,7 +14,6 @@ and each row is rewritten about log_TIER(N) times.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,10 +36,6 @@ class Compacted:
     fragments_before: int
     fragments_after: int
     rows_rewritten: int
-
-
-def auto_enabled() -> bool:
-    return os.environ.get("REELDB_AUTO_COMPACT", "1") not in ("0", "false", "off")
 
 
 def _mostly_deleted(f: Fragment) -> bool:
@@ -132,7 +127,7 @@ def maybe_compact(cat: Catalog, branch: str, tables: list[str], head: str) -> No
     """After a commit (``head``, just made): compact the tables whose small fragments
     filled a tier. Never fails the write that triggered it: a lost race is left for the
     next commit."""
-    if not auto_enabled():
+    if not cat.config.auto_compact:
         return
     try:
         snap = cat.snapshot(head)

@@ -20,7 +20,6 @@ the combiner that included them; VACUUM deletes stale ones.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 import uuid
@@ -45,10 +44,6 @@ WAIT_S = 120.0  # a writer gives up (40001) when its intent is neither in nor ap
 TAKEOVER_S = 1.0  # a waiting writer combines when the oldest intent has waited this long
 POLL_S = 0.01  # how often a waiting writer looks at the head
 CONTENDED_S = 2.0  # after a lost compare-and-swap, appends go straight to group commit this long
-
-
-def enabled() -> bool:
-    return os.environ.get("REELDB_GROUP_COMMIT", "1") != "0"
 
 
 def eligible(txn: Transaction) -> bool:

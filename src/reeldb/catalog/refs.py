@@ -4,7 +4,6 @@ and both move by compare-and-swap."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -73,10 +72,6 @@ def new_commit_id() -> str:
     """Random, so that short prefixes (as ``git log`` shows them) stay unique; commits
     carry their time for ordering."""
     return uuid.uuid4().hex[:24]
-
-
-def default_author() -> str:
-    return os.environ.get("REELDB_AUTHOR") or os.environ.get("USER") or "reeldb"
 
 
 def ref_key(prefix: str, name: str) -> str:

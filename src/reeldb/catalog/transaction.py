@@ -23,7 +23,6 @@ from ..format.fragment import FragmentReader, scol, write_deletes
 from ..format.manifest import Fragment, IndexDef, Schema, TableManifest
 from . import group
 from .catalog import Catalog, Snapshot
-from .refs import default_author
 
 MAX_ATTEMPTS = 200
 
@@ -177,13 +176,13 @@ class Transaction:
             raise errors.ReadOnlySqlTransaction("cannot write: this connection reads a fixed commit")
         cat = self.catalog
         cat.refs.check_writable(self.branch)
-        grouped = group.enabled() and group.eligible(self)
+        grouped = cat.config.group_commit and group.eligible(self)
         delay = 0.002
         for _ in range(MAX_ATTEMPTS):
             if grouped and (time.monotonic() < cat.contended_until or group.waiting(cat, self.branch)):
                 # the head is contended: combine with the other waiting writers rather
                 # than write a commit that will most likely lose
-                intent = group.publish(self, message or _describe(self.changes), author or default_author())
+                intent = group.publish(self, message or _describe(self.changes), author or cat.config.author)
                 cid, tables, combined = group.commit(self, intent)
                 # compaction is the combiner's job: the others would race it for the same tier
                 return self._published(cid, tables, [ch.name for ch in self.changes.values()] if combined else [])

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 from .. import errors
+from ..config import from_environment, parse_size
 from .base import ObjectStore
 from .cache import DiskCache
 
@@ -36,7 +37,6 @@ IMMUTABLE = ("data/", "blobs/", "deletes/", "indexes/", "_reeldb/commits/", "_re
 BLOCK = 2 << 20  # byte-range reads are cached in blocks of this size
 RUN_BLOCKS = 8  # at most this many consecutive missing blocks are fetched by one request
 WRITE_THROUGH_MAX = 16 << 20  # objects this process writes are cached when no larger
-DEFAULT_CACHE_BYTES = 10 << 30
 READERS = 16  # requests in flight at once for reads of many ranges
 
 # storage_options: boto3's names, and the names users know from fsspec / obstore
@@ -83,12 +83,12 @@ class CloudStore(ObjectStore):
         self._pid = -1
         self._client: Any = None
         self._pool: ThreadPoolExecutor | None = None
-        cache_bytes = _number({"cache_size": os.environ.get("REELDB_CACHE_SIZE", DEFAULT_CACHE_BYTES), **own},
-                              "cache_size", DEFAULT_CACHE_BYTES, int)
+        # the disk cache: the storage options' values, else the environment's (reeldb.config)
+        configured = from_environment()
+        cache_bytes = parse_size(own.get("cache_size", configured.cache_size), "storage option cache_size")
         self.cache: DiskCache | None = None
         if cache_bytes > 0:
-            base = own.get("cache_dir") or os.environ.get("REELDB_CACHE_DIR") or os.path.join(
-                os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "reeldb")
+            base = own.get("cache_dir") or configured.cache_dir
             digest = hashlib.blake2b(self.url.encode(), digest_size=8).hexdigest()
             self.cache = DiskCache(os.path.join(base, digest), cache_bytes)
         self.client  # noqa: B018 -- bad options and missing boto3 fail here, not on first use
