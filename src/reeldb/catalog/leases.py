@@ -28,6 +28,10 @@ from ..storage import ObjectStore
 WRITERS = "_reeldb/writers/"
 REFRESH = 60.0  # seconds between lease writes of a busy process
 LEASE_TTL = 3600.0  # a lease older than this is a dead process's
+# At exit, leases are deleted concurrently for at most this long: an unreachable store must
+# not hold the process. A lease left behind is ignored once its process is gone (same
+# machine) or after LEASE_TTL (another machine).
+EXIT_BUDGET_S = 2.0
 
 
 _LEASES: dict[str, Lease] = {}  # store url -> this process's lease on it
@@ -55,7 +59,6 @@ class Lease:
         self._key = f"{WRITERS}{self._pid}-{uuid.uuid4().hex[:12]}"
         self._written_at = 0.0
         self._written_since: float | None = None
-        atexit.register(_release, weakref.ref(self))
 
     def opened(self, txn: Any) -> None:
         """A transaction started (``txn.started``): make sure the lease covers it."""
@@ -82,8 +85,13 @@ class Lease:
     def key(self) -> str:
         return self._key
 
+    @property
+    def held(self) -> bool:
+        """This process has written the lease object (so must delete it)."""
+        return self._written_since is not None and self._pid == os.getpid()
+
     def release(self) -> None:
-        if self._written_since is not None and self._pid == os.getpid():
+        if self.held:
             try:
                 self.store.delete(self._key)
             except Exception:  # noqa: BLE001 - best effort at exit; a stale lease expires
@@ -91,10 +99,18 @@ class Lease:
             self._written_since = None
 
 
-def _release(ref: weakref.ref) -> None:
-    lease = ref()
-    if lease is not None:
-        lease.release()
+@atexit.register
+def _release_all() -> None:
+    """Delete this process's leases, all at once and within ``EXIT_BUDGET_S``."""
+    with _LEASES_LOCK:
+        leases = list(_LEASES.values())
+    threads = [threading.Thread(target=lease.release, daemon=True) for lease in leases
+               if lease.held]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + EXIT_BUDGET_S
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
 
 
 def oldest_open(store: ObjectStore, here: Lease | None = None) -> float | None:
