@@ -12,11 +12,12 @@ TORCH  := torch==2.13.0
 LINT_PATHS := $(wildcard src tests bench compat)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv psql demo test lint bench compat clean distclean
+.PHONY: help venv psql demo test test-fast lint bench compat clean distclean
 
 help:
 	@echo "make demo       build .venv if needed, run the product brief's pipeline end to end"
 	@echo "make test       build .venv if needed, run the test suite"
+	@echo "make test-fast  the tests not marked slow, s3 or server (a few minutes; make test runs all)"
 	@echo "make lint       ruff check src tests bench compat"
 	@echo "make compat     run psycopg2's own test suite against reeldb serve; fails on any"
 	@echo "                outcome not in compat/psycopg2-expected-failures.txt"
@@ -39,6 +40,10 @@ demo: venv
 
 test: venv psql
 	$(BIN)/pytest -q
+
+# the quick tier: no moto S3 server, no `reeldb serve`, none of the tests marked slow
+test-fast: venv
+	$(BIN)/pytest -q -m "not slow and not s3 and not server"
 
 # psql (Debian's postgresql-client) for the server tests, installed once if missing
 psql:

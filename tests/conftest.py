@@ -7,6 +7,7 @@ import io
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "local_only: inspects a local folder's files; not run on S3")
+    config.addinivalue_line("markers", "s3: runs against moto's S3 server (set by conftest)")
+    config.addinivalue_line("markers", "server: starts `reeldb serve` (set by conftest)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds; left out of `make test-fast`")
+
+
+def _starts_server(path: str, seen: dict[str, bool] = {}) -> bool:  # noqa: B006 - a cache
+    """A test module that runs `reeldb serve` names the server package or its command."""
+    if path not in seen:
+        text = Path(path).read_text(encoding="utf-8")
+        seen[path] = "reeldb.server" in text or '"serve"' in text
+    return seen[path]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tiers of `make test-fast`: S3 and server tests are marked here, from what they use."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("backend") == "s3" or "s3_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.s3)
+        if item.module is not None and _starts_server(str(item.path)):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ def test_sql_c_prints_an_aligned_table(path: str, capsys) -> None:
     assert len(bars) == 1  # columns line up
 
 
+@pytest.mark.slow
 def test_sql_error_exits_1_with_sqlstate(path: str) -> None:
     r = run("sql", path, "-c", "SELECT nope FROM clips")
     assert r.returncode == 1
@@ -47,6 +48,7 @@ def test_sql_error_exits_1_with_sqlstate(path: str) -> None:
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_sql_script_from_stdin_writes_and_stops_at_first_error(path: str) -> None:
     script = "INSERT INTO clips (prompt) VALUES ('x');\nSELECT * FROM missing;\nINSERT INTO clips (prompt) VALUES ('y');\n"
     r = run("sql", path, stdin=script)
@@ -146,6 +148,7 @@ def test_log_graph_draws_the_merge(path: str, capsys) -> None:
         == len(reeldb.connect(path).log())
 
 
+@pytest.mark.slow
 def test_tag_optimize_expire_and_vacuum_retain(path: str, capsys) -> None:
     assert cli.main(["tag", path, "v1"]) == 0
     assert "as v1" in capsys.readouterr().out

@@ -119,6 +119,7 @@ def check_blobs(db: reeldb.Connection, payloads: dict[int, bytes], mp4: bytes) -
         assert bytes(c) == mp4 and c.meta.get("frames") == 12
 
 
+@pytest.mark.slow
 def test_optimize_changes_no_result_rowid_or_blob(path: str, no_auto: None, mp4_bytes: bytes) -> None:
     db, payloads = build(path, mp4_bytes)
     before_frags = fragments(db, "g")
@@ -268,6 +269,7 @@ def test_concurrent_delete_and_update_during_optimize(path: str, no_auto: None) 
 # --- automatic compaction -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_auto_compaction_bounds_fragments(path: str, monkeypatch) -> None:
     monkeypatch.delenv("REELDB_AUTO_COMPACT", raising=False)
     db = reeldb.connect(path)
@@ -361,6 +363,7 @@ def _writer(path: str, start: int, n: int, q: Any) -> None:
         q.put(f"{type(e).__name__}: {e}")
 
 
+@pytest.mark.slow
 def test_concurrent_writer_during_vacuum_loses_nothing(path: str) -> None:
     db = reeldb.connect(path)
     db.execute("CREATE TABLE t (id INT, b BYTEA)")

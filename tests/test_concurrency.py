@@ -58,6 +58,7 @@ def _insert_worker(path: str, worker: int, n: int, start_at: float, q) -> None:
         q.put((worker, f"{type(e).__name__}: {e}"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_concurrent_inserts_processes(path: str, method: str) -> None:
     if method not in mp.get_all_start_methods():
@@ -157,6 +158,7 @@ def _run_incrementers(path: str, rows: list[int], n: int) -> int:
     return sum(c for _, c in results)
 
 
+@pytest.mark.slow
 def test_concurrent_increments_same_row_no_lost_update(path: str) -> None:
     db = reeldb.connect(path)
     db.execute("CREATE TABLE c (id INT PRIMARY KEY, n INT)")
@@ -380,6 +382,7 @@ def _check_complete(path: str) -> int:
     return n
 
 
+@pytest.mark.slow
 def test_sigkill_writer_leaves_consistent_database(path: str) -> None:
     db = reeldb.connect(path)
     db.execute(f"CREATE TABLE big (id SERIAL PRIMARY KEY, batch BIGINT, v VECTOR({DIM}), "

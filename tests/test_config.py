@@ -79,6 +79,7 @@ def test_author_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert other.log()[0]["author"] == "from-env"
 
 
+@pytest.mark.slow
 def test_auto_compact_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     counts = {}
     for on in (False, True):

@@ -8,6 +8,7 @@ import reeldb
 from reeldb import demo
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline(tmp_path, capsys) -> None:
     pytest.importorskip("torch")
     summary = demo.run(tmp_path / "demo.reeldb", rows=40, seed=3)

@@ -338,6 +338,7 @@ def test_sql_reeldb_diff(db: reeldb.Connection) -> None:
 # --- cost -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_unchanged_fragments_are_not_read(path: str, monkeypatch) -> None:
     monkeypatch.setenv("REELDB_AUTO_COMPACT", "0")
     db = reeldb.connect(path)

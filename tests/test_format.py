@@ -43,6 +43,7 @@ def test_matrix_file_is_raw_row_major(path: str) -> None:
     assert isinstance(mm, np.memmap)
 
 
+@pytest.mark.slow
 def test_append_rewrites_only_the_last_segment(path: str, monkeypatch) -> None:
     monkeypatch.setenv("REELDB_AUTO_COMPACT", "0")  # keep one fragment per row
     db = reeldb.connect(path)

@@ -124,6 +124,7 @@ def _writer(path: str, worker: int, n: int, go, q) -> None:
     q.put(worker)
 
 
+@pytest.mark.slow
 def test_concurrent_single_row_writers_lose_and_duplicate_nothing(path: str) -> None:
     db = reeldb.connect(path)
     db.execute("CREATE TABLE log (id BIGINT PRIMARY KEY, worker INT)")

@@ -9,6 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 import reeldb
 
 SCRIPT = textwrap.dedent("""
@@ -34,6 +36,7 @@ def _leases(path: Path) -> list[str]:
     return sorted(p.name for p in (path / "_reeldb" / "writers").glob("*"))
 
 
+@pytest.mark.slow
 def test_a_lease_is_deleted_at_exit(tmp_path: Path) -> None:
     db = tmp_path / "db"
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(db), "ok"], capture_output=True,
@@ -43,6 +46,7 @@ def test_a_lease_is_deleted_at_exit(tmp_path: Path) -> None:
     assert _leases(db) == []
 
 
+@pytest.mark.slow
 def test_an_unanswering_store_does_not_hold_the_exit(tmp_path: Path) -> None:
     db = tmp_path / "db"
     t0 = time.monotonic()

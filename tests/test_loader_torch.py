@@ -253,6 +253,7 @@ def test_ranks_times_workers_are_disjoint_and_complete(gen, monkeypatch) -> None
             assert sorted(everything) == all_ids(gen)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_torch_dataloader_with_two_workers(gen, method) -> None:
     loader = gen.dataloader("generations").columns(["id", "prompt_embedding"]).batch_size(4).shuffle(seed=4).to_torch()
@@ -269,6 +270,7 @@ def _add_pid(batch: dict) -> dict:
     return batch
 
 
+@pytest.mark.slow
 def test_own_workers_spawned_with_a_transform(gen) -> None:
     loader = (gen.dataloader("generations").columns(["id"]).batch_size(4).transform(_add_pid)
               .num_workers(2, "spawn").prefetch(1).to_torch())

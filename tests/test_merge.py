@@ -220,24 +220,28 @@ PROPERTY = settings(max_examples=15, deadline=None, suppress_health_check=[Healt
                     derandomize=True, phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(sc=scenarios(disjoint=True, schema=False))
 def test_disjoint_edits_merge_as_both_applied(sc: dict[str, Any]) -> None:
     run_scenario(sc, expect_clean=True)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(sc=scenarios(disjoint=True, schema=True))
 def test_disjoint_edits_with_added_columns_merge_cleanly(sc: dict[str, Any]) -> None:
     run_scenario(sc, expect_clean=True)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(sc=scenarios(disjoint=False, schema=False))
 def test_random_edits_match_three_way_model(sc: dict[str, Any]) -> None:
     run_scenario(sc)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(sc=scenarios(disjoint=False, schema=True))
 def test_random_edits_with_added_columns_match_model(sc: dict[str, Any]) -> None:

@@ -37,6 +37,7 @@ def both(db, where: str, params=None, cols: str = "*") -> tuple[list, list]:
     ("id = 5", None), ("id = %s", (5,)), ("%s = id", (5,)), ("items.id = %s", ("5",)), ("name = 'n12'", None),
     ("id = 7", None), ("id = 8", None), ("id = 1000", None), ("id = %s", (2**70,)),
 ])
+@pytest.mark.slow
 def test_same_rows_as_the_general_path(items, where, params) -> None:
     for cols in ("*", "id AS key, emb, meta, tag, data, name", "name, items.id"):
         fast, slow = both(items, where, params, cols)

@@ -81,6 +81,7 @@ def _write_alternating(root: str, key: str, n: int) -> None:
         s.put(key, (b"a" if i % 2 else b"b") * 1_000_000)
 
 
+@pytest.mark.slow
 def test_put_is_atomic_for_a_concurrent_reader(store: LocalStore) -> None:
     store.put("k", b"b" * 1_000_000)
     ctx = mp.get_context("spawn")

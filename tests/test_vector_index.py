@@ -12,6 +12,9 @@ import pytest
 import reeldb
 from reeldb.index import versioned
 
+# builds ANN indexes (seconds each): left out of `make test-fast`
+pytestmark = pytest.mark.slow
+
 N, DIM, CLUSTERS = 6000, 32, 40
 K = 10
 
