@@ -27,6 +27,8 @@ from .. import errors
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
+from .activity import Activity, Backend, may_see
+from .activity import now as activity_now
 from .limits import bound_call
 from .parse import const_value, func, parse
 
@@ -339,6 +341,15 @@ CONSTRAINT_TYPES = {
 _CONSTRAINT_DEFAULTS = {"condeferrable": False, "condeferred": False, "convalidated": True, "contypid": 0,
                         "conparentid": 0, "confrelid": 0, "confupdtype": " ", "confdeltype": " ",
                         "confmatchtype": " ", "conislocal": True, "coninhcount": 0, "connoinherit": True}
+_TS = pa.timestamp("us", "UTC")
+STAT_ACTIVITY_TYPES = {
+    "datid": pa.int64(), "datname": pa.string(), "pid": pa.int32(), "leader_pid": pa.int32(),
+    "usesysid": pa.int64(), "usename": pa.string(), "application_name": pa.string(),
+    "client_addr": pa.string(), "client_hostname": pa.string(), "client_port": pa.int32(),
+    "backend_start": _TS, "xact_start": _TS, "query_start": _TS, "state_change": _TS,
+    "wait_event_type": pa.string(), "wait_event": pa.string(), "state": pa.string(),
+    "backend_xid": pa.int64(), "backend_xmin": pa.int64(), "query_id": pa.int64(), "query": pa.string(),
+    "backend_type": pa.string()}
 COLUMNS_TYPES = {
     "table_catalog": pa.string(), "table_schema": pa.string(), "table_name": pa.string(),
     "column_name": pa.string(), "ordinal_position": pa.int32(), "column_default": pa.string(),
@@ -406,7 +417,7 @@ OID_COLUMNS = frozenset(_words("""
     tgparentid ev_class polrelid stxrelid stxnamespace stxowner pubowner prpubid prrelid pnpubid pnnspid
     partrelid partdefid ftrelid ftserver seqrelid seqtypid enumtypid rngtypid rngsubtype rngmultitypid
     classid objid refclassid refobjid pronamespace proowner prorettype opcmethod opcnamespace opcintype
-    usesysid cls_oid def_oid fmt_oid ns_oid"""))
+    usesysid datid cls_oid def_oid fmt_oid ns_oid"""))
 OID_LIST_COLUMNS = frozenset(("polroles", "indcollation", "indclass", "proargtypes"))
 # Postgres' one-byte "char" columns: an ENUM of the characters in DuckDB (sent as "char",
 # which asyncpg reads as bytes), still compared with string literals as text is.
@@ -495,6 +506,9 @@ class PgCatalog:
         self._views: set[str] = set()
         self._cursors_key: tuple | None = None
         self._prepared_key: tuple | None = None
+        # the server's live sessions (None: an embedded connection, the one session)
+        self.activity: Activity | None = None
+        self.started = activity_now()  # backend_start of an embedded connection
 
     def tables(self) -> CatalogTables:
         s = self.s
@@ -513,8 +527,10 @@ class PgCatalog:
         settings_now = settings(s)
         skey = tuple(sorted(settings_now.items()))
         if skey != self._settings_key:
+            from .settings import pg_settings
+
             names, values = list(settings_now), list(settings_now.values())
-            s.engine.register(relation_name("pg_settings"), pa.table({"name": names, "setting": values}))
+            s.engine.register(relation_name("pg_settings"), pg_settings(s, settings_now))
             s.engine.register(relation_name("__settings"), pa.table({"set_name": names, "set_value": values}))
             self._settings_key = skey
         cursors = tuple((n, c.hold, c.backward_ok) for n, c in s.cursors.items())
@@ -575,7 +591,39 @@ class PgCatalog:
                 return None
             raise errors.UndefinedTable(f'relation "{schema}.{name}" does not exist')
         self.tables()
+        if key == "pg_stat_activity":  # who is doing what changes between statements
+            self.s.engine.register(relation_name(key), _pg_typed(self._stat_activity()))
         return relation_name(key)
+
+    def _stat_activity(self) -> pa.Table:
+        """pg_stat_activity: the server's sessions (an embedded connection: itself), with
+        another user's details NULL unless this login is an admin (activity.py)."""
+        s = self.s
+        if self.activity is not None:
+            backends = self.activity.backends()
+        else:
+            t = activity_now()
+            txn_start = s.xact_start if s.txn is not None and s.xact_start is not None else t
+            backends = [Backend(s.backend_pid, s.user, s.database, lambda: None, lambda: None,
+                                application_name=settings(s).get("application_name", ""),
+                                backend_start=self.started, xact_start=txn_start, query_start=t,
+                                state_change=t, state="active", query=s.query_text)]
+        user, admin = s.user, s.rights.admin
+        rows = []
+        for b in backends:
+            row: dict[str, Any] = {
+                "datid": stable_oid("db", b.database), "datname": b.database, "pid": b.pid,
+                "usesysid": OWNER_OID if b.user == user else stable_oid("role", b.user), "usename": b.user,
+                "application_name": b.application_name, "query": "<insufficient privilege>"}
+            if may_see(user, admin, b):
+                row.update({"client_addr": b.client_addr, "client_port": b.client_port,
+                            "backend_start": b.backend_start, "xact_start": b.xact_start,
+                            "query_start": b.query_start, "state_change": b.state_change,
+                            "wait_event_type": "Client" if b.state != "active" else None,
+                            "wait_event": "ClientRead" if b.state != "active" else None,
+                            "state": b.state, "query": b.query, "backend_type": "client backend"})
+            rows.append(row)
+        return _rows(rows, STAT_ACTIVITY_TYPES)
 
 
 def relation_name(key: str) -> str:
@@ -585,7 +633,7 @@ def relation_name(key: str) -> str:
 CATALOG_NAMES = frozenset([
     "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_constraint", "pg_attrdef", "pg_type",
     "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
-    "pg_settings", "pg_cursors", "pg_prepared_statements", *EMPTY, "information_schema.schemata", "information_schema.tables",
+    "pg_settings", "pg_cursors", "pg_prepared_statements", "pg_stat_activity", *EMPTY, "information_schema.schemata", "information_schema.tables",
     "information_schema.columns", "information_schema.table_constraints",
     "information_schema.key_column_usage", "information_schema.views",
 ])
@@ -700,7 +748,7 @@ class CatalogRewrite:
             "current_database": lambda a: _const(s.database),
             "current_catalog": lambda a: _const(s.database),
             "current_schema": lambda a: _const("public"),
-            "current_schemas": lambda a: _template("ARRAY['pg_catalog', 'public']"),
+            "current_schemas": self._current_schemas,
             "current_user": lambda a: _const(s.user),
             "session_user": lambda a: _const(s.user),
             "pg_get_userbyid": lambda a: _const(s.user),
@@ -716,6 +764,8 @@ class CatalogRewrite:
             "pg_current_xact_id": lambda a: _const(1),
             "current_setting": self._current_setting,
             "set_config": self._set_config,
+            "pg_terminate_backend": lambda a: self._signal("terminate", a),
+            "pg_cancel_backend": lambda a: self._signal("cancel", a),
             "obj_description": lambda a: _text(_const(None)),
             "col_description": lambda a: _text(_const(None)),
             "shobj_description": lambda a: _text(_const(None)),
@@ -778,6 +828,67 @@ class CatalogRewrite:
                 self.s.notice(f"set_config({name}, ..., true) lasts for the session in reeldb, not only the transaction")
             assign(self.s, str(name).lower(), None if value is None else str(value), str(name))
         return _text(_const(settings(self.s).get(str(name).lower(), value)))
+
+    def _current_schemas(self, args: list[ast.Node]) -> ast.Node:
+        """current_schemas(include_implicit): the search path reeldb resolves names by
+        (settings.py: always "$user", public; no schema is named after a user)."""
+        ok, implicit = _constant_arg(args[0], self.params) if args else (False, None)
+        if ok and implicit is None:
+            return _template("CAST(NULL AS VARCHAR[])")
+        if ok:
+            return _template("ARRAY['pg_catalog', 'public']" if implicit else "ARRAY['public']")
+        return _template("CASE WHEN $1 THEN ARRAY['pg_catalog', 'public'] WHEN NOT $1 THEN ARRAY['public'] END",
+                         args[0])
+
+    def _signal(self, kind: str, args: list[ast.Node]) -> ast.Node:
+        """pg_terminate_backend(pid [, timeout]) / pg_cancel_backend(pid): a session of
+        this server, with PostgreSQL's rights and answers (activity.py)."""
+        got = [_constant_arg(a, self.params) for a in args]
+        if not got or not all(ok for ok, _ in got):
+            raise errors.FeatureNotSupported(
+                f"pg_{kind}_backend() takes a constant or a parameter as its pid in reeldb: "
+                f"select the pids first, then signal each")
+        values = [v for _, v in got]
+        boolean = ast.TypeName(names=(ast.String(sval="boolean"),), typemod=-1)
+        if any(v is None for v in values):
+            return ast.TypeCast(arg=_const(None), typeName=boolean)  # strict, as in PostgreSQL
+        try:
+            pid, timeout = int(values[0]), int(values[1]) if len(values) > 1 else 0
+        except (TypeError, ValueError):
+            raise errors.InvalidTextRepresentation(
+                f'invalid input syntax for type integer: "{values[0]}"') from None
+        if timeout < 0:
+            raise errors.NumericValueOutOfRange('"timeout" must not be negative')
+        if self.s.describing:  # a Describe runs the statement only to learn its columns
+            return ast.TypeCast(arg=_const(None), typeName=boolean)
+        done = self._send_signal(kind, pid, timeout)
+        return ast.TypeCast(arg=_const(done), typeName=boolean)
+
+    def _send_signal(self, kind: str, pid: int, timeout_ms: int) -> bool:
+        import time
+
+        from .activity import signal
+
+        s, registry = self.s, self.pg.activity
+        if registry is None:  # an embedded connection: its own session is the only one
+            if pid != s.backend_pid:
+                return signal(None, pid, kind, s.user, s.rights.admin, s.notice)
+            if kind == "terminate":
+                raise errors.FeatureNotSupported(
+                    "pg_terminate_backend() of an embedded connection: close the connection instead")
+            raise errors.QueryCanceled("canceling statement due to user request")
+        target = registry.get(pid)
+        if kind == "cancel" and pid == s.backend_pid:  # its own statement: this one
+            raise errors.QueryCanceled("canceling statement due to user request")
+        done = signal(target, pid, kind, s.user, s.rights.admin, s.notice)
+        if done and kind == "terminate" and timeout_ms > 0 and pid != s.backend_pid:
+            deadline = time.monotonic() + timeout_ms / 1000
+            while registry.get(pid) is not None:
+                if time.monotonic() >= deadline:
+                    s.notice(f"backend with PID {pid} did not terminate within {timeout_ms} milliseconds")
+                    return False
+                time.sleep(0.01)
+        return done
 
     def _notify(self, args: list[ast.Node]) -> ast.Node:
         from .notify import notify

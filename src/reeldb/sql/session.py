@@ -105,6 +105,8 @@ class Session(VersioningMixin):
         self.user = "reeldb"
         self.database = "reeldb"
         self.backend_pid = os.getpid()
+        self.query_text = ""  # the statement running, and xact_start: as pg_stat_activity shows them
+        self.xact_start: dt.datetime | None = None
         self.settings: dict[str, str] = {}  # SET name = value, reported by SHOW and current_setting
         # server configuration a client may SHOW but not SET; the server fills in its own
         self.server_settings: dict[str, str] = dict(SHOWN_SERVER)
@@ -226,6 +228,7 @@ class Session(VersioningMixin):
 
     def execute_parsed(self, text: str, values: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
         self.notices = []
+        self.query_text = text
         m = _OPTIMIZE.match(text)
         if m:  # not Postgres syntax, so pglast cannot parse it
             with self.failing():
@@ -608,6 +611,7 @@ class Session(VersioningMixin):
             self.txn = Transaction(self.catalog, self.branch, self.head())
         self.failed = False
         self._txn_time = None
+        self.xact_start = dt.datetime.now(dt.timezone.utc)
 
     def commit(self, message: str = "", author: str | None = None) -> str | None:
         txn, failed = self.txn, self.failed

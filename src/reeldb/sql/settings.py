@@ -23,8 +23,11 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from .. import errors
 from .characteristics import Characteristics, as_settings, boolean, isolation
+from .pg_settings_data import PG_SETTINGS
 from .pgcatalog import SERVER_VERSION, SERVER_VERSION_NUM
 
 if TYPE_CHECKING:
@@ -53,14 +56,15 @@ FIXED: dict[str, tuple[str, tuple[str, ...]]] = {
     # every notice is sent: what a client asks at notice level or below
     "client_min_messages": ("notice", ("debug5", "debug4", "debug3", "debug2", "debug1", "debug", "log",
                                        "notice", "info", "default")),
-    "search_path": ('"$user", public', ('"$user", public', "public", "$user, public", "public, \"$user\"",
-                                        "pg_catalog, public", "public, pg_catalog", "default")),
 }
+SEARCH_PATH = '"$user", public'  # honoured: names resolve in public (``search_path`` below)
 
 # honoured by reeldb: their values are checked (and acted on) by ``assign``
 HONOURED_DEFAULTS = {
     "statement_timeout": "0", "client_encoding": "UTF8", "application_name": "",
-    "reeldb.device": "cpu", "extra_float_digits": "1",
+    "reeldb.device": "cpu", "extra_float_digits": "1", "search_path": SEARCH_PATH,
+    # the server closes a session idle this long (in a transaction / outside one)
+    "idle_in_transaction_session_timeout": "0", "idle_session_timeout": "0",
 }
 _TRANSACTION = ("transaction_isolation", "transaction_read_only", "transaction_deferrable",
                 "default_transaction_isolation", "default_transaction_read_only",
@@ -85,7 +89,7 @@ NOTED = {
     "force_parallel_mode": "off", "from_collapse_limit": "8", "geqo": "on", "geqo_effort": "5",
     "geqo_generations": "0", "geqo_pool_size": "0", "geqo_seed": "0", "geqo_selection_bias": "2",
     "geqo_threshold": "12", "gin_fuzzy_search_limit": "0", "gin_pending_list_limit": "4MB",
-    "hash_mem_multiplier": "2", "idle_in_transaction_session_timeout": "0", "idle_session_timeout": "0",
+    "hash_mem_multiplier": "2",
     "jit": "on", "jit_above_cost": "100000", "jit_expressions": "on", "jit_inline_above_cost": "500000",
     "jit_optimize_above_cost": "500000", "jit_tuple_deforming": "on", "join_collapse_limit": "8",
     "lc_monetary": "C", "lc_numeric": "C", "lc_time": "C", "lock_timeout": "0",
@@ -162,7 +166,7 @@ def current(s: Session) -> dict[str, str]:
     out.update(READ_ONLY)
     out["reeldb.version"] = __version__
     out.update(s.settings)  # what the session SET (placeholders included)
-    out["statement_timeout"] = str(s.statement_timeout_ms)
+    out["statement_timeout"] = show_integer(s.statement_timeout_ms, "ms")
     out["reeldb.branch"] = s.branch or s.pinned or ""
     out["session_authorization"], out["role"] = s.user, "none"
     out.update(as_settings(s.characteristics, s.default_characteristics))
@@ -194,7 +198,7 @@ def assign(s: Session, name: str, value: str | None, original: str) -> None:
     if value is None:
         s.settings.pop(name, None)
         if name == "statement_timeout":
-            s.statement_timeout_ms = 0
+            s.statement_timeout_ms = server_timeout_ms(s)
         return
     if name in FIXED:
         in_force, spellings = FIXED[name]
@@ -206,6 +210,7 @@ def assign(s: Session, name: str, value: str | None, original: str) -> None:
             s.settings.pop(name, None)
             return
     if name in NOTED:
+        value = checked(name, value, original)
         s.notice(f'parameter "{original}" has no effect in reeldb: the value is stored and reported only')
     elif "." in name and name not in ("reeldb.device", "hnsw.ef_search", "ivfflat.probes"):
         pass  # a placeholder: kept for SHOW and current_setting
@@ -242,10 +247,12 @@ def _honoured(s: Session, name: str, value: str, original: str) -> str | None:
             raise errors.FeatureNotSupported(f'client encoding "{value}" is not supported: reeldb speaks UTF8 only')
         return "UTF8"
     if name == "statement_timeout":
-        from .session import parse_duration_ms
-
-        s.statement_timeout_ms = parse_duration_ms(value)
+        s.statement_timeout_ms = base_value(name, checked(name, value, original))
         return None
+    if name in ("idle_in_transaction_session_timeout", "idle_session_timeout"):
+        return checked(name, value, original)  # the server reads it back (idle_timeouts_ms)
+    if name == "search_path":
+        return search_path(s, value)
     if name == "reeldb.device":
         from ..index.device import usable
 
@@ -291,5 +298,221 @@ def _transaction(s: Session, name: str, value: str | None) -> None:
 def reset_all(s: Session) -> None:
     """RESET ALL: every setting back to its default (the branch stays: it is the connection's)."""
     s.settings.clear()
-    s.statement_timeout_ms = 0
+    s.statement_timeout_ms = server_timeout_ms(s)
     s.default_characteristics = Characteristics()
+
+
+# -- PostgreSQL's types, units and bounds (pg_settings_data) ---------------------------------
+_MEMORY_UNITS = {"TB": 1024**4, "GB": 1024**3, "MB": 1024**2, "kB": 1024, "B": 1}  # in bytes
+_TIME_UNITS = {"d": 86_400_000_000, "h": 3_600_000_000, "min": 60_000_000, "s": 1_000_000, "ms": 1000,
+               "us": 1}  # in microseconds
+_BASE_UNITS = {"8kB": 8192, **_MEMORY_UNITS, **_TIME_UNITS}
+
+
+def _units_of(base: str) -> dict[str, int]:
+    return _MEMORY_UNITS if base in _MEMORY_UNITS or base == "8kB" else _TIME_UNITS
+
+
+def show_integer(value: float, base: str | None, real: bool = False) -> str:
+    """A value in its base unit as SHOW prints it (PostgreSQL's rule): in the largest
+    unit that keeps it a whole number, ``5000`` ms as ``5s``; 0 and negatives bare."""
+    if base is None or value <= 0:
+        return _number(value, real)
+    units = _units_of(base)
+    amount = value * _BASE_UNITS[base]  # bytes or microseconds
+    smallest = list(units)[-1]
+    for unit, size in units.items():
+        if not real and (size <= _BASE_UNITS[base] or amount % size == 0):
+            return f"{round(amount / size)}{unit}"
+        converted = amount / size
+        if real and (abs(round(converted) / converted - 1.0) <= 1e-8 or unit == smallest):
+            return f"{converted:g}{unit}"
+    return _number(value, real)
+
+
+def _number(value: float, real: bool) -> str:
+    if real:
+        return f"{value:g}"
+    return str(int(value))
+
+
+_VALUE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def base_value(name: str, value: str) -> float:
+    """A numeric setting's value in its base unit (``4MB`` of work_mem: 4096), as
+    pg_settings' ``setting`` column has it."""
+    meta = PG_SETTINGS[name]
+    unit, vartype = meta[1], meta[6]
+    m = _VALUE.match(value)
+    if m is None:
+        raise ValueError(value)
+    number, given = float(m.group(1)), m.group(2)
+    if given:
+        if unit is None or given not in _units_of(unit):
+            raise KeyError(given)
+        number = number * _units_of(unit)[given] / _BASE_UNITS[unit]
+    return round(number) if vartype == "integer" else number
+
+
+def checked(name: str, value: str, original: str) -> str:
+    """``value`` for setting ``name`` checked as PostgreSQL checks it (its type, units,
+    bounds, enum values; 22023 otherwise), in the form SHOW prints it."""
+    meta = PG_SETTINGS.get(name)
+    if meta is None:
+        return value
+    unit, vartype, low, high, enumvals = meta[1], meta[6], meta[7], meta[8], meta[9]
+    invalid = f'invalid value for parameter "{original}": "{value}"'
+    if vartype == "bool":
+        return "on" if boolean(original, value) else "off"
+    if vartype == "enum":
+        for allowed in enumvals or ():
+            if allowed.lower() == value.strip().lower():
+                return allowed
+        raise errors.InvalidParameterValue(f"{invalid} (available values: {', '.join(enumvals or ())})")
+    if vartype in ("integer", "real"):
+        try:
+            number = base_value(name, value)
+        except ValueError:
+            raise errors.InvalidParameterValue(invalid) from None
+        except KeyError:
+            units = ", ".join(f'"{u}"' for u in _units_of(unit)) if unit else None
+            raise errors.InvalidParameterValue(
+                invalid + (f" (valid units for this parameter are {units})" if units else "")) from None
+        real = vartype == "real"
+        if not float(low) <= number <= float(high):
+            space = " " if unit else ""
+            raise errors.InvalidParameterValue(
+                f"{_number(number, real)}{space}{unit or ''} is outside the valid range for parameter "
+                f'"{original}" ({_number(float(low), real)} .. {_number(float(high), real)})')
+        return show_integer(number, unit, real)
+    return value
+
+
+def idle_timeouts_ms(s: Session) -> tuple[int, int]:
+    """(idle_in_transaction_session_timeout, idle_session_timeout) in milliseconds (0:
+    none): the server closes a session idle longer, with 25P03 / 57P05 as PostgreSQL."""
+    values = current(s)
+    return (int(base_value("idle_in_transaction_session_timeout", values["idle_in_transaction_session_timeout"])),
+            int(base_value("idle_session_timeout", values["idle_session_timeout"])))
+
+
+# -- search_path ------------------------------------------------------------------------------
+def search_path(s: Session, value: str) -> str:
+    """``SET search_path``: accepted when resolving names by it gives what reeldb does
+    (unqualified names are the connection's branch, ``public``): ``public`` is on it and
+    no other schema the login can see is. Schemas that do not exist are skipped, as
+    PostgreSQL skips them. Anything else is 0A000, naming the schema."""
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    plain = [n[1:-1].replace('""', '"') if n.startswith('"') and n.endswith('"') else n for n in names]
+    visible = {nm for _, nm in s.pg.tables().namespaces}
+    for name in plain:
+        if name in ("public", "pg_catalog", "pg_temp", "$user", "information_schema"):
+            continue
+        if name in visible or (s.rights.may_name(name) and s.catalog.refs.tag(name) is not None):
+            raise errors.FeatureNotSupported(
+                f'SET search_path = {value} is not supported: unqualified names resolve in "public" '
+                "(the connection's branch) only; name the schema instead "
+                f'("{name}".table), or '
+                f"SET reeldb.branch = '{name}' to work on that branch")
+    if "public" not in plain:
+        raise errors.FeatureNotSupported(
+            f'SET search_path = {value} is not supported: unqualified names resolve in "public" '
+            "(the connection's branch), which the path must include")
+    return ", ".join(_quoted(n) for n in plain)
+
+
+def _quoted(name: str) -> str:
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- pg_settings ------------------------------------------------------------------------------
+_REELDB_SETTINGS = {  # reeldb's and pgvector's own, described as PG_SETTINGS describes the rest
+    "reeldb.branch": ("reeldb.branch", None, "Customized Options", "The branch, tag or commit this connection "
+                      "reads and writes (public).", None, "user", "string", None, None, None, "main"),
+    "reeldb.version": ("reeldb.version", None, "Preset Options", "The reeldb release.", None, "internal",
+                       "string", None, None, None, None),
+    "reeldb.device": ("reeldb.device", None, "Customized Options", "The device vector search runs on.", None,
+                      "user", "string", None, None, None, "cpu"),
+    "hnsw.ef_search": ("hnsw.ef_search", None, "Customized Options",
+                       "Sets the size of the dynamic candidate list for search", "Valid range is 1..1000.",
+                       "user", "integer", "1", "1000", None, "40"),
+    "ivfflat.probes": ("ivfflat.probes", None, "Customized Options", "Sets the number of probes",
+                       "Valid range is 1..lists.", "user", "integer", "1", "32768", None, "1"),
+}
+_PG_SETTINGS_TYPES = {
+    "name": pa.string(), "setting": pa.string(), "unit": pa.string(), "category": pa.string(),
+    "short_desc": pa.string(), "extra_desc": pa.string(), "context": pa.string(), "vartype": pa.string(),
+    "source": pa.string(), "min_val": pa.string(), "max_val": pa.string(), "enumvals": pa.list_(pa.string()),
+    "boot_val": pa.string(), "reset_val": pa.string(), "sourcefile": pa.string(), "sourceline": pa.int32(),
+    "pending_restart": pa.bool_()}
+
+
+def pg_settings(s: Session, values: dict[str, str]) -> pa.Table:
+    """The ``pg_settings`` view: a row per setting reeldb reports that PostgreSQL lists
+    there (placeholders and the hidden ones, such as ``is_superuser``, it does not),
+    with PostgreSQL's descriptions; ``setting`` in the base unit, as SHOW's value."""
+    rows = []
+    for name in sorted(values):  # PostgreSQL's order: by name, whatever its case
+        meta = PG_SETTINGS.get(name) or _REELDB_SETTINGS.get(name)
+        if meta is None or name in _HIDDEN:
+            continue
+        spelled, unit, category, short, extra, context, vartype, low, high, enumvals, boot = meta
+        builtin = _default(name)
+        boot = builtin if builtin is not None else boot
+        reset = s.server_settings.get(name, boot)
+        if name in s.settings or (name == "statement_timeout" and s.statement_timeout_ms != server_timeout_ms(s)):
+            source = "session"
+        elif name in s.server_settings and s.server_settings[name] != boot:
+            source = "command line"  # reeldb serve's flags (--max-connections, --statement-timeout)
+        else:
+            source = "default"
+        value = values[name]
+        if name == "reeldb.branch":  # the connection's own: what it connected to
+            boot = reset = value
+        if unit is not None:
+            value, boot, reset = (None if v is None else _setting_text(name, v) for v in (value, boot, reset))
+        rows.append({"name": spelled, "setting": value, "unit": unit, "category": category, "short_desc": short,
+                     "extra_desc": extra, "context": context, "vartype": vartype, "source": source,
+                     "min_val": low, "max_val": high, "enumvals": list(enumvals) if enumvals else None,
+                     "boot_val": boot, "reset_val": reset, "pending_restart": False})
+    return pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in _PG_SETTINGS_TYPES.items()})
+
+
+_HIDDEN = frozenset(("role", "session_authorization", "is_superuser", "lc_collate", "lc_ctype"))
+
+
+def _setting_text(name: str, value: str) -> str:
+    try:
+        number = base_value(name, value)
+    except (ValueError, KeyError):
+        return value
+    return _number(number, PG_SETTINGS[name][6] == "real")
+
+
+def server_timeout_ms(s: Session) -> int:
+    """The statement_timeout a session starts with and RESET goes back to (the server's
+    ``--statement-timeout``), in milliseconds."""
+    return int(base_value("statement_timeout", s.server_settings.get("statement_timeout", "0")))
+
+
+def _default(name: str) -> str | None:
+    """reeldb's value for ``name`` before any SET (None: the session's, such as its branch)."""
+    from .vector_search import INT_SETTINGS
+
+    if name in READ_ONLY:
+        return READ_ONLY[name]
+    if name in FIXED:
+        return FIXED[name][0]
+    if name in HONOURED_DEFAULTS:
+        return HONOURED_DEFAULTS[name]
+    if name in NOTED:
+        return NOTED[name]
+    if name in INT_SETTINGS:
+        return str(INT_SETTINGS[name][0])
+    if name in SHOWN_SERVER:
+        return SHOWN_SERVER[name]
+    return {"transaction_isolation": "repeatable read", "default_transaction_isolation": "repeatable read"}.get(
+        name, "off" if name.startswith(("transaction_", "default_transaction_")) else None)
