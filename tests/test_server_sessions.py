@@ -195,6 +195,20 @@ def test_an_unknown_pid_is_a_warning_and_false(server) -> None:
             me.execute("SELECT pg_terminate_backend(12345, -1)")
 
 
+def test_terminate_with_a_timeout_waits_for_the_session_to_end(server) -> None:
+    with connect(server, "root") as admin, connect(server, "alice") as victim:
+        pid = victim.info.backend_pid
+        assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone() == (True,)
+        assert pid not in activity(admin)  # gone already: no wait here
+
+
+def test_a_pid_that_is_not_a_constant_is_refused(server) -> None:
+    with connect(server, "root") as admin, connect(server, "bob") as other:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="pg_terminate_backend"):
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'bob'")
+        assert other.execute("SELECT 1").fetchone() == (1,)  # nothing was signalled
+
+
 def test_terminating_itself_closes_the_connection(server) -> None:
     with connect(server, "bob") as me, pytest.raises(psycopg.errors.AdminShutdown):
         me.execute("SELECT pg_terminate_backend(pg_backend_pid())")
@@ -266,10 +280,12 @@ def test_idle_session_timeout_closes_an_idle_session(server) -> None:
 # -- pg_settings ------------------------------------------------------------------------------
 def test_pg_settings_agrees_with_show_and_current_setting(server) -> None:
     host, port = server.address
-    engine = sqlalchemy.create_engine(f"postgresql+psycopg://alice:{PASSWORDS['alice']}@{host}:{port}/studio")
+    engine = sqlalchemy.create_engine(
+        f"postgresql+psycopg://alice:{PASSWORDS['alice']}@{host}:{port}/studio?application_name=tool")
     try:
         with engine.connect() as conn:
             sql = conn.exec_driver_sql
+            assert sql("SHOW application_name").scalar() == "tool"
             sql("SET work_mem = 65536")
             sql("SET statement_timeout = '1.5s'")
             assert sql("SHOW work_mem").scalar() == "64MB"
@@ -286,6 +302,7 @@ def test_pg_settings_agrees_with_show_and_current_setting(server) -> None:
             assert rows["max_connections"][:4] == ("32", None, "integer", "command line")
             assert rows["max_connections"][-1] == "postmaster"
             assert rows["idle_in_transaction_session_timeout"][:2] == ("0", "ms")
+            assert rows["application_name"][:4] == ("tool", None, "string", "client")
             enumvals = sql("SELECT enumvals FROM pg_settings WHERE name = 'plan_cache_mode'").scalar()
             assert enumvals == ["auto", "force_generic_plan", "force_custom_plan"]
             # every setting pg_settings lists is one SHOW knows, with the same value where unitless

@@ -137,14 +137,16 @@ class Server:
                         break
                     frames.feed(data)
                     continue
-                backend.run(_query_of(batch, session), in_transaction=session.status != "I")
+                if any(kind in ("Q", "P", "B", "E") for kind, _ in batch):  # not a lone Sync
+                    backend.run(_query_of(batch, session) or backend.query, in_transaction=session.status != "I")
                 out = await loop.run_in_executor(executor, session.handle_all, batch)
                 if killed.is_set():  # its answers are dropped: the client gets the FATAL only
                     raise _Closing("57P01", "terminating connection due to administrator command")
                 s = session.db._session
                 backend.application_name = s.settings.get("application_name",
                                                           s.server_settings.get("application_name", ""))
-                backend.idle(session.status)
+                if session.copy_in is None:  # COPY FROM STDIN is active while the client sends rows
+                    backend.idle(session.status)
                 if out:
                     writer.write(b"".join(out))
                     await writer.drain()
@@ -213,6 +215,8 @@ class Server:
         loop = asyncio.get_running_loop()
         in_transaction_ms, idle_ms = idle_timeouts_ms(session.db._session)
         limit_ms = in_transaction_ms if session.status != "I" else idle_ms
+        if session.copy_in is not None:  # not idle: the statement waits for the client's rows
+            limit_ms = 0
         deadline = loop.time() + limit_ms / 1000 if limit_ms > 0 else None
         read = asyncio.ensure_future(reader.read(65536))
         kill = asyncio.ensure_future(killed.wait())

@@ -59,8 +59,9 @@ class Backend:
 
     def idle(self, transaction: str) -> None:
         """It ended; ``transaction`` is the protocol's status: I, T or E."""
-        self.state = {"I": "idle", "T": "idle in transaction", "E": "idle in transaction (aborted)"}[transaction]
-        self.state_change = now()
+        state = {"I": "idle", "T": "idle in transaction", "E": "idle in transaction (aborted)"}[transaction]
+        if state != self.state:
+            self.state, self.state_change = state, now()
         if transaction == "I":
             self.xact_start = None
 

@@ -884,6 +884,7 @@ class CatalogRewrite:
         if done and kind == "terminate" and timeout_ms > 0 and pid != s.backend_pid:
             deadline = time.monotonic() + timeout_ms / 1000
             while registry.get(pid) is not None:
+                s.check_deadline()  # statement_timeout and cancels still apply while it waits
                 if time.monotonic() >= deadline:
                     s.notice(f"backend with PID {pid} did not terminate within {timeout_ms} milliseconds")
                     return False

@@ -465,6 +465,8 @@ def pg_settings(s: Session, values: dict[str, str]) -> pa.Table:
         reset = s.server_settings.get(name, boot)
         if name in s.settings or (name == "statement_timeout" and s.statement_timeout_ms != server_timeout_ms(s)):
             source = "session"
+        elif name == "application_name" and s.server_settings.get(name):
+            source = "client"  # the startup packet's
         elif name in s.server_settings and s.server_settings[name] != boot:
             source = "command line"  # reeldb serve's flags (--max-connections, --statement-timeout)
         else:
