@@ -419,6 +419,9 @@ def search_path(s: Session, value: str) -> str:
         raise errors.FeatureNotSupported(
             f'SET search_path = {value} is not supported: unqualified names resolve in "public" '
             "(the connection's branch), which the path must include")
+    if "pg_catalog" in plain and plain.index("pg_catalog") > plain.index("public"):
+        raise errors.FeatureNotSupported(
+            f'SET search_path = {value} is not supported: reeldb looks in "pg_catalog" before "public"')
     return ", ".join(_quoted(n) for n in plain)
 
 
