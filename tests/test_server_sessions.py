@@ -305,9 +305,14 @@ def test_pg_settings_agrees_with_show_and_current_setting(server) -> None:
             assert rows["application_name"][:4] == ("tool", None, "string", "client")
             enumvals = sql("SELECT enumvals FROM pg_settings WHERE name = 'plan_cache_mode'").scalar()
             assert enumvals == ["auto", "force_generic_plan", "force_custom_plan"]
-            # every setting pg_settings lists is one SHOW knows, with the same value where unitless
-            for name, setting, unit in sql("SELECT name, setting, unit FROM pg_settings").fetchall():
+            # every setting pg_settings lists is one SHOW knows, with the same value where unitless,
+            # and SHOW ALL lists the same ones with the same values as SHOW
+            show_all = {name: (setting, about) for name, setting, about in sql("SHOW ALL").fetchall()}
+            listed = sql("SELECT name, setting, unit, short_desc FROM pg_settings").fetchall()
+            assert set(show_all) == {name for name, *_ in listed} and "DateStyle" in show_all
+            for name, setting, unit, about in listed:
                 shown = sql(f'SHOW "{name}"').scalar()
+                assert show_all[name] == (shown, about), name
                 if unit is None:
                     assert shown == setting, name
             assert sql("SELECT set_config('work_mem', '1GB', false)").scalar() == "1GB"

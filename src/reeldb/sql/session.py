@@ -731,9 +731,8 @@ class Session(VersioningMixin):
             name = stmt.name.lower()
             values = settings(self)
             if name == "all":
-                names = sorted(values)
-                return Result(pa.table({"name": names, "setting": [values[n] for n in names]}),
-                              [("name", "VARCHAR"), ("setting", "VARCHAR")], len(names), "SHOW")
+                table = registry.show_all(self)
+                return Result(table, [(c, "VARCHAR") for c in table.column_names], table.num_rows, "SHOW")
             value = values.get(name)
             if value is None:
                 raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')

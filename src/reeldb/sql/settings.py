@@ -479,11 +479,26 @@ def pg_settings(s: Session, values: dict[str, str]) -> pa.Table:
             boot = reset = value
         if unit is not None:
             value, boot, reset = (None if v is None else _setting_text(name, v) for v in (value, boot, reset))
+        if context == "internal" and low is not None and low == high:  # fixed at build: its own bounds
+            low = high = value
+        if name in ("transaction_isolation", "default_transaction_isolation"):
+            enumvals = tuple(v for v in enumvals if v != "serializable")  # refused: not offered
         rows.append({"name": spelled, "setting": value, "unit": unit, "category": category, "short_desc": short,
                      "extra_desc": extra, "context": context, "vartype": vartype, "source": source,
                      "min_val": low, "max_val": high, "enumvals": list(enumvals) if enumvals else None,
                      "boot_val": boot, "reset_val": reset, "pending_restart": False})
     return pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in _PG_SETTINGS_TYPES.items()})
+
+
+def show_all(s: Session) -> pa.Table:
+    """SHOW ALL: name, setting (as SHOW prints it) and description of each setting
+    ``pg_settings`` lists, in its order (placeholders and hidden ones left out, as in
+    PostgreSQL)."""
+    values = current(s)
+    names = [n for n in sorted(values) if n not in _HIDDEN and (n in PG_SETTINGS or n in _REELDB_SETTINGS)]
+    meta = [PG_SETTINGS.get(n) or _REELDB_SETTINGS[n] for n in names]
+    return pa.table({"name": [m[0] for m in meta], "setting": [values[n] for n in names],
+                     "description": [m[3] for m in meta]})
 
 
 _HIDDEN = frozenset(("role", "session_authorization", "is_superuser", "lc_collate", "lc_ctype"))
