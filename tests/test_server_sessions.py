@@ -186,10 +186,10 @@ def test_a_user_terminates_its_own_other_session_with_psycopg2(server) -> None:
 
 def test_an_unknown_pid_is_a_warning_and_false(server) -> None:
     with connect(server, "alice") as me:
-        said: list[str] = []
-        me.add_notice_handler(lambda d: said.append(d.message_primary))
+        said: list[tuple[str, str, str]] = []
+        me.add_notice_handler(lambda d: said.append((d.severity, d.sqlstate, d.message_primary)))
         assert me.execute("SELECT pg_terminate_backend(12345), pg_cancel_backend(12345)").fetchone() == (False, False)
-        assert said == ["PID 12345 is not a PostgreSQL backend process"] * 2
+        assert said == [("WARNING", "01000", "PID 12345 is not a PostgreSQL backend process")] * 2
         assert me.execute("SELECT pg_terminate_backend(NULL)").fetchone() == (None,)
         with pytest.raises(psycopg.errors.NumericValueOutOfRange, match='"timeout" must not be negative'):
             me.execute("SELECT pg_terminate_backend(12345, -1)")

@@ -90,6 +90,14 @@ class Activity:
             return self._backends.get(pid)
 
 
+class WarningNotice(str):
+    """A notice PostgreSQL sends with severity WARNING (SQLSTATE 01000), not NOTICE: front
+    ends read ``severity`` and ``sqlstate`` off it; elsewhere it is the message text."""
+
+    severity = "WARNING"
+    sqlstate = "01000"
+
+
 def may_see(viewer_user: str, viewer_admin: bool, backend: Backend) -> bool:
     """Whether a login sees the details of ``backend`` (PostgreSQL: a member of its role,
     or of pg_read_all_stats)."""
@@ -102,7 +110,7 @@ def signal(backend: Backend | None, pid: int, kind: str, user: str, admin: bool,
     signalled; an unknown pid is a warning and False, as in PostgreSQL; another user's
     session without the admin right is 42501."""
     if backend is None:
-        notice(f"PID {pid} is not a PostgreSQL backend process")
+        notice(WarningNotice(f"PID {pid} is not a PostgreSQL backend process"))
         return False
     if not admin and backend.user != user:
         if kind == "terminate":

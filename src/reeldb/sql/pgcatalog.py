@@ -867,7 +867,7 @@ class CatalogRewrite:
     def _send_signal(self, kind: str, pid: int, timeout_ms: int) -> bool:
         import time
 
-        from .activity import signal
+        from .activity import WarningNotice, signal
 
         s, registry = self.s, self.pg.activity
         if registry is None:  # an embedded connection: its own session is the only one
@@ -886,7 +886,7 @@ class CatalogRewrite:
             while registry.get(pid) is not None:
                 s.check_deadline()  # statement_timeout and cancels still apply while it waits
                 if time.monotonic() >= deadline:
-                    s.notice(f"backend with PID {pid} did not terminate within {timeout_ms} milliseconds")
+                    s.notice(WarningNotice(f"backend with PID {pid} did not terminate within {timeout_ms} milliseconds"))
                     return False
                 time.sleep(0.01)
         return done
