@@ -383,6 +383,8 @@ def test_search_path_is_honoured_or_refused(server) -> None:
             conn.execute("SET search_path TO exp, public")  # a branch: resolution would differ
         with pytest.raises(psycopg.errors.FeatureNotSupported, match='"public"'):
             conn.execute("SET search_path TO nowhere")
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match='"information_schema"'):
+            conn.execute("SET search_path TO information_schema, public")  # its views would shadow tables
         with pytest.raises(psycopg.errors.FeatureNotSupported, match='"pg_catalog" before "public"'):
             conn.execute("SET search_path TO public, pg_catalog")
         assert conn.execute("SHOW search_path").fetchone() == ("nowhere, public",)  # unchanged

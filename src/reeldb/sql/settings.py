@@ -339,18 +339,21 @@ def _number(value: float, real: bool) -> str:
 _VALUE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$")
 
 
-def base_value(name: str, value: str) -> float:
+def base_value(name: str, value: str, original: str | None = None) -> float:
     """A numeric setting's value in its base unit (``4MB`` of work_mem: 4096), as
-    pg_settings' ``setting`` column has it."""
+    pg_settings' ``setting`` column has it; 22023 for a value that is not one."""
     meta = PG_SETTINGS[name]
     unit, vartype = meta[1], meta[6]
+    invalid = f'invalid value for parameter "{original or name}": "{value}"'
     m = _VALUE.match(value)
     if m is None:
-        raise ValueError(value)
+        raise errors.InvalidParameterValue(invalid)
     number, given = float(m.group(1)), m.group(2)
     if given:
         if unit is None or given not in _units_of(unit):
-            raise KeyError(given)
+            units = ", ".join(f'"{u}"' for u in _units_of(unit)) if unit else None
+            raise errors.InvalidParameterValue(
+                invalid + (f" (valid units for this parameter are {units})" if units else ""))
         number = number * _units_of(unit)[given] / _BASE_UNITS[unit]
     return round(number) if vartype == "integer" else number
 
@@ -362,23 +365,16 @@ def checked(name: str, value: str, original: str) -> str:
     if meta is None:
         return value
     unit, vartype, low, high, enumvals = meta[1], meta[6], meta[7], meta[8], meta[9]
-    invalid = f'invalid value for parameter "{original}": "{value}"'
     if vartype == "bool":
         return "on" if boolean(original, value) else "off"
     if vartype == "enum":
         for allowed in enumvals or ():
             if allowed.lower() == value.strip().lower():
                 return allowed
-        raise errors.InvalidParameterValue(f"{invalid} (available values: {', '.join(enumvals or ())})")
+        raise errors.InvalidParameterValue(f'invalid value for parameter "{original}": "{value}" '
+                                           f"(available values: {', '.join(enumvals or ())})")
     if vartype in ("integer", "real"):
-        try:
-            number = base_value(name, value)
-        except ValueError:
-            raise errors.InvalidParameterValue(invalid) from None
-        except KeyError:
-            units = ", ".join(f'"{u}"' for u in _units_of(unit)) if unit else None
-            raise errors.InvalidParameterValue(
-                invalid + (f" (valid units for this parameter are {units})" if units else "")) from None
+        number = base_value(name, value, original)
         real = vartype == "real"
         if not float(low) <= number <= float(high):
             space = " " if unit else ""
@@ -407,9 +403,12 @@ def search_path(s: Session, value: str) -> str:
     plain = [n[1:-1].replace('""', '"') if n.startswith('"') and n.endswith('"') else n for n in names]
     visible = {nm for _, nm in s.pg.tables().namespaces}
     for name in plain:
-        if name in ("public", "pg_catalog", "pg_temp", "$user", "information_schema"):
+        if name in ("public", "pg_catalog", "pg_temp") or (name == "$user" and s.user not in visible):
             continue
-        if name in visible or (s.rights.may_name(name) and s.catalog.refs.tag(name) is not None):
+        if name == "$user":
+            name = s.user  # a schema named as the user: PostgreSQL would look there
+        if name in visible or name == "information_schema" or (
+                s.rights.may_name(name) and s.catalog.refs.tag(name) is not None):
             raise errors.FeatureNotSupported(
                 f'SET search_path = {value} is not supported: unqualified names resolve in "public" '
                 "(the connection's branch) only; name the schema instead "
@@ -507,7 +506,7 @@ _HIDDEN = frozenset(("role", "session_authorization", "is_superuser", "lc_collat
 def _setting_text(name: str, value: str) -> str:
     try:
         number = base_value(name, value)
-    except (ValueError, KeyError):
+    except errors.InvalidParameterValue:  # not a number (stored before it was checked)
         return value
     return _number(number, PG_SETTINGS[name][6] == "real")
 
