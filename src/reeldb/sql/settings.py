@@ -388,9 +388,11 @@ def checked(name: str, value: str, original: str) -> str:
 def idle_timeouts_ms(s: Session) -> tuple[int, int]:
     """(idle_in_transaction_session_timeout, idle_session_timeout) in milliseconds (0:
     none): the server closes a session idle longer, with 25P03 / 57P05 as PostgreSQL."""
-    values = current(s)
-    return (int(base_value("idle_in_transaction_session_timeout", values["idle_in_transaction_session_timeout"])),
-            int(base_value("idle_session_timeout", values["idle_session_timeout"])))
+    def ms(name: str) -> int:  # read at every idle wait: the session's own value, else none
+        value = s.settings.get(name, "0")
+        return 0 if value == "0" else int(base_value(name, value))
+
+    return ms("idle_in_transaction_session_timeout"), ms("idle_session_timeout")
 
 
 # -- search_path ------------------------------------------------------------------------------
