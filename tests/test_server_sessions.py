@@ -202,11 +202,26 @@ def test_terminate_with_a_timeout_waits_for_the_session_to_end(server) -> None:
         assert pid not in activity(admin)  # gone already: no wait here
 
 
-def test_a_pid_that_is_not_a_constant_is_refused(server) -> None:
-    with connect(server, "root") as admin, connect(server, "bob") as other:
+def test_terminate_the_sessions_a_query_selects(server) -> None:
+    with connect(server, "root") as admin, connect(server, "alice") as me, connect(server, "bob") as one, \
+            connect(server, "bob") as two:
+        bobs = sorted([one.info.backend_pid, two.info.backend_pid])
+        # a login without the admin right: refused at bob's first row, nothing of bob's touched
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="^permission denied to terminate process"):
+            me.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'bob'")
+        assert one.execute("SELECT 1").fetchone() == (1,) and two.execute("SELECT 1").fetchone() == (1,)
+        got = admin.execute("SELECT pid, pg_terminate_backend(pid) AS gone FROM pg_stat_activity "
+                            "WHERE usename = %s ORDER BY pid", ["bob"])
+        assert [d.name for d in got.description] == ["pid", "gone"]
+        assert got.fetchall() == [(bobs[0], True), (bobs[1], True)]
+        for conn in (one, two):
+            with pytest.raises(psycopg.errors.AdminShutdown):
+                conn.execute("SELECT 1")
+        assert admin.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = -1").fetchall() == []
+        # inside another expression it is refused, and nothing is signalled
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="pg_terminate_backend"):
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'bob'")
-        assert other.execute("SELECT 1").fetchone() == (1,)  # nothing was signalled
+            admin.execute("SELECT NOT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'alice'")
+        assert me.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_terminating_itself_closes_the_connection(server) -> None:

@@ -710,6 +710,8 @@ class CatalogRewrite:
     def visit(self, node: ast.Node) -> ast.Node | None:
         if isinstance(node, ast.FuncCall):
             return self.call(node)
+        if isinstance(node, ast.SelectStmt) and node.targetList and _signal_targets(node, self.params):
+            return self._signal_rows(node)
         if isinstance(node, ast.SQLValueFunction):
             return self.value_function(node)
         if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
@@ -846,8 +848,8 @@ class CatalogRewrite:
         got = [_constant_arg(a, self.params) for a in args]
         if not got or not all(ok for ok, _ in got):
             raise errors.FeatureNotSupported(
-                f"pg_{kind}_backend() takes a constant or a parameter as its pid in reeldb: "
-                f"select the pids first, then signal each")
+                f"pg_{kind}_backend() takes a constant, a parameter or a column of the select list's "
+                f"own rows as its pid in reeldb (SELECT pg_{kind}_backend(pid) FROM pg_stat_activity WHERE ...)")
         values = [v for _, v in got]
         boolean = ast.TypeName(names=(ast.String(sval="boolean"),), typemod=-1)
         if any(v is None for v in values):
@@ -863,6 +865,59 @@ class CatalogRewrite:
             return ast.TypeCast(arg=_const(None), typeName=boolean)
         done = self._send_signal(kind, pid, timeout)
         return ast.TypeCast(arg=_const(done), typeName=boolean)
+
+    def _signal_rows(self, stmt: ast.SelectStmt) -> ast.Node:
+        """``SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE ...``: the pids
+        (and timeouts) are selected first, each row's session is then signalled in row
+        order (a refusal stops there, as PostgreSQL's row-by-row evaluation does), and the
+        statement becomes a read of those rows with the answers in place of the calls."""
+        from .parse import deparse
+        from .rewrite import finish
+
+        calls = _signal_targets(stmt, self.params)
+        boolean = ast.TypeName(names=(ast.String(sval="boolean"),), typemod=-1)
+        if self.s.describing:  # only its columns: nothing is signalled
+            for i, rt in enumerate(stmt.targetList):
+                if i in calls:
+                    rt.val = ast.TypeCast(arg=_const(None), typeName=boolean)
+            return self.recurse(stmt)
+        first = copy.deepcopy(stmt)
+        targets = []
+        for i, rt in enumerate(first.targetList):
+            args = list(rt.val.args) if i in calls else [rt.val]
+            targets.append(ast.ResTarget(name=f"c{i}", val=args[0]))
+            if i in calls and len(args) > 1:
+                targets.append(ast.ResTarget(name=f"t{i}", val=args[1]))
+        first.targetList = tuple(targets)
+        sql = finish(deparse(self.recurse(first)))
+        table, _ = self.s.engine.arrow(sql, self.s.duck_params(self.params, sql))
+        columns: dict[str, pa.Array] = {}
+        for i in range(len(stmt.targetList)):
+            column = table.column(f"c{i}")
+            if i in calls:
+                timeouts = table.column(f"t{i}").to_pylist() if f"t{i}" in table.column_names else None
+                answers = []
+                for n, pid in enumerate(column.to_pylist()):
+                    timeout = 0 if timeouts is None else timeouts[n]
+                    if pid is None or timeout is None:
+                        answers.append(None)
+                        continue
+                    if timeout < 0:
+                        raise errors.NumericValueOutOfRange('"timeout" must not be negative')
+                    answers.append(self._send_signal(calls[i], int(pid), int(timeout)))
+                column = pa.array(answers, pa.bool_())
+            columns[f"c{i}"] = column
+        columns["n"] = pa.array(range(table.num_rows), pa.int64())
+        rel = internal_name("signalled")
+        self.s.engine.register(rel, pa.table(columns))
+        return ast.SelectStmt(
+            targetList=tuple(ast.ResTarget(name=rt.name or _column_name(rt.val),
+                                           val=ast.ColumnRef(fields=(ast.String(sval=f"c{i}"),)))
+                             for i, rt in enumerate(stmt.targetList)),
+            fromClause=(ast.RangeVar(relname=rel, inh=True, relpersistence="p"),),
+            sortClause=(ast.SortBy(node=ast.ColumnRef(fields=(ast.String(sval="n"),)), sortby_dir=0,
+                                   sortby_nulls=0),),
+            limitOption=0, op=0)
 
     def _send_signal(self, kind: str, pid: int, timeout_ms: int) -> bool:
         import time
@@ -1011,6 +1066,32 @@ class CatalogRewrite:
         if t in ("int2vector", "oidvector"):
             return self.recurse(node.arg)
         return None
+
+
+_SIGNALS = {"pg_terminate_backend": "terminate", "pg_cancel_backend": "cancel"}
+
+
+def _signal_targets(stmt: ast.SelectStmt, params: list[Any]) -> dict[int, str]:
+    """The select-list positions of ``pg_terminate_backend`` / ``pg_cancel_backend`` calls
+    whose arguments are not all constants (those fold on their own), when every other
+    item is an expression of its own (no ``*``): position -> "terminate" / "cancel"."""
+    found: dict[int, str] = {}
+    for i, rt in enumerate(stmt.targetList or ()):
+        if isinstance(rt.val, ast.ColumnRef) and isinstance(rt.val.fields[-1], ast.A_Star):
+            return {}
+        if isinstance(rt.val, ast.FuncCall) and rt.val.args and len(rt.val.args) <= 2 and not rt.val.agg_star:
+            kind = _SIGNALS.get(rt.val.funcname[-1].sval.lower())
+            if kind is not None and (kind == "terminate" or len(rt.val.args) == 1) and \
+                    not all(_constant_arg(a, params)[0] for a in rt.val.args):
+                found[i] = kind
+    return found
+
+
+def _column_name(node: ast.Node) -> str:
+    """An unnamed select-list column's name: a column's own (functions are named already)."""
+    if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+        return node.fields[-1].sval
+    return "?column?"
 
 
 _REGEX_OPS = {"~": (False, ""), "!~": (True, ""), "~*": (False, "i"), "!~*": (True, "i")}
