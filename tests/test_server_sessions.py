@@ -133,6 +133,12 @@ def test_psql_reads_pg_stat_activity(server) -> None:
         env={**os.environ, "PGPASSWORD": PASSWORDS["alice"]}, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "alice|active|client backend|t"
+    out = subprocess.run(  # psql 16's \dconfig+ reads pg_settings beside pg_parameter_acl
+        [exe, "-X", "-A", "-t", "-h", host, "-p", str(port), "-U", "alice", "-d", "studio", "-c",
+         "SET work_mem = '64MB'", "-c", r"\dconfig+ work_mem"],
+        env={**os.environ, "PGPASSWORD": PASSWORDS["alice"]}, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["SET", "work_mem|64MB|integer|user|"]
 
 
 # -- pg_terminate_backend / pg_cancel_backend ----------------------------------------------------

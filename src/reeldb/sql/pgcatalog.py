@@ -367,6 +367,7 @@ _OID, _TEXT, _BOOL = pa.int64(), pa.string(), pa.bool_()
 # comments, functions a client can list, sequences as relations): empty, with their columns.
 EMPTY: dict[str, dict[str, pa.DataType]] = {
     "pg_description": {"objoid": _OID, "classoid": _OID, "objsubid": pa.int32(), "description": _TEXT},
+    "pg_parameter_acl": {"oid": _OID, "parname": _TEXT, "paracl": pa.list_(_TEXT)},  # no GRANT SET
     "pg_inherits": {"inhrelid": _OID, "inhparent": _OID, "inhseqno": pa.int32(), "inhdetachpending": _BOOL},
     "pg_trigger": {"oid": _OID, "tgrelid": _OID, "tgname": _TEXT, "tgfoid": _OID, "tgtype": pa.int16(),
                    "tgenabled": _TEXT, "tgisinternal": _BOOL, "tgparentid": _OID},
