@@ -230,6 +230,14 @@ def test_terminate_the_sessions_a_query_selects(server) -> None:
         assert me.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_explain_signals_nothing(server) -> None:
+    with connect(server, "root") as admin, connect(server, "bob") as other:
+        pid = other.info.backend_pid
+        admin.execute("EXPLAIN SELECT pg_terminate_backend(%s)", [pid])
+        admin.execute("EXPLAIN SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = %s", [pid])
+        assert other.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_terminating_itself_closes_the_connection(server) -> None:
     with connect(server, "bob") as me, pytest.raises(psycopg.errors.AdminShutdown):
         me.execute("SELECT pg_terminate_backend(pg_backend_pid())")

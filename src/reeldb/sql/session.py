@@ -717,7 +717,11 @@ class Session(VersioningMixin):
             if p is not None:
                 lines = vector_plan.explain(self, q, p, params)
                 return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
-        sql = "EXPLAIN " + finish(deparse(self.rewriter(params)(q)))
+        was, self.describing = self.describing, True  # EXPLAIN runs nothing: no set_config, no signals
+        try:
+            sql = "EXPLAIN " + finish(deparse(self.rewriter(params)(q)))
+        finally:
+            self.describing = was
         table, _ = self.engine.arrow(sql, self.duck_params(params, sql))
         lines = [ln for row in table.column(1).to_pylist() for ln in str(row).splitlines()]
         return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
