@@ -224,6 +224,8 @@ def test_terminate_the_sessions_a_query_selects(server) -> None:
             with pytest.raises(psycopg.errors.AdminShutdown):
                 conn.execute("SELECT 1")
         assert admin.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = -1").fetchall() == []
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded, match="at most 10000 sessions"):
+            admin.execute("SELECT pg_cancel_backend(x) FROM generate_series(1, 10001) x")
         # inside another expression it is refused, and nothing is signalled
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="pg_terminate_backend"):
             admin.execute("SELECT NOT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'alice'")

@@ -892,6 +892,10 @@ class CatalogRewrite:
         first.targetList = tuple(targets)
         sql = finish(deparse(self.recurse(first)))
         table, _ = self.s.engine.arrow(sql, self.s.duck_params(self.params, sql))
+        if table.num_rows > MAX_SIGNAL_ROWS:  # each row signals (or warns): bounded per client
+            raise errors.ProgramLimitExceeded(
+                f"pg_{next(iter(calls.values()))}_backend() over {table.num_rows} rows: reeldb signals at most "
+                f"{MAX_SIGNAL_ROWS} sessions in one statement")
         columns: dict[str, pa.Array] = {}
         for i in range(len(stmt.targetList)):
             column = table.column(f"c{i}")
@@ -905,6 +909,7 @@ class CatalogRewrite:
                         continue
                     if timeout < 0:
                         raise errors.NumericValueOutOfRange('"timeout" must not be negative')
+                    self.s.check_deadline()  # statement_timeout and cancels apply between rows
                     answers.append(self._send_signal(calls[i], int(pid), int(timeout)))
                 column = pa.array(answers, pa.bool_())
             columns[f"c{i}"] = column
@@ -1070,6 +1075,7 @@ class CatalogRewrite:
 
 
 _SIGNALS = {"pg_terminate_backend": "terminate", "pg_cancel_backend": "cancel"}
+MAX_SIGNAL_ROWS = 10_000  # rows one statement may signal (a server has --max-connections sessions)
 
 
 def _signal_targets(stmt: ast.SelectStmt, params: list[Any]) -> dict[int, str]:
