@@ -1,9 +1,10 @@
 """The settings a client may SET, RESET and SHOW: an allow-list, in Postgres' terms.
 
 Each name is one of:
-- **honoured**: it changes what reeldb does (``statement_timeout``, ``reeldb.branch``,
-  ``hnsw.ef_search``, the transaction defaults, ...) or it is only reported back
-  (``application_name``);
+- **honoured**: it changes what reeldb does (``statement_timeout``, the idle timeouts the
+  server applies, ``reeldb.branch``, ``hnsw.ef_search``, the transaction defaults, ...), it
+  is checked against what reeldb does (``search_path``: ``search_path()`` below) or it is
+  only reported back (``application_name``);
 - **fixed**: reeldb works one way (``TimeZone`` UTC, ``DateStyle`` ISO, ...): that value is
   accepted silently, another is accepted with a NOTICE saying it is not honoured and SHOW
   keeps reporting the value in force;
@@ -11,6 +12,9 @@ Each name is one of:
   stored and reported, with a NOTICE saying it has no effect;
 - **read-only**, or reserved to a superuser or the server's configuration: refused as
   Postgres refuses it (55P02, 42501).
+A value is checked as PostgreSQL checks it, with PostgreSQL's type, units and bounds for
+the name (``pg_settings_data.py``), and kept in the form SHOW prints (``SET work_mem =
+65536`` shows ``64MB``); ``pg_settings`` has the same rows with PostgreSQL's descriptions.
 Names with a dot (``myapp.user_id``) are placeholders, as in Postgres: stored for SHOW and
 ``current_setting``, never read by reeldb. Anything else is 42704 ``unrecognized
 configuration parameter``. No setting ever reaches DuckDB: its configuration is locked
