@@ -5,6 +5,7 @@ search_path. Answers are PostgreSQL 16's (checked on a real 16.2 server)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -230,6 +231,27 @@ def test_terminate_the_sessions_a_query_selects(server) -> None:
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="pg_terminate_backend"):
             admin.execute("SELECT NOT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'alice'")
         assert me.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_asyncpg_terminates_by_parameter(server) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    host, port = server.address
+
+    async def run() -> None:
+        admin = await asyncpg.connect(host=host, port=port, database="studio", user="root", password=PASSWORDS["root"])
+        victim = await asyncpg.connect(host=host, port=port, database="studio", user="bob", password=PASSWORDS["bob"])
+        try:
+            # asyncpg encodes $1 by the type the server describes: int4, as PostgreSQL's
+            assert await admin.fetchval("SELECT pg_terminate_backend($1, $2)", victim.get_server_pid(), 2000) is True
+            await asyncio.sleep(0.1)
+            with pytest.raises(asyncpg.exceptions.InterfaceError, match="connection is closed"):  # as against PostgreSQL
+                await victim.fetchval("SELECT 1")
+            assert await admin.fetchval("SELECT set_config('work_mem', $1, $2)", "8MB", False) == "8MB"
+        finally:
+            await admin.close()
+            await victim.close()
+
+    asyncio.run(run())
 
 
 def test_explain_signals_nothing(server) -> None:

@@ -1074,6 +1074,12 @@ class CatalogRewrite:
         return None
 
 
+# the argument types of the catalog functions a client may pass parameters to (a strict
+# client, asyncpg, encodes a parameter by the type the server describes for it)
+FUNCTION_ARG_TYPES: dict[str, tuple[int, ...]] = {
+    "pg_terminate_backend": (pt.INT4, pt.INT8), "pg_cancel_backend": (pt.INT4,),
+    "set_config": (pt.TEXT, pt.TEXT, pt.BOOL), "current_setting": (pt.TEXT, pt.BOOL),
+    "pg_notify": (pt.TEXT, pt.TEXT)}
 _SIGNALS = {"pg_terminate_backend": "terminate", "pg_cancel_backend": "cancel"}
 MAX_SIGNAL_ROWS = 10_000  # rows one statement may signal (a server has --max-connections sessions)
 
