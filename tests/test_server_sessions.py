@@ -394,6 +394,38 @@ def test_settings_are_checked_as_postgresql_checks_them(server) -> None:
         assert conn.execute("SHOW vacuum_cost_delay").fetchone() == ("2500us",)
 
 
+def test_set_is_transactional_as_in_postgresql(server) -> None:
+    """Each SHOW below gives what PostgreSQL 16.2 gave for the same script."""
+    with connect(server, "alice") as conn:
+        said: list[tuple[str, str]] = []
+        conn.add_notice_handler(lambda d: said.append((d.severity, d.message_primary)))
+        show = lambda: conn.execute("SHOW work_mem").fetchone()[0]  # noqa: E731
+        conn.execute("SET LOCAL work_mem = '8MB'")  # outside a transaction: a warning, no effect
+        assert show() == "4MB" and said == [("WARNING", "SET LOCAL can only be used in transaction blocks")]
+        script = [
+            (["BEGIN", "SET work_mem = '16MB'", "ROLLBACK"], "4MB"),
+            (["BEGIN", "SET LOCAL work_mem = '32MB'", "COMMIT"], "4MB"),
+            (["BEGIN", "SET work_mem = '16MB'", "SAVEPOINT a", "SET work_mem = '64MB'", "ROLLBACK TO a"], "16MB"),
+            (["COMMIT"], "16MB"),
+            (["BEGIN", "SET LOCAL work_mem = '32MB'", "SET work_mem = '2MB'", "COMMIT"], "2MB"),
+            (["BEGIN", "SET work_mem = '8MB'", "SET LOCAL work_mem = '32MB'", "COMMIT"], "8MB"),
+            (["BEGIN", "SELECT set_config('work_mem', '100MB', true)", "COMMIT"], "8MB"),
+            (["BEGIN", "SET work_mem = '1MB'", "SELEC 1"], None),  # a failed transaction ...
+            (["COMMIT"], "8MB"),  # ... rolls its SETs back with it
+            (["BEGIN", "SET statement_timeout = '5s'", "SET idle_session_timeout = '1min'", "ROLLBACK"], "8MB"),
+        ]
+        for statements, expected in script:
+            for statement in statements:
+                try:
+                    conn.execute(statement)
+                except psycopg.errors.SyntaxError:
+                    pass
+            if expected is not None:
+                assert show() == expected, statements
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+        assert conn.execute("SHOW idle_session_timeout").fetchone() == ("0",)
+
+
 # -- isolation levels -------------------------------------------------------------------------
 def test_isolation_levels_with_psycopg2(server) -> None:
     from psycopg2 import extensions

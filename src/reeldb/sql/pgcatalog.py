@@ -827,9 +827,7 @@ class CatalogRewrite:
         if name is None:
             raise errors.DataError("SET requires parameter name", sqlstate="22004")
         if not self.s.describing:
-            if local is True:
-                self.s.notice(f"set_config({name}, ..., true) lasts for the session in reeldb, not only the transaction")
-            assign(self.s, str(name).lower(), None if value is None else str(value), str(name))
+            assign(self.s, str(name).lower(), None if value is None else str(value), str(name), local=local is True)
         return _text(_const(settings(self.s).get(str(name).lower(), value)))
 
     def _current_schemas(self, args: list[ast.Node]) -> ast.Node:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from .. import errors
+from .activity import WarningNotice
 from .characteristics import Characteristics, as_settings, boolean, isolation
 from .pg_settings_data import PG_SETTINGS
 from .pgcatalog import SERVER_VERSION, SERVER_VERSION_NUM
@@ -187,11 +188,19 @@ def known(name: str) -> bool:
                         "session_authorization"))
 
 
-def assign(s: Session, name: str, value: str | None, original: str) -> None:
+def assign(s: Session, name: str, value: str | None, original: str, local: bool = False) -> None:
     """``SET name = value`` (``value`` None: RESET / SET ... TO DEFAULT) for the names the
     session does not handle itself; refuses what may not be set, notes what is not
-    honoured. ``original`` is the name as the client spelled it, for messages."""
+    honoured. ``original`` is the name as the client spelled it, for messages. ``local``:
+    SET LOCAL, undone at the end of the transaction (``Undo``)."""
     _settable(name, original)
+    if local:
+        if s.txn is None:
+            s.notice(WarningNotice("SET LOCAL can only be used in transaction blocks"))
+            return
+        s.settings_undo.set_local(s, name)
+    else:
+        s.settings_undo.set_plain(name)
     if name in _TRANSACTION:
         _transaction(s, name, value)
         return
@@ -297,6 +306,69 @@ def _transaction(s: Session, name: str, value: str | None) -> None:
             s.notice("SET TRANSACTION can only be used in transaction blocks")
     else:
         s.txn_characteristics = replace(s.characteristics, **{which: new})
+
+
+# -- settings are transactional, as in PostgreSQL -------------------------------------------
+_Snapshot = tuple[dict[str, str], int, Characteristics]
+
+
+def _snapshot(s: Session) -> _Snapshot:
+    return dict(s.settings), s.statement_timeout_ms, s.default_characteristics
+
+
+def _restore(s: Session, snap: _Snapshot, name: str | None = None) -> None:
+    """Put back what ``snap`` had: every setting, or only ``name``."""
+    values, timeout_ms, defaults = snap
+    if name is None:
+        s.settings.clear()
+        s.settings.update(values)
+        s.statement_timeout_ms, s.default_characteristics = timeout_ms, defaults
+    elif name == "statement_timeout":
+        s.statement_timeout_ms = timeout_ms
+    elif name.startswith("default_transaction_"):
+        which = name.removeprefix("default_transaction_")
+        s.default_characteristics = replace(s.default_characteristics, **{which: getattr(defaults, which)})
+    elif name in values:
+        s.settings[name] = values[name]
+    else:
+        s.settings.pop(name, None)
+
+
+class Undo:
+    """What SET did in the open transaction, undone as PostgreSQL undoes it: ROLLBACK (or a
+    failed transaction's COMMIT) puts back the settings of BEGIN, ROLLBACK TO those of the
+    savepoint; COMMIT keeps them, except that a name SET LOCAL goes back to its value
+    before its first SET LOCAL (unless a plain SET came after)."""
+
+    def __init__(self) -> None:
+        self._at_begin: _Snapshot | None = None
+        self._local: dict[str, _Snapshot] = {}
+
+    def begin(self, s: Session) -> None:
+        self._at_begin, self._local = _snapshot(s), {}
+
+    def end(self, s: Session, committed: bool) -> None:
+        if self._at_begin is None:
+            return
+        if committed:
+            for name, snap in self._local.items():
+                _restore(s, snap, name)
+        else:
+            _restore(s, self._at_begin)
+        self._at_begin, self._local = None, {}
+
+    def set_local(self, s: Session, name: str) -> None:
+        self._local.setdefault(name, _snapshot(s))
+
+    def set_plain(self, name: str) -> None:
+        self._local.pop(name, None)
+
+    def savepoint(self, s: Session) -> tuple[_Snapshot, dict[str, _Snapshot]]:
+        return _snapshot(s), dict(self._local)
+
+    def rollback_to(self, s: Session, state: tuple[_Snapshot, dict[str, _Snapshot]]) -> None:
+        _restore(s, state[0])
+        self._local = dict(state[1])
 
 
 def reset_all(s: Session) -> None:
