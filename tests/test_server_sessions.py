@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -44,14 +45,13 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-def dsn(server, user: str, **extra: str) -> str:
+def dsn(server, user: str) -> str:
     host, port = server.address
-    more = "".join(f" {k}={v}" for k, v in extra.items())
-    return f"host={host} port={port} dbname=studio user={user} password={PASSWORDS[user]}{more}"
+    return f"host={host} port={port} dbname=studio user={user} password={PASSWORDS[user]}"
 
 
 def connect(server, user: str, **extra: str):
-    return psycopg.connect(dsn(server, user, **extra), autocommit=True)
+    return psycopg.connect(dsn(server, user), autocommit=True, **extra)
 
 
 def local_port(conn) -> int:
@@ -372,6 +372,32 @@ def test_pg_settings_agrees_with_show_and_current_setting(server) -> None:
             assert sql("SELECT setting FROM pg_settings WHERE name = 'work_mem'").scalar() == "1048576"
     finally:
         engine.dispose()
+
+
+def test_settings_sent_when_connecting_are_applied(server) -> None:
+    opts = r"-c work_mem=64MB --idle-session-timeout=1min -c search_path=nowhere,\ public"
+    with connect(server, "alice", application_name="loader", options=opts) as conn:
+        assert conn.execute("SHOW work_mem").fetchone() == ("64MB",)
+        assert conn.execute("SHOW search_path").fetchone() == ("nowhere, public",)
+        conn.execute("SET work_mem = '1MB'")
+        conn.execute("RESET ALL")  # back to what the client connected with, as in PostgreSQL
+        rows = conn.execute("SELECT name, setting, source, reset_val FROM pg_settings WHERE name IN "
+                            "('application_name', 'work_mem', 'idle_session_timeout') ORDER BY name").fetchall()
+        assert rows == [("application_name", "loader", "client", "loader"),
+                        ("idle_session_timeout", "60000", "client", "60000"),
+                        ("work_mem", "65536", "client", "65536")]
+    for options, message in [("-c work_mem=1", 'outside the valid range for parameter "work_mem"'),
+                             ("-c nonsense=1", 'unrecognized configuration parameter "nonsense"'),
+                             ("-B 10", "invalid command-line argument for server process: -B"),
+                             ("-c search_path=exp,public", 'SET search_path = exp,public is not supported'),
+                             ("-c reeldb.branch=exp", "name the branch in the database")]:
+        with pytest.raises(psycopg.OperationalError, match=re.escape(message)):
+            connect(server, "alice", options=options)
+    # psql in a C locale says SQL_ASCII: no conversion, as PostgreSQL does for it
+    with connect(server, "alice", client_encoding="SQL_ASCII") as conn:
+        assert conn.execute("SHOW client_encoding").fetchone() == ("SQL_ASCII",)
+    with pytest.raises(psycopg.OperationalError, match='client encoding "LATIN1" is not supported'):
+        connect(server, "alice", client_encoding="LATIN1")
 
 
 def test_settings_are_checked_as_postgresql_checks_them(server) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from .. import errors
 from ..connection import connect
 from ..sql.activity import Activity, Backend
-from ..sql.settings import idle_timeouts_ms
+from ..sql.settings import apply_startup, idle_timeouts_ms
 from ..storage import open_store
 from . import protocol as p
 from . import users as user_store
@@ -313,7 +313,12 @@ class Server:
         db._session.statement_timeout_ms = self.options.statement_timeout_ms
         db._session.server_settings["max_connections"] = str(self.options.max_connections)
         db._session.server_settings["statement_timeout"] = f"{self.options.statement_timeout_ms}ms"
-        db._session.server_settings["application_name"] = start.params.get("application_name", "")
+        try:  # the packet's settings (application_name, options=-c name=value, ...), as if SET
+            apply_startup(db._session, start.params)
+        except errors.Error as e:
+            await loop.run_in_executor(executor, db.close)
+            await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
+            return None
         frames.max_message = self.options.max_message
         session = ClientSession(db, user, database, next(self._pids))
         db._session.backend_pid = session.pid

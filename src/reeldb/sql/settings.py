@@ -256,7 +256,10 @@ def _settable(name: str, original: str) -> None:
 def _honoured(s: Session, name: str, value: str, original: str) -> str | None:
     """The value to store for an honoured setting (checked, acted on); None: nothing to store."""
     if name == "client_encoding":
-        if value.upper().replace("-", "").replace("_", "") not in ("UTF8", "UNICODE"):
+        spelled = value.upper().replace("-", "").replace("_", "")
+        if spelled == "SQLASCII":  # no conversion, as PostgreSQL does for it: the UTF8 bytes as they are
+            return "SQL_ASCII"
+        if spelled not in ("UTF8", "UNICODE"):
             raise errors.FeatureNotSupported(f'client encoding "{value}" is not supported: reeldb speaks UTF8 only')
         return "UTF8"
     if name == "statement_timeout":
@@ -306,6 +309,63 @@ def _transaction(s: Session, name: str, value: str | None) -> None:
             s.notice("SET TRANSACTION can only be used in transaction blocks")
     else:
         s.txn_characteristics = replace(s.characteristics, **{which: new})
+
+
+# -- the startup packet ---------------------------------------------------------------------
+_NOT_SETTINGS = ("user", "database", "options", "replication")
+
+
+def apply_startup(s: Session, params: dict[str, str]) -> None:
+    """The settings a client sends when it connects — parameters of the startup packet
+    (``application_name``, ``DateStyle``) and libpq's ``options`` (``-c name=value``,
+    ``--name=value``) — checked and applied as SET, as PostgreSQL applies them: they are
+    what RESET goes back to (pg_settings' source ``client``). An error refuses the login."""
+    pairs = [(key, value) for key, value in params.items() if key not in _NOT_SETTINGS]
+    pairs += _options(params.get("options", ""))
+    for original, value in pairs:
+        name = original.lower()
+        if name == "reeldb.branch":
+            raise errors.FeatureNotSupported(
+                "reeldb.branch cannot be set when connecting: name the branch in the database (NAME/BRANCH)")
+        assign(s, name, value, original)
+    s.server_settings.update(s.settings)  # the session's defaults from now on
+    s.settings.clear()
+    s.server_settings["statement_timeout"] = show_integer(s.statement_timeout_ms, "ms")
+
+
+def _options(text: str) -> list[tuple[str, str]]:
+    """libpq's ``options``: words split at unescaped spaces (``\\`` escapes), each ``-c
+    name=value``, ``-cname=value`` or ``--name=value`` (``-`` in a name is ``_``)."""
+    words, word, escaped, started = [], [], False, False
+    for ch in text:
+        if escaped:
+            word.append(ch)
+            escaped, started = False, True
+        elif ch == "\\":
+            escaped = True
+        elif ch.isspace():
+            if started:
+                words.append("".join(word))
+            word, started = [], False
+        else:
+            word.append(ch)
+            started = True
+    if started:
+        words.append("".join(word))
+    pairs, i = [], 0
+    while i < len(words):
+        w = words[i]
+        if w == "-c" and i + 1 < len(words):
+            setting, i = words[i + 1], i + 2
+        elif w.startswith(("-c", "--")) and len(w) > 2:
+            setting, i = w[2:], i + 1
+        else:
+            raise errors.SyntaxError(f"invalid command-line argument for server process: {w}")
+        name, eq, value = setting.partition("=")
+        if not eq:
+            raise errors.SyntaxError(f"-c {setting} requires a value")
+        pairs.append((name.replace("-", "_"), value))
+    return pairs
 
 
 # -- settings are transactional, as in PostgreSQL -------------------------------------------
@@ -464,8 +524,8 @@ def checked(name: str, value: str, original: str) -> str:
 def idle_timeouts_ms(s: Session) -> tuple[int, int]:
     """(idle_in_transaction_session_timeout, idle_session_timeout) in milliseconds (0:
     none): the server closes a session idle longer, with 25P03 / 57P05 as PostgreSQL."""
-    def ms(name: str) -> int:  # read at every idle wait: the session's own value, else none
-        value = s.settings.get(name, "0")
+    def ms(name: str) -> int:  # read at every idle wait: the session's value, its startup one, else none
+        value = s.settings.get(name) or s.server_settings.get(name, "0")
         return 0 if value == "0" else int(base_value(name, value))
 
     return ms("idle_in_transaction_session_timeout"), ms("idle_session_timeout")
@@ -545,10 +605,9 @@ def pg_settings(s: Session, values: dict[str, str]) -> pa.Table:
         reset = s.server_settings.get(name, boot)
         if name in s.settings or (name == "statement_timeout" and s.statement_timeout_ms != server_timeout_ms(s)):
             source = "session"
-        elif name == "application_name" and s.server_settings.get(name):
-            source = "client"  # the startup packet's
         elif name in s.server_settings and s.server_settings[name] != boot:
-            source = "command line"  # reeldb serve's flags (--max-connections, --statement-timeout)
+            # reeldb serve's flags (--max-connections, --statement-timeout), else the startup packet's
+            source = "command line" if name in ("max_connections", "statement_timeout") else "client"
         else:
             source = "default"
         value = values[name]
