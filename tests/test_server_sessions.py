@@ -400,6 +400,22 @@ def test_settings_sent_when_connecting_are_applied(server) -> None:
         connect(server, "alice", client_encoding="LATIN1")
 
 
+def test_a_changed_application_name_is_reported_to_the_client(server) -> None:
+    with connect(server, "alice", application_name="a0") as conn:
+        status = lambda: conn.info.parameter_status("application_name")  # noqa: E731
+        seen = [status()]
+        conn.execute("SET application_name = 'a1'")
+        seen.append(status())
+        conn.execute("BEGIN")
+        conn.execute("SET application_name = 'a2'")
+        seen.append(status())
+        conn.execute("ROLLBACK")
+        seen.append(status())
+        conn.execute("RESET application_name")
+        seen.append(status())
+        assert seen == ["a0", "a1", "a2", "a1", "a0"]  # as PostgreSQL 16 reports them
+
+
 def test_settings_are_checked_as_postgresql_checks_them(server) -> None:
     with connect(server, "alice") as conn:
         for statement, error in [

@@ -28,7 +28,7 @@ from typing import Any
 from .. import errors
 from ..connection import connect
 from ..sql.activity import Activity, Backend
-from ..sql.settings import apply_startup, idle_timeouts_ms
+from ..sql.settings import apply_startup, idle_timeouts_ms, reported_settings
 from ..storage import open_store
 from . import protocol as p
 from . import users as user_store
@@ -139,10 +139,12 @@ class Server:
                     continue
                 if any(kind in ("Q", "P", "B", "E") for kind, _ in batch):  # not a lone Sync
                     backend.run(_query_of(batch, session) or backend.query, in_transaction=session.status != "I")
+                s = session.db._session
+                reported = reported_settings(s)
                 out = await loop.run_in_executor(executor, session.handle_all, batch)
                 if killed.is_set():  # its answers are dropped: the client gets the FATAL only
                     raise _Closing("57P01", "terminating connection due to administrator command")
-                s = session.db._session
+                _report_changes(out, reported, reported_settings(s))
                 backend.application_name = s.settings.get("application_name",
                                                           s.server_settings.get("application_name", ""))
                 if session.copy_in is None:  # COPY FROM STDIN is active while the client sends rows
@@ -428,6 +430,17 @@ class _Closing(Exception):
     def __init__(self, sqlstate: str, message: str):
         super().__init__(message)
         self.sqlstate, self.message = sqlstate, message
+
+
+def _report_changes(out: list[bytes], before: dict[str, str], after: dict[str, str]) -> None:
+    """ParameterStatus for each reported setting a batch changed (SET application_name, a
+    ROLLBACK that undid one), just before its last ReadyForQuery, where PostgreSQL sends it."""
+    if after == before:
+        return
+    for i in range(len(out) - 1, -1, -1):
+        if out[i][:1] == b"Z" and len(out[i]) == 6:
+            out[i:i] = [p.parameter_status(name, value) for name, value in after.items() if before.get(name) != value]
+            return
 
 
 def _query_of(batch: list[tuple[str, bytes]], session: ClientSession) -> str:

@@ -311,6 +311,14 @@ def _transaction(s: Session, name: str, value: str | None) -> None:
         s.txn_characteristics = replace(s.characteristics, **{which: new})
 
 
+def reported_settings(s: Session) -> dict[str, str]:
+    """The settings PostgreSQL reports to the client (ParameterStatus) whenever they change
+    and that a session can change here; the others (DateStyle, TimeZone, ...) are fixed.
+    Read around every message batch: only dictionary lookups."""
+    return {"application_name": s.settings.get("application_name", s.server_settings.get("application_name", "")),
+            "client_encoding": s.settings.get("client_encoding", s.server_settings.get("client_encoding", "UTF8"))}
+
+
 # -- the startup packet ---------------------------------------------------------------------
 _NOT_SETTINGS = ("user", "database", "options", "replication")
 
