@@ -316,7 +316,7 @@ class Server:
         db._session.server_settings["max_connections"] = str(self.options.max_connections)
         db._session.server_settings["statement_timeout"] = f"{self.options.statement_timeout_ms}ms"
         try:  # the packet's settings (application_name, options=-c name=value, ...), as if SET
-            apply_startup(db._session, start.params)
+            await loop.run_in_executor(executor, apply_startup, db._session, start.params)
         except errors.Error as e:
             await loop.run_in_executor(executor, db.close)
             await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
