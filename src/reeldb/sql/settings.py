@@ -256,7 +256,7 @@ def _settable(name: str, original: str) -> None:
 def _honoured(s: Session, name: str, value: str, original: str) -> str | None:
     """The value to store for an honoured setting (checked, acted on); None: nothing to store."""
     if name == "client_encoding":
-        spelled = value.upper().replace("-", "").replace("_", "")
+        spelled = re.sub(r"[^A-Z0-9]", "", value.upper())  # as PostgreSQL reads encoding names: 'utf-8' is UTF8
         if spelled == "SQLASCII":  # no conversion, as PostgreSQL does for it: the UTF8 bytes as they are
             return "SQL_ASCII"
         if spelled not in ("UTF8", "UNICODE"):
