@@ -328,7 +328,8 @@ def apply_startup(s: Session, params: dict[str, str]) -> None:
     (``application_name``, ``DateStyle``) and libpq's ``options`` (``-c name=value``,
     ``--name=value``) — checked and applied as SET, as PostgreSQL applies them: they are
     what RESET goes back to (pg_settings' source ``client``). An error refuses the login."""
-    pairs = [(key, value) for key, value in params.items() if key not in _NOT_SETTINGS]
+    pairs = [(key, value) for key, value in params.items()
+             if key not in _NOT_SETTINGS and not key.startswith("_pq_.")]  # _pq_.: protocol options
     pairs += _options(params.get("options", ""))
     for original, value in pairs:
         name = original.lower()
