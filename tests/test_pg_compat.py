@@ -69,7 +69,7 @@ def test_settings_show_set_reset(db) -> None:
     db.execute("RESET search_path")
     assert db.execute("SHOW search_path").fetchone() == ('"$user", public',)
     db.execute("SET statement_timeout = '2s'")
-    assert db.execute("SHOW statement_timeout").fetchone() == ("2000",)
+    assert db.execute("SHOW statement_timeout").fetchone() == ("2s",)  # as PostgreSQL shows it
     assert parse_duration_ms("250") == 250 and parse_duration_ms("1min") == 60_000
     with pytest.raises(reeldb.DataError):
         parse_duration_ms("2 fortnights")

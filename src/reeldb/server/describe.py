@@ -18,7 +18,7 @@ from ..format.manifest import TableManifest
 from ..format.types import ColumnType, column_type
 from ..sql import pgtypes as t
 from ..sql.parse import parse
-from ..sql.pgcatalog import type_oid
+from ..sql.pgcatalog import FUNCTION_ARG_TYPES, type_oid
 
 _KIND_OID = {"int16": t.INT2, "int32": t.INT4, "int64": t.INT8, "float32": t.FLOAT4, "float64": t.FLOAT8,
              "bool": t.BOOL, "text": t.TEXT, "varchar": t.VARCHAR, "bytea": t.BYTEA, "image": t.BYTEA,
@@ -119,6 +119,11 @@ class _Infer:
                 oid = _cast_oid(sub.typeName)
                 if oid is not None:
                     self.found.setdefault(sub.arg.number, oid)
+            elif isinstance(sub, ast.FuncCall):  # a parameter passed to a catalog function
+                types = FUNCTION_ARG_TYPES.get(sub.funcname[-1].sval.lower(), ())
+                for arg, oid in zip(sub.args or (), types, strict=False):
+                    if isinstance(arg, ast.ParamRef):
+                        self.found.setdefault(arg.number, oid)
 
     def _operator(self, e: ast.A_Expr) -> None:
         for a, b in ((e.lexpr, e.rexpr), (e.rexpr, e.lexpr)):

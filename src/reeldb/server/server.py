@@ -27,6 +27,8 @@ from typing import Any
 
 from .. import errors
 from ..connection import connect
+from ..sql.activity import Activity, Backend
+from ..sql.settings import apply_startup, idle_timeouts_ms, reported_settings
 from ..storage import open_store
 from . import protocol as p
 from . import users as user_store
@@ -61,6 +63,7 @@ class Server:
     def __init__(self, options: ServerOptions):
         self.options = options
         self.clients: dict[int, ClientSession] = {}
+        self.activity = Activity()  # what pg_stat_activity lists, and pg_terminate_backend signals
         self._pids = itertools.count(os.getpid() * 1000 % 2**31)
         self._server: asyncio.base_events.Server | None = None
         self._last_client = time.monotonic()
@@ -124,18 +127,33 @@ class Server:
             session.send = _sender(writer, loop, session)
             wake = asyncio.Event()  # a NOTIFY for this client arrived (from any thread)
             session.db._session.on_notify = lambda: loop.call_soon_threadsafe(wake.set)
+            killed = asyncio.Event()  # pg_terminate_backend (from any thread)
+            backend = self._register(session, writer, loop, killed)
             while not session.terminated:
                 batch = _pipeline(frames)
                 if not batch:
-                    data = await self._read_or_notify(reader, writer, session, wake)
+                    data = await self._read_or_notify(reader, writer, session, wake, killed)
                     if not data:
                         break
                     frames.feed(data)
                     continue
+                if any(kind in ("Q", "P", "B", "E") for kind, _ in batch):  # not a lone Sync
+                    backend.run(_query_of(batch, session) or backend.query, in_transaction=session.status != "I")
+                s = session.db._session
+                reported = reported_settings(s)
                 out = await loop.run_in_executor(executor, session.handle_all, batch)
+                if killed.is_set():  # its answers are dropped: the client gets the FATAL only
+                    raise _Closing("57P01", "terminating connection due to administrator command")
+                _report_changes(out, reported, reported_settings(s))
+                backend.application_name = s.settings.get("application_name",
+                                                          s.server_settings.get("application_name", ""))
+                if session.copy_in is None:  # COPY FROM STDIN is active while the client sends rows
+                    backend.idle(session.status)
                 if out:
                     writer.write(b"".join(out))
                     await writer.drain()
+        except _Closing as e:
+            await _say_and_close(writer, p.error_response(e.sqlstate, e.message, severity="FATAL"))
         except (p.ProtocolViolation, errors.ProgramLimitExceeded, errors.CharacterNotInRepertoire) as e:
             await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
         except _LoginTimeout:
@@ -146,6 +164,7 @@ class Server:
         finally:
             if session is not None:
                 self.clients.pop(session.pid, None)
+                self.activity.remove(session.pid)
                 await loop.run_in_executor(executor, session.db.close)
             executor.shutdown(wait=False)
             self._last_client = time.monotonic()
@@ -165,15 +184,57 @@ class Server:
                 pass
             oldest.close()  # its task reads the end of the stream and cleans up
 
+    def _register(self, session: ClientSession, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop,
+                  killed: asyncio.Event) -> Backend:
+        """List a logged-in client in pg_stat_activity; pg_terminate_backend sets ``killed``
+        and interrupts its running statement, pg_cancel_backend only the latter."""
+        s = session.db._session
+        peer = writer.get_extra_info("peername")
+        tcp = isinstance(peer, tuple) and len(peer) >= 2
+
+        def cancel() -> None:
+            try:
+                s.cancel()
+            except Exception:  # noqa: BLE001 - it closed meanwhile: nothing left to cancel
+                pass
+
+        def terminate() -> None:
+            cancel()  # first: once killed is set, the session may close at any moment
+            loop.call_soon_threadsafe(killed.set)
+
+        backend = Backend(session.pid, s.user, s.database, terminate, cancel,
+                          application_name=s.server_settings.get("application_name", ""),
+                          client_addr=peer[0] if tcp else None, client_port=peer[1] if tcp else -1)
+        self.activity.add(backend)
+        s.pg.activity = self.activity
+        return backend
+
     async def _read_or_notify(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                              session: ClientSession, wake: asyncio.Event) -> bytes:
-        """The client's next bytes; while it is idle, notifications are pushed to it."""
+                              session: ClientSession, wake: asyncio.Event, killed: asyncio.Event) -> bytes:
+        """The client's next bytes; while it is idle, notifications are pushed to it. A
+        session idle past idle_in_transaction_session_timeout / idle_session_timeout, or
+        terminated, is closed (_Closing), as PostgreSQL closes it."""
+        loop = asyncio.get_running_loop()
+        in_transaction_ms, idle_ms = idle_timeouts_ms(session.db._session)
+        limit_ms = in_transaction_ms if session.status != "I" else idle_ms
+        if session.copy_in is not None:  # not idle: the statement waits for the client's rows
+            limit_ms = 0
+        deadline = loop.time() + limit_ms / 1000 if limit_ms > 0 else None
         read = asyncio.ensure_future(reader.read(65536))
+        kill = asyncio.ensure_future(killed.wait())
         waiter: asyncio.Future | None = None
         try:
             while True:
                 waiter = asyncio.ensure_future(wake.wait())
-                done, _ = await asyncio.wait({read, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                done, _ = await asyncio.wait({read, waiter, kill}, timeout=left,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if kill in done:
+                    raise _Closing("57P01", "terminating connection due to administrator command")
+                if not done:  # idle past the timeout
+                    if session.status != "I":
+                        raise _Closing("25P03", "terminating connection due to idle-in-transaction timeout")
+                    raise _Closing("57P05", "terminating connection due to idle-session timeout")
                 if waiter in done:
                     wake.clear()
                     out = session.notifications()
@@ -185,7 +246,7 @@ class Server:
                 if read in done:
                     return read.result()
         finally:
-            for f in (read, waiter):
+            for f in (read, waiter, kill):
                 if f is not None and not f.done():
                     f.cancel()
 
@@ -253,6 +314,13 @@ class Server:
         db._session.database = database.partition("/")[0] or "reeldb"
         db._session.statement_timeout_ms = self.options.statement_timeout_ms
         db._session.server_settings["max_connections"] = str(self.options.max_connections)
+        db._session.server_settings["statement_timeout"] = f"{self.options.statement_timeout_ms}ms"
+        try:  # the packet's settings (application_name, options=-c name=value, ...), as if SET
+            await loop.run_in_executor(executor, apply_startup, db._session, start.params)
+        except errors.Error as e:
+            await loop.run_in_executor(executor, db.close)
+            await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
+            return None
         frames.max_message = self.options.max_message
         session = ClientSession(db, user, database, next(self._pids))
         db._session.backend_pid = session.pid
@@ -354,6 +422,43 @@ def _sender(writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop,
                 session.db._session.check_deadline()
 
     return send
+
+
+class _Closing(Exception):
+    """The server closes the session with a FATAL error (terminated, idle too long)."""
+
+    def __init__(self, sqlstate: str, message: str):
+        super().__init__(message)
+        self.sqlstate, self.message = sqlstate, message
+
+
+def _report_changes(out: list[bytes], before: dict[str, str], after: dict[str, str]) -> None:
+    """ParameterStatus for each reported setting a batch changed (SET application_name, a
+    ROLLBACK that undid one), just before its last ReadyForQuery, where PostgreSQL sends it."""
+    if after == before:
+        return
+    for i in range(len(out) - 1, -1, -1):
+        if out[i][:1] == b"Z" and len(out[i]) == 6:
+            out[i:i] = [p.parameter_status(name, value) for name, value in after.items() if before.get(name) != value]
+            return
+
+
+def _query_of(batch: list[tuple[str, bytes]], session: ClientSession) -> str:
+    """The SQL a batch of messages runs, as pg_stat_activity shows it: a simple Query's
+    text, a Parse's, or the prepared statement a Bind names."""
+    for kind, payload in batch:
+        try:
+            if kind == "Q":
+                return p.parse_query(payload)
+            if kind == "P":
+                return p.parse_parse(payload).query
+            if kind == "B":
+                statement = session.statements.get(p.parse_bind(payload).statement)
+                if statement is not None:
+                    return statement.query
+        except (errors.Error, ValueError, UnicodeDecodeError, struct.error):
+            return ""  # the session answers a bad message itself
+    return ""
 
 
 class _LoginTimeout(Exception):

@@ -27,6 +27,8 @@ from .. import errors
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
+from .activity import Activity, Backend, may_see
+from .activity import now as activity_now
 from .limits import bound_call
 from .parse import const_value, func, parse
 
@@ -339,6 +341,15 @@ CONSTRAINT_TYPES = {
 _CONSTRAINT_DEFAULTS = {"condeferrable": False, "condeferred": False, "convalidated": True, "contypid": 0,
                         "conparentid": 0, "confrelid": 0, "confupdtype": " ", "confdeltype": " ",
                         "confmatchtype": " ", "conislocal": True, "coninhcount": 0, "connoinherit": True}
+_TS = pa.timestamp("us", "UTC")
+STAT_ACTIVITY_TYPES = {
+    "datid": pa.int64(), "datname": pa.string(), "pid": pa.int32(), "leader_pid": pa.int32(),
+    "usesysid": pa.int64(), "usename": pa.string(), "application_name": pa.string(),
+    "client_addr": pa.string(), "client_hostname": pa.string(), "client_port": pa.int32(),
+    "backend_start": _TS, "xact_start": _TS, "query_start": _TS, "state_change": _TS,
+    "wait_event_type": pa.string(), "wait_event": pa.string(), "state": pa.string(),
+    "backend_xid": pa.int64(), "backend_xmin": pa.int64(), "query_id": pa.int64(), "query": pa.string(),
+    "backend_type": pa.string()}
 COLUMNS_TYPES = {
     "table_catalog": pa.string(), "table_schema": pa.string(), "table_name": pa.string(),
     "column_name": pa.string(), "ordinal_position": pa.int32(), "column_default": pa.string(),
@@ -356,6 +367,7 @@ _OID, _TEXT, _BOOL = pa.int64(), pa.string(), pa.bool_()
 # comments, functions a client can list, sequences as relations): empty, with their columns.
 EMPTY: dict[str, dict[str, pa.DataType]] = {
     "pg_description": {"objoid": _OID, "classoid": _OID, "objsubid": pa.int32(), "description": _TEXT},
+    "pg_parameter_acl": {"oid": _OID, "parname": _TEXT, "paracl": pa.list_(_TEXT)},  # no GRANT SET
     "pg_inherits": {"inhrelid": _OID, "inhparent": _OID, "inhseqno": pa.int32(), "inhdetachpending": _BOOL},
     "pg_trigger": {"oid": _OID, "tgrelid": _OID, "tgname": _TEXT, "tgfoid": _OID, "tgtype": pa.int16(),
                    "tgenabled": _TEXT, "tgisinternal": _BOOL, "tgparentid": _OID},
@@ -406,7 +418,7 @@ OID_COLUMNS = frozenset(_words("""
     tgparentid ev_class polrelid stxrelid stxnamespace stxowner pubowner prpubid prrelid pnpubid pnnspid
     partrelid partdefid ftrelid ftserver seqrelid seqtypid enumtypid rngtypid rngsubtype rngmultitypid
     classid objid refclassid refobjid pronamespace proowner prorettype opcmethod opcnamespace opcintype
-    usesysid cls_oid def_oid fmt_oid ns_oid"""))
+    usesysid datid cls_oid def_oid fmt_oid ns_oid"""))
 OID_LIST_COLUMNS = frozenset(("polroles", "indcollation", "indclass", "proargtypes"))
 # Postgres' one-byte "char" columns: an ENUM of the characters in DuckDB (sent as "char",
 # which asyncpg reads as bytes), still compared with string literals as text is.
@@ -495,6 +507,9 @@ class PgCatalog:
         self._views: set[str] = set()
         self._cursors_key: tuple | None = None
         self._prepared_key: tuple | None = None
+        # the server's live sessions (None: an embedded connection, the one session)
+        self.activity: Activity | None = None
+        self.started = activity_now()  # backend_start of an embedded connection
 
     def tables(self) -> CatalogTables:
         s = self.s
@@ -513,8 +528,10 @@ class PgCatalog:
         settings_now = settings(s)
         skey = tuple(sorted(settings_now.items()))
         if skey != self._settings_key:
+            from .settings import pg_settings
+
             names, values = list(settings_now), list(settings_now.values())
-            s.engine.register(relation_name("pg_settings"), pa.table({"name": names, "setting": values}))
+            s.engine.register(relation_name("pg_settings"), pg_settings(s, settings_now))
             s.engine.register(relation_name("__settings"), pa.table({"set_name": names, "set_value": values}))
             self._settings_key = skey
         cursors = tuple((n, c.hold, c.backward_ok) for n, c in s.cursors.items())
@@ -575,7 +592,39 @@ class PgCatalog:
                 return None
             raise errors.UndefinedTable(f'relation "{schema}.{name}" does not exist')
         self.tables()
+        if key == "pg_stat_activity":  # who is doing what changes between statements
+            self.s.engine.register(relation_name(key), _pg_typed(self._stat_activity()))
         return relation_name(key)
+
+    def _stat_activity(self) -> pa.Table:
+        """pg_stat_activity: the server's sessions (an embedded connection: itself), with
+        another user's details NULL unless this login is an admin (activity.py)."""
+        s = self.s
+        if self.activity is not None:
+            backends = self.activity.backends()
+        else:
+            t = activity_now()
+            txn_start = s.xact_start if s.txn is not None and s.xact_start is not None else t
+            backends = [Backend(s.backend_pid, s.user, s.database, lambda: None, lambda: None,
+                                application_name=settings(s).get("application_name", ""),
+                                backend_start=self.started, xact_start=txn_start, query_start=t,
+                                state_change=t, state="active", query=s.query_text)]
+        user, admin = s.user, s.rights.admin
+        rows = []
+        for b in backends:
+            row: dict[str, Any] = {
+                "datid": stable_oid("db", b.database), "datname": b.database, "pid": b.pid,
+                "usesysid": OWNER_OID if b.user == user else stable_oid("role", b.user), "usename": b.user,
+                "application_name": b.application_name, "query": "<insufficient privilege>"}
+            if may_see(user, admin, b):
+                row.update({"client_addr": b.client_addr, "client_port": b.client_port,
+                            "backend_start": b.backend_start, "xact_start": b.xact_start,
+                            "query_start": b.query_start, "state_change": b.state_change,
+                            "wait_event_type": "Client" if b.state != "active" else None,
+                            "wait_event": "ClientRead" if b.state != "active" else None,
+                            "state": b.state, "query": b.query, "backend_type": "client backend"})
+            rows.append(row)
+        return _rows(rows, STAT_ACTIVITY_TYPES)
 
 
 def relation_name(key: str) -> str:
@@ -585,7 +634,7 @@ def relation_name(key: str) -> str:
 CATALOG_NAMES = frozenset([
     "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_constraint", "pg_attrdef", "pg_type",
     "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
-    "pg_settings", "pg_cursors", "pg_prepared_statements", *EMPTY, "information_schema.schemata", "information_schema.tables",
+    "pg_settings", "pg_cursors", "pg_prepared_statements", "pg_stat_activity", *EMPTY, "information_schema.schemata", "information_schema.tables",
     "information_schema.columns", "information_schema.table_constraints",
     "information_schema.key_column_usage", "information_schema.views",
 ])
@@ -662,6 +711,8 @@ class CatalogRewrite:
     def visit(self, node: ast.Node) -> ast.Node | None:
         if isinstance(node, ast.FuncCall):
             return self.call(node)
+        if isinstance(node, ast.SelectStmt) and node.targetList and _signal_targets(node, self.params):
+            return self._signal_rows(node)
         if isinstance(node, ast.SQLValueFunction):
             return self.value_function(node)
         if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
@@ -700,7 +751,7 @@ class CatalogRewrite:
             "current_database": lambda a: _const(s.database),
             "current_catalog": lambda a: _const(s.database),
             "current_schema": lambda a: _const("public"),
-            "current_schemas": lambda a: _template("ARRAY['pg_catalog', 'public']"),
+            "current_schemas": self._current_schemas,
             "current_user": lambda a: _const(s.user),
             "session_user": lambda a: _const(s.user),
             "pg_get_userbyid": lambda a: _const(s.user),
@@ -716,6 +767,8 @@ class CatalogRewrite:
             "pg_current_xact_id": lambda a: _const(1),
             "current_setting": self._current_setting,
             "set_config": self._set_config,
+            "pg_terminate_backend": lambda a: self._signal("terminate", a),
+            "pg_cancel_backend": lambda a: self._signal("cancel", a),
             "obj_description": lambda a: _text(_const(None)),
             "col_description": lambda a: _text(_const(None)),
             "shobj_description": lambda a: _text(_const(None)),
@@ -774,10 +827,128 @@ class CatalogRewrite:
         if name is None:
             raise errors.DataError("SET requires parameter name", sqlstate="22004")
         if not self.s.describing:
-            if local is True:
-                self.s.notice(f"set_config({name}, ..., true) lasts for the session in reeldb, not only the transaction")
-            assign(self.s, str(name).lower(), None if value is None else str(value), str(name))
+            assign(self.s, str(name).lower(), None if value is None else str(value), str(name), local=local is True)
         return _text(_const(settings(self.s).get(str(name).lower(), value)))
+
+    def _current_schemas(self, args: list[ast.Node]) -> ast.Node:
+        """current_schemas(include_implicit): the search path reeldb resolves names by
+        (settings.py: always "$user", public; no schema is named after a user)."""
+        ok, implicit = _constant_arg(args[0], self.params) if args else (False, None)
+        if ok and implicit is None:
+            return _template("CAST(NULL AS VARCHAR[])")
+        if ok:
+            return _template("ARRAY['pg_catalog', 'public']" if implicit else "ARRAY['public']")
+        return _template("CASE WHEN $1 THEN ARRAY['pg_catalog', 'public'] WHEN NOT $1 THEN ARRAY['public'] END",
+                         args[0])
+
+    def _signal(self, kind: str, args: list[ast.Node]) -> ast.Node:
+        """pg_terminate_backend(pid [, timeout]) / pg_cancel_backend(pid): a session of
+        this server, with PostgreSQL's rights and answers (activity.py)."""
+        got = [_constant_arg(a, self.params) for a in args]
+        if not got or not all(ok for ok, _ in got):
+            raise errors.FeatureNotSupported(
+                f"pg_{kind}_backend() takes a constant, a parameter or a column of the select list's "
+                f"own rows as its pid in reeldb (SELECT pg_{kind}_backend(pid) FROM pg_stat_activity WHERE ...)")
+        values = [v for _, v in got]
+        boolean = ast.TypeName(names=(ast.String(sval="boolean"),), typemod=-1)
+        if any(v is None for v in values):
+            return ast.TypeCast(arg=_const(None), typeName=boolean)  # strict, as in PostgreSQL
+        try:
+            pid, timeout = int(values[0]), int(values[1]) if len(values) > 1 else 0
+        except (TypeError, ValueError):
+            raise errors.InvalidTextRepresentation(
+                f'invalid input syntax for type integer: "{values[0]}"') from None
+        if timeout < 0:
+            raise errors.NumericValueOutOfRange('"timeout" must not be negative')
+        if self.s.describing:  # a Describe runs the statement only to learn its columns
+            return ast.TypeCast(arg=_const(None), typeName=boolean)
+        done = self._send_signal(kind, pid, timeout)
+        return ast.TypeCast(arg=_const(done), typeName=boolean)
+
+    def _signal_rows(self, stmt: ast.SelectStmt) -> ast.Node:
+        """``SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE ...``: the pids
+        (and timeouts) are selected first, each row's session is then signalled in row
+        order (a refusal stops there, as PostgreSQL's row-by-row evaluation does), and the
+        statement becomes a read of those rows with the answers in place of the calls."""
+        from .parse import deparse
+        from .rewrite import finish
+
+        calls = _signal_targets(stmt, self.params)
+        boolean = ast.TypeName(names=(ast.String(sval="boolean"),), typemod=-1)
+        if self.s.describing:  # only its columns: nothing is signalled
+            for i, rt in enumerate(stmt.targetList):
+                if i in calls:
+                    rt.val = ast.TypeCast(arg=_const(None), typeName=boolean)
+            return self.recurse(stmt)
+        first = copy.deepcopy(stmt)
+        targets = []
+        for i, rt in enumerate(first.targetList):
+            args = list(rt.val.args) if i in calls else [rt.val]
+            targets.append(ast.ResTarget(name=f"c{i}", val=args[0]))
+            if i in calls and len(args) > 1:
+                targets.append(ast.ResTarget(name=f"t{i}", val=args[1]))
+        first.targetList = tuple(targets)
+        sql = finish(deparse(self.recurse(first)))
+        table, _ = self.s.engine.arrow(sql, self.s.duck_params(self.params, sql))
+        if table.num_rows > MAX_SIGNAL_ROWS:  # each row signals (or warns): bounded per client
+            raise errors.ProgramLimitExceeded(
+                f"pg_{next(iter(calls.values()))}_backend() over {table.num_rows} rows: reeldb signals at most "
+                f"{MAX_SIGNAL_ROWS} sessions in one statement")
+        columns: dict[str, pa.Array] = {}
+        for i in range(len(stmt.targetList)):
+            column = table.column(f"c{i}")
+            if i in calls:
+                timeouts = table.column(f"t{i}").to_pylist() if f"t{i}" in table.column_names else None
+                answers = []
+                for n, pid in enumerate(column.to_pylist()):
+                    timeout = 0 if timeouts is None else timeouts[n]
+                    if pid is None or timeout is None:
+                        answers.append(None)
+                        continue
+                    if timeout < 0:
+                        raise errors.NumericValueOutOfRange('"timeout" must not be negative')
+                    self.s.check_deadline()  # statement_timeout and cancels apply between rows
+                    answers.append(self._send_signal(calls[i], int(pid), int(timeout)))
+                column = pa.array(answers, pa.bool_())
+            columns[f"c{i}"] = column
+        columns["n"] = pa.array(range(table.num_rows), pa.int64())
+        rel = internal_name("signalled")
+        self.s.engine.register(rel, pa.table(columns))
+        return ast.SelectStmt(
+            targetList=tuple(ast.ResTarget(name=rt.name or _column_name(rt.val),
+                                           val=ast.ColumnRef(fields=(ast.String(sval=f"c{i}"),)))
+                             for i, rt in enumerate(stmt.targetList)),
+            fromClause=(ast.RangeVar(relname=rel, inh=True, relpersistence="p"),),
+            sortClause=(ast.SortBy(node=ast.ColumnRef(fields=(ast.String(sval="n"),)), sortby_dir=0,
+                                   sortby_nulls=0),),
+            limitOption=0, op=0)
+
+    def _send_signal(self, kind: str, pid: int, timeout_ms: int) -> bool:
+        import time
+
+        from .activity import WarningNotice, signal
+
+        s, registry = self.s, self.pg.activity
+        if registry is None:  # an embedded connection: its own session is the only one
+            if pid != s.backend_pid:
+                return signal(None, pid, kind, s.user, s.rights.admin, s.notice)
+            if kind == "terminate":
+                raise errors.FeatureNotSupported(
+                    "pg_terminate_backend() of an embedded connection: close the connection instead")
+            raise errors.QueryCanceled("canceling statement due to user request")
+        target = registry.get(pid)
+        if kind == "cancel" and pid == s.backend_pid:  # its own statement: this one
+            raise errors.QueryCanceled("canceling statement due to user request")
+        done = signal(target, pid, kind, s.user, s.rights.admin, s.notice)
+        if done and kind == "terminate" and timeout_ms > 0 and pid != s.backend_pid:
+            deadline = time.monotonic() + timeout_ms / 1000
+            while registry.get(pid) is not None:
+                s.check_deadline()  # statement_timeout and cancels still apply while it waits
+                if time.monotonic() >= deadline:
+                    s.notice(WarningNotice(f"backend with PID {pid} did not terminate within {timeout_ms} milliseconds"))
+                    return False
+                time.sleep(0.01)
+        return done
 
     def _notify(self, args: list[ast.Node]) -> ast.Node:
         from .notify import notify
@@ -899,6 +1070,39 @@ class CatalogRewrite:
         if t in ("int2vector", "oidvector"):
             return self.recurse(node.arg)
         return None
+
+
+# the argument types of the catalog functions a client may pass parameters to (a strict
+# client, asyncpg, encodes a parameter by the type the server describes for it)
+FUNCTION_ARG_TYPES: dict[str, tuple[int, ...]] = {
+    "pg_terminate_backend": (pt.INT4, pt.INT8), "pg_cancel_backend": (pt.INT4,),
+    "set_config": (pt.TEXT, pt.TEXT, pt.BOOL), "current_setting": (pt.TEXT, pt.BOOL),
+    "pg_notify": (pt.TEXT, pt.TEXT)}
+_SIGNALS = {"pg_terminate_backend": "terminate", "pg_cancel_backend": "cancel"}
+MAX_SIGNAL_ROWS = 10_000  # rows one statement may signal (a server has --max-connections sessions)
+
+
+def _signal_targets(stmt: ast.SelectStmt, params: list[Any]) -> dict[int, str]:
+    """The select-list positions of ``pg_terminate_backend`` / ``pg_cancel_backend`` calls
+    whose arguments are not all constants (those fold on their own), when every other
+    item is an expression of its own (no ``*``): position -> "terminate" / "cancel"."""
+    found: dict[int, str] = {}
+    for i, rt in enumerate(stmt.targetList or ()):
+        if isinstance(rt.val, ast.ColumnRef) and isinstance(rt.val.fields[-1], ast.A_Star):
+            return {}
+        if isinstance(rt.val, ast.FuncCall) and rt.val.args and len(rt.val.args) <= 2 and not rt.val.agg_star:
+            kind = _SIGNALS.get(rt.val.funcname[-1].sval.lower())
+            if kind is not None and (kind == "terminate" or len(rt.val.args) == 1) and \
+                    not all(_constant_arg(a, params)[0] for a in rt.val.args):
+                found[i] = kind
+    return found
+
+
+def _column_name(node: ast.Node) -> str:
+    """An unnamed select-list column's name: a column's own (functions are named already)."""
+    if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+        return node.fields[-1].sval
+    return "?column?"
 
 
 _REGEX_OPS = {"~": (False, ""), "!~": (True, ""), "~*": (False, "i"), "!~*": (True, "i")}

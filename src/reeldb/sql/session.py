@@ -34,7 +34,7 @@ from .parse import deparse, expand_set_returning, name_columns, parse, walk
 from .pgcatalog import PgCatalog, settings
 from .rewrite import Rewriter, adapt_param, finish
 from .rights import FULL, NEEDS, Rights
-from .settings import SHOWN_SERVER
+from .settings import SHOWN_SERVER, Undo
 from .versioning import VersioningMixin
 
 MAX_REF_RELATIONS = 64  # tables of other branches/tags kept registered at once
@@ -93,7 +93,7 @@ class Session(VersioningMixin):
         self.txn: Transaction | None = None  # explicit (BEGIN ... COMMIT)
         self._auto: Transaction | None = None  # the statement's own, outside BEGIN
         self.failed = False
-        self._savepoints: list[tuple[str, Any]] = []  # (name, transaction state), oldest first
+        self._savepoints: list[tuple[str, Any, Any]] = []  # (name, transaction state, settings), oldest first
         self.notices: list[str] = []
         self._bound_commit: str | None = None
         self._bound_names: set[str] | None = set()  # bound at _bound_commit; None: all
@@ -105,7 +105,10 @@ class Session(VersioningMixin):
         self.user = "reeldb"
         self.database = "reeldb"
         self.backend_pid = os.getpid()
+        self.query_text = ""  # the statement running, and xact_start: as pg_stat_activity shows them
+        self.xact_start: dt.datetime | None = None
         self.settings: dict[str, str] = {}  # SET name = value, reported by SHOW and current_setting
+        self.settings_undo = Undo()  # SET is transactional: undone by ROLLBACK
         # server configuration a client may SHOW but not SET; the server fills in its own
         self.server_settings: dict[str, str] = dict(SHOWN_SERVER)
         self.statement_timeout_ms = 0
@@ -226,6 +229,7 @@ class Session(VersioningMixin):
 
     def execute_parsed(self, text: str, values: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
         self.notices = []
+        self.query_text = text
         m = _OPTIMIZE.match(text)
         if m:  # not Postgres syntax, so pglast cannot parse it
             with self.failing():
@@ -608,6 +612,8 @@ class Session(VersioningMixin):
             self.txn = Transaction(self.catalog, self.branch, self.head())
         self.failed = False
         self._txn_time = None
+        self.xact_start = dt.datetime.now(dt.timezone.utc)
+        self.settings_undo.begin(self)
 
     def commit(self, message: str = "", author: str | None = None) -> str | None:
         txn, failed = self.txn, self.failed
@@ -618,6 +624,7 @@ class Session(VersioningMixin):
             temp.end_of_transaction(self)
             cursors.end_of_transaction(self, committed=not failed)
             notify.end_of_transaction(self, committed=not failed)
+            self.settings_undo.end(self, committed=not failed)
         if txn is None:
             return None
         if failed:
@@ -631,6 +638,7 @@ class Session(VersioningMixin):
             temp.end_of_transaction(self)
             cursors.end_of_transaction(self, committed=False)
             notify.end_of_transaction(self, committed=False)
+            self.settings_undo.end(self, committed=False)
         self.txn, self.failed = None, False
         self._savepoints = []
         self.txn_characteristics = None
@@ -666,7 +674,7 @@ class Session(VersioningMixin):
             if self.failed:
                 raise errors.InFailedSqlTransaction(
                     "current transaction is aborted, commands ignored until end of transaction block")
-            self._savepoints.append((name, self.txn.savepoint()))
+            self._savepoints.append((name, self.txn.savepoint(), self.settings_undo.savepoint(self)))
             return Result(status="SAVEPOINT")
         at = next((i for i in range(len(self._savepoints) - 1, -1, -1) if self._savepoints[i][0] == name), None)
         if at is None:
@@ -680,6 +688,7 @@ class Session(VersioningMixin):
             return Result(status="RELEASE")
         del self._savepoints[at + 1:]
         self.txn.rollback_to(self._savepoints[at][1])
+        self.settings_undo.rollback_to(self, self._savepoints[at][2])
         self.failed = False
         return Result(status="ROLLBACK")
 
@@ -713,7 +722,11 @@ class Session(VersioningMixin):
             if p is not None:
                 lines = vector_plan.explain(self, q, p, params)
                 return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
-        sql = "EXPLAIN " + finish(deparse(self.rewriter(params)(q)))
+        was, self.describing = self.describing, True  # EXPLAIN runs nothing: no set_config, no signals
+        try:
+            sql = "EXPLAIN " + finish(deparse(self.rewriter(params)(q)))
+        finally:
+            self.describing = was
         table, _ = self.engine.arrow(sql, self.duck_params(params, sql))
         lines = [ln for row in table.column(1).to_pylist() for ln in str(row).splitlines()]
         return Result(pa.table({"QUERY PLAN": lines}), [("QUERY PLAN", "VARCHAR")], len(lines), "EXPLAIN")
@@ -727,9 +740,8 @@ class Session(VersioningMixin):
             name = stmt.name.lower()
             values = settings(self)
             if name == "all":
-                names = sorted(values)
-                return Result(pa.table({"name": names, "setting": [values[n] for n in names]}),
-                              [("name", "VARCHAR"), ("setting", "VARCHAR")], len(names), "SHOW")
+                table = registry.show_all(self)
+                return Result(table, [(c, "VARCHAR") for c in table.column_names], table.num_rows, "SHOW")
             value = values.get(name)
             if value is None:
                 raise errors.UndefinedObject(f'unrecognized configuration parameter "{stmt.name}"')
@@ -757,12 +769,10 @@ class Session(VersioningMixin):
                 raise errors.InvalidParameterValue("SET reeldb.branch takes one branch, tag or commit")
             self.checkout(str(_const(stmt.args[0], [])))
             return Result(status="SET")
-        if stmt.is_local:
-            self.notice(f"SET LOCAL {stmt.name} lasts for the session in reeldb, not only the transaction")
         value = None
         if kind == VariableSetKind.VAR_SET_VALUE:
             value = ", ".join(str(_const(a, [])) for a in stmt.args or ())
-        registry.assign(self, name, value, stmt.name)
+        registry.assign(self, name, value, stmt.name, local=stmt.is_local)
         return Result(status="RESET" if kind == VariableSetKind.VAR_RESET else "SET")
 
 

@@ -1,9 +1,10 @@
 """The settings a client may SET, RESET and SHOW: an allow-list, in Postgres' terms.
 
 Each name is one of:
-- **honoured**: it changes what reeldb does (``statement_timeout``, ``reeldb.branch``,
-  ``hnsw.ef_search``, the transaction defaults, ...) or it is only reported back
-  (``application_name``);
+- **honoured**: it changes what reeldb does (``statement_timeout``, the idle timeouts the
+  server applies, ``reeldb.branch``, ``hnsw.ef_search``, the transaction defaults, ...), it
+  is checked against what reeldb does (``search_path``: ``search_path()`` below) or it is
+  only reported back (``application_name``);
 - **fixed**: reeldb works one way (``TimeZone`` UTC, ``DateStyle`` ISO, ...): that value is
   accepted silently, another is accepted with a NOTICE saying it is not honoured and SHOW
   keeps reporting the value in force;
@@ -11,6 +12,9 @@ Each name is one of:
   stored and reported, with a NOTICE saying it has no effect;
 - **read-only**, or reserved to a superuser or the server's configuration: refused as
   Postgres refuses it (55P02, 42501).
+A value is checked as PostgreSQL checks it, with PostgreSQL's type, units and bounds for
+the name (``pg_settings_data.py``), and kept in the form SHOW prints (``SET work_mem =
+65536`` shows ``64MB``); ``pg_settings`` has the same rows with PostgreSQL's descriptions.
 Names with a dot (``myapp.user_id``) are placeholders, as in Postgres: stored for SHOW and
 ``current_setting``, never read by reeldb. Anything else is 42704 ``unrecognized
 configuration parameter``. No setting ever reaches DuckDB: its configuration is locked
@@ -23,8 +27,12 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from .. import errors
+from .activity import WarningNotice
 from .characteristics import Characteristics, as_settings, boolean, isolation
+from .pg_settings_data import PG_SETTINGS
 from .pgcatalog import SERVER_VERSION, SERVER_VERSION_NUM
 
 if TYPE_CHECKING:
@@ -53,14 +61,15 @@ FIXED: dict[str, tuple[str, tuple[str, ...]]] = {
     # every notice is sent: what a client asks at notice level or below
     "client_min_messages": ("notice", ("debug5", "debug4", "debug3", "debug2", "debug1", "debug", "log",
                                        "notice", "info", "default")),
-    "search_path": ('"$user", public', ('"$user", public', "public", "$user, public", "public, \"$user\"",
-                                        "pg_catalog, public", "public, pg_catalog", "default")),
 }
+SEARCH_PATH = '"$user", public'  # honoured: names resolve in public (``search_path`` below)
 
 # honoured by reeldb: their values are checked (and acted on) by ``assign``
 HONOURED_DEFAULTS = {
     "statement_timeout": "0", "client_encoding": "UTF8", "application_name": "",
-    "reeldb.device": "cpu", "extra_float_digits": "1",
+    "reeldb.device": "cpu", "extra_float_digits": "1", "search_path": SEARCH_PATH,
+    # the server closes a session idle this long (in a transaction / outside one)
+    "idle_in_transaction_session_timeout": "0", "idle_session_timeout": "0",
 }
 _TRANSACTION = ("transaction_isolation", "transaction_read_only", "transaction_deferrable",
                 "default_transaction_isolation", "default_transaction_read_only",
@@ -85,7 +94,7 @@ NOTED = {
     "force_parallel_mode": "off", "from_collapse_limit": "8", "geqo": "on", "geqo_effort": "5",
     "geqo_generations": "0", "geqo_pool_size": "0", "geqo_seed": "0", "geqo_selection_bias": "2",
     "geqo_threshold": "12", "gin_fuzzy_search_limit": "0", "gin_pending_list_limit": "4MB",
-    "hash_mem_multiplier": "2", "idle_in_transaction_session_timeout": "0", "idle_session_timeout": "0",
+    "hash_mem_multiplier": "2",
     "jit": "on", "jit_above_cost": "100000", "jit_expressions": "on", "jit_inline_above_cost": "500000",
     "jit_optimize_above_cost": "500000", "jit_tuple_deforming": "on", "join_collapse_limit": "8",
     "lc_monetary": "C", "lc_numeric": "C", "lc_time": "C", "lock_timeout": "0",
@@ -162,7 +171,7 @@ def current(s: Session) -> dict[str, str]:
     out.update(READ_ONLY)
     out["reeldb.version"] = __version__
     out.update(s.settings)  # what the session SET (placeholders included)
-    out["statement_timeout"] = str(s.statement_timeout_ms)
+    out["statement_timeout"] = show_integer(s.statement_timeout_ms, "ms")
     out["reeldb.branch"] = s.branch or s.pinned or ""
     out["session_authorization"], out["role"] = s.user, "none"
     out.update(as_settings(s.characteristics, s.default_characteristics))
@@ -179,11 +188,19 @@ def known(name: str) -> bool:
                         "session_authorization"))
 
 
-def assign(s: Session, name: str, value: str | None, original: str) -> None:
+def assign(s: Session, name: str, value: str | None, original: str, local: bool = False) -> None:
     """``SET name = value`` (``value`` None: RESET / SET ... TO DEFAULT) for the names the
     session does not handle itself; refuses what may not be set, notes what is not
-    honoured. ``original`` is the name as the client spelled it, for messages."""
+    honoured. ``original`` is the name as the client spelled it, for messages. ``local``:
+    SET LOCAL, undone at the end of the transaction (``Undo``)."""
     _settable(name, original)
+    if local:
+        if s.txn is None:
+            s.notice(WarningNotice("SET LOCAL can only be used in transaction blocks"))
+            return
+        s.settings_undo.set_local(s, name)
+    else:
+        s.settings_undo.set_plain(name)
     if name in _TRANSACTION:
         _transaction(s, name, value)
         return
@@ -194,7 +211,7 @@ def assign(s: Session, name: str, value: str | None, original: str) -> None:
     if value is None:
         s.settings.pop(name, None)
         if name == "statement_timeout":
-            s.statement_timeout_ms = 0
+            s.statement_timeout_ms = server_timeout_ms(s)
         return
     if name in FIXED:
         in_force, spellings = FIXED[name]
@@ -206,6 +223,7 @@ def assign(s: Session, name: str, value: str | None, original: str) -> None:
             s.settings.pop(name, None)
             return
     if name in NOTED:
+        value = checked(name, value, original)
         s.notice(f'parameter "{original}" has no effect in reeldb: the value is stored and reported only')
     elif "." in name and name not in ("reeldb.device", "hnsw.ef_search", "ivfflat.probes"):
         pass  # a placeholder: kept for SHOW and current_setting
@@ -238,14 +256,19 @@ def _settable(name: str, original: str) -> None:
 def _honoured(s: Session, name: str, value: str, original: str) -> str | None:
     """The value to store for an honoured setting (checked, acted on); None: nothing to store."""
     if name == "client_encoding":
-        if value.upper().replace("-", "").replace("_", "") not in ("UTF8", "UNICODE"):
+        spelled = re.sub(r"[^A-Z0-9]", "", value.upper())  # as PostgreSQL reads encoding names: 'utf-8' is UTF8
+        if spelled == "SQLASCII":  # no conversion, as PostgreSQL does for it: the UTF8 bytes as they are
+            return "SQL_ASCII"
+        if spelled not in ("UTF8", "UNICODE"):
             raise errors.FeatureNotSupported(f'client encoding "{value}" is not supported: reeldb speaks UTF8 only')
         return "UTF8"
     if name == "statement_timeout":
-        from .session import parse_duration_ms
-
-        s.statement_timeout_ms = parse_duration_ms(value)
+        s.statement_timeout_ms = base_value(name, checked(name, value, original))
         return None
+    if name in ("idle_in_transaction_session_timeout", "idle_session_timeout"):
+        return checked(name, value, original)  # the server reads it back (idle_timeouts_ms)
+    if name == "search_path":
+        return search_path(s, value)
     if name == "reeldb.device":
         from ..index.device import usable
 
@@ -288,8 +311,373 @@ def _transaction(s: Session, name: str, value: str | None) -> None:
         s.txn_characteristics = replace(s.characteristics, **{which: new})
 
 
+def reported_settings(s: Session) -> dict[str, str]:
+    """The settings PostgreSQL reports to the client (ParameterStatus) whenever they change
+    and that a session can change here; the others (DateStyle, TimeZone, ...) are fixed.
+    Read around every message batch: only dictionary lookups."""
+    return {"application_name": s.settings.get("application_name", s.server_settings.get("application_name", "")),
+            "client_encoding": s.settings.get("client_encoding", s.server_settings.get("client_encoding", "UTF8"))}
+
+
+# -- the startup packet ---------------------------------------------------------------------
+_NOT_SETTINGS = ("user", "database", "options", "replication")
+
+
+def apply_startup(s: Session, params: dict[str, str]) -> None:
+    """The settings a client sends when it connects — parameters of the startup packet
+    (``application_name``, ``DateStyle``) and libpq's ``options`` (``-c name=value``,
+    ``--name=value``) — checked and applied as SET, as PostgreSQL applies them: they are
+    what RESET goes back to (pg_settings' source ``client``). An error refuses the login."""
+    pairs = [(key, value) for key, value in params.items()
+             if key not in _NOT_SETTINGS and not key.startswith("_pq_.")]  # _pq_.: protocol options
+    pairs += _options(params.get("options", ""))
+    for original, value in pairs:
+        name = original.lower()
+        if name == "reeldb.branch":
+            raise errors.FeatureNotSupported(
+                "reeldb.branch cannot be set when connecting: name the branch in the database (NAME/BRANCH)")
+        assign(s, name, value, original)
+    s.server_settings.update(s.settings)  # the session's defaults from now on
+    s.settings.clear()
+    s.server_settings["statement_timeout"] = show_integer(s.statement_timeout_ms, "ms")
+
+
+def _options(text: str) -> list[tuple[str, str]]:
+    """libpq's ``options``: words split at unescaped spaces (``\\`` escapes), each ``-c
+    name=value``, ``-cname=value`` or ``--name=value`` (``-`` in a name is ``_``)."""
+    words, word, escaped, started = [], [], False, False
+    for ch in text:
+        if escaped:
+            word.append(ch)
+            escaped, started = False, True
+        elif ch == "\\":
+            escaped = True
+        elif ch.isspace():
+            if started:
+                words.append("".join(word))
+            word, started = [], False
+        else:
+            word.append(ch)
+            started = True
+    if started:
+        words.append("".join(word))
+    pairs, i = [], 0
+    while i < len(words):
+        w = words[i]
+        if w == "-c" and i + 1 < len(words):
+            setting, i = words[i + 1], i + 2
+        elif w.startswith(("-c", "--")) and len(w) > 2:
+            setting, i = w[2:], i + 1
+        else:
+            raise errors.SyntaxError(f"invalid command-line argument for server process: {w}")
+        name, eq, value = setting.partition("=")
+        if not eq:
+            raise errors.SyntaxError(f"-c {setting} requires a value")
+        pairs.append((name.replace("-", "_"), value))
+    return pairs
+
+
+# -- settings are transactional, as in PostgreSQL -------------------------------------------
+_Snapshot = tuple[dict[str, str], int, Characteristics]
+
+
+def _snapshot(s: Session) -> _Snapshot:
+    return dict(s.settings), s.statement_timeout_ms, s.default_characteristics
+
+
+def _restore(s: Session, snap: _Snapshot, name: str | None = None) -> None:
+    """Put back what ``snap`` had: every setting, or only ``name``."""
+    values, timeout_ms, defaults = snap
+    if name is None:
+        s.settings.clear()
+        s.settings.update(values)
+        s.statement_timeout_ms, s.default_characteristics = timeout_ms, defaults
+    elif name == "statement_timeout":
+        s.statement_timeout_ms = timeout_ms
+    elif name.startswith("default_transaction_"):
+        which = name.removeprefix("default_transaction_")
+        s.default_characteristics = replace(s.default_characteristics, **{which: getattr(defaults, which)})
+    elif name in values:
+        s.settings[name] = values[name]
+    else:
+        s.settings.pop(name, None)
+
+
+class Undo:
+    """What SET did in the open transaction, undone as PostgreSQL undoes it: ROLLBACK (or a
+    failed transaction's COMMIT) puts back the settings of BEGIN, ROLLBACK TO those of the
+    savepoint; COMMIT keeps them, except that a name SET LOCAL goes back to its value
+    before its first SET LOCAL (unless a plain SET came after)."""
+
+    def __init__(self) -> None:
+        self._at_begin: _Snapshot | None = None
+        self._local: dict[str, _Snapshot] = {}
+
+    def begin(self, s: Session) -> None:
+        self._at_begin, self._local = _snapshot(s), {}
+
+    def end(self, s: Session, committed: bool) -> None:
+        if self._at_begin is None:
+            return
+        if committed:
+            for name, snap in self._local.items():
+                _restore(s, snap, name)
+        else:
+            _restore(s, self._at_begin)
+        self._at_begin, self._local = None, {}
+
+    def set_local(self, s: Session, name: str) -> None:
+        self._local.setdefault(name, _snapshot(s))
+
+    def set_plain(self, name: str) -> None:
+        self._local.pop(name, None)
+
+    def savepoint(self, s: Session) -> tuple[_Snapshot, dict[str, _Snapshot]]:
+        return _snapshot(s), dict(self._local)
+
+    def rollback_to(self, s: Session, state: tuple[_Snapshot, dict[str, _Snapshot]]) -> None:
+        _restore(s, state[0])
+        self._local = dict(state[1])
+
+
 def reset_all(s: Session) -> None:
     """RESET ALL: every setting back to its default (the branch stays: it is the connection's)."""
     s.settings.clear()
-    s.statement_timeout_ms = 0
+    s.statement_timeout_ms = server_timeout_ms(s)
     s.default_characteristics = Characteristics()
+
+
+# -- PostgreSQL's types, units and bounds (pg_settings_data) ---------------------------------
+_MEMORY_UNITS = {"TB": 1024**4, "GB": 1024**3, "MB": 1024**2, "kB": 1024, "B": 1}  # in bytes
+_TIME_UNITS = {"d": 86_400_000_000, "h": 3_600_000_000, "min": 60_000_000, "s": 1_000_000, "ms": 1000,
+               "us": 1}  # in microseconds
+_BASE_UNITS = {"8kB": 8192, **_MEMORY_UNITS, **_TIME_UNITS}
+
+
+def _units_of(base: str) -> dict[str, int]:
+    return _MEMORY_UNITS if base in _MEMORY_UNITS or base == "8kB" else _TIME_UNITS
+
+
+def show_integer(value: float, base: str | None, real: bool = False) -> str:
+    """A value in its base unit as SHOW prints it (PostgreSQL's rule): in the largest
+    unit that keeps it a whole number, ``5000`` ms as ``5s``; 0 and negatives bare."""
+    if base is None or value <= 0:
+        return _number(value, real)
+    units = _units_of(base)
+    amount = value * _BASE_UNITS[base]  # bytes or microseconds
+    smallest = list(units)[-1]
+    for unit, size in units.items():
+        if not real and (size <= _BASE_UNITS[base] or amount % size == 0):
+            return f"{round(amount / size)}{unit}"
+        converted = amount / size
+        if real and (abs(round(converted) / converted - 1.0) <= 1e-8 or unit == smallest):
+            return f"{converted:g}{unit}"
+    return _number(value, real)
+
+
+def _number(value: float, real: bool) -> str:
+    if real:
+        return f"{value:g}"
+    return str(int(value))
+
+
+_VALUE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def base_value(name: str, value: str, original: str | None = None) -> float:
+    """A numeric setting's value in its base unit (``4MB`` of work_mem: 4096), as
+    pg_settings' ``setting`` column has it; 22023 for a value that is not one."""
+    meta = PG_SETTINGS[name]
+    unit, vartype = meta[1], meta[6]
+    invalid = f'invalid value for parameter "{original or name}": "{value}"'
+    m = _VALUE.match(value)
+    if m is None:
+        raise errors.InvalidParameterValue(invalid)
+    number, given = float(m.group(1)), m.group(2)
+    if given:
+        if unit is None or given not in _units_of(unit):
+            units = ", ".join(f'"{u}"' for u in _units_of(unit)) if unit else None
+            raise errors.InvalidParameterValue(
+                invalid + (f" (valid units for this parameter are {units})" if units else ""))
+        number = number * _units_of(unit)[given] / _BASE_UNITS[unit]
+    return round(number) if vartype == "integer" else number
+
+
+def checked(name: str, value: str, original: str) -> str:
+    """``value`` for setting ``name`` checked as PostgreSQL checks it (its type, units,
+    bounds, enum values; 22023 otherwise), in the form SHOW prints it."""
+    meta = PG_SETTINGS.get(name)
+    if meta is None:
+        return value
+    unit, vartype, low, high, enumvals = meta[1], meta[6], meta[7], meta[8], meta[9]
+    if vartype == "bool":
+        return "on" if boolean(original, value) else "off"
+    if vartype == "enum":
+        for allowed in enumvals or ():
+            if allowed.lower() == value.strip().lower():
+                return allowed
+        raise errors.InvalidParameterValue(f'invalid value for parameter "{original}": "{value}" '
+                                           f"(available values: {', '.join(enumvals or ())})")
+    if vartype in ("integer", "real"):
+        number = base_value(name, value, original)
+        real = vartype == "real"
+        if not float(low) <= number <= float(high):
+            space = " " if unit else ""
+            raise errors.InvalidParameterValue(
+                f"{_number(number, real)}{space}{unit or ''} is outside the valid range for parameter "
+                f'"{original}" ({_number(float(low), real)} .. {_number(float(high), real)})')
+        return show_integer(number, unit, real)
+    return value
+
+
+def idle_timeouts_ms(s: Session) -> tuple[int, int]:
+    """(idle_in_transaction_session_timeout, idle_session_timeout) in milliseconds (0:
+    none): the server closes a session idle longer, with 25P03 / 57P05 as PostgreSQL."""
+    def ms(name: str) -> int:  # read at every idle wait: the session's value, its startup one, else none
+        value = s.settings.get(name) or s.server_settings.get(name, "0")
+        return 0 if value == "0" else int(base_value(name, value))
+
+    return ms("idle_in_transaction_session_timeout"), ms("idle_session_timeout")
+
+
+# -- search_path ------------------------------------------------------------------------------
+def search_path(s: Session, value: str) -> str:
+    """``SET search_path``: accepted when resolving names by it gives what reeldb does
+    (unqualified names are the connection's branch, ``public``): ``public`` is on it and
+    no other schema the login can see is. Schemas that do not exist are skipped, as
+    PostgreSQL skips them. Anything else is 0A000, naming the schema."""
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    plain = [n[1:-1].replace('""', '"') if n.startswith('"') and n.endswith('"') else n for n in names]
+    visible = {nm for _, nm in s.pg.tables().namespaces}
+    for name in plain:
+        if name in ("public", "pg_catalog", "pg_temp") or (name == "$user" and s.user not in visible):
+            continue
+        if name == "$user":
+            name = s.user  # a schema named as the user: PostgreSQL would look there
+        if name in visible or name == "information_schema" or (
+                s.rights.may_name(name) and s.catalog.refs.tag(name) is not None):
+            raise errors.FeatureNotSupported(
+                f'SET search_path = {value} is not supported: unqualified names resolve in "public" '
+                "(the connection's branch) only; name the schema instead "
+                f'("{name}".table), or '
+                f"SET reeldb.branch = '{name}' to work on that branch")
+    if "public" not in plain:
+        raise errors.FeatureNotSupported(
+            f'SET search_path = {value} is not supported: unqualified names resolve in "public" '
+            "(the connection's branch), which the path must include")
+    if "pg_catalog" in plain and plain.index("pg_catalog") > plain.index("public"):
+        raise errors.FeatureNotSupported(
+            f'SET search_path = {value} is not supported: reeldb looks in "pg_catalog" before "public"')
+    return ", ".join(_quoted(n) for n in plain)
+
+
+def _quoted(name: str) -> str:
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- pg_settings ------------------------------------------------------------------------------
+_REELDB_SETTINGS = {  # reeldb's and pgvector's own, described as PG_SETTINGS describes the rest
+    "reeldb.branch": ("reeldb.branch", None, "Customized Options", "The branch, tag or commit this connection "
+                      "reads and writes (public).", None, "user", "string", None, None, None, "main"),
+    "reeldb.version": ("reeldb.version", None, "Preset Options", "The reeldb release.", None, "internal",
+                       "string", None, None, None, None),
+    "reeldb.device": ("reeldb.device", None, "Customized Options", "The device vector search runs on.", None,
+                      "user", "string", None, None, None, "cpu"),
+    "hnsw.ef_search": ("hnsw.ef_search", None, "Customized Options",
+                       "Sets the size of the dynamic candidate list for search", "Valid range is 1..1000.",
+                       "user", "integer", "1", "1000", None, "40"),
+    "ivfflat.probes": ("ivfflat.probes", None, "Customized Options", "Sets the number of probes",
+                       "Valid range is 1..lists.", "user", "integer", "1", "32768", None, "1"),
+}
+_PG_SETTINGS_TYPES = {
+    "name": pa.string(), "setting": pa.string(), "unit": pa.string(), "category": pa.string(),
+    "short_desc": pa.string(), "extra_desc": pa.string(), "context": pa.string(), "vartype": pa.string(),
+    "source": pa.string(), "min_val": pa.string(), "max_val": pa.string(), "enumvals": pa.list_(pa.string()),
+    "boot_val": pa.string(), "reset_val": pa.string(), "sourcefile": pa.string(), "sourceline": pa.int32(),
+    "pending_restart": pa.bool_()}
+
+
+def pg_settings(s: Session, values: dict[str, str]) -> pa.Table:
+    """The ``pg_settings`` view: a row per setting reeldb reports that PostgreSQL lists
+    there (placeholders and the hidden ones, such as ``is_superuser``, it does not),
+    with PostgreSQL's descriptions; ``setting`` in the base unit, as SHOW's value."""
+    rows = []
+    for name in sorted(values):  # PostgreSQL's order: by name, whatever its case
+        meta = PG_SETTINGS.get(name) or _REELDB_SETTINGS.get(name)
+        if meta is None or name in _HIDDEN:
+            continue
+        spelled, unit, category, short, extra, context, vartype, low, high, enumvals, boot = meta
+        builtin = _default(name)
+        boot = builtin if builtin is not None else boot
+        reset = s.server_settings.get(name, boot)
+        if name in s.settings or (name == "statement_timeout" and s.statement_timeout_ms != server_timeout_ms(s)):
+            source = "session"
+        elif name in s.server_settings and s.server_settings[name] != boot:
+            # reeldb serve's flags (--max-connections, --statement-timeout), else the startup packet's
+            source = "command line" if name in ("max_connections", "statement_timeout") else "client"
+        else:
+            source = "default"
+        value = values[name]
+        if name == "reeldb.branch":  # the connection's own: what it connected to
+            boot = reset = value
+        if unit is not None:
+            value, boot, reset = (None if v is None else _setting_text(name, v) for v in (value, boot, reset))
+        if context == "internal" and low is not None and low == high:  # fixed at build: its own bounds
+            low = high = value
+        if name in ("transaction_isolation", "default_transaction_isolation"):
+            enumvals = tuple(v for v in enumvals if v != "serializable")  # refused: not offered
+        rows.append({"name": spelled, "setting": value, "unit": unit, "category": category, "short_desc": short,
+                     "extra_desc": extra, "context": context, "vartype": vartype, "source": source,
+                     "min_val": low, "max_val": high, "enumvals": list(enumvals) if enumvals else None,
+                     "boot_val": boot, "reset_val": reset, "pending_restart": False})
+    return pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in _PG_SETTINGS_TYPES.items()})
+
+
+def show_all(s: Session) -> pa.Table:
+    """SHOW ALL: name, setting (as SHOW prints it) and description of each setting
+    ``pg_settings`` lists, in its order (placeholders and hidden ones left out, as in
+    PostgreSQL)."""
+    values = current(s)
+    names = [n for n in sorted(values) if n not in _HIDDEN and (n in PG_SETTINGS or n in _REELDB_SETTINGS)]
+    meta = [PG_SETTINGS.get(n) or _REELDB_SETTINGS[n] for n in names]
+    return pa.table({"name": [m[0] for m in meta], "setting": [values[n] for n in names],
+                     "description": [m[3] for m in meta]})
+
+
+_HIDDEN = frozenset(("role", "session_authorization", "is_superuser", "lc_collate", "lc_ctype"))
+
+
+def _setting_text(name: str, value: str) -> str:
+    try:
+        number = base_value(name, value)
+    except errors.InvalidParameterValue:  # not a number (stored before it was checked)
+        return value
+    return _number(number, PG_SETTINGS[name][6] == "real")
+
+
+def server_timeout_ms(s: Session) -> int:
+    """The statement_timeout a session starts with and RESET goes back to (the server's
+    ``--statement-timeout``), in milliseconds."""
+    return int(base_value("statement_timeout", s.server_settings.get("statement_timeout", "0")))
+
+
+def _default(name: str) -> str | None:
+    """reeldb's value for ``name`` before any SET (None: the session's, such as its branch)."""
+    from .vector_search import INT_SETTINGS
+
+    if name in READ_ONLY:
+        return READ_ONLY[name]
+    if name in FIXED:
+        return FIXED[name][0]
+    if name in HONOURED_DEFAULTS:
+        return HONOURED_DEFAULTS[name]
+    if name in NOTED:
+        return NOTED[name]
+    if name in INT_SETTINGS:
+        return str(INT_SETTINGS[name][0])
+    if name in SHOWN_SERVER:
+        return SHOWN_SERVER[name]
+    return {"transaction_isolation": "repeatable read", "default_transaction_isolation": "repeatable read"}.get(
+        name, "off" if name.startswith(("transaction_", "default_transaction_")) else None)
