@@ -111,6 +111,8 @@ class Rewriter:
                 return self.vector_call(VECTOR_OPS[op], node.lexpr, node.rexpr)
             if op in ("/", "%") and node.lexpr is not None:
                 return func(DIV if op == "/" else MOD, self(node.lexpr), self(node.rexpr))
+            if op == "#" and node.lexpr is not None:  # bitwise XOR (DuckDB reads "#" as a column position)
+                return func("xor", self(node.lexpr), self(node.rexpr))
             if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr):
                 hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
                 return func("json_contains", self(hay), self._as_json(self(needle)))

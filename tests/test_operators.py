@@ -1,0 +1,25 @@
+"""Postgres operators DuckDB spells differently, rewritten to keep PostgreSQL's answers."""
+
+from __future__ import annotations
+
+import pytest
+
+import reeldb
+
+
+def test_hash_is_bitwise_xor_with_the_operands_type(tmp_path) -> None:
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TABLE t (a INT, b BIGINT, c SMALLINT)")
+    db.execute("INSERT INTO t VALUES (5, 3, -1), (12, 10, 7)")
+    cur = db.execute("SELECT a # 3, b # a, c # c, 5 # 3, -8 # 1 FROM t ORDER BY a")
+    assert cur.fetchall() == [(6, 6, 0, 6, -7), (15, 6, 0, 6, -7)]  # PostgreSQL 16's answers
+    assert [d[1] for d in cur.description] == ["INTEGER", "BIGINT", "SMALLINT", "INTEGER", "INTEGER"]
+    # the operator of SQLAlchemy's bitwise_xor(), in WHERE and with parameters
+    assert db.execute("SELECT a FROM t WHERE a # %s = %s", [3, 6]).fetchall() == [(5,)]
+
+
+def test_hash_on_non_integers_is_refused(tmp_path) -> None:
+    db = reeldb.connect(tmp_path / "db")
+    with pytest.raises(reeldb.ProgrammingError) as err:
+        db.execute("SELECT 1.5 # 2")
+    assert err.value.sqlstate == "42883"  # PostgreSQL: operator does not exist: numeric # integer
