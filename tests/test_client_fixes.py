@@ -588,3 +588,38 @@ def _register_bad_half(conn: psycopg.Connection) -> None:
             return struct.pack("!hh", 3, 0) + np.array([1, 2], dtype=">f2").tobytes()
 
     conn.adapters.register_dumper(_BadHalf, Dumper)
+
+
+def test_discard_all_leaves_nothing_for_the_pools_next_user(server) -> None:
+    """psycopg2's connection.reset() and pgbouncer send DISCARD ALL between users."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn(server))
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SET application_name = 'first user'")
+    cur.execute("CREATE TEMPORARY TABLE scratch (a INT)")
+    cur.execute("LISTEN jobs")
+    cur.execute("BEGIN")
+    cur.execute("DECLARE c CURSOR WITH HOLD FOR SELECT id FROM items")
+    cur.execute("COMMIT")
+    with pytest.raises(psycopg2.errors.ActiveSqlTransaction):  # 25001, as PostgreSQL
+        cur.execute("BEGIN; DISCARD ALL")
+    cur.execute("ROLLBACK")
+    conn.autocommit = False
+    conn.reset()  # DISCARD ALL
+    cur = conn.cursor()
+    cur.execute("SHOW application_name")
+    assert cur.fetchone() == ("",)
+    with pytest.raises(psycopg2.errors.UndefinedTable):
+        cur.execute("SELECT * FROM scratch")
+    conn.rollback()
+    with pytest.raises(psycopg2.errors.InvalidCursorName):
+        cur.execute("FETCH 1 FROM c")
+    conn.rollback()
+    cur.execute("DISCARD PLANS")
+    cur.execute("DISCARD TEMP")
+    assert cur.statusmessage == "DISCARD TEMP"
+    conn.close()
+    with psycopg.connect(dsn(server), autocommit=True) as other:  # the rows are all still there
+        assert other.execute("SELECT count(*) FROM items").fetchone() == (20,)

@@ -27,7 +27,7 @@ from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine, internal_name
 from ..format.manifest import Column, TableManifest
-from . import cursors, ddl, dml, indexes, notify, point, prepared, temp, vector_plan
+from . import cursors, ddl, discard, dml, indexes, notify, point, prepared, temp, vector_plan
 from .characteristics import Characteristics, with_options
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse, walk
@@ -44,7 +44,8 @@ MAX_REF_RELATIONS = 64  # tables of other branches/tags kept registered at once
 _NAMING = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.CopyStmt, ast.ExplainStmt)
 # statements that read no table: they bind none (a SHOW must not open every table's files)
 _TABLELESS = (ast.VariableSetStmt, ast.VariableShowStmt, ast.ListenStmt, ast.UnlistenStmt, ast.NotifyStmt,
-              ast.DeallocateStmt, ast.ClosePortalStmt, ast.FetchStmt, ast.CreateExtensionStmt)
+              ast.DeallocateStmt, ast.ClosePortalStmt, ast.FetchStmt, ast.CreateExtensionStmt,
+              ast.DiscardStmt)
 
 
 def referenced_tables(stmt: ast.Node) -> set[str] | None:
@@ -412,6 +413,8 @@ class Session(VersioningMixin):
             return ddl.create_extension(self, stmt)
         if isinstance(stmt, ast.DeallocateStmt):
             return prepared.deallocate(self, stmt)
+        if isinstance(stmt, ast.DiscardStmt):
+            return discard.discard(self, stmt)
         if isinstance(stmt, ast.IndexStmt):
             return indexes.create(self, stmt)
         if isinstance(stmt, ast.ReindexStmt):
