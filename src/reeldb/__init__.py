@@ -9,6 +9,20 @@ from __future__ import annotations
 
 from .connection import Connection, connect
 from .cursor import Cursor
+from .dbapi import (
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+)
 from .errors import (
     BranchProtected,
     DatabaseError,
@@ -33,6 +47,8 @@ threadsafety = 1  # threads may share the module, not connections
 paramstyle = "pyformat"  # %(name)s; %s, :name and $1 work too
 
 __all__ = [
+    "BINARY", "DATETIME", "NUMBER", "ROWID", "STRING", "Binary", "Date", "DateFromTicks", "Time",
+    "TimeFromTicks", "Timestamp", "TimestampFromTicks",
     "Blob", "BranchProtected", "Connection", "Cursor", "DataError", "DatabaseError", "Error", "IntegrityError",
     "InterfaceError", "InternalError", "MergeConflict", "NotSupportedError", "OperationalError", "ProgrammingError",
     "Warning", "apilevel", "connect", "paramstyle", "threadsafety",
