@@ -206,3 +206,131 @@ def test_timetz_parameter_binary_and_result_refused(server) -> None:
         # DuckDB hands over a timetz result without its offset: refused, not sent wrong
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="time with time zone"):
             conn.execute("SELECT '12:34:56+05:30'::timetz")
+
+
+# -- COPY ... (FORMAT BINARY) -------------------------------------------------------------------
+# What PostgreSQL 16 sent for COPY (SELECT id, take, note, shot_on, started, frames FROM shots) TO
+# STDOUT (FORMAT BINARY) over the two rows below: the header rides with the first row.
+COPY_ROWS = "(1, 2, 'a', '2021-01-01', '2020-01-01 01:02:03.5', 7), (2, NULL, NULL, '2020-01-01', NULL, NULL)"
+PG_COPY_OUT = [b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\x00\x06" + b"\x00\x00\x00\x04\x00\x00\x00\x01"
+               + b"\x00\x00\x00\x02\x00\x02" + b"\x00\x00\x00\x01a" + b"\x00\x00\x00\x04\x00\x00\x1d\xf7"
+               + b"\x00\x00\x00\x08\x00\x02>\x08d\xb2y\xe0" + b"\x00\x00\x00\x08" + struct.pack("!q", 7),
+               b"\x00\x06\x00\x00\x00\x04\x00\x00\x00\x02" + b"\xff\xff\xff\xff" * 2 + b"\x00\x00\x00\x04\x00\x00\x1c\x89"
+               + b"\xff\xff\xff\xff" * 2,
+               b"\xff\xff"]
+COPY_COLUMNS = "id, take, note, shot_on, started, frames"
+
+
+def test_copy_to_binary_sends_what_postgres_sends(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("DELETE FROM shots")
+        conn.execute(f"INSERT INTO shots ({COPY_COLUMNS}) VALUES {COPY_ROWS}")
+        cur = conn.cursor()
+        with cur.copy(f"COPY (SELECT {COPY_COLUMNS} FROM shots ORDER BY id) TO STDOUT (FORMAT BINARY)") as copy:
+            assert cur.pgresult is not None and cur.pgresult.binary_tuples == 1
+            assert [cur.pgresult.fformat(i) for i in range(6)] == [1] * 6
+            chunks = [bytes(c) for c in copy]
+        assert chunks == PG_COPY_OUT
+        with cur.copy("COPY (SELECT 1 WHERE false) TO STDOUT (FORMAT BINARY)") as copy:
+            assert [bytes(c) for c in copy] == [b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\xff\xff"]
+
+
+def test_copy_from_binary_reads_postgres_bytes(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("DELETE FROM shots")
+        cur = conn.cursor()
+        with cur.copy(f"COPY shots ({COPY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            assert cur.pgresult is not None and cur.pgresult.binary_tuples == 1
+            copy.write(b"".join(PG_COPY_OUT))
+        assert cur.rowcount == 2
+        assert conn.execute(f"SELECT {COPY_COLUMNS} FROM shots ORDER BY id").fetchall() == [
+            (1, 2, "a", dt.date(2021, 1, 1), dt.datetime(2020, 1, 1, 1, 2, 3, 500000), 7),
+            (2, None, None, dt.date(2020, 1, 1), None, None)]
+
+
+TYPED = ("CREATE TABLE typed (i2 SMALLINT, i4 INT, i8 BIGINT, r REAL, d DOUBLE PRECISION, n NUMERIC(12,4), "
+         "b BOOLEAN, t TEXT, v VARCHAR(10), raw BYTEA, u UUID, j JSONB, day DATE, ts TIMESTAMP, tz TIMESTAMPTZ, "
+         "emb VECTOR(3))")
+
+
+def typed_rows() -> list[tuple]:
+    import decimal
+    import uuid
+
+    import numpy as np
+
+    return [(-32768, 2**31 - 1, -(2**63), 1.5, -2.25e300, decimal.Decimal("0.0012"), True, "é\tx\n", "short",
+             b"\x00\xff\\", uuid.UUID(int=7), {"k": [1, "two"]}, dt.date(1, 1, 2), dt.datetime(9999, 12, 31, 23, 59),
+             dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), np.array([1.0, 2.5, -3.0], dtype=np.float32)),
+            tuple([None] * 16)]
+
+
+def test_psycopg_binary_copy_round_trips_every_column_type(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS typed")
+        conn.execute(TYPED)
+        types = ["int2", "int4", "int8", "float4", "float8", "numeric", "bool", "text", "varchar", "bytea", "uuid",
+                 "jsonb", "date", "timestamp", "timestamptz"]
+        rows = typed_rows()
+        cur = conn.cursor()
+        with cur.copy("COPY typed (i2, i4, i8, r, d, n, b, t, v, raw, u, j, day, ts, tz) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row([psycopg.types.json.Jsonb(v) if isinstance(v, dict) else v for v in row[:15]])
+        with cur.copy("COPY typed (i2, i4, i8, r, d, n, b, t, v, raw, u, j, day, ts, tz) TO STDOUT (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            back = list(copy.rows())
+        assert back == [row[:15] for row in rows]
+        # and text COPY of the same rows reads as a text query does
+        with cur.copy("COPY typed (i2, t, raw, day) TO STDOUT") as copy:
+            text = b"".join(bytes(c) for c in copy)
+        assert text == b"-32768\t\xc3\xa9\\tx\\n\t\\\\x00ff5c\t0001-01-02\n\\N\t\\N\t\\N\t\\N\n"
+
+
+def test_asyncpg_copy_records_uses_binary_copy(server) -> None:
+    rows = typed_rows()
+
+    async def go(conn: Any) -> Any:
+        await conn.execute("DELETE FROM typed")
+        status = await conn.copy_records_to_table(
+            "typed", records=[r[:7] + r[8:11] + r[12:15] for r in rows],
+            columns=["i2", "i4", "i8", "r", "d", "n", "b", "v", "raw", "u", "day", "ts", "tz"])
+        back = await conn.fetch("SELECT i2, i4, i8, r, d, n, b, v, raw, u, day, ts, tz FROM typed ORDER BY i2")
+        return status, [tuple(r) for r in back]
+
+    status, back = run_asyncpg(server, go)
+    assert status == "COPY 2"
+    assert back == [r[:7] + r[8:11] + r[12:15] for r in rows]
+
+
+@pytest.mark.parametrize(("data", "sqlstate", "message"), [
+    (b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\x00\x03" + b"\x00\x00\x00\x01a" * 3 + b"\xff\xff", "22P04",
+     "row field count is 3, expected 2"),
+    (b"NOTCOPY" + b"\x00" * 12 + b"\xff\xff", "22P04", "signature not recognized"),
+    (b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\x00\x02\x00\x00\x00\x04\x00\x00\x00\x01\x00\x00\x00\x01a", "22P04",
+     "unexpected EOF"),  # no trailer
+    (b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\x00\x02\x00\x00\x00\x02\x00\x01\x00\x00\x00\x01a\xff\xff", "22P03",
+     "OID 23"),  # a 2-byte int4
+])
+def test_bad_binary_copy_data_is_refused_and_nothing_is_written(server, data: bytes, sqlstate: str, message: str) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("DELETE FROM shots")
+        with pytest.raises(psycopg.Error, match=message) as info, \
+                conn.cursor().copy("COPY shots (id, note) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(data)
+        assert info.value.sqlstate == sqlstate
+        assert conn.execute("SELECT count(*) FROM shots").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(("options", "sqlstate", "message"), [
+    ("FORMAT binary, HEADER", "0A000", "cannot specify HEADER in BINARY mode"),
+    ("FORMAT binary, DELIMITER ','", "42601", "cannot specify DELIMITER in BINARY mode"),
+    ("FORMAT binary, NULL 'x'", "42601", "cannot specify NULL in BINARY mode"),
+    ("FORMAT bogus", "22023", 'COPY format "bogus" not recognized'),
+])
+def test_binary_copy_options_refused_as_postgres_refuses_them(server, options: str, sqlstate: str, message: str) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with pytest.raises(psycopg.Error, match=message) as info, \
+                conn.cursor().copy(f"COPY shots TO STDOUT ({options})"):
+            pass
+        assert info.value.sqlstate == sqlstate

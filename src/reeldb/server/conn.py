@@ -9,7 +9,6 @@ the client's own worker thread, never on the event loop.
 from __future__ import annotations
 
 import secrets
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,15 +17,22 @@ import pglast
 
 from .. import __version__, errors
 from ..connection import Connection
-from ..rows import to_rows
 from ..sql.parse import check_length, deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.prepared import PreparedStatement as Statement
 from ..sql.session import Result
 from . import protocol as p
-from .copy import CopyOptions, copy_options, format_row, header_row, parse_rows, source_query
-from .describe import param_oids
-from .types import decode_param, encode_columns, field_specs
+from .copy import (
+    CopyOptions,
+    copy_options,
+    copy_response,
+    out_rows,
+    parse_binary_rows,
+    parse_rows,
+    source_query,
+)
+from .describe import oid_of, param_oids
+from .types import BYTEA, decode_param, encode_columns, field_specs, type_of
 
 ROWS_PER_CHUNK = 2048  # result rows encoded at a time (the deadline is checked between)
 SEND_BYTES = 1 << 20  # encoded rows sent once this many bytes are ready
@@ -168,7 +174,7 @@ class ClientSession:
                         self._check_copy_target(opts)
                         self.copy_in, self._copy_data = (opts, parts[i + 1 :]), bytearray()
                         ncols = len(opts.columns or self._table_columns(opts.table))
-                        return out + [p.message("G", struct.pack("!bh", 0, ncols) + b"\0\0" * ncols)]
+                        return out + [copy_response("G", opts, ncols)]
                     out += self._copy_out(opts)
                     continue
                 result = self.db._session.execute(sql)
@@ -185,16 +191,18 @@ class ClientSession:
     def _table_columns(self, table: str | None) -> list[str]:
         return [name for name, _ in self._copy_columns(table)]
 
-    def _copy_columns(self, table: str | None) -> list[tuple[str, bool]]:
-        """(name, takes bytes) of each column of a COPY's table, temporary ones included."""
+    def _copy_columns(self, table: str | None) -> list[tuple[str, int]]:
+        """(name, type OID) of each column of a COPY's table, temporary ones included."""
         session = self.db._session
         if table in session.temp_tables:
             r = session.execute(f"SELECT * FROM {_ident(table)} LIMIT 0")
-            return [(d[0], str(d[1]) == "BLOB") for d in r.description or ()]
+            assert r.table is not None
+            return [(d[0], type_of(str(d[1]), f.type)[0]) for d, f in zip(r.description or (), r.table.schema,
+                                                                           strict=True)]
         tm = session.current_tables().get(table or "")
         if tm is None:
             raise errors.UndefinedTable(f'relation "{table}" does not exist')
-        return [(c.name, c.type.kind in ("bytea", "image", "video")) for c in tm.schema.columns]
+        return [(c.name, oid_of(c.type)) for c in tm.schema.columns]
 
     def _check_copy_target(self, opts: CopyOptions) -> None:
         """Before CopyInResponse: the rows will go to this connection's branch (the schema,
@@ -239,12 +247,15 @@ class ClientSession:
     def _copy_insert(self, opts: CopyOptions, data: bytes) -> str:
         """All the rows in one statement, so one commit (or none, on any error)."""
         assert opts.table is not None
-        takes_bytes = dict(self._copy_columns(opts.table))
-        names = opts.columns or list(takes_bytes)
-        rows: list[list[Any]] = parse_rows(data, opts, len(names))  # type: ignore[assignment]
+        oids = dict(self._copy_columns(opts.table))
+        names = opts.columns or list(oids)
+        if opts.binary:
+            rows: list[list[Any]] = parse_binary_rows(data, [oids[n] for n in names])
+        else:
+            rows = parse_rows(data, opts, len(names))  # type: ignore[assignment]
         if not rows:
             return "COPY 0"
-        binary = [i for i, n in enumerate(names) if takes_bytes[n]]
+        binary = [] if opts.binary else [i for i, n in enumerate(names) if oids[n] == BYTEA]
         for row in rows:
             for i in binary:
                 v = row[i]
@@ -260,11 +271,11 @@ class ClientSession:
         r = self.db._session.execute(sql)
         assert r.table is not None and r.description is not None
         names = [d[0] for d in r.description]
-        out = [p.message("H", struct.pack("!bh", 0, len(names)) + b"\0\0" * len(names))]
-        if opts.header:
-            out.append(p.message("d", header_row(names, opts)))
-        rows = to_rows(r.table, r.description, self.db.catalog.store)
-        out += [p.message("d", format_row(list(row), opts)) for row in rows]
+        fields = _with_formats(field_specs(r.table, r.description), [int(opts.binary)])
+        cells = encode_columns(r.table, r.description, fields, self.db.catalog.store)
+        rows = list(zip(*cells, strict=True)) if cells else [()] * r.table.num_rows
+        out = [copy_response("H", opts, len(names))]
+        out += [p.message("d", data) for data in out_rows(rows, names, opts)]
         return out + [p.message("c"), p.command_complete(f"COPY {len(rows)}")]
 
     def _notices(self, result: Result) -> list[bytes]:
