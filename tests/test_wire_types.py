@@ -334,3 +334,84 @@ def test_binary_copy_options_refused_as_postgres_refuses_them(server, options: s
                 conn.cursor().copy(f"COPY shots TO STDOUT ({options})"):
             pass
         assert info.value.sqlstate == sqlstate
+
+
+# -- parameter types after Parse / Describe -------------------------------------------------------
+# (statement, PostgreSQL 16's ParameterDescription) against the shots table
+PARAM_TYPES = [
+    ("SELECT $1::int + $2", [23, 23]), ("SELECT $1 + $2::int", [23, 23]), ("SELECT $1::int2 + $2", [21, 21]),
+    ("SELECT * FROM shots WHERE take = $1", [21]), ("SELECT * FROM shots WHERE take > $1 AND frames < $2", [21, 20]),
+    ("INSERT INTO shots (id, take, frames, shot_on, started, logged, cue, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+     [23, 21, 20, 1082, 1114, 1184, 1083, 25]),
+    ("UPDATE shots SET take = $1 WHERE id = $2", [21, 23]), ("SELECT take + $1 FROM shots", [21]),
+    ("SELECT $1 + 1", [23]), ("SELECT $1 + 1.5", [1700]), ("SELECT 3000000000 + $1", [20]), ("SELECT $1 || 'a'", [25]),
+    ("SELECT 1 WHERE $1", [16]), ("SELECT $1 = 'a'", [25]), ("SELECT * FROM shots WHERE id IN ($1, $2)", [23, 23]),
+    ("SELECT * FROM shots WHERE note LIKE $1", [25]), ("SELECT * FROM shots LIMIT $1 OFFSET $2", [20, 20]),
+    ("SELECT $1 * 2.0::float8", [701]), ("SELECT coalesce($1, 1)", [23]), ("SELECT * FROM shots WHERE shot_on > $1", [1082]),
+    ("SELECT * FROM shots WHERE started BETWEEN $1 AND $2", [1114, 1114]), ("SELECT * FROM shots WHERE id = any($1)", [1007]),
+    ("SELECT $1::timestamptz - $2", [1184, 1184]), ("SELECT $1 < now()", [1184]), ("SELECT greatest($1, 1)", [23]),
+    ("SELECT nullif($1, 1)", [23]), ("SELECT case when $1 then 1 end", [16]), ("SELECT $1 and true", [16]),
+    ("SELECT note FROM shots WHERE take = $1 OR $2", [21, 16]), ("SELECT * FROM shots WHERE (take, id) = ($1, $2)", [21, 23]),
+    ("SELECT case when take = 1 then $1 else 2 end FROM shots", [23]), ("SELECT $1", [25]), ("SELECT length($1)", [25]),
+]
+
+
+async def described(conn: Any, sql: str) -> list[int] | str:
+    """ParameterDescription after asyncpg's Parse and Describe, or the refusal's SQLSTATE."""
+    import asyncpg
+
+    try:
+        statement = await conn.prepare(sql)
+    except asyncpg.PostgresError as e:
+        return e.sqlstate
+    return [p.oid for p in statement.get_parameters()]
+
+
+def test_parameter_types_after_describe_are_postgres_types(server) -> None:
+    async def go(conn: Any) -> Any:
+        return [(sql, await described(conn, sql)) for sql, _ in PARAM_TYPES]
+
+    assert run_asyncpg(server, go) == PARAM_TYPES
+
+
+@pytest.mark.parametrize(("sql", "sqlstate"), [
+    ("SELECT pg_typeof($1)", "42P18"), ("SELECT $1 IS NULL", "42P18"), ("SELECT concat($1)", "42P18"),
+    ("SELECT count($1)", "42P18"), ("SELECT row($1, 1)", "42P18"), ("SELECT json_build_object('a', $1)", "42P18"),
+    ("SELECT to_json($1)", "42804"),
+])
+def test_untyped_parameters_postgres_cannot_type_are_refused(server, sql: str, sqlstate: str) -> None:
+    async def go(conn: Any) -> Any:
+        return await described(conn, sql), await described(conn, sql.replace("$1", "$1::int"))
+
+    assert run_asyncpg(server, go) == (sqlstate, [23])  # typed by a cast, it is fine
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(sql.replace("$1", "%s"), ["x"])  # psycopg sends a str untyped
+        assert info.value.sqlstate == sqlstate
+
+
+def test_asyncpg_encodes_parameters_by_the_inferred_types(server) -> None:
+    """asyncpg encodes each argument in binary by the type Describe gave: with $2 as text
+    it refused the int 2 before sending anything."""
+    async def go(conn: Any) -> Any:
+        await conn.execute("DELETE FROM shots")
+        await conn.execute("INSERT INTO shots (id, take, frames) VALUES ($1, $2, $3)", 1, 7, 2**40)
+        return (await conn.fetchval("SELECT $1::int + $2", 1, 2),
+                await conn.fetchval("SELECT id FROM shots WHERE take IN ($1, $2)", 7, 8),
+                await conn.fetchval("SELECT count(*) FROM shots WHERE id = any($1)", [1, 2]),
+                await conn.fetchval("SELECT $1 < now()", dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)),
+                await conn.fetchrow("SELECT take, take AS t2, frames FROM shots"))
+
+    total, found, count, earlier, row = run_asyncpg(server, go)
+    assert (total, found, count, earlier) == (3, 1, 1, True)
+    assert tuple(row) == (7, 7, 2**40)
+
+
+@pytest.mark.parametrize("fmt", [0, 1], ids=["text", "binary"])
+def test_smallint_columns_are_int2_on_the_wire(server, fmt: int) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("DELETE FROM shots")
+        conn.execute("INSERT INTO shots (id, take) VALUES (1, -3)")
+        got = raw(conn, "SELECT take, 1::int2, id FROM shots", fmt)
+    expect = [b"-3", b"1", b"1"] if fmt == 0 else [struct.pack("!h", -3), struct.pack("!h", 1), struct.pack("!i", 1)]
+    assert got == list(zip([21, 21, 23], expect, strict=True))
