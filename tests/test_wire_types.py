@@ -415,3 +415,52 @@ def test_smallint_columns_are_int2_on_the_wire(server, fmt: int) -> None:
         got = raw(conn, "SELECT take, 1::int2, id FROM shots", fmt)
     expect = [b"-3", b"1", b"1"] if fmt == 0 else [struct.pack("!h", -3), struct.pack("!h", 1), struct.pack("!i", 1)]
     assert got == list(zip([21, 21, 23], expect, strict=True))
+
+
+# -- transaction status in ReadyForQuery ------------------------------------------------------------
+TS = pq.TransactionStatus
+
+
+def test_ready_for_query_status_on_every_path(server) -> None:
+    """I idle, T in a block, E after any error in a block (simple query, extended query
+    with Sync, COPY in and out), I again after ROLLBACK, as PostgreSQL 16 reports them."""
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        seen = [conn.info.transaction_status]
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute("SELECT 1/0")  # outside a block: stays idle
+        seen.append(conn.info.transaction_status)
+        for failing in ("SELECT 1/0", "SELECT %s::int / 0", "COPY (SELECT 1/0) TO STDOUT", "COPY acct FROM STDIN"):
+            conn.execute("BEGIN")
+            conn.execute("SELECT %s", [1])
+            seen.append(conn.info.transaction_status)
+            with pytest.raises(psycopg.Error):
+                if failing.startswith("COPY acct"):
+                    with conn.cursor().copy(failing) as copy:
+                        copy.write(b"1\tnot a number\n")
+                elif failing.startswith("COPY"):
+                    with conn.cursor().copy(failing) as copy:
+                        list(copy)
+                else:
+                    conn.execute(failing, [1] if "%s" in failing else None)
+            seen.append(conn.info.transaction_status)
+            with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+                conn.execute("SELECT 1")
+            seen.append(conn.info.transaction_status)
+            conn.execute("ROLLBACK")
+            seen.append(conn.info.transaction_status)
+    assert seen == [TS.IDLE, TS.IDLE] + [TS.INTRANS, TS.INERROR, TS.INERROR, TS.IDLE] * 4
+
+
+def test_pipeline_error_fails_the_block_until_sync(server) -> None:
+    with psycopg.connect(dsn(server)) as conn:
+        conn.execute("DELETE FROM acct")
+        conn.commit()
+        with pytest.raises(psycopg.errors.UndefinedTable), conn.pipeline() as pipeline:
+            conn.execute("INSERT INTO acct VALUES (%s, %s)", [1, 10])
+            conn.execute("INSERT INTO nosuch VALUES (%s)", [1])
+            conn.execute("INSERT INTO acct VALUES (%s, %s)", [2, 20])  # skipped until Sync
+            pipeline.sync()
+        assert conn.info.transaction_status == TS.INERROR
+        conn.rollback()
+        assert conn.info.transaction_status == TS.IDLE
+        assert conn.execute("SELECT count(*) FROM acct").fetchone() == (0,)
