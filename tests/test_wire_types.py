@@ -46,7 +46,7 @@ def dsn(server: BackgroundServer) -> str:
 def raw(conn: Any, sql: str, fmt: int, params: list[bytes | None] | None = None,
         oids: list[int] | None = None, param_formats: list[int] | None = None) -> list[tuple[int, bytes | None]]:
     """The first row's (type OID, wire bytes) per column, as libpq received them."""
-    r = conn.pgconn.exec_params(sql.encode(), params, oids, param_formats, result_format=fmt)
+    r = conn.pgconn.exec_params(sql.encode(conn.info.encoding), params, oids, param_formats, result_format=fmt)
     if r.status != pq.ExecStatus.TUPLES_OK:
         state = (r.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
         raise AssertionError(f"{state}: {r.error_message.decode()}")
@@ -464,3 +464,74 @@ def test_pipeline_error_fails_the_block_until_sync(server) -> None:
         conn.rollback()
         assert conn.info.transaction_status == TS.IDLE
         assert conn.execute("SELECT count(*) FROM acct").fetchone() == (0,)
+
+
+# -- client encodings -----------------------------------------------------------------------------
+def test_latin1_client_gets_latin1_bytes_both_ways(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("DELETE FROM shots")
+        conn.execute("SET client_encoding TO 'LATIN1'")
+        assert conn.info.encoding == "iso8859-1"  # psycopg read the ParameterStatus
+        assert conn.execute("SHOW client_encoding").fetchone() == ("LATIN1",)
+        conn.execute("INSERT INTO shots (id, note) VALUES (1, 'café'), (2, %s)", ["naïve"])
+        for binary in (False, True):
+            cur = conn.cursor(binary=binary)
+            cur.execute("SELECT note FROM shots WHERE note = %s OR id = 1 ORDER BY id", ["naïve"])
+            assert cur.fetchall() == [("café",), ("naïve",)]
+        assert raw(conn, "SELECT note, 'ü' FROM shots WHERE id = 1", 0) == [(25, b"caf\xe9"), (25, b"\xfc")]
+        assert raw(conn, "SELECT $1::text", 1, [b"d\xe9j\xe0"], [25], [1]) == [(25, b"d\xe9j\xe0")]
+        with conn.cursor().copy("COPY (SELECT id, note FROM shots ORDER BY id) TO STDOUT") as copy:
+            assert b"".join(bytes(c) for c in copy) == b"1\tcaf\xe9\n2\tna\xefve\n"
+        with conn.cursor().copy("COPY shots (id, note) FROM STDIN") as copy:
+            copy.write(b"3\tgar\xe7on\n")
+        conn.execute("RESET client_encoding")
+        assert conn.info.encoding == "utf-8"
+        assert conn.execute("SELECT note FROM shots WHERE id = 3").fetchone() == ("garçon",)
+
+
+def test_euc_jp_client_and_characters_an_encoding_lacks(server) -> None:
+    with psycopg.connect(dsn(server)) as conn:
+        conn.execute("SET client_encoding TO 'EUC_JP'")
+        assert conn.execute("SELECT %s::text || '語'", ["日本"]).fetchone() == ("日本語",)
+        conn.commit()
+        conn.execute("SET client_encoding TO 'LATIN1'")
+        with pytest.raises(psycopg.errors.UntranslatableCharacter,
+                           match='0xe2 0x82 0xac in encoding "UTF8" has no equivalent in encoding "LATIN1"'):
+            conn.execute("SELECT chr(8364)")  # the euro sign: not in LATIN1
+        assert conn.info.transaction_status == TS.INERROR
+        conn.rollback()
+        conn.autocommit = True
+        conn.execute("SET client_encoding TO 'EUC_JP'")
+        r = conn.pgconn.exec_(b"SELECT '\xff\xfe'")  # not EUC_JP
+        assert (r.error_field(pq.DiagnosticField.SQLSTATE), conn.info.transaction_status) == (b"22021", TS.IDLE)
+        assert conn.execute("SELECT 'ok'").fetchone() == ("ok",)
+
+
+@pytest.mark.parametrize(("name", "sqlstate"), [("bogus", "22023"), ("MULE_INTERNAL", "0A000"), ("EUC_TW", "0A000")])
+def test_encodings_postgres_refuses_or_python_lacks_are_refused(server, name: str, sqlstate: str) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with pytest.raises(psycopg.Error, match=f'invalid value for parameter "client_encoding": "{name}"') as info:
+            conn.execute(f"SET client_encoding TO '{name}'")
+        assert info.value.sqlstate == sqlstate
+        assert conn.execute("SHOW client_encoding").fetchone() == ("UTF8",)
+        assert conn.info.encoding == "utf-8"
+
+
+def test_client_encoding_in_the_startup_packet(server) -> None:
+    with psycopg.connect(dsn(server) + " client_encoding=WIN1252") as conn:
+        assert conn.info.encoding == "cp1252"
+        assert raw(conn, "SELECT '€'", 0) == [(25, b"\x80")]
+    with pytest.raises(psycopg.OperationalError, match="client_encoding"):
+        psycopg.connect(dsn(server) + " client_encoding=bogus")
+
+
+def test_psql_with_pgclientencoding_latin1(server) -> None:
+    exe = shutil.which("psql")
+    if exe is None:
+        pytest.skip("psql is not installed")
+    host, port = server.address
+    out = subprocess.run([exe, "-X", "-A", "-t", "-h", host, "-p", str(port), "-U", "tester", "-d", "films",
+                          "-c", "SELECT 'crème', current_setting('client_encoding')".encode("latin-1")],
+                         capture_output=True, timeout=30, env={"PGCLIENTENCODING": "LATIN1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == b"cr\xe8me|LATIN1"

@@ -17,6 +17,7 @@ import pglast
 
 from .. import __version__, errors
 from ..connection import Connection
+from ..sql.encodings import client_encoding
 from ..sql.parse import check_length, deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.prepared import PreparedStatement as Statement
@@ -68,12 +69,21 @@ class ClientSession:
         # in chunks, so neither they nor their encoding are ever held whole
         self.send: Callable[[list[bytes]], None] | None = None
         self._unsent: list[bytes] = []  # answers to earlier messages of the batch
+        self.encoding = "UTF8"  # the client encoding the client was last told of
 
     # -- startup ---------------------------------------------------------------------
     def greeting(self, params: dict[str, str]) -> list[bytes]:
+        if "client_encoding" in params:  # libpq sends it for PGCLIENTENCODING / client_encoding=
+            try:
+                self.encoding = client_encoding(params["client_encoding"])
+            except errors.Error as e:
+                self.terminated = True
+                return [p.error_for(e).replace(b"SERROR", b"SFATAL", 1)]
+            if self.encoding != "UTF8":
+                self.db._session.settings["client_encoding"] = self.encoding
         out = [p.authentication_ok()]
         for key, value in (("server_version", SERVER_VERSION), ("server_encoding", "UTF8"),
-                           ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY"),
+                           ("client_encoding", self.encoding), ("DateStyle", "ISO, MDY"),
                            ("integer_datetimes", "on"), ("standard_conforming_strings", "on"),
                            ("TimeZone", "UTC"), ("IntervalStyle", "postgres"),
                            ("application_name", params.get("application_name", "")),
@@ -113,6 +123,19 @@ class ClientSession:
         return out
 
     def handle(self, kind: str, payload: bytes) -> list[bytes]:
+        """The answers to one message, text in the client's encoding; a SET of
+        client_encoding is reported with ParameterStatus ahead of ReadyForQuery."""
+        p.use_client_encoding(self.encoding)
+        out = self._handle(kind, payload)
+        now = self.db._session.settings.get("client_encoding", "UTF8")
+        if now != self.encoding:
+            self.encoding = now
+            p.use_client_encoding(now)
+            at = len(out) - 1 if out and out[-1][:1] == b"Z" else len(out)
+            out.insert(at, p.parameter_status("client_encoding", now))
+        return out
+
+    def _handle(self, kind: str, payload: bytes) -> list[bytes]:
         if kind == "X":
             self.terminated = True
             return []

@@ -103,10 +103,7 @@ def _arg(node: Any) -> Any:
 
 def parse_rows(data: bytes, opts: CopyOptions, ncols: int) -> list[list[str | None]]:
     """The rows of COPY FROM STDIN's data."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8" in COPY data') from None
+    text = p.decode_text(data)
     if opts.csv:
         return _csv_rows(text, opts, ncols)
     rows = list(_text_rows(text, opts))
@@ -180,10 +177,10 @@ def _csv_rows(text: str, opts: CopyOptions, ncols: int) -> list[list[str | None]
 def format_row(values: list[Any], opts: CopyOptions) -> bytes:
     """One row of COPY TO STDOUT."""
     if opts.csv:
-        return (opts.delimiter.join(opts.null if v is None else _csv_field(text_out(v), opts)
-                                    for v in values) + "\n").encode("utf-8")
+        return p.encode_text(opts.delimiter.join(opts.null if v is None else _csv_field(text_out(v), opts)
+                                                 for v in values) + "\n")
     fields = [opts.null if v is None else _escape(text_out(v), opts.delimiter) for v in values]
-    return (opts.delimiter.join(fields) + "\n").encode("utf-8")
+    return p.encode_text(opts.delimiter.join(fields) + "\n")
 
 
 def _csv_field(text: str, opts: CopyOptions) -> str:
@@ -221,12 +218,14 @@ def out_rows(rows: list[tuple[bytes | None, ...]], names: list[str], opts: CopyO
         out[0] = BINARY_HEADER + out[0]  # Postgres sends the header with the first row
         return out
     out = [header_row(names, opts)] if opts.header else []
+    codec = p.client_codec()  # the cells are in the client encoding already
     if opts.csv:
-        out += [(opts.delimiter.join(opts.null if c is None else _csv_field(c.decode("utf-8"), opts) for c in r)
-                 + "\n").encode("utf-8") for r in rows]
+        out += [p.encode_text(opts.delimiter.join(opts.null if c is None else _csv_field(p.decode_text(c, codec), opts)
+                                                  for c in r) + "\n", codec) for r in rows]
     else:
-        out += [(opts.delimiter.join(opts.null if c is None else _escape(c.decode("utf-8"), opts.delimiter)
-                                     for c in r) + "\n").encode("utf-8") for r in rows]
+        out += [p.encode_text(opts.delimiter.join(opts.null if c is None else _escape(p.decode_text(c, codec),
+                                                                                      opts.delimiter)
+                                                  for c in r) + "\n", codec) for r in rows]
     return out
 
 

@@ -57,7 +57,7 @@ from ..sql.pgtypes import (
 )
 from ..storage import ObjectStore
 from . import datetimes
-from .protocol import FieldSpec
+from .protocol import FieldSpec, client_codec, decode_text, encode_text
 
 TYPLEN = {BOOL: 1, CHAR: 1, INT2: 2, INT4: 4, OID: 4, INT8: 8, FLOAT4: 4, FLOAT8: 8, DATE: 4, TIME: 8, TIMESTAMP: 8,
           TIMESTAMPTZ: 8, TIMETZ: 12, INTERVAL: 16, UUID: 16}
@@ -144,12 +144,19 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
 
 
 def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
+    """The wire bytes of one value of type ``oid`` in format ``fmt``; text in the client
+    encoding in force when it is made."""
+    codec = client_codec()
     if fmt == 0:
         if oid == INT2VECTOR:  # "1 2", not "{1,2}"
             return lambda v: " ".join(str(x) for x in v).encode()
         if oid == FLOAT4:  # float4's shortest digits, though the value arrives as a Python float
             return lambda v: float_text(float(v), True).encode()
-        return lambda v: text_out(v).encode("utf-8")
+        if codec[1] == "utf-8":
+            return lambda v: text_out(v).encode("utf-8")
+        return lambda v: encode_text(text_out(v), codec)
+    if oid in _TEXT_SEND and codec[1] != "utf-8":  # textsend converts to the client encoding too
+        return lambda v: (b"\x01" if oid == JSONB else b"") + encode_text(text_out(v), codec)
     fn = _BINARY_OUT.get(oid)
     if fn is None:
         if oid in _ELEMENT_OF:
@@ -301,6 +308,7 @@ def _vector_send(v: Any) -> bytes:
     return struct.pack("!hh", len(a), 0) + a.tobytes()
 
 
+_TEXT_SEND = (TEXT, VARCHAR, CHAR, JSON, JSONB)
 _ELEMENT_SEND: dict[int, tuple[str, int]] = {INT2: ("!h", 2), INT4: ("!i", 4), INT8: ("!q", 8),
                                              FLOAT4: ("!f", 4), FLOAT8: ("!d", 8), BOOL: ("!?", 1),
                                              OID: ("!I", 4)}
@@ -316,7 +324,7 @@ def _array_send(v: Any, elem: int) -> bytes:
         items = [y for x in items for y in x]
     if elem in _TEXT_ELEMENTS:
         def one(x: Any) -> bytes:
-            return text_out(x).encode("utf-8")
+            return encode_text(text_out(x))
     elif elem in _ELEMENT_SEND:
         fmt = _ELEMENT_SEND[elem][0]
 
@@ -375,9 +383,9 @@ def decode_param(data: bytes | None, oid: int, fmt: int) -> Any:
         return None
     try:
         if fmt == 0:
-            return _text_in(data.decode("utf-8"), oid)
+            return _text_in(decode_text(data), oid)
         return _binary_in(data, oid)
-    except UnicodeDecodeError:
+    except UnicodeDecodeError:  # a text field inside a binary value (an array's elements)
         raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8"') from None
     except (struct.error, ValueError, decimal.InvalidOperation) as e:
         kind = errors.InvalidBinaryRepresentation if fmt else errors.InvalidTextRepresentation
@@ -429,11 +437,11 @@ def _binary_in(b: bytes, oid: int) -> Any:
     if oid == BYTEA:
         return bytes(b)
     if oid in (TEXT, VARCHAR, CHAR, UNKNOWN, JSON, 0):
-        return b.decode("utf-8")
+        return decode_text(b)
     if oid == JSONB:
         if not b or b[0] != 1:
             raise ValueError("unsupported jsonb version")
-        return b[1:].decode("utf-8")
+        return decode_text(b[1:])
     if oid == DATE:
         return datetimes.date_in(b)
     if oid in (TIMESTAMP, TIMESTAMPTZ):

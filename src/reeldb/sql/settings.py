@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .characteristics import Characteristics, as_settings, boolean, isolation
+from .encodings import client_encoding
 from .pgcatalog import SERVER_VERSION, SERVER_VERSION_NUM
 
 if TYPE_CHECKING:
@@ -237,10 +238,8 @@ def _settable(name: str, original: str) -> None:
 
 def _honoured(s: Session, name: str, value: str, original: str) -> str | None:
     """The value to store for an honoured setting (checked, acted on); None: nothing to store."""
-    if name == "client_encoding":
-        if value.upper().replace("-", "").replace("_", "") not in ("UTF8", "UNICODE"):
-            raise errors.FeatureNotSupported(f'client encoding "{value}" is not supported: reeldb speaks UTF8 only')
-        return "UTF8"
+    if name == "client_encoding":  # the wire server converts text with it
+        return client_encoding(value, original)
     if name == "statement_timeout":
         from .session import parse_duration_ms
 
