@@ -353,6 +353,8 @@ PARAM_TYPES = [
     ("SELECT nullif($1, 1)", [23]), ("SELECT case when $1 then 1 end", [16]), ("SELECT $1 and true", [16]),
     ("SELECT note FROM shots WHERE take = $1 OR $2", [21, 16]), ("SELECT * FROM shots WHERE (take, id) = ($1, $2)", [21, 23]),
     ("SELECT case when take = 1 then $1 else 2 end FROM shots", [23]), ("SELECT $1", [25]), ("SELECT length($1)", [25]),
+    ("SELECT now() + $1", [1186]), ("SELECT $1::timestamp + $2", [1114, 1186]), ("SELECT started - $1 FROM shots", [1114]),
+    ("SELECT current_date - $1", [1082]), ("SELECT $1::interval * $2", [1186, 701]), ("SELECT shot_on + $1 FROM shots", "42725"),
 ]
 
 
@@ -535,3 +537,24 @@ def test_psql_with_pgclientencoding_latin1(server) -> None:
                          capture_output=True, timeout=30, env={"PGCLIENTENCODING": "LATIN1", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == b"cr\xe8me|LATIN1"
+
+
+def test_calendar_matches_python_and_postgres_limits() -> None:
+    """The day arithmetic behind every date on the wire: Python's calendar wherever Python
+    has one, Postgres' first and last representable days at the ends."""
+    import random
+
+    from reeldb.server import datetimes
+
+    rng = random.Random(21)
+    epoch = dt.date(2000, 1, 1)
+    for days in [0, -1, 59, -730119, 2914635] + [rng.randint(-730119, 2914635) for _ in range(2000)]:
+        d = epoch + dt.timedelta(days=days)
+        assert datetimes.civil(days) == (d.year, d.month, d.day)
+        assert datetimes.day_number(d.year, d.month, d.day) == days
+    assert datetimes.civil(datetimes.PG_MIN_DAY) == (-4713, 11, 24)  # 4714-11-24 BC, Julian day 0
+    assert datetimes.civil(datetimes.PG_END_DAY - 1) == (5874897, 12, 31)
+    assert datetimes.date_out(datetimes.PG_MIN_DAY + datetimes.UNIX_TO_PG_DAYS, False) == b"4714-11-24 BC"
+    with pytest.raises(reeldb.errors.DataError, match="date out of range") as info:
+        datetimes.date_out(datetimes.PG_MIN_DAY - 1 + datetimes.UNIX_TO_PG_DAYS, True)
+    assert info.value.sqlstate == "22008"

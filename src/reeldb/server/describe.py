@@ -222,7 +222,14 @@ class _Infer:
             if not isinstance(a, ast.ParamRef):
                 continue
             if isinstance(b, ast.ColumnRef) or op in _SAME_TYPE_OPS:
-                self._set(a, self.type_of(b))
+                other = self.type_of(b)
+                if op == "+" and other in (t.TIMESTAMP, t.TIMESTAMPTZ, t.TIME, t.TIMETZ):
+                    other = t.INTERVAL  # there is no timestamp + timestamp: Postgres picks + interval
+                elif op == "+" and other == t.DATE and a.number not in self.found:
+                    raise errors.Error("operator is not unique: date + unknown", sqlstate="42725")
+                elif op in ("*", "/") and other == t.INTERVAL:
+                    other = t.FLOAT8
+                self._set(a, other)
 
 
 _SQL_VALUE_FUNCTIONS = {"SVFOP_CURRENT_DATE": t.DATE, "SVFOP_CURRENT_TIMESTAMP": t.TIMESTAMPTZ,
