@@ -558,3 +558,13 @@ def test_calendar_matches_python_and_postgres_limits() -> None:
     with pytest.raises(reeldb.errors.DataError, match="date out of range") as info:
         datetimes.date_out(datetimes.PG_MIN_DAY - 1 + datetimes.UNIX_TO_PG_DAYS, True)
     assert info.value.sqlstate == "22008"
+
+
+def test_notifications_reach_a_latin1_client_in_latin1(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as listener, \
+            psycopg.connect(dsn(server), autocommit=True) as sender:
+        listener.execute("SET client_encoding TO 'LATIN1'")
+        listener.execute("LISTEN scène")
+        sender.execute("NOTIFY scène, 'prête'")
+        got = next(listener.notifies(timeout=5, stop_after=1))
+        assert (got.channel, got.payload) == ("scène", "prête")

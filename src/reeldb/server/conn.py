@@ -119,7 +119,7 @@ class ClientSession:
         out = []
         while queue:
             pid, channel, payload = queue.popleft()
-            out.append(p.notification_response(pid, channel, payload))
+            out.append(p.notification_response(pid, channel, payload, self.encoding))
         return out
 
     def handle(self, kind: str, payload: bytes) -> list[bytes]:

@@ -352,8 +352,12 @@ def error_response(sqlstate: str, text: str, position: int | None = None, severi
     return message("E", _fields(severity, sqlstate, text, position, detail, hint))
 
 
-def notification_response(pid: int, channel: str, payload: str) -> bytes:
-    return message("A", _I32.pack(pid) + _cstr(channel) + _cstr(payload))
+def notification_response(pid: int, channel: str, payload: str, encoding: str = "UTF8") -> bytes:
+    """NotificationResponse in the client ``encoding``, which is passed: it may be built
+    on the event loop's thread, which serves every client."""
+    python = CODECS[encoding]
+    return message("A", _I32.pack(pid) + b"".join(
+        s.encode(python, errors="replace").replace(b"\0", b"") + b"\0" for s in (channel, payload)))
 
 
 def notice_response(text: str, sqlstate: str = "00000", severity: str = "NOTICE") -> bytes:
