@@ -568,3 +568,20 @@ def test_notifications_reach_a_latin1_client_in_latin1(server) -> None:
         sender.execute("NOTIFY scène, 'prête'")
         got = next(listener.notifies(timeout=5, stop_after=1))
         assert (got.channel, got.payload) == ("scène", "prête")
+
+
+ARRAYS = ("SELECT ARRAY['infinity'::date, NULL, '2020-01-01'], ARRAY['10000-01-01 00:00'::timestamp], "
+          "ARRAY[ARRAY['01:02'::time], ARRAY['24:00'::time]], '{}'::date[]")
+
+
+def test_arrays_of_dates_and_times_as_postgres_sends_them(server) -> None:
+    with psycopg.connect(dsn(server)) as conn:
+        assert raw(conn, ARRAYS, 0) == [(1182, b"{infinity,NULL,2020-01-01}"), (1115, b'{"10000-01-01 00:00:00"}'),
+                                        (1183, b"{{01:02:00},{24:00:00}}"), (1182, b"{}")]
+        got = raw(conn, ARRAYS, 1)
+    one_dim = struct.pack("!iii", 1, 1, 1082) + struct.pack("!ii", 3, 1)
+    assert got[0] == (1182, one_dim + struct.pack("!ii", 4, INT32_MAX) + b"\xff\xff\xff\xff" + struct.pack("!ii", 4, 7305))
+    assert got[1] == (1115, struct.pack("!iiiii", 1, 0, 1114, 1, 1) + struct.pack("!iq", 8, 252423043200000000))
+    assert got[2] == (1183, struct.pack("!iiiiiii", 2, 0, 1083, 2, 1, 1, 1)
+                      + struct.pack("!iqiq", 8, 3_720_000_000, 8, 86_400_000_000))
+    assert got[3] == (1182, struct.pack("!iii", 0, 0, 1082))

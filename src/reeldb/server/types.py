@@ -125,8 +125,7 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
     """Every cell of a result as wire bytes (None for NULL), column by column. Dates,
     times and timestamps are encoded from their integers: Python's years end at 9999
     and have no infinity."""
-    temporal = {i: datetimes.column_encoder(t, bool(f.format))
-                for i, (t, f) in enumerate(zip(table.schema.types, fields, strict=True))}
+    temporal = {i: _temporal_encoder(t, f) for i, (t, f) in enumerate(zip(table.schema.types, fields, strict=True))}
     temporal = {i: enc for i, enc in temporal.items() if enc is not None}
     rest = [i for i in range(table.num_columns) if i not in temporal]
     converted = iter(to_columns(table.select(rest), [description[i] for i in rest], store) if rest else [])
@@ -136,11 +135,37 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
             column = table.column(i)
             array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
             enc = temporal[i]
-            out.append([None if v is None else enc(v) for v in datetimes.raw_integers(array)])
+            out.append([None if v is None else enc(v) for v in _raw(array).to_pylist()])
         else:
             enc = encoder(f.type_oid, f.format)
             out.append([None if v is None else enc(v) for v in next(converted)])
     return out
+
+
+def _leaf_type(t: pa.DataType) -> pa.DataType:
+    while pa.types.is_list(t) or pa.types.is_large_list(t):
+        t = t.value_type
+    return t
+
+
+def _temporal_encoder(t: pa.DataType, f: FieldSpec) -> Callable[[Any], bytes] | None:
+    """The encoder of a date, time or timestamp column, or of an array of them, fed the
+    raw integers (``_raw``); None for other columns."""
+    leaf = datetimes.column_encoder(_leaf_type(t), bool(f.format))
+    if leaf is None or t == _leaf_type(t):
+        return leaf
+    if f.format:
+        elem = _ELEMENT_OF.get(f.type_oid, 0)
+        return lambda v: _array_send(v, elem, leaf)
+    codec = client_codec()
+    return lambda v: encode_text(_array_text(v, lambda x: leaf(x).decode()), codec)
+
+
+def _raw(array: pa.Array) -> pa.Array:
+    """A date, time or timestamp array (or lists of them) as the integers under it."""
+    if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
+        return type(array).from_arrays(array.offsets, _raw(array.values), mask=array.is_null())
+    return array.view(pa.int32() if array.type.bit_width == 32 else pa.int64())
 
 
 def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
@@ -211,15 +236,15 @@ def text_out(v: Any) -> str:
     return str(v)
 
 
-def _array_text(items: list[Any]) -> str:
+def _array_text(items: list[Any], out: Callable[[Any], str] | None = None) -> str:
     parts = []
     for x in items:
         if x is None:
             parts.append("NULL")
         elif isinstance(x, list):
-            parts.append(_array_text(x))
+            parts.append(_array_text(x, out))
         else:
-            t = text_out(x)
+            t = text_out(x) if out is None else out(x)
             if t == "" or any(c in t for c in _ARRAY_QUOTED) or t.upper() == "NULL":
                 t = '"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"'
             parts.append(t)
@@ -315,14 +340,16 @@ _ELEMENT_SEND: dict[int, tuple[str, int]] = {INT2: ("!h", 2), INT4: ("!i", 4), I
 _TEXT_ELEMENTS = (TEXT, VARCHAR, CHAR)
 
 
-def _array_send(v: Any, elem: int) -> bytes:
+def _array_send(v: Any, elem: int, element_send: Callable[[Any], bytes] | None = None) -> bytes:
     """Postgres' binary array: dimensions, a NULL flag, then each element's length and bytes."""
     items = v.tolist() if isinstance(v, np.ndarray) else list(v)
     dims = [len(items)]
     while items and all(isinstance(x, list) for x in items) and len({len(x) for x in items}) == 1:
         dims.append(len(items[0]))
         items = [y for x in items for y in x]
-    if elem in _TEXT_ELEMENTS:
+    if element_send is not None:
+        one = element_send
+    elif elem in _TEXT_ELEMENTS:
         def one(x: Any) -> bytes:
             return encode_text(text_out(x))
     elif elem in _ELEMENT_SEND:
