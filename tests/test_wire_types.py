@@ -581,7 +581,7 @@ def test_arrays_of_dates_and_times_as_postgres_sends_them(server) -> None:
         got = raw(conn, ARRAYS, 1)
     one_dim = struct.pack("!iii", 1, 1, 1082) + struct.pack("!ii", 3, 1)
     assert got[0] == (1182, one_dim + struct.pack("!ii", 4, INT32_MAX) + b"\xff\xff\xff\xff" + struct.pack("!ii", 4, 7305))
-    assert got[1] == (1115, struct.pack("!iiiii", 1, 0, 1114, 1, 1) + struct.pack("!iq", 8, 252423043200000000))
+    assert got[1] == (1115, struct.pack("!iiiii", 1, 0, 1114, 1, 1) + struct.pack("!iq", 8, 252455616000000000))
     assert got[2] == (1183, struct.pack("!iiiiiii", 2, 0, 1083, 2, 1, 1, 1)
                       + struct.pack("!iqiq", 8, 3_720_000_000, 8, 86_400_000_000))
     assert got[3] == (1182, struct.pack("!iii", 0, 0, 1082))
