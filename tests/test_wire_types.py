@@ -585,3 +585,18 @@ def test_arrays_of_dates_and_times_as_postgres_sends_them(server) -> None:
     assert got[2] == (1183, struct.pack("!iiiiiii", 2, 0, 1083, 2, 1, 1, 1)
                       + struct.pack("!iqiq", 8, 3_720_000_000, 8, 86_400_000_000))
     assert got[3] == (1182, struct.pack("!iii", 0, 0, 1082))
+
+
+def test_binary_copy_of_vectors_and_bytea_round_trips_byte_for_byte(server) -> None:
+    """pgvector's binary form (dimension, unused, big-endian float4s) in and out of COPY."""
+    row = (struct.pack("!h", 3) + struct.pack("!ii", 4, 1) + struct.pack("!i", 16) + struct.pack("!hh3f", 3, 0, 1.5, 2, -3)
+           + struct.pack("!i", 2) + b"\x00\x01")
+    data = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + row + b"\xff\xff"
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS frames")
+        conn.execute("CREATE TABLE frames (id INT, emb VECTOR(3), raw BYTEA)")
+        with conn.cursor().copy("COPY frames FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(data)
+        assert conn.execute("SELECT id, emb::text, raw FROM frames").fetchall() == [(1, "[1.5,2,-3]", b"\x00\x01")]
+        with conn.cursor().copy("COPY frames TO STDOUT (FORMAT BINARY)") as copy:
+            assert b"".join(bytes(c) for c in copy) == data
