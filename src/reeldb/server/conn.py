@@ -9,7 +9,6 @@ the client's own worker thread, never on the event loop.
 from __future__ import annotations
 
 import secrets
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,15 +17,23 @@ import pglast
 
 from .. import __version__, errors
 from ..connection import Connection
-from ..rows import to_rows
+from ..sql.encodings import client_encoding
 from ..sql.parse import check_length, deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.prepared import PreparedStatement as Statement
 from ..sql.session import Result
 from . import protocol as p
-from .copy import CopyOptions, copy_options, format_row, header_row, parse_rows, source_query
-from .describe import param_oids
-from .types import decode_param, encode_columns, field_specs
+from .copy import (
+    CopyOptions,
+    copy_options,
+    copy_response,
+    out_rows,
+    parse_binary_rows,
+    parse_rows,
+    source_query,
+)
+from .describe import oid_of, param_oids
+from .types import BYTEA, decode_param, encode_columns, field_specs, type_of
 
 ROWS_PER_CHUNK = 2048  # result rows encoded at a time (the deadline is checked between)
 SEND_BYTES = 1 << 20  # encoded rows sent once this many bytes are ready
@@ -62,12 +69,21 @@ class ClientSession:
         # in chunks, so neither they nor their encoding are ever held whole
         self.send: Callable[[list[bytes]], None] | None = None
         self._unsent: list[bytes] = []  # answers to earlier messages of the batch
+        self.encoding = "UTF8"  # the client encoding the client was last told of
 
     # -- startup ---------------------------------------------------------------------
     def greeting(self, params: dict[str, str]) -> list[bytes]:
+        if "client_encoding" in params:  # libpq sends it for PGCLIENTENCODING / client_encoding=
+            try:
+                self.encoding = client_encoding(params["client_encoding"])
+            except errors.Error as e:
+                self.terminated = True
+                return [p.error_for(e).replace(b"SERROR", b"SFATAL", 1)]
+            if self.encoding != "UTF8":
+                self.db._session.settings["client_encoding"] = self.encoding
         out = [p.authentication_ok()]
         for key, value in (("server_version", SERVER_VERSION), ("server_encoding", "UTF8"),
-                           ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY"),
+                           ("client_encoding", self.encoding), ("DateStyle", "ISO, MDY"),
                            ("integer_datetimes", "on"), ("standard_conforming_strings", "on"),
                            ("TimeZone", "UTC"), ("IntervalStyle", "postgres"),
                            ("application_name", params.get("application_name", "")),
@@ -103,10 +119,23 @@ class ClientSession:
         out = []
         while queue:
             pid, channel, payload = queue.popleft()
-            out.append(p.notification_response(pid, channel, payload))
+            out.append(p.notification_response(pid, channel, payload, self.encoding))
         return out
 
     def handle(self, kind: str, payload: bytes) -> list[bytes]:
+        """The answers to one message, text in the client's encoding; a SET of
+        client_encoding is reported with ParameterStatus ahead of ReadyForQuery."""
+        p.use_client_encoding(self.encoding)
+        out = self._handle(kind, payload)
+        now = self.db._session.settings.get("client_encoding", "UTF8")
+        if now != self.encoding:
+            self.encoding = now
+            p.use_client_encoding(now)
+            at = len(out) - 1 if out and out[-1][:1] == b"Z" else len(out)
+            out.insert(at, p.parameter_status("client_encoding", now))
+        return out
+
+    def _handle(self, kind: str, payload: bytes) -> list[bytes]:
         if kind == "X":
             self.terminated = True
             return []
@@ -168,7 +197,7 @@ class ClientSession:
                         self._check_copy_target(opts)
                         self.copy_in, self._copy_data = (opts, parts[i + 1 :]), bytearray()
                         ncols = len(opts.columns or self._table_columns(opts.table))
-                        return out + [p.message("G", struct.pack("!bh", 0, ncols) + b"\0\0" * ncols)]
+                        return out + [copy_response("G", opts, ncols)]
                     out += self._copy_out(opts)
                     continue
                 result = self.db._session.execute(sql)
@@ -185,16 +214,18 @@ class ClientSession:
     def _table_columns(self, table: str | None) -> list[str]:
         return [name for name, _ in self._copy_columns(table)]
 
-    def _copy_columns(self, table: str | None) -> list[tuple[str, bool]]:
-        """(name, takes bytes) of each column of a COPY's table, temporary ones included."""
+    def _copy_columns(self, table: str | None) -> list[tuple[str, int]]:
+        """(name, type OID) of each column of a COPY's table, temporary ones included."""
         session = self.db._session
         if table in session.temp_tables:
             r = session.execute(f"SELECT * FROM {_ident(table)} LIMIT 0")
-            return [(d[0], str(d[1]) == "BLOB") for d in r.description or ()]
+            assert r.table is not None
+            return [(d[0], type_of(str(d[1]), f.type)[0]) for d, f in zip(r.description or (), r.table.schema,
+                                                                           strict=True)]
         tm = session.current_tables().get(table or "")
         if tm is None:
             raise errors.UndefinedTable(f'relation "{table}" does not exist')
-        return [(c.name, c.type.kind in ("bytea", "image", "video")) for c in tm.schema.columns]
+        return [(c.name, oid_of(c.type)) for c in tm.schema.columns]
 
     def _check_copy_target(self, opts: CopyOptions) -> None:
         """Before CopyInResponse: the rows will go to this connection's branch (the schema,
@@ -239,12 +270,15 @@ class ClientSession:
     def _copy_insert(self, opts: CopyOptions, data: bytes) -> str:
         """All the rows in one statement, so one commit (or none, on any error)."""
         assert opts.table is not None
-        takes_bytes = dict(self._copy_columns(opts.table))
-        names = opts.columns or list(takes_bytes)
-        rows: list[list[Any]] = parse_rows(data, opts, len(names))  # type: ignore[assignment]
+        oids = dict(self._copy_columns(opts.table))
+        names = opts.columns or list(oids)
+        if opts.binary:
+            rows: list[list[Any]] = parse_binary_rows(data, [oids[n] for n in names])
+        else:
+            rows = parse_rows(data, opts, len(names))  # type: ignore[assignment]
         if not rows:
             return "COPY 0"
-        binary = [i for i, n in enumerate(names) if takes_bytes[n]]
+        binary = [] if opts.binary else [i for i, n in enumerate(names) if oids[n] == BYTEA]
         for row in rows:
             for i in binary:
                 v = row[i]
@@ -260,11 +294,11 @@ class ClientSession:
         r = self.db._session.execute(sql)
         assert r.table is not None and r.description is not None
         names = [d[0] for d in r.description]
-        out = [p.message("H", struct.pack("!bh", 0, len(names)) + b"\0\0" * len(names))]
-        if opts.header:
-            out.append(p.message("d", header_row(names, opts)))
-        rows = to_rows(r.table, r.description, self.db.catalog.store)
-        out += [p.message("d", format_row(list(row), opts)) for row in rows]
+        fields = _with_formats(field_specs(r.table, r.description), [int(opts.binary)])
+        cells = encode_columns(r.table, r.description, fields, self.db.catalog.store)
+        rows = list(zip(*cells, strict=True)) if cells else [()] * r.table.num_rows
+        out = [copy_response("H", opts, len(names))]
+        out += [p.message("d", data) for data in out_rows(rows, names, opts)]
         return out + [p.message("c"), p.command_complete(f"COPY {len(rows)}")]
 
     def _notices(self, result: Result) -> list[bytes]:

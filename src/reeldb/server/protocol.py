@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from .. import errors
+from ..sql.encodings import CODECS
 
 PROTOCOL_3 = 196608  # 3.0
 SSL_REQUEST = 80877103
@@ -30,6 +32,44 @@ ProtocolViolation = errors.ProtocolViolation  # the connection is closed after s
 
 class MessageTooLarge(errors.ProgramLimitExceeded):
     """A message over the server's limit: said, then the connection is closed."""
+
+
+# ----------------------------------------------------------------------------- text
+
+# The client encoding of the connection being served (PostgreSQL's name, Python codec):
+# each client has its own worker thread, which sets it before handling messages.
+_ENCODING: ContextVar[tuple[str, str]] = ContextVar("reeldb_client_encoding", default=("UTF8", "utf-8"))
+
+
+def use_client_encoding(name: str) -> None:
+    """Text on the wire is in ``name`` (PostgreSQL's name) from now on, in this thread."""
+    _ENCODING.set((name, CODECS[name]))
+
+
+def client_codec() -> tuple[str, str]:
+    """(PostgreSQL name, Python codec) of the client encoding in force."""
+    return _ENCODING.get()
+
+
+def encode_text(text: str, codec: tuple[str, str] | None = None) -> bytes:
+    """Text for the client, in its encoding; a character it lacks is 22P05, as in Postgres."""
+    name, python = codec or _ENCODING.get()
+    try:
+        return text.encode(python)
+    except UnicodeEncodeError as e:
+        bad = " ".join(f"0x{b:02x}" for b in text[e.start].encode("utf-8"))
+        raise errors.Error(f'character with byte sequence {bad} in encoding "UTF8" has no equivalent '
+                           f'in encoding "{name}"', sqlstate="22P05") from None
+
+
+def decode_text(data: bytes, codec: tuple[str, str] | None = None) -> str:
+    """Text from the client, in its encoding; bytes that are not is 22021, as in Postgres."""
+    name, python = codec or _ENCODING.get()
+    try:
+        return data.decode(python)
+    except UnicodeDecodeError as e:
+        bad = data[e.start:e.start + 1]
+        raise errors.CharacterNotInRepertoire(f'invalid byte sequence for encoding "{name}": 0x{bad.hex()}') from None
 
 
 # ----------------------------------------------------------------------------- reading
@@ -102,10 +142,7 @@ class Payload:
             raise ProtocolViolation("string without its terminating zero byte")
         raw = self.data[self.pos : end]
         self.pos = end + 1
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise errors.CharacterNotInRepertoire("invalid byte sequence for encoding \"UTF8\"") from None
+        return decode_text(raw)
 
     def take(self, n: int) -> bytes:
         self._need(n)
@@ -214,8 +251,13 @@ def message(kind: str, payload: bytes = b"") -> bytes:
     return kind.encode() + _I32.pack(len(payload) + 4) + payload
 
 
-def _cstr(s: str) -> bytes:
-    return s.encode("utf-8").replace(b"\0", b"") + b"\0"
+def _cstr(s: str, lenient: bool = False) -> bytes:
+    """A zero-terminated string in the client encoding; ``lenient`` (error and notice
+    text) puts ? for a character the encoding lacks, so the message itself still goes."""
+    if lenient:
+        name, python = _ENCODING.get()
+        return s.encode(python, errors="replace").replace(b"\0", b"") + b"\0"
+    return encode_text(s).replace(b"\0", b"") + b"\0"
 
 
 def authentication_ok() -> bytes:
@@ -301,7 +343,7 @@ def _fields(severity: str, sqlstate: str, text: str, position: int | None = None
     for code, value in (("S", severity), ("V", severity), ("C", sqlstate), ("M", text),
                         ("D", detail), ("H", hint), ("P", None if position is None else str(position))):
         if value is not None:
-            out += code.encode() + _cstr(value)
+            out += code.encode() + _cstr(value, lenient=True)
     return bytes(out + b"\0")
 
 
@@ -310,8 +352,12 @@ def error_response(sqlstate: str, text: str, position: int | None = None, severi
     return message("E", _fields(severity, sqlstate, text, position, detail, hint))
 
 
-def notification_response(pid: int, channel: str, payload: str) -> bytes:
-    return message("A", _I32.pack(pid) + _cstr(channel) + _cstr(payload))
+def notification_response(pid: int, channel: str, payload: str, encoding: str = "UTF8") -> bytes:
+    """NotificationResponse in the client ``encoding``, which is passed: it may be built
+    on the event loop's thread, which serves every client."""
+    python = CODECS[encoding]
+    return message("A", _I32.pack(pid) + b"".join(
+        s.encode(python, errors="replace").replace(b"\0", b"") + b"\0" for s in (channel, payload)))
 
 
 def notice_response(text: str, sqlstate: str = "00000", severity: str = "NOTICE") -> bytes:

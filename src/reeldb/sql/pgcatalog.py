@@ -461,7 +461,8 @@ def _types_table() -> pa.Table:
 _SQL_TYPE_NAMES = {"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
                    "float8": "double precision", "bool": "boolean", "varchar": "character varying",
                    "bpchar": "character", "timestamp": "timestamp without time zone",
-                   "timestamptz": "timestamp with time zone", "time": "time without time zone"}
+                   "timestamptz": "timestamp with time zone", "time": "time without time zone",
+                   "timetz": "time with time zone"}
 
 
 def format_type(oid: int, typmod: int) -> str:

@@ -13,6 +13,7 @@ BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT2VECTOR, INT4, REGPROC, TEXT, OID = (
 JSON, FLOAT4, FLOAT8, UNKNOWN, VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = (
     114, 700, 701, 705, 1043, 1082, 1083, 1114, 1184, 1186)
 NUMERIC, REGCLASS, REGTYPE, UUID, JSONB, BPCHAR, OIDVECTOR = 1700, 2205, 2206, 2950, 3802, 1042, 30
+TIMETZ = 1266
 BOOL_ARRAY, INT2_ARRAY, INT4_ARRAY, TEXT_ARRAY, INT8_ARRAY, FLOAT4_ARRAY, FLOAT8_ARRAY = (
     1000, 1005, 1007, 1009, 1016, 1021, 1022)
 CHAR_ARRAY, OID_ARRAY, VARCHAR_ARRAY = 1002, 1028, 1015
@@ -45,7 +46,7 @@ def _types() -> list[PgType]:
         (JSON, "json", -1, "U", 199), (FLOAT4, "float4", 4, "N", FLOAT4_ARRAY),
         (FLOAT8, "float8", 8, "N", FLOAT8_ARRAY), (UNKNOWN, "unknown", -2, "X", 0),
         (BPCHAR, "bpchar", -1, "S", 1014), (VARCHAR, "varchar", -1, "S", 1015), (DATE, "date", 4, "D", 1182),
-        (TIME, "time", 8, "D", 1183), (TIMESTAMP, "timestamp", 8, "D", 1115),
+        (TIME, "time", 8, "D", 1183), (TIMETZ, "timetz", 12, "D", 1270), (TIMESTAMP, "timestamp", 8, "D", 1115),
         (TIMESTAMPTZ, "timestamptz", 8, "D", 1185), (INTERVAL, "interval", 16, "T", 1187),
         (NUMERIC, "numeric", -1, "N", 1231), (REGCLASS, "regclass", 4, "N", 2210),
         (REGTYPE, "regtype", 4, "N", 2211), (1560, "bit", -1, "V", 1561), (1562, "varbit", -1, "V", 1563),

@@ -32,6 +32,7 @@ import pyarrow as pa
 from .. import errors
 from .activity import WarningNotice
 from .characteristics import Characteristics, as_settings, boolean, isolation
+from .encodings import client_encoding
 from .pg_settings_data import PG_SETTINGS
 from .pgcatalog import SERVER_VERSION, SERVER_VERSION_NUM
 
@@ -255,13 +256,8 @@ def _settable(name: str, original: str) -> None:
 
 def _honoured(s: Session, name: str, value: str, original: str) -> str | None:
     """The value to store for an honoured setting (checked, acted on); None: nothing to store."""
-    if name == "client_encoding":
-        spelled = re.sub(r"[^A-Z0-9]", "", value.upper())  # as PostgreSQL reads encoding names: 'utf-8' is UTF8
-        if spelled == "SQLASCII":  # no conversion, as PostgreSQL does for it: the UTF8 bytes as they are
-            return "SQL_ASCII"
-        if spelled not in ("UTF8", "UNICODE"):
-            raise errors.FeatureNotSupported(f'client encoding "{value}" is not supported: reeldb speaks UTF8 only')
-        return "UTF8"
+    if name == "client_encoding":  # the wire server converts text with it
+        return client_encoding(value, original)
     if name == "statement_timeout":
         s.statement_timeout_ms = base_value(name, checked(name, value, original))
         return None
