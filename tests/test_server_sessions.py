@@ -393,11 +393,14 @@ def test_settings_sent_when_connecting_are_applied(server) -> None:
                              ("-c reeldb.branch=exp", "name the branch in the database")]:
         with pytest.raises(psycopg.OperationalError, match=re.escape(message)):
             connect(server, "alice", options=options)
-    # psql in a C locale says SQL_ASCII: no conversion, as PostgreSQL does for it
+    # psql in a C locale says SQL_ASCII: no conversion, as PostgreSQL does for it (psycopg then
+    # hands text over as bytes, as it does from PostgreSQL)
     with connect(server, "alice", client_encoding="SQL_ASCII") as conn:
-        assert conn.execute("SHOW client_encoding").fetchone() == ("SQL_ASCII",)
-    with pytest.raises(psycopg.OperationalError, match='client encoding "LATIN1" is not supported'):
-        connect(server, "alice", client_encoding="LATIN1")
+        assert conn.execute("SHOW client_encoding").fetchone() == (b"SQL_ASCII",)
+    with connect(server, "alice", client_encoding="LATIN1") as conn:  # converted on the wire
+        assert conn.execute("SELECT 'caf\u00e9'").fetchone() == ("caf\u00e9",)
+    with pytest.raises(psycopg.OperationalError, match='invalid value for parameter "client_encoding"'):
+        connect(server, "alice", client_encoding="NO_SUCH_ENCODING")
 
 
 def test_a_changed_application_name_is_reported_to_the_client(server) -> None:
