@@ -18,8 +18,13 @@ if TYPE_CHECKING:
 RESERVED = ("_rowid",)
 
 
-def table_name(rv: ast.RangeVar) -> str:
+def table_name(rv: ast.RangeVar, s: Session | None = None) -> str:
+    """The branch's table a statement writes (a schema's tables were resolved to
+    ``schema.table`` before). ``s`` given, a schema that is no branch, tag or commit
+    either is Postgres' 3F000."""
     if rv.schemaname not in (None, "public"):
+        if s is not None:
+            s.resolve_schema_ref(rv.schemaname)
         raise errors.FeatureNotSupported(
             f'cannot write to "{rv.schemaname}".{rv.relname}: other branches are read-only here; '
             "switch to the branch to change it"
@@ -78,7 +83,8 @@ def column_from_def(cd: ast.ColumnDef, cid: int) -> tuple[Column, bool, bool]:
 def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     from .session import Result
 
-    name = table_name(stmt.relation)
+    name = table_name(stmt.relation, s)
+    check_new_name(s, name)
     txn = s.write_txn()
     if name in txn.tables:
         if stmt.if_not_exists:
@@ -163,12 +169,7 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
     if stmt.removeType != ObjectType.OBJECT_TABLE:
         raise errors.FeatureNotSupported(f"DROP {stmt.removeType.name[7:]} is not supported")
     txn = s.write_txn()
-    names = []
-    for obj in stmt.objects:
-        parts = [p.sval for p in obj]
-        if len(parts) > 1 and parts[-2] != "public":
-            raise errors.FeatureNotSupported("cannot drop a table of another branch from here")
-        names.append(parts[-1])
+    names = [object_table(s, [p.sval for p in obj]) for obj in stmt.objects]
     for name in names:
         if name not in txn.tables:
             if stmt.missing_ok:
@@ -178,6 +179,33 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
         txn.drop_table(name)
     s.finish_write()
     return Result(status="DROP TABLE")
+
+
+def object_table(s: Session, parts: list[str]) -> str:
+    """The branch's table a DROP or COMMENT names as ``[schema.]table``."""
+    from .namespaces import schemas, table_key
+
+    if len(parts) > 2:
+        raise errors.FeatureNotSupported(f'cross-database references are not implemented: "{".".join(parts)}"')
+    if len(parts) == 1 or parts[0] == "public":
+        return parts[-1]
+    if parts[0] in schemas(s):
+        return table_key(parts[0], parts[1])
+    s.resolve_schema_ref(parts[0])  # 3F000 when it is no schema at all
+    raise errors.FeatureNotSupported(
+        f'cannot change "{parts[0]}".{parts[1]}: other branches are read-only here; switch to the branch to change it')
+
+
+def check_new_name(s: Session, name: str) -> None:
+    """A table name with a dot is how tables of schemas are stored (``schema.table``):
+    one is accepted only when its schema exists."""
+    from .namespaces import schema_of, schemas
+
+    schema = schema_of(name)[0]
+    if schema is not None and schema not in schemas(s):
+        raise errors.InvalidParameterValue(
+            f'invalid table name "{name}": a dot in a table name is reserved for tables of schemas '
+            "(CREATE SCHEMA first)")
 
 
 def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
@@ -251,9 +279,12 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id)
         txn.alter_table(name, schema)
     elif stmt.renameType == ObjectType.OBJECT_TABLE:
+        from .namespaces import schema_of, table_key
+
         name = table_name(stmt.relation)
         tm = txn.table(name)
-        txn.alter_table(name, tm.schema, new_name=stmt.newname)
+        schema = schema_of(name)[0]  # a table renamed stays in its schema, as in Postgres
+        txn.alter_table(name, tm.schema, new_name=stmt.newname if schema is None else table_key(schema, stmt.newname))
     else:
         raise errors.FeatureNotSupported(f"ALTER ... RENAME of {stmt.renameType.name[7:]} is not supported")
     s.finish_write()

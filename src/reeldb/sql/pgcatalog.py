@@ -58,6 +58,11 @@ def version_string() -> str:
             "on x86_64-pc-linux-gnu, 64-bit")
 
 
+def namespace_oid(schema: str) -> int:
+    """The pg_namespace oid of a schema made by CREATE SCHEMA."""
+    return stable_oid("nsp", schema)
+
+
 def stable_oid(*parts: str) -> int:
     """The same object gets the same OID in every connection (clients cache them)."""
     return 16400 + zlib.crc32("\0".join(parts).encode()) % 2_000_000_000
@@ -97,19 +102,21 @@ class CatalogTables:
         self._tensor_mods: dict[str, int] = {}
         for schema, ns, tables in schemas:
             for name in sorted(tables):
-                self._table(schema, ns, tables[name])
+                self._table(schema, ns, tables[name], name)
         for key in sorted(CATALOG_NAMES):  # so 'pg_class'::regclass and \dS name them
             schema, _, name = key.rpartition(".")
             self.rels.append(_Rel(stable_oid("rel", schema or "pg_catalog", key), name,
                                   pt.INFORMATION_SCHEMA_NS if schema else pt.PG_CATALOG_NS, "v" if schema else "r", 0))
         self.tables = self._arrow()
 
-    def _table(self, schema: str, ns: int, tm: TableManifest) -> None:
+    def _table(self, schema: str, ns: int, tm: TableManifest, name: str) -> None:
+        """One table, named ``name`` in its schema (a table of a schema made by CREATE SCHEMA
+        is stored as ``schema.name``)."""
         oid = stable_oid("rel", schema, tm.table_id)
         cols = tm.schema.columns
         attnum = {c.id: i + 1 for i, c in enumerate(cols)}
         pk = set(tm.schema.primary_key)
-        self.rels.append(_Rel(oid, tm.name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
+        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
             if c.type.kind == "tensor":  # Postgres has no typmod for a shape: number the shapes
@@ -117,7 +124,7 @@ class CatalogTables:
             self.formats.setdefault((typ, mod), c.type.sql() if c.type.kind == "tensor" else format_type(typ, mod))
             default = None
             if c.type.serial:
-                default = f"nextval('{tm.name}_{c.name}_seq'::regclass)"
+                default = f"nextval('{name}_{c.name}_seq'::regclass)"
             elif c.default is not None:
                 default = c.default
             self.atts.append(_attribute(oid, c.name, typ, mod, i + 1, c.not_null or c.id in pk, default is not None))
@@ -125,7 +132,7 @@ class CatalogTables:
                 self.defaults.append({"oid": stable_oid("def", schema, tm.table_id, str(c.id)), "adrelid": oid,
                                       "adnum": i + 1, "adbin": default})
             self.columns.append({
-                "table_catalog": self.database, "table_schema": schema, "table_name": tm.name,
+                "table_catalog": self.database, "table_schema": schema, "table_name": name,
                 "column_name": c.name, "ordinal_position": i + 1, "column_default": default,
                 "is_nullable": "NO" if c.not_null or c.id in pk else "YES",
                 "data_type": _information_type(typ, c.type.sql()), "character_maximum_length": c.type.length,
@@ -135,7 +142,7 @@ class CatalogTables:
         for key in tm.schema.uniques:
             primary = tuple(key) == tuple(tm.schema.primary_key)
             names = [c.name for c in cols if c.id in key]
-            iname = f"{tm.name}_pkey" if primary else f"{tm.name}_{'_'.join(names)}_key"
+            iname = f"{name}_pkey" if primary else f"{name}_{'_'.join(names)}_key"
             ioid = stable_oid("idx", schema, tm.table_id, iname)
             self.rels.append(_Rel(ioid, iname, ns, "i", len(key)))
             keys = [attnum[c] for c in key]
@@ -149,7 +156,7 @@ class CatalogTables:
                                  "indoption": [0] * len(keys), "indcollation": [0] * len(keys),
                                  "indclass": [0] * len(keys)})
             quoted = ", ".join(names)
-            self.defs.append((ioid, 0, f"CREATE UNIQUE INDEX {iname} ON {schema}.{tm.name} USING btree ({quoted})"))
+            self.defs.append((ioid, 0, f"CREATE UNIQUE INDEX {iname} ON {schema}.{name} USING btree ({quoted})"))
             coid = stable_oid("con", schema, tm.table_id, iname)
             self.constraints.append({"oid": coid, "conname": iname, "connamespace": ns,
                                      "contype": "p" if primary else "u", "conrelid": oid, "conindid": ioid,
@@ -167,7 +174,7 @@ class CatalogTables:
                                  "indisunique": False, "indisprimary": False, "indkey": [attnum[c.id]],
                                  "indoption": [0], "indcollation": [0], "indclass": [0]})
             opts = ", ".join(f"{k}='{v}'" for k, v in ix.params)
-            self.defs.append((ioid, 0, f"CREATE INDEX {ix.name} ON {schema}.{tm.name} USING {ix.method} "
+            self.defs.append((ioid, 0, f"CREATE INDEX {ix.name} ON {schema}.{name} USING {ix.method} "
                                        f"({c.name} {ix.opclass}) WITH ({opts})"))
 
     # -- Arrow -------------------------------------------------------------------------------
@@ -498,7 +505,17 @@ class PgCatalog:
 
     def tables(self) -> CatalogTables:
         s = self.s
-        schemas: list[tuple[str, int, dict[str, TableManifest]]] = [("public", pt.PUBLIC_NS, s.current_tables())]
+        from .namespaces import schema_of
+        from .namespaces import schemas as namespace_schemas
+
+        current = s.current_tables()
+        spaces = sorted(namespace_schemas(s))
+        by_space: dict[str | None, dict[str, TableManifest]] = {None: {}, **{sp: {} for sp in spaces}}
+        for name in current:
+            sp, local = schema_of(name)
+            by_space.setdefault(sp, {})[local] = current[name]
+        schemas: list[tuple[str, int, dict[str, TableManifest]]] = [("public", pt.PUBLIC_NS, by_space[None])]
+        schemas += [(sp, namespace_oid(sp), by_space[sp]) for sp in spaces]
         branches = sorted(s.catalog.refs.branches().items())
         visible = [(b, c) for b, c in branches if s.rights.may_name(b)]  # only what the login may read
         for b, cid in visible:

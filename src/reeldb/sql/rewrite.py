@@ -306,3 +306,30 @@ def adapt_param(v: Any) -> Any:
             return json.dumps(v)
         return [adapt_param(x) for x in v]
     return v
+
+
+_SYSTEM_SCHEMAS = frozenset({"public", "pg_catalog", "information_schema", "pg_temp", "pg_toast"})
+# statements whose ``relation`` is a target named as written (no alias to keep)
+_TARGETS = (ast.InsertStmt, ast.CreateStmt, ast.IndexStmt, ast.CopyStmt, ast.AlterTableStmt, ast.RenameStmt)
+
+
+def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -> None:
+    """``schema.table`` where ``schema`` is a namespace of the connection's branch (made
+    by CREATE SCHEMA, sql/namespaces.py) becomes the branch's table ``"schema.table"``,
+    aliased ``table`` so that ``table.column`` still binds; a schema that is not one is
+    left for the branch/tag/commit resolution. ``schemas`` is asked only when a statement
+    qualifies a table with a schema that is not a system one."""
+    known: set[str] | dict | None = None
+    targets = {id(getattr(stmt, "relation", None))} if isinstance(stmt, _TARGETS) else set()
+    for node in walk(stmt):
+        if not isinstance(node, ast.RangeVar) or node.catalogname is not None:
+            continue
+        schema = node.schemaname
+        if schema is None or schema in _SYSTEM_SCHEMAS:
+            continue
+        if known is None:
+            known = schemas()
+        if schema in known:
+            if node.alias is None and id(node) not in targets:
+                node.alias = ast.Alias(aliasname=node.relname)
+            node.schemaname, node.relname = None, f"{schema}.{node.relname}"
