@@ -18,6 +18,7 @@ from ..format.manifest import Segment, TableManifest, load_manifest
 from ..storage import ObjectStore
 from .leases import lease_for
 from .refs import COMMITS, Commit, Counters, Refs, default_author, new_commit_id
+from .sequences import SequenceCounters
 
 ROWID_BLOCK = 4096
 SERIAL_BLOCK = 32
@@ -29,6 +30,7 @@ class Catalog:
         self.store = store
         self.refs = Refs(store)
         self.counters = Counters(store)
+        self.sequences = SequenceCounters(store)
         self.reader = FragmentReader(store)
         self.lease = lease_for(store)
         self._commits: dict[str, Commit] = {}

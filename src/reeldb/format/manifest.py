@@ -30,11 +30,14 @@ class Column:
     not_null: bool = False
     default: str | None = None  # SQL expression text, evaluated at insert time
     fill: Any = None  # value old fragments show for a column added later
+    identity: str | None = None  # "a": GENERATED ALWAYS AS IDENTITY, "d": BY DEFAULT (default: its nextval)
 
     def to_json(self) -> dict:
         d: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type.to_json()}
         if self.not_null:
             d["not_null"] = True
+        if self.identity is not None:
+            d["identity"] = self.identity
         if self.default is not None:
             d["default"] = self.default
         if self.fill is not None:
@@ -44,7 +47,7 @@ class Column:
     @staticmethod
     def from_json(d: dict) -> Column:
         return Column(d["id"], d["name"], ColumnType.from_json(d["type"]), d.get("not_null", False),
-                      d.get("default"), d.get("fill"))
+                      d.get("default"), d.get("fill"), d.get("identity"))
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ FUNCTIONS = frozenset({
     "generate_subscripts", "unnest", "json_array_length", "json_build_object", "jsonb_build_object",
     "json_extract_path", "json_extract_path_text", "json_object", "json_strip_nulls", "row_to_json",
     "to_json", "gen_random_uuid", "enum_first", "enum_last", "enum_range", "currval", "nextval",
-    "setval",
+    "setval", "lastval",
     # aggregates
     "any_value", "array_agg", "avg", "bit_and", "bit_or", "bit_xor", "bool_and", "bool_or", "corr",
     "count", "covar_pop", "covar_samp", "json_agg", "jsonb_agg", "json_object_agg",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast
@@ -9,8 +10,9 @@ from pglast.enums import AlterTableType, ConstrType, ObjectType
 
 from .. import errors
 from ..format.manifest import Column, Schema
-from ..format.types import PARQUET, ColumnType, column_type
+from ..format.types import PARQUET, ColumnType, column_type, enum_type
 from .parse import deparse, name_of
+from .sequences import default_sequence
 
 if TYPE_CHECKING:
     from .session import Result, Session
@@ -32,7 +34,21 @@ def table_name(rv: ast.RangeVar, s: Session | None = None) -> str:
     return rv.relname
 
 
-def type_of(tn: ast.TypeName) -> ColumnType:
+def type_of(tn: ast.TypeName, s: Session | None = None) -> ColumnType:
+    """A column's type; with ``s``, the branch's enum types too."""
+    if s is not None and not tn.typmods:
+        from .objects_ddl import enum_types, type_name
+
+        names = tuple(p for p in tn.names if p.sval != "pg_catalog")
+        try:
+            tname = type_name(s, names) if 1 <= len(names) <= 2 else None
+        except errors.InvalidSchemaName:
+            tname = None
+        labels = enum_types(s).get(tname) if tname is not None else None
+        if labels is not None:
+            if tn.arrayBounds:
+                raise errors.FeatureNotSupported("arrays of enum types are not supported")
+            return enum_type(tname, labels)
     if tn.arrayBounds:
         raise errors.FeatureNotSupported(
             "array columns are not supported; use VECTOR(n) or TENSOR(dtype, dims...) for numeric arrays"
@@ -52,18 +68,36 @@ def type_of(tn: ast.TypeName) -> ColumnType:
     return column_type(name, mods)
 
 
-def column_from_def(cd: ast.ColumnDef, cid: int) -> tuple[Column, bool, bool]:
-    """ColumnDef -> (Column, is primary key, is unique)."""
+def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
+                    table: str | None = None) -> tuple[Column, bool, bool]:
+    """ColumnDef -> (Column, is primary key, is unique). With the session and the table,
+    an identity column gets its sequence (made in the statement's transaction)."""
     name = cd.colname
     if name in RESERVED or name.startswith("__"):
         raise errors.InvalidParameterValue(f'column name "{name}" is reserved by reeldb')
-    ctype = type_of(cd.typeName)
+    ctype = type_of(cd.typeName, s)
     not_null = ctype.serial
     default = None
+    identity = None
     pk = unique = False
     for con in cd.constraints or ():
         t = con.contype
-        if t == ConstrType.CONSTR_NOTNULL:
+        if t == ConstrType.CONSTR_IDENTITY and s is not None and table is not None:
+            if identity is not None:
+                raise errors.SyntaxError(f'multiple identity specifications for column "{name}" of table "{table}"')
+            if ctype.kind not in ("int16", "int32", "int64") or ctype.serial:
+                raise errors.ProgrammingError(f'identity column type must be smallint, integer, or bigint '
+                                              f'(column "{name}")', sqlstate="22023")
+            from .sequences import identity_sequence
+
+            seq = identity_sequence(s, table, name, con.generated_when, _SEQ_TYPES[ctype.kind], con.options)
+            identity, not_null = con.generated_when, True
+            default = f"nextval('{_quote_seq(seq)}'::regclass)"
+        elif t == ConstrType.CONSTR_GENERATED:
+            raise errors.FeatureNotSupported(
+                f'generated columns are not supported (column "{name}" GENERATED ALWAYS AS (...) STORED): '
+                "compute the value in the INSERT, or in a query")
+        elif t == ConstrType.CONSTR_NOTNULL:
             not_null = True
         elif t == ConstrType.CONSTR_NULL:
             not_null = False
@@ -77,7 +111,22 @@ def column_from_def(cd: ast.ColumnDef, cid: int) -> tuple[Column, bool, bool]:
             raise unsupported_constraint(con, name)
     if (pk or unique) and ctype.storage != PARQUET:
         raise errors.FeatureNotSupported(f"a {ctype.sql()} column cannot be a key (column {name})")
-    return Column(cid, name, ctype, not_null, default), pk, unique
+    if identity is not None and any(c.contype == ConstrType.CONSTR_DEFAULT for c in cd.constraints or ()):
+        raise errors.SyntaxError(f'both default and identity specified for column "{name}" of table "{table}"')
+    return Column(cid, name, ctype, not_null, default, identity=identity), pk, unique
+
+
+_SEQ_TYPES = {"int16": "int2", "int32": "int4", "int64": "int8"}
+
+
+def _quote_seq(name: str) -> str:
+    """A sequence's name as nextval's text argument reads it back."""
+    from .namespaces import schema_of
+
+    schema, local = schema_of(name)
+    parts = ([schema] if schema else []) + [local]
+    return ".".join(p if p.islower() and p.replace("_", "a").isalnum() and not p[0].isdigit() else
+                    '"' + p.replace('"', '""') + '"' for p in parts).replace("'", "''")
 
 
 def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
@@ -97,7 +146,7 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     table_cons: list[ast.Constraint] = []
     for el in stmt.tableElts or ():
         if isinstance(el, ast.ColumnDef):
-            col, is_pk, is_unique = column_from_def(el, len(cols) + 1)
+            col, is_pk, is_unique = column_from_def(el, len(cols) + 1, s, name)
             if any(c.name == col.name for c in cols):
                 raise errors.DuplicateColumn(f'column "{col.name}" specified more than once')
             if is_pk:
@@ -121,13 +170,13 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
                 raise errors.ProgrammingError(f'multiple primary keys for table "{name}" are not allowed',
                                               sqlstate="42P16")
             pk = keys
-            cols = [Column(c.id, c.name, c.type, True, c.default) if c.id in keys else c for c in cols]
+            cols = [dataclasses.replace(c, not_null=True) if c.id in keys else c for c in cols]
         else:
             uniques.append(keys)
     all_keys = ([pk] if pk else []) + [u for u in uniques if u != pk]
     for c in cols:
-        if c.default is not None:
-            s.eval_default(c)  # a bad default fails now, not at the first insert
+        if c.default is not None and default_sequence(c.default) is None:
+            s.eval_default(c)  # a bad default fails now, not at the first insert (drawing no value)
     schema = Schema(tuple(cols), pk, tuple(dict.fromkeys(all_keys)), len(cols) + 1)
     txn.create_table(name, schema, if_not_exists=bool(stmt.if_not_exists))
     s.finish_write()
@@ -176,9 +225,62 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
                 s.notice(f'table "{name}" does not exist, skipping')
                 continue
             raise errors.UndefinedTable(f'table "{name}" does not exist')
+        _drop_dependents(s, name, txn.table(name).table_id)
         txn.drop_table(name)
     s.finish_write()
     return Result(status="DROP TABLE")
+
+
+def _drop_dependents(s: Session, table: str, table_id: str, column: Column | None = None) -> None:
+    """What goes with a table (or one column): the sequences it owns (an identity
+    column's, OWNED BY), its comments."""
+    from ..catalog import objects
+    from .sequences import owned
+
+    txn = s.write_txn()
+    for seq in owned(s, table, None if column is None else column.name):
+        txn.set_object(objects.key(objects.SEQUENCE, seq), None)
+    prefix = objects.key(objects.COMMENT, "column", table_id, "") if column is None else \
+        objects.key(objects.COMMENT, "column", table_id, column.id)
+    for k in [k for k in txn.objects if k.startswith(prefix)] + \
+            ([objects.key(objects.COMMENT, "table", table_id)] if column is None else []):
+        if k in txn.objects:
+            txn.set_object(k, None)
+
+
+def _rename_owner(s: Session, old: str, new: str, column: str | None = None, new_column: str | None = None) -> None:
+    """Sequences OWNED BY a renamed table or column follow it."""
+    from ..catalog import objects
+    from .sequences import owned
+
+    txn = s.write_txn()
+    for seq in owned(s, old, column):
+        key = objects.key(objects.SEQUENCE, seq)
+        d = dict(txn.objects[key])
+        col = d["owned_by"].rpartition(".")[2]
+        d["owned_by"] = f"{new}.{new_column or col}"
+        txn.set_object(key, d)
+
+
+def check_identity_insert(tm: Any, target: list[str], stmt: ast.InsertStmt) -> None:
+    """GENERATED ALWAYS AS IDENTITY: a value given for the column is refused (428C9)
+    unless every row says DEFAULT or the INSERT says OVERRIDING SYSTEM VALUE."""
+    from pglast.enums import OverridingKind
+
+    if stmt.override == OverridingKind.OVERRIDING_SYSTEM_VALUE:
+        return
+    if stmt.override == OverridingKind.OVERRIDING_USER_VALUE:
+        raise errors.FeatureNotSupported("INSERT ... OVERRIDING USER VALUE is not supported")
+    sel = stmt.selectStmt
+    for j, name in enumerate(target):
+        if tm.schema.column(name).identity != "a":
+            continue
+        if sel is not None and sel.valuesLists and not sel.fromClause and \
+                all(j < len(vl) and isinstance(vl[j], ast.SetToDefault) for vl in sel.valuesLists):
+            continue
+        raise errors.ProgrammingError(
+            f'cannot insert a non-DEFAULT value into column "{name}": column "{name}" is an identity column '
+            "defined as GENERATED ALWAYS (use OVERRIDING SYSTEM VALUE to override)", sqlstate="428C9")
 
 
 def object_table(s: Session, parts: list[str]) -> str:
@@ -229,6 +331,7 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
                 if cmd.missing_ok:
                     continue
                 raise errors.UndefinedColumn(f'column "{cmd.name}" of relation "{name}" does not exist')
+            _drop_dependents(s, name, tm.table_id, col)
             schema = Schema(tuple(c for c in schema.columns if c.id != col.id),
                             () if col.id in schema.primary_key else schema.primary_key,
                             tuple(u for u in schema.uniques if col.id not in u), schema.next_id)
@@ -247,20 +350,23 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
         raise errors.DuplicateColumn(f'column "{cd.colname}" of relation "{table}" already exists')
     # a global id, not the table's next one: two branches that each add a column must not
     # give both the same id, or a merge would mix their data
-    col, pk, unique = column_from_def(cd, s.catalog.column_id())
+    col, pk, unique = column_from_def(cd, s.catalog.column_id(), s, table)
+    if col.identity is not None and rows:
+        raise errors.FeatureNotSupported(
+            f'ADD COLUMN {col.name} ... GENERATED AS IDENTITY on a table with rows is not supported yet')
     if pk or unique:
         raise errors.FeatureNotSupported("ADD COLUMN with a key constraint is not supported yet")
     if col.type.serial:
         raise errors.FeatureNotSupported("ADD COLUMN of a SERIAL column is not supported yet")
     fill = None
-    if col.default is not None:
+    if col.default is not None and col.identity is None:
         if col.type.storage != PARQUET:
             raise errors.FeatureNotSupported(f"a DEFAULT for a {col.type.sql()} column added later")
         fill = s.eval_default(col)
         fill = s.storable(col, fill)
     if col.not_null and fill is None and rows:
         raise errors.NotNullViolation(f'column "{col.name}" of relation "{table}" contains null values')
-    col = Column(col.id, col.name, col.type, col.not_null, col.default, fill)
+    col = dataclasses.replace(col, fill=fill)
     return Schema(schema.columns + (col,), schema.primary_key, schema.uniques, max(schema.next_id, col.id + 1))
 
 
@@ -274,8 +380,8 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         col = tm.schema.column(stmt.subname)
         if tm.schema.find(stmt.newname) is not None:
             raise errors.DuplicateColumn(f'column "{stmt.newname}" of relation "{name}" already exists')
-        cols = tuple(Column(c.id, stmt.newname, c.type, c.not_null, c.default, c.fill) if c.id == col.id else c
-                     for c in tm.schema.columns)
+        cols = tuple(dataclasses.replace(c, name=stmt.newname) if c.id == col.id else c for c in tm.schema.columns)
+        _rename_owner(s, name, name, col.name, stmt.newname)
         schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id)
         txn.alter_table(name, schema)
     elif stmt.renameType == ObjectType.OBJECT_TABLE:
@@ -284,7 +390,10 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         name = table_name(stmt.relation)
         tm = txn.table(name)
         schema = schema_of(name)[0]  # a table renamed stays in its schema, as in Postgres
-        txn.alter_table(name, tm.schema, new_name=stmt.newname if schema is None else table_key(schema, stmt.newname))
+        new = stmt.newname if schema is None else table_key(schema, stmt.newname)
+        check_new_name(s, new)
+        txn.alter_table(name, tm.schema, new_name=new)
+        _rename_owner(s, name, new)
     else:
         raise errors.FeatureNotSupported(f"ALTER ... RENAME of {stmt.renameType.name[7:]} is not supported")
     s.finish_write()

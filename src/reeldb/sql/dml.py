@@ -23,12 +23,13 @@ from ..format.types import (
     BLOB,
     MATRIX,
     MatrixColumn,
+    check_enum_values,
     check_matrix,
     matrix_from_arrow,
     parse_vector_text,
 )
 from ..format.values import check_scalars, scalars_from_arrow
-from .ddl import table_name
+from .ddl import check_identity_insert, table_name
 from .parse import const_value, deparse, expand_stars, name_of
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ def build_batch(s: Session, tm: TableManifest, data: dict[str, list[Any] | pa.Ar
         else:
             arr = scalars_from_arrow(col.type, col.name, vals) if isinstance(vals, pa.Array | pa.ChunkedArray) \
                 else check_scalars(col.type, col.name, vals)
+            if col.type.is_enum:
+                check_enum_values(col.type, col.name, arr)
             _not_null(col, tm, arr.null_count)
             batch.scalars[col.id] = arr
     pack.flush(s.catalog.store)
@@ -134,6 +137,7 @@ def insert(s: Session, stmt: ast.InsertStmt, params: list[Any], param_rows: list
         tm.schema.column(t)
     if len(set(target)) != len(target):
         raise errors.DuplicateColumn("column specified more than once in INSERT")
+    check_identity_insert(tm, target, stmt)
     sel = stmt.selectStmt
     data: dict[str, Any]
     if sel is None:  # DEFAULT VALUES

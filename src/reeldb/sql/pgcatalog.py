@@ -27,6 +27,7 @@ from .. import errors
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
+from . import sequences
 from .limits import bound_call
 from .parse import const_value, func, parse
 
@@ -733,8 +734,9 @@ class CatalogRewrite:
             "pg_current_xact_id": lambda a: _const(1),
             "current_setting": self._current_setting,
             "set_config": self._set_config,
-            "obj_description": lambda a: _text(_const(None)),
-            "col_description": lambda a: _text(_const(None)),
+            "obj_description": self._obj_description,
+            "col_description": self._col_description,
+            **{fn: (lambda a, fn=fn: sequences.rewrite_call(s, fn, a)) for fn in sequences.FUNCTIONS},
             "shobj_description": lambda a: _text(_const(None)),
             "pg_get_expr": lambda a: a[0],
             "pg_get_viewdef": lambda a: _text(_const(None)),
@@ -767,6 +769,20 @@ class CatalogRewrite:
             "array_lower": lambda a: _template("CASE WHEN len($1) > 0 THEN 1 END", a[0]),
             "array_length": lambda a: _template("CASE WHEN len($1) > 0 THEN len($1) END", a[0]),
         }
+
+    def _obj_description(self, args: list[ast.Node]) -> ast.Node:
+        """obj_description(oid [, catalog]): the comment of a table, schema, type or sequence."""
+        self.pg.tables()
+        catalog = args[1] if len(args) > 1 else _const(None)
+        return _template(f"(SELECT description FROM {_REL('pg_description')} WHERE objoid = $1 AND objsubid = 0 "
+                         f"AND ($2 IS NULL OR classoid = (SELECT cls_oid FROM {_REL('__classes')} "
+                         f"WHERE cls_name = $2 LIMIT 1)) LIMIT 1)", args[0], catalog)
+
+    def _col_description(self, args: list[ast.Node]) -> ast.Node:
+        """col_description(table oid, column number): the column's comment."""
+        self.pg.tables()
+        return _template(f"(SELECT description FROM {_REL('pg_description')} WHERE objoid = $1 AND objsubid = $2 "
+                         "LIMIT 1)", args[0], args[1])
 
     def _current_setting(self, args: list[ast.Node]) -> ast.Node:
         ok, name = _constant_arg(args[0], self.params)

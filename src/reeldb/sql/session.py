@@ -37,6 +37,7 @@ from . import (
     objects_ddl,
     point,
     prepared,
+    sequences,
     temp,
     vector_plan,
 )
@@ -58,7 +59,7 @@ _NAMING = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.C
 _TABLELESS = (ast.VariableSetStmt, ast.VariableShowStmt, ast.ListenStmt, ast.UnlistenStmt, ast.NotifyStmt,
               ast.DeallocateStmt, ast.ClosePortalStmt, ast.FetchStmt, ast.CreateExtensionStmt,
               ast.CreateSchemaStmt, ast.CreateEnumStmt, ast.AlterEnumStmt, ast.CreateSeqStmt, ast.AlterSeqStmt,
-              ast.CreateDomainStmt, ast.CompositeTypeStmt)
+              ast.CreateDomainStmt, ast.CompositeTypeStmt, ast.CommentStmt)
 
 
 def referenced_tables(stmt: ast.Node) -> set[str] | None:
@@ -609,6 +610,9 @@ class Session(VersioningMixin):
             return list(range(start, start + n))
         if col.default is None:
             return [None] * n
+        drawn = sequences.default_values(self, col.default, n)  # nextval('s'): a value per row
+        if drawn is not None:
+            return drawn
         low = col.default.lower().replace(" ", "")
         if low in ("now()", "current_timestamp", "localtimestamp", "transaction_timestamp()"):
             if self._txn_time is None:
