@@ -581,6 +581,8 @@ def select_expr(c: Column) -> str:
         return f"CAST({q} AS JSON) AS {q}"
     if c.type.kind == "uuid":
         return f"CAST({q} AS UUID) AS {q}"
+    if c.type.is_enum:  # sorts and compares in declaration order, as Postgres' enums
+        return f"CAST({q} AS {c.type.duck_enum()}) AS {q}"
     return q
 
 

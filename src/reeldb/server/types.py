@@ -87,8 +87,10 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     if is_blob_struct(arrow_type):
         return BYTEA, -1
     d = duck.upper()
-    if d.startswith("ENUM("):  # the catalog's one-byte "char" columns (user tables have no enums)
+    if d.startswith("ENUM('', ' ', '!'"):  # the catalog's one-byte "char" columns (engine.CHAR_TYPE)
         return (CHAR_ARRAY if d.endswith(")[]") else CHAR), -1
+    if d.startswith("ENUM("):  # a column of an enum type (CREATE TYPE ... AS ENUM): its labels as text
+        return (TEXT_ARRAY if d.endswith(")[]") else TEXT), -1
     if d in _DUCK:
         return _DUCK[d], -1
     if d.startswith("DECIMAL"):

@@ -13,6 +13,7 @@ read is a schema of its own (``"experiment/x".generations`` reads that branch).
 from __future__ import annotations
 
 import copy
+import json
 import re
 import zlib
 from collections.abc import Callable
@@ -86,7 +87,7 @@ class CatalogTables:
     """The catalog of one state of the database, as Arrow tables and lookups."""
 
     def __init__(self, schemas: list[tuple[str, int, dict[str, TableManifest]]], user: str, database: str,
-                 branches: list[str]):
+                 branches: list[str], objs: dict[str, Any] | None = None):
         self.user, self.database = user, database
         self.namespaces = [(pt.PG_CATALOG_NS, "pg_catalog"), (pt.PUBLIC_NS, "public"),
                            (pt.INFORMATION_SCHEMA_NS, "information_schema")]
@@ -101,6 +102,10 @@ class CatalogTables:
         self.columns: list[dict[str, Any]] = []  # information_schema.columns
         self.branches = branches
         self._tensor_mods: dict[str, int] = {}
+        self._rel_ids: dict[str, tuple[int, dict[int, int]]] = {}  # table id -> (oid, column id -> attnum)
+        self.enums = _user_types(objs or {}, dict((n, o) for o, n in self.namespaces))
+        for oid, name, _, _ in self.enums:
+            self.formats[(oid, -1)] = name.rpartition(".")[2]
         for schema, ns, tables in schemas:
             for name in sorted(tables):
                 self._table(schema, ns, tables[name], name)
@@ -108,7 +113,64 @@ class CatalogTables:
             schema, _, name = key.rpartition(".")
             self.rels.append(_Rel(stable_oid("rel", schema or "pg_catalog", key), name,
                                   pt.INFORMATION_SCHEMA_NS if schema else pt.PG_CATALOG_NS, "v" if schema else "r", 0))
+        self.sequences: list[dict[str, Any]] = []
+        self.descriptions: list[dict[str, Any]] = []
+        self._objects(objs or {})
         self.tables = self._arrow()
+
+    def enum_oid(self, name: str) -> int | None:
+        """The oid of an enum type by its name as a client writes it (``public.`` or a
+        schema of the branch allowed)."""
+        bare = name.strip('"')
+        if bare.startswith("public."):
+            bare = bare[len("public."):]
+        for oid, n, _, _ in self.enums:
+            if n == bare:
+                return oid
+        return None
+
+    def _objects(self, objs: dict[str, Any]) -> None:
+        """Sequences (pg_class relkind S, pg_sequence) and comments (pg_description) of
+        the branch's objects (catalog/objects.py)."""
+        from ..catalog import objects
+        from ..catalog.sequences import SequenceDef
+        from .namespaces import schema_of
+
+        ns_of = {n: o for o, n in self.namespaces}
+        classes = {c: stable_oid("rel", "pg_catalog", c) for c in ("pg_class", "pg_type", "pg_namespace")}
+        for name, d in sorted(objects.named(objs, objects.SEQUENCE).items()):
+            seq = SequenceDef.from_json(d)
+            sp, local = schema_of(name)
+            oid = stable_oid("seq", seq.id)
+            self.rels.append(_Rel(oid, local, ns_of.get(sp or "public", pt.PUBLIC_NS), "S", 3))
+            self.sequences.append({"seqrelid": oid, "seqtypid": pt.BY_NAME[seq.type].oid, "seqstart": seq.start,
+                                   "seqincrement": seq.increment, "seqmax": seq.max, "seqmin": seq.min,
+                                   "seqcache": seq.cache, "seqcycle": seq.cycle})
+            text = objs.get(objects.key(objects.COMMENT, "sequence", name))
+            if text is not None:
+                self.descriptions.append({"objoid": oid, "classoid": classes["pg_class"], "objsubid": 0,
+                                          "description": text})
+        for key, text in sorted(objs.items()):
+            if not key.startswith(objects.COMMENT) or text is None:
+                continue
+            kind, _, rest = key[len(objects.COMMENT):].partition("/")
+            if kind == "table" and rest in self._rel_ids:
+                self.descriptions.append({"objoid": self._rel_ids[rest][0], "classoid": classes["pg_class"],
+                                          "objsubid": 0, "description": text})
+            elif kind == "column":
+                tid, _, cid = rest.rpartition("/")
+                rel = self._rel_ids.get(tid)
+                if rel is not None and int(cid) in rel[1]:
+                    self.descriptions.append({"objoid": rel[0], "classoid": classes["pg_class"],
+                                              "objsubid": rel[1][int(cid)], "description": text})
+            elif kind == "schema" and rest in ns_of:
+                self.descriptions.append({"objoid": ns_of[rest], "classoid": classes["pg_namespace"], "objsubid": 0,
+                                          "description": text})
+            elif kind == "type":
+                oid = self.enum_oid(rest)
+                if oid is not None:
+                    self.descriptions.append({"objoid": oid, "classoid": classes["pg_type"], "objsubid": 0,
+                                              "description": text})
 
     def _table(self, schema: str, ns: int, tm: TableManifest, name: str) -> None:
         """One table, named ``name`` in its schema (a table of a schema made by CREATE SCHEMA
@@ -117,9 +179,11 @@ class CatalogTables:
         cols = tm.schema.columns
         attnum = {c.id: i + 1 for i, c in enumerate(cols)}
         pk = set(tm.schema.primary_key)
+        self._rel_ids.setdefault(tm.table_id, (oid, dict(attnum)))
         self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
+            enum_oid = self.enum_oid(str(c.type.dtype)) if c.type.is_enum else None
             if c.type.kind == "tensor":  # Postgres has no typmod for a shape: number the shapes
                 mod = self._tensor_mods.setdefault(c.type.sql(), len(self._tensor_mods))
             self.formats.setdefault((typ, mod), c.type.sql() if c.type.kind == "tensor" else format_type(typ, mod))
@@ -128,7 +192,13 @@ class CatalogTables:
                 default = f"nextval('{name}_{c.name}_seq'::regclass)"
             elif c.default is not None:
                 default = c.default
-            self.atts.append(_attribute(oid, c.name, typ, mod, i + 1, c.not_null or c.id in pk, default is not None))
+            if c.identity is not None:  # Postgres: no attrdef for an identity column
+                default = None
+            att = _attribute(oid, c.name, typ, mod, i + 1, c.not_null or c.id in pk, default is not None)
+            if enum_oid is not None:
+                att["atttypid"] = enum_oid
+            att["attidentity"] = c.identity or ""
+            self.atts.append(att)
             if default is not None:
                 self.defaults.append({"oid": stable_oid("def", schema, tm.table_id, str(c.id)), "adrelid": oid,
                                       "adnum": i + 1, "adbin": default})
@@ -136,9 +206,11 @@ class CatalogTables:
                 "table_catalog": self.database, "table_schema": schema, "table_name": name,
                 "column_name": c.name, "ordinal_position": i + 1, "column_default": default,
                 "is_nullable": "NO" if c.not_null or c.id in pk else "YES",
-                "data_type": _information_type(typ, c.type.sql()), "character_maximum_length": c.type.length,
+                "data_type": "USER-DEFINED" if enum_oid is not None else _information_type(typ, c.type.sql()),
+                "character_maximum_length": c.type.length,
                 "numeric_precision": c.type.precision, "numeric_scale": c.type.scale,
-                "udt_name": pt.BY_OID[typ].name, "is_identity": "NO", "is_generated": "NEVER",
+                "udt_name": c.type.sql() if enum_oid is not None else pt.BY_OID[typ].name,
+                "is_identity": "YES" if c.identity else "NO", "is_generated": "NEVER",
             })
         for key in tm.schema.uniques:
             primary = tuple(key) == tuple(tm.schema.primary_key)
@@ -231,6 +303,16 @@ class CatalogTables:
                                         "extrelocatable": [False, True], "extversion": list(EXTENSIONS.values())})
         for name, cols in EMPTY.items():
             out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
+        if self.enums:
+            base = out["pg_type"]
+            out["pg_type"] = pa.concat_tables([base, pa.Table.from_pylist(
+                [_enum_type_row(oid, name.rpartition(".")[2], ns) for oid, name, ns, _ in self.enums],
+                schema=base.schema)])
+        out["pg_enum"] = _rows([{"oid": stable_oid("enum", str(oid), lab), "enumtypid": oid,
+                                 "enumsortorder": float(i + 1), "enumlabel": lab}
+                                for oid, _, _, labels in self.enums for i, lab in enumerate(labels)], EMPTY["pg_enum"])
+        out["pg_description"] = _rows(self.descriptions, EMPTY["pg_description"])
+        out["pg_sequence"] = _rows(self.sequences, EMPTY["pg_sequence"])
         out["information_schema.schemata"] = pa.table({
             "catalog_name": [self.database] * len(self.namespaces), "schema_name": [nm for _, nm in self.namespaces],
             "schema_owner": [self.user] * len(self.namespaces)})
@@ -433,6 +515,29 @@ def _pg_typed(table: pa.Table) -> pa.Table:
     return table
 
 
+def _user_types(objs: dict[str, Any], ns_of: dict[str, int]) -> list[tuple[int, str, int, list[str]]]:
+    """(oid, name, namespace oid, labels) of the branch's enum types."""
+    from ..catalog import objects
+    from .namespaces import schema_of
+
+    out = []
+    for name, d in sorted(objects.named(objs, objects.TYPE).items()):
+        if d.get("kind") == "enum":
+            sp = schema_of(name)[0]
+            out.append((stable_oid("type", name), name, ns_of.get(sp or "public", pt.PUBLIC_NS), list(d["labels"])))
+    return out
+
+
+def _enum_type_row(oid: int, name: str, ns: int) -> dict[str, Any]:
+    """An enum type's pg_type row, as Postgres has it (4 bytes, by value, category E)."""
+    return {"oid": oid, "typname": name, "typnamespace": ns, "typowner": OWNER_OID, "typlen": 4, "typbyval": True,
+            "typtype": "e", "typcategory": "E", "typispreferred": False, "typisdefined": True, "typdelim": ",",
+            "typrelid": 0, "typelem": 0, "typarray": 0, "typinput": "enum_in", "typoutput": "enum_out",
+            "typreceive": "enum_recv", "typsend": "enum_send", "typalign": "i", "typstorage": "p",
+            "typnotnull": False, "typbasetype": 0, "typtypmod": -1, "typndims": 0, "typcollation": 0,
+            "typdefault": None, "typacl": None}
+
+
 def _rows(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
     return pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in types.items()})
 
@@ -521,10 +626,11 @@ class PgCatalog:
         visible = [(b, c) for b, c in branches if s.rights.may_name(b)]  # only what the login may read
         for b, cid in visible:
             schemas.append((b, stable_oid("ns", b), s.catalog.snapshot(cid)))
+        objs = s.catalog_objects()
         key = (tuple((sc, ns, tuple((n, tm.table_id, tm.schema.fingerprint, tm.rows) for n, tm in t.items()))
-                     for sc, ns, t in schemas), s.user, s.database)
+                     for sc, ns, t in schemas), s.user, s.database, json.dumps(objs, sort_keys=True))
         if key != self._key:
-            self.current = CatalogTables(schemas, s.user, s.database, [b for b, _ in visible])
+            self.current = CatalogTables(schemas, s.user, s.database, [b for b, _ in visible], objs)
             for name, table in self.current.tables.items():
                 self._register(name, table)
             self._key = key
@@ -848,7 +954,7 @@ class CatalogRewrite:
     def _to_regtype(self, args: list[ast.Node]) -> ast.Node:
         ok, name = _constant_arg(args[0], self.params)
         if ok and isinstance(name, str):
-            return _const(type_oid(name))
+            return _const(type_oid(name) or self.pg.tables().enum_oid(name))
         if ok:
             return _const(None)
         raise errors.FeatureNotSupported("to_regtype() of a non-constant type name")
@@ -900,7 +1006,7 @@ class CatalogRewrite:
                         raise errors.UndefinedTable(f'relation "{value}" does not exist')
                     return _const(oid)
                 if t == "regtype":
-                    oid = type_oid(value)
+                    oid = type_oid(value) or self.pg.tables().enum_oid(value)
                     if oid is None:
                         raise errors.UndefinedObject(f'type "{value}" does not exist')
                     return _const(oid)

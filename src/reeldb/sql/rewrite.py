@@ -72,11 +72,13 @@ class Rewriter:
         self.resolve_schema = resolve_schema
         self.relations = relations or set()
         self.rowid: bool | None = None  # does the statement name the hidden _rowid?
+        self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
 
     def __call__(self, node: Any) -> Any:
         if self._depth == 0:
             allowlist.check(node, file_access=self.file_access,
-                            relations=None if self._known is None else self._is_relation)
+                            relations=None if self._known is None else self._is_relation,
+                            user_types=None if self.pg is None else self._is_user_type)
         if self.rowid is None:
             self.rowid = self.names_rowid(node)
         self._depth += 1
@@ -105,6 +107,11 @@ class Rewriter:
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
                 return self.vector_call(name, node.args[0], node.args[1])
             return None
+        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_OP, A_Expr_Kind.AEXPR_IN) \
+                and node.name and self._has_enums():
+            rep = self.enum_compare(node)
+            if rep is not None:
+                return rep
         if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
             op = name_of(node.name)
             if op in VECTOR_OPS and node.lexpr is not None:
@@ -202,10 +209,88 @@ class Rewriter:
     def _as_json(node: ast.Node) -> ast.Node:
         return cast(node, "json")
 
+    # -- enum types ----------------------------------------------------------------------------
+    def _has_enums(self) -> bool:
+        if self._enum_columns is None:
+            cols: dict[str, Any] = {}
+            if self.pg is not None:
+                for bt in list(self.pg.s.engine.bound.values()):
+                    for c in bt.manifest.schema.columns:
+                        if c.type.is_enum:
+                            cols[c.name] = c.type if cols.get(c.name, c.type) == c.type else None
+            self._enum_columns = cols
+        return bool(self._enum_columns)
+
+    def _is_user_type(self, names: tuple | None) -> bool:
+        return names is not None and not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) \
+            and self._enum_type(names) is not None
+
+    def _enum_type(self, names: tuple) -> Any:
+        """The column type of the branch's enum type ``names`` names, or None."""
+        from ..format.types import enum_type
+        from .objects_ddl import enum_types, type_name
+
+        assert self.pg is not None
+        parts = tuple(p for p in names if p.sval != "pg_catalog")
+        if not 1 <= len(parts) <= 2 or (len(parts) == 1 and parts[0].sval in allowlist.TYPES):
+            return None
+        try:
+            name = type_name(self.pg.s, parts)
+        except errors.InvalidSchemaName:
+            return None
+        labels = enum_types(self.pg.s).get(name)
+        return None if labels is None else enum_type(name, labels)
+
+    def _as_enum(self, node: ast.Node, ctype: Any) -> ast.Node:
+        """``node`` as a value of the enum type: a constant is checked here (22P02, as
+        Postgres' enum input); anything else is cast by DuckDB, which refuses a bad label."""
+        value = self._constant(node)
+        if isinstance(value, str) and value not in ctype.labels:
+            raise errors.InvalidTextRepresentation(f'invalid input value for enum {ctype.dtype}: "{value}"')
+        return ast.TypeCast(arg=node, typeName=ast.TypeName(
+            names=(ast.String(sval="enum"),), typemod=-1,
+            typmods=tuple(ast.A_Const(val=ast.String(sval=lab)) for lab in ctype.labels)))
+
+    def _constant(self, node: ast.Node) -> Any:
+        if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
+            return node.val.sval
+        if isinstance(node, ast.ParamRef):
+            return self._param(node)
+        return None
+
+    def _enum_column(self, node: ast.Node) -> Any:
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return (self._enum_columns or {}).get(node.fields[-1].sval)
+        return None
+
+    def enum_compare(self, node: ast.A_Expr) -> ast.Node | None:
+        """An enum column compared with text (``m < 'ok'``, ``m IN ('a', 'b')``): the text
+        becomes a value of the enum, so that a bad label is 22P02 and order is the type's
+        declaration order, as in Postgres."""
+        op = name_of(node.name)
+        if node.kind == A_Expr_Kind.AEXPR_IN:
+            ctype = self._enum_column(node.lexpr)
+            if ctype is None or not isinstance(node.rexpr, list | tuple):
+                return None
+            return ast.A_Expr(kind=node.kind, name=node.name, lexpr=node.lexpr,
+                              rexpr=tuple(self._as_enum(self(x), ctype) for x in node.rexpr))
+        if op not in ("=", "<>", "!=", "<", ">", "<=", ">=") or node.lexpr is None:
+            return None
+        left, right = self._enum_column(node.lexpr), self._enum_column(node.rexpr)
+        if (left is None) == (right is None):
+            return None
+        if left is not None:
+            return ast.A_Expr(kind=node.kind, name=node.name, lexpr=node.lexpr, rexpr=self._as_enum(self(node.rexpr), left))
+        return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self._as_enum(self(node.lexpr), right), rexpr=node.rexpr)
+
     # -- casts and relations -----------------------------------------------------------------
     def type_cast(self, node: ast.TypeCast) -> ast.Node | None:
         tn = node.typeName
         t = name_of(tn.names)
+        if self.pg is not None and not tn.typmods and not tn.arrayBounds:
+            ctype = self._enum_type(tn.names)
+            if ctype is not None:
+                return self._as_enum(self(node.arg), ctype)
         if t in VECTOR_TYPES:
             dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
             arg = self(node.arg)
