@@ -165,3 +165,264 @@ def test_schemas_over_the_wire_psycopg_and_sqlalchemy(server) -> None:
     out = psql(server, "DROP SCHEMA wire CASCADE;\n")
     assert out.returncode == 0 and "DROP SCHEMA" in out.stdout, out.stderr
     assert "drop cascades to table wire.items" in out.stderr
+
+
+# -- enum types ---------------------------------------------------------------------------------
+def test_enum_columns_order_by_declaration_and_refuse_bad_labels(db) -> None:
+    db.execute("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')")
+    db.execute("CREATE TABLE people (name TEXT, m mood)")
+    db.execute("INSERT INTO people VALUES ('a', 'happy'), ('b', 'sad'), ('c', NULL), ('d', 'ok')")
+    # PostgreSQL 16: declaration order, not alphabetical; NULLs last ascending
+    assert db.execute("SELECT name FROM people ORDER BY m").fetchall() == [("b",), ("d",), ("a",), ("c",)]
+    assert db.execute("SELECT name FROM people WHERE m > 'sad' ORDER BY name").fetchall() == [("a",), ("d",)]
+    assert db.execute("SELECT name FROM people WHERE 'ok' >= m ORDER BY name").fetchall() == [("b",), ("d",)]
+    assert db.execute("SELECT min(m), max(m) FROM people").fetchall() == [("sad", "happy")]
+    assert db.execute("SELECT 'happy'::mood > 'sad'::mood").fetchall() == [(True,)]
+    assert db.execute("SELECT name FROM people WHERE m = %s", ("ok",)).fetchall() == [("d",)]
+    before = db.execute("SELECT count(*) FROM people").fetchall()
+    for sql, params in [("INSERT INTO people VALUES ('x', 'angry')", None), ("SELECT * FROM people WHERE m = 'nope'", None),
+                        ("SELECT 'x'::mood", None), ("UPDATE people SET m = 'meh' WHERE name = 'a'", None),
+                        ("SELECT * FROM people WHERE m < %s", ("zzz",))]:
+        with pytest.raises(reeldb.DataError) as e:
+            db.execute(sql, params)
+        assert e.value.sqlstate == "22P02" and "invalid input value for enum mood" in str(e.value), sql
+    assert db.execute("SELECT count(*) FROM people").fetchall() == before
+    assert db.execute("SELECT m FROM people WHERE name = 'a'").fetchall() == [("happy",)]
+    db.execute("ALTER TYPE mood ADD VALUE 'meh' BEFORE 'ok'")
+    db.execute("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh'")
+    db.execute("INSERT INTO people VALUES ('e', 'meh')")
+    assert db.execute("SELECT name FROM people WHERE m IS NOT NULL ORDER BY m").fetchall() == \
+        [("b",), ("e",), ("d",), ("a",)]
+    for sql, state in [("ALTER TYPE mood ADD VALUE 'meh'", "42710"), ("ALTER TYPE mood ADD VALUE 'x' AFTER 'nope'", "22023"),
+                       ("CREATE TYPE mood AS ENUM ('a')", "42710"), ("CREATE TYPE twice AS ENUM ('a', 'a')", "42710"),
+                       ("DROP TYPE mood", "2BP01"), ("DROP TYPE nope", "42704"),
+                       ("ALTER TYPE mood RENAME VALUE 'ok' TO 'fine'", "0A000"),
+                       ("CREATE TYPE pair AS (a INT, b TEXT)", "0A000"), ("CREATE DOMAIN pos AS INT CHECK (VALUE > 0)", "0A000")]:
+        with pytest.raises(reeldb.Error) as e:
+            db.execute(sql)
+        assert e.value.sqlstate == state, sql
+    db.execute("DROP TYPE IF EXISTS nope")
+    db.execute("DROP TYPE mood CASCADE")  # drops the column, as Postgres does
+    assert [c.name for c in db._session.current_tables()["people"].schema.columns] == ["name"]
+    assert "type/mood" not in objects_of(db)
+
+
+def test_enum_type_is_versioned_and_merged(db) -> None:
+    db.execute("CREATE TYPE color AS ENUM ('red')")
+    db.branch("exp")
+    db.execute("ALTER TYPE color ADD VALUE 'green'")
+    db.checkout("main")
+    with pytest.raises(reeldb.DataError):
+        db.execute("SELECT 'green'::color")
+    db.merge("exp")
+    assert db.execute("SELECT 'green'::color").fetchall() == [("green",)]
+    db.branch("b1")
+    db.execute("ALTER TYPE color ADD VALUE 'blue'")
+    db.checkout("main")
+    db.execute("ALTER TYPE color ADD VALUE 'black'")
+    head = db.log()[0]["id"]
+    with pytest.raises(reeldb.IntegrityError) as e:
+        db.merge("b1")  # both sides changed the type: a conflict, nothing written
+    assert 'type "color"' in str(e.value) and db.log()[0]["id"] == head
+    db.merge("b1", strategy="theirs")
+    assert objects_of(db)["type/color"]["labels"] == ["red", "green", "blue"]
+
+
+def test_psycopg_enum_info_and_sqlalchemy_get_enums(server) -> None:
+    from psycopg.types.enum import EnumInfo
+
+    with connect(server) as conn:
+        conn.execute("DROP TABLE IF EXISTS shirts")
+        conn.execute("DROP TYPE IF EXISTS size")
+        conn.execute("CREATE TYPE size AS ENUM ('small', 'medium', 'large')")
+        conn.execute("CREATE TABLE shirts (id INT, s size)")
+        conn.execute("INSERT INTO shirts VALUES (1, %s), (2, %s), (3, %s)", ("large", "small", "medium"))
+        info = EnumInfo.fetch(conn, "size")
+        assert info is not None and info.labels == ["small", "medium", "large"]
+        assert conn.execute("SELECT id FROM shirts ORDER BY s").fetchall() == [(2,), (3,), (1,)]
+        assert conn.execute("SELECT id FROM shirts WHERE s >= %s ORDER BY id", ("medium",)).fetchall() == [(1,), (3,)]
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="invalid input value for enum size"):
+            conn.execute("INSERT INTO shirts VALUES (4, 'huge')")
+    sa = pytest.importorskip("sqlalchemy")
+    host, port = server.address
+    engine = sa.create_engine(f"postgresql+psycopg://tester@{host}:{port}/objs")
+    try:
+        enums = sa.inspect(engine).get_enums()
+        assert {"name": "size", "schema": "public", "visible": True,
+                "labels": ["small", "medium", "large"]} in [{k: e[k] for k in ("name", "schema", "visible", "labels")}
+                                                            for e in enums]
+    finally:
+        engine.dispose()
+
+
+# -- sequences and identity ---------------------------------------------------------------------
+def test_sequences_as_postgres_answers(db) -> None:
+    db.execute("CREATE SEQUENCE s")
+    assert db.execute("SELECT nextval('s'), nextval('s')").fetchall() == [(1, 2)]
+    assert db.execute("SELECT currval('s'), lastval()").fetchall() == [(2, 2)]
+    assert db.execute("SELECT nextval('s') FROM generate_series(1, 3)").fetchall() == [(3,), (4,), (5,)]
+    assert db.execute("SELECT setval('s', 100)").fetchall() == [(100,)]
+    assert db.execute("SELECT nextval('public.s')").fetchall() == [(101,)]
+    assert db.execute("SELECT setval('s', 5, false), nextval('s')").fetchall() == [(5, 5)]
+    db.execute("CREATE SEQUENCE down INCREMENT -2 MINVALUE 5 MAXVALUE 10")
+    assert db.execute("SELECT nextval('down'), nextval('down'), nextval('down')").fetchall() == [(10, 8, 6)]
+    db.execute("CREATE SEQUENCE ring MINVALUE 1 MAXVALUE 2 CYCLE")
+    assert db.execute("SELECT nextval('ring') FROM generate_series(1, 5)").fetchall() == [(1,), (2,), (1,), (2,), (1,)]
+    db.execute("ALTER SEQUENCE s RESTART WITH 42")
+    assert db.execute("SELECT nextval('s')").fetchall() == [(42,)]
+    errors_expected = [
+        ("SELECT nextval('down')", "2200H", 'nextval: reached minimum value of sequence "down" (5)'),
+        ("SELECT nextval('nope')", "42P01", 'relation "nope" does not exist'),
+        ("SELECT setval('s', 0)", "22003", 'setval: value 0 is out of bounds for sequence "s" (1..9223372036854775807)'),
+        ("CREATE SEQUENCE s", "42P07", 'relation "s" already exists'),
+        ("CREATE SEQUENCE z INCREMENT 0", "22023", "INCREMENT must not be zero"),
+        ("CREATE SEQUENCE z MINVALUE 10 MAXVALUE 5", "22023", "MINVALUE (10) must be less than MAXVALUE (5)"),
+        ("CREATE SEQUENCE z START 0", "22023", "START value (0) cannot be less than MINVALUE (1)"),
+        ("DROP SEQUENCE nope", "42P01", 'sequence "nope" does not exist'),
+    ]
+    for sql, state, message in errors_expected:
+        with pytest.raises(reeldb.Error) as e:
+            db.execute(sql)
+        assert e.value.sqlstate == state and message in str(e.value), sql
+    db.execute("DROP SEQUENCE down, ring")
+    assert "sequence/down" not in objects_of(db)
+
+
+def test_currval_and_lastval_before_any_nextval(db) -> None:
+    db.execute("CREATE SEQUENCE fresh")
+    for sql, message in [("SELECT currval('fresh')", 'currval of sequence "fresh" is not yet defined in this session'),
+                         ("SELECT lastval()", "lastval is not yet defined in this session")]:
+        with pytest.raises(reeldb.Error) as e:
+            db.execute(sql)
+        assert e.value.sqlstate == "55000" and message in str(e.value)
+
+
+def test_identity_columns(db) -> None:
+    db.execute("CREATE TABLE t (id INT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v TEXT)")
+    db.execute("INSERT INTO t (v) VALUES ('a'), ('b')")
+    assert db.execute("INSERT INTO t VALUES (DEFAULT, 'c') RETURNING id").fetchall() == [(3,)]
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("INSERT INTO t VALUES (10, 'x')")
+    assert e.value.sqlstate == "428C9" and 'cannot insert a non-DEFAULT value into column "id"' in str(e.value)
+    db.execute("INSERT INTO t OVERRIDING SYSTEM VALUE VALUES (10, 'd')")
+    assert db.execute("SELECT id, v FROM t ORDER BY id").fetchall() == [(1, "a"), (2, "b"), (3, "c"), (10, "d")]
+    db.execute("CREATE TABLE t2 (id BIGINT GENERATED BY DEFAULT AS IDENTITY (START WITH 100 INCREMENT BY 10), v TEXT)")
+    assert db.execute("INSERT INTO t2 (v) VALUES ('x'), ('y') RETURNING id").fetchall() == [(100,), (110,)]
+    assert db.execute("INSERT INTO t2 VALUES (5, 'z') RETURNING id").fetchall() == [(5,)]
+    assert db.execute("SELECT currval('t2_id_seq')").fetchall() == [(110,)]
+    assert db.execute("SELECT attname, attidentity FROM pg_attribute WHERE attrelid = 't2'::regclass "
+                      "ORDER BY attnum").fetchall() == [("id", "d"), ("v", "")]
+    db.execute("CREATE TABLE t3 (id INT DEFAULT nextval('t2_id_seq'), v TEXT)")  # one value per row
+    assert db.execute("INSERT INTO t3 (v) SELECT 'r' FROM generate_series(1, 3) RETURNING id").fetchall() == \
+        [(120,), (130,), (140,)]
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("DROP SEQUENCE t2_id_seq")
+    assert e.value.sqlstate == "2BP01"
+    db.execute("DROP TABLE t")
+    assert "sequence/t_id_seq" not in objects_of(db)  # an identity's sequence goes with its table
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("CREATE TABLE g (a INT, b INT GENERATED ALWAYS AS (a * 2) STORED)")
+    assert e.value.sqlstate == "0A000"
+
+
+def _draw(path: str, n: int, queue) -> None:
+    import reeldb as r
+
+    conn = r.connect(path)
+    queue.put([conn.execute("SELECT nextval('ids')").fetchall()[0][0] for _ in range(n)]
+              + [row[0] for row in conn.execute("INSERT INTO items (v) SELECT 'p' FROM generate_series(1, 20) "
+                                                "RETURNING id").fetchall()])
+    conn.close()
+
+
+def test_two_processes_never_draw_the_same_value(tmp_path) -> None:
+    import multiprocessing as mp
+
+    path = str(tmp_path / "db")
+    db = reeldb.connect(path)
+    db.execute("CREATE SEQUENCE ids")
+    db.execute("CREATE TABLE items (id BIGINT GENERATED ALWAYS AS IDENTITY, v TEXT)")
+    db.close()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_draw, args=(path, 25, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    seq_values = got[0][:25] + got[1][:25]
+    assert sorted(seq_values) == list(range(1, 51))  # CACHE 1: every value once, none skipped
+    ids = got[0][25:] + got[1][25:]
+    assert len(set(ids)) == 40
+    db = reeldb.connect(path)
+    assert db.execute("SELECT count(*), count(DISTINCT id) FROM items").fetchall() == [(40, 40)]
+
+
+def test_read_only_login_cannot_draw_or_change_sequences(db) -> None:
+    db.execute("CREATE SEQUENCE s")
+    db.execute("CREATE TYPE t AS ENUM ('a')")
+    db.execute("CREATE TABLE x (id INT)")
+    head = db.log()[0]["id"]
+    read_only(db)
+    for sql in ("SELECT nextval('s')", "SELECT setval('s', 10)", "CREATE SEQUENCE s2", "ALTER SEQUENCE s RESTART",
+                "DROP SEQUENCE s", "CREATE TYPE u AS ENUM ('b')", "ALTER TYPE t ADD VALUE 'c'", "DROP TYPE t",
+                "COMMENT ON TABLE x IS 'no'"):
+        with pytest.raises(reeldb.Error) as e:
+            db.execute(sql)
+        assert e.value.sqlstate == "25006", sql
+    assert db.log()[0]["id"] == head
+    db._session.rights = Rights()  # full rights again: the refused nextval drew nothing
+    assert db.execute("SELECT nextval('s')").fetchall() == [(1,)]
+
+
+def test_sequences_and_identity_over_the_wire(server) -> None:
+    sa = pytest.importorskip("sqlalchemy")
+    host, port = server.address
+    engine = sa.create_engine(f"postgresql+psycopg://tester@{host}:{port}/objs")
+    meta = sa.MetaData()
+    users = sa.Table("wire_users", meta, sa.Column("id", sa.Integer, sa.Identity(always=True), primary_key=True),
+                     sa.Column("name", sa.String(50)), comment="people who log in")
+    seq = sa.Sequence("wire_seq", start=7)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS wire_users"))
+            conn.execute(sa.text("DROP SEQUENCE IF EXISTS wire_seq"))
+        meta.create_all(engine)
+        seq.create(engine)
+        with engine.begin() as conn:
+            ids = [conn.execute(users.insert().values(name=n)).inserted_primary_key[0] for n in ("ann", "bob")]
+            assert ids == [1, 2]
+            assert conn.execute(seq.next_value()).scalar() == 7
+            assert conn.execute(seq.next_value()).scalar() == 8
+        insp = sa.inspect(engine)
+        assert insp.get_table_comment("wire_users") == {"text": "people who log in"}
+        assert "wire_seq" in insp.get_sequence_names()
+    finally:
+        engine.dispose()
+    with connect(server) as conn:
+        conn.execute("COMMENT ON COLUMN wire_users.name IS 'display name'")
+        assert conn.execute("SELECT col_description('wire_users'::regclass, 2)").fetchone() == ("display name",)
+        with pytest.raises(psycopg.errors.GeneratedAlways):
+            conn.execute("INSERT INTO wire_users (id, name) VALUES (99, 'x')")
+    out = psql(server, "SELECT nextval('wire_seq');\n")
+    assert out.returncode == 0 and out.stdout.split() == ["9"], out.stderr
+
+
+# -- comments -----------------------------------------------------------------------------------
+def test_comments_are_stored_shown_and_follow_renames(db) -> None:
+    db.execute("CREATE TABLE docs (id INT, body TEXT)")
+    db.execute("COMMENT ON TABLE docs IS 'the documents'")
+    db.execute("COMMENT ON COLUMN docs.body IS 'markdown'")
+    q = "SELECT obj_description('docs'::regclass, 'pg_class'), col_description('docs'::regclass, 2)"
+    assert db.execute(q).fetchall() == [("the documents", "markdown")]
+    db.execute("ALTER TABLE docs RENAME COLUMN body TO text_body")
+    db.execute("ALTER TABLE docs RENAME TO papers")
+    assert db.execute(q.replace("docs", "papers")).fetchall() == [("the documents", "markdown")]
+    db.execute("COMMENT ON TABLE papers IS NULL")
+    assert db.execute(q.replace("docs", "papers")).fetchall() == [(None, "markdown")]
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("COMMENT ON COLUMN papers.nope IS 'x'")
+    assert e.value.sqlstate == "42703"
+    db.execute("DROP TABLE papers")
+    assert not [k for k in objects_of(db) if k.startswith("comment/")]
