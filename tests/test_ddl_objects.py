@@ -405,8 +405,11 @@ def test_sequences_and_identity_over_the_wire(server) -> None:
         assert conn.execute("SELECT col_description('wire_users'::regclass, 2)").fetchone() == ("display name",)
         with pytest.raises(psycopg.errors.GeneratedAlways):
             conn.execute("INSERT INTO wire_users (id, name) VALUES (99, 'x')")
+    with connect(server) as conn:  # prepared: Parse, Describe, Execute draw one value each time
+        got = [conn.execute("SELECT nextval('wire_seq')", prepare=True).fetchone()[0] for _ in range(3)]
+        assert got == [9, 10, 11]
     out = psql(server, "SELECT nextval('wire_seq');\n")
-    assert out.returncode == 0 and out.stdout.split() == ["9"], out.stderr
+    assert out.returncode == 0 and out.stdout.split() == ["12"], out.stderr
 
 
 # -- comments -----------------------------------------------------------------------------------

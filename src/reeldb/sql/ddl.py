@@ -135,7 +135,7 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     name = table_name(stmt.relation, s)
     check_new_name(s, name)
     txn = s.write_txn()
-    if name in txn.tables:
+    if name in txn.tables or f"sequence/{name}" in txn.objects:
         if stmt.if_not_exists:
             s.notice(f'relation "{name}" already exists, skipping')
             return Result(status="CREATE TABLE")

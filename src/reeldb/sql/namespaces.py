@@ -22,6 +22,7 @@ from pglast.enums import DropBehavior
 
 from .. import errors
 from ..catalog import objects
+from ..engine.engine import IDENTIFIER_MAX_BYTES
 
 if TYPE_CHECKING:
     from .session import Result, Session
@@ -76,6 +77,9 @@ def create_schema(s: Session, stmt: ast.CreateSchemaStmt) -> Result:
         raise errors.ProgrammingError(
             f'schema "{name}" already exists: it is the {kind} "{name}" (a branch or tag is a schema in '
             "reeldb's SQL); choose another name", sqlstate="42P06")
+    if len(name.encode()) > IDENTIFIER_MAX_BYTES:
+        raise errors.ProgrammingError(f'schema name "{name}" is longer than {IDENTIFIER_MAX_BYTES} bytes',
+                                      sqlstate="42622")
     if "." in name or "/" in name:
         raise errors.InvalidParameterValue(f'invalid schema name "{name}": "." and "/" are reserved for tables '
                                            "of schemas and for branch names")

@@ -20,6 +20,7 @@ from pglast.enums import DropBehavior, ObjectType
 
 from .. import errors
 from ..catalog import objects
+from ..engine.engine import IDENTIFIER_MAX_BYTES
 from ..format.manifest import Schema
 from ..format.types import _KINDS, _SERIALS, enum_type
 from . import sequences
@@ -90,6 +91,9 @@ def _check_label(label: str) -> None:
 def create_enum(s: Session, stmt: ast.CreateEnumStmt) -> None:
     name = type_name(s, stmt.typeName)
     labels = [v.sval for v in stmt.vals or ()]
+    if len(name.rpartition(".")[2].encode()) > IDENTIFIER_MAX_BYTES:
+        raise errors.ProgrammingError(f'type name "{name}" is longer than {IDENTIFIER_MAX_BYTES} bytes',
+                                      sqlstate="42622")
     txn = s.write_txn()
     if objects.key(objects.TYPE, name) in txn.objects or name in _KINDS or name in _SERIALS:
         raise errors.DuplicateObject(f'type "{name}" already exists')

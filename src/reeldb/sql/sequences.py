@@ -21,7 +21,7 @@ from pglast import ast
 from .. import errors
 from ..catalog import objects
 from ..catalog.sequences import TYPE_BOUNDS, SequenceDef, new_id
-from ..engine.engine import internal_name
+from ..engine.engine import IDENTIFIER_MAX_BYTES, internal_name
 from .parse import func
 
 if TYPE_CHECKING:
@@ -165,6 +165,8 @@ def _call(token: int, fn: str, name: str, value: int, called: bool) -> int:
     s = _SESSIONS.get(token)
     if s is None:
         raise errors.InternalError("sequence function called outside its session")
+    if s.describing:  # a Describe runs a query only for its columns: no value is drawn
+        return 0
     try:
         if fn == "lastval":
             return last_value(s)
@@ -269,6 +271,9 @@ def create_sequence(s: Session, stmt: ast.CreateSeqStmt) -> Result:
 
     name = table_name(stmt.sequence, s)
     check_new_name(s, name)
+    if len(name.rpartition(".")[2].encode()) > IDENTIFIER_MAX_BYTES:
+        raise errors.ProgrammingError(f'sequence name "{name}" is longer than {IDENTIFIER_MAX_BYTES} bytes',
+                                      sqlstate="42622")
     if stmt.sequence.relpersistence == "t":
         raise errors.FeatureNotSupported("temporary sequences are not supported")
     txn = s.write_txn()
