@@ -243,6 +243,19 @@ def test_psycopg_enum_info_and_sqlalchemy_get_enums(server) -> None:
         assert conn.execute("SELECT id FROM shirts WHERE s >= %s ORDER BY id", ("medium",)).fetchall() == [(1,), (3,)]
         with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="invalid input value for enum size"):
             conn.execute("INSERT INTO shirts VALUES (4, 'huge')")
+        import enum
+
+        from psycopg.types.enum import register_enum
+
+        class Size(enum.Enum):
+            small = "small"
+            medium = "medium"
+            large = "large"
+
+        register_enum(info, conn, Size)  # values go out and come back with the type's OID, as Python enums
+        conn.execute("INSERT INTO shirts VALUES (%s, %s)", (4, Size.medium))
+        assert conn.execute("SELECT s FROM shirts WHERE id = 4").fetchone() == (Size.medium,)
+        assert conn.execute("SELECT %s::size", (Size.large,)).fetchone() == (Size.large,)
     sa = pytest.importorskip("sqlalchemy")
     host, port = server.address
     engine = sa.create_engine(f"postgresql+psycopg://tester@{host}:{port}/objs")
@@ -397,6 +410,7 @@ def test_sequences_and_identity_over_the_wire(server) -> None:
             assert conn.execute(seq.next_value()).scalar() == 8
         insp = sa.inspect(engine)
         assert insp.get_table_comment("wire_users") == {"text": "people who log in"}
+        assert [c["name"] for c in insp.get_columns("wire_users")] == ["id", "name"]
         assert "wire_seq" in insp.get_sequence_names()
     finally:
         engine.dispose()
@@ -429,3 +443,27 @@ def test_comments_are_stored_shown_and_follow_renames(db) -> None:
     assert e.value.sqlstate == "42703"
     db.execute("DROP TABLE papers")
     assert not [k for k in objects_of(db) if k.startswith("comment/")]
+
+
+def test_asyncpg_reads_and_writes_enum_columns(server) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+    import asyncio
+
+    with connect(server) as conn:
+        conn.execute("DROP TABLE IF EXISTS lights")
+        conn.execute("DROP TYPE IF EXISTS signal")
+        conn.execute("CREATE TYPE signal AS ENUM ('red', 'amber', 'green')")
+        conn.execute("CREATE TABLE lights (id INT, s signal)")
+
+    async def run() -> list:
+        host, port = server.address
+        c = await asyncpg.connect(host=host, port=port, user="tester", database="objs")
+        try:
+            await c.executemany("INSERT INTO lights VALUES ($1, $2)", [(1, "green"), (2, "red"), (3, "amber")])
+            with pytest.raises(asyncpg.InvalidTextRepresentationError):
+                await c.execute("INSERT INTO lights VALUES ($1, $2)", 4, "blue")
+            return [tuple(r) for r in await c.fetch("SELECT id, s FROM lights ORDER BY s")]
+        finally:
+            await c.close()
+
+    assert asyncio.run(run()) == [(2, "red"), (3, "amber"), (1, "green")]

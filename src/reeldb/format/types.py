@@ -179,7 +179,14 @@ class ColumnType:
         """An ENUM column as DuckDB's ENUM of its labels: sorts and compares in declaration
         order, as Postgres does."""
         assert self.labels is not None
-        return "ENUM(" + ", ".join("'" + lab.replace("'", "''") + "'" for lab in self.labels) + ")"
+        duck = "ENUM(" + ", ".join("'" + lab.replace("'", "''") + "'" for lab in self.labels) + ")"
+        ENUM_NAMES[duck.upper()] = str(self.dtype)
+        return duck
+
+
+# DuckDB's ENUM(...) type of an enum column (as a result description prints it, upper case)
+# -> the enum type's name: the wire sends such a column with the type's OID
+ENUM_NAMES: dict[str, str] = {}
 
 
 def enum_type(name: str, labels: list[str] | tuple[str, ...]) -> ColumnType:

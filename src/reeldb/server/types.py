@@ -21,8 +21,9 @@ import pyarrow as pa
 
 from .. import errors
 from ..format.blobs import is_blob_struct
-from ..format.types import float_text, vector_text
+from ..format.types import ENUM_NAMES, float_text, vector_text
 from ..rows import to_columns
+from ..sql.pgcatalog import stable_oid
 from ..sql.pgtypes import (
     ARRAY_OF,
     ARRAY_SPACE,
@@ -31,6 +32,7 @@ from ..sql.pgtypes import (
     CHAR,
     CHAR_ARRAY,
     DATE,
+    ENUM_OIDS,
     FLOAT4,
     FLOAT8,
     HALFVEC,
@@ -89,8 +91,13 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     d = duck.upper()
     if d.startswith("ENUM('', ' ', '!'"):  # the catalog's one-byte "char" columns (engine.CHAR_TYPE)
         return (CHAR_ARRAY if d.endswith(")[]") else CHAR), -1
-    if d.startswith("ENUM("):  # a column of an enum type (CREATE TYPE ... AS ENUM): its labels as text
-        return (TEXT_ARRAY if d.endswith(")[]") else TEXT), -1
+    if d.startswith("ENUM("):  # a column of an enum type (CREATE TYPE ... AS ENUM): the type's OID
+        name = ENUM_NAMES.get(d)
+        if name is None or d.endswith("]"):
+            return (TEXT_ARRAY if d.endswith(")[]") else TEXT), -1
+        oid = stable_oid("type", name)
+        ENUM_OIDS.add(oid)
+        return oid, -1
     if d in _DUCK:
         return _DUCK[d], -1
     if d.startswith("DECIMAL"):
@@ -134,6 +141,8 @@ def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
         return lambda v: text_out(v).encode("utf-8")
     fn = _BINARY_OUT.get(oid)
     if fn is None:
+        if oid in ENUM_OIDS:  # an enum's binary form is its label's text
+            return lambda v: text_out(v).encode("utf-8")
         if oid in _ELEMENT_OF:
             elem = _ELEMENT_OF[oid]
             return lambda v: _array_send(v, elem)
@@ -406,7 +415,7 @@ def _binary_in(b: bytes, oid: int) -> Any:
         return b != b"\x00"
     if oid == BYTEA:
         return bytes(b)
-    if oid in (TEXT, VARCHAR, CHAR, UNKNOWN, JSON, 0):
+    if oid in (TEXT, VARCHAR, CHAR, UNKNOWN, JSON, 0) or oid in ENUM_OIDS:
         return b.decode("utf-8")
     if oid == JSONB:
         if not b or b[0] != 1:

@@ -106,6 +106,7 @@ class CatalogTables:
         self.enums = _user_types(objs or {}, dict((n, o) for o, n in self.namespaces))
         for oid, name, _, _ in self.enums:
             self.formats[(oid, -1)] = name.rpartition(".")[2]
+            pt.ENUM_OIDS.add(oid)
         for schema, ns, tables in schemas:
             for name in sorted(tables):
                 self._table(schema, ns, tables[name], name)

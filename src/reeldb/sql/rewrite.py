@@ -247,6 +247,7 @@ class Rewriter:
         value = self._constant(node)
         if isinstance(value, str) and value not in ctype.labels:
             raise errors.InvalidTextRepresentation(f'invalid input value for enum {ctype.dtype}: "{value}"')
+        ctype.duck_enum()  # the wire then sends the result with the type's OID
         return ast.TypeCast(arg=node, typeName=ast.TypeName(
             names=(ast.String(sval="enum"),), typemod=-1,
             typmods=tuple(ast.A_Const(val=ast.String(sval=lab)) for lab in ctype.labels)))
