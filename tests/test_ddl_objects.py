@@ -467,3 +467,21 @@ def test_asyncpg_reads_and_writes_enum_columns(server) -> None:
             await c.close()
 
     assert asyncio.run(run()) == [(2, "red"), (3, "amber"), (1, "green")]
+
+
+def test_serial_and_identity_sequences_are_named_as_in_postgres(db) -> None:
+    db.execute("CREATE TABLE s1 (id SERIAL PRIMARY KEY, v TEXT)")
+    db.execute("CREATE TABLE s2 (id INT GENERATED ALWAYS AS IDENTITY, v TEXT)")
+    db.execute("INSERT INTO s1 (v) VALUES ('a')")
+    assert db.execute("SELECT pg_get_serial_sequence('s1', 'id'), pg_get_serial_sequence('public.s2', 'id'), "
+                      "pg_get_serial_sequence('s1', 'v')").fetchall() == [("public.s1_id_seq", "public.s2_id_seq", None)]
+    drawn = db.execute("SELECT nextval('s1_id_seq')").fetchall()[0][0]
+    assert drawn > 1 and db.execute("SELECT currval('s1_id_seq')").fetchall() == [(drawn,)]
+    db.execute("INSERT INTO s1 (v) VALUES ('b')")  # the same counter: never a value already drawn
+    assert db.execute("SELECT id FROM s1 WHERE v = 'b'").fetchall()[0][0] > drawn
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("SELECT setval('s1_id_seq', 5)")
+    assert e.value.sqlstate == "0A000"
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("SELECT pg_get_serial_sequence('nope', 'id')")
+    assert e.value.sqlstate == "42P01"

@@ -89,15 +89,12 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     if is_blob_struct(arrow_type):
         return BYTEA, -1
     d = duck.upper()
-    if d.startswith("ENUM('', ' ', '!'"):  # the catalog's one-byte "char" columns (engine.CHAR_TYPE)
-        return (CHAR_ARRAY if d.endswith(")[]") else CHAR), -1
-    if d.startswith("ENUM("):  # a column of an enum type (CREATE TYPE ... AS ENUM): the type's OID
-        name = ENUM_NAMES.get(d)
-        if name is None or d.endswith("]"):
-            return (TEXT_ARRAY if d.endswith(")[]") else TEXT), -1
-        oid = stable_oid("type", name)
+    if d.startswith("ENUM(") and d in ENUM_NAMES:  # a column of an enum type (CREATE TYPE ... AS ENUM)
+        oid = stable_oid("type", ENUM_NAMES[d])
         ENUM_OIDS.add(oid)
         return oid, -1
+    if d.startswith("ENUM("):  # the catalog's one-byte "char" columns (user tables have no other enums)
+        return (CHAR_ARRAY if d.endswith(")[]") else CHAR), -1
     if d in _DUCK:
         return _DUCK[d], -1
     if d.startswith("DECIMAL"):

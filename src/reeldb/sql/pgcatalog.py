@@ -849,7 +849,7 @@ class CatalogRewrite:
             "pg_get_viewdef": lambda a: _text(_const(None)),
             "pg_get_partkeydef": lambda a: _text(_const(None)),
             "pg_get_partition_constraintdef": lambda a: _text(_const(None)),
-            "pg_get_serial_sequence": lambda a: _text(_const(None)),
+            "pg_get_serial_sequence": self._serial_sequence,
             "pg_get_statisticsobjdef_columns": lambda a: _text(_const(None)),
             "pg_table_is_visible": lambda a: self._visible(a[0]),
             "pg_type_is_visible": lambda a: _const(True),
@@ -876,6 +876,28 @@ class CatalogRewrite:
             "array_lower": lambda a: _template("CASE WHEN len($1) > 0 THEN 1 END", a[0]),
             "array_length": lambda a: _template("CASE WHEN len($1) > 0 THEN len($1) END", a[0]),
         }
+
+    def _serial_sequence(self, args: list[ast.Node]) -> ast.Node:
+        """pg_get_serial_sequence(table, column): the qualified name of the sequence an
+        identity or SERIAL column (or OWNED BY) draws from; NULL for another column. Only
+        constant arguments are resolved: over catalog rows it is NULL (a regclass of a
+        computed name cannot be resolved here either)."""
+        if len(args) != 2:
+            raise errors.UndefinedFunction(f"function pg_get_serial_sequence with {len(args)} arguments does not exist")
+        (ok_t, table), (ok_c, column) = (_constant_arg(a, self.params) for a in args)
+        if not (ok_t and ok_c):  # over catalog rows (SQLAlchemy's column reflection): not resolved, as before
+            return _text(_const(None))
+        if table is None or column is None:
+            return _text(_const(None))
+        from .sequences import sequence_name
+
+        try:
+            key = sequence_name(self.s, str(table))  # a table's name as regclass reads it
+        except errors.UndefinedTable:
+            raise errors.UndefinedTable(f'relation "{table}" does not exist') from None
+        if key not in self.s.current_tables():
+            raise errors.UndefinedTable(f'relation "{table}" does not exist')
+        return _text(_const(sequences.serial_sequences(self.s).get((key, str(column)))))
 
     def _obj_description(self, args: list[ast.Node]) -> ast.Node:
         """obj_description(oid [, catalog]): the comment of a table, schema, type or sequence."""

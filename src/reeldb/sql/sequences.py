@@ -73,9 +73,35 @@ def _writable(s: Session, fn: str) -> None:
         raise errors.ReadOnlySqlTransaction(f"cannot execute {fn}() in a read-only transaction")
 
 
+def serial_column(s: Session, name: str) -> tuple[str, int] | None:
+    """(table id, column id) of the SERIAL column whose sequence Postgres would name
+    ``name`` (``<table>_<column>_seq``): SERIAL values come from a counter of the column."""
+    if not name.endswith("_seq"):
+        return None
+    tables = s.current_tables()
+    for table in tables:
+        local = table.rpartition(".")[2]
+        if not name.rpartition(".")[2].startswith(local + "_"):
+            continue
+        tm = tables[table]
+        for c in tm.schema.columns:
+            if c.type.serial and name == f"{table}_{c.name}_seq":
+                return tm.table_id, c.id
+    return None
+
+
 def next_values(s: Session, name: str, n: int) -> list[int]:
     """``n`` values of sequence ``name`` (for nextval and column defaults)."""
     _writable(s, "nextval")
+    if objects.key(objects.SEQUENCE, name) not in s.catalog_objects():
+        serial = serial_column(s, name)
+        if serial is None:
+            raise errors.UndefinedTable(f'relation "{name}" does not exist')
+        start = s.catalog.sequence(serial[0], serial[1], n)
+        values = list(range(start, start + n))
+        _state(s)["curr"][name] = values[-1]
+        _state(s)["last"] = values[-1]
+        return values
     seq = lookup(s, name)
     values = s.catalog.sequences.next_values(name, seq, n)
     if len(values) < n:  # the bound was reached within the batch
@@ -88,6 +114,10 @@ def next_values(s: Session, name: str, n: int) -> list[int]:
 
 def set_value(s: Session, name: str, value: int, is_called: bool = True) -> int:
     _writable(s, "setval")
+    if objects.key(objects.SEQUENCE, name) not in s.catalog_objects() and serial_column(s, name) is not None:
+        raise errors.FeatureNotSupported(
+            f'setval of "{name}" is not supported: a SERIAL column draws from a counter shared by every branch, '
+            "which only moves forward; use an identity column or CREATE SEQUENCE to set values")
     seq = lookup(s, name)
     if not seq.min <= value <= seq.max:
         raise errors.DataError(f'setval: value {value} is out of bounds for sequence "{name}" '
@@ -100,7 +130,8 @@ def set_value(s: Session, name: str, value: int, is_called: bool = True) -> int:
 
 
 def current_value(s: Session, name: str) -> int:
-    lookup(s, name)
+    if serial_column(s, name) is None:
+        lookup(s, name)
     got = _state(s)["curr"].get(name)
     if got is None:
         raise errors.ObjectNotInPrerequisiteState(f'currval of sequence "{name}" is not yet defined in this session',
@@ -386,6 +417,27 @@ def identity_sequence(s: Session, table: str, column: str, kind: str, type_name:
 
 
 _NEXTVAL_DEFAULT = re.compile(r"^nextval\('((?:[^']|'')+)'(?:::regclass)?\)$", re.IGNORECASE)
+
+
+def serial_sequences(s: Session) -> dict[tuple[str, str], str]:
+    """(table, column) -> the qualified name of its sequence (pg_get_serial_sequence):
+    identity columns', OWNED BY, and SERIAL columns'."""
+    from .namespaces import schema_of
+
+    def qualified(name: str) -> str:
+        schema, local = schema_of(name)
+        return f"{schema or 'public'}.{local}"
+
+    out: dict[tuple[str, str], str] = {}
+    for table, tm in s.current_tables().items():
+        for c in tm.schema.columns:
+            if c.type.serial:
+                out[(table, c.name)] = qualified(f"{table}_{c.name}_seq")
+    for name, seq in definitions(s).items():
+        if seq.owned_by:
+            table, _, column = seq.owned_by.rpartition(".")
+            out[(table, column)] = qualified(name)
+    return out
 
 
 def default_sequence(default: str | None) -> str | None:
