@@ -113,6 +113,11 @@ def test_schema_errors_are_postgres_ones(db) -> None:
             db.execute(sql)
         assert e.value.sqlstate == state, sql
     assert db.log()[0]["id"] == heads  # nothing was committed
+    for make in (lambda: db.branch("s", checkout=False), lambda: db.tag("s")):  # the other way round
+        with pytest.raises(reeldb.Error) as e:
+            make()
+        assert e.value.sqlstate == "42P06"
+    assert "s" not in [b["name"] for b in db.branches()]
     db.execute("CREATE SCHEMA IF NOT EXISTS s")
     db.execute("DROP SCHEMA IF EXISTS nope")
     assert db.execute("SELECT a FROM s.t").fetchall() == []
