@@ -490,3 +490,22 @@ def test_serial_and_identity_sequences_are_named_as_in_postgres(db) -> None:
     with pytest.raises(reeldb.Error) as e:
         db.execute("SELECT pg_get_serial_sequence('nope', 'id')")
     assert e.value.sqlstate == "42P01"
+
+
+def test_concurrent_object_changes_rebase_or_conflict(path) -> None:
+    a, b = reeldb.connect(path), reeldb.connect(path)
+    a.execute("BEGIN")
+    a.execute("CREATE SCHEMA from_a")
+    a.execute("CREATE TYPE shared AS ENUM ('x')")
+    b.execute("CREATE SCHEMA from_b")  # commits first: a re-bases onto it
+    a.execute("COMMIT")
+    assert {"schema/from_a", "schema/from_b", "type/shared"} <= set(objects_of(b))
+    a.execute("BEGIN")
+    a.execute("ALTER TYPE shared ADD VALUE 'y'")
+    b.execute("ALTER TYPE shared ADD VALUE 'z'")  # the same object, changed differently
+    with pytest.raises(reeldb.OperationalError) as e:
+        a.execute("COMMIT")
+    assert e.value.sqlstate == "40001" and 'type "shared"' in str(e.value)
+    assert objects_of(b)["type/shared"]["labels"] == ["x", "z"]
+    a.close()
+    b.close()
