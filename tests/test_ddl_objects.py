@@ -202,7 +202,8 @@ def test_enum_columns_order_by_declaration_and_refuse_bad_labels(db) -> None:
                        ("CREATE TYPE mood AS ENUM ('a')", "42710"), ("CREATE TYPE twice AS ENUM ('a', 'a')", "42710"),
                        ("DROP TYPE mood", "2BP01"), ("DROP TYPE nope", "42704"),
                        ("ALTER TYPE mood RENAME VALUE 'ok' TO 'fine'", "0A000"),
-                       ("CREATE TYPE pair AS (a INT, b TEXT)", "0A000"), ("CREATE DOMAIN pos AS INT CHECK (VALUE > 0)", "0A000")]:
+                       ("CREATE TYPE pair AS (a INT, b TEXT)", "0A000"), ("CREATE DOMAIN pos AS INT CHECK (VALUE > 0)", "0A000"),
+                       ("DROP DOMAIN mood", "42809")]:
         with pytest.raises(reeldb.Error) as e:
             db.execute(sql)
         assert e.value.sqlstate == state, sql
@@ -509,3 +510,31 @@ def test_concurrent_object_changes_rebase_or_conflict(path) -> None:
     assert objects_of(b)["type/shared"]["labels"] == ["x", "z"]
     a.close()
     b.close()
+
+
+def test_domains_give_their_columns_base_type_not_null_and_default(db) -> None:
+    db.execute("CREATE DOMAIN posint AS INT NOT NULL DEFAULT 7")
+    db.execute("CREATE DOMAIN name50 AS VARCHAR(50)")
+    db.execute("CREATE TABLE d (a posint, b name50, c INT)")
+    db.execute("INSERT INTO d (c) VALUES (1)")
+    assert db.execute("SELECT * FROM d").fetchall() == [(7, None, 1)]
+    with pytest.raises(reeldb.IntegrityError) as e:
+        db.execute("INSERT INTO d (a, b) VALUES (NULL, 'x')")
+    assert e.value.sqlstate == "23502"
+    assert db.execute("SELECT 5::posint, 'abc'::name50, NULL::name50").fetchall() == [(5, "abc", None)]
+    with pytest.raises(reeldb.IntegrityError, match="domain posint does not allow null values"):
+        db.execute("SELECT NULL::posint")
+    assert db.execute("SELECT typname, typtype, typnotnull, typdefault FROM pg_type WHERE typtype = 'd' "
+                      "ORDER BY 1").fetchall() == [("name50", "d", False, None), ("posint", "d", True, "7")]
+    assert db.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                      "WHERE attrelid = 'd'::regclass ORDER BY attnum").fetchall() == \
+        [("a", "posint"), ("b", "name50"), ("c", "integer")]
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("DROP DOMAIN posint")
+    assert e.value.sqlstate == "2BP01"
+    db.execute("DROP DOMAIN posint CASCADE")
+    assert db.execute("SELECT * FROM d").fetchall() == [(None, 1)]
+    for sql, state in [("CREATE DOMAIN c AS INT CHECK (VALUE > 0)", "0A000"), ("DROP DOMAIN nope", "42704")]:
+        with pytest.raises(reeldb.Error) as e:
+            db.execute(sql)
+        assert e.value.sqlstate == state

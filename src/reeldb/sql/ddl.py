@@ -45,6 +45,9 @@ def type_of(tn: ast.TypeName, s: Session | None = None) -> ColumnType:
         except errors.InvalidSchemaName:
             tname = None
         labels = enum_types(s).get(tname) if tname is not None else None
+        dom = domain_of(s, tn)
+        if dom is not None:
+            return ColumnType.from_json(dom[1]["base"])
         if labels is not None:
             if tn.arrayBounds:
                 raise errors.FeatureNotSupported("arrays of enum types are not supported")
@@ -79,6 +82,9 @@ def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
     not_null = ctype.serial
     default = None
     identity = None
+    domain = domain_of(s, cd.typeName)
+    if domain is not None:  # the domain's base type, NOT NULL and DEFAULT (the column's own win)
+        not_null, default = domain[1]["not_null"], domain[1]["default"]
     pk = unique = False
     for con in cd.constraints or ():
         t = con.contype
@@ -113,7 +119,23 @@ def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
         raise errors.FeatureNotSupported(f"a {ctype.sql()} column cannot be a key (column {name})")
     if identity is not None and any(c.contype == ConstrType.CONSTR_DEFAULT for c in cd.constraints or ()):
         raise errors.SyntaxError(f'both default and identity specified for column "{name}" of table "{table}"')
-    return Column(cid, name, ctype, not_null, default, identity=identity), pk, unique
+    return Column(cid, name, ctype, not_null, default, identity=identity,
+                  domain=None if domain is None else domain[0]), pk, unique
+
+
+def domain_of(s: Session | None, tn: ast.TypeName) -> tuple[str, dict] | None:
+    """(name, definition) of the domain a type name names, or None."""
+    if s is None or tn.typmods or tn.arrayBounds:
+        return None
+    from .objects_ddl import domains, type_name
+
+    names = tuple(p for p in tn.names if p.sval != "pg_catalog")
+    try:
+        name = type_name(s, names) if 1 <= len(names) <= 2 else None
+    except errors.InvalidSchemaName:
+        return None
+    d = domains(s).get(name) if name is not None else None
+    return None if d is None else (name, d)
 
 
 _SEQ_TYPES = {"int16": "int2", "int32": "int4", "int64": "int8"}

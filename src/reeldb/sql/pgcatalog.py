@@ -104,6 +104,9 @@ class CatalogTables:
         self._tensor_mods: dict[str, int] = {}
         self._rel_ids: dict[str, tuple[int, dict[int, int]]] = {}  # table id -> (oid, column id -> attnum)
         self.enums = _user_types(objs or {}, dict((n, o) for o, n in self.namespaces))
+        self.domains = _domains(objs or {}, dict((n, o) for o, n in self.namespaces))
+        for oid, name, *_ in self.domains:
+            self.formats[(oid, -1)] = name.rpartition(".")[2]
         for oid, name, _, _ in self.enums:
             self.formats[(oid, -1)] = name.rpartition(".")[2]
             pt.ENUM_OIDS.add(oid)
@@ -127,6 +130,12 @@ class CatalogTables:
             bare = bare[len("public."):]
         for oid, n, _, _ in self.enums:
             if n == bare:
+                return oid
+        return self.domain_oid(bare)
+
+    def domain_oid(self, name: str) -> int | None:
+        for oid, n, *_ in self.domains:
+            if n == name:
                 return oid
         return None
 
@@ -184,7 +193,8 @@ class CatalogTables:
         self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
-            enum_oid = self.enum_oid(str(c.type.dtype)) if c.type.is_enum else None
+            enum_oid = self.enum_oid(str(c.type.dtype)) if c.type.is_enum else \
+                self.domain_oid(c.domain) if c.domain is not None else None
             if c.type.kind == "tensor":  # Postgres has no typmod for a shape: number the shapes
                 mod = self._tensor_mods.setdefault(c.type.sql(), len(self._tensor_mods))
             self.formats.setdefault((typ, mod), c.type.sql() if c.type.kind == "tensor" else format_type(typ, mod))
@@ -207,10 +217,10 @@ class CatalogTables:
                 "table_catalog": self.database, "table_schema": schema, "table_name": name,
                 "column_name": c.name, "ordinal_position": i + 1, "column_default": default,
                 "is_nullable": "NO" if c.not_null or c.id in pk else "YES",
-                "data_type": "USER-DEFINED" if enum_oid is not None else _information_type(typ, c.type.sql()),
+                "data_type": "USER-DEFINED" if c.type.is_enum else _information_type(typ, c.type.sql()),
                 "character_maximum_length": c.type.length,
                 "numeric_precision": c.type.precision, "numeric_scale": c.type.scale,
-                "udt_name": c.type.sql() if enum_oid is not None else pt.BY_OID[typ].name,
+                "udt_name": c.type.sql() if c.type.is_enum else pt.BY_OID[typ].name,
                 "is_identity": "YES" if c.identity else "NO", "is_generated": "NEVER",
             })
         for key in tm.schema.uniques:
@@ -304,11 +314,11 @@ class CatalogTables:
                                         "extrelocatable": [False, True], "extversion": list(EXTENSIONS.values())})
         for name, cols in EMPTY.items():
             out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
-        if self.enums:
+        if self.enums or self.domains:
             base = out["pg_type"]
             out["pg_type"] = pa.concat_tables([base, pa.Table.from_pylist(
-                [_enum_type_row(oid, name.rpartition(".")[2], ns) for oid, name, ns, _ in self.enums],
-                schema=base.schema)])
+                [_enum_type_row(oid, name.rpartition(".")[2], ns) for oid, name, ns, _ in self.enums]
+                + [_domain_type_row(*d) for d in self.domains], schema=base.schema)])
         out["pg_enum"] = _rows([{"oid": stable_oid("enum", str(oid), lab), "enumtypid": oid,
                                  "enumsortorder": float(i + 1), "enumlabel": lab}
                                 for oid, _, _, labels in self.enums for i, lab in enumerate(labels)], EMPTY["pg_enum"])
@@ -527,6 +537,32 @@ def _user_types(objs: dict[str, Any], ns_of: dict[str, int]) -> list[tuple[int, 
             sp = schema_of(name)[0]
             out.append((stable_oid("type", name), name, ns_of.get(sp or "public", pt.PUBLIC_NS), list(d["labels"])))
     return out
+
+
+def _domains(objs: dict[str, Any], ns_of: dict[str, int]) -> list[tuple[int, str, int, int, int, bool, Any]]:
+    """(oid, name, namespace oid, base type oid, base typmod, not null, default) of the
+    branch's domains."""
+    from ..catalog import objects
+    from ..format.types import ColumnType
+    from .namespaces import schema_of
+
+    out = []
+    for name, d in sorted(objects.named(objs, objects.TYPE).items()):
+        if d.get("kind") == "domain":
+            base, mod = pt.column_oid(ColumnType.from_json(d["base"]))
+            out.append((stable_oid("type", name), name, ns_of.get(schema_of(name)[0] or "public", pt.PUBLIC_NS),
+                        base, mod, bool(d.get("not_null")), d.get("default")))
+    return out
+
+
+def _domain_type_row(oid: int, name: str, ns: int, base: int, mod: int, not_null: bool, default: Any) -> dict:
+    """A domain's pg_type row: typtype d over its base type."""
+    b = pt.BY_OID[base]
+    return {**_enum_type_row(oid, name.rpartition(".")[2], ns), "typtype": "d", "typcategory": b.category,
+            "typlen": b.length, "typbyval": 0 < b.length <= 8, "typinput": "domain_in", "typoutput": f"{b.name}out",
+            "typreceive": "domain_recv", "typsend": f"{b.name}send", "typbasetype": base, "typtypmod": mod,
+            "typnotnull": not_null, "typdefault": default,
+            "typcollation": DEFAULT_COLLATION if b.category == "S" else 0}
 
 
 def _enum_type_row(oid: int, name: str, ns: int) -> dict[str, Any]:

@@ -223,7 +223,31 @@ class Rewriter:
 
     def _is_user_type(self, names: tuple | None) -> bool:
         return names is not None and not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) \
-            and self._enum_type(names) is not None
+            and (self._enum_type(names) is not None or self._domain(names) is not None)
+
+    def _domain(self, names: tuple) -> tuple[str, dict] | None:
+        from .ddl import domain_of
+
+        assert self.pg is not None
+        return domain_of(self.pg.s, ast.TypeName(names=names, typemod=-1))
+
+    def _as_domain(self, node: ast.TypeCast, name: str, d: dict) -> ast.Node:
+        """``x::domain``: a cast to the domain's base type; NULL into a NOT NULL domain is
+        23502, as in Postgres (refused where it cannot be told before running)."""
+        from ..format.types import ColumnType
+        from .parse import parse
+
+        arg = node.arg
+        if d["not_null"]:
+            if isinstance(arg, ast.A_Const) and arg.isnull:
+                raise errors.NotNullViolation(f"domain {name} does not allow null values")
+            if not (isinstance(arg, ast.A_Const) or (isinstance(arg, ast.ParamRef) and self._param(arg) is not None)):
+                raise errors.FeatureNotSupported(f"a cast of a computed value to NOT NULL domain {name}")
+            if isinstance(arg, ast.ParamRef) and self._param(arg) is None:
+                raise errors.NotNullViolation(f"domain {name} does not allow null values")
+        base = parse(f"SELECT NULL::{ColumnType.from_json(d['base']).sql()}")[0].stmt.targetList[0].val.typeName
+        base.location = None  # reeldb's: the allow-list trusts it
+        return self(ast.TypeCast(arg=arg, typeName=base))
 
     def _enum_type(self, names: tuple) -> Any:
         """The column type of the branch's enum type ``names`` names, or None."""
@@ -292,6 +316,9 @@ class Rewriter:
             ctype = self._enum_type(tn.names)
             if ctype is not None:
                 return self._as_enum(self(node.arg), ctype)
+            domain = self._domain(tn.names)
+            if domain is not None:
+                return self._as_domain(node, *domain)
         if t in VECTOR_TYPES:
             dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
             arg = self(node.arg)
