@@ -121,8 +121,17 @@ def test_schema_errors_are_postgres_ones(db) -> None:
     db.execute("CREATE SCHEMA IF NOT EXISTS s")
     db.execute("DROP SCHEMA IF EXISTS nope")
     assert db.execute("SELECT a FROM s.t").fetchall() == []
+    db.execute("CREATE SEQUENCE s.counter")
+    db.execute("CREATE TYPE s.level AS ENUM ('low', 'high')")
+    assert db.execute("SELECT nextval('s.counter'), 'high'::s.level").fetchall() == [(1, "high")]
+    db.execute("DROP TABLE s.t")
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("DROP SCHEMA s")  # its sequence and type depend on it too
+    assert e.value.sqlstate == "2BP01" and "sequence s.counter" in str(e.value)
+    db.execute("CREATE TABLE s.t (a INT GENERATED ALWAYS AS IDENTITY)")
     db.execute("DROP SCHEMA s CASCADE")
-    assert "s.t" not in db.tables() and "schema/s" not in objects_of(db)
+    assert "s.t" not in db.tables()
+    assert not [k for k in objects_of(db) if k.startswith(("schema/s", "sequence/s.", "type/s."))]
     with pytest.raises(reeldb.Error) as e:
         db.execute("SELECT * FROM s.t")
     assert e.value.sqlstate == "3F000"

@@ -247,13 +247,13 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
                 s.notice(f'table "{name}" does not exist, skipping')
                 continue
             raise errors.UndefinedTable(f'table "{name}" does not exist')
-        _drop_dependents(s, name, txn.table(name).table_id)
+        drop_dependents(s, name, txn.table(name).table_id)
         txn.drop_table(name)
     s.finish_write()
     return Result(status="DROP TABLE")
 
 
-def _drop_dependents(s: Session, table: str, table_id: str, column: Column | None = None) -> None:
+def drop_dependents(s: Session, table: str, table_id: str, column: Column | None = None) -> None:
     """What goes with a table (or one column): the sequences it owns (an identity
     column's, OWNED BY), its comments."""
     from ..catalog import objects
@@ -353,7 +353,7 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
                 if cmd.missing_ok:
                     continue
                 raise errors.UndefinedColumn(f'column "{cmd.name}" of relation "{name}" does not exist')
-            _drop_dependents(s, name, tm.table_id, col)
+            drop_dependents(s, name, tm.table_id, col)
             schema = Schema(tuple(c for c in schema.columns if c.id != col.id),
                             () if col.id in schema.primary_key else schema.primary_key,
                             tuple(u for u in schema.uniques if col.id not in u), schema.next_id)

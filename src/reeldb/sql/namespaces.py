@@ -88,6 +88,15 @@ def create_schema(s: Session, stmt: ast.CreateSchemaStmt) -> Result:
     return Result(status="CREATE SCHEMA")
 
 
+def _drop_table(s: Session, table: str) -> None:
+    """A table of a dropped schema, with what goes with it (its sequences, comments)."""
+    from .ddl import drop_dependents
+
+    txn = s.write_txn()
+    drop_dependents(s, table, txn.table(table).table_id)
+    txn.drop_table(table)
+
+
 def drop_schema(s: Session, stmt: ast.DropStmt) -> Result:
     """DROP SCHEMA [IF EXISTS] name [, ...] [CASCADE | RESTRICT]: RESTRICT (the default)
     refuses a schema that still has tables (2BP01), CASCADE drops them with it."""
@@ -108,16 +117,22 @@ def drop_schema(s: Session, stmt: ast.DropStmt) -> Result:
                 continue
             raise errors.InvalidSchemaName(f'schema "{name}" does not exist')
         inside = sorted(t for t in txn.tables if schema_of(t)[0] == name)
-        if inside and stmt.behavior != DropBehavior.DROP_CASCADE:
+        owned = [(kind, k) for kind, prefix in (("type", objects.TYPE), ("sequence", objects.SEQUENCE))
+                 for k in sorted(txn.objects) if k.startswith(prefix) and schema_of(k[len(prefix):])[0] == name]
+        dependents = [f"table {t}" for t in inside] + [f"{kind} {k.partition('/')[2]}" for kind, k in owned]
+        if dependents and stmt.behavior != DropBehavior.DROP_CASCADE:
             raise errors.ProgrammingError(
                 f'cannot drop schema {name} because other objects depend on it: '
-                + ", ".join(f"table {t}" for t in inside) + " (use DROP ... CASCADE to drop them too)",
-                sqlstate="2BP01")
+                + ", ".join(dependents) + " (use DROP ... CASCADE to drop them too)", sqlstate="2BP01")
         for t in inside:
-            txn.drop_table(t)
-        if inside:
-            s.notice(f"drop cascades to table {inside[0]}" if len(inside) == 1
-                     else f"drop cascades to {len(inside)} other objects")
+            _drop_table(s, t)
+        for _, k in owned:
+            txn.set_object(k, None)
+        if dependents:
+            s.notice(f"drop cascades to {dependents[0]}" if len(dependents) == 1
+                     else f"drop cascades to {len(dependents)} other objects")
+        for k in [k for k in txn.objects if k == objects.key(objects.COMMENT, "schema", name)]:
+            txn.set_object(k, None)
         txn.set_object(objects.key(objects.SCHEMA, name), None)
     s.finish_write()
     return Result(status="DROP SCHEMA")
