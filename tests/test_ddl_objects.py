@@ -208,7 +208,7 @@ def test_enum_columns_order_by_declaration_and_refuse_bad_labels(db) -> None:
     assert db.execute("SELECT name FROM people WHERE m IS NOT NULL ORDER BY m").fetchall() == \
         [("b",), ("e",), ("d",), ("a",)]
     for sql, state in [("ALTER TYPE mood ADD VALUE 'meh'", "42710"), ("ALTER TYPE mood ADD VALUE 'x' AFTER 'nope'", "22023"),
-                       ("CREATE TYPE mood AS ENUM ('a')", "42710"), ("CREATE TYPE twice AS ENUM ('a', 'a')", "42710"),
+                       ("CREATE TYPE mood AS ENUM ('a')", "42710"), ("CREATE TYPE twice AS ENUM ('a', 'a')", "23505"),
                        ("DROP TYPE mood", "2BP01"), ("DROP TYPE nope", "42704"),
                        ("ALTER TYPE mood RENAME VALUE 'ok' TO 'fine'", "0A000"),
                        ("CREATE TYPE pair AS (a INT, b TEXT)", "0A000"), ("CREATE DOMAIN pos AS INT CHECK (VALUE > 0)", "0A000"),
@@ -217,6 +217,10 @@ def test_enum_columns_order_by_declaration_and_refuse_bad_labels(db) -> None:
             db.execute(sql)
         assert e.value.sqlstate == state, sql
     db.execute("DROP TYPE IF EXISTS nope")
+    db.execute("CREATE TYPE blank AS ENUM ('')")  # allowed, as in PostgreSQL 16
+    with pytest.raises(reeldb.Error) as e:
+        db.execute(f"CREATE TYPE long AS ENUM ('{'x' * 64}')")
+    assert e.value.sqlstate == "42602"
     db.execute("DROP TYPE mood CASCADE")  # drops the column, as Postgres does
     assert [c.name for c in db._session.current_tables()["people"].schema.columns] == ["name"]
     assert "type/mood" not in objects_of(db)

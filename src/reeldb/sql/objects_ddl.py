@@ -85,9 +85,9 @@ def enum_types(s: Session) -> dict[str, list[str]]:
 
 
 def _check_label(label: str) -> None:
-    if not label or len(label.encode()) > LABEL_MAX_BYTES:
-        raise errors.InvalidParameterValue(f'invalid enum label "{label}": labels must be 1 to '
-                                           f"{LABEL_MAX_BYTES} bytes long")
+    if len(label.encode()) > LABEL_MAX_BYTES:  # an empty label is allowed, as in Postgres
+        raise errors.ProgrammingError(f'invalid enum label "{label}": labels must be {LABEL_MAX_BYTES} bytes or less',
+                                      sqlstate="42602")
 
 
 def create_enum(s: Session, stmt: ast.CreateEnumStmt) -> None:
@@ -101,8 +101,10 @@ def create_enum(s: Session, stmt: ast.CreateEnumStmt) -> None:
         raise errors.DuplicateObject(f'type "{name}" already exists')
     for i, label in enumerate(labels):
         _check_label(label)
-        if label in labels[:i]:
-            raise errors.DuplicateObject(f'enum label "{label}" used more than once')
+        if label in labels[:i]:  # Postgres' answer: its unique index on the labels
+            raise errors.UniqueViolation(
+                f'duplicate key value violates unique constraint "pg_enum_typid_label_index": enum label "{label}" '
+                "used more than once")
     txn.set_object(objects.key(objects.TYPE, name), {"kind": "enum", "labels": labels})
     s.finish_write()
 
