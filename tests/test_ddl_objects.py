@@ -217,6 +217,11 @@ def test_enum_columns_order_by_declaration_and_refuse_bad_labels(db) -> None:
             db.execute(sql)
         assert e.value.sqlstate == state, sql
     db.execute("DROP TYPE IF EXISTS nope")
+    db.execute("CREATE TYPE hugeint AS ENUM ('a')")  # a DuckDB type's name: only ever reeldb's cast reaches DuckDB
+    assert db.execute("SELECT 'a'::hugeint").fetchall() == [("a",)]
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("SELECT CAST('a' AS hugeint[])")
+    assert e.value.sqlstate == "42704"
     db.execute("CREATE TYPE blank AS ENUM ('')")  # allowed, as in PostgreSQL 16
     with pytest.raises(reeldb.Error) as e:
         db.execute(f"CREATE TYPE long AS ENUM ('{'x' * 64}')")

@@ -149,12 +149,12 @@ _QUALIFIERS = ("pg_catalog",)  # the one schema whose functions and types are Po
 
 
 def check(tree: Any, *, file_access: bool = False, relations: Callable[[str], bool] | None = None,
-          user_types: Callable[[tuple], bool] | None = None) -> None:
+          user_types: Callable[[ast.TypeName], bool] | None = None) -> None:
     """Refuse ``tree`` (a statement or expression as the client wrote it) when it names a
     function, table function, operator or type not on the lists, or (``relations`` given: is this a
     relation of the session?) a relation that is neither the session's nor a CTE in
-    scope; ``user_types`` (are these names one of the branch's types, CREATE TYPE?) lets
-    those through. Nodes reeldb built itself (no parser location) are trusted; their children are
+    scope; ``user_types`` (is this one of the branch's types, CREATE TYPE / DOMAIN, as
+    reeldb rewrites it?) lets those through. Nodes reeldb built itself (no parser location) are trusted; their children are
     still checked."""
     table_functions = TABLE_FUNCTIONS | FILE_FUNCTIONS if file_access else TABLE_FUNCTIONS
     # a loop, not recursion: expressions can nest deeper than Python's stack
@@ -179,7 +179,7 @@ def check(tree: Any, *, file_access: bool = False, relations: Callable[[str], bo
             if node.kind in _OPERATOR_KINDS:
                 _check_operator(node)
         elif kind is ast.TypeName:
-            if user_types is None or not user_types(node.names):
+            if user_types is None or not user_types(node):
                 _check_type(node)
         elif kind is ast.RangeVar:
             if relations is not None:

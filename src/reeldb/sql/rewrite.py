@@ -221,8 +221,12 @@ class Rewriter:
             self._enum_columns = cols
         return bool(self._enum_columns)
 
-    def _is_user_type(self, names: tuple | None) -> bool:
-        return names is not None and not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) \
+    def _is_user_type(self, tn: ast.TypeName) -> bool:
+        """A cast to one of the branch's enum types or domains, which ``type_cast``
+        rewrites (never an array of one: that would reach DuckDB by its name)."""
+        names = tn.names
+        return names is not None and not tn.arrayBounds and not tn.typmods \
+            and not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) \
             and (self._enum_type(names) is not None or self._domain(names) is not None)
 
     def _domain(self, names: tuple) -> tuple[str, dict] | None:
