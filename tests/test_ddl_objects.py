@@ -434,7 +434,10 @@ def test_sequences_and_identity_over_the_wire(server) -> None:
             assert conn.execute(seq.next_value()).scalar() == 8
         insp = sa.inspect(engine)
         assert insp.get_table_comment("wire_users") == {"text": "people who log in"}
-        assert [c["name"] for c in insp.get_columns("wire_users")] == ["id", "name"]
+        cols = insp.get_columns("wire_users")
+        assert [c["name"] for c in cols] == ["id", "name"]
+        assert cols[0]["identity"] == {"always": True, "start": 1, "increment": 1, "minvalue": 1,
+                                       "maxvalue": 2147483647, "cache": 1, "cycle": False}  # as PostgreSQL 16 reflects it
         assert "wire_seq" in insp.get_sequence_names()
     finally:
         engine.dispose()

@@ -103,6 +103,7 @@ class CatalogTables:
         self.branches = branches
         self._tensor_mods: dict[str, int] = {}
         self._rel_ids: dict[str, tuple[int, dict[int, int]]] = {}  # table id -> (oid, column id -> attnum)
+        self._rel_names: dict[str, str] = {}  # table id -> the branch's name of the table
         self.enums = _user_types(objs or {}, dict((n, o) for o, n in self.namespaces))
         self.domains = _domains(objs or {}, dict((n, o) for o, n in self.namespaces))
         for oid, name, *_ in self.domains:
@@ -146,6 +147,7 @@ class CatalogTables:
         from ..catalog.sequences import SequenceDef
         from .namespaces import schema_of
 
+        self.serials: list[tuple[int, str, int]] = []  # (table oid, column, sequence oid) of owned sequences
         ns_of = {n: o for o, n in self.namespaces}
         classes = {c: stable_oid("rel", "pg_catalog", c) for c in ("pg_class", "pg_type", "pg_namespace")}
         for name, d in sorted(objects.named(objs, objects.SEQUENCE).items()):
@@ -153,6 +155,11 @@ class CatalogTables:
             sp, local = schema_of(name)
             oid = stable_oid("seq", seq.id)
             self.rels.append(_Rel(oid, local, ns_of.get(sp or "public", pt.PUBLIC_NS), "S", 3))
+            if seq.owned_by:
+                table, _, column = seq.owned_by.rpartition(".")
+                tid = next((t for t, n in self._rel_names.items() if n == table), None)
+                if tid is not None:
+                    self.serials.append((self._rel_ids[tid][0], column, oid))
             self.sequences.append({"seqrelid": oid, "seqtypid": pt.BY_NAME[seq.type].oid, "seqstart": seq.start,
                                    "seqincrement": seq.increment, "seqmax": seq.max, "seqmin": seq.min,
                                    "seqcache": seq.cache, "seqcycle": seq.cycle})
@@ -189,7 +196,9 @@ class CatalogTables:
         cols = tm.schema.columns
         attnum = {c.id: i + 1 for i, c in enumerate(cols)}
         pk = set(tm.schema.primary_key)
-        self._rel_ids.setdefault(tm.table_id, (oid, dict(attnum)))
+        if tm.table_id not in self._rel_ids:
+            self._rel_ids[tm.table_id] = (oid, dict(attnum))
+            self._rel_names[tm.table_id] = name if schema == "public" else f"{schema}.{name}"
         self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
@@ -366,6 +375,9 @@ class CatalogTables:
                                      "fmt_name": list(self.formats.values())})
         out["__namespaces"] = pa.table({"ns_oid": [o for o, _ in self.namespaces],
                                         "ns_name": [n for _, n in self.namespaces]})
+        out["__serials"] = pa.table({"ser_rel": pa.array([r[0] for r in self.serials], pa.int64()),
+                                     "ser_col": pa.array([r[1] for r in self.serials], pa.string()),
+                                     "ser_seq": pa.array([r[2] for r in self.serials], pa.int64())})
         out["__classes"] = pa.table({"cls_oid": [r.oid for r in rels], "cls_name": [r.name for r in rels],
                                      "cls_visible": [r.namespace in (pt.PUBLIC_NS, pt.PG_CATALOG_NS) for r in rels]})
         return {name: _pg_typed(table) for name, table in out.items()}
@@ -935,6 +947,22 @@ class CatalogRewrite:
             raise errors.UndefinedTable(f'relation "{table}" does not exist')
         return _text(_const(sequences.serial_sequences(self.s).get((key, str(column)))))
 
+    def _serial_sequence_oid(self, node: ast.Node) -> ast.Node | None:
+        """``pg_get_serial_sequence(rel::regclass::text, col)::regclass`` over catalog rows
+        (SQLAlchemy's reflection of identity columns): the sequence's oid, looked up by the
+        table's oid and the column."""
+        if not (isinstance(node, ast.FuncCall) and node.funcname[-1].sval == "pg_get_serial_sequence"
+                and node.args and len(node.args) == 2):
+            return None
+        rel = node.args[0]
+        while isinstance(rel, ast.TypeCast) and rel.typeName.names[-1].sval.lower() in ("text", "varchar", "regclass"):
+            rel = rel.arg
+        if rel is node.args[0]:
+            return None
+        self.pg.tables()
+        return _template(f"(SELECT ser_seq FROM {_REL('__serials')} WHERE ser_rel = $1 AND ser_col = $2 LIMIT 1)",
+                         self.recurse(rel), self.recurse(node.args[1]))
+
     def _obj_description(self, args: list[ast.Node]) -> ast.Node:
         """obj_description(oid [, catalog]): the comment of a table, schema, type or sequence."""
         self.pg.tables()
@@ -1077,6 +1105,9 @@ class CatalogRewrite:
                 return _const(0)
             if ok and isinstance(value, int):
                 return _const(value)
+            serial = self._serial_sequence_oid(node.arg) if t == "regclass" else None
+            if serial is not None:
+                return serial
             arg = self.recurse(node.arg)
             self.pg.tables()
             if t == "regclass":
