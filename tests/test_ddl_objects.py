@@ -357,9 +357,6 @@ def test_identity_columns(db) -> None:
     assert e.value.sqlstate == "2BP01"
     db.execute("DROP TABLE t")
     assert "sequence/t_id_seq" not in objects_of(db)  # an identity's sequence goes with its table
-    with pytest.raises(reeldb.Error) as e:
-        db.execute("CREATE TABLE g (a INT, b INT GENERATED ALWAYS AS (a * 2) STORED)")
-    assert e.value.sqlstate == "0A000"
 
 
 def _draw(path: str, n: int, queue) -> None:
@@ -559,3 +556,60 @@ def test_domains_give_their_columns_base_type_not_null_and_default(db) -> None:
         with pytest.raises(reeldb.Error) as e:
             db.execute(sql)
         assert e.value.sqlstate == state
+
+
+# -- generated columns --------------------------------------------------------------------------
+def test_generated_columns_follow_their_row(db) -> None:
+    db.execute("CREATE TABLE g (a INT, b INT GENERATED ALWAYS AS (a * 2) STORED, "
+               "c TEXT GENERATED ALWAYS AS (upper(t)) STORED, t TEXT)")
+    db.execute("INSERT INTO g (a, t) VALUES (1, 'x'), (NULL, 'y')")
+    assert db.execute("INSERT INTO g VALUES (3, DEFAULT, DEFAULT, 'z') RETURNING *").fetchall() == [(3, 6, "Z", "z")]
+    db.execute("UPDATE g SET a = 10 WHERE a = 1")
+    db.insert("g", {"a": [4], "t": ["w"]})  # the bulk path computes them too
+    # PostgreSQL 16's rows
+    assert db.execute("SELECT * FROM g ORDER BY a").fetchall() == \
+        [(3, 6, "Z", "z"), (4, 8, "W", "w"), (10, 20, "X", "x"), (None, None, "Y", "y")]
+    before = db.execute("SELECT count(*) FROM g").fetchall()
+    for sql, state, message in [
+            ("INSERT INTO g (a, b) VALUES (1, 5)", "428C9", 'cannot insert a non-DEFAULT value into column "b"'),
+            ("INSERT INTO g OVERRIDING SYSTEM VALUE VALUES (1, 2, 'a', 'b')", "428C9", "non-DEFAULT"),
+            ("UPDATE g SET b = 10", "428C9", 'column "b" can only be updated to DEFAULT'),
+            ("CREATE TABLE g2 (a INT, b INT GENERATED ALWAYS AS (nope * 2) STORED)", "42703", 'column "nope"'),
+            ("CREATE TABLE g2 (a INT, b INT GENERATED ALWAYS AS (random()) STORED)", "42P17", "not immutable"),
+            ("CREATE TABLE g2 (a INT, b INT GENERATED ALWAYS AS (a) STORED, c INT GENERATED ALWAYS AS (b) STORED)",
+             "42P17", 'cannot use generated column "b"'),
+            ("CREATE TABLE g2 (a INT, b INT GENERATED ALWAYS AS ((SELECT 1)) STORED)", "0A000", "subquery"),
+            ("CREATE TABLE g2 (a INT, b INT DEFAULT 1 GENERATED ALWAYS AS (a) STORED)", "42601", "both default"),
+            ("CREATE TABLE g2 (a INT, b INT GENERATED ALWAYS AS (sum(a)) STORED)", "42803", "aggregate")]:
+        with pytest.raises(reeldb.Error) as e:
+            db.execute(sql)
+        assert e.value.sqlstate == state and message in str(e.value), sql
+    assert db.execute("SELECT count(*) FROM g").fetchall() == before and "g2" not in db.tables()
+    db.execute("CREATE TABLE g3 (a INT, b INT GENERATED ALWAYS AS (a / 0) STORED)")
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("INSERT INTO g3 (a) VALUES (1)")
+    assert e.value.sqlstate == "22012" and db.execute("SELECT count(*) FROM g3").fetchall() == [(0,)]
+    assert db.execute("SELECT attname, attgenerated, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
+                      "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                      "WHERE attrelid = 'g'::regclass AND attnum > 0 ORDER BY attnum").fetchall() == \
+        [("a", "", None), ("b", "s", "(a * 2)"), ("c", "s", "upper(t)"), ("t", "", None)]
+
+
+def test_sqlalchemy_computed_columns(server) -> None:
+    sa = pytest.importorskip("sqlalchemy")
+    host, port = server.address
+    engine = sa.create_engine(f"postgresql+psycopg://tester@{host}:{port}/objs")
+    meta = sa.MetaData()
+    boxes = sa.Table("boxes", meta, sa.Column("w", sa.Integer), sa.Column("h", sa.Integer),
+                     sa.Column("area", sa.Integer, sa.Computed("w * h", persisted=True)))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS boxes"))
+        meta.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(boxes.insert(), [{"w": 2, "h": 3}, {"w": 4, "h": 5}])
+            assert conn.execute(sa.select(boxes.c.area).order_by(boxes.c.area)).scalars().all() == [6, 20]
+        cols = {c["name"]: c for c in sa.inspect(engine).get_columns("boxes")}
+        assert cols["area"]["computed"] == {"sqltext": "(w * h)", "persisted": True}
+    finally:
+        engine.dispose()

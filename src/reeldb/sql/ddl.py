@@ -82,6 +82,7 @@ def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
     not_null = ctype.serial
     default = None
     identity = None
+    generated = None
     domain = domain_of(s, cd.typeName)
     if domain is not None:  # the domain's base type, NOT NULL and DEFAULT (the column's own win)
         not_null, default = domain[1]["not_null"], domain[1]["default"]
@@ -100,9 +101,12 @@ def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
             identity, not_null = con.generated_when, True
             default = f"nextval('{_quote_seq(seq)}'::regclass)"
         elif t == ConstrType.CONSTR_GENERATED:
-            raise errors.FeatureNotSupported(
-                f'generated columns are not supported (column "{name}" GENERATED ALWAYS AS (...) STORED): '
-                "compute the value in the INSERT, or in a query")
+            if con.generated_kind != "s":
+                raise errors.FeatureNotSupported(f'virtual generated columns are not supported (column "{name}")')
+            if generated is not None:
+                raise errors.SyntaxError(f'multiple generation clauses specified for column "{name}" of table '
+                                         f'"{table}"')
+            generated = deparse(con.raw_expr)
         elif t == ConstrType.CONSTR_NOTNULL:
             not_null = True
         elif t == ConstrType.CONSTR_NULL:
@@ -119,8 +123,15 @@ def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
         raise errors.FeatureNotSupported(f"a {ctype.sql()} column cannot be a key (column {name})")
     if identity is not None and any(c.contype == ConstrType.CONSTR_DEFAULT for c in cd.constraints or ()):
         raise errors.SyntaxError(f'both default and identity specified for column "{name}" of table "{table}"')
+    if generated is not None and (identity is not None or any(c.contype == ConstrType.CONSTR_DEFAULT
+                                                              for c in cd.constraints or ())):
+        what = "identity" if identity is not None else "default"
+        raise errors.SyntaxError(f'both {what} and generation expression specified for column "{name}" of table '
+                                 f'"{table}"')
+    if generated is not None:
+        default = None
     return Column(cid, name, ctype, not_null, default, identity=identity,
-                  domain=None if domain is None else domain[0]), pk, unique
+                  domain=None if domain is None else domain[0], generated=generated), pk, unique
 
 
 def domain_of(s: Session | None, tn: ast.TypeName) -> tuple[str, dict] | None:
@@ -196,6 +207,11 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
         else:
             uniques.append(keys)
     all_keys = ([pk] if pk else []) + [u for u in uniques if u != pk]
+    for c in cols:
+        if c.generated is not None:
+            from .generated import check_expression
+
+            check_expression(s, name, c, cols)
     for c in cols:
         if c.default is not None and default_sequence(c.default) is None:
             s.eval_default(c)  # a bad default fails now, not at the first insert (drawing no value)
@@ -289,17 +305,22 @@ def check_identity_insert(tm: Any, target: list[str], stmt: ast.InsertStmt) -> N
     unless every row says DEFAULT or the INSERT says OVERRIDING SYSTEM VALUE."""
     from pglast.enums import OverridingKind
 
-    if stmt.override == OverridingKind.OVERRIDING_SYSTEM_VALUE:
+    if stmt.override == OverridingKind.OVERRIDING_SYSTEM_VALUE and \
+            not any(tm.schema.column(n).generated is not None for n in target):
         return
     if stmt.override == OverridingKind.OVERRIDING_USER_VALUE:
         raise errors.FeatureNotSupported("INSERT ... OVERRIDING USER VALUE is not supported")
     sel = stmt.selectStmt
     for j, name in enumerate(target):
-        if tm.schema.column(name).identity != "a":
+        col = tm.schema.column(name)
+        if col.identity != "a" and col.generated is None:
             continue
         if sel is not None and sel.valuesLists and not sel.fromClause and \
                 all(j < len(vl) and isinstance(vl[j], ast.SetToDefault) for vl in sel.valuesLists):
             continue
+        if col.generated is not None:
+            raise errors.ProgrammingError(f'cannot insert a non-DEFAULT value into column "{name}": column "{name}" '
+                                          "is a generated column", sqlstate="428C9")
         raise errors.ProgrammingError(
             f'cannot insert a non-DEFAULT value into column "{name}": column "{name}" is an identity column '
             "defined as GENERATED ALWAYS (use OVERRIDING SYSTEM VALUE to override)", sqlstate="428C9")
@@ -373,6 +394,8 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
     # a global id, not the table's next one: two branches that each add a column must not
     # give both the same id, or a merge would mix their data
     col, pk, unique = column_from_def(cd, s.catalog.column_id(), s, table)
+    if col.generated is not None:
+        raise errors.FeatureNotSupported(f"ADD COLUMN {col.name} ... GENERATED ALWAYS AS (...) is not supported yet")
     if col.identity is not None and rows:
         raise errors.FeatureNotSupported(
             f'ADD COLUMN {col.name} ... GENERATED AS IDENTITY on a table with rows is not supported yet')

@@ -29,6 +29,7 @@ from ..format.types import (
     parse_vector_text,
 )
 from ..format.values import check_scalars, scalars_from_arrow
+from . import generated
 from .ddl import check_identity_insert, table_name
 from .parse import const_value, deparse, expand_stars, name_of
 
@@ -53,6 +54,7 @@ def build_batch(s: Session, tm: TableManifest, data: dict[str, list[Any] | pa.Ar
     unknown = set(data) - set(tm.schema.names) - set(matrices or {})
     if unknown:
         raise errors.UndefinedColumn(f'column "{sorted(unknown)[0]}" of relation "{tm.name}" does not exist')
+    data = generated.fill(s, tm, data, n, inserting=rowids is None)  # GENERATED ALWAYS AS (...) STORED
     pack = PackWriter()
     if rowids is None:
         start = s.catalog.rowids(n) if n else 0
@@ -271,6 +273,7 @@ def update(s: Session, stmt: ast.UpdateStmt, params: list[Any]) -> Result:
         if rt.name in sets:
             raise errors.SyntaxError(f'multiple assignments to same column "{rt.name}"')
         sets[rt.name] = rt.val
+    generated.check_update(tm, sets)
     a = quote_ident(alias)
     select = [f"{a}.{GPOS} AS {GPOS}", f"{a}._rowid AS _rowid"]
     for col in tm.schema.columns:

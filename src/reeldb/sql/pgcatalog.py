@@ -214,14 +214,17 @@ class CatalogTables:
                 default = c.default
             if c.identity is not None:  # Postgres: no attrdef for an identity column
                 default = None
-            att = _attribute(oid, c.name, typ, mod, i + 1, c.not_null or c.id in pk, default is not None)
+            expression = None if c.generated is None else _generation_text(c.generated)
+            att = _attribute(oid, c.name, typ, mod, i + 1, c.not_null or c.id in pk,
+                             default is not None or expression is not None)
             if enum_oid is not None:
                 att["atttypid"] = enum_oid
             att["attidentity"] = c.identity or ""
+            att["attgenerated"] = "s" if expression is not None else ""
             self.atts.append(att)
-            if default is not None:
+            if default is not None or expression is not None:  # a generated column's expression is its attrdef
                 self.defaults.append({"oid": stable_oid("def", schema, tm.table_id, str(c.id)), "adrelid": oid,
-                                      "adnum": i + 1, "adbin": default})
+                                      "adnum": i + 1, "adbin": default if expression is None else expression})
             self.columns.append({
                 "table_catalog": self.database, "table_schema": schema, "table_name": name,
                 "column_name": c.name, "ordinal_position": i + 1, "column_default": default,
@@ -230,7 +233,8 @@ class CatalogTables:
                 "character_maximum_length": c.type.length,
                 "numeric_precision": c.type.precision, "numeric_scale": c.type.scale,
                 "udt_name": c.type.sql() if c.type.is_enum else pt.BY_OID[typ].name,
-                "is_identity": "YES" if c.identity else "NO", "is_generated": "NEVER",
+                "is_identity": "YES" if c.identity else "NO", "is_generated": "ALWAYS" if expression else "NEVER",
+                "generation_expression": expression,
             })
         for key in tm.schema.uniques:
             primary = tuple(key) == tuple(tm.schema.primary_key)
@@ -457,7 +461,7 @@ COLUMNS_TYPES = {
     "column_name": pa.string(), "ordinal_position": pa.int32(), "column_default": pa.string(),
     "is_nullable": pa.string(), "data_type": pa.string(), "character_maximum_length": pa.int32(),
     "numeric_precision": pa.int32(), "numeric_scale": pa.int32(), "udt_name": pa.string(),
-    "is_identity": pa.string(), "is_generated": pa.string(),
+    "is_identity": pa.string(), "is_generated": pa.string(), "generation_expression": pa.string(),
 }
 KEY_USAGE_TYPES = {
     "constraint_catalog": pa.string(), "constraint_schema": pa.string(), "constraint_name": pa.string(),
@@ -536,6 +540,13 @@ def _pg_typed(table: pa.Table) -> pa.Table:
         elif f.name in OID_LIST_COLUMNS and f.type != pa.list_(pa.uint32()):
             table = table.set_column(i, f.name, table.column(i).cast(pa.list_(pa.uint32())))
     return table
+
+
+def _generation_text(expression: str) -> str:
+    """A generation expression as pg_get_expr shows it: an operator expression in
+    parentheses, as Postgres prints ``(a * 2)``."""
+    node = parse(f"SELECT {expression}")[0].stmt.targetList[0].val
+    return f"({expression})" if isinstance(node, ast.A_Expr | ast.BoolExpr) else expression
 
 
 def _user_types(objs: dict[str, Any], ns_of: dict[str, int]) -> list[tuple[int, str, int, list[str]]]:
