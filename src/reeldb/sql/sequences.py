@@ -4,8 +4,9 @@ sequences behind identity columns and ``DEFAULT nextval(...)``.
 Definitions are objects of the branch (``sequence/<name>``, catalog/objects.py); values come
 from a global counter per sequence (catalog/sequences.py), so concurrent writers never draw
 the same value. In SQL the functions become calls of one DuckDB function reeldb registers
-(a Python function with side effects, called once per row), naming the session by a token:
-``SELECT nextval('s') FROM generate_series(1, 3)`` draws three values, as in Postgres.
+(a Python function with side effects, called once per chunk of rows), naming the session by
+a token: ``SELECT nextval('s') FROM generate_series(1, 3)`` draws three values, as in
+Postgres, with one reservation of the counter.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 from pglast import ast
 
 from .. import errors
@@ -183,7 +185,7 @@ def _register(s: Session) -> int:
 
             try:
                 s.engine.con.create_function(UDF, _call, [t.BIGINT, t.VARCHAR, t.VARCHAR, t.BIGINT, t.BOOLEAN],
-                                             t.BIGINT, side_effects=True)
+                                             t.BIGINT, type="arrow", null_handling="special", side_effects=True)
             except Exception as e:  # noqa: BLE001 - registered before, by another session of the database
                 if "already exists" not in str(e):
                     raise
@@ -192,24 +194,46 @@ def _register(s: Session) -> int:
     return token
 
 
-def _call(token: int, fn: str, name: str, value: int, called: bool) -> int:
-    s = _SESSIONS.get(token)
-    if s is None:
+def _call(token: pa.Array, fn: pa.Array, name: pa.Array, value: pa.Array, called: pa.Array) -> pa.Array:
+    """The registered function, called by DuckDB once per chunk of rows (Arrow arrays):
+    nextval draws the chunk's values of each sequence with one reservation, in row order."""
+    n = len(token)
+    s = _SESSIONS.get(token[0].as_py()) if n else None
+    if n and s is None:
         raise errors.InternalError("sequence function called outside its session")
-    if s.describing:  # a Describe runs a query only for its columns: no value is drawn
-        return 0
+    if s is None or s.describing:  # a Describe runs a query only for its columns: no value is drawn
+        return pa.array([0] * n, pa.int64())
     try:
-        if fn == "lastval":
-            return last_value(s)
-        key = sequence_name(s, name)
-        if fn == "nextval":
-            return next_values(s, key, 1)[0]
-        if fn == "currval":
-            return current_value(s, key)
-        return set_value(s, key, value, called)
+        return pa.array(_rows(s, fn.to_pylist(), name.to_pylist(), value.to_pylist(), called.to_pylist()),
+                        pa.int64())
     except errors.Error as e:
         s.engine.udf_error = e  # the engine raises this one instead of DuckDB's wrapper
         raise
+
+
+def _rows(s: Session, fns: list, names: list, values: list, called: list) -> list[int | None]:
+    out: list[int | None] = [None] * len(fns)
+    if all(f == "nextval" for f in fns):
+        rows_of: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            if name is not None:
+                rows_of.setdefault(name, []).append(i)
+        for name, rows in rows_of.items():
+            for i, v in zip(rows, next_values(s, sequence_name(s, name), len(rows)), strict=True):
+                out[i] = v
+        return out
+    for i, fn in enumerate(fns):  # currval, setval, lastval: row by row, in order
+        if fn == "lastval":
+            out[i] = last_value(s)
+        elif names[i] is None or (fn == "setval" and (values[i] is None or called[i] is None)):
+            out[i] = None
+        elif fn == "nextval":
+            out[i] = next_values(s, sequence_name(s, names[i]), 1)[0]
+        elif fn == "currval":
+            out[i] = current_value(s, sequence_name(s, names[i]))
+        else:
+            out[i] = set_value(s, sequence_name(s, names[i]), values[i], called[i])
+    return out
 
 
 # -- DDL ------------------------------------------------------------------------------------------
