@@ -321,6 +321,11 @@ def test_sequences_as_postgres_answers(db) -> None:
         with pytest.raises(reeldb.Error) as e:
             db.execute(sql)
         assert e.value.sqlstate == state and message in str(e.value), sql
+    for sql in ("SELECT nextval('s'), nextval('s') FROM generate_series(1, 3)",  # Postgres: (1, 2), (3, 4), ...
+                "SELECT nextval('s'), currval('s') FROM generate_series(1, 3)"):
+        with pytest.raises(reeldb.NotSupportedError):
+            db.execute(sql)
+    assert db.execute("SELECT nextval('s') + nextval('s')").fetchall() == [(43 + 44,)]  # one row: as Postgres
     db.execute("DROP SEQUENCE down, ring")
     assert "sequence/down" not in objects_of(db)
 

@@ -79,6 +79,7 @@ class Rewriter:
             allowlist.check(node, file_access=self.file_access,
                             relations=None if self._known is None else self._is_relation,
                             user_types=None if self.pg is None else self._is_user_type)
+            _check_sequence_calls(node)
         if self.rowid is None:
             self.rowid = self.names_rowid(node)
         self._depth += 1
@@ -423,6 +424,26 @@ def adapt_param(v: Any) -> Any:
             return json.dumps(v)
         return [adapt_param(x) for x in v]
     return v
+
+
+_SEQUENCE_FUNCTIONS = frozenset({"nextval", "currval", "setval", "lastval"})
+
+
+def _check_sequence_calls(tree: Any) -> None:
+    """Two sequence calls in a statement over many rows are refused: DuckDB evaluates each
+    expression for a chunk of rows before the next one, so ``SELECT nextval('s'),
+    currval('s') FROM t`` would not pair values row by row as Postgres does."""
+    calls = 0
+    rows = False
+    for n in walk(tree):
+        if isinstance(n, ast.FuncCall) and n.funcname[-1].sval.lower() in _SEQUENCE_FUNCTIONS:
+            calls += 1
+        elif isinstance(n, ast.SelectStmt) and n.fromClause or isinstance(n, ast.RangeFunction):
+            rows = True
+    if calls > 1 and rows:
+        raise errors.FeatureNotSupported(
+            "more than one sequence function in a statement over several rows is not supported: their values "
+            "would not be paired row by row as in Postgres; draw them in separate statements")
 
 
 _SYSTEM_SCHEMAS = frozenset({"public", "pg_catalog", "information_schema", "pg_temp", "pg_toast"})
