@@ -120,6 +120,7 @@ def test_schema_errors_are_postgres_ones(db) -> None:
     assert "s" not in [b["name"] for b in db.branches()]
     db.execute("CREATE SCHEMA IF NOT EXISTS s")
     db.execute("DROP SCHEMA IF EXISTS nope")
+    db.execute("DROP TABLE IF EXISTS nope.t")  # a notice, as in Postgres
     assert db.execute("SELECT a FROM s.t").fetchall() == []
     db.execute("CREATE SEQUENCE s.counter")
     db.execute("CREATE TYPE s.level AS ENUM ('low', 'high')")

@@ -256,7 +256,14 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
     if stmt.removeType != ObjectType.OBJECT_TABLE:
         raise errors.FeatureNotSupported(f"DROP {stmt.removeType.name[7:]} is not supported")
     txn = s.write_txn()
-    names = [object_table(s, [p.sval for p in obj]) for obj in stmt.objects]
+    names = []
+    for obj in stmt.objects:
+        try:
+            names.append(object_table(s, [p.sval for p in obj]))
+        except errors.InvalidSchemaName:
+            if not stmt.missing_ok:
+                raise
+            s.notice(f'schema "{obj[0].sval}" does not exist, skipping')  # as Postgres, for IF EXISTS
     for name in names:
         if name not in txn.tables:
             if stmt.missing_ok:
