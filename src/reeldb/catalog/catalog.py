@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 from .. import errors
 from ..config import Config, from_environment
@@ -18,6 +19,7 @@ from ..format.manifest import Segment, TableManifest, load_manifest
 from ..storage import ObjectStore
 from .leases import lease_for
 from .refs import COMMITS, Commit, Counters, Refs, new_commit_id
+from .sequences import SequenceCounters
 
 ROWID_BLOCK = 4096
 SERIAL_BLOCK = 32
@@ -30,6 +32,7 @@ class Catalog:
         self.config = config or from_environment()
         self.refs = Refs(store)
         self.counters = Counters(store)
+        self.sequences = SequenceCounters(store)
         self.reader = FragmentReader(store)
         self.lease = lease_for(store)
         self._commits: dict[str, Commit] = {}
@@ -69,15 +72,20 @@ class Catalog:
 
     def save_commit(self, parents: tuple[str, ...], tables: MutableMapping[str, TableManifest], message: str,
                     author: str | None = None, stats: dict[str, list[int]] | None = None,
-                    group: tuple[str, ...] = (), rejected: dict[str, list[str]] | None = None) -> Commit:
-        """Save the tables' manifests (only what changed is written) and a commit of them."""
+                    group: tuple[str, ...] = (), rejected: dict[str, list[str]] | None = None,
+                    objects: dict[str, Any] | None = None) -> Commit:
+        """Save the tables' manifests (only what changed is written) and a commit of them.
+        ``objects`` (schemas, types, sequences, comments) default to the first parent's, so
+        a commit that only moves rows keeps them."""
+        if objects is None:
+            objects = self.commit(parents[0]).objects if parents else {}
         if not isinstance(tables, Snapshot):
             tables = Snapshot(self, dict(tables))
         keys = tables.save(self.store)
         for tm in tables.loaded():
             self.remember(tm)
         c = Commit(new_commit_id(), parents, time.time(), author or self.config.author, message, keys,
-                   stats or {}, group, rejected or {})
+                   stats or {}, group, rejected or {}, dict(objects))
         self.store.put(COMMITS + c.id, c.to_bytes())
         self._commits[c.id] = c
         return c
@@ -112,6 +120,10 @@ class Catalog:
             if seg.key is not None:
                 self._segments.setdefault(seg.key, seg)
         self._manifests.setdefault(tm.key, tm.copy())
+
+    def objects(self, cid: str) -> dict[str, Any]:
+        """The commit's catalog objects other than tables (a copy: callers may edit it)."""
+        return dict(self.commit(cid).objects)
 
     def snapshot(self, cid: str) -> Snapshot:
         return Snapshot(self, dict(self.commit(cid).tables))

@@ -49,7 +49,7 @@ CONTENDED_S = 2.0  # after a lost compare-and-swap, appends go straight to group
 def eligible(txn: Transaction) -> bool:
     """Only appends to tables that already exist combine: anything else (DDL, updates,
     deletes, compaction) needs the full rebase of the transaction itself."""
-    return bool(txn.changes) and all(
+    return bool(txn.changes) and not txn.object_changes and all(
         ch.added and not (ch.created or ch.dropped or ch.schema is not None or ch.indexes is not None
                           or ch.deleted or ch.replaced)
         for ch in txn.changes.values()

@@ -21,6 +21,7 @@ from .. import errors
 from ..format.fragment import Batch, concat_batches, scol, write_deletes, write_fragment
 from ..format.manifest import Column, Fragment, Schema, TableManifest
 from ..format.types import MatrixColumn
+from . import objects
 from .catalog import Catalog
 from .delta import Located, changed_cells, delta
 from .diff import column_values, render
@@ -673,8 +674,10 @@ def merge(cat: Catalog, source: str, into: str, strategy: str = "fail", message:
         plan = plan_merge(cat, base_snapshot(cat, head, src), cat.snapshot(head), cat.snapshot(src), strategy)
         if plan.conflicts and strategy == "fail":
             raise _conflict_error(source, into, plan.conflicts)
+        objs = _merge_objects(cat, head, src, strategy, source, into)
         tables = apply_plan(cat, plan)
-        c = cat.save_commit((head, src), tables, message or f"merge {source} into {into}", author, plan.stats)
+        c = cat.save_commit((head, src), tables, message or f"merge {source} into {into}", author, plan.stats,
+                            objects=objs)
         if cat.refs.move_branch(into, version, c.id):
             return MergeResult(c.id, conflicts=plan.conflicts, stats=plan.stats)
         time.sleep(delay)
@@ -699,10 +702,37 @@ def revert(cat: Catalog, commit: str, branch: str, message: str | None = None,
         plan = plan_merge(cat, cat.snapshot(c.id), cat.snapshot(head), parent, "fail")
         if plan.conflicts:
             raise _conflict_error(f"revert of {c.id[:12]}", branch, plan.conflicts)
+        objs, clash = objects.merge3(cat.objects(c.id), cat.objects(head),
+                                     cat.objects(c.parents[0]) if c.parents else {})
+        if clash:
+            raise errors.MergeConflict(f"revert of {c.id[:12]} into {branch} conflicts on "
+                                       f"{objects.describe(clash[0])}; nothing was written", [])
         tables = apply_plan(cat, plan)
-        new = cat.save_commit((head,), tables, message or f"revert {c.id[:12]}: {c.message}", author, plan.stats)
+        new = cat.save_commit((head,), tables, message or f"revert {c.id[:12]}: {c.message}", author, plan.stats,
+                              objects=objs)
         if cat.refs.move_branch(branch, version, new.id):
             return MergeResult(new.id, stats=plan.stats)
+
+
+def _merge_objects(cat: Catalog, head: str, src: str, strategy: str, source: str, into: str) -> dict:
+    """Schemas, types, sequences and comments, merged three-way by name: two different
+    changes to one object are a conflict (``ours``/``theirs`` pick a side)."""
+    bases = merge_bases(cat, head, src)
+    base = cat.objects(bases[0]) if bases else {}
+    ours, theirs = cat.objects(head), cat.objects(src)
+    merged, clash = objects.merge3(base, ours, theirs)
+    if clash:
+        if strategy == "fail":
+            raise errors.MergeConflict(
+                f"merge of {source} into {into} conflicts on {', '.join(objects.describe(k) for k in clash)}: "
+                "both sides changed it; nothing was written. Resolve with strategy 'ours' or 'theirs'", [])
+        for k in clash:
+            v = (ours if strategy == "ours" else theirs).get(k)
+            if v is None:
+                merged.pop(k, None)
+            else:
+                merged[k] = v
+    return merged
 
 
 def _conflict_error(source: str, into: str, conflicts: list[Conflict]) -> errors.MergeConflict:

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, unquote
 
 from .. import errors
@@ -34,6 +35,9 @@ class Commit:
     # [sqlstate, message] for their writers to raise
     group: tuple[str, ...] = ()
     rejected: dict[str, list[str]] = field(default_factory=dict)
+    # the branch's catalog objects other than tables (schemas, types, sequences, comments):
+    # key -> JSON definition (catalog/objects.py); absent in commits that have none
+    objects: dict[str, Any] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         """The commit's JSON, with ``sum``: the checksum of the rest of it (commits are
@@ -42,6 +46,8 @@ class Commit:
              "message": self.message, "tables": self.tables, "stats": self.stats}
         if self.group or self.rejected:
             d |= {"group": list(self.group), "rejected": self.rejected}
+        if self.objects:
+            d["objects"] = self.objects
         return checksum.signed_json(d)
 
     @staticmethod
@@ -51,7 +57,8 @@ class Commit:
         d = checksum.load_signed_json(key, b, strict)
         try:
             c = Commit(d["id"], tuple(d["parents"]), d["time"], d["author"], d["message"], dict(d["tables"]),
-                       d.get("stats", {}), tuple(d.get("group", ())), d.get("rejected", {}))
+                       d.get("stats", {}), tuple(d.get("group", ())), d.get("rejected", {}),
+                       dict(d.get("objects", {})))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise checksum.damaged(key, f"it is not a commit ({e!r})") from None
         if key != "commit" and not key.endswith("/" + c.id):

@@ -13,6 +13,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 from .. import errors
 from ..format.fragment import FragmentReader, scol, write_deletes
 from ..format.manifest import Fragment, IndexDef, Schema, TableManifest
-from . import group
+from . import group, objects
 from .catalog import Catalog, Snapshot
 
 MAX_ATTEMPTS = 200
@@ -50,21 +51,24 @@ class Transaction:
         self.base = base
         self.tables: Snapshot = catalog.snapshot(base)
         self.changes: dict[str, TableChange] = {}
+        self.objects: dict = catalog.objects(base)  # schemas, types, sequences, comments (objects.py)
+        self.object_changes: dict = {}  # key -> new definition (None: dropped)
         self.compacting = False  # a compaction's own commit does not trigger another
         self.started = time.time()
         self.open = True  # until committed: VACUUM keeps files newer than ``started``
         if branch is not None:
             catalog.lease.opened(self)
 
-    def savepoint(self) -> tuple[Snapshot, dict[str, TableChange]]:
+    def savepoint(self) -> tuple:
         """The transaction's state, to return to with ``rollback_to`` (SAVEPOINT)."""
-        return self.tables.copy(), copy.deepcopy(self.changes)
+        return self.tables.copy(), copy.deepcopy(self.changes), dict(self.objects), dict(self.object_changes)
 
-    def rollback_to(self, state: tuple[Snapshot, dict[str, TableChange]]) -> None:
+    def rollback_to(self, state: tuple) -> None:
         """Forget what happened after the savepoint; files it wrote are left to VACUUM."""
-        tables, changes = state
+        tables, changes, objects, object_changes = state
         self.tables = tables.copy()
         self.changes = copy.deepcopy(changes)
+        self.objects, self.object_changes = dict(objects), dict(object_changes)
 
     @property
     def reader(self) -> FragmentReader:
@@ -72,7 +76,15 @@ class Transaction:
 
     @property
     def dirty(self) -> bool:
-        return bool(self.changes)
+        return bool(self.changes or self.object_changes)
+
+    def set_object(self, key: str, definition: Any) -> None:
+        """Create, replace or (with None) drop a catalog object other than a table."""
+        if definition is None:
+            self.objects.pop(key, None)
+        else:
+            self.objects[key] = definition
+        self.object_changes[key] = definition
 
     def table(self, name: str) -> TableManifest:
         tm = self.tables.get(name)
@@ -170,7 +182,7 @@ class Transaction:
             self.open = False
 
     def _commit(self, message: str, author: str | None) -> str:
-        if not self.changes:
+        if not self.dirty:
             return self.base
         if self.branch is None:
             raise errors.ReadOnlySqlTransaction("cannot write: this connection reads a fixed commit")
@@ -182,7 +194,7 @@ class Transaction:
             if grouped and (time.monotonic() < cat.contended_until or group.waiting(cat, self.branch)):
                 # the head is contended: combine with the other waiting writers rather
                 # than write a commit that will most likely lose
-                intent = group.publish(self, message or _describe(self.changes), author or cat.config.author)
+                intent = group.publish(self, message or _describe(self.changes, {}), author or cat.config.author)
                 cid, tables, combined = group.commit(self, intent)
                 # compaction is the combiner's job: the others would race it for the same tier
                 return self._published(cid, tables, [ch.name for ch in self.changes.values()] if combined else [])
@@ -191,7 +203,9 @@ class Transaction:
                 raise errors.UndefinedObject(f'branch "{self.branch}" does not exist any more')
             head, version = got
             tables = self.tables if head == self.base else self._rebase(head)
-            c = cat.save_commit((head,), tables, message or _describe(self.changes), author, self.stats())
+            objs = self.objects if head == self.base else self._rebase_objects(head)
+            c = cat.save_commit((head,), tables, message or _describe(self.changes, self.object_changes), author,
+                                self.stats(), objects=objs)
             if cat.refs.move_branch(self.branch, version, c.id):
                 return self._published(c.id, tables, [ch.name for ch in self.changes.values()
                                                       if ch.added or ch.deleted])
@@ -205,6 +219,7 @@ class Transaction:
     def _published(self, cid: str, tables: Snapshot, written: list[str]) -> str:
         """The transaction is in the branch's history as ``cid``."""
         self.base, self.tables, self.changes = cid, tables, {}
+        self.objects, self.object_changes = self.catalog.objects(cid), {}
         if written and not self.compacting:
             from .compact import maybe_compact
 
@@ -235,6 +250,16 @@ class Transaction:
     def close(self) -> None:
         """Rolled back: nothing of it will be committed (VACUUM may take its files)."""
         self.open = False
+
+    def _rebase_objects(self, head: str) -> dict:
+        """The head's objects with ours changed: refused when a concurrent commit changed
+        one of the same objects differently."""
+        theirs = self.catalog.objects(head)
+        clash = objects.conflicts(self.catalog.objects(self.base), theirs, self.object_changes)
+        if clash:
+            raise errors.SerializationFailure(
+                f"{objects.describe(clash[0])} was changed by a concurrent commit")
+        return objects.apply(theirs, self.object_changes)
 
     def _rebase(self, head: str) -> Snapshot:
         cat = self.catalog
@@ -338,8 +363,8 @@ class Transaction:
             tm.replace_fragment(write_deletes(self.catalog.store, hf, merged))
 
 
-def _describe(changes: dict[str, TableChange]) -> str:
-    parts = []
+def _describe(changes: dict[str, TableChange], object_changes: dict) -> str:
+    parts = [("drop " if v is None else "") + objects.describe(k) for k, v in object_changes.items()]
     for ch in changes.values():
         if ch.created:
             parts.append(f"create {ch.name}")

@@ -309,6 +309,7 @@ class Engine:
         # a connection of the process's DuckDB database: relations, views and temporary
         # tables are the connection's own; threads and memory are shared by all sessions
         self.con = _database(self.sandbox).cursor()
+        self.udf_error: errors.Error | None = None  # set by reeldb's Python functions in SQL (nextval)
         self.bound: dict[str, BoundTable] = {}  # relation name -> what is registered
         self._point_views: dict[str, str] = {}  # relation -> schema its point-lookup views fit
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
@@ -508,6 +509,9 @@ class Engine:
         return pa.Table.from_batches(batches, schema=reader.schema)
 
     def _translate(self, e: Exception) -> errors.Error:
+        if self.udf_error is not None:  # a reeldb function DuckDB called failed: its own error
+            err, self.udf_error = self.udf_error, None
+            return err
         err = translate_error(e)
         limit = self.sandbox.memory_limit
         if isinstance(err, errors.OutOfMemory) and limit is not None and "limit is" not in err.message:
@@ -577,6 +581,8 @@ def select_expr(c: Column) -> str:
         return f"CAST({q} AS JSON) AS {q}"
     if c.type.kind == "uuid":
         return f"CAST({q} AS UUID) AS {q}"
+    if c.type.is_enum:  # sorts and compares in declaration order, as Postgres' enums
+        return f"CAST({q} AS {c.type.duck_enum()}) AS {q}"
     return q
 
 

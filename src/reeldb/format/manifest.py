@@ -30,11 +30,20 @@ class Column:
     not_null: bool = False
     default: str | None = None  # SQL expression text, evaluated at insert time
     fill: Any = None  # value old fragments show for a column added later
+    identity: str | None = None  # "a": GENERATED ALWAYS AS IDENTITY, "d": BY DEFAULT (default: its nextval)
+    domain: str | None = None  # the domain (CREATE DOMAIN) the column was declared with; ``type`` is its base
+    generated: str | None = None  # GENERATED ALWAYS AS (this expression) STORED: computed on every write
 
     def to_json(self) -> dict:
         d: dict[str, Any] = {"id": self.id, "name": self.name, "type": self.type.to_json()}
         if self.not_null:
             d["not_null"] = True
+        if self.identity is not None:
+            d["identity"] = self.identity
+        if self.domain is not None:
+            d["domain"] = self.domain
+        if self.generated is not None:
+            d["generated"] = self.generated
         if self.default is not None:
             d["default"] = self.default
         if self.fill is not None:
@@ -44,7 +53,8 @@ class Column:
     @staticmethod
     def from_json(d: dict) -> Column:
         return Column(d["id"], d["name"], ColumnType.from_json(d["type"]), d.get("not_null", False),
-                      d.get("default"), d.get("fill"))
+                      d.get("default"), d.get("fill"), d.get("identity"), d.get("domain"),
+                      d.get("generated"))
 
 
 @dataclass(frozen=True)

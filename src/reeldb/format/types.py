@@ -74,8 +74,14 @@ class ColumnType:
     dtype: str | None = None  # VECTOR / HALFVEC / TENSOR element type
     shape: tuple[int, ...] | None = None  # fixed shape; None for any-shape TENSOR
     serial: bool = False
+    # an enum type's column: kind "text", ``dtype`` the type's name, its labels in declaration order
+    labels: tuple[str, ...] | None = None
 
     # -- classification ---------------------------------------------------------------
+    @property
+    def is_enum(self) -> bool:
+        return self.labels is not None
+
     @property
     def storage(self) -> str:
         if self.kind in ("vector", "halfvec"):
@@ -102,6 +108,8 @@ class ColumnType:
         k = self.kind
         if self.serial:
             return "bigserial" if k == "int64" else "serial"
+        if self.labels is not None:
+            return str(self.dtype)
         if k == "varchar":
             return f"varchar({self.length})" if self.length else "varchar"
         if k == "numeric":
@@ -154,6 +162,8 @@ class ColumnType:
             d["shape"] = list(self.shape)
         if self.serial:
             d["serial"] = True
+        if self.labels is not None:
+            d["labels"] = list(self.labels)
         return d
 
     @staticmethod
@@ -161,7 +171,40 @@ class ColumnType:
         d = dict(d)
         if "shape" in d:
             d["shape"] = tuple(d["shape"])
+        if "labels" in d:
+            d["labels"] = tuple(d["labels"])
         return ColumnType(**d)
+
+    def duck_enum(self) -> str:
+        """An ENUM column as DuckDB's ENUM of its labels: sorts and compares in declaration
+        order, as Postgres does."""
+        assert self.labels is not None
+        duck = "ENUM(" + ", ".join("'" + lab.replace("'", "''") + "'" for lab in self.labels) + ")"
+        ENUM_NAMES[duck.upper()] = str(self.dtype)
+        return duck
+
+
+# DuckDB's ENUM(...) type of an enum column (as a result description prints it, upper case)
+# -> the enum type's name: the wire sends such a column with the type's OID
+ENUM_NAMES: dict[str, str] = {}
+
+
+def enum_type(name: str, labels: list[str] | tuple[str, ...]) -> ColumnType:
+    """The column type of the enum type ``name`` (CREATE TYPE name AS ENUM (...)): stored
+    as text, its labels kept with the column so that every reader knows their order."""
+    return ColumnType("text", dtype=name, labels=tuple(labels))
+
+
+def check_enum_values(ctype: ColumnType, column: str, values: pa.Array | pa.ChunkedArray) -> None:
+    """22P02 for a value that is not one of the enum's labels, before anything is written."""
+    import pyarrow.compute as pc
+
+    assert ctype.labels is not None
+    wrong = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, value_set=pa.array(ctype.labels))))
+    bad = pc.filter(values, wrong)
+    if len(bad):
+        raise errors.InvalidTextRepresentation(
+            f'invalid input value for enum {ctype.dtype}: "{bad[0].as_py()}" (column {column})')
 
 
 _SQL_NAMES = {

@@ -21,8 +21,9 @@ import pyarrow as pa
 
 from .. import errors
 from ..format.blobs import is_blob_struct
-from ..format.types import float_text, vector_text
+from ..format.types import ENUM_NAMES, float_text, vector_text
 from ..rows import to_columns
+from ..sql.pgcatalog import stable_oid
 from ..sql.pgtypes import (
     ARRAY_OF,
     ARRAY_SPACE,
@@ -31,6 +32,7 @@ from ..sql.pgtypes import (
     CHAR,
     CHAR_ARRAY,
     DATE,
+    ENUM_OIDS,
     FLOAT4,
     FLOAT8,
     HALFVEC,
@@ -92,7 +94,11 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     if d == "TIME WITH TIME ZONE":  # DuckDB's Arrow export keeps the clock time, drops the offset
         raise errors.FeatureNotSupported("results of type time with time zone are not supported: "
                                          "cast the column to text")
-    if d.startswith("ENUM("):  # the catalog's one-byte "char" columns (user tables have no enums)
+    if d.startswith("ENUM(") and d in ENUM_NAMES:  # a column of an enum type (CREATE TYPE ... AS ENUM)
+        oid = stable_oid("type", ENUM_NAMES[d])
+        ENUM_OIDS.add(oid)
+        return oid, -1
+    if d.startswith("ENUM("):  # the catalog's one-byte "char" columns (user tables have no other enums)
         return (CHAR_ARRAY if d.endswith(")[]") else CHAR), -1
     if d in _DUCK:
         return _DUCK[d], -1
@@ -184,6 +190,8 @@ def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
         return lambda v: (b"\x01" if oid == JSONB else b"") + encode_text(text_out(v), codec)
     fn = _BINARY_OUT.get(oid)
     if fn is None:
+        if oid in ENUM_OIDS:  # an enum's binary form is its label's text
+            return lambda v: text_out(v).encode("utf-8")
         if oid in _ELEMENT_OF:
             elem = _ELEMENT_OF[oid]
             return lambda v: _array_send(v, elem)
@@ -463,7 +471,7 @@ def _binary_in(b: bytes, oid: int) -> Any:
         return b != b"\x00"
     if oid == BYTEA:
         return bytes(b)
-    if oid in (TEXT, VARCHAR, CHAR, UNKNOWN, JSON, 0):
+    if oid in (TEXT, VARCHAR, CHAR, UNKNOWN, JSON, 0) or oid in ENUM_OIDS:
         return decode_text(b)
     if oid == JSONB:
         if not b or b[0] != 1:

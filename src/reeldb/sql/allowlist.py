@@ -66,7 +66,7 @@ FUNCTIONS = frozenset({
     "generate_subscripts", "unnest", "json_array_length", "json_build_object", "jsonb_build_object",
     "json_extract_path", "json_extract_path_text", "json_object", "json_strip_nulls", "row_to_json",
     "to_json", "gen_random_uuid", "enum_first", "enum_last", "enum_range", "currval", "nextval",
-    "setval",
+    "setval", "lastval",
     # aggregates
     "any_value", "array_agg", "avg", "bit_and", "bit_or", "bit_xor", "bool_and", "bool_or", "corr",
     "count", "covar_pop", "covar_samp", "json_agg", "jsonb_agg", "json_object_agg",
@@ -148,11 +148,13 @@ OPERATORS = _names("""
 _QUALIFIERS = ("pg_catalog",)  # the one schema whose functions and types are Postgres' own
 
 
-def check(tree: Any, *, file_access: bool = False, relations: Callable[[str], bool] | None = None) -> None:
+def check(tree: Any, *, file_access: bool = False, relations: Callable[[str], bool] | None = None,
+          user_types: Callable[[ast.TypeName], bool] | None = None) -> None:
     """Refuse ``tree`` (a statement or expression as the client wrote it) when it names a
     function, table function, operator or type not on the lists, or (``relations`` given: is this a
     relation of the session?) a relation that is neither the session's nor a CTE in
-    scope. Nodes reeldb built itself (no parser location) are trusted; their children are
+    scope; ``user_types`` (is this one of the branch's types, CREATE TYPE / DOMAIN, as
+    reeldb rewrites it?) lets those through. Nodes reeldb built itself (no parser location) are trusted; their children are
     still checked."""
     table_functions = TABLE_FUNCTIONS | FILE_FUNCTIONS if file_access else TABLE_FUNCTIONS
     # a loop, not recursion: expressions can nest deeper than Python's stack
@@ -177,7 +179,8 @@ def check(tree: Any, *, file_access: bool = False, relations: Callable[[str], bo
             if node.kind in _OPERATOR_KINDS:
                 _check_operator(node)
         elif kind is ast.TypeName:
-            _check_type(node)
+            if user_types is None or not user_types(node):
+                _check_type(node)
         elif kind is ast.RangeVar:
             if relations is not None:
                 _check_relation(node, ctes, relations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast
@@ -9,8 +10,9 @@ from pglast.enums import AlterTableType, ConstrType, ObjectType
 
 from .. import errors
 from ..format.manifest import Column, Schema
-from ..format.types import PARQUET, ColumnType, column_type
+from ..format.types import PARQUET, ColumnType, column_type, enum_type
 from .parse import deparse, name_of
+from .sequences import default_sequence
 
 if TYPE_CHECKING:
     from .session import Result, Session
@@ -18,8 +20,13 @@ if TYPE_CHECKING:
 RESERVED = ("_rowid",)
 
 
-def table_name(rv: ast.RangeVar) -> str:
+def table_name(rv: ast.RangeVar, s: Session | None = None) -> str:
+    """The branch's table a statement writes (a schema's tables were resolved to
+    ``schema.table`` before). ``s`` given, a schema that is no branch, tag or commit
+    either is Postgres' 3F000."""
     if rv.schemaname not in (None, "public"):
+        if s is not None:
+            s.resolve_schema_ref(rv.schemaname)
         raise errors.FeatureNotSupported(
             f'cannot write to "{rv.schemaname}".{rv.relname}: other branches are read-only here; '
             "switch to the branch to change it"
@@ -27,7 +34,24 @@ def table_name(rv: ast.RangeVar) -> str:
     return rv.relname
 
 
-def type_of(tn: ast.TypeName) -> ColumnType:
+def type_of(tn: ast.TypeName, s: Session | None = None) -> ColumnType:
+    """A column's type; with ``s``, the branch's enum types too."""
+    if s is not None and not tn.typmods:
+        from .objects_ddl import enum_types, type_name
+
+        names = tuple(p for p in tn.names if p.sval != "pg_catalog")
+        try:
+            tname = type_name(s, names) if 1 <= len(names) <= 2 else None
+        except errors.InvalidSchemaName:
+            tname = None
+        labels = enum_types(s).get(tname) if tname is not None else None
+        dom = domain_of(s, tn)
+        if dom is not None:
+            return ColumnType.from_json(dom[1]["base"])
+        if labels is not None:
+            if tn.arrayBounds:
+                raise errors.FeatureNotSupported("arrays of enum types are not supported")
+            return enum_type(tname, labels)
     if tn.arrayBounds:
         raise errors.FeatureNotSupported(
             "array columns are not supported; use VECTOR(n) or TENSOR(dtype, dims...) for numeric arrays"
@@ -47,18 +71,43 @@ def type_of(tn: ast.TypeName) -> ColumnType:
     return column_type(name, mods)
 
 
-def column_from_def(cd: ast.ColumnDef, cid: int) -> tuple[Column, bool, bool]:
-    """ColumnDef -> (Column, is primary key, is unique)."""
+def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
+                    table: str | None = None) -> tuple[Column, bool, bool]:
+    """ColumnDef -> (Column, is primary key, is unique). With the session and the table,
+    an identity column gets its sequence (made in the statement's transaction)."""
     name = cd.colname
     if name in RESERVED or name.startswith("__"):
         raise errors.InvalidParameterValue(f'column name "{name}" is reserved by reeldb')
-    ctype = type_of(cd.typeName)
+    ctype = type_of(cd.typeName, s)
     not_null = ctype.serial
     default = None
+    identity = None
+    generated = None
+    domain = domain_of(s, cd.typeName)
+    if domain is not None:  # the domain's base type, NOT NULL and DEFAULT (the column's own win)
+        not_null, default = domain[1]["not_null"], domain[1]["default"]
     pk = unique = False
     for con in cd.constraints or ():
         t = con.contype
-        if t == ConstrType.CONSTR_NOTNULL:
+        if t == ConstrType.CONSTR_IDENTITY and s is not None and table is not None:
+            if identity is not None:
+                raise errors.SyntaxError(f'multiple identity specifications for column "{name}" of table "{table}"')
+            if ctype.kind not in ("int16", "int32", "int64") or ctype.serial:
+                raise errors.ProgrammingError(f'identity column type must be smallint, integer, or bigint '
+                                              f'(column "{name}")', sqlstate="22023")
+            from .sequences import identity_sequence
+
+            seq = identity_sequence(s, table, name, con.generated_when, _SEQ_TYPES[ctype.kind], con.options)
+            identity, not_null = con.generated_when, True
+            default = f"nextval('{_quote_seq(seq)}'::regclass)"
+        elif t == ConstrType.CONSTR_GENERATED:
+            if con.generated_kind != "s":
+                raise errors.FeatureNotSupported(f'virtual generated columns are not supported (column "{name}")')
+            if generated is not None:
+                raise errors.SyntaxError(f'multiple generation clauses specified for column "{name}" of table '
+                                         f'"{table}"')
+            generated = deparse(con.raw_expr)
+        elif t == ConstrType.CONSTR_NOTNULL:
             not_null = True
         elif t == ConstrType.CONSTR_NULL:
             not_null = False
@@ -72,15 +121,54 @@ def column_from_def(cd: ast.ColumnDef, cid: int) -> tuple[Column, bool, bool]:
             raise unsupported_constraint(con, name)
     if (pk or unique) and ctype.storage != PARQUET:
         raise errors.FeatureNotSupported(f"a {ctype.sql()} column cannot be a key (column {name})")
-    return Column(cid, name, ctype, not_null, default), pk, unique
+    if identity is not None and any(c.contype == ConstrType.CONSTR_DEFAULT for c in cd.constraints or ()):
+        raise errors.SyntaxError(f'both default and identity specified for column "{name}" of table "{table}"')
+    if generated is not None and (identity is not None or any(c.contype == ConstrType.CONSTR_DEFAULT
+                                                              for c in cd.constraints or ())):
+        what = "identity" if identity is not None else "default"
+        raise errors.SyntaxError(f'both {what} and generation expression specified for column "{name}" of table '
+                                 f'"{table}"')
+    if generated is not None:
+        default = None
+    return Column(cid, name, ctype, not_null, default, identity=identity,
+                  domain=None if domain is None else domain[0], generated=generated), pk, unique
+
+
+def domain_of(s: Session | None, tn: ast.TypeName) -> tuple[str, dict] | None:
+    """(name, definition) of the domain a type name names, or None."""
+    if s is None or tn.typmods or tn.arrayBounds:
+        return None
+    from .objects_ddl import domains, type_name
+
+    names = tuple(p for p in tn.names if p.sval != "pg_catalog")
+    try:
+        name = type_name(s, names) if 1 <= len(names) <= 2 else None
+    except errors.InvalidSchemaName:
+        return None
+    d = domains(s).get(name) if name is not None else None
+    return None if d is None else (name, d)
+
+
+_SEQ_TYPES = {"int16": "int2", "int32": "int4", "int64": "int8"}
+
+
+def _quote_seq(name: str) -> str:
+    """A sequence's name as nextval's text argument reads it back."""
+    from .namespaces import schema_of
+
+    schema, local = schema_of(name)
+    parts = ([schema] if schema else []) + [local]
+    return ".".join(p if p.islower() and p.replace("_", "a").isalnum() and not p[0].isdigit() else
+                    '"' + p.replace('"', '""') + '"' for p in parts).replace("'", "''")
 
 
 def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     from .session import Result
 
-    name = table_name(stmt.relation)
+    name = table_name(stmt.relation, s)
+    check_new_name(s, name)
     txn = s.write_txn()
-    if name in txn.tables:
+    if name in txn.tables or f"sequence/{name}" in txn.objects:
         if stmt.if_not_exists:
             s.notice(f'relation "{name}" already exists, skipping')
             return Result(status="CREATE TABLE")
@@ -91,7 +179,7 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     table_cons: list[ast.Constraint] = []
     for el in stmt.tableElts or ():
         if isinstance(el, ast.ColumnDef):
-            col, is_pk, is_unique = column_from_def(el, len(cols) + 1)
+            col, is_pk, is_unique = column_from_def(el, len(cols) + 1, s, name)
             if any(c.name == col.name for c in cols):
                 raise errors.DuplicateColumn(f'column "{col.name}" specified more than once')
             if is_pk:
@@ -115,13 +203,18 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
                 raise errors.ProgrammingError(f'multiple primary keys for table "{name}" are not allowed',
                                               sqlstate="42P16")
             pk = keys
-            cols = [Column(c.id, c.name, c.type, True, c.default) if c.id in keys else c for c in cols]
+            cols = [dataclasses.replace(c, not_null=True) if c.id in keys else c for c in cols]
         else:
             uniques.append(keys)
     all_keys = ([pk] if pk else []) + [u for u in uniques if u != pk]
     for c in cols:
-        if c.default is not None:
-            s.eval_default(c)  # a bad default fails now, not at the first insert
+        if c.generated is not None:
+            from .generated import check_expression
+
+            check_expression(s, name, c, cols)
+    for c in cols:
+        if c.default is not None and default_sequence(c.default) is None:
+            s.eval_default(c)  # a bad default fails now, not at the first insert (drawing no value)
     schema = Schema(tuple(cols), pk, tuple(dict.fromkeys(all_keys)), len(cols) + 1)
     txn.create_table(name, schema, if_not_exists=bool(stmt.if_not_exists))
     s.finish_write()
@@ -165,19 +258,106 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
     txn = s.write_txn()
     names = []
     for obj in stmt.objects:
-        parts = [p.sval for p in obj]
-        if len(parts) > 1 and parts[-2] != "public":
-            raise errors.FeatureNotSupported("cannot drop a table of another branch from here")
-        names.append(parts[-1])
+        try:
+            names.append(object_table(s, [p.sval for p in obj]))
+        except errors.InvalidSchemaName:
+            if not stmt.missing_ok:
+                raise
+            s.notice(f'schema "{obj[0].sval}" does not exist, skipping')  # as Postgres, for IF EXISTS
     for name in names:
         if name not in txn.tables:
             if stmt.missing_ok:
                 s.notice(f'table "{name}" does not exist, skipping')
                 continue
             raise errors.UndefinedTable(f'table "{name}" does not exist')
+        drop_dependents(s, name, txn.table(name).table_id)
         txn.drop_table(name)
     s.finish_write()
     return Result(status="DROP TABLE")
+
+
+def drop_dependents(s: Session, table: str, table_id: str, column: Column | None = None) -> None:
+    """What goes with a table (or one column): the sequences it owns (an identity
+    column's, OWNED BY), its comments."""
+    from ..catalog import objects
+    from .sequences import owned
+
+    txn = s.write_txn()
+    for seq in owned(s, table, None if column is None else column.name):
+        txn.set_object(objects.key(objects.SEQUENCE, seq), None)
+    prefix = objects.key(objects.COMMENT, "column", table_id, "") if column is None else \
+        objects.key(objects.COMMENT, "column", table_id, column.id)
+    for k in [k for k in txn.objects if k.startswith(prefix)] + \
+            ([objects.key(objects.COMMENT, "table", table_id)] if column is None else []):
+        if k in txn.objects:
+            txn.set_object(k, None)
+
+
+def _rename_owner(s: Session, old: str, new: str, column: str | None = None, new_column: str | None = None) -> None:
+    """Sequences OWNED BY a renamed table or column follow it."""
+    from ..catalog import objects
+    from .sequences import owned
+
+    txn = s.write_txn()
+    for seq in owned(s, old, column):
+        key = objects.key(objects.SEQUENCE, seq)
+        d = dict(txn.objects[key])
+        col = d["owned_by"].rpartition(".")[2]
+        d["owned_by"] = f"{new}.{new_column or col}"
+        txn.set_object(key, d)
+
+
+def check_identity_insert(tm: Any, target: list[str], stmt: ast.InsertStmt) -> None:
+    """GENERATED ALWAYS AS IDENTITY: a value given for the column is refused (428C9)
+    unless every row says DEFAULT or the INSERT says OVERRIDING SYSTEM VALUE."""
+    from pglast.enums import OverridingKind
+
+    if stmt.override == OverridingKind.OVERRIDING_SYSTEM_VALUE and \
+            not any(tm.schema.column(n).generated is not None for n in target):
+        return
+    if stmt.override == OverridingKind.OVERRIDING_USER_VALUE:
+        raise errors.FeatureNotSupported("INSERT ... OVERRIDING USER VALUE is not supported")
+    sel = stmt.selectStmt
+    for j, name in enumerate(target):
+        col = tm.schema.column(name)
+        if col.identity != "a" and col.generated is None:
+            continue
+        if sel is not None and sel.valuesLists and not sel.fromClause and \
+                all(j < len(vl) and isinstance(vl[j], ast.SetToDefault) for vl in sel.valuesLists):
+            continue
+        if col.generated is not None:
+            raise errors.ProgrammingError(f'cannot insert a non-DEFAULT value into column "{name}": column "{name}" '
+                                          "is a generated column", sqlstate="428C9")
+        raise errors.ProgrammingError(
+            f'cannot insert a non-DEFAULT value into column "{name}": column "{name}" is an identity column '
+            "defined as GENERATED ALWAYS (use OVERRIDING SYSTEM VALUE to override)", sqlstate="428C9")
+
+
+def object_table(s: Session, parts: list[str]) -> str:
+    """The branch's table a DROP or COMMENT names as ``[schema.]table``."""
+    from .namespaces import schemas, table_key
+
+    if len(parts) > 2:
+        raise errors.FeatureNotSupported(f'cross-database references are not implemented: "{".".join(parts)}"')
+    if len(parts) == 1 or parts[0] == "public":
+        return parts[-1]
+    if parts[0] in schemas(s):
+        return table_key(parts[0], parts[1])
+    s.resolve_schema_ref(parts[0])  # 3F000 when it is no schema at all
+    raise errors.FeatureNotSupported(
+        f'cannot change "{parts[0]}".{parts[1]}: other branches are read-only here; switch to the branch to change it')
+
+
+def check_new_name(s: Session, name: str) -> None:
+    """A table name with a dot is how tables of schemas are stored (``schema.table``):
+    one is accepted only when its schema exists."""
+    from .namespaces import schema_of, schemas
+
+    schema = schema_of(name)[0]
+    if schema is not None and schema not in schemas(s):
+        raise errors.InvalidParameterValue(
+            f'invalid table name "{name}": a dot in a table name is reserved for tables of schemas '
+            "(CREATE SCHEMA first)")
 
 
 def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
@@ -201,6 +381,7 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
                 if cmd.missing_ok:
                     continue
                 raise errors.UndefinedColumn(f'column "{cmd.name}" of relation "{name}" does not exist')
+            drop_dependents(s, name, tm.table_id, col)
             schema = Schema(tuple(c for c in schema.columns if c.id != col.id),
                             () if col.id in schema.primary_key else schema.primary_key,
                             tuple(u for u in schema.uniques if col.id not in u), schema.next_id)
@@ -219,20 +400,25 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
         raise errors.DuplicateColumn(f'column "{cd.colname}" of relation "{table}" already exists')
     # a global id, not the table's next one: two branches that each add a column must not
     # give both the same id, or a merge would mix their data
-    col, pk, unique = column_from_def(cd, s.catalog.column_id())
+    col, pk, unique = column_from_def(cd, s.catalog.column_id(), s, table)
+    if col.generated is not None:
+        raise errors.FeatureNotSupported(f"ADD COLUMN {col.name} ... GENERATED ALWAYS AS (...) is not supported yet")
+    if col.identity is not None and rows:
+        raise errors.FeatureNotSupported(
+            f'ADD COLUMN {col.name} ... GENERATED AS IDENTITY on a table with rows is not supported yet')
     if pk or unique:
         raise errors.FeatureNotSupported("ADD COLUMN with a key constraint is not supported yet")
     if col.type.serial:
         raise errors.FeatureNotSupported("ADD COLUMN of a SERIAL column is not supported yet")
     fill = None
-    if col.default is not None:
+    if col.default is not None and col.identity is None:
         if col.type.storage != PARQUET:
             raise errors.FeatureNotSupported(f"a DEFAULT for a {col.type.sql()} column added later")
         fill = s.eval_default(col)
         fill = s.storable(col, fill)
     if col.not_null and fill is None and rows:
         raise errors.NotNullViolation(f'column "{col.name}" of relation "{table}" contains null values')
-    col = Column(col.id, col.name, col.type, col.not_null, col.default, fill)
+    col = dataclasses.replace(col, fill=fill)
     return Schema(schema.columns + (col,), schema.primary_key, schema.uniques, max(schema.next_id, col.id + 1))
 
 
@@ -246,14 +432,20 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         col = tm.schema.column(stmt.subname)
         if tm.schema.find(stmt.newname) is not None:
             raise errors.DuplicateColumn(f'column "{stmt.newname}" of relation "{name}" already exists')
-        cols = tuple(Column(c.id, stmt.newname, c.type, c.not_null, c.default, c.fill) if c.id == col.id else c
-                     for c in tm.schema.columns)
+        cols = tuple(dataclasses.replace(c, name=stmt.newname) if c.id == col.id else c for c in tm.schema.columns)
+        _rename_owner(s, name, name, col.name, stmt.newname)
         schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id)
         txn.alter_table(name, schema)
     elif stmt.renameType == ObjectType.OBJECT_TABLE:
+        from .namespaces import schema_of, table_key
+
         name = table_name(stmt.relation)
         tm = txn.table(name)
-        txn.alter_table(name, tm.schema, new_name=stmt.newname)
+        schema = schema_of(name)[0]  # a table renamed stays in its schema, as in Postgres
+        new = stmt.newname if schema is None else table_key(schema, stmt.newname)
+        check_new_name(s, new)
+        txn.alter_table(name, tm.schema, new_name=new)
+        _rename_owner(s, name, new)
     else:
         raise errors.FeatureNotSupported(f"ALTER ... RENAME of {stmt.renameType.name[7:]} is not supported")
     s.finish_write()

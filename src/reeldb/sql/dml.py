@@ -23,12 +23,14 @@ from ..format.types import (
     BLOB,
     MATRIX,
     MatrixColumn,
+    check_enum_values,
     check_matrix,
     matrix_from_arrow,
     parse_vector_text,
 )
 from ..format.values import check_scalars, scalars_from_arrow
-from .ddl import table_name
+from . import generated
+from .ddl import check_identity_insert, table_name
 from .parse import const_value, deparse, expand_stars, name_of
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ def build_batch(s: Session, tm: TableManifest, data: dict[str, list[Any] | pa.Ar
     unknown = set(data) - set(tm.schema.names) - set(matrices or {})
     if unknown:
         raise errors.UndefinedColumn(f'column "{sorted(unknown)[0]}" of relation "{tm.name}" does not exist')
+    data = generated.fill(s, tm, data, n, inserting=rowids is None)  # GENERATED ALWAYS AS (...) STORED
     pack = PackWriter()
     if rowids is None:
         start = s.catalog.rowids(n) if n else 0
@@ -77,6 +80,8 @@ def build_batch(s: Session, tm: TableManifest, data: dict[str, list[Any] | pa.Ar
         else:
             arr = scalars_from_arrow(col.type, col.name, vals) if isinstance(vals, pa.Array | pa.ChunkedArray) \
                 else check_scalars(col.type, col.name, vals)
+            if col.type.is_enum:
+                check_enum_values(col.type, col.name, arr)
             _not_null(col, tm, arr.null_count)
             batch.scalars[col.id] = arr
     pack.flush(s.catalog.store)
@@ -134,6 +139,7 @@ def insert(s: Session, stmt: ast.InsertStmt, params: list[Any], param_rows: list
         tm.schema.column(t)
     if len(set(target)) != len(target):
         raise errors.DuplicateColumn("column specified more than once in INSERT")
+    check_identity_insert(tm, target, stmt)
     sel = stmt.selectStmt
     data: dict[str, Any]
     if sel is None:  # DEFAULT VALUES
@@ -267,6 +273,7 @@ def update(s: Session, stmt: ast.UpdateStmt, params: list[Any]) -> Result:
         if rt.name in sets:
             raise errors.SyntaxError(f'multiple assignments to same column "{rt.name}"')
         sets[rt.name] = rt.val
+    generated.check_update(tm, sets)
     a = quote_ident(alias)
     select = [f"{a}.{GPOS} AS {GPOS}", f"{a}._rowid AS _rowid"]
     for col in tm.schema.columns:

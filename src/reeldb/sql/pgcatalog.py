@@ -13,6 +13,7 @@ read is a schema of its own (``"experiment/x".generations`` reads that branch).
 from __future__ import annotations
 
 import copy
+import json
 import re
 import zlib
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from .. import errors
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
 from . import pgtypes as pt
+from . import sequences
 from .activity import Activity, Backend, may_see
 from .activity import now as activity_now
 from .limits import bound_call
@@ -60,6 +62,11 @@ def version_string() -> str:
             "on x86_64-pc-linux-gnu, 64-bit")
 
 
+def namespace_oid(schema: str) -> int:
+    """The pg_namespace oid of a schema made by CREATE SCHEMA."""
+    return stable_oid("nsp", schema)
+
+
 def stable_oid(*parts: str) -> int:
     """The same object gets the same OID in every connection (clients cache them)."""
     return 16400 + zlib.crc32("\0".join(parts).encode()) % 2_000_000_000
@@ -82,7 +89,7 @@ class CatalogTables:
     """The catalog of one state of the database, as Arrow tables and lookups."""
 
     def __init__(self, schemas: list[tuple[str, int, dict[str, TableManifest]]], user: str, database: str,
-                 branches: list[str]):
+                 branches: list[str], objs: dict[str, Any] | None = None):
         self.user, self.database = user, database
         self.namespaces = [(pt.PG_CATALOG_NS, "pg_catalog"), (pt.PUBLIC_NS, "public"),
                            (pt.INFORMATION_SCHEMA_NS, "information_schema")]
@@ -97,47 +104,144 @@ class CatalogTables:
         self.columns: list[dict[str, Any]] = []  # information_schema.columns
         self.branches = branches
         self._tensor_mods: dict[str, int] = {}
+        self._rel_ids: dict[str, tuple[int, dict[int, int]]] = {}  # table id -> (oid, column id -> attnum)
+        self._rel_names: dict[str, str] = {}  # table id -> the branch's name of the table
+        self.enums = _user_types(objs or {}, dict((n, o) for o, n in self.namespaces))
+        self.domains = _domains(objs or {}, dict((n, o) for o, n in self.namespaces))
+        for oid, name, *_ in self.domains:
+            self.formats[(oid, -1)] = name.rpartition(".")[2]
+        for oid, name, _, _ in self.enums:
+            self.formats[(oid, -1)] = name.rpartition(".")[2]
+            pt.ENUM_OIDS.add(oid)
         for schema, ns, tables in schemas:
             for name in sorted(tables):
-                self._table(schema, ns, tables[name])
+                self._table(schema, ns, tables[name], name)
         for key in sorted(CATALOG_NAMES):  # so 'pg_class'::regclass and \dS name them
             schema, _, name = key.rpartition(".")
             self.rels.append(_Rel(stable_oid("rel", schema or "pg_catalog", key), name,
                                   pt.INFORMATION_SCHEMA_NS if schema else pt.PG_CATALOG_NS, "v" if schema else "r", 0))
+        self.sequences: list[dict[str, Any]] = []
+        self.descriptions: list[dict[str, Any]] = []
+        self._objects(objs or {})
         self.tables = self._arrow()
 
-    def _table(self, schema: str, ns: int, tm: TableManifest) -> None:
+    def enum_oid(self, name: str) -> int | None:
+        """The oid of an enum type by its name as a client writes it (``public.`` or a
+        schema of the branch allowed)."""
+        bare = name.strip('"')
+        if bare.startswith("public."):
+            bare = bare[len("public."):]
+        for oid, n, _, _ in self.enums:
+            if n == bare:
+                return oid
+        return self.domain_oid(bare)
+
+    def domain_oid(self, name: str) -> int | None:
+        for oid, n, *_ in self.domains:
+            if n == name:
+                return oid
+        return None
+
+    def _objects(self, objs: dict[str, Any]) -> None:
+        """Sequences (pg_class relkind S, pg_sequence) and comments (pg_description) of
+        the branch's objects (catalog/objects.py)."""
+        from ..catalog import objects
+        from ..catalog.sequences import SequenceDef
+        from .namespaces import schema_of
+
+        self.serials: list[tuple[int, str, int]] = []  # (table oid, column, sequence oid) of owned sequences
+        ns_of = {n: o for o, n in self.namespaces}
+        classes = {c: stable_oid("rel", "pg_catalog", c) for c in ("pg_class", "pg_type", "pg_namespace")}
+        for name, d in sorted(objects.named(objs, objects.SEQUENCE).items()):
+            seq = SequenceDef.from_json(d)
+            sp, local = schema_of(name)
+            oid = stable_oid("seq", seq.id)
+            self.rels.append(_Rel(oid, local, ns_of.get(sp or "public", pt.PUBLIC_NS), "S", 3))
+            if seq.owned_by:
+                table, _, column = seq.owned_by.rpartition(".")
+                tid = next((t for t, n in self._rel_names.items() if n == table), None)
+                if tid is not None:
+                    self.serials.append((self._rel_ids[tid][0], column, oid))
+            self.sequences.append({"seqrelid": oid, "seqtypid": pt.BY_NAME[seq.type].oid, "seqstart": seq.start,
+                                   "seqincrement": seq.increment, "seqmax": seq.max, "seqmin": seq.min,
+                                   "seqcache": seq.cache, "seqcycle": seq.cycle})
+            text = objs.get(objects.key(objects.COMMENT, "sequence", name))
+            if text is not None:
+                self.descriptions.append({"objoid": oid, "classoid": classes["pg_class"], "objsubid": 0,
+                                          "description": text})
+        for key, text in sorted(objs.items()):
+            if not key.startswith(objects.COMMENT) or text is None:
+                continue
+            kind, _, rest = key[len(objects.COMMENT):].partition("/")
+            if kind == "table" and rest in self._rel_ids:
+                self.descriptions.append({"objoid": self._rel_ids[rest][0], "classoid": classes["pg_class"],
+                                          "objsubid": 0, "description": text})
+            elif kind == "column":
+                tid, _, cid = rest.rpartition("/")
+                rel = self._rel_ids.get(tid)
+                if rel is not None and int(cid) in rel[1]:
+                    self.descriptions.append({"objoid": rel[0], "classoid": classes["pg_class"],
+                                              "objsubid": rel[1][int(cid)], "description": text})
+            elif kind == "schema" and rest in ns_of:
+                self.descriptions.append({"objoid": ns_of[rest], "classoid": classes["pg_namespace"], "objsubid": 0,
+                                          "description": text})
+            elif kind == "type":
+                oid = self.enum_oid(rest)
+                if oid is not None:
+                    self.descriptions.append({"objoid": oid, "classoid": classes["pg_type"], "objsubid": 0,
+                                              "description": text})
+
+    def _table(self, schema: str, ns: int, tm: TableManifest, name: str) -> None:
+        """One table, named ``name`` in its schema (a table of a schema made by CREATE SCHEMA
+        is stored as ``schema.name``)."""
         oid = stable_oid("rel", schema, tm.table_id)
         cols = tm.schema.columns
         attnum = {c.id: i + 1 for i, c in enumerate(cols)}
         pk = set(tm.schema.primary_key)
-        self.rels.append(_Rel(oid, tm.name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
+        if tm.table_id not in self._rel_ids:
+            self._rel_ids[tm.table_id] = (oid, dict(attnum))
+            self._rel_names[tm.table_id] = name if schema == "public" else f"{schema}.{name}"
+        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
+            enum_oid = self.enum_oid(str(c.type.dtype)) if c.type.is_enum else \
+                self.domain_oid(c.domain) if c.domain is not None else None
             if c.type.kind == "tensor":  # Postgres has no typmod for a shape: number the shapes
                 mod = self._tensor_mods.setdefault(c.type.sql(), len(self._tensor_mods))
             self.formats.setdefault((typ, mod), c.type.sql() if c.type.kind == "tensor" else format_type(typ, mod))
             default = None
             if c.type.serial:
-                default = f"nextval('{tm.name}_{c.name}_seq'::regclass)"
+                default = f"nextval('{name}_{c.name}_seq'::regclass)"
             elif c.default is not None:
                 default = c.default
-            self.atts.append(_attribute(oid, c.name, typ, mod, i + 1, c.not_null or c.id in pk, default is not None))
-            if default is not None:
+            if c.identity is not None:  # Postgres: no attrdef for an identity column
+                default = None
+            expression = None if c.generated is None else _generation_text(c.generated)
+            att = _attribute(oid, c.name, typ, mod, i + 1, c.not_null or c.id in pk,
+                             default is not None or expression is not None)
+            if enum_oid is not None:
+                att["atttypid"] = enum_oid
+            att["attidentity"] = c.identity or ""
+            att["attgenerated"] = "s" if expression is not None else ""
+            self.atts.append(att)
+            if default is not None or expression is not None:  # a generated column's expression is its attrdef
                 self.defaults.append({"oid": stable_oid("def", schema, tm.table_id, str(c.id)), "adrelid": oid,
-                                      "adnum": i + 1, "adbin": default})
+                                      "adnum": i + 1, "adbin": default if expression is None else expression})
             self.columns.append({
-                "table_catalog": self.database, "table_schema": schema, "table_name": tm.name,
+                "table_catalog": self.database, "table_schema": schema, "table_name": name,
                 "column_name": c.name, "ordinal_position": i + 1, "column_default": default,
                 "is_nullable": "NO" if c.not_null or c.id in pk else "YES",
-                "data_type": _information_type(typ, c.type.sql()), "character_maximum_length": c.type.length,
+                "data_type": "USER-DEFINED" if c.type.is_enum else _information_type(typ, c.type.sql()),
+                "character_maximum_length": c.type.length,
                 "numeric_precision": c.type.precision, "numeric_scale": c.type.scale,
-                "udt_name": pt.BY_OID[typ].name, "is_identity": "NO", "is_generated": "NEVER",
+                "udt_name": c.type.sql() if c.type.is_enum else pt.BY_OID[typ].name,
+                "is_identity": "YES" if c.identity else "NO", "is_generated": "ALWAYS" if expression else "NEVER",
+                "generation_expression": expression,
             })
         for key in tm.schema.uniques:
             primary = tuple(key) == tuple(tm.schema.primary_key)
             names = [c.name for c in cols if c.id in key]
-            iname = f"{tm.name}_pkey" if primary else f"{tm.name}_{'_'.join(names)}_key"
+            iname = f"{name}_pkey" if primary else f"{name}_{'_'.join(names)}_key"
             ioid = stable_oid("idx", schema, tm.table_id, iname)
             self.rels.append(_Rel(ioid, iname, ns, "i", len(key)))
             keys = [attnum[c] for c in key]
@@ -151,7 +255,7 @@ class CatalogTables:
                                  "indoption": [0] * len(keys), "indcollation": [0] * len(keys),
                                  "indclass": [0] * len(keys)})
             quoted = ", ".join(names)
-            self.defs.append((ioid, 0, f"CREATE UNIQUE INDEX {iname} ON {schema}.{tm.name} USING btree ({quoted})"))
+            self.defs.append((ioid, 0, f"CREATE UNIQUE INDEX {iname} ON {schema}.{name} USING btree ({quoted})"))
             coid = stable_oid("con", schema, tm.table_id, iname)
             self.constraints.append({"oid": coid, "conname": iname, "connamespace": ns,
                                      "contype": "p" if primary else "u", "conrelid": oid, "conindid": ioid,
@@ -169,7 +273,7 @@ class CatalogTables:
                                  "indisunique": False, "indisprimary": False, "indkey": [attnum[c.id]],
                                  "indoption": [0], "indcollation": [0], "indclass": [0]})
             opts = ", ".join(f"{k}='{v}'" for k, v in ix.params)
-            self.defs.append((ioid, 0, f"CREATE INDEX {ix.name} ON {schema}.{tm.name} USING {ix.method} "
+            self.defs.append((ioid, 0, f"CREATE INDEX {ix.name} ON {schema}.{name} USING {ix.method} "
                                        f"({c.name} {ix.opclass}) WITH ({opts})"))
 
     # -- Arrow -------------------------------------------------------------------------------
@@ -225,6 +329,16 @@ class CatalogTables:
                                         "extrelocatable": [False, True], "extversion": list(EXTENSIONS.values())})
         for name, cols in EMPTY.items():
             out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
+        if self.enums or self.domains:
+            base = out["pg_type"]
+            out["pg_type"] = pa.concat_tables([base, pa.Table.from_pylist(
+                [_enum_type_row(oid, name.rpartition(".")[2], ns) for oid, name, ns, _ in self.enums]
+                + [_domain_type_row(*d) for d in self.domains], schema=base.schema)])
+        out["pg_enum"] = _rows([{"oid": stable_oid("enum", str(oid), lab), "enumtypid": oid,
+                                 "enumsortorder": float(i + 1), "enumlabel": lab}
+                                for oid, _, _, labels in self.enums for i, lab in enumerate(labels)], EMPTY["pg_enum"])
+        out["pg_description"] = _rows(self.descriptions, EMPTY["pg_description"])
+        out["pg_sequence"] = _rows(self.sequences, EMPTY["pg_sequence"])
         out["information_schema.schemata"] = pa.table({
             "catalog_name": [self.database] * len(self.namespaces), "schema_name": [nm for _, nm in self.namespaces],
             "schema_owner": [self.user] * len(self.namespaces)})
@@ -267,6 +381,9 @@ class CatalogTables:
                                      "fmt_name": list(self.formats.values())})
         out["__namespaces"] = pa.table({"ns_oid": [o for o, _ in self.namespaces],
                                         "ns_name": [n for _, n in self.namespaces]})
+        out["__serials"] = pa.table({"ser_rel": pa.array([r[0] for r in self.serials], pa.int64()),
+                                     "ser_col": pa.array([r[1] for r in self.serials], pa.string()),
+                                     "ser_seq": pa.array([r[2] for r in self.serials], pa.int64())})
         out["__classes"] = pa.table({"cls_oid": [r.oid for r in rels], "cls_name": [r.name for r in rels],
                                      "cls_visible": [r.namespace in (pt.PUBLIC_NS, pt.PG_CATALOG_NS) for r in rels]})
         return {name: _pg_typed(table) for name, table in out.items()}
@@ -355,7 +472,7 @@ COLUMNS_TYPES = {
     "column_name": pa.string(), "ordinal_position": pa.int32(), "column_default": pa.string(),
     "is_nullable": pa.string(), "data_type": pa.string(), "character_maximum_length": pa.int32(),
     "numeric_precision": pa.int32(), "numeric_scale": pa.int32(), "udt_name": pa.string(),
-    "is_identity": pa.string(), "is_generated": pa.string(),
+    "is_identity": pa.string(), "is_generated": pa.string(), "generation_expression": pa.string(),
 }
 KEY_USAGE_TYPES = {
     "constraint_catalog": pa.string(), "constraint_schema": pa.string(), "constraint_name": pa.string(),
@@ -437,6 +554,62 @@ def _pg_typed(table: pa.Table) -> pa.Table:
     return table
 
 
+def _generation_text(expression: str) -> str:
+    """A generation expression as pg_get_expr shows it: an operator expression in
+    parentheses, as Postgres prints ``(a * 2)``."""
+    node = parse(f"SELECT {expression}")[0].stmt.targetList[0].val
+    return f"({expression})" if isinstance(node, ast.A_Expr | ast.BoolExpr) else expression
+
+
+def _user_types(objs: dict[str, Any], ns_of: dict[str, int]) -> list[tuple[int, str, int, list[str]]]:
+    """(oid, name, namespace oid, labels) of the branch's enum types."""
+    from ..catalog import objects
+    from .namespaces import schema_of
+
+    out = []
+    for name, d in sorted(objects.named(objs, objects.TYPE).items()):
+        if d.get("kind") == "enum":
+            sp = schema_of(name)[0]
+            out.append((stable_oid("type", name), name, ns_of.get(sp or "public", pt.PUBLIC_NS), list(d["labels"])))
+    return out
+
+
+def _domains(objs: dict[str, Any], ns_of: dict[str, int]) -> list[tuple[int, str, int, int, int, bool, Any]]:
+    """(oid, name, namespace oid, base type oid, base typmod, not null, default) of the
+    branch's domains."""
+    from ..catalog import objects
+    from ..format.types import ColumnType
+    from .namespaces import schema_of
+
+    out = []
+    for name, d in sorted(objects.named(objs, objects.TYPE).items()):
+        if d.get("kind") == "domain":
+            base, mod = pt.column_oid(ColumnType.from_json(d["base"]))
+            out.append((stable_oid("type", name), name, ns_of.get(schema_of(name)[0] or "public", pt.PUBLIC_NS),
+                        base, mod, bool(d.get("not_null")), d.get("default")))
+    return out
+
+
+def _domain_type_row(oid: int, name: str, ns: int, base: int, mod: int, not_null: bool, default: Any) -> dict:
+    """A domain's pg_type row: typtype d over its base type."""
+    b = pt.BY_OID[base]
+    return {**_enum_type_row(oid, name.rpartition(".")[2], ns), "typtype": "d", "typcategory": b.category,
+            "typlen": b.length, "typbyval": 0 < b.length <= 8, "typinput": "domain_in", "typoutput": f"{b.name}out",
+            "typreceive": "domain_recv", "typsend": f"{b.name}send", "typbasetype": base, "typtypmod": mod,
+            "typnotnull": not_null, "typdefault": default,
+            "typcollation": DEFAULT_COLLATION if b.category == "S" else 0}
+
+
+def _enum_type_row(oid: int, name: str, ns: int) -> dict[str, Any]:
+    """An enum type's pg_type row, as Postgres has it (4 bytes, by value, category E)."""
+    return {"oid": oid, "typname": name, "typnamespace": ns, "typowner": OWNER_OID, "typlen": 4, "typbyval": True,
+            "typtype": "e", "typcategory": "E", "typispreferred": False, "typisdefined": True, "typdelim": ",",
+            "typrelid": 0, "typelem": 0, "typarray": 0, "typinput": "enum_in", "typoutput": "enum_out",
+            "typreceive": "enum_recv", "typsend": "enum_send", "typalign": "i", "typstorage": "p",
+            "typnotnull": False, "typbasetype": 0, "typtypmod": -1, "typndims": 0, "typcollation": 0,
+            "typdefault": None, "typacl": None}
+
+
 def _rows(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
     return pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in types.items()})
 
@@ -514,15 +687,26 @@ class PgCatalog:
 
     def tables(self) -> CatalogTables:
         s = self.s
-        schemas: list[tuple[str, int, dict[str, TableManifest]]] = [("public", pt.PUBLIC_NS, s.current_tables())]
+        from .namespaces import schema_of
+        from .namespaces import schemas as namespace_schemas
+
+        current = s.current_tables()
+        spaces = sorted(namespace_schemas(s))
+        by_space: dict[str | None, dict[str, TableManifest]] = {None: {}, **{sp: {} for sp in spaces}}
+        for name in current:
+            sp, local = schema_of(name)
+            by_space.setdefault(sp, {})[local] = current[name]
+        schemas: list[tuple[str, int, dict[str, TableManifest]]] = [("public", pt.PUBLIC_NS, by_space[None])]
+        schemas += [(sp, namespace_oid(sp), by_space[sp]) for sp in spaces]
         branches = sorted(s.catalog.refs.branches().items())
         visible = [(b, c) for b, c in branches if s.rights.may_name(b)]  # only what the login may read
         for b, cid in visible:
             schemas.append((b, stable_oid("ns", b), s.catalog.snapshot(cid)))
+        objs = s.catalog_objects()
         key = (tuple((sc, ns, tuple((n, tm.table_id, tm.schema.fingerprint, tm.rows) for n, tm in t.items()))
-                     for sc, ns, t in schemas), s.user, s.database)
+                     for sc, ns, t in schemas), s.user, s.database, json.dumps(objs, sort_keys=True))
         if key != self._key:
-            self.current = CatalogTables(schemas, s.user, s.database, [b for b, _ in visible])
+            self.current = CatalogTables(schemas, s.user, s.database, [b for b, _ in visible], objs)
             for name, table in self.current.tables.items():
                 self._register(name, table)
             self._key = key
@@ -770,14 +954,15 @@ class CatalogRewrite:
             "set_config": self._set_config,
             "pg_terminate_backend": lambda a: self._signal("terminate", a),
             "pg_cancel_backend": lambda a: self._signal("cancel", a),
-            "obj_description": lambda a: _text(_const(None)),
-            "col_description": lambda a: _text(_const(None)),
+            "obj_description": self._obj_description,
+            "col_description": self._col_description,
+            **{fn: (lambda a, fn=fn: sequences.rewrite_call(s, fn, a)) for fn in sequences.FUNCTIONS},
             "shobj_description": lambda a: _text(_const(None)),
             "pg_get_expr": lambda a: a[0],
             "pg_get_viewdef": lambda a: _text(_const(None)),
             "pg_get_partkeydef": lambda a: _text(_const(None)),
             "pg_get_partition_constraintdef": lambda a: _text(_const(None)),
-            "pg_get_serial_sequence": lambda a: _text(_const(None)),
+            "pg_get_serial_sequence": self._serial_sequence,
             "pg_get_statisticsobjdef_columns": lambda a: _text(_const(None)),
             "pg_table_is_visible": lambda a: self._visible(a[0]),
             "pg_type_is_visible": lambda a: _const(True),
@@ -804,6 +989,58 @@ class CatalogRewrite:
             "array_lower": lambda a: _template("CASE WHEN len($1) > 0 THEN 1 END", a[0]),
             "array_length": lambda a: _template("CASE WHEN len($1) > 0 THEN len($1) END", a[0]),
         }
+
+    def _serial_sequence(self, args: list[ast.Node]) -> ast.Node:
+        """pg_get_serial_sequence(table, column): the qualified name of the sequence an
+        identity or SERIAL column (or OWNED BY) draws from; NULL for another column. Only
+        constant arguments are resolved: over catalog rows it is NULL (a regclass of a
+        computed name cannot be resolved here either)."""
+        if len(args) != 2:
+            raise errors.UndefinedFunction(f"function pg_get_serial_sequence with {len(args)} arguments does not exist")
+        (ok_t, table), (ok_c, column) = (_constant_arg(a, self.params) for a in args)
+        if not (ok_t and ok_c):  # over catalog rows (SQLAlchemy's column reflection): not resolved, as before
+            return _text(_const(None))
+        if table is None or column is None:
+            return _text(_const(None))
+        from .sequences import sequence_name
+
+        try:
+            key = sequence_name(self.s, str(table))  # a table's name as regclass reads it
+        except errors.UndefinedTable:
+            raise errors.UndefinedTable(f'relation "{table}" does not exist') from None
+        if key not in self.s.current_tables():
+            raise errors.UndefinedTable(f'relation "{table}" does not exist')
+        return _text(_const(sequences.serial_sequences(self.s).get((key, str(column)))))
+
+    def _serial_sequence_oid(self, node: ast.Node) -> ast.Node | None:
+        """``pg_get_serial_sequence(rel::regclass::text, col)::regclass`` over catalog rows
+        (SQLAlchemy's reflection of identity columns): the sequence's oid, looked up by the
+        table's oid and the column."""
+        if not (isinstance(node, ast.FuncCall) and node.funcname[-1].sval == "pg_get_serial_sequence"
+                and node.args and len(node.args) == 2):
+            return None
+        rel = node.args[0]
+        while isinstance(rel, ast.TypeCast) and rel.typeName.names[-1].sval.lower() in ("text", "varchar", "regclass"):
+            rel = rel.arg
+        if rel is node.args[0]:
+            return None
+        self.pg.tables()
+        return _template(f"(SELECT ser_seq FROM {_REL('__serials')} WHERE ser_rel = $1 AND ser_col = $2 LIMIT 1)",
+                         self.recurse(rel), self.recurse(node.args[1]))
+
+    def _obj_description(self, args: list[ast.Node]) -> ast.Node:
+        """obj_description(oid [, catalog]): the comment of a table, schema, type or sequence."""
+        self.pg.tables()
+        catalog = args[1] if len(args) > 1 else _const(None)
+        return _template(f"(SELECT description FROM {_REL('pg_description')} WHERE objoid = $1 AND objsubid = 0 "
+                         f"AND ($2 IS NULL OR classoid = (SELECT cls_oid FROM {_REL('__classes')} "
+                         f"WHERE cls_name = $2 LIMIT 1)) LIMIT 1)", args[0], catalog)
+
+    def _col_description(self, args: list[ast.Node]) -> ast.Node:
+        """col_description(table oid, column number): the column's comment."""
+        self.pg.tables()
+        return _template(f"(SELECT description FROM {_REL('pg_description')} WHERE objoid = $1 AND objsubid = $2 "
+                         "LIMIT 1)", args[0], args[1])
 
     def _current_setting(self, args: list[ast.Node]) -> ast.Node:
         ok, name = _constant_arg(args[0], self.params)
@@ -987,7 +1224,7 @@ class CatalogRewrite:
     def _to_regtype(self, args: list[ast.Node]) -> ast.Node:
         ok, name = _constant_arg(args[0], self.params)
         if ok and isinstance(name, str):
-            return _const(type_oid(name))
+            return _const(type_oid(name) or self.pg.tables().enum_oid(name))
         if ok:
             return _const(None)
         raise errors.FeatureNotSupported("to_regtype() of a non-constant type name")
@@ -1039,7 +1276,7 @@ class CatalogRewrite:
                         raise errors.UndefinedTable(f'relation "{value}" does not exist')
                     return _const(oid)
                 if t == "regtype":
-                    oid = type_oid(value)
+                    oid = type_oid(value) or self.pg.tables().enum_oid(value)
                     if oid is None:
                         raise errors.UndefinedObject(f'type "{value}" does not exist')
                     return _const(oid)
@@ -1051,6 +1288,9 @@ class CatalogRewrite:
                 return _const(0)
             if ok and isinstance(value, int):
                 return _const(value)
+            serial = self._serial_sequence_oid(node.arg) if t == "regclass" else None
+            if serial is not None:
+                return serial
             arg = self.recurse(node.arg)
             self.pg.tables()
             if t == "regclass":

@@ -156,3 +156,8 @@ def _unquoted(s: str, i: int) -> tuple[str | None, int]:
         i += 1
     word = "".join(chars[:keep])
     return (None if not escaped and word.upper() == "NULL" else word), i
+
+
+# OIDs of enum types (CREATE TYPE ... AS ENUM) the catalog has shown in this process: a
+# client that learnt one (psycopg's EnumInfo) sends values of it, in binary as their text
+ENUM_OIDS: set[int] = set()

@@ -72,11 +72,14 @@ class Rewriter:
         self.resolve_schema = resolve_schema
         self.relations = relations or set()
         self.rowid: bool | None = None  # does the statement name the hidden _rowid?
+        self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
 
     def __call__(self, node: Any) -> Any:
         if self._depth == 0:
             allowlist.check(node, file_access=self.file_access,
-                            relations=None if self._known is None else self._is_relation)
+                            relations=None if self._known is None else self._is_relation,
+                            user_types=None if self.pg is None else self._is_user_type)
+            _check_sequence_calls(node)
         if self.rowid is None:
             self.rowid = self.names_rowid(node)
         self._depth += 1
@@ -105,6 +108,11 @@ class Rewriter:
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
                 return self.vector_call(name, node.args[0], node.args[1])
             return None
+        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_OP, A_Expr_Kind.AEXPR_IN) \
+                and node.name and self._has_enums():
+            rep = self.enum_compare(node)
+            if rep is not None:
+                return rep
         if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
             op = name_of(node.name)
             if op in VECTOR_OPS and node.lexpr is not None:
@@ -204,10 +212,120 @@ class Rewriter:
     def _as_json(node: ast.Node) -> ast.Node:
         return cast(node, "json")
 
+    # -- enum types ----------------------------------------------------------------------------
+    def _has_enums(self) -> bool:
+        if self._enum_columns is None:
+            cols: dict[str, Any] = {}
+            if self.pg is not None:
+                for bt in list(self.pg.s.engine.bound.values()):
+                    for c in bt.manifest.schema.columns:
+                        if c.type.is_enum:
+                            cols[c.name] = c.type if cols.get(c.name, c.type) == c.type else None
+            self._enum_columns = cols
+        return bool(self._enum_columns)
+
+    def _is_user_type(self, tn: ast.TypeName) -> bool:
+        """A cast to one of the branch's enum types or domains, which ``type_cast``
+        rewrites (never an array of one: that would reach DuckDB by its name)."""
+        names = tn.names
+        return names is not None and not tn.arrayBounds and not tn.typmods \
+            and not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) \
+            and (self._enum_type(names) is not None or self._domain(names) is not None)
+
+    def _domain(self, names: tuple) -> tuple[str, dict] | None:
+        from .ddl import domain_of
+
+        assert self.pg is not None
+        return domain_of(self.pg.s, ast.TypeName(names=names, typemod=-1))
+
+    def _as_domain(self, node: ast.TypeCast, name: str, d: dict) -> ast.Node:
+        """``x::domain``: a cast to the domain's base type; NULL into a NOT NULL domain is
+        23502, as in Postgres (refused where it cannot be told before running)."""
+        from ..format.types import ColumnType
+        from .parse import parse
+
+        arg = node.arg
+        if d["not_null"]:
+            if isinstance(arg, ast.A_Const) and arg.isnull:
+                raise errors.NotNullViolation(f"domain {name} does not allow null values")
+            if not (isinstance(arg, ast.A_Const) or (isinstance(arg, ast.ParamRef) and self._param(arg) is not None)):
+                raise errors.FeatureNotSupported(f"a cast of a computed value to NOT NULL domain {name}")
+            if isinstance(arg, ast.ParamRef) and self._param(arg) is None:
+                raise errors.NotNullViolation(f"domain {name} does not allow null values")
+        base = parse(f"SELECT NULL::{ColumnType.from_json(d['base']).sql()}")[0].stmt.targetList[0].val.typeName
+        base.location = None  # reeldb's: the allow-list trusts it
+        return self(ast.TypeCast(arg=arg, typeName=base))
+
+    def _enum_type(self, names: tuple) -> Any:
+        """The column type of the branch's enum type ``names`` names, or None."""
+        from ..format.types import enum_type
+        from .objects_ddl import enum_types, type_name
+
+        assert self.pg is not None
+        parts = tuple(p for p in names if p.sval != "pg_catalog")
+        if not 1 <= len(parts) <= 2 or (len(parts) == 1 and parts[0].sval in allowlist.TYPES):
+            return None
+        try:
+            name = type_name(self.pg.s, parts)
+        except errors.InvalidSchemaName:
+            return None
+        labels = enum_types(self.pg.s).get(name)
+        return None if labels is None else enum_type(name, labels)
+
+    def _as_enum(self, node: ast.Node, ctype: Any) -> ast.Node:
+        """``node`` as a value of the enum type: a constant is checked here (22P02, as
+        Postgres' enum input); anything else is cast by DuckDB, which refuses a bad label."""
+        value = self._constant(node)
+        if isinstance(value, str) and value not in ctype.labels:
+            raise errors.InvalidTextRepresentation(f'invalid input value for enum {ctype.dtype}: "{value}"')
+        ctype.duck_enum()  # the wire then sends the result with the type's OID
+        return ast.TypeCast(arg=node, typeName=ast.TypeName(
+            names=(ast.String(sval="enum"),), typemod=-1,
+            typmods=tuple(ast.A_Const(val=ast.String(sval=lab)) for lab in ctype.labels)))
+
+    def _constant(self, node: ast.Node) -> Any:
+        if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
+            return node.val.sval
+        if isinstance(node, ast.ParamRef):
+            return self._param(node)
+        return None
+
+    def _enum_column(self, node: ast.Node) -> Any:
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return (self._enum_columns or {}).get(node.fields[-1].sval)
+        return None
+
+    def enum_compare(self, node: ast.A_Expr) -> ast.Node | None:
+        """An enum column compared with text (``m < 'ok'``, ``m IN ('a', 'b')``): the text
+        becomes a value of the enum, so that a bad label is 22P02 and order is the type's
+        declaration order, as in Postgres."""
+        op = name_of(node.name)
+        if node.kind == A_Expr_Kind.AEXPR_IN:
+            ctype = self._enum_column(node.lexpr)
+            if ctype is None or not isinstance(node.rexpr, list | tuple):
+                return None
+            return ast.A_Expr(kind=node.kind, name=node.name, lexpr=node.lexpr,
+                              rexpr=tuple(self._as_enum(self(x), ctype) for x in node.rexpr))
+        if op not in ("=", "<>", "!=", "<", ">", "<=", ">=") or node.lexpr is None:
+            return None
+        left, right = self._enum_column(node.lexpr), self._enum_column(node.rexpr)
+        if (left is None) == (right is None):
+            return None
+        if left is not None:
+            return ast.A_Expr(kind=node.kind, name=node.name, lexpr=node.lexpr, rexpr=self._as_enum(self(node.rexpr), left))
+        return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self._as_enum(self(node.lexpr), right), rexpr=node.rexpr)
+
     # -- casts and relations -----------------------------------------------------------------
     def type_cast(self, node: ast.TypeCast) -> ast.Node | None:
         tn = node.typeName
         t = name_of(tn.names)
+        if self.pg is not None and not tn.typmods and not tn.arrayBounds:
+            ctype = self._enum_type(tn.names)
+            if ctype is not None:
+                return self._as_enum(self(node.arg), ctype)
+            domain = self._domain(tn.names)
+            if domain is not None:
+                return self._as_domain(node, *domain)
         if t in VECTOR_TYPES:
             dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
             arg = self(node.arg)
@@ -308,3 +426,50 @@ def adapt_param(v: Any) -> Any:
             return json.dumps(v)
         return [adapt_param(x) for x in v]
     return v
+
+
+_SEQUENCE_FUNCTIONS = frozenset({"nextval", "currval", "setval", "lastval"})
+
+
+def _check_sequence_calls(tree: Any) -> None:
+    """Two sequence calls in a statement over many rows are refused: DuckDB evaluates each
+    expression for a chunk of rows before the next one, so ``SELECT nextval('s'),
+    currval('s') FROM t`` would not pair values row by row as Postgres does."""
+    calls = 0
+    rows = False
+    for n in walk(tree):
+        if isinstance(n, ast.FuncCall) and n.funcname[-1].sval.lower() in _SEQUENCE_FUNCTIONS:
+            calls += 1
+        elif isinstance(n, ast.SelectStmt) and n.fromClause or isinstance(n, ast.RangeFunction):
+            rows = True
+    if calls > 1 and rows:
+        raise errors.FeatureNotSupported(
+            "more than one sequence function in a statement over several rows is not supported: their values "
+            "would not be paired row by row as in Postgres; draw them in separate statements")
+
+
+_SYSTEM_SCHEMAS = frozenset({"public", "pg_catalog", "information_schema", "pg_temp", "pg_toast"})
+# statements whose ``relation`` is a target named as written (no alias to keep)
+_TARGETS = (ast.InsertStmt, ast.CreateStmt, ast.IndexStmt, ast.CopyStmt, ast.AlterTableStmt, ast.RenameStmt)
+
+
+def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -> None:
+    """``schema.table`` where ``schema`` is a namespace of the connection's branch (made
+    by CREATE SCHEMA, sql/namespaces.py) becomes the branch's table ``"schema.table"``,
+    aliased ``table`` so that ``table.column`` still binds; a schema that is not one is
+    left for the branch/tag/commit resolution. ``schemas`` is asked only when a statement
+    qualifies a table with a schema that is not a system one."""
+    known: set[str] | dict | None = None
+    targets = {id(getattr(stmt, "relation", None))} if isinstance(stmt, _TARGETS) else set()
+    for node in walk(stmt):
+        if not isinstance(node, ast.RangeVar) or node.catalogname is not None:
+            continue
+        schema = node.schemaname
+        if schema is None or schema in _SYSTEM_SCHEMAS:
+            continue
+        if known is None:
+            known = schemas()
+        if schema in known:
+            if node.alias is None and id(node) not in targets:
+                node.alias = ast.Alias(aliasname=node.relname)
+            node.schemaname, node.relname = None, f"{schema}.{node.relname}"

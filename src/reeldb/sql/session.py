@@ -27,12 +27,26 @@ from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine, internal_name
 from ..format.manifest import Column, TableManifest
-from . import cursors, ddl, discard, dml, indexes, notify, point, prepared, temp, vector_plan
+from . import (
+    cursors,
+    ddl,
+    discard,
+    dml,
+    indexes,
+    namespaces,
+    notify,
+    objects_ddl,
+    point,
+    prepared,
+    sequences,
+    temp,
+    vector_plan,
+)
 from .characteristics import Characteristics, with_options
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse, walk
 from .pgcatalog import PgCatalog, settings
-from .rewrite import Rewriter, adapt_param, finish
+from .rewrite import Rewriter, adapt_param, finish, resolve_namespaces
 from .rights import FULL, NEEDS, Rights
 from .settings import SHOWN_SERVER, Undo
 from .versioning import VersioningMixin
@@ -45,7 +59,8 @@ _NAMING = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.C
 # statements that read no table: they bind none (a SHOW must not open every table's files)
 _TABLELESS = (ast.VariableSetStmt, ast.VariableShowStmt, ast.ListenStmt, ast.UnlistenStmt, ast.NotifyStmt,
               ast.DeallocateStmt, ast.ClosePortalStmt, ast.FetchStmt, ast.CreateExtensionStmt,
-              ast.DiscardStmt)
+              ast.DiscardStmt, ast.CreateSchemaStmt, ast.CreateEnumStmt, ast.AlterEnumStmt, ast.CreateSeqStmt, ast.AlterSeqStmt,
+              ast.CreateDomainStmt, ast.CompositeTypeStmt, ast.CommentStmt)
 
 
 def referenced_tables(stmt: ast.Node) -> set[str] | None:
@@ -136,6 +151,12 @@ class Session(VersioningMixin):
             return self.pinned
         assert self.branch is not None
         return self.catalog.head(self.branch)
+
+    def catalog_objects(self) -> dict[str, Any]:
+        """Schemas, types, sequences and comments of the state the session sees
+        (catalog/objects.py): the open transaction's, else the head's."""
+        txn = self.txn or self._auto
+        return txn.objects if txn is not None else self.catalog.objects(self.head())
 
     def current_tables(self) -> dict[str, TableManifest]:
         txn = self.txn or self._auto
@@ -287,6 +308,7 @@ class Session(VersioningMixin):
         try:
             if self.txn is None:
                 self._txn_time = None  # NOW() is the transaction's start time, as in Postgres
+            resolve_namespaces(stmt, lambda: namespaces.schemas(self))
             names = referenced_tables(stmt)
             try:
                 with self.statement(names):
@@ -417,6 +439,10 @@ class Session(VersioningMixin):
             return discard.discard(self, stmt)
         if isinstance(stmt, ast.IndexStmt):
             return indexes.create(self, stmt)
+        if isinstance(stmt, ast.CreateSchemaStmt):
+            return namespaces.create_schema(self, stmt)
+        if isinstance(stmt, objects_ddl.STATEMENTS):
+            return objects_ddl.run(self, stmt, params)
         if isinstance(stmt, ast.ReindexStmt):
             return indexes.reindex(self, stmt)
         raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
@@ -427,6 +453,10 @@ class Session(VersioningMixin):
             return indexes.drop(self, stmt)
         if stmt.removeType == ObjectType.OBJECT_EXTENSION:
             return ddl.drop_extension(self, stmt)
+        if stmt.removeType == ObjectType.OBJECT_SCHEMA:
+            return namespaces.drop_schema(self, stmt)
+        if stmt.removeType in objects_ddl.DROPS:
+            return objects_ddl.drop(self, stmt)
         if stmt.removeType == ObjectType.OBJECT_TABLE and self.temp_tables:
             ours = [o for o in stmt.objects if o[-1].sval in self.temp_tables
                     and (len(o) == 1 or o[-2].sval == "pg_temp")]
@@ -587,6 +617,9 @@ class Session(VersioningMixin):
             return list(range(start, start + n))
         if col.default is None:
             return [None] * n
+        drawn = sequences.default_values(self, col.default, n)  # nextval('s'): a value per row
+        if drawn is not None:
+            return drawn
         low = col.default.lower().replace(" ", "")
         if low in ("now()", "current_timestamp", "localtimestamp", "transaction_timestamp()"):
             if self._txn_time is None:

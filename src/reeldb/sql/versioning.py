@@ -55,6 +55,7 @@ class VersioningMixin:
     def create_branch(self: Session, name: str, checkout: bool = True, at: str | None = None) -> str:
         self._no_txn("create a branch")
         commit = self.authorize("branch", name=name, source=at).get("source") or self.head()
+        _not_a_schema(self, name, commit)
         self.catalog.refs.create_branch(name, commit)
         if checkout:
             self.checkout(name)
@@ -92,6 +93,7 @@ class VersioningMixin:
 
     def create_tag(self: Session, name: str, at: str | None = None) -> str:
         commit = self.authorize("tag", name=name, source=at).get("source") or self.head()
+        _not_a_schema(self, name, commit)
         self.catalog.refs.create_tag(name, commit)
         return commit
 
@@ -339,3 +341,15 @@ def _diff_table(s: Session, *a: Any) -> pa.Table:
 
 TABLE_FUNCTIONS = {"reeldb_log": _log_table, "reeldb_branches": _branches_table, "reeldb_tags": _tags_table,
                    "reeldb_diff": _diff_table}
+
+
+def _not_a_schema(s: Session, name: str, commit: str) -> None:
+    """A branch or tag is a schema in SQL: its name must not be a schema (CREATE SCHEMA) of
+    the commit it starts from or of the connection's branch (42P06), or ``name.table``
+    would mean two things."""
+    from ..catalog import objects
+
+    key = objects.key(objects.SCHEMA, name)
+    if key in s.catalog.objects(commit) or (s.branch is not None and key in s.catalog_objects()):
+        raise errors.ProgrammingError(f'cannot name a branch or tag "{name}": a schema of that name exists '
+                                      "(DROP SCHEMA it first, or choose another name)", sqlstate="42P06")

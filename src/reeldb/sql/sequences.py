@@ -1,0 +1,481 @@
+"""Sequences: CREATE / ALTER / DROP SEQUENCE, nextval, currval, setval, lastval, and the
+sequences behind identity columns and ``DEFAULT nextval(...)``.
+
+Definitions are objects of the branch (``sequence/<name>``, catalog/objects.py); values come
+from a global counter per sequence (catalog/sequences.py), so concurrent writers never draw
+the same value. In SQL the functions become calls of one DuckDB function reeldb registers
+(a Python function with side effects, called once per chunk of rows), naming the session by
+a token: ``SELECT nextval('s') FROM generate_series(1, 3)`` draws three values, as in
+Postgres, with one reservation of the counter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from pglast import ast
+
+from .. import errors
+from ..catalog import objects
+from ..catalog.sequences import TYPE_BOUNDS, SequenceDef, new_id
+from ..engine.engine import IDENTIFIER_MAX_BYTES, internal_name
+from .parse import func
+
+if TYPE_CHECKING:
+    from .session import Result, Session
+
+UDF = internal_name("seq")
+_TOKENS = itertools.count(1)
+_SESSIONS: weakref.WeakValueDictionary[int, Session] = weakref.WeakValueDictionary()
+_LOCK = threading.Lock()
+FUNCTIONS = ("nextval", "currval", "setval", "lastval")
+_TYPE_NAMES = {"smallint": "int2", "int2": "int2", "integer": "int4", "int": "int4", "int4": "int4",
+               "bigint": "int8", "int8": "int8"}
+
+
+# -- names ---------------------------------------------------------------------------------------
+def sequence_name(s: Session, text: str) -> str:
+    """A sequence named in text as ``regclass`` reads it ('s', 'public.s', '"S"',
+    'schema.s') -> its key in the branch's objects."""
+    from .namespaces import schemas, table_key
+
+    parts = [p[1:-1].replace('""', '"') if p.startswith('"') else p.lower()
+             for p in re.findall(r'"(?:[^"]|"")*"|[^.]+', text.strip())]
+    if len(parts) == 2 and parts[0] == "public":
+        return parts[1]
+    if len(parts) == 2 and parts[0] in schemas(s):
+        return table_key(parts[0], parts[1])
+    if len(parts) != 1:
+        raise errors.UndefinedTable(f'relation "{text}" does not exist')
+    return parts[0]
+
+
+def definitions(s: Session) -> dict[str, SequenceDef]:
+    return {n: SequenceDef.from_json(d) for n, d in objects.named(s.catalog_objects(), objects.SEQUENCE).items()}
+
+
+def lookup(s: Session, name: str) -> SequenceDef:
+    d = s.catalog_objects().get(objects.key(objects.SEQUENCE, name))
+    if d is None:
+        raise errors.UndefinedTable(f'relation "{name}" does not exist')
+    return SequenceDef.from_json(d)
+
+
+# -- values --------------------------------------------------------------------------------------
+def _writable(s: Session, fn: str) -> None:
+    """Drawing or setting a value changes the database: refused for a read-only login or
+    transaction, as Postgres refuses nextval() in a read-only transaction (25006)."""
+    s.authorize("write", branch=None)
+    if s.characteristics.read_only or s.pinned is not None:
+        raise errors.ReadOnlySqlTransaction(f"cannot execute {fn}() in a read-only transaction")
+
+
+def serial_column(s: Session, name: str) -> tuple[str, int] | None:
+    """(table id, column id) of the SERIAL column whose sequence Postgres would name
+    ``name`` (``<table>_<column>_seq``): SERIAL values come from a counter of the column."""
+    if not name.endswith("_seq"):
+        return None
+    tables = s.current_tables()
+    for table in tables:
+        local = table.rpartition(".")[2]
+        if not name.rpartition(".")[2].startswith(local + "_"):
+            continue
+        tm = tables[table]
+        for c in tm.schema.columns:
+            if c.type.serial and name == f"{table}_{c.name}_seq":
+                return tm.table_id, c.id
+    return None
+
+
+def next_values(s: Session, name: str, n: int) -> list[int]:
+    """``n`` values of sequence ``name`` (for nextval and column defaults)."""
+    _writable(s, "nextval")
+    if objects.key(objects.SEQUENCE, name) not in s.catalog_objects():
+        serial = serial_column(s, name)
+        if serial is None:
+            raise errors.UndefinedTable(f'relation "{name}" does not exist')
+        start = s.catalog.sequence(serial[0], serial[1], n)
+        values = list(range(start, start + n))
+        _state(s)["curr"][name] = values[-1]
+        _state(s)["last"] = values[-1]
+        return values
+    seq = lookup(s, name)
+    values = s.catalog.sequences.next_values(name, seq, n)
+    if len(values) < n:  # the bound was reached within the batch
+        values += s.catalog.sequences.next_values(name, seq, n - len(values))
+    if values:
+        _state(s)["curr"][name] = values[-1]
+        _state(s)["last"] = values[-1]
+    return values
+
+
+def set_value(s: Session, name: str, value: int, is_called: bool = True) -> int:
+    _writable(s, "setval")
+    if objects.key(objects.SEQUENCE, name) not in s.catalog_objects() and serial_column(s, name) is not None:
+        raise errors.FeatureNotSupported(
+            f'setval of "{name}" is not supported: a SERIAL column draws from a counter shared by every branch, '
+            "which only moves forward; use an identity column or CREATE SEQUENCE to set values")
+    seq = lookup(s, name)
+    if not seq.min <= value <= seq.max:
+        raise errors.DataError(f'setval: value {value} is out of bounds for sequence "{name}" '
+                               f"({seq.min}..{seq.max})", sqlstate="22003")
+    s.catalog.sequences.set_value(seq, value, is_called)
+    if is_called:
+        _state(s)["curr"][name] = value
+        _state(s)["last"] = value
+    return value
+
+
+def current_value(s: Session, name: str) -> int:
+    if serial_column(s, name) is None:
+        lookup(s, name)
+    got = _state(s)["curr"].get(name)
+    if got is None:
+        raise errors.ObjectNotInPrerequisiteState(f'currval of sequence "{name}" is not yet defined in this session',
+                                                  sqlstate="55000")
+    return got
+
+
+def last_value(s: Session) -> int:
+    got = _state(s)["last"]
+    if got is None:
+        raise errors.ObjectNotInPrerequisiteState("lastval is not yet defined in this session", sqlstate="55000")
+    return got
+
+
+def _state(s: Session) -> dict[str, Any]:
+    """The session's currval / lastval memory (Postgres keeps it per session)."""
+    st = s.__dict__.get("_sequence_state")
+    if st is None:
+        st = s.__dict__["_sequence_state"] = {"curr": {}, "last": None}
+    return st
+
+
+# -- SQL functions -------------------------------------------------------------------------------
+def rewrite_call(s: Session, fn: str, args: list[ast.Node]) -> ast.Node:
+    """nextval(name) and friends -> the call of reeldb's registered function for this
+    session, evaluated by DuckDB once per row."""
+    want = {"nextval": (1, 1), "currval": (1, 1), "setval": (2, 3), "lastval": (0, 0)}[fn]
+    if not want[0] <= len(args) <= want[1]:
+        raise errors.UndefinedFunction(f"function {fn} with {len(args)} arguments does not exist")
+    token = _register(s)
+    name = args[0] if args else ast.A_Const(val=ast.String(sval=""))
+    value = args[1] if len(args) > 1 else ast.A_Const(val=ast.Integer(ival=0))
+    called = args[2] if len(args) > 2 else ast.A_Const(val=ast.Boolean(boolval=True))
+    return func(UDF, ast.A_Const(val=ast.Integer(ival=token)), ast.A_Const(val=ast.String(sval=fn)),
+                _cast(name, "varchar"), _cast(value, "int8"), _cast(called, "bool"))
+
+
+def _cast(node: ast.Node, typename: str) -> ast.Node:
+    return ast.TypeCast(arg=node, typeName=ast.TypeName(names=(ast.String(sval=typename),), typemod=-1))
+
+
+def _register(s: Session) -> int:
+    """The session's token; the first one also registers the function with the session's
+    DuckDB database (shared by its connections: registered once, reused)."""
+    with _LOCK:
+        token = s.__dict__.get("_sequence_token")
+        if token is None:
+            from duckdb import sqltypes as t
+
+            try:
+                s.engine.con.create_function(UDF, _call, [t.BIGINT, t.VARCHAR, t.VARCHAR, t.BIGINT, t.BOOLEAN],
+                                             t.BIGINT, type="arrow", null_handling="special", side_effects=True)
+            except Exception as e:  # noqa: BLE001 - registered before, by another session of the database
+                if "already exists" not in str(e):
+                    raise
+            token = s.__dict__["_sequence_token"] = next(_TOKENS)
+            _SESSIONS[token] = s
+    return token
+
+
+def _call(token: pa.Array, fn: pa.Array, name: pa.Array, value: pa.Array, called: pa.Array) -> pa.Array:
+    """The registered function, called by DuckDB once per chunk of rows (Arrow arrays):
+    nextval draws the chunk's values of each sequence with one reservation, in row order."""
+    n = len(token)
+    s = _SESSIONS.get(token[0].as_py()) if n else None
+    if n and s is None:
+        raise errors.InternalError("sequence function called outside its session")
+    if s is None or s.describing:  # a Describe runs a query only for its columns: no value is drawn
+        return pa.array([0] * n, pa.int64())
+    try:
+        return pa.array(_rows(s, fn.to_pylist(), name.to_pylist(), value.to_pylist(), called.to_pylist()),
+                        pa.int64())
+    except errors.Error as e:
+        s.engine.udf_error = e  # the engine raises this one instead of DuckDB's wrapper
+        raise
+
+
+def _rows(s: Session, fns: list, names: list, values: list, called: list) -> list[int | None]:
+    out: list[int | None] = [None] * len(fns)
+    if all(f == "nextval" for f in fns):
+        rows_of: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            if name is not None:
+                rows_of.setdefault(name, []).append(i)
+        for name, rows in rows_of.items():
+            for i, v in zip(rows, next_values(s, sequence_name(s, name), len(rows)), strict=True):
+                out[i] = v
+        return out
+    for i, fn in enumerate(fns):  # currval, setval, lastval: row by row, in order
+        if fn == "lastval":
+            out[i] = last_value(s)
+        elif names[i] is None or (fn == "setval" and (values[i] is None or called[i] is None)):
+            out[i] = None
+        elif fn == "nextval":
+            out[i] = next_values(s, sequence_name(s, names[i]), 1)[0]
+        elif fn == "currval":
+            out[i] = current_value(s, sequence_name(s, names[i]))
+        else:
+            out[i] = set_value(s, sequence_name(s, names[i]), values[i], called[i])
+    return out
+
+
+# -- DDL ------------------------------------------------------------------------------------------
+def _options(stmt_options: tuple | None, base: SequenceDef | None, name: str, *,
+             type_name: str | None = None) -> tuple[SequenceDef, dict[str, Any]]:
+    """CREATE / ALTER SEQUENCE options (or an identity column's) -> the definition, with
+    Postgres' defaults and checks; also the RESTART / OWNED BY options, which are not
+    part of it."""
+    got: dict[str, Any] = {}
+    for opt in stmt_options or ():
+        v = opt.arg
+        if opt.defname in got:
+            raise errors.SyntaxError("conflicting or redundant options")
+        if opt.defname == "as":
+            tname = ".".join(p.sval for p in v.names).removeprefix("pg_catalog.")
+            if tname not in _TYPE_NAMES:
+                raise errors.InvalidParameterValue("sequence type must be smallint, integer, or bigint")
+            got["as"] = _TYPE_NAMES[tname]
+        elif opt.defname == "owned_by":
+            got["owned_by"] = [p.sval for p in v]
+        elif opt.defname in ("cycle",):
+            got["cycle"] = bool(v.boolval) if isinstance(v, ast.Boolean) else True
+        elif opt.defname in ("restart",):
+            got["restart"] = None if v is None else _int(v)
+        elif opt.defname in ("increment", "start", "minvalue", "maxvalue", "cache"):
+            got[opt.defname] = None if v is None else _int(v)
+        elif opt.defname in ("sequence_name",):
+            got["sequence_name"] = [p.sval for p in v]
+        else:
+            raise errors.FeatureNotSupported(f"sequence option {opt.defname.upper()} is not supported")
+    typ = got.get("as") or type_name or (base.type if base else "int8")
+    lo, hi = TYPE_BOUNDS[typ]
+    inc = got.get("increment") or (base.increment if base else 1)
+    if "increment" in got and got["increment"] == 0:
+        raise errors.InvalidParameterValue("INCREMENT must not be zero")
+    retyped = "as" in got and base is not None and got["as"] != base.type
+    mn = got["minvalue"] if got.get("minvalue") is not None else \
+        (base.min if base and not retyped and "increment" not in got else (1 if inc > 0 else lo))
+    mx = got["maxvalue"] if got.get("maxvalue") is not None else \
+        (base.max if base and not retyped and "increment" not in got else (hi if inc > 0 else -1))
+    if mn < lo or mx > hi:
+        raise errors.InvalidParameterValue(f'{"MINVALUE" if mn < lo else "MAXVALUE"} ({mn if mn < lo else mx}) '
+                                           f"is out of range for sequence data type {_SQL_TYPES[typ]}")
+    if mn >= mx:
+        raise errors.InvalidParameterValue(f"MINVALUE ({mn}) must be less than MAXVALUE ({mx})")
+    start = got["start"] if got.get("start") is not None else (base.start if base else (mn if inc > 0 else mx))
+    if start < mn:
+        raise errors.InvalidParameterValue(f"START value ({start}) cannot be less than MINVALUE ({mn})")
+    if start > mx:
+        raise errors.InvalidParameterValue(f"START value ({start}) cannot be greater than MAXVALUE ({mx})")
+    cache = got["cache"] if got.get("cache") is not None else (base.cache if base else 1)
+    if cache < 1:
+        raise errors.InvalidParameterValue(f"CACHE ({cache}) must be greater than zero")
+    seq = SequenceDef(base.id if base else new_id(), typ, start, inc, mn, mx,
+                      got.get("cycle", base.cycle if base else False), cache,
+                      base.owned_by if base else None, base.identity if base else None)
+    return seq, got
+
+
+_SQL_TYPES = {"int2": "smallint", "int4": "integer", "int8": "bigint"}
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, ast.Integer):
+        return v.ival
+    if isinstance(v, ast.Float):
+        return int(v.fval)
+    if isinstance(v, int):
+        return v
+    raise errors.SyntaxError(f"invalid sequence option value {v!r}")
+
+
+def _owned_by(s: Session, parts: list[str], name: str) -> str | None:
+    """OWNED BY table.column (or NONE) -> "table.column" of the branch."""
+    from .ddl import object_table
+
+    if parts == ["none"]:
+        return None
+    if len(parts) < 2:
+        raise errors.SyntaxError("invalid OWNED BY option: specify OWNED BY table.column or OWNED BY NONE")
+    table = object_table(s, parts[:-1])
+    tm = s.write_txn().table(table)
+    tm.schema.column(parts[-1])
+    return f"{table}.{parts[-1]}"
+
+
+def create_sequence(s: Session, stmt: ast.CreateSeqStmt) -> Result:
+    from .ddl import check_new_name, table_name
+    from .session import Result
+
+    name = table_name(stmt.sequence, s)
+    check_new_name(s, name)
+    if len(name.rpartition(".")[2].encode()) > IDENTIFIER_MAX_BYTES:
+        raise errors.ProgrammingError(f'sequence name "{name}" is longer than {IDENTIFIER_MAX_BYTES} bytes',
+                                      sqlstate="42622")
+    if stmt.sequence.relpersistence == "t":
+        raise errors.FeatureNotSupported("temporary sequences are not supported")
+    txn = s.write_txn()
+    key = objects.key(objects.SEQUENCE, name)
+    if key in txn.objects or name in txn.tables:
+        if stmt.if_not_exists:
+            s.notice(f'relation "{name}" already exists, skipping')
+            return Result(status="CREATE SEQUENCE")
+        raise errors.DuplicateTable(f'relation "{name}" already exists')
+    seq, got = _options(stmt.options, None, name)
+    if "owned_by" in got:
+        seq = _with(seq, owned_by=_owned_by(s, got["owned_by"], name))
+    txn.set_object(key, seq.to_json())
+    s.finish_write()
+    return Result(status="CREATE SEQUENCE")
+
+
+def alter_sequence(s: Session, stmt: ast.AlterSeqStmt) -> Result:
+    from .ddl import table_name
+    from .session import Result
+
+    name = table_name(stmt.sequence, s)
+    txn = s.write_txn()
+    key = objects.key(objects.SEQUENCE, name)
+    if key not in txn.objects:
+        if stmt.missing_ok:
+            s.notice(f'relation "{name}" does not exist, skipping')
+            return Result(status="ALTER SEQUENCE")
+        raise errors.UndefinedTable(f'relation "{name}" does not exist')
+    base = SequenceDef.from_json(txn.objects[key])
+    seq, got = _options(stmt.options, base, name)
+    if "owned_by" in got:
+        seq = _with(seq, owned_by=_owned_by(s, got["owned_by"], name))
+    if seq != base:
+        txn.set_object(key, seq.to_json())
+    if "restart" in got:
+        value = seq.start if got["restart"] is None else got["restart"]
+        if not seq.min <= value <= seq.max:
+            raise errors.InvalidParameterValue(f"RESTART value ({value}) cannot be "
+                                               + (f"less than MINVALUE ({seq.min})" if value < seq.min
+                                                  else f"greater than MAXVALUE ({seq.max})"))
+        _writable(s, "setval")
+        s.catalog.sequences.set_value(seq, value, False)
+    s.finish_write()
+    return Result(status="ALTER SEQUENCE")
+
+
+def _with(seq: SequenceDef, **changes: Any) -> SequenceDef:
+    from dataclasses import replace
+
+    return replace(seq, **changes)
+
+
+def drop_sequences(s: Session, names: list[str], missing_ok: bool) -> None:
+    txn = s.write_txn()
+    for name in names:
+        key = objects.key(objects.SEQUENCE, name)
+        d = txn.objects.get(key)
+        if d is None:
+            if missing_ok:
+                s.notice(f'sequence "{name}" does not exist, skipping')
+                continue
+            raise errors.UndefinedTable(f'sequence "{name}" does not exist')
+        seq = SequenceDef.from_json(d)
+        if seq.identity is not None:
+            table, _, column = (seq.owned_by or "").rpartition(".")
+            raise errors.ProgrammingError(
+                f'cannot drop sequence {name} because column {column} of table {table} requires it',
+                sqlstate="2BP01")
+        txn.set_object(key, None)
+
+
+def owned(s: Session, table: str, column: str | None = None) -> list[str]:
+    """The sequences owned by a table (or one column of it): dropped with it."""
+    txn = s.write_txn()
+    out = []
+    for name, d in objects.named(txn.objects, objects.SEQUENCE).items():
+        t, _, c = (d.get("owned_by") or "").rpartition(".")
+        if t == table and (column is None or c == column):
+            out.append(name)
+    return out
+
+
+def identity_sequence(s: Session, table: str, column: str, kind: str, type_name: str,
+                      options: tuple | None) -> str:
+    """Create the sequence of an identity column (``<table>_<column>_seq``, as Postgres
+    names it); returns its name."""
+    from .namespaces import schema_of, table_key
+
+    txn = s.write_txn()
+    schema, local = schema_of(table)
+    wanted = None
+    for opt in options or ():
+        if opt.defname == "sequence_name":
+            wanted = ".".join(p.sval for p in opt.arg)
+    base = wanted or f"{local}_{column}_seq"
+    name = base if schema is None else table_key(schema, base)
+    if wanted is None:
+        n = 1
+        while objects.key(objects.SEQUENCE, name) in txn.objects or name in txn.tables:
+            name = (f"{local}_{column}_seq{n}" if schema is None else table_key(schema, f"{local}_{column}_seq{n}"))
+            n += 1
+    elif objects.key(objects.SEQUENCE, name) in txn.objects or name in txn.tables:
+        raise errors.DuplicateTable(f'relation "{name}" already exists')
+    seq, _ = _options(tuple(o for o in options or () if o.defname != "sequence_name"), None, name,
+                      type_name=type_name)
+    seq = _with(seq, owned_by=f"{table}.{column}", identity=kind)
+    txn.set_object(objects.key(objects.SEQUENCE, name), seq.to_json())
+    return name
+
+
+_NEXTVAL_DEFAULT = re.compile(r"^nextval\('((?:[^']|'')+)'(?:::regclass)?\)$", re.IGNORECASE)
+
+
+def serial_sequences(s: Session) -> dict[tuple[str, str], str]:
+    """(table, column) -> the qualified name of its sequence (pg_get_serial_sequence):
+    identity columns', OWNED BY, and SERIAL columns'."""
+    from .namespaces import schema_of
+
+    def qualified(name: str) -> str:
+        schema, local = schema_of(name)
+        return f"{schema or 'public'}.{local}"
+
+    out: dict[tuple[str, str], str] = {}
+    for table, tm in s.current_tables().items():
+        for c in tm.schema.columns:
+            if c.type.serial:
+                out[(table, c.name)] = qualified(f"{table}_{c.name}_seq")
+    for name, seq in definitions(s).items():
+        if seq.owned_by:
+            table, _, column = seq.owned_by.rpartition(".")
+            out[(table, column)] = qualified(name)
+    return out
+
+
+def default_sequence(default: str | None) -> str | None:
+    """The sequence text of a column default ``nextval('name')``, else None."""
+    if default is None:
+        return None
+    m = _NEXTVAL_DEFAULT.match(default.strip())
+    return m.group(1).replace("''", "'") if m else None
+
+
+def default_values(s: Session, default: str, n: int) -> list[int] | None:
+    """The values of ``n`` rows of a column whose default draws from a sequence (each
+    row its own value); None when the default is no sequence call."""
+    text = default_sequence(default)
+    if text is None:
+        return None
+    return next_values(s, sequence_name(s, text), n)
