@@ -103,12 +103,12 @@ class Cursor:
         return out
 
     def fetchall(self) -> list[tuple]:
-        result = self._rows_result()
         out = self._rows[self._pos :]
+        self._chunk, self._rows, self._pos = None, [], 0
+        result = self._rows_result()
         rest = result.table
         assert rest is not None
         result.read(rest.num_rows)  # read now: the cursor is at the end
-        self._chunk, self._rows, self._pos = None, [], 0
         return out + to_rows(rest, result.description or [], self.connection.catalog.store)
 
     def __iter__(self) -> Iterator[tuple]:
@@ -137,28 +137,30 @@ class Cursor:
         self.connection._check()
 
     # -- columnar results --------------------------------------------------------------------
+    def _unfetched(self) -> Result:
+        """The result with the chunk's rows not fetched yet put back in front of it."""
+        result = self._rows_result()
+        if self._chunk is not None and self._pos < len(self._rows):
+            result.unread(self._chunk.slice(self._pos))
+        self._chunk, self._rows, self._pos = None, [], 0
+        return result
+
     def _remaining(self) -> pa.Table:
         """Every row not fetched yet, as Arrow (a stream's rest is read now)."""
-        result = self._rows_result()
-        parts = [self._chunk.slice(self._pos)] if self._chunk is not None and self._pos < len(self._rows) else []
+        result = self._unfetched()
         rest = result.table
         assert rest is not None
         result.read(rest.num_rows)
-        self._chunk, self._rows, self._pos = None, [], 0
-        return pa.concat_tables([*parts, rest]) if parts else rest
+        return rest
 
     def fetch_record_batch(self, rows_per_batch: int = 1_000_000) -> pa.RecordBatchReader:
         """The rows not fetched yet as a stream of Arrow record batches of up to
         ``rows_per_batch`` rows, each read from the result as the reader asks (as DuckDB's
         ``fetch_record_batch``): memory holds a batch, not the result."""
-        result = self._rows_result()
+        result = self._unfetched()
         assert result.schema is not None
-        head = self._chunk.slice(self._pos) if self._chunk is not None and self._pos < len(self._rows) else None
-        self._chunk, self._rows, self._pos = None, [], 0
 
         def batches() -> Iterator[pa.RecordBatch]:
-            if head is not None:
-                yield from head.to_batches()
             while (part := result.read(rows_per_batch)) is not None:
                 yield from part.combine_chunks().to_batches()
 

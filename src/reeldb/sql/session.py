@@ -133,6 +133,12 @@ class Result:
         self._read += max_rows - want
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
+    def unread(self, rows: pa.Table) -> None:
+        """Put rows handed out by ``read`` back in front of the rest."""
+        rest = self._rest
+        self._rest = rows if rest is None or not rest.num_rows else pa.concat_tables([rows, rest])
+        self._read -= rows.num_rows
+
     def exhausted(self) -> bool:
         """Every row read (a stream reads its next batch ahead to know)."""
         if self._rest is not None and self._rest.num_rows:
