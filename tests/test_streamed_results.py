@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 import reeldb
+from reeldb.engine.engine import ResultStream
 from reeldb.server.conn import ClientSession
 from reeldb.server.server import BackgroundServer
 
@@ -286,3 +287,15 @@ def test_execute_with_a_row_limit_continues_the_same_stream(tmp_path) -> None:
         assert b"SELECT 300000" in last[-2]
     finally:
         conn.close()
+
+
+def test_a_multi_statement_string_returns_the_last_rows_and_reads_no_earlier_stream(db, monkeypatch) -> None:
+    detached = []
+    real = ResultStream.detach
+    monkeypatch.setattr(ResultStream, "detach", lambda self: (detached.append(self), real(self)))
+    cur = db.execute("SELECT i FROM generate_series(1, 5000000) t(i); SELECT 5 AS five")
+    assert cur.fetchall() == [(5,)] and cur.description[0][0] == "five"
+    assert detached == []  # the first SELECT's rows were dropped, not read into memory
+    first = db.cursor().execute("SELECT i FROM generate_series(1, 300000) t(i)")
+    db.execute("SELECT 1")
+    assert len(detached) == 1 and first.fetchone() == (1,)  # the spy sees what an open stream gets

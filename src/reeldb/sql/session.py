@@ -110,6 +110,8 @@ class Result:
             self._rest = rest if self._rest is None or not self._rest.num_rows \
                 else pa.concat_tables([self._rest, rest])
             self._finish(self._read + self._rest.num_rows)
+        if self._rest is None and self._schema is not None:  # ended by an error
+            self._rest = self._schema.empty_table()
         return self._rest
 
     def read(self, max_rows: int) -> pa.Table | None:
@@ -352,6 +354,7 @@ class Session(VersioningMixin):
             return Result(status="EMPTY")
         result = Result()
         for raw in stmts:
+            result.close()  # only the last statement's rows are returned: an earlier one's are not read
             try:
                 result = self._run(raw.stmt, values, param_rows)
             except RecursionError:  # the parser bounds depth; this is the net under it
