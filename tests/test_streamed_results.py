@@ -299,3 +299,23 @@ def test_a_multi_statement_string_returns_the_last_rows_and_reads_no_earlier_str
     first = db.cursor().execute("SELECT i FROM generate_series(1, 300000) t(i)")
     db.execute("SELECT 1")
     assert len(detached) == 1 and first.fetchone() == (1,)  # the spy sees what an open stream gets
+
+
+def test_a_table_with_blobs_streams_and_its_blobs_stay_lazy(db) -> None:
+    n = 150_000
+    db.execute("CREATE TABLE clips (id INT, label TEXT, video BYTEA)")
+    big = os.urandom(40_000)  # a blob-pack value, fetched only when read
+    db.insert("clips", {"id": list(range(n)), "label": [f"clip {i}" for i in range(n)],
+                        "video": [big if i % 50_000 == 7 else i.to_bytes(4, "big") for i in range(n)]})
+    cur = db.execute("SELECT id, label, video FROM clips ORDER BY id")
+    assert cur.rowcount == -1  # streamed: more than one batch
+    seen = 0
+    while rows := cur.fetchmany(20_000):
+        for rid, label, video in rows:
+            assert label == f"clip {rid}"
+            if rid % 50_000 == 7:
+                assert hasattr(video, "_blob_ref") and bytes(video) == big  # lazy until read
+            else:
+                assert bytes(video) == rid.to_bytes(4, "big")
+        seen += len(rows)
+    assert seen == n and cur.rowcount == n
