@@ -296,6 +296,9 @@ def test_a_multi_statement_string_returns_the_last_rows_and_reads_no_earlier_str
     cur = db.execute("SELECT i FROM generate_series(1, 5000000) t(i); SELECT 5 AS five")
     assert cur.fetchall() == [(5,)] and cur.description[0][0] == "five"
     assert detached == []  # the first SELECT's rows were dropped, not read into memory
+    db.execute("SELECT i FROM generate_series(1, 5000000) t(i)")  # its cursor dropped unread
+    assert db.execute("SELECT 2").fetchone() == (2,)
+    assert detached == []
     first = db.cursor().execute("SELECT i FROM generate_series(1, 300000) t(i)")
     db.execute("SELECT 1")
     assert len(detached) == 1 and first.fetchone() == (1,)  # the spy sees what an open stream gets
