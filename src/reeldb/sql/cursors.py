@@ -23,8 +23,7 @@ from .parse import deparse, expand_set_returning, name_columns
 if TYPE_CHECKING:
     from .session import Result, Session
 
-_SCROLL, _NO_SCROLL, _HOLD = 0x2, 0x4, 0x20
-_ALL = 2**63 - 1
+_SCROLL, _HOLD = 0x2, 0x20  # DECLARE options (NO SCROLL, 0x4, is the default here)
 
 
 @dataclass
