@@ -9,23 +9,28 @@ import numpy as np
 import pyarrow as pa
 
 from . import errors
+from .engine.engine import RESULT_BATCH_ROWS
 from .rows import to_columns, to_rows
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .sql.session import Result
 
 
 class Cursor:
+    """A statement's rows are read from its result as they are fetched: a long SELECT is
+    streamed from DuckDB a batch at a time, so ``fetchone``/``fetchmany``/iteration and
+    ``fetch_record_batch`` hold a batch, not the result (``fetchall``/``arrow()`` collect
+    the rest, refused with 53200 past the memory limit)."""
+
     arraysize = 1
 
     def __init__(self, connection: Connection):
         self.connection = connection
-        self._table: pa.Table | None = None
-        self._desc: list | None = None
-        self._rows: list[tuple] | None = None
-        self._pos = 0
-        self.rowcount = -1
-        self.statusmessage = ""
+        self._result: Result | None = None
+        self._chunk: pa.Table | None = None  # the rows being fetched, as Arrow
+        self._rows: list[tuple] = []  # ... and as Python rows
+        self._pos = 0  # rows of the chunk fetched
         self.notices: list[str] = []
         self._closed = False
 
@@ -40,48 +45,71 @@ class Cursor:
         self._set(self.connection._session.executemany(sql, seq_of_params))
         return self
 
-    def _set(self, result: Any) -> None:
-        self._table = result.table
-        self._desc = result.description
-        self._rows = None
-        self._pos = 0
-        self.rowcount = result.rowcount
-        self.statusmessage = result.status
+    def _set(self, result: Result) -> None:
+        if self._result is not None:
+            self._result.close()
+        self._result = result
+        self._chunk, self._rows, self._pos = None, [], 0
         self.notices = result.notices
+
+    @property
+    def rowcount(self) -> int:
+        """Rows of the last statement; for a streamed SELECT, -1 until its last row is read."""
+        return -1 if self._result is None else self._result.rowcount
+
+    @property
+    def statusmessage(self) -> str:
+        return "" if self._result is None else self._result.status
 
     # -- PEP 249 ---------------------------------------------------------------------------------
     @property
     def description(self) -> list[tuple] | None:
-        if self._table is None or self._desc is None:
+        if self._result is None or not self._result.returns_rows or self._result.description is None:
             return None
-        return [(d[0], str(d[1]), None, None, None, None, None) for d in self._desc]
+        return [(d[0], str(d[1]), None, None, None, None, None) for d in self._result.description]
 
-    def _all_rows(self) -> list[tuple]:
-        if self._table is None:
+    def _rows_result(self) -> Result:
+        if self._result is None or not self._result.returns_rows:
             raise errors.ProgrammingError("no results to fetch: the last statement returned no rows")
-        if self._rows is None:
-            self._rows = to_rows(self._table, self._desc or [], self.connection.catalog.store)
-        return self._rows
+        return self._result
+
+    def _next_chunk(self, size: int) -> bool:
+        """The next rows of the result into the chunk; False at the end."""
+        result = self._rows_result()
+        chunk = result.read(size)
+        if chunk is None:
+            return False
+        self._chunk, self._pos = chunk, 0
+        self._rows = to_rows(chunk, result.description or [], self.connection.catalog.store)
+        return True
 
     def fetchone(self) -> tuple | None:
-        rows = self._all_rows()
-        if self._pos >= len(rows):
+        self._rows_result()
+        if self._pos >= len(self._rows) and not self._next_chunk(RESULT_BATCH_ROWS):
             return None
         self._pos += 1
-        return rows[self._pos - 1]
+        return self._rows[self._pos - 1]
 
     def fetchmany(self, size: int | None = None) -> list[tuple]:
-        rows = self._all_rows()
+        self._rows_result()
         size = self.arraysize if size is None else size
-        out = rows[self._pos : self._pos + size]
-        self._pos += len(out)
+        out: list[tuple] = []
+        while len(out) < size:
+            if self._pos >= len(self._rows) and not self._next_chunk(max(size - len(out), RESULT_BATCH_ROWS)):
+                break
+            take = self._rows[self._pos : self._pos + size - len(out)]
+            self._pos += len(take)
+            out += take
         return out
 
     def fetchall(self) -> list[tuple]:
-        rows = self._all_rows()
-        out = rows[self._pos :]
-        self._pos = len(rows)
-        return out
+        out = self._rows[self._pos :]
+        self._chunk, self._rows, self._pos = None, [], 0
+        result = self._rows_result()
+        rest = result.table
+        assert rest is not None
+        result.read(rest.num_rows)  # read now: the cursor is at the end
+        return out + to_rows(rest, result.description or [], self.connection.catalog.store)
 
     def __iter__(self) -> Iterator[tuple]:
         while True:
@@ -91,8 +119,11 @@ class Cursor:
             yield row
 
     def close(self) -> None:
+        """Ends the cursor's result (a stream's unread rows are dropped)."""
         self._closed = True
-        self._table = None
+        if self._result is not None:
+            self._result.close()
+        self._result, self._chunk, self._rows, self._pos = None, None, [], 0
 
     def setinputsizes(self, sizes: Any) -> None:
         pass
@@ -106,12 +137,34 @@ class Cursor:
         self.connection._check()
 
     # -- columnar results --------------------------------------------------------------------
+    def _unfetched(self) -> Result:
+        """The result with the chunk's rows not fetched yet put back in front of it."""
+        result = self._rows_result()
+        if self._chunk is not None and self._pos < len(self._rows):
+            result.unread(self._chunk.slice(self._pos))
+        self._chunk, self._rows, self._pos = None, [], 0
+        return result
+
     def _remaining(self) -> pa.Table:
-        if self._table is None:
-            raise errors.ProgrammingError("no results: the last statement returned no rows")
-        t = self._table.slice(self._pos)
-        self._pos = self._table.num_rows
-        return t
+        """Every row not fetched yet, as Arrow (a stream's rest is read now)."""
+        result = self._unfetched()
+        rest = result.table
+        assert rest is not None
+        result.read(rest.num_rows)
+        return rest
+
+    def fetch_record_batch(self, rows_per_batch: int = 1_000_000) -> pa.RecordBatchReader:
+        """The rows not fetched yet as a stream of Arrow record batches of up to
+        ``rows_per_batch`` rows, each read from the result as the reader asks (as DuckDB's
+        ``fetch_record_batch``): memory holds a batch, not the result."""
+        result = self._unfetched()
+        assert result.schema is not None
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            while (part := result.read(rows_per_batch)) is not None:
+                yield from part.combine_chunks().to_batches()
+
+        return pa.RecordBatchReader.from_batches(result.schema, batches())
 
     def arrow(self) -> pa.Table:
         """The (remaining) result as a pyarrow Table; vectors are FixedSizeList columns."""
@@ -122,7 +175,7 @@ class Cursor:
         import pandas as pd
 
         t = self._remaining()
-        cols = to_columns(t, self._desc or [], self.connection.catalog.store)
+        cols = to_columns(t, self._rows_result().description or [], self.connection.catalog.store)
         return pd.DataFrame({name: col for name, col in zip(t.column_names, cols, strict=False)},
                             columns=t.column_names)
 
@@ -135,7 +188,7 @@ class Cursor:
     def numpy(self) -> dict[str, np.ndarray]:
         """Columns as numpy arrays; vector/tensor columns as one (rows, *shape) array."""
         t = self._remaining()
-        cols = to_columns(t, self._desc or [], self.connection.catalog.store)
+        cols = to_columns(t, self._rows_result().description or [], self.connection.catalog.store)
         out: dict[str, np.ndarray] = {}
         for name, col in zip(t.column_names, cols, strict=False):
             if col and all(isinstance(v, np.ndarray) for v in col) and len({v.shape for v in col}) == 1:

@@ -18,8 +18,9 @@ import functools
 import os
 import re
 import threading
+import time
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -314,6 +315,7 @@ class Engine:
         self._point_views: dict[str, str] = {}  # relation -> schema its point-lookup views fit
         self._cache: OrderedDict[tuple, tuple[pa.Table, np.ndarray]] = OrderedDict()
         self.lock = threading.RLock()
+        self._open: ResultStream | None = None  # the result being read (DuckDB allows one)
 
     @property
     def file_access(self) -> bool:
@@ -341,6 +343,7 @@ class Engine:
                 return cur
             arrow, offsets = self._arrow(tm, sig)
             internal, view = internal_name("t", rel), internal_name("v", rel)
+            self.settle()
             self.con.register(internal, arrow)
             if cur is not None and cur.manifest.schema.fingerprint == tm.schema.fingerprint:
                 # same columns: the views still fit, only the registered data changed
@@ -390,6 +393,7 @@ class Engine:
         with self.lock:
             bt = self.bound[rel]
             internal, view, user = internal_name("pt", rel), internal_name("pv", rel), internal_name("pu", rel)
+            self.settle()
             self.con.register(internal, rows)
             if self._point_views.get(rel) != bt.manifest.schema.fingerprint:
                 self._create_views(bt.manifest, internal, view, user, rowid_view=False)
@@ -397,6 +401,7 @@ class Engine:
             return user
 
     def unbind(self, rel: str) -> None:
+        self.settle()
         bt = self.bound.pop(rel)
         self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(rel)}")
         self.con.execute(f"DROP VIEW IF EXISTS {quote_ident(rowid_view_name(rel))}")
@@ -469,44 +474,53 @@ class Engine:
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     # -- execution -------------------------------------------------------------------------
+    def settle(self) -> None:
+        """Before DuckDB runs anything else on this connection: the open result's rest is
+        read into memory (DuckDB keeps one open result per connection), so it stays
+        readable, as a result of psycopg or of DuckDB's own cursors does."""
+        with self.lock:
+            if self._open is not None:
+                self._open.detach()
+
     def execute(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         with self.lock:
+            self.settle()
             try:
                 return self.con.execute(sql, params or None)
             except duckdb.Error as e:
                 raise self._translate(e) from None
 
     def arrow(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> tuple[pa.Table, list]:
-        """Run a query; returns its Arrow table and (name, DuckDB type) per column."""
+        """Run a query; returns its Arrow table (refused with 53200 past the memory bound)
+        and (name, DuckDB type) per column."""
         with self.lock:
+            got, desc = self.query(sql, params)
+            return (got.collect() if isinstance(got, ResultStream) else got), desc
+
+    def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None,
+              deadline: float | None = None) -> tuple[pa.Table | ResultStream, list]:
+        """Run a query; returns its result and (name, DuckDB type) per column. A result of
+        one batch comes back as a table; a longer one as an open ``ResultStream`` holding
+        its first batches, read on as its consumer asks (a batch in memory, not the result),
+        its reads refused with 57014 past ``deadline`` (``time.monotonic()``)."""
+        with self.lock:
+            self.settle()
             try:
                 rel = self.con.sql(sql, params=params or None)
                 if rel is None:
                     return pa.table({}), []
                 desc = list(zip(rel.columns, rel.types, strict=True))
-                if self.result_cap is None:
-                    return rel.to_arrow_table(), desc
-                return self._bounded(rel), desc
+                reader = rel.to_arrow_reader(RESULT_BATCH_ROWS)
             except duckdb.Error as e:
                 raise self._translate(e) from None
-
-    def _bounded(self, rel: duckdb.DuckDBPyRelation) -> pa.Table:
-        """The result read batch by batch, refused with 53200 once it holds more than the
-        memory limit: DuckDB's limit covers its own buffers, not the Arrow result it hands
-        over, which a huge SELECT would otherwise build in full."""
-        batches, held = [], 0
-        try:
-            reader = rel.to_arrow_reader(RESULT_BATCH_ROWS)
-            for batch in reader:
-                held += batch.nbytes
-                if held > self.result_cap:
-                    raise errors.OutOfMemory(
-                        f"out of memory: the result holds more than {self.sandbox.memory_limit} "
-                        f"(the statement memory limit is {self.sandbox.memory_limit})")
-                batches.append(batch)
-        except (OSError, pa.ArrowException) as e:  # DuckDB's errors, as its Arrow stream reports them
-            raise self._translate(e) from None
-        return pa.Table.from_batches(batches, schema=reader.schema)
+            stream = self._open = ResultStream(self, reader, deadline)
+            first = stream.read()  # errors of the first batch are the statement's own
+            second = stream.read() if first is not None else None
+            if second is None:
+                batches = [] if first is None else [first]
+                return pa.Table.from_batches(batches, schema=stream.schema), desc
+            stream.push_front(first, second)
+            return stream, desc
 
     def _translate(self, e: Exception) -> errors.Error:
         if self.udf_error is not None:  # a reeldb function DuckDB called failed: its own error
@@ -520,17 +534,121 @@ class Engine:
 
     def register(self, name: str, table: pa.Table) -> None:
         with self.lock:
+            self.settle()
             self.con.register(name, table)
 
     def unregister(self, name: str) -> None:
         with self.lock:
+            self.settle()
             try:
                 self.con.unregister(name)
             except duckdb.Error:
                 pass
 
     def close(self) -> None:
-        self.con.close()
+        with self.lock:
+            if self._open is not None:
+                self._open.close()
+            self.con.close()
+
+
+class ResultStream:
+    """A query's result read from DuckDB a batch at a time, as its consumer asks, so memory
+    holds a batch, not the result. DuckDB keeps one open result per connection: before the
+    engine runs anything else it ``detach``es the open stream (its rest read into memory,
+    under the memory bound)."""
+
+    def __init__(self, engine: Engine, reader: pa.RecordBatchReader, deadline: float | None):
+        self.schema: pa.Schema = reader.schema
+        self.deadline = deadline  # time.monotonic() past which reading is refused (57014)
+        self._engine = engine
+        self._reader: pa.RecordBatchReader | None = reader
+        self._held: deque[pa.RecordBatch] = deque()  # read ahead: at open, or by detach
+        self._error: errors.Error | None = None  # what detaching ran into, raised when read
+
+    def read(self) -> pa.RecordBatch | None:
+        """The next batch; None at the end."""
+        if self._held:
+            return self._held.popleft()
+        if self._error is not None:
+            raise self._error
+        if self._reader is None:
+            return None
+        with self._engine.lock:
+            if self._reader is None:  # detached meanwhile
+                return self.read()
+            return self._pull()
+
+    def push_front(self, *batches: pa.RecordBatch) -> None:
+        self._held.extendleft(reversed(batches))
+
+    def collect(self) -> pa.Table:
+        """The rest as one table, refused with 53200 once it holds more than the memory
+        limit: DuckDB's limit covers its own buffers, not the Arrow result it hands over."""
+        batches, held, cap = [], 0, self._engine.result_cap
+        while (batch := self.read()) is not None:
+            held += batch.nbytes
+            if cap is not None and held > cap:
+                self.close()
+                limit = self._engine.sandbox.memory_limit
+                raise errors.OutOfMemory(f"out of memory: the result holds more than {limit} "
+                                         f"(the statement memory limit is {limit})")
+            batches.append(batch)
+        return pa.Table.from_batches(batches, schema=self.schema)
+
+    def detach(self) -> None:
+        """Read the rest into memory and release DuckDB's connection for another query. A
+        failure (the memory bound, the statement's deadline, an error of the query) ends
+        the stream: reading it raises that error."""
+        if self._reader is None:
+            return
+        try:
+            self._held.extend(self.collect().to_batches())
+        except errors.Error as e:
+            self._held.clear()
+            if isinstance(e, errors.OutOfMemory):
+                e = errors.OutOfMemory(f"{e.message}: the rest of an open result is read into memory when "
+                                       "another statement runs on its connection; read it first, or use "
+                                       "another connection")
+            self._error = e
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release DuckDB's result (the rest is not read)."""
+        reader, self._reader = self._reader, None
+        if self._engine._open is self:
+            self._engine._open = None
+        if reader is not None:
+            reader.close()
+
+    def _pull(self) -> pa.RecordBatch | None:
+        """A batch from DuckDB, interrupted at the deadline."""
+        assert self._reader is not None
+        timer = None
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise errors.QueryCanceled("canceling statement due to statement timeout")
+            timer = threading.Timer(left, self._engine.con.interrupt)
+            timer.daemon = True
+            timer.start()
+        try:
+            return self._reader.read_next_batch()
+        except StopIteration:
+            self.close()
+            return None
+        except (OSError, pa.ArrowException, duckdb.Error) as e:  # DuckDB's, as its Arrow stream reports them
+            self.close()
+            err = self._engine._translate(e)
+            if isinstance(err, errors.QueryCanceled) and self.deadline is not None \
+                    and time.monotonic() >= self.deadline:
+                err = errors.QueryCanceled("canceling statement due to statement timeout")
+            raise err from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 class _BatchCache:
@@ -598,7 +716,7 @@ def arrow_schema(tm: TableManifest) -> pa.Schema:
 
 
 VALUE_TOO_LARGE = "would build a value larger than"
-RESULT_BATCH_ROWS = 1 << 16  # rows per batch a bounded result is read in
+RESULT_BATCH_ROWS = 1 << 16  # rows per batch a result is read in
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
           "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}

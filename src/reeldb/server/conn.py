@@ -44,10 +44,10 @@ class Portal:
     statement: Statement
     values: list[Any]
     result_formats: list[int]
-    result: Result | None = None  # run at the first Describe or Execute
-    rows: int | None = None  # rows of its result (None: the statement returns none)
+    result: Result | None = None  # run at the first Describe or Execute; its rows are read as sent
+    returns_rows: bool = False
     fields: list[p.FieldSpec] = field(default_factory=list)
-    sent: int = 0  # rows sent by earlier Executes (each encodes only the rows it sends)
+    sent: int = 0  # rows sent by earlier Executes
 
 
 class ClientSession:
@@ -105,7 +105,8 @@ class ClientSession:
         """Several messages in order (a pipeline), answers concatenated."""
         self._unsent = []
         for kind, payload in messages:
-            self._unsent += self.handle(kind, payload)
+            answers = self.handle(kind, payload)  # it may send (and empty) _unsent meanwhile
+            self._unsent += answers
             if self.terminated:
                 break
         out, self._unsent = self._unsent, []
@@ -308,34 +309,49 @@ class ClientSession:
     def _result(self, result: Result, formats: list[int], before: list[bytes]) -> list[bytes]:
         """RowDescription (simple query only), DataRows and CommandComplete; ``before``:
         this message's answers so far, sent ahead of the rows when they leave in chunks."""
-        if result.table is None or result.description is None:
+        if not result.returns_rows or result.description is None:
             return [p.command_complete(result.status or "OK")]
-        fields = _with_formats(field_specs(result.table, result.description), formats)
+        assert result.schema is not None
+        fields = _with_formats(field_specs(result.schema.empty_table(), result.description), formats)
         before.append(p.row_description(fields))
-        n = result.table.num_rows if fields else 0
-        return self._data_rows(result, fields, 0, n, before) + [p.command_complete(_select_tag(result, n))]
+        if not fields:
+            result.close()
+            return [p.command_complete(_select_tag(result, 0))]
+        out, n = self._data_rows(result, fields, None, before)
+        return out + [p.command_complete(_select_tag(result, n))]
 
-    def _data_rows(self, result: Result, fields: list[p.FieldSpec], start: int, stop: int,
-                   before: list[bytes]) -> list[bytes]:
-        """DataRows of result rows ``[start, stop)``, encoded a chunk at a time. Between
-        chunks the statement's deadline (statement_timeout) is checked, and once enough is
-        encoded it is sent with everything ahead of it; the rest is returned."""
-        assert result.table is not None and result.description is not None
+    def _data_rows(self, result: Result, fields: list[p.FieldSpec], limit: int | None,
+                   before: list[bytes]) -> tuple[list[bytes], int]:
+        """DataRows of the result's next rows (``limit`` of them; None: all), read from
+        it and encoded a chunk at a time, so a streamed result is never held whole. Between
+        chunks the statement's deadline (statement_timeout) and a CancelRequest are
+        checked, and once enough is encoded it is sent with everything ahead of it; the
+        rest is returned, with the number of rows."""
+        assert result.description is not None
         out: list[bytes] = []
-        size = 0
-        for lo in range(start, stop, ROWS_PER_CHUNK):
-            self.db._session.check_deadline()
-            part = result.table.slice(lo, min(ROWS_PER_CHUNK, stop - lo))
-            columns = encode_columns(part, result.description, fields, self.db.catalog.store)
-            rows = [p.data_row(r) for r in zip(*columns, strict=True)]
-            out += rows
-            size += sum(len(r) for r in rows)
-            if self.send is not None and size >= SEND_BYTES:
-                self.send(self._unsent + before + out)
-                self._unsent, size = [], 0
-                before.clear()
-                out = []
-        return out
+        size = sent = 0
+        try:
+            while limit is None or sent < limit:
+                self.db._session.check_deadline()
+                want = ROWS_PER_CHUNK if limit is None else min(ROWS_PER_CHUNK, limit - sent)
+                part = result.read(want)
+                if part is None:
+                    break
+                columns = encode_columns(part, result.description, fields, self.db.catalog.store)
+                rows = [p.data_row(r) for r in zip(*columns, strict=True)]
+                out += rows
+                sent += len(rows)
+                size += sum(len(r) for r in rows)
+                if self.send is not None and size >= SEND_BYTES:
+                    self.send(self._unsent + before + out)
+                    self._unsent, size = [], 0
+                    before.clear()
+                    out = []
+        except BaseException:
+            result.close()  # a statement that fails (timeout, cancel, error) ends its rows
+            self.db._session.fail_transaction()
+            raise
+        return out, sent
 
     # -- extended query --------------------------------------------------------------
     def _parse(self, msg: p.Parse) -> list[bytes]:
@@ -370,6 +386,9 @@ class ClientSession:
         formats = msg.param_formats * n if len(msg.param_formats) == 1 else msg.param_formats or [0] * n
         oids = st.param_oids + [0] * (n - len(st.param_oids))
         values = [decode_param(v, oid, f) for v, oid, f in zip(msg.values, oids, formats, strict=True)]
+        old = self.portals.get(msg.portal)
+        if old is not None and old.result is not None:
+            old.result.close()  # a portal bound again ends its rows
         self.portals[msg.portal] = Portal(st, values, msg.result_formats)
         return [p.bind_complete()]
 
@@ -382,9 +401,12 @@ class ClientSession:
             return
         portal.result = self.db._session.execute(st.query, portal.values or None)
         r = portal.result
-        if r.table is not None and r.description is not None:
-            portal.fields = _with_formats(field_specs(r.table, r.description), portal.result_formats)
-            portal.rows = r.table.num_rows if portal.fields else 0
+        if r.returns_rows and r.description is not None:
+            assert r.schema is not None
+            portal.fields = _with_formats(field_specs(r.schema.empty_table(), r.description), portal.result_formats)
+            portal.returns_rows = True
+            if not portal.fields:
+                r.close()
 
     def _describe(self, kind: str, name: str) -> list[bytes]:
         if kind == "S":
@@ -394,10 +416,10 @@ class ClientSession:
             return out + ([p.row_description(fields)] if fields else [p.no_data()])
         if name not in self.portals and name in self.db._session.cursors:
             cur = self.db._session.cursors[name]  # DECLAREd in SQL: a portal too, as in Postgres
-            return [p.row_description(field_specs(cur.table.slice(0, 0), cur.description))]
+            return [p.row_description(field_specs(cur.schema.empty_table(), cur.description))]
         portal = self._portal(name)
         self._run(portal)
-        return [p.row_description(portal.fields)] if portal.rows is not None else [p.no_data()]
+        return [p.row_description(portal.fields)] if portal.returns_rows else [p.no_data()]
 
     def _statement_fields(self, st: Statement) -> list[p.FieldSpec] | None:
         """Result columns of a query before Bind. A query only reads, so it runs here
@@ -418,40 +440,52 @@ class ClientSession:
         if name not in self.portals and name in self.db._session.cursors:
             return self._execute_cursor(name, limit)
         portal = self._portal(name)
-        if portal.sent:  # a suspended portal's next rows: statement_timeout counts afresh
-            self.db._session.start_deadline()
         self._run(portal)
         r = portal.result
         assert r is not None
+        if portal.sent:  # a suspended portal's next rows: statement_timeout counts afresh
+            self.db._session.start_deadline()
+            r.restart_deadline(self.db._session.statement_deadline)
         out = self._notices(r)
         r.notices = []
-        if portal.rows is None:
+        if not portal.returns_rows:
             if not portal.statement.query.strip():
                 return out + [p.empty_query_response()]
             return out + [p.command_complete(r.status or "OK")]
-        stop = portal.rows if limit <= 0 else min(portal.rows, portal.sent + limit)
-        out += self._data_rows(r, portal.fields, portal.sent, stop, out)
-        portal.sent = stop
-        if stop < portal.rows:
+        rows, sent = self._data_rows(r, portal.fields, limit if limit > 0 else None, out)
+        out += rows
+        portal.sent += sent
+        if limit > 0 and sent == limit and not r.exhausted():  # the same stream goes on at the next Execute
             return out + [p.portal_suspended()]
-        return out + [p.command_complete(_select_tag(r, portal.rows))]
+        return out + [p.command_complete(_select_tag(r, portal.sent))]
 
     def _execute_cursor(self, name: str, limit: int) -> list[bytes]:
         """Execute of a DECLAREd cursor's portal: its next ``limit`` rows (all when 0),
-        fetched as SQL FETCH does; PortalSuspended while rows may remain."""
-        r = self.db._session.execute(f"FETCH FORWARD {limit if limit > 0 else 'ALL'} FROM {_ident(name)}")
-        assert r.table is not None and r.description is not None
-        fields = field_specs(r.table, r.description)
-        columns = encode_columns(r.table, r.description, fields, self.db.catalog.store)
-        out = [p.data_row(row) for row in zip(*columns, strict=True)] if columns else []
-        if limit > 0 and len(out) == limit:
+        fetched as SQL FETCH does (a chunk at a time for all), each chunk read on from
+        the cursor's stream; PortalSuspended while rows may remain."""
+        session = self.db._session
+        want = limit if limit > 0 else None
+        out: list[bytes] = []
+        sent = 0
+        while want is None or sent < want:
+            chunk = ROWS_PER_CHUNK if want is None else min(ROWS_PER_CHUNK, want - sent)
+            r = session.execute(f"FETCH FORWARD {chunk} FROM {_ident(name)}")
+            rows, n = self._data_rows(r, field_specs(r.table, r.description), None, out)
+            out += rows
+            sent += n
+            if n < chunk:
+                break
+        if limit > 0 and sent == limit:
             return out + [p.portal_suspended()]
-        return out + [p.command_complete(f"SELECT {len(out)}")]
+        return out + [p.command_complete(f"SELECT {sent}")]
 
     def _close(self, kind: str, name: str) -> list[bytes]:
         if kind == "S":
             self.statements.pop(name, None)
-        elif self.portals.pop(name, None) is None:
+        elif (portal := self.portals.pop(name, None)) is not None:
+            if portal.result is not None:
+                portal.result.close()
+        else:
             self.db._session.cursors.pop(name, None)  # a DECLAREd cursor's portal: CLOSE it
         return [p.close_complete()]
 

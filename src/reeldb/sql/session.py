@@ -14,7 +14,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from pglast.enums import ObjectType, TransactionStmtKind, VariableSetKind
 from .. import errors
 from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
-from ..engine.engine import Engine, internal_name
+from ..engine.engine import Engine, ResultStream, internal_name
 from ..format.manifest import Column, TableManifest
 from . import (
     cursors,
@@ -84,13 +83,131 @@ def referenced_tables(stmt: ast.Node) -> set[str] | None:
     return found
 
 
-@dataclass
 class Result:
-    table: pa.Table | None = None
-    description: list | None = None  # DuckDB's (name, type, ...) tuples
-    rowcount: int = -1
-    status: str = ""
-    notices: list[str] = field(default_factory=list)
+    """What a statement returns: a status, and its rows when it returns rows, either held
+    (a table) or streamed from DuckDB (``ResultStream``) as its consumer reads them, so a
+    huge SELECT holds a batch in memory, not the result. ``read`` hands out rows in order;
+    ``table`` is every row not read yet."""
+
+    def __init__(self, table: pa.Table | None = None, description: list | None = None, rowcount: int = -1,
+                 status: str = "", notices: list[str] | None = None, *, stream: ResultStream | None = None,
+                 on_error: Callable[[], None] | None = None):
+        self.description = description  # DuckDB's (name, type, ...) tuples
+        self.rowcount = rowcount  # -1 for a stream until its last row is read
+        self.status = status
+        self.notices: list[str] = notices if notices is not None else []
+        self._rest = table  # rows held, not read yet
+        self._stream = stream  # rows DuckDB has not handed over yet
+        self._schema = stream.schema if stream is not None else table.schema if table is not None else None
+        self._read = 0  # rows handed out by ``read``
+        self._on_error = on_error  # a failure while streaming fails the transaction too
+
+    @property
+    def returns_rows(self) -> bool:
+        return self._schema is not None
+
+    @property
+    def streaming(self) -> bool:
+        """Rows still to come from DuckDB."""
+        return self._stream is not None
+
+    @property
+    def schema(self) -> pa.Schema | None:
+        return self._schema
+
+    @property
+    def table(self) -> pa.Table | None:
+        """The rows not read yet, all of them (a stream's rest is read now, under the
+        memory bound); None for a statement that returns no rows."""
+        if self._stream is not None:
+            with self._failing():
+                rest = self._stream.collect()
+            self._stream = None
+            self._rest = rest if self._rest is None or not self._rest.num_rows \
+                else pa.concat_tables([self._rest, rest])
+            self._finish(self._read + self._rest.num_rows)
+        if self._rest is None and self._schema is not None:  # ended by an error
+            self._rest = self._schema.empty_table()
+        return self._rest
+
+    def read(self, max_rows: int) -> pa.Table | None:
+        """The next rows, at most ``max_rows`` of them; None once every row is read."""
+        assert self._schema is not None
+        parts: list[pa.Table] = []
+        want = max_rows
+        while want > 0:
+            if self._rest is None or not self._rest.num_rows:
+                batch = self._next_batch()
+                if batch is None:
+                    break
+                self._rest = pa.Table.from_batches([batch])
+            part = self._rest.slice(0, want)
+            self._rest = self._rest.slice(want)
+            parts.append(part)
+            want -= part.num_rows
+        if not parts:
+            self._finish(self._read)
+            return None
+        self._read += max_rows - want
+        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+    def unread(self, rows: pa.Table) -> None:
+        """Put rows handed out by ``read`` back in front of the rest."""
+        rest = self._rest
+        self._rest = rows if rest is None or not rest.num_rows else pa.concat_tables([rows, rest])
+        self._read -= rows.num_rows
+
+    def exhausted(self) -> bool:
+        """Every row read (a stream reads its next batch ahead to know)."""
+        if self._rest is not None and self._rest.num_rows:
+            return False
+        batch = self._next_batch()
+        if batch is None:
+            self._finish(self._read)
+            return True
+        self._rest = pa.Table.from_batches([batch])
+        return False
+
+    def restart_deadline(self, deadline: float | None) -> None:
+        """statement_timeout counts afresh (a suspended portal's next Execute)."""
+        if self._stream is not None:
+            self._stream.deadline = deadline
+
+    def close(self) -> None:
+        """Ends the result: rows not read are dropped, DuckDB's result released."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self._rest = None if self._schema is None else self._schema.empty_table()
+
+    def __del__(self) -> None:
+        if self._stream is not None:  # dropped unread: DuckDB's result goes, not read into memory
+            self._stream.close()
+
+    def _next_batch(self) -> pa.RecordBatch | None:
+        if self._stream is None:
+            return None
+        with self._failing():
+            batch = self._stream.read()
+        if batch is None:
+            self._stream = None
+        return batch
+
+    def _finish(self, rows: int) -> None:
+        if self.rowcount < 0 and self._stream is None:
+            self.rowcount = rows
+            if self.status == "SELECT":
+                self.status = f"SELECT {rows}"
+
+    @contextlib.contextmanager
+    def _failing(self) -> Iterator[None]:
+        try:
+            yield
+        except errors.Error:
+            self._stream = None
+            if self._on_error is not None:
+                self._on_error()
+            raise
 
 
 class Session(VersioningMixin):
@@ -263,6 +380,7 @@ class Session(VersioningMixin):
             return Result(status="EMPTY")
         result = Result()
         for raw in stmts:
+            result.close()  # only the last statement's rows are returned: an earlier one's are not read
             try:
                 result = self._run(raw.stmt, values, param_rows)
             except RecursionError:  # the parser bounds depth; this is the net under it
@@ -384,12 +502,14 @@ class Session(VersioningMixin):
             if called is not None:
                 return called
             registered = self._table_functions(stmt, params)
-            try:
-                table, desc = self.run_select(stmt, params)
+            try:  # tables registered for the statement go after it: its rows are read now
+                got, desc = self.run_select(stmt, params, stream=not registered and not self.describing)
             finally:
                 for name in registered:
                     self.engine.unregister(name)
-            return Result(table, desc, table.num_rows, f"SELECT {table.num_rows}")
+            if isinstance(got, ResultStream):
+                return Result(None, desc, -1, "SELECT", stream=got, on_error=self.fail_transaction)
+            return Result(got, desc, got.num_rows, f"SELECT {got.num_rows}")
         if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and temp.target(stmt) in self.temp_tables:
             return temp.run(self, stmt, params, param_rows)
         if isinstance(stmt, ast.InsertStmt):
@@ -493,7 +613,11 @@ class Session(VersioningMixin):
         return names
 
     # -- SELECT ------------------------------------------------------------------------------------
-    def run_select(self, stmt: ast.SelectStmt, params: list[Any]) -> tuple[pa.Table, list]:
+    def run_select(self, stmt: ast.SelectStmt, params: list[Any], *,
+                   stream: bool = False) -> tuple[pa.Table | ResultStream, list]:
+        """A SELECT's rows: held where reeldb computes them itself (vector search, point
+        lookups: small by construction); with ``stream``, a long result of DuckDB's comes
+        back as a ``ResultStream``."""
         p = vector_plan.plan(self, stmt, params)
         if p is not None:
             got = vector_plan.run(self, stmt, p, params)
@@ -502,6 +626,9 @@ class Session(VersioningMixin):
         got = point.run(self, stmt, params)
         if got is not None:
             return got
+        if stream:
+            sql = finish(deparse(self.rewriter(params)(stmt)))
+            return self.engine.query(sql, self.duck_params(params, sql), self.statement_deadline)
         return self.run_query(stmt, params)
 
     def search(self, table: str, column: str, queries: np.ndarray, k: int, where: str | None, metric: str,
