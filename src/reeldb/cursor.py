@@ -14,7 +14,7 @@ from .rows import to_columns, to_rows
 
 if TYPE_CHECKING:
     from .connection import Connection
-    from .sql.session import Result
+    from .sql.result import Result
 
 
 class Cursor:

@@ -21,7 +21,7 @@ from ..sql.encodings import client_encoding
 from ..sql.parse import check_length, deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.prepared import PreparedStatement as Statement
-from ..sql.session import Result
+from ..sql.result import Result
 from . import protocol as p
 from .copy import (
     CopyOptions,

@@ -19,9 +19,10 @@ from pglast.enums import FetchDirection
 from .. import errors
 from ..engine.engine import RESULT_BATCH_ROWS, ResultStream
 from .parse import deparse, expand_set_returning, name_columns
+from .result import Result
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 _SCROLL, _HOLD = 0x2, 0x20  # DECLARE options (NO SCROLL, 0x4, is the default here)
 
@@ -51,7 +52,6 @@ class Cursor:
 
 
 def declare(s: Session, stmt: ast.DeclareCursorStmt, params: list[Any]) -> Result:
-    from .session import Result
 
     hold = bool(stmt.options & _HOLD)
     if s.txn is None and not hold:
@@ -70,7 +70,6 @@ def declare(s: Session, stmt: ast.DeclareCursorStmt, params: list[Any]) -> Resul
 
 
 def fetch(s: Session, stmt: ast.FetchStmt) -> Result:
-    from .session import Result
 
     name = stmt.portalname
     cur = s.cursors.get(name)
@@ -163,7 +162,6 @@ def _backward(cur: Cursor, name: str) -> None:
 
 
 def close(s: Session, stmt: ast.ClosePortalStmt) -> Result:
-    from .session import Result
 
     if stmt.portalname is None:  # CLOSE ALL
         for cur in s.cursors.values():

@@ -12,10 +12,11 @@ from .. import errors
 from ..format.manifest import Column, Schema
 from ..format.types import PARQUET, ColumnType, column_type, enum_type
 from .parse import deparse, name_of
+from .result import Result
 from .sequences import default_sequence
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 RESERVED = ("_rowid",)
 
@@ -163,7 +164,6 @@ def _quote_seq(name: str) -> str:
 
 
 def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
-    from .session import Result
 
     name = table_name(stmt.relation, s)
     check_new_name(s, name)
@@ -251,7 +251,6 @@ def _key_ids(cols: list[Column], keys: tuple) -> list[int]:
 
 
 def drop(s: Session, stmt: ast.DropStmt) -> Result:
-    from .session import Result
 
     if stmt.removeType != ObjectType.OBJECT_TABLE:
         raise errors.FeatureNotSupported(f"DROP {stmt.removeType.name[7:]} is not supported")
@@ -361,7 +360,6 @@ def check_new_name(s: Session, name: str) -> None:
 
 
 def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
-    from .session import Result
 
     name = table_name(stmt.relation)
     txn = s.write_txn()
@@ -423,7 +421,6 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
 
 
 def rename(s: Session, stmt: ast.RenameStmt) -> Result:
-    from .session import Result
 
     txn = s.write_txn()
     if stmt.renameType == ObjectType.OBJECT_COLUMN:
@@ -456,7 +453,6 @@ def create_extension(s: Session, stmt: ast.CreateExtensionStmt) -> Result:
     """CREATE EXTENSION: vector (pgvector's types, operators and indexes) is built in,
     so creating it changes nothing; any other extension is not available."""
     from .pgcatalog import EXTENSIONS
-    from .session import Result
 
     if stmt.extname not in EXTENSIONS:
         raise errors.FeatureNotSupported(
@@ -470,7 +466,6 @@ def drop_extension(s: Session, stmt: ast.DropStmt) -> Result:
     """DROP EXTENSION: a built-in one cannot go; one that does not exist is an error
     (a notice with IF EXISTS), as in Postgres."""
     from .pgcatalog import EXTENSIONS
-    from .session import Result
 
     for obj in stmt.objects:
         name = obj.sval

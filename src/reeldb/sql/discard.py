@@ -14,13 +14,13 @@ from pglast.enums.parsenodes import DiscardMode
 
 from .. import errors
 from . import notify, settings, temp
+from .result import Result
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 
 def discard(s: Session, stmt: ast.DiscardStmt) -> Result:
-    from .session import Result
 
     mode = DiscardMode(stmt.target)
     if mode == DiscardMode.DISCARD_ALL:

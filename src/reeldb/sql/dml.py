@@ -32,9 +32,10 @@ from ..format.values import check_scalars, scalars_from_arrow
 from . import generated
 from .ddl import check_identity_insert, table_name
 from .parse import const_value, deparse, expand_stars, name_of
+from .result import Result
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 FRAGMENT_ROWS = 65536
 
@@ -125,7 +126,6 @@ def progress(steps: range, desc: str, unit: str) -> Any:
 
 # -- INSERT ------------------------------------------------------------------------------------
 def insert(s: Session, stmt: ast.InsertStmt, params: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
-    from .session import Result
 
     if stmt.onConflictClause is not None:
         raise errors.FeatureNotSupported("INSERT ... ON CONFLICT is not supported yet")
@@ -253,7 +253,6 @@ def _target_sql(rw: Any, rt: ast.ResTarget) -> str:
 
 # -- UPDATE ------------------------------------------------------------------------------------
 def update(s: Session, stmt: ast.UpdateStmt, params: list[Any]) -> Result:
-    from .session import Result
 
     name = table_name(stmt.relation)
     txn = s.write_txn()
@@ -334,7 +333,6 @@ def gather_matrix(s: Session, bt: BoundTable, col: Column, gpos: np.ndarray) -> 
 
 # -- DELETE ------------------------------------------------------------------------------------
 def delete(s: Session, stmt: ast.DeleteStmt, params: list[Any]) -> Result:
-    from .session import Result
 
     name = table_name(stmt.relation)
     txn = s.write_txn()

@@ -17,14 +17,14 @@ from ..format.manifest import IndexDef, TableManifest
 from ..index import ann, versioned
 from .ddl import table_name
 from .parse import const_value, literal
+from .result import Result
 
 if TYPE_CHECKING:
     from ..catalog.transaction import Transaction
-    from .session import Result, Session
+    from .session import Session
 
 
 def create(s: Session, stmt: ast.IndexStmt) -> Result:
-    from .session import Result
 
     method = (stmt.accessMethod or "btree").lower()
     if method not in ann.PARAMS:
@@ -70,7 +70,6 @@ def create(s: Session, stmt: ast.IndexStmt) -> Result:
 
 
 def drop(s: Session, stmt: ast.DropStmt) -> Result:
-    from .session import Result
 
     assert stmt.removeType == ObjectType.OBJECT_INDEX
     txn = s.write_txn()
@@ -90,7 +89,6 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
 def reindex(s: Session, stmt: ast.ReindexStmt) -> Result:
     """REINDEX INDEX i / TABLE t: fold fragments written since into the index (a rebuild
     when most of its rows have been deleted or rewritten)."""
-    from .session import Result
 
     txn = s.write_txn()
     if stmt.kind == ReindexObjectType.REINDEX_OBJECT_INDEX:

@@ -23,9 +23,10 @@ from pglast.enums import DropBehavior
 from .. import errors
 from ..catalog import objects
 from ..engine.engine import IDENTIFIER_MAX_BYTES
+from .result import Result
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 # schemas every database has; not branches, not namespaces one can create or drop
 SYSTEM_SCHEMAS = frozenset({"public", "pg_catalog", "information_schema", "pg_temp", "pg_toast"})
@@ -48,7 +49,6 @@ def schemas(s: Session) -> dict[str, dict]:
 
 
 def create_schema(s: Session, stmt: ast.CreateSchemaStmt) -> Result:
-    from .session import Result
 
     name = stmt.schemaname
     if name is None:  # CREATE SCHEMA AUTHORIZATION role: the schema is named after the role
@@ -100,7 +100,6 @@ def _drop_table(s: Session, table: str) -> None:
 def drop_schema(s: Session, stmt: ast.DropStmt) -> Result:
     """DROP SCHEMA [IF EXISTS] name [, ...] [CASCADE | RESTRICT]: RESTRICT (the default)
     refuses a schema that still has tables (2BP01), CASCADE drops them with it."""
-    from .session import Result
 
     names = [o.sval for o in stmt.objects]
     txn = s.write_txn()

@@ -27,9 +27,10 @@ from ..format.manifest import Schema
 from ..format.types import _KINDS, _SERIALS, enum_type
 from . import sequences
 from .parse import deparse
+from .result import Result
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 STATEMENTS = (ast.CreateEnumStmt, ast.AlterEnumStmt, ast.CompositeTypeStmt, ast.CreateDomainStmt,
               ast.CreateSeqStmt, ast.AlterSeqStmt, ast.CommentStmt)
@@ -38,7 +39,6 @@ LABEL_MAX_BYTES = 63  # NAMEDATALEN - 1, as Postgres
 
 
 def run(s: Session, stmt: ast.Node, params: list[Any]) -> Result:
-    from .session import Result
 
     if isinstance(stmt, ast.CreateEnumStmt):
         create_enum(s, stmt)
@@ -201,7 +201,6 @@ def _retype_columns(s: Session, name: str, change: Any) -> None:
 
 
 def drop(s: Session, stmt: ast.DropStmt) -> Result:
-    from .session import Result
 
     if stmt.removeType == ObjectType.OBJECT_SEQUENCE:
         from .ddl import object_table

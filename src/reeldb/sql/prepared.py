@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 from pglast import ast
 
 from .. import errors
+from .result import Result
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 
 @dataclass
@@ -29,7 +30,6 @@ class PreparedStatement:
 
 def deallocate(s: Session, stmt: ast.DeallocateStmt) -> Result:
     """DEALLOCATE [PREPARE] name | ALL. ALL keeps the unnamed statement, as Postgres does."""
-    from .session import Result
 
     if stmt.isall or stmt.name is None:
         for name in [n for n in s.prepared if n]:

@@ -25,9 +25,10 @@ from ..catalog import objects
 from ..catalog.sequences import TYPE_BOUNDS, SequenceDef, new_id
 from ..engine.engine import IDENTIFIER_MAX_BYTES, internal_name
 from .parse import func
+from .result import Result
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 UDF = internal_name("seq")
 _TOKENS = itertools.count(1)
@@ -322,7 +323,6 @@ def _owned_by(s: Session, parts: list[str], name: str) -> str | None:
 
 def create_sequence(s: Session, stmt: ast.CreateSeqStmt) -> Result:
     from .ddl import check_new_name, table_name
-    from .session import Result
 
     name = table_name(stmt.sequence, s)
     check_new_name(s, name)
@@ -348,7 +348,6 @@ def create_sequence(s: Session, stmt: ast.CreateSeqStmt) -> Result:
 
 def alter_sequence(s: Session, stmt: ast.AlterSeqStmt) -> Result:
     from .ddl import table_name
-    from .session import Result
 
     name = table_name(stmt.sequence, s)
     txn = s.write_txn()

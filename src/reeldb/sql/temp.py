@@ -23,10 +23,11 @@ from ..engine.engine import internal_name, quote_ident
 from ..format.types import PARQUET
 from .ddl import type_of
 from .parse import colref, deparse, transform
+from .result import Result
 from .rewrite import adapt_param, finish
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 PARAMS = internal_name("params")  # executemany's rows, as a relation
 
@@ -36,7 +37,6 @@ def is_temporary(stmt: ast.CreateStmt) -> bool:
 
 
 def create(s: Session, stmt: ast.CreateStmt) -> Result:
-    from .session import Result
 
     name = stmt.relation.relname
     if stmt.relation.schemaname not in (None, "pg_temp"):
@@ -63,7 +63,6 @@ def create(s: Session, stmt: ast.CreateStmt) -> Result:
 
 def create_as(s: Session, stmt: ast.CreateTableAsStmt, params: list[Any]) -> Result:
     """CREATE TEMPORARY TABLE name AS SELECT ..."""
-    from .session import Result
 
     name = stmt.into.rel.relname
     if name in s.temp_tables or name in s.current_tables():
@@ -116,7 +115,6 @@ def target(stmt: ast.Node) -> str | None:
 def run(s: Session, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
     """A write to a temporary table, run by DuckDB as written (after the usual rewrites);
     ``param_rows``: once per row of parameters (executemany, COPY)."""
-    from .session import Result
 
     rel = getattr(stmt, "relation", None)
     if isinstance(rel, ast.RangeVar):
@@ -146,7 +144,6 @@ def _one_values_row(stmt: ast.Node) -> bool:
 def _insert_rows(s: Session, stmt: ast.InsertStmt, param_rows: list[list[Any]]) -> Result:
     """executemany / COPY into a temporary table: the parameter rows become one Arrow
     table and the INSERT one ``INSERT ... SELECT`` over it."""
-    from .session import Result
 
     width = max(len(r) for r in param_rows)
     columns = {f"__p{i + 1}": pa.array([adapt_param(r[i]) if i < len(r) else None for r in param_rows])

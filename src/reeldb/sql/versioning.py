@@ -18,9 +18,10 @@ from ..catalog import compact as compaction
 from ..catalog.diff import Diff, diff
 from ..catalog.merge import MergeResult, merge, revert
 from ..catalog.vacuum import DEFAULT_GRACE, expire, vacuum
+from .result import Result
 
 if TYPE_CHECKING:
-    from .session import Result, Session
+    from .session import Session
 
 
 class VersioningMixin:
@@ -179,7 +180,6 @@ class VersioningMixin:
     # -- SQL ---------------------------------------------------------------------------------
     def versioning_call(self: Session, stmt: ast.SelectStmt, params: list[Any]) -> Result | None:
         """``SELECT reeldb_xxx(...)`` with no FROM: run the command, one row back."""
-        from .session import Result
 
         if stmt.fromClause or not stmt.targetList or len(stmt.targetList) != 1:
             return None
