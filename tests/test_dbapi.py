@@ -25,6 +25,7 @@ def test_type_objects_match_description_type_codes(tmp_path) -> None:
                 "u": ["STRING"], "raw": ["BINARY"], "day": ["DATETIME"], "at": ["DATETIME"],
                 "atz": ["DATETIME"], "clock": ["DATETIME"], "span": ["DATETIME"], "e": []}
     assert {col: kind(code) for col, code in codes.items()} == expected
+    assert codes["raw"] == "BYTEA"  # not the struct that says where a blob's bytes are
     assert reeldb.NUMBER != "VARCHAR" and reeldb.STRING != reeldb.NUMBER
     assert len({reeldb.NUMBER, reeldb.STRING, reeldb.NUMBER}) == 2  # hashable
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from . import errors
 from .engine.engine import RESULT_BATCH_ROWS
+from .format.blobs import is_blob_struct
 from .rows import to_columns, to_rows
 
 if TYPE_CHECKING:
@@ -66,7 +67,9 @@ class Cursor:
     def description(self) -> list[tuple] | None:
         if self._result is None or not self._result.returns_rows or self._result.description is None:
             return None
-        return [(d[0], str(d[1]), None, None, None, None, None) for d in self._result.description]
+        schema = self._result.schema
+        return [(d[0], _type_code(d[1], schema.field(i).type if schema is not None and i < len(schema) else None),
+                 None, None, None, None, None) for i, d in enumerate(self._result.description)]
 
     def _rows_result(self) -> Result:
         if self._result is None or not self._result.returns_rows:
@@ -203,3 +206,11 @@ class Cursor:
                 except (ValueError, TypeError):
                     out[name] = arr
         return out
+
+
+def _type_code(duck: object, arrow_type: pa.DataType | None) -> str:
+    """A column's SQL type as users declare it: BYTEA, IMAGE and VIDEO cells travel as a
+    struct of where their bytes are, which is reeldb's business, not the type's name."""
+    if arrow_type is not None and is_blob_struct(arrow_type):
+        return "BYTEA"
+    return str(duck)
