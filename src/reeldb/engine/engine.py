@@ -14,6 +14,7 @@ SQL a user writes can produce, so a user's table may have any name (``"__t_t"`` 
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import re
@@ -233,6 +234,7 @@ os.register_at_fork(after_in_child=_adopt_inherited)
 
 
 VECTOR_TEXT = internal_name("vectortext")  # a Python function: a vector's text in pgvector's form
+CLOCK = internal_name("clock")  # a Python function: the time now, read again for every row
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
@@ -280,6 +282,9 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
         # vector::text in pgvector's form ([1.5,2,3]), not DuckDB's list text ([1.5, 2.0, 3.0])
         db.create_function(VECTOR_TEXT, lambda v: None if v is None else vector_text(v),
                            [duckdb.list_type("FLOAT")], "VARCHAR", null_handling="special")
+        # clock_timestamp(): DuckDB's now() is the transaction's start; PostgreSQL's clock moves
+        db.create_function(CLOCK, lambda: dt.datetime.now(dt.timezone.utc), [], "TIMESTAMP WITH TIME ZONE",
+                           side_effects=True)
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
         db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
         # the sandbox, set after what needs it (loading extensions) and then locked

@@ -58,7 +58,7 @@ FUNCTIONS = frozenset({
     "substr", "substring", "translate", "upper",
     # date and time
     "age", "date_part", "date_trunc", "extract", "isfinite", "make_date", "make_time",
-    "make_timestamp", "make_timestamptz", "now", "pg_sleep", "timezone", "to_timestamp",
+    "make_timestamp", "make_timestamptz", "now", "clock_timestamp", "statement_timestamp", "pg_sleep", "timezone", "to_timestamp",
     "transaction_timestamp",
     # arrays, JSON, uuid, enums, sequences
     "array_append", "array_cat", "array_length", "array_lower", "array_position", "array_prepend",

@@ -10,16 +10,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from pglast import ast
-from pglast.enums import A_Expr_Kind, BoolExprType
+from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 
 from .. import errors
-from ..engine.engine import DIV, MOD, VECTOR_TEXT, rowid_view_name
+from ..engine.engine import CLOCK, DIV, MOD, VECTOR_TEXT, rowid_view_name
 from ..format.fragment import ROWID
 from ..format.types import parse_vector_text
 from . import allowlist
@@ -61,8 +62,12 @@ class Rewriter:
     def __init__(self, vector_dims: dict[str, int | None], params: list[Any],
                  resolve_schema: Callable[[str, str], str] | None = None,
                  relations: set[str] | None = None, pg: PgCatalog | None = None, *,
-                 file_access: bool = False, temporary: set[str] | None = None):
+                 file_access: bool = False, temporary: set[str] | None = None,
+                 clock: tuple[dt.datetime, dt.datetime] | None = None):
         self.file_access = file_access
+        # (transaction start, statement start): now() and statement_timestamp() as constants,
+        # since each statement is its own DuckDB transaction, whose now() would move
+        self.clock = clock
         self._known = None if relations is None else relations | (temporary or set())
         self._depth = 0  # nested calls (rewriting a part) see reeldb's output: checked already
         self.dims = vector_dims
@@ -103,8 +108,14 @@ class Rewriter:
             rep = self.catalog_rewrite.visit(node)
             if rep is not None:
                 return rep
+        if isinstance(node, ast.SQLValueFunction) and self.clock is not None and node.op in _CURRENT_TIMESTAMP:
+            return _timestamptz(self.clock[0], node.typmod)
         if isinstance(node, ast.FuncCall):
             name = name_of(node.funcname)
+            if name == "clock_timestamp" and not node.args:
+                return func(CLOCK)
+            if self.clock is not None and not node.args and name in _CLOCK_FUNCS:
+                return _timestamptz(self.clock[_CLOCK_FUNCS[name]])
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
                 return self.vector_call(name, node.args[0], node.args[1])
             return None
@@ -426,6 +437,20 @@ def adapt_param(v: Any) -> Any:
             return json.dumps(v)
         return [adapt_param(x) for x in v]
     return v
+
+
+# now() and its synonyms: the transaction's start (0) or the statement's (1) in Session.clock
+_CLOCK_FUNCS = {"now": 0, "transaction_timestamp": 0, "statement_timestamp": 1}
+_CURRENT_TIMESTAMP = (SQLValueFunctionOp.SVFOP_CURRENT_TIMESTAMP, SQLValueFunctionOp.SVFOP_CURRENT_TIMESTAMP_N)
+
+
+def _timestamptz(at: dt.datetime, precision: int = -1) -> ast.Node:
+    """A point in time as a timestamptz constant; CURRENT_TIMESTAMP(p) rounds to p digits."""
+    if 0 <= precision < 6:
+        step = 10 ** (6 - precision)
+        micros = round(at.microsecond / step) * step
+        at = at.replace(microsecond=0) + dt.timedelta(microseconds=micros)
+    return cast(ast.A_Const(val=ast.String(sval=at.isoformat())), "timestamptz")
 
 
 _SEQUENCE_FUNCTIONS = frozenset({"nextval", "currval", "setval", "lastval"})

@@ -107,7 +107,7 @@ class Session(VersioningMixin):
         self._stmt_names: set[str] | None = None  # tables the running statement names
         self._ref_rels: dict[tuple[str, str], str] = {}  # (commit, table) -> relation
         self._ref_seq = 0
-        self._txn_time: dt.datetime | None = None
+        self.statement_time = dt.datetime.now(dt.timezone.utc)  # statement_timestamp()
         # what Postgres clients see of the connection (the server sets them at login)
         self.user = "reeldb"
         self.database = "reeldb"
@@ -243,6 +243,7 @@ class Session(VersioningMixin):
     def execute_parsed(self, text: str, values: list[Any], param_rows: list[list[Any]] | None = None) -> Result:
         self.notices = []
         self.query_text = text
+        self.statement_time = dt.datetime.now(dt.timezone.utc)
         m = _OPTIMIZE.match(text)
         if m:  # not Postgres syntax, so pglast cannot parse it
             with self.failing():
@@ -298,8 +299,6 @@ class Session(VersioningMixin):
             )
         timer = self._arm_timeout()
         try:
-            if self.txn is None:
-                self._txn_time = None  # NOW() is the transaction's start time, as in Postgres
             resolve_namespaces(stmt, lambda: namespaces.schemas(self))
             names = referenced_tables(stmt)
             try:
@@ -521,7 +520,15 @@ class Session(VersioningMixin):
 
     def rewriter(self, params: list[Any]) -> Rewriter:
         return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg,
-                        file_access=self.engine.file_access, temporary=set(self.temp_tables))
+                        file_access=self.engine.file_access, temporary=set(self.temp_tables),
+                        clock=(self.transaction_time(), self.statement_time))
+
+    def transaction_time(self) -> dt.datetime:
+        """now(): when the transaction began (BEGIN, or the statement outside one), so it
+        stays the same for every statement of a transaction, as in PostgreSQL."""
+        if self.txn is not None and self.xact_start is not None:
+            return self.xact_start
+        return self.statement_time
 
     def _vector_dims(self) -> dict[str, int | None]:
         dims: dict[str, int | None] = {}
@@ -623,9 +630,7 @@ class Session(VersioningMixin):
             return drawn
         low = col.default.lower().replace(" ", "")
         if low in ("now()", "current_timestamp", "localtimestamp", "transaction_timestamp()"):
-            if self._txn_time is None:
-                self._txn_time = dt.datetime.now(dt.timezone.utc)
-            return [self._txn_time] * n
+            return [self.transaction_time()] * n
         return [self.eval_default(col)] * n
 
     @property
@@ -648,7 +653,6 @@ class Session(VersioningMixin):
         else:
             self.txn = Transaction(self.catalog, self.branch, self.head())
         self.failed = False
-        self._txn_time = None
         self.xact_start = dt.datetime.now(dt.timezone.utc)
         self.settings_undo.begin(self)
 
