@@ -259,6 +259,16 @@ class CatalogTables:
                                      "contype": "p" if primary else "u", "conrelid": oid, "conindid": ioid,
                                      "conkey": keys})
             self.defs.append((coid, 0, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))
+            self.defs.append((coid, -1, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))  # pretty
+        for check in tm.schema.checks:
+            from .constraints import constraint_def
+
+            coid = stable_oid("con", schema, tm.table_id, check.name)
+            self.constraints.append({"oid": coid, "conname": check.name, "connamespace": ns, "contype": "c",
+                                     "conrelid": oid, "conindid": 0,
+                                     "conkey": [attnum[cid] for cid in check.columns] or None})
+            self.defs.append((coid, 0, constraint_def(check, tm.schema, pretty=False)))
+            self.defs.append((coid, -1, constraint_def(check, tm.schema, pretty=True)))  # pretty
 
         for ix in tm.indexes:
             c = tm.schema.by_id(ix.column)
@@ -354,10 +364,19 @@ class CatalogTables:
             "constraint_name": [c["conname"] for c in cons], "table_catalog": [self.database] * len(cons),
             "table_schema": [ns_name[c["connamespace"]] for c in cons],
             "table_name": [rel_of[c["conrelid"]].name for c in cons],
-            "constraint_type": ["PRIMARY KEY" if c["contype"] == "p" else "UNIQUE" for c in cons]})
+            "constraint_type": [{"p": "PRIMARY KEY", "c": "CHECK"}.get(c["contype"], "UNIQUE") for c in cons]})
+        checks = [c for c in cons if c["contype"] == "c"]
+        check_text = {d[0]: d[2] for d in self.defs if d[1] == 0}
+        out["information_schema.check_constraints"] = pa.table({
+            "constraint_catalog": pa.array([self.database] * len(checks), pa.string()),
+            "constraint_schema": pa.array([ns_name[c["connamespace"]] for c in checks], pa.string()),
+            "constraint_name": pa.array([c["conname"] for c in checks], pa.string()),
+            "check_clause": pa.array([check_text[c["oid"]].removeprefix("CHECK ") for c in checks], pa.string())})
         usage = []
         att_name = {(a["attrelid"], a["attnum"]): a["attname"] for a in self.atts}
         for c in cons:
+            if c["contype"] == "c":  # key_column_usage lists key columns only
+                continue
             for pos, k in enumerate(c["conkey"]):
                 usage.append({"constraint_catalog": self.database, "constraint_schema": ns_name[c["connamespace"]],
                               "constraint_name": c["conname"], "table_catalog": self.database,
@@ -770,7 +789,7 @@ CATALOG_NAMES = frozenset([
     "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_constraint", "pg_attrdef", "pg_type",
     "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
     "pg_settings", "pg_cursors", "pg_prepared_statements", *EMPTY, "information_schema.schemata", "information_schema.tables",
-    "information_schema.columns", "information_schema.table_constraints",
+    "information_schema.columns", "information_schema.table_constraints", "information_schema.check_constraints",
     "information_schema.key_column_usage", "information_schema.views",
 ])
 
@@ -915,7 +934,8 @@ class CatalogRewrite:
             "pg_function_is_visible": lambda a: _const(True),
             "format_type": lambda a: self._format_type(a[0], a[1] if len(a) > 1 else _const(None)),
             "pg_get_indexdef": lambda a: self._def(a[0], a[1] if len(a) > 1 else _const(0)),
-            "pg_get_constraintdef": lambda a: self._def(a[0], _const(0)),
+            "pg_get_constraintdef": lambda a: self._def(a[0], _const(-1 if len(a) > 1 and
+                                                                      _constant_arg(a[1], self.params)[1] else 0)),
             "to_regclass": self._to_regclass,
             "to_regtype": self._to_regtype,
             "has_table_privilege": self._privilege,
