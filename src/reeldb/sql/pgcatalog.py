@@ -81,6 +81,7 @@ class _Rel:
     tuples: int = 0
     has_index: bool = False
     am: int = 0  # an index's access method; 0: heap for tables, btree for indexes
+    checks: int = 0  # relchecks: its CHECK constraints (psql \d lists them when there are some)
 
 
 class CatalogTables:
@@ -199,7 +200,8 @@ class CatalogTables:
         if tm.table_id not in self._rel_ids:
             self._rel_ids[tm.table_id] = (oid, dict(attnum))
             self._rel_names[tm.table_id] = name if schema == "public" else f"{schema}.{name}"
-        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
+        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes),
+                              checks=len(tm.schema.checks)))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
             enum_oid = self.enum_oid(str(c.type.dtype)) if c.type.is_enum else \
@@ -302,7 +304,7 @@ class CatalogTables:
             "relpages": [0] * n, "reltuples": pa.array([float(r.tuples) for r in rels], pa.float32()),
             "relallvisible": [0] * n, "reltoastrelid": [0] * n, "relhasindex": [r.has_index for r in rels],
             "relisshared": [False] * n, "relpersistence": ["p"] * n, "relkind": [r.kind for r in rels],
-            "relnatts": pa.array([r.natts for r in rels], pa.int16()), "relchecks": pa.array([0] * n, pa.int16()),
+            "relnatts": pa.array([r.natts for r in rels], pa.int16()), "relchecks": pa.array([r.checks for r in rels], pa.int16()),
             "relhasrules": [False] * n, "relhastriggers": [False] * n, "relhassubclass": [False] * n,
             "relrowsecurity": [False] * n, "relforcerowsecurity": [False] * n, "relispopulated": [True] * n,
             "relreplident": ["d"] * n, "relispartition": [False] * n, "relrewrite": [0] * n,

@@ -123,7 +123,12 @@ class VersioningMixin:
               message: str | None = None, author: str | None = None) -> MergeResult:
         self._no_txn("merge")
         self.authorize("merge", source=source, into=into)
-        return merge(self.catalog, source, self._branch_or_current(into), strategy, message, author)
+        from .constraints import verify_merge
+
+        def verify(ours: dict, merged: dict) -> None:
+            verify_merge(self, ours, merged, self.catalog.reader)
+
+        return merge(self.catalog, source, self._branch_or_current(into), strategy, message, author, verify)
 
     def reset(self: Session, branch: str | None, to: str) -> str:
         self._no_txn("reset a branch")
