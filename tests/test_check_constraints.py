@@ -281,6 +281,18 @@ def test_merge_that_brings_a_violating_row_is_refused(db) -> None:
     assert [r[0] for r in rows(db)] == [1, 2]
 
 
+def test_revert_that_brings_back_a_violating_row_is_refused(db) -> None:
+    db.execute("CREATE TABLE p (x INT)")
+    db.execute("INSERT INTO p VALUES (-1), (1)")
+    db.execute("DELETE FROM p WHERE x < 0")
+    deleting = db.log()[0]["id"]
+    db.execute("ALTER TABLE p ADD CONSTRAINT pos CHECK (x > 0)")
+    head = db.log()[0]["id"]
+    err = refused("23514", db.revert, deleting)
+    assert 'check constraint "pos"' in str(err)
+    assert db.log()[0]["id"] == head and rows(db) == [(1,)]
+
+
 def test_concurrent_add_constraint_and_insert_one_loses(tmp_path) -> None:
     a = reeldb.connect(tmp_path / "c")
     a.execute("CREATE TABLE p (x INT)")

@@ -718,7 +718,7 @@ def merge(cat: Catalog, source: str, into: str, strategy: str = "fail", message:
 
 
 def revert(cat: Catalog, commit: str, branch: str, message: str | None = None,
-           author: str | None = None) -> MergeResult:
+           author: str | None = None, verify: Verify | None = None) -> MergeResult:
     """A new commit on ``branch`` that undoes ``commit``: a three-way merge whose base is
     the commit and whose other side is its (first) parent."""
     cat.refs.check_writable(branch)
@@ -740,6 +740,8 @@ def revert(cat: Catalog, commit: str, branch: str, message: str | None = None,
             raise errors.MergeConflict(f"revert of {c.id[:12]} into {branch} conflicts on "
                                        f"{objects.describe(clash[0])}; nothing was written", [])
         tables = apply_plan(cat, plan)
+        if verify is not None:
+            verify(cat.snapshot(head), tables)
         new = cat.save_commit((head,), tables, message or f"revert {c.id[:12]}: {c.message}", author, plan.stats,
                               objects=objs)
         if cat.refs.move_branch(branch, version, new.id):

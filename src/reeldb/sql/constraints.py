@@ -235,7 +235,8 @@ def verify_merge(s: Session, ours: dict[str, TableManifest], tables: dict[str, T
         failed = verify_rows(s, tm, tm.schema.checks, frags, reader)
         if failed is not None:
             raise errors.CheckViolation(
-                f'cannot merge: a row of relation "{_local(name)}" would violate check constraint "{failed.name}"')
+                f'new row for relation "{_local(name)}" violates check constraint "{failed.name}" '
+                "(a row this merge or revert would bring; nothing was written)")
 
 
 def _rows(schema: Schema, batch: Batch) -> pa.Table:
