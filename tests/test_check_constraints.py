@@ -43,6 +43,29 @@ PG_ANSWER = [
 ]
 
 
+PG_DDL_2 = ("CREATE TABLE x2 (c varchar(10) CHECK (c IN ('x', 'y')), t text CHECK (t IN ('a', 'b')), "
+            "i int CHECK (i IN (1, 2)), j int CHECK (j NOT IN (1, 2)), k int CHECK (k > -5), "
+            "n numeric CHECK (n >= 1.5), m int CHECK (m > 1.5), s smallint CHECK (s > 0), r real CHECK (r > 0), "
+            "c2 varchar CHECK (c2 <> ''), q int CHECK ((q % 2) = 0 AND q * 2 + 1 > 3), "
+            "z text CHECK (z IS NULL OR upper(z) = z), nn int CHECK (nn IS NOT NULL))")
+PG_ANSWER_2 = [
+    ("x2_c2_check", "CHECK (((c2)::text <> ''::text))", "CHECK (c2::text <> ''::text)"),
+    ("x2_c_check", "CHECK (((c)::text = ANY ((ARRAY['x'::character varying, 'y'::character varying])::text[])))",
+     "CHECK (c::text = ANY (ARRAY['x'::character varying, 'y'::character varying]::text[]))"),
+    ("x2_i_check", "CHECK ((i = ANY (ARRAY[1, 2])))", "CHECK (i = ANY (ARRAY[1, 2]))"),
+    ("x2_j_check", "CHECK ((j <> ALL (ARRAY[1, 2])))", "CHECK (j <> ALL (ARRAY[1, 2]))"),
+    ("x2_k_check", "CHECK ((k > '-5'::integer))", "CHECK (k > '-5'::integer)"),
+    ("x2_m_check", "CHECK (((m)::numeric > 1.5))", "CHECK (m::numeric > 1.5)"),
+    ("x2_n_check", "CHECK ((n >= 1.5))", "CHECK (n >= 1.5)"),
+    ("x2_nn_check", "CHECK ((nn IS NOT NULL))", "CHECK (nn IS NOT NULL)"),
+    ("x2_q_check", "CHECK ((((q % 2) = 0) AND (((q * 2) + 1) > 3)))", "CHECK ((q % 2) = 0 AND (q * 2 + 1) > 3)"),
+    ("x2_r_check", "CHECK ((r > (0)::double precision))", "CHECK (r > 0::double precision)"),
+    ("x2_s_check", "CHECK ((s > 0))", "CHECK (s > 0)"),
+    ("x2_t_check", "CHECK ((t = ANY (ARRAY['a'::text, 'b'::text])))", "CHECK (t = ANY (ARRAY['a'::text, 'b'::text]))"),
+    ("x2_z_check", "CHECK (((z IS NULL) OR (upper(z) = z)))", "CHECK (z IS NULL OR upper(z) = z)"),
+]
+
+
 @pytest.fixture
 def db(tmp_path):
     conn = reeldb.connect(tmp_path / "db")
@@ -80,6 +103,20 @@ def test_names_and_definitions_are_postgres_16s(db) -> None:
     kinds = db.execute("SELECT DISTINCT constraint_type FROM information_schema.table_constraints "
                        "WHERE table_name = 't'").fetchall()
     assert kinds == [("CHECK",)]
+
+
+def test_more_shapes_print_as_postgres_16_and_each_is_enforced(db) -> None:
+    db.execute(PG_DDL_2)
+    got = db.execute("SELECT conname, pg_get_constraintdef(oid), pg_get_constraintdef(oid, true) "
+                     "FROM pg_constraint WHERE conrelid = 'x2'::regclass ORDER BY conname").fetchall()
+    assert got == PG_ANSWER_2
+    db.execute("INSERT INTO x2 VALUES ('x', 'a', 1, 3, -4, 1.5, 2, 1, 0.5, 'v', 2, 'ZZ', 1)")
+    for bad, name in [("c = 'z'", "c"), ("t = 'c'", "t"), ("i = 3", "i"), ("j = 1", "j"), ("k = -5", "k"),
+                      ("n = 1.4", "n"), ("m = 1", "m"), ("s = 0", "s"), ("r = 0", "r"), ("c2 = ''", "c2"),
+                      ("q = 1", "q"), ("z = 'a'", "z"), ("nn = NULL", "nn")]:
+        err = refused("23514", db.execute, f"UPDATE x2 SET {bad}")
+        assert f'"x2_{name}_check"' in str(err)
+    assert db.execute("SELECT count(*) FROM x2").fetchone() == (1,)
 
 
 def test_postgres_de_duplicates_generated_names(db) -> None:

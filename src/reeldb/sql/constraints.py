@@ -422,7 +422,13 @@ class _Printer:
         typ = self.operand_type(left[2], right[2])
         if op in ("~~", "!~~", "~~*", "!~~*", "~", "!~", "~*", "!~*", "||"):
             typ = "text"
-        lt, rt = self.coerce(left, typ), self.coerce(right, typ)
+        if "real" in (left[2], right[2]) and typ == "real" and left[2] != right[2]:
+            # real against an integer or numeric: Postgres takes its real-double operators
+            typ = "double precision"
+            lt = left if left[2] == "real" else self.coerce(left, typ)
+            rt = right if right[2] == "real" else self.coerce(right, typ)
+        else:
+            lt, rt = self.coerce(left, typ), self.coerce(right, typ)
         text = f"{self.child(lt, 'op:' + op)} {op} {self.child(rt, 'op:' + op)}"
         result = "boolean" if op in ("=", "<>", "!=", "<", ">", "<=", ">=", "~~", "!~~", "~~*", "!~~*", "~", "!~",
                                      "~*", "!~*") else typ
@@ -440,15 +446,22 @@ class _Printer:
             left = self.expr(node.lexpr)
             return self.boolean_parts("AND", [self.binary(">=", left, self.expr(low)),
                                               self.binary("<=", left, self.expr(high))])
-        if kind == A_Expr_Kind.AEXPR_IN and node.name[0].sval == "=":
+        if kind == A_Expr_Kind.AEXPR_IN and node.name[0].sval in ("=", "<>"):
+            # x IN (...) is x = ANY (ARRAY[...]), NOT IN is <> ALL
+            op = node.name[0].sval
+            which = "ANY" if op == "=" else "ALL"
             left = self.expr(node.lexpr)
             items = [self.expr(e) for e in node.rexpr]
             if left[2] in _INT_RANK and all(i[2] in _INT_RANK and i[1] == "leaf" for i in items):
                 arr = "ARRAY[" + ", ".join(i[0] for i in items) + "]"
-                return self.wrap(f"{left[0]} = ANY ({arr})"), "op:=", "boolean"
+                return self.wrap(f"{left[0]} {op} {which} ({arr})"), f"op:{op}", "boolean"
             if left[2] == "text" and all(i[2] == "unknown" for i in items):
                 arr = "ARRAY[" + ", ".join(f"{i[0]}::text" for i in items) + "]"
-                return self.wrap(f"{left[0]} = ANY ({arr})"), "op:=", "boolean"
+                return self.wrap(f"{left[0]} {op} {which} ({arr})"), f"op:{op}", "boolean"
+            if left[2] == "character varying" and left[1] == "leaf" and all(i[2] == "unknown" for i in items):
+                arr = ("ARRAY[" + ", ".join(f"{i[0]}::character varying" for i in items) + "]", "func", "")
+                return (self.wrap(f"{self.cast(left, 'text')} {op} {which} ({self.cast(arr, 'text[]')})"),
+                        f"op:{op}", "boolean")
         if kind in (A_Expr_Kind.AEXPR_OP_ANY, A_Expr_Kind.AEXPR_OP_ALL) and isinstance(node.rexpr, ast.A_ArrayExpr):
             left = self.expr(node.lexpr)
             items = [self.expr(e) for e in node.rexpr.elements or ()]
