@@ -154,8 +154,11 @@ def test_expressions_postgres_refuses_are_refused_and_nothing_is_made(db, expr, 
     assert db.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'c' AND conrelid = 'good'::regclass").fetchone() == (0,)
 
 
-def test_a_check_on_a_vector_column_is_refused(db) -> None:
+def test_a_check_on_a_vector_or_enum_column_is_refused(db) -> None:
     refused("0A000", db.execute, "CREATE TABLE v (e VECTOR(2) CHECK (e IS NOT NULL))")
+    db.execute("CREATE TYPE mood AS ENUM ('sad', 'ok')")
+    refused("0A000", db.execute, "CREATE TABLE m (m mood CHECK (m > 'sad'))")  # would compare as text
+    refused("42P01", db.execute, "SELECT * FROM m")
 
 
 # -- enforcing ---------------------------------------------------------------------------------
