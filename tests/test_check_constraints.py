@@ -358,6 +358,46 @@ def test_concurrent_add_constraint_and_insert_one_loses(tmp_path) -> None:
     b.close()
 
 
+def test_constraint_added_while_others_insert_holds_for_every_row(tmp_path) -> None:
+    setup = reeldb.connect(tmp_path / "r")
+    setup.execute("CREATE TABLE p (x INT)")
+    setup.close()
+    refusals: list[str] = []
+
+    def inserter(seed: int) -> None:
+        conn = reeldb.connect(tmp_path / "r")
+        for i in range(25):
+            try:
+                conn.execute("INSERT INTO p VALUES (%s)", ((seed * 7 + i) % 9 - 4,))  # -4 .. 4
+            except errors.Error as e:
+                refusals.append(e.sqlstate)
+        conn.close()
+
+    def adder() -> None:
+        conn = reeldb.connect(tmp_path / "r")
+        for _ in range(200):
+            try:
+                with conn.transaction():
+                    conn.execute("DELETE FROM p WHERE x < 0")
+                    conn.execute("ALTER TABLE p ADD CONSTRAINT pos CHECK (x >= 0)")
+                break
+            except errors.Error as e:
+                assert e.sqlstate in ("40001", "23514"), e
+        conn.close()
+
+    threads = [threading.Thread(target=inserter, args=(k,)) for k in range(2)] + [threading.Thread(target=adder)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check = reeldb.connect(tmp_path / "r")
+    assert check.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'pos' AND conrelid = 'p'::regclass"
+                         ).fetchone() == (1,)
+    assert check.execute("SELECT count(*) FROM p WHERE x < 0").fetchone() == (0,)  # the check holds for every row
+    assert set(refusals) <= {"23514", "40001"}
+    check.close()
+
+
 def test_concurrent_writers_each_check_their_own_rows(tmp_path) -> None:
     setup = reeldb.connect(tmp_path / "w")
     setup.execute("CREATE TABLE p (w INT, x INT CHECK (x >= 0))")
