@@ -119,6 +119,18 @@ def test_more_shapes_print_as_postgres_16_and_each_is_enforced(db) -> None:
     assert db.execute("SELECT count(*) FROM x2").fetchone() == (1,)
 
 
+def test_information_schema_lists_not_null_columns_as_checks_as_postgres_16(db) -> None:
+    db.execute('CREATE TABLE nn (id INT PRIMARY KEY, "Big" TEXT NOT NULL, c INT CHECK (c > 0))')
+    rel, ns = db.execute("SELECT 'nn'::regclass::oid, 'public'::regnamespace::oid").fetchone()
+    got = db.execute("SELECT constraint_name, check_clause FROM information_schema.check_constraints "
+                     "WHERE constraint_schema = 'public' ORDER BY 1").fetchall()
+    assert got == [(f"{ns}_{rel}_1_not_null", "id IS NOT NULL"), (f"{ns}_{rel}_2_not_null", "Big IS NOT NULL"),
+                   ("nn_c_check", "((c > 0))")]
+    kinds = db.execute("SELECT constraint_type, count(*) FROM information_schema.table_constraints "
+                       "WHERE table_schema = 'public' GROUP BY 1 ORDER BY 1").fetchall()
+    assert kinds == [("CHECK", 3), ("PRIMARY KEY", 1)]
+
+
 def test_postgres_de_duplicates_generated_names(db) -> None:
     db.execute("CREATE TABLE u (a INT CHECK (a > 0), CHECK (a > 1), CHECK (a > 2), b INT, CHECK (a > b), "
                "CHECK (b > a))")

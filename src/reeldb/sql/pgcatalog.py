@@ -360,20 +360,27 @@ class CatalogTables:
         out["information_schema.columns"] = _rows(self.columns, COLUMNS_TYPES)
         cons = [c for c in self.constraints]
         rel_of = {r.oid: r for r in rels}
-        out["information_schema.table_constraints"] = pa.table({
-            "constraint_catalog": [self.database] * len(cons),
-            "constraint_schema": [ns_name[c["connamespace"]] for c in cons],
-            "constraint_name": [c["conname"] for c in cons], "table_catalog": [self.database] * len(cons),
-            "table_schema": [ns_name[c["connamespace"]] for c in cons],
-            "table_name": [rel_of[c["conrelid"]].name for c in cons],
-            "constraint_type": [{"p": "PRIMARY KEY", "c": "CHECK"}.get(c["contype"], "UNIQUE") for c in cons]})
-        checks = [c for c in cons if c["contype"] == "c"]
+        # (schema, table, name, type, check clause); as Postgres 16, a NOT NULL column is also
+        # listed as a CHECK constraint named <namespace oid>_<table oid>_<attnum>_not_null
         check_text = {d[0]: d[2] for d in self.defs if d[1] == 0}
+        listed = [(ns_name[c["connamespace"]], rel_of[c["conrelid"]].name, c["conname"],
+                   {"p": "PRIMARY KEY", "c": "CHECK"}.get(c["contype"], "UNIQUE"),
+                   check_text[c["oid"]].removeprefix("CHECK ") if c["contype"] == "c" else None) for c in cons]
+        listed += [(ns_name[rel_of[a["attrelid"]].namespace], rel_of[a["attrelid"]].name,
+                    f"{rel_of[a['attrelid']].namespace}_{a['attrelid']}_{a['attnum']}_not_null", "CHECK",
+                    f"{a['attname']} IS NOT NULL")
+                   for a in self.atts if a["attnotnull"] and a["attrelid"] in rel_of and rel_of[a["attrelid"]].kind == "r"]
+        out["information_schema.table_constraints"] = pa.table({
+            "constraint_catalog": [self.database] * len(listed), "constraint_schema": [x[0] for x in listed],
+            "constraint_name": [x[2] for x in listed], "table_catalog": [self.database] * len(listed),
+            "table_schema": [x[0] for x in listed], "table_name": [x[1] for x in listed],
+            "constraint_type": [x[3] for x in listed]})
+        checks = [x for x in listed if x[3] == "CHECK"]
         out["information_schema.check_constraints"] = pa.table({
             "constraint_catalog": pa.array([self.database] * len(checks), pa.string()),
-            "constraint_schema": pa.array([ns_name[c["connamespace"]] for c in checks], pa.string()),
-            "constraint_name": pa.array([c["conname"] for c in checks], pa.string()),
-            "check_clause": pa.array([check_text[c["oid"]].removeprefix("CHECK ") for c in checks], pa.string())})
+            "constraint_schema": pa.array([x[0] for x in checks], pa.string()),
+            "constraint_name": pa.array([x[2] for x in checks], pa.string()),
+            "check_clause": pa.array([x[4] for x in checks], pa.string())})
         usage = []
         att_name = {(a["attrelid"], a["attnum"]): a["attname"] for a in self.atts}
         for c in cons:
