@@ -267,7 +267,7 @@ class CatalogTables:
 
             coid = stable_oid("con", schema, tm.table_id, check.name)
             self.constraints.append({"oid": coid, "conname": check.name, "connamespace": ns, "contype": "c",
-                                     "conrelid": oid, "conindid": 0,
+                                     "conrelid": oid, "conindid": 0, "connoinherit": False,
                                      "conkey": [attnum[cid] for cid in check.columns] or None})
             self.defs.append((coid, 0, constraint_def(check, tm.schema, pretty=False)))
             self.defs.append((coid, -1, constraint_def(check, tm.schema, pretty=True)))  # pretty
