@@ -286,3 +286,9 @@ class MergeConflict(IntegrityError):
 
         cols = ["table", "key", "rowid", "column", "kind", "base", "ours", "theirs"]
         return pa.table({c: [cell(x, c) for x in self.conflicts] for c in cols})
+
+
+class CheckViolation(IntegrityError):
+    """A written row makes a CHECK constraint false (SQLSTATE 23514)."""
+
+    sqlstate = "23514"

@@ -10,6 +10,7 @@ rows whose cells come from both sides are written anew. Blob packs are never cop
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 
 from .. import errors
 from ..format.fragment import Batch, concat_batches, scol, write_deletes, write_fragment
-from ..format.manifest import Column, Fragment, Schema, TableManifest
+from ..format.manifest import CheckConstraint, Column, Fragment, Schema, TableManifest
 from ..format.types import MatrixColumn
 from . import objects
 from .catalog import Catalog
@@ -277,7 +278,30 @@ def merge_schemas(name: str, b: Schema, o: Schema, t: Schema, strategy: str) -> 
     uniques = tuple(dict.fromkeys(u for u in (*o.uniques, *t.uniques) if set(u) <= ids))
     pk = o.primary_key if set(o.primary_key) <= ids else t.primary_key if set(t.primary_key) <= ids else ()
     next_id = max(o.next_id, t.next_id, max(ids, default=0) + 1)
-    return Schema(tuple(cols), pk, uniques, next_id), conflicts
+    checks = _merge_checks(name, b, o, t, ids, strategy, conflicts)
+    return Schema(tuple(cols), pk, uniques, next_id, checks), conflicts
+
+
+def _merge_checks(name: str, b: Schema, o: Schema, t: Schema, ids: set[int], strategy: str,
+                  conflicts: list[Conflict]) -> tuple[CheckConstraint, ...]:
+    """CHECK constraints by name: one side's addition, drop or change applies; both sides
+    changing one differently is a conflict. The merged rows are checked against the result
+    by the caller (merge's ``verify``)."""
+    bc, oc, tc = ({c.name: c for c in s.checks} for s in (b, o, t))
+    out = []
+    for cname in dict.fromkeys([*oc, *tc]):
+        base, ours, theirs = bc.get(cname), oc.get(cname), tc.get(cname)
+        if ours == theirs or theirs == base:
+            pick = ours
+        elif ours == base:
+            pick = theirs
+        else:
+            conflicts.append(Conflict(name, None, cname, "schema", base and base.expr,
+                                      ours.expr if ours else "dropped", theirs.expr if theirs else "dropped"))
+            pick = theirs if strategy == "theirs" else ours
+        if pick is not None and set(pick.columns) <= ids:
+            out.append(pick)
+    return tuple(out)
 
 
 def _union(*schemas: Schema) -> Schema:
@@ -652,9 +676,15 @@ def _dense(b: Batch) -> Batch:
     return b
 
 
+Verify = Callable[[dict[str, TableManifest], dict[str, TableManifest]], None]
+
+
 # -- the operations ----------------------------------------------------------------------------
 def merge(cat: Catalog, source: str, into: str, strategy: str = "fail", message: str | None = None,
-          author: str | None = None) -> MergeResult:
+          author: str | None = None, verify: Verify | None = None) -> MergeResult:
+    """``verify(ours, merged)``: called with the tables of the head and of the merge result
+    before it is committed; it raises to refuse the merge (the SQL layer checks CHECK
+    constraints there)."""
     if strategy not in STRATEGIES:
         raise errors.InvalidParameterValue(f"merge strategy must be one of {', '.join(STRATEGIES)}: {strategy!r}")
     cat.refs.check_writable(into)
@@ -676,6 +706,8 @@ def merge(cat: Catalog, source: str, into: str, strategy: str = "fail", message:
             raise _conflict_error(source, into, plan.conflicts)
         objs = _merge_objects(cat, head, src, strategy, source, into)
         tables = apply_plan(cat, plan)
+        if verify is not None:
+            verify(cat.snapshot(head), tables)
         c = cat.save_commit((head, src), tables, message or f"merge {source} into {into}", author, plan.stats,
                             objects=objs)
         if cat.refs.move_branch(into, version, c.id):
@@ -686,7 +718,7 @@ def merge(cat: Catalog, source: str, into: str, strategy: str = "fail", message:
 
 
 def revert(cat: Catalog, commit: str, branch: str, message: str | None = None,
-           author: str | None = None) -> MergeResult:
+           author: str | None = None, verify: Verify | None = None) -> MergeResult:
     """A new commit on ``branch`` that undoes ``commit``: a three-way merge whose base is
     the commit and whose other side is its (first) parent."""
     cat.refs.check_writable(branch)
@@ -708,6 +740,8 @@ def revert(cat: Catalog, commit: str, branch: str, message: str | None = None,
             raise errors.MergeConflict(f"revert of {c.id[:12]} into {branch} conflicts on "
                                        f"{objects.describe(clash[0])}; nothing was written", [])
         tables = apply_plan(cat, plan)
+        if verify is not None:
+            verify(cat.snapshot(head), tables)
         new = cat.save_commit((head,), tables, message or f"revert {c.id[:12]}: {c.message}", author, plan.stats,
                               objects=objs)
         if cat.refs.move_branch(branch, version, new.id):

@@ -292,6 +292,11 @@ class Transaction:
                 raise errors.SerializationFailure(
                     f'table "{ch.name}" was altered by a concurrent commit'
                 )
+            if (ch.added and head_tm.schema.checks != base_tm.schema.checks) or \
+                    (ch.schema is not None and ch.schema.checks != base_tm.schema.checks and head_tm.key != base_tm.key):
+                # rows checked against other constraints than the table now has
+                raise errors.SerializationFailure(
+                    f'the check constraints or rows of "{ch.name}" were changed by a concurrent commit')
             if ch.indexes is not None and head_tm.indexes != base_tm.indexes:
                 raise errors.SerializationFailure(
                     f'the indexes of "{ch.name}" were changed by a concurrent commit'

@@ -58,11 +58,29 @@ class Column:
 
 
 @dataclass(frozen=True)
+class CheckConstraint:
+    """``CONSTRAINT name CHECK (expr)``: ``expr`` is Postgres SQL text over the table's
+    column names; ``columns`` the ids of the columns it reads (pg_constraint.conkey)."""
+
+    name: str
+    expr: str
+    columns: tuple[int, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "expr": self.expr, "columns": list(self.columns)}
+
+    @staticmethod
+    def from_json(d: dict) -> CheckConstraint:
+        return CheckConstraint(d["name"], d["expr"], tuple(d.get("columns", ())))
+
+
+@dataclass(frozen=True)
 class Schema:
     columns: tuple[Column, ...]
     primary_key: tuple[int, ...] = ()
     uniques: tuple[tuple[int, ...], ...] = ()  # every unique key, the primary key included
     next_id: int = 1
+    checks: tuple[CheckConstraint, ...] = ()  # CHECK constraints, enforced on every write
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -92,17 +110,21 @@ class Schema:
         return _digest(_dumps(self.to_json()))
 
     def to_json(self) -> dict:
-        return {
+        d: dict[str, Any] = {
             "columns": [c.to_json() for c in self.columns],
             "primary_key": list(self.primary_key),
             "uniques": [list(u) for u in self.uniques],
             "next_id": self.next_id,
         }
+        if self.checks:  # only when there are some: older manifests (and fingerprints) stay as they were
+            d["checks"] = [c.to_json() for c in self.checks]
+        return d
 
     @staticmethod
     def from_json(d: dict) -> Schema:
         return Schema(tuple(Column.from_json(c) for c in d["columns"]), tuple(d["primary_key"]),
-                      tuple(tuple(u) for u in d["uniques"]), d["next_id"])
+                      tuple(tuple(u) for u in d["uniques"]), d["next_id"],
+                      tuple(CheckConstraint.from_json(c) for c in d.get("checks", ())))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from pglast.enums import AlterTableType, ConstrType, ObjectType
 from .. import errors
 from ..format.manifest import Column, Schema
 from ..format.types import PARQUET, ColumnType, column_type, enum_type
+from . import constraints
 from .parse import deparse, name_of
 from .result import Result
 from .sequences import default_sequence
@@ -177,8 +179,11 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     pk: tuple[int, ...] = ()
     uniques: list[tuple[int, ...]] = []
     table_cons: list[ast.Constraint] = []
+    check_cons: list[ast.Constraint] = []  # column and table CHECKs, in the order written (their names follow it)
     for el in stmt.tableElts or ():
         if isinstance(el, ast.ColumnDef):
+            el, checks = split_checks(el)
+            check_cons.extend(checks)
             col, is_pk, is_unique = column_from_def(el, len(cols) + 1, s, name)
             if any(c.name == col.name for c in cols):
                 raise errors.DuplicateColumn(f'column "{col.name}" specified more than once')
@@ -190,6 +195,8 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
             if is_unique:
                 uniques.append((col.id,))
             cols.append(col)
+        elif isinstance(el, ast.Constraint) and el.contype == ConstrType.CONSTR_CHECK:
+            check_cons.append(el)
         elif isinstance(el, ast.Constraint):
             table_cons.append(el)
         else:
@@ -216,6 +223,11 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
         if c.default is not None and default_sequence(c.default) is None:
             s.eval_default(c)  # a bad default fails now, not at the first insert (drawing no value)
     schema = Schema(tuple(cols), pk, tuple(dict.fromkeys(all_keys)), len(cols) + 1)
+    checks: list = []
+    for con in check_cons:
+        taken = constraints.taken_names(name, schema) | {c.name for c in checks}
+        checks.append(constraints.declare(s, name, con, cols, taken))
+    schema = dataclasses.replace(schema, checks=tuple(checks))
     txn.create_table(name, schema, if_not_exists=bool(stmt.if_not_exists))
     s.finish_write()
     return Result(status="CREATE TABLE")
@@ -233,6 +245,17 @@ def unsupported_constraint(con: ast.Constraint, column: str | None = None) -> er
     where = ", ".join(([f'constraint "{con.conname}"'] if con.conname else []) + ([f"column {column}"] if column else []))
     return errors.FeatureNotSupported(
         f"{kind} constraints are not supported: reeldb does not enforce them" + (f" ({where})" if where else ""))
+
+
+def split_checks(cd: ast.ColumnDef) -> tuple[ast.ColumnDef, list[ast.Constraint]]:
+    """A column definition without its CHECK clauses, and those clauses (declared once the
+    table's columns are all known: a column's CHECK may read the others, as in Postgres)."""
+    checks = [c for c in cd.constraints or () if c.contype == ConstrType.CONSTR_CHECK]
+    if not checks:
+        return cd, []
+    rest = copy.copy(cd)
+    rest.constraints = tuple(c for c in cd.constraints if c.contype != ConstrType.CONSTR_CHECK) or None
+    return rest, checks
 
 
 def _key_ids(cols: list[Column], keys: tuple) -> list[int]:
@@ -382,7 +405,21 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
             drop_dependents(s, name, tm.table_id, col)
             schema = Schema(tuple(c for c in schema.columns if c.id != col.id),
                             () if col.id in schema.primary_key else schema.primary_key,
-                            tuple(u for u in schema.uniques if col.id not in u), schema.next_id)
+                            tuple(u for u in schema.uniques if col.id not in u), schema.next_id,
+                            constraints.without_column(schema.checks, col.id))
+        elif t == AlterTableType.AT_AddConstraint:
+            con: ast.Constraint = cmd.def_
+            if con.contype != ConstrType.CONSTR_CHECK:
+                raise unsupported_constraint(con)
+            check = constraints.declare(s, name, con, schema.columns, constraints.taken_names(name, schema),
+                                        alter=True)
+            constraints.add_checked(s, tm.with_schema(schema), check, txn.reader)
+            schema = dataclasses.replace(schema, checks=schema.checks + (check,))
+        elif t == AlterTableType.AT_DropConstraint:
+            schema = _drop_constraint(s, name, schema, cmd)
+        elif t == AlterTableType.AT_ValidateConstraint:
+            if all(c.name != cmd.name for c in schema.checks):  # every check reeldb keeps is valid
+                raise errors.UndefinedObject(f'constraint "{cmd.name}" of relation "{_local(name)}" does not exist')
         else:
             raise errors.FeatureNotSupported(f"ALTER TABLE {t.name[3:]} is not supported yet")
     txn.alter_table(name, schema)
@@ -391,7 +428,7 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
 
 
 def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, table: str) -> Schema:
-    cd: ast.ColumnDef = cmd.def_
+    cd, checks = split_checks(cmd.def_)
     if schema.find(cd.colname) is not None:
         if cmd.missing_ok:
             return schema
@@ -417,7 +454,31 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
     if col.not_null and fill is None and rows:
         raise errors.NotNullViolation(f'column "{col.name}" of relation "{table}" contains null values')
     col = dataclasses.replace(col, fill=fill)
-    return Schema(schema.columns + (col,), schema.primary_key, schema.uniques, max(schema.next_id, col.id + 1))
+    out = Schema(schema.columns + (col,), schema.primary_key, schema.uniques, max(schema.next_id, col.id + 1),
+                 schema.checks)
+    for con in checks:  # the new column's CHECKs hold for the rows already there (their fill value)
+        check = constraints.declare(s, table, con, out.columns, constraints.taken_names(table, out), alter=True)
+        constraints.add_checked(s, s.write_txn().table(table).with_schema(out), check, s.write_txn().reader)
+        out = dataclasses.replace(out, checks=out.checks + (check,))
+    return out
+
+
+def _drop_constraint(s: Session, table: str, schema: Schema, cmd: ast.AlterTableCmd) -> Schema:
+    """ALTER TABLE ... DROP CONSTRAINT [IF EXISTS] name: a CHECK constraint."""
+    if any(c.name == cmd.name for c in schema.checks):
+        return dataclasses.replace(schema, checks=tuple(c for c in schema.checks if c.name != cmd.name))
+    if cmd.name in constraints.taken_names(table, schema):
+        raise errors.FeatureNotSupported(f'DROP CONSTRAINT of a key ("{cmd.name}") is not supported')
+    if cmd.missing_ok:
+        s.notice(f'constraint "{cmd.name}" of relation "{_local(table)}" does not exist, skipping')
+        return schema
+    raise errors.UndefinedObject(f'constraint "{cmd.name}" of relation "{_local(table)}" does not exist')
+
+
+def _local(table: str) -> str:
+    from .namespaces import schema_of
+
+    return schema_of(table)[1]
 
 
 def rename(s: Session, stmt: ast.RenameStmt) -> Result:
@@ -431,7 +492,8 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
             raise errors.DuplicateColumn(f'column "{stmt.newname}" of relation "{name}" already exists')
         cols = tuple(dataclasses.replace(c, name=stmt.newname) if c.id == col.id else c for c in tm.schema.columns)
         _rename_owner(s, name, name, col.name, stmt.newname)
-        schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id)
+        schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id,
+                        constraints.rename_column(tm.schema.checks, col.id, col.name, stmt.newname))
         txn.alter_table(name, schema)
     elif stmt.renameType == ObjectType.OBJECT_TABLE:
         from .namespaces import schema_of, table_key

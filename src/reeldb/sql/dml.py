@@ -29,7 +29,7 @@ from ..format.types import (
     parse_vector_text,
 )
 from ..format.values import check_scalars, scalars_from_arrow
-from . import generated
+from . import constraints, generated
 from .ddl import check_identity_insert, table_name
 from .parse import const_value, deparse, expand_stars, name_of
 from .result import Result
@@ -85,6 +85,7 @@ def build_batch(s: Session, tm: TableManifest, data: dict[str, list[Any] | pa.Ar
                 check_enum_values(col.type, col.name, arr)
             _not_null(col, tm, arr.null_count)
             batch.scalars[col.id] = arr
+    constraints.enforce(s, tm, batch)  # CHECK constraints, after NOT NULL as in Postgres
     pack.flush(s.catalog.store)
     return batch
 

@@ -197,7 +197,8 @@ def _retype_columns(s: Session, name: str, change: Any) -> None:
             cols.append(c)
         keep = {c.id for c in cols}
         txn.alter_table(table, Schema(tuple(cols), sc.primary_key if set(sc.primary_key) <= keep else (),
-                                      tuple(u for u in sc.uniques if set(u) <= keep), sc.next_id))
+                                      tuple(u for u in sc.uniques if set(u) <= keep), sc.next_id,
+                                      tuple(c for c in sc.checks if set(c.columns) <= keep)))
 
 
 def drop(s: Session, stmt: ast.DropStmt) -> Result:

@@ -83,6 +83,7 @@ class _Rel:
     tuples: int = 0
     has_index: bool = False
     am: int = 0  # an index's access method; 0: heap for tables, btree for indexes
+    checks: int = 0  # relchecks: its CHECK constraints (psql \d lists them when there are some)
 
 
 class CatalogTables:
@@ -201,7 +202,8 @@ class CatalogTables:
         if tm.table_id not in self._rel_ids:
             self._rel_ids[tm.table_id] = (oid, dict(attnum))
             self._rel_names[tm.table_id] = name if schema == "public" else f"{schema}.{name}"
-        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes)))
+        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes),
+                              checks=len(tm.schema.checks)))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
             enum_oid = self.enum_oid(str(c.type.dtype)) if c.type.is_enum else \
@@ -261,6 +263,16 @@ class CatalogTables:
                                      "contype": "p" if primary else "u", "conrelid": oid, "conindid": ioid,
                                      "conkey": keys})
             self.defs.append((coid, 0, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))
+            self.defs.append((coid, -1, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))  # pretty
+        for check in tm.schema.checks:
+            from .constraints import constraint_def
+
+            coid = stable_oid("con", schema, tm.table_id, check.name)
+            self.constraints.append({"oid": coid, "conname": check.name, "connamespace": ns, "contype": "c",
+                                     "conrelid": oid, "conindid": 0, "connoinherit": False,
+                                     "conkey": [attnum[cid] for cid in check.columns] or None})
+            self.defs.append((coid, 0, constraint_def(check, tm.schema, pretty=False)))
+            self.defs.append((coid, -1, constraint_def(check, tm.schema, pretty=True)))  # pretty
 
         for ix in tm.indexes:
             c = tm.schema.by_id(ix.column)
@@ -294,7 +306,7 @@ class CatalogTables:
             "relpages": [0] * n, "reltuples": pa.array([float(r.tuples) for r in rels], pa.float32()),
             "relallvisible": [0] * n, "reltoastrelid": [0] * n, "relhasindex": [r.has_index for r in rels],
             "relisshared": [False] * n, "relpersistence": ["p"] * n, "relkind": [r.kind for r in rels],
-            "relnatts": pa.array([r.natts for r in rels], pa.int16()), "relchecks": pa.array([0] * n, pa.int16()),
+            "relnatts": pa.array([r.natts for r in rels], pa.int16()), "relchecks": pa.array([r.checks for r in rels], pa.int16()),
             "relhasrules": [False] * n, "relhastriggers": [False] * n, "relhassubclass": [False] * n,
             "relrowsecurity": [False] * n, "relforcerowsecurity": [False] * n, "relispopulated": [True] * n,
             "relreplident": ["d"] * n, "relispartition": [False] * n, "relrewrite": [0] * n,
@@ -350,16 +362,32 @@ class CatalogTables:
         out["information_schema.columns"] = _rows(self.columns, COLUMNS_TYPES)
         cons = [c for c in self.constraints]
         rel_of = {r.oid: r for r in rels}
+        # (schema, table, name, type, check clause); as Postgres 16, a NOT NULL column is also
+        # listed as a CHECK constraint named <namespace oid>_<table oid>_<attnum>_not_null
+        check_text = {d[0]: d[2] for d in self.defs if d[1] == 0}
+        listed = [(ns_name[c["connamespace"]], rel_of[c["conrelid"]].name, c["conname"],
+                   {"p": "PRIMARY KEY", "c": "CHECK"}.get(c["contype"], "UNIQUE"),
+                   check_text[c["oid"]].removeprefix("CHECK ") if c["contype"] == "c" else None) for c in cons]
+        listed += [(ns_name[rel_of[a["attrelid"]].namespace], rel_of[a["attrelid"]].name,
+                    f"{rel_of[a['attrelid']].namespace}_{a['attrelid']}_{a['attnum']}_not_null", "CHECK",
+                    f"{a['attname']} IS NOT NULL")
+                   for a in self.atts if a["attnotnull"] and a["attrelid"] in rel_of and rel_of[a["attrelid"]].kind == "r"]
         out["information_schema.table_constraints"] = pa.table({
-            "constraint_catalog": [self.database] * len(cons),
-            "constraint_schema": [ns_name[c["connamespace"]] for c in cons],
-            "constraint_name": [c["conname"] for c in cons], "table_catalog": [self.database] * len(cons),
-            "table_schema": [ns_name[c["connamespace"]] for c in cons],
-            "table_name": [rel_of[c["conrelid"]].name for c in cons],
-            "constraint_type": ["PRIMARY KEY" if c["contype"] == "p" else "UNIQUE" for c in cons]})
+            "constraint_catalog": [self.database] * len(listed), "constraint_schema": [x[0] for x in listed],
+            "constraint_name": [x[2] for x in listed], "table_catalog": [self.database] * len(listed),
+            "table_schema": [x[0] for x in listed], "table_name": [x[1] for x in listed],
+            "constraint_type": [x[3] for x in listed]})
+        checks = [x for x in listed if x[3] == "CHECK"]
+        out["information_schema.check_constraints"] = pa.table({
+            "constraint_catalog": pa.array([self.database] * len(checks), pa.string()),
+            "constraint_schema": pa.array([x[0] for x in checks], pa.string()),
+            "constraint_name": pa.array([x[2] for x in checks], pa.string()),
+            "check_clause": pa.array([x[4] for x in checks], pa.string())})
         usage = []
         att_name = {(a["attrelid"], a["attnum"]): a["attname"] for a in self.atts}
         for c in cons:
+            if c["contype"] == "c":  # key_column_usage lists key columns only
+                continue
             for pos, k in enumerate(c["conkey"]):
                 usage.append({"constraint_catalog": self.database, "constraint_schema": ns_name[c["connamespace"]],
                               "constraint_name": c["conname"], "table_catalog": self.database,
@@ -820,7 +848,7 @@ CATALOG_NAMES = frozenset([
     "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_constraint", "pg_attrdef", "pg_type",
     "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
     "pg_settings", "pg_cursors", "pg_prepared_statements", "pg_stat_activity", *EMPTY, "information_schema.schemata", "information_schema.tables",
-    "information_schema.columns", "information_schema.table_constraints",
+    "information_schema.columns", "information_schema.table_constraints", "information_schema.check_constraints",
     "information_schema.key_column_usage", "information_schema.views",
 ])
 
@@ -969,7 +997,8 @@ class CatalogRewrite:
             "pg_function_is_visible": lambda a: _const(True),
             "format_type": lambda a: self._format_type(a[0], a[1] if len(a) > 1 else _const(None)),
             "pg_get_indexdef": lambda a: self._def(a[0], a[1] if len(a) > 1 else _const(0)),
-            "pg_get_constraintdef": lambda a: self._def(a[0], _const(0)),
+            "pg_get_constraintdef": lambda a: self._def(a[0], _const(-1 if len(a) > 1 and
+                                                                      _constant_arg(a[1], self.params)[1] else 0)),
             "to_regclass": self._to_regclass,
             "to_regtype": self._to_regtype,
             "has_table_privilege": self._privilege,

@@ -124,7 +124,14 @@ class VersioningMixin:
               message: str | None = None, author: str | None = None) -> MergeResult:
         self._no_txn("merge")
         self.authorize("merge", source=source, into=into)
-        return merge(self.catalog, source, self._branch_or_current(into), strategy, message, author)
+        return merge(self.catalog, source, self._branch_or_current(into), strategy, message, author,
+                     self._verify_checks)
+
+    def _verify_checks(self: Session, ours: dict, merged: dict) -> None:
+        """A merge's or revert's result holds its tables' CHECK constraints (23514 if not)."""
+        from .constraints import verify_merge
+
+        verify_merge(self, ours, merged, self.catalog.reader)
 
     def reset(self: Session, branch: str | None, to: str) -> str:
         self._no_txn("reset a branch")
@@ -143,7 +150,8 @@ class VersioningMixin:
     def revert(self: Session, commit: str, message: str | None = None) -> str:
         self._no_txn("revert")
         self.authorize("revert", commit=commit, branch=None)
-        return revert(self.catalog, commit, self._branch_or_current(None), message).commit
+        return revert(self.catalog, commit, self._branch_or_current(None), message,
+                      verify=self._verify_checks).commit
 
     def optimize(self: Session, table: str | None = None) -> list[dict[str, Any]]:
         self._no_txn("optimize")
