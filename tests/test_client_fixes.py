@@ -621,3 +621,52 @@ def test_discard_all_leaves_nothing_for_the_pools_next_user(server) -> None:
     conn.close()
     with psycopg.connect(dsn(server), autocommit=True) as other:  # the rows are all still there
         assert other.execute("SELECT count(*) FROM items").fetchone() == (20,)
+
+
+# -- one batch, one transaction (PostgreSQL's implicit transactions) -----------------------------
+
+
+def test_executemany_in_autocommit_is_all_or_nothing(server) -> None:
+    """psycopg 3 sends every row's Execute before one Sync: PostgreSQL runs them as one
+    transaction, so a failing row leaves none of the batch behind."""
+    reset_accounts(server)
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.cursor().executemany("INSERT INTO acct VALUES (%s, %s)", [(3, 1), (4, 1), (1, 1), (5, 1)])
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        conn.cursor().executemany("INSERT INTO acct VALUES (%s, %s)", [(3, 1), (4, 1)])
+    assert balances(server) == [(1, 100), (2, 100), (3, 1), (4, 1)]
+
+
+def test_a_query_string_of_several_statements_is_one_transaction(server) -> None:
+    reset_accounts(server)
+    out = psql(server, "-c", "UPDATE acct SET bal = bal - 50 WHERE id = 1; "
+                             "UPDATE acct SET bal = bal + 50 WHERE id = 2; SELECT 1/0")
+    assert out.returncode != 0 and "division by zero" in out.stderr
+    assert balances(server) == [(1, 100), (2, 100)]  # the two UPDATEs rolled back with it
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        # COMMIT inside the string ends the batch's transaction, with PostgreSQL's warning
+        notices: list[str] = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute("UPDATE acct SET bal = 0 WHERE id = 1; COMMIT; UPDATE acct SET bal = 0 WHERE id = 2; "
+                         "SELECT 1/0", prepare=False)
+        assert notices == ["there is no transaction in progress"]
+        # BEGIN inside it makes the block explicit: it stays open after the string
+        conn.pgconn.exec_(b"UPDATE acct SET bal = 7 WHERE id = 2; BEGIN; UPDATE acct SET bal = 8 WHERE id = 1")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        conn.execute("ROLLBACK")
+        # SAVEPOINT needs a real transaction block, as in PostgreSQL
+        with pytest.raises(psycopg.errors.NoActiveSqlTransaction):
+            conn.execute("SELECT 1; SAVEPOINT s", prepare=False)
+    assert balances(server) == [(1, 0), (2, 100)]
+
+
+def test_statements_that_cannot_run_in_a_block_still_run_alone(server) -> None:
+    """A merge, a branch switch or VACUUM sent with the extended protocol in autocommit:
+    their batch's transaction has changed nothing, so it steps aside."""
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("SELECT reeldb_branch(%s)", ["implicit-test"])
+        assert ("implicit-test",) in conn.execute("SELECT name FROM reeldb_branches()").fetchall()
+        conn.execute("VACUUM")
+        conn.execute("DISCARD ALL")

@@ -220,7 +220,7 @@ def test_settings_are_an_allow_list(served) -> None:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SET session_replication_role = replica")
         conn.execute("SET statement_timeout = '3s'")  # honoured
-        assert conn.execute("SHOW statement_timeout").fetchone() == ("3000",)
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("3s",)  # as PostgreSQL shows it
         conn.execute("SET hnsw.ef_search = 64")
         assert conn.execute("SHOW hnsw.ef_search").fetchone() == ("64",)
         assert notices == []

@@ -148,11 +148,11 @@ class ClientSession:
                 query = p.parse_query(payload)
             except errors.CharacterNotInRepertoire as e:  # not UTF-8: this query fails, not the connection
                 self.db._session.fail_transaction()
-                return [p.error_for(e), p.ready_for_query(self.status)]
+                return [p.error_for(e), *self._ready()]
             return self._simple(query)
         if kind == "S":
             self.skipping = False
-            return [p.ready_for_query(self.status)]
+            return [*self._ready()]
         if kind == "H":
             return []
         if self.skipping:
@@ -182,14 +182,25 @@ class ClientSession:
             parts = _split(query)
         except errors.Error as e:
             self.db._session.fail_transaction()
-            return [p.error_for(e), p.ready_for_query(self.status)]
+            return [p.error_for(e), *self._ready()]
         if not parts:
-            return [p.empty_query_response(), p.ready_for_query(self.status)]
+            return [p.empty_query_response(), *self._ready()]
         return self._statements(parts)
+
+    def _ready(self) -> list[bytes]:
+        """ReadyForQuery, once the batch's implicit transaction has ended (its commit can
+        fail, e.g. with 40001: then the client hears it before ReadyForQuery)."""
+        try:
+            self.db._session.end_implicit()
+        except Exception as e:  # noqa: BLE001 - reported; the transaction is over either way
+            return [p.error_for(e), p.ready_for_query(self.status)]
+        return [p.ready_for_query(self.status)]
 
     def _statements(self, parts: list[str]) -> list[bytes]:
         out: list[bytes] = []
         for i, sql in enumerate(parts):
+            if len(parts) > 1 or self.db._session.implicit:  # one query string, one transaction
+                self.db._session.begin_implicit()
             try:
                 copy = _copy_stmt(sql)
                 if copy is not None:
@@ -208,7 +219,7 @@ class ClientSession:
                 self.db._session.fail_transaction()
                 out.append(p.error_for(e))
                 break
-        out.append(p.ready_for_query(self.status))
+        out += self._ready()
         return out
 
     # -- COPY ------------------------------------------------------------------------
@@ -254,19 +265,19 @@ class ClientSession:
         if kind == "f":  # CopyFail: the client gave up (an exception inside psycopg's `with copy`)
             msg = p.Payload(payload).cstring() if payload else ""
             session.fail_transaction()
-            return [p.error_response("57014", f"COPY from stdin failed: {msg}"), p.ready_for_query(self.status)]
+            return [p.error_response("57014", f"COPY from stdin failed: {msg}"), *self._ready()]
         if kind != "c":
             session.fail_transaction()
             e = p.ProtocolViolation(f"unexpected message type {kind!r} during COPY from stdin")
-            return [p.error_for(e), p.ready_for_query(self.status)]
+            return [p.error_for(e), *self._ready()]
         try:
             with session.failing():
                 tag = self._copy_insert(opts, data)
         except Exception as e:  # noqa: BLE001 - reported; nothing was written
-            return [p.error_for(e), p.ready_for_query(self.status)]
+            return [p.error_for(e), *self._ready()]
         if rest:
             return [p.command_complete(tag), *self._statements(rest)]
-        return [p.command_complete(tag), p.ready_for_query(self.status)]
+        return [p.command_complete(tag), *self._ready()]
 
     def _copy_insert(self, opts: CopyOptions, data: bytes) -> str:
         """All the rows in one statement, so one commit (or none, on any error)."""
@@ -399,6 +410,7 @@ class ClientSession:
         if not st.query.strip():
             portal.result = Result(status="")
             return
+        self.db._session.begin_implicit()  # the statements up to Sync are one transaction, as in PostgreSQL
         portal.result = self.db._session.execute(st.query, portal.values or None)
         r = portal.result
         if r.returns_rows and r.description is not None:

@@ -24,6 +24,7 @@ def discard(s: Session, stmt: ast.DiscardStmt) -> Result:
 
     mode = DiscardMode(stmt.target)
     if mode == DiscardMode.DISCARD_ALL:
+        s.leave_implicit("run DISCARD ALL")
         if s.txn is not None:
             raise errors.ActiveSqlTransaction("DISCARD ALL cannot run inside a transaction block")
         s.cursors.clear()  # CLOSE ALL

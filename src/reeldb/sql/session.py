@@ -108,6 +108,7 @@ class Session(VersioningMixin):
         self._ref_rels: dict[tuple[str, str], str] = {}  # (commit, table) -> relation
         self._ref_seq = 0
         self.statement_time = dt.datetime.now(dt.timezone.utc)  # statement_timestamp()
+        self.implicit = False  # the open transaction is a batch's, not BEGIN's (begin_implicit)
         # what Postgres clients see of the connection (the server sets them at login)
         self.user = "reeldb"
         self.database = "reeldb"
@@ -644,6 +645,10 @@ class Session(VersioningMixin):
 
     # -- transactions --------------------------------------------------------------------------
     def begin(self, options: tuple | None = None) -> None:
+        if self.txn is not None and self.implicit:  # BEGIN inside a batch: the block is now explicit
+            self.implicit = False
+            self.txn_characteristics = with_options(self.default_characteristics, options)
+            return
         if self.txn is not None:
             self.notice("there is already a transaction in progress")
             return
@@ -656,9 +661,33 @@ class Session(VersioningMixin):
         self.xact_start = dt.datetime.now(dt.timezone.utc)
         self.settings_undo.begin(self)
 
+    def begin_implicit(self) -> None:
+        """The statements of one batch (a query string of several statements, or the extended
+        protocol's messages up to Sync) run as one transaction, as in PostgreSQL: an error in
+        one rolls back the others. A BEGIN among them makes the block explicit."""
+        if self.txn is None:
+            self.begin()
+            self.implicit = True
+
+    def end_implicit(self) -> None:
+        """The batch is over: its implicit transaction commits, or rolls back if it failed."""
+        if self.txn is not None and self.implicit:
+            self.commit()
+        self.implicit = False
+
+    def leave_implicit(self, what: str) -> None:
+        """Before a statement that cannot run in a transaction block (a merge, a branch
+        switch): an implicit transaction that changed nothing yet steps aside, as a batch of one
+        statement would not have opened it; one that did is 25001."""
+        if self.txn is not None and self.implicit:
+            if self.txn.dirty or self.failed:
+                raise errors.ActiveSqlTransaction(f"cannot {what} inside a transaction block")
+            self.rollback()
+
     def commit(self, message: str = "", author: str | None = None) -> str | None:
         txn, failed = self.txn, self.failed
         self.txn, self.failed = None, False
+        self.implicit = False
         self._savepoints = []
         self.txn_characteristics = None
         if txn is not None:
@@ -681,6 +710,7 @@ class Session(VersioningMixin):
             notify.end_of_transaction(self, committed=False)
             self.settings_undo.end(self, committed=False)
         self.txn, self.failed = None, False
+        self.implicit = False
         self._savepoints = []
         self.txn_characteristics = None
 
@@ -690,14 +720,15 @@ class Session(VersioningMixin):
             self.begin(stmt.options)
             return Result(status="BEGIN")
         if k == TransactionStmtKind.TRANS_STMT_COMMIT:
-            if self.txn is None:
+            if self.txn is None or self.implicit:  # PostgreSQL warns, and ends a batch's transaction
                 self.notice("there is no transaction in progress")
+            if self.txn is None:
                 return Result(status="COMMIT")
             failed = self.failed
             self.commit()
             return Result(status="ROLLBACK" if failed else "COMMIT")
         if k == TransactionStmtKind.TRANS_STMT_ROLLBACK:
-            if self.txn is None:
+            if self.txn is None or self.implicit:
                 self.notice("there is no transaction in progress")
             self.rollback()
             return Result(status="ROLLBACK")
@@ -709,7 +740,7 @@ class Session(VersioningMixin):
     def _savepoint(self, kind: TransactionStmtKind, name: str) -> Result:
         """SAVEPOINT / RELEASE / ROLLBACK TO, as in Postgres: names may repeat (the newest
         wins); rolling back to one keeps it and clears the failed state."""
-        if self.txn is None:
+        if self.txn is None or self.implicit:
             raise errors.NoActiveSqlTransaction(f"{_SAVEPOINT_VERBS[kind]} can only be used in transaction blocks")
         if kind == TransactionStmtKind.TRANS_STMT_SAVEPOINT:
             if self.failed:

@@ -34,6 +34,7 @@ class VersioningMixin:
         return self.rights.authorize(op, self.catalog, self.branch, **refs)
 
     def _no_txn(self: Session, what: str) -> None:
+        self.leave_implicit(what)
         if self.in_transaction:
             raise errors.ActiveSqlTransaction(f"cannot {what} inside a transaction")
 
