@@ -39,6 +39,7 @@ from ..format.arrow import (
 )
 from ..format.fragment import ROWID, FragmentReader, ncol, scol
 from ..format.manifest import Column, Fragment, TableManifest
+from ..format.pgvector import sparse_text
 from ..format.types import MATRIX, vector_text
 
 GPOS, LIVE = "__gpos", "__live"
@@ -76,6 +77,10 @@ def rowid_view_name(rel: str) -> str:
 
 
 DIV, MOD = internal_name("div"), internal_name("mod")
+# pgvector's binary-vector distances and L1 distance (float8, as pgvector returns them)
+HAMMING, JACCARD, L1 = internal_name("hamming"), internal_name("jaccard"), internal_name("l1")
+_BIT_LENGTHS = ("CASE WHEN bit_length(a) <> bit_length(b) THEN error('different bit lengths ' || bit_length(a) "
+                "|| ' and ' || bit_length(b))")
 _EXTENSIONS = ("json", "parquet", "icu")  # built into DuckDB's wheel: loaded, never installed
 _MACROS = [
     # Postgres raises on division by zero where DuckDB returns NULL
@@ -94,6 +99,11 @@ _MACROS = [
     "CREATE OR REPLACE MACRO blob_length(v) AS v.length",
     "CREATE OR REPLACE MACRO media_meta(v) AS CAST(v.meta AS JSON)",
     "CREATE OR REPLACE MACRO vector_dims(v) AS len(v)",
+    f"CREATE OR REPLACE MACRO {HAMMING}(a, b) AS {_BIT_LENGTHS} ELSE CAST(bit_count(xor(a, b)) AS DOUBLE) END",
+    f"CREATE OR REPLACE MACRO {JACCARD}(a, b) AS {_BIT_LENGTHS} WHEN bit_count(a & b) = 0 THEN CAST(1 AS DOUBLE) "
+    "ELSE 1 - bit_count(a & b) / CAST(bit_count(a) + bit_count(b) - bit_count(a & b) AS DOUBLE) END",
+    f"CREATE OR REPLACE MACRO {L1}(a, b) AS CAST(list_sum(list_transform(list_zip(CAST(a AS FLOAT[]), "
+    "CAST(b AS FLOAT[])), lambda x: abs(x[1] - x[2]))) AS DOUBLE)",
     "CREATE OR REPLACE MACRO l2_norm(v) AS sqrt(list_sum(list_transform(CAST(v AS FLOAT[]), lambda x: x * x)))",
 ]
 
@@ -232,6 +242,7 @@ os.register_at_fork(after_in_child=_adopt_inherited)
 
 
 VECTOR_TEXT = internal_name("vectortext")  # a Python function: a vector's text in pgvector's form
+SPARSE_TEXT = internal_name("sparsetext")  # a sparsevec's text: {1:1.5,3:2}/5
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
@@ -278,6 +289,8 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
         db.execute(";\n".join(_MACROS))
         # vector::text in pgvector's form ([1.5,2,3]), not DuckDB's list text ([1.5, 2.0, 3.0])
         db.create_function(VECTOR_TEXT, lambda v: None if v is None else vector_text(v),
+                           [duckdb.list_type("FLOAT")], "VARCHAR", null_handling="special")
+        db.create_function(SPARSE_TEXT, lambda v: None if v is None else sparse_text(v),
                            [duckdb.list_type("FLOAT")], "VARCHAR", null_handling="special")
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
         db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
@@ -577,6 +590,8 @@ def select_expr(c: Column) -> str:
         return f"CAST({q} AS JSON) AS {q}"
     if c.type.kind == "uuid":
         return f"CAST({q} AS UUID) AS {q}"
+    if c.type.kind in ("bit", "varbit"):  # stored as the text of its bits
+        return f"CAST({q} AS BIT) AS {q}"
     return q
 
 

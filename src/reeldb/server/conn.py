@@ -268,7 +268,8 @@ class ClientSession:
         return out + [p.message("c"), p.command_complete(f"COPY {len(rows)}")]
 
     def _notices(self, result: Result) -> list[bytes]:
-        return [p.notice_response(n) for n in result.notices]
+        return [p.notice_response(n, getattr(n, "sqlstate", "00000"), getattr(n, "severity", "NOTICE"))
+                for n in result.notices]
 
     def _result(self, result: Result, formats: list[int], before: list[bytes]) -> list[bytes]:
         """RowDescription (simple query only), DataRows and CommandComplete; ``before``:

@@ -24,7 +24,9 @@ _KIND_OID = {"int16": t.INT2, "int32": t.INT4, "int64": t.INT8, "float32": t.FLO
              "bool": t.BOOL, "text": t.TEXT, "varchar": t.VARCHAR, "bytea": t.BYTEA, "image": t.BYTEA,
              "video": t.BYTEA, "json": t.JSON, "jsonb": t.JSONB, "date": t.DATE, "timestamp": t.TIMESTAMP,
              "timestamptz": t.TIMESTAMPTZ, "uuid": t.UUID, "numeric": t.NUMERIC, "vector": t.VECTOR,
-             "halfvec": t.HALFVEC, "time": t.TIME, "interval": t.INTERVAL}
+             "halfvec": t.HALFVEC, "time": t.TIME, "interval": t.INTERVAL, "sparsevec": t.SPARSEVEC,
+             "bit": t.BIT, "varbit": t.VARBIT, "vector_array": t.VECTOR_ARRAY, "halfvec_array": t.HALFVEC_ARRAY,
+             "sparsevec_array": t.SPARSEVEC_ARRAY}
 
 
 def oid_of(ct: ColumnType) -> int:
@@ -119,6 +121,11 @@ class _Infer:
                 oid = _cast_oid(sub.typeName)
                 if oid is not None:
                     self.found.setdefault(sub.arg.number, oid)
+            elif isinstance(sub, ast.TypeCast) and isinstance(sub.arg, ast.A_ArrayExpr) and sub.typeName.arrayBounds:
+                oid = t.ELEMENT_OF.get(_cast_oid(sub.typeName) or 0)  # ARRAY[$1, $2]::vector[]: each a vector
+                for element in sub.arg.elements or ():
+                    if oid is not None and isinstance(element, ast.ParamRef):
+                        self.found.setdefault(element.number, oid)
 
     def _operator(self, e: ast.A_Expr) -> None:
         for a, b in ((e.lexpr, e.rexpr), (e.rexpr, e.lexpr)):

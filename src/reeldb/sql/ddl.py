@@ -9,8 +9,8 @@ from pglast.enums import AlterTableType, ConstrType, ObjectType
 
 from .. import errors
 from ..format.manifest import Column, Schema
-from ..format.types import PARQUET, ColumnType, column_type
-from .parse import deparse, name_of
+from ..format.types import PARQUET, VECTOR_KINDS, ColumnType, column_type, vector_array_type
+from .parse import const_value, deparse, name_of
 
 if TYPE_CHECKING:
     from .session import Result, Session
@@ -28,6 +28,8 @@ def table_name(rv: ast.RangeVar) -> str:
 
 
 def type_of(tn: ast.TypeName) -> ColumnType:
+    if tn.arrayBounds and len(tn.arrayBounds) == 1 and name_of(tn.names) in VECTOR_KINDS:
+        return vector_array_type(name_of(tn.names), [const_value(m) for m in tn.typmods or ()])
     if tn.arrayBounds:
         raise errors.FeatureNotSupported(
             "array columns are not supported; use VECTOR(n) or TENSOR(dtype, dims...) for numeric arrays"

@@ -190,7 +190,7 @@ def _eval_row(s: Session, vl: tuple, prow: list[Any]) -> list[Any]:
 
 
 _SLOW = object()
-_TEXT_TYPES = {"vector", "halfvec", "tensor", "json", "jsonb", "bytea", "blob", "image", "video", "uuid",
+_TEXT_TYPES = {"vector", "halfvec", "sparsevec", "bit", "varbit", "tensor", "json", "jsonb", "bytea", "blob", "image", "video", "uuid",
                "text", "varchar", "date", "timestamp", "timestamptz"}
 
 

@@ -27,7 +27,19 @@ from ..catalog.catalog import Catalog
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine, internal_name
 from ..format.manifest import Column, TableManifest
-from . import cursors, ddl, dml, indexes, notify, point, prepared, temp, vector_plan
+from . import (
+    advisory,
+    cursors,
+    ddl,
+    dml,
+    indexes,
+    notify,
+    point,
+    prepared,
+    result_types,
+    temp,
+    vector_plan,
+)
 from .characteristics import Characteristics, with_options
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse, walk
@@ -357,11 +369,14 @@ class Session(VersioningMixin):
             if called is not None:
                 return called
             registered = self._table_functions(stmt, params)
+            kinds = self._column_kinds()
+            planned = result_types.plan(stmt, kinds)
             try:
                 table, desc = self.run_select(stmt, params)
             finally:
                 for name in registered:
                     self.engine.unregister(name)
+            desc = result_types.mark(planned, desc, kinds)
             return Result(table, desc, table.num_rows, f"SELECT {table.num_rows}")
         if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and temp.target(stmt) in self.temp_tables:
             return temp.run(self, stmt, params, param_rows)
@@ -482,14 +497,28 @@ class Session(VersioningMixin):
         return self.engine.arrow(sql, self.duck_params(params, sql))
 
     def rewriter(self, params: list[Any]) -> Rewriter:
-        return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg,
-                        file_access=self.engine.file_access, temporary=set(self.temp_tables))
+        rw = Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg,
+                      file_access=self.engine.file_access, temporary=set(self.temp_tables))
+        rw.kinds = self._column_kinds()
+        return rw
+
+    def _column_kinds(self) -> dict[str, str | None]:
+        """Column name -> its type's kind over the tables the statement names (all bound ones
+        when it is not known), None where two disagree."""
+        kinds: dict[str, str | None] = {}
+        names = self._stmt_names
+        for name, bt in list(self.engine.bound.items()):
+            if names is not None and name not in names:
+                continue
+            for c in bt.manifest.schema.columns:
+                kinds[c.name] = c.type.kind if kinds.get(c.name, c.type.kind) == c.type.kind else None
+        return kinds
 
     def _vector_dims(self) -> dict[str, int | None]:
         dims: dict[str, int | None] = {}
         for bt in list(self.engine.bound.values()):
             for c in bt.manifest.schema.columns:
-                if c.type.kind in ("vector", "halfvec"):
+                if c.type.kind in ("vector", "halfvec", "sparsevec"):
                     d = c.type.row_shape[0]
                     dims[c.name] = d if dims.get(c.name, d) == d else None
         return dims
@@ -618,6 +647,7 @@ class Session(VersioningMixin):
             temp.end_of_transaction(self)
             cursors.end_of_transaction(self, committed=not failed)
             notify.end_of_transaction(self, committed=not failed)
+            advisory.end_of_transaction(self)
         if txn is None:
             return None
         if failed:
@@ -631,6 +661,7 @@ class Session(VersioningMixin):
             temp.end_of_transaction(self)
             cursors.end_of_transaction(self, committed=False)
             notify.end_of_transaction(self, committed=False)
+            advisory.end_of_transaction(self)
         self.txn, self.failed = None, False
         self._savepoints = []
         self.txn_characteristics = None
