@@ -39,7 +39,7 @@ from ..format.arrow import (
 )
 from ..format.fragment import ROWID, FragmentReader, ncol, scol
 from ..format.manifest import Column, Fragment, TableManifest
-from ..format.pgvector import sparse_text
+from ..format.pgvector import sparse_text, vector_aggregate
 from ..format.types import MATRIX, vector_text
 
 GPOS, LIVE = "__gpos", "__live"
@@ -99,6 +99,9 @@ _MACROS = [
     "CREATE OR REPLACE MACRO blob_length(v) AS v.length",
     "CREATE OR REPLACE MACRO media_meta(v) AS CAST(v.meta AS JSON)",
     "CREATE OR REPLACE MACRO vector_dims(v) AS len(v)",
+    # pgvector's binary_quantize(vector): a bit per element, 1 where it is positive
+    "CREATE OR REPLACE MACRO binary_quantize(v) AS CAST(array_to_string(list_transform(CAST(v AS FLOAT[]), "
+    "lambda x: CASE WHEN x > 0 THEN '1' ELSE '0' END), '') AS BIT)",
     f"CREATE OR REPLACE MACRO {HAMMING}(a, b) AS {_BIT_LENGTHS} ELSE CAST(bit_count(xor(a, b)) AS DOUBLE) END",
     f"CREATE OR REPLACE MACRO {JACCARD}(a, b) AS {_BIT_LENGTHS} WHEN bit_count(a & b) = 0 THEN CAST(1 AS DOUBLE) "
     "ELSE 1 - bit_count(a & b) / CAST(bit_count(a) + bit_count(b) - bit_count(a & b) AS DOUBLE) END",
@@ -243,6 +246,9 @@ os.register_at_fork(after_in_child=_adopt_inherited)
 
 VECTOR_TEXT = internal_name("vectortext")  # a Python function: a vector's text in pgvector's form
 SPARSE_TEXT = internal_name("sparsetext")  # a sparsevec's text: {1:1.5,3:2}/5
+# pgvector's avg() and sum() of vector / halfvec: Python functions over list(column)
+VECTOR_AGGREGATES = {("avg", "vector"): internal_name("vavg"), ("sum", "vector"): internal_name("vsum"),
+                     ("avg", "halfvec"): internal_name("havg"), ("sum", "halfvec"): internal_name("hsum")}
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
@@ -292,6 +298,10 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
                            [duckdb.list_type("FLOAT")], "VARCHAR", null_handling="special")
         db.create_function(SPARSE_TEXT, lambda v: None if v is None else sparse_text(v),
                            [duckdb.list_type("FLOAT")], "VARCHAR", null_handling="special")
+        for (name, kind), fn in VECTOR_AGGREGATES.items():
+            db.create_function(fn, functools.partial(vector_aggregate, name, kind),
+                               [duckdb.list_type(duckdb.list_type("FLOAT"))], duckdb.list_type("FLOAT"),
+                               null_handling="special")
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
         db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
         # the sandbox, set after what needs it (loading extensions) and then locked

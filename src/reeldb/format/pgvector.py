@@ -187,3 +187,27 @@ def split_array_text(text: str, column: str) -> list[str | None]:
             items.append(None if word.upper() == "NULL" else word)
             i = j
     return items
+
+
+def vector_aggregate(name: str, kind: str, rows: list[Any] | None) -> list[float] | None:
+    """pgvector's avg() / sum() of vector or halfvec values (NULLs skipped, NULL when there
+    are none): avg accumulates in float8, sum adds in float4 (halfvec: rounds each sum to
+    float2), as pgvector's vector_accum / vector_add / halfvec_add do."""
+    values = [np.asarray(r, dtype=np.float32) for r in rows or () if r is not None]
+    if not values:
+        return None
+    dims = {len(v) for v in values}
+    if len(dims) > 1:
+        a, b = sorted(dims)[:2]
+        raise errors.DataError(f"expected {a} dimensions, not {b}")
+    store = np.float16 if kind == "halfvec" else np.float32
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "avg":
+            out = (np.sum(np.stack(values).astype(np.float64), axis=0) / len(values)).astype(store)
+        else:
+            out = values[0].astype(store)
+            for v in values[1:]:
+                out = (out.astype(np.float32) + v).astype(store)
+    if not np.isfinite(out).all():
+        raise errors.NumericValueOutOfRange("value out of range: overflow")
+    return out.astype(np.float32).tolist()

@@ -102,7 +102,7 @@ FUNCTIONS = frozenset({
     "pg_advisory_xact_lock", "pg_try_advisory_xact_lock",
     # pgvector and reeldb
     "cosine_similarity", "cosine_distance", "l2_distance", "inner_product", "negative_inner_product",
-    "vector_dims", "l2_norm", "video_frames", "video_fps", "video_width", "video_height",
+    "vector_dims", "l2_norm", "binary_quantize", "l1_distance", "video_frames", "video_fps", "video_width", "video_height",
     "video_duration", "video_codec", "image_width", "image_height", "image_format", "blob_length",
     "media_meta",
 })

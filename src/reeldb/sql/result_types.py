@@ -57,6 +57,9 @@ def _kind(node: Any, kinds: dict[str, str | None]) -> str | None:
         return name
     if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
         return kinds.get(node.fields[-1].sval)
+    if isinstance(node, ast.FuncCall) and name_of(node.funcname) in ("avg", "sum") and node.args \
+            and len(node.args) == 1:  # pgvector's aggregates keep the type
+        return _kind(node.args[0], kinds)
     return None
 
 

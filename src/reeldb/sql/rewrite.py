@@ -26,6 +26,7 @@ from ..engine.engine import (
     L1,
     MOD,
     SPARSE_TEXT,
+    VECTOR_AGGREGATES,
     VECTOR_TEXT,
     rowid_view_name,
 )
@@ -118,6 +119,10 @@ class Rewriter:
             name = name_of(node.funcname)
             if name in advisory.FUNCTIONS and self.pg is not None:
                 return self.advisory_call(name, node)
+            if name in ("avg", "sum") and node.args and len(node.args) == 1 and not node.agg_star:
+                kind = self._vector_kind(node.args[0])
+                if kind in ("vector", "halfvec"):
+                    return self.vector_aggregate(name, kind, node)
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
                 return self.vector_call(name, node.args[0], node.args[1])
             return None
@@ -344,6 +349,25 @@ class Rewriter:
         if t == "bit":
             text = func("rpad", text, _int_const(length), ast.A_Const(val=ast.String(sval="0")))
         return cast(text, "bit")
+
+    def _vector_kind(self, node: ast.Node) -> str | None:
+        if isinstance(node, ast.TypeCast) and not node.typeName.arrayBounds:
+            return name_of(node.typeName.names)
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return self.kinds.get(node.fields[-1].sval)
+        return None
+
+    def vector_aggregate(self, name: str, kind: str, node: ast.FuncCall) -> ast.Node:
+        """avg(vector) / sum(vector) (and halfvec): pgvector's aggregates, computed over the
+        list of the group's values (its FILTER and DISTINCT kept)."""
+        if node.over is not None or node.agg_order is not None:
+            raise errors.FeatureNotSupported(f"{name}({kind}) as a window function or with ORDER BY is not supported")
+        gathered = ast.FuncCall(funcname=(ast.String(sval="list"),), args=(self(node.args[0]),),
+                                agg_filter=self(node.agg_filter) if node.agg_filter is not None else None,
+                                agg_distinct=node.agg_distinct)
+        call = func(VECTOR_AGGREGATES[(name, kind)], gathered)
+        dim = self.dim_of(node.args[0])
+        return cast(call, "float4", (dim,)) if dim else call
 
     def _is_sparse(self, node: ast.Node) -> bool:
         if isinstance(node, ast.TypeCast):
