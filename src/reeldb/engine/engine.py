@@ -20,7 +20,7 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from ..format.arrow import (
 )
 from ..format.fragment import ROWID, FragmentReader, ncol, scol
 from ..format.manifest import Column, Fragment, TableManifest
-from ..format.pgvector import sparse_text, vector_aggregate
+from ..format.pgvector import sparse_text, vector_aggregate, vector_array_text
 from ..format.types import MATRIX, vector_text
 
 GPOS, LIVE = "__gpos", "__live"
@@ -109,6 +109,12 @@ _MACROS = [
     "CAST(b AS FLOAT[])), lambda x: abs(x[1] - x[2]))) AS DOUBLE)",
     "CREATE OR REPLACE MACRO l2_norm(v) AS sqrt(list_sum(list_transform(CAST(v AS FLOAT[]), lambda x: x * x)))",
 ]
+
+
+def _one_argument(fn: Callable[..., Any], *bound: Any) -> Callable[[Any], Any]:
+    """``fn`` with its leading settings bound: DuckDB counts a Python function's
+    parameters (a partial's and defaults included) against the SQL arguments."""
+    return lambda rows: fn(*bound, rows)
 
 
 def quote_ident(name: str) -> str:
@@ -246,6 +252,7 @@ os.register_at_fork(after_in_child=_adopt_inherited)
 
 VECTOR_TEXT = internal_name("vectortext")  # a Python function: a vector's text in pgvector's form
 SPARSE_TEXT = internal_name("sparsetext")  # a sparsevec's text: {1:1.5,3:2}/5
+VECTOR_ARRAY_TEXT = {False: internal_name("vectorstext"), True: internal_name("sparsestext")}  # vector[], sparsevec[]
 # pgvector's avg() and sum() of vector / halfvec: Python functions over list(column)
 VECTOR_AGGREGATES = {("avg", "vector"): internal_name("vavg"), ("sum", "vector"): internal_name("vsum"),
                      ("avg", "halfvec"): internal_name("havg"), ("sum", "halfvec"): internal_name("hsum")}
@@ -298,8 +305,11 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
                            [duckdb.list_type("FLOAT")], "VARCHAR", null_handling="special")
         db.create_function(SPARSE_TEXT, lambda v: None if v is None else sparse_text(v),
                            [duckdb.list_type("FLOAT")], "VARCHAR", null_handling="special")
+        for sparse, fn in VECTOR_ARRAY_TEXT.items():
+            db.create_function(fn, _one_argument(vector_array_text, sparse),
+                               [duckdb.list_type(duckdb.list_type("FLOAT"))], "VARCHAR", null_handling="special")
         for (name, kind), fn in VECTOR_AGGREGATES.items():
-            db.create_function(fn, functools.partial(vector_aggregate, name, kind),
+            db.create_function(fn, _one_argument(vector_aggregate, name, kind),
                                [duckdb.list_type(duckdb.list_type("FLOAT"))], duckdb.list_type("FLOAT"),
                                null_handling="special")
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])

@@ -211,3 +211,19 @@ def vector_aggregate(name: str, kind: str, rows: list[Any] | None) -> list[float
     if not np.isfinite(out).all():
         raise errors.NumericValueOutOfRange("value out of range: overflow")
     return out.astype(np.float32).tolist()
+
+
+def vector_array_text(sparse: bool, rows: list[Any] | None) -> str | None:
+    """vector[]'s text, as array_out writes it: ``{"[1,2]","[3,4.5]",NULL}``."""
+    from .types import vector_text
+
+    if rows is None:
+        return None
+    parts = []
+    for r in rows:
+        if r is None:
+            parts.append("NULL")
+            continue
+        t = sparse_text(r) if sparse else vector_text(r)
+        parts.append('"' + t + '"' if any(c in t for c in '{},"\\ ') else t)
+    return "{" + ",".join(parts) + "}"

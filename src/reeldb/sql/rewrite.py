@@ -27,12 +27,13 @@ from ..engine.engine import (
     MOD,
     SPARSE_TEXT,
     VECTOR_AGGREGATES,
+    VECTOR_ARRAY_TEXT,
     VECTOR_TEXT,
     rowid_view_name,
 )
 from ..format.fragment import ROWID
 from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
-from ..format.types import parse_vector_text
+from ..format.types import VECTOR_ARRAY_KINDS, parse_vector_text
 from . import advisory, allowlist
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog
@@ -262,8 +263,16 @@ class Rewriter:
             return self.bit_cast(node, t)
         if t in VECTOR_TYPES:
             dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
+            ok, value = self._constant(node.arg)
+            if ok and isinstance(value, str) and tn.typmods:  # text of the wrong size: pgvector's error
+                got = len(parse_vector_text(value, t))
+                if got != dim:
+                    raise errors.DataError(f"expected {dim} dimensions, not {got}")
             arg = self(node.arg)
             return cast(arg, "float4", (dim,)) if dim else cast(arg, "float4", (-1,))
+        array_kind = self._vector_kind(node.arg, arrays=True)
+        if t in ("text", "varchar") and not tn.arrayBounds and array_kind in VECTOR_ARRAY_KINDS:
+            return func(VECTOR_ARRAY_TEXT[array_kind == "sparsevec_array"], cast(self(node.arg), "float4", (-1, -1)))
         if t in ("text", "varchar") and not tn.arrayBounds and self._is_sparse(node.arg):
             return func(SPARSE_TEXT, self(node.arg))  # {1:1.5,3:2}/5
         if t in ("text", "varchar") and not tn.arrayBounds and self._is_vector(node.arg):
@@ -336,7 +345,8 @@ class Rewriter:
         ok, value = self._constant(node.arg)
         if ok and value is None:
             return cast(ast.A_Const(isnull=True), "bit")
-        if ok and isinstance(value, str):
+        literal_bits = isinstance(node.arg, ast.A_Const) and isinstance(node.arg.val, ast.BitString)
+        if ok and isinstance(value, str) and not literal_bits:  # text input: exactly n bits (a B'' value is cut)
             bits = check_bit_length(parse_bit_text(value), length if length is not None or t == "varbit" else 1,
                                     t == "varbit", "value")
             return cast(ast.A_Const(val=ast.String(sval=bits)), "bit")
@@ -350,9 +360,12 @@ class Rewriter:
             text = func("rpad", text, _int_const(length), ast.A_Const(val=ast.String(sval="0")))
         return cast(text, "bit")
 
-    def _vector_kind(self, node: ast.Node) -> str | None:
-        if isinstance(node, ast.TypeCast) and not node.typeName.arrayBounds:
-            return name_of(node.typeName.names)
+    def _vector_kind(self, node: ast.Node, arrays: bool = False) -> str | None:
+        if isinstance(node, ast.TypeCast):
+            bounds = len(node.typeName.arrayBounds or ())
+            if bounds == 0:
+                return name_of(node.typeName.names)
+            return name_of(node.typeName.names) + "_array" if arrays and bounds == 1 else None
         if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
             return self.kinds.get(node.fields[-1].sval)
         return None
