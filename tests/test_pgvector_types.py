@@ -294,3 +294,27 @@ def test_asyncpg_pool_reset_runs_pg_advisory_unlock_all(server) -> None:
             await pool.close()
 
     assert asyncio.run(go()) == Vector([1, 2, 3])
+
+
+# -- TRUNCATE (peewee empties its tables with it) -----------------------------------------------
+def test_truncate_empties_tables_and_refuses_restart_identity(server) -> None:
+    conn = psycopg2.connect(dsn(server))
+    conn.autocommit = True
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE IF NOT EXISTS tr1 (id SERIAL, x INT)")
+        cur.execute("CREATE TABLE IF NOT EXISTS tr2 (x INT)")
+        cur.execute("INSERT INTO tr1 (x) VALUES (1), (2)")
+        cur.execute("INSERT INTO tr2 VALUES (3)")
+        with pytest.raises(psycopg2.errors.FeatureNotSupported, match="RESTART IDENTITY"):
+            cur.execute("TRUNCATE tr1 RESTART IDENTITY")
+        with pytest.raises(psycopg2.errors.UndefinedTable):
+            cur.execute("TRUNCATE tr2, nosuch")
+        cur.execute("SELECT (SELECT count(*) FROM tr1), (SELECT count(*) FROM tr2)")
+        assert cur.fetchone() == (2, 1)  # refused: nothing changed
+        cur.execute("TRUNCATE TABLE tr1, tr2")
+        assert cur.statusmessage == "TRUNCATE TABLE"
+        cur.execute("SELECT (SELECT count(*) FROM tr1), (SELECT count(*) FROM tr2)")
+        assert cur.fetchone() == (0, 0)
+    finally:
+        conn.close()

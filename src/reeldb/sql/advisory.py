@@ -30,6 +30,7 @@ FUNCTIONS = frozenset({
 })
 
 _POLL_S = 0.05  # a waiting lock call checks for cancel and statement_timeout this often
+MAX_LOCKS = 100_000  # distinct keys held at once per database: Postgres' lock table is bounded too
 
 
 class Warning(str):  # noqa: A001 - a notice sent with WARNING severity, as Postgres does
@@ -49,6 +50,9 @@ class _Table:
         got = self.held.get(key)
         if got is not None and got[0] != holder:
             return False
+        if got is None and len(self.held) >= MAX_LOCKS:
+            raise errors.OutOfMemory("out of shared memory: too many advisory locks are held "
+                                     f"({MAX_LOCKS}); release some with pg_advisory_unlock()")
         _, n_session, n_xact = got or (holder, 0, 0)
         self.held[key] = (holder, n_session + (not xact), n_xact + xact)
         self.by_session.setdefault(holder, set()).add(key)

@@ -427,7 +427,29 @@ class Session(VersioningMixin):
             return indexes.create(self, stmt)
         if isinstance(stmt, ast.ReindexStmt):
             return indexes.reindex(self, stmt)
+        if isinstance(stmt, ast.TruncateStmt):
+            return self._truncate(stmt)
         raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
+
+    def _truncate(self, stmt: ast.TruncateStmt) -> Result:
+        """TRUNCATE t [, ...]: a DELETE of every row of each (one commit for all of them).
+        RESTART IDENTITY is refused: SERIAL sequences are global across branches."""
+        if stmt.restart_seqs:
+            raise errors.FeatureNotSupported("TRUNCATE ... RESTART IDENTITY is not supported: reeldb's SERIAL "
+                                             "sequences are global across branches and never restart")
+        own = self.txn is None and len(stmt.relations) > 1
+        if own:
+            self.begin()
+        try:
+            for rel in stmt.relations:
+                self._dispatch(ast.DeleteStmt(relation=rel), [], None)
+        except BaseException:
+            if own:
+                self.rollback()
+            raise
+        if own:
+            self.commit()
+        return Result(status="TRUNCATE TABLE")
 
     def _drop(self, stmt: ast.DropStmt) -> Result:
         """DROP TABLE: temporary tables go here and now; the branch's in its transaction."""
