@@ -46,9 +46,10 @@ VECTOR_FUNCS = {
     "l2_distance": ("array_distance", False),
     "inner_product": ("array_inner_product", False),
     "negative_inner_product": ("array_inner_product", True),
-    "l1_distance": (L1, False),
 }
-VECTOR_OPS = {"<=>": "cosine_distance", "<->": "l2_distance", "<#>": "negative_inner_product", "<+>": "l1_distance"}
+VECTOR_OPS = {"<=>": "cosine_distance", "<->": "l2_distance", "<#>": "negative_inner_product"}
+# pgvector's L1 distance: no index metric, so kept apart from the planned top-k's functions
+L1_FUNCS, L1_OPS = {"l1_distance": (L1, False)}, {"<+>": "l1_distance"}
 VECTOR_TYPES = {"vector", "halfvec", "sparsevec"}
 BIT_OPS = {"<~>": HAMMING, "<%>": JACCARD}  # pgvector's binary-vector distances
 BIT_TYPES = {"bit", "varbit"}
@@ -124,6 +125,8 @@ class Rewriter:
                 kind = self._vector_kind(node.args[0])
                 if kind in ("vector", "halfvec"):
                     return self.vector_aggregate(name, kind, node)
+            if name in L1_FUNCS and node.args and len(node.args) == 2:
+                return self.vector_call(name, node.args[0], node.args[1])
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
                 return self.vector_call(name, node.args[0], node.args[1])
             return None
@@ -131,6 +134,8 @@ class Rewriter:
             op = name_of(node.name)
             if op in VECTOR_OPS and node.lexpr is not None:
                 return self.vector_call(VECTOR_OPS[op], node.lexpr, node.rexpr)
+            if op in L1_OPS and node.lexpr is not None:
+                return self.vector_call(L1_OPS[op], node.lexpr, node.rexpr)
             if op in BIT_OPS and node.lexpr is not None:
                 return func(BIT_OPS[op], cast(self(node.lexpr), "bit"), cast(self(node.rexpr), "bit"))
             if op in ("/", "%") and node.lexpr is not None:
@@ -155,7 +160,7 @@ class Rewriter:
 
     # -- vectors -----------------------------------------------------------------------------
     def vector_call(self, name: str, a: ast.Node, b: ast.Node) -> ast.Node:
-        duck, negate = VECTOR_FUNCS[name]
+        duck, negate = VECTOR_FUNCS[name] if name in VECTOR_FUNCS else L1_FUNCS[name]
         da, db = self.dim_of(a), self.dim_of(b)
         if da is not None and db is not None and da != db:
             raise errors.DataError(f"different vector dimensions {da} and {db}")
@@ -172,12 +177,12 @@ class Rewriter:
         if isinstance(node, ast.ParamRef):
             v = self._param(node)
             if isinstance(v, str):
-                return len(_vector_or_sparse(v, "parameter"))
+                return len(vector_or_sparse(v, "parameter"))
             if isinstance(v, np.ndarray | list | tuple):
                 return int(np.asarray(v).size)
             return None
         if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
-            return len(_vector_or_sparse(node.val.sval, "literal"))
+            return len(vector_or_sparse(node.val.sval, "literal"))
         if isinstance(node, ast.TypeCast):
             tn = node.typeName
             if name_of(tn.names) in VECTOR_TYPES and tn.typmods:
@@ -453,7 +458,7 @@ def _int_const(n: int) -> ast.A_Const:
     return ast.A_Const(val=ast.Integer(ival=n))
 
 
-def _vector_or_sparse(text: str, what: str) -> np.ndarray | list[float]:
+def vector_or_sparse(text: str, what: str) -> np.ndarray | list[float]:
     """A vector's text ``[1,2]`` or a sparse vector's ``{1:1}/2``."""
     if "/" in text and text.lstrip().startswith("{"):
         return parse_sparse_text(text, what)
