@@ -321,3 +321,20 @@ def test_truncate_empties_tables_and_refuses_restart_identity(server) -> None:
         assert cur.fetchone() == (0, 0)
     finally:
         conn.close()
+
+
+# -- Describe of INSERT ... RETURNING (pg8000 Describes before Bind) ------------------------------
+def test_describe_of_returning_gives_its_columns_without_running_it(server) -> None:
+    async def go(conn):
+        await conn.execute("CREATE TABLE IF NOT EXISTS ret (id BIGSERIAL, h halfvec(2))")
+        before = await conn.fetchval("SELECT count(*) FROM ret")
+        stmt = await conn.prepare("INSERT INTO ret (h) VALUES ($1) RETURNING id, h AS half")
+        described = [(a.name, a.type.name) for a in stmt.get_attributes()]
+        after_describe = await conn.fetchval("SELECT count(*) FROM ret")
+        got = await stmt.fetch(HalfVector([1, 2]))
+        return before, described, after_describe, got
+
+    before, described, after_describe, got = run_asyncpg(server, go)
+    assert described == [("id", "int8"), ("half", "halfvec")]
+    assert after_describe == before  # describing ran nothing
+    assert len(got) == 1 and got[0]["half"] == HalfVector([1, 2])

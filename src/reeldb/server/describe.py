@@ -17,7 +17,7 @@ from .. import errors
 from ..format.manifest import TableManifest
 from ..format.types import ColumnType, column_type
 from ..sql import pgtypes as t
-from ..sql.parse import parse
+from ..sql.parse import deparse, parse
 from ..sql.pgcatalog import type_oid
 
 _KIND_OID = {"int16": t.INT2, "int32": t.INT4, "int64": t.INT8, "float32": t.FLOAT4, "float64": t.FLOAT8,
@@ -168,3 +168,24 @@ def _children(node: Any) -> Any:
                 stack.append(getattr(n, name))
         elif isinstance(n, tuple | list):
             stack.extend(n)
+
+
+def returning_query(query: str) -> str | None:
+    """INSERT / UPDATE / DELETE ... RETURNING: a query with the same result columns and no
+    rows (``SELECT <returning> FROM <table> WHERE false``), so a Describe before Bind (pg8000
+    sends one) answers a RowDescription without running the statement."""
+    try:
+        stmts = parse(query)
+    except errors.Error:
+        return None
+    if len(stmts) != 1:
+        return None
+    stmt = stmts[0].stmt
+    if not isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) or stmt.returningClause is None:
+        return None
+    targets = stmt.returningClause.exprs
+    if stmt.withClause is not None or not targets or any(isinstance(n, ast.ParamRef) for n in _children(targets)):
+        return None
+    select = ast.SelectStmt(targetList=targets, fromClause=(stmt.relation,),
+                            whereClause=ast.A_Const(val=ast.Boolean(boolval=False)))
+    return deparse(select)

@@ -27,7 +27,10 @@ def plan(stmt: ast.Node, kinds: dict[str, str | None]) -> list[str | None] | Non
     ``*``, where the column names decide)."""
     while isinstance(stmt, ast.SelectStmt) and stmt.targetList is None and stmt.larg is not None:
         stmt = stmt.larg  # a UNION's columns are its first branch's
-    targets = list(stmt.targetList or ()) if isinstance(stmt, ast.SelectStmt) else []
+    if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):  # RETURNING
+        targets = list(stmt.returningClause.exprs or ()) if stmt.returningClause is not None else []
+    else:
+        targets = list(stmt.targetList or ()) if isinstance(stmt, ast.SelectStmt) else []
     if any(isinstance(t, ast.ResTarget) and isinstance(t.val, ast.ColumnRef) and isinstance(t.val.fields[-1], ast.A_Star)
            for t in targets):
         return None

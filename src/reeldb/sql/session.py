@@ -380,12 +380,14 @@ class Session(VersioningMixin):
             return Result(table, desc, table.num_rows, f"SELECT {table.num_rows}")
         if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and temp.target(stmt) in self.temp_tables:
             return temp.run(self, stmt, params, param_rows)
-        if isinstance(stmt, ast.InsertStmt):
-            return dml.insert(self, stmt, params, param_rows)
-        if isinstance(stmt, ast.UpdateStmt):
-            return dml.update(self, stmt, params)
-        if isinstance(stmt, ast.DeleteStmt):
-            return dml.delete(self, stmt, params)
+        if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and stmt.returningClause is not None:
+            kinds = self._column_kinds()
+            planned = result_types.plan(stmt, kinds)
+            result = self._dml(stmt, params, param_rows)
+            result.description = result_types.mark(planned, result.description, kinds)
+            return result
+        if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
+            return self._dml(stmt, params, param_rows)
         if isinstance(stmt, ast.CreateStmt):
             return temp.create(self, stmt) if temp.is_temporary(stmt) else ddl.create_table(self, stmt)
         if isinstance(stmt, ast.DropStmt):
@@ -430,6 +432,14 @@ class Session(VersioningMixin):
         if isinstance(stmt, ast.TruncateStmt):
             return self._truncate(stmt)
         raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
+
+    def _dml(self, stmt: ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt, params: list[Any],
+             param_rows: list[list[Any]] | None) -> Result:
+        if isinstance(stmt, ast.InsertStmt):
+            return dml.insert(self, stmt, params, param_rows)
+        if isinstance(stmt, ast.UpdateStmt):
+            return dml.update(self, stmt, params)
+        return dml.delete(self, stmt, params)
 
     def _truncate(self, stmt: ast.TruncateStmt) -> Result:
         """TRUNCATE t [, ...]: a DELETE of every row of each (one commit for all of them).
