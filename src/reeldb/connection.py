@@ -20,7 +20,7 @@ from .catalog.vacuum import DEFAULT_GRACE
 from .config import Config
 from .cursor import Cursor
 from .format.types import MATRIX
-from .sql import dml
+from .sql import advisory, dml
 from .sql.session import Session
 from .storage import open_store
 
@@ -154,6 +154,7 @@ class Connection:
     def close(self) -> None:
         if not self._closed:
             self._session.rollback()
+            advisory.release_session(self._session)
             self._session.engine.close()
             self.catalog.store.close()  # its network connections (object storage)
             self._closed = True

@@ -76,6 +76,10 @@ def converters(table: pa.Table, description: list, store: ObjectStore) -> list[C
             out.append(_blobs(store))
         elif duck == "JSON":
             out.append(_json)
+        elif duck in ("BIT", "VARBIT") and pa.types.is_binary(t):  # DuckDB's BIT -> the text of the bits
+            from .format.pgvector import duck_bits
+
+            out.append(lambda a: [None if v is None else duck_bits(v) for v in a.to_pylist()])
         elif duck == "HUGEINT":  # sum(int) in DuckDB; Postgres returns an integer, not a Decimal
             out.append(lambda a: [None if v is None else int(v) for v in a.to_pylist()])
         elif duck == "UUID" and (pa.types.is_string(t) or pa.types.is_large_string(t)):

@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ from ..format.arrow import (
 )
 from ..format.fragment import ROWID, FragmentReader, ncol, scol
 from ..format.manifest import Column, Fragment, TableManifest
+from ..format.pgvector import sparse_text, vector_aggregate, vector_array_text
 from ..format.types import MATRIX, vector_text
 
 GPOS, LIVE = "__gpos", "__live"
@@ -78,6 +79,10 @@ def rowid_view_name(rel: str) -> str:
 
 
 DIV, MOD = internal_name("div"), internal_name("mod")
+# pgvector's binary-vector distances and L1 distance (float8, as pgvector returns them)
+HAMMING, JACCARD, L1 = internal_name("hamming"), internal_name("jaccard"), internal_name("l1")
+_BIT_LENGTHS = ("CASE WHEN bit_length(a) <> bit_length(b) THEN error('different bit lengths ' || bit_length(a) "
+                "|| ' and ' || bit_length(b))")
 _EXTENSIONS = ("json", "parquet", "icu")  # built into DuckDB's wheel: loaded, never installed
 _MACROS = [
     # Postgres raises on division by zero where DuckDB returns NULL
@@ -96,8 +101,22 @@ _MACROS = [
     "CREATE OR REPLACE MACRO blob_length(v) AS v.length",
     "CREATE OR REPLACE MACRO media_meta(v) AS CAST(v.meta AS JSON)",
     "CREATE OR REPLACE MACRO vector_dims(v) AS len(v)",
+    # pgvector's binary_quantize(vector): a bit per element, 1 where it is positive
+    "CREATE OR REPLACE MACRO binary_quantize(v) AS CAST(array_to_string(list_transform(CAST(v AS FLOAT[]), "
+    "lambda x: CASE WHEN x > 0 THEN '1' ELSE '0' END), '') AS BIT)",
+    f"CREATE OR REPLACE MACRO {HAMMING}(a, b) AS {_BIT_LENGTHS} ELSE CAST(bit_count(xor(a, b)) AS DOUBLE) END",
+    f"CREATE OR REPLACE MACRO {JACCARD}(a, b) AS {_BIT_LENGTHS} WHEN bit_count(a & b) = 0 THEN CAST(1 AS DOUBLE) "
+    "ELSE 1 - bit_count(a & b) / CAST(bit_count(a) + bit_count(b) - bit_count(a & b) AS DOUBLE) END",
+    f"CREATE OR REPLACE MACRO {L1}(a, b) AS CAST(list_sum(list_transform(list_zip(CAST(a AS FLOAT[]), "
+    "CAST(b AS FLOAT[])), lambda x: abs(x[1] - x[2]))) AS DOUBLE)",
     "CREATE OR REPLACE MACRO l2_norm(v) AS sqrt(list_sum(list_transform(CAST(v AS FLOAT[]), lambda x: x * x)))",
 ]
+
+
+def _one_argument(fn: Callable[..., Any], *bound: Any) -> Callable[[Any], Any]:
+    """``fn`` with its leading settings bound: DuckDB counts a Python function's
+    parameters (a partial's and defaults included) against the SQL arguments."""
+    return lambda rows: fn(*bound, rows)
 
 
 def quote_ident(name: str) -> str:
@@ -235,6 +254,11 @@ os.register_at_fork(after_in_child=_adopt_inherited)
 
 VECTOR_TEXT = internal_name("vectortext")  # a Python function: a vector's text in pgvector's form
 CLOCK = internal_name("clock")  # a Python function: the time now, read again for every row
+SPARSE_TEXT = internal_name("sparsetext")  # a sparsevec's text: {1:1.5,3:2}/5
+VECTOR_ARRAY_TEXT = {False: internal_name("vectorstext"), True: internal_name("sparsestext")}  # vector[], sparsevec[]
+# pgvector's avg() and sum() of vector / halfvec: Python functions over list(column)
+VECTOR_AGGREGATES = {("avg", "vector"): internal_name("vavg"), ("sum", "vector"): internal_name("vsum"),
+                     ("avg", "halfvec"): internal_name("havg"), ("sum", "halfvec"): internal_name("hsum")}
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
@@ -285,6 +309,15 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
         # clock_timestamp(): DuckDB's now() is the transaction's start; PostgreSQL's clock moves
         db.create_function(CLOCK, lambda: dt.datetime.now(dt.timezone.utc), [], "TIMESTAMP WITH TIME ZONE",
                            side_effects=True)
+        db.create_function(SPARSE_TEXT, lambda v: None if v is None else sparse_text(v),
+                           [duckdb.list_type("FLOAT")], "VARCHAR", null_handling="special")
+        for sparse, fn in VECTOR_ARRAY_TEXT.items():
+            db.create_function(fn, _one_argument(vector_array_text, sparse),
+                               [duckdb.list_type(duckdb.list_type("FLOAT"))], "VARCHAR", null_handling="special")
+        for (name, kind), fn in VECTOR_AGGREGATES.items():
+            db.create_function(fn, _one_argument(vector_aggregate, name, kind),
+                               [duckdb.list_type(duckdb.list_type("FLOAT"))], duckdb.list_type("FLOAT"),
+                               null_handling="special")
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
         db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
         # the sandbox, set after what needs it (loading extensions) and then locked
@@ -706,6 +739,8 @@ def select_expr(c: Column) -> str:
         return f"CAST({q} AS UUID) AS {q}"
     if c.type.is_enum:  # sorts and compares in declaration order, as Postgres' enums
         return f"CAST({q} AS {c.type.duck_enum()}) AS {q}"
+    if c.type.kind in ("bit", "varbit"):  # stored as the text of its bits
+        return f"CAST({q} AS BIT) AS {q}"
     return q
 
 

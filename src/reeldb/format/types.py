@@ -16,6 +16,10 @@ import pyarrow as pa
 from .. import errors
 
 PARQUET, MATRIX, BLOB = "parquet", "matrix", "blob"
+VECTOR_KINDS = ("vector", "halfvec", "sparsevec")  # pgvector's: one dimension, stored as a matrix
+# one-dimensional arrays of them (vector[]): Parquet lists of float4 lists, ``length`` the
+# elements' dimension when the type names one (vector(3)[])
+VECTOR_ARRAY_KINDS = {"vector_array": "vector", "halfvec_array": "halfvec", "sparsevec_array": "sparsevec"}
 
 # Every out-of-line value is this struct in Parquet: ``kind`` says how to show it in
 # Python, ``data`` holds small values inline, (pack, offset, length) points into a pack,
@@ -84,7 +88,7 @@ class ColumnType:
 
     @property
     def storage(self) -> str:
-        if self.kind in ("vector", "halfvec"):
+        if self.kind in VECTOR_KINDS:
             return MATRIX
         if self.kind == "tensor":
             return MATRIX if self.shape is not None else BLOB
@@ -116,8 +120,14 @@ class ColumnType:
             if self.precision is None:
                 return "numeric"
             return f"numeric({self.precision},{self.scale or 0})"
-        if k in ("vector", "halfvec"):
+        if k in VECTOR_KINDS:
             return f"{k}({self.shape[0]})" if self.shape else k
+        if k in VECTOR_ARRAY_KINDS:
+            return VECTOR_ARRAY_KINDS[k] + (f"({self.length})" if self.length else "") + "[]"
+        if k == "bit":
+            return f"bit({self.length})"
+        if k == "varbit":
+            return f"bit varying({self.length})" if self.length else "bit varying"
         if k == "tensor":
             dims = "" if self.shape is None else ", " + ", ".join(map(str, self.shape))
             return f"tensor({self.dtype}{dims})"
@@ -126,7 +136,7 @@ class ColumnType:
     def duck(self) -> str:
         """The DuckDB type the column is shown as in SQL."""
         k = self.kind
-        if k in ("vector", "halfvec"):
+        if k in VECTOR_KINDS:
             return f"FLOAT[{self.shape[0]}]"
         if k == "tensor" and self.shape is not None:
             return _DUCK_OF_DTYPE[self.dtype] + "".join(f"[{d}]" for d in reversed(self.shape))
@@ -214,7 +224,8 @@ _SQL_NAMES = {
     "timestamptz": "timestamp with time zone", "uuid": "uuid", "image": "image", "video": "video",
     "time": "time", "interval": "interval",
 }
-_DUCK_NAMES = {
+_DUCK_NAMES = {"bit": "BIT", "varbit": "BIT", "vector_array": "FLOAT[][]", "halfvec_array": "FLOAT[][]",
+               "sparsevec_array": "FLOAT[][]",
     "int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT", "float32": "FLOAT",
     "float64": "DOUBLE", "bool": "BOOLEAN", "text": "VARCHAR", "varchar": "VARCHAR",
     "json": "JSON", "jsonb": "JSON", "date": "DATE", "timestamp": "TIMESTAMP",
@@ -226,6 +237,9 @@ _ARROW_TYPES = {
     "json": pa.string(), "jsonb": pa.string(), "date": pa.date32(),
     "timestamp": pa.timestamp("us"), "timestamptz": pa.timestamp("us", tz="UTC"),
     "uuid": pa.string(), "time": pa.time64("us"), "interval": pa.month_day_nano_interval(),
+    "bit": pa.string(), "varbit": pa.string(),  # the text of 0s and 1s
+    "vector_array": pa.list_(pa.list_(pa.float32())), "halfvec_array": pa.list_(pa.list_(pa.float32())),
+    "sparsevec_array": pa.list_(pa.list_(pa.float32())),
 }
 
 # Postgres type names (as pglast hands them over, pg_catalog prefix dropped) -> kind.
@@ -239,7 +253,7 @@ _KINDS = {
     "timestamp": "timestamp", "timestamptz": "timestamptz", "uuid": "uuid",
     "numeric": "numeric", "decimal": "numeric", "image": "image", "video": "video",
     "vector": "vector", "halfvec": "halfvec", "tensor": "tensor", "time": "time",
-    "interval": "interval",
+    "interval": "interval", "sparsevec": "sparsevec", "bit": "bit", "varbit": "varbit",
 }
 _SERIALS = {"serial": "int32", "serial4": "int32", "bigserial": "int64", "serial8": "int64",
             "smallserial": "int16", "serial2": "int16"}
@@ -265,6 +279,21 @@ def column_type(name: str, mods: list[Any] | None = None) -> ColumnType:
         if p is not None and not 1 <= p <= 38:
             raise errors.InvalidParameterValue(f"NUMERIC precision {p} must be between 1 and 38")
         return ColumnType("numeric", precision=p, scale=s)
+    if kind in ("bit", "varbit"):
+        if len(mods) > 1:
+            raise errors.InvalidParameterValue(f"type {name} takes one modifier, its length")
+        length = _int_mod(name, mods[0]) if mods else (1 if kind == "bit" else None)
+        if length is not None and not 1 <= length <= 83886080:
+            raise errors.InvalidParameterValue(f"length for type {name} must be at least 1")
+        return ColumnType(kind, length=length)
+    if kind == "sparsevec":
+        if len(mods) != 1:
+            raise errors.InvalidParameterValue("SPARSEVEC needs its dimension, e.g. SPARSEVEC(30000)")
+        from .pgvector import check_sparse_dim
+
+        dim = _int_mod(name, mods[0])
+        check_sparse_dim(dim)
+        return ColumnType(kind, dtype="float32", shape=(dim,))
     if kind in ("vector", "halfvec"):
         if len(mods) != 1:
             raise errors.InvalidParameterValue(f"{name.upper()} needs its dimension, e.g. {name.upper()}(768)")
@@ -290,6 +319,14 @@ def column_type(name: str, mods: list[Any] | None = None) -> ColumnType:
     if mods and kind not in ("timestamp", "timestamptz", "time"):
         raise errors.InvalidParameterValue(f"type {name} takes no modifiers")
     return ColumnType(kind)
+
+
+def vector_array_type(element: str, mods: list[Any]) -> ColumnType:
+    """``vector[]`` / ``halfvec(3)[]`` / ``sparsevec[]``: a one-dimensional array column."""
+    if len(mods) > 1:
+        raise errors.InvalidParameterValue(f"type {element} takes one modifier, its dimension")
+    dim = column_type(element, mods).row_shape[0] if mods else None  # checks the dimension
+    return ColumnType(f"{element}_array", length=dim)
 
 
 def _int_mod(name: str, m: Any) -> int:
@@ -364,7 +401,7 @@ def check_matrix(ctype: ColumnType, column: str, values: list[Any]) -> MatrixCol
     n = len(values)
     out = np.zeros((n, *shape), dtype=ctype.np_dtype)
     valid = np.ones(n, dtype=bool)
-    is_vec = ctype.kind in ("vector", "halfvec")
+    is_vec = ctype.kind in VECTOR_KINDS
     for i, v in enumerate(values):
         if v is None:
             valid[i] = False
@@ -374,7 +411,12 @@ def check_matrix(ctype: ColumnType, column: str, values: list[Any]) -> MatrixCol
                 raise errors.InvalidTextRepresentation(
                     f"column {column} is {ctype.sql()}: a string is not a tensor"
                 )
-            v = parse_vector_text(v, column)
+            if ctype.kind == "sparsevec":
+                from .pgvector import parse_sparse_text
+
+                v = parse_sparse_text(v, f"column {column}")
+            else:
+                v = parse_vector_text(v, column)
         try:
             arr = np.asarray(v)
         except (ValueError, TypeError) as e:
@@ -413,7 +455,7 @@ def to_stored(ctype: ColumnType, column: str, arr: np.ndarray, text: str | None 
             if arr.size and (arr.min() < info.min or arr.max() > info.max):
                 raise errors.NumericValueOutOfRange(f"column {column}: value out of range for {ctype.dtype}")
         return arr.astype(target, copy=False)
-    is_vec = ctype.kind in ("vector", "halfvec")
+    is_vec = ctype.kind in VECTOR_KINDS
     if arr.dtype == target and not is_vec:  # nothing to convert: a tensor may hold infinity
         return arr
     with np.errstate(over="ignore", invalid="ignore"):
@@ -431,7 +473,7 @@ def to_stored(ctype: ColumnType, column: str, arr: np.ndarray, text: str | None 
 
 def out_of_range(ctype: ColumnType, column: str, shown: str) -> errors.Error:
     """Postgres' (and pgvector's) overflow error for one element, naming the column."""
-    name = ctype.kind if ctype.kind in ("vector", "halfvec") else ctype.sql()
+    name = ctype.kind if ctype.kind in VECTOR_KINDS else ctype.sql()
     return errors.NumericValueOutOfRange(f'"{_short(shown)}" is out of range for type {name} (column {column})')
 
 

@@ -272,6 +272,58 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
+def _bits(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
+    """bit(n) / bit varying(n): text of 0s and 1s (bytes: DuckDB's BIT, from INSERT ... SELECT)."""
+    from .pgvector import check_bit_length, duck_bits, parse_bit_text
+
+    def conv(v: Any) -> str:
+        if isinstance(v, bytes | bytearray | memoryview):
+            bits = duck_bits(bytes(v))
+        elif isinstance(v, str):
+            bits = parse_bit_text(v)
+        else:
+            raise errors.DatatypeMismatch(f"column {column} is {ctype.sql()}: a {type(v).__name__} is not a bit string")
+        return check_bit_length(bits, ctype.length, ctype.kind == "varbit", column)
+
+    return conv
+
+
+def _vector_arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
+    """vector[] / halfvec[] / sparsevec[]: a list of vectors (or their array text
+    ``{"[1,2]","[3,4]"}``), each checked as the element type checks it; NULL elements kept."""
+    from .pgvector import parse_sparse_text, split_array_text
+    from .types import VECTOR_ARRAY_KINDS, check_matrix, column_type, parse_vector_text
+
+    element = VECTOR_ARRAY_KINDS[ctype.kind]
+
+    def conv(v: Any) -> list[Any]:
+        if isinstance(v, str):
+            items: list[Any] = split_array_text(v, column)
+        else:
+            items = list(v)
+        if any(isinstance(x, list) and x and (isinstance(x[0], list | str | np.ndarray)) for x in items):
+            raise errors.FeatureNotSupported(f"column {column}: arrays of {element} of more than one dimension "
+                                             "are not supported")
+        dims = {len(x) if not isinstance(x, str) else None for x in items if x is not None}
+        dim = ctype.length or (next(iter(dims)) if len(dims) == 1 and None not in dims else None)
+        out: list[Any] = []
+        for x in items:
+            if x is None:
+                out.append(None)
+                continue
+            if dim is None:  # elements of different (or textual) sizes: each checked on its own
+                if isinstance(x, str):
+                    x = parse_sparse_text(x, f"column {column}") if element == "sparsevec" else parse_vector_text(x, column)
+                one = column_type(element, [max(len(x), 1)])
+            else:
+                one = column_type(element, [dim])
+            got = check_matrix(one, column, [x]).values[0]
+            out.append(got.astype(np.float32).tolist())
+        return out
+
+    return conv
+
+
 def _passthrough(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     return lambda v: v
 
@@ -280,7 +332,8 @@ _CONVERTERS: dict[str, Callable[[ColumnType, str], Callable[[Any], Any]]] = {
     "int16": _int, "int32": _int, "int64": _int, "float32": _float, "float64": _float,
     "bool": _bool, "text": _text, "varchar": _text, "numeric": _numeric, "date": _date,
     "timestamp": _timestamp, "timestamptz": _timestamp, "uuid": _uuid, "json": _json,
-    "jsonb": _json, "time": _passthrough, "interval": _passthrough,
+    "jsonb": _json, "time": _passthrough, "interval": _passthrough, "bit": _bits, "varbit": _bits,
+    "vector_array": _vector_arrays, "halfvec_array": _vector_arrays, "sparsevec_array": _vector_arrays,
 }
 
 
@@ -313,7 +366,8 @@ def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.Chunke
     target = ctype.arrow()
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if arr.type == target and ctype.kind not in ("json", "jsonb", "varchar", "uuid"):
+    if arr.type == target and ctype.kind not in ("json", "jsonb", "varchar", "uuid", "bit", "varbit",
+                                                 "vector_array", "halfvec_array", "sparsevec_array"):
         return arr
     if ctype.kind in _FAST_CASTS and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
                                       or pa.types.is_boolean(arr.type) or pa.types.is_temporal(arr.type)

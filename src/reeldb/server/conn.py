@@ -32,7 +32,7 @@ from .copy import (
     parse_rows,
     source_query,
 )
-from .describe import oid_of, param_oids
+from .describe import oid_of, param_oids, returning_query
 from .types import BYTEA, decode_param, encode_columns, field_specs, type_of
 
 ROWS_PER_CHUNK = 2048  # result rows encoded at a time (the deadline is checked between)
@@ -436,12 +436,13 @@ class ClientSession:
     def _statement_fields(self, st: Statement) -> list[p.FieldSpec] | None:
         """Result columns of a query before Bind. A query only reads, so it runs here
         with NULL for every parameter; its columns' types do not depend on the values."""
-        if not _is_query(st.query):
+        query = st.query if _is_query(st.query) else returning_query(st.query)
+        if query is None:
             return None
         session = self.db._session
         session.describing = True
         try:
-            r = session.execute(st.query, [None] * len(st.param_oids) or None)
+            r = session.execute(query, ([None] * len(st.param_oids) or None) if query is st.query else None)
         finally:
             session.describing = False
         if r.table is None or r.description is None:

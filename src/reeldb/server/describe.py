@@ -17,14 +17,16 @@ from .. import errors
 from ..format.manifest import TableManifest
 from ..format.types import ColumnType, column_type
 from ..sql import pgtypes as t
-from ..sql.parse import parse
+from ..sql.parse import deparse, parse
 from ..sql.pgcatalog import FUNCTION_ARG_TYPES, type_oid
 
 _KIND_OID = {"int16": t.INT2, "int32": t.INT4, "int64": t.INT8, "float32": t.FLOAT4, "float64": t.FLOAT8,
              "bool": t.BOOL, "text": t.TEXT, "varchar": t.VARCHAR, "bytea": t.BYTEA, "image": t.BYTEA,
              "video": t.BYTEA, "json": t.JSON, "jsonb": t.JSONB, "date": t.DATE, "timestamp": t.TIMESTAMP,
              "timestamptz": t.TIMESTAMPTZ, "uuid": t.UUID, "numeric": t.NUMERIC, "vector": t.VECTOR,
-             "halfvec": t.HALFVEC, "time": t.TIME, "interval": t.INTERVAL}
+             "halfvec": t.HALFVEC, "time": t.TIME, "interval": t.INTERVAL, "sparsevec": t.SPARSEVEC,
+             "bit": t.BIT, "varbit": t.VARBIT, "vector_array": t.VECTOR_ARRAY, "halfvec_array": t.HALFVEC_ARRAY,
+             "sparsevec_array": t.SPARSEVEC_ARRAY}
 
 
 def oid_of(ct: ColumnType) -> int:
@@ -174,6 +176,11 @@ class _Infer:
                 for arg, oid in zip(sub.args or (), types, strict=False):
                     if isinstance(arg, ast.ParamRef):
                         self.found.setdefault(arg.number, oid)
+            elif isinstance(sub, ast.TypeCast) and isinstance(sub.arg, ast.A_ArrayExpr) and sub.typeName.arrayBounds:
+                oid = t.ELEMENT_OF.get(_cast_oid(sub.typeName) or 0)  # ARRAY[$1, $2]::vector[]: each a vector
+                for element in sub.arg.elements or ():
+                    if oid is not None and isinstance(element, ast.ParamRef):
+                        self.found.setdefault(element.number, oid)
             elif isinstance(sub, ast.BoolExpr):
                 for arg in sub.args:
                     self._boolean(arg)
@@ -284,3 +291,24 @@ def _children(node: Any) -> Any:
                 stack.append(getattr(n, name))
         elif isinstance(n, tuple | list):
             stack.extend(n)
+
+
+def returning_query(query: str) -> str | None:
+    """INSERT / UPDATE / DELETE ... RETURNING: a query with the same result columns and no
+    rows (``SELECT <returning> FROM <table> WHERE false``), so a Describe before Bind (pg8000
+    sends one) answers a RowDescription without running the statement."""
+    try:
+        stmts = parse(query)
+    except errors.Error:
+        return None
+    if len(stmts) != 1:
+        return None
+    stmt = stmts[0].stmt
+    if not isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) or stmt.returningClause is None:
+        return None
+    targets = stmt.returningClause.exprs
+    if stmt.withClause is not None or not targets or any(isinstance(n, ast.ParamRef) for n in _children(targets)):
+        return None
+    select = ast.SelectStmt(targetList=targets, fromClause=(stmt.relation,),
+                            whereClause=ast.A_Const(val=ast.Boolean(boolval=False)))
+    return deparse(select)

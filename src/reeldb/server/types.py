@@ -21,12 +21,14 @@ import pyarrow as pa
 
 from .. import errors
 from ..format.blobs import is_blob_struct
+from ..format.pgvector import bit_recv, bit_send, sparse_recv, sparse_send, sparse_text
 from ..format.types import ENUM_NAMES, float_text, vector_text
 from ..rows import to_columns
 from ..sql.pgcatalog import stable_oid
 from ..sql.pgtypes import (
     ARRAY_OF,
     ARRAY_SPACE,
+    BIT,
     BOOL,
     BYTEA,
     CHAR,
@@ -36,6 +38,7 @@ from ..sql.pgtypes import (
     FLOAT4,
     FLOAT8,
     HALFVEC,
+    HALFVEC_ARRAY,
     INT2,
     INT2VECTOR,
     INT4,
@@ -45,6 +48,8 @@ from ..sql.pgtypes import (
     JSONB,
     NUMERIC,
     OID,
+    SPARSEVEC,
+    SPARSEVEC_ARRAY,
     TEXT,
     TEXT_ARRAY,
     TIME,
@@ -53,8 +58,10 @@ from ..sql.pgtypes import (
     TIMETZ,
     UNKNOWN,
     UUID,
+    VARBIT,
     VARCHAR,
     VECTOR,
+    VECTOR_ARRAY,
     parse_array_literal,
 )
 from ..storage import ObjectStore
@@ -68,7 +75,12 @@ _DUCK = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "INTEGER": INT4, "B
          "UTINYINT": INT2, "USMALLINT": INT4, "UINTEGER": OID, "UBIGINT": NUMERIC, "HUGEINT": NUMERIC,
          "FLOAT": FLOAT4, "DOUBLE": FLOAT8, "VARCHAR": TEXT, "BLOB": BYTEA, "DATE": DATE, "TIME": TIME,
          "TIMESTAMP": TIMESTAMP, "TIMESTAMP_NS": TIMESTAMP, "TIMESTAMP_MS": TIMESTAMP, "TIMESTAMP_S": TIMESTAMP,
-         "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ, "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSONB}
+         "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ, "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSONB,
+         "BIT": BIT, "VARBIT": VARBIT}
+# result columns sql/result_types.py marked with their Postgres type (DuckDB's is FLOAT[n])
+_MARKED_VECTORS = {"HALFVEC": HALFVEC, "SPARSEVEC": SPARSEVEC}
+_MARKED_ARRAYS = {"VECTOR[]": VECTOR_ARRAY, "HALFVEC[]": HALFVEC_ARRAY, "SPARSEVEC[]": SPARSEVEC_ARRAY}
+_VECTOR_ARRAY_ELEMENT = {VECTOR_ARRAY: VECTOR, HALFVEC_ARRAY: HALFVEC, SPARSEVEC_ARRAY: SPARSEVEC}
 _ARRAY_OF = {k: v for k, v in ARRAY_OF.items() if k not in (VECTOR, HALFVEC)}  # element -> array type
 _ELEMENT_OF = {v: k for k, v in _ARRAY_OF.items()}
 
@@ -102,6 +114,10 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
         return (CHAR_ARRAY if d.endswith(")[]") else CHAR), -1
     if d in _DUCK:
         return _DUCK[d], -1
+    if d in _MARKED_ARRAYS:
+        return _MARKED_ARRAYS[d], -1
+    if d in _MARKED_VECTORS:
+        return _MARKED_VECTORS[d], arrow_type.list_size if pa.types.is_fixed_size_list(arrow_type) else -1
     if d.startswith("DECIMAL"):
         p, s = (int(x) for x in d[8:-1].split(","))
         return NUMERIC, ((p << 16) | s) + 4
@@ -183,6 +199,11 @@ def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
             return lambda v: " ".join(str(x) for x in v).encode()
         if oid == FLOAT4:  # float4's shortest digits, though the value arrives as a Python float
             return lambda v: float_text(float(v), True).encode()
+        if oid == SPARSEVEC:
+            return lambda v: sparse_text(v).encode()
+        if oid in _VECTOR_ARRAY_ELEMENT:
+            element_text = sparse_text if oid == SPARSEVEC_ARRAY else vector_text
+            return lambda v: _array_text([None if x is None else _Quoted(element_text(x)) for x in v]).encode()
         if codec[1] == "utf-8":
             return lambda v: text_out(v).encode("utf-8")
         return lambda v: encode_text(text_out(v), codec)
@@ -242,6 +263,10 @@ def text_out(v: Any) -> str:
     if hasattr(v, "read") and hasattr(v, "meta"):  # a lazy Blob
         return "\\x" + v.read().hex()
     return str(v)
+
+
+class _Quoted(str):
+    """An element's text, made already (a vector's, inside vector[])."""
 
 
 def _array_text(items: list[Any], out: Callable[[Any], str] | None = None) -> str:
@@ -341,6 +366,16 @@ def _vector_send(v: Any) -> bytes:
     return struct.pack("!hh", len(a), 0) + a.tobytes()
 
 
+def _halfvec_send(v: Any) -> bytes:
+    a = np.asarray(v, dtype=np.float32).reshape(-1).astype(">f2")  # exact: stored as float16
+    return struct.pack("!hh", len(a), 0) + a.tobytes()
+
+
+def _vector_array_send(v: Any, element: int) -> bytes:
+    """vector[]: Postgres' binary array of pgvector's binary vectors."""
+    return _array_send([None if x is None else np.asarray(x, dtype=np.float32) for x in v], element)
+
+
 _TEXT_SEND = (TEXT, VARCHAR, CHAR, JSON, JSONB)
 _ELEMENT_SEND: dict[int, tuple[str, int]] = {INT2: ("!h", 2), INT4: ("!i", 4), INT8: ("!q", 8),
                                              FLOAT4: ("!f", 4), FLOAT8: ("!d", 8), BOOL: ("!?", 1),
@@ -405,6 +440,13 @@ _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
     UUID: lambda v: uuid.UUID(str(v)).bytes,
     NUMERIC: _numeric_send,
     VECTOR: _vector_send,
+    HALFVEC: _halfvec_send,
+    VECTOR_ARRAY: lambda v: _vector_array_send(v, VECTOR),
+    HALFVEC_ARRAY: lambda v: _vector_array_send(v, HALFVEC),
+    SPARSEVEC_ARRAY: lambda v: _vector_array_send(v, SPARSEVEC),
+    SPARSEVEC: sparse_send,
+    BIT: lambda v: bit_send(str(v)),
+    VARBIT: lambda v: bit_send(str(v)),
 }
 
 
@@ -459,7 +501,7 @@ def _binary_in(b: bytes, oid: int) -> Any:
         return struct.unpack("!q", b)[0]
     if oid == OID:
         return struct.unpack("!I", b)[0]
-    if oid in _ELEMENT_OF:
+    if oid in _ELEMENT_OF or oid in _VECTOR_ARRAY_ELEMENT:
         return _array_recv(b)
     if oid == FLOAT4:
         return struct.unpack("!f", b)[0]
@@ -496,6 +538,10 @@ def _binary_in(b: bytes, oid: int) -> Any:
         return uuid.UUID(bytes=bytes(b))
     if oid == NUMERIC:
         return _numeric_recv(b)
+    if oid in (BIT, VARBIT):
+        return bit_recv(b)
+    if oid == SPARSEVEC:
+        return sparse_recv(b)
     if oid in (VECTOR, HALFVEC):  # pgvector's send format: dim, unused, then big-endian float4 / float2
         dim, _ = struct.unpack_from("!hh", b)
         size = 4 if oid == VECTOR else 2

@@ -97,9 +97,12 @@ FUNCTIONS = frozenset({
     "pg_ts_parser_is_visible", "pg_ts_template_is_visible", "pg_type_is_visible", "pg_typeof",
     "session_user", "set_config", "shobj_description", "to_regclass", "to_regtype",
     "txid_current", "version",
+    # advisory locks (answered by sql/advisory.py)
+    "pg_advisory_lock", "pg_try_advisory_lock", "pg_advisory_unlock", "pg_advisory_unlock_all",
+    "pg_advisory_xact_lock", "pg_try_advisory_xact_lock",
     # pgvector and reeldb
     "cosine_similarity", "cosine_distance", "l2_distance", "inner_product", "negative_inner_product",
-    "vector_dims", "l2_norm", "video_frames", "video_fps", "video_width", "video_height",
+    "vector_dims", "l2_norm", "binary_quantize", "l1_distance", "video_frames", "video_fps", "video_width", "video_height",
     "video_duration", "video_codec", "image_width", "image_height", "image_format", "blob_length",
     "media_meta",
 })
@@ -131,7 +134,7 @@ TYPES = frozenset({
     "txid_snapshot", "unknown", "uuid", "varbit", "varchar", "xid", "xid8", "xml", "float",
     "double", "string", "blob",
     # pgvector and reeldb
-    "vector", "halfvec", "tensor", "image", "video",
+    "vector", "halfvec", "sparsevec", "tensor", "image", "video",
 })
 
 def _names(text: str) -> frozenset[str]:

@@ -11,9 +11,16 @@ from pglast.enums import AlterTableType, ConstrType, ObjectType
 
 from .. import errors
 from ..format.manifest import Column, Schema
-from ..format.types import PARQUET, ColumnType, column_type, enum_type
+from ..format.types import (
+    PARQUET,
+    VECTOR_KINDS,
+    ColumnType,
+    column_type,
+    enum_type,
+    vector_array_type,
+)
 from . import constraints
-from .parse import deparse, name_of
+from .parse import const_value, deparse, name_of
 from .result import Result
 from .sequences import default_sequence
 
@@ -55,6 +62,8 @@ def type_of(tn: ast.TypeName, s: Session | None = None) -> ColumnType:
             if tn.arrayBounds:
                 raise errors.FeatureNotSupported("arrays of enum types are not supported")
             return enum_type(tname, labels)
+    if tn.arrayBounds and len(tn.arrayBounds) == 1 and name_of(tn.names) in VECTOR_KINDS:
+        return vector_array_type(name_of(tn.names), [const_value(m) for m in tn.typmods or ()])
     if tn.arrayBounds:
         raise errors.FeatureNotSupported(
             "array columns are not supported; use VECTOR(n) or TENSOR(dtype, dims...) for numeric arrays"

@@ -197,7 +197,7 @@ def _eval_row(s: Session, vl: tuple, prow: list[Any]) -> list[Any]:
 
 
 _SLOW = object()
-_TEXT_TYPES = {"vector", "halfvec", "tensor", "json", "jsonb", "bytea", "blob", "image", "video", "uuid",
+_TEXT_TYPES = {"vector", "halfvec", "sparsevec", "bit", "varbit", "tensor", "json", "jsonb", "bytea", "blob", "image", "video", "uuid",
                "text", "varchar", "date", "timestamp", "timestamptz"}
 
 
@@ -214,7 +214,7 @@ def _simple_value(node: ast.Node, prow: list[Any]) -> Any:
         inner = _simple_value(node.arg, prow)
         if inner is not _SLOW and (inner is None or isinstance(inner, str)):
             tn = node.typeName
-            if inner is not None and name_of(tn.names) in ("vector", "halfvec") and tn.typmods:
+            if inner is not None and name_of(tn.names) in ("vector", "halfvec") and tn.typmods and not tn.arrayBounds:
                 want = const_value(tn.typmods[0])
                 got = len(parse_vector_text(inner, name_of(tn.names)))
                 if got != want:

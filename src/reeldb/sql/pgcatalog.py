@@ -663,7 +663,8 @@ _SQL_TYPE_NAMES = {"int2": "smallint", "int4": "integer", "int8": "bigint", "flo
                    "float8": "double precision", "bool": "boolean", "varchar": "character varying",
                    "bpchar": "character", "timestamp": "timestamp without time zone",
                    "timestamptz": "timestamp with time zone", "time": "time without time zone",
-                   "timetz": "time with time zone"}
+                   "timetz": "time with time zone",
+                   "varbit": "bit varying"}
 
 
 def format_type(oid: int, typmod: int) -> str:
@@ -680,7 +681,7 @@ def format_type(oid: int, typmod: int) -> str:
         return f"{name}({typmod - 4})"
     if t.name == "numeric":
         return f"numeric({(typmod - 4) >> 16},{(typmod - 4) & 0xFFFF})"
-    if t.name in ("vector", "halfvec"):
+    if t.name in ("vector", "halfvec", "sparsevec", "bit", "varbit"):
         return f"{name}({typmod})"
     return name
 

@@ -22,6 +22,8 @@ CHAR_ARRAY, OID_ARRAY, VARCHAR_ARRAY = 1002, 1028, 1015
 # are reeldb's own; their values travel as bytea or arrays.
 VECTOR, HALFVEC, VECTOR_ARRAY, HALFVEC_ARRAY = 16385, 16386, 16387, 16388
 IMAGE, VIDEO, TENSOR = 16389, 16390, 16391
+SPARSEVEC, SPARSEVEC_ARRAY = 16392, 16393
+BIT, VARBIT = 1560, 1562
 
 PG_CATALOG_NS, PUBLIC_NS, INFORMATION_SCHEMA_NS = 11, 2200, 13000
 
@@ -49,7 +51,7 @@ def _types() -> list[PgType]:
         (TIME, "time", 8, "D", 1183), (TIMETZ, "timetz", 12, "D", 1270), (TIMESTAMP, "timestamp", 8, "D", 1115),
         (TIMESTAMPTZ, "timestamptz", 8, "D", 1185), (INTERVAL, "interval", 16, "T", 1187),
         (NUMERIC, "numeric", -1, "N", 1231), (REGCLASS, "regclass", 4, "N", 2210),
-        (REGTYPE, "regtype", 4, "N", 2211), (1560, "bit", -1, "V", 1561), (1562, "varbit", -1, "V", 1563),
+        (REGTYPE, "regtype", 4, "N", 2211), (BIT, "bit", -1, "V", 1561), (VARBIT, "varbit", -1, "V", 1563),
         (UUID, "uuid", 16, "U", 2951), (JSONB, "jsonb", -1, "U", 3807),
     ]
     out = [PgType(o, n, ln, c, a) for o, n, ln, c, a in base]
@@ -59,6 +61,8 @@ def _types() -> list[PgType]:
             PgType(HALFVEC, "halfvec", -1, "U", HALFVEC_ARRAY, namespace=public),
             PgType(VECTOR_ARRAY, "_vector", -1, "A", element=VECTOR, namespace=public),
             PgType(HALFVEC_ARRAY, "_halfvec", -1, "A", element=HALFVEC, namespace=public),
+            PgType(SPARSEVEC, "sparsevec", -1, "U", SPARSEVEC_ARRAY, namespace=public),
+            PgType(SPARSEVEC_ARRAY, "_sparsevec", -1, "A", element=SPARSEVEC, namespace=public),
             PgType(IMAGE, "image", -1, "U", namespace=public), PgType(VIDEO, "video", -1, "U", namespace=public),
             PgType(TENSOR, "tensor", -1, "U", namespace=public)]
     return out
@@ -75,7 +79,8 @@ _OF_KIND = {"int16": INT2, "int32": INT4, "int64": INT8, "float32": FLOAT4, "flo
             "bool": BOOL, "text": TEXT, "varchar": VARCHAR, "bytea": BYTEA, "json": JSON, "jsonb": JSONB,
             "date": DATE, "time": TIME, "timestamp": TIMESTAMP, "timestamptz": TIMESTAMPTZ,
             "interval": INTERVAL, "uuid": UUID, "numeric": NUMERIC, "vector": VECTOR, "halfvec": HALFVEC,
-            "image": IMAGE, "video": VIDEO, "tensor": TENSOR}
+            "sparsevec": SPARSEVEC, "bit": BIT, "varbit": VARBIT, "vector_array": VECTOR_ARRAY,
+            "halfvec_array": HALFVEC_ARRAY, "sparsevec_array": SPARSEVEC_ARRAY, "image": IMAGE, "video": VIDEO, "tensor": TENSOR}
 
 
 def column_oid(t: ColumnType) -> tuple[int, int]:
@@ -85,8 +90,10 @@ def column_oid(t: ColumnType) -> tuple[int, int]:
         return oid, t.length + 4
     if t.kind == "numeric" and t.precision is not None:
         return oid, ((t.precision << 16) | (t.scale or 0)) + 4
-    if t.kind in ("vector", "halfvec") and t.shape:
+    if t.kind in ("vector", "halfvec", "sparsevec") and t.shape:
         return oid, t.shape[0]
+    if t.kind in ("bit", "varbit", "vector_array", "halfvec_array", "sparsevec_array") and t.length:
+        return oid, t.length
     return oid, -1
 
 

@@ -20,10 +20,23 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 
 from .. import errors
-from ..engine.engine import CLOCK, DIV, MOD, VECTOR_TEXT, rowid_view_name
+from ..engine.engine import (
+    CLOCK,
+    DIV,
+    HAMMING,
+    JACCARD,
+    L1,
+    MOD,
+    SPARSE_TEXT,
+    VECTOR_AGGREGATES,
+    VECTOR_ARRAY_TEXT,
+    VECTOR_TEXT,
+    rowid_view_name,
+)
 from ..format.fragment import ROWID
-from ..format.types import parse_vector_text
-from . import allowlist
+from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
+from ..format.types import VECTOR_ARRAY_KINDS, parse_vector_text
+from . import advisory, allowlist
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog
 from .pgtypes import parse_array_literal
@@ -37,7 +50,11 @@ VECTOR_FUNCS = {
     "negative_inner_product": ("array_inner_product", True),
 }
 VECTOR_OPS = {"<=>": "cosine_distance", "<->": "l2_distance", "<#>": "negative_inner_product"}
-VECTOR_TYPES = {"vector", "halfvec"}
+# pgvector's L1 distance: no index metric, so kept apart from the planned top-k's functions
+L1_FUNCS, L1_OPS = {"l1_distance": (L1, False)}, {"<+>": "l1_distance"}
+VECTOR_TYPES = {"vector", "halfvec", "sparsevec"}
+BIT_OPS = {"<~>": HAMMING, "<%>": JACCARD}  # pgvector's binary-vector distances
+BIT_TYPES = {"bit", "varbit"}
 
 
 STAR_MARKER = "__reeldb_star__"
@@ -78,6 +95,7 @@ class Rewriter:
         self.relations = relations or set()
         self.rowid: bool | None = None  # does the statement name the hidden _rowid?
         self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
+        self.kinds: dict[str, str | None] = {}  # column name -> halfvec / sparsevec / varbit ... (session sets)
 
     def __call__(self, node: Any) -> Any:
         if self._depth == 0:
@@ -116,6 +134,14 @@ class Rewriter:
                 return func(CLOCK)
             if self.clock is not None and not node.args and name in _CLOCK_FUNCS:
                 return _timestamptz(self.clock[_CLOCK_FUNCS[name]])
+            if name in advisory.FUNCTIONS and self.pg is not None:
+                return self.advisory_call(name, node)
+            if name in ("avg", "sum") and node.args and len(node.args) == 1 and not node.agg_star:
+                kind = self._vector_kind(node.args[0])
+                if kind in ("vector", "halfvec"):
+                    return self.vector_aggregate(name, kind, node)
+            if name in L1_FUNCS and node.args and len(node.args) == 2:
+                return self.vector_call(name, node.args[0], node.args[1])
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
                 return self.vector_call(name, node.args[0], node.args[1])
             return None
@@ -128,6 +154,10 @@ class Rewriter:
             op = name_of(node.name)
             if op in VECTOR_OPS and node.lexpr is not None:
                 return self.vector_call(VECTOR_OPS[op], node.lexpr, node.rexpr)
+            if op in L1_OPS and node.lexpr is not None:
+                return self.vector_call(L1_OPS[op], node.lexpr, node.rexpr)
+            if op in BIT_OPS and node.lexpr is not None:
+                return func(BIT_OPS[op], cast(self(node.lexpr), "bit"), cast(self(node.rexpr), "bit"))
             if op in ("/", "%") and node.lexpr is not None:
                 return func(DIV if op == "/" else MOD, self(node.lexpr), self(node.rexpr))
             if op == "#" and node.lexpr is not None:  # bitwise XOR (DuckDB reads "#" as a column position)
@@ -141,6 +171,8 @@ class Rewriter:
             return self.like_escape(node)
         if isinstance(node, ast.TypeCast):
             return self.type_cast(node)
+        if isinstance(node, ast.A_Const) and isinstance(node.val, ast.BitString):  # B'101', X'1F'
+            return cast(ast.A_Const(val=ast.String(sval=parse_bit_text(node.val.bsval))), "bit")
         if isinstance(node, ast.RangeVar):
             return self.range_var(node)
         if self.rowid and isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.A_Star):
@@ -150,7 +182,7 @@ class Rewriter:
 
     # -- vectors -----------------------------------------------------------------------------
     def vector_call(self, name: str, a: ast.Node, b: ast.Node) -> ast.Node:
-        duck, negate = VECTOR_FUNCS[name]
+        duck, negate = VECTOR_FUNCS[name] if name in VECTOR_FUNCS else L1_FUNCS[name]
         da, db = self.dim_of(a), self.dim_of(b)
         if da is not None and db is not None and da != db:
             raise errors.DataError(f"different vector dimensions {da} and {db}")
@@ -167,12 +199,12 @@ class Rewriter:
         if isinstance(node, ast.ParamRef):
             v = self._param(node)
             if isinstance(v, str):
-                return len(parse_vector_text(v, "parameter"))
+                return len(vector_or_sparse(v, "parameter"))
             if isinstance(v, np.ndarray | list | tuple):
                 return int(np.asarray(v).size)
             return None
         if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
-            return len(parse_vector_text(node.val.sval, "literal"))
+            return len(vector_or_sparse(node.val.sval, "literal"))
         if isinstance(node, ast.TypeCast):
             tn = node.typeName
             if name_of(tn.names) in VECTOR_TYPES and tn.typmods:
@@ -183,12 +215,35 @@ class Rewriter:
     def vector_arg(self, node: ast.Node, dim: int | None) -> ast.Node:
         if isinstance(node, ast.ColumnRef):
             return node
-        if isinstance(node, ast.TypeCast) and name_of(node.typeName.names) in VECTOR_TYPES:
+        if isinstance(node, ast.TypeCast) and name_of(node.typeName.names) in VECTOR_TYPES - {"sparsevec"}:
             node = node.arg
+        ok, value = self._constant(node)
+        if ok and isinstance(value, str) and "/" in value and value.lstrip().startswith("{"):  # sparsevec text
+            return self.sparse_cast(cast(node, "sparsevec"))
         node = self(node)
         if dim is None:
             return node
         return cast(node, "float4", (dim,))
+
+    def advisory_call(self, name: str, node: ast.FuncCall) -> ast.Node:
+        """pg_advisory_lock() & co, answered now (sql/advisory.py): constants or parameters only."""
+        assert self.pg is not None
+        args = []
+        for a in node.args or ():
+            while isinstance(a, ast.TypeCast):
+                a = a.arg
+            if isinstance(a, ast.ParamRef):
+                args.append(self._param(a))
+            elif isinstance(a, ast.A_Const):
+                args.append(const_value(a))
+            else:
+                raise errors.FeatureNotSupported(f"{name}() takes constants or parameters")
+        value = advisory.call(self.pg.s, name, args)
+        if value is None:
+            if name.startswith(("pg_try", "pg_advisory_unlock")) and name != "pg_advisory_unlock_all":
+                return cast(ast.A_Const(isnull=True), "bool")
+            return cast(ast.A_Const(isnull=True), "varchar")  # void: shown empty, as psql shows void
+        return cast(ast.A_Const(val=ast.Boolean(boolval=value)), "bool")
 
     def _param(self, node: ast.ParamRef) -> Any:
         i = node.number - 1
@@ -337,10 +392,26 @@ class Rewriter:
             domain = self._domain(tn.names)
             if domain is not None:
                 return self._as_domain(node, *domain)
+        if t in VECTOR_TYPES and tn.arrayBounds:
+            return self.vector_array_cast(node, t)
+        if t == "sparsevec" and not tn.arrayBounds:
+            return self.sparse_cast(node)
+        if t in BIT_TYPES and not tn.arrayBounds:
+            return self.bit_cast(node, t)
         if t in VECTOR_TYPES:
             dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
+            ok, value = self._constant(node.arg)
+            if ok and isinstance(value, str) and tn.typmods:  # text of the wrong size: pgvector's error
+                got = len(parse_vector_text(value, t))
+                if got != dim:
+                    raise errors.DataError(f"expected {dim} dimensions, not {got}")
             arg = self(node.arg)
             return cast(arg, "float4", (dim,)) if dim else cast(arg, "float4", (-1,))
+        array_kind = self._vector_kind(node.arg, arrays=True)
+        if t in ("text", "varchar") and not tn.arrayBounds and array_kind in VECTOR_ARRAY_KINDS:
+            return func(VECTOR_ARRAY_TEXT[array_kind == "sparsevec_array"], cast(self(node.arg), "float4", (-1, -1)))
+        if t in ("text", "varchar") and not tn.arrayBounds and self._is_sparse(node.arg):
+            return func(SPARSE_TEXT, self(node.arg))  # {1:1.5,3:2}/5
         if t in ("text", "varchar") and not tn.arrayBounds and self._is_vector(node.arg):
             return func(VECTOR_TEXT, self(node.arg))  # pgvector's [1.5,2,3], not DuckDB's list text
         if tn.arrayBounds and isinstance(node.arg, ast.A_Const) and isinstance(node.arg.val, ast.String):
@@ -353,12 +424,115 @@ class Rewriter:
                 names=(ast.String(sval="json"),), typemod=-1, arrayBounds=tn.arrayBounds))
         return None
 
+    def _constant(self, node: ast.Node) -> tuple[bool, Any]:
+        if isinstance(node, ast.A_Const):
+            return True, const_value(node)
+        if isinstance(node, ast.ParamRef):
+            return True, self._param(node)
+        return False, None
+
+    def sparse_cast(self, node: ast.TypeCast) -> ast.Node:
+        """``::sparsevec(n)``: text (a literal or parameter) is parsed here into the dense row
+        reeldb computes with; a vector becomes the sparse vector of its nonzero elements."""
+        tn = node.typeName
+        want = const_value(tn.typmods[0]) if tn.typmods else None
+        ok, value = self._constant(node.arg)
+        if ok and isinstance(value, str):
+            dense = parse_sparse_text(value, "value")
+        elif ok and isinstance(value, np.ndarray | list | tuple):
+            dense = np.asarray(value, dtype=np.float32).reshape(-1)
+        elif ok and value is None:
+            return cast(ast.A_Const(isnull=True), "float4", (want or -1,))
+        else:
+            dim = want or self.dim_of(node.arg)
+            return cast(self(node.arg), "float4", (dim if dim else -1,))
+        if want is not None and len(dense) != want:
+            raise errors.DataError(f"expected {want} dimensions, not {len(dense)}")
+        items = tuple(ast.A_Const(val=ast.Float(fval=repr(float(x)))) for x in dense)
+        return cast(ast.A_ArrayExpr(elements=items), "float4", (len(dense),))
+
+    def vector_array_cast(self, node: ast.TypeCast, t: str) -> ast.Node:
+        """``::vector[]`` (and halfvec[], sparsevec[]): one dimension of vectors, as a DuckDB
+        list of float4 lists. Text (``{"[1,2]","[3,4]"}``, or each element of ARRAY[...]) is
+        read here, element by element, as the element type reads it."""
+        tn = node.typeName
+        if len(tn.arrayBounds) != 1:
+            raise errors.FeatureNotSupported(f"arrays of {t} of more than one dimension are not supported")
+        ok, value = self._constant(node.arg)
+        if ok and value is None:
+            return cast(ast.A_Const(isnull=True), "float4", (-1, -1))
+        if ok and isinstance(value, str):
+            from ..format.pgvector import split_array_text
+
+            elements: list[ast.Node] = [ast.A_Const(isnull=True) if x is None else ast.A_Const(val=ast.String(sval=x))
+                                        for x in split_array_text(value, "value")]
+        elif isinstance(node.arg, ast.A_ArrayExpr):
+            elements = list(node.arg.elements or ())
+        else:
+            return cast(self(node.arg), "float4", (-1, -1))
+        element_type = ast.TypeName(names=(ast.String(sval=t),), typemod=-1,
+                                    typmods=tn.typmods)
+        items = tuple(cast(self(ast.TypeCast(arg=e, typeName=element_type)), "float4", (-1,)) for e in elements)
+        return cast(ast.A_ArrayExpr(elements=items or None), "float4", (-1, -1))
+
+    def bit_cast(self, node: ast.TypeCast, t: str) -> ast.Node:
+        """``::bit(n)`` / ``::varbit(n)`` of text: checked as Postgres' bit input checks it."""
+        tn = node.typeName
+        length = const_value(tn.typmods[0]) if tn.typmods else None
+        ok, value = self._constant(node.arg)
+        if ok and value is None:
+            return cast(ast.A_Const(isnull=True), "bit")
+        literal_bits = isinstance(node.arg, ast.A_Const) and isinstance(node.arg.val, ast.BitString)
+        if ok and isinstance(value, str) and not literal_bits:  # text input: exactly n bits (a B'' value is cut)
+            bits = check_bit_length(parse_bit_text(value), length if length is not None or t == "varbit" else 1,
+                                    t == "varbit", "value")
+            return cast(ast.A_Const(val=ast.String(sval=bits)), "bit")
+        arg = cast(self(node.arg), "bit")
+        if length is None:
+            return arg
+        # an explicit cast of a bit string to bit(n) cuts it to n bits and, for bit(n), pads it with
+        # zeros on the right, as Postgres' bit() / varbit() length coercion does
+        text = func("substr", cast(arg, "varchar"), _int_const(1), _int_const(length))
+        if t == "bit":
+            text = func("rpad", text, _int_const(length), ast.A_Const(val=ast.String(sval="0")))
+        return cast(text, "bit")
+
+    def _vector_kind(self, node: ast.Node, arrays: bool = False) -> str | None:
+        if isinstance(node, ast.TypeCast):
+            bounds = len(node.typeName.arrayBounds or ())
+            if bounds == 0:
+                return name_of(node.typeName.names)
+            return name_of(node.typeName.names) + "_array" if arrays and bounds == 1 else None
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return self.kinds.get(node.fields[-1].sval)
+        return None
+
+    def vector_aggregate(self, name: str, kind: str, node: ast.FuncCall) -> ast.Node:
+        """avg(vector) / sum(vector) (and halfvec): pgvector's aggregates, computed over the
+        list of the group's values (its FILTER and DISTINCT kept)."""
+        if node.over is not None or node.agg_order is not None:
+            raise errors.FeatureNotSupported(f"{name}({kind}) as a window function or with ORDER BY is not supported")
+        gathered = ast.FuncCall(funcname=(ast.String(sval="list"),), args=(self(node.args[0]),),
+                                agg_filter=self(node.agg_filter) if node.agg_filter is not None else None,
+                                agg_distinct=node.agg_distinct)
+        call = func(VECTOR_AGGREGATES[(name, kind)], gathered)
+        dim = self.dim_of(node.args[0])
+        return cast(call, "float4", (dim,)) if dim else call
+
+    def _is_sparse(self, node: ast.Node) -> bool:
+        if isinstance(node, ast.TypeCast):
+            return name_of(node.typeName.names) == "sparsevec"
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return self.kinds.get(node.fields[-1].sval) == "sparsevec"
+        return False
+
     def _is_vector(self, node: ast.Node) -> bool:
         """A vector or halfvec cast, or a column only bound tables' vector columns have."""
         if isinstance(node, ast.TypeCast):
             return name_of(node.typeName.names) in VECTOR_TYPES
         if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
-            return node.fields[-1].sval in self.dims
+            name = node.fields[-1].sval
+            return self.kinds.get(name) in ("vector", "halfvec") if name in self.kinds else name in self.dims
         return False
 
     def array_literal(self, node: ast.TypeCast) -> ast.Node:
@@ -410,6 +584,17 @@ class Rewriter:
                 node.alias = ast.Alias(aliasname=node.relname)
             node.relname = rowid_view_name(node.relname)
         return node
+
+
+def _int_const(n: int) -> ast.A_Const:
+    return ast.A_Const(val=ast.Integer(ival=n))
+
+
+def vector_or_sparse(text: str, what: str) -> np.ndarray | list[float]:
+    """A vector's text ``[1,2]`` or a sparse vector's ``{1:1}/2``."""
+    if "/" in text and text.lstrip().startswith("{"):
+        return parse_sparse_text(text, what)
+    return parse_vector_text(text, what)
 
 
 def adapt_param(v: Any) -> Any:

@@ -27,6 +27,7 @@ from ..catalog.transaction import Transaction
 from ..engine.engine import Engine, ResultStream, internal_name
 from ..format.manifest import Column, TableManifest
 from . import (
+    advisory,
     cursors,
     ddl,
     discard,
@@ -37,6 +38,7 @@ from . import (
     objects_ddl,
     point,
     prepared,
+    result_types,
     sequences,
     temp,
     vector_plan,
@@ -376,22 +378,27 @@ class Session(VersioningMixin):
             if called is not None:
                 return called
             registered = self._table_functions(stmt, params)
+            kinds = self._column_kinds()
+            planned = result_types.plan(stmt, kinds)
             try:  # tables registered for the statement go after it: its rows are read now
                 got, desc = self.run_select(stmt, params, stream=not registered and not self.describing)
             finally:
                 for name in registered:
                     self.engine.unregister(name)
+            desc = result_types.mark(planned, desc, kinds)
             if isinstance(got, ResultStream):
                 return Result(None, desc, -1, "SELECT", stream=got, on_error=self.fail_transaction)
             return Result(got, desc, got.num_rows, f"SELECT {got.num_rows}")
         if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and temp.target(stmt) in self.temp_tables:
             return temp.run(self, stmt, params, param_rows)
-        if isinstance(stmt, ast.InsertStmt):
-            return dml.insert(self, stmt, params, param_rows)
-        if isinstance(stmt, ast.UpdateStmt):
-            return dml.update(self, stmt, params)
-        if isinstance(stmt, ast.DeleteStmt):
-            return dml.delete(self, stmt, params)
+        if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and stmt.returningClause is not None:
+            kinds = self._column_kinds()
+            planned = result_types.plan(stmt, kinds)
+            result = self._dml(stmt, params, param_rows)
+            result.description = result_types.mark(planned, result.description, kinds)
+            return result
+        if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
+            return self._dml(stmt, params, param_rows)
         if isinstance(stmt, ast.CreateStmt):
             return temp.create(self, stmt) if temp.is_temporary(stmt) else ddl.create_table(self, stmt)
         if isinstance(stmt, ast.DropStmt):
@@ -439,7 +446,37 @@ class Session(VersioningMixin):
             return objects_ddl.run(self, stmt, params)
         if isinstance(stmt, ast.ReindexStmt):
             return indexes.reindex(self, stmt)
+        if isinstance(stmt, ast.TruncateStmt):
+            return self._truncate(stmt)
         raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
+
+    def _dml(self, stmt: ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt, params: list[Any],
+             param_rows: list[list[Any]] | None) -> Result:
+        if isinstance(stmt, ast.InsertStmt):
+            return dml.insert(self, stmt, params, param_rows)
+        if isinstance(stmt, ast.UpdateStmt):
+            return dml.update(self, stmt, params)
+        return dml.delete(self, stmt, params)
+
+    def _truncate(self, stmt: ast.TruncateStmt) -> Result:
+        """TRUNCATE t [, ...]: a DELETE of every row of each (one commit for all of them).
+        RESTART IDENTITY is refused: SERIAL sequences are global across branches."""
+        if stmt.restart_seqs:
+            raise errors.FeatureNotSupported("TRUNCATE ... RESTART IDENTITY is not supported: reeldb's SERIAL "
+                                             "sequences are global across branches and never restart")
+        own = self.txn is None and len(stmt.relations) > 1
+        if own:
+            self.begin()
+        try:
+            for rel in stmt.relations:
+                self._dispatch(ast.DeleteStmt(relation=rel), [], None)
+        except BaseException:
+            if own:
+                self.rollback()
+            raise
+        if own:
+            self.commit()
+        return Result(status="TRUNCATE TABLE")
 
     def _drop(self, stmt: ast.DropStmt) -> Result:
         """DROP TABLE: temporary tables go here and now; the branch's in its transaction."""
@@ -520,9 +557,11 @@ class Session(VersioningMixin):
         return self.engine.arrow(sql, self.duck_params(params, sql))
 
     def rewriter(self, params: list[Any]) -> Rewriter:
-        return Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg,
-                        file_access=self.engine.file_access, temporary=set(self.temp_tables),
-                        clock=(self.transaction_time(), self.statement_time))
+        rw = Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg,
+                      file_access=self.engine.file_access, temporary=set(self.temp_tables),
+                      clock=(self.transaction_time(), self.statement_time))
+        rw.kinds = self._column_kinds()
+        return rw
 
     def transaction_time(self) -> dt.datetime:
         """now(): when the transaction began (BEGIN, or the statement outside one), so it
@@ -531,11 +570,23 @@ class Session(VersioningMixin):
             return self.xact_start
         return self.statement_time
 
+    def _column_kinds(self) -> dict[str, str | None]:
+        """Column name -> its type's kind over the tables the statement names (all bound ones
+        when it is not known), None where two disagree."""
+        kinds: dict[str, str | None] = {}
+        names = self._stmt_names
+        for name, bt in list(self.engine.bound.items()):
+            if names is not None and name not in names:
+                continue
+            for c in bt.manifest.schema.columns:
+                kinds[c.name] = c.type.kind if kinds.get(c.name, c.type.kind) == c.type.kind else None
+        return kinds
+
     def _vector_dims(self) -> dict[str, int | None]:
         dims: dict[str, int | None] = {}
         for bt in list(self.engine.bound.values()):
             for c in bt.manifest.schema.columns:
-                if c.type.kind in ("vector", "halfvec"):
+                if c.type.kind in ("vector", "halfvec", "sparsevec"):
                     d = c.type.row_shape[0]
                     dims[c.name] = d if dims.get(c.name, d) == d else None
         return dims
@@ -695,6 +746,7 @@ class Session(VersioningMixin):
             cursors.end_of_transaction(self, committed=not failed)
             notify.end_of_transaction(self, committed=not failed)
             self.settings_undo.end(self, committed=not failed)
+            advisory.end_of_transaction(self)
         if txn is None:
             return None
         if failed:
@@ -709,6 +761,7 @@ class Session(VersioningMixin):
             cursors.end_of_transaction(self, committed=False)
             notify.end_of_transaction(self, committed=False)
             self.settings_undo.end(self, committed=False)
+            advisory.end_of_transaction(self)
         self.txn, self.failed = None, False
         self.implicit = False
         self._savepoints = []

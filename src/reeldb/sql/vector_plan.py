@@ -20,10 +20,9 @@ from pglast.enums import A_Expr_Kind, SortByDir, SortByNulls
 from .. import errors
 from ..engine.engine import GPOS, duck_type_name, internal_name, quote_ident, select_expr
 from ..format.arrow import float32_array, int64_array
-from ..format.types import parse_vector_text
 from . import vector_search
 from .parse import colref, column_name, const_value, deparse, expand_stars, name_of, walk
-from .rewrite import VECTOR_FUNCS, VECTOR_OPS, VECTOR_TYPES, Rewriter
+from .rewrite import VECTOR_FUNCS, VECTOR_OPS, VECTOR_TYPES, Rewriter, vector_or_sparse
 
 if TYPE_CHECKING:
     from ..engine.engine import BoundTable
@@ -121,13 +120,13 @@ def _vector_value(node: ast.Node, params: list[Any]) -> np.ndarray | None:
     if isinstance(node, ast.ParamRef) and 0 < node.number <= len(params):
         v = params[node.number - 1]
         if isinstance(v, str):
-            return np.asarray(parse_vector_text(v, "parameter"), dtype=np.float32)
+            return np.asarray(vector_or_sparse(v, "parameter"), dtype=np.float32)  # sparsevec text too
         if isinstance(v, np.ndarray | list | tuple):
             arr = np.asarray(v)
             return arr.astype(np.float32).reshape(-1) if arr.dtype != object else None
         return None
     if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
-        return np.asarray(parse_vector_text(node.val.sval, "literal"), dtype=np.float32)
+        return np.asarray(vector_or_sparse(node.val.sval, "literal"), dtype=np.float32)
     return None
 
 
