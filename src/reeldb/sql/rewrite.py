@@ -217,7 +217,7 @@ class Rewriter:
             return node
         if isinstance(node, ast.TypeCast) and name_of(node.typeName.names) in VECTOR_TYPES - {"sparsevec"}:
             node = node.arg
-        ok, value = self._constant(node)
+        ok, value = self._known_value(node)
         if ok and isinstance(value, str) and "/" in value and value.lstrip().startswith("{"):  # sparsevec text
             return self.sparse_cast(cast(node, "sparsevec"))
         node = self(node)
@@ -400,7 +400,7 @@ class Rewriter:
             return self.bit_cast(node, t)
         if t in VECTOR_TYPES:
             dim = const_value(tn.typmods[0]) if tn.typmods else self.dim_of(node.arg)
-            ok, value = self._constant(node.arg)
+            ok, value = self._known_value(node.arg)
             if ok and isinstance(value, str) and tn.typmods:  # text of the wrong size: pgvector's error
                 got = len(parse_vector_text(value, t))
                 if got != dim:
@@ -424,7 +424,8 @@ class Rewriter:
                 names=(ast.String(sval="json"),), typemod=-1, arrayBounds=tn.arrayBounds))
         return None
 
-    def _constant(self, node: ast.Node) -> tuple[bool, Any]:
+    def _known_value(self, node: ast.Node) -> tuple[bool, Any]:
+        """(True, value) for a constant or a parameter; (False, None) for anything else."""
         if isinstance(node, ast.A_Const):
             return True, const_value(node)
         if isinstance(node, ast.ParamRef):
@@ -436,7 +437,7 @@ class Rewriter:
         reeldb computes with; a vector becomes the sparse vector of its nonzero elements."""
         tn = node.typeName
         want = const_value(tn.typmods[0]) if tn.typmods else None
-        ok, value = self._constant(node.arg)
+        ok, value = self._known_value(node.arg)
         if ok and isinstance(value, str):
             dense = parse_sparse_text(value, "value")
         elif ok and isinstance(value, np.ndarray | list | tuple):
@@ -458,7 +459,7 @@ class Rewriter:
         tn = node.typeName
         if len(tn.arrayBounds) != 1:
             raise errors.FeatureNotSupported(f"arrays of {t} of more than one dimension are not supported")
-        ok, value = self._constant(node.arg)
+        ok, value = self._known_value(node.arg)
         if ok and value is None:
             return cast(ast.A_Const(isnull=True), "float4", (-1, -1))
         if ok and isinstance(value, str):
@@ -479,7 +480,7 @@ class Rewriter:
         """``::bit(n)`` / ``::varbit(n)`` of text: checked as Postgres' bit input checks it."""
         tn = node.typeName
         length = const_value(tn.typmods[0]) if tn.typmods else None
-        ok, value = self._constant(node.arg)
+        ok, value = self._known_value(node.arg)
         if ok and value is None:
             return cast(ast.A_Const(isnull=True), "bit")
         literal_bits = isinstance(node.arg, ast.A_Const) and isinstance(node.arg.val, ast.BitString)
