@@ -648,6 +648,11 @@ def run_main(suite: Suite, args: argparse.Namespace,
     except SuiteError as e:
         print(f"could not run {suite.title}: {e}", file=sys.stderr)
         print(f"logs: {rel(suite.suite_log)}, {rel(suite.server_log)}", file=sys.stderr)
+        summary = {"suite": suite.name, "title": suite.title, "version": suite.version,
+                   "seconds": round(time.monotonic() - t0, 1),
+                   **judge({}, expected, flaky).summary, "problems": [f"not run: {e}"]}
+        suite.results_file.write_text(json.dumps({"summary": summary, "tests": []},
+                                                 indent=1) + "\n")
         return 2
     if args.pattern:
         results = {t: r for t, r in results.items() if re.search(args.pattern, t)}

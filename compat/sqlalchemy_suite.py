@@ -71,8 +71,11 @@ def database_setup(python: Path, dsn: str, keep_going: bool) -> list[str]:
     failures = []
     for step in SETUP_STEPS:
         code = ("import sys, psycopg\n"
-                "with psycopg.connect(sys.argv[1], autocommit=True) as c:\n"
-                "    c.execute(sys.argv[2])\n")
+                "try:\n"
+                "    with psycopg.connect(sys.argv[1], autocommit=True) as c:\n"
+                "        c.execute(sys.argv[2])\n"
+                "except psycopg.Error as e:\n"
+                "    sys.exit(f'{e.sqlstate} {type(e).__name__}: {e}')\n")
         done = subprocess.run([str(python), "-c", code, dsn, step], capture_output=True,
                               text=True, env=harness.clean_env())
         if done.returncode != 0:
