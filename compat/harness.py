@@ -490,6 +490,11 @@ def format_expected(title: str, name: str, expected: dict[str, str],
     return "\n".join(lines) + "\n"
 
 
+def either(message: str, test: str, reason: str) -> list[Cause]:
+    """Two causes with one reason: a regex on the error, and one on the test id."""
+    return [(message, reason), (f"id:{test}", reason)]
+
+
 def signature(result: dict[str, Any]) -> str:
     """What the cause patterns are searched in: ``SQLSTATE exception: message``."""
     exception = str(result.get("exception", "")).rsplit(".", 1)[-1]
