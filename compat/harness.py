@@ -593,6 +593,10 @@ def parser_for(suite: Suite, description: str) -> argparse.ArgumentParser:
                         help=f"seconds the whole run may take (default {suite.run_timeout:g})")
     parser.add_argument("-k", dest="pattern", metavar="REGEX",
                         help="run only the tests whose id matches REGEX (re.search)")
+    parser.add_argument("--from-results", action="store_true",
+                        help=f"judge (or --update from) the last run's {rel(suite.results_file)} "
+                             "instead of running the suite: to reclassify after editing the "
+                             "cause table")
     parser.add_argument("--no-netns", action="store_true",
                         help="do not run the server and suite in a private network namespace")
     return parser
@@ -621,10 +625,12 @@ def main_flow(suite: Suite, args: argparse.Namespace, script: Path,
     in a network namespace of its own where there is one: ``runner(suite, log, prepared)``
     starts the server and the children; then the verdict."""
     try:
-        prepared = prepare()
+        prepared = None if args.from_results else prepare()
     except SuiteError as e:
         print(f"could not prepare {suite.title}: {e}", file=sys.stderr)
         return 2
+    if args.from_results:
+        return run_main(suite, args, lambda s, log: ({}, []))
     isolated = reexec_in_netns(args, script)
     if isolated is not None:
         return isolated
@@ -648,8 +654,11 @@ def run_main(suite: Suite, args: argparse.Namespace,
           f", run timeout {suite.run_timeout:g} s)...", flush=True)
     t0 = time.monotonic()
     try:
-        with open(suite.suite_log, "wb") as log:
-            results, problems = runner(suite, log)
+        if args.from_results:
+            results, problems = stored_results(suite, args)
+        else:
+            with open(suite.suite_log, "wb") as log:
+                results, problems = runner(suite, log)
     except SuiteError as e:
         print(f"could not run {suite.title}: {e}", file=sys.stderr)
         print(f"logs: {rel(suite.suite_log)}, {rel(suite.server_log)}", file=sys.stderr)
@@ -691,6 +700,19 @@ def run_main(suite: Suite, args: argparse.Namespace,
                   f"table in compat/{suite.name}_suite.py")
         return 2 if problems else 0
     return print_verdict(suite, verdict, results, expected, problems, args.pattern)
+
+
+def stored_results(suite: Suite, args: argparse.Namespace
+                   ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The outcomes of the last run, from its results JSON (its -k filter becomes this one's)."""
+    try:
+        data = json.loads(suite.results_file.read_text())
+    except (OSError, ValueError) as e:
+        raise SuiteError(f"no results of an earlier run to judge: {e}") from e
+    args.pattern = data["summary"].get("filter")
+    keep = ("listed", "reason", "cause")
+    results = {t["id"]: {k: v for k, v in t.items() if k not in keep} for t in data["tests"]}
+    return results, list(data["summary"].get("problems", []))
 
 
 def print_report(suite: Suite, summary: dict[str, Any], results: dict[str, dict[str, Any]],

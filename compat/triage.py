@@ -2,8 +2,8 @@
 """Tabulate the last run of each suite: pass rate, and the largest failure causes by count.
 
 Reads ``.cache/compat/<suite>-results.json`` and prints Markdown: per suite its pass rate,
-then the top causes (the reason the expected-failures file or the cause table gives, else the
-error's signature), each with its count, one example test id and its SQLSTATE and message.
+then the top causes (the reason the suite's cause table gives now, else the one in the
+expected-failures file, else the error's signature), each with its count, one example test id and its SQLSTATE and message.
 For directing fixes: ``python compat/triage.py [--top 15] [suite ...]``.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -37,10 +38,12 @@ def table(suite: str, top: int) -> list[str]:
              f"pass rate **{rate}** ({s['passed']} of {judged} that talk to the server; "
              f"{s['skipped']} skipped; {s['seconds']:.0f} s)", ""]
     lines += [f"problem: {p}" for p in s.get("problems", [])]
+    causes = importlib.import_module(f"{suite}_suite").CAUSES
     groups: dict[str, list[dict]] = collections.defaultdict(list)
     for test in data["tests"]:
         if test["outcome"] in harness.FAILING:
-            reason = test.get("reason") or test.get("cause") or harness.auto_reason(test)
+            reason = (harness.classify(test, causes) or test.get("reason")
+                      or harness.auto_reason(test))
             groups[reason].append(test)
     lines += ["| # | cause | count | example test | SQLSTATE: message |",
               "|---|---|---|---|---|"]

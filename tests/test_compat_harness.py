@@ -4,7 +4,9 @@ a hung test. No suite and no server run here."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import json
 import sys
 import textwrap
 from pathlib import Path
@@ -202,3 +204,20 @@ def test_a_child_that_dies_before_finishing_is_a_problem(tmp_path: Path) -> None
             suite, lambda: ([sys.executable, str(script)], {}, tmp_path), log)
     assert results == {}
     assert len(problems) == 1 and "exited (3) without finishing" in problems[0]
+
+
+def test_stored_results_reload_the_last_run_with_its_filter_and_without_old_reasons(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(harness, "CACHE", tmp_path)
+    suite = harness.Suite(name="fake", title="fake", version="0", database="x")
+    stored = {"summary": {"filter": "test_a", "problems": ["stopped"]},
+              "tests": [{"id": "t::a", "outcome": "failed", "message": "m",
+                         "listed": "expected failure", "reason": "old", "cause": "older"}]}
+    suite.results_file.write_text(json.dumps(stored))
+    args = argparse.Namespace(pattern=None)
+    results, problems = harness.stored_results(suite, args)
+    assert results == {"t::a": {"id": "t::a", "outcome": "failed", "message": "m"}}
+    assert problems == ["stopped"] and args.pattern == "test_a"
+    suite.results_file.unlink()
+    with pytest.raises(harness.SuiteError, match="no results of an earlier run"):
+        harness.stored_results(suite, args)
