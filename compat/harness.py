@@ -12,6 +12,7 @@ could not be run (download, venv, server start, provisioning, a run stopped earl
 from __future__ import annotations
 
 import argparse
+import atexit
 import collections
 import contextlib
 import hashlib
@@ -287,6 +288,7 @@ def event_writer() -> Callable[..., None]:
     """In a child: a function that reports one event as a JSON line to the parent."""
     fd = int(os.environ[EVENTS_FD_ENV])
     stream = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+    atexit.register(stream.close)
 
     def emit(**event: Any) -> None:
         stream.write(json.dumps(event, default=str) + "\n")
