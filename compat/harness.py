@@ -672,7 +672,7 @@ def run_main(suite: Suite, args: argparse.Namespace,
         return 2
     if args.pattern:
         results = {t: r for t, r in results.items() if re.search(args.pattern, t)}
-    elapsed = time.monotonic() - t0
+    elapsed = suite.extra.get("stored_seconds", time.monotonic() - t0)
     verdict = judge(results, expected, flaky)
     summary = {"suite": suite.name, "title": suite.title, "version": suite.version,
                "python": sys.version.split()[0], "filter": args.pattern,
@@ -712,6 +712,7 @@ def stored_results(suite: Suite, args: argparse.Namespace
     except (OSError, ValueError) as e:
         raise SuiteError(f"no results of an earlier run to judge: {e}") from e
     args.pattern = data["summary"].get("filter")
+    suite.extra["stored_seconds"] = float(data["summary"].get("seconds", 0.0))
     keep = ("listed", "reason", "cause")
     results = {t["id"]: {k: v for k, v in t.items() if k not in keep} for t in data["tests"]}
     return results, list(data["summary"].get("problems", []))
@@ -724,7 +725,7 @@ def print_report(suite: Suite, summary: dict[str, Any], results: dict[str, dict[
           f"{summary['skipped']} skipped")
     if summary["pass_rate"] is not None:
         judged = summary["passed"] + summary["failed"] + summary["errors"]
-        print(f"pass rate {summary['pass_rate']:.1%} ({summary['passed']}/{judged}, "
+        print(f"pass rate {summary['passed'] / judged:.1%} ({summary['passed']}/{judged}, "
               "passed / (passed + failed + errors); skipped tests not counted)")
     flaky_run = [t for t in flaky if t in results]
     print(f"expected failures listed: {len(expected)}; flaky, not judged: {len(flaky_run)}")

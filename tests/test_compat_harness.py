@@ -210,7 +210,7 @@ def test_stored_results_reload_the_last_run_with_its_filter_and_without_old_reas
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(harness, "CACHE", tmp_path)
     suite = harness.Suite(name="fake", title="fake", version="0", database="x")
-    stored = {"summary": {"filter": "test_a", "problems": ["stopped"]},
+    stored = {"summary": {"filter": "test_a", "problems": ["stopped"], "seconds": 12.5},
               "tests": [{"id": "t::a", "outcome": "failed", "message": "m",
                          "listed": "expected failure", "reason": "old", "cause": "older"}]}
     suite.results_file.write_text(json.dumps(stored))
@@ -218,6 +218,7 @@ def test_stored_results_reload_the_last_run_with_its_filter_and_without_old_reas
     results, problems = harness.stored_results(suite, args)
     assert results == {"t::a": {"id": "t::a", "outcome": "failed", "message": "m"}}
     assert problems == ["stopped"] and args.pattern == "test_a"
+    assert suite.extra["stored_seconds"] == 12.5
     suite.results_file.unlink()
     with pytest.raises(harness.SuiteError, match="no results of an earlier run"):
         harness.stored_results(suite, args)
