@@ -82,6 +82,17 @@ CAUSES: list[harness.Cause] = [
      "a table left behind by an earlier test's failed teardown: provisioning could not drop it"),
     (r"InFailedSqlTransaction",
      "a statement after an earlier error in the same transaction (25P02)"),
+    (r"ViewStmt", "CREATE VIEW refused (0A000)"),
+    (r"SET search_path = \w+ is not supported",
+     "SET search_path to another schema refused (0A000)"),
+    (r'type "timetz" does not exist', "timetz (time with time zone) missing"),
+    (r"could not determine data type of parameter",
+     "an untyped parameter (IN of a tuple of bound values) gets no type (42P18) where "
+     "PostgreSQL infers one"),
+    (r"type interval takes no modifiers", "interval with fields or precision (INTERVAL DAY "
+                                          "TO SECOND(6)) refused (22023)"),
+    (r'syntax error at or near "WITH"', "FETCH FIRST n ROWS WITH TIES is a syntax error"),
+    (r"id:materialized_view", "materialized views missing"),
     (r"id:HistoricTest|DateTimeMicrosecondsTest|DateTimeTest",
      "dates and times: historic dates, microseconds and time zones differ from PostgreSQL"),
     (r"id:JSONTest|JSONLegacyStringCastIndexTest",
