@@ -19,8 +19,10 @@ help:
 	@echo "make test       build .venv if needed, run the test suite"
 	@echo "make test-fast  the tests not marked slow, s3 or server (a few minutes; make test runs all)"
 	@echo "make lint       ruff check src tests bench compat"
-	@echo "make compat     run psycopg2's own test suite against reeldb serve; fails on any"
-	@echo "                outcome not in compat/psycopg2-expected-failures.txt"
+	@echo "make compat     run the client drivers' own suites (psycopg2, psycopg3, pgvector,"
+	@echo "                sqlalchemy) against reeldb serve; fails on any outcome not in"
+	@echo "                compat/<suite>-expected-failures.txt. SUITE=psycopg3: one suite;"
+	@echo "                UPDATE=1: rewrite the expected-failures file from the run"
 	@echo "make bench      run every bench/bench_*.py"
 	@echo "make venv       create .venv: torch (CPU, pinned) then reeldb in editable mode + dev extras"
 	@echo "make clean      remove caches, build output and the demo database"
@@ -66,10 +68,16 @@ bench: venv
 		echo "== $$f"; $(BIN)/python "$$f"; \
 	done; [ $$found = 1 ] || echo "no bench/bench_*.py yet"
 
-# psycopg2's own test suite (its sdist, fetched once into .cache/compat/) against `reeldb serve`;
-# `$(BIN)/python compat/psycopg2_suite.py --update` rewrites the expected-failures list
+# The client drivers' own test suites against a fresh `reeldb serve` each (suites and their
+# venvs fetched once into .cache/compat/; see compat/README.md). Every suite runs even when
+# one fails; the target's status is the worst of theirs (1: unexpected outcomes, 2: not run).
+COMPAT_SUITES := psycopg2 psycopg3 pgvector sqlalchemy
+SUITE ?= $(COMPAT_SUITES)
 compat: venv
-	$(BIN)/python compat/psycopg2_suite.py
+	@status=0; for suite in $(SUITE); do \
+	  test -f compat/$${suite}_suite.py || { echo "no suite $$suite (one of: $(COMPAT_SUITES))"; exit 2; }; \
+	  $(BIN)/python compat/$${suite}_suite.py $(if $(UPDATE),--update) || { rc=$$?; [ $$rc -gt $$status ] && status=$$rc; }; \
+	done; exit $$status
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache demo.reeldb src/*.egg-info *.egg-info
