@@ -15,8 +15,8 @@ import pytest
 import reeldb
 from reeldb import errors
 from reeldb.format.manifest import CheckConstraint, Schema
-from reeldb.server.server import BackgroundServer
 from reeldb.sql.rights import Rights
+from served import served
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -440,14 +440,9 @@ def test_concurrent_writers_each_check_their_own_rows(tmp_path) -> None:
 # -- over the wire -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("served") / "checks"
-    db = reeldb.connect(path)
-    db.execute("CREATE TABLE orders (id INT PRIMARY KEY, qty INT CHECK (qty > 0), "
-               "note TEXT, CONSTRAINT note_len CHECK (length(note) < 10))")
-    db.close()
-    srv = BackgroundServer(str(path), port=0, max_connections=8)
-    yield srv
-    srv.stop()
+    with served(tmp_path_factory, "checks", "CREATE TABLE orders (id INT PRIMARY KEY, qty INT CHECK (qty > 0), "
+                "note TEXT, CONSTRAINT note_len CHECK (length(note) < 10))", max_connections=8) as srv:
+        yield srv
 
 
 def dsn(server) -> str:

@@ -11,22 +11,16 @@ import subprocess
 import pytest
 
 import reeldb
-from reeldb.server.server import BackgroundServer
 from reeldb.sql.rights import Rights
+from served import served
 
 psycopg = pytest.importorskip("psycopg")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ddl") / "objs"
-    db = reeldb.connect(path)
-    db.execute("CREATE TABLE base (id INT)")
-    db.branch("exp", checkout=False)
-    db.close()
-    srv = BackgroundServer(str(path), port=0, max_connections=16)
-    yield srv
-    srv.stop()
+    with served(tmp_path_factory, "objs", "CREATE TABLE base (id INT)", branches=("exp",)) as srv:
+        yield srv
 
 
 def dsn(server) -> str:

@@ -13,8 +13,7 @@ import time
 import numpy as np
 import pytest
 
-import reeldb
-from reeldb.server.server import BackgroundServer
+from served import served
 
 psycopg = pytest.importorskip("psycopg")
 psycopg2 = pytest.importorskip("psycopg2")
@@ -27,17 +26,13 @@ from pgvector.psycopg import register_vector as register_psycopg  # noqa: E402
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pgv") / "vecs"
-    db = reeldb.connect(path)
-    db.execute("CREATE TABLE items (id INT PRIMARY KEY, v vector(3), h halfvec(3), s sparsevec(5), "
-               "b bit(3), vb varbit(4), vs vector[])")
-    db.execute("INSERT INTO items (id, v, h, s, b, vb, vs) VALUES "
-               "(1, '[1,2,3]', '[1.5,2,3]', '{1:1.5,3:2}/5', '101', '11', '{\"[1,2]\",\"[3,4.5]\"}'), "
-               "(2, '[4,5,6]', '[4,5,6]', '{2:1}/5', '011', '1', NULL)")
-    db.close()
-    srv = BackgroundServer(str(path), port=0, max_connections=16)
-    yield srv
-    srv.stop()
+    with served(tmp_path_factory, "vecs",
+                "CREATE TABLE items (id INT PRIMARY KEY, v vector(3), h halfvec(3), s sparsevec(5), "
+                "b bit(3), vb varbit(4), vs vector[])",
+                "INSERT INTO items (id, v, h, s, b, vb, vs) VALUES "
+                "(1, '[1,2,3]', '[1.5,2,3]', '{1:1.5,3:2}/5', '101', '11', '{\"[1,2]\",\"[3,4.5]\"}'), "
+                "(2, '[4,5,6]', '[4,5,6]', '{2:1}/5', '011', '1', NULL)") as srv:
+        yield srv
 
 
 def dsn(server) -> str:
