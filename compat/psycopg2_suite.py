@@ -39,6 +39,22 @@ CAUSES: list[harness.Cause] = [
     (r"^54001 .*statement is too long",
      "sends a statement of over 1 MiB (psycopg2's flush test inlines a 1 MiB string): reeldb "
      "refuses statements over 1 MiB with 54001, as documented; large values go as parameters"),
+    (r"^0A000 .*composite types are not supported",
+     "composite types (CREATE TYPE ... AS (...)) not supported (0A000)"),
+    (r"^0A000 .*CreateRangeStmt", "range types (CREATE TYPE ... AS RANGE) not supported (0A000)"),
+    (r'^22023 .*invalid schema name "[^"]*\.',
+     "a schema name with a dot: refused, since reeldb names a schema's tables schema.table and "
+     "branches with / (22023)"),
+    (r"^0A000 .*(CHECK|FOREIGN)",
+     "FOREIGN KEY constraints, and CHECK on temporary tables, are refused (0A000): reeldb would "
+     "not enforce them"),
+    (r"^0A000 .*time with time zone are not supported",
+     "timetz results are refused (0A000): DuckDB hands them over without their UTC offset"),
+    (r"^42883 .*pg_sleep\(numeric\)",
+     "pg_sleep() with a numeric argument: reeldb's pg_sleep takes float8, so numeric is 42883"),
+    (r"id:NotGreedy|test_not_greedy",
+     "a named cursor's rows are computed a DuckDB batch at a time: clock_timestamp() in its rows "
+     "does not move between FETCHes as in PostgreSQL's lazily run portal"),
 ]
 
 
