@@ -23,3 +23,19 @@ def test_hash_on_non_integers_is_refused(tmp_path) -> None:
     with pytest.raises(reeldb.ProgrammingError) as err:
         db.execute("SELECT 1.5 # 2")
     assert err.value.sqlstate == "42883"  # PostgreSQL: operator does not exist: numeric # integer
+
+
+def test_vector_distances_are_pgvectors_float8_answers(tmp_path) -> None:
+    """pgvector computes in float4 and answers in float8: sqrt(3) is 1.7320508075688772, and a
+    distance of exactly 1 is 1, on the planned top-k path as in any other expression."""
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TABLE t (id INT, e VECTOR(3))")
+    db.execute("INSERT INTO t VALUES (1, '[1,1,1]'), (2, '[1,1,2]'), (3, '[2,2,2]'), (4, NULL)")
+    expected = [(1, 0.0), (2, 1.0), (3, 1.7320508075688772)]
+    for sql in ("SELECT id, e <-> '[1,1,1]' FROM t WHERE e IS NOT NULL ORDER BY id",  # an expression
+                "SELECT id, e <-> '[1,1,1]' FROM t ORDER BY e <-> '[1,1,1]' LIMIT 3"):  # the top-k
+        cur = db.execute(sql)
+        assert cur.fetchall() == expected, sql
+        assert cur.description[1][1] == "DOUBLE", sql
+    top = db.execute("SELECT id, e <=> '[1,1,1]' FROM t ORDER BY e <=> '[1,1,1]' LIMIT 4").fetchall()
+    assert top == [(1, 0.0), (3, 0.0), (2, 0.05719095841793653), (4, None)]  # pgvector: 0, not -2e-16

@@ -152,3 +152,22 @@ def score_many(mat: np.ndarray, norms: np.ndarray, queries: np.ndarray, metric: 
         cos = np.where((nrm == 0) | (qn == 0), np.nan, cos)
         out = cos if metric == "cosine_similarity" else 1 - cos
     return np.where(np.isnan(nrm), np.nan, out).astype(np.float32, copy=False)
+
+
+def exact_scores(vectors: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
+    """The scores of a few rows (the winners of a top-k) in float8, as pgvector returns
+    them: from the differences and products themselves, not the expansion
+    |v|^2 - 2 v.q + |q|^2 that ranks a whole scan fast but loses the last digits (a distance
+    of exactly 1 came out 1.0000002)."""
+    v = np.asarray(vectors, dtype=np.float64)
+    q64 = np.asarray(q, dtype=np.float64).reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric in ("inner_product", "negative_inner_product"):
+            d = v @ q64
+            return -d if metric == "negative_inner_product" else d
+        if metric == "l2_distance":
+            return np.sqrt(np.square(v - q64).sum(axis=1))
+        # pgvector's form: one square root of the product of the squared norms, kept in [-1, 1]
+        sim = np.clip((v @ q64) / np.sqrt(np.einsum("ij,ij->i", v, v) * float(q64 @ q64)), -1.0, 1.0)
+        return 1 - sim if metric == "cosine_distance" else sim
+

@@ -187,7 +187,10 @@ class Rewriter:
         if da is not None and db is not None and da != db:
             raise errors.DataError(f"different vector dimensions {da} and {db}")
         dim = da or db
-        call = func(duck, self.vector_arg(a, dim), self.vector_arg(b, dim))
+        args = [self.vector_arg(a, dim), self.vector_arg(b, dim)]
+        if dim is not None:  # pgvector answers in float8, from float4 vectors: so does reeldb
+            args = [cast(x, "float8", (dim,)) for x in args]
+        call = func(duck, *args)
         if negate:
             return ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="-"),), rexpr=call)
         return call

@@ -19,7 +19,8 @@ from pglast.enums import A_Expr_Kind, SortByDir, SortByNulls
 
 from .. import errors
 from ..engine.engine import GPOS, duck_type_name, internal_name, quote_ident, select_expr
-from ..format.arrow import float32_array, int64_array
+from ..format.arrow import int64_array
+from ..index.exact import exact_scores
 from . import vector_search
 from .parse import colref, column_name, const_value, deparse, expand_stars, name_of, walk
 from .rewrite import VECTOR_FUNCS, VECTOR_OPS, VECTOR_TYPES, Rewriter, vector_or_sparse
@@ -142,7 +143,8 @@ def run(s: Session, stmt: ast.SelectStmt, p: VectorPlan, params: list[Any]) -> t
         stmt.whereClause is not None, candidates.ann if candidates else None,
         candidates.gather if candidates else None)
     winners, scores = results[0]
-    winners, scores = winners[p.offset:], scores[p.offset:]
+    winners, scores = _rescored(s, bt, col, p.metric, p.query, winners[p.offset:], scores[p.offset:],
+                                p.descending)
     # the winners' rows, taken straight from the registered Arrow table: the output
     # query then reads k rows instead of joining k rows against the whole table
     # a NULL vector scores NULL (not NaN, which is a zero vector's cosine, as in pgvector)
@@ -262,7 +264,7 @@ def _direct(stmt: ast.SelectStmt, p: VectorPlan, w: pa.Table, bt: BoundTable) ->
             return None
         names.append(rt.name or column_name(v) or "?column?")
         arrays.append(got)
-        description.append((names[-1], "FLOAT"))
+        description.append((names[-1], "DOUBLE"))  # float8, as pgvector
     return pa.Table.from_arrays(arrays, names=names), description
 
 
@@ -281,7 +283,7 @@ def _plain_columns(stmt: ast.SelectStmt, p: VectorPlan, bt: BoundTable) -> list[
     return out
 
 
-_NO_SCORES = pa.chunked_array([], pa.float32())  # to ask _score_expr about a shape only
+_NO_SCORES = pa.chunked_array([], pa.float64())  # to ask _score_expr about a shape only
 
 
 def _column_of(node: ast.Node, alias: str, schema: Any) -> str | None:
@@ -330,17 +332,41 @@ def _take(bt: BoundTable, winners: np.ndarray, scores: np.ndarray, null: np.ndar
             names=part.schema.names + ["__score", "__rank"]))
     if not parts:
         schema = bt.arrow.schema if columns is None else pa.schema([bt.arrow.schema.field(c) for c in columns])
-        schema = schema.append(pa.field("__score", pa.float32())).append(pa.field("__rank", pa.int64()))
+        schema = schema.append(pa.field("__score", pa.float64())).append(pa.field("__rank", pa.int64()))
         return schema.empty_table()
     return pa.Table.from_batches(parts)
 
 
 def _scores(values: np.ndarray, null: np.ndarray | None) -> pa.Array:
-    arr = float32_array(values)
+    arr = pa.array(np.ascontiguousarray(values, dtype=np.float64))
     if null is None or not null.any():
         return arr
     bits = np.packbits(~null, bitorder="little")
-    return pa.Array.from_buffers(pa.float32(), len(values), [pa.py_buffer(bits), arr.buffers()[1]])
+    return pa.Array.from_buffers(pa.float64(), len(values), [pa.py_buffer(bits), arr.buffers()[1]])
+
+
+def _rescored(s: Session, bt: BoundTable, col: Any, metric: str, q: np.ndarray, winners: np.ndarray,
+              scores: np.ndarray, descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The winners with their exact float8 scores (pgvector's answers), in that order: the
+    scan ranked them on float4 arithmetic, so rows within its rounding may swap."""
+    if not len(winners):
+        return winners, scores.astype(np.float64)
+    vectors = np.zeros((len(winners), col.type.row_shape[0]), np.float32)
+    frags = bt.manifest.fragments
+    idx = np.searchsorted(bt.offsets, winners, side="right") - 1
+    for i in np.unique(idx):
+        frag = frags[i]
+        if col.id not in dict(frag.mats):  # a column added after this fragment: NULL here
+            continue
+        sel = np.flatnonzero(idx == i)
+        mat = s.catalog.reader.matrix(bt.manifest.table_id, frag, col)
+        vectors[sel] = mat[winners[sel] - bt.offsets[i]]
+    exact = exact_scores(vectors, q, metric)
+    exact[np.isnan(scores)] = np.nan  # NULL vectors stay NULL
+    if np.isnan(exact).any():  # NULLs and NaNs keep the scan's placement
+        return winners, exact
+    order = np.argsort(-exact if descending else exact, kind="stable")
+    return winners[order], exact[order]
 
 
 FILTER_CACHE = 8  # filters remembered per bound table
@@ -431,9 +457,10 @@ def search(s: Session, table: str, column: str, queries: np.ndarray, k: int, whe
         s, bt, col, fn, queries, int(k), descending, descending, gpos, candidates is not None,
         candidates.ann if candidates else None, candidates.gather if candidates else None)
     nulls = bt.null_vectors(col.id)
-    description = [(n, duck_type_name(schema.column(n).type.duck())) for n in names] + [("_distance", "FLOAT")]
+    description = [(n, duck_type_name(schema.column(n).type.duck())) for n in names] + [("_distance", "DOUBLE")]
     out = []
-    for winners, scores in results:
+    for q, (winners, scores) in zip(queries, results, strict=True):
+        winners, scores = _rescored(s, bt, col, fn, q, winners, scores, descending)
         w = _take(bt, winners, scores, nulls[winners] if len(winners) else None, names)
         arrays = [w.column(n) for n in names] + [w.column("__score")]
         out.append((pa.Table.from_arrays(arrays, names=[*names, "_distance"]), description))
