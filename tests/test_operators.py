@@ -39,3 +39,19 @@ def test_vector_distances_are_pgvectors_float8_answers(tmp_path) -> None:
         assert cur.description[1][1] == "DOUBLE", sql
     top = db.execute("SELECT id, e <=> '[1,1,1]' FROM t ORDER BY e <=> '[1,1,1]' LIMIT 4").fetchall()
     assert top == [(1, 0.0), (3, 0.0), (2, 0.05719095841793653), (4, None)]  # pgvector: 0, not -2e-16
+
+
+def test_numeric_casts_keep_every_digit_or_refuse(tmp_path) -> None:
+    """'3.14159'::numeric was DuckDB's DECIMAL(18,3): 3.142. PostgreSQL keeps the digits."""
+    import decimal
+
+    db = reeldb.connect(tmp_path / "db")
+    got = db.execute("SELECT '3.14159'::numeric, 3.14159::numeric, '0.00012345'::numeric, '1.50'::numeric, "
+                     "'123456789012345678901'::numeric, 1.5::numeric * 2, CAST(%s AS numeric)",
+                     [decimal.Decimal("2.718281828459045235360287")]).fetchone()
+    assert [str(v) for v in got] == ["3.14159", "3.14159", "0.00012345", "1.50", "123456789012345678901", "3.0",
+                                     "2.718281828459045235360287"]  # PostgreSQL 16's text of each
+    for sql in ("SELECT 'NaN'::numeric", "SELECT '1234567890123456789012345678901234567890'::numeric"):
+        with pytest.raises(reeldb.NotSupportedError) as err:  # refused, not rounded
+            db.execute(sql)
+        assert err.value.sqlstate == "0A000"

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import re
 from collections.abc import Callable
 from typing import Any
@@ -422,10 +423,41 @@ class Rewriter:
         if t == "bytea" and isinstance(node.arg, ast.A_Const) and isinstance(node.arg.val, ast.String) \
                 and node.arg.val.sval.startswith("\\x"):  # Postgres' hex format
             return func("from_hex", ast.A_Const(val=ast.String(sval=node.arg.val.sval[2:])))
+        if t in ("numeric", "decimal") and not tn.typmods and not tn.arrayBounds:
+            return self.numeric_cast(node)
         if t in ("json", "jsonb"):  # one JSON type in DuckDB; and pglast writes json as pg_catalog.json
             return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(
                 names=(ast.String(sval="json"),), typemod=-1, arrayBounds=tn.arrayBounds))
         return None
+
+    def numeric_cast(self, node: ast.TypeCast) -> ast.Node:
+        """``::numeric`` with no precision. DuckDB reads it as DECIMAL(18,3), which rounded
+        '3.14159'::numeric to 3.142. A constant (or parameter) keeps exactly its own digits, as
+        PostgreSQL's numeric does; more than 38 of them, or NaN and Infinity, are refused
+        (0A000) rather than rounded. Anything else becomes reeldb's unconstrained NUMERIC,
+        DECIMAL(38,10), the type a NUMERIC column stores."""
+        precision, scale = 38, 10
+        ok, value = self._known_value(node.arg)
+        if ok and value is not None and not isinstance(value, bool):
+            text = repr(value) if isinstance(value, float) else str(value).strip()
+            try:
+                number = decimal.Decimal(text)
+            except decimal.InvalidOperation:  # not a number: DuckDB's cast refuses it (22P02)
+                number = None
+            if number is not None:
+                if not number.is_finite():
+                    raise errors.FeatureNotSupported(
+                        f'numeric value "{text}" is not supported: reeldb\'s numeric has no NaN or Infinity')
+                _, digits, exp = number.as_tuple()
+                assert isinstance(exp, int)
+                scale = max(0, -exp)
+                precision = max(len(digits) + max(exp, 0), scale, 1)
+                if precision > 38:
+                    raise errors.FeatureNotSupported(
+                        f"numeric value of {precision} digits is not supported: reeldb's numeric holds 38")
+        return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(
+            names=(ast.String(sval="decimal"),), typemod=-1,
+            typmods=(ast.A_Const(val=ast.Integer(ival=precision)), ast.A_Const(val=ast.Integer(ival=scale)))))
 
     def _known_value(self, node: ast.Node) -> tuple[bool, Any]:
         """(True, value) for a constant or a parameter; (False, None) for anything else."""
