@@ -55,3 +55,23 @@ def test_numeric_casts_keep_every_digit_or_refuse(tmp_path) -> None:
         with pytest.raises(reeldb.NotSupportedError) as err:  # refused, not rounded
             db.execute(sql)
         assert err.value.sqlstate == "0A000"
+
+
+def test_an_unconstrained_numeric_column_refuses_digits_it_cannot_keep(tmp_path) -> None:
+    """NUMERIC without a scale keeps 10 places here; PostgreSQL keeps all. Refused, never rounded."""
+    import decimal
+
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TABLE t (x NUMERIC, y NUMERIC(10, 2))")
+    for value in (decimal.Decimal("0.123456789012345"), "0.123456789012345", 1e-12):
+        with pytest.raises(reeldb.NotSupportedError, match="more than 10 decimal places") as err:
+            db.execute("INSERT INTO t (x) VALUES (%s)", [value])
+        assert err.value.sqlstate == "0A000"
+    with pytest.raises(reeldb.NotSupportedError):
+        db.execute("INSERT INTO t (x) VALUES (0.123456789012345)")
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)  # nothing written
+    # what fits is kept; a float goes in as PostgreSQL's float8 -> numeric (15 digits); a declared
+    # scale rounds, as in PostgreSQL
+    db.execute("INSERT INTO t VALUES (%s, %s), (%s, NULL)", [decimal.Decimal("1.50"), decimal.Decimal("1.005"), 0.1 + 0.2])
+    assert [tuple(str(v) for v in r) for r in db.execute("SELECT x, y FROM t ORDER BY x").fetchall()] == \
+        [("0.3000000000", "None"), ("1.5000000000", "1.01")]

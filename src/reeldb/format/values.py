@@ -159,17 +159,27 @@ def _text(ctype: ColumnType, column: str) -> Callable[[Any], str]:
 def _numeric(ctype: ColumnType, column: str) -> Callable[[Any], decimal.Decimal]:
     p, s = ctype.numeric_ps()
     quantum = decimal.Decimal(1).scaleb(-s)
+    unconstrained = ctype.precision is None
 
     def conv(v: Any) -> decimal.Decimal:
         if isinstance(v, (bool, np.bool_)):
             raise _mismatch(ctype, v, column)
         if isinstance(v, (int, float, decimal.Decimal, np.number, str)):
+            # a float as PostgreSQL turns float8 (float4) into numeric: 15 (6) significant digits
+            text = format(float(v), ".6g" if isinstance(v, np.float32) else ".15g") \
+                if isinstance(v, float | np.floating) else str(v).strip()
             try:
-                d = decimal.Decimal(str(v).strip())
+                d = decimal.Decimal(text)
             except decimal.InvalidOperation:
                 raise _bad(ctype, v, column) from None
             if not d.is_finite():
                 raise errors.NumericValueOutOfRange(f"numeric field overflow (column {column}: {v})")
+            exp = d.as_tuple().exponent
+            if unconstrained and isinstance(exp, int) and -exp > s and d != d.quantize(quantum):
+                # PostgreSQL's NUMERIC keeps every digit; reeldb's keeps s places: refuse, never round
+                raise errors.FeatureNotSupported(
+                    f"column {column}: {v} has more than {s} decimal places, which a NUMERIC column "
+                    f"without a scale keeps in reeldb; declare it NUMERIC(p, s) to round to s places")
             d = d.quantize(quantum, rounding=decimal.ROUND_HALF_UP)
             if d.adjusted() >= p - s:
                 raise errors.NumericValueOutOfRange(
