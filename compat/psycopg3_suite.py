@@ -68,8 +68,8 @@ CAUSES: list[harness.Cause] = [
      "and array tests create"),
     *harness.either(r"DECIMAL\(|InvalidOperation|\"NaN\" to DECIMAL",
                     r"types/test_numeric\.py|test_numpy\.py",
-                    "numeric is DECIMAL(18,3): values are rounded to 3 decimals or refused past 15 digits, "
-                    "NaN and big integers refused (PostgreSQL's numeric is arbitrary precision)"),
+                    "numeric is not arbitrary precision: 38 digits at most, NaN and Infinity refused, an "
+                    "unconstrained NUMERIC keeps 10 places and numeric expressions are DECIMAL(38,10)"),
     (r"Could not convert string '[^']*' to UINT32",
      "::regtype of a type name (pg_typeof(%s)::regtype = 'int4'::regtype) is refused: "
      "psycopg checks parameter types that way"),
