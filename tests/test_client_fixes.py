@@ -598,6 +598,9 @@ def test_discard_all_leaves_nothing_for_the_pools_next_user(server) -> None:
     cur.execute("SET application_name = 'first user'")
     cur.execute("CREATE TEMPORARY TABLE scratch (a INT)")
     cur.execute("LISTEN jobs")
+    cur.execute("SELECT pg_advisory_lock(4242)")
+    cur.execute("CREATE SEQUENCE IF NOT EXISTS discard_seq")
+    cur.execute("SELECT nextval('discard_seq')")
     cur.execute("BEGIN")
     cur.execute("DECLARE c CURSOR WITH HOLD FOR SELECT id FROM items")
     cur.execute("COMMIT")
@@ -615,9 +618,15 @@ def test_discard_all_leaves_nothing_for_the_pools_next_user(server) -> None:
     with pytest.raises(psycopg2.errors.InvalidCursorName):
         cur.execute("FETCH 1 FROM c")
     conn.rollback()
+    with pytest.raises(psycopg2.errors.ObjectNotInPrerequisiteState):  # currval forgotten
+        cur.execute("SELECT currval('discard_seq')")
+    conn.rollback()
+    with psycopg.connect(dsn(server), autocommit=True) as other:  # the advisory lock was let go
+        assert other.execute("SELECT pg_try_advisory_lock(4242)").fetchone() == (True,)
     cur.execute("DISCARD PLANS")
     cur.execute("DISCARD TEMP")
     assert cur.statusmessage == "DISCARD TEMP"
+    cur.execute("DISCARD SEQUENCES")
     conn.close()
     with psycopg.connect(dsn(server), autocommit=True) as other:  # the rows are all still there
         assert other.execute("SELECT count(*) FROM items").fetchone() == (20,)

@@ -9,7 +9,6 @@ setting in one table, which a test checks against :data:`SETTINGS`.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -131,9 +130,6 @@ class Config:
             else:
                 values[s.name] = s.default()
         return cls(**values)
-
-    def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **{k: BY_NAME[k].parse(v, k) for k, v in changes.items()})
 
 
 def from_environment() -> Config:

@@ -13,7 +13,7 @@ from pglast import ast
 from pglast.enums.parsenodes import DiscardMode
 
 from .. import errors
-from . import notify, settings, temp
+from . import advisory, notify, sequences, settings, temp
 from .result import Result
 
 if TYPE_CHECKING:
@@ -32,11 +32,15 @@ def discard(s: Session, stmt: ast.DiscardStmt) -> Result:
         for name in [n for n in s.prepared if n]:  # DEALLOCATE ALL
             del s.prepared[name]
         notify.HUB.unlisten(s, None)  # UNLISTEN *
+        advisory.release_session(s)  # SELECT pg_advisory_unlock_all()
         temp.drop(s, list(s.temp_tables))  # DISCARD TEMP
+        sequences.forget(s)  # DISCARD SEQUENCES
         return Result(status="DISCARD ALL")
     if mode == DiscardMode.DISCARD_TEMP:
         temp.drop(s, list(s.temp_tables))
         return Result(status="DISCARD TEMP")
-    if mode == DiscardMode.DISCARD_PLANS:  # reeldb keeps no plans beyond prepared statements
-        return Result(status="DISCARD PLANS")
-    raise errors.FeatureNotSupported(f"DISCARD {mode.name.removeprefix('DISCARD_')} is not supported")
+    if mode == DiscardMode.DISCARD_SEQUENCES:
+        sequences.forget(s)
+        return Result(status="DISCARD SEQUENCES")
+    assert mode == DiscardMode.DISCARD_PLANS  # reeldb keeps no plans beyond prepared statements
+    return Result(status="DISCARD PLANS")

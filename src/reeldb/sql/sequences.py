@@ -149,6 +149,11 @@ def last_value(s: Session) -> int:
     return got
 
 
+def forget(s: Session) -> None:
+    """DISCARD SEQUENCES: currval and lastval are undefined again in this session."""
+    s.__dict__.pop("_sequence_state", None)
+
+
 def _state(s: Session) -> dict[str, Any]:
     """The session's currval / lastval memory (Postgres keeps it per session)."""
     st = s.__dict__.get("_sequence_state")
