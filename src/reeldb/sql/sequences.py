@@ -125,6 +125,7 @@ def set_value(s: Session, name: str, value: int, is_called: bool = True) -> int:
     if not seq.min <= value <= seq.max:
         raise errors.DataError(f'setval: value {value} is out of bounds for sequence "{name}" '
                                f"({seq.min}..{seq.max})", sqlstate="22003")
+    _refuse_if_shared(s, seq, name, "setval")
     s.catalog.sequences.set_value(seq, value, is_called)
     if is_called:
         _state(s)["curr"][name] = value
@@ -147,6 +148,19 @@ def last_value(s: Session) -> int:
     if got is None:
         raise errors.ObjectNotInPrerequisiteState("lastval is not yet defined in this session", sqlstate="55000")
     return got
+
+
+def _refuse_if_shared(s: Session, seq: SequenceDef, name: str, what: str) -> None:
+    """A sequence made before a branch was created is one counter on both branches: moving it
+    here would make the other branch draw values it has already used. Refused (0A000)."""
+    for branch, cid in s.catalog.refs.branches().items():
+        if branch == s.branch:
+            continue
+        held = s.catalog.commit(cid).objects.get(objects.key(objects.SEQUENCE, name))
+        if held is not None and SequenceDef.from_json(held).id == seq.id:
+            raise errors.FeatureNotSupported(
+                f'{what} of sequence "{name}" is not supported while branch "{branch}" also has it: '
+                "the branches draw from one counter, and moving it would hand out values again")
 
 
 def forget(s: Session) -> None:
@@ -375,6 +389,7 @@ def alter_sequence(s: Session, stmt: ast.AlterSeqStmt) -> Result:
                                                + (f"less than MINVALUE ({seq.min})" if value < seq.min
                                                   else f"greater than MAXVALUE ({seq.max})"))
         _writable(s, "setval")
+        _refuse_if_shared(s, seq, name, "ALTER SEQUENCE ... RESTART")
         s.catalog.sequences.set_value(seq, value, False)
     s.finish_write()
     return Result(status="ALTER SEQUENCE")
