@@ -50,3 +50,13 @@ def test_clock_timestamp_moves_row_by_row(tmp_path) -> None:
     b = db.execute("SELECT clock_timestamp(), now()").fetchone()
     db.execute("COMMIT")
     assert b[0] > a[0] and a[1] == b[1]
+
+
+def test_a_temporary_tables_default_now_is_each_inserts_time(tmp_path) -> None:
+    """A DEFAULT is stored and run at each INSERT: not the CREATE statement's clock."""
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TEMPORARY TABLE t (id INT, at TIMESTAMPTZ DEFAULT now())")
+    time.sleep(0.3)
+    db.execute("INSERT INTO t (id) VALUES (1)")
+    at, now = db.execute("SELECT at, now() FROM t").fetchone()
+    assert now - at < dt.timedelta(seconds=0.2)

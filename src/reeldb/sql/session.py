@@ -556,10 +556,12 @@ class Session(VersioningMixin):
         sql = finish(deparse(self.rewriter(params)(stmt)))
         return self.engine.arrow(sql, self.duck_params(params, sql))
 
-    def rewriter(self, params: list[Any]) -> Rewriter:
+    def rewriter(self, params: list[Any], *, stored: bool = False) -> Rewriter:
+        """``stored``: for an expression kept and run later (a temporary table's DEFAULT), so
+        now() stays a call instead of this statement's clock."""
         rw = Rewriter(self._vector_dims(), params, self._resolve_schema, set(self.engine.bound), self.pg,
                       file_access=self.engine.file_access, temporary=set(self.temp_tables),
-                      clock=(self.transaction_time(), self.statement_time))
+                      clock=None if stored else (self.transaction_time(), self.statement_time))
         rw.kinds = self._column_kinds()
         return rw
 

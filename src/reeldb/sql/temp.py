@@ -96,7 +96,7 @@ def _column(s: Session, table: str, cd: ast.ColumnDef) -> str:
         if t == ConstrType.CONSTR_NOTNULL:
             out.append("NOT NULL")
         elif t == ConstrType.CONSTR_DEFAULT:
-            out.append("DEFAULT " + finish(deparse(s.rewriter([])(con.raw_expr))))
+            out.append("DEFAULT " + finish(deparse(s.rewriter([], stored=True)(con.raw_expr))))
         elif t == ConstrType.CONSTR_PRIMARY:
             out.append("PRIMARY KEY")
         elif t == ConstrType.CONSTR_UNIQUE:
