@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from .session import Session
 
 NAMEDATALEN = 64
-_VOLATILE = {"nextval", "currval", "setval", "lastval", "random", "random_normal", "now", "clock_timestamp",
+# functions whose answer changes between calls: never in a CHECK or a generated column
+VOLATILE = {"nextval", "currval", "setval", "lastval", "random", "random_normal", "now", "clock_timestamp",
              "gen_random_uuid", "statement_timestamp", "transaction_timestamp", "timeofday", "uuid",
              "txid_current", "pg_backend_pid", "current_timestamp", "localtimestamp", "current_date"}
 _AGGREGATES = {"count", "sum", "avg", "min", "max", "bool_and", "bool_or", "every", "array_agg", "string_agg",
@@ -66,7 +67,7 @@ def declare(s: Session, table: str, con: ast.Constraint, columns: list[Column] |
                                               sqlstate="42803")
             if fname in _SET_RETURNING:
                 raise errors.FeatureNotSupported("set-returning functions are not allowed in check constraints")
-            if fname in _VOLATILE:
+            if fname in VOLATILE:
                 raise errors.ProgrammingError(
                     f"functions in check constraint must be immutable: {fname}() is not (reeldb checks a row's "
                     "value once, when it is written)", sqlstate="42P17")

@@ -349,6 +349,8 @@ def check_identity_insert(tm: Any, target: list[str], stmt: ast.InsertStmt) -> N
     if stmt.override == OverridingKind.OVERRIDING_USER_VALUE:
         raise errors.FeatureNotSupported("INSERT ... OVERRIDING USER VALUE is not supported")
     sel = stmt.selectStmt
+    if sel is None:  # INSERT ... DEFAULT VALUES: every column takes its default
+        return
     for j, name in enumerate(target):
         col = tm.schema.column(name)
         if col.identity != "a" and col.generated is None:

@@ -18,14 +18,11 @@ from .. import errors
 from ..engine.engine import internal_name, quote_ident
 from ..format.manifest import Column, TableManifest
 from ..format.types import PARQUET
+from .constraints import VOLATILE
 from .parse import deparse, parse, walk
 
 if TYPE_CHECKING:
     from .session import Session
-
-_VOLATILE = {"nextval", "currval", "setval", "lastval", "random", "now", "clock_timestamp", "gen_random_uuid",
-             "statement_timestamp", "transaction_timestamp", "timeofday", "uuid"}
-
 
 def check_expression(s: Session, table: str, col: Column, columns: list[Column]) -> None:
     """Refuse a generation expression Postgres refuses, before the table exists; then run
@@ -43,8 +40,10 @@ def check_expression(s: Session, table: str, col: Column, columns: list[Column])
             if node.over is not None or node.agg_star or fname in ("count", "sum", "avg", "min", "max"):
                 raise errors.ProgrammingError("aggregate functions are not allowed in column generation expressions",
                                               sqlstate="42803")
-            if fname in _VOLATILE:
+            if fname in VOLATILE:
                 raise errors.ProgrammingError("generation expression is not immutable", sqlstate="42P17")
+        if isinstance(node, ast.SQLValueFunction):  # CURRENT_DATE, CURRENT_USER, ...
+            raise errors.ProgrammingError("generation expression is not immutable", sqlstate="42P17")
         if isinstance(node, ast.ColumnRef):
             name = node.fields[-1].sval if isinstance(node.fields[-1], ast.String) else None
             other = by_name.get(name or "")
