@@ -398,4 +398,6 @@ def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.Chunke
         return arr
     if pa.types.is_large_string(arr.type) and ctype.kind == "text":
         return arr.cast(pa.string())
+    if ctype.kind == "numeric" and pa.types.is_float32(arr.type):  # float4 -> numeric: 6 digits
+        return check_scalars(ctype, column, [None if v is None else np.float32(v) for v in arr.to_pylist()])
     return check_scalars(ctype, column, arr.to_pylist())
