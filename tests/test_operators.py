@@ -75,3 +75,45 @@ def test_an_unconstrained_numeric_column_refuses_digits_it_cannot_keep(tmp_path)
     db.execute("INSERT INTO t VALUES (%s, %s), (%s, NULL)", [decimal.Decimal("1.50"), decimal.Decimal("1.005"), 0.1 + 0.2])
     assert [tuple(str(v) for v in r) for r in db.execute("SELECT x, y FROM t ORDER BY x").fetchall()] == \
         [("0.3000000000", "None"), ("1.5000000000", "1.01")]
+
+
+def test_generated_columns_refuse_the_clock_and_take_default_values(tmp_path) -> None:
+    db = reeldb.connect(tmp_path / "db")
+    with pytest.raises(reeldb.ProgrammingError) as err:  # PostgreSQL: not immutable
+        db.execute("CREATE TABLE g1 (a INT, d DATE GENERATED ALWAYS AS (CURRENT_DATE) STORED)")
+    assert err.value.sqlstate == "42P17"
+    assert "g1" not in db.tables()
+    db.execute("CREATE TABLE i1 (id INT GENERATED ALWAYS AS IDENTITY, v TEXT DEFAULT 'x', "
+               "w INT GENERATED ALWAYS AS (id * 2) STORED)")
+    db.execute("INSERT INTO i1 DEFAULT VALUES")
+    assert db.execute("SELECT id, v, w FROM i1").fetchall() == [(1, "x", 2)]
+
+
+def test_a_real_into_numeric_keeps_float4_digits(tmp_path) -> None:
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TABLE f (r REAL)")
+    db.execute("INSERT INTO f VALUES (0.1)")
+    db.execute("CREATE TABLE n (x NUMERIC(12, 10), y NUMERIC)")
+    db.execute("INSERT INTO n SELECT r, r FROM f")  # PostgreSQL: float4 -> numeric is 6 digits
+    assert [str(v) for v in db.execute("SELECT x, y FROM n").fetchone()] == ["0.1000000000", "0.1000000000"]
+
+
+def test_setval_of_a_sequence_another_branch_draws_from_is_refused(tmp_path) -> None:
+    """Branches share a sequence's counter: moving it back on one would hand the other ids it
+    has used. Refused; a sequence of this branch alone still moves."""
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE SEQUENCE s")
+    db.execute("CREATE TABLE t (id BIGINT DEFAULT nextval('s'), v INT)")
+    for i in range(3):
+        db.execute("INSERT INTO t (v) VALUES (%s)", [i])
+    db.branch("dev")  # checks it out
+    for sql in ("SELECT setval('s', 1)", "ALTER SEQUENCE s RESTART"):
+        with pytest.raises(reeldb.NotSupportedError, match='branch "main" also has it') as err:
+            db.execute(sql)
+        assert err.value.sqlstate == "0A000"
+    db.execute("CREATE SEQUENCE only_here")
+    assert db.execute("SELECT setval('only_here', 10)").fetchone() == (10,)
+    db.checkout("main")
+    db.execute("INSERT INTO t (v) VALUES (3)")
+    ids = [r[0] for r in db.execute("SELECT id FROM t ORDER BY v").fetchall()]
+    assert len(set(ids)) == 4  # no id handed out twice

@@ -600,3 +600,32 @@ def test_binary_copy_of_vectors_and_bytea_round_trips_byte_for_byte(server) -> N
         assert conn.execute("SELECT id, emb::text, raw FROM frames").fetchall() == [(1, "[1.5,2,-3]", b"\x00\x01")]
         with conn.cursor().copy("COPY frames TO STDOUT (FORMAT BINARY)") as copy:
             assert b"".join(bytes(c) for c in copy) == data
+
+
+def test_describe_of_update_from_returning_and_encoding_after_reset(tmp_path) -> None:
+    """Describe of UPDATE ... FROM ... RETURNING (the FROM table is in scope); RESET ALL
+    goes back to the client encoding the client connected with, as PostgreSQL does."""
+    import reeldb as _reeldb
+    from reeldb.server.server import BackgroundServer as _Server
+
+    path = tmp_path / "enc"
+    db = _reeldb.connect(path)
+    db.execute("CREATE TABLE t (a INT)")
+    db.execute("CREATE TABLE u (b INT)")
+    db.execute("INSERT INTO t VALUES (1)")
+    db.execute("INSERT INTO u VALUES (1)")
+    db.close()
+    srv = _Server(str(path), port=0)
+    try:
+        host, port = srv.address
+        with psycopg.connect(f"host={host} port={port} dbname=enc user=tester", autocommit=True,
+                             client_encoding="LATIN1") as conn:
+            cur = conn.cursor()
+            cur.execute("UPDATE t SET a = 2 FROM u WHERE t.a = u.b RETURNING a", prepare=True)
+            assert cur.fetchall() == [(2,)]
+            conn.execute("RESET ALL")
+            assert conn.info.encoding == "iso8859-1"
+            assert conn.execute("SHOW client_encoding").fetchone() == ("LATIN1",)
+            assert conn.execute("SELECT 'caf\u00e9'").fetchone() == ("caf\u00e9",)
+    finally:
+        srv.stop()

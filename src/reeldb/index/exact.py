@@ -155,10 +155,11 @@ def score_many(mat: np.ndarray, norms: np.ndarray, queries: np.ndarray, metric: 
 
 
 def exact_scores(vectors: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
-    """The scores of a few rows (the winners of a top-k) in float8, as pgvector returns
-    them: from the differences and products themselves, not the expansion
-    |v|^2 - 2 v.q + |q|^2 that ranks a whole scan fast but loses the last digits (a distance
-    of exactly 1 came out 1.0000002)."""
+    """The scores of a few rows (the winners of a top-k) in float8, pgvector's result type:
+    from the differences and products themselves, not the expansion |v|^2 - 2 v.q + |q|^2
+    that ranks a whole scan fast but loses digits (a distance of exactly 1 came out
+    1.0000002). pgvector sums in float4 and widens, so past float4's 7 digits its answer can
+    differ from this more exact one."""
     v = np.asarray(vectors, dtype=np.float64)
     q64 = np.asarray(q, dtype=np.float64).reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -170,4 +171,3 @@ def exact_scores(vectors: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
         # pgvector's form: one square root of the product of the squared norms, kept in [-1, 1]
         sim = np.clip((v @ q64) / np.sqrt(np.einsum("ij,ij->i", v, v) * float(q64 @ q64)), -1.0, 1.0)
         return 1 - sim if metric == "cosine_distance" else sim
-

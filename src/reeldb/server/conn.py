@@ -22,6 +22,7 @@ from ..sql.parse import check_length, deparse, parse
 from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.prepared import PreparedStatement as Statement
 from ..sql.result import Result
+from ..sql.settings import reported_settings
 from . import protocol as p
 from .copy import (
     CopyOptions,
@@ -79,8 +80,6 @@ class ClientSession:
             except errors.Error as e:
                 self.terminated = True
                 return [p.error_for(e).replace(b"SERROR", b"SFATAL", 1)]
-            if self.encoding != "UTF8":
-                self.db._session.settings["client_encoding"] = self.encoding
         out = [p.authentication_ok()]
         for key, value in (("server_version", SERVER_VERSION), ("server_encoding", "UTF8"),
                            ("client_encoding", self.encoding), ("DateStyle", "ISO, MDY"),
@@ -128,7 +127,7 @@ class ClientSession:
         client_encoding is reported with ParameterStatus ahead of ReadyForQuery."""
         p.use_client_encoding(self.encoding)
         out = self._handle(kind, payload)
-        now = self.db._session.settings.get("client_encoding", "UTF8")
+        now = reported_settings(self.db._session)["client_encoding"]  # RESET goes back to the startup's
         if now != self.encoding:
             self.encoding = now
             p.use_client_encoding(now)

@@ -309,6 +309,7 @@ def returning_query(query: str) -> str | None:
     targets = stmt.returningClause.exprs
     if stmt.withClause is not None or not targets or any(isinstance(n, ast.ParamRef) for n in _children(targets)):
         return None
-    select = ast.SelectStmt(targetList=targets, fromClause=(stmt.relation,),
+    others = getattr(stmt, "fromClause", None) or getattr(stmt, "usingClause", None) or ()  # UPDATE FROM, DELETE USING
+    select = ast.SelectStmt(targetList=targets, fromClause=(stmt.relation, *others),
                             whereClause=ast.A_Const(val=ast.Boolean(boolval=False)))
     return deparse(select)

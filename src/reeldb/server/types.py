@@ -305,7 +305,7 @@ def _month_day_nano_text(v: Any) -> str:
         if n:
             parts.append(f"{'+' if is_before and n > 0 else ''}{n} {unit}{'s' if n != 1 else ''}")
             is_before = n < 0
-    micros = int(v.nanoseconds / 1000)
+    micros = -(-v.nanoseconds // 1000) if v.nanoseconds < 0 else v.nanoseconds // 1000  # exact, toward zero
     if micros or not parts:
         sec, frac = divmod(abs(micros), 1_000_000)
         clock = f"{sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}" + (f".{frac:06d}".rstrip("0") if frac else "")
