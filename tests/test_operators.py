@@ -117,3 +117,18 @@ def test_setval_of_a_sequence_another_branch_draws_from_is_refused(tmp_path) -> 
     db.execute("INSERT INTO t (v) VALUES (3)")
     ids = [r[0] for r in db.execute("SELECT id FROM t ORDER BY v").fetchall()]
     assert len(set(ids)) == 4  # no id handed out twice
+
+
+def test_advisory_locks_only_where_they_are_taken_once(tmp_path) -> None:
+    """reeldb answers advisory lock calls when it plans the statement: over rows, behind WHERE
+    or inside CASE that would not take them as often as PostgreSQL does, so it is refused."""
+    db = reeldb.connect(tmp_path / "db")
+    assert db.execute("SELECT pg_advisory_lock(7), pg_try_advisory_lock(8)").fetchone() == (None, True)
+    for sql in ("SELECT pg_advisory_lock(9) FROM generate_series(1, 3)",
+                "SELECT pg_try_advisory_lock(10) WHERE false",
+                "SELECT CASE WHEN true THEN pg_advisory_lock(11) END"):
+        with pytest.raises(reeldb.NotSupportedError) as err:
+            db.execute(sql)
+        assert err.value.sqlstate == "0A000"
+    other = reeldb.connect(tmp_path / "db")
+    assert other.execute("SELECT pg_try_advisory_lock(10), pg_try_advisory_lock(7)").fetchone() == (True, False)

@@ -104,6 +104,7 @@ class Rewriter:
                             relations=None if self._known is None else self._is_relation,
                             user_types=None if self.pg is None else self._is_user_type)
             _check_sequence_calls(node)
+            _check_advisory_calls(node)
         if self.rowid is None:
             self.rowid = self.names_rowid(node)
         self._depth += 1
@@ -692,6 +693,25 @@ def _check_sequence_calls(tree: Any) -> None:
         raise errors.FeatureNotSupported(
             "more than one sequence function in a statement over several rows is not supported: their values "
             "would not be paired row by row as in Postgres; draw them in separate statements")
+
+
+def _check_advisory_calls(tree: Any) -> None:
+    """Advisory lock functions are answered once, when the statement is rewritten: only as a
+    select-list item of a SELECT with no FROM, WHERE or other clause does that take each lock
+    exactly as often as Postgres would. Anywhere else (``FROM generate_series(1, 3)``, ``WHERE
+    false``, inside CASE) it would not, so it is refused."""
+    calls = [n for n in walk(tree) if isinstance(n, ast.FuncCall) and name_of(n.funcname) in advisory.FUNCTIONS]
+    if not calls:
+        return
+    plain = isinstance(tree, ast.SelectStmt) and not (
+        tree.fromClause or tree.whereClause or tree.havingClause or tree.groupClause or tree.limitCount
+        or tree.limitOffset or tree.withClause or tree.valuesLists or tree.distinctClause or tree.op)
+    tops = {id(rt.val) for rt in tree.targetList or ()} if plain else set()
+    for call in calls:
+        if id(call) not in tops:
+            raise errors.FeatureNotSupported(
+                f"{name_of(call.funcname)}() is supported only as an item of a SELECT list with no FROM, "
+                "WHERE or other clause: reeldb takes the lock once, when the statement is planned")
 
 
 _SYSTEM_SCHEMAS = frozenset({"public", "pg_catalog", "information_schema", "pg_temp", "pg_toast"})
