@@ -12,7 +12,7 @@ TORCH  := torch==2.13.0
 LINT_PATHS := $(wildcard src tests bench compat)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv psql demo test test-fast lint bench compat clean distclean
+.PHONY: help venv constraints psql demo test test-fast lint bench compat clean distclean
 
 help:
 	@echo "make demo       build .venv if needed, run the product brief's pipeline end to end"
@@ -24,18 +24,27 @@ help:
 	@echo "                compat/<suite>-expected-failures.txt. SUITE=psycopg3: one suite;"
 	@echo "                UPDATE=1: rewrite the expected-failures file from the run"
 	@echo "make bench      run every bench/bench_*.py"
-	@echo "make venv       create .venv: torch (CPU, pinned) then reeldb in editable mode + dev extras"
+	@echo "make venv       create .venv: torch (CPU, pinned) then reeldb in editable mode + dev extras,"
+	@echo "                at the versions in constraints.txt"
+	@echo "make constraints  rewrite constraints.txt from .venv (after an upgrade and a green make test)"
 	@echo "make clean      remove caches, build output and the demo database"
 	@echo "make distclean  clean, and remove .venv"
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(TORCH)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# rewrite constraints.txt from what .venv holds now (after an upgrade and a green make test)
+constraints: venv
+	{ sed -n '/^#/p' constraints.txt; \
+	  $(BIN)/python -m pip list --format=freeze --exclude-editable | sed -e 's/+cpu$$//' | grep -Ev '^(pip|setuptools)=='; \
+	} > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 demo: venv
 	$(BIN)/python -m reeldb.demo

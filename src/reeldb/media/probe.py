@@ -114,6 +114,8 @@ def probe_video(data: bytes) -> dict[str, Any]:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
 
         declared = int(stream.frames or 0)  # 0 where the container does not say
+        # read now: PyAV >= 18.1.1 refuses a stream's fields once its container is closed
+        stream_duration = stream.duration
         # (pts, keyframe, pos) for every packet; sorted by pts below because with
         # B-frames decode order differs from display order.
         packets: list[tuple[int, bool, int]] = []
@@ -158,8 +160,8 @@ def probe_video(data: bytes) -> dict[str, Any]:
     fps = float(rate) if rate else 0.0
 
     duration = 0.0
-    if stream.duration and time_base:
-        duration = float(stream.duration * time_base)
+    if stream_duration and time_base:
+        duration = float(stream_duration * time_base)
     elif last_end is not None and time_base:
         duration = float((last_end - packets[0][0]) * time_base)
     if duration <= 0.0 and fps > 0.0:
