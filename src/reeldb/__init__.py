@@ -38,8 +38,7 @@ from .errors import (
     Warning,
 )
 from .media.blob import Blob
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 # PEP 249 module globals
 apilevel = "2.0"

@@ -115,11 +115,26 @@ class Connection:
     NotSupportedError = errors.NotSupportedError
 
     def __init__(self, catalog: Catalog, branch: str = "main", at: str | None = None, *,
-                 file_access: bool = False, memory_limit: str | None = None):
+                 file_access: bool = False, memory_limit: str | None = None,
+                 owns_store: bool = True):
         self.catalog = catalog
         self._session = Session(catalog, branch, at, file_access=file_access, memory_limit=memory_limit)
+        self._owns_store = owns_store  # False for a view made by at(): the store is shared
         self._closed = False
         self._nesting = 0  # open nested transaction() blocks (savepoints)
+
+    @property
+    def session(self) -> Session:
+        """The SQL session this connection drives: the seam reeldb's own front ends (the
+        wire server, the dataloader) run statements and read transaction state through.
+        Applications use the connection's methods instead."""
+        return self._session
+
+    def at(self, commit: str) -> Connection:
+        """A read-only connection to ``commit`` (a commit id or tag) of this database,
+        sharing this connection's catalog and store; closing it leaves the store open."""
+        self._check()
+        return Connection(self.catalog, at=commit, owns_store=False)
 
     @property
     def config(self) -> Config:
@@ -156,7 +171,8 @@ class Connection:
             self._session.rollback()
             advisory.release_session(self._session)
             self._session.engine.close()
-            self.catalog.store.close()  # its network connections (object storage)
+            if self._owns_store:
+                self.catalog.store.close()  # its network connections (object storage)
             self._closed = True
 
     def __enter__(self) -> Connection:

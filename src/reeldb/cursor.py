@@ -38,12 +38,12 @@ class Cursor:
     # -- execution -----------------------------------------------------------------------------
     def execute(self, sql: str, params: Any = None) -> Cursor:
         self._check()
-        self._set(self.connection._session.execute(sql, params))
+        self._set(self.connection.session.execute(sql, params))
         return self
 
     def executemany(self, sql: str, seq_of_params: Any) -> Cursor:
         self._check()
-        self._set(self.connection._session.executemany(sql, seq_of_params))
+        self._set(self.connection.session.executemany(sql, seq_of_params))
         return self
 
     def _set(self, result: Result) -> None:

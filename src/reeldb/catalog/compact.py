@@ -100,7 +100,6 @@ def compact(cat: Catalog, branch: str, table: str | None = None, full: bool = Tr
             author: str | None = None) -> list[Compacted]:
     """Compact one table (or all) of a branch in one commit; returns what changed."""
     txn = Transaction(cat, branch, cat.head(branch))
-    txn.compacting = True
     if table is not None:
         txn.table(table)  # must exist
     done = []

@@ -30,6 +30,9 @@ from urllib.parse import quote
 from .. import errors
 from ..format import checksum
 from ..format.manifest import Fragment, Schema, TableManifest
+from .unique import check_unique
+
+MAX_ATTEMPTS = 200  # tries at a branch head before a commit gives up (plain and grouped)
 
 if TYPE_CHECKING:
     from .catalog import Catalog, Snapshot
@@ -114,7 +117,6 @@ def commit(txn: Transaction, intent: Intent) -> tuple[str, Snapshot, bool]:
     """Wait until the intent is in the branch's history, combining pending intents into a
     commit whenever the head is ours to move. Returns the commit that includes it, that
     commit's tables, and whether this writer made it."""
-    from .transaction import MAX_ATTEMPTS
 
     cat = txn.catalog
     delay = 0.002
@@ -224,7 +226,6 @@ def _apply(cat: Catalog, head: str, todo: list[Intent]) -> tuple[Snapshot, list[
     """The head's tables with every applicable intent's fragments appended, in intent
     order; an intent whose table changed shape, or whose unique keys are taken, is
     rejected whole."""
-    from .transaction import check_unique
 
     tables = cat.snapshot(head).copy()
     group: list[str] = []

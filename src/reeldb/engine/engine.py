@@ -41,8 +41,8 @@ from ..format.arrow import (
 )
 from ..format.fragment import ROWID, FragmentReader, ncol, scol
 from ..format.manifest import Column, Fragment, TableManifest
-from ..format.pgvector import sparse_text, vector_aggregate, vector_array_text
-from ..format.types import MATRIX, vector_text
+from ..format.pgvector import sparse_text, vector_aggregate, vector_array_text, vector_text
+from ..format.types import MATRIX
 
 GPOS, LIVE = "__gpos", "__live"
 

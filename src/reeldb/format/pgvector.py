@@ -17,6 +17,27 @@ from .. import errors
 MAX_SPARSE_DIM = 65536  # a dense row: the most a VECTOR(n) holds (pgvector allows 1e9)
 
 
+def float_text(f: float, single: bool) -> str:
+    """Postgres' float4/float8 output (and pgvector's, which uses the same routine): the
+    shortest digits that read back the same, fixed-point when the decimal exponent is
+    in [-4, 6) for float4 or [-4, 15) for float8, else ``1.2345679e+08``."""
+    if f != f:
+        return "NaN"
+    if f in (float("inf"), float("-inf")):
+        return "Infinity" if f > 0 else "-Infinity"
+    x = np.float32(f) if single else np.float64(f)
+    sci = np.format_float_scientific(x, unique=True, trim="-", exp_digits=2)
+    if -4 <= int(sci.rpartition("e")[2]) < (6 if single else 15):
+        return np.format_float_positional(x, unique=True, trim="-")
+    return sci
+
+
+def vector_text(values: Any) -> str:
+    """pgvector's text form of a vector or halfvec: ``[1.5,2,3]`` (halfvec values print
+    as the float4 they widen to, as pgvector's halfvec_out does)."""
+    return "[" + ",".join(float_text(float(x), True) for x in np.asarray(values, dtype=np.float32).reshape(-1)) + "]"
+
+
 def parse_sparse_text(text: str, column: str = "value") -> np.ndarray:
     """``{1:1.5,3:2}/5`` (indices from 1) -> the dense float32 row of 5 elements."""
     s = text.strip()
@@ -71,7 +92,6 @@ def check_sparse_dim(dim: int) -> None:
 
 def sparse_text(dense: Any) -> str:
     """pgvector's sparsevec_out: ``{1:1.5,3:2}/5``, values as float4 prints them."""
-    from .types import float_text
 
     a = np.asarray(dense, dtype=np.float32).reshape(-1)
     nz = np.flatnonzero(a)
@@ -215,7 +235,6 @@ def vector_aggregate(name: str, kind: str, rows: list[Any] | None) -> list[float
 
 def vector_array_text(sparse: bool, rows: list[Any] | None) -> str | None:
     """vector[]'s text, as array_out writes it: ``{"[1,2]","[3,4.5]",NULL}``."""
-    from .types import vector_text
 
     if rows is None:
         return None

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
+from .pgvector import check_sparse_dim, parse_sparse_text
 
 PARQUET, MATRIX, BLOB = "parquet", "matrix", "blob"
 VECTOR_KINDS = ("vector", "halfvec", "sparsevec")  # pgvector's: one dimension, stored as a matrix
@@ -289,7 +290,6 @@ def column_type(name: str, mods: list[Any] | None = None) -> ColumnType:
     if kind == "sparsevec":
         if len(mods) != 1:
             raise errors.InvalidParameterValue("SPARSEVEC needs its dimension, e.g. SPARSEVEC(30000)")
-        from .pgvector import check_sparse_dim
 
         dim = _int_mod(name, mods[0])
         check_sparse_dim(dim)
@@ -369,27 +369,6 @@ def parse_vector_text(text: str, column: str) -> list[float]:
         ) from None
 
 
-def float_text(f: float, single: bool) -> str:
-    """Postgres' float4/float8 output (and pgvector's, which uses the same routine): the
-    shortest digits that read back the same, fixed-point when the decimal exponent is
-    in [-4, 6) for float4 or [-4, 15) for float8, else ``1.2345679e+08``."""
-    if f != f:
-        return "NaN"
-    if f in (float("inf"), float("-inf")):
-        return "Infinity" if f > 0 else "-Infinity"
-    x = np.float32(f) if single else np.float64(f)
-    sci = np.format_float_scientific(x, unique=True, trim="-", exp_digits=2)
-    if -4 <= int(sci.rpartition("e")[2]) < (6 if single else 15):
-        return np.format_float_positional(x, unique=True, trim="-")
-    return sci
-
-
-def vector_text(values: Any) -> str:
-    """pgvector's text form of a vector or halfvec: ``[1.5,2,3]`` (halfvec values print
-    as the float4 they widen to, as pgvector's halfvec_out does)."""
-    return "[" + ",".join(float_text(float(x), True) for x in np.asarray(values, dtype=np.float32).reshape(-1)) + "]"
-
-
 def _short(v: Any, n: int = 60) -> str:
     s = str(v)
     return s if len(s) <= n else s[: n - 3] + "..."
@@ -412,7 +391,6 @@ def check_matrix(ctype: ColumnType, column: str, values: list[Any]) -> MatrixCol
                     f"column {column} is {ctype.sql()}: a string is not a tensor"
                 )
             if ctype.kind == "sparsevec":
-                from .pgvector import parse_sparse_text
 
                 v = parse_sparse_text(v, f"column {column}")
             else:

@@ -9,31 +9,16 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .options import Options
 from .plan import Params, build_query_plan, build_table_plan, parse_decode, table_manifest
 
 if TYPE_CHECKING:
     from ..connection import Connection
     from .torch_loader import TorchLoader
-
-
-@dataclass(frozen=True)
-class Options:
-    """How the rows become batches (everything but which rows and columns)."""
-
-    batch_size: int = 1
-    seed: int | None = None  # None: table order
-    buffer: int | None = None
-    drop_last: bool = False
-    workers: int = 0
-    start_method: str | None = None
-    prefetch: int = 2
-    pin_memory: bool = False
-    progress: bool = False
-    transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 class DataLoader:

@@ -148,7 +148,7 @@ def build_table_plan(conn: Connection, commit: str, table: str, filters: list[tu
 def build_query_plan(conn: Connection, commit: str, sql: str, filters: list[tuple[str, Params]],
                      columns: list[str] | None, decode: dict[str, dict[str, Any]]) -> Plan:
     """``sql=``: the query runs once at the pinned commit and its result is kept."""
-    pinned = type(conn)(conn.catalog, at=commit)
+    pinned = conn.at(commit)
     try:
         cur = pinned.execute(sql)
         if cur.description is None:
@@ -459,7 +459,7 @@ def _run_filters(conn: Connection, engine: Engine, relation: str, dims: dict[str
         if len(stmts) != 1:
             raise errors.SyntaxError(f"a filter is one boolean expression, not several statements: {text!r}")
         duck = deparse(Rewriter(dims, values)(stmts[0].stmt))
-        table, _ = engine.arrow(duck, conn._session.duck_params(values, duck))
+        table, _ = engine.arrow(duck, conn.session.duck_params(values, duck))
         got = np.sort(table.column(0).to_numpy())
         keep = got if keep is None else np.intersect1d(keep, got, assume_unique=True)
     assert keep is not None

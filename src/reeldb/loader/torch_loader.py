@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .builder import Options
+from .options import Options
 from .order import Layout, epoch_order, worker_batches
 from .plan import Plan
 from .read import Reader

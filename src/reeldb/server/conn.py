@@ -15,7 +15,7 @@ from typing import Any
 
 import pglast
 
-from .. import __version__, errors
+from .. import errors
 from ..connection import Connection
 from ..sql.encodings import client_encoding
 from ..sql.parse import check_length, deparse, parse
@@ -23,6 +23,7 @@ from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.prepared import PreparedStatement as Statement
 from ..sql.result import Result
 from ..sql.settings import reported_settings
+from ..version import __version__
 from . import protocol as p
 from .copy import (
     CopyOptions,
@@ -60,7 +61,7 @@ class ClientSession:
         self.database = database
         self.pid = pid
         self.secret = secrets.randbits(31)
-        self.statements = db._session.prepared  # shared with SQL: DEALLOCATE drops them too
+        self.statements = db.session.prepared  # shared with SQL: DEALLOCATE drops them too
         self.portals: dict[str, Portal] = {}
         self.skipping = False  # after an error in extended query: discard until Sync
         self.terminated = False
@@ -94,7 +95,7 @@ class ClientSession:
 
     @property
     def status(self) -> str:
-        s = self.db._session
+        s = self.db.session
         if s.failed:
             return "E"
         return "T" if s.in_transaction else "I"
@@ -113,8 +114,8 @@ class ClientSession:
 
     def notifications(self) -> list[bytes]:
         """NotificationResponse for each NOTIFY received, between transactions only."""
-        queue = self.db._session.notifications
-        if self.db._session.in_transaction or self.copy_in is not None:
+        queue = self.db.session.notifications
+        if self.db.session.in_transaction or self.copy_in is not None:
             return []
         out = []
         while queue:
@@ -127,7 +128,7 @@ class ClientSession:
         client_encoding is reported with ParameterStatus ahead of ReadyForQuery."""
         p.use_client_encoding(self.encoding)
         out = self._handle(kind, payload)
-        now = reported_settings(self.db._session)["client_encoding"]  # RESET goes back to the startup's
+        now = reported_settings(self.db.session)["client_encoding"]  # RESET goes back to the startup's
         if now != self.encoding:
             self.encoding = now
             p.use_client_encoding(now)
@@ -146,7 +147,7 @@ class ClientSession:
             try:
                 query = p.parse_query(payload)
             except errors.CharacterNotInRepertoire as e:  # not UTF-8: this query fails, not the connection
-                self.db._session.fail_transaction()
+                self.db.session.fail_transaction()
                 return [p.error_for(e), *self._ready()]
             return self._simple(query)
         if kind == "S":
@@ -172,7 +173,7 @@ class ClientSession:
             raise p.ProtocolViolation(f"invalid frontend message type {kind!r}")
         except Exception as e:  # noqa: BLE001 - every failure becomes an ErrorResponse
             self.skipping = True
-            self.db._session.fail_transaction()  # as any error does, a Parse or Bind one too
+            self.db.session.fail_transaction()  # as any error does, a Parse or Bind one too
             return [p.error_for(e)]
 
     # -- simple query ----------------------------------------------------------------
@@ -180,7 +181,7 @@ class ClientSession:
         try:
             parts = _split(query)
         except errors.Error as e:
-            self.db._session.fail_transaction()
+            self.db.session.fail_transaction()
             return [p.error_for(e), *self._ready()]
         if not parts:
             return [p.empty_query_response(), *self._ready()]
@@ -190,7 +191,7 @@ class ClientSession:
         """ReadyForQuery, once the batch's implicit transaction has ended (its commit can
         fail, e.g. with 40001: then the client hears it before ReadyForQuery)."""
         try:
-            self.db._session.end_implicit()
+            self.db.session.end_implicit()
         except Exception as e:  # noqa: BLE001 - reported; the transaction is over either way
             return [p.error_for(e), p.ready_for_query(self.status)]
         return [p.ready_for_query(self.status)]
@@ -198,8 +199,8 @@ class ClientSession:
     def _statements(self, parts: list[str]) -> list[bytes]:
         out: list[bytes] = []
         for i, sql in enumerate(parts):
-            if len(parts) > 1 or self.db._session.implicit:  # one query string, one transaction
-                self.db._session.begin_implicit()
+            if len(parts) > 1 or self.db.session.implicit:  # one query string, one transaction
+                self.db.session.begin_implicit()
             try:
                 copy = _copy_stmt(sql)
                 if copy is not None:
@@ -211,11 +212,11 @@ class ClientSession:
                         return out + [copy_response("G", opts, ncols)]
                     out += self._copy_out(opts)
                     continue
-                result = self.db._session.execute(sql)
+                result = self.db.session.execute(sql)
                 out += self._notices(result)
                 out += self._result(result, [], out)
             except Exception as e:  # noqa: BLE001
-                self.db._session.fail_transaction()
+                self.db.session.fail_transaction()
                 out.append(p.error_for(e))
                 break
         out += self._ready()
@@ -227,7 +228,7 @@ class ClientSession:
 
     def _copy_columns(self, table: str | None) -> list[tuple[str, int]]:
         """(name, type OID) of each column of a COPY's table, temporary ones included."""
-        session = self.db._session
+        session = self.db.session
         if table in session.temp_tables:
             r = session.execute(f"SELECT * FROM {_ident(table)} LIMIT 0")
             assert r.table is not None
@@ -241,10 +242,10 @@ class ClientSession:
     def _check_copy_target(self, opts: CopyOptions) -> None:
         """Before CopyInResponse: the rows will go to this connection's branch (the schema,
         if any, names it), into a table and columns that exist."""
-        if opts.database is not None and opts.database != self.db._session.database:
+        if opts.database is not None and opts.database != self.db.session.database:
             raise errors.FeatureNotSupported("cross-database references are not implemented: "
                                              f'"{opts.database}.{opts.schema}.{opts.table}"')
-        self.db._session.copy_into(opts.schema)
+        self.db.session.copy_into(opts.schema)
         names = self._table_columns(opts.table)
         for c in opts.columns or ():
             if c not in names:
@@ -260,7 +261,7 @@ class ClientSession:
             return []
         self.copy_in = None
         data, self._copy_data = bytes(self._copy_data), bytearray()
-        session = self.db._session
+        session = self.db.session
         if kind == "f":  # CopyFail: the client gave up (an exception inside psycopg's `with copy`)
             msg = p.Payload(payload).cstring() if payload else ""
             session.fail_transaction()
@@ -297,12 +298,12 @@ class ClientSession:
                     row[i] = bytes.fromhex(v[2:]) if v.startswith("\\x") else v.encode("utf-8")
         cols = ", ".join(_ident(n) for n in names)
         marks = ", ".join(f"${i + 1}" for i in range(len(names)))
-        self.db._session.executemany(f"INSERT INTO {_ident(opts.table)} ({cols}) VALUES ({marks})", rows)
+        self.db.session.executemany(f"INSERT INTO {_ident(opts.table)} ({cols}) VALUES ({marks})", rows)
         return f"COPY {len(rows)}"
 
     def _copy_out(self, opts: CopyOptions) -> list[bytes]:
         sql = deparse(opts.query) if opts.query is not None else source_query(opts)
-        r = self.db._session.execute(sql)
+        r = self.db.session.execute(sql)
         assert r.table is not None and r.description is not None
         names = [d[0] for d in r.description]
         fields = _with_formats(field_specs(r.table, r.description), [int(opts.binary)])
@@ -342,7 +343,7 @@ class ClientSession:
         size = sent = 0
         try:
             while limit is None or sent < limit:
-                self.db._session.check_deadline()
+                self.db.session.check_deadline()
                 want = ROWS_PER_CHUNK if limit is None else min(ROWS_PER_CHUNK, limit - sent)
                 part = result.read(want)
                 if part is None:
@@ -359,7 +360,7 @@ class ClientSession:
                     out = []
         except BaseException:
             result.close()  # a statement that fails (timeout, cancel, error) ends its rows
-            self.db._session.fail_transaction()
+            self.db.session.fail_transaction()
             raise
         return out, sent
 
@@ -371,7 +372,7 @@ class ClientSession:
         query = parts[0] if parts else ""
         if msg.name and msg.name in self.statements:
             raise errors.Error(f'prepared statement "{msg.name}" already exists', sqlstate="42P05")
-        oids = param_oids(query, msg.param_oids, self.db._session.current_tables(), _param_count(query))
+        oids = param_oids(query, msg.param_oids, self.db.session.current_tables(), _param_count(query))
         self.statements[msg.name] = Statement(query, oids)
         return [p.parse_complete()]
 
@@ -409,8 +410,8 @@ class ClientSession:
         if not st.query.strip():
             portal.result = Result(status="")
             return
-        self.db._session.begin_implicit()  # the statements up to Sync are one transaction, as in PostgreSQL
-        portal.result = self.db._session.execute(st.query, portal.values or None)
+        self.db.session.begin_implicit()  # the statements up to Sync are one transaction, as in PostgreSQL
+        portal.result = self.db.session.execute(st.query, portal.values or None)
         r = portal.result
         if r.returns_rows and r.description is not None:
             assert r.schema is not None
@@ -425,8 +426,8 @@ class ClientSession:
             out = [p.parameter_description(st.param_oids)]
             fields = self._statement_fields(st)
             return out + ([p.row_description(fields)] if fields else [p.no_data()])
-        if name not in self.portals and name in self.db._session.cursors:
-            cur = self.db._session.cursors[name]  # DECLAREd in SQL: a portal too, as in Postgres
+        if name not in self.portals and name in self.db.session.cursors:
+            cur = self.db.session.cursors[name]  # DECLAREd in SQL: a portal too, as in Postgres
             return [p.row_description(field_specs(cur.schema.empty_table(), cur.description))]
         portal = self._portal(name)
         self._run(portal)
@@ -438,7 +439,7 @@ class ClientSession:
         query = st.query if _is_query(st.query) else returning_query(st.query)
         if query is None:
             return None
-        session = self.db._session
+        session = self.db.session
         session.describing = True
         try:
             r = session.execute(query, ([None] * len(st.param_oids) or None) if query is st.query else None)
@@ -449,15 +450,15 @@ class ClientSession:
         return field_specs(r.table, r.description)
 
     def _execute(self, name: str, limit: int) -> list[bytes]:
-        if name not in self.portals and name in self.db._session.cursors:
+        if name not in self.portals and name in self.db.session.cursors:
             return self._execute_cursor(name, limit)
         portal = self._portal(name)
         self._run(portal)
         r = portal.result
         assert r is not None
         if portal.sent:  # a suspended portal's next rows: statement_timeout counts afresh
-            self.db._session.start_deadline()
-            r.restart_deadline(self.db._session.statement_deadline)
+            self.db.session.start_deadline()
+            r.restart_deadline(self.db.session.statement_deadline)
         out = self._notices(r)
         r.notices = []
         if not portal.returns_rows:
@@ -475,7 +476,7 @@ class ClientSession:
         """Execute of a DECLAREd cursor's portal: its next ``limit`` rows (all when 0),
         fetched as SQL FETCH does (a chunk at a time for all), each chunk read on from
         the cursor's stream; PortalSuspended while rows may remain."""
-        session = self.db._session
+        session = self.db.session
         want = limit if limit > 0 else None
         out: list[bytes] = []
         sent = 0
@@ -498,7 +499,7 @@ class ClientSession:
             if portal.result is not None:
                 portal.result.close()
         else:
-            self.db._session.cursors.pop(name, None)  # a DECLAREd cursor's portal: CLOSE it
+            self.db.session.cursors.pop(name, None)  # a DECLAREd cursor's portal: CLOSE it
         return [p.close_complete()]
 
 

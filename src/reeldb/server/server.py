@@ -28,6 +28,7 @@ from typing import Any
 from .. import errors
 from ..connection import connect
 from ..sql.activity import Activity, Backend
+from ..sql.session import SessionOptions
 from ..sql.settings import apply_startup, idle_timeouts_ms, reported_settings
 from ..storage import open_store
 from . import protocol as p
@@ -126,7 +127,7 @@ class Server:
                 return
             session.send = _sender(writer, loop, session)
             wake = asyncio.Event()  # a NOTIFY for this client arrived (from any thread)
-            session.db._session.on_notify = lambda: loop.call_soon_threadsafe(wake.set)
+            session.db.session.on_notify = lambda: loop.call_soon_threadsafe(wake.set)
             killed = asyncio.Event()  # pg_terminate_backend (from any thread)
             backend = self._register(session, writer, loop, killed)
             while not session.terminated:
@@ -139,7 +140,7 @@ class Server:
                     continue
                 if any(kind in ("Q", "P", "B", "E") for kind, _ in batch):  # not a lone Sync
                     backend.run(_query_of(batch, session) or backend.query, in_transaction=session.status != "I")
-                s = session.db._session
+                s = session.db.session
                 reported = reported_settings(s)
                 out = await loop.run_in_executor(executor, session.handle_all, batch)
                 if killed.is_set():  # its answers are dropped: the client gets the FATAL only
@@ -188,7 +189,7 @@ class Server:
                   killed: asyncio.Event) -> Backend:
         """List a logged-in client in pg_stat_activity; pg_terminate_backend sets ``killed``
         and interrupts its running statement, pg_cancel_backend only the latter."""
-        s = session.db._session
+        s = session.db.session
         peer = writer.get_extra_info("peername")
         tcp = isinstance(peer, tuple) and len(peer) >= 2
 
@@ -215,7 +216,7 @@ class Server:
         session idle past idle_in_transaction_session_timeout / idle_session_timeout, or
         terminated, is closed (_Closing), as PostgreSQL closes it."""
         loop = asyncio.get_running_loop()
-        in_transaction_ms, idle_ms = idle_timeouts_ms(session.db._session)
+        in_transaction_ms, idle_ms = idle_timeouts_ms(session.db.session)
         limit_ms = in_transaction_ms if session.status != "I" else idle_ms
         if session.copy_in is not None:  # not idle: the statement waits for the client's rows
             limit_ms = 0
@@ -309,21 +310,20 @@ class Server:
                 "3D000" if e.sqlstate in ("3D000", "42704") else e.sqlstate,
                 f'database "{database}" does not exist: {e.message}', severity="FATAL"))
             return None
-        db._session.rights = rights
-        db._session.user = user or "reeldb"
-        db._session.database = database.partition("/")[0] or "reeldb"
-        db._session.statement_timeout_ms = self.options.statement_timeout_ms
-        db._session.server_settings["max_connections"] = str(self.options.max_connections)
-        db._session.server_settings["statement_timeout"] = f"{self.options.statement_timeout_ms}ms"
+        pid = next(self._pids)
+        db.session.configure(SessionOptions(
+            user=user or "reeldb", database=database.partition("/")[0] or "reeldb", rights=rights,
+            backend_pid=pid, statement_timeout_ms=self.options.statement_timeout_ms,
+            server_settings={"max_connections": str(self.options.max_connections),
+                             "statement_timeout": f"{self.options.statement_timeout_ms}ms"}))
         try:  # the packet's settings (application_name, options=-c name=value, ...), as if SET
-            await loop.run_in_executor(executor, apply_startup, db._session, start.params)
+            await loop.run_in_executor(executor, apply_startup, db.session, start.params)
         except errors.Error as e:
             await loop.run_in_executor(executor, db.close)
             await _say_and_close(writer, p.error_for(e).replace(b"SERROR", b"SFATAL", 1))
             return None
         frames.max_message = self.options.max_message
-        session = ClientSession(db, user, database, next(self._pids))
-        db._session.backend_pid = session.pid
+        session = ClientSession(db, user, database, pid)
         self.clients[session.pid] = session
         writer.write(b"".join(session.greeting(start.params)))
         await writer.drain()
@@ -364,7 +364,7 @@ class Server:
         """CancelRequest: interrupt the client's running statement (57014 for it)."""
         session = self.clients.get(pid)
         if session is not None and session.secret == secret:
-            session.db._session.cancel()
+            session.db.session.cancel()
 
 
 def _pipeline(frames: p.MessageReader) -> list[tuple[str, bytes]]:
@@ -419,7 +419,7 @@ def _sender(writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop,
                 if not loop.is_running():  # the server is stopping: never wait on it forever
                     raise ConnectionError("the server is shutting down") from None
                 # the rows are queued whole, so an error after them keeps the stream sound
-                session.db._session.check_deadline()
+                session.db.session.check_deadline()
 
     return send
 

@@ -21,8 +21,16 @@ import pyarrow as pa
 
 from .. import errors
 from ..format.blobs import is_blob_struct
-from ..format.pgvector import bit_recv, bit_send, sparse_recv, sparse_send, sparse_text
-from ..format.types import ENUM_NAMES, float_text, vector_text
+from ..format.pgvector import (
+    bit_recv,
+    bit_send,
+    float_text,
+    sparse_recv,
+    sparse_send,
+    sparse_text,
+    vector_text,
+)
+from ..format.types import ENUM_NAMES
 from ..rows import to_columns
 from ..sql.pgcatalog import stable_oid
 from ..sql.pgtypes import (

@@ -56,7 +56,7 @@ def settings(session: Session) -> dict[str, str]:
 def version_string() -> str:
     import duckdb
 
-    from .. import __version__
+    from ..version import __version__
 
     return (f"PostgreSQL {SERVER_VERSION} (reeldb {__version__}, DuckDB {duckdb.__version__}) "
             "on x86_64-pc-linux-gnu, 64-bit")

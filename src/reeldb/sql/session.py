@@ -13,7 +13,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from pglast.enums import ObjectType, TransactionStmtKind, VariableSetKind
 
 from .. import errors
 from ..catalog.catalog import Catalog
+from ..catalog.compact import maybe_compact
 from ..catalog.transaction import Transaction
 from ..engine.engine import Engine, ResultStream, internal_name
 from ..format.manifest import Column, TableManifest
@@ -86,6 +88,19 @@ def referenced_tables(stmt: ast.Node) -> set[str] | None:
     return found
 
 
+@dataclass(frozen=True)
+class SessionOptions:
+    """Who a session serves and the limits its server set: given once, at login, by the wire
+    server (``Session.configure``); an embedded connection keeps these defaults."""
+
+    user: str = "reeldb"
+    database: str = "reeldb"
+    rights: Rights = FULL
+    backend_pid: int | None = None  # None: this process's id
+    statement_timeout_ms: int = 0  # the server's default; SET statement_timeout overrides it
+    server_settings: Mapping[str, str] = field(default_factory=dict)  # SHOW-able, not SET-able
+
+
 class Session(VersioningMixin):
     def __init__(self, catalog: Catalog, branch: str | None = "main", at: str | None = None, *,
                  file_access: bool = False, memory_limit: str | None = None):
@@ -135,6 +150,16 @@ class Session(VersioningMixin):
         self.temp_tables: dict[str, Any] = {}  # CREATE TEMPORARY TABLE name -> its ON COMMIT action
         self.pg = PgCatalog(self)
 
+    def configure(self, options: SessionOptions) -> None:
+        """Apply the login's options, before the session's first statement."""
+        if self.query_text or self.in_transaction:
+            raise errors.InterfaceError("session options are set once, before the first statement")
+        self.user, self.database, self.rights = options.user, options.database, options.rights
+        if options.backend_pid is not None:
+            self.backend_pid = options.backend_pid
+        self.statement_timeout_ms = options.statement_timeout_ms
+        self.server_settings.update(options.server_settings)
+
     # -- state -------------------------------------------------------------------------------
     @property
     def in_transaction(self) -> bool:
@@ -176,7 +201,7 @@ class Session(VersioningMixin):
             # the statement writes on the commit it was bound to (one ref read fewer; a
             # head that moved since is caught by the commit's compare-and-swap)
             base = self._bound_commit if self._bound_commit is not None else self.head()
-            self._auto = Transaction(self.catalog, self.branch, base)
+            self._auto = Transaction(self.catalog, self.branch, base, after_publish=maybe_compact)
             # the statement reads what it writes on
             self.engine.bind_snapshot(self._auto.tables, only=self._stmt_names)
             self._bound_commit = None
@@ -709,7 +734,7 @@ class Session(VersioningMixin):
         if self.pinned is not None:
             self.txn = Transaction(self.catalog, None, self.pinned)
         else:
-            self.txn = Transaction(self.catalog, self.branch, self.head())
+            self.txn = Transaction(self.catalog, self.branch, self.head(), after_publish=maybe_compact)
         self.failed = False
         self.xact_start = dt.datetime.now(dt.timezone.utc)
         self.settings_undo.begin(self)

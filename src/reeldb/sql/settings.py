@@ -161,7 +161,7 @@ _PLACEHOLDER = re.compile(r"^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)+$")
 
 def current(s: Session) -> dict[str, str]:
     """What SHOW, ``current_setting`` and ``pg_settings`` report (names lower-case)."""
-    from .. import __version__
+    from ..version import __version__
     from .vector_search import INT_SETTINGS
 
     out = dict(NOTED)

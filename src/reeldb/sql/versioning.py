@@ -176,10 +176,11 @@ class VersioningMixin:
     def fold_indexes(self: Session, branch: str, tables: list[str]) -> None:
         """After compaction: fold rewritten and new rows into the tables' vector indexes
         (one more commit), so they are searched through the index again."""
+        from ..catalog.compact import maybe_compact
         from ..catalog.transaction import Transaction
         from . import indexes
 
-        txn = Transaction(self.catalog, branch, self.catalog.head(branch))
+        txn = Transaction(self.catalog, branch, self.catalog.head(branch), after_publish=maybe_compact)
         try:
             if any([indexes.fold(self, txn, t, None) for t in tables if t in txn.tables and txn.tables[t].indexes]):
                 txn.commit("fold compacted rows into " + ", ".join(f"{t} indexes" for t in tables))
