@@ -396,84 +396,41 @@ class Session(VersioningMixin):
             timer.cancel()
 
     def _dispatch(self, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None) -> Result:
-        if isinstance(stmt, ast.SelectStmt):
-            name_columns(stmt)
-            expand_set_returning(stmt)
-            called = self.versioning_call(stmt, params)
-            if called is not None:
-                return called
-            registered = self._table_functions(stmt, params)
-            kinds = self._column_kinds()
-            planned = result_types.plan(stmt, kinds)
-            try:  # tables registered for the statement go after it: its rows are read now
-                got, desc = self.run_select(stmt, params, stream=not registered and not self.describing)
-            finally:
-                for name in registered:
-                    self.engine.unregister(name)
-            desc = result_types.mark(planned, desc, kinds)
-            if isinstance(got, ResultStream):
-                return Result(None, desc, -1, "SELECT", stream=got, on_error=self.fail_transaction)
-            return Result(got, desc, got.num_rows, f"SELECT {got.num_rows}")
-        if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and temp.target(stmt) in self.temp_tables:
+        handler = HANDLERS.get(type(stmt))
+        if handler is None:
+            raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
+        return handler(self, stmt, params, param_rows)
+
+    def _select(self, stmt: ast.SelectStmt, params: list[Any]) -> Result:
+        name_columns(stmt)
+        expand_set_returning(stmt)
+        called = self.versioning_call(stmt, params)
+        if called is not None:
+            return called
+        registered = self._table_functions(stmt, params)
+        kinds = self._column_kinds()
+        planned = result_types.plan(stmt, kinds)
+        try:  # tables registered for the statement go after it: its rows are read now
+            got, desc = self.run_select(stmt, params, stream=not registered and not self.describing)
+        finally:
+            for name in registered:
+                self.engine.unregister(name)
+        desc = result_types.mark(planned, desc, kinds)
+        if isinstance(got, ResultStream):
+            return Result(None, desc, -1, "SELECT", stream=got, on_error=self.fail_transaction)
+        return Result(got, desc, got.num_rows, f"SELECT {got.num_rows}")
+
+    def _write(self, stmt: ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt, params: list[Any],
+               param_rows: list[list[Any]] | None) -> Result:
+        if temp.target(stmt) in self.temp_tables:
             return temp.run(self, stmt, params, param_rows)
-        if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt) and stmt.returningClause is not None:
-            kinds = self._column_kinds()
-            planned = result_types.plan(stmt, kinds)
-            result = self._dml(stmt, params, param_rows)
-            result.description = result_types.mark(planned, result.description, kinds)
-            return result
-        if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt):
+        if stmt.returningClause is None:
             return self._dml(stmt, params, param_rows)
-        if isinstance(stmt, ast.CreateStmt):
-            return temp.create(self, stmt) if temp.is_temporary(stmt) else ddl.create_table(self, stmt)
-        if isinstance(stmt, ast.DropStmt):
-            return self._drop(stmt)
-        if isinstance(stmt, ast.AlterTableStmt):
-            return ddl.alter_table(self, stmt)
-        if isinstance(stmt, ast.RenameStmt):
-            return ddl.rename(self, stmt)
-        if isinstance(stmt, ast.CreateTableAsStmt):
-            if stmt.into.rel.relpersistence == "t":
-                return temp.create_as(self, stmt, params)
-            return self._create_table_as(stmt, params)
-        if isinstance(stmt, ast.ExplainStmt):
-            return self._explain(stmt, params)
-        if isinstance(stmt, ast.VacuumStmt):
-            return self._vacuum(stmt)
-        if isinstance(stmt, ast.VariableSetStmt | ast.VariableShowStmt):
-            return self._variable(stmt)
-        if isinstance(stmt, ast.ListenStmt):
-            notify.HUB.listen(self, stmt.conditionname)
-            return Result(status="LISTEN")
-        if isinstance(stmt, ast.UnlistenStmt):
-            notify.HUB.unlisten(self, stmt.conditionname)
-            return Result(status="UNLISTEN")
-        if isinstance(stmt, ast.NotifyStmt):
-            notify.notify(self, stmt.conditionname, stmt.payload)
-            return Result(status="NOTIFY")
-        if isinstance(stmt, ast.DeclareCursorStmt):
-            return cursors.declare(self, stmt, params)
-        if isinstance(stmt, ast.FetchStmt):
-            return cursors.fetch(self, stmt)
-        if isinstance(stmt, ast.ClosePortalStmt):
-            return cursors.close(self, stmt)
-        if isinstance(stmt, ast.CreateExtensionStmt):
-            return ddl.create_extension(self, stmt)
-        if isinstance(stmt, ast.DeallocateStmt):
-            return prepared.deallocate(self, stmt)
-        if isinstance(stmt, ast.DiscardStmt):
-            return discard.discard(self, stmt)
-        if isinstance(stmt, ast.IndexStmt):
-            return indexes.create(self, stmt)
-        if isinstance(stmt, ast.CreateSchemaStmt):
-            return namespaces.create_schema(self, stmt)
-        if isinstance(stmt, objects_ddl.STATEMENTS):
-            return objects_ddl.run(self, stmt, params)
-        if isinstance(stmt, ast.ReindexStmt):
-            return indexes.reindex(self, stmt)
-        if isinstance(stmt, ast.TruncateStmt):
-            return self._truncate(stmt)
-        raise errors.FeatureNotSupported(f"{type(stmt).__name__} statements are not supported")
+        kinds = self._column_kinds()
+        planned = result_types.plan(stmt, kinds)
+        result = self._dml(stmt, params, param_rows)
+        result.description = result_types.mark(planned, result.description, kinds)
+        return result
 
     def _dml(self, stmt: ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt, params: list[Any],
              param_rows: list[list[Any]] | None) -> Result:
@@ -938,6 +895,75 @@ class _Timeout(threading.Timer):
     def _fire(self) -> None:
         self.fired = True
         self._interrupt()
+
+
+Handler = Callable[[Session, Any, list[Any], "list[list[Any]] | None"], Result]
+
+
+def _no_params(run: Callable[[Session, Any], Result]) -> Handler:
+    return lambda s, stmt, params, rows: run(s, stmt)
+
+
+def _with_params(run: Callable[[Session, Any, list[Any]], Result]) -> Handler:
+    return lambda s, stmt, params, rows: run(s, stmt, params)
+
+
+def _create(s: Session, stmt: ast.CreateStmt) -> Result:
+    return temp.create(s, stmt) if temp.is_temporary(stmt) else ddl.create_table(s, stmt)
+
+
+def _create_as(s: Session, stmt: ast.CreateTableAsStmt, params: list[Any]) -> Result:
+    if stmt.into.rel.relpersistence == "t":
+        return temp.create_as(s, stmt, params)
+    return s._create_table_as(stmt, params)
+
+
+def _listen(s: Session, stmt: ast.ListenStmt) -> Result:
+    notify.HUB.listen(s, stmt.conditionname)
+    return Result(status="LISTEN")
+
+
+def _unlisten(s: Session, stmt: ast.UnlistenStmt) -> Result:
+    notify.HUB.unlisten(s, stmt.conditionname)
+    return Result(status="UNLISTEN")
+
+
+def _notify(s: Session, stmt: ast.NotifyStmt) -> Result:
+    notify.notify(s, stmt.conditionname, stmt.payload)
+    return Result(status="NOTIFY")
+
+
+# statement class -> its handler: each statement family lives in a module of its own, which
+# takes the session as an argument and never imports it back
+HANDLERS: dict[type, Handler] = {
+    ast.SelectStmt: _with_params(Session._select),
+    ast.InsertStmt: Session._write,
+    ast.UpdateStmt: Session._write,
+    ast.DeleteStmt: Session._write,
+    ast.CreateStmt: _no_params(_create),
+    ast.DropStmt: _no_params(Session._drop),
+    ast.AlterTableStmt: _no_params(ddl.alter_table),
+    ast.RenameStmt: _no_params(ddl.rename),
+    ast.CreateTableAsStmt: _with_params(_create_as),
+    ast.ExplainStmt: _with_params(Session._explain),
+    ast.VacuumStmt: _no_params(Session._vacuum),
+    ast.VariableSetStmt: _no_params(Session._variable),
+    ast.VariableShowStmt: _no_params(Session._variable),
+    ast.ListenStmt: _no_params(_listen),
+    ast.UnlistenStmt: _no_params(_unlisten),
+    ast.NotifyStmt: _no_params(_notify),
+    ast.DeclareCursorStmt: _with_params(cursors.declare),
+    ast.FetchStmt: _no_params(cursors.fetch),
+    ast.ClosePortalStmt: _no_params(cursors.close),
+    ast.CreateExtensionStmt: _no_params(ddl.create_extension),
+    ast.DeallocateStmt: _no_params(prepared.deallocate),
+    ast.DiscardStmt: _no_params(discard.discard),
+    ast.IndexStmt: _no_params(indexes.create),
+    ast.CreateSchemaStmt: _no_params(namespaces.create_schema),
+    ast.ReindexStmt: _no_params(indexes.reindex),
+    ast.TruncateStmt: _no_params(Session._truncate),
+    **{kind: _with_params(objects_ddl.run) for kind in objects_ddl.STATEMENTS},
+}
 
 
 _SAVEPOINT_VERBS = {TransactionStmtKind.TRANS_STMT_SAVEPOINT: "SAVEPOINT",
