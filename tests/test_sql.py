@@ -287,6 +287,52 @@ def test_delete_returning(people: reeldb.Connection) -> None:
     assert col(people, "SELECT name FROM people ORDER BY name") == ["ann", "bob", "cid"]
 
 
+@pytest.fixture
+def joined(db: reeldb.Connection) -> reeldb.Connection:
+    db.execute("CREATE TABLE a (id INT PRIMARY KEY, v TEXT)")
+    db.execute("CREATE TABLE b (id INT, w TEXT)")
+    db.execute("INSERT INTO a VALUES (1, 'x'), (2, 'y'), (3, 'z')")
+    db.execute("INSERT INTO b VALUES (1, 'p'), (1, 'q'), (2, 'q')")
+    return db
+
+
+def test_delete_using_returning_reads_every_item_once_per_row(joined: reeldb.Connection) -> None:
+    """As PostgreSQL 16 answers: ``b.*`` is b's columns, ``*`` every item's, and a row
+    USING matches twice is deleted and returned once."""
+    cur = joined.execute("DELETE FROM a USING b WHERE a.id = b.id AND a.id = 2 RETURNING b.*")
+    assert [d[0] for d in cur.description] == ["id", "w"]
+    assert cur.fetchall() == [(2, "q")]
+    cur = joined.execute("DELETE FROM a USING b WHERE a.id = b.id RETURNING *")
+    assert [d[0] for d in cur.description] == ["id", "v", "id", "w"]
+    got = cur.fetchall()
+    assert len(got) == 1 and got[0][:3] == (1, "x", 1) and got[0][3] in ("p", "q")
+    assert cur.rowcount == 1
+    assert col(joined, "SELECT id FROM a") == [3]
+
+
+def test_returning_star_of_no_from_item_is_42p01(joined: reeldb.Connection, refused) -> None:
+    err = refused("42P01", "a", "DELETE FROM a RETURNING x.*")
+    assert str(err) == 'missing FROM-clause entry for table "x"'
+    with pytest.raises(reeldb.ProgrammingError, match='missing FROM-clause entry for table "x"'):
+        joined.execute("SELECT x.* FROM a")
+
+
+def test_update_from_returning_is_answered_or_refused(joined: reeldb.Connection, refused) -> None:
+    """RETURNING of UPDATE ... FROM is answered from the updated rows; what would need the
+    FROM item's row is refused (0A000) and an ambiguous name is 42702, as in PostgreSQL,
+    never an answer read from the wrong table. A refused UPDATE changes nothing."""
+    before = rows(joined, "SELECT id, v FROM a ORDER BY id")
+    for sql in ("UPDATE a SET v = b.w FROM b WHERE a.id = b.id RETURNING b.w",
+                "UPDATE a SET v = b.w FROM b WHERE a.id = b.id RETURNING w",
+                "UPDATE a SET v = b.w FROM b WHERE a.id = b.id RETURNING *",
+                "UPDATE a SET v = s.w FROM (SELECT 1 AS id, 'n' AS w) s WHERE a.id = s.id RETURNING v"):
+        refused("0A000", "a", sql)
+    refused("42702", "a", "UPDATE a SET v = b.w FROM b WHERE a.id = b.id RETURNING id")
+    assert rows(joined, "SELECT id, v FROM a ORDER BY id") == before
+    cur = joined.execute("UPDATE a SET v = 'k' FROM b WHERE a.id = b.id RETURNING a.id, a.v, v")
+    assert sorted(cur.fetchall()) == [(1, "k", "k"), (2, "k", "k")]
+
+
 # --- UPDATE / DELETE --------------------------------------------------------------------------
 
 

@@ -292,3 +292,9 @@ class CheckViolation(IntegrityError):
     """A written row makes a CHECK constraint false (SQLSTATE 23514)."""
 
     sqlstate = "23514"
+
+
+class AmbiguousColumn(ProgrammingError):
+    """A column name two FROM items have, unqualified (SQLSTATE 42702)."""
+
+    sqlstate = "42702"

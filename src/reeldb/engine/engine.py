@@ -816,6 +816,7 @@ _PG_MESSAGES = [
     (re.compile(r'Table with name ([^ ]+) does not exist!?'), lambda m: f'relation "{shown_name(m.group(1))}" does not exist'),
     (re.compile(r'Referenced column "?([^" ]+)"? not found in FROM clause!?'), r'column "\1" does not exist'),
     (re.compile(r'Scalar Function with name ([^ ]+) does not exist!?'), r"function \1 does not exist"),
+    (re.compile(r'Referenced table "?([^" ]+)"? not found!?'), r'missing FROM-clause entry for table "\1"'),
     (re.compile(r'Table "([^"]+)" does not have a column named "([^"]+)"'), r'column \1.\2 does not exist'),
 ]
 

@@ -31,7 +31,7 @@ from ..format.types import (
 from ..format.values import check_scalars, scalars_from_arrow
 from . import constraints, generated
 from .ddl import check_identity_insert, table_name
-from .parse import const_value, deparse, expand_stars, name_of
+from .parse import const_value, deparse, expand_stars, name_of, walk
 from .result import Result
 
 if TYPE_CHECKING:
@@ -231,6 +231,54 @@ def _returning(s: Session, name: str, frags: list, clause: Any, params: list[Any
     return _select_over(s, bt, clause, params, name)
 
 
+def from_items(s: Session, items: Any) -> dict[str, list[str] | None]:
+    """The FROM (or USING) items of an UPDATE or DELETE: alias -> its column names, None
+    where reeldb does not list them here (subqueries, functions, joins, other branches)."""
+    out: dict[str, list[str] | None] = {}
+    tables = s.current_tables()
+    for item in items:
+        alias = getattr(item, "alias", None)
+        if isinstance(item, ast.RangeVar):
+            name = alias.aliasname if alias else item.relname
+            tm = tables.get(item.relname) if item.schemaname in (None, "public") else None
+            names = None if tm is None else list(tm.schema.names)
+            if names is not None and alias is not None and alias.colnames:
+                renamed = [c.sval for c in alias.colnames]
+                names = renamed + names[len(renamed):]
+            out[name] = names
+        elif alias is not None:
+            out[alias.aliasname] = None
+    return out
+
+
+def _returning_reads_target_only(clause: Any, alias: str, names: list[str],
+                                 others: dict[str, list[str] | None]) -> None:
+    """UPDATE ... FROM's RETURNING is answered from the updated rows alone: a reference to
+    a FROM item's columns is refused rather than answered from the wrong row (0A000), and
+    a name two items have is Postgres' 42702."""
+    unsupported = errors.FeatureNotSupported(
+        "RETURNING of UPDATE ... FROM reads the updated table's columns only: "
+        "name them with the table's alias")
+    for node in walk(clause):
+        if not isinstance(node, ast.ColumnRef):
+            continue
+        fields = node.fields
+        if isinstance(fields[-1], ast.A_Star):
+            if len(fields) == 1 or fields[-2].sval != alias:
+                raise unsupported
+            continue
+        if len(fields) > 1:
+            if fields[-2].sval != alias:
+                raise unsupported
+            continue
+        column = fields[0].sval
+        in_others = [cols for cols in others.values() if cols is None or column in cols]
+        if column in names and any(cols is not None for cols in in_others):
+            raise errors.AmbiguousColumn(f'column reference "{column}" is ambiguous')
+        if in_others:
+            raise unsupported
+
+
 def _only(tm: TableManifest, ids: set[str]) -> TableManifest:
     out = TableManifest(tm.table_id, tm.name, tm.schema)
     for f in tm.fragments:
@@ -274,6 +322,9 @@ def update(s: Session, stmt: ast.UpdateStmt, params: list[Any]) -> Result:
             raise errors.SyntaxError(f'multiple assignments to same column "{rt.name}"')
         sets[rt.name] = rt.val
     generated.check_update(tm, sets)
+    if stmt.fromClause and stmt.returningClause is not None:
+        _returning_reads_target_only(stmt.returningClause, alias, tm.schema.names,
+                                     from_items(s, stmt.fromClause))
     a = quote_ident(alias)
     select = [f"{a}.{GPOS} AS {GPOS}", f"{a}._rowid AS _rowid"]
     for col in tm.schema.columns:
@@ -344,7 +395,9 @@ def delete(s: Session, stmt: ast.DeleteStmt, params: list[Any]) -> Result:
     targets = [f"{alias}.{GPOS} AS {GPOS}"]
     if stmt.returningClause is not None:
         names = tm.schema.names
-        targets += [_target_sql(rw, rt) for rt in expand_stars(stmt.returningClause.exprs, alias.strip('"'), names)]
+        others = from_items(s, stmt.usingClause or ())
+        targets += [_target_sql(rw, rt) for rt in
+                    expand_stars(stmt.returningClause.exprs, alias.strip('"'), names, others)]
     sql = f"SELECT {', '.join(targets)} FROM {quote_ident(bt.view)} AS {alias}"
     if stmt.usingClause:
         sql += ", " + ", ".join(deparse(rw(u)) for u in stmt.usingClause)
@@ -352,7 +405,9 @@ def delete(s: Session, stmt: ast.DeleteStmt, params: list[Any]) -> Result:
         sql += " WHERE " + deparse(rw(stmt.whereClause))
     sql += f" ORDER BY {alias}.{GPOS}"
     table, desc = s.engine.arrow(sql, s.duck_params(params, sql))
-    gpos = np.unique(table.column(GPOS).to_numpy())
+    gpos, first = np.unique(table.column(GPOS).to_numpy(), return_index=True)
+    if len(first) != table.num_rows:  # a row USING matched twice is deleted, and returned, once
+        table = table.take(pa.array(np.sort(first)))
     if len(gpos):
         txn.delete(name, bt.locate(gpos))
     s.finish_write()

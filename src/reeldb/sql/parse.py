@@ -237,16 +237,32 @@ def cast(node: ast.Node, typename: str, array_bounds: tuple[int, ...] = ()) -> a
     return ast.TypeCast(arg=node, typeName=tn)
 
 
-def expand_stars(targets: tuple, alias: str, names: list[str]) -> list[ast.ResTarget]:
+def expand_stars(targets: tuple, alias: str, names: list[str],
+                 others: dict[str, list[str] | None] | None = None) -> list[ast.ResTarget]:
     """``*`` and ``alias.*`` -> the table's own columns, so internal relations never leak
-    their hidden columns into a result."""
+    their hidden columns into a result. ``others`` are the statement's other FROM (or
+    USING) items, alias -> column names (None where reeldb cannot list them): ``*`` is
+    every item's columns in order, as in Postgres; ``x.*`` of no item is 42P01."""
+    others = others or {}
     out: list[ast.ResTarget] = []
     for rt in targets:
         v = rt.val
-        if isinstance(v, ast.ColumnRef) and isinstance(v.fields[-1], ast.A_Star):
-            out.extend(ast.ResTarget(name=n, val=colref(alias, n)) for n in names)
-        else:
+        if not (isinstance(v, ast.ColumnRef) and isinstance(v.fields[-1], ast.A_Star)):
             out.append(rt)
+            continue
+        qualifier = v.fields[-2].sval if len(v.fields) > 1 else None
+        if qualifier is None:
+            items = [alias, *others]
+        elif qualifier == alias or qualifier in others:
+            items = [qualifier]
+        else:
+            raise errors.UndefinedTable(f'missing FROM-clause entry for table "{qualifier}"')
+        for item in items:
+            columns = names if item == alias else others[item]
+            if columns is None:
+                raise errors.FeatureNotSupported(
+                    f'"*" over "{item}" is not supported here: name its columns')
+            out.extend(ast.ResTarget(name=n, val=colref(item, n)) for n in columns)
     return out
 
 
