@@ -222,8 +222,27 @@ def test_enum_columns_order_by_declaration_and_refuse_bad_labels(db) -> None:
         db.execute(f"CREATE TYPE long AS ENUM ('{'x' * 64}')")
     assert e.value.sqlstate == "42602"
     db.execute("DROP TYPE mood CASCADE")  # drops the column, as Postgres does
-    assert [c.name for c in db._session.current_tables()["people"].schema.columns] == ["name"]
+    assert [c.name for c in db.session.current_tables()["people"].schema.columns] == ["name"]
     assert "type/mood" not in objects_of(db)
+
+
+def test_enum_comparison_reads_only_the_tables_the_statement_names(db) -> None:
+    """A text column named like another table's enum column compares as text: the label
+    check and declaration order apply to the statement's own enum columns, other
+    branches' tables included, as PostgreSQL scopes a column name."""
+    db.execute("CREATE TYPE mood AS ENUM ('sad', 'ok')")
+    db.execute("CREATE TABLE e (m mood)")
+    db.execute("INSERT INTO e VALUES ('ok'), ('sad')")
+    db.branch("exp", checkout=False)
+    db.execute("CREATE TABLE g (m TEXT)")
+    db.execute("INSERT INTO g VALUES ('happy'), ('apple')")
+    assert db.execute("SELECT m FROM e WHERE m < 'ok'").fetchall() == [("sad",)]
+    assert db.execute("SELECT m FROM exp.e WHERE m < %s", ("ok",)).fetchall() == [("sad",)]
+    assert db.execute("SELECT m < 'ok' FROM exp.e ORDER BY m").fetchall() == [(True,), (False,)]
+    assert db.execute("SELECT m FROM g WHERE m = 'happy'").fetchall() == [("happy",)]
+    assert db.execute("SELECT m FROM g WHERE m < %s", ("b",)).fetchall() == [("apple",)]
+    with pytest.raises(reeldb.DataError, match="invalid input value for enum mood"):
+        db.execute("SELECT m FROM exp.e WHERE m = 'happy'")
 
 
 def test_enum_type_is_versioned_and_merged(db) -> None:

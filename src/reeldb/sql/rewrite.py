@@ -93,6 +93,7 @@ class Rewriter:
         self.catalog_rewrite = CatalogRewrite(pg, self, params) if pg is not None else None
         self.params = params
         self.resolve_schema = resolve_schema
+        self._resolved: set[str] = set()  # the relations of other branches' tables it read
         self.relations = relations or set()
         self.rowid: bool | None = None  # does the statement name the hidden _rowid?
         self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
@@ -105,6 +106,7 @@ class Rewriter:
                             user_types=None if self.pg is None else self._is_user_type)
             _check_sequence_calls(node)
             _check_advisory_calls(node)
+            self._resolve_ahead(node)
         if self.rowid is None:
             self.rowid = self.names_rowid(node)
         self._depth += 1
@@ -288,7 +290,10 @@ class Rewriter:
         if self._enum_columns is None:
             cols: dict[str, Any] = {}
             if self.pg is not None:
-                for bt in list(self.pg.s.engine.bound.values()):
+                named = self.pg.s.statement_tables  # not every table bound: m may be text elsewhere
+                for rel, bt in list(self.pg.s.engine.bound.items()):
+                    if named is not None and rel not in named and rel not in self._resolved:
+                        continue
                     for c in bt.manifest.schema.columns:
                         if c.type.is_enum:
                             cols[c.name] = c.type if cols.get(c.name, c.type) == c.type else None
@@ -591,6 +596,16 @@ class Rewriter:
         tn.arrayBounds = tuple(ast.Integer(ival=-1) for _ in range(max(depth, len(tn.arrayBounds))))
         return ast.TypeCast(arg=build(items), typeName=tn)
 
+    def _resolve_ahead(self, node: ast.Node) -> None:
+        """Resolve the other branches' tables a statement reads before any expression of it
+        is rewritten: which columns are enums (``_has_enums``) depends on them."""
+        if self.pg is None or self.resolve_schema is None:
+            return
+        for rv in walk(node):
+            if isinstance(rv, ast.RangeVar) and rv.schemaname not in (None, "public") \
+                    and rv.catalogname is None and self.pg.relation(rv.schemaname, rv.relname) is None:
+                self._resolved.add(self.resolve_schema(rv.schemaname, rv.relname))
+
     def range_var(self, node: ast.RangeVar) -> ast.Node | None:
         schema = node.schemaname
         if node.catalogname is not None:  # only the connection's database, as in Postgres
@@ -610,6 +625,7 @@ class Rewriter:
             if self.resolve_schema is None:
                 raise errors.InvalidSchemaName(f'schema "{schema}" does not exist')
             rel = self.resolve_schema(schema, node.relname)
+            self._resolved.add(rel)
             if node.alias is None:
                 node.alias = ast.Alias(aliasname=node.relname)
             node.catalogname = None

@@ -234,6 +234,11 @@ class Session(VersioningMixin):
         self._bound_commit = head
         self._bound_names = None if names is None or self._bound_names is None else self._bound_names | names
 
+    @property
+    def statement_tables(self) -> set[str] | None:
+        """The branch's tables the running statement names (None: it may read any)."""
+        return self._stmt_names
+
     @contextlib.contextmanager
     def statement(self, names: set[str] | None) -> Iterator[None]:
         """Bound for a statement that names ``names`` (None: every table), while it runs:
