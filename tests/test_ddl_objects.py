@@ -614,6 +614,25 @@ def test_generated_columns_follow_their_row(db) -> None:
         [("a", "", None), ("b", "s", "(a * 2)"), ("c", "s", "upper(t)"), ("t", "", None)]
 
 
+def test_generated_columns_follow_rename_and_drop_of_what_they_read(db) -> None:
+    """As PostgreSQL 16: RENAME COLUMN keeps the expression reading the renamed column;
+    DROP COLUMN of a column a generated one reads is 2BP01 unless CASCADE, which drops the
+    generated column too (with a NOTICE) and the CHECKs that read either."""
+    db.execute("CREATE TABLE t (a INT, b INT GENERATED ALWAYS AS (a * 2) STORED, c INT CHECK (a > 0))")
+    db.execute("INSERT INTO t (a) VALUES (1)")
+    db.execute("ALTER TABLE t RENAME COLUMN a TO x")
+    db.execute("INSERT INTO t (x) VALUES (2)")
+    assert db.execute("SELECT x, b FROM t ORDER BY x").fetchall() == [(1, 2), (2, 4)]
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("ALTER TABLE t DROP COLUMN x")
+    assert e.value.sqlstate == "2BP01" and "column b of table t" in str(e.value)
+    assert [d[0] for d in db.execute("SELECT * FROM t").description] == ["x", "b", "c"]
+    db.execute("ALTER TABLE t DROP COLUMN x CASCADE")
+    assert db.session.notices[-1] == "drop cascades to column b of table t"
+    db.execute("INSERT INTO t VALUES (-3)")  # the CHECK on x went with it
+    assert db.execute("SELECT * FROM t ORDER BY c").fetchall() == [(-3,), (None,), (None,)]
+
+
 def test_sqlalchemy_computed_columns(server) -> None:
     sa = pytest.importorskip("sqlalchemy")
     host, port = server.address

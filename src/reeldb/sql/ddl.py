@@ -7,7 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast
-from pglast.enums import AlterTableType, ConstrType, ObjectType
+from pglast.enums import AlterTableType, ConstrType, DropBehavior, ObjectType
 
 from .. import errors
 from ..format.manifest import Column, Schema
@@ -413,11 +413,23 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
                 if cmd.missing_ok:
                     continue
                 raise errors.UndefinedColumn(f'column "{cmd.name}" of relation "{name}" does not exist')
-            drop_dependents(s, name, tm.table_id, col)
-            schema = Schema(tuple(c for c in schema.columns if c.id != col.id),
-                            () if col.id in schema.primary_key else schema.primary_key,
-                            tuple(u for u in schema.uniques if col.id not in u), schema.next_id,
-                            constraints.without_column(schema.checks, col.id))
+            from .generated import dependents
+
+            generated = dependents(schema.columns, col.name)
+            if generated and cmd.behavior != DropBehavior.DROP_CASCADE:
+                raise errors.ProgrammingError(
+                    f"cannot drop column {col.name} of table {name} because other objects depend on it: "
+                    + ", ".join(f"column {g.name} of table {name}" for g in generated)
+                    + " depends on it (use DROP ... CASCADE to drop the dependent objects too)",
+                    sqlstate="2BP01")
+            for dropped in (col, *generated):
+                if dropped is not col:
+                    s.notice(f"drop cascades to column {dropped.name} of table {name}")
+                drop_dependents(s, name, tm.table_id, dropped)
+                schema = Schema(tuple(c for c in schema.columns if c.id != dropped.id),
+                                () if dropped.id in schema.primary_key else schema.primary_key,
+                                tuple(u for u in schema.uniques if dropped.id not in u), schema.next_id,
+                                constraints.without_column(schema.checks, dropped.id))
         elif t == AlterTableType.AT_AddConstraint:
             con: ast.Constraint = cmd.def_
             if con.contype != ConstrType.CONSTR_CHECK:
@@ -501,7 +513,10 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         col = tm.schema.column(stmt.subname)
         if tm.schema.find(stmt.newname) is not None:
             raise errors.DuplicateColumn(f'column "{stmt.newname}" of relation "{name}" already exists')
+        from .generated import rename_column
+
         cols = tuple(dataclasses.replace(c, name=stmt.newname) if c.id == col.id else c for c in tm.schema.columns)
+        cols = rename_column(cols, col.name, stmt.newname)
         _rename_owner(s, name, name, col.name, stmt.newname)
         schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id,
                         constraints.rename_column(tm.schema.checks, col.id, col.name, stmt.newname))

@@ -9,6 +9,7 @@ other, ordinary columns, and no subquery, aggregate, window or sequence function
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -111,3 +112,30 @@ def check_update(tm: TableManifest, targets: dict[str, ast.Node]) -> None:
         if col is not None and (col.generated is not None or col.identity == "a") \
                 and not isinstance(value, ast.SetToDefault):
             raise errors.ProgrammingError(f'column "{name}" can only be updated to DEFAULT', sqlstate="428C9")
+
+
+# -- schema changes ----------------------------------------------------------------------------
+def _refs(expr: str) -> tuple[ast.Node, list[ast.ColumnRef]]:
+    node = parse(f"SELECT {expr}")[0].stmt.targetList[0].val
+    return node, [n for n in walk(node) if isinstance(n, ast.ColumnRef) and isinstance(n.fields[-1], ast.String)]
+
+
+def dependents(columns: tuple[Column, ...], name: str) -> list[Column]:
+    """The generated columns whose expression reads column ``name``."""
+    return [c for c in columns if c.generated is not None
+            and any(r.fields[-1].sval == name for r in _refs(c.generated)[1])]
+
+
+def rename_column(columns: tuple[Column, ...], old: str, new: str) -> tuple[Column, ...]:
+    """RENAME COLUMN: generation expressions that read the column read it by its new name,
+    as Postgres keeps them (it stores them parsed, by column number)."""
+    out = []
+    for c in columns:
+        if c in dependents((c,), old):
+            node, refs = _refs(c.generated)
+            for ref in refs:
+                if ref.fields[-1].sval == old:
+                    ref.fields = (ast.String(sval=new),)
+            c = dataclasses.replace(c, generated=deparse(node))
+        out.append(c)
+    return tuple(out)
