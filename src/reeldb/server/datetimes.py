@@ -37,8 +37,8 @@ PG_END_DAY = 2145031949
 PG_MIN_TS = PG_MIN_DAY * DAY_US
 PG_END_TS = 9223371331200000000
 
-_PG_EPOCH = dt.datetime(2000, 1, 1)
-_PG_EPOCH_DATE = dt.date(2000, 1, 1)
+PG_EPOCH = dt.datetime(2000, 1, 1)  # the zero of Postgres' binary dates and timestamps
+PG_EPOCH_DATE = dt.date(2000, 1, 1)
 
 
 class OutOfRange(errors.DataError):
@@ -165,12 +165,6 @@ def column_encoder(arrow_type: pa.DataType, binary: bool) -> Callable[[int], byt
     return None
 
 
-def raw_integers(array: pa.Array) -> list[int | None]:
-    """The integers under a date, timestamp or time array (None for NULL)."""
-    width = pa.int32() if array.type.bit_width == 32 else pa.int64()
-    return array.view(width).to_pylist()
-
-
 # ----------------------------------------------------------------------------- input
 
 
@@ -185,7 +179,7 @@ def date_in(b: bytes) -> Any:
         raise OutOfRange("date out of range")
     y, _, _ = civil(days)
     if 1 <= y <= 9999:
-        return _PG_EPOCH_DATE + dt.timedelta(days=days)
+        return PG_EPOCH_DATE + dt.timedelta(days=days)
     text, bc = _date_text(days)
     return text + " (BC)" if bc else text  # DuckDB's spelling of BC
 
@@ -202,7 +196,7 @@ def timestamp_in(b: bytes, with_zone: bool) -> Any:
     days, clock = divmod(micros, DAY_US)
     y, _, _ = civil(days)
     if 1 <= y <= 9999:
-        value = _PG_EPOCH + dt.timedelta(microseconds=micros)
+        value = PG_EPOCH + dt.timedelta(microseconds=micros)
         return value.replace(tzinfo=dt.timezone.utc) if with_zone else value
     text, bc = _date_text(days)
     text += " " + _clock(clock) + ("+00" if with_zone else "")

@@ -92,9 +92,7 @@ _VECTOR_ARRAY_ELEMENT = {VECTOR_ARRAY: VECTOR, HALFVEC_ARRAY: HALFVEC, SPARSEVEC
 _ARRAY_OF = {k: v for k, v in ARRAY_OF.items() if k not in (VECTOR, HALFVEC)}  # element -> array type
 _ELEMENT_OF = {v: k for k, v in _ARRAY_OF.items()}
 
-_PG_EPOCH = dt.datetime(2000, 1, 1)
-_PG_EPOCH_TZ = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
-_PG_EPOCH_DATE = dt.date(2000, 1, 1)
+_PG_EPOCH_TZ = datetimes.PG_EPOCH.replace(tzinfo=dt.timezone.utc)
 
 
 def field_specs(table: pa.Table, description: list) -> list[FieldSpec]:
@@ -365,7 +363,7 @@ _NUMERIC_NEG, _NUMERIC_NAN, _NUMERIC_PINF, _NUMERIC_NINF = 0x4000, 0xC000, 0xD00
 
 
 def _timestamp_send(v: dt.datetime) -> bytes:
-    delta = v - _PG_EPOCH_TZ if v.tzinfo is not None else v - _PG_EPOCH
+    delta = v - _PG_EPOCH_TZ if v.tzinfo is not None else v - datetimes.PG_EPOCH
     return struct.pack("!q", (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
@@ -441,7 +439,7 @@ _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
     BYTEA: _bytes,
     JSON: lambda v: text_out(v).encode("utf-8"),
     JSONB: lambda v: b"\x01" + text_out(v).encode("utf-8"),
-    DATE: lambda v: struct.pack("!i", (v - _PG_EPOCH_DATE).days),
+    DATE: lambda v: struct.pack("!i", (v - datetimes.PG_EPOCH_DATE).days),
     TIMESTAMP: _timestamp_send,
     TIMESTAMPTZ: _timestamp_send,
     TIME: lambda v: struct.pack("!q", ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond),

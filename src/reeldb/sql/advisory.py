@@ -20,6 +20,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
+from .activity import WarningNotice
 
 if TYPE_CHECKING:
     from .session import Session
@@ -31,11 +32,6 @@ FUNCTIONS = frozenset({
 
 _POLL_S = 0.05  # a waiting lock call checks for cancel and statement_timeout this often
 MAX_LOCKS = 100_000  # distinct keys held at once per database: Postgres' lock table is bounded too
-
-
-class Warning(str):  # noqa: A001 - a notice sent with WARNING severity, as Postgres does
-    severity = "WARNING"
-    sqlstate = "01000"
 
 
 class _Table:
@@ -136,7 +132,7 @@ def call(s: Session, name: str, args: list[Any]) -> Any:
         if name == "pg_advisory_unlock":
             if table.release(holder, key):
                 return True
-            s.notice(Warning("you don't own a lock of type ExclusiveLock"))
+            s.notice(WarningNotice("you don't own a lock of type ExclusiveLock"))
             return False
         if name.startswith("pg_try"):
             got = table.try_take(holder, key, xact)
