@@ -536,6 +536,34 @@ def test_declared_cursor_executed_as_a_portal_with_a_row_limit(server) -> None:
         sock.sendall(_msg(b"X"))
 
 
+def test_set_client_encoding_is_reported_once(server) -> None:
+    """One ParameterStatus per change, just before ReadyForQuery, as PostgreSQL sends it."""
+    host, port = server.address
+    with socket.create_connection((host, port), timeout=10) as sock:
+        body = struct.pack("!i", 196608) + b"user\0tester\0database\0shop\0\0"
+        sock.sendall(struct.pack("!i", len(body) + 4) + body)
+        data = b""
+        while b"Z\0\0\0\x05I" not in data:
+            data += sock.recv(65536)
+        got = _exchange(sock, _msg(b"Q", b"SET client_encoding TO 'LATIN1'\0"))
+        assert [k for k, _ in got] == [b"C", b"S", b"Z"]
+        assert got[1][1] == b"client_encoding\0LATIN1\0"
+        got = _exchange(sock, _msg(b"Q", b"SET application_name = 'a'; RESET client_encoding\0"))
+        statuses = sorted(b for k, b in got if k == b"S")
+        assert statuses == [b"application_name\0a\0", b"client_encoding\0UTF8\0"]
+        sock.sendall(_msg(b"X"))
+
+
+def test_pg_stat_activity_shows_a_query_in_the_clients_encoding(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as latin1, \
+            psycopg.connect(dsn(server), autocommit=True) as watcher:
+        latin1.execute("SET client_encoding TO 'LATIN1'")
+        assert latin1.execute("SELECT 'café' AS x").fetchone() == ("café",)
+        pid = latin1.info.backend_pid
+        got = watcher.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+        assert got == ("SELECT 'café' AS x",)
+
+
 # -- 9. vector text and halfvec binary parameters ------------------------------------------------
 def test_vector_text_is_pgvectors(server) -> None:
     with psycopg.connect(dsn(server), autocommit=True) as conn:

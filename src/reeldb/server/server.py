@@ -434,18 +434,24 @@ class _Closing(Exception):
 
 def _report_changes(out: list[bytes], before: dict[str, str], after: dict[str, str]) -> None:
     """ParameterStatus for each reported setting a batch changed (SET application_name, a
-    ROLLBACK that undid one), just before its last ReadyForQuery, where PostgreSQL sends it."""
-    if after == before:
+    ROLLBACK that undid one), just before its last ReadyForQuery, where PostgreSQL sends it.
+    client_encoding is not among them: the session reports it at the message that changed
+    it, since the messages after are encoded in it."""
+    changed = [(name, value) for name, value in after.items()
+               if before.get(name) != value and name != "client_encoding"]
+    if not changed:
         return
     for i in range(len(out) - 1, -1, -1):
         if out[i][:1] == b"Z" and len(out[i]) == 6:
-            out[i:i] = [p.parameter_status(name, value) for name, value in after.items() if before.get(name) != value]
+            out[i:i] = [p.parameter_status(name, value) for name, value in changed]
             return
 
 
 def _query_of(batch: list[tuple[str, bytes]], session: ClientSession) -> str:
     """The SQL a batch of messages runs, as pg_stat_activity shows it: a simple Query's
-    text, a Parse's, or the prepared statement a Bind names."""
+    text, a Parse's, or the prepared statement a Bind names, read in the client's encoding
+    (this connection's task has a context of its own)."""
+    p.use_client_encoding(session.encoding)
     for kind, payload in batch:
         try:
             if kind == "Q":
