@@ -780,36 +780,61 @@ def memory_bytes(limit: str | None) -> int | None:
         return None
     return int(value * _UNITS[unit])
 
-_DUCK_STATES = [
-    ("Catalog Error: Table with name", errors.UndefinedTable),
-    ("Catalog Error: Scalar Function with name", errors.UndefinedFunction),
-    ("Catalog Error: Function with name", errors.UndefinedFunction),
-    ("Catalog Error: Type with name", errors.UndefinedObject),
-    ("Catalog Error: Schema with name", errors.InvalidSchemaName),
-    ("Catalog Error: Macro Function", errors.UndefinedFunction),
-    ("Referenced column", errors.UndefinedColumn),
-    ("Referenced table", errors.UndefinedTable),
-    ("not found in FROM clause", errors.UndefinedColumn),
-    ("Values list", errors.UndefinedColumn),
-    ("No function matches", errors.UndefinedFunction),
-    ("Could not choose a best candidate function", errors.UndefinedFunction),
+# DuckDB's kind of error: its exception class, or, where only the message came through (its
+# Arrow stream raises ArrowInvalid with DuckDB's text), the "<kind> Error: " that opens it
+_KIND_OF_CLASS: dict[type, str] = {
+    duckdb.CatalogException: "Catalog", duckdb.BinderException: "Binder",
+    duckdb.ConversionException: "Conversion", duckdb.ParserException: "Parser",
+    duckdb.InvalidInputException: "Invalid Input", duckdb.OutOfRangeException: "Out of Range",
+    duckdb.NotImplementedException: "Not implemented", duckdb.ConstraintException: "Constraint",
+    duckdb.InterruptException: "INTERRUPT", duckdb.PermissionException: "Permission",
+    duckdb.OutOfMemoryException: "Out of Memory",
+}
+_KIND_PREFIX = re.compile("(" + "|".join(re.escape(k) for k in _KIND_OF_CLASS.values()) + ") Error: ")
+
+# messages that mean one thing whatever kind of error carries them (reeldb's own, raised
+# with error() inside a query: they come back as DuckDB's Invalid Input or Out of Range)
+_ANY_KIND: list[tuple[str, type[errors.Error]]] = [
+    (VALUE_TOO_LARGE, errors.OutOfMemory),  # sql/limits.py's guard on one value
     ("Division by zero", errors.DivisionByZero),
     ("division by zero", errors.DivisionByZero),
-    ("Out of Range Error", errors.NumericValueOutOfRange),
-    ("value is out of range for the destination type", errors.NumericValueOutOfRange),
-    ("Conversion Error", errors.InvalidTextRepresentation),
-    ("Invalid Input Error: Malformed JSON", errors.InvalidTextRepresentation),
-    ("Parser Error", errors.SyntaxError),
-    ("must appear in the GROUP BY clause", errors.ProgrammingError),
-    ("Binder Error: Cannot compare", errors.DatatypeMismatch),
-    ("Binder Error", errors.ProgrammingError),
-    (VALUE_TOO_LARGE, errors.OutOfMemory),  # reeldb's own guard (sql/limits.py), raised by error()
-    ("Invalid Input Error", errors.DataError),
-    ("Not implemented Error", errors.FeatureNotSupported),
-    ("Constraint Error", errors.IntegrityError),
-    ("INTERRUPT Error", errors.QueryCanceled),
-    ("Permission Error", errors.InsufficientPrivilege),  # the sandbox: no file or network access
 ]
+
+# each kind's SQLSTATE class, and the messages of it that have a more precise one (first match)
+_KINDS: dict[str, tuple[type[errors.Error], list[tuple[str, type[errors.Error]]]]] = {
+    "Catalog": (errors.UndefinedObject, [
+        ("Table with name", errors.UndefinedTable),
+        ("Scalar Function with name", errors.UndefinedFunction),
+        ("Function with name", errors.UndefinedFunction),
+        ("Macro Function", errors.UndefinedFunction),
+        ("Schema with name", errors.InvalidSchemaName)]),
+    "Binder": (errors.ProgrammingError, [
+        ("Referenced column", errors.UndefinedColumn),
+        ("Referenced table", errors.UndefinedTable),
+        ("not found in FROM clause", errors.UndefinedColumn),
+        ("Values list", errors.UndefinedColumn),
+        ("No function matches", errors.UndefinedFunction),
+        ("Could not choose a best candidate function", errors.UndefinedFunction),
+        ("Cannot compare", errors.DatatypeMismatch)]),
+    "Conversion": (errors.InvalidTextRepresentation, [
+        ("value is out of range for the destination type", errors.NumericValueOutOfRange)]),
+    "Parser": (errors.SyntaxError, []),
+    "Invalid Input": (errors.DataError, [("Malformed JSON", errors.InvalidTextRepresentation)]),
+    "Out of Range": (errors.NumericValueOutOfRange, []),
+    "Not implemented": (errors.FeatureNotSupported, []),
+    "Constraint": (errors.IntegrityError, []),
+    "INTERRUPT": (errors.QueryCanceled, []),
+    "Permission": (errors.InsufficientPrivilege, []),  # the sandbox: no file or network access
+    "Out of Memory": (errors.OutOfMemory, []),
+}
+
+
+def _kind(e: Exception, msg: str) -> str | None:
+    for cls in type(e).__mro__:
+        if cls in _KIND_OF_CLASS:
+            return _KIND_OF_CLASS[cls]
+    m = _KIND_PREFIX.search(msg)
+    return m.group(1) if m else None
 
 
 _PG_MESSAGES = [
@@ -841,16 +866,21 @@ def translate_error(e: Exception) -> errors.Error:
                 hint = "" if "pg_" in cand or "__" in cand else f" ({cand})"
             text = repl(m) if callable(repl) else m.expand(repl)
             first = first[:first.index(":") + 2] + text + hint if ": " in first[:40] else text + hint
-    for needle, cls in _DUCK_STATES:
-        if needle in msg:
-            if cls is errors.QueryCanceled:  # interrupted by a CancelRequest
-                return cls("canceling statement due to user request")
-            if cls is errors.ProgrammingError and "GROUP BY" in needle:
-                return errors.ProgrammingError(_clean(first), sqlstate="42803")
-            return cls(_clean(first))
-    if isinstance(e, duckdb.OutOfMemoryException):
+    kind = _kind(e, msg)
+    if kind == "INTERRUPT":  # interrupted by a CancelRequest or the statement timeout
+        return errors.QueryCanceled("canceling statement due to user request")
+    if kind == "Out of Memory":
         return errors.OutOfMemory("out of memory: " + first.splitlines()[0].removeprefix("Out of Memory Error: "))
-    return errors.InternalError(_clean(first))
+    for needle, cls in _ANY_KIND:
+        if needle in msg:
+            return cls(_clean(first))
+    if kind is None:
+        return errors.InternalError(_clean(first))
+    if kind == "Binder" and "must appear in the GROUP BY clause" in msg:
+        return errors.ProgrammingError(_clean(first), sqlstate="42803")
+    cls, refinements = _KINDS[kind]
+    cls = next((better for needle, better in refinements if needle in msg), cls)
+    return cls(_clean(first))
 
 
 def _clean(msg: str) -> str:
