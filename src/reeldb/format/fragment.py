@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 
 from ..storage import ObjectStore
 from . import checksum
-from .manifest import Column, Fragment, Schema, matrix_key, parquet_key
+from .keys import deletes_key, matrix_key, memory_deletes_key, parquet_key
+from .manifest import Column, Fragment, Schema
 from .types import BLOB_STRUCT, MATRIX, OLD_BLOB_FIELDS, MatrixColumn
 
 ROWID = "_rowid"
@@ -89,7 +90,7 @@ def build_fragment(batch: Batch) -> tuple[Fragment, pa.Table, dict[int, np.ndarr
 
 def write_deletes(store: ObjectStore, frag: Fragment, positions: np.ndarray) -> Fragment:
     """``frag`` with a new deletion vector of ``positions`` (written, checksum recorded)."""
-    key = f"deletes/{uuid.uuid4().hex}.del"
+    key = deletes_key(uuid.uuid4().hex)
     data = np.unique(positions).astype("<u4").tobytes()
     store.put(key, data)
     return frag.with_deletes(key, len(data) // 4, checksum.digest(data))
@@ -121,7 +122,7 @@ class FragmentReader:
 
     def adopt_deletes(self, frag: Fragment, positions: np.ndarray) -> Fragment:
         """``frag`` with a deletion vector that lives only in this reader (see ``adopt``)."""
-        key = f"memory/{uuid.uuid4().hex}.del"
+        key = memory_deletes_key(uuid.uuid4().hex)
         d = self._deletes[key] = np.unique(positions).astype("<u4")
         return frag.with_deletes(key, len(d), None)
 

@@ -27,6 +27,7 @@ from ..engine.engine import GPOS, Engine, internal_name, quote_ident, select_exp
 from ..format.arrow import bool_array, int64_array, matrix_array, matrix_arrow_type
 from ..format.blobs import is_blob_struct
 from ..format.fragment import ncol, scol
+from ..format.keys import parquet_key
 from ..format.manifest import Column, Fragment, TableManifest
 from ..format.types import BLOB, MATRIX
 from ..sql.params import to_dollar_params
@@ -351,7 +352,7 @@ def _check_nulls_table(catalog: Catalog, table_id: str, out: tuple[OutColumn, ..
         for c in cols:
             if c.name not in present and c.fill is None:
                 total[c.name] += len(pos)  # a column added after this fragment: NULL throughout
-        key = f"data/{table_id}/{frag.id}.parquet"
+        key = parquet_key(table_id, frag.id)
         nulls = parquet_null_counts(store, key, [names[n] for n in present], frag)
         suspect = [n for n in present if nulls.get(names[n], 1)]
         if suspect:
@@ -414,7 +415,7 @@ def _table_relation(catalog: Catalog, tm: TableManifest, cols: list[Column]) -> 
         if reader.cached(tm.table_id, frag):  # the session read the whole file already
             t = reader.table(tm.table_id, frag)
         else:
-            t = parquet_columns(catalog.store, f"data/{tm.table_id}/{frag.id}.parquet", wanted, frag)
+            t = parquet_columns(catalog.store, parquet_key(tm.table_id, frag.id), wanted, frag)
         arrays = [int64_array(np.arange(start, start + n, dtype=np.int64)),
                   bool_array(reader.live_mask(frag) if frag.ndel else np.ones(n, dtype=bool))]
         for c, f in zip(cols, fields[2:], strict=True):

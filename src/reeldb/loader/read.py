@@ -34,9 +34,9 @@ import pyarrow.parquet as pq
 
 from .. import errors
 from ..format import checksum
-from ..format.blobs import pack_key
 from ..format.fragment import scol, upgrade_blob_columns, verified_footer, verify_once
-from ..format.manifest import Fragment, matrix_key, parquet_key
+from ..format.keys import matrix_key, pack_key, parquet_key
+from ..format.manifest import Fragment
 from ..storage import ObjectStore, open_store
 
 CACHE_BYTES = 512 << 20  # Parquet columns kept per process, by fragment
