@@ -257,6 +257,8 @@ class FragmentReader:
                 out.matrices[c.id] = MatrixColumn(values, valid)
             elif scol(c.id) in t.column_names:
                 out.scalars[c.id] = t.column(scol(c.id)).take(idx).combine_chunks()
+            elif c.fill is None:
+                out.scalars[c.id] = pa.nulls(n, c.type.arrow())
             else:
                 out.scalars[c.id] = pa.repeat(fill_value(c), n)
         return out
