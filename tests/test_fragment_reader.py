@@ -221,6 +221,10 @@ def test_fill_values_of_typed_columns(tmp_path: Path) -> None:
     assert isinstance(tm.schema.column("d").fill, str)  # what the manifest keeps
     rewritten = cat.reader.batch(tm.table_id, old, tm.schema, np.array([0]))  # compaction and merge read this way
     assert rewritten.scalars[tm.schema.column("d").id].to_pylist() == [want[0]]
+    db = reeldb.connect(path)
+    (batch,) = db.dataloader("t").columns(["id", "d", "n", "u"]).batch_size(2).to_torch()
+    assert list(zip(batch["d"], batch["n"], batch["u"], strict=True)) == [want, want]  # the loader's reads too
+    db.close()
 
 
 # ------------------------------------------------------------------- the key layout

@@ -26,7 +26,7 @@ from .. import errors
 from ..engine.engine import GPOS, Engine, internal_name, quote_ident, select_expr
 from ..format.arrow import int64_array
 from ..format.blobs import is_blob_struct
-from ..format.fragment import ncol, parquet_columns, scol
+from ..format.fragment import fill_value, ncol, parquet_columns, scol
 from ..format.fragment_arrow import LIVE, fragment_batch, fragment_schema
 from ..format.keys import parquet_key
 from ..format.manifest import Column, Fragment, TableManifest
@@ -272,10 +272,12 @@ def _table_column(c: Column, spec: dict[str, Any] | None) -> OutColumn:
         return OutColumn(c.name, BLOB_COL, c.id, blob_kind=t.kind, decode=_blob_decode(c.name, t.kind, spec))
     if spec is not None:
         raise ValueError(f"column {c.name} is {t.sql()}: only media, BYTEA and any-shape TENSOR columns decode")
+    # the fill as the stored column's values read (a DATE's date, not the manifest's text)
+    fill = None if c.fill is None else fill_value(c).as_py()
     if t.kind in _NUMBER_KINDS:
-        return OutColumn(c.name, NUMBER, c.id, _NUMBER_KINDS[t.kind], fill=c.fill)
+        return OutColumn(c.name, NUMBER, c.id, _NUMBER_KINDS[t.kind], fill=fill)
     convert = "json" if t.kind in ("json", "jsonb") else "uuid" if t.kind == "uuid" else ""
-    return OutColumn(c.name, VALUE, c.id, fill=c.fill, convert=convert)
+    return OutColumn(c.name, VALUE, c.id, fill=fill, convert=convert)
 
 
 def _result_column(name: str, col: pa.ChunkedArray, duck: str, spec: dict[str, Any] | None) -> OutColumn:
