@@ -15,10 +15,11 @@ from typing import Any
 from .. import errors
 from ..config import Config, from_environment
 from ..format.fragment import FragmentReader
+from ..format.keys import COMMITS
 from ..format.manifest import Segment, TableManifest, load_manifest
 from ..storage import ObjectStore
 from .leases import lease_for
-from .refs import COMMITS, Commit, Counters, Refs, new_commit_id
+from .refs import Commit, Counters, Refs, new_commit_id
 from .sequences import SequenceCounters
 
 ROWID_BLOCK = 4096

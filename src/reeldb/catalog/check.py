@@ -29,12 +29,20 @@ import pyarrow.parquet as pq
 
 from .. import errors
 from ..format import checksum
-from ..format.blobs import pack_key
 from ..format.fragment import read_deletes, scol, upgrade_blob_columns
-from ..format.manifest import Fragment, TableManifest, load_manifest, matrix_key, parquet_key
+from ..format.keys import (
+    BRANCHES,
+    COMMITS,
+    TAGS,
+    index_fragments_key,
+    matrix_key,
+    pack_key,
+    parquet_key,
+)
+from ..format.manifest import Fragment, TableManifest, load_manifest
 from ..format.types import BLOB
 from .catalog import Catalog
-from .refs import BRANCHES, COMMITS, TAGS, Commit, read_ref
+from .refs import Commit, read_ref
 
 Progress = Callable[[str, int], None]  # (object key, bytes verified) after each object
 
@@ -309,7 +317,7 @@ class _Scrub:
     def index(self, key: str, via: str) -> None:
         if not self.first(key):
             return
-        jkey = key + ".json"
+        jkey = index_fragments_key(key)
         listing: list[dict] = []
 
         def verify_list() -> None:

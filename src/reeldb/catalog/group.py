@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from .. import errors
 from ..format import checksum
+from ..format.keys import INTENTS
 from ..format.manifest import Fragment, Schema, TableManifest
 from .unique import check_unique
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from .refs import Commit
     from .transaction import Transaction
 
-INTENTS = "_reeldb/intents/"
 STALE_S = 600.0  # an intent this old was left by a writer that died: dropped, not applied
 SKEW_S = 300.0  # clocks of writers on different machines may disagree by this much
 WALK_LIMIT = 10_000  # commits walked back from the head to find which intents are in

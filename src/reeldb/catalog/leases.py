@@ -23,9 +23,9 @@ import uuid
 import weakref
 from typing import Any
 
+from ..format.keys import WRITERS
 from ..storage import ObjectStore
 
-WRITERS = "_reeldb/writers/"
 REFRESH = 60.0  # seconds between lease writes of a busy process
 LEASE_TTL = 3600.0  # a lease older than this is a dead process's
 # At exit, leases are deleted concurrently for at most this long: an unreachable store must

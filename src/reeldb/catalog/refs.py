@@ -8,17 +8,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote
 
 from .. import errors
 from ..format import checksum
+from ..format.keys import BRANCHES, PROTECTED, TAGS, counter_key, ref_key, ref_name
 from ..storage import ObjectStore
-
-BRANCHES = "_reeldb/refs/branches/"
-TAGS = "_reeldb/refs/tags/"
-COMMITS = "_reeldb/commits/"
-COUNTERS = "_reeldb/counters/"
-PROTECTED = "_reeldb/refs/protected/"
 
 
 @dataclass(frozen=True)
@@ -81,11 +75,6 @@ def new_commit_id() -> str:
     return uuid.uuid4().hex[:24]
 
 
-def ref_key(prefix: str, name: str) -> str:
-    # quote '/' so "exp" and "exp/x" can both exist, as files cannot be both file and folder
-    return prefix + quote(name, safe="")
-
-
 def valid_ref_name(name: str) -> bool:
     bad = not name or name.startswith(("/", ".", "-")) or name.endswith(("/", ".lock")) \
         or ".." in name or any(c in name for c in " \t\n~^:?*[\\\x00\"")
@@ -116,7 +105,7 @@ class Refs:
     def branches(self) -> dict[str, str]:
         out = {}
         for key in self.store.list(BRANCHES):
-            name = unquote(key[len(BRANCHES):])
+            name = ref_name(BRANCHES, key)
             try:
                 out[name] = read_ref(key, self.store.get(key))
             except KeyError:
@@ -149,7 +138,7 @@ class Refs:
         return self.store.exists(ref_key(PROTECTED, name))
 
     def protected_branches(self) -> set[str]:
-        return {unquote(k[len(PROTECTED):]) for k in self.store.list(PROTECTED)}
+        return {ref_name(PROTECTED, k) for k in self.store.list(PROTECTED)}
 
     def check_writable(self, name: str) -> None:
         if self.protected(name):
@@ -163,7 +152,7 @@ class Refs:
         self.store.delete(ref_key(TAGS, name))
 
     def tags(self) -> dict[str, str]:
-        return {unquote(k[len(TAGS):]): read_ref(k, self.store.get(k)) for k in self.store.list(TAGS)}
+        return {ref_name(TAGS, k): read_ref(k, self.store.get(k)) for k in self.store.list(TAGS)}
 
     def tag(self, name: str) -> str | None:
         if not valid_ref_name(name):
@@ -195,7 +184,7 @@ class Counters:
 
     def allocate(self, name: str, n: int) -> int:
         """Reserve ``n`` consecutive values; returns the first."""
-        key = COUNTERS + name
+        key = counter_key(name)
         delay = 0.001
         for _ in range(10_000):
             got = self.store.get_versioned(key)

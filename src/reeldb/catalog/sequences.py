@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from .. import errors
 from ..format import checksum
+from ..format.keys import COUNTERS
 from ..storage import ObjectStore
-from .refs import COUNTERS
 
 INT8_MIN, INT8_MAX = -(1 << 63), (1 << 63) - 1
 TYPE_BOUNDS = {"int2": (-(1 << 15), (1 << 15) - 1), "int4": (-(1 << 31), (1 << 31) - 1), "int8": (INT8_MIN, INT8_MAX)}

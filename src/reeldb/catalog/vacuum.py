@@ -17,17 +17,26 @@ import time
 
 import pyarrow.parquet as pq
 
-from ..format.blobs import pack_key
 from ..format.fragment import open_verified, scol
-from ..format.manifest import Fragment, Schema, matrix_key, parquet_key
+from ..format.keys import (
+    COMMITS,
+    IMMUTABLE,
+    INTENTS,
+    commit_id,
+    commit_key,
+    index_fragments_key,
+    matrix_key,
+    pack_key,
+    parquet_key,
+)
+from ..format.manifest import Fragment, Schema
 from ..format.types import BLOB
 from .catalog import Catalog
 from .leases import drop_dead_leases, oldest_open
-from .refs import COMMITS
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
 CLOCK_SLACK = 2.0  # seconds: file times and the writer's clock may disagree a little
-SWEPT = ("data/", "blobs/", "deletes/", "indexes/", "_reeldb/manifests/", COMMITS)
+SWEPT = IMMUTABLE  # what is written once is garbage once no ref reaches it; refs, counters, intents never are
 
 
 def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
@@ -47,7 +56,7 @@ def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
     seen_tables: set[str] = set()
     while stack:
         cid = stack.pop()
-        key = COMMITS + cid
+        key = commit_key(cid)
         if key in keep:
             continue
         keep.add(key)
@@ -62,7 +71,7 @@ def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
             keep.add(mkey)
             tm = cat.manifest(mkey)
             for ix in tm.indexes:
-                keep.update((ix.key, ix.key + ".json"))
+                keep.update((ix.key, index_fragments_key(ix.key)))
             blob_cols = [col.id for col in tm.schema.columns if col.type.storage == BLOB]
             for seg in tm.segments:
                 if seg.key:
@@ -84,7 +93,7 @@ def _fragment_files(cat: Catalog, table_id: str, f: Fragment, blob_cols: list[in
 def _pending_intents(cat: Catalog, cutoff: float) -> set[str]:
     """Group-commit intents (group.py) are roots until a commit includes them: the files
     of those younger than ``cutoff``; older ones were left by writers that died, and go."""
-    from .group import INTENTS, Intent
+    from .group import Intent
 
     keep: set[str] = set()
     for key in cat.store.list(INTENTS):
@@ -132,7 +141,7 @@ def expire(cat: Catalog, older_than: dt.timedelta | dt.datetime) -> int:
     heads = set(cat.refs.branches().values()) | set(cat.refs.tags().values())
     dropped = 0
     for key in cat.store.list(COMMITS):
-        cid = key[len(COMMITS):]
+        cid = commit_id(key)
         if cid in heads:
             continue
         try:

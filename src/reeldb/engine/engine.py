@@ -31,20 +31,13 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
-from ..format.arrow import (
-    bool_array,
-    int64_array,
-    matrix_array,
-    matrix_arrow_type,
-    nested_lists,
-    unsliced,
-)
-from ..format.fragment import ROWID, FragmentReader, ncol, scol
-from ..format.manifest import Column, Fragment, TableManifest
+from ..format.arrow import nested_lists, unsliced
+from ..format.fragment import ROWID, FragmentReader
+from ..format.fragment_arrow import LIVE, fragment_batch, fragment_schema, norms_name
+from ..format.fragment_arrow import POSITION as GPOS
+from ..format.manifest import Column, TableManifest
 from ..format.pgvector import sparse_text, vector_aggregate, vector_array_text, vector_text
 from ..format.types import MATRIX
-
-GPOS, LIVE = "__gpos", "__live"
 
 # Every name reeldb gives its own DuckDB relations and macros starts with INTERNAL, 64 bytes:
 # longer than any identifier in SQL, which Postgres' scanner (and so pglast's) cuts to
@@ -152,7 +145,7 @@ class BoundTable:
         """Per global position: is the matrix column's cell NULL (its norm is)."""
         got = self._nulls.get(cid)
         if got is None:
-            got = self._nulls[cid] = self.arrow.column(f"__n{cid}").is_null().to_numpy(zero_copy_only=False)
+            got = self._nulls[cid] = self.arrow.column(norms_name(cid)).is_null().to_numpy(zero_copy_only=False)
         return got
 
     def norms(self, cid: int, i: int) -> np.ndarray:
@@ -161,7 +154,7 @@ class BoundTable:
         key = (cid, i)
         got = self._norms.get(key)
         if got is None:
-            col = self.arrow.column(f"__n{cid}")
+            col = self.arrow.column(norms_name(cid))
             frag = self.manifest.fragments[i]
             chunk = col.chunk(i) if col.num_chunks == len(self.manifest.fragments) else \
                 col.slice(int(self.offsets[i]), frag.rows).combine_chunks()
@@ -395,7 +388,7 @@ class Engine:
 
     def _create_views(self, tm: TableManifest, internal: str, view: str, rel: str, rowid_view: bool) -> None:
         cols = ", ".join(select_expr(c) for c in tm.schema.columns)
-        hidden = [ROWID, GPOS] + [f"__n{c.id}" for c in tm.schema.columns if c.type.storage == MATRIX]
+        hidden = [ROWID, GPOS] + [norms_name(c.id) for c in tm.schema.columns if c.type.storage == MATRIX]
         sep = ", " if cols else ""
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {cols}{sep}"
@@ -454,7 +447,7 @@ class Engine:
         if hit is not None:
             self._cache.move_to_end(sig)
             return hit
-        schema = arrow_schema(tm)
+        schema = fragment_schema(tm.schema.columns)
         self._prefetch(tm)
         batches = []
         offsets = [0]
@@ -465,7 +458,8 @@ class Engine:
             bkey = (store, tm.table_id, frag.id, frag.deletes, offsets[-1], tm.schema.fingerprint)
             batch = _BATCHES.get(bkey)
             if batch is None:
-                batch = _BATCHES.put(bkey, self._fragment_batch(tm, frag, schema, offsets[-1]))
+                batch = _BATCHES.put(bkey, fragment_batch(self.reader, tm.table_id, frag, tm.schema.columns,
+                                                          start=offsets[-1], schema=schema))
             batches.append(batch)
             offsets.append(offsets[-1] + frag.rows)
         table = pa.Table.from_batches(batches, schema=schema)
@@ -485,31 +479,6 @@ class Engine:
 
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
             list(pool.map(lambda f: self.reader.table(tm.table_id, f), missing))
-
-    def _fragment_batch(self, tm: TableManifest, frag: Fragment, schema: pa.Schema, start: int) -> pa.RecordBatch:
-        t = self.reader.table(tm.table_id, frag)
-        n = frag.rows
-        arrays: list[pa.Array] = [_chunk(t.column(ROWID)), int64_array(np.arange(start, start + n, dtype=np.int64)),
-                                  bool_array(self.reader.live_mask(frag) if frag.ndel else np.ones(n, dtype=bool))]
-        mats = dict(frag.mats)
-        for c in tm.schema.columns:
-            field = schema.field(c.name)
-            if c.type.storage == MATRIX:
-                if c.id in mats:
-                    norms = _chunk(t.column(ncol(c.id)))
-                    arrays.append(matrix_array(self.reader.matrix(tm.table_id, frag, c), c.type,
-                                               validity=norms.is_valid()))
-                    arrays.append(norms)
-                else:
-                    arrays.append(pa.nulls(n, field.type))
-                    arrays.append(pa.nulls(n, pa.float32()))
-            elif scol(c.id) in t.column_names:
-                arrays.append(_chunk(t.column(scol(c.id))))
-            elif c.fill is None:
-                arrays.append(pa.nulls(n, field.type))
-            else:
-                arrays.append(pa.array([c.fill] * n, field.type))
-        return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     # -- execution -------------------------------------------------------------------------
     def settle(self) -> None:
@@ -721,10 +690,6 @@ class _BatchCache:
 _BATCHES = _BatchCache()
 
 
-def _chunk(col: pa.ChunkedArray) -> pa.Array:
-    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-
-
 @functools.lru_cache(maxsize=256)
 def duck_type_name(sql: str) -> str:
     """DuckDB's own spelling of a type (what a query's description says of it)."""
@@ -742,17 +707,6 @@ def select_expr(c: Column) -> str:
     if c.type.kind in ("bit", "varbit"):  # stored as the text of its bits
         return f"CAST({q} AS BIT) AS {q}"
     return q
-
-
-def arrow_schema(tm: TableManifest) -> pa.Schema:
-    fields = [pa.field(ROWID, pa.int64()), pa.field(GPOS, pa.int64()), pa.field(LIVE, pa.bool_())]
-    for c in tm.schema.columns:
-        if c.type.storage == MATRIX:
-            fields.append(pa.field(c.name, matrix_arrow_type(c.type)))
-            fields.append(pa.field(f"__n{c.id}", pa.float32()))
-        else:
-            fields.append(pa.field(c.name, c.type.arrow()))
-    return pa.schema(fields)
 
 
 VALUE_TOO_LARGE = "would build a value larger than"

@@ -19,16 +19,13 @@ import pyarrow as pa
 from .. import errors
 from ..storage import ObjectStore
 from . import checksum
+from .keys import pack_key
 from .types import BLOB_FIELDS, BLOB_STRUCT, OLD_BLOB_FIELDS, ColumnType, to_stored
 
 INLINE_LIMIT = 4096
 PACK_ALIGN = 64  # each value starts 64-byte aligned, so a tensor's .npy data maps without a copy
 
 Prober = Callable[[str, bytes], dict]
-
-
-def pack_key(pack: str) -> str:
-    return f"blobs/{pack}.pack"
 
 
 class PackWriter:

@@ -22,10 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import errors
 from ..storage import ObjectStore
 from . import checksum
-from .manifest import Column, Fragment, Schema, matrix_key, parquet_key
+from .keys import deletes_key, matrix_key, memory_deletes_key, parquet_key
+from .manifest import Column, Fragment, Schema
 from .types import BLOB_STRUCT, MATRIX, OLD_BLOB_FIELDS, MatrixColumn
+from .values import check_scalars
 
 ROWID = "_rowid"
 
@@ -89,7 +92,7 @@ def build_fragment(batch: Batch) -> tuple[Fragment, pa.Table, dict[int, np.ndarr
 
 def write_deletes(store: ObjectStore, frag: Fragment, positions: np.ndarray) -> Fragment:
     """``frag`` with a new deletion vector of ``positions`` (written, checksum recorded)."""
-    key = f"deletes/{uuid.uuid4().hex}.del"
+    key = deletes_key(uuid.uuid4().hex)
     data = np.unique(positions).astype("<u4").tobytes()
     store.put(key, data)
     return frag.with_deletes(key, len(data) // 4, checksum.digest(data))
@@ -121,7 +124,7 @@ class FragmentReader:
 
     def adopt_deletes(self, frag: Fragment, positions: np.ndarray) -> Fragment:
         """``frag`` with a deletion vector that lives only in this reader (see ``adopt``)."""
-        key = f"memory/{uuid.uuid4().hex}.del"
+        key = memory_deletes_key(uuid.uuid4().hex)
         d = self._deletes[key] = np.unique(positions).astype("<u4")
         return frag.with_deletes(key, len(d), None)
 
@@ -153,6 +156,15 @@ class FragmentReader:
 
     def cached(self, table_id: str, frag: Fragment) -> bool:
         return parquet_key(table_id, frag.id) in self._tables
+
+    def columns(self, table_id: str, frag: Fragment, names: list[str]) -> pa.Table:
+        """The Parquet columns ``names`` of a fragment (those it has): the whole file when
+        this reader holds it already, else only those columns are read (and not kept)."""
+        key = parquet_key(table_id, frag.id)
+        if key in self._memory or key in self._tables:
+            t = self.table(table_id, frag)
+            return t.select([n for n in names if n in t.column_names])
+        return parquet_columns(self.store, key, names, frag)
 
     def bounds(self, table_id: str, frag: Fragment, column: str) -> tuple | None:
         """(min, max) of a Parquet column of the fragment, deleted rows included (a safe
@@ -245,9 +257,22 @@ class FragmentReader:
                 out.matrices[c.id] = MatrixColumn(values, valid)
             elif scol(c.id) in t.column_names:
                 out.scalars[c.id] = t.column(scol(c.id)).take(idx).combine_chunks()
+            elif c.fill is None:
+                out.scalars[c.id] = pa.nulls(n, c.type.arrow())
             else:
-                out.scalars[c.id] = pa.array([c.fill] * n, c.type.arrow())
+                out.scalars[c.id] = pa.repeat(fill_value(c), n)
         return out
+
+
+def fill_value(c: Column) -> pa.Scalar:
+    """The value fragments written before column ``c`` was added show in it. The manifest
+    keeps it JSON-able (a date, a timestamp, a NUMERIC or a UUID as its text), so it is
+    converted as a written value is, not cast: Arrow reads no date from a string."""
+    try:
+        return check_scalars(c.type, c.name, [c.fill])[0]
+    except errors.Error:
+        raise errors.DataError(f'column "{c.name}" was added with a DEFAULT stored as {c.fill!r}, which reeldb '
+                               f"cannot read back as {c.type.sql()}") from None
 
 
 def open_verified(store: ObjectStore, key: str, expected: str | None) -> tuple[str | None, bytes | None]:
@@ -264,6 +289,30 @@ def open_verified(store: ObjectStore, key: str, expected: str | None) -> tuple[s
         raise checksum.damaged(key, "it is missing") from None
     checksum.check_once(store.url, key, data, expected)
     return None, data
+
+
+def parquet_columns(store: ObjectStore, key: str, names: list[str], frag: Fragment | None = None) -> pa.Table:
+    """The columns ``names`` of a Parquet object (those it has): the column chunks of
+    the others are never read. ``pre_buffer`` is off so reads are not coalesced across
+    chunks of columns that were not asked for. ``frag`` holds the file's recorded
+    checksums: a local file is verified whole on first open in the process; remotely the
+    footer and every page read are (XX001 on damage)."""
+    expected = frag.checksum("parquet") if frag is not None else None
+    footer = frag.checksum("footer") if frag is not None else None
+    path = store.local_path(key)
+    try:
+        if path is not None:
+            checksum.check_file(store.url, key, path, expected)  # the whole file, once per process
+            pf = pq.ParquetFile(path, pre_buffer=False)
+            return upgrade_blob_columns(pf.read(columns=[n for n in names if n in pf.schema_arrow.names]))
+        # remotely only the columns asked for are read: their pages carry CRCs, checked as
+        # they are read, and the footer is checked against the manifest's checksum of it
+        meta = verified_footer(store, key, footer) if footer is not None and checksum.enabled() else None
+        with store.open_input(key) as f:
+            pf = pq.ParquetFile(f, pre_buffer=False, metadata=meta, page_checksum_verification=meta is not None)
+            return upgrade_blob_columns(pf.read(columns=[n for n in names if n in pf.schema_arrow.names]))
+    except (OSError, pa.ArrowException) as e:
+        raise checksum.damaged(key, f"it is not a readable Parquet file ({e})") from None
 
 
 def verify_once(store: ObjectStore, key: str, expected: str | None) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from .. import errors
 from ..storage import ObjectStore
 from . import checksum
+from .keys import addressed_digest, segment_key, table_manifest_key
 from .types import ColumnType
 
 SEGMENT_SIZE = 256
@@ -302,7 +303,7 @@ class TableManifest:
         for seg in self.segments:
             if seg.key is None:
                 body = _dumps({"fragments": [f.to_json() for f in seg.fragments]})
-                key = "_reeldb/manifests/seg-" + _digest(body)
+                key = segment_key(_digest(body))
                 store.put_if_absent(key, body)
                 seg = Segment(key, seg.fragments)
             segs.append(seg)
@@ -312,7 +313,7 @@ class TableManifest:
         if self.indexes:
             d["indexes"] = [ix.to_json() for ix in self.indexes]
         body = _dumps(d)
-        key = "_reeldb/manifests/tbl-" + _digest(body)
+        key = table_manifest_key(_digest(body))
         store.put_if_absent(key, body)
         self.key = key
         return key
@@ -348,24 +349,11 @@ def read_addressed(store: ObjectStore, key: str) -> Any:
     hash to its name (``KeyError`` when missing)."""
     body = store.get(key)
     if checksum.enabled():
-        name = key.rsplit("/", 1)[-1].split("-", 1)[-1]
+        name = addressed_digest(key)
         got = _digest(body)
         if got != name:
             raise checksum.damaged(key, f"its content hashes to {got}, not the {name} its name records")
     return checksum.load_json(key, body)
-
-
-def matrix_key(table_id: str, frag_id: str, col_id: int) -> str:
-    return f"data/{table_id}/{frag_id}.{col_id}.mat"
-
-
-def index_key(index_id: str) -> str:
-    """The index object; its fragment list is ``index_key(...) + ".json"``."""
-    return f"indexes/{index_id}"
-
-
-def parquet_key(table_id: str, frag_id: str) -> str:
-    return f"data/{table_id}/{frag_id}.parquet"
 
 
 def _dumps(d: dict) -> bytes:

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from .. import errors
 from ..format import checksum
 from ..format.fragment import FragmentReader, ncol, open_verified
-from ..format.manifest import Fragment, IndexDef, TableManifest, index_key
+from ..format.keys import index_fragments_key, index_key
+from ..format.manifest import Fragment, IndexDef, TableManifest
 from ..storage import ObjectStore
 from . import ann
 
@@ -135,7 +136,7 @@ def _write(reader: FragmentReader, tm: TableManifest, ix: IndexDef, index: objec
     cov = Covered(covered + tuple((f.id, f.rows) for f in frags), metric, dim, checksum.digest(body))
     key = index_key(uuid.uuid4().hex)
     store = reader.store
-    store.put(key + ".json", cov.to_json())
+    store.put(index_fragments_key(key), cov.to_json())
     store.put(key, body)
     return IndexDef(ix.name, ix.column, ix.method, ix.opclass, ix.params, key)
 
@@ -200,10 +201,11 @@ def open_index(reader: FragmentReader, key: str) -> Opened:
 
 def read_covered(store: ObjectStore, key: str) -> Covered:
     """The fragment list of the index object ``key``, verified (XX001 when damaged or missing)."""
+    listing = index_fragments_key(key)
     try:
-        return Covered.from_json(store.get(key + ".json"), key + ".json")
+        return Covered.from_json(store.get(listing), listing)
     except KeyError:
-        raise checksum.damaged(key + ".json", "the index's fragment list is missing") from None
+        raise checksum.damaged(listing, "the index's fragment list is missing") from None
 
 
 def _is_binary(path: str | None, data: bytes | None) -> bool:

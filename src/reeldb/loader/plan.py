@@ -24,15 +24,17 @@ import pyarrow.compute as pc
 
 from .. import errors
 from ..engine.engine import GPOS, Engine, internal_name, quote_ident, select_expr
-from ..format.arrow import bool_array, int64_array, matrix_array, matrix_arrow_type
+from ..format.arrow import int64_array
 from ..format.blobs import is_blob_struct
-from ..format.fragment import ncol, scol
+from ..format.fragment import fill_value, ncol, parquet_columns, scol
+from ..format.fragment_arrow import LIVE, fragment_batch, fragment_schema
+from ..format.keys import parquet_key
 from ..format.manifest import Column, Fragment, TableManifest
 from ..format.types import BLOB, MATRIX
 from ..sql.params import to_dollar_params
 from ..sql.parse import deparse, parse
 from ..sql.rewrite import Rewriter
-from .read import parquet_columns, parquet_null_counts
+from .read import parquet_null_counts
 
 if TYPE_CHECKING:
     from ..catalog.catalog import Catalog
@@ -270,10 +272,12 @@ def _table_column(c: Column, spec: dict[str, Any] | None) -> OutColumn:
         return OutColumn(c.name, BLOB_COL, c.id, blob_kind=t.kind, decode=_blob_decode(c.name, t.kind, spec))
     if spec is not None:
         raise ValueError(f"column {c.name} is {t.sql()}: only media, BYTEA and any-shape TENSOR columns decode")
+    # the fill as the stored column's values read (a DATE's date, not the manifest's text)
+    fill = None if c.fill is None else fill_value(c).as_py()
     if t.kind in _NUMBER_KINDS:
-        return OutColumn(c.name, NUMBER, c.id, _NUMBER_KINDS[t.kind], fill=c.fill)
+        return OutColumn(c.name, NUMBER, c.id, _NUMBER_KINDS[t.kind], fill=fill)
     convert = "json" if t.kind in ("json", "jsonb") else "uuid" if t.kind == "uuid" else ""
-    return OutColumn(c.name, VALUE, c.id, fill=c.fill, convert=convert)
+    return OutColumn(c.name, VALUE, c.id, fill=fill, convert=convert)
 
 
 def _result_column(name: str, col: pa.ChunkedArray, duck: str, spec: dict[str, Any] | None) -> OutColumn:
@@ -351,7 +355,7 @@ def _check_nulls_table(catalog: Catalog, table_id: str, out: tuple[OutColumn, ..
         for c in cols:
             if c.name not in present and c.fill is None:
                 total[c.name] += len(pos)  # a column added after this fragment: NULL throughout
-        key = f"data/{table_id}/{frag.id}.parquet"
+        key = parquet_key(table_id, frag.id)
         nulls = parquet_null_counts(store, key, [names[n] for n in present], frag)
         suspect = [n for n in present if nulls.get(names[n], 1)]
         if suspect:
@@ -391,7 +395,7 @@ def _filtered(conn: Connection, catalog: Catalog, tm: TableManifest,
         engine.register(_ROWS, relation)
         sel = ", ".join([select_expr(c) for c in cols] + [GPOS])
         engine.execute(f"CREATE TEMP VIEW {quote_ident(tm.name)} AS SELECT {sel} "
-                       f"FROM {_ROWS} WHERE __live")
+                       f"FROM {_ROWS} WHERE {LIVE}")
         dims = {c.name: c.type.row_shape[0] for c in cols if c.type.kind in ("vector", "halfvec")}
         return _run_filters(conn, engine, tm.name, dims, filters)
     finally:
@@ -399,36 +403,14 @@ def _filtered(conn: Connection, catalog: Catalog, tm: TableManifest,
 
 
 def _table_relation(catalog: Catalog, tm: TableManifest, cols: list[Column]) -> pa.Table:
-    """The table's rows as Arrow with only ``cols`` (plus position and liveness)."""
-    reader = catalog.reader
-    fields = [pa.field(GPOS, pa.int64()), pa.field("__live", pa.bool_())]
-    for c in cols:
-        fields.append(pa.field(c.name, matrix_arrow_type(c.type) if c.type.storage == MATRIX else c.type.arrow()))
-    schema = pa.schema(fields)
-    batches = []
-    start = 0
+    """The table's rows as Arrow with only ``cols`` (plus position and liveness), reading
+    only those columns' Parquet chunks."""
+    schema = fragment_schema(cols, rowid=False)
+    batches, start = [], 0
     for frag in tm.fragments:
-        n = frag.rows
-        mats = dict(frag.mats)
-        wanted = [ncol(c.id) if c.type.storage == MATRIX else scol(c.id) for c in cols]
-        if reader.cached(tm.table_id, frag):  # the session read the whole file already
-            t = reader.table(tm.table_id, frag)
-        else:
-            t = parquet_columns(catalog.store, f"data/{tm.table_id}/{frag.id}.parquet", wanted, frag)
-        arrays = [int64_array(np.arange(start, start + n, dtype=np.int64)),
-                  bool_array(reader.live_mask(frag) if frag.ndel else np.ones(n, dtype=bool))]
-        for c, f in zip(cols, fields[2:], strict=True):
-            if c.type.storage == MATRIX and c.id in mats:
-                norms = _chunk(t.column(ncol(c.id)))
-                arrays.append(matrix_array(reader.matrix(tm.table_id, frag, c), c.type, validity=norms.is_valid()))
-            elif c.type.storage != MATRIX and scol(c.id) in t.column_names:
-                arrays.append(_chunk(t.column(scol(c.id))))
-            elif c.fill is None:
-                arrays.append(pa.nulls(n, f.type))
-            else:
-                arrays.append(pa.array([c.fill] * n, f.type))
-        batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
-        start += n
+        batches.append(fragment_batch(catalog.reader, tm.table_id, frag, cols, start=start, rowid=False,
+                                      prune=True, schema=schema))
+        start += frag.rows
     return pa.Table.from_batches(batches, schema=schema)
 
 
@@ -464,7 +446,3 @@ def _run_filters(conn: Connection, engine: Engine, relation: str, dims: dict[str
         keep = got if keep is None else np.intersect1d(keep, got, assume_unique=True)
     assert keep is not None
     return keep
-
-
-def _chunk(col: pa.ChunkedArray) -> pa.Array:
-    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()

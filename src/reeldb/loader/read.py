@@ -34,9 +34,9 @@ import pyarrow.parquet as pq
 
 from .. import errors
 from ..format import checksum
-from ..format.blobs import pack_key
-from ..format.fragment import scol, upgrade_blob_columns, verified_footer, verify_once
-from ..format.manifest import Fragment, matrix_key, parquet_key
+from ..format.fragment import parquet_columns, scol, verified_footer, verify_once
+from ..format.keys import matrix_key, pack_key, parquet_key
+from ..format.manifest import Fragment
 from ..storage import ObjectStore, open_store
 
 CACHE_BYTES = 512 << 20  # Parquet columns kept per process, by fragment
@@ -44,30 +44,6 @@ MAPPINGS = 256  # matrix files and packs kept mapped per Reader (far below vm.ma
 # glibc raises its mmap threshold to the size of a freed block (up to 32 MiB), so blocks
 # this small come back from the heap with their pages in place after the first batch
 SMALL_BUFFER = 4 << 20
-
-
-def parquet_columns(store: ObjectStore, key: str, names: list[str], frag: Fragment | None = None) -> pa.Table:
-    """The columns ``names`` of a Parquet object (those it has): the column chunks of
-    the others are never read. ``pre_buffer`` is off so reads are not coalesced across
-    chunks of columns that were not asked for. ``frag`` holds the file's recorded
-    checksums: a local file is verified whole on first open in the process; remotely the
-    footer and every page read are (XX001 on damage)."""
-    expected = frag.checksum("parquet") if frag is not None else None
-    footer = frag.checksum("footer") if frag is not None else None
-    path = store.local_path(key)
-    try:
-        if path is not None:
-            checksum.check_file(store.url, key, path, expected)  # the whole file, once per process
-            pf = pq.ParquetFile(path, pre_buffer=False)
-            return upgrade_blob_columns(pf.read(columns=[n for n in names if n in pf.schema_arrow.names]))
-        # remotely only the columns asked for are read: their pages carry CRCs, checked as
-        # they are read, and the footer is checked against the manifest's checksum of it
-        meta = verified_footer(store, key, footer) if footer is not None and checksum.enabled() else None
-        with store.open_input(key) as f:
-            pf = pq.ParquetFile(f, pre_buffer=False, metadata=meta, page_checksum_verification=meta is not None)
-            return upgrade_blob_columns(pf.read(columns=[n for n in names if n in pf.schema_arrow.names]))
-    except (OSError, pa.ArrowException) as e:
-        raise checksum.damaged(key, f"it is not a readable Parquet file ({e})") from None
 
 
 def parquet_null_counts(store: ObjectStore, key: str, names: list[str],

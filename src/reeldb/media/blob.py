@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import errors
 from ..format import checksum
-from ..format.blobs import pack_key
+from ..format.keys import pack_key
 from ..storage import ObjectStore
 from .decode import decode_image, decode_video
 

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .. import errors
-from .base import ObjectStore
+from .base import ObjectStore, declare_immutable, is_immutable
 from .local import LocalStore
 
 #: URL schemes of object stores; CloudStore speaks s3 and explains the others.
@@ -52,4 +52,4 @@ def open_store(url_or_path: str | os.PathLike[str], create: bool = True,
     )
 
 
-__all__ = ["LocalStore", "ObjectStore", "open_store"]
+__all__ = ["LocalStore", "ObjectStore", "declare_immutable", "is_immutable", "open_store"]

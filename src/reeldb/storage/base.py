@@ -15,7 +15,23 @@ from __future__ import annotations
 
 import abc
 import io
+from collections.abc import Iterable
 from typing import BinaryIO
+
+_immutable_prefixes: tuple[str, ...] = ()
+
+
+def declare_immutable(prefixes: Iterable[str]) -> None:
+    """Name the key prefixes whose objects are written once and never changed. Storage
+    knows no key names: the format layer, which owns the key layout, declares them when
+    it is imported, and a remote store caches objects under them on disk for good."""
+    global _immutable_prefixes
+    _immutable_prefixes = tuple(dict.fromkeys((*_immutable_prefixes, *prefixes)))
+
+
+def is_immutable(key: str) -> bool:
+    """Whether ``key`` lies under a prefix declared immutable."""
+    return key.startswith(_immutable_prefixes)
 
 
 class ObjectStore(abc.ABC):

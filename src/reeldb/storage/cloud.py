@@ -7,7 +7,8 @@ profiles, SSO, web identity, container and instance metadata) and is safe in a f
 process once its client is made anew there, which DataLoader workers rely on
 (docs/dependencies.md says why not obstore).
 
-Immutable objects (everything but refs, counters and a few small mutable files) pass
+Immutable objects (those under the prefixes the format layer declares immutable,
+``base.declare_immutable``: everything but refs, counters and a few small mutable files) pass
 through a :class:`DiskCache`: whole objects for ``get`` and ``file_path``, 2 MiB blocks for
 byte-range reads, so blob packs are never fetched whole. Reads of many ranges keep up to
 ``READERS`` requests in flight.
@@ -28,12 +29,9 @@ from urllib.parse import urlsplit
 
 from .. import errors
 from ..config import from_environment, parse_size
-from .base import ObjectStore
+from .base import ObjectStore, is_immutable
 from .cache import DiskCache
 
-#: Objects under these prefixes never change once written (DESIGN.md's object layout):
-#: cached on disk, and their sizes in memory.
-IMMUTABLE = ("data/", "blobs/", "deletes/", "indexes/", "_reeldb/commits/", "_reeldb/manifests/")
 BLOCK = 2 << 20  # byte-range reads are cached in blocks of this size
 RUN_BLOCKS = 8  # at most this many consecutive missing blocks are fetched by one request
 WRITE_THROUGH_MAX = 16 << 20  # objects this process writes are cached when no larger
@@ -190,7 +188,7 @@ class CloudStore(ObjectStore):
                     return b""  # the range starts at or past the end of the object
                 raise
             data = _body(resp, key)
-        if _immutable(key):
+        if is_immutable(key):
             total = resp.get("ContentRange", "").rpartition("/")[2]
             self._sizes[key] = int(total) if total.isdigit() else resp["ContentLength"]
         return data
@@ -199,7 +197,7 @@ class CloudStore(ObjectStore):
 
     def get(self, key: str) -> bytes:
         _check_key(key)
-        if self.cache is None or not _immutable(key):
+        if self.cache is None or not is_immutable(key):
             return self._fetch(key)
         path = self.cache.name(key)
         data = self.cache.read(path)
@@ -210,7 +208,7 @@ class CloudStore(ObjectStore):
 
     def file_path(self, key: str) -> str | None:
         _check_key(key)
-        if self.cache is None or not _immutable(key):
+        if self.cache is None or not is_immutable(key):
             return None
         path = self.cache.name(key)
         if not self.cache.lookup(path):
@@ -230,7 +228,7 @@ class CloudStore(ObjectStore):
             _check_key(key)
             if offset < 0 or length < 0:
                 raise ValueError(f"invalid byte range: offset {offset}, length {length}")
-        by_block = {r for r in ranges if r[2] and self.cache is not None and _immutable(r[0])}
+        by_block = {r for r in ranges if r[2] and self.cache is not None and is_immutable(r[0])}
         blocks = self._blocks({(k, b) for k, o, n in by_block for b in _block_span(o, n)})
         direct = sorted({r for r in ranges if r[2] and r not in by_block})
         fetched = dict(zip(direct, self._parallel(lambda r: self._fetch(r[0], r[1], r[1] + r[2]), direct),
@@ -306,7 +304,7 @@ class CloudStore(ObjectStore):
     def _head(self, key: str) -> dict[str, Any]:
         with self._request("head", key):
             meta = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        if _immutable(key):
+        if is_immutable(key):
             self._sizes[key] = meta["ContentLength"]
         return meta
 
@@ -350,7 +348,7 @@ class CloudStore(ObjectStore):
         self._written(key, data)
 
     def _written(self, key: str, data: bytes) -> None:
-        if self.cache is not None and _immutable(key) and len(data) <= WRITE_THROUGH_MAX:
+        if self.cache is not None and is_immutable(key) and len(data) <= WRITE_THROUGH_MAX:
             self.cache.write(self.cache.name(key), data)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -418,10 +416,6 @@ class _RangeFile(io.RawIOBase):
             memoryview(buf).cast("B")[:n] = data
             self._pos += n
         return n
-
-
-def _immutable(key: str) -> bool:
-    return key.startswith(IMMUTABLE)
 
 
 class BadKey(ValueError):
