@@ -21,7 +21,7 @@ byte. This pass decides, for each use of a citext column, which PostgreSQL would
 cast to citext is checked as a stored value is (format/citext.py: no non-ASCII letter
 that has a case), a computed one as the query runs. Refused (0A000): citext's
 case-insensitive regular expressions (``~``, ``regexp_*``) and ``replace``, ``split_part``,
-``strpos``, ``translate``; ``min`` / ``max``, whose pick among values equal under lower()
+``strpos``, ``translate``; ``pg_typeof``; ``min`` / ``max``, whose pick among values equal under lower()
 is the last one scanned in PostgreSQL.
 """
 
@@ -46,7 +46,7 @@ _LIKES = frozenset({"~~", "!~~", "~~*", "!~~*"})
 _REFUSED_OPERATORS = frozenset({"~", "!~", "~*", "!~*"})
 _REFUSED_FUNCTIONS = frozenset({"regexp_match", "regexp_matches", "regexp_replace", "regexp_split_to_array",
                                 "regexp_split_to_table", "replace", "split_part", "strpos", "translate",
-                                "min", "max"})
+                                "min", "max", "pg_typeof"})
 _LISTS = (A_Expr_Kind.AEXPR_IN, A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_NOT_BETWEEN)
 _KEEPING_FUNCTIONS = frozenset({"count"})
 # nodes whose value is their children's: a citext stays citext through them when the
@@ -142,7 +142,8 @@ class CitextRewrite:
             name = name_of(node.funcname)
             if name in _REFUSED_FUNCTIONS and any(self.is_citext(a) for a in node.args or ()):
                 why = ("PostgreSQL's pick among values equal under lower() is the last one it scanned"
-                       if name in ("min", "max") else "PostgreSQL's is case-insensitive, reeldb's would not be")
+                       if name in ("min", "max") else "reeldb would name DuckDB's type" if name == "pg_typeof"
+                       else "PostgreSQL's is case-insensitive, reeldb's would not be")
                 raise errors.FeatureNotSupported(f"{name}() of citext is not supported ({why}): cast the citext "
                                                  "argument to text, or use lower()")
             return self._children(node, {}, name in _KEEPING_FUNCTIONS)

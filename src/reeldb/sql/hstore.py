@@ -27,6 +27,7 @@ from pglast.enums import A_Expr_Kind
 from .. import errors
 from ..engine.engine import HSTORE
 from ..format import hstore as values
+from . import allowlist
 from .parse import const_value, func, name_of
 
 _RETURNS_HSTORE = {HSTORE[n] for n in ("in", "concat", "delete_key", "delete_keys", "delete_pairs", "slice",
@@ -135,8 +136,9 @@ class HstoreRewrite:
         args = list(node.args or ())
         if name in UNSUPPORTED:
             raise errors.FeatureNotSupported(f"{name}() of hstore is not supported")
-        if name not in FUNCTIONS:
-            if any(self.kind(a) == "hstore" for a in args) and name not in ("count", "coalesce", "nullif"):
+        if name not in FUNCTIONS:  # a PostgreSQL function of an hstore: refused (others: 42883, the allow-list's)
+            if name in allowlist.FUNCTIONS and name not in ("count", "coalesce", "nullif") \
+                    and any(self.kind(a) == "hstore" for a in args):
                 raise errors.FeatureNotSupported(f"{name}() of an hstore is not supported")
             return None
         if node.agg_star or node.agg_distinct or node.over is not None or node.agg_order or node.agg_filter:
