@@ -401,4 +401,30 @@ def test_create_table_as_and_temporary_tables(tmp_path) -> None:
         with pytest.raises(reeldb.NotSupportedError):
             db.execute(sql)
     assert db.execute("SELECT count(*) FROM pg_class WHERE relname IN ('maps', 'tc', 'th')").fetchone() == (0,)
-    assert db.execute("SELECT h FROM src WHERE h IS NOT NULL").fetchall() == [([("a", "1")],)]  # Python: pairs
+    assert db.execute("SELECT h, h || 'b=>NULL' FROM src WHERE h IS NOT NULL").fetchall() == [
+        ({"a": "1"}, {"a": "1", "b": None})]
+
+
+def test_errors_of_reeldb_functions_cannot_be_posed_as(tmp_path) -> None:
+    """Only reeldb's own hstore / citext functions carry a SQLSTATE through DuckDB's message:
+    user text quoted in another error does not."""
+    db = reeldb.connect(tmp_path / "db")
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("SELECT 'SQLSTATE 42501: spoof'::int")
+    assert e.value.sqlstate == "22P02"
+    db.execute("CREATE EXTENSION citext")
+    db.execute("CREATE TABLE words (w text)")
+    db.execute("INSERT INTO words VALUES ('Émile')")
+    with pytest.raises(reeldb.Error) as e:
+        db.execute("SELECT w::citext FROM words")
+    assert e.value.sqlstate == "0A000" and "U+00C9" in str(e.value)
+
+
+def test_a_name_citext_in_one_table_and_text_in_another_is_refused(tmp_path) -> None:
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE EXTENSION citext")
+    db.execute("CREATE TABLE a (id int, n citext)")
+    db.execute("CREATE TABLE b (id int, n text)")
+    with pytest.raises(reeldb.NotSupportedError, match='column "n" is citext in one table'):
+        db.execute("SELECT a.n FROM a JOIN b ON a.id = b.id")
+    assert db.execute("SELECT n FROM a").fetchall() == []

@@ -832,13 +832,16 @@ _PG_MESSAGES = [
 _NOT_BUILT_IN = re.compile(r'(?:(Type)|Function) with name "?([^" ]+)"? is not in the catalog, but it exists in')
 
 
-_RAISED = re.compile(r"SQLSTATE ([0-9A-Z]{5}): (.*)")  # a reeldb Python function's own error (format/hstore.py)
+# a reeldb Python function's own error (format/hstore.py, format/citext.py), from the start of
+# DuckDB's message: user text quoted later in another error cannot pose as one
+_RAISED = re.compile(r"Invalid Input Error: Python exception occurred while executing the UDF: "
+                     r"(?:HstoreError|CitextError): SQLSTATE ([0-9A-Z]{5}): (.*)", re.DOTALL)
 
 
 def translate_error(e: Exception) -> errors.Error:
     """A DuckDB error -> the reeldb error with the Postgres SQLSTATE a client expects."""
     msg = str(e)
-    raised = _RAISED.search(msg.split("\n\nLINE")[0])
+    raised = _RAISED.match(msg.split("\n\nLINE")[0])
     if raised:
         return errors.DataError(raised.group(2).strip(), sqlstate=raised.group(1))
     first = msg.split("\n\nLINE")[0].strip()

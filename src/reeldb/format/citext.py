@@ -33,10 +33,16 @@ def check(s: str, where: str = "") -> str:
     return s
 
 
+class CitextError(ValueError):
+    """citext_in's refusal, carrying its SQLSTATE through DuckDB (engine.translate_error)."""
+
+    def __init__(self, sqlstate: str, message: str):
+        super().__init__(f"SQLSTATE {sqlstate}: {message}")
+
+
 def citext_in(s: str) -> str:
-    """``x::citext`` of a value the query computes, run by DuckDB: the same refusal, as
-    ``SQLSTATE 0A000: ...`` (engine.translate_error)."""
+    """``x::citext`` of a value the query computes, run by DuckDB: the same refusal."""
     try:
         return check(s)
     except errors.Error as e:
-        raise ValueError(f"SQLSTATE {e.sqlstate}: {e.message}") from None
+        raise CitextError(e.sqlstate, e.message) from None

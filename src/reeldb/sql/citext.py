@@ -126,8 +126,8 @@ class CitextRewrite:
             name = node.fields[-1].sval
             if name in self.ambiguous:
                 raise errors.FeatureNotSupported(
-                    f'column "{name}" is citext in one table and another type in another: qualify nothing by '
-                    "name alone, or cast it (::citext or ::text)")
+                    f'column "{name}" is citext in one table and another type in another: reeldb tells citext '
+                    "columns by name, so one statement cannot use both; rename one of them")
             return node if keep or name not in self.names else _collate(node, "binary")
         if isinstance(node, ast.TypeCast):
             return self.type_cast(node)
