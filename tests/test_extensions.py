@@ -155,6 +155,19 @@ CITEXT_ANSWERS = [
     ("SELECT 'ab'::citext < 'AC'::citext, 'a'::citext = 'A', 'x'::citext || 'Y'", [(True, True, "xY")]),
     ("SELECT lower(c), count(*) FROM t WHERE c IS NOT NULL GROUP BY c ORDER BY 1", [("abc", 2), ("b", 1), ("b_c", 1)]),
     ("SELECT c FROM t WHERE id IN (3, 5) ORDER BY c DESC", [("b_c",), ("B",)]),
+    ("SELECT count(*) FROM (SELECT c FROM t UNION SELECT 'ABC') s", [(4,)]),  # citext and unknown: citext
+    ("SELECT count(*) FROM (SELECT c FROM t UNION SELECT 'ABC'::text) s", [(6,)]),  # citext and text: text
+    ("SELECT count(*) FROM (SELECT c FROM t UNION ALL SELECT 'ABC'::text) s WHERE c = 'abc'", [(1,)]),
+    ("SELECT id, nullif(c, 'ABC') FROM t ORDER BY id", [(1, None), (2, None), (3, "B"), (4, None), (5, "b_c")]),
+    ("SELECT id FROM t WHERE nullif(c, 'x') = 'ABC' ORDER BY id", [(1,), (2,)]),
+    ("SELECT id, coalesce(c, 'q') || 'Z' = 'abcZ' FROM t ORDER BY id",
+     [(1, False), (2, True), (3, False), (4, False), (5, False)]),
+    ("SELECT id, CASE c WHEN 'abc' THEN 'y' ELSE 'n' END FROM t ORDER BY id",
+     [(1, "y"), (2, "y"), (3, "n"), (4, "n"), (5, "n")]),
+    ("SELECT id FROM t WHERE c IN (SELECT 'ABC'::text) ORDER BY id", []),
+    ("SELECT count(*) FROM t WHERE c = ANY(ARRAY['ABC', 'B'])", [(1,)]),  # ARRAY of unknowns is text[]
+    ("SELECT id FROM t WHERE exists (SELECT 1 FROM t t2 WHERE t2.c = t.c AND t2.id <> t.id) ORDER BY id",
+     [(1,), (2,)]),
 ]
 
 
@@ -180,6 +193,8 @@ def test_citext_result_type_and_stored_case(server) -> None:
         cur = conn.execute("SELECT c, c::text, 'Q'::citext FROM t WHERE id = 1")
         assert [d.type_code for d in cur.description] == [CITEXT_OID, 25, CITEXT_OID]
         assert cur.fetchall() == [("Abc", "Abc", "Q")]
+        cur = conn.execute("SELECT array_agg(c ORDER BY id) FROM t")  # citext[]: unknown to psycopg, so text
+        assert cur.description[0].type_code == CITEXT_OID + 1 and cur.fetchall() == [("{Abc,abc,B,NULL,b_c}",)]
         cur = conn.cursor(binary=True).execute("SELECT c FROM t WHERE id = 1")
         assert cur.description[0].type_code == CITEXT_OID and cur.fetchall() == [(b"Abc",)]  # citext_send: text's
 
@@ -207,6 +222,7 @@ def test_citext_refusals_change_nothing(server) -> None:
                             ("SELECT id FROM t WHERE c ~ 'b'", None),
                             ("SELECT strpos(c, 'B') FROM t", None),
                             ("SELECT max(c) FROM t", None),
+                            ("SELECT greatest(c, 'b') FROM t", None),
                             ("CREATE TABLE k (c citext PRIMARY KEY)", None),
                             ("CREATE TABLE k (id int, c citext UNIQUE)", None)]:
             with pytest.raises(psycopg.errors.FeatureNotSupported):

@@ -36,6 +36,7 @@ from ..sql.pgtypes import (
     CHAR,
     CHAR_ARRAY,
     CITEXT,
+    CITEXT_ARRAY,
     DATE,
     ENUM_OIDS,
     FLOAT4,
@@ -84,7 +85,8 @@ _DUCK = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "INTEGER": INT4, "B
          "CITEXT": CITEXT}  # marked by sql/result_types.py (DuckDB's type is VARCHAR)
 # result columns sql/result_types.py marked with their Postgres type (DuckDB's is FLOAT[n])
 _MARKED_VECTORS = {"HALFVEC": HALFVEC, "SPARSEVEC": SPARSEVEC}
-_MARKED_ARRAYS = {"VECTOR[]": VECTOR_ARRAY, "HALFVEC[]": HALFVEC_ARRAY, "SPARSEVEC[]": SPARSEVEC_ARRAY}
+_MARKED_ARRAYS = {"VECTOR[]": VECTOR_ARRAY, "HALFVEC[]": HALFVEC_ARRAY, "SPARSEVEC[]": SPARSEVEC_ARRAY,
+                  "CITEXT[]": CITEXT_ARRAY}
 _VECTOR_ARRAY_ELEMENT = {VECTOR_ARRAY: VECTOR, HALFVEC_ARRAY: HALFVEC, SPARSEVEC_ARRAY: SPARSEVEC}
 _ARRAY_OF = {k: v for k, v in ARRAY_OF.items() if k not in (VECTOR, HALFVEC)}  # element -> array type
 _ELEMENT_OF = {v: k for k, v in _ARRAY_OF.items()}
