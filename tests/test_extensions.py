@@ -256,6 +256,12 @@ HSTORE_ANSWERS = [
     ("SELECT h -> ARRAY['a','x','b'], h['a'] FROM t WHERE id = 1", [("{1,NULL,NULL}", "1")]),
     ("SELECT 'a=>1, b=>2'::hstore = 'b=>2,a=>1', 'a=>1'::hstore <> 'a=>2', 'bb=>1,a=>2,ccc=>3,ab=>4,a=>5'::hstore",
      [(True, True, '"a"=>"2", "ab"=>"4", "bb"=>"1", "ccc"=>"3"')]),
+    ("SELECT id, h - 'x=>y', h IS DISTINCT FROM 'a=>1,b=>NULL', coalesce(h, ''), slice(h, ARRAY['a'])::text "
+     "FROM t WHERE id IN (1, 3, 4) ORDER BY id",  # beside an hstore an untyped value is an hstore
+     [(1, '"a"=>"1", "b"=>NULL', False, '"a"=>"1", "b"=>NULL', '"a"=>"1"'), (3, None, True, "", None),
+      (4, "", True, '"x"=>"y"', "")]),
+    ("SELECT id FROM t WHERE h IN ('a=>1,b=>NULL', 'x=>y') ORDER BY id", [(1,), (4,)]),
+    ("SELECT count(DISTINCT h), count(*) FILTER (WHERE h @> '') FROM t", [(4, 4)]),
     (r"""SELECT 'a=>"NULL", b=>null, c=>NuLl,'::hstore, e'a\\"b=>c'::hstore, '"a b"=>"c\\d"'::hstore, ''::hstore""",
      [('"a"=>"NULL", "b"=>NULL, "c"=>NULL', '"a\\"b"=>"c"', '"a b"=>"c\\\\d"', "")]),
 ]
@@ -281,7 +287,8 @@ def _bool_text(x):
     ("SELECT hstore(ARRAY['a'], ARRAY['1','2'])", "2202E"), ("SELECT hstore(ARRAY['a',NULL], ARRAY['1','2'])", "22004"),
     ("SELECT each(h) FROM t", "0A000"), ("SELECT h FROM t ORDER BY h", "0A000"), ("SELECT h < h FROM t", "0A000"),
     ("SELECT hstore_to_json(h) FROM t", "0A000"), ("SELECT cardinality(h) FROM t", "0A000"),
-    ("SELECT map_keys(h) FROM t", "42883"),
+    ("SELECT map_keys(h) FROM t", "42883"), ("SELECT h - 'a' FROM t", "42601"),  # 'a' is read as an hstore
+    ("SELECT (h).a FROM t", "42809"),
 ])
 def test_hstore_errors(server, sql: str, sqlstate: str) -> None:
     with psycopg.connect(dsn(server), autocommit=True) as conn:

@@ -28,12 +28,15 @@ from .. import errors
 from ..engine.engine import HSTORE
 from ..format import hstore as values
 from . import allowlist
+from .citext import TextParameter
 from .parse import const_value, func, name_of
 
 _RETURNS_HSTORE = {HSTORE[n] for n in ("in", "concat", "delete_key", "delete_keys", "delete_pairs", "slice",
                                        "from_text", "from_arrays")}
 _RETURNS_ARRAY = {HSTORE[n] for n in ("get_array", "akeys", "avals", "to_array")}
 _INTERNAL = frozenset(HSTORE.values())
+_SAME_TYPE = (A_Expr_Kind.AEXPR_DISTINCT, A_Expr_Kind.AEXPR_NOT_DISTINCT, A_Expr_Kind.AEXPR_IN,
+              A_Expr_Kind.AEXPR_NULLIF)
 _ONE_ARGUMENT = {"akeys": "akeys", "avals": "avals", "hstore_to_array": "to_array", "hstore_to_matrix": "to_matrix"}
 _KEY_ARGUMENT = {"defined": "defined", "exist": "exist"}
 _KEYS_ARGUMENT = {"exists_all": "exists_all", "exists_any": "exists_any", "slice": "slice"}
@@ -87,6 +90,8 @@ class HstoreRewrite:
                 return "array"
             if isinstance(v, dict):
                 return "hstore"
+            if isinstance(v, TextParameter):  # the client typed it text
+                return None
             return "unknown" if v is None or isinstance(v, str) else None
         return None
 
@@ -113,21 +118,48 @@ class HstoreRewrite:
             return self.call(node)
         if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
             return self.operator(node)
+        if isinstance(node, ast.A_Expr) and node.kind in _SAME_TYPE:  # IS [NOT] DISTINCT FROM, IN, NULLIF
+            return self.same_type(node)
+        if isinstance(node, ast.CoalesceExpr):
+            args = [self(a) for a in node.args]
+            if any(self.kind(a) == "hstore" for a in args):  # an untyped value is read as an hstore
+                args = [self.as_hstore(a) if self.kind(a) in ("hstore", "unknown") else a for a in args]
+            node.args = tuple(args)
+            return node
+        if isinstance(node, ast.A_Indirection) and self.kind(node.arg) == "hstore" \
+                and any(isinstance(i, ast.String) for i in node.indirection):
+            raise errors.ProgrammingError(
+                f"column notation .{next(i.sval for i in node.indirection if isinstance(i, ast.String))} applied to "
+                "type hstore, which is not a composite type", sqlstate="42809")
         if isinstance(node, ast.SortBy) and self.kind(node.node) == "hstore":
             raise errors.FeatureNotSupported("ORDER BY an hstore is not supported: hstore's order is not reeldb's")
         return None
 
     def type_cast(self, node: ast.TypeCast) -> Any:
         name = name_of(node.typeName.names)
-        if name == "hstore" and not node.typeName.arrayBounds:
-            return self.as_hstore(self(node.arg))
-        if name == "hstore":
+        if name == "hstore" and node.typeName.arrayBounds:
             raise errors.FeatureNotSupported("hstore[] is not supported")
-        if self.kind(node.arg) == "hstore":
+        arg = self(node.arg)
+        if name == "hstore":
+            return self.as_hstore(arg)
+        if self.kind(arg) == "hstore":
             if name in ("text", "varchar") and not node.typeName.arrayBounds and not node.typeName.typmods:
-                return func(HSTORE["out"], self(node.arg))
+                return func(HSTORE["out"], arg)
             raise errors.FeatureNotSupported(f"a cast of hstore to {name} is not supported")
-        return None
+        node.arg = arg
+        return node
+
+    def same_type(self, node: ast.A_Expr) -> Any:
+        """Operands PostgreSQL resolves to one type: beside an hstore, an untyped one is an hstore."""
+        left = self(node.lexpr)
+        right = [self(x) for x in node.rexpr] if isinstance(node.rexpr, list | tuple) else self(node.rexpr)
+        items = [left, *(right if isinstance(right, list) else [right])]
+        if any(self.kind(x) == "hstore" for x in items):
+            left = self.as_hstore(left) if self.kind(left) == "unknown" else left
+            right = [self.as_hstore(x) if self.kind(x) == "unknown" else x for x in right] \
+                if isinstance(right, list) else self.as_hstore(right) if self.kind(right) == "unknown" else right
+        return ast.A_Expr(kind=node.kind, name=node.name, lexpr=left,
+                          rexpr=tuple(right) if isinstance(right, list) else right, location=node.location)
 
     def call(self, node: ast.FuncCall) -> Any:
         name = name_of(node.funcname)
@@ -190,8 +222,8 @@ class HstoreRewrite:
             return func(HSTORE["contains"], a, b) if op == "@>" else func(HSTORE["contains"], b, a)
         if op == "||":
             return func(HSTORE["concat"], self.as_hstore(left), self.as_hstore(right))
-        if op == "-" and lk == "hstore":
-            return self.delete(left, right)
+        if op == "-" and lk == "hstore":  # an untyped right side takes the left's type: hstore
+            return self.delete(left, self.as_hstore(right) if rk == "unknown" else right)
         if op in ("=", "<>", "!="):
             return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self.as_hstore(left), rexpr=self.as_hstore(right))
         raise errors.FeatureNotSupported(f"operator {op} on an hstore is not supported")
