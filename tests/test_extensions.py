@@ -130,7 +130,10 @@ def test_drop_and_create_again(tmp_path) -> None:
     with pytest.raises(reeldb.ProgrammingError) as e:
         db.execute("DROP EXTENSION citext")
     assert e.value.sqlstate == "42704"
-    db.execute("CREATE EXTENSION citext")
+    for sql in ("CREATE EXTENSION citext VERSION '1.4'", "CREATE EXTENSION citext SCHEMA elsewhere"):
+        with pytest.raises(reeldb.NotSupportedError):
+            db.execute(sql)
+    db.execute("CREATE EXTENSION citext WITH SCHEMA public VERSION '1.6'")
     assert db.execute("SELECT 'A'::citext = 'a'").fetchone() == (True,)
 
 

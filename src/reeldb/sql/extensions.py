@@ -44,10 +44,12 @@ def create(s: Session, stmt: ast.CreateExtensionStmt) -> bool:
     if name not in INSTALLABLE:
         return False
     for opt in stmt.options or ():
-        if opt.defname == "version" and str(getattr(opt.arg, "sval", "")) != INSTALLABLE[name]:
+        value = str(getattr(opt.arg, "sval", opt.arg))
+        if opt.defname == "new_version" and value != INSTALLABLE[name]:
             raise errors.FeatureNotSupported(
-                f'version "{getattr(opt.arg, "sval", opt.arg)}" of extension "{name}" is not available: '
-                f"reeldb has {INSTALLABLE[name]}")
+                f'version "{value}" of extension "{name}" is not available: reeldb has {INSTALLABLE[name]}')
+        if opt.defname == "schema" and value != "public":
+            raise errors.FeatureNotSupported(f'extension "{name}" can only be created in schema public')
     txn = s.write_txn()  # the write right on the branch, checked before anything
     key = objects.key(EXTENSION, name)
     if key in txn.objects:
