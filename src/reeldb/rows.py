@@ -80,6 +80,8 @@ def converters(table: pa.Table, description: list, store: ObjectStore) -> list[C
             from .format.pgvector import duck_bits
 
             out.append(lambda a: [None if v is None else duck_bits(v) for v in a.to_pylist()])
+        elif duck == "MAP(VARCHAR, VARCHAR)":  # an hstore (format/hstore.py): a dict, in hstore's key order
+            out.append(lambda a: [None if v is None else dict(v) for v in a.to_pylist()])
         elif duck == "HUGEINT":  # sum(int) in DuckDB; Postgres returns an integer, not a Decimal
             out.append(lambda a: [None if v is None else int(v) for v in a.to_pylist()])
         elif duck == "UUID" and (pa.types.is_string(t) or pa.types.is_large_string(t)):

@@ -32,9 +32,11 @@ import pyarrow as pa
 
 from .. import errors
 from ..format.arrow import nested_lists, unsliced
+from ..format.citext import citext_in
 from ..format.fragment import ROWID, FragmentReader
 from ..format.fragment_arrow import LIVE, fragment_batch, fragment_schema, norms_name
 from ..format.fragment_arrow import POSITION as GPOS
+from ..format.hstore import FUNCTIONS as HSTORE_FUNCTIONS
 from ..format.manifest import Column, TableManifest
 from ..format.pgvector import sparse_text, vector_aggregate, vector_array_text, vector_text
 from ..format.types import MATRIX
@@ -252,6 +254,8 @@ VECTOR_ARRAY_TEXT = {False: internal_name("vectorstext"), True: internal_name("s
 # pgvector's avg() and sum() of vector / halfvec: Python functions over list(column)
 VECTOR_AGGREGATES = {("avg", "vector"): internal_name("vavg"), ("sum", "vector"): internal_name("vsum"),
                      ("avg", "halfvec"): internal_name("havg"), ("sum", "halfvec"): internal_name("hsum")}
+HSTORE = {name: internal_name("hstore", name) for name in HSTORE_FUNCTIONS}  # hstore's functions (format/hstore.py)
+CITEXT_IN = internal_name("citextin")  # x::citext of a computed value: refused where reeldb's citext differs
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
@@ -311,6 +315,9 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
             db.create_function(fn, _one_argument(vector_aggregate, name, kind),
                                [duckdb.list_type(duckdb.list_type("FLOAT"))], duckdb.list_type("FLOAT"),
                                null_handling="special")
+        db.create_function(CITEXT_IN, citext_in, ["VARCHAR"], "VARCHAR")
+        for name, (fn, args, ret, with_nulls) in HSTORE_FUNCTIONS.items():
+            db.create_function(HSTORE[name], fn, args, ret, null_handling="special" if with_nulls else "default")
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
         db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
         # the sandbox, set after what needs it (loading extensions) and then locked
@@ -706,6 +713,8 @@ def select_expr(c: Column) -> str:
         return f"CAST({q} AS {c.type.duck_enum()}) AS {q}"
     if c.type.kind in ("bit", "varbit"):  # stored as the text of its bits
         return f"CAST({q} AS BIT) AS {q}"
+    if c.type.kind == "citext":  # compares through lower() (format/citext.py, sql/citext.py)
+        return f"CAST({q} AS VARCHAR) COLLATE NOCASE AS {q}"
     return q
 
 
@@ -803,9 +812,18 @@ _PG_MESSAGES = [
 _NOT_BUILT_IN = re.compile(r'(?:(Type)|Function) with name "?([^" ]+)"? is not in the catalog, but it exists in')
 
 
+# a reeldb Python function's own error (format/hstore.py, format/citext.py), from the start of
+# DuckDB's message: user text quoted later in another error cannot pose as one
+_RAISED = re.compile(r"Invalid Input Error: Python exception occurred while executing the UDF: "
+                     r"(?:HstoreError|CitextError): SQLSTATE ([0-9A-Z]{5}): (.*)", re.DOTALL)
+
+
 def translate_error(e: Exception) -> errors.Error:
     """A DuckDB error -> the reeldb error with the Postgres SQLSTATE a client expects."""
     msg = str(e)
+    raised = _RAISED.match(msg.split("\n\nLINE")[0])
+    if raised:
+        return errors.DataError(raised.group(2).strip(), sqlstate=raised.group(1))
     first = msg.split("\n\nLINE")[0].strip()
     m = _NOT_BUILT_IN.search(first)
     if m:  # e.g. inet: an extension reeldb does not load (it would be downloaded)

@@ -223,7 +223,7 @@ _SQL_NAMES = {
     "float64": "double precision", "bool": "boolean", "text": "text", "bytea": "bytea",
     "json": "json", "jsonb": "jsonb", "date": "date", "timestamp": "timestamp",
     "timestamptz": "timestamp with time zone", "uuid": "uuid", "image": "image", "video": "video",
-    "time": "time", "interval": "interval",
+    "time": "time", "interval": "interval", "citext": "citext", "hstore": "hstore",
 }
 _DUCK_NAMES = {"bit": "BIT", "varbit": "BIT", "vector_array": "FLOAT[][]", "halfvec_array": "FLOAT[][]",
                "sparsevec_array": "FLOAT[][]",
@@ -231,6 +231,7 @@ _DUCK_NAMES = {"bit": "BIT", "varbit": "BIT", "vector_array": "FLOAT[][]", "half
     "float64": "DOUBLE", "bool": "BOOLEAN", "text": "VARCHAR", "varchar": "VARCHAR",
     "json": "JSON", "jsonb": "JSON", "date": "DATE", "timestamp": "TIMESTAMP",
     "timestamptz": "TIMESTAMPTZ", "uuid": "UUID", "time": "TIME", "interval": "INTERVAL",
+    "citext": "VARCHAR", "hstore": "MAP(VARCHAR, VARCHAR)",  # the extensions' types (sql/extensions.py)
 }
 _ARROW_TYPES = {
     "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(),
@@ -241,6 +242,7 @@ _ARROW_TYPES = {
     "bit": pa.string(), "varbit": pa.string(),  # the text of 0s and 1s
     "vector_array": pa.list_(pa.list_(pa.float32())), "halfvec_array": pa.list_(pa.list_(pa.float32())),
     "sparsevec_array": pa.list_(pa.list_(pa.float32())),
+    "citext": pa.string(), "hstore": pa.map_(pa.string(), pa.string()),  # hstore: pairs in hstore's order
 }
 
 # Postgres type names (as pglast hands them over, pg_catalog prefix dropped) -> kind.
@@ -255,6 +257,7 @@ _KINDS = {
     "numeric": "numeric", "decimal": "numeric", "image": "image", "video": "video",
     "vector": "vector", "halfvec": "halfvec", "tensor": "tensor", "time": "time",
     "interval": "interval", "sparsevec": "sparsevec", "bit": "bit", "varbit": "varbit",
+    "citext": "citext", "hstore": "hstore",  # only once CREATE EXTENSION made them (sql/extensions.py)
 }
 _SERIALS = {"serial": "int32", "serial4": "int32", "bigserial": "int64", "serial8": "int64",
             "smallserial": "int16", "serial2": "int16"}

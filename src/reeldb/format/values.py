@@ -334,6 +334,21 @@ def _vector_arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     return conv
 
 
+def _citext(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
+    """citext: text, refused where reeldb's comparison would differ (format/citext.py)."""
+    from .citext import check
+
+    text = _text(ctype, column)
+    return lambda v: check(text(v), f" (column {column})")
+
+
+def _hstore(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
+    """hstore: a dict, pairs or hstore's text, stored in hstore's pair order."""
+    from .hstore import from_python
+
+    return from_python
+
+
 def _passthrough(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     return lambda v: v
 
@@ -344,6 +359,7 @@ _CONVERTERS: dict[str, Callable[[ColumnType, str], Callable[[Any], Any]]] = {
     "timestamp": _timestamp, "timestamptz": _timestamp, "uuid": _uuid, "json": _json,
     "jsonb": _json, "time": _passthrough, "interval": _passthrough, "bit": _bits, "varbit": _bits,
     "vector_array": _vector_arrays, "halfvec_array": _vector_arrays, "sparsevec_array": _vector_arrays,
+    "citext": _citext, "hstore": _hstore,
 }
 
 
@@ -376,7 +392,7 @@ def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.Chunke
     target = ctype.arrow()
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if arr.type == target and ctype.kind not in ("json", "jsonb", "varchar", "uuid", "bit", "varbit",
+    if arr.type == target and ctype.kind not in ("json", "jsonb", "varchar", "uuid", "bit", "varbit", "citext", "hstore",
                                                  "vector_array", "halfvec_array", "sparsevec_array"):
         return arr
     if ctype.kind in _FAST_CASTS and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)

@@ -26,7 +26,7 @@ _KIND_OID = {"int16": t.INT2, "int32": t.INT4, "int64": t.INT8, "float32": t.FLO
              "timestamptz": t.TIMESTAMPTZ, "uuid": t.UUID, "numeric": t.NUMERIC, "vector": t.VECTOR,
              "halfvec": t.HALFVEC, "time": t.TIME, "interval": t.INTERVAL, "sparsevec": t.SPARSEVEC,
              "bit": t.BIT, "varbit": t.VARBIT, "vector_array": t.VECTOR_ARRAY, "halfvec_array": t.HALFVEC_ARRAY,
-             "sparsevec_array": t.SPARSEVEC_ARRAY}
+             "sparsevec_array": t.SPARSEVEC_ARRAY, "citext": t.CITEXT, "hstore": t.HSTORE}
 
 
 def oid_of(ct: ColumnType) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
+from ..format import hstore
 from ..format.blobs import is_blob_struct
 from ..format.pgvector import (
     bit_recv,
@@ -32,6 +33,7 @@ from ..format.pgvector import (
 )
 from ..format.types import ENUM_NAMES
 from ..rows import to_columns
+from ..sql.citext import TextParameter
 from ..sql.pgcatalog import stable_oid
 from ..sql.pgtypes import (
     ARRAY_OF,
@@ -41,12 +43,15 @@ from ..sql.pgtypes import (
     BYTEA,
     CHAR,
     CHAR_ARRAY,
+    CITEXT,
+    CITEXT_ARRAY,
     DATE,
     ENUM_OIDS,
     FLOAT4,
     FLOAT8,
     HALFVEC,
     HALFVEC_ARRAY,
+    HSTORE,
     INT2,
     INT2VECTOR,
     INT4,
@@ -84,10 +89,12 @@ _DUCK = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "INTEGER": INT4, "B
          "FLOAT": FLOAT4, "DOUBLE": FLOAT8, "VARCHAR": TEXT, "BLOB": BYTEA, "DATE": DATE, "TIME": TIME,
          "TIMESTAMP": TIMESTAMP, "TIMESTAMP_NS": TIMESTAMP, "TIMESTAMP_MS": TIMESTAMP, "TIMESTAMP_S": TIMESTAMP,
          "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ, "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSONB,
-         "BIT": BIT, "VARBIT": VARBIT}
+         "BIT": BIT, "VARBIT": VARBIT, "MAP(VARCHAR, VARCHAR)": HSTORE,  # only hstore values are such maps
+         "CITEXT": CITEXT}  # marked by sql/result_types.py (DuckDB's type is VARCHAR)
 # result columns sql/result_types.py marked with their Postgres type (DuckDB's is FLOAT[n])
 _MARKED_VECTORS = {"HALFVEC": HALFVEC, "SPARSEVEC": SPARSEVEC}
-_MARKED_ARRAYS = {"VECTOR[]": VECTOR_ARRAY, "HALFVEC[]": HALFVEC_ARRAY, "SPARSEVEC[]": SPARSEVEC_ARRAY}
+_MARKED_ARRAYS = {"VECTOR[]": VECTOR_ARRAY, "HALFVEC[]": HALFVEC_ARRAY, "SPARSEVEC[]": SPARSEVEC_ARRAY,
+                  "CITEXT[]": CITEXT_ARRAY}
 _VECTOR_ARRAY_ELEMENT = {VECTOR_ARRAY: VECTOR, HALFVEC_ARRAY: HALFVEC, SPARSEVEC_ARRAY: SPARSEVEC}
 _ARRAY_OF = {k: v for k, v in ARRAY_OF.items() if k not in (VECTOR, HALFVEC)}  # element -> array type
 _ELEMENT_OF = {v: k for k, v in _ARRAY_OF.items()}
@@ -112,6 +119,9 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     if d == "TIME WITH TIME ZONE":  # DuckDB's Arrow export keeps the clock time, drops the offset
         raise errors.FeatureNotSupported("results of type time with time zone are not supported: "
                                          "cast the column to text")
+    if d.startswith("MAP(VARCHAR, VARCHAR)["):
+        raise errors.FeatureNotSupported("results of type hstore[] are not supported: unnest the array, or cast "
+                                         "each element to text")
     if d.startswith("ENUM(") and d in ENUM_NAMES:  # a column of an enum type (CREATE TYPE ... AS ENUM)
         oid = stable_oid("type", ENUM_NAMES[d])
         ENUM_OIDS.add(oid)
@@ -207,6 +217,8 @@ def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
             return lambda v: float_text(float(v), True).encode()
         if oid == SPARSEVEC:
             return lambda v: sparse_text(v).encode()
+        if oid == HSTORE:  # "a"=>"1", "b"=>NULL
+            return lambda v: encode_text(hstore.text(_pairs(v)), codec)
         if oid in _VECTOR_ARRAY_ELEMENT:
             element_text = sparse_text if oid == SPARSEVEC_ARRAY else vector_text
             return lambda v: _array_text([None if x is None else _Quoted(element_text(x)) for x in v]).encode()
@@ -382,7 +394,7 @@ def _vector_array_send(v: Any, element: int) -> bytes:
     return _array_send([None if x is None else np.asarray(x, dtype=np.float32) for x in v], element)
 
 
-_TEXT_SEND = (TEXT, VARCHAR, CHAR, JSON, JSONB)
+_TEXT_SEND = (TEXT, VARCHAR, CHAR, JSON, JSONB, CITEXT)
 _ELEMENT_SEND: dict[int, tuple[str, int]] = {INT2: ("!h", 2), INT4: ("!i", 4), INT8: ("!q", 8),
                                              FLOAT4: ("!f", 4), FLOAT8: ("!d", 8), BOOL: ("!?", 1),
                                              OID: ("!I", 4)}
@@ -453,7 +465,14 @@ _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
     SPARSEVEC: sparse_send,
     BIT: lambda v: bit_send(str(v)),
     VARBIT: lambda v: bit_send(str(v)),
+    CITEXT: lambda v: text_out(v).encode("utf-8"),  # citext's send is text's
+    HSTORE: lambda v: hstore.send(_pairs(v)),
 }
+
+
+def _pairs(v: Any) -> Any:
+    """An hstore value as DuckDB's Arrow map hands it over (pairs, or a dict)."""
+    return v.items() if isinstance(v, dict) else [tuple(p) for p in v]
 
 
 # ----------------------------------------------------------------------------- input
@@ -465,9 +484,10 @@ def decode_param(data: bytes | None, oid: int, fmt: int) -> Any:
     if data is None:
         return None
     try:
-        if fmt == 0:
-            return _text_in(decode_text(data), oid)
-        return _binary_in(data, oid)
+        value = _text_in(decode_text(data), oid) if fmt == 0 else _binary_in(data, oid)
+        if oid in (TEXT, VARCHAR) and isinstance(value, str):  # typed text, not unknown (sql/citext.py)
+            return TextParameter(value)
+        return value
     except UnicodeDecodeError:  # a text field inside a binary value (an array's elements)
         raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8"') from None
     except (struct.error, ValueError, decimal.InvalidOperation) as e:
@@ -519,8 +539,10 @@ def _binary_in(b: bytes, oid: int) -> Any:
         return b != b"\x00"
     if oid == BYTEA:
         return bytes(b)
-    if oid in (TEXT, VARCHAR, CHAR, UNKNOWN, JSON, 0) or oid in ENUM_OIDS:
+    if oid in (TEXT, VARCHAR, CHAR, UNKNOWN, JSON, 0, CITEXT) or oid in ENUM_OIDS:
         return decode_text(b)
+    if oid == HSTORE:  # hstore_recv: the text form for the SQL layer to read as an hstore
+        return hstore.text(hstore.recv(b))
     if oid == JSONB:
         if not b or b[0] != 1:
             raise ValueError("unsupported jsonb version")

@@ -80,6 +80,10 @@ def type_of(tn: ast.TypeName, s: Session | None = None) -> ColumnType:
     name = name_of(tn.names)
     if name == "double" or (name == "float8"):
         name = "float8"
+    if s is not None:
+        from .extensions import require_type
+
+        require_type(s, name)
     return column_type(name, mods)
 
 
@@ -223,6 +227,9 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
         else:
             uniques.append(keys)
     all_keys = ([pk] if pk else []) + [u for u in uniques if u != pk]
+    from .extensions import refuse_keys
+
+    refuse_keys(cols, all_keys)
     for c in cols:
         if c.generated is not None:
             from .generated import check_expression
@@ -539,12 +546,17 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
 
 def create_extension(s: Session, stmt: ast.CreateExtensionStmt) -> Result:
     """CREATE EXTENSION: vector (pgvector's types, operators and indexes) is built in,
-    so creating it changes nothing; any other extension is not available."""
+    so creating it changes nothing; citext and hstore are created on the branch
+    (extensions.py); any other extension is not available."""
+    from . import extensions
     from .pgcatalog import EXTENSIONS
 
+    if extensions.create(s, stmt):
+        return Result(status="CREATE EXTENSION")
     if stmt.extname not in EXTENSIONS:
         raise errors.FeatureNotSupported(
-            f'extension "{stmt.extname}" is not available: reeldb has only {" and ".join(EXTENSIONS)}, built in')
+            f'extension "{stmt.extname}" is not available: reeldb has {", ".join(EXTENSIONS)} (built in) and '
+            f'{", ".join(extensions.INSTALLABLE)}')
     if stmt.if_not_exists:
         s.notice(f'extension "{stmt.extname}" already exists, skipping')
     return Result(status="CREATE EXTENSION")
@@ -553,8 +565,12 @@ def create_extension(s: Session, stmt: ast.CreateExtensionStmt) -> Result:
 def drop_extension(s: Session, stmt: ast.DropStmt) -> Result:
     """DROP EXTENSION: a built-in one cannot go; one that does not exist is an error
     (a notice with IF EXISTS), as in Postgres."""
+    from . import extensions
     from .pgcatalog import EXTENSIONS
 
+    if any(obj.sval in extensions.INSTALLABLE for obj in stmt.objects):
+        extensions.drop(s, stmt)
+        return Result(status="DROP EXTENSION")
     for obj in stmt.objects:
         name = obj.sval
         if name in EXTENSIONS:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 
@@ -107,6 +108,9 @@ class CatalogTables:
         self._tensor_mods: dict[str, int] = {}
         self._rel_ids: dict[str, tuple[int, dict[int, int]]] = {}  # table id -> (oid, column id -> attnum)
         self._rel_names: dict[str, str] = {}  # table id -> the branch's name of the table
+        from .extensions import installed
+
+        self.extensions = installed(objs or {})  # citext / hstore, where CREATE EXTENSION made them
         self.enums = _user_types(objs or {}, dict((n, o) for o, n in self.namespaces))
         self.domains = _domains(objs or {}, dict((n, o) for o, n in self.namespaces))
         for oid, name, *_ in self.domains:
@@ -318,6 +322,9 @@ class CatalogTables:
         out["pg_attrdef"] = _rows(self.defaults, {"oid": pa.int64(), "adrelid": pa.int64(), "adnum": pa.int16(),
                                                   "adbin": pa.string()})
         out["pg_type"] = _types_table()
+        absent = [oid for ext, oids in pt.EXTENSION_TYPES.items() if ext not in self.extensions for oid in oids]
+        if absent:  # an extension's types exist once it is created
+            out["pg_type"] = out["pg_type"].filter(pc.invert(pc.is_in(out["pg_type"]["oid"], pa.array(absent))))
         out["pg_database"] = self._databases()
         out["pg_am"] = pa.table({"oid": [HEAP_AM, BTREE_AM, *VECTOR_AMS.values()],
                                  "amname": ["heap", "btree", *VECTOR_AMS],
@@ -336,9 +343,14 @@ class CatalogTables:
         out["pg_tablespace"] = pa.table({"oid": [1663], "spcname": ["pg_default"], "spcowner": [OWNER_OID]})
         out["pg_collation"] = pa.table({"oid": [DEFAULT_COLLATION, 950], "collname": ["default", "C"],
                                         "collnamespace": [pt.PG_CATALOG_NS] * 2, "collprovider": ["d", "c"]})
-        out["pg_extension"] = pa.table({"oid": [13500, 16384], "extname": list(EXTENSIONS),
-                                        "extowner": [OWNER_OID] * 2, "extnamespace": [pt.PG_CATALOG_NS, pt.PUBLIC_NS],
-                                        "extrelocatable": [False, True], "extversion": list(EXTENSIONS.values())})
+        created = sorted(self.extensions.items())
+        k = 2 + len(created)
+        out["pg_extension"] = pa.table({
+            "oid": [13500, 16384] + [stable_oid("extension", n) for n, _ in created],
+            "extname": list(EXTENSIONS) + [n for n, _ in created], "extowner": [OWNER_OID] * k,
+            "extnamespace": [pt.PG_CATALOG_NS, pt.PUBLIC_NS] + [pt.PUBLIC_NS] * len(created),
+            "extrelocatable": [False, True] + [True] * len(created),
+            "extversion": list(EXTENSIONS.values()) + [v for _, v in created]})
         for name, cols in EMPTY.items():
             out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
         if self.enums or self.domains:
@@ -934,7 +946,7 @@ class CatalogRewrite:
         if isinstance(node, ast.ColumnRef) and len(node.fields) == 3 and isinstance(node.fields[0], ast.String) \
                 and node.fields[0].sval.lower() in ("pg_catalog", "information_schema"):
             return ast.ColumnRef(fields=node.fields[1:])  # the relation is aliased by its own name
-        if isinstance(node, ast.CollateClause):
+        if isinstance(node, ast.CollateClause) and node.location is not None:  # reeldb's own (citext) stay
             return self.recurse(node.arg)
         if isinstance(node, ast.TypeCast):
             return self.type_cast(node)

@@ -24,6 +24,10 @@ VECTOR, HALFVEC, VECTOR_ARRAY, HALFVEC_ARRAY = 16385, 16386, 16387, 16388
 IMAGE, VIDEO, TENSOR = 16389, 16390, 16391
 SPARSEVEC, SPARSEVEC_ARRAY = 16392, 16393
 BIT, VARBIT = 1560, 1562
+# contrib's citext and hstore: their types exist once CREATE EXTENSION made them (pg_type
+# lists them only then, sql/extensions.py); fixed OIDs, as pgvector's above
+CITEXT, CITEXT_ARRAY, HSTORE, HSTORE_ARRAY = 16394, 16395, 16396, 16397
+EXTENSION_TYPES = {"citext": (CITEXT, CITEXT_ARRAY), "hstore": (HSTORE, HSTORE_ARRAY)}
 
 PG_CATALOG_NS, PUBLIC_NS, INFORMATION_SCHEMA_NS = 11, 2200, 13000
 
@@ -64,7 +68,11 @@ def _types() -> list[PgType]:
             PgType(SPARSEVEC, "sparsevec", -1, "U", SPARSEVEC_ARRAY, namespace=public),
             PgType(SPARSEVEC_ARRAY, "_sparsevec", -1, "A", element=SPARSEVEC, namespace=public),
             PgType(IMAGE, "image", -1, "U", namespace=public), PgType(VIDEO, "video", -1, "U", namespace=public),
-            PgType(TENSOR, "tensor", -1, "U", namespace=public)]
+            PgType(TENSOR, "tensor", -1, "U", namespace=public),
+            PgType(CITEXT, "citext", -1, "S", CITEXT_ARRAY, namespace=public),
+            PgType(CITEXT_ARRAY, "_citext", -1, "A", element=CITEXT, namespace=public),
+            PgType(HSTORE, "hstore", -1, "U", HSTORE_ARRAY, namespace=public),
+            PgType(HSTORE_ARRAY, "_hstore", -1, "A", element=HSTORE, namespace=public)]
     return out
 
 
@@ -80,7 +88,8 @@ _OF_KIND = {"int16": INT2, "int32": INT4, "int64": INT8, "float32": FLOAT4, "flo
             "date": DATE, "time": TIME, "timestamp": TIMESTAMP, "timestamptz": TIMESTAMPTZ,
             "interval": INTERVAL, "uuid": UUID, "numeric": NUMERIC, "vector": VECTOR, "halfvec": HALFVEC,
             "sparsevec": SPARSEVEC, "bit": BIT, "varbit": VARBIT, "vector_array": VECTOR_ARRAY,
-            "halfvec_array": HALFVEC_ARRAY, "sparsevec_array": SPARSEVEC_ARRAY, "image": IMAGE, "video": VIDEO, "tensor": TENSOR}
+            "halfvec_array": HALFVEC_ARRAY, "sparsevec_array": SPARSEVEC_ARRAY, "image": IMAGE, "video": VIDEO, "tensor": TENSOR,
+            "citext": CITEXT, "hstore": HSTORE}
 
 
 def column_oid(t: ColumnType) -> tuple[int, int]:

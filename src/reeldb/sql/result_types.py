@@ -1,6 +1,6 @@
 """Result columns whose Postgres type DuckDB cannot tell apart: a ``halfvec`` or
 ``sparsevec`` is a FLOAT[n] to DuckDB like a ``vector``, a ``bit varying`` is a BIT like a
-``bit``. A query's description says DuckDB's types; here the columns that are one of these
+``bit``, a ``citext`` is a VARCHAR like a ``text``. A query's description says DuckDB's types; here the columns that are one of these
 are renamed to the Postgres type (``HALFVEC``, ``SPARSEVEC``, ``VARBIT``), so the wire sends
 that type's OID and format and a client decodes, say, a HalfVector.
 
@@ -18,7 +18,8 @@ from pglast import ast
 from .parse import name_of
 
 MARKED = {"halfvec": "HALFVEC", "sparsevec": "SPARSEVEC", "varbit": "VARBIT", "vector_array": "VECTOR[]",
-          "halfvec_array": "HALFVEC[]", "sparsevec_array": "SPARSEVEC[]"}
+          "halfvec_array": "HALFVEC[]", "sparsevec_array": "SPARSEVEC[]", "citext": "CITEXT",
+          "citext_array": "CITEXT[]"}
 
 
 
@@ -63,6 +64,9 @@ def _kind(node: Any, kinds: dict[str, str | None]) -> str | None:
     if isinstance(node, ast.FuncCall) and name_of(node.funcname) in ("avg", "sum") and node.args \
             and len(node.args) == 1:  # pgvector's aggregates keep the type
         return _kind(node.args[0], kinds)
+    if isinstance(node, ast.FuncCall) and name_of(node.funcname) == "array_agg" and node.args \
+            and len(node.args) == 1 and _kind(node.args[0], kinds) == "citext":
+        return "citext_array"
     return None
 
 
@@ -70,5 +74,7 @@ def _fits(shown: str, duck: str) -> bool:
     """Is DuckDB's type of the column the one reeldb shows this type as?"""
     if shown == "VARBIT":
         return duck == "BIT"
+    if shown.startswith("CITEXT"):
+        return duck == "VARCHAR" + shown[6:]
     depth = 2 if shown.endswith("[]") else 1
     return duck.startswith("FLOAT[") and duck.count("[") == depth

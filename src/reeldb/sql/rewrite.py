@@ -101,6 +101,7 @@ class Rewriter:
 
     def __call__(self, node: Any) -> Any:
         if self._depth == 0:
+            node = self.extension_types(node)
             allowlist.check(node, file_access=self.file_access,
                             relations=None if self._known is None else self._is_relation,
                             user_types=None if self.pg is None else self._is_user_type)
@@ -114,6 +115,26 @@ class Rewriter:
             return transform(node, self._visit)
         finally:
             self._depth -= 1
+
+    def extension_types(self, node: Any) -> Any:
+        """citext's and hstore's casts, operators and functions (sql/citext.py,
+        sql/hstore.py), where CREATE EXTENSION made the types."""
+        if self.pg is None:
+            return node
+        from .citext import CitextRewrite
+        from .extensions import installed
+        from .hstore import HstoreRewrite
+
+        have = installed(self.pg.s.catalog_objects())
+        if "hstore" in have:
+            node = HstoreRewrite(self.kinds, self._param)(node)
+        names = {n for n, k in self.kinds.items() if k == "citext"}
+        if names or "citext" in have:
+            unclear = {n for n, k in self.kinds.items() if k is None}
+            ambiguous = {c.name for bt in list(self.pg.s.engine.bound.values()) for c in bt.manifest.schema.columns
+                         if c.type.kind == "citext" and c.name in unclear} if unclear else set()
+            node = CitextRewrite(names, ambiguous, self._param, "citext" in have)(node)
+        return node
 
     def _is_relation(self, name: str) -> bool:
         assert self._known is not None

@@ -811,7 +811,10 @@ class Session(VersioningMixin):
         from ..format.manifest import Schema
         from ..format.types import column_type
 
+        kinds = self._column_kinds()
+        planned = result_types.plan(stmt.query, kinds)
         table, desc = self.run_query(stmt.query, params)
+        desc = result_types.mark(planned, desc, kinds)  # a citext column stays citext
         into = stmt.into
         name = ddl.table_name(into.rel)
         txn = self.write_txn()
@@ -1032,7 +1035,7 @@ def _type_of_result(column_type: Any, duck: str, arrow_type: pa.DataType):
     simple = {"INTEGER": "int4", "BIGINT": "int8", "SMALLINT": "int2", "FLOAT": "float4", "DOUBLE": "float8",
               "BOOLEAN": "bool", "VARCHAR": "text", "DATE": "date", "TIMESTAMP": "timestamp",
               "TIMESTAMP WITH TIME ZONE": "timestamptz", "UUID": "uuid", "JSON": "jsonb", "BLOB": "bytea",
-              "HUGEINT": "numeric"}
+              "HUGEINT": "numeric", "CITEXT": "citext"}
     if d in simple:
         return column_type(simple[d])
     if d.startswith("DECIMAL"):
