@@ -62,7 +62,8 @@ def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
             keep.add(mkey)
             tm = cat.manifest(mkey)
             for ix in tm.indexes:
-                keep.update((ix.key, ix.key + ".json"))
+                if ix.key:
+                    keep.update((ix.key, ix.key + ".json"))
             blob_cols = [col.id for col in tm.schema.columns if col.type.storage == BLOB]
             for seg in tm.segments:
                 if seg.key:
