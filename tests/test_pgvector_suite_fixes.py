@@ -101,7 +101,7 @@ def test_binary_quantize_index_is_in_the_catalog_answers_exactly_and_drops(serve
         assert "items_bq" in index_names(conn)
         assert conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'items_bq'").fetchone()[0] == (
             "CREATE INDEX items_bq ON public.items USING hnsw (((binary_quantize(embedding))::bit(3)) "
-            "bit_hamming_ops) WITH (ef_construction='64', m='16', quantization='none')")
+            "bit_hamming_ops)")
         # PostgreSQL's catalog for an expression key: indkey 0, indexprs, the column named and typed by it
         row = conn.execute("SELECT i.indkey[0], i.indexprs IS NOT NULL, pg_get_expr(i.indexprs, i.indrelid), "
                            "a.attname, format_type(a.atttypid, a.atttypmod), "
@@ -174,6 +174,47 @@ def test_a_cast_that_changes_nothing_indexes_the_column(server) -> None:
             assert "index items_same" in plan
         finally:
             conn.execute("DROP INDEX items_same")
+
+
+def test_index_definitions_read_back_as_postgresql_prints_them(server) -> None:
+    """pg_indexes, reloptions and SQLAlchemy's reflection, each compared with what
+    PostgreSQL 16 + pgvector answered for the same statements: the options given, in their
+    order; vector_l2_ops, ivfflat's default operator class for vector, left out and implied."""
+    conn, _ = connect(server)
+    engine = create_engine(url(server, "psycopg"))
+    with conn:
+        conn.execute("CREATE TABLE defs (id INT, e vector(3))")
+        try:
+            for sql in ("CREATE INDEX defs_i ON defs USING ivfflat (e) WITH (lists = 1)",
+                        "CREATE INDEX defs_k ON defs USING ivfflat (e)",
+                        "CREATE INDEX defs_m ON defs USING hnsw (e vector_l2_ops) WITH (ef_construction = 32, m = 8)",
+                        "CREATE INDEX defs_c ON defs USING ivfflat (e vector_cosine_ops) WITH (lists = 2)"):
+                conn.execute(sql)
+            got = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'defs' "
+                                    "AND schemaname = 'public'").fetchall())
+            assert got == {
+                "defs_i": "CREATE INDEX defs_i ON public.defs USING ivfflat (e) WITH (lists='1')",
+                "defs_k": "CREATE INDEX defs_k ON public.defs USING ivfflat (e)",
+                "defs_m": "CREATE INDEX defs_m ON public.defs USING hnsw (e vector_l2_ops) "
+                          "WITH (ef_construction='32', m='8')",
+                "defs_c": "CREATE INDEX defs_c ON public.defs USING ivfflat (e vector_cosine_ops) WITH (lists='2')"}
+            got = dict(conn.execute("SELECT relname, reloptions FROM pg_class WHERE relnamespace = 2200 "
+                                    "AND relname IN ('defs_i', 'defs_k', 'defs_m', 'defs_c')").fetchall())
+            assert got == {"defs_i": ["lists=1"], "defs_k": None, "defs_m": ["ef_construction=32", "m=8"],
+                           "defs_c": ["lists=2"]}
+            reflected = {ix["name"]: ix["dialect_options"] for ix in inspect(engine).get_indexes("defs")}
+            assert reflected == {
+                "defs_c": {"postgresql_ops": {"e": "vector_cosine_ops"}, "postgresql_with": {"lists": "2"},
+                           "postgresql_using": "ivfflat", "postgresql_include": []},
+                "defs_i": {"postgresql_with": {"lists": "1"}, "postgresql_using": "ivfflat",
+                           "postgresql_include": []},
+                "defs_k": {"postgresql_using": "ivfflat", "postgresql_include": []},
+                "defs_m": {"postgresql_ops": {"e": "vector_l2_ops"},
+                           "postgresql_with": {"ef_construction": "32", "m": "8"}, "postgresql_using": "hnsw",
+                           "postgresql_include": []}}
+        finally:
+            engine.dispose()
+            conn.execute("DROP TABLE defs")
 
 
 # -- 2. ivfflat on an empty or small table -------------------------------------------------------

@@ -192,6 +192,7 @@ class IndexDef:
     params: tuple[tuple[str, Any], ...] = ()
     key: str = ""
     expression: str = ""  # an expression index's key, as PostgreSQL prints it (pg_get_indexdef)
+    given: tuple[str, ...] | None = None  # the options CREATE INDEX named, in its order (None: not kept)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -202,12 +203,14 @@ class IndexDef:
              "params": dict(self.params), "key": self.key}
         if self.expression:
             d["expression"] = self.expression
+        if self.given is not None:
+            d["given"] = list(self.given)
         return d
 
     @staticmethod
     def from_json(d: dict) -> IndexDef:
         return IndexDef(d["name"], d["column"], d["method"], d["opclass"], tuple(sorted(d["params"].items())),
-                        d["key"], d.get("expression", ""))
+                        d["key"], d.get("expression", ""), tuple(d["given"]) if "given" in d else None)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ def create(s: Session, stmt: ast.IndexStmt) -> Result:
         raise errors.DatatypeMismatch(f'column "{col.name}" has type {col.type.sql()}: {method} indexes '
                                       "take a vector or halfvec column")
     opclass = elem.opclass[-1].sval.lower() if elem.opclass else None
+    if opclass is None and method == "ivfflat" and kind == "vector":
+        opclass = ann.DEFAULT_OPCLASS  # pgvector's default for vector with ivfflat
     if opclass is None:
         raise errors.UndefinedObject(f'data type {kind} has no default operator class for access '
                                      f'method "{method}": name one ({kind}_cosine_ops, '
@@ -77,7 +79,7 @@ def create(s: Session, stmt: ast.IndexStmt) -> Result:
             return Result(status="CREATE INDEX")
         raise errors.DuplicateTable(f'relation "{iname}" already exists')
     ix = IndexDef(iname, col.id, method, opclass, tuple(sorted(opts.items())),
-                  expression=key.text() if key is not None else "")
+                  expression=key.text() if key is not None else "", given=tuple(given))
     if key is not None:
         s.notice(f'index "{iname}" on an expression is recorded, not built: queries ordered by '
                  f"{key.text(pretty=True)} scan exactly")

@@ -27,6 +27,7 @@ from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 from .. import errors
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
+from ..index import ann
 from . import index_expr, sequences
 from . import pgtypes as pt
 from .activity import Activity, Backend, may_see
@@ -42,6 +43,9 @@ SERVER_VERSION_NUM = "160004"
 OWNER_OID = 10
 HEAP_AM, BTREE_AM = 2, 403
 VECTOR_AMS = {"hnsw": 16400, "ivfflat": 16401}  # pgvector's methods (extension oids are >= 16384)
+# pgvector's operator classes, (method, name) -> oid; the one default: vector_l2_ops for ivfflat
+VECTOR_OPCLASSES = {(m, name): 16500 + i for i, (m, name) in enumerate(
+    (m, name) for m in ("hnsw", "ivfflat") for name in sorted(index_expr.OPCLASSES[m]))}
 DEFAULT_COLLATION = 100
 
 
@@ -84,6 +88,7 @@ class _Rel:
     has_index: bool = False
     am: int = 0  # an index's access method; 0: heap for tables, btree for indexes
     checks: int = 0  # relchecks: its CHECK constraints (psql \d lists them when there are some)
+    options: tuple[str, ...] | None = None  # reloptions: an index's WITH (...), as name=value
 
 
 class CatalogTables:
@@ -277,26 +282,31 @@ class CatalogTables:
         for ix in tm.indexes:
             c = tm.schema.by_id(ix.column)
             ioid = stable_oid("idx", schema, tm.table_id, ix.name)
-            self.rels.append(_Rel(ioid, ix.name, ns, "i", 1, am=VECTOR_AMS[ix.method]))
-            with_ = " WITH (" + ", ".join(f"{k}='{v}'" for k, v in ix.params) + ")"
+            # as PostgreSQL prints them: the options given, in their order; no default opclass
+            shown = ix.params if ix.given is None else [(k, ix.options[k]) for k in ix.given]
+            opc = VECTOR_OPCLASSES.get((ix.method, ix.opclass), 0)
+            self.rels.append(_Rel(ioid, ix.name, ns, "i", 1, am=VECTOR_AMS[ix.method],
+                                  options=tuple(f"{k}={v}" for k, v in shown) or None))
+            with_ = " WITH (" + ", ".join(f"{k}='{v}'" for k, v in shown) + ")" if shown else ""
+            opclass = "" if ix.method == "ivfflat" and ix.opclass == ann.DEFAULT_OPCLASS else f" {ix.opclass}"
             if ix.expression:  # PostgreSQL: indkey 0, the expression in indexprs, named as it chooses
                 key = index_expr.parse_key(ix.expression, lambda n, c=c: c.type)
                 self.atts.append(_attribute(ioid, key.name, key.type_oid, key.typmod, 1, False, False))
                 self.formats.setdefault((key.type_oid, key.typmod), format_type(key.type_oid, key.typmod))
                 self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": 1, "indnkeyatts": 1,
                                      "indisunique": False, "indisprimary": False, "indkey": [0],
-                                     "indoption": [0], "indcollation": [0], "indclass": [0],
+                                     "indoption": [0], "indcollation": [0], "indclass": [opc],
                                      "indexprs": key.text(c.name)})
                 self._index_defs(ioid, schema, name, ix.name, "CREATE INDEX", ix.method, [key.index_column(c.name)],
-                                 [key.index_column(c.name, pretty=True)], f" {ix.opclass}", with_)
+                                 [key.index_column(c.name, pretty=True)], opclass, with_)
                 continue
             typ, mod = pt.column_oid(c.type)
             self.atts.append(_attribute(ioid, c.name, typ, mod, 1, False, False))
             self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": 1, "indnkeyatts": 1,
                                  "indisunique": False, "indisprimary": False, "indkey": [attnum[c.id]],
-                                 "indoption": [0], "indcollation": [0], "indclass": [0]})
+                                 "indoption": [0], "indcollation": [0], "indclass": [opc]})
             self._index_defs(ioid, schema, name, ix.name, "CREATE INDEX", ix.method, [c.name], [c.name],
-                             f" {ix.opclass}", with_)
+                             opclass, with_)
 
     def _index_defs(self, ioid: int, schema: str, table: str, index: str, create: str, method: str,
                     keys: list[str], pretty_keys: list[str], opclass: str = "", with_: str = "") -> None:
@@ -337,7 +347,9 @@ class CatalogTables:
             "relrowsecurity": [False] * n, "relforcerowsecurity": [False] * n, "relispopulated": [True] * n,
             "relreplident": ["d"] * n, "relispartition": [False] * n, "relrewrite": [0] * n,
             "relfrozenxid": [0] * n, "relminmxid": [0] * n, "relacl": pa.nulls(n, pa.list_(pa.string())),
-            "reloptions": pa.nulls(n, pa.list_(pa.string())), "relpartbound": pa.nulls(n, pa.string())})
+            "reloptions": pa.array([None if r.options is None else list(r.options) for r in rels],
+                                   pa.list_(pa.string())),
+            "relpartbound": pa.nulls(n, pa.string())})
         out["pg_attribute"] = _rows(self.atts, ATTRIBUTE_TYPES)
         out["pg_index"] = _rows([{**_INDEX_DEFAULTS, **i} for i in self.indexes], INDEX_TYPES)
         out["pg_indexes"] = _rows(self.index_views, {c: pa.string() for c in
@@ -369,6 +381,10 @@ class CatalogTables:
                                         "extrelocatable": [False, True], "extversion": list(EXTENSIONS.values())})
         for name, cols in EMPTY.items():
             out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
+        out["pg_opclass"] = _rows([
+            {"oid": oid, "opcmethod": VECTOR_AMS[m], "opcname": name, "opcnamespace": pt.PUBLIC_NS,
+             "opcintype": pt.BY_NAME[name.split("_")[0]].oid, "opcdefault": m == "ivfflat" and name == ann.DEFAULT_OPCLASS}
+            for (m, name), oid in VECTOR_OPCLASSES.items()], EMPTY["pg_opclass"])
         if self.enums or self.domains:
             base = out["pg_type"]
             out["pg_type"] = pa.concat_tables([base, pa.Table.from_pylist(
