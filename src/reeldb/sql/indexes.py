@@ -58,9 +58,10 @@ def create(s: Session, stmt: ast.IndexStmt) -> Result:
     if opclass is None and method == "ivfflat" and kind == "vector":
         opclass = ann.DEFAULT_OPCLASS  # pgvector's default for vector with ivfflat
     if opclass is None:
+        known = sorted(o for o in (index_expr.OPCLASSES[method] if key is not None else ann.OPCLASSES)
+                       if o.startswith(kind + "_"))
         raise errors.UndefinedObject(f'data type {kind} has no default operator class for access '
-                                     f'method "{method}": name one ({kind}_cosine_ops, '
-                                     f"{kind}_l2_ops or {kind}_ip_ops)")
+                                     f'method "{method}": name one ({", ".join(known)})')
     if key is not None:
         if opclass not in index_expr.OPCLASSES[method]:
             raise errors.UndefinedObject(f'operator class "{opclass}" does not exist for access method "{method}"')
