@@ -297,12 +297,18 @@ def test_duplicate_names(vdb) -> None:
     assert names == ["ix", "items_emb_idx"]
 
 
-def test_ivfflat_needs_rows(db) -> None:
-    db.execute("CREATE TABLE few (v VECTOR(4))")
-    db.execute("INSERT INTO few VALUES ('[1,2,3,4]')")
-    with pytest.raises(reeldb.DataError) as e:
-        db.execute("CREATE INDEX ON few USING ivfflat (v vector_l2_ops) WITH (lists = 10)")
-    assert e.value.sqlstate == "22023"
+def test_ivfflat_with_fewer_rows_than_lists_stays_untrained_until_reindex(db) -> None:
+    db.execute("CREATE TABLE few (id INT, v VECTOR(4))")
+    db.execute("INSERT INTO few VALUES (1, '[1,2,3,4]'), (2, '[4,3,2,1]')")
+    db.execute("CREATE INDEX few_iv ON few USING ivfflat (v vector_l2_ops) WITH (lists = 10)")
+    [ix] = db.catalog.snapshot(db._session.head())["few"].indexes
+    assert ix.name == "few_iv" and ix.key == ""  # recorded, nothing trained
+    got = db.execute("SELECT id FROM few ORDER BY v <-> '[4,3,2,0]' LIMIT 1").fetchall()
+    assert got == [(2,)]  # exact, where pgvector's untrained lists find nothing
+    db.executemany("INSERT INTO few VALUES (%s, %s)", [(i, f"[{i},{-i},{i % 3},1]") for i in range(3, 13)])
+    db.execute("REINDEX INDEX few_iv")
+    [ix] = db.catalog.snapshot(db._session.head())["few"].indexes
+    assert ix.key  # 12 rows for 10 lists: trained now
 
 
 @pytest.mark.parametrize(("ops", "op", "metric"), [("vector_l2_ops", "<->", "l2"), ("vector_ip_ops", "<#>", "ip")])

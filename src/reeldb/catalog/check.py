@@ -187,7 +187,8 @@ class _Scrub:
             if seg.key and self.first(seg.key):
                 self.done(seg.key, 0, True)
         for ix in m.indexes:
-            self.index(ix.key, f"{via}, index {ix.name}")
+            if ix.key:  # no key: nothing built (expression or untrained ivfflat index)
+                self.index(ix.key, f"{via}, index {ix.name}")
         blob_cols = [c.id for c in m.schema.columns if c.type.storage == BLOB]
         for f in m.fragments:
             self.fragment(m, f, blob_cols, f"{via}, fragment {f.id[:12]}")

@@ -71,7 +71,8 @@ def reachable(cat: Catalog, retain: dt.timedelta | None = None) -> set[str]:
             keep.add(mkey)
             tm = cat.manifest(mkey)
             for ix in tm.indexes:
-                keep.update((ix.key, index_fragments_key(ix.key)))
+                if ix.key:  # "": an index recorded but not built (expression, untrained ivfflat)
+                    keep.update((ix.key, index_fragments_key(ix.key)))
             blob_cols = [col.id for col in tm.schema.columns if col.type.storage == BLOB]
             for seg in tm.segments:
                 if seg.key:

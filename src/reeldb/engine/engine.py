@@ -504,15 +504,17 @@ class Engine:
             except duckdb.Error as e:
                 raise self._translate(e) from None
 
-    def arrow(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> tuple[pa.Table, list]:
+    def arrow(self, sql: str, params: list[Any] | dict[str, Any] | None = None, *,
+              columns_only: bool = False) -> tuple[pa.Table, list]:
         """Run a query; returns its Arrow table (refused with 53200 past the memory bound)
-        and (name, DuckDB type) per column."""
+        and (name, DuckDB type) per column. ``columns_only``: no row is computed (a
+        Describe, whose NULL parameters must not reach a function that refuses NULL)."""
         with self.lock:
-            got, desc = self.query(sql, params)
+            got, desc = self.query(sql, params, columns_only=columns_only)
             return (got.collect() if isinstance(got, ResultStream) else got), desc
 
     def query(self, sql: str, params: list[Any] | dict[str, Any] | None = None,
-              deadline: float | None = None) -> tuple[pa.Table | ResultStream, list]:
+              deadline: float | None = None, *, columns_only: bool = False) -> tuple[pa.Table | ResultStream, list]:
         """Run a query; returns its result and (name, DuckDB type) per column. A result of
         one batch comes back as a table; a longer one as an open ``ResultStream`` holding
         its first batches, read on as its consumer asks (a batch in memory, not the result),
@@ -524,6 +526,8 @@ class Engine:
                 if rel is None:
                     return pa.table({}), []
                 desc = list(zip(rel.columns, rel.types, strict=True))
+                if columns_only:
+                    rel = rel.limit(0)
                 reader = rel.to_arrow_reader(RESULT_BATCH_ROWS)
             except duckdb.Error as e:
                 raise self._translate(e) from None

@@ -182,27 +182,36 @@ class IndexDef:
     """A vector index of a table, as the manifest lists it: what was asked for
     (``CREATE INDEX name ON t USING method (column opclass) WITH (params)``) and the key of
     the immutable index object built for it (``indexes/<id>``), which covers a set of
-    fragments. Branches that share the manifest share the object."""
+    fragments. Branches that share the manifest share the object. No key: nothing built
+    (an ivfflat index over fewer rows than lists, or an index on an expression): queries
+    scan exactly."""
 
     name: str
-    column: int  # column id
+    column: int  # column id (for an expression index, the column the expression reads)
     method: str  # hnsw | ivfflat
-    opclass: str  # vector_cosine_ops, vector_l2_ops, vector_ip_ops (or halfvec_*)
+    opclass: str  # vector_cosine_ops, vector_l2_ops, vector_ip_ops (or halfvec_*, bit_*, sparsevec_*)
     params: tuple[tuple[str, Any], ...] = ()
     key: str = ""
+    expression: str = ""  # an expression index's key, as PostgreSQL prints it (pg_get_indexdef)
+    given: tuple[str, ...] | None = None  # the options CREATE INDEX named, in its order (None: not kept)
 
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.params)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "column": self.column, "method": self.method, "opclass": self.opclass,
-                "params": dict(self.params), "key": self.key}
+        d = {"name": self.name, "column": self.column, "method": self.method, "opclass": self.opclass,
+             "params": dict(self.params), "key": self.key}
+        if self.expression:
+            d["expression"] = self.expression
+        if self.given is not None:
+            d["given"] = list(self.given)
+        return d
 
     @staticmethod
     def from_json(d: dict) -> IndexDef:
         return IndexDef(d["name"], d["column"], d["method"], d["opclass"], tuple(sorted(d["params"].items())),
-                        d["key"])
+                        d["key"], d.get("expression", ""), tuple(d["given"]) if "given" in d else None)
 
 
 @dataclass(frozen=True)

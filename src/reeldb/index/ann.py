@@ -26,6 +26,7 @@ OPCLASSES = {  # pgvector's operator classes -> the metric they index
     "vector_cosine_ops": "cosine", "vector_l2_ops": "l2", "vector_ip_ops": "ip",
     "halfvec_cosine_ops": "cosine", "halfvec_l2_ops": "l2", "halfvec_ip_ops": "ip",
 }
+DEFAULT_OPCLASS = "vector_l2_ops"  # pgvector's only default: for vector with ivfflat (none for hnsw)
 QUANTIZATIONS = ("none", "fp16", "int8", "binary")
 PARAMS = {  # method -> option -> (default, low, high); strings have no bounds
     "hnsw": {"m": (16, 2, 100), "ef_construction": (64, 4, 1000), "quantization": ("none", None, None)},

@@ -15,12 +15,11 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import errors
 from ..format import checksum
 from ..format.fragment import FragmentReader, ncol, open_verified
 from ..format.keys import index_fragments_key, index_key
@@ -99,15 +98,18 @@ def build(reader: FragmentReader, tm: TableManifest, ix: IndexDef) -> IndexDef:
     if ann.needs_training(index):
         sample = _sample(reader, tm, frags, ix, SAMPLE)
         if ix.method == "ivfflat" and len(sample) < opts["lists"]:
-            raise errors.InvalidParameterValue(
-                f'ivfflat needs at least as many rows as lists ({opts["lists"]}); the table has {len(sample)}')
+            return replace(ix, key="")  # too few rows to train the lists on: untrained, searched exactly
         ann.train(index, ann.prepare(sample, metric, opts["quantization"]))
     return _write(reader, tm, ix, index, (), frags, metric, dim)
 
 
 def fold(reader: FragmentReader, tm: TableManifest, ix: IndexDef) -> IndexDef:
     """Bring the index up to date with ``tm``: add fragments it does not cover, or rebuild
-    it when too many of its labels are dead. Returns ``ix`` unchanged when it is current."""
+    it when too many of its labels are dead. Returns ``ix`` unchanged when it is current.
+    An untrained ivfflat index is built once the table has as many rows as lists; an
+    expression index is never built."""
+    if not ix.key:
+        return ix if ix.expression else build(reader, tm, ix)
     opened = open_index(reader, ix.key)
     current = {f.id: f for f in tm.fragments}
     live_covered = sum(current[fid].live for fid, _ in opened.covered.fragments if fid in current)
@@ -138,7 +140,7 @@ def _write(reader: FragmentReader, tm: TableManifest, ix: IndexDef, index: objec
     store = reader.store
     store.put(index_fragments_key(key), cov.to_json())
     store.put(key, body)
-    return IndexDef(ix.name, ix.column, ix.method, ix.opclass, ix.params, key)
+    return replace(ix, key=key)
 
 
 def _chunks(reader: FragmentReader, tm: TableManifest, frags: list[Fragment], col) -> Iterator[np.ndarray]:

@@ -15,6 +15,7 @@ from pglast.enums import ObjectType, ReindexObjectType
 from .. import errors
 from ..format.manifest import IndexDef, TableManifest
 from ..index import ann, versioned
+from . import index_expr
 from .ddl import table_name
 from .parse import const_value, literal
 from .result import Result
@@ -33,43 +34,61 @@ def create(s: Session, stmt: ast.IndexStmt) -> Result:
             "other filters are scanned, which needs no index")
     if stmt.unique or stmt.whereClause is not None:
         raise errors.FeatureNotSupported("UNIQUE and partial vector indexes are not supported")
-    if stmt.indexParams and len(stmt.indexParams) == 1 and stmt.indexParams[0].expr is not None:
-        # pgvector's expression indexes (halfvec / binary_quantize of a vector column) only make
-        # searches faster: without one the same query scans exactly, with the same answer
-        s.notice(f"reeldb does not build {method} indexes on expressions: "
-                 f'"{stmt.idxname or "the index"}" is not created, queries scan exactly')
-        return Result(status="CREATE INDEX")
-    if not stmt.indexParams or len(stmt.indexParams) != 1 or stmt.indexParams[0].name is None:
-        raise errors.FeatureNotSupported(f"a {method} index takes exactly one vector column")
+    if not stmt.indexParams or len(stmt.indexParams) != 1:
+        raise errors.FeatureNotSupported(f"a {method} index takes exactly one vector column or expression")
     elem: ast.IndexElem = stmt.indexParams[0]
     name = table_name(stmt.relation)
     txn = s.write_txn()
     tm = txn.table(name)
-    col = tm.schema.find(elem.name)
-    if col is None:
-        raise errors.UndefinedColumn(f'column "{elem.name}" does not exist')
-    if col.type.kind not in ("vector", "halfvec"):
+    key = None
+    if elem.expr is not None:  # pgvector's binary_quantize(embedding)::bit(3), embedding::halfvec(3)
+        key = index_expr.analyse(elem.expr, lambda n: c.type if (c := tm.schema.find(n)) is not None else None)
+        col = tm.schema.find(key.column)
+        if key.node is None:  # a cast that changes nothing: an index on the column itself
+            key = None
+    else:
+        col = tm.schema.find(elem.name)
+        if col is None:
+            raise errors.UndefinedColumn(f'column "{elem.name}" does not exist')
+    kind = key.kind if key is not None else col.type.kind
+    if key is None and kind not in ("vector", "halfvec"):
         raise errors.DatatypeMismatch(f'column "{col.name}" has type {col.type.sql()}: {method} indexes '
                                       "take a vector or halfvec column")
     opclass = elem.opclass[-1].sval.lower() if elem.opclass else None
+    if opclass is None and method == "ivfflat" and kind == "vector":
+        opclass = ann.DEFAULT_OPCLASS  # pgvector's default for vector with ivfflat
     if opclass is None:
-        raise errors.UndefinedObject(f'data type {col.type.kind} has no default operator class for access '
-                                     f'method "{method}": name one ({col.type.kind}_cosine_ops, '
-                                     f"{col.type.kind}_l2_ops or {col.type.kind}_ip_ops)")
-    if opclass not in ann.OPCLASSES or not opclass.startswith(col.type.kind + "_"):
+        known = sorted(o for o in (index_expr.OPCLASSES[method] if key is not None else ann.OPCLASSES)
+                       if o.startswith(kind + "_"))
+        raise errors.UndefinedObject(f'data type {kind} has no default operator class for access '
+                                     f'method "{method}": name one ({", ".join(known)})')
+    if key is not None:
+        if opclass not in index_expr.OPCLASSES[method]:
+            raise errors.UndefinedObject(f'operator class "{opclass}" does not exist for access method "{method}"')
+        if not opclass.startswith(kind + "_"):
+            raise errors.DatatypeMismatch(f'operator class "{opclass}" does not accept data type {kind}')
+    elif opclass not in ann.OPCLASSES or not opclass.startswith(kind + "_"):
         raise errors.UndefinedObject(f'operator class "{opclass}" does not exist for access method "{method}" '
-                                     f"and type {col.type.kind}")
+                                     f"and type {kind}")
     given = {d.defname.lower(): _option(d.arg) for d in stmt.options or ()}
-    opts = ann.options(method, given, halfvec=col.type.kind == "halfvec")
-    iname = stmt.idxname or _default_name(txn, name, col.name)
+    opts = ann.options(method, given, halfvec=kind == "halfvec")
+    iname = stmt.idxname or _default_name(txn, name, key.name if key is not None else col.name)
     owner = _owner(txn, iname)
     if owner is not None:
         if stmt.if_not_exists:
             s.notice(f'relation "{iname}" already exists, skipping')
             return Result(status="CREATE INDEX")
         raise errors.DuplicateTable(f'relation "{iname}" already exists')
-    ix = IndexDef(iname, col.id, method, opclass, tuple(sorted(opts.items())))
-    ix = versioned.build(s.catalog.reader, tm, ix)
+    ix = IndexDef(iname, col.id, method, opclass, tuple(sorted(opts.items())),
+                  expression=key.text() if key is not None else "", given=tuple(given))
+    if key is not None:
+        s.notice(f'index "{iname}" on an expression is recorded, not built: queries ordered by '
+                 f"{key.text(pretty=True)} scan exactly")
+    else:
+        ix = versioned.build(s.catalog.reader, tm, ix)
+        if not ix.key:  # pgvector's words; reeldb answers exactly until the lists are trained
+            s.notice(f'ivfflat index created with little data: "{iname}" is trained by REINDEX once the '
+                     f"table has {opts['lists']} rows; until then queries scan exactly")
     txn.set_indexes(name, tm.indexes + (ix,))
     s.finish_write()
     return Result(status="CREATE INDEX")

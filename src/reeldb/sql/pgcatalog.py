@@ -28,8 +28,9 @@ from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 from .. import errors
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
+from ..index import ann
+from . import index_expr, sequences
 from . import pgtypes as pt
-from . import sequences
 from .activity import Activity, Backend, may_see
 from .activity import now as activity_now
 from .limits import bound_call
@@ -43,6 +44,9 @@ SERVER_VERSION_NUM = "160004"
 OWNER_OID = 10
 HEAP_AM, BTREE_AM = 2, 403
 VECTOR_AMS = {"hnsw": 16400, "ivfflat": 16401}  # pgvector's methods (extension oids are >= 16384)
+# pgvector's operator classes, (method, name) -> oid; the one default: vector_l2_ops for ivfflat
+VECTOR_OPCLASSES = {(m, name): 16500 + i for i, (m, name) in enumerate(
+    (m, name) for m in ("hnsw", "ivfflat") for name in sorted(index_expr.OPCLASSES[m]))}
 DEFAULT_COLLATION = 100
 
 
@@ -85,6 +89,7 @@ class _Rel:
     has_index: bool = False
     am: int = 0  # an index's access method; 0: heap for tables, btree for indexes
     checks: int = 0  # relchecks: its CHECK constraints (psql \d lists them when there are some)
+    options: tuple[str, ...] | None = None  # reloptions: an index's WITH (...), as name=value
 
 
 class CatalogTables:
@@ -102,6 +107,7 @@ class CatalogTables:
         self.constraints: list[dict[str, Any]] = []
         self.defaults: list[dict[str, Any]] = []
         self.defs: list[tuple[int, int, str]] = []  # (oid, column, text) for pg_get_*def
+        self.index_views: list[dict[str, Any]] = []  # pg_indexes
         self.formats: dict[tuple[int, int], str] = {(t.oid, -1): format_type(t.oid, -1) for t in pt.TYPES}
         self.columns: list[dict[str, Any]] = []  # information_schema.columns
         self.branches = branches
@@ -255,13 +261,12 @@ class CatalogTables:
                 c = next(c for c in cols if c.id == cid)
                 typ, mod = pt.column_oid(c.type)
                 self.atts.append(_attribute(ioid, c.name, typ, mod, j + 1, True, False))
-                self.defs.append((ioid, j + 1, c.name))
             self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": len(key), "indnkeyatts": len(key),
                                  "indisunique": True, "indisprimary": primary, "indkey": keys,
                                  "indoption": [0] * len(keys), "indcollation": [0] * len(keys),
                                  "indclass": [0] * len(keys)})
             quoted = ", ".join(names)
-            self.defs.append((ioid, 0, f"CREATE UNIQUE INDEX {iname} ON {schema}.{name} USING btree ({quoted})"))
+            self._index_defs(ioid, schema, name, iname, "CREATE UNIQUE INDEX", "btree", names, names)
             coid = stable_oid("con", schema, tm.table_id, iname)
             self.constraints.append({"oid": coid, "conname": iname, "connamespace": ns,
                                      "contype": "p" if primary else "u", "conrelid": oid, "conindid": ioid,
@@ -281,16 +286,47 @@ class CatalogTables:
         for ix in tm.indexes:
             c = tm.schema.by_id(ix.column)
             ioid = stable_oid("idx", schema, tm.table_id, ix.name)
-            self.rels.append(_Rel(ioid, ix.name, ns, "i", 1, am=VECTOR_AMS[ix.method]))
+            # as PostgreSQL prints them: the options given, in their order; no default opclass
+            shown = ix.params if ix.given is None else [(k, ix.options[k]) for k in ix.given]
+            opc = VECTOR_OPCLASSES.get((ix.method, ix.opclass), 0)
+            self.rels.append(_Rel(ioid, ix.name, ns, "i", 1, am=VECTOR_AMS[ix.method],
+                                  options=tuple(f"{k}={v}" for k, v in shown) or None))
+            with_ = " WITH (" + ", ".join(f"{k}='{v}'" for k, v in shown) + ")" if shown else ""
+            opclass = "" if ix.method == "ivfflat" and ix.opclass == ann.DEFAULT_OPCLASS else f" {ix.opclass}"
+            if ix.expression:  # PostgreSQL: indkey 0, the expression in indexprs, named as it chooses
+                key = index_expr.parse_key(ix.expression, lambda n, c=c: c.type)
+                self.atts.append(_attribute(ioid, key.name, key.type_oid, key.typmod, 1, False, False))
+                self.formats.setdefault((key.type_oid, key.typmod), format_type(key.type_oid, key.typmod))
+                self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": 1, "indnkeyatts": 1,
+                                     "indisunique": False, "indisprimary": False, "indkey": [0],
+                                     "indoption": [0], "indcollation": [0], "indclass": [opc],
+                                     "indexprs": key.text(c.name)})
+                self._index_defs(ioid, schema, name, ix.name, "CREATE INDEX", ix.method, [key.index_column(c.name)],
+                                 [key.index_column(c.name, pretty=True)], opclass, with_)
+                continue
             typ, mod = pt.column_oid(c.type)
             self.atts.append(_attribute(ioid, c.name, typ, mod, 1, False, False))
-            self.defs.append((ioid, 1, c.name))
             self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": 1, "indnkeyatts": 1,
                                  "indisunique": False, "indisprimary": False, "indkey": [attnum[c.id]],
-                                 "indoption": [0], "indcollation": [0], "indclass": [0]})
-            opts = ", ".join(f"{k}='{v}'" for k, v in ix.params)
-            self.defs.append((ioid, 0, f"CREATE INDEX {ix.name} ON {schema}.{name} USING {ix.method} "
-                                       f"({c.name} {ix.opclass}) WITH ({opts})"))
+                                 "indoption": [0], "indcollation": [0], "indclass": [opc]})
+            self._index_defs(ioid, schema, name, ix.name, "CREATE INDEX", ix.method, [c.name], [c.name],
+                             opclass, with_)
+
+    def _index_defs(self, ioid: int, schema: str, table: str, index: str, create: str, method: str,
+                    keys: list[str], pretty_keys: list[str], opclass: str = "", with_: str = "") -> None:
+        """pg_get_indexdef's answers for an index, and its pg_indexes row: column n at n
+        (0: the whole definition), pretty-printed at -1 - n (a table of the search path
+        unqualified, an expression's casts without their parentheses)."""
+        def whole(on: str, ks: list[str]) -> str:
+            return f"{create} {index} ON {on} USING {method} ({', '.join(ks)}{opclass}){with_}"
+
+        text = whole(f"{schema}.{table}", keys)
+        self.defs += [(ioid, 0, text), (ioid, -1, whole(table if schema == "public" else f"{schema}.{table}",
+                                                         pretty_keys))]
+        for n, (k, pk) in enumerate(zip(keys, pretty_keys, strict=True), 1):
+            self.defs += [(ioid, n, k), (ioid, -1 - n, pk)]
+        self.index_views.append({"schemaname": schema, "tablename": table, "indexname": index,
+                                 "tablespace": None, "indexdef": text})
 
     # -- Arrow -------------------------------------------------------------------------------
     def _arrow(self) -> dict[str, pa.Table]:
@@ -315,9 +351,13 @@ class CatalogTables:
             "relrowsecurity": [False] * n, "relforcerowsecurity": [False] * n, "relispopulated": [True] * n,
             "relreplident": ["d"] * n, "relispartition": [False] * n, "relrewrite": [0] * n,
             "relfrozenxid": [0] * n, "relminmxid": [0] * n, "relacl": pa.nulls(n, pa.list_(pa.string())),
-            "reloptions": pa.nulls(n, pa.list_(pa.string())), "relpartbound": pa.nulls(n, pa.string())})
+            "reloptions": pa.array([None if r.options is None else list(r.options) for r in rels],
+                                   pa.list_(pa.string())),
+            "relpartbound": pa.nulls(n, pa.string())})
         out["pg_attribute"] = _rows(self.atts, ATTRIBUTE_TYPES)
         out["pg_index"] = _rows([{**_INDEX_DEFAULTS, **i} for i in self.indexes], INDEX_TYPES)
+        out["pg_indexes"] = _rows(self.index_views, {c: pa.string() for c in
+                                                     ("schemaname", "tablename", "indexname", "tablespace", "indexdef")})
         out["pg_constraint"] = _rows([{**_CONSTRAINT_DEFAULTS, **c} for c in self.constraints], CONSTRAINT_TYPES)
         out["pg_attrdef"] = _rows(self.defaults, {"oid": pa.int64(), "adrelid": pa.int64(), "adnum": pa.int16(),
                                                   "adbin": pa.string()})
@@ -353,6 +393,10 @@ class CatalogTables:
             "extversion": list(EXTENSIONS.values()) + [v for _, v in created]})
         for name, cols in EMPTY.items():
             out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
+        out["pg_opclass"] = _rows([
+            {"oid": oid, "opcmethod": VECTOR_AMS[m], "opcname": name, "opcnamespace": pt.PUBLIC_NS,
+             "opcintype": pt.BY_NAME[name.split("_")[0]].oid, "opcdefault": m == "ivfflat" and name == ann.DEFAULT_OPCLASS}
+            for (m, name), oid in VECTOR_OPCLASSES.items()], EMPTY["pg_opclass"])
         if self.enums or self.domains:
             base = out["pg_type"]
             out["pg_type"] = pa.concat_tables([base, pa.Table.from_pylist(
@@ -466,6 +510,7 @@ def _attribute(rel: int, name: str, typ: int, mod: int, num: int, not_null: bool
 # int2vector: unsigned in DuckDB so the server can tell it from an array; oidvector columns
 # are sent as oid[]
 _INT2VECTOR, _OIDVECTOR = pa.list_(pa.uint16()), pa.list_(pa.uint32())
+_ZERO_BASED = frozenset(("indkey", "indclass", "indcollation", "indoption", "proargtypes", "partattrs"))
 ATTRIBUTE_TYPES = {
     "attrelid": pa.int64(), "attname": pa.string(), "atttypid": pa.int64(), "attstattarget": pa.int32(),
     "attlen": pa.int16(), "attnum": pa.int16(), "attndims": pa.int32(), "attcacheoff": pa.int32(),
@@ -744,7 +789,7 @@ class PgCatalog:
         for b, cid in visible:
             schemas.append((b, stable_oid("ns", b), s.catalog.snapshot(cid)))
         objs = s.catalog_objects()
-        key = (tuple((sc, ns, tuple((n, tm.table_id, tm.schema.fingerprint, tm.rows) for n, tm in t.items()))
+        key = (tuple((sc, ns, tuple((n, tm.table_id, tm.schema.fingerprint, tm.rows, tm.indexes) for n, tm in t.items()))
                      for sc, ns, t in schemas), s.user, s.database, json.dumps(objs, sort_keys=True))
         if key != self._key:
             self.current = CatalogTables(schemas, s.user, s.database, [b for b, _ in visible], objs)
@@ -858,7 +903,7 @@ def relation_name(key: str) -> str:
 
 
 CATALOG_NAMES = frozenset([
-    "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_constraint", "pg_attrdef", "pg_type",
+    "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_indexes", "pg_constraint", "pg_attrdef", "pg_type",
     "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
     "pg_settings", "pg_cursors", "pg_prepared_statements", "pg_stat_activity", *EMPTY, "information_schema.schemata", "information_schema.tables",
     "information_schema.columns", "information_schema.table_constraints", "information_schema.check_constraints",
@@ -874,6 +919,10 @@ _INTERNAL_NAME = re.compile(re.escape(INTERNAL) + r"\w*")
 def _named(rv: ast.RangeVar, relname: str) -> ast.RangeVar:
     rv.relname = relname
     return rv
+
+
+def _plus(node: ast.Node, n: int) -> ast.Node:
+    return ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="+"),), lexpr=node, rexpr=_const(n))
 
 
 def _template(sql: str, *args: ast.Node) -> ast.Node:
@@ -948,6 +997,8 @@ class CatalogRewrite:
             return ast.ColumnRef(fields=node.fields[1:])  # the relation is aliased by its own name
         if isinstance(node, ast.CollateClause) and node.location is not None:  # reeldb's own (citext) stay
             return self.recurse(node.arg)
+        if isinstance(node, ast.A_Indirection) and self._zero_based(node.arg):
+            return self._subscript(node)
         if isinstance(node, ast.TypeCast):
             return self.type_cast(node)
         return None
@@ -1009,7 +1060,8 @@ class CatalogRewrite:
             "pg_type_is_visible": lambda a: _const(True),
             "pg_function_is_visible": lambda a: _const(True),
             "format_type": lambda a: self._format_type(a[0], a[1] if len(a) > 1 else _const(None)),
-            "pg_get_indexdef": lambda a: self._def(a[0], a[1] if len(a) > 1 else _const(0)),
+            "pg_get_indexdef": self._indexdef,
+            "generate_subscripts": self._subscripts,
             "pg_get_constraintdef": lambda a: self._def(a[0], _const(-1 if len(a) > 1 and
                                                                       _constant_arg(a[1], self.params)[1] else 0)),
             "to_regclass": self._to_regclass,
@@ -1255,6 +1307,41 @@ class CatalogRewrite:
         self.pg.tables()
         return _template(f"(SELECT def_text FROM {_REL('__defs')} WHERE def_oid = $1 AND def_col = coalesce($2, 0))",
                          oid, col)
+
+    # -- int2vector / oidvector: numbered from 0 in PostgreSQL, lists from 1 here -------------
+    def _zero_based(self, node: ast.Node) -> bool:
+        """A catalog int2vector or oidvector column (pg_index.indkey, ...), not a user table's."""
+        if not isinstance(node, ast.ColumnRef) or not isinstance(node.fields[-1], ast.String):
+            return False
+        name = node.fields[-1].sval
+        return name in _ZERO_BASED and name not in (getattr(self.recurse, "kinds", None) or {})
+
+    def _subscripts(self, args: list[ast.Node]) -> ast.Node:
+        """generate_subscripts() of one (SQLAlchemy's index reflection) counts from 0."""
+        call = func("generate_subscripts", *args)
+        call.location = None  # reeldb's call now: the allow-list trusts it
+        if args and self._zero_based(args[0]):
+            return _plus(call, -1)
+        return call
+
+    def _subscript(self, node: ast.A_Indirection) -> ast.Node:
+        """``indkey[0]`` (psql, drivers' reflection) is the first element."""
+        out = []
+        for ind in node.indirection:
+            if isinstance(ind, ast.A_Indices):
+                ind = ast.A_Indices(is_slice=ind.is_slice,
+                                    lidx=None if ind.lidx is None else _plus(self.recurse(ind.lidx), 1),
+                                    uidx=None if ind.uidx is None else _plus(self.recurse(ind.uidx), 1))
+            out.append(ind)
+        return ast.A_Indirection(arg=self.recurse(node.arg), indirection=tuple(out))
+
+    def _indexdef(self, args: list[ast.Node]) -> ast.Node:
+        """pg_get_indexdef(index [, column, pretty]): column n (0: the whole definition) is
+        kept at n, pretty-printed at -1 - n (``_index_defs``)."""
+        col = args[1] if len(args) > 1 else _const(0)
+        if len(args) > 2 and _constant_arg(args[2], self.params)[1] is True:
+            col = _template("-1 - coalesce($1, 0)", col)
+        return self._def(args[0], col)
 
     def _to_regclass(self, args: list[ast.Node]) -> ast.Node:
         ok, name = _constant_arg(args[0], self.params)

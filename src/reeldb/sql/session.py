@@ -540,8 +540,10 @@ class Session(VersioningMixin):
             return vector_plan.search(self, table, column, queries, k, where, metric, columns)
 
     def run_query(self, stmt: ast.Node, params: list[Any]) -> tuple[pa.Table, list]:
+        """A query's rows; when describing, none: only its columns (a Describe's NULL
+        parameters must not reach a function that refuses NULL, as json_build_object's keys)."""
         sql = finish(deparse(self.rewriter(params)(stmt)))
-        return self.engine.arrow(sql, self.duck_params(params, sql))
+        return self.engine.arrow(sql, self.duck_params(params, sql), columns_only=self.describing)
 
     def rewriter(self, params: list[Any], *, stored: bool = False) -> Rewriter:
         """``stored``: for an expression kept and run later (a temporary table's DEFAULT), so

@@ -95,10 +95,11 @@ def choose(s: Session, bt: BoundTable, col: Column, metric: str, descending: boo
            want: int) -> Choice:
     if device(s) != "cpu":
         return Choice(None, f"exact on {device(s)} (reeldb.device)")
-    usable = [ix for ix in bt.manifest.indexes
-              if ix.column == col.id and NEAREST.get(metric) == (versioned.metric_of(ix), descending)]
+    built = [ix for ix in bt.manifest.indexes if ix.column == col.id and ix.key]  # not: expression, untrained
+    usable = [ix for ix in built if NEAREST.get(metric) == (versioned.metric_of(ix), descending)]
     if not usable:
         why = "no index on the column" if not any(ix.column == col.id for ix in bt.manifest.indexes) \
+            else "no index built on the column" if not built \
             else f"no index serves {metric} {'DESC' if descending else 'ASC'}"
         return Choice(None, f"exact: {why}")
     ix = usable[0]
