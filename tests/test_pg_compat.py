@@ -34,6 +34,23 @@ def test_like_escape(db) -> None:
     assert got == [("pgax",), ("q",)]
 
 
+def test_like_escapes_with_a_backslash_by_default(db) -> None:
+    """PostgreSQL 16's answers: LIKE's escape character is a backslash unless ESCAPE says
+    otherwise, for LIKE, ILIKE, their NOT forms and the ~~ operators."""
+    got = db.execute(r"SELECT 'defs_x' LIKE 'defs\_%', 'defsax' LIKE 'defs\_%', 'a\b' LIKE 'a\\b', "
+                     r"'ab' LIKE 'a%' ESCAPE '', 'a%' LIKE 'a\%', 'A_b' ILIKE 'a\_B', 'ab' NOT LIKE 'a\b', "
+                     r"'ab' LIKE 'a\b'").fetchall()
+    assert got == [(True, False, True, True, True, True, False, True)]
+    got = db.execute(r"SELECT 'x' ~~ 'x\%', 'X%' ~~* 'x\%', 'x' !~~ 'x\%', 'x' !~~* 'X', NULL LIKE 'a'").fetchall()
+    assert got == [(False, True, True, False, None)]
+    db.execute("CREATE TABLE names (n TEXT)")
+    db.execute("INSERT INTO names VALUES ('pg_class'), ('pgxclass')")
+    assert db.execute(r"SELECT n FROM names WHERE n LIKE 'pg\_%'").fetchall() == [("pg_class",)]
+    with pytest.raises(reeldb.DataError) as e:
+        db.execute(r"SELECT 'a\' LIKE 'a\'")
+    assert e.value.sqlstate == "22025" and str(e.value) == "LIKE pattern must not end with escape character"
+
+
 def test_savepoints(db) -> None:
     db.execute("CREATE TABLE t (id INT PRIMARY KEY)")
     db.execute("BEGIN")

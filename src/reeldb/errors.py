@@ -298,3 +298,9 @@ class AmbiguousColumn(ProgrammingError):
     """A column name two FROM items have, unqualified (SQLSTATE 42702)."""
 
     sqlstate = "42702"
+
+
+class InvalidEscapeSequence(DataError):
+    """A LIKE pattern that ends with its escape character (SQLSTATE 22025)."""
+
+    sqlstate = "22025"

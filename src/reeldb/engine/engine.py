@@ -755,7 +755,7 @@ _KIND_OF_CLASS: dict[type, str] = {
     duckdb.InvalidInputException: "Invalid Input", duckdb.OutOfRangeException: "Out of Range",
     duckdb.NotImplementedException: "Not implemented", duckdb.ConstraintException: "Constraint",
     duckdb.InterruptException: "INTERRUPT", duckdb.PermissionException: "Permission",
-    duckdb.OutOfMemoryException: "Out of Memory",
+    duckdb.OutOfMemoryException: "Out of Memory", duckdb.SyntaxException: "Syntax",
 }
 _KIND_PREFIX = re.compile("(" + "|".join(re.escape(k) for k in _KIND_OF_CLASS.values()) + ") Error: ")
 
@@ -786,6 +786,7 @@ _KINDS: dict[str, tuple[type[errors.Error], list[tuple[str, type[errors.Error]]]
     "Conversion": (errors.InvalidTextRepresentation, [
         ("value is out of range for the destination type", errors.NumericValueOutOfRange)]),
     "Parser": (errors.SyntaxError, []),
+    "Syntax": (errors.SyntaxError, [("must not end with escape character", errors.InvalidEscapeSequence)]),
     "Invalid Input": (errors.DataError, [("Malformed JSON", errors.InvalidTextRepresentation)]),
     "Out of Range": (errors.NumericValueOutOfRange, []),
     "Not implemented": (errors.FeatureNotSupported, []),
@@ -809,6 +810,7 @@ _PG_MESSAGES = [
     (re.compile(r'Referenced column "?([^" ]+)"? not found in FROM clause!?'), r'column "\1" does not exist'),
     (re.compile(r'Scalar Function with name ([^ ]+) does not exist!?'), r"function \1 does not exist"),
     (re.compile(r'Referenced table "?([^" ]+)"? not found!?'), r'missing FROM-clause entry for table "\1"'),
+    (re.compile(r'Like pattern must not end with escape character!?'), "LIKE pattern must not end with escape character"),
     (re.compile(r'Table "([^"]+)" does not have a column named "([^"]+)"'), r'column \1.\2 does not exist'),
 ]
 
@@ -862,7 +864,7 @@ def translate_error(e: Exception) -> errors.Error:
 def _clean(msg: str) -> str:
     for prefix in ("Catalog Error: ", "Binder Error: ", "Conversion Error: ", "Parser Error: ",
                    "Invalid Input Error: ", "Out of Range Error: ", "Not implemented Error: ",
-                   "Constraint Error: "):
+                   "Constraint Error: ", "Syntax Error: "):
         if msg.startswith(prefix):
             return msg[len(prefix):]
     return msg

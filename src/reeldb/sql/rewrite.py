@@ -67,6 +67,8 @@ def finish(sql: str) -> str:
     return STAR_SQL.sub("* EXCLUDE (_rowid)", sql) if STAR_MARKER in sql else sql
 
 
+_LIKE_OPERATORS = frozenset({"~~", "!~~", "~~*", "!~~*"})  # LIKE, NOT LIKE, ILIKE, NOT ILIKE
+
 class Rewriter:
     """Rewrites one statement's expressions. ``vector_dims`` maps column names to their
     dimension (None where two tables disagree); ``params`` are the bound values;
@@ -190,10 +192,13 @@ class Rewriter:
             if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr):
                 hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
                 return func("json_contains", self(hay), self._as_json(self(needle)))
+            if op in _LIKE_OPERATORS and node.lexpr is not None:
+                return self.like_default_escape(node, op)
             return None
-        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_LIKE, A_Expr_Kind.AEXPR_ILIKE) \
-                and isinstance(node.rexpr, ast.FuncCall) and name_of(node.rexpr.funcname) == "like_escape":
-            return self.like_escape(node)
+        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_LIKE, A_Expr_Kind.AEXPR_ILIKE):
+            if isinstance(node.rexpr, ast.FuncCall) and name_of(node.rexpr.funcname) == "like_escape":
+                return self.like_escape(node)
+            return self.like_default_escape(node, name_of(node.name))
         if isinstance(node, ast.TypeCast):
             return self.type_cast(node)
         if isinstance(node, ast.A_Const) and isinstance(node.val, ast.BitString):  # B'101', X'1F'
@@ -286,6 +291,16 @@ class Rewriter:
         name = "ilike_escape" if node.kind == A_Expr_Kind.AEXPR_ILIKE else "like_escape"
         call: ast.Node = func(name, self(node.lexpr), self(pattern), self(escape))
         if name_of(node.name).startswith("!"):
+            call = ast.BoolExpr(boolop=BoolExprType.NOT_EXPR, args=(call,))
+        return call
+
+    def like_default_escape(self, node: ast.A_Expr, op: str) -> ast.Node:
+        """``x LIKE p`` (``~~``, ``~~*``, their negations): Postgres' LIKE escapes with a
+        backslash unless told otherwise (``'a\\_%'`` matches a literal underscore); DuckDB's
+        LIKE has no escape character, so the backslash is given explicitly."""
+        name = "ilike_escape" if "*" in op or node.kind == A_Expr_Kind.AEXPR_ILIKE else "like_escape"
+        call: ast.Node = func(name, self(node.lexpr), self(node.rexpr), ast.A_Const(val=ast.String(sval="\\")))
+        if op.startswith("!"):
             call = ast.BoolExpr(boolop=BoolExprType.NOT_EXPR, args=(call,))
         return call
 
