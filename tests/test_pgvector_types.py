@@ -221,6 +221,38 @@ def test_vector_aggregates_keep_the_type(server) -> None:
     assert row[2] == HalfVector([2.75, 3.5, 4.5]) and row[3] == HalfVector([5.5, 7, 9])
 
 
+def test_vector_arithmetic_is_element_wise_as_pgvectors(server) -> None:
+    """pgvector 0.8's + - * of vectors and halfvecs, and the text of an aggregate or
+    arithmetic result: [2,4,6], never DuckDB's concatenation or list text."""
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        register_psycopg(conn)
+        row = conn.execute("SELECT v + v, v - '[1,1,1]', v * v, (v + v)::text, avg(v)::text, sum(v)::text "
+                           "FROM items WHERE id = 1 GROUP BY v").fetchone()
+        assert row[:3] == (Vector([2, 4, 6]), Vector([0, 1, 2]), Vector([1, 4, 9]))
+        assert row[3:] == ("[2,4,6]", "[1,2,3]", "[1,2,3]")
+        assert conn.execute("SELECT h + h FROM items WHERE id = 1").fetchone()[0] == HalfVector([3, 4, 6])
+        for sql, state, message in [
+                ("SELECT v + '[1,1]' FROM items", "22000", "different vector dimensions 3 and 2"),
+                ("SELECT '[1e38,1,1]'::vector * '[10,1,1]'::vector", "22003", "value out of range: overflow"),
+                ("SELECT '[1e-30,1,1]'::vector * '[1e-30,1,1]'::vector", "22003", "value out of range: underflow"),
+                ("SELECT h * '[60000,1,1]' FROM items", "22003", "value out of range: overflow")]:
+            with pytest.raises(psycopg.Error) as e:
+                conn.execute(sql)
+            assert e.value.sqlstate == state and str(e.value).startswith(message), sql
+
+
+def test_halfvec_casts_round_to_float2_and_refuse_what_it_cannot_hold(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        got = conn.execute("SELECT '[0.1,1,1]'::halfvec(3)::text, '[0.1,1,1]'::vector(3)::halfvec::text, "
+                           "'[0.1,1,1]'::vector(3)::text").fetchone()
+        assert got == ("[0.099975586,1,1]", "[0.099975586,1,1]", "[0.1,1,1]")
+        for sql in ("SELECT '[70000,1,1]'::halfvec(3)", "SELECT '[70000,1,1]'::vector(3)::halfvec(3)",
+                    "INSERT INTO items (id, h) VALUES (9, '[70000,1,1]')"):
+            with pytest.raises(psycopg.errors.NumericValueOutOfRange, match='"70000" is out of range for type halfvec'):
+                conn.execute(sql)
+        assert conn.execute("SELECT count(*) FROM items WHERE id = 9").fetchone() == (0,)
+
+
 # -- 5. advisory locks --------------------------------------------------------------------------
 def test_advisory_locks_are_server_wide_and_released_with_the_session(server) -> None:
     a = psycopg.connect(dsn(server), autocommit=True)

@@ -38,7 +38,14 @@ from ..format.fragment_arrow import LIVE, fragment_batch, fragment_schema, norms
 from ..format.fragment_arrow import POSITION as GPOS
 from ..format.hstore import FUNCTIONS as HSTORE_FUNCTIONS
 from ..format.manifest import Column, TableManifest
-from ..format.pgvector import sparse_text, vector_aggregate, vector_array_text, vector_text
+from ..format.pgvector import (
+    sparse_text,
+    to_halfvec,
+    vector_aggregate,
+    vector_arithmetic,
+    vector_array_text,
+    vector_text,
+)
 from ..format.types import MATRIX
 
 # Every name reeldb gives its own DuckDB relations and macros starts with INTERNAL, 64 bytes:
@@ -112,6 +119,10 @@ def _one_argument(fn: Callable[..., Any], *bound: Any) -> Callable[[Any], Any]:
     """``fn`` with its leading settings bound: DuckDB counts a Python function's
     parameters (a partial's and defaults included) against the SQL arguments."""
     return lambda rows: fn(*bound, rows)
+
+
+def _two_arguments(fn: Callable[..., Any], *bound: Any) -> Callable[[Any, Any], Any]:
+    return lambda a, b: fn(*bound, a, b)
 
 
 def quote_ident(name: str) -> str:
@@ -254,6 +265,10 @@ VECTOR_ARRAY_TEXT = {False: internal_name("vectorstext"), True: internal_name("s
 # pgvector's avg() and sum() of vector / halfvec: Python functions over list(column)
 VECTOR_AGGREGATES = {("avg", "vector"): internal_name("vavg"), ("sum", "vector"): internal_name("vsum"),
                      ("avg", "halfvec"): internal_name("havg"), ("sum", "halfvec"): internal_name("hsum")}
+TO_HALFVEC = internal_name("halfvec")  # x::halfvec: rounded to float2, too large is 22003
+# pgvector's element-wise + - * of vectors / halfvecs (DuckDB's + of two arrays concatenates)
+VECTOR_ARITHMETIC = {(op, kind): internal_name(f"v{name}", kind) for op, name in (("+", "add"), ("-", "sub"), ("*", "mul"))
+                     for kind in ("vector", "halfvec")}
 HSTORE = {name: internal_name("hstore", name) for name in HSTORE_FUNCTIONS}  # hstore's functions (format/hstore.py)
 CITEXT_IN = internal_name("citextin")  # x::citext of a computed value: refused where reeldb's citext differs
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
@@ -314,6 +329,12 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
         for (name, kind), fn in VECTOR_AGGREGATES.items():
             db.create_function(fn, _one_argument(vector_aggregate, name, kind),
                                [duckdb.list_type(duckdb.list_type("FLOAT"))], duckdb.list_type("FLOAT"),
+                               null_handling="special")
+        db.create_function(TO_HALFVEC, to_halfvec, [duckdb.list_type("FLOAT")], duckdb.list_type("FLOAT"),
+                           null_handling="special")
+        for (op, kind), fn in VECTOR_ARITHMETIC.items():
+            db.create_function(fn, _two_arguments(vector_arithmetic, op, kind),
+                               [duckdb.list_type("FLOAT"), duckdb.list_type("FLOAT")], duckdb.list_type("FLOAT"),
                                null_handling="special")
         db.create_function(CITEXT_IN, citext_in, ["VARCHAR"], "VARCHAR")
         for name, (fn, args, ret, with_nulls) in HSTORE_FUNCTIONS.items():
@@ -818,18 +839,32 @@ _PG_MESSAGES = [
 _NOT_BUILT_IN = re.compile(r'(?:(Type)|Function) with name "?([^" ]+)"? is not in the catalog, but it exists in')
 
 
-# a reeldb Python function's own error (format/hstore.py, format/citext.py), from the start of
-# DuckDB's message: user text quoted later in another error cannot pose as one
+# a reeldb Python function's own error (format/hstore.py, format/citext.py: with its SQLSTATE;
+# format/pgvector.py: a reeldb error class), from the start of DuckDB's message: user text
+# quoted later in another error cannot pose as one
 _RAISED = re.compile(r"Invalid Input Error: Python exception occurred while executing the UDF: "
-                     r"(?:HstoreError|CitextError): SQLSTATE ([0-9A-Z]{5}): (.*)", re.DOTALL)
+                     r"(?:(?:HstoreError|CitextError): SQLSTATE ([0-9A-Z]{5})|(\w+)): (.*)", re.DOTALL)
+
+
+def _raised(msg: str) -> errors.Error | None:
+    m = _RAISED.match(msg.split("\n\nLINE")[0])
+    if m is None:
+        return None
+    sqlstate, name, text = m.groups()
+    if sqlstate is not None:
+        return errors.DataError(text.strip(), sqlstate=sqlstate)
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, errors.Error):
+        return cls(text.strip())
+    return None
 
 
 def translate_error(e: Exception) -> errors.Error:
     """A DuckDB error -> the reeldb error with the Postgres SQLSTATE a client expects."""
     msg = str(e)
-    raised = _RAISED.match(msg.split("\n\nLINE")[0])
-    if raised:
-        return errors.DataError(raised.group(2).strip(), sqlstate=raised.group(1))
+    raised = _raised(msg)
+    if raised is not None:
+        return raised
     first = msg.split("\n\nLINE")[0].strip()
     m = _NOT_BUILT_IN.search(first)
     if m:  # e.g. inet: an extension reeldb does not load (it would be downloaded)

@@ -233,6 +233,41 @@ def vector_aggregate(name: str, kind: str, rows: list[Any] | None) -> list[float
     return out.astype(np.float32).tolist()
 
 
+def to_halfvec(values: Any) -> list[float] | None:
+    """``x::halfvec``: each element rounded to float2, as pgvector's casts and input do; an
+    element too large for float2 is pgvector's 22003."""
+    if values is None:
+        return None
+    x = np.asarray(values, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        h = x.astype(np.float16)
+    bad = np.isinf(h) & ~np.isinf(x)
+    if bad.any():
+        shown = float_text(float(x[np.argmax(bad)]), True)
+        raise errors.NumericValueOutOfRange(f'"{shown}" is out of range for type halfvec')
+    return h.astype(np.float32).tolist()
+
+
+def vector_arithmetic(op: str, kind: str, a: Any, b: Any) -> list[float] | None:
+    """pgvector's element-wise ``+``, ``-`` and ``*`` of two vectors (or halfvecs): the
+    dimensions must agree, arithmetic is float4's (halfvec: each result rounded to float2),
+    and a result that overflows (or, for ``*``, underflows to zero) is an error."""
+    if a is None or b is None:
+        return None
+    x, y = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
+    if x.shape != y.shape:
+        raise errors.DataError(f"different {kind} dimensions {x.size} and {y.size}")
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        out = x + y if op == "+" else x - y if op == "-" else x * y
+        if kind == "halfvec":
+            out = out.astype(np.float16)
+    if np.isinf(out).any():
+        raise errors.NumericValueOutOfRange("value out of range: overflow")
+    if op == "*" and ((out == 0) & (x != 0) & (y != 0)).any():
+        raise errors.NumericValueOutOfRange("value out of range: underflow")
+    return out.astype(np.float32).tolist()
+
+
 def vector_array_text(sparse: bool, rows: list[Any] | None) -> str | None:
     """vector[]'s text, as array_out writes it: ``{"[1,2]","[3,4.5]",NULL}``."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from pglast import ast
+from pglast.enums import A_Expr_Kind
 
 from .parse import name_of
 
@@ -64,6 +65,10 @@ def _kind(node: Any, kinds: dict[str, str | None]) -> str | None:
     if isinstance(node, ast.FuncCall) and name_of(node.funcname) in ("avg", "sum") and node.args \
             and len(node.args) == 1:  # pgvector's aggregates keep the type
         return _kind(node.args[0], kinds)
+    if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.lexpr is not None \
+            and name_of(node.name) in ("+", "-", "*"):  # pgvector's arithmetic: halfvec if either is
+        sides = {_kind(node.lexpr, kinds), _kind(node.rexpr, kinds)}
+        return "halfvec" if "halfvec" in sides else None
     if isinstance(node, ast.FuncCall) and name_of(node.funcname) == "array_agg" and node.args \
             and len(node.args) == 1 and _kind(node.args[0], kinds) == "citext":
         return "citext_array"

@@ -29,7 +29,9 @@ from ..engine.engine import (
     L1,
     MOD,
     SPARSE_TEXT,
+    TO_HALFVEC,
     VECTOR_AGGREGATES,
+    VECTOR_ARITHMETIC,
     VECTOR_ARRAY_TEXT,
     VECTOR_TEXT,
     rowid_view_name,
@@ -192,6 +194,9 @@ class Rewriter:
             if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr):
                 hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
                 return func("json_contains", self(hay), self._as_json(self(needle)))
+            if op in ("+", "-", "*") and node.lexpr is not None \
+                    and (self._is_vector(node.lexpr) or self._is_vector(node.rexpr)):
+                return self.vector_arithmetic(op, node)
             if op in _LIKE_OPERATORS and node.lexpr is not None:
                 return self.like_default_escape(node, op)
             return None
@@ -293,6 +298,16 @@ class Rewriter:
         if name_of(node.name).startswith("!"):
             call = ast.BoolExpr(boolop=BoolExprType.NOT_EXPR, args=(call,))
         return call
+
+    def vector_arithmetic(self, op: str, node: ast.A_Expr) -> ast.Node:
+        """``a + b``, ``a - b``, ``a * b`` of vectors: pgvector's element-wise arithmetic
+        (DuckDB's ``+`` of two arrays would concatenate them)."""
+        kinds = {self._vector_kind(node.lexpr), self._vector_kind(node.rexpr)}
+        kind = "halfvec" if "halfvec" in kinds else "vector"
+        call = func(VECTOR_ARITHMETIC[(op, kind)], cast(self(node.lexpr), "float4", (-1,)),
+                    cast(self(node.rexpr), "float4", (-1,)))
+        dim = self.dim_of(node.lexpr) or self.dim_of(node.rexpr)
+        return cast(call, "float4", (dim,)) if dim else call
 
     def like_default_escape(self, node: ast.A_Expr, op: str) -> ast.Node:
         """``x LIKE p`` (``~~``, ``~~*``, their negations): Postgres' LIKE escapes with a
@@ -452,6 +467,8 @@ class Rewriter:
                 if got != dim:
                     raise errors.DataError(f"expected {dim} dimensions, not {got}")
             arg = self(node.arg)
+            if t == "halfvec" and self._vector_kind(node.arg) != "halfvec":  # float2 elements, as pgvector's
+                arg = func(TO_HALFVEC, cast(arg, "float4", (-1,)))
             return cast(arg, "float4", (dim,)) if dim else cast(arg, "float4", (-1,))
         array_kind = self._vector_kind(node.arg, arrays=True)
         if t in ("text", "varchar") and not tn.arrayBounds and array_kind in VECTOR_ARRAY_KINDS:
@@ -611,6 +628,12 @@ class Rewriter:
         if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
             name = node.fields[-1].sval
             return self.kinds.get(name) in ("vector", "halfvec") if name in self.kinds else name in self.dims
+        if isinstance(node, ast.FuncCall) and name_of(node.funcname) in ("avg", "sum") \
+                and node.args and len(node.args) == 1:  # pgvector's aggregates give a vector
+            return self._is_vector(node.args[0])
+        if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.lexpr is not None \
+                and name_of(node.name) in ("+", "-", "*"):  # pgvector's arithmetic gives a vector
+            return self._is_vector(node.lexpr) or self._is_vector(node.rexpr)
         return False
 
     def array_literal(self, node: ast.TypeCast) -> ast.Node:
