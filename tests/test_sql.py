@@ -317,20 +317,27 @@ def test_returning_star_of_no_from_item_is_42p01(joined: reeldb.Connection, refu
         joined.execute("SELECT x.* FROM a")
 
 
-def test_update_from_returning_is_answered_or_refused(joined: reeldb.Connection, refused) -> None:
-    """RETURNING of UPDATE ... FROM is answered from the updated rows; what would need the
-    FROM item's row is refused (0A000) and an ambiguous name is 42702, as in PostgreSQL,
-    never an answer read from the wrong table. A refused UPDATE changes nothing."""
+def test_update_from_returning_reads_the_row_each_was_updated_with(joined: reeldb.Connection, refused) -> None:
+    """As PostgreSQL 16 answers: RETURNING of UPDATE ... FROM reads the new row and the FROM
+    row it was updated with (``b.w``, ``w``, ``*``, ``b.*``, an alias); a name two items
+    have is 42702; a subquery's column unqualified is refused (0A000). A refused UPDATE
+    changes nothing."""
+    cur = joined.execute("UPDATE a SET v = b.w FROM b WHERE a.id = b.id AND a.id = 2 RETURNING a.id, b.w, w, v")
+    assert [d[0] for d in cur.description] == ["id", "w", "w", "v"]
+    assert cur.fetchall() == [(2, "q", "q", "q")]
+    cur = joined.execute("UPDATE a AS x SET v = 'k' FROM b WHERE x.id = b.id AND b.w = 'q' RETURNING *")
+    assert [d[0] for d in cur.description] == ["id", "v", "id", "w"]
+    assert sorted(cur.fetchall()) == [(1, "k", 1, "q"), (2, "k", 2, "q")]
+    cur = joined.execute("UPDATE a AS x SET v = 'm' FROM b WHERE x.id = b.id AND b.w = 'p' RETURNING x.v, b.*")
+    assert cur.fetchall() == [("m", 1, "p")]
+    got = joined.execute("UPDATE a SET v = s.w FROM (SELECT 3 AS id, 'n' AS w) s WHERE a.id = s.id "
+                         "RETURNING s.w, v").fetchall()
+    assert got == [("n", "n")]
     before = rows(joined, "SELECT id, v FROM a ORDER BY id")
-    for sql in ("UPDATE a SET v = b.w FROM b WHERE a.id = b.id RETURNING b.w",
-                "UPDATE a SET v = b.w FROM b WHERE a.id = b.id RETURNING w",
-                "UPDATE a SET v = b.w FROM b WHERE a.id = b.id RETURNING *",
-                "UPDATE a SET v = s.w FROM (SELECT 1 AS id, 'n' AS w) s WHERE a.id = s.id RETURNING v"):
-        refused("0A000", "a", sql)
+    refused("0A000", "a", "UPDATE a SET v = s.w FROM (SELECT 3 AS id, 'o' AS w) s WHERE a.id = s.id RETURNING w")
     refused("42702", "a", "UPDATE a SET v = b.w FROM b WHERE a.id = b.id RETURNING id")
-    assert rows(joined, "SELECT id, v FROM a ORDER BY id") == before
-    cur = joined.execute("UPDATE a SET v = 'k' FROM b WHERE a.id = b.id RETURNING a.id, a.v, v")
-    assert sorted(cur.fetchall()) == [(1, "k", "k"), (2, "k", "k")]
+    assert rows(joined, "SELECT id, v FROM a ORDER BY id") == before == [(1, "m"), (2, "k"), (3, "n")]
+    assert joined.execute("INSERT INTO a AS x VALUES (9, 'nine') RETURNING x.id").fetchall() == [(9,)]
 
 
 # --- UPDATE / DELETE --------------------------------------------------------------------------

@@ -171,7 +171,8 @@ def insert(s: Session, stmt: ast.InsertStmt, params: list[Any], param_rows: list
         n = table.num_rows
         data = {col: table.column(i) for i, col in enumerate(target)}
     frags = write_rows(s, name, data, n)
-    returning = _returning(s, name, frags, stmt.returningClause, params)
+    alias = stmt.relation.alias.aliasname if stmt.relation.alias else None  # INSERT INTO t AS x
+    returning = _returning(s, name, frags, stmt.returningClause, params, alias)
     s.finish_write()
     return Result(table=returning[0] if returning else None, description=returning[1] if returning else None,
                   rowcount=n, status=f"INSERT 0 {n}")
@@ -223,12 +224,15 @@ def _simple_value(node: ast.Node, prow: list[Any]) -> Any:
     return _SLOW
 
 
-def _returning(s: Session, name: str, frags: list, clause: Any, params: list[Any]):
+def _returning(s: Session, name: str, frags: list, clause: Any, params: list[Any], alias: str | None = None,
+               joined: pa.Table | None = None, others: dict[str, list[str] | None] | None = None):
+    """RETURNING over the rows a statement wrote (``frags``), as ``alias``; ``joined`` holds,
+    row for row, the FROM items' rows each was updated with (a struct column per item)."""
     if clause is None:
         return None
     tm = s.write_txn().table(name)
     bt = s.engine.bind_table(internal_name("ret", name), _only(tm, {f.id for f in frags}))
-    return _select_over(s, bt, clause, params, name)
+    return _select_over(s, bt, clause, params, alias or name, joined, others)
 
 
 def from_items(s: Session, items: Any) -> dict[str, list[str] | None]:
@@ -251,32 +255,23 @@ def from_items(s: Session, items: Any) -> dict[str, list[str] | None]:
     return out
 
 
-def _returning_reads_target_only(clause: Any, alias: str, names: list[str],
-                                 others: dict[str, list[str] | None]) -> None:
-    """UPDATE ... FROM's RETURNING is answered from the updated rows alone: a reference to
-    a FROM item's columns is refused rather than answered from the wrong row (0A000), and
-    a name two items have is Postgres' 42702."""
-    unsupported = errors.FeatureNotSupported(
-        "RETURNING of UPDATE ... FROM reads the updated table's columns only: "
-        "name them with the table's alias")
+def _qualify_returning(clause: Any, alias: str, names: list[str], others: dict[str, list[str] | None]) -> None:
+    """RETURNING of UPDATE ... FROM names the updated table's and the FROM items' columns; an
+    unqualified name is qualified with the one item that has it (42702 if two do, as in
+    Postgres; 0A000 where an item's columns are unknown here and the name is not the table's)."""
     for node in walk(clause):
-        if not isinstance(node, ast.ColumnRef):
+        if not isinstance(node, ast.ColumnRef) or len(node.fields) != 1 or not isinstance(node.fields[0], ast.String):
             continue
-        fields = node.fields
-        if isinstance(fields[-1], ast.A_Star):
-            if len(fields) == 1 or fields[-2].sval != alias:
-                raise unsupported
-            continue
-        if len(fields) > 1:
-            if fields[-2].sval != alias:
-                raise unsupported
-            continue
-        column = fields[0].sval
-        in_others = [cols for cols in others.values() if cols is None or column in cols]
-        if column in names and any(cols is not None for cols in in_others):
+        column = node.fields[0].sval
+        owners = [alias] if column in names else []
+        owners += [item for item, cols in others.items() if cols is not None and column in cols]
+        if len(owners) > 1:
             raise errors.AmbiguousColumn(f'column reference "{column}" is ambiguous')
-        if in_others:
-            raise unsupported
+        if not owners and any(cols is None for cols in others.values()):
+            raise errors.FeatureNotSupported(
+                f'RETURNING "{column}" of UPDATE ... FROM: qualify it with its table\'s name')
+        if owners and owners[0] != alias:
+            node.fields = (ast.String(sval=owners[0]), node.fields[0])
 
 
 def _only(tm: TableManifest, ids: set[str]) -> TableManifest:
@@ -287,12 +282,28 @@ def _only(tm: TableManifest, ids: set[str]) -> TableManifest:
     return out
 
 
-def _select_over(s: Session, bt: BoundTable, clause: Any, params: list[Any], alias: str):
+def _select_over(s: Session, bt: BoundTable, clause: Any, params: list[Any], alias: str,
+                 joined: pa.Table | None = None, others: dict[str, list[str] | None] | None = None):
     rw = s.rewriter(params)
-    exprs = expand_stars(clause.exprs, alias, bt.manifest.schema.names)
+    exprs = expand_stars(clause.exprs, alias, bt.manifest.schema.names, others)
     targets = ", ".join(_target_sql(rw, rt) for rt in exprs)
-    sql = f"SELECT {targets} FROM {quote_ident(bt.view)} AS {quote_ident(alias)} ORDER BY {GPOS}"
-    return s.engine.arrow(sql, s.duck_params(params, sql))
+    a = quote_ident(alias)
+    if joined is None:
+        sql = f"SELECT {targets} FROM {quote_ident(bt.view)} AS {a} ORDER BY {GPOS}"
+        return s.engine.arrow(sql, s.duck_params(params, sql))
+    # the i-th row written is the i-th of ``joined``: a FROM item's name reads its struct column
+    rel = internal_name("retfrom", bt.manifest.name)
+    s.engine.register(rel, joined)
+    try:
+        sql = (f"SELECT {targets} FROM (SELECT *, row_number() OVER (ORDER BY {GPOS}) - 1 AS {_ORDINAL} "
+               f"FROM {quote_ident(bt.view)}) AS {a} JOIN {rel} AS {_JOINED} "
+               f"ON {_JOINED}.{_ORDINAL} = {a}.{_ORDINAL} ORDER BY {a}.{GPOS}")
+        return s.engine.arrow(sql, s.duck_params(params, sql))
+    finally:
+        s.engine.unregister(rel)
+
+
+_ORDINAL, _JOINED = "__reeldb_ordinal", "__reeldb_joined"  # longer than no user name: internal
 
 
 def _target_sql(rw: Any, rt: ast.ResTarget) -> str:
@@ -322,11 +333,13 @@ def update(s: Session, stmt: ast.UpdateStmt, params: list[Any]) -> Result:
             raise errors.SyntaxError(f'multiple assignments to same column "{rt.name}"')
         sets[rt.name] = rt.val
     generated.check_update(tm, sets)
-    if stmt.fromClause and stmt.returningClause is not None:
-        _returning_reads_target_only(stmt.returningClause, alias, tm.schema.names,
-                                     from_items(s, stmt.fromClause))
+    others = from_items(s, stmt.fromClause or ())
+    if others and stmt.returningClause is not None:
+        _qualify_returning(stmt.returningClause, alias, tm.schema.names, others)
     a = quote_ident(alias)
     select = [f"{a}.{GPOS} AS {GPOS}", f"{a}._rowid AS _rowid"]
+    if stmt.returningClause is not None:  # each FROM item's row, as a struct, for RETURNING
+        select += [f"{quote_ident(item)} AS {quote_ident(_from_column(k))}" for k, item in enumerate(others)]
     for col in tm.schema.columns:
         if col.name in sets:
             node = sets[col.name]
@@ -359,10 +372,18 @@ def update(s: Session, stmt: ast.UpdateStmt, params: list[Any]) -> Result:
         frags = write_rows(s, name, data, n, rowids=table.column("_rowid").to_numpy(), matrices=mats)
     else:
         frags = []
-    returning = _returning(s, name, frags, stmt.returningClause, params)
+    joined = None
+    if others and stmt.returningClause is not None:
+        joined = pa.table({_ORDINAL: pa.array(np.arange(n, dtype=np.int64)),
+                           **{item: table.column(_from_column(k)) for k, item in enumerate(others)}})
+    returning = _returning(s, name, frags, stmt.returningClause, params, alias, joined, others)
     s.finish_write()
     return Result(table=returning[0] if returning else None, description=returning[1] if returning else None,
                   rowcount=n, status=f"UPDATE {n}")
+
+
+def _from_column(k: int) -> str:
+    return f"__reeldb_from_{k}"
 
 
 def gather_matrix(s: Session, bt: BoundTable, col: Column, gpos: np.ndarray) -> MatrixColumn:
