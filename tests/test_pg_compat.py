@@ -51,6 +51,30 @@ def test_like_escapes_with_a_backslash_by_default(db) -> None:
     assert e.value.sqlstate == "22025" and str(e.value) == "LIKE pattern must not end with escape character"
 
 
+def test_pg_typeof_names_postgres_types(db) -> None:
+    """PostgreSQL 16's (and pgvector's) names, never DuckDB's (varchar, float[3], decimal(5,2));
+    a run-time type that stands for more than one of PostgreSQL's is refused."""
+    db.execute("CREATE TYPE mood AS ENUM ('a', 'b')")
+    db.execute("CREATE TABLE t (e VECTOR(3), h HALFVEC(3), s SPARSEVEC(3), b BIT(3), j JSONB, n NUMERIC(5,2), "
+               "ts TIMESTAMPTZ, i INT2, tx TEXT, m mood, vc VARCHAR(4))")
+    db.execute("INSERT INTO t VALUES ('[1,2,3]', '[1,2,3]', '{1:1}/3', '101', '{}', 1.5, now(), 1, 'a', 'a', 'x')")
+    assert db.execute("SELECT pg_typeof(e), pg_typeof(h), pg_typeof(s), pg_typeof(b), pg_typeof(j), pg_typeof(n), "
+                      "pg_typeof(ts), pg_typeof(i), pg_typeof(tx), pg_typeof(m), pg_typeof(vc) FROM t").fetchall() == \
+        [("vector", "halfvec", "sparsevec", "bit", "jsonb", "numeric", "timestamp with time zone", "smallint",
+          "text", "mood", "character varying")]
+    assert db.execute("SELECT pg_typeof(1), pg_typeof(1.5), pg_typeof('a'), pg_typeof(NULL), pg_typeof(3000000000), "
+                      "pg_typeof(true), pg_typeof(1::int8), pg_typeof(1.5::float4), pg_typeof(ARRAY[1, 2]), "
+                      "pg_typeof(ARRAY['a']), pg_typeof('a'::text || 'x'), pg_typeof(count(*)), "
+                      "pg_typeof('[1,2]'::halfvec)").fetchall() == \
+        [("integer", "numeric", "unknown", "unknown", "bigint", "boolean", "bigint", "real", "integer[]",
+          "text[]", "text", "bigint", "halfvec")]
+    assert db.execute("SELECT pg_typeof(h + h), pg_typeof(e <-> e) FROM t").fetchall() == [("halfvec", "double precision")]
+    with pytest.raises(reeldb.DataError):
+        db.execute("SELECT pg_typeof('x'::int)")  # the cast still runs
+    with pytest.raises(reeldb.NotSupportedError):
+        db.execute("SELECT pg_typeof(j -> 'a') FROM t")  # DuckDB's JSON: json or jsonb?
+
+
 def test_savepoints(db) -> None:
     db.execute("CREATE TABLE t (id INT PRIMARY KEY)")
     db.execute("BEGIN")

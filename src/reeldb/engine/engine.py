@@ -46,6 +46,7 @@ from ..format.pgvector import (
     vector_array_text,
     vector_text,
 )
+from ..format.typeof import pg_type_name
 from ..format.types import MATRIX
 
 # Every name reeldb gives its own DuckDB relations and macros starts with INTERNAL, 64 bytes:
@@ -265,6 +266,7 @@ VECTOR_ARRAY_TEXT = {False: internal_name("vectorstext"), True: internal_name("s
 # pgvector's avg() and sum() of vector / halfvec: Python functions over list(column)
 VECTOR_AGGREGATES = {("avg", "vector"): internal_name("vavg"), ("sum", "vector"): internal_name("vsum"),
                      ("avg", "halfvec"): internal_name("havg"), ("sum", "halfvec"): internal_name("hsum")}
+PG_TYPE_NAME = internal_name("pgtypename")  # pg_typeof of an expression: DuckDB's type, named as Postgres'
 TO_HALFVEC = internal_name("halfvec")  # x::halfvec: rounded to float2, too large is 22003
 # pgvector's element-wise + - * of vectors / halfvecs (DuckDB's + of two arrays concatenates)
 VECTOR_ARITHMETIC = {(op, kind): internal_name(f"v{name}", kind) for op, name in (("+", "add"), ("-", "sub"), ("*", "mul"))
@@ -330,6 +332,7 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
             db.create_function(fn, _one_argument(vector_aggregate, name, kind),
                                [duckdb.list_type(duckdb.list_type("FLOAT"))], duckdb.list_type("FLOAT"),
                                null_handling="special")
+        db.create_function(PG_TYPE_NAME, pg_type_name, ["VARCHAR"], "VARCHAR")
         db.create_function(TO_HALFVEC, to_halfvec, [duckdb.list_type("FLOAT")], duckdb.list_type("FLOAT"),
                            null_handling="special")
         for (op, kind), fn in VECTOR_ARITHMETIC.items():

@@ -36,7 +36,7 @@ def plan(stmt: ast.Node, kinds: dict[str, str | None]) -> list[str | None] | Non
     if any(isinstance(t, ast.ResTarget) and isinstance(t.val, ast.ColumnRef) and isinstance(t.val.fields[-1], ast.A_Star)
            for t in targets):
         return None
-    return [_kind(t.val, kinds) if isinstance(t, ast.ResTarget) else None for t in targets]
+    return [kind_of(t.val, kinds) if isinstance(t, ast.ResTarget) else None for t in targets]
 
 
 def mark(planned: list[str | None] | None, description: list | None, kinds: dict[str, str | None]) -> list | None:
@@ -54,7 +54,8 @@ def mark(planned: list[str | None] | None, description: list | None, kinds: dict
     return out
 
 
-def _kind(node: Any, kinds: dict[str, str | None]) -> str | None:
+def kind_of(node: Any, kinds: dict[str, str | None]) -> str | None:
+    """The kind (halfvec, sparsevec, varbit, citext, ...) an expression's value has, if known."""
     if isinstance(node, ast.TypeCast):
         name = name_of(node.typeName.names)
         if node.typeName.arrayBounds:
@@ -64,13 +65,13 @@ def _kind(node: Any, kinds: dict[str, str | None]) -> str | None:
         return kinds.get(node.fields[-1].sval)
     if isinstance(node, ast.FuncCall) and name_of(node.funcname) in ("avg", "sum") and node.args \
             and len(node.args) == 1:  # pgvector's aggregates keep the type
-        return _kind(node.args[0], kinds)
+        return kind_of(node.args[0], kinds)
     if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.lexpr is not None \
             and name_of(node.name) in ("+", "-", "*"):  # pgvector's arithmetic: halfvec if either is
-        sides = {_kind(node.lexpr, kinds), _kind(node.rexpr, kinds)}
+        sides = {kind_of(node.lexpr, kinds), kind_of(node.rexpr, kinds)}
         return "halfvec" if "halfvec" in sides else None
     if isinstance(node, ast.FuncCall) and name_of(node.funcname) == "array_agg" and node.args \
-            and len(node.args) == 1 and _kind(node.args[0], kinds) == "citext":
+            and len(node.args) == 1 and kind_of(node.args[0], kinds) == "citext":
         return "citext_array"
     return None
 

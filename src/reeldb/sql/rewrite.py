@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from pglast import ast
-from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
+from pglast.enums import A_Expr_Kind, BoolExprType, NullTestType, SQLValueFunctionOp
 
 from .. import errors
 from ..engine.engine import (
@@ -28,6 +28,7 @@ from ..engine.engine import (
     JACCARD,
     L1,
     MOD,
+    PG_TYPE_NAME,
     SPARSE_TEXT,
     TO_HALFVEC,
     VECTOR_AGGREGATES,
@@ -41,8 +42,9 @@ from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_tex
 from ..format.types import VECTOR_ARRAY_KINDS, parse_vector_text
 from . import advisory, allowlist
 from .parse import cast, const_value, func, name_of, transform, walk
-from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog
-from .pgtypes import parse_array_literal
+from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, type_oid
+from .pgtypes import column_oid, parse_array_literal
+from .result_types import kind_of as result_types_kind
 
 # function / operator -> (DuckDB function, negate)
 VECTOR_FUNCS = {
@@ -101,6 +103,7 @@ class Rewriter:
         self.relations = relations or set()
         self.rowid: bool | None = None  # does the statement name the hidden _rowid?
         self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
+        self._columns: dict[str, Any] | None = None  # every column of them (_statement_columns)
         self.kinds: dict[str, str | None] = {}  # column name -> halfvec / sparsevec / varbit ... (session sets)
 
     def __call__(self, node: Any) -> Any:
@@ -165,6 +168,8 @@ class Rewriter:
                 return _timestamptz(self.clock[_CLOCK_FUNCS[name]])
             if name in advisory.FUNCTIONS and self.pg is not None:
                 return self.advisory_call(name, node)
+            if name == "pg_typeof" and node.args and len(node.args) == 1 and self.pg is not None:
+                return self.pg_typeof(node.args[0])
             if name in ("avg", "sum") and node.args and len(node.args) == 1 and not node.agg_star:
                 kind = self._vector_kind(node.args[0])
                 if kind in ("vector", "halfvec"):
@@ -299,6 +304,51 @@ class Rewriter:
             call = ast.BoolExpr(boolop=BoolExprType.NOT_EXPR, args=(call,))
         return call
 
+    def pg_typeof(self, arg: ast.Node) -> ast.Node:
+        """``pg_typeof(x)``: PostgreSQL's name of x's type. A column, constant or cast is
+        named from the statement (DuckDB's types cannot tell vector from halfvec, json from
+        jsonb); anything else from DuckDB's type at run time (format/typeof.py)."""
+        name = self._static_type_name(arg)
+        if name is None:
+            return func(PG_TYPE_NAME, func("typeof", self(arg)))
+        shown = ast.A_Const(val=ast.String(sval=name))
+        if isinstance(arg, ast.TypeCast):  # the cast still runs: 'x'::int is an error
+            return ast.CaseExpr(args=(ast.CaseWhen(expr=ast.NullTest(arg=self(arg), nulltesttype=NullTestType.IS_NULL),
+                                                   result=shown),), defresult=shown)
+        return shown
+
+    def _static_type_name(self, arg: ast.Node) -> str | None:
+        if isinstance(arg, ast.A_Const):
+            if arg.isnull or isinstance(arg.val, ast.String):
+                return "unknown"
+            if isinstance(arg.val, ast.Integer):
+                return "integer"
+            if isinstance(arg.val, ast.Boolean):
+                return "boolean"
+            if isinstance(arg.val, ast.Float):
+                text = arg.val.fval
+                return "bigint" if text.isdigit() and int(text) < 2**63 else "numeric"
+            return None
+        if isinstance(arg, ast.TypeCast):
+            tn = arg.typeName
+            enum = self._enum_type(tn.names) if not tn.arrayBounds else None
+            if enum is not None:
+                return str(enum.dtype)
+            if not tn.arrayBounds and self._domain(tn.names) is not None:
+                return name_of(tn.names)
+            oid = type_oid(name_of(tn.names) + "[]" * len(tn.arrayBounds or ()))
+            return None if oid is None else format_type(oid, -1)
+        if isinstance(arg, ast.ColumnRef) and isinstance(arg.fields[-1], ast.String):
+            ctype = self._statement_columns().get(arg.fields[-1].sval)
+            if ctype is None:
+                return None
+            if ctype.is_enum:
+                return str(ctype.dtype)
+            return format_type(column_oid(ctype)[0], -1)
+        if self._is_vector(arg):
+            return "halfvec" if result_types_kind(arg, self.kinds) == "halfvec" else "vector"
+        return None
+
     def vector_arithmetic(self, op: str, node: ast.A_Expr) -> ast.Node:
         """``a + b``, ``a - b``, ``a * b`` of vectors: pgvector's element-wise arithmetic
         (DuckDB's ``+`` of two arrays would concatenate them)."""
@@ -337,17 +387,32 @@ class Rewriter:
         return cast(node, "json")
 
     # -- enum types ----------------------------------------------------------------------------
+    def _statement_schemas(self) -> list[Any]:
+        """The schemas of the tables the statement reads (every bound table's where the
+        statement's tables are not known)."""
+        if self.pg is None:
+            return []
+        named = self.pg.s.statement_tables  # not every table bound: m may be text elsewhere
+        return [bt.manifest.schema for rel, bt in list(self.pg.s.engine.bound.items())
+                if named is None or rel in named or rel in self._resolved]
+
+    def _statement_columns(self) -> dict[str, Any]:
+        """Their columns by name -> type (None where two tables have it with different types)."""
+        if self._columns is None:
+            cols: dict[str, Any] = {}
+            for schema in self._statement_schemas():
+                for c in schema.columns:
+                    cols[c.name] = c.type if cols.get(c.name, c.type) == c.type else None
+            self._columns = cols
+        return self._columns
+
     def _has_enums(self) -> bool:
         if self._enum_columns is None:
             cols: dict[str, Any] = {}
-            if self.pg is not None:
-                named = self.pg.s.statement_tables  # not every table bound: m may be text elsewhere
-                for rel, bt in list(self.pg.s.engine.bound.items()):
-                    if named is not None and rel not in named and rel not in self._resolved:
-                        continue
-                    for c in bt.manifest.schema.columns:
-                        if c.type.is_enum:
-                            cols[c.name] = c.type if cols.get(c.name, c.type) == c.type else None
+            for schema in self._statement_schemas():
+                for c in schema.columns:
+                    if c.type.is_enum:
+                        cols[c.name] = c.type if cols.get(c.name, c.type) == c.type else None
             self._enum_columns = cols
         return bool(self._enum_columns)
 
