@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
+from ..format.arrays import ARRAY_TEXT_ELEMENTS, duck_array_text
 from ..format.arrow import (
     bool_array,
     int64_array,
@@ -260,6 +261,8 @@ VECTOR_ARRAY_TEXT = {False: internal_name("vectorstext"), True: internal_name("s
 VECTOR_AGGREGATES = {("avg", "vector"): internal_name("vavg"), ("sum", "vector"): internal_name("vsum"),
                      ("avg", "halfvec"): internal_name("havg"), ("sum", "halfvec"): internal_name("hsum")}
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
+# int[]::text & co: Postgres' array text ({1,NULL,"a b"}) of a list, by DuckDB element type
+ARRAY_TEXT = {element: internal_name(f"arraytext{element.lower()}") for element in ARRAY_TEXT_ELEMENTS}
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
 
@@ -314,6 +317,9 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
         for sparse, fn in VECTOR_ARRAY_TEXT.items():
             db.create_function(fn, _one_argument(vector_array_text, sparse),
                                [duckdb.list_type(duckdb.list_type("FLOAT"))], "VARCHAR", null_handling="special")
+        for element, fn in ARRAY_TEXT.items():
+            db.create_function(fn, _one_argument(duck_array_text, element), [duckdb.list_type(element)], "VARCHAR",
+                               null_handling="special")
         for (name, kind), fn in VECTOR_AGGREGATES.items():
             db.create_function(fn, _one_argument(vector_aggregate, name, kind),
                                [duckdb.list_type(duckdb.list_type("FLOAT"))], duckdb.list_type("FLOAT"),
@@ -741,6 +747,8 @@ def select_expr(c: Column) -> str:
         return f"CAST({q} AS {c.type.duck_enum()}) AS {q}"
     if c.type.kind in ("bit", "varbit"):  # stored as the text of its bits
         return f"CAST({q} AS BIT) AS {q}"
+    if c.type.kind in ("uuid_array", "jsonb_array"):  # stored as lists of text
+        return f"CAST({q} AS {c.type.duck()}) AS {q}"
     return q
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import errors
+from .arrays import ARRAY_KINDS
 from .types import ColumnType
 
 _INT_RANGES = {"int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -334,6 +335,15 @@ def _vector_arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     return conv
 
 
+def _arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
+    """int[] / text[] / ...: each element checked as a column of the element type checks it."""
+    from .arrays import array_converter, bytea_in
+
+    element = ctype.element()
+    conv = (lambda v: bytea_in(v, column)) if element.kind == "bytea" else _CONVERTERS[element.kind](element, column)
+    return array_converter(ctype.sql(), column, conv)
+
+
 def _passthrough(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     return lambda v: v
 
@@ -345,6 +355,7 @@ _CONVERTERS: dict[str, Callable[[ColumnType, str], Callable[[Any], Any]]] = {
     "jsonb": _json, "time": _passthrough, "interval": _passthrough, "bit": _bits, "varbit": _bits,
     "vector_array": _vector_arrays, "halfvec_array": _vector_arrays, "sparsevec_array": _vector_arrays,
 }
+_CONVERTERS.update({kind: _arrays for kind in ARRAY_KINDS})
 
 
 def check_scalars(ctype: ColumnType, column: str, values: list[Any]) -> pa.Array:
@@ -371,13 +382,20 @@ def _check_reals(source: pa.Array, cast: pa.Array, column: str) -> None:
         _check_real(float(src[i]), repr(float(src[i])), column, text=False)
 
 
+def _plain_elements(kind: str) -> bool:
+    """Does an Arrow list of the column's storage type need no check of its elements?"""
+    return ARRAY_KINDS[kind] in ("int16", "int32", "int64", "float32", "float64", "numeric", "bool", "text",
+                                 "bytea", "date", "timestamp", "timestamptz")
+
+
 def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Arrow array (from DuckDB or a user's table) -> storage type, cast when lossless."""
     target = ctype.arrow()
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if arr.type == target and ctype.kind not in ("json", "jsonb", "varchar", "uuid", "bit", "varbit",
-                                                 "vector_array", "halfvec_array", "sparsevec_array"):
+                                                 "vector_array", "halfvec_array", "sparsevec_array") \
+            and not (ctype.kind in ARRAY_KINDS and not _plain_elements(ctype.kind)):
         return arr
     if ctype.kind in _FAST_CASTS and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
                                       or pa.types.is_boolean(arr.type) or pa.types.is_temporal(arr.type)

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 from pglast import ast
-from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
+from pglast.enums import A_Expr_Kind, BoolExprType, NullTestType, SQLValueFunctionOp
 
 from .. import errors
 from ..engine.engine import (
+    ARRAY_TEXT,
     CLOCK,
     DIV,
     HAMMING,
@@ -34,13 +35,13 @@ from ..engine.engine import (
     VECTOR_TEXT,
     rowid_view_name,
 )
+from ..format.arrays import ARRAY_KINDS, ELEMENT_KINDS, parse_array_literal
 from ..format.fragment import ROWID
 from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
-from ..format.types import VECTOR_ARRAY_KINDS, parse_vector_text
+from ..format.types import VECTOR_ARRAY_KINDS, column_type, parse_vector_text
 from . import advisory, allowlist
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog
-from .pgtypes import parse_array_literal
 
 # function / operator -> (DuckDB function, negate)
 VECTOR_FUNCS = {
@@ -164,10 +165,20 @@ class Rewriter:
                 return func(DIV if op == "/" else MOD, self(node.lexpr), self(node.rexpr))
             if op == "#" and node.lexpr is not None:  # bitwise XOR (DuckDB reads "#" as a column position)
                 return func("xor", self(node.lexpr), self(node.rexpr))
-            if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr):
+            if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr) \
+                    and not self._arrayish(node.lexpr, node.rexpr):
                 hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
                 return func("json_contains", self(hay), self._as_json(self(needle)))
+            if op in ("@>", "<@") and node.lexpr is not None:
+                hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
+                return self.array_contains(hay, needle)
+            if op in _ARRAY_LITERAL_OPS and node.lexpr is not None:
+                return self.array_operands(node)
             return None
+        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_OP_ANY, A_Expr_Kind.AEXPR_OP_ALL):
+            return self.any_all(node)
+        if isinstance(node, ast.A_Indirection) and any(isinstance(i, ast.A_Indices) for i in node.indirection):
+            return self.subscript(node)
         if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_LIKE, A_Expr_Kind.AEXPR_ILIKE) \
                 and isinstance(node.rexpr, ast.FuncCall) and name_of(node.rexpr.funcname) == "like_escape":
             return self.like_escape(node)
@@ -412,6 +423,14 @@ class Rewriter:
                     raise errors.DataError(f"expected {dim} dimensions, not {got}")
             arg = self(node.arg)
             return cast(arg, "float4", (dim,)) if dim else cast(arg, "float4", (-1,))
+        if t in ("text", "varchar") and not tn.arrayBounds and not tn.typmods:
+            element = self._array_element(node.arg)
+            if element is not None:
+                return self.array_text(node.arg, element)
+            if isinstance(node.arg, ast.A_ArrayExpr) or (isinstance(node.arg, ast.FuncCall) and name_of(
+                    node.arg.funcname) in ("array_agg", "array_prepend", *_ARRAY_OF_FIRST_ARGUMENT)):
+                raise errors.FeatureNotSupported("casting this array to text is not supported: reeldb cannot tell "
+                                                 "its element type here; cast its elements, e.g. ARRAY[...]::int[]")
         array_kind = self._vector_kind(node.arg, arrays=True)
         if t in ("text", "varchar") and not tn.arrayBounds and array_kind in VECTOR_ARRAY_KINDS:
             return func(VECTOR_ARRAY_TEXT[array_kind == "sparsevec_array"], cast(self(node.arg), "float4", (-1, -1)))
@@ -426,6 +445,10 @@ class Rewriter:
             return func("from_hex", ast.A_Const(val=ast.String(sval=node.arg.val.sval[2:])))
         if t in ("numeric", "decimal") and not tn.typmods and not tn.arrayBounds:
             return self.numeric_cast(node)
+        if t in ("numeric", "decimal") and not tn.typmods:  # numeric[]: the type a numeric[] column stores,
+            return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(  # not DuckDB's DECIMAL(18,3)
+                names=(ast.String(sval="decimal"),), typemod=-1, arrayBounds=tn.arrayBounds,
+                typmods=(ast.A_Const(val=ast.Integer(ival=38)), ast.A_Const(val=ast.Integer(ival=10)))))
         if t in ("json", "jsonb"):  # one JSON type in DuckDB; and pglast writes json as pg_catalog.json
             return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(
                 names=(ast.String(sval="json"),), typemod=-1, arrayBounds=tn.arrayBounds))
@@ -591,6 +614,125 @@ class Rewriter:
         tn.arrayBounds = tuple(ast.Integer(ival=-1) for _ in range(max(depth, len(tn.arrayBounds))))
         return ast.TypeCast(arg=build(items), typeName=tn)
 
+    # -- arrays of scalars (format/arrays.py) ---------------------------------------------------
+    def _array_element(self, node: ast.Node) -> str | None:
+        """The element kind of an expression known to be a one-dimensional array of a
+        scalar type (a column of one, a cast to one, ARRAY[...] of constants), else None."""
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return ARRAY_KINDS.get(self.kinds.get(node.fields[-1].sval) or "")
+        if isinstance(node, ast.TypeCast) and len(node.typeName.arrayBounds or ()) == 1:
+            try:
+                kind = column_type(name_of(node.typeName.names)).kind
+            except errors.Error:
+                return None
+            return kind if kind in ELEMENT_KINDS else None
+        if isinstance(node, ast.A_ArrayExpr) and node.elements:
+            return self._common_element(node.elements)
+        if isinstance(node, ast.FuncCall) and node.args:
+            name = name_of(node.funcname)
+            if name == "array_agg" and len(node.args) == 1:
+                return self._common_element(node.args)
+            if name in _ARRAY_OF_FIRST_ARGUMENT:
+                return self._array_element(node.args[0])
+            if name == "array_prepend" and len(node.args) == 2:
+                return self._array_element(node.args[1])
+        return None
+
+    def _common_element(self, items: tuple[ast.Node, ...]) -> str | None:
+        """The element kind of ARRAY[items] (or array_agg(item)): a cast or a column of a
+        scalar type decides; else constants of one kind (integers; with decimals, numeric)."""
+        typed, consts = set(), set()
+        for e in items:
+            if isinstance(e, ast.TypeCast) and not e.typeName.arrayBounds:
+                try:
+                    typed.add(column_type(name_of(e.typeName.names)).kind)
+                except errors.Error:
+                    return None
+            elif isinstance(e, ast.ColumnRef) and isinstance(e.fields[-1], ast.String):
+                typed.add(self.kinds.get(e.fields[-1].sval))
+            elif isinstance(e, ast.A_Const):
+                if not e.isnull:
+                    consts.add(_CONST_ELEMENT.get(type(e.val)))
+            else:
+                return None
+        if typed:
+            kind = typed.pop() if len(typed) == 1 else None
+            return kind if kind in ELEMENT_KINDS and (consts <= {kind, "text", "int32", "numeric"}) else None
+        if consts == {"int32", "numeric"}:
+            return "numeric"
+        return consts.pop() if len(consts) == 1 else None
+
+    def _arrayish(self, left: ast.Node, right: ast.Node) -> bool:
+        return self._array_element(left) is not None or self._array_element(right) is not None
+
+    def _as_array(self, node: ast.Node, element: str | None) -> ast.Node:
+        """An operand beside an array of ``element``: a string constant is Postgres' array
+        text of that type (``tags @> '{a}'``), as Postgres resolves the unknown literal."""
+        if element is not None and isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
+            return self.type_cast(cast(node, _PG_ELEMENT_NAMES[element], (-1,))) or node
+        return self(node)
+
+    def array_operands(self, node: ast.A_Expr) -> ast.Node | None:
+        """``a = '{}'``, ``tags && '{x,y}'``: the string literal read as the array's type."""
+        left, right = self._array_element(node.lexpr), self._array_element(node.rexpr)
+        if left is None and right is None:
+            return None
+        return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self._as_array(node.lexpr, right),
+                          rexpr=self._as_array(node.rexpr, left))
+
+    def array_contains(self, hay: ast.Node, needle: ast.Node) -> ast.Node:
+        """``hay @> needle``: Postgres' arraycontains. Every element of ``needle`` must equal
+        one of ``hay``'s; a NULL element of ``needle`` equals nothing (DuckDB's list_has_all
+        finds it among ``hay``'s NULLs); NULL when either array is."""
+        eh, en = self._array_element(hay), self._array_element(needle)
+        h, n = self._as_array(hay, en), self._as_array(needle, eh)
+        no_nulls = ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="="),),
+                              lexpr=func("list_count", n), rexpr=func("len", n))
+        found = ast.BoolExpr(boolop=BoolExprType.AND_EXPR, args=(no_nulls, func("list_has_all", h, n)))
+        return _case(_is_null(h, n), cast(ast.A_Const(isnull=True), "bool"), found)
+
+    def any_all(self, node: ast.A_Expr) -> ast.Node:
+        """``x = ANY(arr)`` / ``x <> ALL(arr)``: NULL when the array is NULL, as in Postgres
+        (DuckDB answers false, or true for ALL); a string constant is read as an array of
+        the type of ``x``'s column."""
+        element = None
+        if isinstance(node.lexpr, ast.ColumnRef) and isinstance(node.lexpr.fields[-1], ast.String):
+            kind = self.kinds.get(node.lexpr.fields[-1].sval)
+            element = kind if kind in ELEMENT_KINDS else None
+        arr = self._as_array(node.rexpr, element)
+        compared = ast.A_Expr(kind=node.kind, name=node.name, lexpr=self(node.lexpr), rexpr=arr)
+        if isinstance(arr, ast.A_ArrayExpr):
+            return compared
+        return _case(_is_null(arr), cast(ast.A_Const(isnull=True), "bool"), compared)
+
+    def subscript(self, node: ast.A_Indirection) -> ast.Node:
+        """``a[i]`` / ``a[lo:hi]`` with Postgres' bounds: a subscript below 1 gives NULL
+        (DuckDB counts a negative one from the end); a slice is cut to [1, len], so an upper
+        bound below 1 gives an empty array."""
+        out: list[ast.Node] = []
+        for ind in node.indirection:
+            if not isinstance(ind, ast.A_Indices) or _is_string(ind.uidx) or _is_string(ind.lidx):
+                out.append(self(ind))  # a field, or a jsonb key
+                continue
+            if not ind.is_slice:
+                i = self(ind.uidx)
+                out.append(ast.A_Indices(is_slice=False, uidx=_case(_compare(i, "<", 1), ast.A_Const(isnull=True), i)))
+                continue
+            lo = None if ind.lidx is None else self(ind.lidx)
+            hi = None if ind.uidx is None else self(ind.uidx)
+            out.append(ast.A_Indices(
+                is_slice=True, lidx=None if lo is None else _case(_compare(lo, "<", 1), _int_const(1), lo),
+                uidx=None if hi is None else _case(_compare(hi, "<", 1), _int_const(0), hi)))
+        return ast.A_Indirection(arg=self(node.arg), indirection=tuple(out))
+
+    def array_text(self, arg: ast.Node, element: str) -> ast.Node:
+        """``arr::text``: Postgres' array text (``{1,NULL,"a b"}``), not DuckDB's list text."""
+        duck = _ARRAY_TEXT_OF.get(element)
+        if duck is None:
+            raise errors.FeatureNotSupported(f"casting an array of {_PG_ELEMENT_NAMES[element]} to text is not "
+                                             "supported: fetch the array itself")
+        return func(ARRAY_TEXT[duck], cast(self(arg), _DUCK_LIST_ELEMENT[duck], (-1,)))
+
     def range_var(self, node: ast.RangeVar) -> ast.Node | None:
         schema = node.schemaname
         if node.catalogname is not None:  # only the connection's database, as in Postgres
@@ -621,6 +763,37 @@ class Rewriter:
                 node.alias = ast.Alias(aliasname=node.relname)
             node.relname = rowid_view_name(node.relname)
         return node
+
+
+# element kinds whose arrays ::text prints (by the DuckDB list type it reads them as)
+_ARRAY_TEXT_OF = {"int16": "VARCHAR", "int32": "VARCHAR", "int64": "VARCHAR", "text": "VARCHAR", "varchar": "VARCHAR",
+                  "uuid": "VARCHAR", "bool": "BOOLEAN", "float32": "FLOAT", "float64": "DOUBLE"}
+_DUCK_LIST_ELEMENT = {"VARCHAR": "varchar", "BOOLEAN": "bool", "FLOAT": "float4", "DOUBLE": "float8"}
+_PG_ELEMENT_NAMES = {"int16": "int2", "int32": "int4", "int64": "int8", "float32": "float4", "float64": "float8",
+                     "numeric": "numeric", "bool": "bool", "text": "text", "varchar": "varchar", "bytea": "bytea",
+                     "date": "date", "timestamp": "timestamp", "timestamptz": "timestamptz", "uuid": "uuid",
+                     "jsonb": "jsonb"}
+_CONST_ELEMENT = {ast.Integer: "int32", ast.Float: "numeric", ast.String: "text", ast.Boolean: "bool"}
+_ARRAY_OF_FIRST_ARGUMENT = ("array_append", "array_cat", "array_remove", "array_replace")
+# operators whose string-literal operand beside an array is an array literal
+_ARRAY_LITERAL_OPS = ("=", "<>", "!=", "<", ">", "<=", ">=", "&&")
+
+
+def _case(when: ast.Node, then: ast.Node, otherwise: ast.Node) -> ast.CaseExpr:
+    return ast.CaseExpr(args=(ast.CaseWhen(expr=when, result=then),), defresult=otherwise)
+
+
+def _is_null(*nodes: ast.Node) -> ast.Node:
+    tests = tuple(ast.NullTest(arg=n, nulltesttype=NullTestType.IS_NULL) for n in nodes)
+    return tests[0] if len(tests) == 1 else ast.BoolExpr(boolop=BoolExprType.OR_EXPR, args=tests)
+
+
+def _compare(node: ast.Node, op: str, n: int) -> ast.A_Expr:
+    return ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval=op),), lexpr=node, rexpr=_int_const(n))
+
+
+def _is_string(node: ast.Node | None) -> bool:
+    return isinstance(node, ast.A_Const) and isinstance(node.val, ast.String)
 
 
 def _int_const(n: int) -> ast.A_Const:
