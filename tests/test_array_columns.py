@@ -362,3 +362,29 @@ def test_what_reeldb_cannot_answer_as_postgres_is_refused(server, sql: str, matc
     with psycopg.connect(dsn(server), autocommit=True) as conn, \
             pytest.raises(psycopg.errors.FeatureNotSupported, match=match):
         conn.execute(sql)
+
+
+def test_sqlalchemy_reflects_and_round_trips_array_columns(server) -> None:
+    sa = pytest.importorskip("sqlalchemy")
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    host, port = server.address
+    engine = sa.create_engine(f"postgresql+psycopg://tester@{host}:{port}/arrays")
+    md = sa.MetaData()
+    t = sa.Table("sa_items", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("tags", ARRAY(sa.Text)),
+                 sa.Column("scores", ARRAY(sa.Float)), sa.Column("n", ARRAY(sa.Numeric(5, 2))))
+    try:
+        md.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(t.insert(), [{"id": 1, "tags": ["a b", None], "scores": [0.5], "n": [decimal.Decimal("1.5")]},
+                                      {"id": 2, "tags": [], "scores": None, "n": None}])
+            assert conn.execute(sa.select(t).order_by(t.c.id)).fetchall() == [
+                (1, ["a b", None], [0.5], [decimal.Decimal("1.50")]), (2, [], None, None)]
+            assert conn.execute(sa.select(t.c.id).where(t.c.tags.contains(["a b"]))).fetchall() == [(1,)]
+            assert conn.execute(sa.select(t.c.id).where(sa.literal("a b") == sa.any_(t.c.tags))).fetchall() == [(1,)]
+        reflected = {c["name"]: c["type"] for c in sa.inspect(engine).get_columns("sa_items")}
+        assert isinstance(reflected["tags"], ARRAY) and isinstance(reflected["tags"].item_type, sa.Text)
+        assert isinstance(reflected["n"], ARRAY) and (reflected["n"].item_type.precision,
+                                                      reflected["n"].item_type.scale) == (5, 2)
+    finally:
+        engine.dispose()
