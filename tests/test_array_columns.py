@@ -326,6 +326,10 @@ OPERATOR_CASES = [
     ("SELECT id, a @> ARRAY[1], a @> ARRAY[NULL::int], ARRAY[1] <@ a, a && ARRAY[2,9], a @> '{}' FROM ops ORDER BY id",
      [(1, True, False, True, True, True), (2, False, False, False, False, True), (3, None, None, None, None, None),
       (4, True, False, True, False, True)]),
+    ("SELECT id, NULL::int = ANY(a), 1 = ANY('{1,2}'), a IS DISTINCT FROM '{3,1}', 3 <> ALL(a), 0 < ALL(a) "
+     "FROM ops ORDER BY id",
+     [(1, None, True, True, None, None), (2, False, True, True, True, True), (3, None, True, True, None, None),
+      (4, None, True, False, False, True)]),
     ("SELECT id FROM ops WHERE tags @> '{a}' OR tags && '{x,y}' ORDER BY id", [(1,), (4,)]),
     ("SELECT id, array_length(a, 1), cardinality(a), array_upper(a, 1), array_lower(a, 1) FROM ops ORDER BY id",
      [(1, 3, 3, 3, 1), (2, None, 0, None, None), (3, None, None, None, None), (4, 2, 2, 2, 1)]),

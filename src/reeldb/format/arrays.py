@@ -45,13 +45,18 @@ def parse_array_literal(text: str) -> list[Any]:
     s = text.strip(ARRAY_SPACE)
     if not s.startswith("{"):
         raise ValueError(f"malformed array literal: {text!r}")
-    out, pos = _array_items(s, 1)
+    out, pos = _array_items(s, 1, 1)
     if s[pos:].strip(ARRAY_SPACE):
         raise ValueError(f"malformed array literal: {text!r}")
     return out
 
 
-def _array_items(s: str, i: int) -> tuple[list[Any], int]:
+MAX_DIMENSIONS = 6  # Postgres' MAXDIM: deeper nesting is refused before it is read (no deep recursion)
+
+
+def _array_items(s: str, i: int, depth: int) -> tuple[list[Any], int]:
+    if depth > MAX_DIMENSIONS:
+        raise ValueError(f"number of array dimensions ({depth}) exceeds the maximum allowed ({MAX_DIMENSIONS})")
     items: list[Any] = []
     n = len(s)
     while i < n:
@@ -61,7 +66,7 @@ def _array_items(s: str, i: int) -> tuple[list[Any], int]:
         if c == "," or c in ARRAY_SPACE:
             i += 1
         elif c == "{":
-            sub, i = _array_items(s, i + 1)
+            sub, i = _array_items(s, i + 1, depth + 1)
             items.append(sub)
         elif c == '"':
             j, chars = i + 1, []
