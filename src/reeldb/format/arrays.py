@@ -162,17 +162,23 @@ def bytea_in(v: Any, column: str) -> bytes:
     return bytes(out)
 
 
-def array_converter(sql_name: str, column: str, element: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
+# element kinds whose values may arrive as Python strings inside a list: text itself, the
+# types DuckDB hands back as text (uuid, JSON), and those a client's text-format array
+# parameter leaves as text for the column to read (dates and timestamps)
+TEXT_ELEMENT_KINDS = ("text", "varchar", "uuid", "jsonb", "date", "timestamp", "timestamptz")
+
+
+def array_converter(sql_name: str, column: str, element_kind: str,
+                    element: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
     """A converter of one array value (a list, tuple or 1-d numpy array, or Postgres' array
-    text) to the list of stored elements, each through ``element``; NULL elements kept."""
+    text) to the list of stored elements, each through ``element``; NULL elements kept.
+    A list of strings is a text[] value: Postgres has no assignment cast from text[] to
+    integer[] (or numeric, boolean, date... arrays), so it is refused (42804) as there,
+    while Postgres' array text of the whole value (``'{1,2}'``) is read as the column's type."""
+    strings_ok = element_kind in TEXT_ELEMENT_KINDS
+
     def conv(v: Any) -> list[Any]:
-        if isinstance(v, str):
-            try:
-                items: list[Any] = parse_array_literal(v)
-            except ValueError:
-                raise errors.InvalidTextRepresentation(
-                    f'malformed array literal: "{_short(v)}" (column {column})') from None
-        elif isinstance(v, np.ndarray):
+        if isinstance(v, np.ndarray):
             if v.ndim != 1:
                 raise _multi(sql_name, column)
             items = v.tolist()
@@ -183,9 +189,23 @@ def array_converter(sql_name: str, column: str, element: Callable[[Any], Any]) -
                 f"column {column} is of type {sql_name} but the value is of type {type(v).__name__}")
         if any(isinstance(x, list | tuple) or (isinstance(x, np.ndarray) and x.ndim) for x in items):
             raise _multi(sql_name, column)
+        if not strings_ok and any(isinstance(x, str) for x in items):
+            raise errors.DatatypeMismatch(f'column "{column}" is of type {sql_name} but expression is of type text[]')
         return [None if x is None else element(x) for x in items]
 
-    return conv
+    def from_text(v: Any) -> list[Any]:  # Postgres' array text: each element is the element type's input
+        if isinstance(v, str):
+            try:
+                items = parse_array_literal(v)
+            except ValueError:
+                raise errors.InvalidTextRepresentation(
+                    f'malformed array literal: "{_short(v)}" (column {column})') from None
+            if any(isinstance(x, list) for x in items):
+                raise _multi(sql_name, column)
+            return [None if x is None else element(x) for x in items]
+        return conv(v)
+
+    return from_text
 
 
 def _multi(sql_name: str, column: str) -> errors.Error:

@@ -340,8 +340,14 @@ def _arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     from .arrays import array_converter, bytea_in
 
     element = ctype.element()
-    conv = (lambda v: bytea_in(v, column)) if element.kind == "bytea" else _CONVERTERS[element.kind](element, column)
-    return array_converter(ctype.sql(), column, conv)
+    if element.kind == "bytea":
+        conv = lambda v: bytea_in(v, column)  # noqa: E731
+    elif element.kind in ("text", "varchar"):  # a boolean element reads as Postgres' bool::text
+        text = _CONVERTERS[element.kind](element, column)
+        conv = lambda v: ("true" if v else "false") if isinstance(v, bool | np.bool_) else text(v)  # noqa: E731
+    else:
+        conv = _CONVERTERS[element.kind](element, column)
+    return array_converter(ctype.sql(), column, element.kind, conv)
 
 
 def _passthrough(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
