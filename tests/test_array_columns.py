@@ -397,3 +397,19 @@ def test_sqlalchemy_reflects_and_round_trips_array_columns(server) -> None:
                                                       reflected["n"].item_type.scale) == (5, 2)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("id = 3", "cannot accumulate null arrays"),
+    ("id = 2", "cannot accumulate empty arrays"),
+    ("id IN (1, 4)", "cannot accumulate arrays of different dimensionality"),
+])
+def test_array_agg_of_arrays_raises_where_postgres_does(server, where: str, message: str) -> None:
+    """array_agg(int[]) builds a two-dimensional array: a NULL or empty input, or inputs of
+    different lengths, are errors in Postgres (class 22), not a ragged list of lists."""
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        assert conn.execute("SELECT array_agg(a ORDER BY id DESC) FROM ops WHERE id IN (1, 1)").fetchone() == \
+            ([[1, 2, None]],)
+        with pytest.raises(psycopg.errors.DataError, match=message) as e:
+            conn.execute(f"SELECT array_agg(a) FROM ops WHERE {where}")
+        assert e.value.sqlstate.startswith("22")

@@ -143,6 +143,9 @@ class Rewriter:
                 kind = self._vector_kind(node.args[0])
                 if kind in ("vector", "halfvec"):
                     return self.vector_aggregate(name, kind, node)
+            if name == "array_agg" and node.args and len(node.args) == 1 and not node.agg_star \
+                    and self._array_element(node.args[0]) is not None:
+                return self.array_agg_of_arrays(node)
             if name in L1_FUNCS and node.args and len(node.args) == 2:
                 return self.vector_call(name, node.args[0], node.args[1])
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
@@ -726,6 +729,32 @@ class Rewriter:
             ast.CaseWhen(expr=_is_null(x), result=null),
             ast.CaseWhen(expr=func("list_contains", arr, x), result=ast.A_Const(val=ast.Boolean(boolval=True))),
             ast.CaseWhen(expr=has_null, result=null)), defresult=ast.A_Const(val=ast.Boolean(boolval=False)))
+
+    def array_agg_of_arrays(self, node: ast.FuncCall) -> ast.Node:
+        """array_agg(int[] column): Postgres builds an array of one more dimension, so it
+        raises on a NULL or empty input array or arrays of different lengths, where DuckDB
+        would return a ragged list of lists."""
+        if node.over is not None:
+            raise errors.FeatureNotSupported("array_agg() of arrays as a window function is not supported")
+        x = self(node.args[0])
+        where = None if node.agg_filter is None else self(node.agg_filter)
+
+        def agg(name: str, arg: ast.Node) -> ast.FuncCall:
+            return ast.FuncCall(funcname=(ast.String(sval=name),), args=(arg,), agg_filter=where)
+
+        def fail(message: str) -> ast.Node:
+            return func("error", ast.A_Const(val=ast.String(sval=message)))
+
+        length = func("len", x)
+        gathered = ast.FuncCall(funcname=node.funcname, args=(x,), agg_filter=where, agg_order=node.agg_order
+                                and tuple(self(o) for o in node.agg_order), agg_distinct=node.agg_distinct)
+        return ast.CaseExpr(args=(
+            ast.CaseWhen(expr=agg("bool_or", _is_null(x)), result=fail("cannot accumulate null arrays")),
+            ast.CaseWhen(expr=agg("bool_or", _compare(length, "=", 0)), result=fail("cannot accumulate empty arrays")),
+            ast.CaseWhen(expr=ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="<>"),),
+                                         lexpr=agg("min", length), rexpr=agg("max", length)),
+                         result=fail("cannot accumulate arrays of different dimensionality"))),
+            defresult=gathered)
 
     def subscript(self, node: ast.A_Indirection) -> ast.Node:
         """``a[i]`` / ``a[lo:hi]`` with Postgres' bounds: a subscript below 1 gives NULL
