@@ -139,6 +139,7 @@ def test_array_types_reeldb_does_not_keep_are_refused(tmp_path: Path) -> None:
     refused(db, "CREATE TABLE t (s serial[])", "0A000", match="serial")
     refused(db, "CREATE TABLE t (k int[] PRIMARY KEY)", "0A000", match=r"integer\[\] column cannot be a key")
     refused(db, "CREATE TABLE t (k text[], UNIQUE (k))", "0A000", match=r"text\[\] column cannot be a key")
+    refused(db, "CREATE TEMP TABLE tt (k text[])", "0A000", match=r"temporary table cannot hold text\[\]")
     db.execute("CREATE TABLE t (m int[3][4])")  # Postgres ignores declared sizes and dimensions
     db.execute("INSERT INTO t VALUES ('{1,2,3,4,5}')")
     assert db.execute("SELECT m FROM t").fetchone() == ([1, 2, 3, 4, 5],)
@@ -352,6 +353,9 @@ OPERATOR_CASES = [
     ("SELECT ARRAY[1.5::float8, 0.1]::text, ARRAY[0.1::real]::text, ARRAY[true, false]::text, "
      "'{\"a b\",c}'::text[]::text", [("{1.5,0.1}", "{0.1}", "{t,f}", '{"a b",c}')]),
     ("SELECT pg_typeof(a)::text, pg_typeof(array_length(a, 1))::text FROM ops WHERE id = 1", [("integer[]", "integer")]),
+    ("SELECT s.y::text FROM (SELECT a AS y FROM ops WHERE id = 1) s", [("{1,2,NULL}",)]),
+    ("WITH c AS (SELECT tags AS y FROM ops WHERE id = 4) SELECT y::text, y @> '{x}', 'x' = ANY(y) FROM c",
+     [("{x}", True, True)]),
 ]
 
 

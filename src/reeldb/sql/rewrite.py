@@ -98,6 +98,9 @@ class Rewriter:
         self.rowid: bool | None = None  # does the statement name the hidden _rowid?
         self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
         self.kinds: dict[str, str | None] = {}  # column name -> halfvec / sparsevec / varbit ... (session sets)
+        # output names of a statement's subqueries and CTEs that are arrays of a scalar type
+        # (SELECT a AS y ...) -> their element kind; None where two disagree
+        self._array_aliases: dict[str, str | None] = {}
 
     def __call__(self, node: Any) -> Any:
         if self._depth == 0:
@@ -108,6 +111,8 @@ class Rewriter:
             _check_advisory_calls(node)
         if self.rowid is None:
             self.rowid = self.names_rowid(node)
+        if self._depth == 0:
+            self._array_aliases = self._array_outputs(node)
         self._depth += 1
         try:
             return transform(node, self._visit)
@@ -623,11 +628,14 @@ class Rewriter:
         return ast.TypeCast(arg=build(items), typeName=tn)
 
     # -- arrays of scalars (format/arrays.py) ---------------------------------------------------
-    def _array_element(self, node: ast.Node) -> str | None:
+    def _array_element(self, node: ast.Node, aliases: bool = True) -> str | None:
         """The element kind of an expression known to be a one-dimensional array of a
         scalar type (a column of one, a cast to one, ARRAY[...] of constants), else None."""
         if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
-            return ARRAY_KINDS.get(self.kinds.get(node.fields[-1].sval) or "")
+            name = node.fields[-1].sval
+            if name in self.kinds or not aliases:
+                return ARRAY_KINDS.get(self.kinds.get(name) or "")
+            return self._array_aliases.get(name)
         if isinstance(node, ast.TypeCast) and len(node.typeName.arrayBounds or ()) == 1:
             try:
                 kind = column_type(name_of(node.typeName.names)).kind
@@ -669,6 +677,25 @@ class Rewriter:
         if consts == {"int32", "numeric"}:
             return "numeric"
         return consts.pop() if len(consts) == 1 else None
+
+    def _array_outputs(self, node: Any) -> dict[str, str | None]:
+        """Names the statement's select lists give to arrays of a scalar type (``a AS y``,
+        or ``a`` itself), so that ``y::text`` over a subquery or CTE is still known to be one.
+        A name given to arrays of two element types, or a table column of another type, is
+        unknown."""
+        out: dict[str, str | None] = {}
+        for n in walk(node):
+            if not isinstance(n, ast.ResTarget) or n.val is None:
+                continue
+            name = n.name or (n.val.fields[-1].sval if isinstance(n.val, ast.ColumnRef)
+                              and isinstance(n.val.fields[-1], ast.String) else None)
+            if name is None:
+                continue
+            element = self._array_element(n.val, aliases=False)
+            if element is not None:  # a name reused for a non-array elsewhere: its cast then fails to bind
+                out[name] = element if out.get(name, element) == element else None
+        return {k: v for k, v in out.items()
+                if v is not None and ARRAY_KINDS.get(self.kinds.get(k) or "", v) == v}
 
     def _arrayish(self, left: ast.Node, right: ast.Node) -> bool:
         return self._array_element(left) is not None or self._array_element(right) is not None
