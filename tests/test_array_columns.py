@@ -154,8 +154,11 @@ def test_update_and_insert_select_check_the_elements(tmp_path: Path) -> None:
     db.execute("UPDATE t SET a = array_append(a, 3), big = a")
     db.execute("INSERT INTO t (id, a) SELECT 2, ARRAY[1.5, 2.4]")  # numeric -> int rounds, as Postgres' assignment
     db.execute("CREATE TABLE texts (t text[])")
-    db.execute("INSERT INTO texts VALUES (ARRAY[true, false]), (ARRAY[1, 20])")  # assignment casts to text
-    assert db.execute("SELECT t FROM texts").fetchall() == [(["true", "false"],), (["1", "20"],)]
+    db.execute("INSERT INTO texts VALUES (ARRAY[true, false]), (ARRAY[1, 20]), (ARRAY[0.1::real, 1e30::real])")
+    db.execute("INSERT INTO texts SELECT ARRAY[0.1::real]")  # assignment casts to text; float4 prints its digits
+    assert db.execute("SELECT t FROM texts").fetchall() == [(["true", "false"],), (["1", "20"],), (["0.1", "1e+30"],),
+                                                           (["0.1"],)]
+    refused(db, "UPDATE texts SET t = ARRAY[now()]", "0A000", match="cast its elements to text")
     assert db.execute("SELECT id, a, big FROM t ORDER BY id").fetchall() == [(1, [1, 2, 3], [1, 2]), (2, [2, 2], None)]
     refused(db, "INSERT INTO t (id, a) SELECT 3, ARRAY[2147483648]", "22003")
     refused(db, "UPDATE t SET a[1] = 5", "0A000", match="UPDATE of a field or element")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from .. import errors
 
@@ -217,6 +218,16 @@ def _multi(sql_name: str, column: str) -> errors.Error:
 def _short(v: Any, n: int = 60) -> str:
     s = str(v)
     return s if len(s) <= n else s[: n - 3] + "..."
+
+
+def cell_value(cell: pa.Scalar) -> Any:
+    """A cell DuckDB computed (INSERT ... VALUES (ARRAY[...])) as the Python value a column's
+    converter takes: a list of float4 keeps float4 elements (np.float32), so that a text[]
+    column prints float4's digits (0.1, not 0.10000000149011612)."""
+    t = cell.type
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_float32(t.value_type) and cell.is_valid:
+        return [None if x is None else np.float32(x) for x in cell.as_py()]
+    return cell.as_py()
 
 
 # ----------------------------------------------------------------------------- x::text

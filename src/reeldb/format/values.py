@@ -394,6 +394,26 @@ def _plain_elements(kind: str) -> bool:
                                  "bytea", "date", "timestamp", "timestamptz")
 
 
+def _texts_of_list(arr: pa.Array, column: str, ctype: ColumnType) -> list[Any]:
+    """Lists from DuckDB (INSERT ... SELECT, UPDATE) for a text[] column: their elements as
+    Postgres' assignment to text prints them. A float4 element prints float4's digits;
+    numeric elements are refused, since DuckDB gave the list one scale where Postgres keeps
+    each element's own (ARRAY[1.5, 2]::text[] is {1.5,2}, not {1.5,2.0})."""
+    from .types import float_text
+
+    value = arr.type.value_type
+    if pa.types.is_floating(value):
+        single = value.bit_width < 64
+        return [None if v is None else [None if x is None else float_text(x, single) for x in v]
+                for v in arr.to_pylist()]
+    if not (pa.types.is_string(value) or pa.types.is_large_string(value) or pa.types.is_integer(value)
+            or pa.types.is_boolean(value) or pa.types.is_date(value) or pa.types.is_null(value)):
+        raise errors.FeatureNotSupported(
+            f"storing an array of {value} in column {column} ({ctype.sql()}) is not supported: "
+            "cast its elements to text first")
+    return arr.to_pylist()
+
+
 def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Arrow array (from DuckDB or a user's table) -> storage type, cast when lossless."""
     target = ctype.arrow()
@@ -418,6 +438,8 @@ def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.Chunke
             if ctype.kind == "float32" and pa.types.is_floating(arr.type) and arr.type.bit_width > 32:
                 _check_reals(arr, out, column)
             return out
+    if ctype.kind in ("text_array", "varchar_array") and (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
+        return check_scalars(ctype, column, _texts_of_list(arr, column, ctype))
     if pa.types.is_string(arr.type) and ctype.kind == "text":
         return arr
     if pa.types.is_large_string(arr.type) and ctype.kind == "text":
