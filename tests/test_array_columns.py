@@ -159,6 +159,9 @@ def test_update_and_insert_select_check_the_elements(tmp_path: Path) -> None:
     assert db.execute("SELECT t FROM texts").fetchall() == [(["true", "false"],), (["1", "20"],), (["0.1", "1e+30"],),
                                                            (["0.1"],)]
     refused(db, "UPDATE texts SET t = ARRAY[now()]", "0A000", match="cast its elements to text")
+    # DuckDB gives ARRAY[1.5, 2] one scale (2.0), where Postgres' text of each element keeps its own (2)
+    refused(db, "INSERT INTO texts VALUES (ARRAY[1.5, 2])", "0A000", match="cast its elements to text")
+    assert db.execute("SELECT count(*) FROM texts").fetchone() == (4,)
     assert db.execute("SELECT id, a, big FROM t ORDER BY id").fetchall() == [(1, [1, 2, 3], [1, 2]), (2, [2, 2], None)]
     refused(db, "INSERT INTO t (id, a) SELECT 3, ARRAY[2147483648]", "22003")
     refused(db, "UPDATE t SET a[1] = 5", "0A000", match="UPDATE of a field or element")

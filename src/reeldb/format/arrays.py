@@ -13,6 +13,7 @@ Here: the element types an array may have, Postgres' array text (``{1,2,NULL}``,
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -220,13 +221,23 @@ def _short(v: Any, n: int = 60) -> str:
     return s if len(s) <= n else s[: n - 3] + "..."
 
 
+class ListDecimal(decimal.Decimal):
+    """A numeric element of a list DuckDB computed: its scale is the list's (DuckDB gives
+    ARRAY[1.5, 2] one DECIMAL(2,1)), not the element's own as in Postgres, so its text is
+    not Postgres' (2.0 where Postgres prints 2)."""
+
+
 def cell_value(cell: pa.Scalar) -> Any:
     """A cell DuckDB computed (INSERT ... VALUES (ARRAY[...])) as the Python value a column's
     converter takes: a list of float4 keeps float4 elements (np.float32), so that a text[]
-    column prints float4's digits (0.1, not 0.10000000149011612)."""
+    column prints float4's digits (0.1, not 0.10000000149011612); numeric elements are
+    ListDecimal."""
     t = cell.type
-    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_float32(t.value_type) and cell.is_valid:
-        return [None if x is None else np.float32(x) for x in cell.as_py()]
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and cell.is_valid:
+        if pa.types.is_float32(t.value_type):
+            return [None if x is None else np.float32(x) for x in cell.as_py()]
+        if pa.types.is_decimal(t.value_type):
+            return [None if x is None else ListDecimal(x) for x in cell.as_py()]
     return cell.as_py()
 
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import errors
-from .arrays import ARRAY_KINDS
+from .arrays import ARRAY_KINDS, ListDecimal
 from .types import ColumnType
 
 _INT_RANGES = {"int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -344,7 +344,12 @@ def _arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
         conv = lambda v: bytea_in(v, column)  # noqa: E731
     elif element.kind in ("text", "varchar"):  # a boolean element reads as Postgres' bool::text
         text = _CONVERTERS[element.kind](element, column)
-        conv = lambda v: ("true" if v else "false") if isinstance(v, bool | np.bool_) else text(v)  # noqa: E731
+
+        def conv(v: Any) -> Any:
+            if isinstance(v, ListDecimal):
+                raise errors.FeatureNotSupported(f"storing a numeric array in column {column} ({ctype.sql()}) is "
+                                                  "not supported: cast its elements to text first")
+            return ("true" if v else "false") if isinstance(v, bool | np.bool_) else text(v)
     else:
         conv = _CONVERTERS[element.kind](element, column)
     return array_converter(ctype.sql(), column, element.kind, conv)
