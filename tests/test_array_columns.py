@@ -365,6 +365,15 @@ OPERATOR_CASES = [
 ]
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_list_parameters_and_json_arrays_print_as_postgres(server, binary: bool) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        cur = conn.cursor(binary=binary)
+        got = cur.execute("SELECT %s::text, %s::text, %s::text", ([1, None], ["a b", ""], [0.5, 1e100])).fetchone()
+        assert got == ("{1,NULL}", '{"a b",""}', "{0.5,1e+100}")
+        assert cur.execute("""SELECT ARRAY['{"a":  1}'::json, 'true']::text""").fetchone() == ('{"{\\"a\\":  1}",true}',)
+
+
 @pytest.mark.parametrize(("sql", "want"), OPERATOR_CASES)
 def test_array_operators_give_postgres_answers(server, sql: str, want: list) -> None:
     with psycopg.connect(dsn(server), autocommit=True) as conn:

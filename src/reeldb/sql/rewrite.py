@@ -641,9 +641,11 @@ class Rewriter:
                 kind = column_type(name_of(node.typeName.names)).kind
             except errors.Error:
                 return None
-            return kind if kind in ELEMENT_KINDS else None
+            return kind if kind in _EXPRESSION_ELEMENTS else None
         if isinstance(node, ast.A_ArrayExpr) and node.elements:
             return self._common_element(node.elements)
+        if isinstance(node, ast.ParamRef):
+            return _list_element(self._param(node))
         if isinstance(node, ast.FuncCall) and node.args:
             name = name_of(node.funcname)
             if name == "array_agg" and len(node.args) == 1:
@@ -673,7 +675,7 @@ class Rewriter:
                 return None
         if typed:
             kind = typed.pop() if len(typed) == 1 else None
-            return kind if kind in ELEMENT_KINDS and (consts <= {kind, "text", "int32", "numeric"}) else None
+            return kind if kind in _EXPRESSION_ELEMENTS and (consts <= {kind, "text", "int32", "numeric"}) else None
         if consts == {"int32", "numeric"}:
             return "numeric"
         return consts.pop() if len(consts) == 1 else None
@@ -845,13 +847,29 @@ class Rewriter:
 
 # element kinds whose arrays ::text prints (by the DuckDB list type it reads them as)
 _ARRAY_TEXT_OF = {"int16": "VARCHAR", "int32": "VARCHAR", "int64": "VARCHAR", "text": "VARCHAR", "varchar": "VARCHAR",
-                  "uuid": "VARCHAR", "bool": "BOOLEAN", "float32": "FLOAT", "float64": "DOUBLE"}
+                  "uuid": "VARCHAR", "json": "VARCHAR", "bool": "BOOLEAN", "float32": "FLOAT", "float64": "DOUBLE"}
 _DUCK_LIST_ELEMENT = {"VARCHAR": "varchar", "BOOLEAN": "bool", "FLOAT": "float4", "DOUBLE": "float8"}
 _PG_ELEMENT_NAMES = {"int16": "int2", "int32": "int4", "int64": "int8", "float32": "float4", "float64": "float8",
                      "numeric": "numeric", "bool": "bool", "text": "text", "varchar": "varchar", "bytea": "bytea",
                      "date": "date", "timestamp": "timestamp", "timestamptz": "timestamptz", "uuid": "uuid",
-                     "jsonb": "jsonb"}
+                     "jsonb": "jsonb", "json": "json"}
 _CONST_ELEMENT = {ast.Integer: "int32", ast.Float: "numeric", ast.String: "text", ast.Boolean: "bool"}
+# element kinds an array expression may have: a column's, and json (ARRAY['{}'::json], whose
+# elements DuckDB prints as written, as Postgres' json does)
+_EXPRESSION_ELEMENTS = (*ELEMENT_KINDS, "json")
+
+
+def _list_element(value: Any) -> str | None:
+    """The element kind of a list parameter, by its Python values (None: not a flat list of
+    integers, floats, booleans, strings or uuids)."""
+    import uuid
+
+    if not isinstance(value, list | tuple):
+        return None
+    kinds = {"bool" if isinstance(x, bool) else "int64" if isinstance(x, int) else "float64" if isinstance(x, float)
+             else "text" if isinstance(x, str) else "uuid" if isinstance(x, uuid.UUID) else None
+             for x in value if x is not None}
+    return kinds.pop() if len(kinds) == 1 and None not in kinds else None
 _ARRAY_OF_FIRST_ARGUMENT = ("array_append", "array_cat", "array_remove", "array_replace")
 # operators whose string-literal operand beside an array is an array literal
 _ARRAY_LITERAL_OPS = ("=", "<>", "!=", "<", ">", "<=", ">=", "&&")
