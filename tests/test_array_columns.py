@@ -374,6 +374,14 @@ def test_list_parameters_and_json_arrays_print_as_postgres(server, binary: bool)
         assert cur.execute("""SELECT ARRAY['{"a":  1}'::json, 'true']::text""").fetchone() == ('{"{\\"a\\":  1}",true}',)
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_text_array_parameters_of_two_dimensions_are_refused(server, binary: bool) -> None:
+    """They reached DuckDB as JSON text and came back as one string per row (['["a", "b"]'])."""
+    with psycopg.connect(dsn(server), autocommit=True) as conn, \
+            pytest.raises(psycopg.errors.FeatureNotSupported, match="more than one dimension"):
+        conn.cursor(binary=binary).execute("SELECT %s::text[]", ([["a", "b"], ["c", "d"]],))
+
+
 @pytest.mark.parametrize(("sql", "want"), OPERATOR_CASES)
 def test_array_operators_give_postgres_answers(server, sql: str, want: list) -> None:
     with psycopg.connect(dsn(server), autocommit=True) as conn:
