@@ -99,7 +99,7 @@ class Rewriter:
         self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
         self.kinds: dict[str, str | None] = {}  # column name -> halfvec / sparsevec / varbit ... (session sets)
         # output names of a statement's subqueries and CTEs that are arrays of a scalar type
-        # (SELECT a AS y ...) -> their element kind; None where two disagree
+        # (SELECT a AS y ...) -> their element kind
         self._array_aliases: dict[str, str | None] = {}
 
     def __call__(self, node: Any) -> Any:
@@ -187,7 +187,8 @@ class Rewriter:
             return self.any_all(node)
         if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_DISTINCT, A_Expr_Kind.AEXPR_NOT_DISTINCT):
             return self.array_operands(node)
-        if isinstance(node, ast.A_Indirection) and any(isinstance(i, ast.A_Indices) for i in node.indirection):
+        if isinstance(node, ast.A_Indirection) and any(isinstance(i, ast.A_Indices) for i in node.indirection) \
+                and not self._is_json(node.arg):  # jsonb subscripts count from 0
             return self.subscript(node)
         if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_LIKE, A_Expr_Kind.AEXPR_ILIKE) \
                 and isinstance(node.rexpr, ast.FuncCall) and name_of(node.rexpr.funcname) == "like_escape":
@@ -302,6 +303,14 @@ class Rewriter:
                     and self.kinds.get(n.fields[-1].sval) in ("json", "jsonb"):
                 return True
         return False
+
+    def _is_json(self, node: ast.Node) -> bool:
+        """A json / jsonb cast, column or -> / #> expression."""
+        if isinstance(node, ast.TypeCast):
+            return name_of(node.typeName.names) in ("json", "jsonb") and not node.typeName.arrayBounds
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return self.kinds.get(node.fields[-1].sval) in ("json", "jsonb")
+        return isinstance(node, ast.A_Expr) and name_of(node.name) in ("->", "#>")
 
     @staticmethod
     def _as_json(node: ast.Node) -> ast.Node:
@@ -857,6 +866,9 @@ _CONST_ELEMENT = {ast.Integer: "int32", ast.Float: "numeric", ast.String: "text"
 # element kinds an array expression may have: a column's, and json (ARRAY['{}'::json], whose
 # elements DuckDB prints as written, as Postgres' json does)
 _EXPRESSION_ELEMENTS = (*ELEMENT_KINDS, "json")
+_ARRAY_OF_FIRST_ARGUMENT = ("array_append", "array_cat", "array_remove", "array_replace")
+# operators whose string-literal operand beside an array is an array literal
+_ARRAY_LITERAL_OPS = ("=", "<>", "!=", "<", ">", "<=", ">=", "&&")
 
 
 def _list_element(value: Any) -> str | None:
@@ -870,9 +882,6 @@ def _list_element(value: Any) -> str | None:
              else "text" if isinstance(x, str) else "uuid" if isinstance(x, uuid.UUID) else None
              for x in value if x is not None}
     return kinds.pop() if len(kinds) == 1 and None not in kinds else None
-_ARRAY_OF_FIRST_ARGUMENT = ("array_append", "array_cat", "array_remove", "array_replace")
-# operators whose string-literal operand beside an array is an array literal
-_ARRAY_LITERAL_OPS = ("=", "<>", "!=", "<", ">", "<=", ">=", "&&")
 
 
 def _case(when: ast.Node, then: ast.Node, otherwise: ast.Node) -> ast.CaseExpr:
