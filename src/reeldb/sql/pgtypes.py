@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..format.arrays import ARRAY_KINDS
+# ARRAY_SPACE and parse_array_literal moved to format/arrays.py; still importable from here
+from ..format.arrays import ARRAY_KINDS, ARRAY_SPACE, parse_array_literal  # noqa: F401
 from ..format.types import ColumnType
 
 BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT2VECTOR, INT4, REGPROC, TEXT, OID = (
