@@ -255,13 +255,15 @@ def test_text_wire_form_quotes_as_postgres(server) -> None:
     with psycopg.connect(dsn(server), autocommit=True) as conn:
         fresh_table(conn, "txt")
         conn.execute(INSERT.format("txt"), ROW)
-        conn.execute("INSERT INTO txt (id, j) VALUES (2, ARRAY['{\"a\": [1,2]}'::jsonb, '3', '\"x\"'])")
+        conn.execute("INSERT INTO txt (id, j) VALUES (2, ARRAY['{\"a\": [1,2]}'::jsonb, '3', '\"x\"', "
+                     "'{\"bb\":1,\"a\":2}'])")
     got = psql(server, "SELECT a, tags, n, b, u, f, d, ts, bo, f8, v, tsn FROM txt WHERE id = 1").split("|")
     assert got == ["{1,NULL,3}", '{"a b","q\\"x",NULL,"","NULL",\x1c,"x\\\\y","{}"}', "{1.50,NULL}",
                    '{"\\\\x0001",NULL}', "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}", "{0.1,2.5}", "{2020-01-02}",
                    '{"2020-01-02 03:04:05+00"}', "{t,NULL,f}", "{0.1,1e+100}", "{ab,NULL}",
                    '{"2020-01-02 03:04:05.5"}']
-    assert psql(server, "SELECT j FROM txt WHERE id = 2") == '{"{\\"a\\": [1, 2]}",3,"\\"x\\""}'
+    assert psql(server, "SELECT j FROM txt WHERE id = 2") == \
+        '{"{\\"a\\": [1, 2]}",3,"\\"x\\"","{\\"a\\": 2, \\"bb\\": 1}"}'
     assert psql(server, "SELECT a, tags FROM ops WHERE id = 2") == "{}|{}"
 
 
@@ -372,6 +374,9 @@ def test_list_parameters_and_json_arrays_print_as_postgres(server, binary: bool)
         got = cur.execute("SELECT %s::text, %s::text, %s::text", ([1, None], ["a b", ""], [0.5, 1e100])).fetchone()
         assert got == ("{1,NULL}", '{"a b",""}', "{0.5,1e+100}")
         assert cur.execute("""SELECT ARRAY['{"a":  1}'::json, 'true']::text""").fetchone() == ('{"{\\"a\\":  1}",true}',)
+        # jsonb prints its keys shorter first and its numbers as numeric does
+        assert cur.execute("""SELECT ARRAY['{"bb":1,"a":[1e2, 2.50]}'::jsonb, 'null']::text""").fetchone() == \
+            ('{"{\\"a\\": [100, 2.50], \\"bb\\": 1}","null"}',)
 
 
 @pytest.mark.parametrize("binary", [False, True])

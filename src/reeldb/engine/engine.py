@@ -318,7 +318,8 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
             db.create_function(fn, _one_argument(vector_array_text, sparse),
                                [duckdb.list_type(duckdb.list_type("FLOAT"))], "VARCHAR", null_handling="special")
         for element, fn in ARRAY_TEXT.items():
-            db.create_function(fn, _one_argument(duck_array_text, element), [duckdb.list_type(element)], "VARCHAR",
+            db.create_function(fn, _one_argument(duck_array_text, element),
+                               [duckdb.list_type("VARCHAR" if element == "JSONB" else element)], "VARCHAR",
                                null_handling="special")
         for (name, kind), fn in VECTOR_AGGREGATES.items():
             db.create_function(fn, _one_argument(vector_aggregate, name, kind),

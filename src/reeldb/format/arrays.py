@@ -14,6 +14,7 @@ Here: the element types an array may have, Postgres' array text (``{1,2,NULL}``,
 from __future__ import annotations
 
 import decimal
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -241,9 +242,38 @@ def cell_value(cell: pa.Scalar) -> Any:
     return cell.as_py()
 
 
+# ----------------------------------------------------------------------------- jsonb text
+
+
+def jsonb_text(value: Any) -> str:
+    """A JSON value as Postgres' jsonb prints it: ``{"a": 1, "bb": [1, 2]}``, an object's
+    keys shorter first, then by their bytes (jsonb's order, not the order written), ", " and
+    ": " between items, numbers as numeric prints them (1e2 is 100, 2.50 keeps its zero
+    when parsed as a Decimal), only quotes, backslashes and control characters escaped."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
+        return "{" + ", ".join(json.dumps(k, ensure_ascii=False) + ": " + jsonb_text(value[k]) for k in keys) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(jsonb_text(x) for x in value) + "]"
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, decimal.Decimal):
+        text = format(value, "f")
+        return text[1:] if value.is_zero() and text.startswith("-") else text
+    if isinstance(value, float):
+        return format(decimal.Decimal(repr(value)), "f")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def jsonb_text_of(raw: str) -> str:
+    """JSON text (as stored, or as DuckDB holds it) -> jsonb's text; the last of repeated keys wins."""
+    return jsonb_text(json.loads(raw, parse_float=decimal.Decimal, parse_int=decimal.Decimal))
+
+
 # ----------------------------------------------------------------------------- x::text
 
-ARRAY_TEXT_ELEMENTS = ("VARCHAR", "BOOLEAN", "FLOAT", "DOUBLE")  # DuckDB element types text() takes
+# the lists duck_array_text takes, by DuckDB element type (JSONB: the elements' JSON text, as VARCHAR)
+ARRAY_TEXT_ELEMENTS = ("VARCHAR", "BOOLEAN", "FLOAT", "DOUBLE", "JSONB")
 
 
 def duck_array_text(element: str, items: list[Any] | None) -> str | None:
@@ -258,4 +288,6 @@ def duck_array_text(element: str, items: list[Any] | None) -> str | None:
 
         single = element == "FLOAT"
         return array_text(items, lambda x: float_text(float(x), single))
+    if element == "JSONB":  # each element's JSON text, normalized as jsonb prints it
+        return array_text(items, jsonb_text_of)
     return array_text(items, str)

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
-from ..format.arrays import array_text, parse_array_literal
+from ..format.arrays import array_text, jsonb_text, parse_array_literal
 from ..format.blobs import is_blob_struct
 from ..format.pgvector import bit_recv, bit_send, sparse_recv, sparse_send, sparse_text
 from ..format.types import ENUM_NAMES, float_text, vector_text
@@ -282,8 +282,9 @@ def _array_text(items: list[Any], out: Callable[[Any], str] | None = None) -> st
 
 
 def _json_text(v: Any) -> str:
-    """A JSON value (parsed by the result's converter) as jsonb prints it."""
-    return json.dumps(v, ensure_ascii=False)
+    """A JSON value (parsed by the result's converter) as jsonb prints it (its keys in
+    jsonb's order; a float parsed from 2.50 prints 2.5)."""
+    return jsonb_text(v)
 
 
 _ARRAY_ELEMENT_TEXT: dict[int, Callable[[Any], str]] = {

@@ -856,8 +856,9 @@ class Rewriter:
 
 # element kinds whose arrays ::text prints (by the DuckDB list type it reads them as)
 _ARRAY_TEXT_OF = {"int16": "VARCHAR", "int32": "VARCHAR", "int64": "VARCHAR", "text": "VARCHAR", "varchar": "VARCHAR",
-                  "uuid": "VARCHAR", "json": "VARCHAR", "bool": "BOOLEAN", "float32": "FLOAT", "float64": "DOUBLE"}
-_DUCK_LIST_ELEMENT = {"VARCHAR": "varchar", "BOOLEAN": "bool", "FLOAT": "float4", "DOUBLE": "float8"}
+                  "uuid": "VARCHAR", "json": "VARCHAR", "jsonb": "JSONB", "bool": "BOOLEAN", "float32": "FLOAT",
+                  "float64": "DOUBLE"}
+_DUCK_LIST_ELEMENT = {"VARCHAR": "varchar", "BOOLEAN": "bool", "FLOAT": "float4", "DOUBLE": "float8", "JSONB": "varchar"}
 _PG_ELEMENT_NAMES = {"int16": "int2", "int32": "int4", "int64": "int8", "float32": "float4", "float64": "float8",
                      "numeric": "numeric", "bool": "bool", "text": "text", "varchar": "varchar", "bytea": "bytea",
                      "date": "date", "timestamp": "timestamp", "timestamptz": "timestamptz", "uuid": "uuid",
