@@ -113,6 +113,8 @@ def refused(db, sql: str, sqlstate: str, params: tuple | None = None, match: str
     ("{1,2", "22P02", "malformed array literal"),
     ("1,2", "22P02", "malformed array literal"),
     ("{99999999999}", "22003", "integer out of range"),
+    ("[0:1]={1,2}", "0A000", "subscripts do not start at 1"),
+    ("[1:3]={1,2}", "22P02", "malformed array literal"),
     ([1, 2**40], "22003", "integer out of range"),
     ([1, "x"], "42804", r'column "a" is of type integer\[\] but expression is of type text\[\]'),
     ([1, True], "42804", r"integer\[\] but an element is of type bool|of type bool"),
@@ -141,8 +143,8 @@ def test_array_types_reeldb_does_not_keep_are_refused(tmp_path: Path) -> None:
     refused(db, "CREATE TABLE t (k text[], UNIQUE (k))", "0A000", match=r"text\[\] column cannot be a key")
     refused(db, "CREATE TEMP TABLE tt (k text[])", "0A000", match=r"temporary table cannot hold text\[\]")
     db.execute("CREATE TABLE t (m int[3][4])")  # Postgres ignores declared sizes and dimensions
-    db.execute("INSERT INTO t VALUES ('{1,2,3,4,5}')")
-    assert db.execute("SELECT m FROM t").fetchone() == ([1, 2, 3, 4, 5],)
+    db.execute("INSERT INTO t VALUES ('{1,2,3,4,5}'), ('[1:2]={6,7}')")
+    assert db.execute("SELECT m FROM t").fetchall() == [([1, 2, 3, 4, 5],), ([6, 7],)]
     assert db.execute("SELECT format_type(atttypid, atttypmod), attndims FROM pg_attribute "
                       "WHERE attrelid = 't'::regclass AND attname = 'm'").fetchone() == ("integer[]", 1)
 

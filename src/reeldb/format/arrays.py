@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -46,12 +47,33 @@ def parse_array_literal(text: str) -> list[Any]:
     """Postgres' array text (``{1,2}``, ``{{a,"b c"},{NULL,d}}``) -> nested lists of
     strings, None for NULL."""
     s = text.strip(ARRAY_SPACE)
+    bounds: list[tuple[int, int]] = []
+    while s.startswith("["):  # explicit dimensions: [1:2]={a,b}
+        m = _BOUNDS.match(s)
+        if m is None:
+            raise ValueError(f"malformed array literal: {text!r}")
+        bounds.append((int(m.group(1) or 1), int(m.group(2))))
+        s = s[m.end():].lstrip(ARRAY_SPACE)
+    if bounds:
+        if not s.startswith("="):
+            raise ValueError(f"malformed array literal: {text!r}")
+        s = s[1:].lstrip(ARRAY_SPACE)
+        if any(lo != 1 for lo, _ in bounds):
+            raise errors.FeatureNotSupported(f"arrays whose subscripts do not start at 1 are not supported: {text!r}")
     if not s.startswith("{"):
         raise ValueError(f"malformed array literal: {text!r}")
     out, pos = _array_items(s, 1, 1)
     if s[pos:].strip(ARRAY_SPACE):
         raise ValueError(f"malformed array literal: {text!r}")
+    level: list[Any] = out
+    for lo, hi in bounds:  # each dimension as declared (Postgres: "Specified array dimensions do not match")
+        if len(level) != hi - lo + 1:
+            raise ValueError(f"malformed array literal: {text!r} (the dimensions do not match its contents)")
+        level = level[0] if level and isinstance(level[0], list) else []
     return out
+
+
+_BOUNDS = re.compile(r"\[\s*(?:(-?\d+)\s*:)?\s*(-?\d+)\s*\]")
 
 
 MAX_DIMENSIONS = 6  # Postgres' MAXDIM: deeper nesting is refused before it is read (no deep recursion)
