@@ -447,3 +447,25 @@ def test_array_agg_of_arrays_raises_where_postgres_does(server, where: str, mess
         with pytest.raises(psycopg.errors.DataError, match=message) as e:
             conn.execute(f"SELECT array_agg(a) FROM ops WHERE {where}")
         assert e.value.sqlstate.startswith("22")
+
+
+def test_binary_array_parameter_with_another_lower_bound_is_refused(server) -> None:
+    """PostgreSQL keeps the lower bound (a[0] is the first element of '[0:1]={1,2}'); reeldb's
+    lists count from 1, so such a parameter is refused rather than shifted."""
+    from psycopg.adapt import Dumper
+
+    class ZeroBased(Dumper):
+        format = psycopg.pq.Format.BINARY
+        oid = 1007  # int4[]
+
+        def dump(self, obj) -> bytes:
+            return struct.pack("!iiiii", 1, 0, 23, len(obj), 0) + b"".join(struct.pack("!ii", 4, x) for x in obj)
+
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        cur = conn.cursor(binary=True)
+        cur.adapters.register_dumper(tuple, ZeroBased)
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="start at 0"):
+            cur.execute("SELECT %b::int[]", ((1, 2),))
+        cur.adapters.register_dumper(tuple, type("OneBased", (ZeroBased,), {"dump": lambda self, obj: struct.pack(
+            "!iiiii", 1, 0, 23, len(obj), 1) + b"".join(struct.pack("!ii", 4, x) for x in obj)}))
+        assert cur.execute("SELECT %b::int[]", ((1, 2),)).fetchone() == ([1, 2],)

@@ -563,7 +563,11 @@ def _array_recv(b: bytes) -> list[Any]:
         return []
     if ndim != 1:
         raise errors.FeatureNotSupported("array parameters of more than one dimension are not supported")
-    n, _ = struct.unpack_from("!ii", b, 12)
+    n, lower = struct.unpack_from("!ii", b, 12)
+    if lower != 1:  # reeldb's lists count from 1: another lower bound would move every subscript
+        raise errors.FeatureNotSupported(f"array parameters whose subscripts start at {lower} are not supported")
+    if n < 0:
+        raise ValueError("negative array dimension")
     out: list[Any] = []
     pos = 20
     for _ in range(n):
