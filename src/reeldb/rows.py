@@ -62,6 +62,16 @@ def _json(arr: pa.Array) -> list[Any]:
     return [None if v is None else json.loads(v) for v in arr.to_pylist()]
 
 
+def _json_list(arr: pa.Array) -> list[Any]:
+    return [None if v is None else [None if x is None else json.loads(x) for x in v] for v in arr.to_pylist()]
+
+
+def _uuid_list(arr: pa.Array) -> list[Any]:
+    import uuid
+
+    return [None if v is None else [None if x is None else uuid.UUID(str(x)) for x in v] for v in arr.to_pylist()]
+
+
 def converters(table: pa.Table, description: list, store: ObjectStore) -> list[Converter | None]:
     """One converter per column (None: Arrow's own to_pylist is right)."""
     out: list[Converter | None] = []
@@ -76,6 +86,8 @@ def converters(table: pa.Table, description: list, store: ObjectStore) -> list[C
             out.append(_blobs(store))
         elif duck == "JSON":
             out.append(_json)
+        elif duck in ("JSON[]", "UUID[]") and pa.types.is_list(t):  # jsonb[] / uuid[] columns
+            out.append(_json_list if duck == "JSON[]" else _uuid_list)
         elif duck in ("BIT", "VARBIT") and pa.types.is_binary(t):  # DuckDB's BIT -> the text of the bits
             from .format.pgvector import duck_bits
 

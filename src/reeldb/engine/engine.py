@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
+from ..format.arrays import ARRAY_TEXT_ELEMENTS, duck_array_text
 from ..format.arrow import nested_lists, unsliced
 from ..format.citext import citext_in
 from ..format.fragment import ROWID, FragmentReader
@@ -274,6 +275,8 @@ VECTOR_ARITHMETIC = {(op, kind): internal_name(f"v{name}", kind) for op, name in
 HSTORE = {name: internal_name("hstore", name) for name in HSTORE_FUNCTIONS}  # hstore's functions (format/hstore.py)
 CITEXT_IN = internal_name("citextin")  # x::citext of a computed value: refused where reeldb's citext differs
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
+# int[]::text & co: Postgres' array text ({1,NULL,"a b"}) of a list, by DuckDB element type
+ARRAY_TEXT = {element: internal_name(f"arraytext{element.lower()}") for element in ARRAY_TEXT_ELEMENTS}
 _DATABASES: dict[tuple, duckdb.DuckDBPyConnection] = {}  # (pid, sandbox) -> that process's database
 _DATABASE_LOCK = threading.Lock()
 
@@ -328,6 +331,10 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
         for sparse, fn in VECTOR_ARRAY_TEXT.items():
             db.create_function(fn, _one_argument(vector_array_text, sparse),
                                [duckdb.list_type(duckdb.list_type("FLOAT"))], "VARCHAR", null_handling="special")
+        for element, fn in ARRAY_TEXT.items():
+            db.create_function(fn, _one_argument(duck_array_text, element),
+                               [duckdb.list_type("VARCHAR" if element == "JSONB" else element)], "VARCHAR",
+                               null_handling="special")
         for (name, kind), fn in VECTOR_AGGREGATES.items():
             db.create_function(fn, _one_argument(vector_aggregate, name, kind),
                                [duckdb.list_type(duckdb.list_type("FLOAT"))], duckdb.list_type("FLOAT"),
@@ -743,6 +750,8 @@ def select_expr(c: Column) -> str:
         return f"CAST({q} AS BIT) AS {q}"
     if c.type.kind == "citext":  # compares through lower() (format/citext.py, sql/citext.py)
         return f"CAST({q} AS VARCHAR) COLLATE NOCASE AS {q}"
+    if c.type.kind in ("uuid_array", "jsonb_array"):  # stored as lists of text
+        return f"CAST({q} AS {c.type.duck()}) AS {q}"
     return q
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
+from .arrays import ARRAY_KINDS
 from .pgvector import check_sparse_dim, parse_sparse_text
 
 PARQUET, MATRIX, BLOB = "parquet", "matrix", "blob"
@@ -88,6 +89,11 @@ class ColumnType:
         return self.labels is not None
 
     @property
+    def element_kind(self) -> str | None:
+        """The element kind of an array column of a scalar type (format/arrays.py), else None."""
+        return ARRAY_KINDS.get(self.kind)
+
+    @property
     def storage(self) -> str:
         if self.kind in VECTOR_KINDS:
             return MATRIX
@@ -125,6 +131,8 @@ class ColumnType:
             return f"{k}({self.shape[0]})" if self.shape else k
         if k in VECTOR_ARRAY_KINDS:
             return VECTOR_ARRAY_KINDS[k] + (f"({self.length})" if self.length else "") + "[]"
+        if k in ARRAY_KINDS:
+            return self.element().sql() + "[]"
         if k == "bit":
             return f"bit({self.length})"
         if k == "varbit":
@@ -141,6 +149,8 @@ class ColumnType:
             return f"FLOAT[{self.shape[0]}]"
         if k == "tensor" and self.shape is not None:
             return _DUCK_OF_DTYPE[self.dtype] + "".join(f"[{d}]" for d in reversed(self.shape))
+        if k in ARRAY_KINDS:
+            return ("BLOB" if ARRAY_KINDS[k] == "bytea" else self.element().duck()) + "[]"
         if self.storage == BLOB:
             return ("STRUCT(kind VARCHAR, \"data\" BLOB, pack VARCHAR, \"offset\" BIGINT, length BIGINT, meta VARCHAR, "
                     "sums BLOB)")
@@ -148,6 +158,10 @@ class ColumnType:
             p, s = self.numeric_ps()
             return f"DECIMAL({p},{s})"
         return _DUCK_NAMES[k]
+
+    def element(self) -> ColumnType:
+        """An array column's element type (``varchar(3)[]`` -> ``varchar(3)``)."""
+        return ColumnType(ARRAY_KINDS[self.kind], length=self.length, precision=self.precision, scale=self.scale)
 
     def numeric_ps(self) -> tuple[int, int]:
         if self.precision is None:
@@ -159,6 +173,8 @@ class ColumnType:
         k = self.kind
         if self.storage == BLOB:
             return BLOB_STRUCT
+        if k in ARRAY_KINDS:  # a Parquet list of the element's storage type (bytea inline)
+            return pa.list_(pa.binary() if ARRAY_KINDS[k] == "bytea" else self.element().arrow())
         if k == "numeric":
             p, s = self.numeric_ps()
             return pa.decimal128(p, s)
@@ -330,6 +346,15 @@ def vector_array_type(element: str, mods: list[Any]) -> ColumnType:
         raise errors.InvalidParameterValue(f"type {element} takes one modifier, its dimension")
     dim = column_type(element, mods).row_shape[0] if mods else None  # checks the dimension
     return ColumnType(f"{element}_array", length=dim)
+
+
+def array_type(element: ColumnType) -> ColumnType:
+    """``int[]`` / ``varchar(3)[]`` / ``numeric(5,2)[]``: an array column of a scalar type
+    (format/arrays.py); 0A000 for an element type reeldb keeps no arrays of."""
+    kind = f"{element.kind}_array"
+    if kind not in ARRAY_KINDS or element.serial or element.is_enum:
+        raise errors.FeatureNotSupported(f"arrays of type {element.sql()} are not supported")
+    return ColumnType(kind, length=element.length, precision=element.precision, scale=element.scale)
 
 
 def _int_mod(name: str, m: Any) -> int:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import errors
+from .arrays import ARRAY_KINDS, ListDecimal
 from .types import ColumnType
 
 _INT_RANGES = {"int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -349,6 +350,26 @@ def _hstore(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     return from_python
 
 
+def _arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
+    """int[] / text[] / ...: each element checked as a column of the element type checks it."""
+    from .arrays import array_converter, bytea_in
+
+    element = ctype.element()
+    if element.kind == "bytea":
+        conv = lambda v: bytea_in(v, column)  # noqa: E731
+    elif element.kind in ("text", "varchar"):  # a boolean element reads as Postgres' bool::text
+        text = _CONVERTERS[element.kind](element, column)
+
+        def conv(v: Any) -> Any:
+            if isinstance(v, ListDecimal):
+                raise errors.FeatureNotSupported(f"storing a numeric array in column {column} ({ctype.sql()}) is "
+                                                  "not supported: cast its elements to text first")
+            return ("true" if v else "false") if isinstance(v, bool | np.bool_) else text(v)
+    else:
+        conv = _CONVERTERS[element.kind](element, column)
+    return array_converter(ctype.sql(), column, element.kind, conv)
+
+
 def _passthrough(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     return lambda v: v
 
@@ -361,6 +382,7 @@ _CONVERTERS: dict[str, Callable[[ColumnType, str], Callable[[Any], Any]]] = {
     "vector_array": _vector_arrays, "halfvec_array": _vector_arrays, "sparsevec_array": _vector_arrays,
     "citext": _citext, "hstore": _hstore,
 }
+_CONVERTERS.update({kind: _arrays for kind in ARRAY_KINDS})
 
 
 def check_scalars(ctype: ColumnType, column: str, values: list[Any]) -> pa.Array:
@@ -387,13 +409,40 @@ def _check_reals(source: pa.Array, cast: pa.Array, column: str) -> None:
         _check_real(float(src[i]), repr(float(src[i])), column, text=False)
 
 
+def _plain_elements(kind: str) -> bool:
+    """Does an Arrow list of the column's storage type need no check of its elements?"""
+    return ARRAY_KINDS[kind] in ("int16", "int32", "int64", "float32", "float64", "numeric", "bool", "text",
+                                 "bytea", "date", "timestamp", "timestamptz")
+
+
+def _texts_of_list(arr: pa.Array, column: str, ctype: ColumnType) -> list[Any]:
+    """Lists from DuckDB (INSERT ... SELECT, UPDATE) for a text[] column: their elements as
+    Postgres' assignment to text prints them. A float4 element prints float4's digits;
+    numeric elements are refused, since DuckDB gave the list one scale where Postgres keeps
+    each element's own (ARRAY[1.5, 2]::text[] is {1.5,2}, not {1.5,2.0})."""
+    from .pgvector import float_text
+
+    value = arr.type.value_type
+    if pa.types.is_floating(value):
+        single = value.bit_width < 64
+        return [None if v is None else [None if x is None else float_text(x, single) for x in v]
+                for v in arr.to_pylist()]
+    if not (pa.types.is_string(value) or pa.types.is_large_string(value) or pa.types.is_integer(value)
+            or pa.types.is_boolean(value) or pa.types.is_date(value) or pa.types.is_null(value)):
+        raise errors.FeatureNotSupported(
+            f"storing an array of {value} in column {column} ({ctype.sql()}) is not supported: "
+            "cast its elements to text first")
+    return arr.to_pylist()
+
+
 def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Arrow array (from DuckDB or a user's table) -> storage type, cast when lossless."""
     target = ctype.arrow()
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if arr.type == target and ctype.kind not in ("json", "jsonb", "varchar", "uuid", "bit", "varbit", "citext", "hstore",
-                                                 "vector_array", "halfvec_array", "sparsevec_array"):
+                                                 "vector_array", "halfvec_array", "sparsevec_array") \
+            and not (ctype.kind in ARRAY_KINDS and not _plain_elements(ctype.kind)):
         return arr
     if ctype.kind in _FAST_CASTS and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
                                       or pa.types.is_boolean(arr.type) or pa.types.is_temporal(arr.type)
@@ -410,6 +459,8 @@ def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.Chunke
             if ctype.kind == "float32" and pa.types.is_floating(arr.type) and arr.type.bit_width > 32:
                 _check_reals(arr, out, column)
             return out
+    if ctype.kind in ("text_array", "varchar_array") and (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
+        return check_scalars(ctype, column, _texts_of_list(arr, column, ctype))
     if pa.types.is_string(arr.type) and ctype.kind == "text":
         return arr
     if pa.types.is_large_string(arr.type) and ctype.kind == "text":

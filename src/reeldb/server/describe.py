@@ -32,6 +32,8 @@ _KIND_OID = {"int16": t.INT2, "int32": t.INT4, "int64": t.INT8, "float32": t.FLO
 def oid_of(ct: ColumnType) -> int:
     if ct.kind == "tensor":
         return t.TEXT
+    if ct.element_kind is not None:  # int[], text[]: the element's array type
+        return t.ARRAY_OF.get(_KIND_OID.get(ct.element_kind, t.TEXT), t.TEXT_ARRAY)
     return _KIND_OID.get(ct.kind, t.TEXT)
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from .. import errors
 from ..format import hstore
+from ..format.arrays import array_text, jsonb_text, parse_array_literal
 from ..format.blobs import is_blob_struct
 from ..format.pgvector import (
     bit_recv,
@@ -37,7 +38,6 @@ from ..sql.citext import TextParameter
 from ..sql.pgcatalog import stable_oid
 from ..sql.pgtypes import (
     ARRAY_OF,
-    ARRAY_SPACE,
     BIT,
     BOOL,
     BYTEA,
@@ -48,6 +48,7 @@ from ..sql.pgtypes import (
     DATE,
     ENUM_OIDS,
     FLOAT4,
+    FLOAT4_ARRAY,
     FLOAT8,
     HALFVEC,
     HALFVEC_ARRAY,
@@ -59,7 +60,9 @@ from ..sql.pgtypes import (
     INTERVAL,
     JSON,
     JSONB,
+    JSONB_ARRAY,
     NUMERIC,
+    NUMERIC_ARRAY,
     OID,
     SPARSEVEC,
     SPARSEVEC_ARRAY,
@@ -75,7 +78,6 @@ from ..sql.pgtypes import (
     VARCHAR,
     VECTOR,
     VECTOR_ARRAY,
-    parse_array_literal,
 )
 from ..storage import ObjectStore
 from . import datetimes
@@ -134,9 +136,9 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
         return _MARKED_ARRAYS[d], -1
     if d in _MARKED_VECTORS:
         return _MARKED_VECTORS[d], arrow_type.list_size if pa.types.is_fixed_size_list(arrow_type) else -1
-    if d.startswith("DECIMAL"):
-        p, s = (int(x) for x in d[8:-1].split(","))
-        return NUMERIC, ((p << 16) | s) + 4
+    if d.startswith("DECIMAL"):  # numeric(p,s), or an array of it (numeric(5,2)[]: its element's typmod)
+        p, s = (int(x) for x in d[8:d.index(")")].split(","))
+        return NUMERIC if d.endswith(")") else NUMERIC_ARRAY, ((p << 16) | s) + 4
     if d.startswith("VARCHAR") and not d.endswith("]"):
         return VARCHAR, -1
     if d in _CATALOG_VECTORS:
@@ -222,6 +224,9 @@ def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
         if oid in _VECTOR_ARRAY_ELEMENT:
             element_text = sparse_text if oid == SPARSEVEC_ARRAY else vector_text
             return lambda v: _array_text([None if x is None else _Quoted(element_text(x)) for x in v]).encode()
+        if oid in _ARRAY_ELEMENT_TEXT:  # real[] (float4's digits), jsonb[] (each element's JSON text)
+            element_out = _ARRAY_ELEMENT_TEXT[oid]
+            return lambda v: encode_text(_array_text(list(v), element_out), codec)
         if codec[1] == "utf-8":
             return lambda v: text_out(v).encode("utf-8")
         return lambda v: encode_text(text_out(v), codec)
@@ -231,6 +236,8 @@ def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
     if fn is None:
         if oid in ENUM_OIDS:  # an enum's binary form is its label's text
             return lambda v: text_out(v).encode("utf-8")
+        if oid == JSONB_ARRAY:  # jsonb_send of each element: a version byte, then its JSON text
+            return lambda v: _array_send(v, JSONB, lambda x: b"\x01" + _json_text(x).encode("utf-8"))
         if oid in _ELEMENT_OF:
             elem = _ELEMENT_OF[oid]
             return lambda v: _array_send(v, elem)
@@ -288,21 +295,18 @@ class _Quoted(str):
 
 
 def _array_text(items: list[Any], out: Callable[[Any], str] | None = None) -> str:
-    parts = []
-    for x in items:
-        if x is None:
-            parts.append("NULL")
-        elif isinstance(x, list):
-            parts.append(_array_text(x, out))
-        else:
-            t = text_out(x) if out is None else out(x)
-            if t == "" or any(c in t for c in _ARRAY_QUOTED) or t.upper() == "NULL":
-                t = '"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            parts.append(t)
-    return "{" + ",".join(parts) + "}"
+    """Postgres' array_out, each element's text by ``out`` (default: ``text_out``)."""
+    return array_text(items, text_out if out is None else out)
 
 
-_ARRAY_QUOTED = frozenset('{},"\\' + ARRAY_SPACE)  # array_out quotes an element with any of these
+def _json_text(v: Any) -> str:
+    """A JSON value (parsed by the result's converter) as jsonb prints it (its keys in
+    jsonb's order; a float parsed from 2.50 prints 2.5)."""
+    return jsonb_text(v)
+
+
+_ARRAY_ELEMENT_TEXT: dict[int, Callable[[Any], str]] = {
+    FLOAT4_ARRAY: lambda x: float_text(float(x), True), JSONB_ARRAY: _json_text}
 
 
 def _interval_text(v: dt.timedelta) -> str:
@@ -587,7 +591,11 @@ def _array_recv(b: bytes) -> list[Any]:
         return []
     if ndim != 1:
         raise errors.FeatureNotSupported("array parameters of more than one dimension are not supported")
-    n, _ = struct.unpack_from("!ii", b, 12)
+    n, lower = struct.unpack_from("!ii", b, 12)
+    if lower != 1:  # reeldb's lists count from 1: another lower bound would move every subscript
+        raise errors.FeatureNotSupported(f"array parameters whose subscripts start at {lower} are not supported")
+    if n < 0:
+        raise ValueError("negative array dimension")
     out: list[Any] = []
     pos = 20
     for _ in range(n):
@@ -602,13 +610,24 @@ def _array_recv(b: bytes) -> list[Any]:
 
 
 def _array_text_in(s: str, elem: int) -> list[Any]:
-    """``{1,2,NULL}`` / ``{"a b",c}`` -> a list of the element type's values."""
+    """``{1,2,NULL}`` / ``{"a b",c}`` -> a list of the element type's values. Lists of lists
+    reach DuckDB as JSON text, which it reads back right only for numbers and booleans: a
+    text array of more than one dimension would come back as one JSON string, so it is
+    refused."""
+    items = parse_array_literal(s)
+    if elem not in _NESTED_OK and any(isinstance(x, list) for x in items):
+        raise errors.FeatureNotSupported("array parameters of more than one dimension are not supported "
+                                         f"for elements of type OID {elem}")
+
     def convert(x: Any) -> Any:
         if isinstance(x, list):
             return [convert(y) for y in x]
         return None if x is None else _text_in(x, elem)
 
-    return convert(parse_array_literal(s))
+    return convert(items)
+
+
+_NESTED_OK = (INT2, INT4, INT8, FLOAT4, FLOAT8, BOOL, OID)
 
 
 def _numeric_recv(b: bytes) -> decimal.Decimal:

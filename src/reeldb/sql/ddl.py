@@ -15,6 +15,7 @@ from ..format.types import (
     PARQUET,
     VECTOR_KINDS,
     ColumnType,
+    array_type,
     column_type,
     enum_type,
     vector_array_type,
@@ -64,10 +65,6 @@ def type_of(tn: ast.TypeName, s: Session | None = None) -> ColumnType:
             return enum_type(tname, labels)
     if tn.arrayBounds and len(tn.arrayBounds) == 1 and name_of(tn.names) in VECTOR_KINDS:
         return vector_array_type(name_of(tn.names), [const_value(m) for m in tn.typmods or ()])
-    if tn.arrayBounds:
-        raise errors.FeatureNotSupported(
-            "array columns are not supported; use VECTOR(n) or TENSOR(dtype, dims...) for numeric arrays"
-        )
     mods: list[Any] = []
     for m in tn.typmods or ():
         if isinstance(m, ast.A_Const):
@@ -84,6 +81,8 @@ def type_of(tn: ast.TypeName, s: Session | None = None) -> ColumnType:
         from .extensions import require_type
 
         require_type(s, name)
+    if tn.arrayBounds:  # int[], text[][] (Postgres ignores the number of dimensions declared)
+        return array_type(column_type(name, mods))
     return column_type(name, mods)
 
 
@@ -135,7 +134,7 @@ def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
             unique = True
         else:
             raise unsupported_constraint(con, name)
-    if (pk or unique) and ctype.storage != PARQUET:
+    if (pk or unique) and not _keyable(ctype):
         raise errors.FeatureNotSupported(f"a {ctype.sql()} column cannot be a key (column {name})")
     if identity is not None and any(c.contype == ConstrType.CONSTR_DEFAULT for c in cd.constraints or ()):
         raise errors.SyntaxError(f'both default and identity specified for column "{name}" of table "{table}"')
@@ -274,13 +273,19 @@ def split_checks(cd: ast.ColumnDef) -> tuple[ast.ColumnDef, list[ast.Constraint]
     return rest, checks
 
 
+def _keyable(ctype: ColumnType) -> bool:
+    """Can a column of this type be in a primary key or unique constraint? Not arrays
+    (int[]): their uniqueness is not checked, so it is refused rather than not kept."""
+    return ctype.storage == PARQUET and ctype.element_kind is None
+
+
 def _key_ids(cols: list[Column], keys: tuple) -> list[int]:
     out = []
     for k in keys:
         name = k.sval
         for c in cols:
             if c.name == name:
-                if c.type.storage != PARQUET:
+                if not _keyable(c.type):
                     raise errors.FeatureNotSupported(f"a {c.type.sql()} column cannot be a key (column {name})")
                 out.append(c.id)
                 break

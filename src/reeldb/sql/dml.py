@@ -16,6 +16,7 @@ from pglast import ast
 
 from .. import errors
 from ..engine.engine import GPOS, BoundTable, internal_name, quote_ident
+from ..format.arrays import cell_value
 from ..format.blobs import PackWriter, blobs_from_arrow, check_blobs
 from ..format.fragment import Batch, write_fragment
 from ..format.manifest import Column, TableManifest
@@ -193,7 +194,7 @@ def _eval_row(s: Session, vl: tuple, prow: list[Any]) -> list[Any]:
         exprs = ", ".join(deparse(rw(node)) for _, node in slow)
         table, _ = s.engine.arrow(f"SELECT {exprs}", s.duck_params(prow, exprs))
         for j, (i, _) in enumerate(slow):
-            out[i] = table.column(j)[0].as_py()
+            out[i] = cell_value(table.column(j)[0])
     return out
 
 

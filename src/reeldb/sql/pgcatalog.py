@@ -233,6 +233,8 @@ class CatalogTables:
                              default is not None or expression is not None)
             if enum_oid is not None:
                 att["atttypid"] = enum_oid
+            is_array = bool(pt.BY_OID[typ].element)
+            att["attndims"] = int(is_array)
             att["attidentity"] = c.identity or ""
             att["attgenerated"] = "s" if expression is not None else ""
             self.atts.append(att)
@@ -244,8 +246,9 @@ class CatalogTables:
                 "column_name": c.name, "ordinal_position": i + 1, "column_default": default,
                 "is_nullable": "NO" if c.not_null or c.id in pk else "YES",
                 "data_type": "USER-DEFINED" if c.type.is_enum else _information_type(typ, c.type.sql()),
-                "character_maximum_length": c.type.length,
-                "numeric_precision": c.type.precision, "numeric_scale": c.type.scale,
+                "character_maximum_length": None if is_array else c.type.length,
+                "numeric_precision": None if is_array else c.type.precision,
+                "numeric_scale": None if is_array else c.type.scale,
                 "udt_name": c.type.sql() if c.type.is_enum else pt.BY_OID[typ].name,
                 "is_identity": "YES" if c.identity else "NO", "is_generated": "ALWAYS" if expression else "NEVER",
                 "generation_expression": expression,
@@ -745,6 +748,8 @@ def format_type(oid: int, typmod: int) -> str:
 
 def _information_type(oid: int, sql: str) -> str:
     t = pt.BY_OID[oid]
+    if t.element:  # int[], vector[]: information_schema names the element in udt_name (_int4)
+        return "ARRAY"
     if t.namespace == pt.PUBLIC_NS:
         return "USER-DEFINED"
     return _SQL_TYPE_NAMES.get(t.name, t.name)
@@ -1079,10 +1084,26 @@ class CatalogRewrite:
             "pg_indexes_size": lambda a: _const(0),
             "pg_relation_is_publishable": lambda a: _const(False),
             "pg_notify": self._notify,
-            "array_upper": lambda a: _template("len($1)", a[0]),
-            "array_lower": lambda a: _template("CASE WHEN len($1) > 0 THEN 1 END", a[0]),
-            "array_length": lambda a: _template("CASE WHEN len($1) > 0 THEN len($1) END", a[0]),
+            "array_upper": lambda a: self._array_dimension("array_upper", a, "len($1)"),
+            "array_lower": lambda a: self._array_dimension("array_lower", a, "1"),
+            "array_length": lambda a: self._array_dimension("array_length", a, "len($1)"),
+            "cardinality": lambda a: _template("CAST(len($1) AS int4)", *a),
         }
+
+    def _array_dimension(self, name: str, args: list[ast.Node], value: str) -> ast.Node:
+        """array_length / array_lower / array_upper (array, dimension) of a one-dimensional
+        array, as int4: NULL for an empty array (Postgres' has no dimensions) or a NULL
+        dimension. Any dimension but 1 is refused: reeldb cannot tell a list of lists from
+        an array of more dimensions here, whose answer would differ."""
+        if len(args) != 2:
+            raise errors.UndefinedFunction(f"function {name} with {len(args)} arguments does not exist")
+        ok, dim = _constant_arg(args[1], self.params)
+        if ok and dim is None:
+            return _template("CAST(NULL AS int4)")
+        if not ok or dim != 1:
+            raise errors.FeatureNotSupported(f"{name}() of a dimension other than 1 is not supported: "
+                                             "reeldb's array columns have one dimension")
+        return _template(f"CASE WHEN len($1) > 0 THEN CAST({value} AS int4) END", args[0])
 
     def _serial_sequence(self, args: list[ast.Node]) -> ast.Node:
         """pg_get_serial_sequence(table, column): the qualified name of the sequence an

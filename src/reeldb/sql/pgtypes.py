@@ -4,8 +4,9 @@ catalog (``pg_type``, ``format_type``), so a client sees the same type both ways
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+# ARRAY_SPACE and parse_array_literal moved to format/arrays.py; still importable from here
+from ..format.arrays import ARRAY_KINDS, ARRAY_SPACE, parse_array_literal  # noqa: F401
 from ..format.types import ColumnType
 
 BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT2VECTOR, INT4, REGPROC, TEXT, OID = (
@@ -17,6 +18,7 @@ TIMETZ = 1266
 BOOL_ARRAY, INT2_ARRAY, INT4_ARRAY, TEXT_ARRAY, INT8_ARRAY, FLOAT4_ARRAY, FLOAT8_ARRAY = (
     1000, 1005, 1007, 1009, 1016, 1021, 1022)
 CHAR_ARRAY, OID_ARRAY, VARCHAR_ARRAY = 1002, 1028, 1015
+NUMERIC_ARRAY, JSONB_ARRAY = 1231, 3807
 # pgvector's types have no fixed OIDs (an extension's types get theirs at CREATE
 # EXTENSION); reeldb's are fixed, above Postgres' built-in range. IMAGE, VIDEO and TENSOR
 # are reeldb's own; their values travel as bytea or arrays.
@@ -93,7 +95,11 @@ _OF_KIND = {"int16": INT2, "int32": INT4, "int64": INT8, "float32": FLOAT4, "flo
 
 
 def column_oid(t: ColumnType) -> tuple[int, int]:
-    """(OID, typmod) of a reeldb column type, as Postgres' catalog would hold it."""
+    """(OID, typmod) of a reeldb column type, as Postgres' catalog would hold it (an
+    array's typmod is its element's: varchar(3)[] has 7)."""
+    if t.kind in ARRAY_KINDS:
+        oid, mod = column_oid(t.element())
+        return ARRAY_OF[oid], mod
     oid = _OF_KIND[t.kind]
     if t.kind == "varchar" and t.length:
         return oid, t.length + 4
@@ -104,74 +110,6 @@ def column_oid(t: ColumnType) -> tuple[int, int]:
     if t.kind in ("bit", "varbit", "vector_array", "halfvec_array", "sparsevec_array") and t.length:
         return oid, t.length
     return oid, -1
-
-
-# Postgres' array input skips only these (array_isspace), not all of Python's whitespace:
-# U+001C..U+001F and other Unicode spaces are part of an element.
-ARRAY_SPACE = " \t\n\r\v\f"
-
-
-def parse_array_literal(text: str) -> list[Any]:
-    """Postgres' array text (``{1,2}``, ``{{a,"b c"},{NULL,d}}``) -> nested lists of
-    strings, None for NULL."""
-    s = text.strip(ARRAY_SPACE)
-    if not s.startswith("{"):
-        raise ValueError(f"malformed array literal: {text!r}")
-    out, pos = _array_items(s, 1)
-    if s[pos:].strip(ARRAY_SPACE):
-        raise ValueError(f"malformed array literal: {text!r}")
-    return out
-
-
-def _array_items(s: str, i: int) -> tuple[list[Any], int]:
-    items: list[Any] = []
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c == "}":
-            return items, i + 1
-        if c == "," or c in ARRAY_SPACE:
-            i += 1
-        elif c == "{":
-            sub, i = _array_items(s, i + 1)
-            items.append(sub)
-        elif c == '"':
-            j, chars = i + 1, []
-            while j < n and s[j] != '"':
-                if s[j] == "\\" and j + 1 < n:
-                    j += 1
-                chars.append(s[j])
-                j += 1
-            if j >= n:
-                break
-            items.append("".join(chars))
-            i = j + 1
-        else:
-            word, i = _unquoted(s, i)
-            items.append(word)
-    raise ValueError(f"malformed array literal: {s!r}")
-
-
-def _unquoted(s: str, i: int) -> tuple[str | None, int]:
-    """An unquoted element from ``i`` to the next , or }: backslash escapes a character;
-    trailing array whitespace that is not escaped is dropped; a bare NULL is None."""
-    chars: list[str] = []
-    keep = 0  # length of chars up to the last character that is not trailing space
-    escaped = False
-    n = len(s)
-    while i < n and s[i] not in ",}":
-        if s[i] == "\\" and i + 1 < n:
-            i += 1
-            escaped = True
-            chars.append(s[i])
-            keep = len(chars)
-        else:
-            chars.append(s[i])
-            if s[i] not in ARRAY_SPACE:
-                keep = len(chars)
-        i += 1
-    word = "".join(chars[:keep])
-    return (None if not escaped and word.upper() == "NULL" else word), i
 
 
 # OIDs of enum types (CREATE TYPE ... AS ENUM) the catalog has shown in this process: a

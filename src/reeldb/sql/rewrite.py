@@ -22,6 +22,7 @@ from pglast.enums import A_Expr_Kind, BoolExprType, NullTestType, SQLValueFuncti
 
 from .. import errors
 from ..engine.engine import (
+    ARRAY_TEXT,
     CLOCK,
     DIV,
     HAMMING,
@@ -37,13 +38,14 @@ from ..engine.engine import (
     VECTOR_TEXT,
     rowid_view_name,
 )
+from ..format.arrays import ARRAY_KINDS, ELEMENT_KINDS, parse_array_literal
 from ..format.fragment import ROWID
 from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
-from ..format.types import VECTOR_ARRAY_KINDS, parse_vector_text
+from ..format.types import VECTOR_ARRAY_KINDS, column_type, parse_vector_text
 from . import advisory, allowlist
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, type_oid
-from .pgtypes import column_oid, parse_array_literal
+from .pgtypes import column_oid
 from .result_types import kind_of as result_types_kind
 
 # function / operator -> (DuckDB function, negate)
@@ -105,6 +107,9 @@ class Rewriter:
         self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
         self._columns: dict[str, Any] | None = None  # every column of them (_statement_columns)
         self.kinds: dict[str, str | None] = {}  # column name -> halfvec / sparsevec / varbit ... (session sets)
+        # output names of a statement's subqueries and CTEs that are arrays of a scalar type
+        # (SELECT a AS y ...) -> their element kind
+        self._array_aliases: dict[str, str | None] = {}
 
     def __call__(self, node: Any) -> Any:
         if self._depth == 0:
@@ -117,6 +122,8 @@ class Rewriter:
             self._resolve_ahead(node)
         if self.rowid is None:
             self.rowid = self.names_rowid(node)
+        if self._depth == 0:
+            self._array_aliases = self._array_outputs(node)
         self._depth += 1
         try:
             return transform(node, self._visit)
@@ -174,6 +181,9 @@ class Rewriter:
                 kind = self._vector_kind(node.args[0])
                 if kind in ("vector", "halfvec"):
                     return self.vector_aggregate(name, kind, node)
+            if name == "array_agg" and node.args and len(node.args) == 1 and not node.agg_star \
+                    and self._array_element(node.args[0]) is not None:
+                return self.array_agg_of_arrays(node)
             if name in L1_FUNCS and node.args and len(node.args) == 2:
                 return self.vector_call(name, node.args[0], node.args[1])
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
@@ -196,7 +206,8 @@ class Rewriter:
                 return func(DIV if op == "/" else MOD, self(node.lexpr), self(node.rexpr))
             if op == "#" and node.lexpr is not None:  # bitwise XOR (DuckDB reads "#" as a column position)
                 return func("xor", self(node.lexpr), self(node.rexpr))
-            if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr):
+            if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr) \
+                    and not self._arrayish(node.lexpr, node.rexpr):
                 hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
                 return func("json_contains", self(hay), self._as_json(self(needle)))
             if op in ("+", "-", "*") and node.lexpr is not None \
@@ -204,7 +215,19 @@ class Rewriter:
                 return self.vector_arithmetic(op, node)
             if op in _LIKE_OPERATORS and node.lexpr is not None:
                 return self.like_default_escape(node, op)
+            if op in ("@>", "<@") and node.lexpr is not None:
+                hay, needle = (node.lexpr, node.rexpr) if op == "@>" else (node.rexpr, node.lexpr)
+                return self.array_contains(hay, needle)
+            if op in _ARRAY_LITERAL_OPS and node.lexpr is not None:
+                return self.array_operands(node)
             return None
+        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_OP_ANY, A_Expr_Kind.AEXPR_OP_ALL):
+            return self.any_all(node)
+        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_DISTINCT, A_Expr_Kind.AEXPR_NOT_DISTINCT):
+            return self.array_operands(node)
+        if isinstance(node, ast.A_Indirection) and any(isinstance(i, ast.A_Indices) for i in node.indirection) \
+                and not self._is_json(node.arg) and not self._is_hstore(node.arg):  # jsonb's count from 0
+            return self.subscript(node)
         if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_LIKE, A_Expr_Kind.AEXPR_ILIKE):
             if isinstance(node.rexpr, ast.FuncCall) and name_of(node.rexpr.funcname) == "like_escape":
                 return self.like_escape(node)
@@ -380,7 +403,25 @@ class Rewriter:
                 return True
             if isinstance(n, ast.A_Expr) and name_of(n.name) in ("->", "#>"):
                 return True
+            if isinstance(n, ast.ColumnRef) and isinstance(n.fields[-1], ast.String) \
+                    and self.kinds.get(n.fields[-1].sval) in ("json", "jsonb"):
+                return True
         return False
+
+    def _is_hstore(self, node: ast.Node) -> bool:
+        """An hstore column or cast: ``h['key']`` is a lookup, not an array subscript."""
+        if isinstance(node, ast.TypeCast):
+            return name_of(node.typeName.names) == "hstore" and not node.typeName.arrayBounds
+        return isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String) \
+            and self.kinds.get(node.fields[-1].sval) == "hstore"
+
+    def _is_json(self, node: ast.Node) -> bool:
+        """A json / jsonb cast, column or -> / #> expression."""
+        if isinstance(node, ast.TypeCast):
+            return name_of(node.typeName.names) in ("json", "jsonb") and not node.typeName.arrayBounds
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return self.kinds.get(node.fields[-1].sval) in ("json", "jsonb")
+        return isinstance(node, ast.A_Expr) and name_of(node.name) in ("->", "#>")
 
     @staticmethod
     def _as_json(node: ast.Node) -> ast.Node:
@@ -535,6 +576,14 @@ class Rewriter:
             if t == "halfvec" and self._vector_kind(node.arg) != "halfvec":  # float2 elements, as pgvector's
                 arg = func(TO_HALFVEC, cast(arg, "float4", (-1,)))
             return cast(arg, "float4", (dim,)) if dim else cast(arg, "float4", (-1,))
+        if t in ("text", "varchar") and not tn.arrayBounds and not tn.typmods:
+            element = self._array_element(node.arg)
+            if element is not None:
+                return self.array_text(node.arg, element)
+            if isinstance(node.arg, ast.A_ArrayExpr) or (isinstance(node.arg, ast.FuncCall) and name_of(
+                    node.arg.funcname) in ("array_agg", "array_prepend", *_ARRAY_OF_FIRST_ARGUMENT)):
+                raise errors.FeatureNotSupported("casting this array to text is not supported: reeldb cannot tell "
+                                                 "its element type here; cast its elements, e.g. ARRAY[...]::int[]")
         array_kind = self._vector_kind(node.arg, arrays=True)
         if t in ("text", "varchar") and not tn.arrayBounds and array_kind in VECTOR_ARRAY_KINDS:
             return func(VECTOR_ARRAY_TEXT[array_kind == "sparsevec_array"], cast(self(node.arg), "float4", (-1, -1)))
@@ -549,6 +598,10 @@ class Rewriter:
             return func("from_hex", ast.A_Const(val=ast.String(sval=node.arg.val.sval[2:])))
         if t in ("numeric", "decimal") and not tn.typmods and not tn.arrayBounds:
             return self.numeric_cast(node)
+        if t in ("numeric", "decimal") and not tn.typmods:  # numeric[]: the type a numeric[] column stores,
+            return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(  # not DuckDB's DECIMAL(18,3)
+                names=(ast.String(sval="decimal"),), typemod=-1, arrayBounds=tn.arrayBounds,
+                typmods=(ast.A_Const(val=ast.Integer(ival=38)), ast.A_Const(val=ast.Integer(ival=10)))))
         if t in ("json", "jsonb"):  # one JSON type in DuckDB; and pglast writes json as pg_catalog.json
             return ast.TypeCast(arg=self(node.arg), typeName=ast.TypeName(
                 names=(ast.String(sval="json"),), typemod=-1, arrayBounds=tn.arrayBounds))
@@ -730,6 +783,192 @@ class Rewriter:
                     and rv.catalogname is None and self.pg.relation(rv.schemaname, rv.relname) is None:
                 self._resolved.add(self.resolve_schema(rv.schemaname, rv.relname))
 
+    # -- arrays of scalars (format/arrays.py) ---------------------------------------------------
+    def _array_element(self, node: ast.Node, aliases: bool = True) -> str | None:
+        """The element kind of an expression known to be a one-dimensional array of a
+        scalar type (a column of one, a cast to one, ARRAY[...] of constants), else None."""
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            name = node.fields[-1].sval
+            if name in self.kinds or not aliases:
+                return ARRAY_KINDS.get(self.kinds.get(name) or "")
+            return self._array_aliases.get(name)
+        if isinstance(node, ast.TypeCast) and len(node.typeName.arrayBounds or ()) == 1:
+            try:
+                kind = column_type(name_of(node.typeName.names)).kind
+            except errors.Error:
+                return None
+            return kind if kind in _EXPRESSION_ELEMENTS else None
+        if isinstance(node, ast.A_ArrayExpr) and node.elements:
+            return self._common_element(node.elements)
+        if isinstance(node, ast.ParamRef):
+            return _list_element(self._param(node))
+        if isinstance(node, ast.FuncCall) and node.args:
+            name = name_of(node.funcname)
+            if name == "array_agg" and len(node.args) == 1:
+                return self._common_element(node.args)
+            if name in _ARRAY_OF_FIRST_ARGUMENT:
+                return self._array_element(node.args[0])
+            if name == "array_prepend" and len(node.args) == 2:
+                return self._array_element(node.args[1])
+        return None
+
+    def _common_element(self, items: tuple[ast.Node, ...]) -> str | None:
+        """The element kind of ARRAY[items] (or array_agg(item)): a cast or a column of a
+        scalar type decides; else constants of one kind (integers; with decimals, numeric)."""
+        typed, consts = set(), set()
+        for e in items:
+            if isinstance(e, ast.TypeCast) and not e.typeName.arrayBounds:
+                try:
+                    typed.add(column_type(name_of(e.typeName.names)).kind)
+                except errors.Error:
+                    return None
+            elif isinstance(e, ast.ColumnRef) and isinstance(e.fields[-1], ast.String):
+                typed.add(self.kinds.get(e.fields[-1].sval))
+            elif isinstance(e, ast.A_Const):
+                if not e.isnull:
+                    consts.add(_CONST_ELEMENT.get(type(e.val)))
+            else:
+                return None
+        if typed:
+            kind = typed.pop() if len(typed) == 1 else None
+            return kind if kind in _EXPRESSION_ELEMENTS and (consts <= {kind, "text", "int32", "numeric"}) else None
+        if consts == {"int32", "numeric"}:
+            return "numeric"
+        return consts.pop() if len(consts) == 1 else None
+
+    def _array_outputs(self, node: Any) -> dict[str, str | None]:
+        """Names the statement's select lists give to arrays of a scalar type (``a AS y``,
+        or ``a`` itself), so that ``y::text`` over a subquery or CTE is still known to be one.
+        A name given to arrays of two element types, or a table column of another type, is
+        unknown."""
+        out: dict[str, str | None] = {}
+        for n in walk(node):
+            if not isinstance(n, ast.ResTarget) or n.val is None:
+                continue
+            name = n.name or (n.val.fields[-1].sval if isinstance(n.val, ast.ColumnRef)
+                              and isinstance(n.val.fields[-1], ast.String) else None)
+            if name is None:
+                continue
+            element = self._array_element(n.val, aliases=False)
+            if element is not None:  # a name reused for a non-array elsewhere: its cast then fails to bind
+                out[name] = element if out.get(name, element) == element else None
+        return {k: v for k, v in out.items()
+                if v is not None and ARRAY_KINDS.get(self.kinds.get(k) or "", v) == v}
+
+    def _arrayish(self, left: ast.Node, right: ast.Node) -> bool:
+        return self._array_element(left) is not None or self._array_element(right) is not None
+
+    def _as_array(self, node: ast.Node, element: str | None) -> ast.Node:
+        """An operand beside an array of ``element``: a string constant is Postgres' array
+        text of that type (``tags @> '{a}'``), as Postgres resolves the unknown literal."""
+        if element is not None and isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
+            return self.type_cast(cast(node, _PG_ELEMENT_NAMES[element], (-1,))) or node
+        return self(node)
+
+    def array_operands(self, node: ast.A_Expr) -> ast.Node | None:
+        """``a = '{}'``, ``tags && '{x,y}'``: the string literal read as the array's type."""
+        left, right = self._array_element(node.lexpr), self._array_element(node.rexpr)
+        if left is None and right is None:
+            return None
+        return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self._as_array(node.lexpr, right),
+                          rexpr=self._as_array(node.rexpr, left))
+
+    def array_contains(self, hay: ast.Node, needle: ast.Node) -> ast.Node:
+        """``hay @> needle``: Postgres' arraycontains. Every element of ``needle`` must equal
+        one of ``hay``'s; a NULL element of ``needle`` equals nothing (DuckDB's list_has_all
+        finds it among ``hay``'s NULLs); NULL when either array is."""
+        eh, en = self._array_element(hay), self._array_element(needle)
+        h, n = self._as_array(hay, en), self._as_array(needle, eh)
+        no_nulls = ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="="),),
+                              lexpr=func("list_count", n), rexpr=func("len", n))
+        found = ast.BoolExpr(boolop=BoolExprType.AND_EXPR, args=(no_nulls, func("list_has_all", h, n)))
+        return _case(_is_null(h, n), cast(ast.A_Const(isnull=True), "bool"), found)
+
+    def any_all(self, node: ast.A_Expr) -> ast.Node:
+        """``x = ANY(arr)`` / ``x <> ALL(arr)``: NULL when the array is NULL, as in Postgres
+        (DuckDB answers false, or true for ALL); a string constant is read as an array of
+        the type of ``x``."""
+        arr = self._as_array(node.rexpr, self._common_element((node.lexpr,)))
+        x = self(node.lexpr)
+        compared = ast.A_Expr(kind=node.kind, name=node.name, lexpr=x, rexpr=arr)
+        if isinstance(arr, ast.A_ArrayExpr):
+            return compared
+        op = name_of(node.name)
+        if (op, node.kind) in (("=", A_Expr_Kind.AEXPR_OP_ANY), ("<>", A_Expr_Kind.AEXPR_OP_ALL)):
+            member = self.array_member(x, arr)  # DuckDB runs ANY(list) as a subquery per row: 10x slower
+            return member if op == "=" else ast.BoolExpr(boolop=BoolExprType.NOT_EXPR, args=(member,))
+        return _case(_is_null(arr), cast(ast.A_Const(isnull=True), "bool"), compared)
+
+    @staticmethod
+    def array_member(x: ast.Node, arr: ast.Node) -> ast.Node:
+        """``x = ANY(arr)`` with Postgres' three values: NULL for a NULL array; false for an
+        empty one (even for a NULL x); true when an element equals x; else NULL if x is NULL
+        or the array holds a NULL, false otherwise."""
+        null = cast(ast.A_Const(isnull=True), "bool")
+        empty = _compare(func("len", arr), "=", 0)
+        has_null = ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="<"),),
+                              lexpr=func("list_count", arr), rexpr=func("len", arr))
+        return ast.CaseExpr(args=(
+            ast.CaseWhen(expr=_is_null(arr), result=null),
+            ast.CaseWhen(expr=empty, result=ast.A_Const(val=ast.Boolean(boolval=False))),
+            ast.CaseWhen(expr=_is_null(x), result=null),
+            ast.CaseWhen(expr=func("list_contains", arr, x), result=ast.A_Const(val=ast.Boolean(boolval=True))),
+            ast.CaseWhen(expr=has_null, result=null)), defresult=ast.A_Const(val=ast.Boolean(boolval=False)))
+
+    def array_agg_of_arrays(self, node: ast.FuncCall) -> ast.Node:
+        """array_agg(int[] column): Postgres builds an array of one more dimension, so it
+        raises on a NULL or empty input array or arrays of different lengths, where DuckDB
+        would return a ragged list of lists."""
+        if node.over is not None:
+            raise errors.FeatureNotSupported("array_agg() of arrays as a window function is not supported")
+        x = self(node.args[0])
+        where = None if node.agg_filter is None else self(node.agg_filter)
+
+        def agg(name: str, arg: ast.Node) -> ast.FuncCall:
+            return ast.FuncCall(funcname=(ast.String(sval=name),), args=(arg,), agg_filter=where)
+
+        def fail(message: str) -> ast.Node:
+            return func("error", ast.A_Const(val=ast.String(sval=message)))
+
+        length = func("len", x)
+        gathered = ast.FuncCall(funcname=node.funcname, args=(x,), agg_filter=where, agg_order=node.agg_order
+                                and tuple(self(o) for o in node.agg_order), agg_distinct=node.agg_distinct)
+        return ast.CaseExpr(args=(
+            ast.CaseWhen(expr=agg("bool_or", _is_null(x)), result=fail("cannot accumulate null arrays")),
+            ast.CaseWhen(expr=agg("bool_or", _compare(length, "=", 0)), result=fail("cannot accumulate empty arrays")),
+            ast.CaseWhen(expr=ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="<>"),),
+                                         lexpr=agg("min", length), rexpr=agg("max", length)),
+                         result=fail("cannot accumulate arrays of different dimensionality"))),
+            defresult=gathered)
+
+    def subscript(self, node: ast.A_Indirection) -> ast.Node:
+        """``a[i]`` / ``a[lo:hi]`` with Postgres' bounds: a subscript below 1 gives NULL
+        (DuckDB counts a negative one from the end); a slice is cut to [1, len], so an upper
+        bound below 1 gives an empty array."""
+        out: list[ast.Node] = []
+        for ind in node.indirection:
+            if not isinstance(ind, ast.A_Indices) or _is_string(ind.uidx) or _is_string(ind.lidx):
+                out.append(self(ind))  # a field, or a jsonb key
+                continue
+            if not ind.is_slice:  # nullif(greatest(i, 0), 0): NULL below 1, the subscript evaluated once
+                out.append(ast.A_Indices(is_slice=False, uidx=func(
+                    "nullif", func("greatest", self(ind.uidx), _int_const(0)), _int_const(0))))
+                continue
+            lo = None if ind.lidx is None else self(ind.lidx)
+            hi = None if ind.uidx is None else self(ind.uidx)
+            out.append(ast.A_Indices(
+                is_slice=True, lidx=None if lo is None else _case(_compare(lo, "<", 1), _int_const(1), lo),
+                uidx=None if hi is None else _case(_compare(hi, "<", 1), _int_const(0), hi)))
+        return ast.A_Indirection(arg=self(node.arg), indirection=tuple(out))
+
+    def array_text(self, arg: ast.Node, element: str) -> ast.Node:
+        """``arr::text``: Postgres' array text (``{1,NULL,"a b"}``), not DuckDB's list text."""
+        duck = _ARRAY_TEXT_OF.get(element)
+        if duck is None:
+            raise errors.FeatureNotSupported(f"casting an array of {_PG_ELEMENT_NAMES[element]} to text is not "
+                                             "supported: fetch the array itself")
+        return func(ARRAY_TEXT[duck], cast(self(arg), _DUCK_LIST_ELEMENT[duck], (-1,)))
+
     def range_var(self, node: ast.RangeVar) -> ast.Node | None:
         schema = node.schemaname
         if node.catalogname is not None:  # only the connection's database, as in Postgres
@@ -761,6 +1000,57 @@ class Rewriter:
                 node.alias = ast.Alias(aliasname=node.relname)
             node.relname = rowid_view_name(node.relname)
         return node
+
+
+# element kinds whose arrays ::text prints (by the DuckDB list type it reads them as)
+_ARRAY_TEXT_OF = {"int16": "VARCHAR", "int32": "VARCHAR", "int64": "VARCHAR", "text": "VARCHAR", "varchar": "VARCHAR",
+                  "uuid": "VARCHAR", "json": "VARCHAR", "jsonb": "JSONB", "bool": "BOOLEAN", "float32": "FLOAT",
+                  "float64": "DOUBLE"}
+_DUCK_LIST_ELEMENT = {"VARCHAR": "varchar", "BOOLEAN": "bool", "FLOAT": "float4", "DOUBLE": "float8", "JSONB": "varchar"}
+_PG_ELEMENT_NAMES = {"int16": "int2", "int32": "int4", "int64": "int8", "float32": "float4", "float64": "float8",
+                     "numeric": "numeric", "bool": "bool", "text": "text", "varchar": "varchar", "bytea": "bytea",
+                     "date": "date", "timestamp": "timestamp", "timestamptz": "timestamptz", "uuid": "uuid",
+                     "jsonb": "jsonb", "json": "json"}
+_CONST_ELEMENT = {ast.Integer: "int32", ast.Float: "numeric", ast.String: "text", ast.Boolean: "bool"}
+# element kinds an array expression may have: a column's, and json (ARRAY['{}'::json], whose
+# elements DuckDB prints as written, as Postgres' json does)
+_EXPRESSION_ELEMENTS = (*ELEMENT_KINDS, "json")
+_ARRAY_OF_FIRST_ARGUMENT = ("array_append", "array_cat", "array_remove", "array_replace")
+# operators whose string-literal operand beside an array is an array literal
+_ARRAY_LITERAL_OPS = ("=", "<>", "!=", "<", ">", "<=", ">=", "&&")
+
+
+def _list_element(value: Any) -> str | None:
+    """The element kind of a list parameter, by its Python values (None: not a flat list of
+    integers, floats, booleans, strings or uuids)."""
+    import uuid
+
+    if not isinstance(value, list | tuple):
+        return None
+    kinds = {"bool" if isinstance(x, bool) else "int64" if isinstance(x, int) else "float64" if isinstance(x, float)
+             else "text" if isinstance(x, str) else "uuid" if isinstance(x, uuid.UUID) else None
+             for x in value if x is not None}
+    return kinds.pop() if len(kinds) == 1 and None not in kinds else None
+
+
+def _case(when: ast.Node, then: ast.Node, otherwise: ast.Node) -> ast.CaseExpr:
+    return ast.CaseExpr(args=(ast.CaseWhen(expr=when, result=then),), defresult=otherwise)
+
+
+def _is_null(*nodes: ast.Node) -> ast.Node:
+    tests = tuple(ast.NullTest(arg=n, nulltesttype=NullTestType.IS_NULL) for n in nodes)
+    return tests[0] if len(tests) == 1 else ast.BoolExpr(boolop=BoolExprType.OR_EXPR, args=tests)
+
+
+def _compare(node: ast.Node, op: str, n: int) -> ast.A_Expr:
+    return ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval=op),), lexpr=node, rexpr=_int_const(n))
+
+
+def _is_string(node: ast.Node | None) -> bool:
+    """A string constant, or a cast to text: a key, not a position."""
+    if isinstance(node, ast.TypeCast):
+        return name_of(node.typeName.names) in ("text", "varchar") and not node.typeName.arrayBounds
+    return isinstance(node, ast.A_Const) and isinstance(node.val, ast.String)
 
 
 def _int_const(n: int) -> ast.A_Const:

@@ -84,8 +84,9 @@ def create_as(s: Session, stmt: ast.CreateTableAsStmt, params: list[Any]) -> Res
 def _column(s: Session, table: str, cd: ast.ColumnDef) -> str:
     """One column in DuckDB's terms (a serial gets a sequence of its own)."""
     ctype = type_of(cd.typeName)
-    if ctype.storage != PARQUET and ctype.kind not in ("vector", "halfvec", "bytea") \
-            or ctype.kind in ("citext", "hstore"):  # their comparisons and functions live in the tables' views
+    if (ctype.storage != PARQUET and ctype.kind not in ("vector", "halfvec", "bytea")) \
+            or ctype.kind in ("citext", "hstore") or ctype.element_kind is not None:
+        # citext, hstore, int[]: their comparisons, functions and checks live in the tables' views
         raise errors.FeatureNotSupported(f"a temporary table cannot hold {ctype.sql()} (column {cd.colname})")
     out = [quote_ident(cd.colname), "BLOB" if ctype.kind == "bytea" else ctype.duck()]
     if ctype.serial:
