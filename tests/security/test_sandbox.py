@@ -123,12 +123,14 @@ def test_duckdb_state_and_python_memory_are_not_relations(served) -> None:
     srv, path = served
     before = state(path)
     with psycopg.connect(conninfo(srv), autocommit=True) as conn:
-        for name in ("sqlite_master", "duckdb_tables", "duckdb_settings", "pg_tables", "pg_indexes", "pragma_database_list",
+        for name in ("sqlite_master", "duckdb_tables", "duckdb_settings", "pg_tables", "pragma_database_list",
                      "/etc/passwd", f"{path}/_reeldb/users.json", "srv", "conn", "self"):
             quoted = '"' + name.replace('"', '""') + '"'
             with pytest.raises(psycopg.errors.UndefinedTable) as got:
                 conn.execute(f"SELECT * FROM {quoted}")
             assert got.value.diag.message_primary == f'relation "{name}" does not exist'
+        # pg_indexes is reeldb's own catalog view (PostgreSQL's), not DuckDB's of the same name
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'main'").fetchone() == (0,)
         # a CTE may not read DuckDB's view of the same name through its own body
         with pytest.raises(psycopg.errors.UndefinedTable):
             conn.execute("WITH sqlite_master AS (SELECT * FROM sqlite_master) SELECT * FROM sqlite_master")
