@@ -279,7 +279,12 @@ def merge_schemas(name: str, b: Schema, o: Schema, t: Schema, strategy: str) -> 
     pk = o.primary_key if set(o.primary_key) <= ids else t.primary_key if set(t.primary_key) <= ids else ()
     next_id = max(o.next_id, t.next_id, max(ids, default=0) + 1)
     checks = _merge_checks(name, b, o, t, ids, strategy, conflicts)
-    return Schema(tuple(cols), pk, uniques, next_id, checks), conflicts
+    # foreign keys: ours, with those theirs added and without those theirs dropped; the
+    # merged rows are checked against them afterwards (sql/foreign_keys.py)
+    fks = [f for f in o.foreign_keys if f in t.foreign_keys or f not in b.foreign_keys]
+    fks += [f for f in t.foreign_keys if f not in b.foreign_keys and f not in fks]
+    return Schema(tuple(cols), pk, uniques, next_id, checks,
+                  tuple(f for f in fks if set(f.columns) <= ids)), conflicts
 
 
 def _merge_checks(name: str, b: Schema, o: Schema, t: Schema, ids: set[int], strategy: str,

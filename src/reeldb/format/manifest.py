@@ -75,12 +75,36 @@ class CheckConstraint:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """``CONSTRAINT name FOREIGN KEY (columns) REFERENCES table (ref_columns)``: the
+    referenced table by its stable id (a rename keeps the constraint), columns by id.
+    Actions are pg_constraint's letters: ``a`` NO ACTION, ``r`` RESTRICT."""
+
+    name: str
+    columns: tuple[int, ...]
+    ref_table: str  # table id
+    ref_columns: tuple[int, ...]
+    on_update: str = "a"
+    on_delete: str = "a"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "columns": list(self.columns), "ref_table": self.ref_table,
+                "ref_columns": list(self.ref_columns), "on_update": self.on_update, "on_delete": self.on_delete}
+
+    @staticmethod
+    def from_json(d: dict) -> ForeignKey:
+        return ForeignKey(d["name"], tuple(d["columns"]), d["ref_table"], tuple(d["ref_columns"]),
+                          d.get("on_update", "a"), d.get("on_delete", "a"))
+
+
+@dataclass(frozen=True)
 class Schema:
     columns: tuple[Column, ...]
     primary_key: tuple[int, ...] = ()
     uniques: tuple[tuple[int, ...], ...] = ()  # every unique key, the primary key included
     next_id: int = 1
     checks: tuple[CheckConstraint, ...] = ()  # CHECK constraints, enforced on every write
+    foreign_keys: tuple[ForeignKey, ...] = ()  # enforced at the end of every statement (sql/foreign_keys.py)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -118,13 +142,16 @@ class Schema:
         }
         if self.checks:  # only when there are some: older manifests (and fingerprints) stay as they were
             d["checks"] = [c.to_json() for c in self.checks]
+        if self.foreign_keys:
+            d["foreign_keys"] = [f.to_json() for f in self.foreign_keys]
         return d
 
     @staticmethod
     def from_json(d: dict) -> Schema:
         return Schema(tuple(Column.from_json(c) for c in d["columns"]), tuple(d["primary_key"]),
                       tuple(tuple(u) for u in d["uniques"]), d["next_id"],
-                      tuple(CheckConstraint.from_json(c) for c in d.get("checks", ())))
+                      tuple(CheckConstraint.from_json(c) for c in d.get("checks", ())),
+                      tuple(ForeignKey.from_json(f) for f in d.get("foreign_keys", ())))
 
 
 @dataclass(frozen=True)
@@ -375,3 +402,12 @@ def _dumps(d: dict) -> bytes:
 def _digest(b: bytes) -> str:
     return hashlib.blake2b(b, digest_size=16).hexdigest()
 
+
+def foreign_key_links(tables: list[TableManifest]) -> set[tuple[str, str]]:
+    """(table id, table id) for both directions of every foreign key among ``tables``."""
+    out = set()
+    for tm in tables:
+        for fk in tm.schema.foreign_keys:
+            out.add((tm.table_id, fk.ref_table))
+            out.add((fk.ref_table, tm.table_id))
+    return out

@@ -7,7 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pglast import ast
-from pglast.enums import AlterTableType, ConstrType, ObjectType
+from pglast.enums import AlterTableType, ConstrType, DropBehavior, ObjectType
 
 from .. import errors
 from ..format.manifest import Column, Schema
@@ -19,7 +19,7 @@ from ..format.types import (
     enum_type,
     vector_array_type,
 )
-from . import constraints
+from . import constraints, foreign_keys
 from .parse import const_value, deparse, name_of
 from .result import Result
 from .sequences import default_sequence
@@ -189,10 +189,13 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     uniques: list[tuple[int, ...]] = []
     table_cons: list[ast.Constraint] = []
     check_cons: list[ast.Constraint] = []  # column and table CHECKs, in the order written (their names follow it)
+    fk_cons: list[tuple[ast.Constraint, str | None]] = []  # REFERENCES / FOREIGN KEY, with the column of one
     for el in stmt.tableElts or ():
         if isinstance(el, ast.ColumnDef):
             el, checks = split_checks(el)
             check_cons.extend(checks)
+            el, refs = split_checks(el, ConstrType.CONSTR_FOREIGN)
+            fk_cons.extend((con, el.colname) for con in refs)
             col, is_pk, is_unique = column_from_def(el, len(cols) + 1, s, name)
             if any(c.name == col.name for c in cols):
                 raise errors.DuplicateColumn(f'column "{col.name}" specified more than once')
@@ -206,6 +209,8 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
             cols.append(col)
         elif isinstance(el, ast.Constraint) and el.contype == ConstrType.CONSTR_CHECK:
             check_cons.append(el)
+        elif isinstance(el, ast.Constraint) and el.contype == ConstrType.CONSTR_FOREIGN:
+            fk_cons.append((el, None))
         elif isinstance(el, ast.Constraint):
             table_cons.append(el)
         else:
@@ -237,7 +242,14 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
         taken = constraints.taken_names(name, schema) | {c.name for c in checks}
         checks.append(constraints.declare(s, name, con, cols, taken))
     schema = dataclasses.replace(schema, checks=tuple(checks))
-    txn.create_table(name, schema, if_not_exists=bool(stmt.if_not_exists))
+    fks: list = []
+    for con, column in fk_cons:
+        taken = constraints.taken_names(name, schema) | {f.name for f in fks}
+        fks.append(foreign_keys.declare(s, name, con, cols, schema, None, taken, column=column))
+    tm = txn.create_table(name, dataclasses.replace(schema, foreign_keys=tuple(fks)),
+                          if_not_exists=bool(stmt.if_not_exists))
+    if any(not f.ref_table for f in fks):  # a table that references itself: now it has an id
+        txn.alter_table(name, dataclasses.replace(tm.schema, foreign_keys=foreign_keys.resolve_self(tm.table_id, fks)))
     s.finish_write()
     return Result(status="CREATE TABLE")
 
@@ -256,14 +268,16 @@ def unsupported_constraint(con: ast.Constraint, column: str | None = None) -> er
         f"{kind} constraints are not supported: reeldb does not enforce them" + (f" ({where})" if where else ""))
 
 
-def split_checks(cd: ast.ColumnDef) -> tuple[ast.ColumnDef, list[ast.Constraint]]:
-    """A column definition without its CHECK clauses, and those clauses (declared once the
-    table's columns are all known: a column's CHECK may read the others, as in Postgres)."""
-    checks = [c for c in cd.constraints or () if c.contype == ConstrType.CONSTR_CHECK]
+def split_checks(cd: ast.ColumnDef, kind: ConstrType = ConstrType.CONSTR_CHECK
+                 ) -> tuple[ast.ColumnDef, list[ast.Constraint]]:
+    """A column definition without its CHECK (or ``kind``) clauses, and those clauses (declared
+    once the table's columns are all known: a column's CHECK may read the others, a REFERENCES
+    may name the table itself, as in Postgres)."""
+    checks = [c for c in cd.constraints or () if c.contype == kind]
     if not checks:
         return cd, []
     rest = copy.copy(cd)
-    rest.constraints = tuple(c for c in cd.constraints if c.contype != ConstrType.CONSTR_CHECK) or None
+    rest.constraints = tuple(c for c in cd.constraints if c.contype != kind) or None
     return rest, checks
 
 
@@ -302,6 +316,7 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
                 continue
             raise errors.UndefinedTable(f'table "{name}" does not exist')
         drop_dependents(s, name, txn.table(name).table_id)
+        foreign_keys.drop_referenced(s, name, set(names), stmt.behavior == DropBehavior.DROP_CASCADE)
         txn.drop_table(name)
     s.finish_write()
     return Result(status="DROP TABLE")
@@ -414,12 +429,22 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
                     continue
                 raise errors.UndefinedColumn(f'column "{cmd.name}" of relation "{name}" does not exist')
             drop_dependents(s, name, tm.table_id, col)
+            foreign_keys.drop_referenced_column(s, name, col, cmd.behavior == DropBehavior.DROP_CASCADE)
             schema = Schema(tuple(c for c in schema.columns if c.id != col.id),
                             () if col.id in schema.primary_key else schema.primary_key,
                             tuple(u for u in schema.uniques if col.id not in u), schema.next_id,
-                            constraints.without_column(schema.checks, col.id))
+                            constraints.without_column(schema.checks, col.id),
+                            foreign_keys.without_column(schema.foreign_keys, col.id))
         elif t == AlterTableType.AT_AddConstraint:
             con: ast.Constraint = cmd.def_
+            if con.contype == ConstrType.CONSTR_FOREIGN:
+                fk = foreign_keys.declare(s, name, con, schema.columns, schema, tm.table_id,
+                                          constraints.taken_names(name, schema), alter=True)
+                schema = dataclasses.replace(schema, foreign_keys=schema.foreign_keys + (fk,))
+                tables = dict(txn.tables)
+                tables[name] = tm.with_schema(schema)
+                foreign_keys.verify(s, tables, set(), only=fk)  # the rows already there hold it
+                continue
             if con.contype != ConstrType.CONSTR_CHECK:
                 raise unsupported_constraint(con)
             check = constraints.declare(s, name, con, schema.columns, constraints.taken_names(name, schema),
@@ -466,7 +491,7 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
         raise errors.NotNullViolation(f'column "{col.name}" of relation "{table}" contains null values')
     col = dataclasses.replace(col, fill=fill)
     out = Schema(schema.columns + (col,), schema.primary_key, schema.uniques, max(schema.next_id, col.id + 1),
-                 schema.checks)
+                 schema.checks, schema.foreign_keys)
     for con in checks:  # the new column's CHECKs hold for the rows already there (their fill value)
         check = constraints.declare(s, table, con, out.columns, constraints.taken_names(table, out), alter=True)
         constraints.add_checked(s, s.write_txn().table(table).with_schema(out), check, s.write_txn().reader)
@@ -475,7 +500,9 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
 
 
 def _drop_constraint(s: Session, table: str, schema: Schema, cmd: ast.AlterTableCmd) -> Schema:
-    """ALTER TABLE ... DROP CONSTRAINT [IF EXISTS] name: a CHECK constraint."""
+    """ALTER TABLE ... DROP CONSTRAINT [IF EXISTS] name: a CHECK or FOREIGN KEY constraint."""
+    if any(f.name == cmd.name for f in schema.foreign_keys):
+        return dataclasses.replace(schema, foreign_keys=tuple(f for f in schema.foreign_keys if f.name != cmd.name))
     if any(c.name == cmd.name for c in schema.checks):
         return dataclasses.replace(schema, checks=tuple(c for c in schema.checks if c.name != cmd.name))
     if cmd.name in constraints.taken_names(table, schema):
@@ -504,7 +531,8 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         cols = tuple(dataclasses.replace(c, name=stmt.newname) if c.id == col.id else c for c in tm.schema.columns)
         _rename_owner(s, name, name, col.name, stmt.newname)
         schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id,
-                        constraints.rename_column(tm.schema.checks, col.id, col.name, stmt.newname))
+                        constraints.rename_column(tm.schema.checks, col.id, col.name, stmt.newname),
+                        tm.schema.foreign_keys)
         txn.alter_table(name, schema)
     elif stmt.renameType == ObjectType.OBJECT_TABLE:
         from .namespaces import schema_of, table_key

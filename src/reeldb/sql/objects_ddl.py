@@ -198,7 +198,8 @@ def _retype_columns(s: Session, name: str, change: Any) -> None:
         keep = {c.id for c in cols}
         txn.alter_table(table, Schema(tuple(cols), sc.primary_key if set(sc.primary_key) <= keep else (),
                                       tuple(u for u in sc.uniques if set(u) <= keep), sc.next_id,
-                                      tuple(c for c in sc.checks if set(c.columns) <= keep)))
+                                      tuple(c for c in sc.checks if set(c.columns) <= keep),
+                                      tuple(f for f in sc.foreign_keys if set(f.columns) <= keep)))
 
 
 def drop(s: Session, stmt: ast.DropStmt) -> Result:

@@ -114,9 +114,12 @@ class CatalogTables:
         for oid, name, _, _ in self.enums:
             self.formats[(oid, -1)] = name.rpartition(".")[2]
             pt.ENUM_OIDS.add(oid)
+        self._fk_rels: dict[tuple[str, str], tuple[int, dict[int, int], str, str, TableManifest]] = {}
+        self._fk_pending: list[tuple[str, int, int, dict[int, int], TableManifest]] = []
         for schema, ns, tables in schemas:
             for name in sorted(tables):
                 self._table(schema, ns, tables[name], name)
+        self._foreign_keys()
         for key in sorted(CATALOG_NAMES):  # so 'pg_class'::regclass and \dS name them
             schema, _, name = key.rpartition(".")
             self.rels.append(_Rel(stable_oid("rel", schema or "pg_catalog", key), name,
@@ -192,6 +195,32 @@ class CatalogTables:
                     self.descriptions.append({"objoid": oid, "classoid": classes["pg_type"], "objsubid": 0,
                                               "description": text})
 
+    def _foreign_keys(self) -> None:
+        """pg_constraint rows (contype 'f') of the tables' foreign keys, once every table has
+        its oid: the referenced table is the one of the same branch."""
+        from .foreign_keys import constraint_def
+
+        for schema, ns, oid, attnum, tm in self._fk_pending:
+            group = schema if schema in self.branches else ""
+            for fk in tm.schema.foreign_keys:
+                ref = self._fk_rels.get((group, fk.ref_table))
+                if ref is None:
+                    continue
+                poid, pattnum, pschema, pname, ptm = ref
+                local = pname.rpartition(".")[2]
+                key = next((u for u in ptm.schema.uniques if set(u) == set(fk.ref_columns)), ())
+                iname = f"{local}_pkey" if tuple(key) == tuple(ptm.schema.primary_key) else \
+                    f"{local}_{'_'.join(ptm.schema.by_id(c).name for c in key)}_key"
+                coid = stable_oid("con", schema, tm.table_id, fk.name)
+                self.constraints.append({
+                    "oid": coid, "conname": fk.name, "connamespace": ns, "contype": "f", "conrelid": oid,
+                    "conindid": stable_oid("idx", pschema, ptm.table_id, iname), "confrelid": poid,
+                    "confupdtype": fk.on_update, "confdeltype": fk.on_delete, "confmatchtype": "s",
+                    "conkey": [attnum[c] for c in fk.columns], "confkey": [pattnum[c] for c in fk.ref_columns]})
+                text = constraint_def(fk, tm.schema, pname, ptm.schema)
+                self.defs.append((coid, 0, text))
+                self.defs.append((coid, -1, text))  # pretty: the same text
+
     def _table(self, schema: str, ns: int, tm: TableManifest, name: str) -> None:
         """One table, named ``name`` in its schema (a table of a schema made by CREATE SCHEMA
         is stored as ``schema.name``)."""
@@ -204,6 +233,11 @@ class CatalogTables:
             self._rel_names[tm.table_id] = name if schema == "public" else f"{schema}.{name}"
         self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes),
                               checks=len(tm.schema.checks)))
+        group = schema if schema in self.branches else ""  # a branch shown as a schema: its own tables
+        self._fk_rels[(group, tm.table_id)] = (oid, dict(attnum), schema,
+                                               name if schema == "public" or group else f"{schema}.{name}", tm)
+        if tm.schema.foreign_keys:
+            self._fk_pending.append((schema, ns, oid, dict(attnum), tm))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
             enum_oid = self.enum_oid(str(c.type.dtype)) if c.type.is_enum else \
@@ -366,7 +400,7 @@ class CatalogTables:
         # listed as a CHECK constraint named <namespace oid>_<table oid>_<attnum>_not_null
         check_text = {d[0]: d[2] for d in self.defs if d[1] == 0}
         listed = [(ns_name[c["connamespace"]], rel_of[c["conrelid"]].name, c["conname"],
-                   {"p": "PRIMARY KEY", "c": "CHECK"}.get(c["contype"], "UNIQUE"),
+                   {"p": "PRIMARY KEY", "c": "CHECK", "f": "FOREIGN KEY"}.get(c["contype"], "UNIQUE"),
                    check_text[c["oid"]].removeprefix("CHECK ") if c["contype"] == "c" else None) for c in cons]
         listed += [(ns_name[rel_of[a["attrelid"]].namespace], rel_of[a["attrelid"]].name,
                     f"{rel_of[a['attrelid']].namespace}_{a['attrelid']}_{a['attnum']}_not_null", "CHECK",
