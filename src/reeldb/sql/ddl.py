@@ -465,6 +465,7 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
 
 def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, table: str) -> Schema:
     cd, checks = split_checks(cmd.def_)
+    cd, refs = split_checks(cd, ConstrType.CONSTR_FOREIGN)
     if schema.find(cd.colname) is not None:
         if cmd.missing_ok:
             return schema
@@ -496,6 +497,13 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
         check = constraints.declare(s, table, con, out.columns, constraints.taken_names(table, out), alter=True)
         constraints.add_checked(s, s.write_txn().table(table).with_schema(out), check, s.write_txn().reader)
         out = dataclasses.replace(out, checks=out.checks + (check,))
+    txn = s.write_txn()
+    for con in refs:  # the rows already there hold it (their fill value)
+        tm = txn.table(table)
+        fk = foreign_keys.declare(s, table, con, out.columns, out, tm.table_id, constraints.taken_names(table, out),
+                                  column=col.name, alter=True)
+        out = dataclasses.replace(out, foreign_keys=out.foreign_keys + (fk,))
+        foreign_keys.verify(s, {**txn.tables, table: tm.with_schema(out)}, set(), only=fk)
     return out
 
 

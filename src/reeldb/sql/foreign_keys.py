@@ -48,17 +48,20 @@ def declare(s: Session, table: str, con: ast.Constraint, columns: list[Column] |
     from .constraints import choose_name
     from .ddl import table_name
 
+    where = ", ".join(([f'constraint "{con.conname}"'] if con.conname else []) +
+                      ([f"column {column}"] if column else []))
+    where = f" ({where})" if where else ""
     if con.fk_matchtype not in (None, "s"):
         raise errors.FeatureNotSupported(f"MATCH {'FULL' if con.fk_matchtype == 'f' else 'PARTIAL'} foreign keys "
-                                         "are not supported: reeldb enforces MATCH SIMPLE only")
+                                         f"are not supported: reeldb enforces MATCH SIMPLE only{where}")
     for what, action in (("UPDATE", con.fk_upd_action), ("DELETE", con.fk_del_action)):
         if action not in (None, "a", "r"):
             raise errors.FeatureNotSupported(
                 f"ON {what} {_ACTIONS.get(action, action)} is not supported: reeldb enforces NO ACTION and "
-                "RESTRICT only (foreign keys never change other rows)")
+                f"RESTRICT only (foreign keys never change other rows){where}")
     if con.deferrable or con.initdeferred:
         raise errors.FeatureNotSupported("DEFERRABLE foreign keys are not supported: reeldb checks them at the "
-                                          "end of each statement")
+                                         f"end of each statement{where}")
     if alter and con.skip_validation:
         raise errors.FeatureNotSupported(
             "ADD CONSTRAINT ... NOT VALID is not supported: reeldb checks the existing rows (drop NOT VALID)")
@@ -124,9 +127,8 @@ def _check_types(name: str, mine: Column, theirs: Column) -> None:
                                          f'"{mine.name}" and "{theirs.name}" are of types {a.sql()} and {b.sql()}')
     if a.kind == b.kind or {a.kind, b.kind} <= _INTEGERS or {a.kind, b.kind} <= _STRINGS:
         return
-    raise errors.ProgrammingError(
-        f'foreign key constraint "{name}" cannot be implemented: Key columns "{mine.name}" and "{theirs.name}" '
-        f"are of incompatible types: {a.sql()} and {b.sql()}.", sqlstate="42804")
+    raise _error(errors.ProgrammingError, f'foreign key constraint "{name}" cannot be implemented', "42804",
+                 f'Key columns "{mine.name}" and "{theirs.name}" are of incompatible types: {a.sql()} and {b.sql()}.')
 
 
 def resolve_self(table_id: str, fks: tuple[ForeignKey, ...]) -> tuple[ForeignKey, ...]:
@@ -147,15 +149,18 @@ def drop_referenced(s: Session, table: str, dropping: set[str], cascade: bool) -
     under CASCADE (with Postgres' notice), else the drop is refused (2BP01)."""
     txn = s.write_txn()
     tm = txn.table(table)
-    for child, fk in referencing(txn.tables, tm.table_id):
-        if child == table or child in dropping:
-            continue
-        if not cascade:
-            raise errors.DatabaseError(
-                f"cannot drop table {_local(table)} because other objects depend on it: constraint {fk.name} on "
-                f"table {_local(child)} depends on table {_local(table)} (use DROP ... CASCADE to drop the "
-                "dependent objects too)", sqlstate="2BP01")
-        s.notice(f"drop cascades to constraint {fk.name} on table {_local(child)}")
+    deps = [(child, fk) for child, fk in referencing(txn.tables, tm.table_id)
+            if child != table and child not in dropping]
+    if not deps:
+        return
+    listed = [f"constraint {fk.name} on table {_local(child)} depends on table {_local(table)}"
+              for child, fk in deps]
+    if not cascade:
+        raise _error(errors.DatabaseError, f"cannot drop table {_local(table)} because other objects depend on it",
+                     "2BP01", "\n".join(listed), "Use DROP ... CASCADE to drop the dependent objects too.")
+    s.notice(f"drop cascades to constraint {deps[0][1].name} on table {_local(deps[0][0])}" if len(deps) == 1
+             else f"drop cascades to {len(deps)} other objects")
+    for child, fk in deps:
         _drop_from(s, child, fk.name)
 
 
@@ -167,10 +172,10 @@ def drop_referenced_column(s: Session, table: str, column: Column, cascade: bool
         if column.id not in fk.ref_columns or child == table:
             continue
         if not cascade:
-            raise errors.DatabaseError(
-                f"cannot drop column {column.name} of table {_local(table)} because other objects depend on it: "
-                f"constraint {fk.name} on table {_local(child)} depends on column {column.name} of table "
-                f"{_local(table)} (use DROP ... CASCADE to drop the dependent objects too)", sqlstate="2BP01")
+            raise _error(errors.DatabaseError, f"cannot drop column {column.name} of table {_local(table)} because "
+                         "other objects depend on it", "2BP01", f"constraint {fk.name} on table {_local(child)} "
+                         f"depends on column {column.name} of table {_local(table)}",
+                         "Use DROP ... CASCADE to drop the dependent objects too.")
         s.notice(f"drop cascades to constraint {fk.name} on table {_local(child)}")
         _drop_from(s, child, fk.name)
 
@@ -202,10 +207,9 @@ def check_truncate(tables: Mapping[str, TableManifest], names: list[str], cascad
                 raise errors.FeatureNotSupported(
                     f'TRUNCATE ... CASCADE is not supported: name the referencing table "{_local(child)}" too')
             if child not in truncating:
-                raise errors.FeatureNotSupported(
-                    f'cannot truncate a table referenced in a foreign key constraint: table "{_local(child)}" '
-                    f'references "{_local(name)}" (truncate table "{_local(child)}" at the same time, or use '
-                    "TRUNCATE ... CASCADE)")
+                raise _error(errors.FeatureNotSupported, "cannot truncate a table referenced in a foreign key "
+                             "constraint", "0A000", f'Table "{_local(child)}" references "{_local(name)}".',
+                             f'Truncate table "{_local(child)}" at the same time, or use TRUNCATE ... CASCADE.')
 
 
 # -- enforcing ---------------------------------------------------------------------------------
@@ -254,7 +258,7 @@ def verify(s: Session, tables: Mapping[str, TableManifest], changed: set[str],
     """Check each constraint with a changed side (or just ``only``, over every row)."""
     by_id = {tm.table_id: (name, tm) for name, tm in tables.items()}
     for child_name, child in tables.items():
-        for fk in child.schema.foreign_keys:
+        for fk in sorted(child.schema.foreign_keys, key=lambda f: f.name):  # Postgres' order, by name
             if only is not None and fk is not only:
                 continue
             if only is None and child.table_id not in changed and fk.ref_table not in changed:
@@ -269,13 +273,12 @@ def verify(s: Session, tables: Mapping[str, TableManifest], changed: set[str],
             mine = ", ".join(child.schema.by_id(c).name for c in fk.columns)
             values = ", ".join(_text(v) for v in row)
             if only is None and fk.ref_table in changed and not (child.table_id in changed and _gained(s, child)):
-                raise errors.IntegrityError(
-                    f'update or delete on table "{_local(parent_name)}" violates foreign key constraint '
-                    f'"{fk.name}" on table "{_local(child_name)}": Key ({theirs})=({values}) is still referenced '
-                    f'from table "{_local(child_name)}".', sqlstate="23503")
-            raise errors.IntegrityError(
-                f'insert or update on table "{_local(child_name)}" violates foreign key constraint "{fk.name}": '
-                f'Key ({mine})=({values}) is not present in table "{_local(parent_name)}".', sqlstate="23503")
+                raise _error(errors.IntegrityError, f'update or delete on table "{_local(parent_name)}" violates '
+                             f'foreign key constraint "{fk.name}" on table "{_local(child_name)}"', "23503",
+                             f'Key ({theirs})=({values}) is still referenced from table "{_local(child_name)}".')
+            raise _error(errors.IntegrityError, f'insert or update on table "{_local(child_name)}" violates foreign '
+                         f'key constraint "{fk.name}"', "23503",
+                         f'Key ({mine})=({values}) is not present in table "{_local(parent_name)}".')
 
 
 def verify_merged(s: Session, ours: Mapping[str, TableManifest], merged: Mapping[str, TableManifest]) -> None:
@@ -290,8 +293,8 @@ def verify_merged(s: Session, ours: Mapping[str, TableManifest], merged: Mapping
     try:
         verify(s, merged, changed)
     except errors.IntegrityError as e:
-        raise errors.IntegrityError(f"{e} (a row this merge or revert would bring; nothing was written)",
-                                    sqlstate="23503") from None
+        raise _error(errors.IntegrityError, f"{e} (a row this merge or revert would bring; nothing was written)",
+                     "23503", getattr(e, "detail", None)) from None
 
 
 def _gained(s: Session, tm: TableManifest) -> bool:
@@ -323,6 +326,15 @@ def _orphan(s: Session, child: TableManifest, parent: TableManifest, fk: Foreign
     if not got.num_rows:
         return None
     return tuple(got.column(i)[0].as_py() for i in range(got.num_columns))
+
+
+def _error(cls: type[errors.Error], message: str, sqlstate: str, detail: str | None,
+           hint: str | None = None) -> errors.Error:
+    """An error with Postgres' primary message, and its DETAIL and HINT (sent as their own
+    fields of the ErrorResponse; attributes ``detail`` and ``hint`` in Python)."""
+    err = cls(message, sqlstate=sqlstate)
+    err.detail, err.hint = detail, hint  # type: ignore[attr-defined]
+    return err
 
 
 def _text(value: Any) -> str:

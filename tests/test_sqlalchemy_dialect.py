@@ -1,0 +1,248 @@
+"""What SQLAlchemy's PostgreSQL dialect (``postgresql+psycopg``) needs of ``reeldb serve``,
+found by running its dialect compliance suite (compat/sqlalchemy_suite.py): each checked
+through SQLAlchemy and psycopg against a real server on 127.0.0.1, with the answers a real
+PostgreSQL 16 gives.
+
+Foreign keys: declared in CREATE TABLE (column REFERENCES, table FOREIGN KEY) and by
+ALTER TABLE (SQLAlchemy's ``use_alter``), reflected by the inspector, enforced at the end of
+each statement (23503 with Postgres' message and DETAIL), DROP / TRUNCATE of a referenced
+table refused as Postgres refuses them, options reeldb does not enforce refused (0A000), and
+concurrent writes to the two sides of a key serialized (40001).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import reeldb
+from reeldb.server.server import BackgroundServer
+
+psycopg = pytest.importorskip("psycopg")
+sa = pytest.importorskip("sqlalchemy")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sqla") / "shop"
+    reeldb.connect(path).close()
+    srv = BackgroundServer(str(path), port=0, max_connections=16)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(server):
+    host, port = server.address
+    eng = sa.create_engine(f"postgresql+psycopg://tester@{host}:{port}/shop")
+    yield eng
+    eng.dispose()
+
+
+def dsn(server) -> str:
+    host, port = server.address
+    return f"postgresql://tester@{host}:{port}/shop"
+
+
+@pytest.fixture
+def shop(engine):
+    """users <- orders (column key), users <- users (self reference), (region, code) <- stores
+    (a named composite key with ON UPDATE RESTRICT); dropped after the test."""
+    md = sa.MetaData()
+    sa.Table("users", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("manager_id", sa.Integer, sa.ForeignKey("users.id", name="user_manager_fk")))
+    sa.Table("orders", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("note", sa.String(20)))
+    sa.Table("regions", md, sa.Column("region", sa.String(10)), sa.Column("code", sa.Integer),
+             sa.PrimaryKeyConstraint("region", "code"))
+    sa.Table("stores", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("r", sa.String(10)),
+             sa.Column("c", sa.Integer),
+             sa.ForeignKeyConstraint(["r", "c"], ["regions.region", "regions.code"], name="store_region_fk",
+                                     onupdate="RESTRICT"))
+    md.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users VALUES (1, NULL), (2, NULL), (3, 2)"))
+        conn.execute(sa.text("INSERT INTO orders VALUES (10, 1, 'first'), (11, NULL, 'no user')"))
+    yield md
+    md.drop_all(engine)
+
+
+def count(conn, table: str) -> int:
+    return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar()
+
+
+def test_inspector_reflects_foreign_keys_as_postgresql(engine, shop) -> None:
+    # the same metadata against PostgreSQL 16.2 gives exactly these
+    insp = sa.inspect(engine)
+    assert insp.get_foreign_keys("orders") == [
+        {"name": "orders_user_id_fkey", "constrained_columns": ["user_id"], "referred_schema": None,
+         "referred_table": "users", "referred_columns": ["id"], "options": {}, "comment": None}]
+    assert insp.get_foreign_keys("users") == [
+        {"name": "user_manager_fk", "constrained_columns": ["manager_id"], "referred_schema": None,
+         "referred_table": "users", "referred_columns": ["id"], "options": {}, "comment": None}]
+    assert insp.get_foreign_keys("stores") == [
+        {"name": "store_region_fk", "constrained_columns": ["r", "c"], "referred_schema": None,
+         "referred_table": "regions", "referred_columns": ["region", "code"], "options": {"onupdate": "RESTRICT"},
+         "comment": None}]
+    order = [name for name, _ in insp.get_sorted_table_and_fkc_names()]  # what drop_all / create_all use
+    assert order.index("regions") < order.index("stores") and order.index("users") < order.index("orders")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT conname, confupdtype, confdeltype, confmatchtype, conkey, confkey, pg_get_constraintdef(oid, true) "
+            "FROM pg_constraint WHERE contype = 'f' AND conrelid = 'stores'::regclass")).all()
+        assert rows == [("store_region_fk", "r", "a", "s", [2, 3], [1, 2],
+                         "FOREIGN KEY (r, c) REFERENCES regions(region, code) ON UPDATE RESTRICT")]
+        assert conn.execute(sa.text(
+            "SELECT constraint_type FROM information_schema.table_constraints WHERE constraint_name = 'store_region_fk' "
+            "AND table_schema = 'public'"
+        )).all() == [("FOREIGN KEY",)]
+
+
+def test_a_row_without_its_referenced_row_is_refused_with_23503(engine, shop) -> None:
+    with engine.connect() as conn:
+        with pytest.raises(sa.exc.IntegrityError) as info:
+            conn.execute(sa.text("INSERT INTO orders VALUES (12, 99, 'orphan')"))
+        conn.rollback()
+        err = info.value.orig
+        assert err.sqlstate == "23503"
+        assert err.diag.message_primary == 'insert or update on table "orders" violates foreign key constraint ' \
+                                           '"orders_user_id_fkey"'
+        assert err.diag.message_detail == 'Key (user_id)=(99) is not present in table "users".'
+        with pytest.raises(sa.exc.IntegrityError) as info:
+            conn.execute(sa.text("DELETE FROM users WHERE id = 1"))
+        conn.rollback()
+        assert info.value.orig.diag.message_primary == \
+            'update or delete on table "users" violates foreign key constraint "orders_user_id_fkey" on table "orders"'
+        assert info.value.orig.diag.message_detail == 'Key (id)=(1) is still referenced from table "orders".'
+        with pytest.raises(sa.exc.IntegrityError) as info:
+            conn.execute(sa.text("DELETE FROM users WHERE id = 2"))  # user 3's manager: a self reference
+        conn.rollback()
+        assert info.value.orig.diag.message_primary == \
+            'update or delete on table "users" violates foreign key constraint "user_manager_fk" on table "users"'
+        with pytest.raises(sa.exc.IntegrityError) as info:
+            conn.execute(sa.text("INSERT INTO stores VALUES (1, 'eu', 7)"))
+        conn.rollback()
+        assert info.value.orig.diag.message_detail == 'Key (r, c)=(eu, 7) is not present in table "regions".'
+        # MATCH SIMPLE: a key with a NULL column is not checked
+        conn.execute(sa.text("INSERT INTO stores VALUES (2, 'eu', NULL)"))
+        conn.execute(sa.text("DELETE FROM users WHERE id = 3"))  # nothing references user 3
+        conn.commit()
+        assert count(conn, "orders") == 2 and count(conn, "users") == 2 and count(conn, "stores") == 1
+
+
+def test_a_violation_inside_a_transaction_fails_it_and_nothing_commits(engine, shop) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("INSERT INTO users VALUES (5, 1)"))
+        with pytest.raises(sa.exc.IntegrityError):
+            conn.execute(sa.text("UPDATE orders SET user_id = 99 WHERE id = 10"))
+        with pytest.raises(sa.exc.InternalError, match="current transaction is aborted"):
+            conn.execute(sa.text("SELECT 1"))
+        conn.rollback()
+        assert count(conn, "users") == 3
+        assert conn.execute(sa.text("SELECT user_id FROM orders WHERE id = 10")).scalar() == 1
+        # ... and a statement that deletes the parent and its children together passes
+        conn.execute(sa.text("INSERT INTO users VALUES (6, NULL)"))
+        conn.execute(sa.text("INSERT INTO orders VALUES (20, 6, 'x')"))
+        conn.execute(sa.text("DELETE FROM orders WHERE user_id = 6"))
+        conn.execute(sa.text("DELETE FROM users WHERE id = 6"))
+        conn.commit()
+        assert count(conn, "users") == 3 and count(conn, "orders") == 2
+
+
+def test_drop_and_truncate_of_a_referenced_table_are_refused_as_postgresql(server, shop) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist) as info:
+            conn.execute("DROP TABLE regions")
+        assert info.value.diag.message_primary == "cannot drop table regions because other objects depend on it"
+        assert info.value.diag.message_detail == "constraint store_region_fk on table stores depends on table regions"
+        assert info.value.diag.message_hint == "Use DROP ... CASCADE to drop the dependent objects too."
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as info:
+            conn.execute("TRUNCATE users")
+        assert info.value.diag.message_primary == "cannot truncate a table referenced in a foreign key constraint"
+        assert info.value.diag.message_detail == 'Table "orders" references "users".'
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist):
+            conn.execute("ALTER TABLE users DROP COLUMN id")
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = 'regions' "
+                            "AND relnamespace = 'public'::regnamespace").fetchone() == (1,)
+        conn.execute("TRUNCATE orders, users")  # both sides at once: allowed
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (0,)
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute("DROP TABLE regions CASCADE")
+        assert notices == ["drop cascades to constraint store_region_fk on table stores"]
+        assert conn.execute("SELECT count(*) FROM pg_constraint WHERE conname = 'store_region_fk'").fetchone() == (0,)
+        conn.execute("CREATE TABLE regions (region VARCHAR(10), code INT, PRIMARY KEY (region, code))")
+
+
+def test_alter_table_adds_and_drops_a_foreign_key_checking_existing_rows(engine) -> None:
+    # SQLAlchemy's use_alter: CREATE both tables, then ALTER TABLE ... ADD CONSTRAINT
+    md = sa.MetaData()
+    sa.Table("a", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("b_id", sa.Integer, sa.ForeignKey("b.id", name="a_b_fk", use_alter=True)))
+    sa.Table("b", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("a_id", sa.Integer, sa.ForeignKey("a.id", name="b_a_fk", use_alter=True)))
+    md.create_all(engine)
+    try:
+        assert [fk["name"] for fk in sa.inspect(engine).get_foreign_keys("a")] == ["a_b_fk"]
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE a DROP CONSTRAINT a_b_fk"))
+            conn.execute(sa.text("INSERT INTO a VALUES (1, 42)"))
+        with engine.connect() as conn:
+            with pytest.raises(sa.exc.IntegrityError) as info:
+                conn.execute(sa.text("ALTER TABLE a ADD CONSTRAINT a_b_fk FOREIGN KEY (b_id) REFERENCES b (id)"))
+            conn.rollback()
+            assert info.value.orig.diag.message_detail == 'Key (b_id)=(42) is not present in table "b".'
+            assert [fk["name"] for fk in sa.inspect(conn).get_foreign_keys("a")] == []
+            conn.execute(sa.text("INSERT INTO b VALUES (42, 1)"))
+            conn.execute(sa.text("ALTER TABLE a ADD CONSTRAINT a_b_fk FOREIGN KEY (b_id) REFERENCES b (id)"))
+            conn.commit()
+    finally:
+        md.drop_all(engine)  # drops the constraints first, then the tables
+    assert not sa.inspect(engine).has_table("a")
+
+
+@pytest.mark.parametrize(("ddl", "refusal"), [
+    ("CREATE TABLE bad (u INT REFERENCES users ON DELETE CASCADE)", "ON DELETE CASCADE is not supported"),
+    ("CREATE TABLE bad (u INT REFERENCES users ON UPDATE SET NULL)", "ON UPDATE SET NULL is not supported"),
+    ("CREATE TABLE bad (u INT, v INT, FOREIGN KEY (u, v) REFERENCES regions MATCH FULL)",
+     "MATCH FULL foreign keys are not supported"),
+    ("CREATE TABLE bad (u INT, FOREIGN KEY (u) REFERENCES users DEFERRABLE INITIALLY DEFERRED)",
+     "DEFERRABLE foreign keys are not supported"),
+    ("CREATE TABLE bad (u INT REFERENCES users DEFERRABLE)", "DEFERRABLE constraints are not supported"),
+])
+def test_foreign_key_options_reeldb_does_not_enforce_are_refused(server, shop, ddl: str, refusal: str) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match=refusal):
+            conn.execute(ddl)
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = 'bad'").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(("ddl", "sqlstate", "message"), [
+    ("CREATE TABLE bad (u TEXT REFERENCES users)", "42804",
+     'foreign key constraint "bad_u_fkey" cannot be implemented'),
+    ("CREATE TABLE bad (u INT, v INT, FOREIGN KEY (u, v) REFERENCES users)", "42830",
+     "number of referencing and referenced columns for foreign key disagree"),
+    ("CREATE TABLE bad (u INT REFERENCES orders (note))", "42830",
+     'there is no unique constraint matching given keys for referenced table "orders"'),
+    ("CREATE TABLE bad (u INT REFERENCES nosuch)", "42P01", 'relation "nosuch" does not exist'),
+])
+def test_bad_foreign_keys_get_postgresql_errors(server, shop, ddl: str, sqlstate: str, message: str) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(ddl)
+        assert (info.value.sqlstate, info.value.diag.message_primary) == (sqlstate, message)
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relname = 'bad'").fetchone() == (0,)
+
+
+def test_concurrent_writes_to_both_sides_of_a_key_do_not_both_commit(server, shop) -> None:
+    """A new order for user 1 and, concurrently, the deletion of user 1 (which sees no order
+    for it): one of the two must fail, or an order would reference no user."""
+    with psycopg.connect(dsn(server)) as a, psycopg.connect(dsn(server), autocommit=True) as b:
+        a.execute("DELETE FROM orders WHERE user_id = 1")
+        a.commit()
+        a.execute("INSERT INTO orders VALUES (30, 1, 'racing')")  # user 1 is there: the statement passes
+        b.execute("DELETE FROM users WHERE id = 1")  # b sees no order of user 1: passes, and commits first
+        with pytest.raises(psycopg.errors.SerializationFailure):
+            a.commit()
+        assert b.execute("SELECT count(*) FROM orders WHERE user_id = 1").fetchone() == (0,)
+        assert b.execute("SELECT count(*) FROM users WHERE id = 1").fetchone() == (0,)
