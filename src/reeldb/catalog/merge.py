@@ -283,8 +283,10 @@ def merge_schemas(name: str, b: Schema, o: Schema, t: Schema, strategy: str) -> 
     # merged rows are checked against them afterwards (sql/foreign_keys.py)
     fks = [f for f in o.foreign_keys if f in t.foreign_keys or f not in b.foreign_keys]
     fks += [f for f in t.foreign_keys if f not in b.foreign_keys and f not in fks]
-    return Schema(tuple(cols), pk, uniques, next_id, checks,
-                  tuple(f for f in fks if set(f.columns) <= ids)), conflicts
+    ixs = [i for i in o.btree_indexes if i in t.btree_indexes or i not in b.btree_indexes]  # the same for indexes
+    ixs += [i for i in t.btree_indexes if i not in b.btree_indexes and i.name not in {x.name for x in ixs}]
+    return Schema(tuple(cols), pk, uniques, next_id, checks, tuple(f for f in fks if set(f.columns) <= ids),
+                  tuple(i for i in ixs if set(i.columns + i.include) <= ids)), conflicts
 
 
 def _merge_checks(name: str, b: Schema, o: Schema, t: Schema, ids: set[int], strategy: str,

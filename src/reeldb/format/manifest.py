@@ -98,6 +98,26 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
+class BtreeIndex:
+    """``CREATE INDEX name ON t (columns) INCLUDE (include)``, a plain (non-unique) btree
+    index: reeldb scans instead, so it changes no answer; it is kept so that the catalog shows
+    it. ``options`` per column are pg_index.indoption's bits (1 DESC, 2 NULLS FIRST)."""
+
+    name: str
+    columns: tuple[int, ...]
+    options: tuple[int, ...]
+    include: tuple[int, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "columns": list(self.columns), "options": list(self.options),
+                "include": list(self.include)}
+
+    @staticmethod
+    def from_json(d: dict) -> BtreeIndex:
+        return BtreeIndex(d["name"], tuple(d["columns"]), tuple(d["options"]), tuple(d.get("include", ())))
+
+
+@dataclass(frozen=True)
 class Schema:
     columns: tuple[Column, ...]
     primary_key: tuple[int, ...] = ()
@@ -105,6 +125,7 @@ class Schema:
     next_id: int = 1
     checks: tuple[CheckConstraint, ...] = ()  # CHECK constraints, enforced on every write
     foreign_keys: tuple[ForeignKey, ...] = ()  # enforced at the end of every statement (sql/foreign_keys.py)
+    btree_indexes: tuple[BtreeIndex, ...] = ()  # plain indexes, for the catalog only (sql/btree_indexes.py)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -144,6 +165,8 @@ class Schema:
             d["checks"] = [c.to_json() for c in self.checks]
         if self.foreign_keys:
             d["foreign_keys"] = [f.to_json() for f in self.foreign_keys]
+        if self.btree_indexes:
+            d["btree_indexes"] = [i.to_json() for i in self.btree_indexes]
         return d
 
     @staticmethod
@@ -151,7 +174,8 @@ class Schema:
         return Schema(tuple(Column.from_json(c) for c in d["columns"]), tuple(d["primary_key"]),
                       tuple(tuple(u) for u in d["uniques"]), d["next_id"],
                       tuple(CheckConstraint.from_json(c) for c in d.get("checks", ())),
-                      tuple(ForeignKey.from_json(f) for f in d.get("foreign_keys", ())))
+                      tuple(ForeignKey.from_json(f) for f in d.get("foreign_keys", ())),
+                      tuple(BtreeIndex.from_json(i) for i in d.get("btree_indexes", ())))
 
 
 @dataclass(frozen=True)

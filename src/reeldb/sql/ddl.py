@@ -434,7 +434,8 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
                             () if col.id in schema.primary_key else schema.primary_key,
                             tuple(u for u in schema.uniques if col.id not in u), schema.next_id,
                             constraints.without_column(schema.checks, col.id),
-                            foreign_keys.without_column(schema.foreign_keys, col.id))
+                            foreign_keys.without_column(schema.foreign_keys, col.id),
+                            tuple(i for i in schema.btree_indexes if col.id not in i.columns + i.include))
         elif t == AlterTableType.AT_AddConstraint:
             con: ast.Constraint = cmd.def_
             if con.contype == ConstrType.CONSTR_FOREIGN:
@@ -492,7 +493,7 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
         raise errors.NotNullViolation(f'column "{col.name}" of relation "{table}" contains null values')
     col = dataclasses.replace(col, fill=fill)
     out = Schema(schema.columns + (col,), schema.primary_key, schema.uniques, max(schema.next_id, col.id + 1),
-                 schema.checks, schema.foreign_keys)
+                 schema.checks, schema.foreign_keys, schema.btree_indexes)
     for con in checks:  # the new column's CHECKs hold for the rows already there (their fill value)
         check = constraints.declare(s, table, con, out.columns, constraints.taken_names(table, out), alter=True)
         constraints.add_checked(s, s.write_txn().table(table).with_schema(out), check, s.write_txn().reader)
@@ -540,7 +541,7 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         _rename_owner(s, name, name, col.name, stmt.newname)
         schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id,
                         constraints.rename_column(tm.schema.checks, col.id, col.name, stmt.newname),
-                        tm.schema.foreign_keys)
+                        tm.schema.foreign_keys, tm.schema.btree_indexes)
         txn.alter_table(name, schema)
     elif stmt.renameType == ObjectType.OBJECT_TABLE:
         from .namespaces import schema_of, table_key

@@ -199,7 +199,8 @@ def _retype_columns(s: Session, name: str, change: Any) -> None:
         txn.alter_table(table, Schema(tuple(cols), sc.primary_key if set(sc.primary_key) <= keep else (),
                                       tuple(u for u in sc.uniques if set(u) <= keep), sc.next_id,
                                       tuple(c for c in sc.checks if set(c.columns) <= keep),
-                                      tuple(f for f in sc.foreign_keys if set(f.columns) <= keep)))
+                                      tuple(f for f in sc.foreign_keys if set(f.columns) <= keep),
+                                      tuple(i for i in sc.btree_indexes if set(i.columns + i.include) <= keep)))
 
 
 def drop(s: Session, stmt: ast.DropStmt) -> Result:

@@ -221,6 +221,27 @@ class CatalogTables:
                 self.defs.append((coid, 0, text))
                 self.defs.append((coid, -1, text))  # pretty: the same text
 
+    def _btree_indexes(self, schema: str, ns: int, oid: int, attnum: dict[int, int], tm: TableManifest,
+                       name: str) -> None:
+        """pg_class / pg_index / pg_attribute rows of the table's plain btree indexes."""
+        from .btree_indexes import index_def
+
+        for ix in tm.schema.btree_indexes:
+            ioid = stable_oid("idx", schema, tm.table_id, ix.name)
+            every = ix.columns + ix.include
+            self.rels.append(_Rel(ioid, ix.name, ns, "i", len(every)))
+            for j, cid in enumerate(every):
+                c = tm.schema.by_id(cid)
+                typ, mod = pt.column_oid(c.type)
+                self.atts.append(_attribute(ioid, c.name, typ, mod, j + 1, False, False))
+                self.defs.append((ioid, j + 1, c.name))
+            self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": len(every),
+                                 "indnkeyatts": len(ix.columns), "indisunique": False, "indisprimary": False,
+                                 "indkey": [attnum[c] for c in every],
+                                 "indoption": list(ix.options) + [0] * len(ix.include),
+                                 "indcollation": [0] * len(every), "indclass": [0] * len(every)})
+            self.defs.append((ioid, 0, index_def(ix, schema, name, tm)))
+
     def _table(self, schema: str, ns: int, tm: TableManifest, name: str) -> None:
         """One table, named ``name`` in its schema (a table of a schema made by CREATE SCHEMA
         is stored as ``schema.name``)."""
@@ -231,7 +252,8 @@ class CatalogTables:
         if tm.table_id not in self._rel_ids:
             self._rel_ids[tm.table_id] = (oid, dict(attnum))
             self._rel_names[tm.table_id] = name if schema == "public" else f"{schema}.{name}"
-        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes),
+        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows,
+                              bool(tm.schema.uniques or tm.indexes or tm.schema.btree_indexes),
                               checks=len(tm.schema.checks)))
         group = schema if schema in self.branches else ""  # a branch shown as a schema: its own tables
         self._fk_rels[(group, tm.table_id)] = (oid, dict(attnum), schema,
@@ -298,6 +320,7 @@ class CatalogTables:
                                      "conkey": keys})
             self.defs.append((coid, 0, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))
             self.defs.append((coid, -1, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))  # pretty
+        self._btree_indexes(schema, ns, oid, attnum, tm, name)
         for check in tm.schema.checks:
             from .constraints import constraint_def
 

@@ -1,0 +1,148 @@
+"""CREATE INDEX / DROP INDEX of plain btree indexes: kept for the catalog, never built.
+
+reeldb answers every filter by scanning (DuckDB's zone maps prune fragments), so a non-unique
+btree index changes no result; ORMs and migration tools create them anyway and read them back
+(SQLAlchemy's inspector, Alembic's autogenerate, psql's ``\\d``). The index is stored with the
+table's schema (``Schema.btree_indexes``: columns by id, so renames keep it; dropping a column
+drops the indexes over it, as in Postgres) and shown in pg_class / pg_index /
+``pg_get_indexdef`` as Postgres shows it. What would change answers or that reeldb cannot show
+exactly is refused (0A000): UNIQUE (enforcement), partial (WHERE) and expression indexes,
+operator classes, collations, storage parameters, CONCURRENTLY.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from pglast import ast
+from pglast.enums import SortByDir, SortByNulls
+
+from .. import errors
+from ..format.manifest import BtreeIndex, TableManifest
+from ..format.types import PARQUET
+from .constraints import choose_name
+from .ddl import table_name
+from .namespaces import schema_of
+from .result import Result
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .session import Session
+
+DESC, NULLS_FIRST = 1, 2  # pg_index.indoption bits
+
+
+def create(s: Session, stmt: ast.IndexStmt) -> Result:
+    """CREATE INDEX [IF NOT EXISTS] [name] ON t [USING btree] (col [ASC|DESC] [NULLS FIRST|LAST], ...)
+    [INCLUDE (col, ...)]."""
+    what = stmt.idxname or "the index"
+    if stmt.unique:
+        raise errors.FeatureNotSupported(f'UNIQUE indexes are not supported ("{what}"): declare a UNIQUE '
+                                         "constraint in CREATE TABLE instead")
+    if stmt.whereClause is not None:
+        raise errors.FeatureNotSupported(f'partial indexes (CREATE INDEX ... WHERE) are not supported ("{what}")')
+    if stmt.concurrent:
+        raise errors.FeatureNotSupported("CREATE INDEX CONCURRENTLY is not supported: use CREATE INDEX")
+    if stmt.options or stmt.tableSpace:
+        raise errors.FeatureNotSupported(f'index storage parameters and tablespaces are not supported ("{what}")')
+    name = table_name(stmt.relation, s)
+    txn = s.write_txn()
+    tm = txn.table(name)
+    columns, options = [], []
+    for elem in stmt.indexParams or ():
+        if elem.expr is not None or elem.name is None:
+            raise errors.FeatureNotSupported(f'indexes on expressions are not supported ("{what}")')
+        if elem.opclass or elem.collation or elem.opclassopts:
+            raise errors.FeatureNotSupported(f'operator classes and collations in an index are not supported '
+                                             f'("{what}")')
+        columns.append(_column(tm, elem.name).id)
+        desc = elem.ordering == SortByDir.SORTBY_DESC
+        nulls_first = desc if elem.nulls_ordering == SortByNulls.SORTBY_NULLS_DEFAULT else \
+            elem.nulls_ordering == SortByNulls.SORTBY_NULLS_FIRST
+        options.append((DESC if desc else 0) | (NULLS_FIRST if nulls_first else 0))
+    include = [_column(tm, elem.name).id for elem in stmt.indexIncludingParams or ()]
+    if len(set(columns)) + len(include) > 32:
+        raise errors.ProgramLimitExceeded("cannot use more than 32 columns in an index")
+    sp, local = schema_of(name)
+    taken = names_in_schema(txn.tables, sp, txn.objects)
+    if stmt.idxname is None:
+        iname = choose_name(local, "_".join(tm.schema.by_id(c).name for c in columns), "idx", taken)
+    else:
+        iname = stmt.idxname
+        if iname in taken:
+            if stmt.if_not_exists:
+                s.notice(f'relation "{iname}" already exists, skipping')
+                return Result(status="CREATE INDEX")
+            raise errors.DuplicateTable(f'relation "{iname}" already exists')
+    ix = BtreeIndex(iname, tuple(columns), tuple(options), tuple(include))
+    txn.alter_table(name, dataclasses.replace(tm.schema, btree_indexes=tm.schema.btree_indexes + (ix,)))
+    s.finish_write()
+    return Result(status="CREATE INDEX")
+
+
+def _column(tm: TableManifest, name: str):
+    col = tm.schema.find(name)
+    if col is None:
+        raise errors.UndefinedColumn(f'column "{name}" does not exist')
+    if col.type.storage != PARQUET:
+        raise errors.FeatureNotSupported(f'a btree index on a {col.type.sql()} column is not supported (column '
+                                         f'"{name}")')
+    return col
+
+
+def names_in_schema(tables: Mapping[str, TableManifest], schema: str | None, objs: Mapping) -> set[str]:
+    """The relation names taken in a schema (None: public): tables, sequences, and indexes
+    of every kind (the implicit ones of keys included)."""
+    out: set[str] = set()
+    for name, tm in tables.items():
+        sp, local = schema_of(name)
+        if sp != schema:
+            continue
+        out.add(local)
+        out.update(ix.name for ix in tm.indexes)
+        out.update(ix.name for ix in tm.schema.btree_indexes)
+        for key in tm.schema.uniques:
+            out.add(f"{local}_pkey" if tuple(key) == tuple(tm.schema.primary_key) else
+                    f"{local}_{'_'.join(tm.schema.by_id(c).name for c in key)}_key")
+    for key in objs:
+        if key.startswith("sequence/"):
+            sp, local = schema_of(key[len("sequence/"):])
+            if sp == schema:
+                out.add(local)
+    return out
+
+
+def owner(tables: Mapping[str, TableManifest], iname: str, schema: str | None = None) -> str | None:
+    """The table (its name) that has btree index ``iname`` in ``schema``, if any."""
+    for name, tm in tables.items():
+        if schema_of(name)[0] == schema and any(ix.name == iname for ix in tm.schema.btree_indexes):
+            return name
+    return None
+
+
+def drop(s: Session, table: str, iname: str) -> None:
+    """DROP INDEX of a btree index of ``table``."""
+    txn = s.write_txn()
+    sc = txn.table(table).schema
+    txn.alter_table(table, dataclasses.replace(
+        sc, btree_indexes=tuple(ix for ix in sc.btree_indexes if ix.name != iname)))
+
+
+def index_def(ix: BtreeIndex, schema_name: str, table: str, tm: TableManifest) -> str:
+    """pg_get_indexdef: ``CREATE INDEX ix ON public.t USING btree (a, b DESC) INCLUDE (c)``."""
+    from .constraints import _ident
+
+    cols = []
+    for cid, opt in zip(ix.columns, ix.options):
+        text = _ident(tm.schema.by_id(cid).name)
+        if opt & DESC:
+            text += " DESC" if opt & NULLS_FIRST else " DESC NULLS LAST"
+        elif opt & NULLS_FIRST:
+            text += " NULLS FIRST"
+        cols.append(text)
+    out = f"CREATE INDEX {_ident(ix.name)} ON {_ident(schema_name)}.{_ident(table)} USING btree ({', '.join(cols)})"
+    if ix.include:
+        out += f" INCLUDE ({', '.join(_ident(tm.schema.by_id(c).name) for c in ix.include)})"
+    return out
