@@ -246,3 +246,44 @@ def test_concurrent_writes_to_both_sides_of_a_key_do_not_both_commit(server, sho
             a.commit()
         assert b.execute("SELECT count(*) FROM orders WHERE user_id = 1").fetchone() == (0,)
         assert b.execute("SELECT count(*) FROM users WHERE id = 1").fetchone() == (0,)
+
+
+def test_plain_btree_indexes_are_created_reflected_and_dropped(engine, server) -> None:
+    md = sa.MetaData()
+    sa.Table("ix_t", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("a", sa.Integer),
+             sa.Column("b", sa.String(10)), sa.Column("Mixed", sa.Integer),
+             sa.Index("ix_t_ab", "a", sa.desc("b")), sa.Index("ix_t_mixed", "Mixed"),
+             sa.Index(None, "b", postgresql_include=["a"]))
+    md.create_all(engine)
+    try:
+        # PostgreSQL 16.2 reflects the same metadata exactly so
+        assert sa.inspect(engine).get_indexes("ix_t") == [
+            {"name": "ix_ix_t_b", "unique": False, "column_names": ["b"], "dialect_options": {"postgresql_include": ["a"]}},
+            {"name": "ix_t_ab", "unique": False, "column_names": ["a", "b"], "column_sorting": {"b": ("desc",)},
+             "dialect_options": {"postgresql_include": []}},
+            {"name": "ix_t_mixed", "unique": False, "column_names": ["Mixed"],
+             "dialect_options": {"postgresql_include": []}}]
+        with psycopg.connect(dsn(server), autocommit=True) as conn:
+            defs = conn.execute("SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'ix_t'::regclass "
+                                "AND NOT indisprimary ORDER BY 1").fetchall()
+            assert defs == [("CREATE INDEX ix_ix_t_b ON public.ix_t USING btree (b) INCLUDE (a)",),
+                            ("CREATE INDEX ix_t_ab ON public.ix_t USING btree (a, b DESC)",),
+                            ('CREATE INDEX ix_t_mixed ON public.ix_t USING btree ("Mixed")',)]
+            conn.execute("CREATE INDEX ON ix_t (a NULLS FIRST, b DESC NULLS LAST)")  # named as Postgres names it
+            assert conn.execute("SELECT pg_get_indexdef('ix_t_a_b_idx'::regclass)").fetchone() == (
+                "CREATE INDEX ix_t_a_b_idx ON public.ix_t USING btree (a NULLS FIRST, b DESC NULLS LAST)",)
+            with pytest.raises(psycopg.errors.DuplicateTable):
+                conn.execute("CREATE INDEX ix_t_ab ON ix_t (a)")
+            conn.execute("CREATE INDEX IF NOT EXISTS ix_t_ab ON ix_t (a)")
+            for refused in ("CREATE UNIQUE INDEX u ON ix_t (a)", "CREATE INDEX p ON ix_t (a) WHERE a > 0",
+                            "CREATE INDEX e ON ix_t (lower(b))"):
+                with pytest.raises(psycopg.errors.FeatureNotSupported):
+                    conn.execute(refused)
+            conn.execute("ALTER TABLE ix_t DROP COLUMN b")  # the indexes over b go with it
+            conn.execute("DROP INDEX ix_t_mixed")
+            assert conn.execute("SELECT count(*) FROM pg_index WHERE indrelid = 'ix_t'::regclass "
+                                "AND NOT indisprimary").fetchone() == (0,)
+            conn.execute("INSERT INTO ix_t VALUES (1, 2, 3)")
+            assert conn.execute("SELECT a FROM ix_t WHERE a = 2").fetchall() == [(2,)]
+    finally:
+        md.drop_all(engine)
