@@ -287,3 +287,30 @@ def test_plain_btree_indexes_are_created_reflected_and_dropped(engine, server) -
             assert conn.execute("SELECT a FROM ix_t WHERE a = 2").fetchall() == [(2,)]
     finally:
         md.drop_all(engine)
+
+
+def test_json_path_operators(engine) -> None:
+    """SQLAlchemy's JSON index paths are #> and #>> with a text[] parameter."""
+    md = sa.MetaData()
+    t = sa.Table("docs", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("data", sa.JSON))
+    md.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(t.insert(), [{"id": 1, "data": {"key1": {"k/2": [10, 20]}, "n": None}},
+                                      {"id": 2, "data": {"key1": {"k/2": [30]}}}])
+        path = t.c.data[("key1", "k/2", 1)]
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(path.as_integer()).where(t.c.id == 1)).scalar() == 20
+            assert conn.execute(sa.select(t.c.id).where(path.as_integer() == 20)).all() == [(1,)]
+            assert conn.execute(sa.select(t.c.data[("key1", "k/2", 0)].as_string()).order_by(t.c.id)).all() == \
+                [("10",), ("30",)]
+            assert conn.execute(sa.select(path).order_by(t.c.id)).all() == [(20,), (None,)]  # past the end: NULL
+            assert conn.execute(sa.text("SELECT data #>> '{key1,k/2,0}', data #> '{n}', data #>> '{key1,NULL}' "
+                                        "FROM docs WHERE id = 1")).one() == ("10", None, None)
+            with pytest.raises(sa.exc.NotSupportedError, match="path element"):  # from the end in Postgres
+                conn.execute(sa.text("SELECT data #> '{key1,k/2,-1}' FROM docs"))
+            conn.rollback()
+            with pytest.raises(sa.exc.NotSupportedError, match="object or array"):  # Postgres' text of it differs
+                conn.execute(sa.text("SELECT data #>> '{key1}' FROM docs"))
+    finally:
+        md.drop_all(engine)

@@ -756,6 +756,7 @@ def arrow_schema(tm: TableManifest) -> pa.Schema:
 
 
 VALUE_TOO_LARGE = "would build a value larger than"
+NOT_SUPPORTED_AT_RUN = "is not supported by reeldb for this value"  # raised by error(): 0A000
 RESULT_BATCH_ROWS = 1 << 16  # rows per batch a result is read in
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -804,6 +805,7 @@ _DUCK_STATES = [
     ("Binder Error: Cannot compare", errors.DatatypeMismatch),
     ("Binder Error", errors.ProgrammingError),
     (VALUE_TOO_LARGE, errors.OutOfMemory),  # reeldb's own guard (sql/limits.py), raised by error()
+    (NOT_SUPPORTED_AT_RUN, errors.FeatureNotSupported),  # a refusal that depends on a value, by error()
     ("Invalid Input Error", errors.DataError),
     ("Not implemented Error", errors.FeatureNotSupported),
     ("Constraint Error", errors.IntegrityError),

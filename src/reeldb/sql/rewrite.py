@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import decimal
 import re
@@ -28,6 +29,7 @@ from ..engine.engine import (
     JACCARD,
     L1,
     MOD,
+    NOT_SUPPORTED_AT_RUN,
     SPARSE_TEXT,
     VECTOR_AGGREGATES,
     VECTOR_ARRAY_TEXT,
@@ -162,6 +164,8 @@ class Rewriter:
                 return func(BIT_OPS[op], cast(self(node.lexpr), "bit"), cast(self(node.rexpr), "bit"))
             if op in ("/", "%") and node.lexpr is not None:
                 return func(DIV if op == "/" else MOD, self(node.lexpr), self(node.rexpr))
+            if op in ("#>", "#>>") and node.lexpr is not None:  # json path: DuckDB's JSON pointer
+                return self.json_path(op, node.lexpr, node.rexpr)
             if op == "#" and node.lexpr is not None:  # bitwise XOR (DuckDB reads "#" as a column position)
                 return func("xor", self(node.lexpr), self(node.rexpr))
             if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr):
@@ -278,6 +282,50 @@ class Rewriter:
             if isinstance(n, ast.A_Expr) and name_of(n.name) in ("->", "#>"):
                 return True
         return False
+
+    def json_path(self, op: str, target: ast.Node, path: ast.Node) -> ast.Node:
+        """``j #> '{a,0}'`` / ``j #>> ...``: DuckDB's json_extract(_string) with the path as
+        a JSON pointer (``/a/0``: a key of an object, an index of an array, as in Postgres).
+        The path must be a constant or a parameter; a NULL element gives NULL; a negative
+        index (from the end in Postgres, a key in a pointer) is refused."""
+        while isinstance(path, ast.TypeCast) and name_of(path.typeName.names) in ("text", "varchar"):
+            path = path.arg
+        if isinstance(path, ast.ParamRef):
+            value = self._param(path)
+        elif isinstance(path, ast.A_Const):
+            value = None if path.isnull else const_value(path)
+        else:
+            raise errors.FeatureNotSupported(f"{op} with a path that is not a constant or a parameter is not "
+                                             "supported")
+        if isinstance(value, str):
+            try:
+                value = parse_array_literal(value)
+            except ValueError:
+                raise errors.InvalidTextRepresentation(f'malformed array literal: "{value}"') from None
+        if value is not None and not isinstance(value, list | tuple):
+            raise errors.FeatureNotSupported(f"{op} takes a text[] path")
+        if value is None or any(e is None for e in value):
+            return cast(ast.A_Const(isnull=True), "json" if op == "#>" else "varchar")
+        if any(isinstance(e, list | tuple) for e in value):
+            raise errors.FeatureNotSupported(f"{op} with a path of more than one dimension is not supported")
+        elements = [str(e) for e in value]
+        for e in elements:
+            if re.fullmatch(r"\s*[+-]?\d+\s*", e) and not re.fullmatch(r"0|[1-9]\d*", e):
+                raise errors.FeatureNotSupported(f'{op} path element "{e}" is not supported: reeldb reads array '
+                                                 "indexes written as 0, 1, 2, ...")
+        pointer = ast.A_Const(val=ast.String(sval="".join("/" + e.replace("~", "~0").replace("/", "~1")
+                                                           for e in elements)))
+        if op == "#>":
+            return func("json_extract", self(target), pointer)
+        # as text, an object or array would be DuckDB's compact JSON, not Postgres' text of it
+        target = self(target)
+        refuse = func("error", ast.A_Const(val=ast.String(
+            sval=f"#>> of an object or array {NOT_SUPPORTED_AT_RUN} (use #> for the json value)")))
+        return ast.CaseExpr(args=(ast.CaseWhen(
+            expr=ast.A_Expr(kind=A_Expr_Kind.AEXPR_IN, name=(ast.String(sval="="),),
+                            lexpr=func("json_type", target, pointer),
+                            rexpr=(ast.A_Const(val=ast.String(sval="OBJECT")), ast.A_Const(val=ast.String(sval="ARRAY")))),
+            result=cast(refuse, "varchar")),), defresult=func("json_extract_string", copy.deepcopy(target), pointer))
 
     @staticmethod
     def _as_json(node: ast.Node) -> ast.Node:
