@@ -315,6 +315,11 @@ class Transaction:
                 # rows checked against other constraints than the table now has
                 raise errors.SerializationFailure(
                     f'the check constraints or rows of "{ch.name}" were changed by a concurrent commit')
+            if (ch.added and head_tm.schema.uniques != base_tm.schema.uniques) or \
+                    (ch.schema is not None and ch.schema.uniques != base_tm.schema.uniques and head_tm.key != base_tm.key):
+                # rows checked against other unique keys than the table now has (CREATE UNIQUE INDEX)
+                raise errors.SerializationFailure(
+                    f'the unique keys or rows of "{ch.name}" were changed by a concurrent commit')
             if ch.indexes is not None and head_tm.indexes != base_tm.indexes:
                 raise errors.SerializationFailure(
                     f'the indexes of "{ch.name}" were changed by a concurrent commit'
@@ -478,7 +483,8 @@ def _violation(tm: TableManifest, cids: tuple[int, ...], row: pa.Table) -> error
     vals = [str(row.column(scol(c))[0].as_py()) for c in cids]
     kind = "pkey" if tuple(cids) == tuple(tm.schema.primary_key) else "_".join(cols) + "_key"
     name = f"{tm.name}_pkey" if kind == "pkey" else f"{tm.name}_{kind}"
-    return errors.UniqueViolation(
-        f'duplicate key value violates unique constraint "{name}": '
-        f"Key ({', '.join(cols)})=({', '.join(vals)}) already exists."
-    )
+    name = next((ix.name for ix in tm.schema.btree_indexes if ix.unique and ix.columns == tuple(cids)), name)
+    err = errors.UniqueViolation(f'duplicate key value violates unique constraint "{name}"')
+    # Postgres' DETAIL, sent as its own field of the ErrorResponse
+    err.detail = f"Key ({', '.join(cols)})=({', '.join(vals)}) already exists."  # type: ignore[attr-defined]
+    return err

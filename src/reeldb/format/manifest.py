@@ -99,22 +99,25 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class BtreeIndex:
-    """``CREATE INDEX name ON t (columns) INCLUDE (include)``, a plain (non-unique) btree
-    index: reeldb scans instead, so it changes no answer; it is kept so that the catalog shows
-    it. ``options`` per column are pg_index.indoption's bits (1 DESC, 2 NULLS FIRST)."""
+    """``CREATE [UNIQUE] INDEX name ON t (columns) INCLUDE (include)``, a btree index: reeldb
+    scans instead, so it changes no answer; it is kept so that the catalog shows it. A UNIQUE
+    one's columns are also one of ``Schema.uniques`` (enforced like a unique constraint).
+    ``options`` per column are pg_index.indoption's bits (1 DESC, 2 NULLS FIRST)."""
 
     name: str
     columns: tuple[int, ...]
     options: tuple[int, ...]
     include: tuple[int, ...] = ()
+    unique: bool = False
 
     def to_json(self) -> dict:
         return {"name": self.name, "columns": list(self.columns), "options": list(self.options),
-                "include": list(self.include)}
+                "include": list(self.include), "unique": self.unique}
 
     @staticmethod
     def from_json(d: dict) -> BtreeIndex:
-        return BtreeIndex(d["name"], tuple(d["columns"]), tuple(d["options"]), tuple(d.get("include", ())))
+        return BtreeIndex(d["name"], tuple(d["columns"]), tuple(d["options"]), tuple(d.get("include", ())),
+                          bool(d.get("unique", False)))
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,14 @@
-"""CREATE INDEX / DROP INDEX of plain btree indexes: kept for the catalog, never built.
+"""CREATE [UNIQUE] INDEX / DROP INDEX of btree indexes: kept for the catalog, never built.
 
-reeldb answers every filter by scanning (DuckDB's zone maps prune fragments), so a non-unique
-btree index changes no result; ORMs and migration tools create them anyway and read them back
+reeldb answers every filter by scanning (DuckDB's zone maps prune fragments), so a btree index
+changes no result (a UNIQUE one's key is enforced like a unique constraint's); ORMs and migration tools create them anyway and read them back
 (SQLAlchemy's inspector, Alembic's autogenerate, psql's ``\\d``). The index is stored with the
 table's schema (``Schema.btree_indexes``: columns by id, so renames keep it; dropping a column
 drops the indexes over it, as in Postgres) and shown in pg_class / pg_index /
 ``pg_get_indexdef`` as Postgres shows it. What would change answers or that reeldb cannot show
-exactly is refused (0A000): UNIQUE (enforcement), partial (WHERE) and expression indexes,
-operator classes, collations, storage parameters, CONCURRENTLY.
+exactly is refused (0A000): partial (WHERE) and expression indexes, operator classes,
+collations, storage parameters, CONCURRENTLY, NULLS NOT DISTINCT, a UNIQUE index over the
+columns of another unique key.
 """
 
 from __future__ import annotations
@@ -38,9 +39,8 @@ def create(s: Session, stmt: ast.IndexStmt) -> Result:
     """CREATE INDEX [IF NOT EXISTS] [name] ON t [USING btree] (col [ASC|DESC] [NULLS FIRST|LAST], ...)
     [INCLUDE (col, ...)]."""
     what = stmt.idxname or "the index"
-    if stmt.unique:
-        raise errors.FeatureNotSupported(f'UNIQUE indexes are not supported ("{what}"): declare a UNIQUE '
-                                         "constraint in CREATE TABLE instead")
+    if stmt.nulls_not_distinct:
+        raise errors.FeatureNotSupported(f'UNIQUE NULLS NOT DISTINCT indexes are not supported ("{what}")')
     if stmt.whereClause is not None:
         raise errors.FeatureNotSupported(f'partial indexes (CREATE INDEX ... WHERE) are not supported ("{what}")')
     if stmt.concurrent:
@@ -76,10 +76,39 @@ def create(s: Session, stmt: ast.IndexStmt) -> Result:
                 s.notice(f'relation "{iname}" already exists, skipping')
                 return Result(status="CREATE INDEX")
             raise errors.DuplicateTable(f'relation "{iname}" already exists')
-    ix = BtreeIndex(iname, tuple(columns), tuple(options), tuple(include))
-    txn.alter_table(name, dataclasses.replace(tm.schema, btree_indexes=tm.schema.btree_indexes + (ix,)))
+    ix = BtreeIndex(iname, tuple(columns), tuple(options), tuple(include), bool(stmt.unique))
+    uniques = tm.schema.uniques
+    if ix.unique:
+        if len(set(columns)) != len(columns) or any(set(u) == set(columns) for u in uniques):
+            raise errors.FeatureNotSupported(f'a UNIQUE index over the columns of another unique key or index is '
+                                             f'not supported ("{iname}")')
+        _no_duplicates(s, tm, ix)
+        uniques = uniques + (ix.columns,)
+    txn.alter_table(name, dataclasses.replace(tm.schema, uniques=uniques,
+                                              btree_indexes=tm.schema.btree_indexes + (ix,)))
     s.finish_write()
     return Result(status="CREATE INDEX")
+
+
+def _no_duplicates(s: Session, tm: TableManifest, ix: BtreeIndex) -> None:
+    """CREATE UNIQUE INDEX over rows that repeat a key (no column NULL): 23505, as Postgres."""
+    from ..engine.engine import internal_name, quote_ident
+
+    cols = [quote_ident(tm.schema.by_id(c).name) for c in ix.columns]
+    rel = internal_name("uniq", tm.table_id)
+    sql = (f"SELECT {', '.join(cols)} FROM {quote_ident(rel)} WHERE {' AND '.join(f'{c} IS NOT NULL' for c in cols)} "
+           f"GROUP BY ALL HAVING count(*) > 1 LIMIT 1")
+    s.engine.bind_table(rel, tm)
+    try:
+        got, _ = s.engine.arrow(sql)
+    finally:
+        s.engine.unbind(rel)
+    if got.num_rows:
+        err = errors.UniqueViolation(f'could not create unique index "{ix.name}"')
+        values = ", ".join(str(got.column(i)[0].as_py()) for i in range(got.num_columns))
+        names = ", ".join(tm.schema.by_id(c).name for c in ix.columns)
+        err.detail = f"Key ({names})=({values}) is duplicated."  # type: ignore[attr-defined]
+        raise err
 
 
 def _column(tm: TableManifest, name: str):
@@ -126,8 +155,20 @@ def drop(s: Session, table: str, iname: str) -> None:
     """DROP INDEX of a btree index of ``table``."""
     txn = s.write_txn()
     sc = txn.table(table).schema
+    gone = next(ix for ix in sc.btree_indexes if ix.name == iname)
+    tid = txn.table(table).table_id
+    for child, tm in txn.tables.items():
+        for fk in tm.schema.foreign_keys:
+            if gone.unique and fk.ref_table == tid and set(fk.ref_columns) == set(gone.columns):
+                err = errors.DatabaseError(f"cannot drop index {iname} because other objects depend on it",
+                                           sqlstate="2BP01")
+                err.detail = (f"constraint {fk.name} on table {schema_of(child)[1]} depends on "  # type: ignore[attr-defined]
+                              f"index {iname}")
+                err.hint = "Use DROP ... CASCADE to drop the dependent objects too."  # type: ignore[attr-defined]
+                raise err
+    uniques = tuple(u for u in sc.uniques if not (gone.unique and tuple(u) == gone.columns))
     txn.alter_table(table, dataclasses.replace(
-        sc, btree_indexes=tuple(ix for ix in sc.btree_indexes if ix.name != iname)))
+        sc, uniques=uniques, btree_indexes=tuple(ix for ix in sc.btree_indexes if ix.name != iname)))
 
 
 def index_def(ix: BtreeIndex, schema_name: str, table: str, tm: TableManifest) -> str:
@@ -142,7 +183,7 @@ def index_def(ix: BtreeIndex, schema_name: str, table: str, tm: TableManifest) -
         elif opt & NULLS_FIRST:
             text += " NULLS FIRST"
         cols.append(text)
-    out = f"CREATE INDEX {_ident(ix.name)} ON {_ident(schema_name)}.{_ident(table)} USING btree ({', '.join(cols)})"
+    out = f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX {_ident(ix.name)} ON {_ident(schema_name)}.{_ident(table)} USING btree ({', '.join(cols)})"
     if ix.include:
         out += f" INCLUDE ({', '.join(_ident(tm.schema.by_id(c).name) for c in ix.include)})"
     return out

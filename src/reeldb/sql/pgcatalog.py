@@ -236,7 +236,7 @@ class CatalogTables:
                 self.atts.append(_attribute(ioid, c.name, typ, mod, j + 1, False, False))
                 self.defs.append((ioid, j + 1, c.name))
             self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": len(every),
-                                 "indnkeyatts": len(ix.columns), "indisunique": False, "indisprimary": False,
+                                 "indnkeyatts": len(ix.columns), "indisunique": ix.unique, "indisprimary": False,
                                  "indkey": [attnum[c] for c in every],
                                  "indoption": list(ix.options) + [0] * len(ix.include),
                                  "indcollation": [0] * len(every), "indclass": [0] * len(every)})
@@ -296,7 +296,10 @@ class CatalogTables:
                 "is_identity": "YES" if c.identity else "NO", "is_generated": "ALWAYS" if expression else "NEVER",
                 "generation_expression": expression,
             })
+        index_keys = {ix.columns for ix in tm.schema.btree_indexes if ix.unique}
         for key in tm.schema.uniques:
+            if tuple(key) in index_keys:  # a UNIQUE index's key: shown as that index (no constraint)
+                continue
             primary = tuple(key) == tuple(tm.schema.primary_key)
             names = [c.name for c in cols if c.id in key]
             iname = f"{name}_pkey" if primary else f"{name}_{'_'.join(names)}_key"
