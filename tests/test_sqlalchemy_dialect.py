@@ -344,3 +344,22 @@ def test_unique_indexes_are_enforced_and_reflected(engine, server) -> None:
             assert conn.execute("SELECT count(*) FROM ux_t WHERE a = 1 AND b = 'x'").fetchone() == (2,)
     finally:
         md.drop_all(engine)
+
+
+def test_comments_on_constraints(engine, server, shop) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("COMMENT ON CONSTRAINT store_region_fk ON stores IS 'where it is'")
+        conn.execute("COMMENT ON CONSTRAINT users_pkey ON users IS 'the key'")
+        with pytest.raises(psycopg.errors.UndefinedObject) as info:
+            conn.execute("COMMENT ON CONSTRAINT nosuch ON stores IS 'x'")
+        assert info.value.diag.message_primary == 'constraint "nosuch" for table "stores" does not exist'
+        assert conn.execute("SELECT d.description FROM pg_description d JOIN pg_constraint c ON c.oid = d.objoid "
+                            "AND d.classoid = 'pg_constraint'::regclass WHERE c.conname = 'users_pkey' "
+                            "AND c.connamespace = 'public'::regnamespace").fetchall() == [("the key",)]
+    # PostgreSQL 16.2: the same
+    assert [fk["comment"] for fk in sa.inspect(engine).get_foreign_keys("stores")] == ["where it is"]
+    assert sa.inspect(engine).get_pk_constraint("users")["comment"] == "the key"
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("ALTER TABLE stores DROP CONSTRAINT store_region_fk")
+        conn.execute("ALTER TABLE stores ADD CONSTRAINT store_region_fk FOREIGN KEY (r, c) REFERENCES regions")
+    assert [fk["comment"] for fk in sa.inspect(engine).get_foreign_keys("stores")] == [None]  # went with it

@@ -333,7 +333,8 @@ def drop_dependents(s: Session, table: str, table_id: str, column: Column | None
         txn.set_object(objects.key(objects.SEQUENCE, seq), None)
     prefix = objects.key(objects.COMMENT, "column", table_id, "") if column is None else \
         objects.key(objects.COMMENT, "column", table_id, column.id)
-    for k in [k for k in txn.objects if k.startswith(prefix)] + \
+    of_constraints = objects.key(objects.COMMENT, "constraint", table_id, "")
+    for k in [k for k in txn.objects if k.startswith(prefix) or (column is None and k.startswith(of_constraints))] + \
             ([objects.key(objects.COMMENT, "table", table_id)] if column is None else []):
         if k in txn.objects:
             txn.set_object(k, None)
@@ -510,6 +511,13 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
 
 def _drop_constraint(s: Session, table: str, schema: Schema, cmd: ast.AlterTableCmd) -> Schema:
     """ALTER TABLE ... DROP CONSTRAINT [IF EXISTS] name: a CHECK or FOREIGN KEY constraint."""
+    from ..catalog import objects
+
+    txn = s.write_txn()
+    comment = objects.key(objects.COMMENT, "constraint", txn.table(table).table_id, cmd.name)
+    if comment in txn.objects and (any(f.name == cmd.name for f in schema.foreign_keys) or
+                                   any(c.name == cmd.name for c in schema.checks)):
+        txn.set_object(comment, None)  # the constraint's comment goes with it
     if any(f.name == cmd.name for f in schema.foreign_keys):
         return dataclasses.replace(schema, foreign_keys=tuple(f for f in schema.foreign_keys if f.name != cmd.name))
     if any(c.name == cmd.name for c in schema.checks):

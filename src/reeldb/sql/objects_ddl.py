@@ -9,7 +9,7 @@ other than tables (catalog/objects.py), each changed in the statement's transact
 - ``CREATE DOMAIN name type [DEFAULT e] [[NOT] NULL]``, ``DROP DOMAIN``: a column of the
   domain has its base type and takes its NOT NULL and DEFAULT; CHECK is refused (0A000).
 - ``CREATE / ALTER / DROP SEQUENCE``: sequences.py.
-- ``COMMENT ON TABLE | COLUMN | SCHEMA | TYPE | SEQUENCE ... IS 'text' | NULL``.
+- ``COMMENT ON TABLE | COLUMN | SCHEMA | TYPE | SEQUENCE | CONSTRAINT ... IS 'text' | NULL``.
 """
 
 from __future__ import annotations
@@ -258,6 +258,19 @@ def comment(s: Session, stmt: ast.CommentStmt) -> None:
         if col is None:
             raise errors.UndefinedColumn(f'column "{parts[-1]}" of relation "{table}" does not exist')
         key = objects.key(objects.COMMENT, "column", tm.table_id, col.id)
+    elif kind == ObjectType.OBJECT_TABCONSTRAINT:  # COMMENT ON CONSTRAINT name ON table
+        from . import constraints
+
+        parts = [p.sval for p in stmt.object]
+        table = object_table(s, parts[:-1])
+        tm = txn.table(table)
+        names = {c.name for c in tm.schema.checks} | {f.name for f in tm.schema.foreign_keys} | \
+            (constraints.taken_names(table, tm.schema) - {ix.name for ix in tm.schema.btree_indexes})
+        index_keys = {ix.columns for ix in tm.schema.btree_indexes if ix.unique}
+        names -= {f"{parts[-2]}_{'_'.join(tm.schema.by_id(c).name for c in key)}_key" for key in index_keys}
+        if parts[-1] not in names:
+            raise errors.UndefinedObject(f'constraint "{parts[-1]}" for table "{parts[-2]}" does not exist')
+        key = objects.key(objects.COMMENT, "constraint", tm.table_id, parts[-1])
     elif kind == ObjectType.OBJECT_SCHEMA:
         name = stmt.object.sval
         if objects.key(objects.SCHEMA, name) not in txn.objects:

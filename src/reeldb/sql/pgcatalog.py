@@ -155,7 +155,9 @@ class CatalogTables:
 
         self.serials: list[tuple[int, str, int]] = []  # (table oid, column, sequence oid) of owned sequences
         ns_of = {n: o for o, n in self.namespaces}
-        classes = {c: stable_oid("rel", "pg_catalog", c) for c in ("pg_class", "pg_type", "pg_namespace")}
+        classes = {c: stable_oid("rel", "pg_catalog", c) for c in ("pg_class", "pg_type", "pg_namespace",
+                                                                   "pg_constraint")}
+        con_oids = {(c["conrelid"], c["conname"]): c["oid"] for c in self.constraints}
         for name, d in sorted(objects.named(objs, objects.SEQUENCE).items()):
             seq = SequenceDef.from_json(d)
             sp, local = schema_of(name)
@@ -186,6 +188,13 @@ class CatalogTables:
                 if rel is not None and int(cid) in rel[1]:
                     self.descriptions.append({"objoid": rel[0], "classoid": classes["pg_class"],
                                               "objsubid": rel[1][int(cid)], "description": text})
+            elif kind == "constraint":
+                tid, _, cname = rest.partition("/")
+                rel = self._rel_ids.get(tid)
+                coid = con_oids.get((rel[0], cname)) if rel is not None else None
+                if coid is not None:
+                    self.descriptions.append({"objoid": coid, "classoid": classes["pg_constraint"], "objsubid": 0,
+                                              "description": text})
             elif kind == "schema" and rest in ns_of:
                 self.descriptions.append({"objoid": ns_of[rest], "classoid": classes["pg_namespace"], "objsubid": 0,
                                           "description": text})
