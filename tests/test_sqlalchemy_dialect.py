@@ -363,3 +363,25 @@ def test_comments_on_constraints(engine, server, shop) -> None:
         conn.execute("ALTER TABLE stores DROP CONSTRAINT store_region_fk")
         conn.execute("ALTER TABLE stores ADD CONSTRAINT store_region_fk FOREIGN KEY (r, c) REFERENCES regions")
     assert [fk["comment"] for fk in sa.inspect(engine).get_foreign_keys("stores")] == [None]  # went with it
+
+
+def test_schema_qualified_column_references(engine) -> None:
+    """SQLAlchemy writes a schema's table's columns as schema.table.column."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS sq"))
+    md = sa.MetaData()
+    local = sa.Table("same", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("other_id", sa.Integer))
+    remote = sa.Table("same", md, sa.Column("id", sa.Integer, primary_key=True), schema="sq")
+    md.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            conn.execute(local.insert(), [{"id": 1, "other_id": 10}, {"id": 2, "other_id": 20}])
+            conn.execute(remote.insert(), [{"id": 10}])
+        a = local.alias()
+        stmt = sa.select(a.c.id, remote.c.id).join_from(a, remote, a.c.other_id == remote.c.id)
+        assert "sq.same.id" in str(stmt)
+        with engine.connect() as conn:
+            assert conn.execute(stmt).all() == [(1, 10)]  # PostgreSQL 16.2: the same
+            assert conn.execute(sa.select(remote.c.id).where(remote.c.id > 0)).all() == [(10,)]
+    finally:
+        md.drop_all(engine)

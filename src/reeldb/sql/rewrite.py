@@ -775,6 +775,7 @@ def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -
     qualifies a table with a schema that is not a system one."""
     known: set[str] | dict | None = None
     targets = {id(getattr(stmt, "relation", None))} if isinstance(stmt, _TARGETS) else set()
+    qualified: set[tuple[str, str]] = set()  # (schema, table) read under the alias ``table``
     for node in walk(stmt):
         if not isinstance(node, ast.RangeVar) or node.catalogname is not None:
             continue
@@ -786,4 +787,11 @@ def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -
         if schema in known:
             if node.alias is None and id(node) not in targets:
                 node.alias = ast.Alias(aliasname=node.relname)
+                qualified.add((schema, node.relname))
             node.schemaname, node.relname = None, f"{schema}.{node.relname}"
+    if qualified:  # schema.table.column of such a table: the column of its alias ``table``
+        for node in walk(stmt):
+            if isinstance(node, ast.ColumnRef) and len(node.fields) == 3 and \
+                    all(isinstance(f, ast.String) for f in node.fields[:2]) and \
+                    (node.fields[0].sval, node.fields[1].sval) in qualified:
+                node.fields = node.fields[1:]
