@@ -385,3 +385,15 @@ def test_schema_qualified_column_references(engine) -> None:
             assert conn.execute(sa.select(remote.c.id).where(remote.c.id > 0)).all() == [(10,)]
     finally:
         md.drop_all(engine)
+
+
+def test_select_for_update_is_refused_cleanly(engine) -> None:
+    """reeldb takes no row locks: FOR UPDATE / FOR SHARE (SQLAlchemy's with_for_update()) get
+    0A000, not a syntax error, and the transaction is failed like any error's."""
+    with engine.connect() as conn:
+        for sql in ("SELECT 1 FOR UPDATE", "SELECT 1 FOR SHARE NOWAIT",
+                    "SELECT * FROM (SELECT 1 AS x FOR KEY SHARE) AS s"):
+            with pytest.raises(sa.exc.NotSupportedError, match="FOR UPDATE / FOR SHARE is not supported"):
+                conn.execute(sa.text(sql))
+            conn.rollback()
+        assert conn.execute(sa.select(sa.literal(1))).scalar() == 1

@@ -177,6 +177,10 @@ class Rewriter:
             return self.like_escape(node)
         if isinstance(node, ast.TypeCast):
             return self.type_cast(node)
+        if isinstance(node, ast.SelectStmt) and node.lockingClause:
+            raise errors.FeatureNotSupported(
+                "SELECT ... FOR UPDATE / FOR SHARE is not supported: reeldb takes no row locks (its transactions "
+                "are snapshot isolation; a conflicting write fails at commit with 40001)")
         if isinstance(node, ast.A_Const) and isinstance(node.val, ast.BitString):  # B'101', X'1F'
             return cast(ast.A_Const(val=ast.String(sval=parse_bit_text(node.val.bsval))), "bit")
         if isinstance(node, ast.RangeVar):
