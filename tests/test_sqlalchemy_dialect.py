@@ -397,3 +397,33 @@ def test_select_for_update_is_refused_cleanly(engine) -> None:
                 conn.execute(sa.text(sql))
             conn.rollback()
         assert conn.execute(sa.select(sa.literal(1))).scalar() == 1
+
+
+def test_time_literals_round_trip(engine) -> None:
+    """SQLAlchemy renders a literal time as text ('12:57:18.000396'), as PostgreSQL reads it."""
+    import datetime as dt
+
+    md = sa.MetaData()
+    t = sa.Table("times", md, sa.Column("x", sa.Time))
+    md.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            value = dt.time(12, 57, 18, 396)
+            conn.execute(t.insert().values(x=sa.literal(value, sa.Time)), {})
+            conn.execute(sa.text("INSERT INTO times VALUES (' 1:2 ')"))
+            compiled = str(t.insert().values(x=value).compile(dialect=engine.dialect,
+                                                             compile_kwargs={"literal_binds": True}))
+            assert "'12:57:18.000396'" in compiled
+            conn.execute(sa.text(compiled))
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(t.c.x).order_by(t.c.x)).scalars().all() == [
+                dt.time(1, 2), value, value]
+            with pytest.raises(sa.exc.DataError):  # 22008, as PostgreSQL
+                conn.execute(sa.text("INSERT INTO times VALUES ('25:00')"))
+            conn.rollback()
+            with pytest.raises(sa.exc.NotSupportedError):  # a form PostgreSQL reads that reeldb does not
+                conn.execute(sa.text("INSERT INTO times VALUES ('04:05 PM')"))
+            conn.rollback()
+            assert conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() == 3
+    finally:
+        md.drop_all(engine)
