@@ -427,3 +427,31 @@ def test_time_literals_round_trip(engine) -> None:
             assert conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() == 3
     finally:
         md.drop_all(engine)
+
+
+def test_named_keys_keep_their_names(engine, server) -> None:
+    """CONSTRAINT name PRIMARY KEY / UNIQUE (SQLAlchemy's naming conventions) keep the name
+    in the catalog and in violations, as PostgreSQL's do."""
+    md = sa.MetaData(naming_convention={"pk": "pk_%(table_name)s", "uq": "uq_%(table_name)s_%(column_0_name)s"})
+    sa.Table("named", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("a", sa.Integer),
+             sa.Column("b", sa.Integer), sa.UniqueConstraint("b", "a"))
+    md.create_all(engine)
+    try:
+        insp = sa.inspect(engine)  # PostgreSQL 16.2: the same
+        assert insp.get_pk_constraint("named")["name"] == "pk_named"
+        assert insp.get_unique_constraints("named") == [
+            {"name": "uq_named_b", "column_names": ["b", "a"], "comment": None,
+             "dialect_options": {"postgresql_include": [], "postgresql_nulls_not_distinct": False}}]
+        with psycopg.connect(dsn(server), autocommit=True) as conn:
+            assert conn.execute("SELECT pg_get_constraintdef('uq_named_b'::regclass::oid)").fetchone() is not None
+            assert conn.execute("SELECT pg_get_indexdef('uq_named_b'::regclass)").fetchone() == (
+                "CREATE UNIQUE INDEX uq_named_b ON public.named USING btree (b, a)",)
+            conn.execute("INSERT INTO named VALUES (1, 1, 1)")
+            with pytest.raises(psycopg.errors.UniqueViolation) as info:
+                conn.execute("INSERT INTO named VALUES (2, 1, 1)")
+            assert info.value.diag.message_primary == 'duplicate key value violates unique constraint "uq_named_b"'
+            assert info.value.diag.message_detail == "Key (b, a)=(1, 1) already exists."
+            with pytest.raises(psycopg.errors.DuplicateTable):
+                conn.execute("CREATE TABLE twice (a INT CONSTRAINT same PRIMARY KEY, b INT CONSTRAINT same UNIQUE)")
+    finally:
+        md.drop_all(engine)

@@ -286,7 +286,8 @@ def merge_schemas(name: str, b: Schema, o: Schema, t: Schema, strategy: str) -> 
     ixs = [i for i in o.btree_indexes if i in t.btree_indexes or i not in b.btree_indexes]  # the same for indexes
     ixs += [i for i in t.btree_indexes if i not in b.btree_indexes and i.name not in {x.name for x in ixs}]
     return Schema(tuple(cols), pk, uniques, next_id, checks, tuple(f for f in fks if set(f.columns) <= ids),
-                  tuple(i for i in ixs if set(i.columns + i.include) <= ids)), conflicts
+                  tuple(i for i in ixs if set(i.columns + i.include) <= ids),
+                  tuple(dict.fromkeys((k, n) for k, n in (*o.key_names, *t.key_names) if set(k) <= ids))), conflicts
 
 
 def _merge_checks(name: str, b: Schema, o: Schema, t: Schema, ids: set[int], strategy: str,

@@ -129,6 +129,17 @@ class Schema:
     checks: tuple[CheckConstraint, ...] = ()  # CHECK constraints, enforced on every write
     foreign_keys: tuple[ForeignKey, ...] = ()  # enforced at the end of every statement (sql/foreign_keys.py)
     btree_indexes: tuple[BtreeIndex, ...] = ()  # plain indexes, for the catalog only (sql/btree_indexes.py)
+    key_names: tuple[tuple[tuple[int, ...], str], ...] = ()  # (key, name) of keys named by CONSTRAINT name
+
+    def key_name(self, table: str, key: tuple[int, ...] | list[int]) -> str:
+        """The name of a unique key's constraint (and index): the one it was given, else
+        Postgres' ``<table>_pkey`` / ``<table>_<columns>_key`` (``table``: unqualified)."""
+        for k, name in self.key_names:
+            if tuple(k) == tuple(key):
+                return name
+        if tuple(key) == tuple(self.primary_key):
+            return f"{table}_pkey"
+        return f"{table}_{'_'.join(self.by_id(c).name for c in key)}_key"
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -170,6 +181,8 @@ class Schema:
             d["foreign_keys"] = [f.to_json() for f in self.foreign_keys]
         if self.btree_indexes:
             d["btree_indexes"] = [i.to_json() for i in self.btree_indexes]
+        if self.key_names:
+            d["key_names"] = [[list(k), n] for k, n in self.key_names]
         return d
 
     @staticmethod
@@ -178,7 +191,8 @@ class Schema:
                       tuple(tuple(u) for u in d["uniques"]), d["next_id"],
                       tuple(CheckConstraint.from_json(c) for c in d.get("checks", ())),
                       tuple(ForeignKey.from_json(f) for f in d.get("foreign_keys", ())),
-                      tuple(BtreeIndex.from_json(i) for i in d.get("btree_indexes", ())))
+                      tuple(BtreeIndex.from_json(i) for i in d.get("btree_indexes", ())),
+                      tuple((tuple(k), n) for k, n in d.get("key_names", ())))
 
 
 @dataclass(frozen=True)

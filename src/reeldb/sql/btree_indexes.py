@@ -133,8 +133,7 @@ def names_in_schema(tables: Mapping[str, TableManifest], schema: str | None, obj
         out.update(ix.name for ix in tm.indexes)
         out.update(ix.name for ix in tm.schema.btree_indexes)
         for key in tm.schema.uniques:
-            out.add(f"{local}_pkey" if tuple(key) == tuple(tm.schema.primary_key) else
-                    f"{local}_{'_'.join(tm.schema.by_id(c).name for c in key)}_key")
+            out.add(tm.schema.key_name(local, key))
     for key in objs:
         if key.startswith("sequence/"):
             sp, local = schema_of(key[len("sequence/"):])

@@ -134,10 +134,7 @@ def taken_names(table: str, schema: Schema) -> set[str]:
     local = _local(table)
     names = {c.name for c in schema.checks} | {f.name for f in schema.foreign_keys}
     for key in schema.uniques:
-        if tuple(key) == tuple(schema.primary_key):
-            names.add(f"{local}_pkey")
-        else:
-            names.add(f"{local}_{'_'.join(schema.by_id(cid).name for cid in key)}_key")
+        names.add(schema.key_name(local, key))
     return names
 
 

@@ -190,6 +190,7 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     table_cons: list[ast.Constraint] = []
     check_cons: list[ast.Constraint] = []  # column and table CHECKs, in the order written (their names follow it)
     fk_cons: list[tuple[ast.Constraint, str | None]] = []  # REFERENCES / FOREIGN KEY, with the column of one
+    key_names: list[tuple[tuple[int, ...], str]] = []  # keys given a name (CONSTRAINT name PRIMARY KEY ...)
     for el in stmt.tableElts or ():
         if isinstance(el, ast.ColumnDef):
             el, checks = split_checks(el)
@@ -197,6 +198,9 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
             el, refs = split_checks(el, ConstrType.CONSTR_FOREIGN)
             fk_cons.extend((con, el.colname) for con in refs)
             col, is_pk, is_unique = column_from_def(el, len(cols) + 1, s, name)
+            for con in el.constraints or ():  # CONSTRAINT name PRIMARY KEY / UNIQUE on the column
+                if con.conname and con.contype in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
+                    key_names.append(((col.id,), con.conname))
             if any(c.name == col.name for c in cols):
                 raise errors.DuplicateColumn(f'column "{col.name}" specified more than once')
             if is_pk:
@@ -219,6 +223,8 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
         if con.contype not in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
             raise unsupported_constraint(con)
         keys = tuple(_key_ids(cols, con.keys))
+        if con.conname:
+            key_names.append((keys, con.conname))
         if con.contype == ConstrType.CONSTR_PRIMARY:
             if pk:
                 raise errors.ProgrammingError(f'multiple primary keys for table "{name}" are not allowed',
@@ -236,7 +242,11 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     for c in cols:
         if c.default is not None and default_sequence(c.default) is None:
             s.eval_default(c)  # a bad default fails now, not at the first insert (drawing no value)
-    schema = Schema(tuple(cols), pk, tuple(dict.fromkeys(all_keys)), len(cols) + 1)
+    given = [n for _, n in key_names]
+    for n in given:
+        if given.count(n) > 1:  # each names the key's index: one relation name
+            raise errors.DuplicateTable(f'relation "{n}" already exists')
+    schema = Schema(tuple(cols), pk, tuple(dict.fromkeys(all_keys)), len(cols) + 1, key_names=tuple(key_names))
     checks: list = []
     for con in check_cons:
         taken = constraints.taken_names(name, schema) | {c.name for c in checks}
@@ -436,7 +446,8 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
                             tuple(u for u in schema.uniques if col.id not in u), schema.next_id,
                             constraints.without_column(schema.checks, col.id),
                             foreign_keys.without_column(schema.foreign_keys, col.id),
-                            tuple(i for i in schema.btree_indexes if col.id not in i.columns + i.include))
+                            tuple(i for i in schema.btree_indexes if col.id not in i.columns + i.include),
+                            tuple((k, n) for k, n in schema.key_names if col.id not in k))
         elif t == AlterTableType.AT_AddConstraint:
             con: ast.Constraint = cmd.def_
             if con.contype == ConstrType.CONSTR_FOREIGN:
@@ -494,7 +505,7 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
         raise errors.NotNullViolation(f'column "{col.name}" of relation "{table}" contains null values')
     col = dataclasses.replace(col, fill=fill)
     out = Schema(schema.columns + (col,), schema.primary_key, schema.uniques, max(schema.next_id, col.id + 1),
-                 schema.checks, schema.foreign_keys, schema.btree_indexes)
+                 schema.checks, schema.foreign_keys, schema.btree_indexes, schema.key_names)
     for con in checks:  # the new column's CHECKs hold for the rows already there (their fill value)
         check = constraints.declare(s, table, con, out.columns, constraints.taken_names(table, out), alter=True)
         constraints.add_checked(s, s.write_txn().table(table).with_schema(out), check, s.write_txn().reader)
@@ -549,7 +560,7 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         _rename_owner(s, name, name, col.name, stmt.newname)
         schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id,
                         constraints.rename_column(tm.schema.checks, col.id, col.name, stmt.newname),
-                        tm.schema.foreign_keys, tm.schema.btree_indexes)
+                        tm.schema.foreign_keys, tm.schema.btree_indexes, tm.schema.key_names)
         txn.alter_table(name, schema)
     elif stmt.renameType == ObjectType.OBJECT_TABLE:
         from .namespaces import schema_of, table_key

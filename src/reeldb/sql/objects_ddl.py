@@ -200,7 +200,8 @@ def _retype_columns(s: Session, name: str, change: Any) -> None:
                                       tuple(u for u in sc.uniques if set(u) <= keep), sc.next_id,
                                       tuple(c for c in sc.checks if set(c.columns) <= keep),
                                       tuple(f for f in sc.foreign_keys if set(f.columns) <= keep),
-                                      tuple(i for i in sc.btree_indexes if set(i.columns + i.include) <= keep)))
+                                      tuple(i for i in sc.btree_indexes if set(i.columns + i.include) <= keep),
+                                      tuple((k, n) for k, n in sc.key_names if set(k) <= keep)))
 
 
 def drop(s: Session, stmt: ast.DropStmt) -> Result:
@@ -267,7 +268,7 @@ def comment(s: Session, stmt: ast.CommentStmt) -> None:
         names = {c.name for c in tm.schema.checks} | {f.name for f in tm.schema.foreign_keys} | \
             (constraints.taken_names(table, tm.schema) - {ix.name for ix in tm.schema.btree_indexes})
         index_keys = {ix.columns for ix in tm.schema.btree_indexes if ix.unique}
-        names -= {f"{parts[-2]}_{'_'.join(tm.schema.by_id(c).name for c in key)}_key" for key in index_keys}
+        names -= {tm.schema.key_name(parts[-2], key) for key in index_keys}
         if parts[-1] not in names:
             raise errors.UndefinedObject(f'constraint "{parts[-1]}" for table "{parts[-2]}" does not exist')
         key = objects.key(objects.COMMENT, "constraint", tm.table_id, parts[-1])

@@ -218,8 +218,7 @@ class CatalogTables:
                 poid, pattnum, pschema, pname, ptm = ref
                 local = pname.rpartition(".")[2]
                 key = next((u for u in ptm.schema.uniques if set(u) == set(fk.ref_columns)), ())
-                iname = f"{local}_pkey" if tuple(key) == tuple(ptm.schema.primary_key) else \
-                    f"{local}_{'_'.join(ptm.schema.by_id(c).name for c in key)}_key"
+                iname = ptm.schema.key_name(local, key)
                 coid = stable_oid("con", schema, tm.table_id, fk.name)
                 self.constraints.append({
                     "oid": coid, "conname": fk.name, "connamespace": ns, "contype": "f", "conrelid": oid,
@@ -310,8 +309,8 @@ class CatalogTables:
             if tuple(key) in index_keys:  # a UNIQUE index's key: shown as that index (no constraint)
                 continue
             primary = tuple(key) == tuple(tm.schema.primary_key)
-            names = [c.name for c in cols if c.id in key]
-            iname = f"{name}_pkey" if primary else f"{name}_{'_'.join(names)}_key"
+            names = [tm.schema.by_id(c).name for c in key]  # in the key's order, as Postgres prints it
+            iname = tm.schema.key_name(name, key)
             ioid = stable_oid("idx", schema, tm.table_id, iname)
             self.rels.append(_Rel(ioid, iname, ns, "i", len(key)))
             keys = [attnum[c] for c in key]
