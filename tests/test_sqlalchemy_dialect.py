@@ -383,6 +383,10 @@ def test_schema_qualified_column_references(engine) -> None:
         with engine.connect() as conn:
             assert conn.execute(stmt).all() == [(1, 10)]  # PostgreSQL 16.2: the same
             assert conn.execute(sa.select(remote.c.id).where(remote.c.id > 0)).all() == [(10,)]
+            inserted = remote.insert().values(id=11).returning(remote.c.id)
+            assert "RETURNING sq.same.id" in str(inserted.compile(dialect=engine.dialect))
+            assert conn.execute(inserted).all() == [(11,)]
+            assert conn.execute(sa.text("DELETE FROM sq.same WHERE sq.same.id = 11 RETURNING same.id")).all() == [(11,)]
     finally:
         md.drop_all(engine)
 

@@ -780,6 +780,7 @@ def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -
     known: set[str] | dict | None = None
     targets = {id(getattr(stmt, "relation", None))} if isinstance(stmt, _TARGETS) else set()
     qualified: set[tuple[str, str]] = set()  # (schema, table) read under the alias ``table``
+    target: tuple[str, str] | None = None  # (schema, table) of an INSERT / UPDATE / DELETE target
     for node in walk(stmt):
         if not isinstance(node, ast.RangeVar) or node.catalogname is not None:
             continue
@@ -792,10 +793,18 @@ def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -
             if node.alias is None and id(node) not in targets:
                 node.alias = ast.Alias(aliasname=node.relname)
                 qualified.add((schema, node.relname))
+            elif node.alias is None:  # the statement's target keeps its name (an UPDATE needs it)
+                target = (schema, node.relname)
             node.schemaname, node.relname = None, f"{schema}.{node.relname}"
-    if qualified:  # schema.table.column of such a table: the column of its alias ``table``
+    if qualified or target:
+        # schema.table.column of such a table: the column of its alias ``table``; of the
+        # target (schema.table.column, or table.column as Postgres also reads it): of "schema.table"
         for node in walk(stmt):
-            if isinstance(node, ast.ColumnRef) and len(node.fields) == 3 and \
-                    all(isinstance(f, ast.String) for f in node.fields[:2]) and \
-                    (node.fields[0].sval, node.fields[1].sval) in qualified:
+            if not isinstance(node, ast.ColumnRef) or len(node.fields) not in (2, 3) or \
+                    not all(isinstance(f, ast.String) for f in node.fields[:-1]):
+                continue
+            names = tuple(f.sval for f in node.fields[:-1])
+            if len(names) == 2 and names in qualified:
                 node.fields = node.fields[1:]
+            elif target is not None and names in (target, target[1:]):
+                node.fields = (ast.String(sval=f"{target[0]}.{target[1]}"), node.fields[-1])
