@@ -299,7 +299,7 @@ def verify_merged(s: Session, ours: Mapping[str, TableManifest], merged: Mapping
 
 def _gained(s: Session, tm: TableManifest) -> bool:
     """Whether the open transaction added rows to ``tm`` (an UPDATE writes new rows)."""
-    txn = s.txn or s._auto
+    txn = s.open_txn
     ch = txn.changes.get(tm.table_id) if txn is not None else None
     return bool(ch is not None and ch.added)
 

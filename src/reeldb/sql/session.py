@@ -147,6 +147,11 @@ class Session(VersioningMixin):
         assert self.branch is not None
         return self.catalog.head(self.branch)
 
+    @property
+    def open_txn(self) -> Transaction | None:
+        """The transaction the current statement writes in: BEGIN's, or the statement's own."""
+        return self.txn or self._auto
+
     def catalog_objects(self) -> dict[str, Any]:
         """Schemas, types, sequences and comments of the state the session sees
         (catalog/objects.py): the open transaction's, else the head's."""
