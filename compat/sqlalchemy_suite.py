@@ -54,6 +54,40 @@ PROVISION_STEPS = {
 # (regex on "SQLSTATE exception: message" or "id:REGEX" on the test id, reason); first match
 # wins. Keep the reasons stable: the expected-failures file is regenerated from them.
 CAUSES: list[harness.Cause] = [
+    (r'relation "user_tmp_\w+" does not exist',
+     "ComponentReflectionTest's class fixture stops at CREATE INDEX on its temporary table "
+     "(temporary tables live in DuckDB, outside the catalog: 42P01); after it the fixture needs "
+     "temporary views, views and materialized views (CREATE VIEW refused), so all its tests "
+     "fail in setup"),
+    (r'relation "user_tmp_\w+" already exists',
+     "a temporary table left in a pooled connection by ComponentReflectionTest's failed set-up"),
+    (r"ON (?:DELETE|UPDATE) (?:CASCADE|SET NULL|SET DEFAULT) is not supported",
+     "foreign key actions that change other rows (CASCADE, SET NULL, SET DEFAULT) refused (0A000)"),
+    (r"indexes on expressions are not supported", "expression indexes refused (0A000)"),
+    (r"SERIALIZABLE is not supported",
+     "SERIALIZABLE refused (0A000): reeldb transactions are snapshot isolation"),
+    (r"FOR UPDATE / FOR SHARE is not supported",
+     "SELECT ... FOR UPDATE / FOR SHARE refused (0A000): reeldb takes no row locks"),
+    (r"WITH \.\.\. INSERT is not supported", "WITH ... INSERT (a CTE before INSERT) refused (0A000)"),
+    (r'relation "some_cte" does not exist',
+     "the CTE of a WITH ... UPDATE / DELETE is not seen by the statement (42P01)"),
+    (r'column name "_+\w*" is reserved', "column names starting with __ are reserved by reeldb (22023)"),
+    (r"month_day_nano_interval|interval columns cannot be written",
+     "writes to interval columns refused (0A000): reeldb has no stored form for them yet"),
+    (r"make_interval", "make_interval() missing (42883)"),
+    (r"InvalidOperation|DECIMAL\(38,\d+\) failed",
+     "numeric is not arbitrary precision: many significant digits fail (XX000) or are rounded"),
+    (r"id:TrueDivTest|id:JSONTest.*_decimal",
+     "numeric is not arbitrary precision: quotients and decimals read from json are rounded"),
+    (r"id:ComponentReflectionTestExtra.*test_string_length_reflection\[CHAR",
+     "char(n) columns are stored and reflected as varchar(n)"),
+    (r'syntax error at or near "FROM"',
+     "a SELECT of no columns (SELECT FROM t) is a DuckDB syntax error (XX000)"),
+    (r"#>> of an object or array|path element .* is not supported",
+     "json paths: #>> of an object or array, or a negative index, refused (0A000)"),
+    (r"id:WindowFunctionTest",
+     "window function results come back in another order (the tests rely on PostgreSQL's sort "
+     "order without an ORDER BY)"),
     (r"CHECK constraints are not supported",
      "CHECK constraints refused (0A000): the reflection fixtures' tables declare them, so "
      "every test of those classes fails in setup"),
@@ -61,20 +95,16 @@ CAUSES: list[harness.Cause] = [
      "pg_stat_activity missing: the suite's provisioning (prepare_for_drop_tables) queries it "
      "before dropping each test's tables"),
     (r"IDENTITY constraints are not supported", "IDENTITY columns refused (0A000)"),
-    (r"FOREIGN (?:KEY )?constraints are not supported",
-     "FOREIGN KEY constraints refused (0A000)"),
     (r"cannot write to \"test_schema(?:_2)?\"|'public' != 'test_schema'|"
      r"schema \"test_schema",
      "the schemas test_schema / test_schema_2: CREATE SCHEMA refused, and a schema name is "
      "taken for a branch (read-only from another branch)"),
-    (r'syntax error at or near "#"', "the # operator (bitwise XOR) is a syntax error"),
     (r"CreateSeqStmt|Sequence with name \w+ does not exist",
      "sequences refused (CREATE SEQUENCE, the sequences of SERIAL columns)"),
     (r"CommentStmt", "COMMENT ON refused (0A000)"),
     (r"CreateEnumStmt|DROP TYPE is not supported", "enum types (CREATE TYPE ... AS ENUM) "
                                                    "refused (0A000)"),
     (r"GENERATED constraints are not supported", "generated columns refused (0A000)"),
-    (r'access method "btree" is not supported', "CREATE INDEX USING btree refused (0A000)"),
     (r"array columns are not supported", "array columns refused (0A000)"),
     (r"binary parameters of type OID \d+ are not supported",
      "binary interval / time parameters refused (0A000)"),

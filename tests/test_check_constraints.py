@@ -269,7 +269,7 @@ def test_add_constraint_checks_existing_rows(db) -> None:
                       ).fetchall() == [("p_price_check",), ("p_price_check1",)]
     refused("23514", db.execute, "INSERT INTO p VALUES (4, 100, 1, 2)")
     refused("0A000", db.execute, "ALTER TABLE p ADD CONSTRAINT later CHECK (price < 1) NOT VALID")
-    refused("0A000", db.execute, "ALTER TABLE p ADD CONSTRAINT fk FOREIGN KEY (lo) REFERENCES p (id)")
+    refused("0A000", db.execute, "ALTER TABLE p ADD CONSTRAINT fk FOREIGN KEY (lo) REFERENCES p (id) ON DELETE CASCADE")
 
 
 def test_add_column_with_a_check_checks_the_existing_rows(db) -> None:

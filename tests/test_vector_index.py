@@ -272,7 +272,7 @@ def test_dropping_the_column_drops_its_index(vdb, data) -> None:
     ("CREATE INDEX ON items USING hnsw (emb vector_cosine_ops) WITH (quantization = 'int4')", "22023"),
     ("CREATE INDEX ON items USING ivfflat (emb vector_cosine_ops) WITH (lists = 100000)", "22023"),
     ("CREATE INDEX ON items USING ivfflat (emb vector_cosine_ops) WITH (quantization = binary)", "0A000"),
-    ("CREATE INDEX ON items (bucket)", "0A000"),
+    ("CREATE INDEX ON items USING gin (bucket)", "0A000"),
     ("CREATE INDEX ON nope USING hnsw (emb vector_cosine_ops)", "42P01"),
     ("SET hnsw.ef_search = 0", "22023"),
     ("SET ivfflat.probes = 'x'", "22023"),

@@ -30,7 +30,7 @@ from urllib.parse import quote
 from .. import errors
 from ..format import checksum
 from ..format.keys import INTENTS
-from ..format.manifest import Fragment, Schema, TableManifest
+from ..format.manifest import Fragment, Schema, TableManifest, foreign_key_links
 from .unique import check_unique
 
 MAX_ATTEMPTS = 200  # tries at a branch head before a commit gives up (plain and grouped)
@@ -51,8 +51,10 @@ CONTENDED_S = 2.0  # after a lost compare-and-swap, appends go straight to group
 
 def eligible(txn: Transaction) -> bool:
     """Only appends to tables that already exist combine: anything else (DDL, updates,
-    deletes, compaction) needs the full rebase of the transaction itself."""
-    return bool(txn.changes) and not txn.object_changes and all(
+    deletes, compaction, a table on either side of a foreign key) needs the full rebase of
+    the transaction itself."""
+    linked = {a for a, _ in foreign_key_links(list(txn.tables.values()))}
+    return bool(txn.changes) and not txn.object_changes and not linked & set(txn.changes) and all(
         ch.added and not (ch.created or ch.dropped or ch.schema is not None or ch.indexes is not None
                           or ch.deleted or ch.replaced)
         for ch in txn.changes.values()

@@ -279,7 +279,15 @@ def merge_schemas(name: str, b: Schema, o: Schema, t: Schema, strategy: str) -> 
     pk = o.primary_key if set(o.primary_key) <= ids else t.primary_key if set(t.primary_key) <= ids else ()
     next_id = max(o.next_id, t.next_id, max(ids, default=0) + 1)
     checks = _merge_checks(name, b, o, t, ids, strategy, conflicts)
-    return Schema(tuple(cols), pk, uniques, next_id, checks), conflicts
+    # foreign keys: ours, with those theirs added and without those theirs dropped; the
+    # merged rows are checked against them afterwards (sql/foreign_keys.py)
+    fks = [f for f in o.foreign_keys if f in t.foreign_keys or f not in b.foreign_keys]
+    fks += [f for f in t.foreign_keys if f not in b.foreign_keys and f not in fks]
+    ixs = [i for i in o.btree_indexes if i in t.btree_indexes or i not in b.btree_indexes]  # the same for indexes
+    ixs += [i for i in t.btree_indexes if i not in b.btree_indexes and i.name not in {x.name for x in ixs}]
+    return Schema(tuple(cols), pk, uniques, next_id, checks, tuple(f for f in fks if set(f.columns) <= ids),
+                  tuple(i for i in ixs if set(i.columns + i.include) <= ids),
+                  tuple(dict.fromkeys((k, n) for k, n in (*o.key_names, *t.key_names) if set(k) <= ids))), conflicts
 
 
 def _merge_checks(name: str, b: Schema, o: Schema, t: Schema, ids: set[int], strategy: str,

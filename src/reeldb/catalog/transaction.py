@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import errors
 from ..format.fragment import FragmentReader, write_deletes
-from ..format.manifest import Fragment, IndexDef, Schema, TableManifest
+from ..format.manifest import Fragment, IndexDef, Schema, TableManifest, foreign_key_links
 from . import group, objects
 from .catalog import Catalog, Snapshot
 from .group import MAX_ATTEMPTS
@@ -251,6 +251,23 @@ class Transaction:
         """Rolled back: nothing of it will be committed (VACUUM may take its files)."""
         self.open = False
 
+    def _check_foreign_keys(self, base_by_id: dict[str, TableManifest], theirs_by_id: dict[str, TableManifest]) -> None:
+        """Our rows were checked against the other side of each foreign key as the base had
+        it: when a concurrent commit changed that side, the check no longer holds (a parent
+        row deleted under our new child row, or the reverse), so refuse (40001; retry)."""
+        touched = {ch.table_id for ch in self.changes.values() if ch.added or ch.deleted}
+        if not touched:
+            return
+        for mine, other in foreign_key_links(list(self.tables.values()) + list(theirs_by_id.values())):
+            if mine not in touched or other == mine:
+                continue
+            head_tm, base_tm = theirs_by_id.get(other), base_by_id.get(other)
+            if (head_tm.key if head_tm else None) != (base_tm.key if base_tm else None):
+                name = (head_tm or base_tm).name if head_tm or base_tm else other
+                raise errors.SerializationFailure(
+                    f'table "{name}", on the other side of a foreign key of rows this transaction wrote, was '
+                    "changed by a concurrent commit")
+
     def _rebase_objects(self, head: str) -> dict:
         """The head's objects with ours changed: refused when a concurrent commit changed
         one of the same objects differently."""
@@ -266,6 +283,7 @@ class Transaction:
         base_by_id = {tm.table_id: tm for tm in cat.snapshot(self.base).values()}
         theirs = cat.snapshot(head)
         theirs_by_id = {tm.table_id: tm for tm in theirs.values()}
+        self._check_foreign_keys(base_by_id, theirs_by_id)
         out = theirs.copy()
         for ch in self.changes.values():
             ours = self.tables.get(ch.name)
@@ -297,6 +315,11 @@ class Transaction:
                 # rows checked against other constraints than the table now has
                 raise errors.SerializationFailure(
                     f'the check constraints or rows of "{ch.name}" were changed by a concurrent commit')
+            if (ch.added and head_tm.schema.uniques != base_tm.schema.uniques) or \
+                    (ch.schema is not None and ch.schema.uniques != base_tm.schema.uniques and head_tm.key != base_tm.key):
+                # rows checked against other unique keys than the table now has (CREATE UNIQUE INDEX)
+                raise errors.SerializationFailure(
+                    f'the unique keys or rows of "{ch.name}" were changed by a concurrent commit')
             if ch.indexes is not None and head_tm.indexes != base_tm.indexes:
                 raise errors.SerializationFailure(
                     f'the indexes of "{ch.name}" were changed by a concurrent commit'

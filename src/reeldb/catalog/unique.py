@@ -78,9 +78,9 @@ def _bounds(t: pa.Table, names: list[str]) -> tuple | None:
 def _violation(tm: TableManifest, cids: tuple[int, ...], row: pa.Table) -> errors.UniqueViolation:
     cols = [tm.schema.by_id(c).name for c in cids]
     vals = [str(row.column(scol(c))[0].as_py()) for c in cids]
-    kind = "pkey" if tuple(cids) == tuple(tm.schema.primary_key) else "_".join(cols) + "_key"
-    name = f"{tm.name}_pkey" if kind == "pkey" else f"{tm.name}_{kind}"
-    return errors.UniqueViolation(
-        f'duplicate key value violates unique constraint "{name}": '
-        f"Key ({', '.join(cols)})=({', '.join(vals)}) already exists."
-    )
+    name = tm.schema.key_name(tm.name.rpartition(".")[2], cids)
+    name = next((ix.name for ix in tm.schema.btree_indexes if ix.unique and ix.columns == tuple(cids)), name)
+    err = errors.UniqueViolation(f'duplicate key value violates unique constraint "{name}"')
+    # Postgres' DETAIL, sent as its own field of the ErrorResponse
+    err.detail = f"Key ({', '.join(cols)})=({', '.join(vals)}) already exists."  # type: ignore[attr-defined]
+    return err

@@ -756,6 +756,7 @@ def select_expr(c: Column) -> str:
 
 
 VALUE_TOO_LARGE = "would build a value larger than"
+NOT_SUPPORTED_AT_RUN = "is not supported by reeldb for this value"  # raised by error(): 0A000
 RESULT_BATCH_ROWS = 1 << 16  # rows per batch a result is read in
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
@@ -796,6 +797,7 @@ _KIND_PREFIX = re.compile("(" + "|".join(re.escape(k) for k in _KIND_OF_CLASS.va
 # with error() inside a query: they come back as DuckDB's Invalid Input or Out of Range)
 _ANY_KIND: list[tuple[str, type[errors.Error]]] = [
     (VALUE_TOO_LARGE, errors.OutOfMemory),  # sql/limits.py's guard on one value
+    (NOT_SUPPORTED_AT_RUN, errors.FeatureNotSupported),  # a refusal that depends on a value
     ("Division by zero", errors.DivisionByZero),
     ("division by zero", errors.DivisionByZero),
 ]

@@ -76,12 +76,71 @@ class CheckConstraint:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """``CONSTRAINT name FOREIGN KEY (columns) REFERENCES table (ref_columns)``: the
+    referenced table by its stable id (a rename keeps the constraint), columns by id.
+    Actions are pg_constraint's letters: ``a`` NO ACTION, ``r`` RESTRICT."""
+
+    name: str
+    columns: tuple[int, ...]
+    ref_table: str  # table id
+    ref_columns: tuple[int, ...]
+    on_update: str = "a"
+    on_delete: str = "a"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "columns": list(self.columns), "ref_table": self.ref_table,
+                "ref_columns": list(self.ref_columns), "on_update": self.on_update, "on_delete": self.on_delete}
+
+    @staticmethod
+    def from_json(d: dict) -> ForeignKey:
+        return ForeignKey(d["name"], tuple(d["columns"]), d["ref_table"], tuple(d["ref_columns"]),
+                          d.get("on_update", "a"), d.get("on_delete", "a"))
+
+
+@dataclass(frozen=True)
+class BtreeIndex:
+    """``CREATE [UNIQUE] INDEX name ON t (columns) INCLUDE (include)``, a btree index: reeldb
+    scans instead, so it changes no answer; it is kept so that the catalog shows it. A UNIQUE
+    one's columns are also one of ``Schema.uniques`` (enforced like a unique constraint).
+    ``options`` per column are pg_index.indoption's bits (1 DESC, 2 NULLS FIRST)."""
+
+    name: str
+    columns: tuple[int, ...]
+    options: tuple[int, ...]
+    include: tuple[int, ...] = ()
+    unique: bool = False
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "columns": list(self.columns), "options": list(self.options),
+                "include": list(self.include), "unique": self.unique}
+
+    @staticmethod
+    def from_json(d: dict) -> BtreeIndex:
+        return BtreeIndex(d["name"], tuple(d["columns"]), tuple(d["options"]), tuple(d.get("include", ())),
+                          bool(d.get("unique", False)))
+
+
+@dataclass(frozen=True)
 class Schema:
     columns: tuple[Column, ...]
     primary_key: tuple[int, ...] = ()
     uniques: tuple[tuple[int, ...], ...] = ()  # every unique key, the primary key included
     next_id: int = 1
     checks: tuple[CheckConstraint, ...] = ()  # CHECK constraints, enforced on every write
+    foreign_keys: tuple[ForeignKey, ...] = ()  # enforced at the end of every statement (sql/foreign_keys.py)
+    btree_indexes: tuple[BtreeIndex, ...] = ()  # plain indexes, for the catalog only (sql/btree_indexes.py)
+    key_names: tuple[tuple[tuple[int, ...], str], ...] = ()  # (key, name) of keys named by CONSTRAINT name
+
+    def key_name(self, table: str, key: tuple[int, ...] | list[int]) -> str:
+        """The name of a unique key's constraint (and index): the one it was given, else
+        Postgres' ``<table>_pkey`` / ``<table>_<columns>_key`` (``table``: unqualified)."""
+        for k, name in self.key_names:
+            if tuple(k) == tuple(key):
+                return name
+        if tuple(key) == tuple(self.primary_key):
+            return f"{table}_pkey"
+        return f"{table}_{'_'.join(self.by_id(c).name for c in key)}_key"
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -119,13 +178,22 @@ class Schema:
         }
         if self.checks:  # only when there are some: older manifests (and fingerprints) stay as they were
             d["checks"] = [c.to_json() for c in self.checks]
+        if self.foreign_keys:
+            d["foreign_keys"] = [f.to_json() for f in self.foreign_keys]
+        if self.btree_indexes:
+            d["btree_indexes"] = [i.to_json() for i in self.btree_indexes]
+        if self.key_names:
+            d["key_names"] = [[list(k), n] for k, n in self.key_names]
         return d
 
     @staticmethod
     def from_json(d: dict) -> Schema:
         return Schema(tuple(Column.from_json(c) for c in d["columns"]), tuple(d["primary_key"]),
                       tuple(tuple(u) for u in d["uniques"]), d["next_id"],
-                      tuple(CheckConstraint.from_json(c) for c in d.get("checks", ())))
+                      tuple(CheckConstraint.from_json(c) for c in d.get("checks", ())),
+                      tuple(ForeignKey.from_json(f) for f in d.get("foreign_keys", ())),
+                      tuple(BtreeIndex.from_json(i) for i in d.get("btree_indexes", ())),
+                      tuple((tuple(k), n) for k, n in d.get("key_names", ())))
 
 
 @dataclass(frozen=True)
@@ -372,3 +440,12 @@ def _dumps(d: dict) -> bytes:
 def _digest(b: bytes) -> str:
     return hashlib.blake2b(b, digest_size=16).hexdigest()
 
+
+def foreign_key_links(tables: list[TableManifest]) -> set[tuple[str, str]]:
+    """(table id, table id) for both directions of every foreign key among ``tables``."""
+    out = set()
+    for tm in tables:
+        for fk in tm.schema.foreign_keys:
+            out.add((tm.table_id, fk.ref_table))
+            out.add((fk.ref_table, tm.table_id))
+    return out

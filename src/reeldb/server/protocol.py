@@ -368,7 +368,8 @@ def error_for(exc: BaseException) -> bytes:
     """ErrorResponse for any exception: reeldb's carry their SQLSTATE; anything else is
     an internal error whose message, never a traceback, reaches the client."""
     if isinstance(exc, errors.Error):
-        return error_response(exc.sqlstate, exc.message, getattr(exc, "position", None))
+        return error_response(exc.sqlstate, exc.message, getattr(exc, "position", None),
+                              detail=getattr(exc, "detail", None), hint=getattr(exc, "hint", None))
     if isinstance(exc, RecursionError):  # never reached for a statement the parser let through
         return error_response("54001", "stack depth limit exceeded: the statement nests too deeply")
     return error_response("XX000", f"internal error: {type(exc).__name__}: {exc}")

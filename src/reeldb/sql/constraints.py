@@ -132,12 +132,9 @@ def _object_name(name1: str, name2: str | None, label: str) -> str:
 def taken_names(table: str, schema: Schema) -> set[str]:
     """Names a new constraint of the table cannot take: its checks' and its keys'."""
     local = _local(table)
-    names = {c.name for c in schema.checks}
+    names = {c.name for c in schema.checks} | {f.name for f in schema.foreign_keys}
     for key in schema.uniques:
-        if tuple(key) == tuple(schema.primary_key):
-            names.add(f"{local}_pkey")
-        else:
-            names.add(f"{local}_{'_'.join(schema.by_id(cid).name for cid in key)}_key")
+        names.add(schema.key_name(local, key))
     return names
 
 

@@ -20,7 +20,7 @@ from ..format.types import (
     enum_type,
     vector_array_type,
 )
-from . import constraints
+from . import constraints, foreign_keys
 from .parse import const_value, deparse, name_of
 from .result import Result
 from .sequences import default_sequence
@@ -192,11 +192,18 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     uniques: list[tuple[int, ...]] = []
     table_cons: list[ast.Constraint] = []
     check_cons: list[ast.Constraint] = []  # column and table CHECKs, in the order written (their names follow it)
+    fk_cons: list[tuple[ast.Constraint, str | None]] = []  # REFERENCES / FOREIGN KEY, with the column of one
+    key_names: list[tuple[tuple[int, ...], str]] = []  # keys given a name (CONSTRAINT name PRIMARY KEY ...)
     for el in stmt.tableElts or ():
         if isinstance(el, ast.ColumnDef):
             el, checks = split_checks(el)
             check_cons.extend(checks)
+            el, refs = split_checks(el, ConstrType.CONSTR_FOREIGN)
+            fk_cons.extend((con, el.colname) for con in refs)
             col, is_pk, is_unique = column_from_def(el, len(cols) + 1, s, name)
+            for con in el.constraints or ():  # CONSTRAINT name PRIMARY KEY / UNIQUE on the column
+                if con.conname and con.contype in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
+                    key_names.append(((col.id,), con.conname))
             if any(c.name == col.name for c in cols):
                 raise errors.DuplicateColumn(f'column "{col.name}" specified more than once')
             if is_pk:
@@ -209,6 +216,8 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
             cols.append(col)
         elif isinstance(el, ast.Constraint) and el.contype == ConstrType.CONSTR_CHECK:
             check_cons.append(el)
+        elif isinstance(el, ast.Constraint) and el.contype == ConstrType.CONSTR_FOREIGN:
+            fk_cons.append((el, None))
         elif isinstance(el, ast.Constraint):
             table_cons.append(el)
         else:
@@ -217,6 +226,8 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
         if con.contype not in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
             raise unsupported_constraint(con)
         keys = tuple(_key_ids(cols, con.keys))
+        if con.conname:
+            key_names.append((keys, con.conname))
         if con.contype == ConstrType.CONSTR_PRIMARY:
             if pk:
                 raise errors.ProgrammingError(f'multiple primary keys for table "{name}" are not allowed',
@@ -237,13 +248,24 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
     for c in cols:
         if c.default is not None and default_sequence(c.default) is None:
             s.eval_default(c)  # a bad default fails now, not at the first insert (drawing no value)
-    schema = Schema(tuple(cols), pk, tuple(dict.fromkeys(all_keys)), len(cols) + 1)
+    given = [n for _, n in key_names]
+    for n in given:
+        if given.count(n) > 1:  # each names the key's index: one relation name
+            raise errors.DuplicateTable(f'relation "{n}" already exists')
+    schema = Schema(tuple(cols), pk, tuple(dict.fromkeys(all_keys)), len(cols) + 1, key_names=tuple(key_names))
     checks: list = []
     for con in check_cons:
         taken = constraints.taken_names(name, schema) | {c.name for c in checks}
         checks.append(constraints.declare(s, name, con, cols, taken))
     schema = dataclasses.replace(schema, checks=tuple(checks))
-    txn.create_table(name, schema, if_not_exists=bool(stmt.if_not_exists))
+    fks: list = []
+    for con, column in fk_cons:
+        taken = constraints.taken_names(name, schema) | {f.name for f in fks}
+        fks.append(foreign_keys.declare(s, name, con, cols, schema, None, taken, column=column))
+    tm = txn.create_table(name, dataclasses.replace(schema, foreign_keys=tuple(fks)),
+                          if_not_exists=bool(stmt.if_not_exists))
+    if any(not f.ref_table for f in fks):  # a table that references itself: now it has an id
+        txn.alter_table(name, dataclasses.replace(tm.schema, foreign_keys=foreign_keys.resolve_self(tm.table_id, fks)))
     s.finish_write()
     return Result(status="CREATE TABLE")
 
@@ -262,14 +284,16 @@ def unsupported_constraint(con: ast.Constraint, column: str | None = None) -> er
         f"{kind} constraints are not supported: reeldb does not enforce them" + (f" ({where})" if where else ""))
 
 
-def split_checks(cd: ast.ColumnDef) -> tuple[ast.ColumnDef, list[ast.Constraint]]:
-    """A column definition without its CHECK clauses, and those clauses (declared once the
-    table's columns are all known: a column's CHECK may read the others, as in Postgres)."""
-    checks = [c for c in cd.constraints or () if c.contype == ConstrType.CONSTR_CHECK]
+def split_checks(cd: ast.ColumnDef, kind: ConstrType = ConstrType.CONSTR_CHECK
+                 ) -> tuple[ast.ColumnDef, list[ast.Constraint]]:
+    """A column definition without its CHECK (or ``kind``) clauses, and those clauses (declared
+    once the table's columns are all known: a column's CHECK may read the others, a REFERENCES
+    may name the table itself, as in Postgres)."""
+    checks = [c for c in cd.constraints or () if c.contype == kind]
     if not checks:
         return cd, []
     rest = copy.copy(cd)
-    rest.constraints = tuple(c for c in cd.constraints if c.contype != ConstrType.CONSTR_CHECK) or None
+    rest.constraints = tuple(c for c in cd.constraints if c.contype != kind) or None
     return rest, checks
 
 
@@ -314,6 +338,7 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
                 continue
             raise errors.UndefinedTable(f'table "{name}" does not exist')
         drop_dependents(s, name, txn.table(name).table_id)
+        foreign_keys.drop_referenced(s, name, set(names), stmt.behavior == DropBehavior.DROP_CASCADE)
         txn.drop_table(name)
     s.finish_write()
     return Result(status="DROP TABLE")
@@ -330,7 +355,8 @@ def drop_dependents(s: Session, table: str, table_id: str, column: Column | None
         txn.set_object(objects.key(objects.SEQUENCE, seq), None)
     prefix = objects.key(objects.COMMENT, "column", table_id, "") if column is None else \
         objects.key(objects.COMMENT, "column", table_id, column.id)
-    for k in [k for k in txn.objects if k.startswith(prefix)] + \
+    of_constraints = objects.key(objects.COMMENT, "constraint", table_id, "")
+    for k in [k for k in txn.objects if k.startswith(prefix) or (column is None and k.startswith(of_constraints))] + \
             ([objects.key(objects.COMMENT, "table", table_id)] if column is None else []):
         if k in txn.objects:
             txn.set_object(k, None)
@@ -438,12 +464,24 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
                 if dropped is not col:
                     s.notice(f"drop cascades to column {dropped.name} of table {name}")
                 drop_dependents(s, name, tm.table_id, dropped)
+                foreign_keys.drop_referenced_column(s, name, dropped, cmd.behavior == DropBehavior.DROP_CASCADE)
                 schema = Schema(tuple(c for c in schema.columns if c.id != dropped.id),
                                 () if dropped.id in schema.primary_key else schema.primary_key,
                                 tuple(u for u in schema.uniques if dropped.id not in u), schema.next_id,
-                                constraints.without_column(schema.checks, dropped.id))
+                                constraints.without_column(schema.checks, dropped.id),
+                                foreign_keys.without_column(schema.foreign_keys, dropped.id),
+                                tuple(i for i in schema.btree_indexes if dropped.id not in i.columns + i.include),
+                                tuple((k, n) for k, n in schema.key_names if dropped.id not in k))
         elif t == AlterTableType.AT_AddConstraint:
             con: ast.Constraint = cmd.def_
+            if con.contype == ConstrType.CONSTR_FOREIGN:
+                fk = foreign_keys.declare(s, name, con, schema.columns, schema, tm.table_id,
+                                          constraints.taken_names(name, schema), alter=True)
+                schema = dataclasses.replace(schema, foreign_keys=schema.foreign_keys + (fk,))
+                tables = dict(txn.tables)
+                tables[name] = tm.with_schema(schema)
+                foreign_keys.verify(s, tables, set(), only=fk)  # the rows already there hold it
+                continue
             if con.contype != ConstrType.CONSTR_CHECK:
                 raise unsupported_constraint(con)
             check = constraints.declare(s, name, con, schema.columns, constraints.taken_names(name, schema),
@@ -464,6 +502,7 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
 
 def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, table: str) -> Schema:
     cd, checks = split_checks(cmd.def_)
+    cd, refs = split_checks(cd, ConstrType.CONSTR_FOREIGN)
     if schema.find(cd.colname) is not None:
         if cmd.missing_ok:
             return schema
@@ -490,16 +529,32 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
         raise errors.NotNullViolation(f'column "{col.name}" of relation "{table}" contains null values')
     col = dataclasses.replace(col, fill=fill)
     out = Schema(schema.columns + (col,), schema.primary_key, schema.uniques, max(schema.next_id, col.id + 1),
-                 schema.checks)
+                 schema.checks, schema.foreign_keys, schema.btree_indexes, schema.key_names)
     for con in checks:  # the new column's CHECKs hold for the rows already there (their fill value)
         check = constraints.declare(s, table, con, out.columns, constraints.taken_names(table, out), alter=True)
         constraints.add_checked(s, s.write_txn().table(table).with_schema(out), check, s.write_txn().reader)
         out = dataclasses.replace(out, checks=out.checks + (check,))
+    txn = s.write_txn()
+    for con in refs:  # the rows already there hold it (their fill value)
+        tm = txn.table(table)
+        fk = foreign_keys.declare(s, table, con, out.columns, out, tm.table_id, constraints.taken_names(table, out),
+                                  column=col.name, alter=True)
+        out = dataclasses.replace(out, foreign_keys=out.foreign_keys + (fk,))
+        foreign_keys.verify(s, {**txn.tables, table: tm.with_schema(out)}, set(), only=fk)
     return out
 
 
 def _drop_constraint(s: Session, table: str, schema: Schema, cmd: ast.AlterTableCmd) -> Schema:
-    """ALTER TABLE ... DROP CONSTRAINT [IF EXISTS] name: a CHECK constraint."""
+    """ALTER TABLE ... DROP CONSTRAINT [IF EXISTS] name: a CHECK or FOREIGN KEY constraint."""
+    from ..catalog import objects
+
+    txn = s.write_txn()
+    comment = objects.key(objects.COMMENT, "constraint", txn.table(table).table_id, cmd.name)
+    if comment in txn.objects and (any(f.name == cmd.name for f in schema.foreign_keys) or
+                                   any(c.name == cmd.name for c in schema.checks)):
+        txn.set_object(comment, None)  # the constraint's comment goes with it
+    if any(f.name == cmd.name for f in schema.foreign_keys):
+        return dataclasses.replace(schema, foreign_keys=tuple(f for f in schema.foreign_keys if f.name != cmd.name))
     if any(c.name == cmd.name for c in schema.checks):
         return dataclasses.replace(schema, checks=tuple(c for c in schema.checks if c.name != cmd.name))
     if cmd.name in constraints.taken_names(table, schema):
@@ -531,7 +586,8 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         cols = rename_column(cols, col.name, stmt.newname)
         _rename_owner(s, name, name, col.name, stmt.newname)
         schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id,
-                        constraints.rename_column(tm.schema.checks, col.id, col.name, stmt.newname))
+                        constraints.rename_column(tm.schema.checks, col.id, col.name, stmt.newname),
+                        tm.schema.foreign_keys, tm.schema.btree_indexes, tm.schema.key_names)
         txn.alter_table(name, schema)
     elif stmt.renameType == ObjectType.OBJECT_TABLE:
         from .namespaces import schema_of, table_key

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 def create(s: Session, stmt: ast.IndexStmt) -> Result:
 
     method = (stmt.accessMethod or "btree").lower()
+    if method == "btree":  # a plain index: kept for the catalog (btree_indexes.py)
+        from . import btree_indexes
+
+        return btree_indexes.create(s, stmt)
     if method not in ann.PARAMS:
         raise errors.FeatureNotSupported(
             f'access method "{method}" is not supported: reeldb indexes vectors (USING hnsw or ivfflat); '
@@ -102,6 +106,13 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
         iname = obj[-1].sval
         owner = _owner(txn, iname)
         if owner is None:
+            from . import btree_indexes
+
+            schema = obj[-2].sval if len(obj) > 1 and obj[-2].sval != "public" else None
+            table = btree_indexes.owner(txn.tables, iname, schema)
+            if table is not None:
+                btree_indexes.drop(s, table, iname)
+                continue
             if stmt.missing_ok:
                 s.notice(f'index "{iname}" does not exist, skipping')
                 continue

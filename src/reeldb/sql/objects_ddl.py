@@ -9,7 +9,7 @@ other than tables (catalog/objects.py), each changed in the statement's transact
 - ``CREATE DOMAIN name type [DEFAULT e] [[NOT] NULL]``, ``DROP DOMAIN``: a column of the
   domain has its base type and takes its NOT NULL and DEFAULT; CHECK is refused (0A000).
 - ``CREATE / ALTER / DROP SEQUENCE``: sequences.py.
-- ``COMMENT ON TABLE | COLUMN | SCHEMA | TYPE | SEQUENCE ... IS 'text' | NULL``.
+- ``COMMENT ON TABLE | COLUMN | SCHEMA | TYPE | SEQUENCE | CONSTRAINT ... IS 'text' | NULL``.
 """
 
 from __future__ import annotations
@@ -198,7 +198,10 @@ def _retype_columns(s: Session, name: str, change: Any) -> None:
         keep = {c.id for c in cols}
         txn.alter_table(table, Schema(tuple(cols), sc.primary_key if set(sc.primary_key) <= keep else (),
                                       tuple(u for u in sc.uniques if set(u) <= keep), sc.next_id,
-                                      tuple(c for c in sc.checks if set(c.columns) <= keep)))
+                                      tuple(c for c in sc.checks if set(c.columns) <= keep),
+                                      tuple(f for f in sc.foreign_keys if set(f.columns) <= keep),
+                                      tuple(i for i in sc.btree_indexes if set(i.columns + i.include) <= keep),
+                                      tuple((k, n) for k, n in sc.key_names if set(k) <= keep)))
 
 
 def drop(s: Session, stmt: ast.DropStmt) -> Result:
@@ -256,6 +259,19 @@ def comment(s: Session, stmt: ast.CommentStmt) -> None:
         if col is None:
             raise errors.UndefinedColumn(f'column "{parts[-1]}" of relation "{table}" does not exist')
         key = objects.key(objects.COMMENT, "column", tm.table_id, col.id)
+    elif kind == ObjectType.OBJECT_TABCONSTRAINT:  # COMMENT ON CONSTRAINT name ON table
+        from . import constraints
+
+        parts = [p.sval for p in stmt.object]
+        table = object_table(s, parts[:-1])
+        tm = txn.table(table)
+        names = {c.name for c in tm.schema.checks} | {f.name for f in tm.schema.foreign_keys} | \
+            (constraints.taken_names(table, tm.schema) - {ix.name for ix in tm.schema.btree_indexes})
+        index_keys = {ix.columns for ix in tm.schema.btree_indexes if ix.unique}
+        names -= {tm.schema.key_name(parts[-2], key) for key in index_keys}
+        if parts[-1] not in names:
+            raise errors.UndefinedObject(f'constraint "{parts[-1]}" for table "{parts[-2]}" does not exist')
+        key = objects.key(objects.COMMENT, "constraint", tm.table_id, parts[-1])
     elif kind == ObjectType.OBJECT_SCHEMA:
         name = stmt.object.sval
         if objects.key(objects.SCHEMA, name) not in txn.objects:

@@ -124,9 +124,12 @@ class CatalogTables:
         for oid, name, _, _ in self.enums:
             self.formats[(oid, -1)] = name.rpartition(".")[2]
             pt.ENUM_OIDS.add(oid)
+        self._fk_rels: dict[tuple[str, str], tuple[int, dict[int, int], str, str, TableManifest]] = {}
+        self._fk_pending: list[tuple[str, int, int, dict[int, int], TableManifest]] = []
         for schema, ns, tables in schemas:
             for name in sorted(tables):
                 self._table(schema, ns, tables[name], name)
+        self._foreign_keys()
         for key in sorted(CATALOG_NAMES):  # so 'pg_class'::regclass and \dS name them
             schema, _, name = key.rpartition(".")
             self.rels.append(_Rel(stable_oid("rel", schema or "pg_catalog", key), name,
@@ -162,7 +165,9 @@ class CatalogTables:
 
         self.serials: list[tuple[int, str, int]] = []  # (table oid, column, sequence oid) of owned sequences
         ns_of = {n: o for o, n in self.namespaces}
-        classes = {c: stable_oid("rel", "pg_catalog", c) for c in ("pg_class", "pg_type", "pg_namespace")}
+        classes = {c: stable_oid("rel", "pg_catalog", c) for c in ("pg_class", "pg_type", "pg_namespace",
+                                                                   "pg_constraint")}
+        con_oids = {(c["conrelid"], c["conname"]): c["oid"] for c in self.constraints}
         for name, d in sorted(objects.named(objs, objects.SEQUENCE).items()):
             seq = SequenceDef.from_json(d)
             sp, local = schema_of(name)
@@ -193,6 +198,13 @@ class CatalogTables:
                 if rel is not None and int(cid) in rel[1]:
                     self.descriptions.append({"objoid": rel[0], "classoid": classes["pg_class"],
                                               "objsubid": rel[1][int(cid)], "description": text})
+            elif kind == "constraint":
+                tid, _, cname = rest.partition("/")
+                rel = self._rel_ids.get(tid)
+                coid = con_oids.get((rel[0], cname)) if rel is not None else None
+                if coid is not None:
+                    self.descriptions.append({"objoid": coid, "classoid": classes["pg_constraint"], "objsubid": 0,
+                                              "description": text})
             elif kind == "schema" and rest in ns_of:
                 self.descriptions.append({"objoid": ns_of[rest], "classoid": classes["pg_namespace"], "objsubid": 0,
                                           "description": text})
@@ -201,6 +213,52 @@ class CatalogTables:
                 if oid is not None:
                     self.descriptions.append({"objoid": oid, "classoid": classes["pg_type"], "objsubid": 0,
                                               "description": text})
+
+    def _foreign_keys(self) -> None:
+        """pg_constraint rows (contype 'f') of the tables' foreign keys, once every table has
+        its oid: the referenced table is the one of the same branch."""
+        from .foreign_keys import constraint_def
+
+        for schema, ns, oid, attnum, tm in self._fk_pending:
+            group = schema if schema in self.branches else ""
+            for fk in tm.schema.foreign_keys:
+                ref = self._fk_rels.get((group, fk.ref_table))
+                if ref is None:
+                    continue
+                poid, pattnum, pschema, pname, ptm = ref
+                local = pname.rpartition(".")[2]
+                key = next((u for u in ptm.schema.uniques if set(u) == set(fk.ref_columns)), ())
+                iname = ptm.schema.key_name(local, key)
+                coid = stable_oid("con", schema, tm.table_id, fk.name)
+                self.constraints.append({
+                    "oid": coid, "conname": fk.name, "connamespace": ns, "contype": "f", "conrelid": oid,
+                    "conindid": stable_oid("idx", pschema, ptm.table_id, iname), "confrelid": poid,
+                    "confupdtype": fk.on_update, "confdeltype": fk.on_delete, "confmatchtype": "s",
+                    "conkey": [attnum[c] for c in fk.columns], "confkey": [pattnum[c] for c in fk.ref_columns]})
+                text = constraint_def(fk, tm.schema, pname, ptm.schema)
+                self.defs.append((coid, 0, text))
+                self.defs.append((coid, -1, text))  # pretty: the same text
+
+    def _btree_indexes(self, schema: str, ns: int, oid: int, attnum: dict[int, int], tm: TableManifest,
+                       name: str) -> None:
+        """pg_class / pg_index / pg_attribute rows of the table's plain btree indexes."""
+        from .btree_indexes import index_def
+
+        for ix in tm.schema.btree_indexes:
+            ioid = stable_oid("idx", schema, tm.table_id, ix.name)
+            every = ix.columns + ix.include
+            self.rels.append(_Rel(ioid, ix.name, ns, "i", len(every)))
+            for j, cid in enumerate(every):
+                c = tm.schema.by_id(cid)
+                typ, mod = pt.column_oid(c.type)
+                self.atts.append(_attribute(ioid, c.name, typ, mod, j + 1, False, False))
+                self.defs.append((ioid, j + 1, c.name))
+            self.indexes.append({"indexrelid": ioid, "indrelid": oid, "indnatts": len(every),
+                                 "indnkeyatts": len(ix.columns), "indisunique": ix.unique, "indisprimary": False,
+                                 "indkey": [attnum[c] for c in every],
+                                 "indoption": list(ix.options) + [0] * len(ix.include),
+                                 "indcollation": [0] * len(every), "indclass": [0] * len(every)})
+            self.defs.append((ioid, 0, index_def(ix, schema, name, tm)))
 
     def _table(self, schema: str, ns: int, tm: TableManifest, name: str) -> None:
         """One table, named ``name`` in its schema (a table of a schema made by CREATE SCHEMA
@@ -212,8 +270,14 @@ class CatalogTables:
         if tm.table_id not in self._rel_ids:
             self._rel_ids[tm.table_id] = (oid, dict(attnum))
             self._rel_names[tm.table_id] = name if schema == "public" else f"{schema}.{name}"
-        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows, bool(tm.schema.uniques or tm.indexes),
+        self.rels.append(_Rel(oid, name, ns, "r", len(cols), tm.rows,
+                              bool(tm.schema.uniques or tm.indexes or tm.schema.btree_indexes),
                               checks=len(tm.schema.checks)))
+        group = schema if schema in self.branches else ""  # a branch shown as a schema: its own tables
+        self._fk_rels[(group, tm.table_id)] = (oid, dict(attnum), schema,
+                                               name if schema == "public" or group else f"{schema}.{name}", tm)
+        if tm.schema.foreign_keys:
+            self._fk_pending.append((schema, ns, oid, dict(attnum), tm))
         for i, c in enumerate(cols):
             typ, mod = pt.column_oid(c.type)
             enum_oid = self.enum_oid(str(c.type.dtype)) if c.type.is_enum else \
@@ -253,10 +317,13 @@ class CatalogTables:
                 "is_identity": "YES" if c.identity else "NO", "is_generated": "ALWAYS" if expression else "NEVER",
                 "generation_expression": expression,
             })
+        index_keys = {ix.columns for ix in tm.schema.btree_indexes if ix.unique}
         for key in tm.schema.uniques:
+            if tuple(key) in index_keys:  # a UNIQUE index's key: shown as that index (no constraint)
+                continue
             primary = tuple(key) == tuple(tm.schema.primary_key)
-            names = [c.name for c in cols if c.id in key]
-            iname = f"{name}_pkey" if primary else f"{name}_{'_'.join(names)}_key"
+            names = [tm.schema.by_id(c).name for c in key]  # in the key's order, as Postgres prints it
+            iname = tm.schema.key_name(name, key)
             ioid = stable_oid("idx", schema, tm.table_id, iname)
             self.rels.append(_Rel(ioid, iname, ns, "i", len(key)))
             keys = [attnum[c] for c in key]
@@ -276,6 +343,7 @@ class CatalogTables:
                                      "conkey": keys})
             self.defs.append((coid, 0, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))
             self.defs.append((coid, -1, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))  # pretty
+        self._btree_indexes(schema, ns, oid, attnum, tm, name)
         for check in tm.schema.checks:
             from .constraints import constraint_def
 
@@ -425,7 +493,7 @@ class CatalogTables:
         # listed as a CHECK constraint named <namespace oid>_<table oid>_<attnum>_not_null
         check_text = {d[0]: d[2] for d in self.defs if d[1] == 0}
         listed = [(ns_name[c["connamespace"]], rel_of[c["conrelid"]].name, c["conname"],
-                   {"p": "PRIMARY KEY", "c": "CHECK"}.get(c["contype"], "UNIQUE"),
+                   {"p": "PRIMARY KEY", "c": "CHECK", "f": "FOREIGN KEY"}.get(c["contype"], "UNIQUE"),
                    check_text[c["oid"]].removeprefix("CHECK ") if c["contype"] == "c" else None) for c in cons]
         listed += [(ns_name[rel_of[a["attrelid"]].namespace], rel_of[a["attrelid"]].name,
                     f"{rel_of[a['attrelid']].namespace}_{a['attrelid']}_{a['attnum']}_not_null", "CHECK",

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import decimal
 import re
@@ -29,6 +30,7 @@ from ..engine.engine import (
     JACCARD,
     L1,
     MOD,
+    NOT_SUPPORTED_AT_RUN,
     PG_TYPE_NAME,
     SPARSE_TEXT,
     TO_HALFVEC,
@@ -204,6 +206,8 @@ class Rewriter:
                 return func(BIT_OPS[op], cast(self(node.lexpr), "bit"), cast(self(node.rexpr), "bit"))
             if op in ("/", "%") and node.lexpr is not None:
                 return func(DIV if op == "/" else MOD, self(node.lexpr), self(node.rexpr))
+            if op in ("#>", "#>>") and node.lexpr is not None:  # json path: DuckDB's JSON pointer
+                return self.json_path(op, node.lexpr, node.rexpr)
             if op == "#" and node.lexpr is not None:  # bitwise XOR (DuckDB reads "#" as a column position)
                 return func("xor", self(node.lexpr), self(node.rexpr))
             if op in ("@>", "<@") and node.lexpr is not None and self._jsonish(node.lexpr, node.rexpr) \
@@ -234,6 +238,10 @@ class Rewriter:
             return self.like_default_escape(node, name_of(node.name))
         if isinstance(node, ast.TypeCast):
             return self.type_cast(node)
+        if isinstance(node, ast.SelectStmt) and node.lockingClause:
+            raise errors.FeatureNotSupported(
+                "SELECT ... FOR UPDATE / FOR SHARE is not supported: reeldb takes no row locks (its transactions "
+                "are snapshot isolation; a conflicting write fails at commit with 40001)")
         if isinstance(node, ast.A_Const) and isinstance(node.val, ast.BitString):  # B'101', X'1F'
             return cast(ast.A_Const(val=ast.String(sval=parse_bit_text(node.val.bsval))), "bit")
         if isinstance(node, ast.RangeVar):
@@ -422,6 +430,49 @@ class Rewriter:
         if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
             return self.kinds.get(node.fields[-1].sval) in ("json", "jsonb")
         return isinstance(node, ast.A_Expr) and name_of(node.name) in ("->", "#>")
+    def json_path(self, op: str, target: ast.Node, path: ast.Node) -> ast.Node:
+        """``j #> '{a,0}'`` / ``j #>> ...``: DuckDB's json_extract(_string) with the path as
+        a JSON pointer (``/a/0``: a key of an object, an index of an array, as in Postgres).
+        The path must be a constant or a parameter; a NULL element gives NULL; a negative
+        index (from the end in Postgres, a key in a pointer) is refused."""
+        while isinstance(path, ast.TypeCast) and name_of(path.typeName.names) in ("text", "varchar"):
+            path = path.arg
+        if isinstance(path, ast.ParamRef):
+            value = self._param(path)
+        elif isinstance(path, ast.A_Const):
+            value = None if path.isnull else const_value(path)
+        else:
+            raise errors.FeatureNotSupported(f"{op} with a path that is not a constant or a parameter is not "
+                                             "supported")
+        if isinstance(value, str):
+            try:
+                value = parse_array_literal(value)
+            except ValueError:
+                raise errors.InvalidTextRepresentation(f'malformed array literal: "{value}"') from None
+        if value is not None and not isinstance(value, list | tuple):
+            raise errors.FeatureNotSupported(f"{op} takes a text[] path")
+        if value is None or any(e is None for e in value):
+            return cast(ast.A_Const(isnull=True), "json" if op == "#>" else "varchar")
+        if any(isinstance(e, list | tuple) for e in value):
+            raise errors.FeatureNotSupported(f"{op} with a path of more than one dimension is not supported")
+        elements = [str(e) for e in value]
+        for e in elements:
+            if re.fullmatch(r"\s*[+-]?\d+\s*", e) and not re.fullmatch(r"0|[1-9]\d*", e):
+                raise errors.FeatureNotSupported(f'{op} path element "{e}" is not supported: reeldb reads array '
+                                                 "indexes written as 0, 1, 2, ...")
+        pointer = ast.A_Const(val=ast.String(sval="".join("/" + e.replace("~", "~0").replace("/", "~1")
+                                                           for e in elements)))
+        if op == "#>":
+            return func("json_extract", self(target), pointer)
+        # as text, an object or array would be DuckDB's compact JSON, not Postgres' text of it
+        target = self(target)
+        refuse = func("error", ast.A_Const(val=ast.String(
+            sval=f"#>> of an object or array {NOT_SUPPORTED_AT_RUN} (use #> for the json value)")))
+        return ast.CaseExpr(args=(ast.CaseWhen(
+            expr=ast.A_Expr(kind=A_Expr_Kind.AEXPR_IN, name=(ast.String(sval="="),),
+                            lexpr=func("json_type", target, pointer),
+                            rexpr=(ast.A_Const(val=ast.String(sval="OBJECT")), ast.A_Const(val=ast.String(sval="ARRAY")))),
+            result=cast(refuse, "varchar")),), defresult=func("json_extract_string", copy.deepcopy(target), pointer))
 
     @staticmethod
     def _as_json(node: ast.Node) -> ast.Node:
@@ -1157,6 +1208,8 @@ def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -
     qualifies a table with a schema that is not a system one."""
     known: set[str] | dict | None = None
     targets = {id(getattr(stmt, "relation", None))} if isinstance(stmt, _TARGETS) else set()
+    qualified: set[tuple[str, str]] = set()  # (schema, table) read under the alias ``table``
+    target: tuple[str, str] | None = None  # (schema, table) of an INSERT / UPDATE / DELETE target
     for node in walk(stmt):
         if not isinstance(node, ast.RangeVar) or node.catalogname is not None:
             continue
@@ -1168,4 +1221,19 @@ def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -
         if schema in known:
             if node.alias is None and id(node) not in targets:
                 node.alias = ast.Alias(aliasname=node.relname)
+                qualified.add((schema, node.relname))
+            elif node.alias is None:  # the statement's target keeps its name (an UPDATE needs it)
+                target = (schema, node.relname)
             node.schemaname, node.relname = None, f"{schema}.{node.relname}"
+    if qualified or target:
+        # schema.table.column of such a table: the column of its alias ``table``; of the
+        # target (schema.table.column, or table.column as Postgres also reads it): of "schema.table"
+        for node in walk(stmt):
+            if not isinstance(node, ast.ColumnRef) or len(node.fields) not in (2, 3) or \
+                    not all(isinstance(f, ast.String) for f in node.fields[:-1]):
+                continue
+            names = tuple(f.sval for f in node.fields[:-1])
+            if len(names) == 2 and names in qualified:
+                node.fields = node.fields[1:]
+            elif target is not None and names in (target, target[1:]):
+                node.fields = (ast.String(sval=f"{target[0]}.{target[1]}"), node.fields[-1])

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from pglast import ast
-from pglast.enums import ObjectType, TransactionStmtKind, VariableSetKind
+from pglast.enums import DropBehavior, ObjectType, TransactionStmtKind, VariableSetKind
 
 from .. import errors
 from ..catalog.catalog import Catalog
@@ -34,6 +34,7 @@ from . import (
     ddl,
     discard,
     dml,
+    foreign_keys,
     indexes,
     namespaces,
     notify,
@@ -171,6 +172,11 @@ class Session(VersioningMixin):
         assert self.branch is not None
         return self.catalog.head(self.branch)
 
+    @property
+    def open_txn(self) -> Transaction | None:
+        """The transaction the current statement writes in: BEGIN's, or the statement's own."""
+        return self.txn or self._auto
+
     def catalog_objects(self) -> dict[str, Any]:
         """Schemas, types, sequences and comments of the state the session sees
         (catalog/objects.py): the open transaction's, else the head's."""
@@ -210,6 +216,7 @@ class Session(VersioningMixin):
     def finish_write(self) -> None:
         """Statement done: publish it unless inside BEGIN."""
         if self._auto is not None:
+            foreign_keys.check_transaction(self, self._auto.tables, _changed_tables(self._auto))
             txn, self._auto = self._auto, None
             txn.commit()
 
@@ -336,12 +343,12 @@ class Session(VersioningMixin):
             names = referenced_tables(stmt)
             try:
                 with self.statement(names):
-                    return self._dispatch(stmt, params, param_rows)
+                    return self._dispatch_checked(stmt, params, param_rows)
             except errors.UndefinedTable:
                 if names is None or not isinstance(stmt, ast.SelectStmt):
                     raise
                 with self.statement(None):  # named in a way the walk missed: bind all, once
-                    return self._dispatch(stmt, params, param_rows)
+                    return self._dispatch_checked(stmt, params, param_rows)
         except errors.QueryCanceled:
             self._disarm(timer)
             if self._auto is not None:
@@ -361,6 +368,16 @@ class Session(VersioningMixin):
             raise
         finally:
             self._disarm(timer)
+
+    def _dispatch_checked(self, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None) -> Result:
+        """Run a statement inside BEGIN; at its end, its foreign keys hold (Postgres checks
+        them per statement; outside BEGIN, ``finish_write`` checks before the commit)."""
+        txn = self.txn
+        before = foreign_keys.state(txn.tables) if txn is not None else None
+        result = self._dispatch(stmt, params, param_rows)
+        if txn is not None and self.txn is txn:
+            foreign_keys.check_statement(self, txn.tables, before)
+        return result
 
     def start_deadline(self) -> None:
         """statement_timeout runs from now: for a statement, and for each Execute of a
@@ -451,6 +468,8 @@ class Session(VersioningMixin):
         if stmt.restart_seqs:
             raise errors.FeatureNotSupported("TRUNCATE ... RESTART IDENTITY is not supported: reeldb's SERIAL "
                                              "sequences are global across branches and never restart")
+        foreign_keys.check_truncate(self.current_tables(), [ddl.table_name(rel, self) for rel in stmt.relations],
+                                    stmt.behavior == DropBehavior.DROP_CASCADE)
         own = self.txn is None and len(stmt.relations) > 1
         if own:
             self.begin()
@@ -727,6 +746,12 @@ class Session(VersioningMixin):
             self.rollback()
 
     def commit(self, message: str = "", author: str | None = None) -> str | None:
+        if self.txn is not None and not self.failed and self.txn.dirty:
+            try:  # writes made through the Python API are checked here
+                foreign_keys.check_transaction(self, self.txn.tables, _changed_tables(self.txn))
+            except BaseException:
+                self.rollback()
+                raise
         txn, failed = self.txn, self.failed
         self.txn, self.failed = None, False
         self.implicit = False
@@ -980,6 +1005,12 @@ _SAVEPOINT_VERBS = {TransactionStmtKind.TRANS_STMT_SAVEPOINT: "SAVEPOINT",
                     TransactionStmtKind.TRANS_STMT_RELEASE: "RELEASE SAVEPOINT",
                     TransactionStmtKind.TRANS_STMT_ROLLBACK_TO: "ROLLBACK TO SAVEPOINT"}
 _DURATION_UNITS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _changed_tables(txn: Transaction) -> set[str]:
+    """The ids of the tables whose rows or definition ``txn`` changed."""
+    return {ch.table_id for ch in txn.changes.values()
+            if ch.added or ch.deleted or ch.created or ch.schema is not None}
 
 
 def parse_duration_ms(value: str) -> int:

@@ -129,10 +129,13 @@ class VersioningMixin:
                      self._verify_checks)
 
     def _verify_checks(self: Session, ours: dict, merged: dict) -> None:
-        """A merge's or revert's result holds its tables' CHECK constraints (23514 if not)."""
+        """A merge's or revert's result holds its tables' CHECK constraints (23514 if not)
+        and foreign keys (23503 if not)."""
         from .constraints import verify_merge
+        from .foreign_keys import verify_merged
 
         verify_merge(self, ours, merged, self.catalog.reader)
+        verify_merged(self, ours, merged)
 
     def reset(self: Session, branch: str | None, to: str) -> str:
         self._no_txn("reset a branch")
