@@ -4,7 +4,8 @@
   non-column side cast to ``FLOAT[n]`` (n taken from the column, the parameter's length or
   the literal's element count);
 - ``::vector(n)`` / ``::halfvec(n)`` casts become ``float4[n]``; ``jsonb`` becomes ``json``;
-- JSON ``@>`` / ``<@`` become ``json_contains``;
+- jsonb's operators, casts and ORDER BY follow PostgreSQL (sql/jsonb.py); other JSON
+  ``@>`` / ``<@`` become ``json_contains``;
 - ``"branch-or-tag".table`` becomes the relation the session registered for that ref.
 """
 
@@ -41,6 +42,7 @@ from ..format.fragment import ROWID
 from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
 from ..format.types import VECTOR_ARRAY_KINDS, parse_vector_text
 from . import advisory, allowlist
+from .jsonb import JsonbRewrite
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, type_oid
 from .pgtypes import column_oid, parse_array_literal
@@ -105,6 +107,7 @@ class Rewriter:
         self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
         self._columns: dict[str, Any] | None = None  # every column of them (_statement_columns)
         self.kinds: dict[str, str | None] = {}  # column name -> halfvec / sparsevec / varbit ... (session sets)
+        self._jsonb: JsonbRewrite | None = None  # made on first use, once the session set kinds
 
     def __call__(self, node: Any) -> Any:
         if self._depth == 0:
@@ -156,6 +159,12 @@ class Rewriter:
     def _visit(self, node: ast.Node) -> ast.Node | None:
         if self.catalog_rewrite is not None:
             rep = self.catalog_rewrite.visit(node)
+            if rep is not None:
+                return rep
+        if isinstance(node, ast.A_Expr | ast.SortBy | ast.SelectStmt | ast.SubLink | ast.FuncCall | ast.TypeCast):
+            if self._jsonb is None:
+                self._jsonb = JsonbRewrite(self.kinds, self._param, self)
+            rep = self._jsonb.visit(node)  # jsonb as PostgreSQL (sql/jsonb.py)
             if rep is not None:
                 return rep
         if isinstance(node, ast.SQLValueFunction) and self.clock is not None and node.op in _CURRENT_TIMESTAMP:
