@@ -265,6 +265,25 @@ def test_order_by_a_jsonb_value_of_unknown_type_is_refused_not_sorted_as_text(co
     assert conn.execute("SELECT x FROM (VALUES (2), (1)) t(x) ORDER BY x").fetchall() == [(1,), (2,)]
 
 
+@pytest.mark.parametrize("sql", [
+    """SELECT s.h FROM (SELECT human_preference AS h FROM generations) s WHERE h = '{"b": 3, "age": 25}'""",
+    "SELECT human_preference, count(*) FROM generations GROUP BY human_preference",
+    "SELECT human_preference, count(*) FROM generations GROUP BY 1",
+    "SELECT DISTINCT human_preference FROM generations",
+])
+def test_jsonb_compared_or_grouped_as_text_is_refused(conn, sql: str) -> None:
+    with pytest.raises(psycopg.Error) as e:
+        conn.execute(sql)
+    assert e.value.sqlstate == "0A000"
+
+
+def test_grouping_by_jsonb_text_and_comparing_untyped_text_still_work(conn) -> None:
+    got = conn.execute("SELECT human_preference::text, count(*) FROM generations WHERE id <= 2 "
+                       "GROUP BY human_preference::text ORDER BY 1").fetchall()
+    assert got == sorted([(PREFERENCES[0][2], 1), (PREFERENCES[1][2], 1)])
+    assert conn.execute("SELECT x FROM (VALUES ('a'), ('b')) t(x) WHERE x = 'a'").fetchall() == [("a",)]
+
+
 def test_jsonb_less_than_and_column_order(conn) -> None:
     assert one(conn, """SELECT '[]'::jsonb < 'null'::jsonb, '1'::jsonb < '[]'::jsonb,
                                '{"aa":1,"c":1}'::jsonb > '{"b":1,"d":1}'::jsonb, '25.0'::jsonb <= '25'::jsonb""") == (

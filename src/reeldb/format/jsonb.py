@@ -309,8 +309,9 @@ def _exists_all(a: str, keys: list[str | None]) -> bool:
 
 
 def _unordered() -> bool:
-    raise errors.FeatureNotSupported("ORDER BY a jsonb value whose type reeldb cannot tell before running "
-                                     "(a VALUES list's or a subquery's column) is not supported: cast it to jsonb")
+    raise errors.FeatureNotSupported("comparing or sorting a jsonb value whose type reeldb cannot tell before "
+                                     "running (a VALUES list's or a subquery's column) is not supported: "
+                                     "cast it to jsonb")
 
 
 # name -> (function, DuckDB argument types, DuckDB result type): the engine registers each
@@ -326,5 +327,5 @@ FUNCTIONS: dict[str, tuple[Any, list[str], str]] = {
     "exists": (exists, ["JSON", "VARCHAR"], "BOOLEAN"),
     "exists_any": (_exists_any, ["JSON", "VARCHAR[]"], "BOOLEAN"),
     "exists_all": (_exists_all, ["JSON", "VARCHAR[]"], "BOOLEAN"),
-    "unordered": (_unordered, [], "BOOLEAN"),  # ORDER BY of a value found to be jsonb only when running
+    "unordered": (_unordered, [], "BOOLEAN"),  # compared or sorted, found to be jsonb only when running
 }

@@ -11,7 +11,9 @@ operator) and the other jsonb or an untyped constant / parameter:
   index ``JSONB['delete_*']``, ``?`` / ``?|`` / ``?&`` ``JSONB['exists*']``;
 - ``x::jsonb`` is read by PostgreSQL's rules into its canonical text, ``j::text`` prints it.
 
-What would still be answered by text is refused (0A000): ``IN (subquery)`` / ``= ANY`` of jsonb. ``min``/``max`` of jsonb and the
+What would still be answered by text is refused (0A000): ``IN (subquery)`` / ``= ANY`` of
+jsonb, GROUP BY / DISTINCT of jsonb, and ORDER BY of (or ``=`` between a constant and) a
+name whose type shows only when running, where it turns out to be jsonb. ``min``/``max`` of jsonb and the
 comparison of two ``json`` values are 42883, as in PostgreSQL.
 """
 
@@ -109,8 +111,10 @@ class JsonbRewrite:
         if isinstance(node, ast.SortBy) and id(node) not in self.sorted and self.kind(node.node) == "jsonb":
             return ast.SortBy(node=self.key(node.node), sortby_dir=node.sortby_dir, sortby_nulls=node.sortby_nulls,
                               useOp=node.useOp)
-        if isinstance(node, ast.SelectStmt) and node.sortClause:
-            self._output_order(node)
+        if isinstance(node, ast.SelectStmt):
+            self._check_grouping(node)
+            if node.sortClause:
+                self._output_order(node)
             return None
         if isinstance(node, ast.SubLink) and node.testexpr is not None and self.kind(node.testexpr) == "jsonb":
             raise errors.FeatureNotSupported("comparing jsonb with a subquery's or an array's values is not supported: "
@@ -150,6 +154,10 @@ class JsonbRewrite:
             raise errors.UndefinedFunction(f"operator does not exist: json {op} json")
         if op in _COMPARE and self._jsonb_pair(left, right):
             return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self.key(left), rexpr=self.key(right))
+        if op in _COMPARE and self._untyped_against_constant(left, right):
+            sides = [_refused_if_json(self.recurse(x)) if isinstance(x, ast.ColumnRef) else self.recurse(x)
+                     for x in (left, right)]
+            return ast.A_Expr(kind=node.kind, name=node.name, lexpr=sides[0], rexpr=sides[1])
         if op in ("@>", "<@") and self._jsonb_pair(left, right):
             hay, needle = (left, right) if op == "@>" else (right, left)
             return func(JSONB["contains"], self.operand(hay), self.operand(needle))
@@ -181,6 +189,31 @@ class JsonbRewrite:
         if isinstance(value, int) and not isinstance(value, bool):
             return func(JSONB["delete_index"], self.recurse(left), cast(self.recurse(right), "int8"))
         raise errors.FeatureNotSupported("jsonb - takes a text key or an integer index here")
+
+    def _untyped_against_constant(self, left: Any, right: Any) -> bool:
+        """``name = 'text'`` where the name's type is unknown before running: it may be jsonb."""
+        for a, b in ((left, right), (right, left)):
+            if isinstance(a, ast.ColumnRef) and self._untyped(a) and isinstance(b, ast.A_Const | ast.ParamRef) \
+                    and self.kind(b) == "unknown":
+                return True
+        return False
+
+    def _check_grouping(self, stmt: ast.SelectStmt) -> None:
+        """GROUP BY / DISTINCT of jsonb: DuckDB would group the texts ('{"a":1}' apart from
+        '{"a": 1}'), so they are refused."""
+        targets = [t.val for t in stmt.targetList or () if isinstance(t, ast.ResTarget)]
+        grouped = []
+        if stmt.distinctClause:
+            grouped = targets if stmt.distinctClause == (None,) or stmt.distinctClause == [None] \
+                else list(stmt.distinctClause)
+        for g in stmt.groupClause or ():
+            if isinstance(g, ast.A_Const) and isinstance(g.val, ast.Integer) and 1 <= g.val.ival <= len(targets):
+                g = targets[g.val.ival - 1]
+            grouped.append(g)
+        for g in grouped:
+            if g is not None and self.kind(g) == "jsonb":
+                raise errors.FeatureNotSupported("GROUP BY or DISTINCT of a jsonb value is not supported: "
+                                                 "group by its text (::text) or by a field of it")
 
     def _untyped(self, column: ast.ColumnRef) -> bool:
         """A name no table column of the statement's has (a subquery's, a VALUES list's),
@@ -222,7 +255,8 @@ class JsonbRewrite:
 
 def _refused_if_json(column: ast.ColumnRef) -> ast.Node:
     """``column``, where DuckDB's type of it is not JSON (known when binding); else refused:
-    a name whose type the statement does not show (a VALUES list's or a subquery's column)."""
+    a name whose type the statement does not show (a VALUES list's or a subquery's column),
+    which DuckDB would compare or sort as text."""
     is_json = ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="="),),
                          lexpr=func("typeof", copy.deepcopy(column)), rexpr=ast.A_Const(val=ast.String(sval="JSON")))
     refuse = ast.BoolExpr(boolop=BoolExprType.AND_EXPR, args=(is_json, func(JSONB["unordered"])))
