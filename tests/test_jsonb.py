@@ -220,6 +220,7 @@ def test_jsonb_key_exists_operators(conn) -> None:
     ("""'"\\u0000"'::jsonb""", "22P05"),
     ("""'1e200000'::jsonb""", "22003"),
     ("""'{"a":NaN}'::jsonb""", "22P02"),
+    ("('[' || repeat('[', 5000) || repeat(']', 5000) || ']')::jsonb", "54001"),
     ("max(human_preference) FROM generations", "42883"),
     ("raw_meta = raw_meta FROM generations", "42883"),
     ("1 FROM generations WHERE human_preference IN (SELECT human_preference FROM generations)", "0A000"),

@@ -12,8 +12,10 @@ btree order and are equal exactly when PostgreSQL's ``=`` is true), ``contains``
 from __future__ import annotations
 
 import decimal
+import functools
 import json
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from .. import errors
@@ -131,6 +133,19 @@ def value_text(value: Any) -> str:
     return "".join(out)
 
 
+def _depth_limited(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, with a value nested deeper than Python's stack allows refused (54001, as
+    PostgreSQL's "stack depth limit exceeded") instead of a RecursionError."""
+    @functools.wraps(fn)
+    def limited(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except RecursionError:
+            raise errors.StatementTooComplex("jsonb value nested too deeply") from None
+    return limited
+
+
+@_depth_limited
 def canonical_text(text: str | bytes | None) -> str | None:
     """JSON text -> PostgreSQL's jsonb text of it: ``{"a": 1, "b": [1, 2]}``."""
     return None if text is None else value_text(parse(text))
@@ -316,7 +331,7 @@ def _unordered() -> bool:
 
 # name -> (function, DuckDB argument types, DuckDB result type): the engine registers each
 # (engine/engine.py's JSONB); NULL in, NULL out
-FUNCTIONS: dict[str, tuple[Any, list[str], str]] = {
+_FUNCTIONS: dict[str, tuple[Any, list[str], str]] = {
     "out": (canonical_text, ["JSON"], "VARCHAR"),
     "in": (lambda a: value_text(parse(a)), ["VARCHAR"], "JSON"),
     "key": (sort_key, ["JSON"], "BLOB"),
@@ -329,3 +344,4 @@ FUNCTIONS: dict[str, tuple[Any, list[str], str]] = {
     "exists_all": (_exists_all, ["JSON", "VARCHAR[]"], "BOOLEAN"),
     "unordered": (_unordered, [], "BOOLEAN"),  # compared or sorted, found to be jsonb only when running
 }
+FUNCTIONS = {name: (_depth_limited(fn), args, ret) for name, (fn, args, ret) in _FUNCTIONS.items()}
