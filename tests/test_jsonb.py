@@ -231,6 +231,19 @@ def test_jsonb_errors_as_postgres(conn, expr: str, sqlstate: str) -> None:
     assert e.value.sqlstate == sqlstate
 
 
+@pytest.mark.parametrize(("value", "sqlstate"), [
+    ('{"a": NaN}', "22P02"), ('"\\u0000"', "22P05"), ("1e200000", "22003")])
+def test_jsonb_column_refuses_what_postgres_refuses_and_stores_nothing(tmp_path, value: str, sqlstate: str) -> None:
+    db = reeldb.connect(tmp_path / "refuse")
+    db.execute("CREATE TABLE generations (id INT, human_preference JSONB)")
+    for insert in (lambda: db.execute("INSERT INTO generations VALUES (1, %s)", [value]),
+                   lambda: db.execute(f"INSERT INTO generations VALUES (1, '{value}')")):
+        with pytest.raises(reeldb.Error) as e:
+            insert()
+        assert e.value.sqlstate == sqlstate
+    assert db.execute("SELECT count(*) FROM generations").fetchone() == (0,)
+
+
 def test_refused_jsonb_update_changes_nothing(conn) -> None:
     before = raw_cursor(conn).execute("SELECT id, human_preference FROM generations ORDER BY id").fetchall()
     with pytest.raises(psycopg.Error) as e:
