@@ -207,6 +207,10 @@ def test_jsonb_concat_and_delete_as_postgres(conn, expr: str, expected: str) -> 
     assert raw_cursor(conn).execute(f"SELECT {expr}").fetchone() == (expected.encode(),)
 
 
+def test_jsonb_concatenated_with_text_is_text_of_its_canonical_form(conn) -> None:
+    assert one(conn, """SELECT '{"a":1}'::jsonb || '{"a":1}'::text""") == ('{"a": 1}{"a":1}',)
+
+
 def test_jsonb_key_exists_operators(conn) -> None:
     got = one(conn, """SELECT '{"a":1}'::jsonb ? 'a', '["a"]'::jsonb ? 'a', '"a"'::jsonb ? 'a', '{"a":1}'::jsonb ? 'b',
                               '{"a":1,"b":2}'::jsonb ?| array['a','c'], '{"a":1,"b":2}'::jsonb ?& array['a','c']""")
@@ -221,6 +225,10 @@ def test_jsonb_key_exists_operators(conn) -> None:
     ("""'1e200000'::jsonb""", "22003"),
     ("""'{"a":NaN}'::jsonb""", "22P02"),
     ("('[' || repeat('[', 5000) || repeat(']', 5000) || ']')::jsonb", "54001"),
+    ("""'{"a":1}'::jsonb = '{"a":1}'::json""", "42883"),
+    ("""'{"a":1}'::jsonb = '{"a":1}'::text""", "42883"),
+    ("""human_preference @> raw_meta FROM generations""", "42883"),
+    ("""'1'::jsonb = 1""", "42883"),
     ("max(human_preference) FROM generations", "42883"),
     ("raw_meta = raw_meta FROM generations", "42883"),
     ("1 FROM generations WHERE human_preference IN (SELECT human_preference FROM generations)", "0A000"),

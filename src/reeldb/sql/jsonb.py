@@ -152,6 +152,13 @@ class JsonbRewrite:
             return None
         if op in _COMPARE | {"@>", "<@"} and self._json_pair(left, right):
             raise errors.UndefinedFunction(f"operator does not exist: json {op} json")
+        if op in _COMPARE | {"@>", "<@", "||"} and "jsonb" in (self.kind(left), self.kind(right)):
+            other = self.other_type(right if self.kind(left) == "jsonb" else left)
+            if other in ("text", "varchar") and op == "||":  # text concatenation of jsonb's text
+                return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self.text_of(left), rexpr=self.text_of(right))
+            if other is not None:
+                types = ("jsonb", other) if self.kind(left) == "jsonb" else (other, "jsonb")
+                raise errors.UndefinedFunction(f"operator does not exist: {types[0]} {op} {types[1]}")
         if op in _COMPARE and self._jsonb_pair(left, right):
             return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self.key(left), rexpr=self.key(right))
         if op in _COMPARE and self._untyped_against_constant(left, right):
@@ -189,6 +196,24 @@ class JsonbRewrite:
         if isinstance(value, int) and not isinstance(value, bool):
             return func(JSONB["delete_index"], self.recurse(left), cast(self.recurse(right), "int8"))
         raise errors.FeatureNotSupported("jsonb - takes a text key or an integer index here")
+
+    def other_type(self, node: Any) -> str | None:
+        """The type of a jsonb operator's other operand where it is known not to be jsonb
+        (json, a cast to another type, a number, a column of another type); else None."""
+        k = self.kind(node)
+        if k is not None:
+            return "json" if k == "json" else None
+        if isinstance(node, ast.TypeCast) and not node.typeName.arrayBounds:
+            return name_of(node.typeName.names)
+        if isinstance(node, ast.A_Const):
+            return "integer" if isinstance(node.val, ast.Integer) else "numeric" if isinstance(node.val, ast.Float) \
+                else None
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return self.kinds.get(node.fields[-1].sval)
+        return None
+
+    def text_of(self, node: Any) -> Any:
+        return func(JSONB["out"], self.recurse(node)) if self.kind(node) == "jsonb" else self.recurse(node)
 
     def _untyped_against_constant(self, left: Any, right: Any) -> bool:
         """``name = 'text'`` where the name's type is unknown before running: it may be jsonb."""
