@@ -14,6 +14,7 @@ from __future__ import annotations
 import decimal
 import functools
 import json
+import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -56,14 +57,20 @@ def parse(text: str | bytes) -> Any:
     return value
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads keeps an unpaired \\ud800 escape
+
+
 def _check_strings(value: Any) -> None:
-    """jsonb cannot hold ``\\u0000`` (22P05, as PostgreSQL)."""
+    """jsonb cannot hold ``\\u0000`` (22P05) or an unpaired surrogate (22P02), as PostgreSQL."""
     stack = [value]
     while stack:
         v = stack.pop()
         if isinstance(v, str):
             if "\x00" in v:
                 raise errors.UntranslatableCharacter("unsupported Unicode escape sequence: \\u0000 cannot be converted to text")
+            if _LONE_SURROGATE.search(v):
+                raise errors.InvalidTextRepresentation("invalid input syntax for type json: a Unicode surrogate "
+                                                       "escape must be a high surrogate followed by a low one")
         elif isinstance(v, dict):
             stack.extend(v.keys())
             stack.extend(v.values())
