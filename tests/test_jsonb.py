@@ -211,6 +211,18 @@ def test_jsonb_concatenated_with_text_is_text_of_its_canonical_form(conn) -> Non
     assert one(conn, """SELECT '{"a":1}'::jsonb || '{"a":1}'::text""") == ('{"a": 1}{"a":1}',)
 
 
+def test_jsonb_field_and_path_operators_as_postgres(conn) -> None:
+    got = one(conn, """SELECT ('[1,2,3]'::jsonb -> -1)::text, ('[1,2,3]'::jsonb -> 5)::text, ('{"a":1}'::jsonb -> 0)::text,
+                              ('[1]'::jsonb -> 'a')::text, ('"x"'::jsonb -> 0)::text, '{"a":null}'::jsonb ->> 'a',
+                              '{"a":"s\\"t"}'::jsonb ->> 'a', ('{"a":{"b":[1,2.50]}}'::jsonb #> '{a,b,-1}')::text,
+                              '{"a":{"b":[1,2]}}'::jsonb #> '{a,b,x}', '"abc"'::jsonb #>> '{}',
+                              '{"a":[1]}'::jsonb #>> '{a}', '[1,2]'::jsonb -> '1', '{"a": 1.50}'::jsonb ->> 'a'""")
+    assert got == ("3", None, None, None, '"x"', None, 's"t', "2.50", None, "abc", "[1]", None, "1.50")
+    got = conn.execute("SELECT human_preference -> 'scores', human_preference #>> '{scores,b}' FROM generations "
+                       "WHERE id = 1", binary=True).fetchone()
+    assert got == ({"a": 0.9, "b": 0.4}, "0.40")
+
+
 def test_jsonb_key_exists_operators(conn) -> None:
     got = one(conn, """SELECT '{"a":1}'::jsonb ? 'a', '["a"]'::jsonb ? 'a', '"a"'::jsonb ? 'a', '{"a":1}'::jsonb ? 'b',
                               '{"a":1,"b":2}'::jsonb ?| array['a','c'], '{"a":1,"b":2}'::jsonb ?& array['a','c']""")

@@ -345,7 +345,7 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
         for name, (fn, args, ret, with_nulls) in HSTORE_FUNCTIONS.items():
             db.create_function(HSTORE[name], fn, args, ret, null_handling="special" if with_nulls else "default")
         for name, (fn, args, ret) in JSONB_FUNCTIONS.items():
-            db.create_function(JSONB[name], fn, args, ret)
+            db.create_function(JSONB[name], fn, args, ret, null_handling="special")
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
         db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
         # the sandbox, set after what needs it (loading extensions) and then locked

@@ -322,6 +322,50 @@ def exists(a: str | None, key: str | None) -> bool | None:
     return isinstance(v, str) and v == key
 
 
+_MISSING = object()
+
+
+def _field(value: Any, step: str | int, top: bool, in_path: bool = False) -> Any:
+    """``value -> step``: an object's key, an array's element (negative from the end; in a
+    ``#>`` path, a text step names an element where it is an integer); _MISSING where none."""
+    if isinstance(value, dict):
+        return value.get(step, _MISSING) if isinstance(step, str) else _MISSING
+    if isinstance(value, list) or (top and isinstance(step, int)):  # '"x"' -> 0 is "x", as PostgreSQL
+        items = value if isinstance(value, list) else [value]
+        if isinstance(step, str):
+            if not in_path:
+                return _MISSING
+            try:
+                step = int(step)
+            except ValueError:
+                return _MISSING
+        i = step + len(items) if step < 0 else step
+        return items[i] if 0 <= i < len(items) else _MISSING
+    return _MISSING
+
+
+def _as_text(value: Any) -> str | None:
+    """``->>``: a string's own text, SQL NULL for JSON null, else jsonb's text."""
+    if value is _MISSING or value is None:
+        return None
+    return value if isinstance(value, str) else value_text(value)
+
+
+def _as_jsonb(value: Any) -> str | None:
+    return None if value is _MISSING else value_text(value)
+
+
+def _path(a: str, path: list[str | None]) -> Any:
+    value = parse(a)
+    for step in path:
+        if step is None:
+            return _MISSING
+        value = _field(value, step, False, in_path=True)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
 def _exists_any(a: str, keys: list[str | None]) -> bool:
     return any(exists(a, k) for k in keys if k is not None)
 
@@ -337,7 +381,7 @@ def _unordered() -> bool:
 
 
 # name -> (function, DuckDB argument types, DuckDB result type): the engine registers each
-# (engine/engine.py's JSONB); NULL in, NULL out
+# (engine/engine.py's JSONB, with DuckDB's "special" null handling); NULL in, NULL out
 _FUNCTIONS: dict[str, tuple[Any, list[str], str]] = {
     "out": (canonical_text, ["JSON"], "VARCHAR"),
     "in": (lambda a: value_text(parse(a)), ["VARCHAR"], "JSON"),
@@ -349,6 +393,24 @@ _FUNCTIONS: dict[str, tuple[Any, list[str], str]] = {
     "exists": (exists, ["JSON", "VARCHAR"], "BOOLEAN"),
     "exists_any": (_exists_any, ["JSON", "VARCHAR[]"], "BOOLEAN"),
     "exists_all": (_exists_all, ["JSON", "VARCHAR[]"], "BOOLEAN"),
+    "get": (lambda a, k: _as_jsonb(_field(parse(a), k, True)), ["JSON", "VARCHAR"], "JSON"),  # j -> 'key'
+    "get_index": (lambda a, i: _as_jsonb(_field(parse(a), i, True)), ["JSON", "BIGINT"], "JSON"),  # j -> 0
+    "get_text": (lambda a, k: _as_text(_field(parse(a), k, True)), ["JSON", "VARCHAR"], "VARCHAR"),  # j ->> 'key'
+    "get_index_text": (lambda a, i: _as_text(_field(parse(a), i, True)), ["JSON", "BIGINT"], "VARCHAR"),
+    "get_path": (lambda a, p: _as_jsonb(_path(a, p)), ["JSON", "VARCHAR[]"], "JSON"),  # j #> '{a,0}'
+    "get_path_text": (lambda a, p: _as_text(_path(a, p)), ["JSON", "VARCHAR[]"], "VARCHAR"),  # j #>> '{a,0}'
     "unordered": (_unordered, [], "BOOLEAN"),  # compared or sorted, found to be jsonb only when running
 }
-FUNCTIONS = {name: (_depth_limited(fn), args, ret) for name, (fn, args, ret) in _FUNCTIONS.items()}
+
+
+def _strict(fn: Callable[..., Any], arity: int) -> Callable[..., Any]:
+    """NULL in, NULL out; registered with DuckDB's "special" null handling, since some
+    return NULL for values that are not (``'[1]' -> 5``). DuckDB counts the parameters."""
+    if arity == 0:
+        return fn
+    if arity == 1:
+        return lambda a: None if a is None else fn(a)
+    return lambda a, b: None if a is None or b is None else fn(a, b)
+
+
+FUNCTIONS = {name: (_depth_limited(_strict(fn, len(args))), args, ret) for name, (fn, args, ret) in _FUNCTIONS.items()}

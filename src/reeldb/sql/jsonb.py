@@ -8,7 +8,8 @@ operator) and the other jsonb or an untyped constant / parameter:
 - ``= <> < <= > >=``, ``IS [NOT] DISTINCT FROM``, ``IN (...)`` and ORDER BY compare the
   values' sort keys (``JSONB['key']``: PostgreSQL's btree order, equal iff ``=``);
 - ``@>`` / ``<@`` call ``JSONB['contains']``, ``||`` ``JSONB['concat']``, ``-`` a key or an
-  index ``JSONB['delete_*']``, ``?`` / ``?|`` / ``?&`` ``JSONB['exists*']``;
+  index ``JSONB['delete_*']``, ``?`` / ``?|`` / ``?&`` ``JSONB['exists*']``, ``->`` / ``->>``
+  / ``#>`` / ``#>>`` ``JSONB['get*']`` (DuckDB's printed 1.50 as 1.5);
 - ``x::jsonb`` is read by PostgreSQL's rules into its canonical text, ``j::text`` prints it.
 
 What would still be answered by text is refused (0A000): ``IN (subquery)`` / ``= ANY`` of
@@ -30,6 +31,7 @@ from .. import errors
 from ..engine.engine import JSONB
 from .citext import TextParameter
 from .parse import cast, func, name_of
+from .pgtypes import parse_array_literal
 
 _COMPARE = frozenset({"=", "<>", "!=", "<", "<=", ">", ">="})
 _RETURNS_JSONB = frozenset({"to_jsonb", "jsonb_build_object", "jsonb_build_array", "jsonb_agg", "jsonb_object_agg",
@@ -174,11 +176,56 @@ class JsonbRewrite:
             return None
         if op == "-":
             return self.delete(left, right)
+        if op in ("->", "->>"):
+            return self.field(left, right, op == "->>")
+        if op in ("#>", "#>>"):
+            return func(JSONB["get_path" if op == "#>" else "get_path_text"], self.recurse(left), self.path(right))
         if op == "?":
             return func(JSONB["exists"], self.recurse(left), cast(self.recurse(right), "varchar"))
         if op in ("?|", "?&"):
             return func(JSONB["exists_any" if op == "?|" else "exists_all"], self.recurse(left),
                         cast(self.recurse(right), "varchar", (-1,)))
+        return None
+
+    def field(self, left: Any, right: Any, as_text: bool) -> Any:
+        """``j -> 'key'`` / ``j -> n`` (``->>``: as text): DuckDB's would print numbers its
+        own way (1.50 as 1.5)."""
+        step = self._step_type(right)
+        if step is None:
+            raise errors.FeatureNotSupported("jsonb -> and ->> take a text key or an integer index here")
+        name = ("get" if step == "text" else "get_index") + ("_text" if as_text else "")
+        return func(JSONB[name], self.recurse(left), cast(self.recurse(right), "varchar" if step == "text" else "int8"))
+
+    def path(self, node: Any) -> Any:
+        """A ``#>`` path as DuckDB's VARCHAR[]: a constant is read as PostgreSQL's array text."""
+        if isinstance(node, ast.A_Const) and isinstance(node.val, ast.String):
+            try:
+                steps = parse_array_literal(node.val.sval)
+            except ValueError as e:
+                raise errors.InvalidTextRepresentation(str(e)) from None
+            if any(isinstance(x, list) for x in steps):
+                raise errors.FeatureNotSupported("a jsonb path of more than one dimension")
+            items = [ast.A_Const(isnull=True) if x is None else ast.A_Const(val=ast.String(sval=x)) for x in steps]
+            return cast(ast.A_ArrayExpr(elements=items) if items else ast.A_ArrayExpr(), "varchar", (-1,))
+        return cast(self.recurse(node), "varchar", (-1,))
+
+    def _step_type(self, node: Any) -> str | None:
+        """'text' or 'int': the type of a ``->`` operand, from the statement or the parameter."""
+        value: Any = None
+        if isinstance(node, ast.A_Const) and not node.isnull:
+            value = node.val.sval if isinstance(node.val, ast.String) else getattr(node.val, "ival", None)
+        elif isinstance(node, ast.ParamRef):
+            value = self.param(node)
+        elif isinstance(node, ast.TypeCast) and not node.typeName.arrayBounds:
+            t = name_of(node.typeName.names)
+            value = "" if t in ("text", "varchar") else 0 if t in ("int", "int4", "int8", "int2", "integer") else None
+        elif isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            k = self.kinds.get(node.fields[-1].sval)
+            value = "" if k in ("text", "varchar") else 0 if k in ("int16", "int32", "int64") else None
+        if isinstance(value, str):
+            return "text"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return "int"
         return None
 
     def delete(self, left: Any, right: Any) -> Any:
