@@ -304,3 +304,9 @@ class InvalidEscapeSequence(DataError):
     """A LIKE pattern that ends with its escape character (SQLSTATE 22025)."""
 
     sqlstate = "22025"
+
+
+class UntranslatableCharacter(DataError):
+    """A character the type cannot hold: ``\\u0000`` in jsonb (SQLSTATE 22P05)."""
+
+    sqlstate = "22P05"

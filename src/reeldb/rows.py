@@ -84,10 +84,10 @@ def converters(table: pa.Table, description: list, store: ObjectStore) -> list[C
             out.append(lambda a, dims=dims: _arrays(a, dims))
         elif is_blob_struct(t):
             out.append(_blobs(store))
-        elif duck == "JSON":
+        elif duck in ("JSON", "JSONB"):  # JSONB: a jsonb result column (sql/result_types.py)
             out.append(_json)
-        elif duck in ("JSON[]", "UUID[]") and pa.types.is_list(t):  # jsonb[] / uuid[] columns
-            out.append(_json_list if duck == "JSON[]" else _uuid_list)
+        elif duck in ("JSON[]", "JSONB[]", "UUID[]") and pa.types.is_list(t):  # jsonb[] / uuid[] columns
+            out.append(_uuid_list if duck == "UUID[]" else _json_list)
         elif duck in ("BIT", "VARBIT") and pa.types.is_binary(t):  # DuckDB's BIT -> the text of the bits
             from .format.pgvector import duck_bits
 

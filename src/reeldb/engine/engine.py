@@ -38,6 +38,7 @@ from ..format.fragment import ROWID, FragmentReader
 from ..format.fragment_arrow import LIVE, fragment_batch, fragment_schema, norms_name
 from ..format.fragment_arrow import POSITION as GPOS
 from ..format.hstore import FUNCTIONS as HSTORE_FUNCTIONS
+from ..format.jsonb import FUNCTIONS as JSONB_FUNCTIONS
 from ..format.manifest import Column, TableManifest
 from ..format.pgvector import (
     sparse_text,
@@ -273,6 +274,7 @@ TO_HALFVEC = internal_name("halfvec")  # x::halfvec: rounded to float2, too larg
 VECTOR_ARITHMETIC = {(op, kind): internal_name(f"v{name}", kind) for op, name in (("+", "add"), ("-", "sub"), ("*", "mul"))
                      for kind in ("vector", "halfvec")}
 HSTORE = {name: internal_name("hstore", name) for name in HSTORE_FUNCTIONS}  # hstore's functions (format/hstore.py)
+JSONB = {name: internal_name("jsonb", name) for name in JSONB_FUNCTIONS}  # jsonb's semantics (format/jsonb.py)
 CITEXT_IN = internal_name("citextin")  # x::citext of a computed value: refused where reeldb's citext differs
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
 # int[]::text & co: Postgres' array text ({1,NULL,"a b"}) of a list, by DuckDB element type
@@ -349,6 +351,8 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
         db.create_function(CITEXT_IN, citext_in, ["VARCHAR"], "VARCHAR")
         for name, (fn, args, ret, with_nulls) in HSTORE_FUNCTIONS.items():
             db.create_function(HSTORE[name], fn, args, ret, null_handling="special" if with_nulls else "default")
+        for name, (fn, args, ret) in JSONB_FUNCTIONS.items():
+            db.create_function(JSONB[name], fn, args, ret, null_handling="special")
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
         db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
         # the sandbox, set after what needs it (loading extensions) and then locked

@@ -287,6 +287,9 @@ def _uuid(ctype: ColumnType, column: str) -> Callable[[Any], str]:
 
 
 def _json(ctype: ColumnType, column: str) -> Callable[[Any], str]:
+    if ctype.kind == "jsonb":
+        return _jsonb(_json(ColumnType("json"), column), column)
+
     def conv(v: Any) -> str:
         if isinstance(v, str):
             try:
@@ -302,6 +305,21 @@ def _json(ctype: ColumnType, column: str) -> Callable[[Any], str]:
             raise errors.InvalidTextRepresentation(
                 f"value for column {column} cannot be stored as JSON: {e}"
             ) from None
+
+    return conv
+
+
+def _jsonb(as_json: Callable[[Any], str], column: str) -> Callable[[Any], str]:
+    """A jsonb value is read by jsonb's rules (no NaN, no \\u0000, numbers within numeric's
+    range) and kept in jsonb's canonical text, as PostgreSQL keeps it."""
+    from . import jsonb
+
+    def conv(v: Any) -> str:
+        text = as_json(v)
+        try:
+            return jsonb.canonical_text(text)  # type: ignore[return-value]  # str in, str out
+        except errors.Error as e:
+            raise type(e)(f"{e} (column {column})") from None
 
     return conv
 

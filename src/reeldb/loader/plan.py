@@ -296,7 +296,7 @@ def _result_column(name: str, col: pa.ChunkedArray, duck: str, spec: dict[str, A
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
         return OutColumn(name, NUMBER, dtype=np.dtype(t.to_pandas_dtype()).name)
     d = duck.upper()
-    return OutColumn(name, VALUE, convert="json" if d == "JSON" else "uuid" if d == "UUID" else "")
+    return OutColumn(name, VALUE, convert="json" if d in ("JSON", "JSONB") else "uuid" if d == "UUID" else "")
 
 
 def _fixed_dims(t: pa.DataType) -> list[int] | None:
@@ -420,8 +420,10 @@ def _filter_query_result(conn: Connection, result: pa.Table, types: dict[str, st
     try:
         rel = result.append_column(GPOS, int64_array(np.arange(result.num_rows, dtype=np.int64)))
         engine.register(_ROWS, rel)
-        sel = ", ".join([f"CAST({quote_ident(n)} AS {types[n]}) AS {quote_ident(n)}"
-                         if types[n] in ("JSON", "UUID") else quote_ident(n) for n in result.column_names] + [GPOS])
+        sql_type = {"JSONB": "JSON"}  # a jsonb result column (sql/result_types.py) is DuckDB's JSON
+        sel = ", ".join([f"CAST({quote_ident(n)} AS {sql_type.get(types[n], types[n])}) AS {quote_ident(n)}"
+                         if types[n] in ("JSON", "JSONB", "UUID") else quote_ident(n) for n in result.column_names]
+                        + [GPOS])
         engine.execute(f"CREATE TEMP VIEW {_QUERY} AS SELECT {sel} FROM {_ROWS}")
         dims = {n: d[0] for n in result.column_names
                 if (d := _fixed_dims(result.schema.field(n).type)) is not None and len(d) == 1}

@@ -23,6 +23,7 @@ from .. import errors
 from ..format import hstore
 from ..format.arrays import array_text, jsonb_text, parse_array_literal
 from ..format.blobs import is_blob_struct
+from ..format.jsonb import canonical_text
 from ..format.pgvector import (
     bit_recv,
     bit_send,
@@ -90,12 +91,13 @@ _DUCK = {"BOOLEAN": BOOL, "TINYINT": INT2, "SMALLINT": INT2, "INTEGER": INT4, "B
          "UTINYINT": INT2, "USMALLINT": INT4, "UINTEGER": OID, "UBIGINT": NUMERIC, "HUGEINT": NUMERIC,
          "FLOAT": FLOAT4, "DOUBLE": FLOAT8, "VARCHAR": TEXT, "BLOB": BYTEA, "DATE": DATE, "TIME": TIME,
          "TIMESTAMP": TIMESTAMP, "TIMESTAMP_NS": TIMESTAMP, "TIMESTAMP_MS": TIMESTAMP, "TIMESTAMP_S": TIMESTAMP,
-         "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ, "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSONB,
+         "TIMESTAMP WITH TIME ZONE": TIMESTAMPTZ, "INTERVAL": INTERVAL, "UUID": UUID, "JSON": JSON,
          "BIT": BIT, "VARBIT": VARBIT, "MAP(VARCHAR, VARCHAR)": HSTORE,  # only hstore values are such maps
-         "CITEXT": CITEXT}  # marked by sql/result_types.py (DuckDB's type is VARCHAR)
+         "CITEXT": CITEXT,  # marked by sql/result_types.py (DuckDB's type is VARCHAR)
+         "JSONB": JSONB}  # marked by sql/result_types.py (DuckDB's type is JSON; unmarked is json, its text kept)
 # result columns sql/result_types.py marked with their Postgres type (DuckDB's is FLOAT[n])
 _MARKED_VECTORS = {"HALFVEC": HALFVEC, "SPARSEVEC": SPARSEVEC}
-_MARKED_ARRAYS = {"VECTOR[]": VECTOR_ARRAY, "HALFVEC[]": HALFVEC_ARRAY, "SPARSEVEC[]": SPARSEVEC_ARRAY,
+_MARKED_ARRAYS = {"JSONB[]": JSONB_ARRAY, "VECTOR[]": VECTOR_ARRAY, "HALFVEC[]": HALFVEC_ARRAY, "SPARSEVEC[]": SPARSEVEC_ARRAY,
                   "CITEXT[]": CITEXT_ARRAY}
 _VECTOR_ARRAY_ELEMENT = {VECTOR_ARRAY: VECTOR, HALFVEC_ARRAY: HALFVEC, SPARSEVEC_ARRAY: SPARSEVEC}
 _ARRAY_OF = {k: v for k, v in ARRAY_OF.items() if k not in (VECTOR, HALFVEC)}  # element -> array type
@@ -167,7 +169,8 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
     and have no infinity."""
     temporal = {i: _temporal_encoder(t, f) for i, (t, f) in enumerate(zip(table.schema.types, fields, strict=True))}
     temporal = {i: enc for i, enc in temporal.items() if enc is not None}
-    rest = [i for i in range(table.num_columns) if i not in temporal]
+    json_text = {i for i, f in enumerate(fields) if f.type_oid in (JSON, JSONB)}  # sent from the text, not parsed
+    rest = [i for i in range(table.num_columns) if i not in temporal and i not in json_text]
     converted = iter(to_columns(table.select(rest), [description[i] for i in rest], store) if rest else [])
     out: list[list[bytes | None]] = []
     for i, f in enumerate(fields):
@@ -176,6 +179,10 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
             array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
             enc = temporal[i]
             out.append([None if v is None else enc(v) for v in _raw(array).to_pylist()])
+        elif i in json_text:
+            column = table.column(i)
+            enc = encoder(f.type_oid, f.format)
+            out.append([None if v is None else enc(v) for v in column.to_pylist()])
         else:
             enc = encoder(f.type_oid, f.format)
             out.append([None if v is None else enc(v) for v in next(converted)])
@@ -224,14 +231,19 @@ def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
         if oid in _VECTOR_ARRAY_ELEMENT:
             element_text = sparse_text if oid == SPARSEVEC_ARRAY else vector_text
             return lambda v: _array_text([None if x is None else _Quoted(element_text(x)) for x in v]).encode()
-        if oid in _ARRAY_ELEMENT_TEXT:  # real[] (float4's digits), jsonb[] (each element's JSON text)
+        if oid == JSONB:  # PostgreSQL's jsonb text: {"a": 1, "b": [1, 2]}
+            return lambda v: encode_text(canonical_text(v), codec)
+        if oid == JSONB_ARRAY:  # each element's jsonb text, made first: a JSON array is no sub-array
+            return lambda v: encode_text(_array_text([None if x is None else _json_text(x) for x in v], str), codec)
+        if oid in _ARRAY_ELEMENT_TEXT:  # real[] (float4's digits)
             element_out = _ARRAY_ELEMENT_TEXT[oid]
             return lambda v: encode_text(_array_text(list(v), element_out), codec)
         if codec[1] == "utf-8":
             return lambda v: text_out(v).encode("utf-8")
         return lambda v: encode_text(text_out(v), codec)
     if oid in _TEXT_SEND and codec[1] != "utf-8":  # textsend converts to the client encoding too
-        return lambda v: (b"\x01" if oid == JSONB else b"") + encode_text(text_out(v), codec)
+        return lambda v: (b"\x01" + encode_text(canonical_text(v), codec)) if oid == JSONB \
+            else encode_text(text_out(v), codec)
     fn = _BINARY_OUT.get(oid)
     if fn is None:
         if oid in ENUM_OIDS:  # an enum's binary form is its label's text
@@ -306,7 +318,7 @@ def _json_text(v: Any) -> str:
 
 
 _ARRAY_ELEMENT_TEXT: dict[int, Callable[[Any], str]] = {
-    FLOAT4_ARRAY: lambda x: float_text(float(x), True), JSONB_ARRAY: _json_text}
+    FLOAT4_ARRAY: lambda x: float_text(float(x), True)}
 
 
 def _interval_text(v: dt.timedelta) -> str:
@@ -454,7 +466,7 @@ _BINARY_OUT: dict[int, Callable[[Any], bytes]] = {
     VARCHAR: lambda v: text_out(v).encode("utf-8"),
     BYTEA: _bytes,
     JSON: lambda v: text_out(v).encode("utf-8"),
-    JSONB: lambda v: b"\x01" + text_out(v).encode("utf-8"),
+    JSONB: lambda v: b"\x01" + canonical_text(v).encode("utf-8"),  # version 1, then jsonb's text
     DATE: lambda v: struct.pack("!i", (v - datetimes.PG_EPOCH_DATE).days),
     TIMESTAMP: _timestamp_send,
     TIMESTAMPTZ: _timestamp_send,

@@ -16,11 +16,12 @@ from typing import Any
 from pglast import ast
 from pglast.enums import A_Expr_Kind
 
+from .jsonb import is_jsonb
 from .parse import name_of
 
 MARKED = {"halfvec": "HALFVEC", "sparsevec": "SPARSEVEC", "varbit": "VARBIT", "vector_array": "VECTOR[]",
           "halfvec_array": "HALFVEC[]", "sparsevec_array": "SPARSEVEC[]", "citext": "CITEXT",
-          "citext_array": "CITEXT[]"}
+          "citext_array": "CITEXT[]", "jsonb": "JSONB", "jsonb_array": "JSONB[]"}
 
 
 
@@ -66,6 +67,8 @@ def kind_of(node: Any, kinds: dict[str, str | None]) -> str | None:
     if isinstance(node, ast.FuncCall) and name_of(node.funcname) in ("avg", "sum") and node.args \
             and len(node.args) == 1:  # pgvector's aggregates keep the type
         return kind_of(node.args[0], kinds)
+    if is_jsonb(node, kinds):  # sql/jsonb.py's operators and functions
+        return "jsonb"
     if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.lexpr is not None \
             and name_of(node.name) in ("+", "-", "*"):  # pgvector's arithmetic: halfvec if either is
         sides = {kind_of(node.lexpr, kinds), kind_of(node.rexpr, kinds)}
@@ -80,6 +83,8 @@ def _fits(shown: str, duck: str) -> bool:
     """Is DuckDB's type of the column the one reeldb shows this type as?"""
     if shown == "VARBIT":
         return duck == "BIT"
+    if shown.startswith("JSONB"):
+        return duck == "JSON" + shown[5:]
     if shown.startswith("CITEXT"):
         return duck == "VARCHAR" + shown[6:]
     depth = 2 if shown.endswith("[]") else 1

@@ -4,7 +4,8 @@
   non-column side cast to ``FLOAT[n]`` (n taken from the column, the parameter's length or
   the literal's element count);
 - ``::vector(n)`` / ``::halfvec(n)`` casts become ``float4[n]``; ``jsonb`` becomes ``json``;
-- JSON ``@>`` / ``<@`` become ``json_contains``;
+- jsonb's operators, casts and ORDER BY follow PostgreSQL (sql/jsonb.py); other JSON
+  ``@>`` / ``<@`` become ``json_contains``;
 - ``"branch-or-tag".table`` becomes the relation the session registered for that ref.
 """
 
@@ -45,6 +46,7 @@ from ..format.fragment import ROWID
 from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
 from ..format.types import VECTOR_ARRAY_KINDS, column_type, parse_vector_text
 from . import advisory, allowlist
+from .jsonb import JsonbRewrite
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, type_oid
 from .pgtypes import column_oid
@@ -112,6 +114,7 @@ class Rewriter:
         # output names of a statement's subqueries and CTEs that are arrays of a scalar type
         # (SELECT a AS y ...) -> their element kind
         self._array_aliases: dict[str, str | None] = {}
+        self._jsonb: JsonbRewrite | None = None  # made on first use, once the session set kinds
 
     def __call__(self, node: Any) -> Any:
         if self._depth == 0:
@@ -165,6 +168,12 @@ class Rewriter:
     def _visit(self, node: ast.Node) -> ast.Node | None:
         if self.catalog_rewrite is not None:
             rep = self.catalog_rewrite.visit(node)
+            if rep is not None:
+                return rep
+        if isinstance(node, ast.A_Expr | ast.SortBy | ast.SelectStmt | ast.SubLink | ast.FuncCall | ast.TypeCast):
+            if self._jsonb is None:
+                self._jsonb = JsonbRewrite(self.kinds, self._param, self)
+            rep = self._jsonb.visit(node)  # jsonb as PostgreSQL (sql/jsonb.py)
             if rep is not None:
                 return rep
         if isinstance(node, ast.SQLValueFunction) and self.clock is not None and node.op in _CURRENT_TIMESTAMP:

@@ -1067,7 +1067,7 @@ def _type_of_result(column_type: Any, duck: str, arrow_type: pa.DataType):
         return ColumnType("bytea")
     simple = {"INTEGER": "int4", "BIGINT": "int8", "SMALLINT": "int2", "FLOAT": "float4", "DOUBLE": "float8",
               "BOOLEAN": "bool", "VARCHAR": "text", "DATE": "date", "TIMESTAMP": "timestamp",
-              "TIMESTAMP WITH TIME ZONE": "timestamptz", "UUID": "uuid", "JSON": "jsonb", "BLOB": "bytea",
+              "TIMESTAMP WITH TIME ZONE": "timestamptz", "UUID": "uuid", "JSON": "jsonb", "JSONB": "jsonb", "BLOB": "bytea",
               "HUGEINT": "numeric", "CITEXT": "citext"}
     if d in simple:
         return column_type(simple[d])
