@@ -563,6 +563,27 @@ def test_pg_stat_activity_shows_a_query_in_the_clients_encoding(server) -> None:
         assert got == ("SELECT 'café' AS x",)
 
 
+def test_a_prepare_runs_no_versioning_command(server) -> None:
+    """A Describe runs nothing, as in PostgreSQL: asyncpg prepares every statement, and
+    preparing ``SELECT reeldb_branch('x')`` created the branch before it was executed."""
+    asyncpg = pytest.importorskip("asyncpg")
+    host, port = server.address
+
+    async def go() -> tuple[bool, bool, list]:
+        conn = await asyncpg.connect(host=host, port=port, user="tester", database="shop")
+        try:
+            statement = await conn.prepare("SELECT reeldb_branch('prepared_only', false)")
+            exists = "SELECT count(*) FROM reeldb_branches() WHERE name = 'prepared_only'"
+            before = await conn.fetchval(exists)
+            got = await statement.fetch()
+            return before, await conn.fetchval(exists), got
+        finally:
+            await conn.close()
+
+    before, after, got = asyncio.run(go())
+    assert (before, after, len(got)) == (0, 1, 1)
+
+
 # -- 9. vector text and halfvec binary parameters ------------------------------------------------
 def test_vector_text_is_pgvectors(server) -> None:
     with psycopg.connect(dsn(server), autocommit=True) as conn:

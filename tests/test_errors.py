@@ -295,3 +295,15 @@ def test_error_carries_a_message_naming_the_problem(t: reeldb.Connection) -> Non
     with pytest.raises(reeldb.IntegrityError) as info:
         t.execute("INSERT INTO t (id, name) VALUES (2, NULL)")
     assert "name" in str(info.value)
+
+
+def test_user_text_in_an_error_never_picks_its_sqlstate(db) -> None:
+    """A value quoted in DuckDB's message is data: 'division by zero'::int is 22P02 as in
+    PostgreSQL, not 22012."""
+    for text in ("division by zero", "value is out of range for the destination type"):
+        with pytest.raises(reeldb.DataError) as e:
+            db.execute(f"SELECT '{text}'::int")
+        assert e.value.sqlstate == "22P02"
+    with pytest.raises(reeldb.DataError) as e:
+        db.execute("SELECT 1 / 0")
+    assert e.value.sqlstate == "22012"

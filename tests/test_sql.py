@@ -340,6 +340,20 @@ def test_update_from_returning_reads_the_row_each_was_updated_with(joined: reeld
     assert joined.execute("INSERT INTO a AS x VALUES (9, 'nine') RETURNING x.id").fetchall() == [(9,)]
 
 
+def test_update_from_returning_with_an_alias_named_like_a_column(db: reeldb.Connection) -> None:
+    """PostgreSQL 16: ``a.b`` is the FROM item's column even where the updated table has a
+    column ``a``; a FROM item inside a JOIN is an item too."""
+    db.execute("CREATE TABLE t (id INT, n INT, a TEXT)")
+    db.execute("CREATE TABLE s (id INT, b TEXT)")
+    db.execute("INSERT INTO t VALUES (1, 1, 'x')")
+    db.execute("INSERT INTO s VALUES (1, 'p')")
+    got = db.execute("UPDATE t SET n = n + 1 FROM s AS a WHERE t.id = a.id RETURNING a.b, t.a").fetchall()
+    assert got == [("p", "x")]
+    got = db.execute("UPDATE t SET n = t.n + 1 FROM s JOIN s AS s2 USING (id) WHERE t.id = s.id "
+                     "RETURNING s.b, s2.b, t.n").fetchall()
+    assert got == [("p", "p", 3)]
+
+
 # --- UPDATE / DELETE --------------------------------------------------------------------------
 
 

@@ -836,6 +836,9 @@ _KINDS: dict[str, tuple[type[errors.Error], list[tuple[str, type[errors.Error]]]
 }
 
 
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+
+
 def _kind(e: Exception, msg: str) -> str | None:
     for cls in type(e).__mro__:
         if cls in _KIND_OF_CLASS:
@@ -902,15 +905,16 @@ def translate_error(e: Exception) -> errors.Error:
         return errors.QueryCanceled("canceling statement due to user request")
     if kind == "Out of Memory":
         return errors.OutOfMemory("out of memory: " + first.splitlines()[0].removeprefix("Out of Memory Error: "))
+    bare = _QUOTED.sub("''", msg)  # DuckDB's own words only: user data it quotes never picks the SQLSTATE
     for needle, cls in _ANY_KIND:
-        if needle in msg:
+        if needle in bare:
             return cls(_clean(first))
     if kind is None:
         return errors.InternalError(_clean(first))
-    if kind == "Binder" and "must appear in the GROUP BY clause" in msg:
+    if kind == "Binder" and "must appear in the GROUP BY clause" in bare:
         return errors.ProgrammingError(_clean(first), sqlstate="42803")
     cls, refinements = _KINDS[kind]
-    cls = next((better for needle, better in refinements if needle in msg), cls)
+    cls = next((better for needle, better in refinements if needle in bare), cls)
     return cls(_clean(first))
 
 

@@ -242,6 +242,9 @@ def from_items(s: Session, items: Any) -> dict[str, list[str] | None]:
     out: dict[str, list[str] | None] = {}
     tables = s.current_tables()
     for item in items:
+        if isinstance(item, ast.JoinExpr) and item.alias is None:  # a JOIN b: each side is an item
+            out.update(from_items(s, (item.larg, item.rarg)))
+            continue
         alias = getattr(item, "alias", None)
         if isinstance(item, ast.RangeVar):
             name = alias.aliasname if alias else item.relname
@@ -287,6 +290,11 @@ def _select_over(s: Session, bt: BoundTable, clause: Any, params: list[Any], ali
                  joined: pa.Table | None = None, others: dict[str, list[str] | None] | None = None):
     rw = s.rewriter(params)
     exprs = expand_stars(clause.exprs, alias, bt.manifest.schema.names, others)
+    if joined is not None:  # b.w reads field w of the joined row's struct b, whatever t's columns are called
+        for node in walk(exprs):
+            if isinstance(node, ast.ColumnRef) and len(node.fields) == 2 and isinstance(node.fields[0], ast.String) \
+                    and node.fields[0].sval in (others or {}):
+                node.fields = (ast.String(sval=_JOINED), *node.fields)
     targets = ", ".join(_target_sql(rw, rt) for rt in exprs)
     a = quote_ident(alias)
     if joined is None:
@@ -340,7 +348,8 @@ def update(s: Session, stmt: ast.UpdateStmt, params: list[Any]) -> Result:
     a = quote_ident(alias)
     select = [f"{a}.{GPOS} AS {GPOS}", f"{a}._rowid AS _rowid"]
     if stmt.returningClause is not None:  # each FROM item's row, as a struct, for RETURNING
-        select += [f"{quote_ident(item)} AS {quote_ident(_from_column(k))}" for k, item in enumerate(others)]
+        select += [f"{_row_struct(item, cols, tm.schema.names)} AS {quote_ident(_from_column(k))}"
+                   for k, (item, cols) in enumerate(others.items())]
     for col in tm.schema.columns:
         if col.name in sets:
             node = sets[col.name]
@@ -381,6 +390,19 @@ def update(s: Session, stmt: ast.UpdateStmt, params: list[Any]) -> Result:
     s.finish_write()
     return Result(table=returning[0] if returning else None, description=returning[1] if returning else None,
                   rowcount=n, status=f"UPDATE {n}")
+
+
+def _row_struct(item: str, columns: list[str] | None, target: list[str]) -> str:
+    """A FROM item's row as a struct: its columns named one by one, or (a subquery's, whose
+    columns are not listed here) DuckDB's row of the alias, which a column of the updated
+    table with the same name would shadow."""
+    q = quote_ident(item)
+    if columns is not None:
+        return "struct_pack(" + ", ".join(f"{quote_ident(c)} := {q}.{quote_ident(c)}" for c in columns) + ")"
+    if item in target:
+        raise errors.FeatureNotSupported(f'RETURNING of UPDATE ... FROM a subquery named "{item}", as a column of '
+                                         "the updated table is: rename the subquery")
+    return q
 
 
 def _from_column(k: int) -> str:

@@ -204,9 +204,11 @@ class VersioningMixin:
         command = COMMANDS.get(name)
         if command is None:
             return None
+        col = rt.name or name
+        if self.describing:  # a Describe (or a prepare) runs nothing: only the column comes back
+            return Result(pa.table({col: pa.array([], pa.string())}), [(col, "VARCHAR")], 0, "SELECT 0")
         args = [_const(a, params) for a in (fc.args or ())]
         value = command(self, *args)
-        col = rt.name or name
         return Result(pa.table({col: pa.array([value])}), [(col, "VARCHAR")], 1, "SELECT 1")
 
     def table_function(self: Session, fc: ast.FuncCall, params: list[Any]) -> pa.Table | None:
