@@ -7,11 +7,13 @@ on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import decimal
 import shutil
 import socket
 import struct
 import subprocess
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -510,8 +512,9 @@ def _exchange(sock: socket.socket, payload: bytes) -> list[tuple[bytes, bytes]]:
     return _messages(data)
 
 
-def test_declared_cursor_executed_as_a_portal_with_a_row_limit(server) -> None:
-    """A DECLAREd cursor is a portal: Describe it, Execute it 8 rows at a time, Close it."""
+@contextlib.contextmanager
+def _logged_in(server) -> Iterator[socket.socket]:
+    """A raw socket past the startup packet, at the first ReadyForQuery."""
     host, port = server.address
     with socket.create_connection((host, port), timeout=10) as sock:
         body = struct.pack("!i", 196608) + b"user\0tester\0database\0shop\0\0"
@@ -519,6 +522,12 @@ def test_declared_cursor_executed_as_a_portal_with_a_row_limit(server) -> None:
         data = b""
         while b"Z\0\0\0\x05I" not in data:
             data += sock.recv(65536)
+        yield sock
+
+
+def test_declared_cursor_executed_as_a_portal_with_a_row_limit(server) -> None:
+    """A DECLAREd cursor is a portal: Describe it, Execute it 8 rows at a time, Close it."""
+    with _logged_in(server) as sock:
         _exchange(sock, _msg(b"Q", b"BEGIN; DECLARE c CURSOR FOR SELECT id FROM items ORDER BY id\0"))
         execute = _msg(b"E", b"c\0" + struct.pack("!i", 8))
         got = _exchange(sock, _msg(b"D", b"Pc\0") + execute + execute + execute + _msg(b"S"))
@@ -537,13 +546,7 @@ def test_declared_cursor_executed_as_a_portal_with_a_row_limit(server) -> None:
 
 def test_set_client_encoding_is_reported_once(server) -> None:
     """One ParameterStatus per change, just before ReadyForQuery, as PostgreSQL sends it."""
-    host, port = server.address
-    with socket.create_connection((host, port), timeout=10) as sock:
-        body = struct.pack("!i", 196608) + b"user\0tester\0database\0shop\0\0"
-        sock.sendall(struct.pack("!i", len(body) + 4) + body)
-        data = b""
-        while b"Z\0\0\0\x05I" not in data:
-            data += sock.recv(65536)
+    with _logged_in(server) as sock:
         got = _exchange(sock, _msg(b"Q", b"SET client_encoding TO 'LATIN1'\0"))
         assert [k for k, _ in got] == [b"C", b"S", b"Z"]
         assert got[1][1] == b"client_encoding\0LATIN1\0"
