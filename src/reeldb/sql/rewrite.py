@@ -170,6 +170,12 @@ class Rewriter:
             rep = self.catalog_rewrite.visit(node)
             if rep is not None:
                 return rep
+        # an enum column compared with text first: the jsonb guard would compare them as text
+        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_OP, A_Expr_Kind.AEXPR_IN) \
+                and node.name and self._has_enums():
+            rep = self.enum_compare(node)
+            if rep is not None:
+                return rep
         if isinstance(node, ast.A_Expr | ast.SortBy | ast.SelectStmt | ast.SubLink | ast.FuncCall | ast.TypeCast):
             if self._jsonb is None:
                 self._jsonb = JsonbRewrite(self.kinds, self._param, self)
@@ -200,11 +206,6 @@ class Rewriter:
             if name in VECTOR_FUNCS and node.args and len(node.args) == 2:
                 return self.vector_call(name, node.args[0], node.args[1])
             return None
-        if isinstance(node, ast.A_Expr) and node.kind in (A_Expr_Kind.AEXPR_OP, A_Expr_Kind.AEXPR_IN) \
-                and node.name and self._has_enums():
-            rep = self.enum_compare(node)
-            if rep is not None:
-                return rep
         if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
             op = name_of(node.name)
             if op in VECTOR_OPS and node.lexpr is not None:
