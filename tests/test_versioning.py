@@ -373,3 +373,21 @@ def test_rolled_back_transaction_leaves_no_commit(db: reeldb.Connection) -> None
         1 / 0  # noqa: B018
     assert db.head == head
     assert ids(db) == [1, 2]
+
+
+def test_a_view_at_a_commit_keeps_the_logins_rights(db: reeldb.Connection) -> None:
+    """Connection.at() (the dataloader's pinned read) reads as the same login: a view made
+    from a restricted connection is as restricted, never FULL."""
+    from reeldb.sql.rights import Rights
+
+    db.execute("CREATE TABLE pinned (a INT)")
+    db.execute("INSERT INTO pinned VALUES (1)")
+    restricted = Rights(user="reader", read_only=True)
+    db.session.rights = restricted
+    view = db.at(db.head)
+    try:
+        assert view.session.rights == restricted and view.session.user == db.session.user
+        assert view.execute("SELECT a FROM pinned").fetchall() == [(1,)]
+    finally:
+        view.close()
+    assert db.execute("SELECT count(*) FROM pinned").fetchall() == [(1,)]  # the store stayed open

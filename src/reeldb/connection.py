@@ -21,7 +21,7 @@ from .config import Config
 from .cursor import Cursor
 from .format.types import MATRIX
 from .sql import advisory, dml
-from .sql.session import Session
+from .sql.session import Session, SessionOptions
 from .storage import open_store
 
 if TYPE_CHECKING:
@@ -132,9 +132,16 @@ class Connection:
 
     def at(self, commit: str) -> Connection:
         """A read-only connection to ``commit`` (a commit id or tag) of this database,
-        sharing this connection's catalog and store; closing it leaves the store open."""
+        sharing this connection's catalog and store (closing it leaves the store open), with
+        this connection's login, rights, sandbox and limits."""
         self._check()
-        return Connection(self.catalog, at=commit, owns_store=False)
+        s = self._session
+        view = Connection(self.catalog, at=commit, owns_store=False, file_access=s.engine.file_access,
+                          memory_limit=s.memory_limit)
+        view._session.configure(SessionOptions(user=s.user, database=s.database, rights=s.rights,
+                                               backend_pid=s.backend_pid,
+                                               statement_timeout_ms=s.statement_timeout_ms))
+        return view
 
     @property
     def config(self) -> Config:
