@@ -29,6 +29,8 @@ COUNTERS = "_reeldb/counters/"  # row-id blocks and SERIAL sequences, global acr
 INTENTS = "_reeldb/intents/"  # group commit: _reeldb/intents/<branch>/<id>
 WRITERS = "_reeldb/writers/"  # a writing process's lease: _reeldb/writers/<pid>-<nonce>
 # deletion vectors a FragmentReader holds in memory only (a merge's virtual base): never stored
+USERS = "_reeldb/users.json"  # the server's logins (server/users.py)
+MOCK_SECRET = "_reeldb/auth/mock_secret"  # the server's secret for unknown users' fake salts
 MEMORY = "memory/"
 
 #: Objects under these prefixes never change once written: cacheable forever, and swept

@@ -27,6 +27,7 @@ from typing import Any
 
 from .. import errors
 from ..connection import connect
+from ..format import keys
 from ..sql.activity import Activity, Backend
 from ..sql.session import SessionOptions
 from ..sql.settings import apply_startup, idle_timeouts_ms, reported_settings
@@ -486,7 +487,7 @@ def _mock_secret(store: Any) -> bytes:
     """The database's lasting secret for mock authentication (like PostgreSQL's
     mock_auth_nonce): an unknown user's fake salt stays the same across restarts, as a
     real user's does. A store that cannot be written gets a per-process secret."""
-    key = "_reeldb/auth/mock_secret"
+    key = keys.MOCK_SECRET
     try:
         store.put_if_absent(key, secrets.token_bytes(32))
         return store.get(key)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from reeldb.format import keys
 from reeldb.server import auth
 from reeldb.sql.rights import FULL, Rights
 from reeldb.storage.base import ObjectStore
 
-USERS_KEY = "_reeldb/users.json"
+USERS_KEY = keys.USERS
 
 
 @dataclass(frozen=True)
