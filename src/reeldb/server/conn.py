@@ -19,9 +19,9 @@ from .. import errors
 from ..connection import Connection
 from ..sql.encodings import client_encoding
 from ..sql.parse import check_length, deparse, parse
-from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.prepared import PreparedStatement as Statement
 from ..sql.result import Result
+from ..sql.server_version import SERVER_VERSION
 from ..sql.settings import reported_settings
 from ..version import __version__
 from . import protocol as p

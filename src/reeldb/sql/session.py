@@ -47,12 +47,14 @@ from . import (
     vector_plan,
 )
 from .characteristics import Characteristics, with_options
+from .names import schemas as namespace_schemas
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse, walk
 from .pgcatalog import PgCatalog, settings
 from .result import Result
-from .rewrite import Rewriter, adapt_param, finish, resolve_namespaces
+from .rewrite import Rewriter, adapt_param, resolve_namespaces
 from .rights import FULL, NEEDS, Rights
+from .rowid_star import finish
 from .settings import SHOWN_SERVER, Undo
 from .versioning import VersioningMixin
 
@@ -377,7 +379,7 @@ class Session(VersioningMixin):
             )
         timer = self._arm_timeout()
         try:
-            resolve_namespaces(stmt, lambda: namespaces.schemas(self))
+            resolve_namespaces(stmt, lambda: namespace_schemas(self))
             names = referenced_tables(stmt)
             try:
                 with self.statement(names):
