@@ -8,6 +8,10 @@ opens its first transaction and refreshed at most once a minute after that, so a
 single-row INSERTs pays for one small write a minute, not one per commit. A lease not
 refreshed for ``LEASE_TTL``, or whose process on this machine is gone, belongs to a writer
 that died: VACUUM ignores it.
+
+The lease is written through the store of the connection whose transaction needs it (each
+connection may carry its own credentials), and deleted when the last catalog of this
+process using it closes, or at exit for catalogs never closed.
 """
 
 from __future__ import annotations
