@@ -45,12 +45,12 @@ from ..format.arrays import ARRAY_KINDS, ELEMENT_KINDS, parse_array_literal
 from ..format.fragment import ROWID
 from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
 from ..format.types import VECTOR_ARRAY_KINDS, column_type, parse_vector_text
+from ..types import column_oid
 from . import advisory, allowlist
 from .jsonb import JsonbRewrite
 from .names import SYSTEM_SCHEMAS, type_name
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, type_oid
-from .pgtypes import column_oid
 from .result_types import kind_of as result_types_kind
 from .rowid_star import STAR_MARKER
 from .user_types import domain_of, enum_types
