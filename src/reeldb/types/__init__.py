@@ -21,9 +21,11 @@ from .registry import (
     EXTENSION_TYPES,
     FIXED_LENGTH,
     PEP249_GROUPS,
+    REGISTRY,
     TYPES,
     UTF8,
     TypeInfo,
+    TypeRegistry,
     WireText,
     by_duck,
     by_kind,
@@ -41,7 +43,7 @@ hstore.register_types()
 
 __all__ = [
     "ARRAY_OF", "BY_DUCK", "BY_KIND", "BY_NAME", "BY_OID", "ELEMENT_OF", "ENUM_OIDS", "EXTENSION_TYPES",
-    "FIXED_LENGTH", "PEP249_GROUPS", "TYPES", "UTF8", "TypeInfo", "WireText", "array_info", "binary_in",
+    "FIXED_LENGTH", "PEP249_GROUPS", "REGISTRY", "TYPES", "UTF8", "TypeInfo", "TypeRegistry", "WireText", "array_info", "binary_in",
     "by_duck", "by_kind", "by_name", "by_oid", "column_oid", "pg_type_name", "register", "result_type",
     "send_of", "text_in", "text_out",
 ]

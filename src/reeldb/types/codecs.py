@@ -114,8 +114,9 @@ def jsonb_array_text(v: Any) -> str:
     return array_text([None if x is None else jsonb_text(x) for x in v], str)
 
 
-def vectors_text(element_text: Callable[[Any], str]) -> Callable[[Any], str]:
-    """vector[] / halfvec[] / sparsevec[]: each element's pgvector text, quoted."""
+def elements_text(element_text: Callable[[Any], str]) -> Callable[[Any], str]:
+    """An array whose elements have a text of their own (vector[], hstore[]): each element's text, quoted
+    where array_out quotes (a list element would otherwise read as a sub-array)."""
     return lambda v: array_text([None if x is None else Quoted(element_text(x)) for x in v], text_out)
 
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from ..format import hstore
 from .builtin import array_info, column_arrow
+from .codecs import elements_text
 from .oids import HSTORE, HSTORE_ARRAY, PUBLIC_NS
 from .registry import TypeInfo, WireText, register
 
@@ -42,4 +43,4 @@ def register_types() -> None:
         name="hstore", oid=HSTORE, kind="hstore", array=HSTORE_ARRAY, namespace=PUBLIC_NS,
         arrow=column_arrow("hstore"), duck=hstore.MAP, extension="hstore", text_out=_text_out, send=_send,
         recv=_recv, py_out=_py_out, py_in=hstore.from_python))
-    register(array_info(info))
+    register(array_info(info, text_out=elements_text(_text_out)))

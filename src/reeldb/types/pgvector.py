@@ -45,10 +45,10 @@ def register_types() -> None:
                                recv=c.vector_recv(">f2", np.float16, "halfvec")))
     for element, element_text in ((vector, vector_text), (halfvec, vector_text)):
         register(array_info(element, kind=f"{element.name}_array", duck_also=(f"{element.name.upper()}[]",),
-                            text_out=c.vectors_text(element_text), send=c.vectors_send(element.oid), text_in=None))
+                            text_out=c.elements_text(element_text), send=c.vectors_send(element.oid), text_in=None))
     sparsevec = register(_vector(SPARSEVEC, "sparsevec", SPARSEVEC_ARRAY, duck_also=("SPARSEVEC",),
                                  text_out=sparse_text, send=lambda v, text: sparse_send(v),
                                  recv=lambda b, text: sparse_recv(b)))
     register(array_info(sparsevec, kind="sparsevec_array", duck_also=("SPARSEVEC[]",),
-                        text_out=c.vectors_text(sparse_text), send=c.vectors_send(SPARSEVEC)))
+                        text_out=c.elements_text(sparse_text), send=c.vectors_send(SPARSEVEC)))
     assert sparsevec.array == SPARSEVEC_ARRAY and vector.array == VECTOR_ARRAY and halfvec.array == HALFVEC_ARRAY

@@ -94,85 +94,106 @@ class TypeInfo:
         return ((self.duck,) if self.duck else ()) + self.duck_also
 
 
-# The indexes below are the registry: register() is the only writer. They are live: a type
-# registered later is seen by every reader.
-TYPES: list[TypeInfo] = []
-BY_OID: dict[int, TypeInfo] = {}
-BY_NAME: dict[str, TypeInfo] = {}  # typname and every alias, lower case
-BY_KIND: dict[str, TypeInfo] = {}
-BY_DUCK: dict[str, TypeInfo] = {}  # upper case DuckDB type name -> the type its values are sent as
-BY_DUCK_EXACT: dict[str, TypeInfo] = {}  # only the DuckDB types that stand for one type alone
-ARRAY_OF: dict[int, int] = {}  # element OID -> array OID
-ELEMENT_OF: dict[int, int] = {}  # array OID -> element OID
-FIXED_LENGTH: dict[int, int] = {}  # OID -> typlen, for fixed-length types passed by value or reference
-EXTENSION_TYPES: dict[str, tuple[int, ...]] = {}  # extension -> the OIDs of the types it makes
+class TypeRegistry:
+    """The entries and their indexes; ``register`` is the only writer. The indexes are
+    live: a type registered later is seen by every reader."""
+
+    def __init__(self) -> None:
+        self.types: list[TypeInfo] = []
+        self.oids: dict[int, TypeInfo] = {}
+        self.names: dict[str, TypeInfo] = {}  # typname and every alias, lower case
+        self.kinds: dict[str, TypeInfo] = {}
+        self.ducks: dict[str, TypeInfo] = {}  # upper case DuckDB type name -> the type its values are sent as
+        self.exact_ducks: dict[str, TypeInfo] = {}  # only the DuckDB types that stand for one type alone
+        self.array_of: dict[int, int] = {}  # element OID -> array OID
+        self.element_of: dict[int, int] = {}  # array OID -> element OID
+        self.fixed_length: dict[int, int] = {}  # OID -> typlen, for fixed-length types
+        self.extension_types: dict[str, tuple[int, ...]] = {}  # extension -> the OIDs of the types it makes
+
+    def register(self, info: TypeInfo) -> TypeInfo:
+        """Add a type; 42710 when its OID, one of its names, its kind or one of its DuckDB
+        names is another type's, and nothing is changed then."""
+        if info.oid in self.oids:
+            raise errors.DuplicateObject(f"type OID {info.oid} ({info.name}) is already registered "
+                                         f"as {self.oids[info.oid].name}")
+        for name in info.names():
+            if name.lower() in self.names:
+                raise errors.DuplicateObject(
+                    f'type name "{name}" is already registered as {self.names[name.lower()].name}')
+        if info.kind is not None and info.kind in self.kinds:
+            raise errors.DuplicateObject(f"column kind {info.kind} is already registered as "
+                                         f"{self.kinds[info.kind].name}")
+        for duck in info.duck_names():
+            if duck.upper() in self.ducks:
+                raise errors.DuplicateObject(
+                    f"DuckDB type {duck} is already registered as {self.ducks[duck.upper()].name}")
+        if info.pep249 is not None and info.pep249 not in PEP249_GROUPS:
+            raise errors.InvalidParameterValue(
+                f"{info.pep249} is not a PEP 249 type group ({', '.join(PEP249_GROUPS)})")
+        if info.element and info.element not in self.oids:
+            raise errors.UndefinedObject(f"the element type (OID {info.element}) of {info.name} is not registered")
+        self.types.append(info)
+        self.oids[info.oid] = info
+        self.names.update((name.lower(), info) for name in info.names())
+        if info.kind is not None:
+            self.kinds[info.kind] = info
+        self.ducks.update((duck.upper(), info) for duck in info.duck_names())
+        if info.duck:
+            self.exact_ducks[info.duck.upper()] = info
+        if info.element:
+            self.array_of[info.element] = info.oid
+            self.element_of[info.oid] = info.element
+        if info.length > 0 and info.category != "S":
+            self.fixed_length[info.oid] = info.length
+        if info.extension is not None:
+            self.extension_types[info.extension] = (*self.extension_types.get(info.extension, ()), info.oid)
+        return info
+
+    def by_oid(self, oid: int) -> TypeInfo | None:
+        return self.oids.get(oid)
+
+    def by_name(self, name: str) -> TypeInfo | None:
+        """A type by typname or alias, any case, ``pg_catalog.`` allowed (``int4``, ``integer``)."""
+        return self.names.get(name.strip().lower().removeprefix("pg_catalog."))
+
+    def by_kind(self, kind: str) -> TypeInfo | None:
+        """The type of a reeldb column kind (``int32`` -> int4, ``int32_array`` -> _int4)."""
+        return self.kinds.get(kind)
+
+    def by_duck(self, duck: str) -> TypeInfo | None:
+        """The type a result column of DuckDB type ``duck`` is sent as, for the names that
+        map one to one (``INTEGER``, ``TINYINT``, ``JSON``, ``UUID[]``); None for the rest
+        (types/duck.py reads DECIMAL(p,s), VARCHAR(n), vectors and enums)."""
+        d = duck.strip().upper()
+        info = self.ducks.get(d)
+        if info is None and d.endswith("[]") and not d[:-2].endswith("]"):
+            element = self.ducks.get(d[:-2])
+            if element is not None and element.array:
+                info = self.oids.get(element.array)
+        return info
+
+
+# The registry of this process, and its indexes by the names every reader uses
+REGISTRY = TypeRegistry()
+TYPES = REGISTRY.types
+BY_OID = REGISTRY.oids
+BY_NAME = REGISTRY.names
+BY_KIND = REGISTRY.kinds
+BY_DUCK = REGISTRY.ducks
+BY_DUCK_EXACT = REGISTRY.exact_ducks
+ARRAY_OF = REGISTRY.array_of
+ELEMENT_OF = REGISTRY.element_of
+FIXED_LENGTH = REGISTRY.fixed_length
+EXTENSION_TYPES = REGISTRY.extension_types
+register = REGISTRY.register
+by_oid = REGISTRY.by_oid
+by_name = REGISTRY.by_name
+by_kind = REGISTRY.by_kind
+by_duck = REGISTRY.by_duck
 
 # OIDs of enum types (CREATE TYPE ... AS ENUM) the catalog has shown in this process: a
 # client that learnt one (psycopg's EnumInfo) sends values of it, in binary as their text
 ENUM_OIDS: set[int] = set()
-
-
-def register(info: TypeInfo) -> TypeInfo:
-    """Add a type; 42710 when its OID, one of its names, its kind or one of its DuckDB
-    names is another type's, and nothing is changed then."""
-    if info.oid in BY_OID:
-        raise errors.DuplicateObject(f"type OID {info.oid} ({info.name}) is already registered "
-                                     f"as {BY_OID[info.oid].name}")
-    for name in info.names():
-        if name.lower() in BY_NAME:
-            raise errors.DuplicateObject(f'type name "{name}" is already registered as {BY_NAME[name.lower()].name}')
-    if info.kind is not None and info.kind in BY_KIND:
-        raise errors.DuplicateObject(f"column kind {info.kind} is already registered as {BY_KIND[info.kind].name}")
-    for duck in info.duck_names():
-        if duck.upper() in BY_DUCK:
-            raise errors.DuplicateObject(f"DuckDB type {duck} is already registered as {BY_DUCK[duck.upper()].name}")
-    if info.pep249 is not None and info.pep249 not in PEP249_GROUPS:
-        raise errors.InvalidParameterValue(f"{info.pep249} is not a PEP 249 type group ({', '.join(PEP249_GROUPS)})")
-    if info.element and info.element not in BY_OID:
-        raise errors.UndefinedObject(f"the element type (OID {info.element}) of {info.name} is not registered")
-    TYPES.append(info)
-    BY_OID[info.oid] = info
-    BY_NAME.update((name.lower(), info) for name in info.names())
-    if info.kind is not None:
-        BY_KIND[info.kind] = info
-    BY_DUCK.update((duck.upper(), info) for duck in info.duck_names())
-    if info.duck:
-        BY_DUCK_EXACT[info.duck.upper()] = info
-    if info.element:
-        ARRAY_OF[info.element] = info.oid
-        ELEMENT_OF[info.oid] = info.element
-    if info.length > 0 and info.category != "S":
-        FIXED_LENGTH[info.oid] = info.length
-    if info.extension is not None:
-        EXTENSION_TYPES[info.extension] = (*EXTENSION_TYPES.get(info.extension, ()), info.oid)
-    return info
-
-
-def by_oid(oid: int) -> TypeInfo | None:
-    return BY_OID.get(oid)
-
-
-def by_name(name: str) -> TypeInfo | None:
-    """A type by typname or alias, any case, ``pg_catalog.`` allowed (``int4``, ``integer``)."""
-    return BY_NAME.get(name.strip().lower().removeprefix("pg_catalog."))
-
-
-def by_kind(kind: str) -> TypeInfo | None:
-    """The type of a reeldb column kind (``int32`` -> int4, ``int32_array`` -> _int4)."""
-    return BY_KIND.get(kind)
-
-
-def by_duck(duck: str) -> TypeInfo | None:
-    """The type a result column of DuckDB type ``duck`` is sent as, for the names that map
-    one to one (``INTEGER``, ``TINYINT``, ``JSON``, ``UUID[]``); None for the rest (see
-    types/duck.py for DECIMAL(p,s), VARCHAR(n), vectors, enums)."""
-    d = duck.strip().upper()
-    info = BY_DUCK.get(d)
-    if info is None and d.endswith("[]") and not d[:-2].endswith("]"):
-        element = BY_DUCK.get(d[:-2])
-        if element is not None and element.array:
-            info = BY_OID.get(element.array)
-    return info
 
 
 def column_oid(t: ColumnType) -> tuple[int, int]:
