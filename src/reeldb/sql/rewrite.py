@@ -342,7 +342,7 @@ class Rewriter:
     def pg_typeof(self, arg: ast.Node) -> ast.Node:
         """``pg_typeof(x)``: PostgreSQL's name of x's type. A column, constant or cast is
         named from the statement (DuckDB's types cannot tell vector from halfvec, json from
-        jsonb); anything else from DuckDB's type at run time (format/typeof.py)."""
+        jsonb); anything else from DuckDB's type at run time (types/duck.py)."""
         name = self._static_type_name(arg)
         if name is None:
             return func(PG_TYPE_NAME, func("typeof", self(arg)))
