@@ -14,6 +14,7 @@ RANKS = {
     "errors": 0, "config": 0, "version": 0,
     "storage": 1,
     "format": 2,
+    "types": 2.5,  # the type registry: names, OIDs, codecs of every SQL type
     "catalog": 3, "index": 3, "media": 3,
     "engine": 4,
     "sql": 5,

@@ -48,8 +48,8 @@ from ..format.pgvector import (
     vector_array_text,
     vector_text,
 )
-from ..format.typeof import pg_type_name
 from ..format.types import MATRIX
+from ..types import pg_type_name
 
 # Every name reeldb gives its own DuckDB relations and macros starts with INTERNAL, 64 bytes:
 # longer than any identifier in SQL, which Postgres' scanner (and so pglast's) cuts to

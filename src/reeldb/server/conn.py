@@ -23,6 +23,7 @@ from ..sql.prepared import PreparedStatement as Statement
 from ..sql.result import Result
 from ..sql.server_version import SERVER_VERSION
 from ..sql.settings import reported_settings
+from ..types.oids import BYTEA
 from ..version import __version__
 from . import protocol as p
 from .copy import (
@@ -35,7 +36,7 @@ from .copy import (
     source_query,
 )
 from .describe import oid_of, param_oids, returning_query
-from .types import BYTEA, decode_param, encode_columns, field_specs, type_of
+from .types import decode_param, encode_columns, field_specs, type_of
 
 ROWS_PER_CHUNK = 2048  # result rows encoded at a time (the deadline is checked between)
 SEND_BYTES = 1 << 20  # encoded rows sent once this many bytes are ready

@@ -26,6 +26,7 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 
 from .. import errors
+from .. import types as pt
 from ..catalog import objects
 from ..catalog.sequences import SequenceDef
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
@@ -33,7 +34,6 @@ from ..format.manifest import TableManifest
 from ..format.types import ColumnType
 from ..index import ann
 from . import index_expr, sequences
-from . import pgtypes as pt
 from .activity import Activity, Backend, may_see
 from .activity import now as activity_now
 from .definitions import check_def, foreign_key_def, index_def

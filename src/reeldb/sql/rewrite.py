@@ -45,12 +45,12 @@ from ..format.arrays import ARRAY_KINDS, ELEMENT_KINDS, parse_array_literal
 from ..format.fragment import ROWID
 from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
 from ..format.types import VECTOR_ARRAY_KINDS, column_type, parse_vector_text
+from ..types import column_oid
 from . import advisory, allowlist
 from .jsonb import JsonbRewrite
 from .names import SYSTEM_SCHEMAS, type_name
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, type_oid
-from .pgtypes import column_oid
 from .result_types import kind_of as result_types_kind
 from .rowid_star import STAR_MARKER
 from .user_types import domain_of, enum_types
@@ -342,7 +342,7 @@ class Rewriter:
     def pg_typeof(self, arg: ast.Node) -> ast.Node:
         """``pg_typeof(x)``: PostgreSQL's name of x's type. A column, constant or cast is
         named from the statement (DuckDB's types cannot tell vector from halfvec, json from
-        jsonb); anything else from DuckDB's type at run time (format/typeof.py)."""
+        jsonb); anything else from DuckDB's type at run time (types/duck.py)."""
         name = self._static_type_name(arg)
         if name is None:
             return func(PG_TYPE_NAME, func("typeof", self(arg)))
