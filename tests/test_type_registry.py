@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import os
 import struct
 import uuid
 from typing import Any
@@ -98,13 +97,11 @@ def test_every_pg_type_row_has_one_entry(tmp_path) -> None:
         r[0] for r in rows} - {r[0] for r in before}
 
 
-@pytest.mark.skipif(not os.environ.get("REELDB_TEST_POSTGRES"),
-                    reason="set REELDB_TEST_POSTGRES to a PostgreSQL 16 libpq connection string")
-def test_built_in_entries_are_postgresqls() -> None:
+def test_built_in_entries_are_postgresqls(postgres: str) -> None:
     """Each built-in entry's OID, name, length, category and array type as PostgreSQL 16's."""
     import psycopg
 
-    with psycopg.connect(os.environ["REELDB_TEST_POSTGRES"]) as pg:
+    with psycopg.connect(postgres) as pg:
         rows = {r[0]: r[1:] for r in pg.execute(
             "SELECT oid::int, typname::text, typlen, typcategory::text, typarray::int, typelem::int, "
             "format_type(oid, NULL) FROM pg_type").fetchall()}
@@ -116,7 +113,7 @@ def test_built_in_entries_are_postgresqls() -> None:
         assert info.element in (element, 0)  # int2vector / oidvector: no element here, arrays of them in reeldb
         if not info.element:
             assert info.display_name == sql_name.replace('"char"', "char"), info.name
-    with psycopg.connect(os.environ["REELDB_TEST_POSTGRES"]) as pg:
+    with psycopg.connect(postgres) as pg:
         for info in registry.TYPES:
             for alias in info.aliases:
                 assert pg.execute("SELECT %s::regtype::oid::int", [alias]).fetchone()[0] == info.oid, alias

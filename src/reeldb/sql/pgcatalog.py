@@ -776,14 +776,6 @@ def _types_table() -> pa.Table:
         "typdefault": pa.nulls(n, pa.string()), "typacl": pa.nulls(n, pa.list_(pa.string()))})
 
 
-_SQL_TYPE_NAMES = {"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
-                   "float8": "double precision", "bool": "boolean", "varchar": "character varying",
-                   "bpchar": "character", "timestamp": "timestamp without time zone",
-                   "timestamptz": "timestamp with time zone", "time": "time without time zone",
-                   "timetz": "time with time zone",
-                   "varbit": "bit varying"}
-
-
 def format_type(oid: int, typmod: int) -> str:
     """Postgres' ``format_type``: the SQL name of a type with its modifier."""
     t = pt.BY_OID.get(oid)
@@ -791,7 +783,7 @@ def format_type(oid: int, typmod: int) -> str:
         return "???"
     if t.element:
         return format_type(t.element, typmod) + "[]"
-    name = _SQL_TYPE_NAMES.get(t.name, t.name)
+    name = t.display_name
     if typmod is None or typmod < 0:
         return name
     if t.name in ("varchar", "bpchar"):
@@ -809,7 +801,7 @@ def _information_type(oid: int, sql: str) -> str:
         return "ARRAY"
     if t.namespace == pt.PUBLIC_NS:
         return "USER-DEFINED"
-    return _SQL_TYPE_NAMES.get(t.name, t.name)
+    return t.display_name
 
 
 # The extensions every reeldb database has, built in (name -> version): CREATE EXTENSION
@@ -1546,18 +1538,12 @@ _RENAMED = {"json_build_object": "json_object", "jsonb_build_object": "json_obje
             "json_agg": "json_group_array", "jsonb_agg": "json_group_array",
             "json_object_agg": "json_group_object", "jsonb_object_agg": "json_group_object",
             "pg_size_pretty": "format_bytes"}
-_TYPE_ALIASES = {"integer": "int4", "int": "int4", "bigint": "int8", "smallint": "int2", "real": "float4",
-                 "double precision": "float8", "boolean": "bool", "character varying": "varchar",
-                 "timestamp with time zone": "timestamptz", "timestamp without time zone": "timestamp",
-                 "character": "bpchar", "decimal": "numeric"}
-
-
 def type_oid(name: str) -> int | None:
     """A type name as a client writes it (maybe schema-qualified, maybe an alias) -> OID."""
     base = name.strip().split(".")[-1].strip('"').lower()
     array = base.endswith("[]")
     base = base.removesuffix("[]").split("(")[0].strip()
-    t = pt.BY_NAME.get(_TYPE_ALIASES.get(base, base))
+    t = pt.REGISTRY.by_name(base)
     if t is None:
         return None
     return t.array if array else t.oid
