@@ -1,5 +1,5 @@
-"""A branch's catalog objects other than tables: schemas, enum types, domains, sequences
-and comments.
+"""A branch's catalog objects other than tables: schemas, enum types, domains, sequences,
+comments and views.
 
 They are small JSON definitions kept in the commit itself (``Commit.objects``, key ->
 definition), so they are versioned with the branch exactly like tables: a branch made
@@ -10,14 +10,16 @@ they come from global counters (``_reeldb/counters/``), so ids drawn on two bran
 never collide when merged.
 
 Keys: ``schema/<name>``, ``type/<name>``, ``sequence/<name>``,
-``comment/table/<table>``, ``comment/column/<table>/<column id>``.
+``comment/table/<table>``, ``comment/column/<table>/<column id>``, ``view/<name>`` (a view's
+SELECT, columns and the relations it reads; a materialized view's rows are a table of the
+same name: sql/views.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-SCHEMA, TYPE, SEQUENCE, COMMENT = "schema/", "type/", "sequence/", "comment/"
+SCHEMA, TYPE, SEQUENCE, COMMENT, VIEW = "schema/", "type/", "sequence/", "comment/", "view/"
 
 Objects = dict[str, Any]
 

@@ -34,10 +34,12 @@ def discard(s: Session, stmt: ast.DiscardStmt) -> Result:
         notify.HUB.unlisten(s, None)  # UNLISTEN *
         advisory.release_session(s)  # SELECT pg_advisory_unlock_all()
         temp.drop(s, list(s.temp_tables))  # DISCARD TEMP
+        s.temp_views.clear()
         sequences.forget(s)  # DISCARD SEQUENCES
         return Result(status="DISCARD ALL")
     if mode == DiscardMode.DISCARD_TEMP:
         temp.drop(s, list(s.temp_tables))
+        s.temp_views.clear()
         return Result(status="DISCARD TEMP")
     if mode == DiscardMode.DISCARD_SEQUENCES:
         sequences.forget(s)

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 def create(s: Session, stmt: ast.IndexStmt) -> Result:
 
+    if stmt.relation.relname in s.temp_tables and stmt.relation.schemaname in (None, "pg_temp"):
+        from . import temp
+
+        return temp.create_index(s, stmt)
     method = (stmt.accessMethod or "btree").lower()
     if method == "btree":  # a plain index: kept for the catalog (btree_indexes.py)
         from . import btree_indexes

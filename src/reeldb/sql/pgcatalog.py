@@ -56,6 +56,7 @@ VECTOR_AMS = {"hnsw": 16400, "ivfflat": 16401}  # pgvector's methods (extension 
 VECTOR_OPCLASSES = {(m, name): 16500 + i for i, (m, name) in enumerate(
     (m, name) for m in ("hnsw", "ivfflat") for name in sorted(index_expr.OPCLASSES[m]))}
 DEFAULT_COLLATION = 100
+TEMP_NS, TEMP_SCHEMA = 16399, "pg_temp_3"  # the session's temporary views (sql/views.py)
 
 
 def settings(session: Session) -> dict[str, str]:
@@ -96,13 +97,16 @@ class _Rel:
     am: int = 0  # an index's access method; 0: heap for tables, btree for indexes
     checks: int = 0  # relchecks: its CHECK constraints (psql \d lists them when there are some)
     options: tuple[str, ...] | None = None  # reloptions: an index's WITH (...), as name=value
+    persistence: str = "p"  # t: a temporary view
+    populated: bool = True  # False: a materialized view made WITH NO DATA
 
 
 class CatalogTables:
     """The catalog of one state of the database, as Arrow tables and lookups."""
 
     def __init__(self, schemas: list[tuple[str, int, dict[str, TableManifest]]], user: str, database: str,
-                 branches: list[str], objs: dict[str, Any] | None = None):
+                 branches: list[str], objs: dict[str, Any] | None = None,
+                 temp_views: dict[str, dict] | None = None):
         self.user, self.database = user, database
         self.namespaces = [(pt.PG_CATALOG_NS, "pg_catalog"), (pt.PUBLIC_NS, "public"),
                            (pt.INFORMATION_SCHEMA_NS, "information_schema")]
@@ -143,6 +147,7 @@ class CatalogTables:
         self.sequences: list[dict[str, Any]] = []
         self.descriptions: list[dict[str, Any]] = []
         self._objects(objs or {})
+        self._views(objs or {}, temp_views or {})
         self.tables = self._arrow()
 
     def enum_oid(self, name: str) -> int | None:
@@ -215,6 +220,57 @@ class CatalogTables:
                 if oid is not None:
                     self.descriptions.append({"objoid": oid, "classoid": classes["pg_type"], "objsubid": 0,
                                               "description": text})
+
+    def _views(self, objs: dict[str, Any], temp_views: dict[str, dict]) -> None:
+        """Views (pg_class relkind v, their pg_attribute rows, pg_views) and materialized
+        views (their tables shown as relkind m, pg_matviews) of the branch (sql/views.py);
+        the session's temporary views in its pg_temp schema."""
+        from ..catalog import objects
+        from ..format.types import ColumnType
+        from .namespaces import schema_of
+
+        self.view_rows: list[dict[str, Any]] = []
+        self.matview_rows: list[dict[str, Any]] = []
+        if temp_views:
+            self.namespaces.append((TEMP_NS, TEMP_SCHEMA))
+        ns_of = {n: o for o, n in self.namespaces}
+        entries = [(n, d, False) for n, d in sorted(objects.named(objs, objects.VIEW).items())]
+        entries += [(n, d, True) for n, d in sorted(temp_views.items())]
+        for name, d, temp in entries:
+            sp, local = schema_of(name)
+            schema = TEMP_SCHEMA if temp else sp or "public"
+            ns = ns_of.get(schema, pt.PUBLIC_NS)
+            text = " " + d["query"] + ";"
+            if d.get("materialized"):
+                rel = next((r for r in self.rels if r.name == local and r.namespace == ns and r.kind == "r"), None)
+                if rel is None:
+                    continue
+                rel.kind, rel.populated = "m", d.get("populated", True)
+                self.columns = [c for c in self.columns if (c["table_schema"], c["table_name"]) != (schema, local)]
+                self.defs += [(rel.oid, 0, text), (rel.oid, -1, text)]
+                self.matview_rows.append({"schemaname": schema, "matviewname": local, "matviewowner": self.user,
+                                          "tablespace": None, "hasindexes": rel.has_index,
+                                          "ispopulated": rel.populated, "definition": text})
+                continue
+            oid = stable_oid("tempview" if temp else "view", schema, name)
+            self.rels.append(_Rel(oid, local, ns, "v", len(d["columns"]), persistence="t" if temp else "p"))
+            for i, (col, typ_json) in enumerate(zip(d["columns"], d["types"], strict=True)):
+                ctype = ColumnType.from_json(typ_json)
+                typ, mod = pt.column_oid(ctype)
+                self.formats.setdefault((typ, mod), format_type(typ, mod))
+                self.atts.append(_attribute(oid, col, typ, mod, i + 1, False, False))
+                is_array = bool(pt.BY_OID[typ].element)
+                self.columns.append({
+                    "table_catalog": self.database, "table_schema": schema, "table_name": local,
+                    "column_name": col, "ordinal_position": i + 1, "column_default": None, "is_nullable": "YES",
+                    "data_type": _information_type(typ, ctype.sql()),
+                    "character_maximum_length": None if is_array else ctype.length,
+                    "numeric_precision": None if is_array else ctype.precision,
+                    "numeric_scale": None if is_array else ctype.scale, "udt_name": pt.BY_OID[typ].name,
+                    "is_identity": "NO", "is_generated": "NEVER", "generation_expression": None})
+            self.defs += [(oid, 0, text), (oid, -1, text)]
+            self.view_rows.append({"schemaname": schema, "viewname": local, "viewowner": self.user,
+                                   "definition": text})
 
     def _foreign_keys(self) -> None:
         """pg_constraint rows (contype 'f') of the tables' foreign keys, once every table has
@@ -412,10 +468,12 @@ class CatalogTables:
             "relfilenode": [r.oid for r in rels], "reltablespace": [0] * n,
             "relpages": [0] * n, "reltuples": pa.array([float(r.tuples) for r in rels], pa.float32()),
             "relallvisible": [0] * n, "reltoastrelid": [0] * n, "relhasindex": [r.has_index for r in rels],
-            "relisshared": [False] * n, "relpersistence": ["p"] * n, "relkind": [r.kind for r in rels],
+            "relisshared": [False] * n, "relpersistence": [r.persistence for r in rels],
+            "relkind": [r.kind for r in rels],
             "relnatts": pa.array([r.natts for r in rels], pa.int16()), "relchecks": pa.array([r.checks for r in rels], pa.int16()),
             "relhasrules": [False] * n, "relhastriggers": [False] * n, "relhassubclass": [False] * n,
-            "relrowsecurity": [False] * n, "relforcerowsecurity": [False] * n, "relispopulated": [True] * n,
+            "relrowsecurity": [False] * n, "relforcerowsecurity": [False] * n,
+            "relispopulated": [r.populated for r in rels],
             "relreplident": ["d"] * n, "relispartition": [False] * n, "relrewrite": [0] * n,
             "relfrozenxid": [0] * n, "relminmxid": [0] * n, "relacl": pa.nulls(n, pa.list_(pa.string())),
             "reloptions": pa.array([None if r.options is None else list(r.options) for r in rels],
@@ -460,6 +518,8 @@ class CatalogTables:
             "extversion": list(EXTENSIONS.values()) + [v for _, v in created]})
         for name, cols in EMPTY.items():
             out[name] = pa.table({c: pa.array([], t) for c, t in cols.items()})
+        out["pg_views"] = _rows(self.view_rows, EMPTY["pg_views"])
+        out["pg_matviews"] = _rows(self.matview_rows, EMPTY["pg_matviews"])
         out["pg_opclass"] = _rows([
             {"oid": oid, "opcmethod": VECTOR_AMS[m], "opcname": name, "opcnamespace": pt.PUBLIC_NS,
              "opcintype": pt.BY_NAME[name.split("_")[0]].oid, "opcdefault": m == "ivfflat" and name == ann.DEFAULT_OPCLASS}
@@ -477,11 +537,12 @@ class CatalogTables:
         out["information_schema.schemata"] = pa.table({
             "catalog_name": [self.database] * len(self.namespaces), "schema_name": [nm for _, nm in self.namespaces],
             "schema_owner": [self.user] * len(self.namespaces)})
-        tables = [r for r in rels if r.kind == "r"]
+        tables = [r for r in rels if r.kind == "r" or (r.kind == "v" and r.namespace != pt.INFORMATION_SCHEMA_NS)]
         out["information_schema.tables"] = pa.table({
             "table_catalog": [self.database] * len(tables), "table_schema": [ns_name[r.namespace] for r in tables],
-            "table_name": [r.name for r in tables], "table_type": ["BASE TABLE"] * len(tables),
-            "is_insertable_into": ["YES"] * len(tables)})
+            "table_name": [r.name for r in tables],
+            "table_type": ["VIEW" if r.kind == "v" else "BASE TABLE" for r in tables],
+            "is_insertable_into": ["NO" if r.kind == "v" else "YES" for r in tables]})
         out["information_schema.columns"] = _rows(self.columns, COLUMNS_TYPES)
         cons = [c for c in self.constraints]
         rel_of = {r.oid: r for r in rels}
@@ -517,10 +578,18 @@ class CatalogTables:
                               "table_schema": ns_name[c["connamespace"]], "table_name": rel_of[c["conrelid"]].name,
                               "column_name": att_name[(c["conrelid"], k)], "ordinal_position": pos + 1})
         out["information_schema.key_column_usage"] = _rows(usage, KEY_USAGE_TYPES)
-        out["information_schema.views"] = pa.table({"table_catalog": pa.array([], pa.string()),
-                                                    "table_schema": pa.array([], pa.string()),
-                                                    "table_name": pa.array([], pa.string()),
-                                                    "view_definition": pa.array([], pa.string())})
+        views = self.view_rows
+        out["information_schema.views"] = pa.table({
+            "table_catalog": pa.array([self.database] * len(views), pa.string()),
+            "table_schema": pa.array([v["schemaname"] for v in views], pa.string()),
+            "table_name": pa.array([v["viewname"] for v in views], pa.string()),
+            "view_definition": pa.array([v["definition"] for v in views], pa.string()),
+            "check_option": pa.array(["NONE"] * len(views), pa.string()),
+            "is_updatable": pa.array(["NO"] * len(views), pa.string()),
+            "is_insertable_into": pa.array(["NO"] * len(views), pa.string()),
+            "is_trigger_updatable": pa.array(["NO"] * len(views), pa.string()),
+            "is_trigger_deletable": pa.array(["NO"] * len(views), pa.string()),
+            "is_trigger_insertable_into": pa.array(["NO"] * len(views), pa.string())})
         out["pg_settings"] = pa.table({"name": [], "setting": []}, schema=pa.schema(
             [("name", pa.string()), ("setting", pa.string())]))  # filled per statement
         # lookups behind catalog functions: column names of their own, so that a client's
@@ -536,7 +605,7 @@ class CatalogTables:
                                      "ser_col": pa.array([r[1] for r in self.serials], pa.string()),
                                      "ser_seq": pa.array([r[2] for r in self.serials], pa.int64())})
         out["__classes"] = pa.table({"cls_oid": [r.oid for r in rels], "cls_name": [r.name for r in rels],
-                                     "cls_visible": [r.namespace in (pt.PUBLIC_NS, pt.PG_CATALOG_NS) for r in rels]})
+                                     "cls_visible": [r.namespace in (pt.PUBLIC_NS, pt.PG_CATALOG_NS, TEMP_NS) for r in rels]})
         return {name: _pg_typed(table) for name, table in out.items()}
 
     def _databases(self) -> pa.Table:
@@ -664,8 +733,8 @@ EMPTY: dict[str, dict[str, pa.DataType]] = {
                   "refobjid": _OID, "refobjsubid": pa.int32(), "deptype": _TEXT},
     "pg_proc": {"oid": _OID, "proname": _TEXT, "pronamespace": _OID, "proowner": _OID, "prokind": _TEXT,
                 "prorettype": _OID, "proargtypes": pa.list_(_OID), "prosrc": _TEXT},
-    "pg_matviews": {"schemaname": _TEXT, "matviewname": _TEXT, "matviewowner": _TEXT,
-                    "definition": _TEXT},
+    "pg_matviews": {"schemaname": _TEXT, "matviewname": _TEXT, "matviewowner": _TEXT, "tablespace": _TEXT,
+                    "hasindexes": _BOOL, "ispopulated": _BOOL, "definition": _TEXT},
     "pg_views": {"schemaname": _TEXT, "viewname": _TEXT, "viewowner": _TEXT, "definition": _TEXT},
     "pg_opclass": {"oid": _OID, "opcmethod": _OID, "opcname": _TEXT, "opcnamespace": _OID,
                    "opcintype": _OID, "opcdefault": _BOOL},
@@ -841,9 +910,10 @@ class PgCatalog:
             schemas.append((b, stable_oid("ns", b), s.catalog.snapshot(cid)))
         objs = s.catalog_objects()
         key = (tuple((sc, ns, tuple((n, tm.table_id, tm.schema.fingerprint, tm.rows, tm.indexes) for n, tm in t.items()))
-                     for sc, ns, t in schemas), s.user, s.database, json.dumps(objs, sort_keys=True))
+                     for sc, ns, t in schemas), s.user, s.database, json.dumps(objs, sort_keys=True),
+               json.dumps(s.temp_views, sort_keys=True))
         if key != self._key:
-            self.current = CatalogTables(schemas, s.user, s.database, [b for b, _ in visible], objs)
+            self.current = CatalogTables(schemas, s.user, s.database, [b for b, _ in visible], objs, s.temp_views)
             for name, table in self.current.tables.items():
                 self._register(name, table)
             self._key = key
@@ -1100,7 +1170,7 @@ class CatalogRewrite:
             **{fn: (lambda a, fn=fn: sequences.rewrite_call(s, fn, a)) for fn in sequences.FUNCTIONS},
             "shobj_description": lambda a: _text(_const(None)),
             "pg_get_expr": lambda a: a[0],
-            "pg_get_viewdef": lambda a: _text(_const(None)),
+            "pg_get_viewdef": self._viewdef,
             "pg_get_partkeydef": lambda a: _text(_const(None)),
             "pg_get_partition_constraintdef": lambda a: _text(_const(None)),
             "pg_get_serial_sequence": self._serial_sequence,
@@ -1400,6 +1470,13 @@ class CatalogRewrite:
         if len(args) > 2 and _constant_arg(args[2], self.params)[1] is True:
             col = _template("-1 - coalesce($1, 0)", col)
         return self._def(args[0], col)
+
+    def _viewdef(self, args: list[ast.Node]) -> ast.Node:
+        """pg_get_viewdef(view [, pretty]): the view's SELECT (an oid, or a name as text)."""
+        ok, value = _constant_arg(args[0], self.params)
+        if ok and isinstance(value, str):
+            return self._def(_const(self.pg.tables().class_oid(value)), _const(0))
+        return self._def(args[0], _const(0))
 
     def _to_regclass(self, args: list[ast.Node]) -> ast.Node:
         ok, name = _constant_arg(args[0], self.params)

@@ -45,6 +45,7 @@ from . import (
     sequences,
     temp,
     vector_plan,
+    views,
 )
 from .characteristics import Characteristics, with_options
 from .names import schemas as namespace_schemas
@@ -151,6 +152,7 @@ class Session(VersioningMixin):
         self.outbox: list[tuple[str, str]] = []  # NOTIFY of the open transaction
         self.describing = False  # running a statement only for its result's columns: no side effects
         self.temp_tables: dict[str, Any] = {}  # CREATE TEMPORARY TABLE name -> its ON COMMIT action
+        self.temp_views: dict[str, dict] = {}  # CREATE TEMPORARY VIEW name -> its definition (views.py)
         self.pg = PgCatalog(self)
 
     def configure(self, options: SessionOptions) -> None:
@@ -380,6 +382,7 @@ class Session(VersioningMixin):
         timer = self._arm_timeout()
         try:
             resolve_namespaces(stmt, lambda: namespace_schemas(self))
+            views.expand(self, stmt)  # a view read is its SELECT, before the statement's tables are bound
             names = referenced_tables(stmt)
             try:
                 with self.statement(names):
@@ -508,6 +511,7 @@ class Session(VersioningMixin):
         if stmt.restart_seqs:
             raise errors.FeatureNotSupported("TRUNCATE ... RESTART IDENTITY is not supported: reeldb's SERIAL "
                                              "sequences are global across branches and never restart")
+        views.check_truncate(self, [ddl.table_name(rel, self) for rel in stmt.relations])
         foreign_keys.check_truncate(self.current_tables(), [ddl.table_name(rel, self) for rel in stmt.relations],
                                     stmt.behavior == DropBehavior.DROP_CASCADE)
         own = self.txn is None and len(stmt.relations) > 1
@@ -534,6 +538,10 @@ class Session(VersioningMixin):
             return namespaces.drop_schema(self, stmt)
         if stmt.removeType in objects_ddl.DROPS:
             return objects_ddl.drop(self, stmt)
+        if stmt.removeType in (ObjectType.OBJECT_VIEW, ObjectType.OBJECT_MATVIEW):
+            return views.drop(self, stmt)
+        if stmt.removeType == ObjectType.OBJECT_TABLE:
+            views.before_drop_tables(self, stmt)
         if stmt.removeType == ObjectType.OBJECT_TABLE and self.temp_tables:
             ours = [o for o in stmt.objects if o[-1].sval in self.temp_tables
                     and (len(o) == 1 or o[-2].sval == "pg_temp")]
@@ -984,13 +992,29 @@ def _with_params(run: Callable[[Session, Any, list[Any]], Result]) -> Handler:
 
 
 def _create(s: Session, stmt: ast.CreateStmt) -> Result:
+    views.check_free(s, stmt.relation.relname)
     return temp.create(s, stmt) if temp.is_temporary(stmt) else ddl.create_table(s, stmt)
 
 
 def _create_as(s: Session, stmt: ast.CreateTableAsStmt, params: list[Any]) -> Result:
+    if stmt.objtype == ObjectType.OBJECT_MATVIEW:
+        return views.create_materialized(s, stmt, params, s._create_table_as)
+    views.check_free(s, stmt.into.rel.relname)
     if stmt.into.rel.relpersistence == "t":
         return temp.create_as(s, stmt, params)
     return s._create_table_as(stmt, params)
+
+
+def _alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
+    views.before_alter_table(s, stmt)
+    return ddl.alter_table(s, stmt)
+
+
+def _rename(s: Session, stmt: ast.RenameStmt) -> Result:
+    if views.before_rename(s, stmt):
+        return Result(status="ALTER MATERIALIZED VIEW" if stmt.renameType == ObjectType.OBJECT_MATVIEW
+                      else "ALTER VIEW" if stmt.renameType == ObjectType.OBJECT_VIEW else "ALTER TABLE")
+    return ddl.rename(s, stmt)
 
 
 def _listen(s: Session, stmt: ast.ListenStmt) -> Result:
@@ -1017,8 +1041,10 @@ HANDLERS: dict[type, Handler] = {
     ast.DeleteStmt: Session._write,
     ast.CreateStmt: _no_params(_create),
     ast.DropStmt: _no_params(Session._drop),
-    ast.AlterTableStmt: _no_params(ddl.alter_table),
-    ast.RenameStmt: _no_params(ddl.rename),
+    ast.AlterTableStmt: _no_params(_alter_table),
+    ast.RenameStmt: _no_params(_rename),
+    ast.ViewStmt: _no_params(views.create_view),
+    ast.RefreshMatViewStmt: _no_params(views.refresh),
     ast.CreateTableAsStmt: _with_params(_create_as),
     ast.ExplainStmt: _with_params(Session._explain),
     ast.VacuumStmt: _no_params(Session._vacuum),

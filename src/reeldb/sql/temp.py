@@ -166,6 +166,20 @@ def _insert_rows(s: Session, stmt: ast.InsertStmt, param_rows: list[list[Any]]) 
     return Result(rowcount=n, status=f"INSERT 0 {n}")
 
 
+def create_index(s: Session, stmt: ast.IndexStmt) -> Result:
+    """CREATE [UNIQUE] INDEX on a temporary table's columns: DuckDB's own index on it (a
+    UNIQUE one is enforced there)."""
+    if stmt.whereClause is not None or stmt.indexIncludingParams or \
+            (stmt.accessMethod or "btree").lower() != "btree" or \
+            any(e.expr is not None or e.name is None for e in stmt.indexParams or ()):
+        raise errors.FeatureNotSupported("an index on a temporary table takes plain columns (btree) only")
+    name = stmt.idxname or f"{stmt.relation.relname}_{'_'.join(e.name for e in stmt.indexParams)}_idx"
+    cols = ", ".join(quote_ident(e.name) for e in stmt.indexParams)
+    s.engine.execute(f"CREATE {'UNIQUE ' if stmt.unique else ''}INDEX {'IF NOT EXISTS ' if stmt.if_not_exists else ''}"
+                     f"{quote_ident(name)} ON {quote_ident(stmt.relation.relname)} ({cols})")
+    return Result(status="CREATE INDEX")
+
+
 def drop(s: Session, names: list[str]) -> None:
     for name in names:
         s.engine.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
