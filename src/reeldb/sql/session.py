@@ -187,6 +187,16 @@ class Session(VersioningMixin):
         txn = self.txn or self._auto
         return txn.objects if txn is not None else self.catalog.objects(self.head())
 
+    def statement_objects(self) -> dict[str, Any]:
+        """The catalog objects of the state the running statement is bound to, without
+        reading the branch's head again (the open transaction's, else the bound commit's)."""
+        txn = self.txn or self._auto
+        if txn is not None:
+            return txn.objects
+        if self._bound_commit is not None:
+            return self.catalog.commit(self._bound_commit).objects
+        return self.catalog_objects()
+
     def current_tables(self) -> dict[str, TableManifest]:
         txn = self.txn or self._auto
         if txn is not None:
@@ -382,10 +392,12 @@ class Session(VersioningMixin):
         timer = self._arm_timeout()
         try:
             resolve_namespaces(stmt, lambda: namespace_schemas(self))
-            views.expand(self, stmt)  # a view read is its SELECT, before the statement's tables are bound
             names = referenced_tables(stmt)
             try:
                 with self.statement(names):
+                    if views.expand(self, stmt) and names is not None:  # a view read is its SELECT
+                        self._stmt_names = names = referenced_tables(stmt)
+                        self.bind(names)
                     return self._dispatch_checked(stmt, params, param_rows)
             except errors.UndefinedTable:
                 if names is None or not isinstance(stmt, ast.SelectStmt):

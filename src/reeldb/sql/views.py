@@ -66,10 +66,14 @@ def temp_views(s: Session) -> dict[str, dict]:
     return s.temp_views
 
 
-def visible(s: Session) -> dict[str, dict]:
-    """The views an unqualified name finds: the session's temporary ones first, as in
-    PostgreSQL (pg_temp comes first in the search path)."""
-    return {**branch_views(s.catalog_objects()), **s.temp_views}
+def visible(s: Session, objs: dict[str, Any] | None = None) -> dict[str, dict]:
+    """The views an unqualified name finds (in ``objs``, else the state the session sees):
+    the session's temporary ones first, as in PostgreSQL (pg_temp comes first in the
+    search path)."""
+    objs = s.catalog_objects() if objs is None else objs
+    if not s.temp_views and not any(k.startswith(objects.VIEW) for k in objs):
+        return {}
+    return {**branch_views(objs), **s.temp_views}
 
 
 def kind_word(d: dict) -> str:
@@ -77,19 +81,21 @@ def kind_word(d: dict) -> str:
 
 
 # -- reading: expansion ------------------------------------------------------------------------
-def expand(s: Session, stmt: ast.Node) -> None:
+def expand(s: Session, stmt: ast.Node) -> bool:
     """Replace in ``stmt`` each relation that is a view by its SELECT (a subquery named as
-    the view, with the view's column names); refuse writes to views."""
+    the view, with the view's column names); refuse writes to views. Runs once the
+    statement is bound (its objects are read without reading the head again); True when
+    it may have changed the statement."""
     if not isinstance(stmt, _READING) or (isinstance(stmt, ast.CreateTableAsStmt)
                                           and stmt.objtype == ObjectType.OBJECT_MATVIEW):
-        return  # a materialized view's query is stored as written (create_materialized)
-    local = visible(s)
+        return False  # a materialized view's query is stored as written (create_materialized)
+    local = visible(s, s.statement_objects())
     target = getattr(stmt, "relation", None) if isinstance(stmt, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt
                                                              | ast.CopyStmt) else None
     if target is not None and _is_local(target) and target.relname in local:
         _refuse_target(stmt, target.relname, local[target.relname])
     if not local and not any(isinstance(n, ast.RangeVar) and n.schemaname not in _NOT_BRANCHES for n in walk(stmt)):
-        return
+        return False
     if isinstance(stmt, ast.CreateTableAsStmt):
         stmt.query = _expand_tree(s, stmt.query, local, None, 0)
     elif isinstance(stmt, ast.CopyStmt):
@@ -101,6 +107,7 @@ def expand(s: Session, stmt: ast.Node) -> None:
             val = getattr(stmt, slot, None)
             if isinstance(val, ast.Node | tuple) and id(val) not in skip:
                 setattr(stmt, slot, _expand_tree(s, val, local, None, 0, skip))
+    return True
 
 
 _NOT_BRANCHES = frozenset({None, "public", "pg_temp", "pg_catalog", "information_schema"})
@@ -488,7 +495,7 @@ def create_materialized(s: Session, stmt: ast.CreateTableAsStmt, params: list[An
                                     fromClause=(ast.RangeSubselect(subquery=stmt.query,
                                                                    alias=ast.Alias(aliasname="__q")),),
                                     limitOption=LimitOption.LIMIT_OPTION_DEFAULT, op=0)
-    expand(s, stmt)
+    stmt.query = _expand_tree(s, stmt.query, visible(s), None, 0)
     own = s.txn is None
     if own:
         s.begin()
@@ -679,6 +686,11 @@ def _uses_column(s: Session, d: dict, table: str, column: str) -> bool:
     return False
 
 
+def _has_star(d: dict) -> bool:
+    return any(isinstance(n, ast.ColumnRef) and isinstance(n.fields[-1], ast.A_Star)
+               for n in walk(parse(d["query"])[0].stmt))
+
+
 def before_alter_table(s: Session, stmt: ast.AlterTableStmt) -> None:
     """ALTER TABLE of a table views read: DROP COLUMN of a column one uses is 2BP01 (CASCADE
     drops the views); ALTER COLUMN TYPE of one is 0A000, as in PostgreSQL. A materialized
@@ -722,6 +734,13 @@ def before_alter_table(s: Session, stmt: ast.AlterTableStmt) -> None:
                 s.notice(f"drop cascades to {kind_word(views[v])} {_local(v)}")
                 _drop_one(s, v, views[v])
                 dropping.add(v)
+        elif cmd.subtype == AlterTableType.AT_AddColumn:
+            starred = [v for v in readers if _has_star(views[v])]
+            if starred:  # its columns would move under the view's names
+                raise errors.FeatureNotSupported(
+                    f"cannot add a column to table {_local(name)}: view {_local(starred[0])} reads it with a * "
+                    "reeldb could not expand when the view was made (over a subquery, a function or a join "
+                    "USING); name the view's columns, or drop it first")
         elif cmd.subtype == AlterTableType.AT_AlterColumnType:
             users = [v for v in readers if _uses_column(s, views[v], name, cmd.name)]
             if users:
