@@ -259,15 +259,40 @@ def test_view_gives_no_more_rights_than_the_login_has(server) -> None:
         conn.execute('CREATE VIEW leak AS SELECT id FROM "secret".users')
         conn.execute("CREATE VIEW mine AS SELECT id FROM users")
         assert conn.execute("SELECT count(*) FROM leak").fetchone() == (2,)
+        conn.execute("SET reeldb.branch = 'secret'")
+        conn.execute("CREATE VIEW hidden AS SELECT name FROM users")
+        conn.execute("SET reeldb.branch = 'main'")
+        assert conn.execute('SELECT count(*) FROM "secret".hidden').fetchone() == (2,)
     try:
         with psycopg.connect(dsn(server, "mainonly", "m"), autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM mine").fetchone() == (2,)
             with pytest.raises(psycopg.Error) as e:
                 conn.execute("SELECT * FROM leak")
             assert e.value.sqlstate in ("42501", "3F000")
+            with pytest.raises(psycopg.Error) as e:  # a view of a branch it may not read
+                conn.execute('SELECT * FROM "secret".hidden')
+            assert e.value.sqlstate in ("42501", "3F000")
     finally:
         with psycopg.connect(dsn(server), autocommit=True) as conn:
             conn.execute("DROP VIEW leak, mine")
+            conn.execute("SET reeldb.branch = 'secret'")
+            conn.execute("DROP VIEW hidden")
+
+
+def test_psycopg_cursor_and_copy_over_a_view(server) -> None:
+    with psycopg.connect(dsn(server), autocommit=True) as conn:
+        conn.execute("CREATE VIEW named AS SELECT id, upper(name) AS big FROM users")
+        try:
+            with conn.transaction(), conn.cursor(name="over_view") as cur:  # DECLARE ... CURSOR
+                cur.execute("SELECT big FROM named ORDER BY id")
+                assert cur.fetchall() == [("ANN",), ("BOB",)]
+            with conn.cursor().copy("COPY (SELECT * FROM named ORDER BY id) TO STDOUT") as copy:
+                assert b"".join(bytes(b) for b in copy) == b"1\tANN\n2\tBOB\n"
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+                conn.execute("INSERT INTO named VALUES (3, 'C')")
+            assert conn.execute("SELECT count(*) FROM users").fetchone() == (2,)
+        finally:
+            conn.execute("DROP VIEW named")
 
 
 def test_sqlalchemy_reflects_views(server) -> None:
@@ -305,3 +330,19 @@ def test_add_column_under_a_star_left_as_written_is_refused(shop) -> None:
     shop.execute("DROP VIEW j")
     shop.execute("ALTER TABLE t ADD COLUMN d INT")
     assert shop.execute("SELECT * FROM k").fetchall() == [(1, "x", 7)]
+
+
+def test_views_of_a_schema_and_drop_schema(shop) -> None:
+    shop.execute("CREATE SCHEMA s")
+    shop.execute("CREATE TABLE s.u (a INT)")
+    shop.execute("INSERT INTO s.u VALUES (4)")
+    shop.execute("CREATE VIEW s.uv AS SELECT * FROM s.u")
+    shop.execute("CREATE VIEW reads_s AS SELECT a FROM s.uv")
+    assert shop.execute("SELECT a FROM s.uv").fetchall() == [(4,)]
+    assert shop.execute("SELECT a FROM reads_s").fetchall() == [(4,)]
+    assert shop.execute("SELECT schemaname, viewname FROM pg_views ORDER BY 2").fetchall() == \
+        [("public", "reads_s"), ("s", "uv")]
+    assert _err(shop, "DROP SCHEMA s").sqlstate == "2BP01"
+    assert _views(shop) == ["reads_s", "uv"]
+    shop.execute("DROP SCHEMA s CASCADE")
+    assert _views(shop) == []

@@ -547,6 +547,7 @@ class Session(VersioningMixin):
         if stmt.removeType == ObjectType.OBJECT_EXTENSION:
             return ddl.drop_extension(self, stmt)
         if stmt.removeType == ObjectType.OBJECT_SCHEMA:
+            views.before_drop_schema(self, stmt)
             return namespaces.drop_schema(self, stmt)
         if stmt.removeType in objects_ddl.DROPS:
             return objects_ddl.drop(self, stmt)
@@ -1004,14 +1005,14 @@ def _with_params(run: Callable[[Session, Any, list[Any]], Result]) -> Handler:
 
 
 def _create(s: Session, stmt: ast.CreateStmt) -> Result:
-    views.check_free(s, stmt.relation.relname)
+    views.check_free(s, stmt.relation.relname, temp.is_temporary(stmt))
     return temp.create(s, stmt) if temp.is_temporary(stmt) else ddl.create_table(s, stmt)
 
 
 def _create_as(s: Session, stmt: ast.CreateTableAsStmt, params: list[Any]) -> Result:
     if stmt.objtype == ObjectType.OBJECT_MATVIEW:
         return views.create_materialized(s, stmt, params, s._create_table_as)
-    views.check_free(s, stmt.into.rel.relname)
+    views.check_free(s, stmt.into.rel.relname, stmt.into.rel.relpersistence == "t")
     if stmt.into.rel.relpersistence == "t":
         return temp.create_as(s, stmt, params)
     return s._create_table_as(stmt, params)

@@ -235,10 +235,10 @@ def _view_name(s: Session, rv: ast.RangeVar, temporary: bool) -> str:
     return table_name(rv, s)
 
 
-def check_free(s: Session, name: str) -> None:
+def check_free(s: Session, name: str, temporary: bool = False) -> None:
     """A relation name is taken by a view too (tables, views and materialized views share
-    PostgreSQL's namespace of relations)."""
-    if name in visible(s):
+    PostgreSQL's namespace of relations; a temporary one is in the session's own schema)."""
+    if name in (s.temp_views if temporary else visible(s)):
         raise errors.DuplicateTable(f'relation "{name}" already exists')
 
 
@@ -672,6 +672,36 @@ def before_drop_tables(s: Session, stmt: ast.DropStmt) -> None:
         if name in s.current_tables() or name in s.temp_tables:
             _drop_dependents(s, visible(s), name, f"table {_local(name)}", stmt.behavior == DropBehavior.DROP_CASCADE,
                              dropping, f"table {_local(name)}")
+
+
+def before_drop_schema(s: Session, stmt: ast.DropStmt) -> None:
+    """DROP SCHEMA: the views of the schema, and those reading its tables or views, refuse
+    the drop (2BP01) or, under CASCADE, go with it."""
+    from .namespaces import schema_of
+
+    views = visible(s)
+    cascade = stmt.behavior == DropBehavior.DROP_CASCADE
+    for node in stmt.objects:
+        name = node.sval
+        if objects.key(objects.SCHEMA, name) not in s.catalog_objects():
+            continue  # not a schema: the drop itself answers
+        inside = [v for v in sorted(views) if schema_of(v)[0] == name]
+        readers = [v for v, d in sorted(views.items()) if v not in inside
+                   and any(schema_of(dep)[0] == name for dep in d.get("depends", ()))]
+        if not inside and not readers:
+            continue
+        if not cascade:
+            lines = [f"{kind_word(views[v])} {v} depends on schema {name}" for v in inside]
+            lines += [f"{kind_word(views[v])} {_local(v)} depends on a relation of schema {name}" for v in readers]
+            raise _error(errors.DatabaseError, f"cannot drop schema {name} because other objects depend on it",
+                         "2BP01", "\n".join(lines), "Use DROP ... CASCADE to drop the dependent objects too.")
+        dropping: set[str] = set()
+        for v in inside + readers:
+            if v in dropping:
+                continue
+            _drop_dependents(s, visible(s), v, f"{kind_word(views[v])} {_local(v)}", True, dropping, v)
+            _drop_one(s, v, views[v])
+            dropping.add(v)
 
 
 def _uses_column(s: Session, d: dict, table: str, column: str) -> bool:
