@@ -62,10 +62,6 @@ def branch_views(objs: dict[str, Any]) -> dict[str, dict]:
     return objects.named(objs, objects.VIEW)
 
 
-def temp_views(s: Session) -> dict[str, dict]:
-    return s.temp_views
-
-
 def visible(s: Session, objs: dict[str, Any] | None = None) -> dict[str, dict]:
     """The views an unqualified name finds (in ``objs``, else the state the session sees):
     the session's temporary ones first, as in PostgreSQL (pg_temp comes first in the
