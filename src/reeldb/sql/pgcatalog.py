@@ -227,7 +227,6 @@ class CatalogTables:
         the session's temporary views in its pg_temp schema."""
         from ..catalog import objects
         from ..format.types import ColumnType
-        from .namespaces import schema_of
 
         self.view_rows: list[dict[str, Any]] = []
         self.matview_rows: list[dict[str, Any]] = []

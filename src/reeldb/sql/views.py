@@ -34,7 +34,8 @@ from .. import errors
 from ..catalog import objects
 from ..engine.engine import quote_ident
 from ..format.types import ColumnType
-from .namespaces import schemas as namespace_schemas
+from .names import object_table, schema_of, table_key, table_name
+from .names import schemas as namespace_schemas
 from .parse import colref, deparse, parse, transform, walk
 from .result import Result
 from .rewrite import resolve_namespaces
@@ -220,8 +221,6 @@ def parse_body(s: Session, d: dict, branch: str | None) -> ast.SelectStmt:
 
 # -- CREATE VIEW ----------------------------------------------------------------------------------
 def _view_name(s: Session, rv: ast.RangeVar, temporary: bool) -> str:
-    from .ddl import table_name
-
     if temporary:
         if rv.schemaname not in (None, "pg_temp"):
             raise errors.ProgrammingError("cannot create temporary relation in non-temporary schema", sqlstate="42P16")
@@ -468,8 +467,6 @@ def create_materialized(s: Session, stmt: ast.CreateTableAsStmt, params: list[An
                         create_table_as: Callable[[ast.CreateTableAsStmt, list[Any]], Result]) -> Result:
     """CREATE MATERIALIZED VIEW name [(cols)] AS select [WITH [NO] DATA]: a table of the
     query's rows and its view object, in one commit."""
-    from .ddl import table_name
-
     name = table_name(stmt.into.rel, s)
     for node in walk(stmt.query):
         if isinstance(node, ast.ParamRef):
@@ -516,8 +513,6 @@ def refresh(s: Session, stmt: ast.RefreshMatViewStmt) -> Result:
     """REFRESH MATERIALIZED VIEW [CONCURRENTLY] name [WITH [NO] DATA]: its rows replaced by
     its query's, in one commit (readers never wait in reeldb, so CONCURRENTLY is the same)."""
     from . import dml
-    from .ddl import table_name
-
     name = table_name(stmt.relation, s)
     d = visible(s).get(name)
     if d is None or not d.get("materialized"):
@@ -608,8 +603,6 @@ def _drop_one(s: Session, name: str, d: dict) -> None:
 
 def drop(s: Session, stmt: ast.DropStmt) -> Result:
     """DROP VIEW / DROP MATERIALIZED VIEW [IF EXISTS] name [, ...] [CASCADE | RESTRICT]."""
-    from .ddl import object_table
-
     materialized = stmt.removeType == ObjectType.OBJECT_MATVIEW
     word = "materialized view" if materialized else "view"
     cascade = stmt.behavior == DropBehavior.DROP_CASCADE
@@ -647,8 +640,6 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
 def before_drop_tables(s: Session, stmt: ast.DropStmt) -> None:
     """DROP TABLE: a view or materialized view is not a table (42809); views reading a
     dropped table refuse the drop (2BP01) or, under CASCADE, go with it."""
-    from .ddl import object_table
-
     views = visible(s)
     if not views:
         return
@@ -673,8 +664,6 @@ def before_drop_tables(s: Session, stmt: ast.DropStmt) -> None:
 def before_drop_schema(s: Session, stmt: ast.DropStmt) -> None:
     """DROP SCHEMA: the views of the schema, and those reading its tables or views, refuse
     the drop (2BP01) or, under CASCADE, go with it."""
-    from .namespaces import schema_of
-
     views = visible(s)
     cascade = stmt.behavior == DropBehavior.DROP_CASCADE
     for node in stmt.objects:
@@ -722,8 +711,6 @@ def before_alter_table(s: Session, stmt: ast.AlterTableStmt) -> None:
     drops the views); ALTER COLUMN TYPE of one is 0A000, as in PostgreSQL. A materialized
     view is not altered as a table (42809)."""
     from pglast.enums import AlterTableType
-
-    from .ddl import table_name
 
     views = visible(s)
     if not views or stmt.relation is None:
@@ -778,8 +765,6 @@ def before_rename(s: Session, stmt: ast.RenameStmt) -> bool:
     """ALTER VIEW / ALTER MATERIALIZED VIEW / ALTER TABLE ... RENAME TO of a view: done here
     (True). A table or column that views read keeps its name (0A000): a view stores its
     SELECT as text, so a rename would break it."""
-    from .ddl import table_name
-
     if stmt.relation is None:
         return False
     views = visible(s)
@@ -810,8 +795,6 @@ def before_rename(s: Session, stmt: ast.RenameStmt) -> bool:
 
 
 def _rename_view(s: Session, name: str, d: dict, new: str) -> None:
-    from .namespaces import schema_of, table_key
-
     space = schema_of(name)[0]
     target = table_key(space, new) if space else new
     if target in visible(s) or target in s.current_tables() or target in s.temp_tables:
