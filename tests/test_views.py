@@ -346,3 +346,30 @@ def test_views_of_a_schema_and_drop_schema(shop) -> None:
     assert _views(shop) == ["reads_s", "uv"]
     shop.execute("DROP SCHEMA s CASCADE")
     assert _views(shop) == []
+
+
+def test_alter_view_rename_and_renames_under_a_view(shop) -> None:
+    shop.execute("CREATE VIEW v AS SELECT a FROM t")
+    shop.execute("ALTER VIEW v RENAME TO v2")
+    assert _views(shop) == ["v2"] and shop.execute("SELECT count(*) FROM v2").fetchone() == (3,)
+    assert _err(shop, "SELECT * FROM v").sqlstate == "42P01"
+    for sql in ("ALTER TABLE t RENAME TO t2", "ALTER TABLE t RENAME COLUMN a TO aa"):
+        assert _err(shop, sql).sqlstate == "0A000", sql  # the view keeps its SELECT as text
+    assert shop.execute("SELECT count(*) FROM t WHERE a > 0").fetchone() == (3,)
+    shop.execute("ALTER TABLE t RENAME COLUMN b TO label")  # a column no view reads
+    assert shop.execute("SELECT sum(a) FROM v2").fetchone() == (6,)
+
+
+def test_a_view_changed_on_two_branches_conflicts_on_merge(tmp_path) -> None:
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TABLE t (a INT)")
+    db.execute("CREATE VIEW v AS SELECT a FROM t")
+    db.branch("exp")
+    db.execute("CREATE OR REPLACE VIEW v AS SELECT a, a + 1 AS b FROM t")
+    db.checkout("main")
+    db.execute("CREATE OR REPLACE VIEW v AS SELECT a, a * 2 AS c FROM t")
+    with pytest.raises(reeldb.Error) as e:
+        db.merge("exp")
+    assert e.value.sqlstate == "RD001" and "view" in str(e.value)
+    assert [d[0] for d in db.execute("SELECT * FROM v").description] == ["a", "c"]
+    db.close()

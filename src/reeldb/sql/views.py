@@ -785,7 +785,10 @@ def before_rename(s: Session, stmt: ast.RenameStmt) -> bool:
             s.notice(f'relation "{_local(name)}" does not exist, skipping')
             return True
         raise errors.UndefinedTable(f'relation "{_local(name)}" does not exist')
-    readers = [v for v, vd in views.items() if name in vd.get("depends", ())]
+    if stmt.renameType not in (ObjectType.OBJECT_TABLE, ObjectType.OBJECT_COLUMN):
+        return False  # a constraint's or an index's name: no view reads it
+    readers = [v for v, vd in views.items() if name in vd.get("depends", ())
+               and (stmt.subname is None or _uses_column(s, vd, name, stmt.subname))]
     if readers:
         what = f"column {stmt.subname} of " if stmt.subname else ""
         raise errors.FeatureNotSupported(
