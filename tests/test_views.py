@@ -290,6 +290,16 @@ def test_psycopg_cursor_and_copy_over_a_view(server) -> None:
                 assert b"".join(bytes(b) for b in copy) == b"1\tANN\n2\tBOB\n"
             with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
                 conn.execute("INSERT INTO named VALUES (3, 'C')")
+            # COPY of the view itself, either way: PostgreSQL's 42809, with its hint
+            with pytest.raises(psycopg.errors.WrongObjectType) as err, \
+                    conn.cursor().copy("COPY named TO STDOUT") as copy:
+                list(copy)
+            assert err.value.diag.message_hint == "Try the COPY (SELECT ...) TO variant."
+            with pytest.raises(psycopg.errors.WrongObjectType) as err, \
+                    conn.cursor().copy("COPY named FROM STDIN") as copy:
+                copy.write_row((3, "C"))
+            assert err.value.diag.message_primary == 'cannot copy to view "named"'
+            assert err.value.diag.message_hint == "To enable copying to a view, provide an INSTEAD OF INSERT trigger."
             assert conn.execute("SELECT count(*) FROM users").fetchone() == (2,)
         finally:
             conn.execute("DROP VIEW named")

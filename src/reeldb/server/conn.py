@@ -284,6 +284,7 @@ class ClientSession:
             try:
                 copy = _copy_stmt(sql)
                 if copy is not None:
+                    self.db.session.check_copy(copy)
                     opts = copy_options(copy)
                     if opts.from_stdin:
                         self._check_copy_target(opts)

@@ -672,6 +672,11 @@ class Session(VersioningMixin):
             raise errors.InvalidSchemaName(f'schema "{schema}" does not exist'
                                            + (f" ({e})" if ambiguous else "")) from None
 
+    def check_copy(self, stmt: ast.CopyStmt) -> None:
+        """A COPY a front end runs itself (the wire's COPY ... STDIN / STDOUT): 42809 when
+        it names a view, as PostgreSQL answers, rather than reading the view's rows."""
+        views.refuse_copy(self, stmt)
+
     def copy_into(self, schema: str | None) -> None:
         """Check that COPY ... FROM STDIN into ``schema`` writes this connection's branch:
         ``public`` (or no schema) and the branch's own name do; a tag or commit is read-only

@@ -114,10 +114,21 @@ def _is_local(rv: ast.RangeVar) -> bool:
     return rv.schemaname in (None, "public", "pg_temp") and rv.catalogname is None
 
 
+def refuse_copy(s: Session, stmt: ast.CopyStmt) -> None:
+    """42809 for ``COPY view TO / FROM``; a COPY of a query is fine."""
+    target = stmt.relation
+    if target is not None and _is_local(target):
+        local = visible(s)
+        if target.relname in local:
+            _refuse_target(stmt, target.relname, local[target.relname])
+
+
 def _refuse_target(stmt: ast.Node, name: str, d: dict) -> None:
     if isinstance(stmt, ast.CopyStmt):
         if stmt.is_from:
-            raise _error(errors.ProgrammingError, f'cannot copy to {kind_word(d)} "{name}"', "42809")
+            raise _error(errors.ProgrammingError, f'cannot copy to {kind_word(d)} "{name}"', "42809",
+                         hint=None if d.get("materialized") else
+                         "To enable copying to a view, provide an INSTEAD OF INSERT trigger.")
         raise _error(errors.ProgrammingError, f'cannot copy from {kind_word(d)} "{name}"', "42809",
                      hint="Try the COPY (SELECT ...) TO variant.")
     if d.get("materialized"):
