@@ -11,6 +11,7 @@
     reeldb vacuum PATH [--retain 7d] [--grace 1h]  delete files no branch or tag reaches
     reeldb expire PATH --older-than 30d            drop old commits from history
     reeldb check PATH [--all-history]              verify every object's checksum (like git fsck)
+    reeldb ui PATH [--host H] [--port P] [--branch B] [--login]   look at the data in a browser
 
 Results print as aligned tables; blob and array cells are abbreviated
 (``<video 1.2 MB>``, ``[0.12, -0.3, … 4096 dims]``). A reeldb error prints
@@ -638,6 +639,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              statement_memory=None if args.statement_memory.lower() == "none" else args.statement_memory))
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .sql.session import parse_duration_ms
+    from .ui import check_bind, start
+
+    check_bind(args.host, args.login)  # before opening anything
+    db = reeldb.connect(args.path, create=False)
+    start(db, host=args.host, port=args.port, branch=args.branch, login=args.login,
+          statement_timeout_ms=parse_duration_ms(args.statement_timeout), background=False, owned=True,
+          announce=lambda url: print(f"reeldb ui serving {args.path} at {url}", flush=True))
+    return 0
+
+
 def parse_duration(text: str) -> dt.timedelta:
     """``90s``, ``15m``, ``12h``, ``7d``, ``2w`` or a number of seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -845,6 +858,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: answer SSLRequest and serve TLS")
     s.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("ui", help="look at the data in a browser (grid, video, filters, similarity, diffs)")
+    s.add_argument("path", metavar="PATH_OR_URL")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
+                                                        "any other needs --login)")
+    s.add_argument("--port", type=int, default=8700, help="port (default 8700; 0 picks a free one)")
+    s.add_argument("--branch", metavar="B", help="branch, tag or commit shown first (default main)")
+    s.add_argument("--login", action="store_true",
+                   help="require a token (printed at start, in the link) on every request")
+    s.add_argument("--statement-timeout", default="30s", metavar="DURATION",
+                   help="cancel a page's query that runs longer (default 30s)")
+    s.set_defaults(func=cmd_ui)
 
     from .server.users import register_cli
 

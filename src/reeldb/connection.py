@@ -417,6 +417,17 @@ class Connection:
     def tables(self) -> list[str]:
         return sorted(self._session.current_tables())
 
+    def ui(self, host: str = "127.0.0.1", port: int = 8700, branch: str | None = None,
+           login: bool = False) -> Any:
+        """Serve this database to a browser (``reeldb ui``, docs/ui.md) on a background
+        thread; returns a handle with ``.url`` and ``.close()``. Pages read read-only
+        snapshots with this connection's login; an address other than loopback needs
+        ``login=True`` (a token, in ``.url``). Needs the ``ui`` extra."""
+        self._check()
+        from .ui import start
+
+        return start(self, host=host, port=port, branch=branch, login=login)
+
 
 def _progress(n: int, table: str) -> Any:
     return dml.progress(range(0, n, dml.FRAGMENT_ROWS), f"insert {table}", "fragment")

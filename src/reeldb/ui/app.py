@@ -1,0 +1,427 @@
+"""The web app's routes: the page, its JSON API (``/api/...``) and media by byte range.
+
+Every route sits behind ``Guard``: with a token set, a request without it gets 401 and
+no data; without one (loopback only), a request whose Host is not a loopback name gets
+403, so a web page elsewhere cannot reach the app by DNS rebinding. Every read goes
+through ``Snapshots``: a read-only connection with the serving login's rights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import reeldb
+
+from .. import errors
+from .cells import is_media, media_type, png, summarise
+from .query import MAX_LIMIT, parse_view, quote_ident
+from .query import grid_select as build_grid
+from .snapshots import Snapshots
+
+TOKEN_COOKIE = "reeldb_ui_token"
+CHUNK = 1 << 20  # bytes read from the store per piece of a media response
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; media-src 'self'; script-src 'self'; "
+     b"style-src 'self'; frame-ancestors 'none'"),
+]
+_STATUS = {"42P01": 404, "42703": 404, "57014": 408, "42501": 403, "3F000": 404, "XX001": 500}
+
+
+class Stats:
+    """Counters the benchmark and tests read from ``/api/stats``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.media_requests = 0
+        self.media_bytes_sent = 0
+        self.range_requests = 0
+
+    def add(self, sent: int, ranged: bool) -> None:
+        with self._lock:
+            self.media_requests += 1
+            self.media_bytes_sent += sent
+            self.range_requests += int(ranged)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"media_requests": self.media_requests, "media_bytes_sent": self.media_bytes_sent,
+                    "range_requests": self.range_requests}
+
+
+class Guard:
+    """ASGI middleware: the token (or, without one, a loopback Host) for every route, and
+    the security headers on every response."""
+
+    def __init__(self, app: ASGIApp, token: str | None):
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        if self.token is not None and request.query_params.get("token") and scope["path"] == "/":
+            # the link printed at start: keep the token in a cookie, take it out of the URL
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _refusal(self, request: Request) -> Response | None:
+        if self.token is None:
+            if _host_name(request.headers.get("host", "")) not in LOOPBACK_NAMES:
+                return JSONResponse({"error": "this reeldb ui answers only to localhost"}, status_code=403)
+            return None
+        offered = [request.cookies.get(TOKEN_COOKIE), request.query_params.get("token")]
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            offered.append(auth[7:].strip())
+        if any(t and secrets.compare_digest(t.encode(), self.token.encode()) for t in offered):
+            return None
+        return JSONResponse({"error": "login required: open the link with the token printed at start, or "
+                                      "send Authorization: Bearer TOKEN"},
+                            status_code=401, headers={"www-authenticate": 'Bearer realm="reeldb ui"'})
+
+
+def _host_name(host: str) -> str:
+    """The name part of a Host header: ``[::1]:8700`` -> ``[::1]``, ``localhost:8700`` -> ``localhost``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def error_response(e: reeldb.Error) -> JSONResponse:
+    return JSONResponse({"error": e.message if hasattr(e, "message") and e.message else str(e),
+                         "sqlstate": e.sqlstate}, status_code=_STATUS.get(e.sqlstate, 400))
+
+
+def _json(data: Any) -> JSONResponse:
+    return JSONResponse(data)
+
+
+def _media_path(commit: str, table: str, column: str, rowid: int) -> str:
+    return f"{quote(commit, safe='')}/{quote(table, safe='')}/{quote(column, safe='')}/{rowid}"
+
+
+def build_app(snapshots: Snapshots, token: str | None = None) -> Starlette:
+    """The Starlette application over ``snapshots``; ``token`` guards every route."""
+    stats = Stats()
+    static = resources.files("reeldb.ui") / "static"
+
+    def api(handler: Any) -> Any:
+        """A JSON route: reeldb errors become JSON with their SQLSTATE."""
+
+        def endpoint(request: Request) -> Response:
+            try:
+                return handler(request)
+            except reeldb.Error as e:
+                return error_response(e)
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    def index(request: Request) -> Response:
+        html = (static / "index.html").read_text(encoding="utf-8")
+        return Response(html, media_type="text/html; charset=utf-8", headers={"cache-control": "no-store"})
+
+    def refs(request: Request) -> Response:
+        return _json(snapshots.refs())
+
+    def tables(request: Request) -> Response:
+        with snapshots.open(request.query_params.get("ref")) as view:
+            out = [{"name": t, "columns": snapshots.columns(view, t)} for t in view.tables()]
+            return _json({"commit": view.head, "tables": out})
+
+    def rows(request: Request) -> Response:
+        table = request.path_params["table"]
+        started = time.perf_counter()
+        view_spec = parse_view(table, request.query_params)
+        with snapshots.open(request.query_params.get("ref")) as view:
+            commit = view.head
+            columns = snapshots.columns(view, table)
+            kinds = {c["name"]: c["kind"] for c in columns}
+            query_vector = None
+            if view_spec.similar_rowid is not None:
+                if view_spec.similar_column is None:
+                    vectors = [c["name"] for c in columns if c["kind"] == "vector"]
+                    if not vectors:
+                        raise errors.DatatypeMismatch(f'table "{table}" has no vector column to compare rows by')
+                    view_spec.similar_column = vectors[0]
+                if kinds.get(view_spec.similar_column) != "vector":
+                    raise errors.DatatypeMismatch(f'column "{view_spec.similar_column}" is not a vector column')
+                got = view.execute(f"SELECT {quote_ident(view_spec.similar_column)} FROM {quote_ident(table)} "
+                                   "WHERE _rowid = $1",
+                                   (view_spec.similar_rowid,)).fetchone()
+                if got is None or got[0] is None:
+                    raise errors.InvalidParameterValue(
+                        f"row {view_spec.similar_rowid} of {table} has no {view_spec.similar_column} to compare with")
+                query_vector = np.asarray(got[0], dtype=np.float32)
+            q = build_grid(view_spec, kinds, query_vector)
+            fetched = view.execute(q.sql, q.params).fetchall()
+        more = len(fetched) > view_spec.limit
+        fetched = fetched[: view_spec.limit]
+        ncols = len(columns)
+        out_rows = []
+        for r in fetched:
+            rowid = r[0]
+            cells = []
+            for i, col in enumerate(columns):
+                path = _media_path(commit, table, col["name"], rowid)
+                cells.append(summarise(r[1 + i], lambda p=path: f"/media/{p}"))
+            row: dict[str, Any] = {"id": str(rowid), "cells": cells}
+            if view_spec.similar_column is not None:
+                d = r[1 + ncols]
+                row["distance"] = d if d is None or math.isfinite(d) else str(d)
+            out_rows.append(row)
+        nxt = None
+        if more:
+            if view_spec.sort is None and view_spec.similar_column is None:
+                nxt = {"after": str(fetched[-1][0])}
+            else:
+                nxt = {"offset": view_spec.offset + view_spec.limit}
+        return _json({"table": table, "commit": commit, "columns": columns, "rows": out_rows, "next": nxt,
+                      "similar": None if view_spec.similar_column is None else
+                      {"column": view_spec.similar_column, "row": str(view_spec.similar_rowid)},
+                      "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)})
+
+    def facets(request: Request) -> Response:
+        """What the sidebar offers for one column: min/max of a number, the commonest values
+        of a text column (up to 20, with counts), the keys of a JSON column's first rows."""
+        table = request.path_params["table"]
+        column = request.query_params.get("column", "")
+        with snapshots.open(request.query_params.get("ref")) as view:
+            kinds = {c["name"]: c["kind"] for c in snapshots.columns(view, table)}
+            kind = kinds.get(column)
+            if kind is None:
+                raise errors.UndefinedColumn(f'column "{column}" does not exist')
+            col, tbl = quote_ident(column), quote_ident(table)
+            out: dict[str, Any] = {"column": column, "kind": kind}
+            if kind == "number":
+                lo, hi = view.execute(f"SELECT min({col}), max({col}) FROM {tbl}").fetchone()
+                out.update(min=summarise(lo, str), max=summarise(hi, str))
+            elif kind in ("text", "bool"):
+                got = view.execute(f"SELECT CAST({col} AS TEXT), count(*) FROM {tbl} GROUP BY 1 "
+                                   f"ORDER BY 2 DESC, 1 LIMIT 21").fetchall()
+                out["values"] = [{"value": v, "count": n} for v, n in got[:20]]
+                out["more"] = len(got) > 20
+            elif kind == "json":
+                got = view.execute(f"SELECT {col} FROM {tbl} WHERE {col} IS NOT NULL LIMIT 200").fetchall()
+                keys = sorted({k for (v,) in got if isinstance(v, dict) for k in v})
+                out["keys"] = keys[:50]
+            return _json(out)
+
+    def row_detail(request: Request) -> Response:
+        table = request.path_params["table"]
+        rowid = _rowid(request.path_params["rowid"])
+        with snapshots.open(request.query_params.get("ref")) as view:
+            commit = view.head
+            columns = snapshots.columns(view, table)
+            got = view.execute(f"SELECT * FROM {quote_ident(table)} WHERE _rowid = $1",
+                               (rowid,)).fetchone()
+            if got is None:
+                raise errors.UndefinedObject(f"row {rowid} is not in {table} at commit {commit}")
+            history = [{"commit": c["id"], "time": str(c["time"]), "author": c["author"], "message": c["message"]}
+                       for c in view.log(table=table, limit=20)]
+        cells = {}
+        for col, value in zip(columns, got):
+            path = _media_path(commit, table, col["name"], rowid)
+            cells[col["name"]] = summarise(value, lambda p=path: f"/media/{p}", full=True)
+        return _json({"table": table, "commit": commit, "id": str(rowid), "columns": columns, "cells": cells,
+                      "table_history": history})
+
+    def diff(request: Request) -> Response:
+        a = request.query_params.get("a") or snapshots.default_ref
+        b = request.query_params.get("b") or snapshots.default_ref
+        table = request.query_params.get("table") or None
+        limit = min(max(int(request.query_params.get("limit", "50") or 50), 1), MAX_LIMIT)
+        with snapshots.open(b) as view:
+            d = view.diff(a, b, table)
+        out = []
+        for name, td in d.items():
+            out.append({"table": name, "status": td.status, "schema": td.schema_changes,
+                        "added": td.added.num_rows, "removed": td.removed.num_rows,
+                        "changed": td.changed_rows,
+                        "added_rows": [_diff_row(r) for r in td.added.slice(0, limit).to_pylist()],
+                        "removed_rows": [_diff_row(r) for r in td.removed.slice(0, limit).to_pylist()],
+                        "changed_cells": [{"id": str(r["_rowid"]), "column": r["column"],
+                                           "old": _short(r["old"]), "new": _short(r["new"])}
+                                          for r in td.changed.slice(0, limit).to_pylist()]})
+        return _json({"a": a, "b": b, "tables": out})
+
+    def api_stats(request: Request) -> Response:
+        return _json(stats.snapshot())
+
+    def media(request: Request) -> Response:
+        p = request.path_params
+        blob = snapshots.blob(p["commit"], p["table"], p["column"], _rowid(p["rowid"]))
+        if blob is None:
+            return JSONResponse({"error": "no value in that cell"}, status_code=404)
+        return _ranged(request, blob, stats)
+
+    def frame(request: Request) -> Response:
+        """One decoded frame of a video cell (or an image cell) as PNG: the grid's poster
+        (n=0, small) and the detail view's frame stepping; cached, commits never change."""
+        p = request.path_params
+        rowid = _rowid(p["rowid"])
+        n = max(int(request.query_params.get("n", "0") or 0), 0)
+        width = min(max(int(request.query_params.get("w", "320") or 320), 16), 1920)
+        key = (p["commit"], p["table"], p["column"], rowid, n, width)
+        data = snapshots.posters.get(key)
+        if data is None:
+            blob = snapshots.blob(p["commit"], p["table"], p["column"], rowid)
+            if blob is None or blob.kind not in ("video", "image"):
+                return JSONResponse({"error": "not a video or image cell"}, status_code=404)
+            meta = blob.meta
+            w0, h0 = int(meta.get("width") or width), int(meta.get("height") or width)
+            w = min(width, w0)
+            h = max(2, round(h0 * w / max(w0, 1)))
+            try:
+                pixels = blob.decode(start=n, frames=1, size=(h, w))[0] if blob.kind == "video" else \
+                    blob.decode(size=(h, w))
+            except ValueError as e:
+                return JSONResponse({"error": str(e)}, status_code=416)
+            data = png(np.ascontiguousarray(pixels))
+            snapshots.posters.put(key, data, len(data))
+        return Response(data, media_type="image/png",
+                        headers={"cache-control": "private, max-age=31536000, immutable"})
+
+    routes = [
+        Route("/", index),
+        Route("/api/refs", api(refs)),
+        Route("/api/tables", api(tables)),
+        Route("/api/rows/{table}", api(rows)),
+        Route("/api/facets/{table}", api(facets)),
+        Route("/api/row/{table}/{rowid}", api(row_detail)),
+        Route("/api/diff", api(diff)),
+        Route("/api/stats", api(api_stats)),
+        Route("/media/{commit}/{table}/{column}/{rowid}", api(media)),
+        Route("/frame/{commit}/{table}/{column}/{rowid}", api(frame)),
+        Mount("/static", app=StaticFiles(directory=str(static)), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.state.stats = stats
+    return Guard(app, token)  # type: ignore[return-value]
+
+
+def _rowid(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise errors.InvalidTextRepresentation(f"a row id is an integer, not {text[:40]!r}") from None
+
+
+def _short(text: str | None, n: int = 200) -> str | None:
+    if text is None or len(text) <= n:
+        return text
+    return text[:n] + "…"
+
+
+def _diff_cell(v: Any) -> Any:
+    """A diff cell (Arrow's Python form) shown short: blobs as a label, vectors by size."""
+    if isinstance(v, dict) and "kind" in v and "length" in v:
+        return f"<{v['kind']} {v['length']} bytes>"
+    if isinstance(v, list):
+        if len(v) > 4:
+            return f"[{len(v)} values]"
+        return json.dumps(v, default=str)
+    if isinstance(v, str):
+        return _short(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if v is None or isinstance(v, bool | int | float):
+        return v
+    return _short(str(v))
+
+
+def _diff_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(r.get("_rowid")), "cells": {k: _diff_cell(v) for k, v in r.items() if k != "_rowid"}}
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _ranged(request: Request, blob: Any, stats: Stats) -> Response:
+    """The blob's bytes, by HTTP range when asked (206, or 416 for a range past the end);
+    read from the store a piece at a time as the client takes them, so a seek in a
+    500 MB clip reads what is watched, not the clip."""
+    size = len(blob)
+    ctype = media_type(blob.kind, blob.meta)
+    headers = {"accept-ranges": "bytes", "cache-control": "private, max-age=31536000, immutable"}
+    if not is_media(blob.kind) or ctype == "application/octet-stream":
+        headers["content-disposition"] = "attachment"
+    spec = request.headers.get("range")
+    start, end, status = 0, size - 1, 200
+    if spec is not None and "," not in spec:  # several ranges: the whole value (RFC 9110 allows it)
+        m = _RANGE.match(spec.strip())
+        if m is None or m.group(1) == m.group(2) == "":
+            return _unsatisfiable(size, headers)
+        first, last = m.group(1), m.group(2)
+        if first == "":  # the last N bytes
+            start, end = max(size - int(last), 0), size - 1
+        else:
+            start = int(first)
+            end = min(int(last), size - 1) if last else size - 1
+        if start >= size or end < start:
+            return _unsatisfiable(size, headers)
+        status = 206
+        headers["content-range"] = f"bytes {start}-{end}/{size}"
+    length = end - start + 1 if size else 0
+    headers["content-length"] = str(length)
+    if request.method == "HEAD" or length == 0:
+        stats.add(0, status == 206)
+        return Response(b"", status_code=status, media_type=ctype, headers=headers)
+
+    def pieces() -> Iterator[bytes]:
+        sent, pos = 0, start
+        try:
+            while pos <= end:
+                piece = blob.read(pos, min(CHUNK, end - pos + 1))
+                pos += len(piece)
+                sent += len(piece)
+                yield piece
+        finally:
+            stats.add(sent, status == 206)
+
+    return StreamingResponse(pieces(), status_code=status, media_type=ctype, headers=headers)
+
+
+def _unsatisfiable(size: int, headers: dict[str, str]) -> Response:
+    headers = {**headers, "content-range": f"bytes */{size}"}
+    return JSONResponse({"error": f"range not satisfiable: the value has {size} bytes"}, status_code=416,
+                        headers=headers)

@@ -1,0 +1,146 @@
+"""Running the web app: the address check, the login token and uvicorn.
+
+The app listens on 127.0.0.1 unless told otherwise; any address a browser elsewhere could
+reach needs ``login``, which makes a random token that every request must carry (printed
+at start as a link that sets it as a cookie).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+import socket
+import threading
+from typing import Any
+
+import reeldb
+
+from .. import errors
+from .app import build_app
+from .snapshots import DEFAULT_STATEMENT_TIMEOUT_MS, Snapshots
+
+DEFAULT_PORT = 8700
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def check_bind(host: str, login: bool) -> None:
+    """Refuse (28000) to serve a non-loopback address without a login."""
+    if not is_loopback(host) and not login:
+        raise errors.InvalidAuthorizationSpecification(
+            f"reeldb ui on {host} would show the database to anyone who can reach that address: "
+            "add --login (a token is printed at start), or listen on 127.0.0.1")
+
+
+class UIHandle:
+    """A running ``reeldb ui``: ``url`` opens it (with the token, if any); ``close()`` stops it."""
+
+    def __init__(self, server: Any, thread: threading.Thread | None, url: str, token: str | None,
+                 owned: reeldb.Connection | None):
+        self._server = server
+        self._thread = thread
+        self.url = url
+        self.token = token
+        self._owned = owned
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def __enter__(self) -> UIHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<reeldb ui at {self.url}>"
+
+    def _repr_html_(self) -> str:  # a notebook shows a link
+        return f'<a href="{self.url}" target="_blank">reeldb ui: {self.url}</a>'
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as e:
+        sock.close()
+        raise errors.OperationalError(f"reeldb ui cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def start(db: reeldb.Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+          branch: str | None = None, login: bool = False, token: str | None = None,
+          statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS, background: bool = True,
+          owned: bool = False, announce: Any = None) -> UIHandle:
+    """Serve ``db`` (its login's rights apply); ``port=0`` picks a free port. With
+    ``background`` the server runs on a thread and this returns at once; else it runs
+    until interrupted. ``owned``: close ``db`` when the server stops."""
+    import uvicorn
+
+    login = login or token is not None
+    check_bind(host, login)
+    if login and token is None:
+        token = secrets.token_urlsafe(24)
+    default_ref = branch or db.current_branch or db.head
+    with db.at(default_ref):  # fail now on a branch that does not exist
+        pass
+    snapshots = Snapshots(db, default_ref, statement_timeout_ms)
+    app = build_app(snapshots, token)
+    sock = _listen(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host.strip('[]')}]" if ":" in host.strip("[]") else host
+    url = f"http://{shown}:{bound}/" + (f"?token={token}" if token else "")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    handle = UIHandle(server, None, url, token, db if owned else None)
+    if announce is not None:
+        announce(url)
+    if not background:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        finally:
+            sock.close()
+            handle.close()
+        return handle
+    started = threading.Event()
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(_serve(server, sock, started))
+        finally:
+            loop.close()
+            sock.close()
+
+    thread = threading.Thread(target=run, name="reeldb-ui", daemon=True)
+    handle._thread = thread
+    thread.start()
+    started.wait(10)
+    return handle
+
+
+async def _serve(server: Any, sock: socket.socket, started: threading.Event) -> None:
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    started.set()
+    await task

@@ -1,0 +1,323 @@
+// reeldb ui: a grid of rows over the JSON API (/api/...). No framework, no build step.
+// Every value from the database is put in the page as text (textContent), never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { tables: [], columns: [], next: null, loading: false, detailFrame: 0 };
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (k in node && typeof v !== "string") node[k] = v;
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+async function getJSON(url) {
+  const response = await fetch(url, { credentials: "same-origin" });
+  const body = await response.json();
+  if (!response.ok) throw new Error((body.sqlstate ? body.sqlstate + ": " : "") + (body.error || response.statusText));
+  return body;
+}
+
+function showError(err) {
+  const box = $("error");
+  if (!err) { box.hidden = true; box.textContent = ""; return; }
+  box.hidden = false;
+  box.textContent = String(err.message || err);
+}
+
+// ---- URL state: the page's query string is the view; the API takes the same parameters
+function params() { return new URLSearchParams(location.search); }
+function setParams(p, push) {
+  const url = location.pathname + (p.toString() ? "?" + p.toString() : "");
+  if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
+}
+const VIEW_KEYS = (k) => ["where", "sort", "order", "similar", "vector"].includes(k) || /^(min|max|in|json)\./.test(k);
+
+function apiQuery(extra) {
+  const p = params(), q = new URLSearchParams();
+  for (const [k, v] of p) if (VIEW_KEYS(k) || k === "ref") q.append(k, v);
+  for (const [k, v] of Object.entries(extra || {})) q.set(k, v);
+  return q.toString();
+}
+
+// ---- cells
+function fmtBytes(n) {
+  if (n < 1000) return n + " B";
+  const units = ["KB", "MB", "GB", "TB"]; let x = n, u = -1;
+  do { x /= 1000; u++; } while (x >= 1000 && u < units.length - 1);
+  return x.toFixed(1) + " " + units[u];
+}
+function fmtNumber(v) { return typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : String(v); }
+
+function cellText(c) {
+  if (c === null || c === undefined) return "∅";
+  if (typeof c !== "object") return typeof c === "number" ? fmtNumber(c) : String(c);
+  if (c.kind === "vector" || c.kind === "tensor") {
+    const norm = typeof c.norm === "number" ? c.norm.toFixed(3) : c.norm;
+    return `${c.kind} ${c.shape.join("×")} ${c.dtype} ‖${norm}‖`;
+  }
+  if (c.kind === "json") return c.text;
+  if (c.kind === "video") {
+    const m = c.meta || {};
+    return `video ${m.width}×${m.height} ${m.frames} fr @ ${m.fps} fps, ${fmtBytes(c.bytes)}`;
+  }
+  if (c.kind === "image") { const m = c.meta || {}; return `image ${m.width}×${m.height}, ${fmtBytes(c.bytes)}`; }
+  if ("bytes" in c) return `${c.kind} ${fmtBytes(c.bytes)}`;
+  if (c.kind === "array") return `array of ${c.length}`;
+  return JSON.stringify(c);
+}
+
+function posterUrl(c, n, w) { return c.url.replace(/^\/media\//, "/frame/") + `?n=${n}&w=${w}`; }
+
+function mediaElement(c, controls) {
+  if (c.kind === "video") {
+    const v = el("video", { class: "cell-video", src: c.url, muted: true, loop: !controls, playsInline: true,
+                            preload: controls ? "auto" : "none", poster: posterUrl(c, 0, 320), controls });
+    v.muted = true;
+    if (!controls) {
+      v.addEventListener("mouseenter", () => v.play().catch(() => {}));
+      v.addEventListener("mouseleave", () => v.pause());
+    }
+    return v;
+  }
+  if (c.kind === "image") return el("img", { class: "cell-image", src: c.url, loading: "lazy", alt: "" });
+  return null;
+}
+
+// ---- grid
+function card(row) {
+  const cols = state.columns;
+  const mediaIndex = cols.findIndex((c, i) => (c.kind === "video" || c.kind === "image") && row.cells[i]);
+  const media = el("div", { class: "media" }, mediaIndex >= 0 ? mediaElement(row.cells[mediaIndex], false) : null);
+  const dl = el("dl");
+  cols.forEach((col, i) => {
+    if (i === mediaIndex) return;
+    dl.append(el("dt", { text: col.name }), el("dd", { text: cellText(row.cells[i]), title: cellText(row.cells[i]) }));
+  });
+  const buttons = el("div", { class: "buttons" },
+    el("button", { class: "detail", text: "Details", onclick: () => openDetail(row.id) }));
+  const vector = cols.find((c) => c.kind === "vector");
+  if (vector) buttons.append(el("button", { class: "similar", text: "More like this", onclick: () => moreLikeThis(row.id, vector.name) }));
+  const node = el("div", { class: "card", "data-id": row.id }, media,
+    row.distance !== undefined ? el("div", { class: "distance", text: "distance " + fmtNumber(row.distance) }) : null,
+    dl, buttons);
+  return node;
+}
+
+async function loadRows(append) {
+  const table = params().get("table");
+  if (!table) return;
+  state.loading = true;
+  const extra = {};
+  if (append && state.next) Object.assign(extra, state.next);
+  const started = performance.now();
+  try {
+    const data = await getJSON(`/api/rows/${encodeURIComponent(table)}?${apiQuery(extra)}`);
+    showError(null);
+    state.columns = data.columns;
+    const grid = $("grid");
+    if (!append) grid.replaceChildren();
+    for (const row of data.rows) grid.append(card(row));
+    state.next = data.next;
+    $("more").hidden = !data.next;
+    $("status").textContent = `${grid.children.length} rows shown · commit ${data.commit.slice(0, 12)} · ${data.elapsed_ms} ms`;
+    const note = $("similar-note");
+    note.hidden = !data.similar;
+    if (data.similar) note.textContent = `ordered by ${data.similar.column} distance to row ${data.similar.row}`;
+    performance.mark(append ? "reeldb-page" : "reeldb-grid-painted");
+    document.body.dataset.rowsLoadedMs = String(Math.round(performance.now() - started));
+  } catch (e) {
+    showError(e);
+    if (!append) $("grid").replaceChildren();
+  } finally {
+    state.loading = false;
+    document.body.dataset.loaded = String(Date.now());
+  }
+}
+
+// ---- sidebar
+async function buildSidebar() {
+  const p = params(), table = p.get("table");
+  const cols = (state.tables.find((t) => t.name === table) || { columns: [] }).columns;
+  $("where").value = p.get("where") || "";
+  const sort = $("sort");
+  sort.replaceChildren(el("option", { value: "", text: "(row order)" }));
+  for (const c of cols) if (["number", "text", "bool", "time"].includes(c.kind)) sort.append(el("option", { value: c.name, text: c.name }));
+  sort.value = p.get("sort") || "";
+  $("order").value = p.get("order") || "asc";
+  const box = $("facets");
+  box.replaceChildren();
+  for (const c of cols) {
+    if (c.kind === "number") {
+      const lo = el("input", { type: "number", step: "any", name: "min." + c.name, placeholder: "min", value: p.get("min." + c.name) || "" });
+      const hi = el("input", { type: "number", step: "any", name: "max." + c.name, placeholder: "max", value: p.get("max." + c.name) || "" });
+      box.append(el("div", { class: "facet", "data-column": c.name }, el("div", { class: "name", text: c.name }), lo, " ", hi));
+      getJSON(`/api/facets/${encodeURIComponent(table)}?column=${encodeURIComponent(c.name)}&${apiQuery({})}`).then((f) => {
+        lo.placeholder = "≥ " + fmtNumber(f.min); hi.placeholder = "≤ " + fmtNumber(f.max);
+      }).catch(() => {});
+    } else if (c.kind === "text" || c.kind === "bool") {
+      const values = el("div", { class: "values" });
+      const facet = el("div", { class: "facet", "data-column": c.name }, el("div", { class: "name", text: c.name }), values);
+      box.append(facet);
+      getJSON(`/api/facets/${encodeURIComponent(table)}?column=${encodeURIComponent(c.name)}&${apiQuery({})}`).then((f) => {
+        if (f.more) { facet.remove(); return; }  // many distinct values: the WHERE box filters those
+        const chosen = p.getAll("in." + c.name);
+        for (const v of f.values) {
+          if (v.value === null) continue;
+          values.append(el("label", {}, el("input", { type: "checkbox", name: "in." + c.name, value: v.value, checked: chosen.includes(v.value) }),
+                           " " + v.value + " (" + v.count + ")"));
+        }
+      }).catch(() => facet.remove());
+    } else if (c.kind === "json") {
+      box.append(el("div", { class: "facet", "data-column": c.name }, el("div", { class: "name", text: c.name + " (key=value)" }),
+        el("input", { type: "text", name: "json." + c.name, placeholder: "key=value", value: p.get("json." + c.name) || "" })));
+    }
+  }
+}
+
+function applyFilters(ev) {
+  if (ev) ev.preventDefault();
+  const p = params(), q = new URLSearchParams();
+  for (const k of ["table", "ref", "similar", "vector"]) if (p.get(k)) q.set(k, p.get(k));
+  const where = $("where").value.trim();
+  if (where) q.set("where", where);
+  if ($("sort").value) { q.set("sort", $("sort").value); q.set("order", $("order").value); }
+  for (const input of $("facets").querySelectorAll("input")) {
+    if (input.type === "checkbox") { if (input.checked) q.append(input.name, input.value); }
+    else if (input.value.trim()) q.set(input.name, input.value.trim());
+  }
+  setParams(q, true);
+  loadRows(false);
+}
+
+function moreLikeThis(id, column) {
+  const p = params();
+  p.set("similar", id); p.set("vector", column); p.delete("sort"); p.delete("order");
+  setParams(p, true);
+  loadRows(false);
+}
+
+// ---- row detail
+async function openDetail(id) {
+  const p = params();
+  p.set("row", id); setParams(p, true);
+  await showDetail();
+}
+
+async function showDetail() {
+  const p = params(), id = p.get("row"), table = p.get("table");
+  const overlay = $("detail"), body = $("detail-body");
+  if (!id) { overlay.hidden = true; body.replaceChildren(); return; }
+  try {
+    const data = await getJSON(`/api/row/${encodeURIComponent(table)}/${encodeURIComponent(id)}?${apiQuery({})}`);
+    body.replaceChildren(el("h2", { text: `${table} · row ${data.id}` }));
+    const rows = el("tbody");
+    for (const col of data.columns) {
+      const c = data.cells[col.name];
+      let shown;
+      if (c && typeof c === "object" && (c.kind === "video" || c.kind === "image")) {
+        shown = el("div", {}, mediaElement(c, true), el("pre", { text: JSON.stringify(c.meta, null, 1) }));
+        if (c.kind === "video") shown.append(frameStepper(c));
+      } else if (c && typeof c === "object" && (c.kind === "vector" || c.kind === "tensor")) {
+        shown = el("pre", { text: cellText(c) + "\n[" + (c.head || []).map(fmtNumber).join(", ") + (c.head ? ", …]" : "]") });
+      } else {
+        shown = el("pre", { text: cellText(c) });
+      }
+      rows.append(el("tr", {}, el("th", { text: `${col.name} (${col.type})` }), el("td", {}, shown)));
+    }
+    body.append(el("table", {}, rows), el("h3", { text: "Commits that changed " + table }));
+    const log = el("tbody");
+    for (const c of data.table_history) log.append(el("tr", {}, el("td", { text: c.commit.slice(0, 12) }), el("td", { text: c.time }), el("td", { text: c.author }), el("td", { text: c.message })));
+    body.append(el("table", {}, log));
+    overlay.hidden = false;
+  } catch (e) { showError(e); }
+}
+
+function frameStepper(c) {
+  const frames = (c.meta && c.meta.frames) || 1;
+  let n = 0;
+  const img = el("img", { class: "frame", src: posterUrl(c, 0, 640), alt: "frame" });
+  const label = el("span", { class: "frame-label", text: `frame 0 / ${frames - 1}` });
+  const step = (d) => { n = Math.min(Math.max(n + d, 0), frames - 1); img.src = posterUrl(c, n, 640); label.textContent = `frame ${n} / ${frames - 1}`; };
+  return el("div", { class: "frames" }, el("button", { class: "prev-frame", text: "◀", onclick: () => step(-1) }), label,
+            el("button", { class: "next-frame", text: "▶", onclick: () => step(1) }), img);
+}
+
+// ---- diff
+async function showDiff() {
+  const p = params(), out = $("diff-out");
+  if (!p.get("a") || !p.get("b")) { out.replaceChildren(el("p", { text: "Choose two branches, tags or commits." })); return; }
+  try {
+    const q = new URLSearchParams({ a: p.get("a"), b: p.get("b") });
+    if (p.get("table")) q.set("table", p.get("table"));
+    const data = await getJSON("/api/diff?" + q.toString());
+    out.replaceChildren();
+    if (!data.tables.length) out.append(el("p", { class: "nodiff", text: `no differences from ${data.a} to ${data.b}` }));
+    for (const t of data.tables) {
+      out.append(el("h3", { text: `${t.table}: ${t.status} · +${t.added} −${t.removed} ~${t.changed}` }));
+      const body = el("tbody");
+      for (const r of t.added_rows) body.append(el("tr", { class: "added" }, el("td", { text: "+" }), el("td", { text: r.id }), el("td", { text: JSON.stringify(r.cells) })));
+      for (const r of t.removed_rows) body.append(el("tr", { class: "removed" }, el("td", { text: "−" }), el("td", { text: r.id }), el("td", { text: JSON.stringify(r.cells) })));
+      for (const r of t.changed_cells) body.append(el("tr", { class: "changed" }, el("td", { text: "~" }), el("td", { text: r.id }), el("td", { text: `${r.column}: ${r.old} → ${r.new}` })));
+      out.append(el("table", { class: "diff-table" }, body));
+    }
+  } catch (e) { showError(e); }
+}
+
+// ---- page
+function showTab(name) {
+  for (const t of ["grid", "diff"]) $("tab-" + t).classList.toggle("active", t === name);
+  $("grid").hidden = name !== "grid"; $("more").hidden = name !== "grid" || !state.next;
+  $("sidebar").hidden = name !== "grid"; $("diff").hidden = name !== "diff";
+}
+
+async function route() {
+  const p = params();
+  showTab(p.get("page") === "diff" ? "diff" : "grid");
+  if (p.get("page") === "diff") { await showDiff(); return; }
+  await buildSidebar();
+  await loadRows(false);
+  await showDetail();
+}
+
+async function loadTables() {
+  const data = await getJSON("/api/tables?" + apiQuery({}));
+  state.tables = data.tables;
+  const p = params(), sel = $("table");
+  sel.replaceChildren(...data.tables.map((t) => el("option", { value: t.name, text: t.name })));
+  if (!p.get("table") && data.tables.length) { p.set("table", data.tables[0].name); setParams(p, false); }
+  sel.value = params().get("table") || "";
+}
+
+async function init() {
+  try {
+    const refs = await getJSON("/api/refs");
+    const p = params();
+    const names = [...refs.branches.map((b) => b.name), ...refs.tags.map((t) => t.name)];
+    for (const id of ["ref", "diff-a", "diff-b"]) $(id).replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
+    $("ref").value = p.get("ref") || refs.default;
+    $("diff-a").value = p.get("a") || refs.default;
+    $("diff-b").value = p.get("b") || refs.default;
+    await loadTables();
+    await route();
+  } catch (e) { showError(e); }
+}
+
+$("filters").addEventListener("submit", applyFilters);
+$("reset").addEventListener("click", () => { const p = params(), q = new URLSearchParams(); for (const k of ["table", "ref"]) if (p.get(k)) q.set(k, p.get(k)); setParams(q, true); route(); });
+$("more").addEventListener("click", () => loadRows(true));
+$("table").addEventListener("change", () => { const q = new URLSearchParams({ table: $("table").value }); if (params().get("ref")) q.set("ref", params().get("ref")); setParams(q, true); route(); });
+$("ref").addEventListener("change", async () => { const p = params(); p.set("ref", $("ref").value); p.delete("similar"); setParams(p, true); await loadTables(); route(); });
+$("tab-grid").addEventListener("click", () => { const p = params(); p.delete("page"); setParams(p, true); route(); });
+$("tab-diff").addEventListener("click", () => { const p = params(); p.set("page", "diff"); setParams(p, true); route(); });
+$("diff-form").addEventListener("submit", (ev) => { ev.preventDefault(); const p = params(); p.set("page", "diff"); p.set("a", $("diff-a").value); p.set("b", $("diff-b").value); setParams(p, true); showDiff(); });
+$("detail-close").addEventListener("click", () => { const p = params(); p.delete("row"); setParams(p, true); showDetail(); });
+window.addEventListener("popstate", () => route());
+init();
