@@ -27,8 +27,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-import reeldb
-
 from .. import errors
 from .cells import is_media, media_type, png, summarise
 from .query import MAX_LIMIT, parse_view, quote_ident
@@ -126,7 +124,7 @@ def _host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if ":" in host else host
 
 
-def error_response(e: reeldb.Error) -> JSONResponse:
+def error_response(e: errors.Error) -> JSONResponse:
     return JSONResponse({"error": e.message if hasattr(e, "message") and e.message else str(e),
                          "sqlstate": e.sqlstate}, status_code=_STATUS.get(e.sqlstate, 400))
 
@@ -150,7 +148,7 @@ def build_app(snapshots: Snapshots, token: str | None = None) -> Starlette:
         def endpoint(request: Request) -> Response:
             try:
                 return handler(request)
-            except reeldb.Error as e:
+            except errors.Error as e:
                 return error_response(e)
 
         endpoint.__name__ = handler.__name__

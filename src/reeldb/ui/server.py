@@ -12,13 +12,14 @@ import ipaddress
 import secrets
 import socket
 import threading
-from typing import Any
-
-import reeldb
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .app import build_app
 from .snapshots import DEFAULT_STATEMENT_TIMEOUT_MS, Snapshots
+
+if TYPE_CHECKING:
+    from ..connection import Connection
 
 DEFAULT_PORT = 8700
 
@@ -45,7 +46,7 @@ class UIHandle:
     """A running ``reeldb ui``: ``url`` opens it (with the token, if any); ``close()`` stops it."""
 
     def __init__(self, server: Any, thread: threading.Thread | None, url: str, token: str | None,
-                 owned: reeldb.Connection | None):
+                 owned: Connection | None):
         self._server = server
         self._thread = thread
         self.url = url
@@ -87,7 +88,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def start(db: reeldb.Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+def start(db: Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           branch: str | None = None, login: bool = False, token: str | None = None,
           statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS, background: bool = True,
           owned: bool = False, announce: Any = None) -> UIHandle:

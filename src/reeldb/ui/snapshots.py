@@ -13,12 +13,13 @@ import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any
-
-import reeldb
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .query import column_kind, quote_ident
+
+if TYPE_CHECKING:
+    from ..connection import Connection
 
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 
@@ -58,7 +59,7 @@ class Snapshots:
     """The UI's way into the database: ``root`` is the serving connection (its login's
     rights apply to every read), ``default_ref`` the branch shown when a URL names none."""
 
-    def __init__(self, root: reeldb.Connection, default_ref: str,
+    def __init__(self, root: Connection, default_ref: str,
                  statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS):
         self.root = root
         self.default_ref = default_ref
@@ -69,7 +70,7 @@ class Snapshots:
         self.posters = _LRU(64 << 20)  # PNG bytes
 
     @contextlib.contextmanager
-    def open(self, ref: str | None) -> Iterator[reeldb.Connection]:
+    def open(self, ref: str | None) -> Iterator[Connection]:
         """A read-only connection to ``ref`` (a branch, tag or commit; default: the
         default branch), closed when the block ends."""
         ref = ref or self.default_ref
@@ -87,7 +88,7 @@ class Snapshots:
             tags = [{"name": n, "commit": c} for n, c in sorted(self.root.tags().items())]
         return {"default": self.default_ref, "branches": branches, "tags": tags}
 
-    def columns(self, view: reeldb.Connection, table: str) -> list[dict[str, str]]:
+    def columns(self, view: Connection, table: str) -> list[dict[str, str]]:
         """The table's columns with their SQL type and UI kind (UndefinedTable if the
         snapshot has no such table)."""
         key = (view.head, table)
