@@ -34,7 +34,11 @@ from .query import grid_select as build_grid
 from .snapshots import Snapshots
 
 TOKEN_COOKIE = "reeldb_ui_token"
-CHUNK = 1 << 20  # bytes read from the store per piece of a media response
+CHUNK = 256 << 10  # bytes read from the store per piece of a media response
+# An open-ended range (``bytes=N-``, what a <video> asks for) is answered with at most this
+# much; the browser asks again for the next part as it plays. So what is read from the store
+# follows what is watched, however much the client's socket buffers would take.
+OPEN_RANGE_MAX = 2 << 20
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -394,7 +398,7 @@ def _ranged(request: Request, blob: Any, stats: Stats) -> Response:
             start, end = max(size - int(last), 0), size - 1
         else:
             start = int(first)
-            end = min(int(last), size - 1) if last else size - 1
+            end = min(int(last), size - 1) if last else min(start + OPEN_RANGE_MAX, size) - 1
         if start >= size or end < start:
             return _unsatisfiable(size, headers)
         status = 206

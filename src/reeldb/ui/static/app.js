@@ -79,7 +79,7 @@ function posterUrl(c, n, w) { return c.url.replace(/^\/media\//, "/frame/") + `?
 function mediaElement(c, controls) {
   if (c.kind === "video") {
     const v = el("video", { class: "cell-video", src: c.url, muted: true, loop: !controls, playsInline: true,
-                            preload: controls ? "auto" : "none", poster: posterUrl(c, 0, 320), controls });
+                            preload: controls ? "metadata" : "none", poster: posterUrl(c, 0, 320), controls });
     v.muted = true;
     if (!controls) {
       v.addEventListener("mouseenter", () => v.play().catch(() => {}));
@@ -223,7 +223,7 @@ async function showDetail() {
       const c = data.cells[col.name];
       let shown;
       if (c && typeof c === "object" && (c.kind === "video" || c.kind === "image")) {
-        shown = el("div", {}, mediaElement(c, true), el("pre", { text: JSON.stringify(c.meta, null, 1) }));
+        shown = el("div", {}, mediaElement(c, true), el("pre", { text: metaText(c) }));
         if (c.kind === "video") shown.append(frameStepper(c));
       } else if (c && typeof c === "object" && (c.kind === "vector" || c.kind === "tensor")) {
         shown = el("pre", { text: cellText(c) + "\n[" + (c.head || []).map(fmtNumber).join(", ") + (c.head ? ", …]" : "]") });
@@ -238,6 +238,14 @@ async function showDetail() {
     body.append(el("table", {}, log));
     overlay.hidden = false;
   } catch (e) { showError(e); }
+}
+
+function metaText(c) {
+  const m = Object.assign({}, c.meta), keyframes = m.keyframes;
+  delete m.keyframes; delete m.time_base;
+  const lines = [`${fmtBytes(c.bytes)}`, ...Object.entries(m).map(([k, v]) => `${k}: ${v}`)];
+  if (keyframes) lines.push(`keyframes: ${keyframes.length}`);
+  return lines.join("\n");
 }
 
 function frameStepper(c) {

@@ -1,0 +1,377 @@
+"""`reeldb ui` in a real browser: Debian's Chromium driven by Playwright, against a real
+`reeldb ui` process over a database of real MP4 clips and PNG images.
+
+Screenshots of the main pages go to the pytest tmp dir (``ui-screenshots``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import reeldb
+from reeldb.media.synth import render_clip, render_image
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (make chromium)", allow_module_level=True)
+
+ROWS = 8
+MODELS = ("seedance-v2", "veo-3")
+
+
+def _noise_clip(frames: int = 480, fps: int = 24) -> bytes:
+    """A 26 MB MP4 of noise (moov at the end, a keyframe a second): big enough that a seek
+    must be served by a range request from the middle, not by the first download."""
+    import av
+
+    rng = np.random.default_rng(7)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "20"})
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.gop_size = fps
+        for _ in range(frames):
+            pixels = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def _embedding(i: int) -> np.ndarray:
+    """Unit vectors at growing angles: row 1's neighbours in order are rows 2, 3, ..."""
+    v = np.zeros(8, dtype=np.float32)
+    v[0], v[1] = np.cos(i * 0.3), np.sin(i * 0.3)
+    v[2] = 0.1 * ((i * 7) % 3)
+    return v
+
+
+@pytest.fixture(scope="module")
+def ui_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = str(tmp_path_factory.mktemp("ui") / "db")
+    with reeldb.connect(path) as db:
+        db.execute("CREATE TABLE clips (id SERIAL PRIMARY KEY, prompt TEXT, model TEXT, score REAL, "
+                   "emb VECTOR(8), clip VIDEO, thumb IMAGE, info JSONB)")
+        for i in range(ROWS):
+            prompt = f"a {['red', 'blue', 'green', 'gold'][i % 4]} fox number {i}"
+            clip = _noise_clip() if i == ROWS - 1 else render_clip(prompt, frames=24, fps=12, size=(64, 48))
+            db.execute("INSERT INTO clips (prompt, model, score, emb, clip, thumb, info) "
+                       "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                       (prompt, MODELS[i % 2], round(0.1 * i + 0.05, 2), _embedding(i), clip,
+                        render_image(prompt, size=(48, 32)), json.dumps({"seed": i, "split": "train"})))
+        db.branch("experiment", checkout=True)
+        db.execute("UPDATE clips SET score = 0.99 WHERE id = 2")
+        db.execute("DELETE FROM clips WHERE id = 3")
+    return path
+
+
+def _start_ui(path: str, *options: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "reeldb", "ui", path, "--port", "0", *options],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    m = re.search(r"(http://\S+)", line)
+    if m is None:
+        proc.kill()
+        raise AssertionError(f"reeldb ui did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+    return proc, m.group(1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def ui(ui_path: str) -> Iterator[str]:
+    proc, url = _start_ui(ui_path)
+    yield url.rstrip("/")
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ui-screenshots")
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def _sql_ids(path: str, sql: str, params: Any = None, branch: str = "main") -> list[str]:
+    with reeldb.connect(path, create=False) as db:
+        view = db.at(branch)
+        try:
+            return [str(r[0]) for r in view.execute(sql, params).fetchall()]
+        finally:
+            view.close()
+
+
+def _wait_loaded(page: Any, before: str | None) -> None:
+    page.wait_for_function("(b) => document.body.dataset.loaded && document.body.dataset.loaded !== b", arg=before)
+
+
+def _card_ids(page: Any) -> list[str]:
+    return page.eval_on_selector_all(".card", "cards => cards.map(c => c.dataset.id)")
+
+
+def _open(page: Any, url: str) -> None:
+    page.goto(url)
+    _wait_loaded(page, None)
+
+
+def test_grid_loads_rows_and_the_api_answers_json(ui: str, ui_path: str, page: Any, shots: Path) -> None:
+    _open(page, ui + "/")
+    want = _sql_ids(ui_path, "SELECT _rowid FROM clips ORDER BY _rowid")
+    assert _card_ids(page) == want
+    assert page.locator(".card video.cell-video").count() == ROWS
+    assert "prompt" in page.inner_text(".card >> nth=0")
+    page.wait_for_load_state("networkidle")  # the poster frames
+    assert page.evaluate("[...document.querySelectorAll('.card video')].every(v => v.poster)")
+    page.screenshot(path=str(shots / "grid.png"))
+
+    status, headers, body = _get(ui + "/api/rows/clips?limit=3")
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    data = json.loads(body)
+    assert [r["id"] for r in data["rows"]] == want[:3] and data["next"] == {"after": want[2]}
+    cells = dict(zip([c["name"] for c in data["columns"]], data["rows"][0]["cells"]))
+    assert cells["emb"]["kind"] == "vector" and cells["emb"]["shape"] == [8]
+    assert abs(cells["emb"]["norm"] - float(np.linalg.norm(_embedding(0)))) < 1e-5
+    assert cells["clip"]["kind"] == "video" and cells["clip"]["meta"]["frames"] == 24
+    assert "keyframes" not in cells["clip"]["meta"]  # summaries stay small
+    nxt = json.loads(_get(ui + f"/api/rows/clips?limit=3&after={want[2]}")[2])
+    assert [r["id"] for r in nxt["rows"]] == want[3:6]
+
+
+def test_a_video_plays_from_range_requests_and_seeking_asks_for_a_small_range(
+        ui: str, ui_path: str, page: Any, shots: Path) -> None:
+    media: list[tuple[str, int, str | None, str | None]] = []
+    page.on("response", lambda r: media.append((r.url, r.status, r.request.headers.get("range"),
+                                                 r.headers.get("content-range"))) if "/media/" in r.url else None)
+    _open(page, ui + "/")
+    first = page.locator(".card video.cell-video").first
+    first.hover()
+    page.wait_for_function("() => document.querySelector('.card video').currentTime > 0.3", timeout=15000)
+    assert any(status == 206 and rng and cr and cr.startswith("bytes ") for _, status, rng, cr in media), media
+
+    # the 26 MB clip in the row detail: metadata first, then a seek near the end
+    long_id = _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE id = $1", (ROWS,))[0]
+    size = int(json.loads(_get(ui + f"/api/row/clips/{long_id}")[2])["cells"]["clip"]["bytes"])
+    before = json.loads(_get(ui + "/api/stats")[2])["media_bytes_sent"]
+    media.clear()
+    page.goto(ui + f"/?table=clips&row={long_id}")
+    video = page.locator("#detail video")
+    video.wait_for()
+    page.wait_for_function("() => document.querySelector('#detail video').readyState >= 1", timeout=15000)
+    assert "keyframes: 20" in page.inner_text("#detail-body")
+    page.screenshot(path=str(shots / "detail.png"))
+    asked = len(media)
+    page.evaluate("() => { const v = document.querySelector('#detail video'); v.currentTime = v.duration * 0.8; }")
+    page.wait_for_function("() => { const v = document.querySelector('#detail video'); "
+                           "return !v.seeking && v.readyState >= 2 && v.currentTime > v.duration * 0.7; }", timeout=15000)
+    starts = [int(re.match(r"bytes=(\d+)-", rng).group(1)) for _, status, rng, _ in media[asked:]
+              if status == 206 and rng]
+    assert starts and max(starts) > size * 0.5, (starts, size)  # asked from the middle, not from 0
+    sent = json.loads(_get(ui + "/api/stats")[2])["media_bytes_sent"] - before
+    assert sent < size * 0.5, (sent, size)  # read what was shown, not the clip
+
+
+def test_ranges_answer_206_416_and_read_only_the_bytes_asked(ui: str) -> None:
+    data = json.loads(_get(ui + "/api/rows/clips?limit=1")[2])
+    url = ui + next(c["url"] for c in data["rows"][0]["cells"] if isinstance(c, dict) and c.get("kind") == "video")
+    status, headers, whole = _get(url)
+    assert status == 200 and headers["accept-ranges"] == "bytes" and headers["content-type"] == "video/mp4"
+    status, headers, part = _get(url, {"Range": "bytes=10-29"})
+    assert status == 206 and part == whole[10:30] and headers["content-range"] == f"bytes 10-29/{len(whole)}"
+    status, headers, tail = _get(url, {"Range": "bytes=-16"})
+    assert status == 206 and tail == whole[-16:]
+    for bad in (f"bytes={len(whole)}-", "bytes=9-3", "bytes=x-1", "items=0-1"):
+        status, headers, body = _get(url, {"Range": bad})
+        assert status == 416 and headers["content-range"] == f"bytes */{len(whole)}", bad
+        assert whole[:16] not in body
+
+
+def test_filters_and_the_sql_box_change_the_rows_and_the_url_reproduces_the_view(
+        ui: str, ui_path: str, page: Any) -> None:
+    _open(page, ui + "/")
+    before = page.evaluate("document.body.dataset.loaded")
+    page.fill("#where", "score > 0.4 AND prompt LIKE '%fox%'")
+    page.click("#apply")
+    _wait_loaded(page, before)
+    want = _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE score > 0.4 AND prompt LIKE '%fox%' ORDER BY _rowid")
+    assert 0 < len(want) < ROWS and _card_ids(page) == want
+
+    before = page.evaluate("document.body.dataset.loaded")
+    page.check(f".facet[data-column=model] input[value='{MODELS[1]}']")
+    page.click("#apply")
+    _wait_loaded(page, before)
+    want = _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE score > 0.4 AND prompt LIKE '%fox%' AND model = $1 "
+                             "ORDER BY _rowid", (MODELS[1],))
+    assert len(want) > 0 and _card_ids(page) == want
+
+    shared = page.url  # the same view from its URL, in a fresh page
+    assert "where=" in shared and "in.model=" in shared
+    other = page.context.new_page()
+    _open(other, shared)
+    assert _card_ids(other) == want and other.input_value("#where").startswith("score > 0.4")
+
+    before = page.evaluate("document.body.dataset.loaded")
+    page.fill("#where", "score > 0.1; DELETE FROM clips")
+    page.click("#apply")
+    _wait_loaded(page, before)
+    assert "42601" in page.inner_text("#error")
+    assert len(_sql_ids(ui_path, "SELECT _rowid FROM clips")) == ROWS
+
+
+def test_sort_and_json_filter(ui: str, ui_path: str) -> None:
+    data = json.loads(_get(ui + "/api/rows/clips?sort=score&order=desc&limit=3")[2])
+    assert [r["id"] for r in data["rows"]] == _sql_ids(ui_path, "SELECT _rowid FROM clips ORDER BY score DESC LIMIT 3")
+    assert data["next"] == {"offset": 3}
+    data = json.loads(_get(ui + "/api/rows/clips?json.info=seed%3D5")[2])
+    assert [r["id"] for r in data["rows"]] == _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE info->>'seed' = '5'")
+    status, _, body = _get(ui + "/api/rows/clips?sort=emb")
+    assert status == 400 and json.loads(body)["sqlstate"] == "42804"
+
+
+def test_more_like_this_orders_by_similarity(ui: str, ui_path: str, page: Any, shots: Path) -> None:
+    _open(page, ui + "/")
+    target = _card_ids(page)[1]
+    before = page.evaluate("document.body.dataset.loaded")
+    page.click(f".card[data-id='{target}'] button.similar")
+    _wait_loaded(page, before)
+    with reeldb.connect(ui_path, create=False) as db:
+        rows = db.execute("SELECT _rowid, emb FROM clips").fetchall()
+    vectors = {str(r): np.asarray(v, dtype=np.float64) for r, v in rows}
+    q = vectors[target]
+    cosine = {r: 1 - float(v @ q / (np.linalg.norm(v) * np.linalg.norm(q))) for r, v in vectors.items()}
+    want = sorted(cosine, key=lambda r: (cosine[r], int(r)))
+    got = _card_ids(page)
+    assert got == want and got[0] == target
+    shown = [float(t.split()[1]) for t in page.eval_on_selector_all(".card .distance", "d => d.map(x => x.textContent)")]
+    assert shown == sorted(shown)
+    page.screenshot(path=str(shots / "similar.png"))
+
+
+def test_row_detail_steps_through_decoded_frames(ui: str, ui_path: str, page: Any) -> None:
+    rowid = _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE id = 1")[0]
+    _open(page, ui + f"/?table=clips&row={rowid}")
+    page.locator("#detail img.frame").wait_for()
+    body = page.inner_text("#detail-body")
+    for column in ("prompt", "model", "score", "emb", "clip", "thumb", "info"):
+        assert column in body
+    first = page.get_attribute("#detail img.frame", "src")
+    page.click("#detail .next-frame")
+    page.wait_for_function("(s) => document.querySelector('#detail img.frame').src.indexOf(s) < 0 && "
+                           "document.querySelector('#detail img.frame').complete", arg=first)
+    assert "frame 1 / 23" in page.inner_text("#detail .frames")
+    assert page.evaluate("document.querySelector('#detail img.frame').naturalWidth") == 64
+    status, headers, png = _get(ui + page.get_attribute("#detail img.frame", "src"))
+    assert status == 200 and headers["content-type"] == "image/png" and png.startswith(b"\x89PNG")
+
+
+def test_branch_picker_and_diff_show_the_right_rows(ui: str, ui_path: str, page: Any, shots: Path) -> None:
+    _open(page, ui + "/?table=clips&ref=experiment")
+    assert _card_ids(page) == _sql_ids(ui_path, "SELECT _rowid FROM clips ORDER BY _rowid", branch="experiment")
+    assert len(_card_ids(page)) == ROWS - 1
+    page.goto(ui + "/?table=clips&page=diff&a=main&b=experiment")
+    page.locator("#diff-out table").wait_for()
+    text = page.inner_text("#diff-out")
+    removed = _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE id = 3")[0]
+    changed = _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE id = 2")[0]
+    assert "−1" in text and "~1" in text
+    assert page.locator("#diff-out tr.removed td:nth-child(2)").inner_text() == removed
+    assert page.locator("#diff-out tr.changed td:nth-child(2)").inner_text() == changed
+    assert "score:" in page.locator("#diff-out tr.changed").inner_text()
+    page.screenshot(path=str(shots / "diff.png"))
+
+
+def test_a_non_loopback_bind_without_login_is_refused(ui_path: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "reeldb", "ui", ui_path, "--host", "0.0.0.0", "--port", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "--login" in proc.stderr and "serving" not in proc.stdout
+    with reeldb.connect(ui_path, create=False) as db, pytest.raises(reeldb.Error) as info:
+        db.ui(host="0.0.0.0", port=0)
+    assert info.value.sqlstate == "28000"
+
+
+def test_a_token_server_refuses_requests_without_the_token(ui_path: str, browser: Any) -> None:
+    proc, url = _start_ui(ui_path, "--login")
+    try:
+        base, token = url.split("?token=")
+        base = base.rstrip("/")
+        rows = json.loads(_get(base + "/api/rows/clips", {"Authorization": f"Bearer {token}"})[2])
+        media = base + rows["rows"][0]["cells"][5]["url"]
+        for path in ("/", "/api/refs", "/api/tables", "/api/rows/clips", "/api/row/clips/1", "/static/app.js",
+                     "/api/diff?a=main&b=experiment", media[len(base):]):
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Cookie": "reeldb_ui_token=wrong"}):
+                status, _, body = _get(base + path, headers)
+                assert status == 401, (path, headers)
+                assert b"fox" not in body and b"ftyp" not in body and b"seedance" not in body
+        status, headers, body = _get(media, {"Authorization": f"Bearer {token}", "Range": "bytes=0-15"})
+        assert status == 206 and len(body) == 16
+        context = browser.new_context()
+        try:
+            pg = context.new_page()
+            pg.goto(url)  # the printed link: the token becomes a cookie and leaves the URL
+            _wait_loaded(pg, None)
+            assert "token" not in pg.url and len(_card_ids(pg)) == ROWS
+        finally:
+            context.close()
+    finally:
+        _stop(proc)
+
+
+def test_loopback_server_refuses_other_host_names(ui: str) -> None:
+    status, _, body = _get(ui + "/api/rows/clips", {"Host": "attacker.example:8700"})
+    assert status == 403 and b"fox" not in body
+
+
+def test_db_ui_serves_from_python_and_closes(ui_path: str) -> None:
+    with reeldb.connect(ui_path, create=False) as db:
+        handle = db.ui(port=0)
+        try:
+            assert handle.url.startswith("http://127.0.0.1:")
+            data = json.loads(_get(handle.url + "api/tables")[2])
+            assert [t["name"] for t in data["tables"]] == ["clips"]
+        finally:
+            handle.close()
+        with pytest.raises(OSError):
+            urllib.request.urlopen(handle.url + "api/tables", timeout=5)
+        assert db.execute("SELECT count(*) FROM clips").fetchone()[0] == ROWS
