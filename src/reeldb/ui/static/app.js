@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { tables: [], columns: [], next: null, loading: false, detailFrame: 0 };
+const state = { tables: [], columns: [], next: null, loading: false, facetLoads: [] };
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -143,7 +143,7 @@ async function loadRows(append) {
 }
 
 // ---- sidebar
-async function buildSidebar() {
+function buildSidebar() {
   const p = params(), table = p.get("table");
   const cols = (state.tables.find((t) => t.name === table) || { columns: [] }).columns;
   $("where").value = p.get("where") || "";
@@ -159,14 +159,14 @@ async function buildSidebar() {
       const lo = el("input", { type: "number", step: "any", name: "min." + c.name, placeholder: "min", value: p.get("min." + c.name) || "" });
       const hi = el("input", { type: "number", step: "any", name: "max." + c.name, placeholder: "max", value: p.get("max." + c.name) || "" });
       box.append(el("div", { class: "facet", "data-column": c.name }, el("div", { class: "name", text: c.name }), lo, " ", hi));
-      getJSON(`/api/facets/${encodeURIComponent(table)}?column=${encodeURIComponent(c.name)}&${apiQuery({})}`).then((f) => {
+      state.facetLoads.push(() => getJSON(`/api/facets/${encodeURIComponent(table)}?column=${encodeURIComponent(c.name)}&${apiQuery({})}`).then((f) => {
         lo.placeholder = "≥ " + fmtNumber(f.min); hi.placeholder = "≤ " + fmtNumber(f.max);
-      }).catch(() => {});
+      }).catch(() => {}));
     } else if (c.kind === "text" || c.kind === "bool") {
       const values = el("div", { class: "values" });
       const facet = el("div", { class: "facet", "data-column": c.name }, el("div", { class: "name", text: c.name }), values);
       box.append(facet);
-      getJSON(`/api/facets/${encodeURIComponent(table)}?column=${encodeURIComponent(c.name)}&${apiQuery({})}`).then((f) => {
+      state.facetLoads.push(() => getJSON(`/api/facets/${encodeURIComponent(table)}?column=${encodeURIComponent(c.name)}&${apiQuery({})}`).then((f) => {
         if (f.more) { facet.remove(); return; }  // many distinct values: the WHERE box filters those
         const chosen = p.getAll("in." + c.name);
         for (const v of f.values) {
@@ -174,7 +174,7 @@ async function buildSidebar() {
           values.append(el("label", {}, el("input", { type: "checkbox", name: "in." + c.name, value: v.value, checked: chosen.includes(v.value) }),
                            " " + v.value + " (" + v.count + ")"));
         }
-      }).catch(() => facet.remove());
+      }).catch(() => facet.remove()));
     } else if (c.kind === "json") {
       box.append(el("div", { class: "facet", "data-column": c.name }, el("div", { class: "name", text: c.name + " (key=value)" }),
         el("input", { type: "text", name: "json." + c.name, placeholder: "key=value", value: p.get("json." + c.name) || "" })));
@@ -290,9 +290,15 @@ async function route() {
   const p = params();
   showTab(p.get("page") === "diff" ? "diff" : "grid");
   if (p.get("page") === "diff") { await showDiff(); return; }
-  await buildSidebar();
+  state.facetLoads = [];
+  buildSidebar();
   await loadRows(false);
+  // the sidebar's ranges and value lists scan the table: after the rows, one at a time
+  const loads = state.facetLoads;
+  state.facetLoads = [];
+  const facets = (async () => { for (const load of loads) await load(); document.body.dataset.facets = String(Date.now()); })();
   await showDetail();
+  await facets;
 }
 
 async function loadTables() {
