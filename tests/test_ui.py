@@ -65,7 +65,7 @@ def ui_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = str(tmp_path_factory.mktemp("ui") / "db")
     with reeldb.connect(path) as db:
         db.execute("CREATE TABLE clips (id SERIAL PRIMARY KEY, prompt TEXT, model TEXT, score REAL, "
-                   "emb VECTOR(8), clip VIDEO, thumb IMAGE, info JSONB)")
+                   "emb VECTOR(8), clip VIDEO, thumb IMAGE, info JSONB, human_preference JSONB)")
         for i in range(ROWS):
             prompt = f"a {['red', 'blue', 'green', 'gold'][i % 4]} fox number {i}"
             clip = _noise_clip() if i == ROWS - 1 else render_clip(prompt, frames=24, fps=12, size=(64, 48))
@@ -375,3 +375,89 @@ def test_db_ui_serves_from_python_and_closes(ui_path: str) -> None:
         with pytest.raises(OSError):
             urllib.request.urlopen(handle.url + "api/tables", timeout=5)
         assert db.execute("SELECT count(*) FROM clips").fetchone()[0] == ROWS
+
+
+def _preferences(path: str, branch: str) -> dict[str, dict[str, Any]]:
+    with reeldb.connect(path, create=False) as db:
+        view = db.at(branch)
+        try:
+            return {str(r): p or {} for r, p in view.execute("SELECT _rowid, human_preference FROM clips").fetchall()}
+        finally:
+            view.close()
+
+
+def test_two_labellers_at_once_write_every_label_exactly_once_on_the_labelling_branch(
+        ui_path: str, browser: Any, shots: Path) -> None:
+    proc, url = _start_ui(ui_path, "--label-branch", "labels/ab")
+    contexts = []
+    try:
+        base = url.rstrip("/")
+        pages = {}
+        for name in ("alice", "bob"):  # the same seed: both label the same pairs, so their commits collide
+            contexts.append(browser.new_context(viewport={"width": 1280, "height": 860}))
+            pg = contexts[-1].new_page()
+            pg.goto(base + f"/?table=clips&page=label&by=model&labeller={name}&batch=100&seed=3")
+            pg.wait_for_function("() => document.body.dataset.pairShown")
+            pages[name] = pg
+        keys = {"alice": ["1", "2", "3", "1"], "bob": ["2", "2", "1", "3"]}
+        verdict = {"1": "a", "2": "b", "3": "tie"}
+        labelled: dict[str, list[tuple[str, str, str]]] = {}
+        for name, pg in pages.items():
+            labelled[name] = []
+            for key in keys[name]:
+                shown = pg.evaluate("document.body.dataset.pairShown")
+                a, b = shown.split("-")
+                labelled[name].append((a, b, verdict[key]))
+                pg.keyboard.press(key)
+                pg.wait_for_function("(s) => document.body.dataset.pairShown !== s", arg=shown)
+        pages["alice"].screenshot(path=str(shots / "label.png"))
+        with reeldb.connect(ui_path, create=False) as db:
+            commits_before = len(db.log(branch="labels/ab"))
+        for pg in pages.values():  # both batches at once
+            pg.evaluate("() => document.getElementById('label-save').click()")
+        for pg in pages.values():
+            pg.wait_for_function("() => document.body.dataset.labelsSaved === '4'", timeout=30000)
+        assert [p[:2] for p in labelled["alice"]] == [p[:2] for p in labelled["bob"]]
+
+        prefs = _preferences(ui_path, "labels/ab")
+        want_keys = 0
+        for name, pairs in labelled.items():
+            for a, b, winner in pairs:
+                key = f"{name}:{min(int(a), int(b))}-{max(int(a), int(b))}"
+                result_a = {"a": "win", "b": "loss", "tie": "tie"}[winner]
+                result_b = {"a": "loss", "b": "win", "tie": "tie"}[winner]
+                assert prefs[a][key]["result"] == result_a and prefs[a][key]["vs"] == b
+                assert prefs[b][key]["result"] == result_b and prefs[b][key]["vs"] == a
+                want_keys += 2
+        assert sum(len(p) for p in prefs.values()) == want_keys  # each label once, none lost
+        with reeldb.connect(ui_path, create=False) as db:
+            new = db.log(branch="labels/ab")[: len(db.log(branch="labels/ab")) - commits_before]
+        # one commit per batch (auto-compaction may add its own)
+        assert sorted(c["message"] for c in new if c["message"].startswith("labels")) == [
+            "labels: 4 pairs of clips by alice", "labels: 4 pairs of clips by bob"]
+        assert all(not p for p in _preferences(ui_path, "main").values())  # main untouched
+
+        # a write from elsewhere is refused, and changes nothing
+        body = json.dumps({"labeller": "mallory", "labels": [{"a": "1", "b": "2", "winner": "a"}]}).encode()
+        for headers in ({"Content-Type": "text/plain"},
+                        {"Content-Type": "application/json", "Origin": "http://attacker.example"}):
+            req = urllib.request.Request(base + "/api/labels/clips", data=body, headers=headers, method="POST")
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(req, timeout=30)
+            assert info.value.code in (400, 403)
+        assert _preferences(ui_path, "labels/ab") == prefs
+    finally:
+        for c in contexts:
+            c.close()
+        _stop(proc)
+
+
+def test_labelling_is_off_unless_asked_for(ui: str, ui_path: str) -> None:
+    body = json.dumps({"labeller": "eve", "labels": [{"a": "1", "b": "2", "winner": "a"}]}).encode()
+    req = urllib.request.Request(ui + "/api/labels/clips", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=30)
+    assert info.value.code == 403 and json.loads(info.value.read())["sqlstate"] == "42501"
+    assert json.loads(_get(ui + "/api/config")[2]) == {"labelling": None}
+    assert all(not p for p in _preferences(ui_path, "main").values())

@@ -11,7 +11,7 @@
     reeldb vacuum PATH [--retain 7d] [--grace 1h]  delete files no branch or tag reaches
     reeldb expire PATH --older-than 30d            drop old commits from history
     reeldb check PATH [--all-history]              verify every object's checksum (like git fsck)
-    reeldb ui PATH [--host H] [--port P] [--branch B] [--login]   look at the data in a browser
+    reeldb ui PATH [--host H] [--port P] [--branch B] [--login] [--label-branch B]   a web app
 
 Results print as aligned tables; blob and array cells are abbreviated
 (``<video 1.2 MB>``, ``[0.12, -0.3, … 4096 dims]``). A reeldb error prints
@@ -647,7 +647,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     db = reeldb.connect(args.path, create=False)
     start(db, host=args.host, port=args.port, branch=args.branch, login=args.login,
           statement_timeout_ms=parse_duration_ms(args.statement_timeout), background=False, owned=True,
-          announce=lambda url: print(f"reeldb ui serving {args.path} at {url}", flush=True))
+          announce=lambda url: print(f"reeldb ui serving {args.path} at {url}", flush=True),
+          label_branch=args.label_branch, label_column=args.label_column,
+          connect_branch=lambda branch: reeldb.connect(args.path, branch=branch, create=False))
     return 0
 
 
@@ -869,6 +871,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="require a token (printed at start, in the link) on every request")
     s.add_argument("--statement-timeout", default="30s", metavar="DURATION",
                    help="cancel a page's query that runs longer (default 30s)")
+    s.add_argument("--label-branch", metavar="B",
+                   help="turn on A/B labelling: labels are committed to branch B (made from --branch if missing)")
+    s.add_argument("--label-column", default="human_preference", metavar="C",
+                   help="the JSONB column labels are written to (default human_preference)")
     s.set_defaults(func=cmd_ui)
 
     from .server.users import register_cli

@@ -8,6 +8,7 @@ through ``Snapshots``: a read-only connection with the serving login's rights.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import re
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 import numpy as np
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -29,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import errors
 from .cells import is_media, media_type, png, summarise
+from .labels import Labelling
 from .query import MAX_LIMIT, parse_view, quote_ident
 from .query import grid_select as build_grid
 from .snapshots import Snapshots
@@ -141,13 +144,25 @@ def _media_path(commit: str, table: str, column: str, rowid: int) -> str:
     return f"{quote(commit, safe='')}/{quote(table, safe='')}/{quote(column, safe='')}/{rowid}"
 
 
-def build_app(snapshots: Snapshots, token: str | None = None) -> Starlette:
-    """The Starlette application over ``snapshots``; ``token`` guards every route."""
+MAX_BODY = 1 << 20  # bytes of a POSTed batch of labels
+
+
+def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelling | None = None) -> Starlette:
+    """The Starlette application over ``snapshots``; ``token`` guards every route;
+    ``labelling`` (None: the app writes nothing) takes preference labels."""
     stats = Stats()
     static = resources.files("reeldb.ui") / "static"
 
     def api(handler: Any) -> Any:
         """A JSON route: reeldb errors become JSON with their SQLSTATE."""
+        if inspect.iscoroutinefunction(handler):
+            async def async_endpoint(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except errors.Error as e:
+                    return error_response(e)
+
+            return async_endpoint
 
         def endpoint(request: Request) -> Response:
             try:
@@ -155,7 +170,6 @@ def build_app(snapshots: Snapshots, token: str | None = None) -> Starlette:
             except errors.Error as e:
                 return error_response(e)
 
-        endpoint.__name__ = handler.__name__
         return endpoint
 
     def index(request: Request) -> Response:
@@ -271,7 +285,7 @@ def build_app(snapshots: Snapshots, token: str | None = None) -> Starlette:
         a = request.query_params.get("a") or snapshots.default_ref
         b = request.query_params.get("b") or snapshots.default_ref
         table = request.query_params.get("table") or None
-        limit = min(max(int(request.query_params.get("limit", "50") or 50), 1), MAX_LIMIT)
+        limit = min(max(_int(request.query_params.get("limit"), 50), 1), MAX_LIMIT)
         with snapshots.open(b) as view:
             d = view.diff(a, b, table)
         out = []
@@ -285,6 +299,42 @@ def build_app(snapshots: Snapshots, token: str | None = None) -> Starlette:
                                            "old": _short(r["old"]), "new": _short(r["new"])}
                                           for r in td.changed.slice(0, limit).to_pylist()]})
         return _json({"a": a, "b": b, "tables": out})
+
+    def config(request: Request) -> Response:
+        return _json({"labelling": None if labelling is None else
+                      {"branch": labelling.branch, "column": labelling.column}})
+
+    def pairs(request: Request) -> Response:
+        if labelling is None:
+            raise errors.InsufficientPrivilege("labelling is off: start reeldb ui with --label-branch")
+        q = request.query_params
+        return _json(labelling.pairs(request.path_params["table"], q.get("by") or "prompt",
+                                     min(max(_int(q.get("n"), 20), 1), MAX_LIMIT), max(_int(q.get("offset"), 0), 0),
+                                     _int(q.get("seed"), 0)))
+
+    async def labels(request: Request) -> Response:
+        """A batch of labels (JSON); a write, so only from this app's own pages: JSON
+        content (a cross-site form cannot send it without a CORS preflight, which this app
+        never allows) and, when the browser sends one, an Origin matching the Host."""
+        if labelling is None:
+            raise errors.InsufficientPrivilege("labelling is off: start reeldb ui with --label-branch")
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise errors.InvalidParameterValue("labels are sent as application/json")
+        origin = request.headers.get("origin")
+        if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host"):
+            raise errors.InsufficientPrivilege(f"labels from another site ({origin}) are refused")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise errors.ProgramLimitExceeded(f"a batch of labels is at most {MAX_BODY} bytes")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise errors.InvalidJsonText("the batch of labels is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("labels"), list):
+            raise errors.InvalidParameterValue('a batch is {"labeller": NAME, "labels": [{"a", "b", "winner"}]}')
+        got = await run_in_threadpool(labelling.write, request.path_params["table"], str(data.get("labeller", "")),
+                                      data["labels"])
+        return _json(got)
 
     def api_stats(request: Request) -> Response:
         return _json(stats.snapshot())
@@ -301,8 +351,8 @@ def build_app(snapshots: Snapshots, token: str | None = None) -> Starlette:
         (n=0, small) and the detail view's frame stepping; cached, commits never change."""
         p = request.path_params
         rowid = _rowid(p["rowid"])
-        n = max(int(request.query_params.get("n", "0") or 0), 0)
-        width = min(max(int(request.query_params.get("w", "320") or 320), 16), 1920)
+        n = max(_int(request.query_params.get("n"), 0), 0)
+        width = min(max(_int(request.query_params.get("w"), 320), 16), 1920)
         key = (p["commit"], p["table"], p["column"], rowid, n, width)
         data = snapshots.posters.get(key)
         if data is None:
@@ -332,6 +382,9 @@ def build_app(snapshots: Snapshots, token: str | None = None) -> Starlette:
         Route("/api/row/{table}/{rowid}", api(row_detail)),
         Route("/api/diff", api(diff)),
         Route("/api/stats", api(api_stats)),
+        Route("/api/config", api(config)),
+        Route("/api/pairs/{table}", api(pairs)),
+        Route("/api/labels/{table}", api(labels), methods=["POST"]),
         Route("/media/{commit}/{table}/{column}/{rowid}", api(media)),
         Route("/frame/{commit}/{table}/{column}/{rowid}", api(frame)),
         Mount("/static", app=StaticFiles(directory=str(static)), name="static"),
@@ -339,6 +392,15 @@ def build_app(snapshots: Snapshots, token: str | None = None) -> Starlette:
     app = Starlette(routes=routes)
     app.state.stats = stats
     return Guard(app, token)  # type: ignore[return-value]
+
+
+def _int(text: str | None, default: int) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise errors.InvalidTextRepresentation(f"not an integer: {text[:40]!r}") from None
 
 
 def _rowid(text: str) -> int:

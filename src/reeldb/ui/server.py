@@ -12,10 +12,12 @@ import ipaddress
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from .app import build_app
+from .labels import Labelling
 from .snapshots import DEFAULT_STATEMENT_TIMEOUT_MS, Snapshots
 
 if TYPE_CHECKING:
@@ -91,10 +93,15 @@ def _listen(host: str, port: int) -> socket.socket:
 def start(db: Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           branch: str | None = None, login: bool = False, token: str | None = None,
           statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS, background: bool = True,
-          owned: bool = False, announce: Any = None) -> UIHandle:
+          owned: bool = False, announce: Any = None, label_branch: str | None = None,
+          label_column: str = "human_preference",
+          connect_branch: Callable[[str], Connection] | None = None) -> UIHandle:
     """Serve ``db`` (its login's rights apply); ``port=0`` picks a free port. With
     ``background`` the server runs on a thread and this returns at once; else it runs
-    until interrupted. ``owned``: close ``db`` when the server stops."""
+    until interrupted. ``owned``: close ``db`` when the server stops.
+
+    ``label_branch`` turns on labelling: labels are written to ``label_column`` of the rows
+    on that branch through connections ``connect_branch(branch)`` opens (one per batch)."""
     import uvicorn
 
     login = login or token is not None
@@ -105,7 +112,12 @@ def start(db: Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     with db.at(default_ref):  # fail now on a branch that does not exist
         pass
     snapshots = Snapshots(db, default_ref, statement_timeout_ms)
-    app = build_app(snapshots, token)
+    labelling = None
+    if label_branch is not None:
+        if connect_branch is None:
+            raise errors.InvalidParameterValue("labelling needs a way to open the labelling branch")
+        labelling = Labelling(snapshots, label_branch, label_column, connect_branch)
+    app = build_app(snapshots, token, labelling)
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host.strip("[]") else host

@@ -88,6 +88,15 @@ class Snapshots:
             tags = [{"name": n, "commit": c} for n, c in sorted(self.root.tags().items())]
         return {"default": self.default_ref, "branches": branches, "tags": tags}
 
+    def create_branch(self, name: str) -> None:
+        """A new branch at the default ref (for labels), if nobody made it meanwhile."""
+        with self._root_lock:
+            if not any(b["name"] == name for b in self.root.branches()):
+                try:
+                    self.root.branch(name, checkout=False, at=self.default_ref)
+                except errors.DuplicateObject:  # another process made it first
+                    pass
+
     def columns(self, view: Connection, table: str) -> list[dict[str, str]]:
         """The table's columns with their SQL type and UI kind (UndefinedTable if the
         snapshot has no such table)."""

@@ -279,17 +279,96 @@ async function showDiff() {
   } catch (e) { showError(e); }
 }
 
+// ---- labelling: pairs of rows with the same prompt, A/B verdicts saved in batches
+const labelling = { pairs: [], index: 0, offset: 0, pending: [], saving: null, config: null };
+
+async function showLabel() {
+  const p = params(), table = p.get("table"), cfg = labelling.config;
+  if (!cfg) { showError("labelling is off: start reeldb ui with --label-branch"); return; }
+  $("labeller").value = p.get("labeller") || localStorage.getItem("reeldb-labeller") || "";
+  const cols = (state.tables.find((t) => t.name === table) || { columns: [] }).columns;
+  const by = $("label-by");
+  by.replaceChildren(...cols.filter((c) => c.kind === "text" || c.kind === "number").map((c) => el("option", { value: c.name, text: c.name })));
+  by.value = p.get("by") || (cols.some((c) => c.name === "prompt") ? "prompt" : by.value);
+  labelling.pairs = []; labelling.index = 0; labelling.offset = 0;
+  await nextPairs();
+  await renderPair();
+}
+
+async function nextPairs() {
+  const p = params(), q = new URLSearchParams({ by: $("label-by").value, n: "20", offset: String(labelling.offset), seed: p.get("seed") || "0" });
+  const data = await getJSON(`/api/pairs/${encodeURIComponent(p.get("table"))}?${q}`);
+  labelling.pairs = data.pairs; labelling.index = 0; labelling.offset += data.pairs.length;
+}
+
+async function renderSide(node, name, id) {
+  const p = params(), cfg = labelling.config;
+  const q = new URLSearchParams({ ref: cfg.branch });
+  const data = await getJSON(`/api/row/${encodeURIComponent(p.get("table"))}/${encodeURIComponent(id)}?${q}`);
+  const media = data.columns.map((c) => data.cells[c.name]).find((c) => c && (c.kind === "video" || c.kind === "image"));
+  const shown = media ? mediaElement(media, true) : null;
+  if (shown && shown.tagName === "VIDEO") { shown.autoplay = true; shown.loop = true; }
+  node.replaceChildren(el("h3", { text: `${name} · row ${id}` }), shown || el("p", { text: "(no video or image)" }),
+                       el("p", { text: cellText(data.cells[$("label-by").value]) }));
+}
+
+async function renderPair() {
+  try {
+    if (labelling.index >= labelling.pairs.length && labelling.pairs.length) await nextPairs();
+    const pair = labelling.pairs[labelling.index];
+    if (!pair) { $("side-a").replaceChildren(el("p", { text: "no more pairs" })); $("side-b").replaceChildren(); return; }
+    document.body.dataset.pair = `${pair.a}-${pair.b}`;
+    await Promise.all([renderSide($("side-a"), "A", pair.a), renderSide($("side-b"), "B", pair.b)]);
+    document.body.dataset.pairShown = `${pair.a}-${pair.b}`;
+  } catch (e) { showError(e); }
+}
+
+async function verdict(winner) {
+  const pair = labelling.pairs[labelling.index];
+  if (!pair) return;
+  if (winner !== "skip") labelling.pending.push({ a: pair.a, b: pair.b, winner });
+  labelling.index += 1;
+  $("label-status").textContent = `${labelling.pending.length} label(s) not saved yet`;
+  if (labelling.pending.length >= Number(params().get("batch") || 5)) saveLabels();
+  await renderPair();
+}
+
+async function saveLabels() {
+  if (labelling.saving) await labelling.saving;
+  const labels = labelling.pending.splice(0);
+  if (!labels.length) return;
+  const labeller = $("labeller").value.trim();
+  localStorage.setItem("reeldb-labeller", labeller);
+  labelling.saving = (async () => {
+    try {
+      const response = await fetch(`/api/labels/${encodeURIComponent(params().get("table"))}`, {
+        method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ labeller, labels }) });
+      const body = await response.json();
+      if (!response.ok) throw new Error((body.sqlstate ? body.sqlstate + ": " : "") + body.error);
+      $("label-status").textContent = `saved ${body.labels} label(s) on ${body.branch} in commit ${body.commit.slice(0, 12)}`;
+      document.body.dataset.labelsSaved = String(Number(document.body.dataset.labelsSaved || 0) + body.labels);
+    } catch (e) {
+      labelling.pending.unshift(...labels);  // keep them: Save again
+      showError(e);
+    }
+  })();
+  await labelling.saving;
+  labelling.saving = null;
+}
+
 // ---- page
 function showTab(name) {
-  for (const t of ["grid", "diff"]) $("tab-" + t).classList.toggle("active", t === name);
+  for (const t of ["grid", "diff", "label"]) $("tab-" + t).classList.toggle("active", t === name);
   $("grid").hidden = name !== "grid"; $("more").hidden = name !== "grid" || !state.next;
-  $("sidebar").hidden = name !== "grid"; $("diff").hidden = name !== "diff";
+  $("sidebar").hidden = name !== "grid"; $("diff").hidden = name !== "diff"; $("label").hidden = name !== "label";
 }
 
 async function route() {
-  const p = params();
-  showTab(p.get("page") === "diff" ? "diff" : "grid");
-  if (p.get("page") === "diff") { await showDiff(); return; }
+  const p = params(), page = p.get("page");
+  showTab(page === "diff" || page === "label" ? page : "grid");
+  if (page === "diff") { await showDiff(); return; }
+  if (page === "label") { await showLabel(); return; }
   state.facetLoads = [];
   buildSidebar();
   await loadRows(false);
@@ -313,6 +392,8 @@ async function loadTables() {
 async function init() {
   try {
     const refs = await getJSON("/api/refs");
+    labelling.config = (await getJSON("/api/config")).labelling;
+    $("tab-label").hidden = !labelling.config;
     const p = params();
     const names = [...refs.branches.map((b) => b.name), ...refs.tags.map((t) => t.name)];
     for (const id of ["ref", "diff-a", "diff-b"]) $(id).replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
@@ -333,5 +414,14 @@ $("tab-grid").addEventListener("click", () => { const p = params(); p.delete("pa
 $("tab-diff").addEventListener("click", () => { const p = params(); p.set("page", "diff"); setParams(p, true); route(); });
 $("diff-form").addEventListener("submit", (ev) => { ev.preventDefault(); const p = params(); p.set("page", "diff"); p.set("a", $("diff-a").value); p.set("b", $("diff-b").value); setParams(p, true); showDiff(); });
 $("detail-close").addEventListener("click", () => { const p = params(); p.delete("row"); setParams(p, true); showDetail(); });
+$("tab-label").addEventListener("click", () => { const p = params(); p.set("page", "label"); setParams(p, true); route(); });
+$("label-save").addEventListener("click", () => saveLabels());
+$("label-by").addEventListener("change", () => { const p = params(); p.set("by", $("label-by").value); setParams(p, false); showLabel(); });
+for (const b of document.querySelectorAll(".verdicts button")) b.addEventListener("click", () => verdict(b.dataset.winner));
+document.addEventListener("keydown", (ev) => {
+  if (params().get("page") !== "label" || ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA") return;
+  const winner = { "1": "a", "2": "b", "3": "tie", s: "skip", S: "skip" }[ev.key];
+  if (winner) { ev.preventDefault(); verdict(winner); }
+});
 window.addEventListener("popstate", () => route());
 init();
