@@ -461,3 +461,37 @@ def test_labelling_is_off_unless_asked_for(ui: str, ui_path: str) -> None:
     assert info.value.code == 403 and json.loads(info.value.read())["sqlstate"] == "42501"
     assert json.loads(_get(ui + "/api/config")[2]) == {"labelling": None}
     assert all(not p for p in _preferences(ui_path, "main").values())
+
+
+def test_embeddings_map_is_a_pca_and_its_selection_feeds_the_grid(ui: str, ui_path: str, page: Any,
+                                                                  shots: Path) -> None:
+    data = json.loads(_get(ui + "/api/map/clips?color=model")[2])
+    with reeldb.connect(ui_path, create=False) as db:
+        rows = {str(r): (np.asarray(v, dtype=np.float64), m)
+                for r, v, m in db.execute("SELECT _rowid, emb, model FROM clips").fetchall()}
+    assert sorted(p["id"] for p in data["points"]) == sorted(rows)
+    x = np.stack([rows[p["id"]][0] for p in data["points"]])
+    centred = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    want = centred @ vt[:2].T
+    got = np.array([[p["x"], p["y"]] for p in data["points"]])
+    for k in range(2):  # a component's sign is arbitrary
+        assert np.allclose(got[:, k], want[:, k], atol=1e-5) or np.allclose(got[:, k], -want[:, k], atol=1e-5)
+    assert np.allclose(data["explained"], (s[:2] ** 2) / np.sum(centred ** 2), atol=1e-6)
+    assert all(p["c"] == rows[p["id"]][1] for p in data["points"])
+
+    page.goto(ui + "/?table=clips&page=map&color=model")
+    page.wait_for_function("(n) => document.body.dataset.mapPoints === String(n)", arg=ROWS)
+    page.screenshot(path=str(shots / "map.png"))
+    box = page.locator("#map-canvas").bounding_box()
+    page.mouse.move(box["x"] + 1, box["y"] + 1)  # the left half of the canvas
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 1, steps=5)
+    page.mouse.up()
+    mid = (got[:, 0].min() + got[:, 0].max()) / 2
+    left = sorted((p["id"] for p in data["points"] if p["x"] <= mid), key=int)
+    assert 0 < len(left) < ROWS
+    before = page.evaluate("document.body.dataset.loaded")
+    page.click("#map-show")
+    _wait_loaded(page, before)
+    assert _card_ids(page) == left and "ids=" in page.url

@@ -32,7 +32,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import errors
 from .cells import is_media, media_type, png, summarise
 from .labels import Labelling
-from .query import MAX_LIMIT, parse_view, quote_ident
+from .projection import pca_2d
+from .query import MAX_LIMIT, map_select, parse_view, quote_ident
 from .query import grid_select as build_grid
 from .snapshots import Snapshots
 
@@ -300,6 +301,30 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
                                           for r in td.changed.slice(0, limit).to_pylist()]})
         return _json({"a": a, "b": b, "tables": out})
 
+    def embedding_map(request: Request) -> Response:
+        """A PCA of a vector column over (a sample of) the view's rows, each point with its
+        row id and the value of a colour column."""
+        table = request.path_params["table"]
+        q = request.query_params
+        spec = parse_view(table, q)
+        sample = min(max(_int(q.get("n"), 2000), 2), 20_000)
+        with snapshots.open(q.get("ref")) as view:
+            commit = view.head
+            columns = snapshots.columns(view, table)
+            kinds = {c["name"]: c["kind"] for c in columns}
+            vector = q.get("vector") or next((c["name"] for c in columns if c["kind"] == "vector"), None)
+            if vector is None:
+                raise errors.DatatypeMismatch(f'table "{table}" has no vector column to map')
+            color = q.get("color") or None
+            sel = map_select(spec, kinds, vector, color, sample)
+            got = view.execute(sel.sql, sel.params).fetchall()
+        coords, explained = pca_2d(np.stack([np.asarray(v, dtype=np.float32) for _, v, _ in got])
+                                   if got else np.zeros((0, 2)))
+        points = [{"id": str(r), "x": float(x), "y": float(y), "c": summarise(c, str)}
+                  for (r, _, c), (x, y) in zip(got, coords)]
+        return _json({"table": table, "commit": commit, "vector": vector, "color": color,
+                      "explained": explained, "points": points, "sample": sample})
+
     def config(request: Request) -> Response:
         return _json({"labelling": None if labelling is None else
                       {"branch": labelling.branch, "column": labelling.column}})
@@ -383,6 +408,7 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
         Route("/api/diff", api(diff)),
         Route("/api/stats", api(api_stats)),
         Route("/api/config", api(config)),
+        Route("/api/map/{table}", api(embedding_map)),
         Route("/api/pairs/{table}", api(pairs)),
         Route("/api/labels/{table}", api(labels), methods=["POST"]),
         Route("/media/{commit}/{table}/{column}/{rowid}", api(media)),

@@ -20,6 +20,7 @@ from .. import errors
 
 MAX_WHERE = 8_000  # characters: a WHERE box, not a program
 MAX_LIMIT = 500
+MAX_IDS = 5000  # rows a selection (ids=) may name
 DEFAULT_LIMIT = 48
 
 # type name (as format_type prints it, before any "(") -> how the UI shows and filters it
@@ -95,6 +96,7 @@ class View:
     json_keys: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     similar_column: str | None = None
     similar_rowid: int | None = None
+    rowids: list[int] | None = None  # a selection (the embeddings map's)
 
 
 def parse_view(table: str, args: Any) -> View:
@@ -122,6 +124,14 @@ def parse_view(table: str, args: Any) -> View:
                 if not sep or not k:
                     raise errors.InvalidParameterValue(f"{key} takes KEY=VALUE, not {raw!r}")
                 view.json_keys.setdefault(column, []).append((k, v))
+    if args.get("ids"):
+        parts = args.get("ids").split(",")
+        if len(parts) > MAX_IDS:
+            raise errors.ProgramLimitExceeded(f"ids names {len(parts)} rows; the most is {MAX_IDS}")
+        try:
+            view.rowids = [int(p) for p in parts]
+        except ValueError:
+            raise errors.InvalidTextRepresentation("ids is a comma-separated list of row ids") from None
     if args.get("similar"):
         view.similar_rowid = _int(args, "similar", 0)
         view.similar_column = args.get("vector") or None
@@ -171,6 +181,8 @@ def conditions(view: View, kinds: dict[str, str], q: Select) -> list[str]:
         col = _column(column, kinds, {"json"})
         for k, v in pairs:
             out.append(f"{col} ->> {q.param(k)} = {q.param(v)}")
+    if view.rowids is not None:
+        out.append(f"_rowid = ANY({q.param(view.rowids)})")
     where = where_expression(view.where)
     if where is not None:
         out.append(f"({where})")
@@ -184,6 +196,20 @@ def _column(name: str, kinds: dict[str, str], allowed: set[str]) -> str:
     if kind not in allowed:
         raise errors.DatatypeMismatch(f'column "{name}" is {kind}: it cannot be filtered or sorted that way')
     return quote_ident(name)
+
+
+def map_select(view: View, kinds: dict[str, str], vector: str, color: str | None, sample: int) -> Select:
+    """Up to ``sample`` rows of the view for the embeddings map: row id, vector, colour
+    column, spread over the table by a multiplicative hash of ``_rowid`` (not its first rows)."""
+    q = Select()
+    conds = conditions(view, kinds, q)
+    vec = _column(vector, kinds, {"vector"})
+    colour = "NULL" if color is None else _column(color, kinds, SORTABLE | {"other"})
+    sql = f"SELECT _rowid, {vec}, {colour} FROM {quote_ident(view.table)} WHERE {vec} IS NOT NULL"
+    if conds:
+        sql += " AND " + " AND ".join(conds)
+    q.sql = sql + f" ORDER BY (_rowid * 2654435761) % 4294967291, _rowid LIMIT {int(sample)}"
+    return q
 
 
 def grid_select(view: View, kinds: dict[str, str], query_vector: Any = None) -> Select:

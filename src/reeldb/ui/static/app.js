@@ -38,7 +38,7 @@ function setParams(p, push) {
   const url = location.pathname + (p.toString() ? "?" + p.toString() : "");
   if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
 }
-const VIEW_KEYS = (k) => ["where", "sort", "order", "similar", "vector"].includes(k) || /^(min|max|in|json)\./.test(k);
+const VIEW_KEYS = (k) => ["where", "sort", "order", "similar", "vector", "ids"].includes(k) || /^(min|max|in|json)\./.test(k);
 
 function apiQuery(extra) {
   const p = params(), q = new URLSearchParams();
@@ -129,8 +129,10 @@ async function loadRows(append) {
     $("more").hidden = !data.next;
     $("status").textContent = `${grid.children.length} rows shown · commit ${data.commit.slice(0, 12)} · ${data.elapsed_ms} ms`;
     const note = $("similar-note");
-    note.hidden = !data.similar;
+    const ids = params().get("ids");
+    note.hidden = !data.similar && !ids;
     if (data.similar) note.textContent = `ordered by ${data.similar.column} distance to row ${data.similar.row}`;
+    else if (ids) note.textContent = `a selection of ${ids.split(",").length} rows (from the map)`;
     performance.mark(append ? "reeldb-page" : "reeldb-grid-painted");
     document.body.dataset.rowsLoadedMs = String(Math.round(performance.now() - started));
   } catch (e) {
@@ -185,7 +187,7 @@ function buildSidebar() {
 function applyFilters(ev) {
   if (ev) ev.preventDefault();
   const p = params(), q = new URLSearchParams();
-  for (const k of ["table", "ref", "similar", "vector"]) if (p.get(k)) q.set(k, p.get(k));
+  for (const k of ["table", "ref", "similar", "vector", "ids"]) if (p.get(k)) q.set(k, p.get(k));
   const where = $("where").value.trim();
   if (where) q.set("where", where);
   if ($("sort").value) { q.set("sort", $("sort").value); q.set("order", $("order").value); }
@@ -357,17 +359,122 @@ async function saveLabels() {
   labelling.saving = null;
 }
 
+// ---- embeddings map: a PCA scatter on a canvas; a dragged rectangle selects rows for the grid
+const map = { points: [], selected: [], box: null, scale: null };
+const PALETTE = ["#5fb3ff", "#f0c674", "#7ddc8a", "#ff6b6b", "#c792ea", "#ffb86c", "#8be9fd", "#f78c6c", "#a3be8c", "#ff79c6"];
+
+async function showMap() {
+  const p = params(), table = p.get("table");
+  const cols = (state.tables.find((t) => t.name === table) || { columns: [] }).columns;
+  $("map-vector").replaceChildren(...cols.filter((c) => c.kind === "vector").map((c) => el("option", { value: c.name, text: c.name })));
+  $("map-color").replaceChildren(el("option", { value: "", text: "(none)" }),
+    ...cols.filter((c) => ["number", "text", "bool", "time"].includes(c.kind)).map((c) => el("option", { value: c.name, text: c.name })));
+  if (p.get("vector")) $("map-vector").value = p.get("vector");
+  $("map-color").value = p.get("color") || "";
+  $("map-n").value = p.get("n") || "2000";
+  if (!$("map-vector").value) { showError(`table ${table} has no vector column`); return; }
+  try {
+    const q = new URLSearchParams(apiQuery({ vector: $("map-vector").value, n: $("map-n").value }));
+    q.delete("similar"); if ($("map-color").value) q.set("color", $("map-color").value);
+    const data = await getJSON(`/api/map/${encodeURIComponent(table)}?${q}`);
+    showError(null);
+    map.points = data.points; map.selected = [];
+    $("map-status").textContent = `${data.points.length} points · PC1 ${(100 * data.explained[0]).toFixed(1)}% · PC2 ${(100 * data.explained[1]).toFixed(1)}% of the variance`;
+    drawMap();
+    document.body.dataset.mapPoints = String(data.points.length);
+  } catch (e) { showError(e); }
+}
+
+function colourOf(points) {
+  const values = points.map((pt) => pt.c);
+  const numeric = values.every((v) => v === null || typeof v === "number");
+  if (numeric) {
+    const nums = values.filter((v) => v !== null), lo = Math.min(...nums), hi = Math.max(...nums);
+    return { legend: nums.length ? [[`${fmtNumber(lo)} … ${fmtNumber(hi)}`, "#5fb3ff"]] : [],
+             of: (v) => v === null ? "#555" : `hsl(${220 - 180 * (hi > lo ? (v - lo) / (hi - lo) : 0)}, 80%, 60%)` };
+  }
+  const distinct = [...new Set(values.map(String))].slice(0, PALETTE.length);
+  return { legend: distinct.map((v, i) => [v, PALETTE[i]]), of: (v) => PALETTE[distinct.indexOf(String(v))] || "#777" };
+}
+
+function drawMap() {
+  const canvas = $("map-canvas"), ctx = canvas.getContext("2d"), pts = map.points;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!pts.length) return;
+  const xs = pts.map((pt) => pt.x), ys = pts.map((pt) => pt.y), pad = 20;
+  const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const sx = (canvas.width - 2 * pad) / ((x1 - x0) || 1), sy = (canvas.height - 2 * pad) / ((y1 - y0) || 1);
+  map.scale = { px: (x) => pad + (x - x0) * sx, py: (y) => canvas.height - pad - (y - y0) * sy };
+  const colour = colourOf(pts), chosen = new Set(map.selected);
+  for (const pt of pts) {
+    ctx.fillStyle = colour.of(pt.c);
+    ctx.globalAlpha = chosen.size && !chosen.has(pt.id) ? 0.25 : 0.9;
+    ctx.beginPath(); ctx.arc(map.scale.px(pt.x), map.scale.py(pt.y), chosen.has(pt.id) ? 4 : 3, 0, 2 * Math.PI); ctx.fill();
+  }
+  ctx.globalAlpha = 1;
+  if (map.box) { ctx.strokeStyle = "#fff"; ctx.strokeRect(map.box.x, map.box.y, map.box.w, map.box.h); }
+  $("map-legend").replaceChildren(...colour.legend.map(([label, c]) => {
+    const swatch = el("span", { text: label });
+    swatch.style.setProperty("--swatch", c);  // CSSOM, not a style attribute: the CSP allows it
+    return swatch;
+  }));
+  $("map-show").disabled = !map.selected.length;
+  $("map-show").textContent = map.selected.length ? `Show ${map.selected.length} in grid` : "Show selection in grid";
+}
+
+function canvasPoint(ev) {
+  const canvas = $("map-canvas"), r = canvas.getBoundingClientRect();
+  return { x: (ev.clientX - r.left) * canvas.width / r.width, y: (ev.clientY - r.top) * canvas.height / r.height };
+}
+
+let dragFrom = null;
+$("map-canvas").addEventListener("mousedown", (ev) => { dragFrom = canvasPoint(ev); map.box = null; });
+$("map-canvas").addEventListener("mousemove", (ev) => {
+  if (!dragFrom) return;
+  const at = canvasPoint(ev);
+  map.box = { x: Math.min(dragFrom.x, at.x), y: Math.min(dragFrom.y, at.y), w: Math.abs(at.x - dragFrom.x), h: Math.abs(at.y - dragFrom.y) };
+  drawMap();
+});
+$("map-canvas").addEventListener("mouseup", (ev) => {
+  const at = canvasPoint(ev), from = dragFrom; dragFrom = null;
+  if (!from || !map.scale) return;
+  if (Math.abs(at.x - from.x) < 3 && Math.abs(at.y - from.y) < 3) {  // a click: the nearest point's row
+    let best = null, bestD = 64;
+    for (const pt of map.points) { const d = (map.scale.px(pt.x) - at.x) ** 2 + (map.scale.py(pt.y) - at.y) ** 2; if (d < bestD) { best = pt; bestD = d; } }
+    map.box = null; drawMap();
+    if (best) openDetail(best.id);
+    return;
+  }
+  const [xa, xb] = [Math.min(from.x, at.x), Math.max(from.x, at.x)], [ya, yb] = [Math.min(from.y, at.y), Math.max(from.y, at.y)];
+  map.selected = map.points.filter((pt) => { const x = map.scale.px(pt.x), y = map.scale.py(pt.y); return x >= xa && x <= xb && y >= ya && y <= yb; }).map((pt) => pt.id);
+  map.box = null; drawMap();
+});
+$("map-show").addEventListener("click", () => {
+  const p = params(), q = new URLSearchParams();
+  for (const [k, v] of p) if (k !== "page" && k !== "row") q.append(k, v);
+  q.set("ids", map.selected.join(","));
+  setParams(q, true); route();
+});
+$("map-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const p = params(); p.set("vector", $("map-vector").value); p.set("n", $("map-n").value);
+  if ($("map-color").value) p.set("color", $("map-color").value); else p.delete("color");
+  setParams(p, false); showMap();
+});
+
 // ---- page
 function showTab(name) {
-  for (const t of ["grid", "diff", "label"]) $("tab-" + t).classList.toggle("active", t === name);
+  for (const t of ["grid", "diff", "map", "label"]) $("tab-" + t).classList.toggle("active", t === name);
   $("grid").hidden = name !== "grid"; $("more").hidden = name !== "grid" || !state.next;
   $("sidebar").hidden = name !== "grid"; $("diff").hidden = name !== "diff"; $("label").hidden = name !== "label";
+  $("map").hidden = name !== "map";
 }
 
 async function route() {
   const p = params(), page = p.get("page");
-  showTab(page === "diff" || page === "label" ? page : "grid");
+  showTab(["diff", "label", "map"].includes(page) ? page : "grid");
   if (page === "diff") { await showDiff(); return; }
+  if (page === "map") { await showMap(); await showDetail(); return; }
   if (page === "label") { await showLabel(); return; }
   state.facetLoads = [];
   buildSidebar();
@@ -414,6 +521,7 @@ $("tab-grid").addEventListener("click", () => { const p = params(); p.delete("pa
 $("tab-diff").addEventListener("click", () => { const p = params(); p.set("page", "diff"); setParams(p, true); route(); });
 $("diff-form").addEventListener("submit", (ev) => { ev.preventDefault(); const p = params(); p.set("page", "diff"); p.set("a", $("diff-a").value); p.set("b", $("diff-b").value); setParams(p, true); showDiff(); });
 $("detail-close").addEventListener("click", () => { const p = params(); p.delete("row"); setParams(p, true); showDetail(); });
+$("tab-map").addEventListener("click", () => { const p = params(); p.set("page", "map"); setParams(p, true); route(); });
 $("tab-label").addEventListener("click", () => { const p = params(); p.set("page", "label"); setParams(p, true); route(); });
 $("label-save").addEventListener("click", () => saveLabels());
 $("label-by").addEventListener("change", () => { const p = params(); p.set("by", $("label-by").value); setParams(p, false); showLabel(); });
