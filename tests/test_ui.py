@@ -226,6 +226,17 @@ def test_ranges_answer_206_416_and_read_only_the_bytes_asked(ui: str) -> None:
         status, headers, body = _get(url, {"Range": bad})
         assert status == 416 and headers["content-range"] == f"bytes */{len(whole)}", bad
         assert whole[:16] not in body
+    assert "immutable" in _get(url, {"Range": "bytes=0-1"})[1]["cache-control"]  # a commit's URL
+
+
+def test_media_by_branch_name_follows_the_branch_and_is_not_cached_for_good(ui: str, ui_path: str) -> None:
+    removed = _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE id = 3")[0]  # deleted on experiment
+    status, headers, body = _get(ui + f"/media/main/clips/clip/{removed}", {"Range": "bytes=0-7"})
+    assert status == 206 and body[4:8] == b"ftyp" and headers["cache-control"] == "no-cache"
+    status, _, _ = _get(ui + f"/media/experiment/clips/clip/{removed}", {"Range": "bytes=0-7"})
+    assert status == 404
+    status, _, body = _get(ui + f"/media/no-such-branch/clips/clip/{removed}")
+    assert status >= 400 and b"ftyp" not in body
 
 
 def test_filters_and_the_sql_box_change_the_rows_and_the_url_reproduces_the_view(

@@ -366,10 +366,11 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
 
     def media(request: Request) -> Response:
         p = request.path_params
-        blob = snapshots.blob(p["commit"], p["table"], p["column"], _rowid(p["rowid"]))
+        commit = snapshots.commit_of(p["commit"])
+        blob = snapshots.blob(commit, p["table"], p["column"], _rowid(p["rowid"]))
         if blob is None:
             return JSONResponse({"error": "no value in that cell"}, status_code=404)
-        return _ranged(request, blob, stats)
+        return _ranged(request, blob, stats, immutable=commit == p["commit"])
 
     def frame(request: Request) -> Response:
         """One decoded frame of a video cell (or an image cell) as PNG: the grid's poster
@@ -378,10 +379,11 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
         rowid = _rowid(p["rowid"])
         n = max(_int(request.query_params.get("n"), 0), 0)
         width = min(max(_int(request.query_params.get("w"), 320), 16), 1920)
-        key = (p["commit"], p["table"], p["column"], rowid, n, width)
+        commit = snapshots.commit_of(p["commit"])
+        key = (commit, p["table"], p["column"], rowid, n, width)
         data = snapshots.posters.get(key)
         if data is None:
-            blob = snapshots.blob(p["commit"], p["table"], p["column"], rowid)
+            blob = snapshots.blob(commit, p["table"], p["column"], rowid)
             if blob is None or blob.kind not in ("video", "image"):
                 return JSONResponse({"error": "not a video or image cell"}, status_code=404)
             meta = blob.meta
@@ -395,8 +397,7 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
                 return JSONResponse({"error": str(e)}, status_code=416)
             data = png(np.ascontiguousarray(pixels))
             snapshots.posters.put(key, data, len(data))
-        return Response(data, media_type="image/png",
-                        headers={"cache-control": "private, max-age=31536000, immutable"})
+        return Response(data, media_type="image/png", headers={"cache-control": _cache(commit == p["commit"])})
 
     routes = [
         Route("/", index),
@@ -466,13 +467,18 @@ def _diff_row(r: dict[str, Any]) -> dict[str, Any]:
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def _ranged(request: Request, blob: Any, stats: Stats) -> Response:
+def _cache(immutable: bool) -> str:
+    """A commit's data never changes; a branch or tag name's may."""
+    return "private, max-age=31536000, immutable" if immutable else "no-cache"
+
+
+def _ranged(request: Request, blob: Any, stats: Stats, immutable: bool) -> Response:
     """The blob's bytes, by HTTP range when asked (206, or 416 for a range past the end);
     read from the store a piece at a time as the client takes them, so a seek in a
     500 MB clip reads what is watched, not the clip."""
     size = len(blob)
     ctype = media_type(blob.kind, blob.meta)
-    headers = {"accept-ranges": "bytes", "cache-control": "private, max-age=31536000, immutable"}
+    headers = {"accept-ranges": "bytes", "cache-control": _cache(immutable)}
     if not is_media(blob.kind) or ctype == "application/octet-stream":
         headers["content-disposition"] = "attachment"
     spec = request.headers.get("range")

@@ -68,6 +68,7 @@ class Snapshots:
         self._columns = _LRU(512)
         self.blobs = _LRU(4096)
         self.posters = _LRU(64 << 20)  # PNG bytes
+        self._commits = _LRU(4096)  # commit ids this app has read: they name fixed data
 
     @contextlib.contextmanager
     def open(self, ref: str | None) -> Iterator[Connection]:
@@ -78,6 +79,7 @@ class Snapshots:
             view = self.root.at(ref)
         try:
             view.execute(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
+            self._commits.put(view.head, True)
             yield view
         finally:
             view.close()
@@ -113,8 +115,18 @@ class Snapshots:
         self._columns.put(key, cols)
         return cols
 
+    def commit_of(self, ref: str) -> str:
+        """The commit id ``ref`` names now: itself when it is a commit this app has read
+        (no lookup), else what the branch or tag points at (caches key by commit, never by
+        a name that moves)."""
+        if self._commits.get(ref):
+            return ref
+        with self.open(ref) as view:
+            return view.head
+
     def blob(self, commit: str, table: str, column: str, rowid: int) -> Any:
-        """The stored blob (a ``reeldb.Blob``) of one cell of commit ``commit``, or None."""
+        """The stored blob (a ``reeldb.Blob``) of one cell of commit ``commit`` (a commit id,
+        from ``commit_of``), or None."""
         key = (commit, table, column, rowid)
         hit = self.blobs.get(key)
         if hit is not None:
