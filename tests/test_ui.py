@@ -317,6 +317,24 @@ def test_row_detail_steps_through_decoded_frames(ui: str, ui_path: str, page: An
     assert status == 200 and headers["content-type"] == "image/png" and png.startswith(b"\x89PNG")
 
 
+def test_row_history_names_the_commits_that_changed_the_row(ui: str, ui_path: str, page: Any) -> None:
+    changed = _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE id = 2")[0]
+    with reeldb.connect(ui_path, create=False) as db:
+        log = {c["id"]: c for c in db.log(branch="experiment")}
+    got = json.loads(_get(ui + f"/api/history/clips/{changed}?ref=experiment")[2])["commits"]
+    kinds = [(c["change"], c["columns"]) for c in got]
+    assert kinds == [("changed", ["score"]), ("added", [])]
+    assert all(c["commit"] in log for c in got)
+    assert log[got[0]["commit"]]["tables"]["clips"]["updated"] == 1
+    assert log[got[1]["commit"]]["tables"]["clips"]["inserted"] == 1
+    main = json.loads(_get(ui + f"/api/history/clips/{changed}?ref=main")[2])["commits"]
+    assert [c["change"] for c in main] == ["added"] and main[0]["commit"] == got[1]["commit"]
+
+    _open(page, ui + f"/?table=clips&ref=experiment&row={changed}")
+    page.wait_for_function("(id) => document.body.dataset.history === id", arg=changed)
+    assert "changed score" in page.inner_text("#row-history")
+
+
 def test_branch_picker_and_diff_show_the_right_rows(ui: str, ui_path: str, page: Any, shots: Path) -> None:
     _open(page, ui + "/?table=clips&ref=experiment")
     assert _card_ids(page) == _sql_ids(ui_path, "SELECT _rowid FROM clips ORDER BY _rowid", branch="experiment")

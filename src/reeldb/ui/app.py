@@ -146,6 +146,7 @@ def _media_path(commit: str, table: str, column: str, rowid: int) -> str:
 
 
 MAX_BODY = 1 << 20  # bytes of a POSTed batch of labels
+HISTORY_MAX_ROWS = 100_000  # a commit that changed more rows of a table is not diffed for a row's history
 
 
 def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelling | None = None) -> Starlette:
@@ -273,14 +274,38 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
                                (rowid,)).fetchone()
             if got is None:
                 raise errors.UndefinedObject(f"row {rowid} is not in {table} at commit {commit}")
-            history = [{"commit": c["id"], "time": str(c["time"]), "author": c["author"], "message": c["message"]}
-                       for c in view.log(table=table, limit=20)]
         cells = {}
         for col, value in zip(columns, got):
             path = _media_path(commit, table, col["name"], rowid)
             cells[col["name"]] = summarise(value, lambda p=path: f"/media/{p}", full=True)
-        return _json({"table": table, "commit": commit, "id": str(rowid), "columns": columns, "cells": cells,
-                      "table_history": history})
+        return _json({"table": table, "commit": commit, "id": str(rowid), "columns": columns, "cells": cells})
+
+    def row_history(request: Request) -> Response:
+        """The commits (of the last ``n``, newest first) that added, changed or removed one
+        row, found by diffing each commit that touched the table against its first parent.
+        A commit that changed more than ``HISTORY_MAX_ROWS`` rows of the table is listed as
+        not checked rather than diffed (a bulk load would cost seconds)."""
+        table = request.path_params["table"]
+        rowid = _rowid(request.path_params["rowid"])
+        limit = min(max(_int(request.query_params.get("n"), 20), 1), 100)
+        out = []
+        with snapshots.open(request.query_params.get("ref")) as view:
+            snapshots.columns(view, table)  # 42P01 for a table this snapshot lacks
+            for c in view.log(table=table, limit=limit):
+                entry = {"commit": c["id"], "time": str(c["time"]), "author": c["author"], "message": c["message"]}
+                counts = c["tables"].get(table, {})
+                touched = sum(int(counts.get(k, 0)) for k in ("inserted", "deleted", "updated"))
+                if not c["parents"]:
+                    entry["change"] = None
+                elif touched > HISTORY_MAX_ROWS:
+                    entry["change"] = "not checked"
+                    entry["rows"] = touched
+                else:
+                    entry["change"], entry["columns"] = _row_change(view.diff(c["parents"][0], c["id"], table).get(table),
+                                                                    rowid)
+                if entry["change"] is not None:
+                    out.append(entry)
+        return _json({"table": table, "id": str(rowid), "commits": out, "checked": limit})
 
     def diff(request: Request) -> Response:
         a = request.query_params.get("a") or snapshots.default_ref
@@ -406,6 +431,7 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
         Route("/api/rows/{table}", api(rows)),
         Route("/api/facets/{table}", api(facets)),
         Route("/api/row/{table}/{rowid}", api(row_detail)),
+        Route("/api/history/{table}/{rowid}", api(row_history)),
         Route("/api/diff", api(diff)),
         Route("/api/stats", api(api_stats)),
         Route("/api/config", api(config)),
@@ -419,6 +445,19 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
     app = Starlette(routes=routes)
     app.state.stats = stats
     return Guard(app, token)  # type: ignore[return-value]
+
+
+def _row_change(td: Any, rowid: int) -> tuple[str | None, list[str]]:
+    """How one commit's table diff touched ``rowid``: added, removed or changed (with the
+    columns), or None."""
+    if td is None:
+        return None, []
+    if rowid in set(td.added.column("_rowid").to_pylist()):
+        return "added", []
+    if rowid in set(td.removed.column("_rowid").to_pylist()):
+        return "removed", []
+    cols = [r["column"] for r in td.changed.to_pylist() if r["_rowid"] == rowid]
+    return ("changed", cols) if cols else (None, [])
 
 
 def _int(text: str | None, default: int) -> int:

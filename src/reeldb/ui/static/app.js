@@ -234,11 +234,17 @@ async function showDetail() {
       }
       rows.append(el("tr", {}, el("th", { text: `${col.name} (${col.type})` }), el("td", {}, shown)));
     }
-    body.append(el("table", {}, rows), el("h3", { text: "Commits that changed " + table }));
-    const log = el("tbody");
-    for (const c of data.table_history) log.append(el("tr", {}, el("td", { text: c.commit.slice(0, 12) }), el("td", { text: c.time }), el("td", { text: c.author }), el("td", { text: c.message })));
-    body.append(el("table", {}, log));
+    const log = el("tbody", { id: "row-history" });
+    body.append(el("table", {}, rows), el("h3", { text: "Commits that changed this row" }), el("table", {}, log));
     overlay.hidden = false;
+    const history = await getJSON(`/api/history/${encodeURIComponent(table)}/${encodeURIComponent(id)}?${apiQuery({})}`);
+    for (const c of history.commits) {
+      const what = c.change === "changed" ? "changed " + c.columns.join(", ") : c.change === "not checked" ? `not checked (${c.rows} rows)` : c.change;
+      log.append(el("tr", { class: c.change === "not checked" ? "" : c.change }, el("td", { text: c.commit.slice(0, 12) }), el("td", { text: what }),
+                    el("td", { text: c.time }), el("td", { text: c.author }), el("td", { text: c.message })));
+    }
+    if (!history.commits.length) log.append(el("tr", {}, el("td", { text: `none in the last ${history.checked} commits of ${table}` })));
+    document.body.dataset.history = id;
   } catch (e) { showError(e); }
 }
 
