@@ -524,3 +524,30 @@ def test_embeddings_map_is_a_pca_and_its_selection_feeds_the_grid(ui: str, ui_pa
     page.click("#map-show")
     _wait_loaded(page, before)
     assert _card_ids(page) == left and "ids=" in page.url
+
+
+def test_a_restricted_login_cannot_see_another_branch(ui_path: str) -> None:
+    """The app reads with the serving connection's login: a login whose branch patterns
+    name only main sees nothing of experiment, by any route (Connection.at alone would let
+    a view of experiment through)."""
+    from reeldb.sql.rights import Rights
+
+    removed = _sql_ids(ui_path, "SELECT _rowid FROM clips WHERE id = 3")[0]  # on main only
+    with reeldb.connect(ui_path, create=False) as db:
+        experiment_head = next(b["commit"] for b in db.branches() if b["name"] == "experiment")
+        db.session.rights = Rights(user="reader", read_only=True, patterns=("main",))
+        handle = db.ui(port=0)
+        try:
+            base = handle.url.rstrip("/")
+            assert [b["name"] for b in json.loads(_get(base + "/api/refs")[2])["branches"]] == ["main"]
+            assert len(json.loads(_get(base + "/api/rows/clips")[2])["rows"]) == ROWS
+            for path in ("/api/rows/clips?ref=experiment", f"/api/rows/clips?ref={experiment_head}",
+                         "/api/tables?ref=experiment", f"/api/row/clips/{removed}?ref=experiment",
+                         "/api/diff?a=main&b=experiment", "/api/map/clips?ref=experiment",
+                         f"/api/history/clips/{removed}?ref=experiment",
+                         f"/media/experiment/clips/clip/{removed}", f"/frame/{experiment_head}/clips/clip/{removed}"):
+                status, _, body = _get(base + path)
+                assert status == 403 and json.loads(body)["sqlstate"] == "42501", (path, status, body[:200])
+                assert b"fox" not in body and b"ftyp" not in body
+        finally:
+            handle.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,21 @@ class _LRU:
                 self._cost -= c
 
 
+class _ExpiringSet:
+    """Keys remembered for ``seconds`` (a bounded, thread-safe cache of checks passed)."""
+
+    def __init__(self, seconds: float, capacity: int = 4096):
+        self.seconds = seconds
+        self._lru = _LRU(capacity)
+
+    def get(self, key: Any) -> bool:
+        until = self._lru.get(key)
+        return until is not None and until > time.monotonic()
+
+    def put(self, key: Any, _: bool = True) -> None:
+        self._lru.put(key, time.monotonic() + self.seconds)
+
+
 class Snapshots:
     """The UI's way into the database: ``root`` is the serving connection (its login's
     rights apply to every read), ``default_ref`` the branch shown when a URL names none."""
@@ -69,6 +85,8 @@ class Snapshots:
         self.blobs = _LRU(4096)
         self.posters = _LRU(64 << 20)  # PNG bytes
         self._commits = _LRU(4096)  # commit ids this app has read: they name fixed data
+        # refs this login was found to may read, checked again after a few seconds
+        self._readable = _ExpiringSet(seconds=5.0)
 
     @contextlib.contextmanager
     def open(self, ref: str | None) -> Iterator[Connection]:
@@ -76,6 +94,11 @@ class Snapshots:
         default branch), closed when the block ends."""
         ref = ref or self.default_ref
         with self._root_lock:
+            if not self._readable.get(ref):
+                # the login's rights (branch patterns): reading a ref's history needs the
+                # same right as reading it, and Connection.at alone does not check it
+                self.root.log(branch=ref, limit=1)
+                self._readable.put(ref, True)
             view = self.root.at(ref)
         try:
             view.execute(f"SET statement_timeout = {int(self.statement_timeout_ms)}")
