@@ -351,6 +351,36 @@ def test_branch_picker_and_diff_show_the_right_rows(ui: str, ui_path: str, page:
     page.screenshot(path=str(shots / "diff.png"))
 
 
+def test_compare_puts_two_branches_side_by_side_on_one_filter(ui: str, ui_path: str, page: Any,
+                                                              shots: Path) -> None:
+    where = "score < 0.6"
+    data = json.loads(_get(ui + "/api/compare/clips?a=main&b=experiment&metric=score&where="
+                       + urllib.request.quote(where))[2])
+    with reeldb.connect(ui_path, create=False) as db:
+        for side, branch in (("a", "main"), ("b", "experiment")):
+            n, mean = db.execute(f'SELECT count(*), avg(score) FROM "{branch}".clips WHERE {where}').fetchone()
+            assert data[side]["rows"] == n and abs(data[side]["mean"] - mean) < 1e-9
+        prompts = [r[0] for r in db.execute(f"SELECT prompt FROM clips WHERE {where} ORDER BY _rowid").fetchall()]
+        want = {side: {p: [str(r)] for r, p in db.execute(
+            f'SELECT _rowid, prompt FROM "{branch}".clips WHERE {where}').fetchall()}
+            for side, branch in (("a", "main"), ("b", "experiment"))}
+    assert [g["value"] for g in data["groups"]] == prompts
+    for g in data["groups"]:
+        for side in ("a", "b"):
+            assert [r["id"] for r in g[side]] == want[side].get(g["value"], []), (g["value"], side)
+    missing_on_b = sum(1 for p in prompts if p not in want["b"])
+    assert missing_on_b == 2  # row 3 deleted there, row 2's score moved out of the filter
+
+    page.goto(ui + "/?table=clips&page=compare&a=main&b=experiment&metric=score&where="
+              + urllib.request.quote(where))
+    page.wait_for_function("() => document.body.dataset.compared")
+    assert page.locator("#compare-out .group").count() == len(prompts)
+    assert page.locator("#compare-out .side-b .none").count() == missing_on_b
+    assert f"{data['b']['rows']}" in page.inner_text("#compare-totals .total-b")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(shots / "compare.png"))
+
+
 def test_a_non_loopback_bind_without_login_is_refused(ui_path: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "reeldb", "ui", ui_path, "--host", "0.0.0.0", "--port", "0"],
                           capture_output=True, text=True, timeout=60)

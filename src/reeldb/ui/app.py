@@ -33,7 +33,7 @@ from .. import errors
 from .cells import is_media, media_type, png, summarise
 from .labels import Labelling
 from .projection import pca_2d
-from .query import MAX_LIMIT, map_select, parse_view, quote_ident
+from .query import MAX_LIMIT, compare_selects, map_select, parse_view, quote_ident
 from .query import grid_select as build_grid
 from .snapshots import Snapshots
 
@@ -52,7 +52,7 @@ SECURITY_HEADERS = [
      b"default-src 'self'; img-src 'self' data:; media-src 'self'; script-src 'self'; "
      b"style-src 'self'; frame-ancestors 'none'"),
 ]
-_STATUS = {"42P01": 404, "42703": 404, "57014": 408, "42501": 403, "3F000": 404, "XX001": 500}
+_STATUS = {"42P01": 404, "42703": 404, "42704": 404, "57014": 408, "42501": 403, "3F000": 404, "XX001": 500}
 
 
 class Stats:
@@ -307,6 +307,46 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
                     out.append(entry)
         return _json({"table": table, "id": str(rowid), "commits": out, "checked": limit})
 
+    def compare(request: Request) -> Response:
+        """Two refs side by side on the same filter: per side the rows and the metric's
+        mean, min and max; and, for the first ``groups`` values of ``by`` (the same prompt),
+        the rows each side has."""
+        table = request.path_params["table"]
+        q = request.query_params
+        a = q.get("a") or snapshots.default_ref
+        b = q.get("b") or snapshots.default_ref
+        spec = parse_view(table, q)
+        groups = min(max(_int(q.get("groups"), 12), 1), 100)
+        commits = {"a": snapshots.commit_of(a), "b": snapshots.commit_of(b)}  # both checked against the rights
+        with snapshots.open(commits["b"]) as view:
+            columns = snapshots.columns(view, table)
+            kinds = {c["name"]: c["kind"] for c in columns}
+            by = q.get("by") or ("prompt" if "prompt" in kinds else None)
+            if by is None:
+                raise errors.UndefinedColumn(f'table "{table}" has no prompt column: name one to compare by (by=)')
+            metric = q.get("metric") or None
+            agg, rows = compare_selects(spec, kinds, commits["a"], commits["b"], by, metric, groups)
+            totals = view.execute(agg.sql, agg.params).fetchall()
+            got = view.execute(rows.sql, rows.params).fetchall()
+        refs = {"a": a, "b": b}
+        sides = {side: {"ref": refs[side], "commit": commits[side], "rows": n, "mean": summarise(mean, str),
+                        "min": summarise(lo, str), "max": summarise(hi, str)}
+                 for side, n, mean, lo, hi in totals}
+        by_index = next(i for i, c in enumerate(columns) if c["name"] == by)
+        grouped: dict[Any, dict[str, list[Any]]] = {}
+        order: list[Any] = []
+        for r in got:
+            side, rowid, cells = r[0], r[1], r[2:]
+            value = cells[by_index]
+            if value not in grouped:
+                grouped[value] = {"a": [], "b": []}
+                order.append(value)
+            grouped[value][side].append({"id": str(rowid), "cells": [
+                summarise(v, lambda c=col["name"], rid=rowid, s=side: "/media/" + _media_path(commits[s], table, c, rid))
+                for v, col in zip(cells, columns)]})
+        return _json({"table": table, "by": by, "metric": metric, "columns": columns, **sides,
+                      "groups": [{"value": summarise(v, str), **grouped[v]} for v in order]})
+
     def diff(request: Request) -> Response:
         a = request.query_params.get("a") or snapshots.default_ref
         b = request.query_params.get("b") or snapshots.default_ref
@@ -433,6 +473,7 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
         Route("/api/row/{table}/{rowid}", api(row_detail)),
         Route("/api/history/{table}/{rowid}", api(row_history)),
         Route("/api/diff", api(diff)),
+        Route("/api/compare/{table}", api(compare)),
         Route("/api/stats", api(api_stats)),
         Route("/api/config", api(config)),
         Route("/api/map/{table}", api(embedding_map)),

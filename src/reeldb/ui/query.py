@@ -240,3 +240,29 @@ def grid_select(view: View, kinds: dict[str, str], query_vector: Any = None) -> 
         sql += f" OFFSET {view.offset}"
     q.sql = sql
     return q
+
+
+def compare_selects(view: View, kinds: dict[str, str], a: str, b: str, by: str, metric: str | None,
+                    groups: int) -> tuple[Select, Select]:
+    """Branch comparison on one filter: per side the row count and the metric's mean, min
+    and max; and the first ``groups`` values of ``by`` (in ``a``'s row order) with every
+    row of either side that has one of them. ``a`` and ``b`` are schemas (refs)."""
+    by_col = _column(by, kinds, {"text", "number", "bool", "time"})
+    agg = Select()
+    conds = conditions(view, kinds, agg)
+    where = (" WHERE " + " AND ".join(conds)) if conds else ""
+    m = "NULL" if metric is None else _column(metric, kinds, {"number"})
+    parts = [f"SELECT {agg.param(side)} AS side, count(*), avg({m}), min({m}), max({m}) "
+             f"FROM {quote_ident(ref)}.{quote_ident(view.table)}{where}" for side, ref in (("a", a), ("b", b))]
+    agg.sql = " UNION ALL ".join(parts)
+    # the filter's parameters are shared by both halves: $n refers to the same value twice
+    rows = Select()
+    conds = conditions(view, kinds, rows)
+    where = (" AND " + " AND ".join(conds)) if conds else ""
+    first = (f"SELECT {by_col} AS _v, min(_rowid) AS _r FROM {quote_ident(a)}.{quote_ident(view.table)} "
+             f"WHERE {by_col} IS NOT NULL{where} GROUP BY 1 ORDER BY 2 LIMIT {int(groups)}")
+    union = " UNION ALL ".join(
+        f"SELECT {rows.param(side)} AS _side, _rowid AS _row_id, * FROM {quote_ident(ref)}.{quote_ident(view.table)} "
+        f"WHERE {by_col} IN (SELECT _v FROM _reeldb_groups){where}" for side, ref in (("a", a), ("b", b)))
+    rows.sql = f"WITH _reeldb_groups AS ({first}) {union} ORDER BY _side, _row_id"
+    return agg, rows

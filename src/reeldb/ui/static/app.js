@@ -202,6 +202,7 @@ function applyFilters(ev) {
 function moreLikeThis(id, column) {
   const p = params();
   p.set("similar", id); p.set("vector", column); p.delete("sort"); p.delete("order");
+  if (p.get("page")) { p.delete("page"); setParams(p, true); route(); return; }  // from the compare page
   setParams(p, true);
   loadRows(false);
 }
@@ -468,9 +469,47 @@ $("map-form").addEventListener("submit", (ev) => {
   setParams(p, false); showMap();
 });
 
+// ---- compare two refs: aggregates, and rows with the same prompt side by side
+async function showCompare() {
+  const p = params(), table = p.get("table");
+  const cols = (state.tables.find((t) => t.name === table) || { columns: [] }).columns;
+  $("compare-by").replaceChildren(...cols.filter((c) => ["text", "number", "bool", "time"].includes(c.kind)).map((c) => el("option", { value: c.name, text: c.name })));
+  $("compare-metric").replaceChildren(el("option", { value: "", text: "(none)" }), ...cols.filter((c) => c.kind === "number").map((c) => el("option", { value: c.name, text: c.name })));
+  $("compare-by").value = p.get("by") || (cols.some((c) => c.name === "prompt") ? "prompt" : $("compare-by").value);
+  $("compare-metric").value = p.get("metric") || "";
+  $("compare-a").value = p.get("a") || $("compare-a").value;
+  $("compare-b").value = p.get("b") || $("compare-b").value;
+  const q = new URLSearchParams(apiQuery({ a: $("compare-a").value, b: $("compare-b").value, by: $("compare-by").value }));
+  if ($("compare-metric").value) q.set("metric", $("compare-metric").value);
+  q.delete("ref"); q.delete("similar");
+  try {
+    const data = await getJSON(`/api/compare/${encodeURIComponent(table)}?${q}`);
+    showError(null);
+    state.columns = data.columns;
+    const head = el("tr", {}, el("th", { text: "" }), el("th", { text: "rows" }));
+    if (data.metric) head.append(el("th", { text: `mean ${data.metric}` }), el("th", { text: "min" }), el("th", { text: "max" }));
+    const totals = [head];
+    for (const side of ["a", "b"]) {
+      const s = data[side], tr = el("tr", { class: "total-" + side }, el("td", { text: `${side.toUpperCase()}: ${s.ref}` }), el("td", { text: String(s.rows) }));
+      if (data.metric) tr.append(el("td", { text: fmtNumber(s.mean) }), el("td", { text: fmtNumber(s.min) }), el("td", { text: fmtNumber(s.max) }));
+      totals.push(tr);
+    }
+    $("compare-totals").replaceChildren(...totals);
+    const out = $("compare-out");
+    out.replaceChildren();
+    for (const g of data.groups) {
+      const side = (rows) => rows.length ? el("div", { class: "side-rows" }, ...rows.map(card)) : el("div", { class: "none", text: "(no row)" });
+      out.append(el("div", { class: "group" }, el("h3", { text: `${data.by}: ${cellText(g.value)}` }),
+                    el("div", { class: "sides" }, el("div", { class: "side-a" }, side(g.a)), el("div", { class: "side-b" }, side(g.b)))));
+    }
+    document.body.dataset.compared = String(Date.now());
+  } catch (e) { showError(e); }
+}
+
 // ---- page
 function showTab(name) {
-  for (const t of ["grid", "diff", "map", "label"]) $("tab-" + t).classList.toggle("active", t === name);
+  $("compare").hidden = name !== "compare";
+  for (const t of ["grid", "diff", "compare", "map", "label"]) $("tab-" + t).classList.toggle("active", t === name);
   $("grid").hidden = name !== "grid"; $("more").hidden = name !== "grid" || !state.next;
   $("sidebar").hidden = name !== "grid"; $("diff").hidden = name !== "diff"; $("label").hidden = name !== "label";
   $("map").hidden = name !== "map";
@@ -478,7 +517,8 @@ function showTab(name) {
 
 async function route() {
   const p = params(), page = p.get("page");
-  showTab(["diff", "label", "map"].includes(page) ? page : "grid");
+  showTab(["diff", "label", "map", "compare"].includes(page) ? page : "grid");
+  if (page === "compare") { await showCompare(); await showDetail(); return; }
   if (page === "diff") { await showDiff(); return; }
   if (page === "map") { await showMap(); await showDetail(); return; }
   if (page === "label") { await showLabel(); return; }
@@ -509,7 +549,7 @@ async function init() {
     $("tab-label").hidden = !labelling.config;
     const p = params();
     const names = [...refs.branches.map((b) => b.name), ...refs.tags.map((t) => t.name)];
-    for (const id of ["ref", "diff-a", "diff-b"]) $(id).replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
+    for (const id of ["ref", "diff-a", "diff-b", "compare-a", "compare-b"]) $(id).replaceChildren(...names.map((n) => el("option", { value: n, text: n })));
     $("ref").value = p.get("ref") || refs.default;
     $("diff-a").value = p.get("a") || refs.default;
     $("diff-b").value = p.get("b") || refs.default;
@@ -527,6 +567,13 @@ $("tab-grid").addEventListener("click", () => { const p = params(); p.delete("pa
 $("tab-diff").addEventListener("click", () => { const p = params(); p.set("page", "diff"); setParams(p, true); route(); });
 $("diff-form").addEventListener("submit", (ev) => { ev.preventDefault(); const p = params(); p.set("page", "diff"); p.set("a", $("diff-a").value); p.set("b", $("diff-b").value); setParams(p, true); showDiff(); });
 $("detail-close").addEventListener("click", () => { const p = params(); p.delete("row"); setParams(p, true); showDetail(); });
+$("tab-compare").addEventListener("click", () => { const p = params(); p.set("page", "compare"); setParams(p, true); route(); });
+$("compare-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const p = params();
+  for (const k of ["a", "b", "by", "metric"]) { const v = $("compare-" + k).value; if (v) p.set(k, v); else p.delete(k); }
+  setParams(p, true); showCompare();
+});
 $("tab-map").addEventListener("click", () => { const p = params(); p.set("page", "map"); setParams(p, true); route(); });
 $("tab-label").addEventListener("click", () => { const p = params(); p.set("page", "label"); setParams(p, true); route(); });
 $("label-save").addEventListener("click", () => saveLabels());
