@@ -9,6 +9,7 @@ through ``Snapshots``: a read-only connection with the serving login's rights.
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import json
 import math
 import re
@@ -43,7 +44,6 @@ CHUNK = 256 << 10  # bytes read from the store per piece of a media response
 # much; the browser asks again for the next part as it plays. So what is read from the store
 # follows what is watched, however much the client's socket buffers would take.
 OPEN_RANGE_MAX = 2 << 20
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -110,7 +110,7 @@ class Guard:
 
     def _refusal(self, request: Request) -> Response | None:
         if self.token is None:
-            if _host_name(request.headers.get("host", "")) not in LOOPBACK_NAMES:
+            if not is_loopback(_host_name(request.headers.get("host", ""))):
                 return JSONResponse({"error": "this reeldb ui answers only to localhost"}, status_code=403)
             return None
         offered = [request.cookies.get(TOKEN_COOKIE), request.query_params.get("token")]
@@ -122,6 +122,16 @@ class Guard:
         return JSONResponse({"error": "login required: open the link with the token printed at start, or "
                                       "send Authorization: Bearer TOKEN"},
                             status_code=401, headers={"www-authenticate": 'Bearer realm="reeldb ui"'})
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 def _host_name(host: str) -> str:

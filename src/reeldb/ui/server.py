@@ -8,7 +8,6 @@ at start as a link that sets it as a cookie).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import secrets
 import socket
 import threading
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .app import build_app
+from .app import build_app, is_loopback
 from .labels import Labelling
 from .snapshots import DEFAULT_STATEMENT_TIMEOUT_MS, Snapshots
 
@@ -24,16 +23,6 @@ if TYPE_CHECKING:
     from ..connection import Connection
 
 DEFAULT_PORT = 8700
-
-
-def is_loopback(host: str) -> bool:
-    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
 
 
 def check_bind(host: str, login: bool) -> None:
