@@ -581,3 +581,54 @@ def test_a_restricted_login_cannot_see_another_branch(ui_path: str) -> None:
                 assert b"fox" not in body and b"ftyp" not in body
         finally:
             handle.close()
+
+
+def test_login_by_the_databases_users_applies_each_users_rights(ui_path: str, browser: Any,
+                                                                tmp_path: Path) -> None:
+    from reeldb.server import users
+
+    empty = str(tmp_path / "empty")
+    reeldb.connect(empty).close()
+    proc = subprocess.run([sys.executable, "-m", "reeldb", "ui", empty, "--port", "0", "--login", "users"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "reeldb user add" in proc.stderr
+
+    with reeldb.connect(ui_path, create=False) as db:
+        users.add_user(db.catalog.store, "reader", "s3cret pass", readonly=True, branches=["main"])
+        users.add_user(db.catalog.store, "lead", "other pass")
+    proc, url = _start_ui(ui_path, "--login", "users")
+    try:
+        base = url.rstrip("/")
+        assert "token" not in url
+
+        def basic(name: str, password: str) -> dict[str, str]:
+            import base64
+
+            return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
+
+        for headers in ({}, basic("reader", "wrong"), basic("nobody", "s3cret pass"), {"Authorization": "Basic %%%"}):
+            status, got, body = _get(base + "/api/rows/clips", headers)
+            assert status == 401 and got["www-authenticate"].startswith("Basic") and b"fox" not in body
+        reader, lead = basic("reader", "s3cret pass"), basic("lead", "other pass")
+        assert [b["name"] for b in json.loads(_get(base + "/api/refs", reader)[2])["branches"]] == ["main"]
+        assert len(json.loads(_get(base + "/api/rows/clips", reader)[2])["rows"]) == ROWS
+        status, _, body = _get(base + "/api/rows/clips?ref=experiment", reader)
+        assert status == 403 and b"fox" not in body
+        assert "experiment" in [b["name"] for b in json.loads(_get(base + "/api/refs", lead)[2])["branches"]]
+        assert len(json.loads(_get(base + "/api/rows/clips?ref=experiment", lead)[2])["rows"]) == ROWS - 1
+
+        context = browser.new_context(http_credentials={"username": "reader", "password": "s3cret pass"})
+        try:
+            pg = context.new_page()
+            _open(pg, base + "/?table=clips")
+            assert len(_card_ids(pg)) == ROWS
+            pg.goto(base + "/?table=clips&ref=experiment")
+            pg.wait_for_function("() => !document.getElementById('error').hidden")
+            assert "42501" in pg.inner_text("#error") and len(_card_ids(pg)) == 0
+        finally:
+            context.close()
+    finally:
+        _stop(proc)
+        with reeldb.connect(ui_path, create=False) as db:
+            users.remove_user(db.catalog.store, "reader")
+            users.remove_user(db.catalog.store, "lead")

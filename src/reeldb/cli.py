@@ -38,6 +38,7 @@ from typing import Any, TextIO
 import numpy as np
 
 import reeldb
+from reeldb import errors
 from reeldb.config import from_environment
 
 HISTORY_LENGTH = 1000
@@ -643,14 +644,43 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from .sql.session import parse_duration_ms
     from .ui import check_bind, start
 
-    check_bind(args.host, args.login)  # before opening anything
+    check_bind(args.host, args.login is not None)  # before opening anything
     db = reeldb.connect(args.path, create=False)
-    start(db, host=args.host, port=args.port, branch=args.branch, login=args.login,
+    logins = _DatabaseUsers(args.path, db) if args.login == "users" else None
+    start(db, host=args.host, port=args.port, branch=args.branch, login=args.login or False, logins=logins,
           statement_timeout_ms=parse_duration_ms(args.statement_timeout), background=False, owned=True,
           announce=lambda url: print(f"reeldb ui serving {args.path} at {url}", flush=True),
           label_branch=args.label_branch, label_column=args.label_column,
           connect_branch=lambda branch: reeldb.connect(args.path, branch=branch, create=False))
     return 0
+
+
+class _DatabaseUsers:
+    """``reeldb ui --login users``: the users ``reeldb user add`` made (the server's), each
+    reading through a connection with its own rights."""
+
+    def __init__(self, path: str, db: reeldb.Connection):
+        from .server import users
+
+        self._users = users
+        self._path = path
+        self._store = db.catalog.store
+        if not users.list_users(self._store):
+            raise errors.InvalidAuthorizationSpecification(
+                "this database has no users to log in as: add one with `reeldb user add`, or use --login token")
+
+    def authenticate(self, name: str, password: str) -> bool:
+        return self._users.check_password(self._store, name, password) is not None
+
+    def connect(self, name: str, branch: str | None = None) -> reeldb.Connection:
+        from .sql.session import SessionOptions
+
+        user = self._users.get_user(self._store, name)
+        if user is None:
+            raise errors.InvalidAuthorizationSpecification(f'no user "{name}"')
+        db = reeldb.connect(self._path, branch=branch or "main", create=False)
+        db.session.configure(SessionOptions(user=name, database="reeldb", rights=self._users.rights_of(user)))
+        return db
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -867,8 +897,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "any other needs --login)")
     s.add_argument("--port", type=int, default=8700, help="port (default 8700; 0 picks a free one)")
     s.add_argument("--branch", metavar="B", help="branch, tag or commit shown first (default main)")
-    s.add_argument("--login", action="store_true",
-                   help="require a token (printed at start, in the link) on every request")
+    s.add_argument("--login", nargs="?", const="token", choices=["token", "users"],
+                   help="require a login on every request: a token (the default, printed at start in "
+                        "the link), or 'users': the database's users (reeldb user add), by password")
     s.add_argument("--statement-timeout", default="30s", metavar="DURATION",
                    help="cancel a page's query that runs longer (default 30s)")
     s.add_argument("--label-branch", metavar="B",

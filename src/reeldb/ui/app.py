@@ -8,6 +8,7 @@ through ``Snapshots``: a read-only connection with the serving login's rights.
 
 from __future__ import annotations
 
+import base64
 import inspect
 import ipaddress
 import json
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .. import errors
 from .cells import is_media, media_type, png, summarise
 from .labels import Labelling
+from .logins import CURRENT_USER, VerifiedCache
 from .projection import pca_2d
 from .query import MAX_LIMIT, compare_selects, map_select, parse_view, quote_ident
 from .query import grid_select as build_grid
@@ -77,18 +79,27 @@ class Stats:
 
 
 class Guard:
-    """ASGI middleware: the token (or, without one, a loopback Host) for every route, and
-    the security headers on every response."""
+    """ASGI middleware: the token, or a user's password (HTTP Basic), or without either a
+    loopback Host, for every route; and the security headers on every response."""
 
-    def __init__(self, app: ASGIApp, token: str | None):
+    def __init__(self, app: ASGIApp, token: str | None, users: VerifiedCache | None = None):
         self.app = app
         self.token = token
+        self.users = users
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if self.users is not None:
+            user = await run_in_threadpool(self._user, request)  # key stretching: off the event loop
+            if user is None:
+                await JSONResponse({"error": "log in as one of the database's users"}, status_code=401,
+                                   headers={"www-authenticate": 'Basic realm="reeldb ui", charset="UTF-8"'})(
+                    scope, receive, send)
+                return
+            CURRENT_USER.set(user)  # this request's task and the threads it runs code on
         refusal = self._refusal(request)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -108,7 +119,19 @@ class Guard:
 
         await self.app(scope, receive, send_with_headers)
 
+    def _user(self, request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("basic ") or self.users is None:
+            return None
+        try:
+            name, sep, password = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return name if sep and name and self.users.check(name, password) else None
+
     def _refusal(self, request: Request) -> Response | None:
+        if self.users is not None:
+            return None  # the user's rights decide, per ref
         if self.token is None:
             if not is_loopback(_host_name(request.headers.get("host", ""))):
                 return JSONResponse({"error": "this reeldb ui answers only to localhost"}, status_code=403)
@@ -159,9 +182,11 @@ MAX_BODY = 1 << 20  # bytes of a POSTed batch of labels
 HISTORY_MAX_ROWS = 100_000  # a commit that changed more rows of a table is not diffed for a row's history
 
 
-def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelling | None = None) -> Starlette:
-    """The Starlette application over ``snapshots``; ``token`` guards every route;
-    ``labelling`` (None: the app writes nothing) takes preference labels."""
+def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelling | None = None,
+              users: VerifiedCache | None = None) -> Starlette:
+    """The Starlette application over ``snapshots`` (or a per-user stand-in); ``token`` or
+    ``users`` (the database's logins) guard every route; ``labelling`` (None: the app
+    writes nothing) takes preference labels."""
     stats = Stats()
     static = resources.files("reeldb.ui") / "static"
 
@@ -432,8 +457,8 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
             raise errors.InvalidJsonText("the batch of labels is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("labels"), list):
             raise errors.InvalidParameterValue('a batch is {"labeller": NAME, "labels": [{"a", "b", "winner"}]}')
-        got = await run_in_threadpool(labelling.write, request.path_params["table"], str(data.get("labeller", "")),
-                                      data["labels"])
+        labeller = CURRENT_USER.get() or str(data.get("labeller", ""))  # a logged-in user labels as themself
+        got = await run_in_threadpool(labelling.write, request.path_params["table"], labeller, data["labels"])
         return _json(got)
 
     def api_stats(request: Request) -> Response:
@@ -495,7 +520,7 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
     ]
     app = Starlette(routes=routes)
     app.state.stats = stats
-    return Guard(app, token)  # type: ignore[return-value]
+    return Guard(app, token, users)  # type: ignore[return-value]
 
 
 def _row_change(td: Any, rowid: int) -> tuple[str | None, list[str]]:

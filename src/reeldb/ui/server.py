@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import errors
 from .app import build_app, is_loopback
 from .labels import Labelling
+from .logins import CURRENT_USER, Logins, PerUser, VerifiedCache
 from .snapshots import DEFAULT_STATEMENT_TIMEOUT_MS, Snapshots
 
 if TYPE_CHECKING:
@@ -80,7 +81,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def start(db: Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-          branch: str | None = None, login: bool = False, token: str | None = None,
+          branch: str | None = None, login: bool | str = False, token: str | None = None,
+          logins: Logins | None = None,
           statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS, background: bool = True,
           owned: bool = False, announce: Any = None, label_branch: str | None = None,
           label_column: str = "human_preference",
@@ -90,23 +92,37 @@ def start(db: Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     until interrupted. ``owned``: close ``db`` when the server stops.
 
     ``label_branch`` turns on labelling: labels are written to ``label_column`` of the rows
-    on that branch through connections ``connect_branch(branch)`` opens (one per batch)."""
+    on that branch through connections ``connect_branch(branch)`` opens (one per batch).
+
+    ``login``: False (loopback only), True or ``"token"`` (a random token, in ``url``), or
+    ``"users"``: the database's users, by HTTP Basic, through ``logins``; each reads and
+    labels with its own rights."""
     import uvicorn
 
-    login = login or token is not None
-    check_bind(host, login)
-    if login and token is None:
+    mode = "token" if login is True or (token is not None and not login) else (login or None)
+    if mode not in (None, "token", "users"):
+        raise errors.InvalidParameterValue(f"login is token or users, not {login!r}")
+    if mode == "users" and logins is None:
+        raise errors.InvalidParameterValue("a login by the database's users needs its user store")
+    check_bind(host, mode is not None)
+    if mode == "token" and token is None:
         token = secrets.token_urlsafe(24)
     default_ref = branch or db.current_branch or db.head
     with db.at(default_ref):  # fail now on a branch that does not exist
         pass
-    snapshots = Snapshots(db, default_ref, statement_timeout_ms)
+    snapshots: Any = Snapshots(db, default_ref, statement_timeout_ms)
+    users = None
+    if mode == "users":
+        assert logins is not None
+        snapshots = PerUser(logins, lambda conn: Snapshots(conn, default_ref, statement_timeout_ms))
+        users = VerifiedCache(logins)
+        connect_branch = lambda branch_name: logins.connect(CURRENT_USER.get() or "", branch_name)  # noqa: E731
     labelling = None
     if label_branch is not None:
         if connect_branch is None:
             raise errors.InvalidParameterValue("labelling needs a way to open the labelling branch")
         labelling = Labelling(snapshots, label_branch, label_column, connect_branch)
-    app = build_app(snapshots, token, labelling)
+    app = build_app(snapshots, token if mode == "token" else None, labelling, users)
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host.strip("[]") else host
