@@ -11,7 +11,7 @@
     reeldb vacuum PATH [--retain 7d] [--grace 1h]  delete files no branch or tag reaches
     reeldb expire PATH --older-than 30d            drop old commits from history
     reeldb check PATH [--all-history]              verify every object's checksum (like git fsck)
-    reeldb ui PATH [--host H] [--port P] [--branch B] [--login] [--label-branch B]   a web app
+    reeldb ui PATH [--host H] [--port P] [--branch B] [--login [token|users]] [--label-branch B]  web app
 
 Results print as aligned tables; blob and array cells are abbreviated
 (``<video 1.2 MB>``, ``[0.12, -0.3, … 4096 dims]``). A reeldb error prints
