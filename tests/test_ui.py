@@ -632,3 +632,18 @@ def test_login_by_the_databases_users_applies_each_users_rights(ui_path: str, br
         with reeldb.connect(ui_path, create=False) as db:
             users.remove_user(db.catalog.store, "reader")
             users.remove_user(db.catalog.store, "lead")
+
+
+def test_serves_a_database_on_object_storage(s3_url: str) -> None:
+    with reeldb.connect(s3_url) as db:
+        db.execute("CREATE TABLE clips (id INT, prompt TEXT, clip VIDEO)")
+        clip = render_clip("a fox on s3", frames=12, fps=12, size=(32, 32))
+        db.execute("INSERT INTO clips VALUES (1, 'a fox on s3', %s)", (clip,))
+    proc, url = _start_ui(s3_url)
+    try:
+        data = json.loads(_get(url.rstrip("/") + "/api/rows/clips")[2])
+        assert [r["cells"][1] for r in data["rows"]] == ["a fox on s3"]
+        status, headers, body = _get(url.rstrip("/") + data["rows"][0]["cells"][2]["url"], {"Range": "bytes=4-11"})
+        assert status == 206 and body == clip[4:12] and headers["content-range"] == f"bytes 4-11/{len(clip)}"
+    finally:
+        _stop(proc)
