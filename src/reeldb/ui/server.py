@@ -1,8 +1,8 @@
-"""Running the web app: the address check, the login token and uvicorn.
+"""Running the web app: the address check, the login and uvicorn.
 
 The app listens on 127.0.0.1 unless told otherwise; any address a browser elsewhere could
-reach needs ``login``, which makes a random token that every request must carry (printed
-at start as a link that sets it as a cookie).
+reach needs a login: a random token that every request must carry (printed at start as a
+link that sets it as a cookie), or the database's users, each with its own rights.
 """
 
 from __future__ import annotations
@@ -38,17 +38,21 @@ class UIHandle:
     """A running ``reeldb ui``: ``url`` opens it (with the token, if any); ``close()`` stops it."""
 
     def __init__(self, server: Any, thread: threading.Thread | None, url: str, token: str | None,
-                 owned: Connection | None):
+                 owned: Connection | None, per_user: PerUser | None = None):
         self._server = server
         self._thread = thread
         self.url = url
         self.token = token
         self._owned = owned
+        self._per_user = per_user
 
     def close(self) -> None:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._per_user is not None:
+            self._per_user.close()  # the users' own connections
+            self._per_user = None
         if self._owned is not None:
             self._owned.close()
             self._owned = None
@@ -99,7 +103,12 @@ def start(db: Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     labels with its own rights."""
     import uvicorn
 
-    mode = "token" if login is True or (token is not None and not login) else (login or None)
+    if login is True:
+        mode: str | None = "token"
+    elif login is False:
+        mode = "token" if token is not None else None
+    else:
+        mode = login
     if mode not in (None, "token", "users"):
         raise errors.InvalidParameterValue(f"login is token or users, not {login!r}")
     if mode == "users" and logins is None:
@@ -129,7 +138,8 @@ def start(db: Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     url = f"http://{shown}:{bound}/" + (f"?token={token}" if token else "")
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
-    handle = UIHandle(server, None, url, token, db if owned else None)
+    handle = UIHandle(server, None, url, token, db if owned else None,
+                      snapshots if isinstance(snapshots, PerUser) else None)
     if announce is not None:
         announce(url)
     if not background:
