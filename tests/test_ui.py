@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -79,9 +80,9 @@ def ui_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path
 
 
-def _start_ui(path: str, *options: str) -> tuple[subprocess.Popen, str]:
+def _start_ui(path: str, *options: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "reeldb", "ui", path, "--port", "0", *options],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline() if proc.stdout else ""
     m = re.search(r"(http://\S+)", line)
     if m is None:
@@ -298,6 +299,53 @@ def test_more_like_this_orders_by_similarity(ui: str, ui_path: str, page: Any, s
     shown = [float(t.split()[1]) for t in page.eval_on_selector_all(".card .distance", "d => d.map(x => x.textContent)")]
     assert shown == sorted(shown)
     page.screenshot(path=str(shots / "similar.png"))
+
+
+def _cosine_order(path: str, q: np.ndarray) -> list[str]:
+    with reeldb.connect(path, create=False) as db:
+        rows = db.execute("SELECT _rowid, emb FROM clips").fetchall()
+    d = {str(r): 1 - float(np.dot(v, q) / (np.linalg.norm(v) * np.linalg.norm(q))) for r, v in rows}
+    return sorted(d, key=lambda r: (d[r], int(r)))
+
+
+def test_search_by_a_pasted_vector_and_by_text_through_an_embedding_function(
+        ui: str, ui_path: str, page: Any, tmp_path: Path) -> None:
+    q = _embedding(5) + np.float32(0.05)
+    near = json.dumps([float(x) for x in q])
+    want = _cosine_order(ui_path, q.astype(np.float64))
+    data = json.loads(_get(ui + "/api/rows/clips?near=" + urllib.request.quote(near))[2])
+    assert [r["id"] for r in data["rows"]] == want and data["similar"]["vector"] is True
+    for bad, state in (('[1, "x"]', "22P02"), ("[1, 2]", None), ("not a vector", "22P02")):
+        status, _, body = _get(ui + "/api/rows/clips?near=" + urllib.request.quote(bad))
+        assert 400 <= status < 500 and b"fox" not in body, bad
+        assert state is None or json.loads(body)["sqlstate"] == state
+    status, _, body = _get(ui + "/api/rows/clips?near_text=fox")
+    assert status == 400 and json.loads(body)["sqlstate"] == "0A000"
+
+    _open(page, ui + "/?table=clips")
+    before = page.evaluate("document.body.dataset.loaded")
+    page.fill("#near", near)
+    page.click("#apply")
+    _wait_loaded(page, before)
+    assert _card_ids(page) == want
+
+    (tmp_path / "ui_embed_fixture.py").write_text(
+        "import numpy as np\n"
+        "def embed(text):\n"
+        "    i = int(text.split()[-1])\n"
+        "    v = np.zeros(8, dtype=np.float32)\n"
+        "    v[0], v[1], v[2] = np.cos(i * 0.3), np.sin(i * 0.3), 0.1 * ((i * 7) % 3)\n"
+        "    return v\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc, url = _start_ui(ui_path, "--embed", "ui_embed_fixture:embed", env=env)
+    try:
+        data = json.loads(_get(url.rstrip("/") + "/api/rows/clips?near_text=" + urllib.request.quote("fox number 3"))[2])
+        assert [r["id"] for r in data["rows"]] == _cosine_order(ui_path, _embedding(3).astype(np.float64))
+        assert data["similar"]["text"] == "fox number 3"
+        status, _, body = _get(url.rstrip("/") + "/api/rows/clips?near_text=no+number")
+        assert status == 400 and b"embedding function failed" in body
+    finally:
+        _stop(proc)
 
 
 def test_row_detail_steps_through_decoded_frames(ui: str, ui_path: str, page: Any) -> None:

@@ -647,12 +647,29 @@ def cmd_ui(args: argparse.Namespace) -> int:
     check_bind(args.host, args.login is not None)  # before opening anything
     db = reeldb.connect(args.path, create=False)
     logins = _DatabaseUsers(args.path, db) if args.login == "users" else None
+    embed = _import_function(args.embed) if args.embed else None
     start(db, host=args.host, port=args.port, branch=args.branch, login=args.login or False, logins=logins,
           statement_timeout_ms=parse_duration_ms(args.statement_timeout), background=False, owned=True,
           announce=lambda url: print(f"reeldb ui serving {args.path} at {url}", flush=True),
           label_branch=args.label_branch, label_column=args.label_column,
-          connect_branch=lambda branch: reeldb.connect(args.path, branch=branch, create=False))
+          connect_branch=lambda branch: reeldb.connect(args.path, branch=branch, create=False), embed=embed)
     return 0
+
+
+def _import_function(spec: str) -> Any:
+    """``module:function`` (``--embed``), imported as Python code the user chose to run."""
+    import importlib
+
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name:
+        raise errors.InvalidParameterValue(f"--embed takes module:function, not {spec!r}")
+    try:
+        function = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as e:
+        raise errors.InvalidParameterValue(f"--embed {spec}: {e}") from None
+    if not callable(function):
+        raise errors.InvalidParameterValue(f"--embed {spec} is not a function")
+    return function
 
 
 class _DatabaseUsers:
@@ -902,6 +919,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the link), or 'users': the database's users (reeldb user add), by password")
     s.add_argument("--statement-timeout", default="30s", metavar="DURATION",
                    help="cancel a page's query that runs longer (default 30s)")
+    s.add_argument("--embed", metavar="MODULE:FUNCTION",
+                   help="a function from text to a vector: the grid can then be ordered by similarity to a typed text")
     s.add_argument("--label-branch", metavar="B",
                    help="turn on A/B labelling: labels are committed to branch B (made from --branch if missing)")
     s.add_argument("--label-column", default="human_preference", metavar="C",

@@ -17,7 +17,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -183,10 +183,10 @@ HISTORY_MAX_ROWS = 100_000  # a commit that changed more rows of a table is not 
 
 
 def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelling | None = None,
-              users: VerifiedCache | None = None) -> Starlette:
+              users: VerifiedCache | None = None, embed: Callable[[str], Any] | None = None) -> Starlette:
     """The Starlette application over ``snapshots`` (or a per-user stand-in); ``token`` or
     ``users`` (the database's logins) guard every route; ``labelling`` (None: the app
-    writes nothing) takes preference labels."""
+    writes nothing) takes preference labels; ``embed`` (text -> vector) serves search by text."""
     stats = Stats()
     static = resources.files("reeldb.ui") / "static"
 
@@ -230,6 +230,29 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
             columns = snapshots.columns(view, table)
             kinds = {c["name"]: c["kind"] for c in columns}
             query_vector = None
+            wants_order = (view_spec.similar_rowid, view_spec.near, view_spec.near_text) != (None, None, None)
+            if wants_order and view_spec.similar_column is None:
+                vectors = [c["name"] for c in columns if c["kind"] == "vector"]
+                if not vectors:
+                    raise errors.DatatypeMismatch(f'table "{table}" has no vector column to compare rows by')
+                view_spec.similar_column = vectors[0]
+            if view_spec.near is not None:
+                query_vector = np.asarray(view_spec.near, dtype=np.float32)
+            elif view_spec.near_text is not None:
+                if embed is None:
+                    raise errors.FeatureNotSupported("search by text needs an embedding function: "
+                                                     "start reeldb ui with --embed module:function")
+                try:
+                    query_vector = np.asarray(embed(view_spec.near_text), dtype=np.float32).reshape(-1)
+                except errors.Error:
+                    raise
+                except Exception as e:  # the user's function: say what it raised
+                    raise errors.DataError(f"the embedding function failed: {type(e).__name__}: {e}") from None
+            if query_vector is not None:
+                if kinds.get(view_spec.similar_column) != "vector":
+                    raise errors.DatatypeMismatch(f'column "{view_spec.similar_column}" is not a vector column')
+                if not np.isfinite(query_vector).all():
+                    raise errors.DataError("the vector to search by has NaN or infinite values")
             if view_spec.similar_rowid is not None:
                 if view_spec.similar_column is None:
                     vectors = [c["name"] for c in columns if c["kind"] == "vector"]
@@ -270,7 +293,9 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
                 nxt = {"offset": view_spec.offset + view_spec.limit}
         return _json({"table": table, "commit": commit, "columns": columns, "rows": out_rows, "next": nxt,
                       "similar": None if view_spec.similar_column is None else
-                      {"column": view_spec.similar_column, "row": str(view_spec.similar_rowid)},
+                      {"column": view_spec.similar_column,
+                       "row": None if view_spec.similar_rowid is None else str(view_spec.similar_rowid),
+                       "text": view_spec.near_text, "vector": view_spec.near is not None},
                       "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)})
 
     def facets(request: Request) -> Response:
@@ -427,7 +452,8 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
 
     def config(request: Request) -> Response:
         return _json({"labelling": None if labelling is None else
-                      {"branch": labelling.branch, "column": labelling.column}})
+                      {"branch": labelling.branch, "column": labelling.column},
+                      "embed": embed is not None})
 
     def pairs(request: Request) -> Response:
         if labelling is None:

@@ -9,6 +9,8 @@ snapshot, so even an expression that tried to write would be refused below.
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,8 @@ from .. import errors
 MAX_WHERE = 8_000  # characters: a WHERE box, not a program
 MAX_LIMIT = 500
 MAX_IDS = 5000  # rows a selection (ids=) may name
+MAX_NEAR_CHARS = 1 << 20  # a pasted vector's text
+MAX_NEAR_TEXT = 2000  # characters given to the --embed function
 DEFAULT_LIMIT = 48
 
 # type name (as format_type prints it, before any "(") -> how the UI shows and filters it
@@ -96,6 +100,8 @@ class View:
     json_keys: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     similar_column: str | None = None
     similar_rowid: int | None = None
+    near: list[float] | None = None  # a pasted vector to order by
+    near_text: str | None = None  # text for the --embed function, whose vector orders the rows
     rowids: list[int] | None = None  # a selection (the embeddings map's)
 
 
@@ -135,6 +141,14 @@ def parse_view(table: str, args: Any) -> View:
     if args.get("similar"):
         view.similar_rowid = _int(args, "similar", 0)
         view.similar_column = args.get("vector") or None
+    elif args.get("near"):
+        view.near = _vector(args.get("near"))
+        view.similar_column = args.get("vector") or None
+    elif args.get("near_text"):
+        if len(args.get("near_text")) > MAX_NEAR_TEXT:
+            raise errors.ProgramLimitExceeded(f"near_text is at most {MAX_NEAR_TEXT} characters")
+        view.near_text = args.get("near_text")
+        view.similar_column = args.get("vector") or None
     return view
 
 
@@ -146,6 +160,20 @@ def _int(args: Any, key: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise errors.InvalidTextRepresentation(f"{key} must be an integer, not {raw!r}") from None
+
+
+def _vector(raw: str) -> list[float]:
+    """A pasted vector: a JSON (or pgvector text) list of finite numbers."""
+    if len(raw) > MAX_NEAR_CHARS:
+        raise errors.ProgramLimitExceeded(f"near is at most {MAX_NEAR_CHARS} characters")
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise errors.InvalidTextRepresentation("near is a vector: a list of finite numbers, like [0.1, -0.2, 0.3]")
+    return [float(v) for v in values]
 
 
 def _number(key: str, raw: str) -> float:

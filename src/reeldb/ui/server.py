@@ -90,13 +90,17 @@ def start(db: Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
           statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS, background: bool = True,
           owned: bool = False, announce: Any = None, label_branch: str | None = None,
           label_column: str = "human_preference",
-          connect_branch: Callable[[str], Connection] | None = None) -> UIHandle:
+          connect_branch: Callable[[str], Connection] | None = None,
+          embed: Callable[[str], Any] | None = None) -> UIHandle:
     """Serve ``db`` (its login's rights apply); ``port=0`` picks a free port. With
     ``background`` the server runs on a thread and this returns at once; else it runs
     until interrupted. ``owned``: close ``db`` when the server stops.
 
     ``label_branch`` turns on labelling: labels are written to ``label_column`` of the rows
     on that branch through connections ``connect_branch(branch)`` opens (one per batch).
+
+    ``embed`` (text -> vector, e.g. a text encoder) lets the grid be ordered by the
+    similarity of a vector column to a typed text.
 
     ``login``: False (loopback only), True or ``"token"`` (a random token, in ``url``), or
     ``"users"``: the database's users, by HTTP Basic, through ``logins``; each reads and
@@ -131,7 +135,7 @@ def start(db: Connection, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
         if connect_branch is None:
             raise errors.InvalidParameterValue("labelling needs a way to open the labelling branch")
         labelling = Labelling(snapshots, label_branch, label_column, connect_branch)
-    app = build_app(snapshots, token if mode == "token" else None, labelling, users)
+    app = build_app(snapshots, token if mode == "token" else None, labelling, users, embed)
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host.strip("[]") else host

@@ -38,7 +38,7 @@ function setParams(p, push) {
   const url = location.pathname + (p.toString() ? "?" + p.toString() : "");
   if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
 }
-const VIEW_KEYS = (k) => ["where", "sort", "order", "similar", "vector", "ids"].includes(k) || /^(min|max|in|json)\./.test(k);
+const VIEW_KEYS = (k) => ["where", "sort", "order", "similar", "vector", "ids", "near", "near_text"].includes(k) || /^(min|max|in|json)\./.test(k);
 
 function apiQuery(extra) {
   const p = params(), q = new URLSearchParams();
@@ -131,7 +131,8 @@ async function loadRows(append) {
     const note = $("similar-note");
     const ids = params().get("ids");
     note.hidden = !data.similar && !ids;
-    if (data.similar) note.textContent = `ordered by ${data.similar.column} distance to row ${data.similar.row}`;
+    if (data.similar) note.textContent = `ordered by ${data.similar.column} distance to ` +
+      (data.similar.row ? `row ${data.similar.row}` : data.similar.text ? `"${data.similar.text}"` : "the vector given");
     else if (ids) note.textContent = `a selection of ${ids.split(",").length} rows (from the map)`;
     performance.mark(append ? "reeldb-page" : "reeldb-grid-painted");
     document.body.dataset.rowsLoadedMs = String(Math.round(performance.now() - started));
@@ -149,6 +150,7 @@ function buildSidebar() {
   const p = params(), table = p.get("table");
   const cols = (state.tables.find((t) => t.name === table) || { columns: [] }).columns;
   $("where").value = p.get("where") || "";
+  $("near").value = p.get("near") || p.get("near_text") || "";
   const sort = $("sort");
   sort.replaceChildren(el("option", { value: "", text: "(row order)" }));
   for (const c of cols) if (["number", "text", "bool", "time"].includes(c.kind)) sort.append(el("option", { value: c.name, text: c.name }));
@@ -190,6 +192,8 @@ function applyFilters(ev) {
   for (const k of ["table", "ref", "similar", "vector", "ids"]) if (p.get(k)) q.set(k, p.get(k));
   const where = $("where").value.trim();
   if (where) q.set("where", where);
+  const near = $("near").value.trim();
+  if (near) { q.delete("similar"); q.set(near.startsWith("[") ? "near" : "near_text", near); }
   if ($("sort").value) { q.set("sort", $("sort").value); q.set("order", $("order").value); }
   for (const input of $("facets").querySelectorAll("input")) {
     if (input.type === "checkbox") { if (input.checked) q.append(input.name, input.value); }
@@ -201,7 +205,7 @@ function applyFilters(ev) {
 
 function moreLikeThis(id, column) {
   const p = params();
-  p.set("similar", id); p.set("vector", column); p.delete("sort"); p.delete("order");
+  p.set("similar", id); p.set("vector", column); p.delete("sort"); p.delete("order"); p.delete("near"); p.delete("near_text");
   if (p.get("page")) { p.delete("page"); setParams(p, true); route(); return; }  // from the compare page
   setParams(p, true);
   loadRows(false);
