@@ -566,7 +566,7 @@ def test_labelling_is_off_unless_asked_for(ui: str, ui_path: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=30)
     assert info.value.code == 403 and json.loads(info.value.read())["sqlstate"] == "42501"
-    assert json.loads(_get(ui + "/api/config")[2]) == {"labelling": None}
+    assert json.loads(_get(ui + "/api/config")[2]) == {"labelling": None, "embed": False}
     assert all(not p for p in _preferences(ui_path, "main").values())
 
 
