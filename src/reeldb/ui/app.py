@@ -1,23 +1,17 @@
-"""The web app's routes: the page, its JSON API (``/api/...``) and media by byte range.
+"""The web app's routes: the page, its JSON API (``/api/...``), media and frames.
 
-Every route sits behind ``Guard``: with a token set, a request without it gets 401 and
-no data; without one (loopback only), a request whose Host is not a loopback name gets
-403, so a web page elsewhere cannot reach the app by DNS rebinding. Every read goes
-through ``Snapshots``: a read-only connection with the serving login's rights.
+Every route sits behind ``guard.Guard`` (the token, a user's password, or a loopback
+Host). Every read goes through ``Snapshots``: a read-only connection with the serving
+login's rights; the one write, a batch of labels, goes through ``labels.Labelling``.
 """
 
 from __future__ import annotations
 
-import base64
 import inspect
-import ipaddress
 import json
 import math
-import re
-import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
@@ -26,143 +20,22 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import errors
-from .cells import is_media, media_type, png, summarise
+from .cells import png, summarise
+from .guard import Guard
 from .labels import Labelling
 from .logins import CURRENT_USER, VerifiedCache
+from .media import Stats, cache_control, ranged
 from .projection import pca_2d
 from .query import MAX_LIMIT, compare_selects, map_select, parse_view, quote_ident
 from .query import grid_select as build_grid
 from .snapshots import Snapshots
 
-TOKEN_COOKIE = "reeldb_ui_token"
-CHUNK = 256 << 10  # bytes read from the store per piece of a media response
-# An open-ended range (``bytes=N-``, what a <video> asks for) is answered with at most this
-# much; the browser asks again for the next part as it plays. So what is read from the store
-# follows what is watched, however much the client's socket buffers would take.
-OPEN_RANGE_MAX = 2 << 20
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-    (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; media-src 'self'; script-src 'self'; "
-     b"style-src 'self'; frame-ancestors 'none'"),
-]
 _STATUS = {"42P01": 404, "42703": 404, "42704": 404, "57014": 408, "42501": 403, "3F000": 404, "XX001": 500}
-
-
-class Stats:
-    """Counters the benchmark and tests read from ``/api/stats``."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.media_requests = 0
-        self.media_bytes_sent = 0
-        self.range_requests = 0
-
-    def add(self, sent: int, ranged: bool) -> None:
-        with self._lock:
-            self.media_requests += 1
-            self.media_bytes_sent += sent
-            self.range_requests += int(ranged)
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return {"media_requests": self.media_requests, "media_bytes_sent": self.media_bytes_sent,
-                    "range_requests": self.range_requests}
-
-
-class Guard:
-    """ASGI middleware: the token, or a user's password (HTTP Basic), or without either a
-    loopback Host, for every route; and the security headers on every response."""
-
-    def __init__(self, app: ASGIApp, token: str | None, users: VerifiedCache | None = None):
-        self.app = app
-        self.token = token
-        self.users = users
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        if self.users is not None:
-            user = await run_in_threadpool(self._user, request)  # key stretching: off the event loop
-            if user is None:
-                await JSONResponse({"error": "log in as one of the database's users"}, status_code=401,
-                                   headers={"www-authenticate": 'Basic realm="reeldb ui", charset="UTF-8"'})(
-                    scope, receive, send)
-                return
-            CURRENT_USER.set(user)  # this request's task and the threads it runs code on
-        refusal = self._refusal(request)
-        if refusal is not None:
-            await refusal(scope, receive, send)
-            return
-        if self.token is not None and request.query_params.get("token") and scope["path"] == "/":
-            # the link printed at start: keep the token in a cookie, take it out of the URL
-            response = RedirectResponse("/", status_code=303)
-            response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
-            await response(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-    def _user(self, request: Request) -> str | None:
-        auth = request.headers.get("authorization", "")
-        if not auth.lower().startswith("basic ") or self.users is None:
-            return None
-        try:
-            name, sep, password = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return name if sep and name and self.users.check(name, password) else None
-
-    def _refusal(self, request: Request) -> Response | None:
-        if self.users is not None:
-            return None  # the user's rights decide, per ref
-        if self.token is None:
-            if not is_loopback(_host_name(request.headers.get("host", ""))):
-                return JSONResponse({"error": "this reeldb ui answers only to localhost"}, status_code=403)
-            return None
-        offered = [request.cookies.get(TOKEN_COOKIE), request.query_params.get("token")]
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            offered.append(auth[7:].strip())
-        if any(t and secrets.compare_digest(t.encode(), self.token.encode()) for t in offered):
-            return None
-        return JSONResponse({"error": "login required: open the link with the token printed at start, or "
-                                      "send Authorization: Bearer TOKEN"},
-                            status_code=401, headers={"www-authenticate": 'Bearer realm="reeldb ui"'})
-
-
-def is_loopback(host: str) -> bool:
-    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a name: it may resolve to anything
-
-
-def _host_name(host: str) -> str:
-    """The name part of a Host header: ``[::1]:8700`` -> ``[::1]``, ``localhost:8700`` -> ``localhost``."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if ":" in host else host
 
 
 def error_response(e: errors.Error) -> JSONResponse:
@@ -496,7 +369,7 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
         blob = snapshots.blob(commit, p["table"], p["column"], _rowid(p["rowid"]))
         if blob is None:
             return JSONResponse({"error": "no value in that cell"}, status_code=404)
-        return _ranged(request, blob, stats, immutable=commit == p["commit"])
+        return ranged(request, blob, stats, immutable=commit == p["commit"])
 
     def frame(request: Request) -> Response:
         """One decoded frame of a video cell (or an image cell) as PNG: the grid's poster
@@ -523,7 +396,7 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
                 return JSONResponse({"error": str(e)}, status_code=416)
             data = png(np.ascontiguousarray(pixels))
             snapshots.posters.put(key, data, len(data))
-        return Response(data, media_type="image/png", headers={"cache-control": _cache(commit == p["commit"])})
+        return Response(data, media_type="image/png", headers={"cache-control": cache_control(commit == p["commit"])})
 
     routes = [
         Route("/", index),
@@ -605,60 +478,3 @@ def _diff_row(r: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(r.get("_rowid")), "cells": {k: _diff_cell(v) for k, v in r.items() if k != "_rowid"}}
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def _cache(immutable: bool) -> str:
-    """A commit's data never changes; a branch or tag name's may."""
-    return "private, max-age=31536000, immutable" if immutable else "no-cache"
-
-
-def _ranged(request: Request, blob: Any, stats: Stats, immutable: bool) -> Response:
-    """The blob's bytes, by HTTP range when asked (206, or 416 for a range past the end);
-    read from the store a piece at a time as the client takes them, so a seek in a
-    500 MB clip reads what is watched, not the clip."""
-    size = len(blob)
-    ctype = media_type(blob.kind, blob.meta)
-    headers = {"accept-ranges": "bytes", "cache-control": _cache(immutable)}
-    if not is_media(blob.kind) or ctype == "application/octet-stream":
-        headers["content-disposition"] = "attachment"
-    spec = request.headers.get("range")
-    start, end, status = 0, size - 1, 200
-    if spec is not None and "," not in spec:  # several ranges: the whole value (RFC 9110 allows it)
-        m = _RANGE.match(spec.strip())
-        if m is None or m.group(1) == m.group(2) == "":
-            return _unsatisfiable(size, headers)
-        first, last = m.group(1), m.group(2)
-        if first == "":  # the last N bytes
-            start, end = max(size - int(last), 0), size - 1
-        else:
-            start = int(first)
-            end = min(int(last), size - 1) if last else min(start + OPEN_RANGE_MAX, size) - 1
-        if start >= size or end < start:
-            return _unsatisfiable(size, headers)
-        status = 206
-        headers["content-range"] = f"bytes {start}-{end}/{size}"
-    length = end - start + 1 if size else 0
-    headers["content-length"] = str(length)
-    if request.method == "HEAD" or length == 0:
-        stats.add(0, status == 206)
-        return Response(b"", status_code=status, media_type=ctype, headers=headers)
-
-    def pieces() -> Iterator[bytes]:
-        sent, pos = 0, start
-        try:
-            while pos <= end:
-                piece = blob.read(pos, min(CHUNK, end - pos + 1))
-                pos += len(piece)
-                sent += len(piece)
-                yield piece
-        finally:
-            stats.add(sent, status == 206)
-
-    return StreamingResponse(pieces(), status_code=status, media_type=ctype, headers=headers)
-
-
-def _unsatisfiable(size: int, headers: dict[str, str]) -> Response:
-    headers = {**headers, "content-range": f"bytes */{size}"}
-    return JSONResponse({"error": f"range not satisfiable: the value has {size} bytes"}, status_code=416,
-                        headers=headers)

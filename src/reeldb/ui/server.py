@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import errors
-from .app import build_app, is_loopback
+from .app import build_app
+from .guard import is_loopback
 from .labels import Labelling
 from .logins import CURRENT_USER, Logins, PerUser, VerifiedCache
 from .snapshots import DEFAULT_STATEMENT_TIMEOUT_MS, Snapshots
