@@ -712,9 +712,9 @@ print(json.dumps({"import reeldb": t1 - t0, "server imports": t2 - t1, "Server()
 """
 
 
-def first_row(port: int) -> float:
+def first_row(port: int, path: Path) -> float:
     t = time.perf_counter()
-    with psycopg.connect(dsn(port, "main"), autocommit=True, connect_timeout=30) as c:
+    with psycopg.connect(dsn(port, path.name), autocommit=True, connect_timeout=30) as c:
         c.execute(FIRST_ROW).fetchall()
         return time.perf_counter() - t
 
@@ -738,7 +738,7 @@ def cold_activated(path: Path, runs: int) -> list[float]:
         port = int(p.stdout.readline())
         time.sleep(0.2)  # the activator is waiting in select()
         try:
-            times.append(first_row(port))
+            times.append(first_row(port, path))
         finally:
             stop_group(p)
     return times[1:]  # the first run warms .pyc files and the page cache
@@ -758,7 +758,7 @@ def cold_systemd(path: Path, runs: int) -> list[float]:
         assert p.stderr is not None
         p.stderr.readline()  # "Listening on 127.0.0.1:PORT as 3."
         try:
-            times.append(first_row(port))
+            times.append(first_row(port, path))
         finally:
             stop_group(p)
     return times[1:]

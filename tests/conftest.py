@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 
 import reeldb
 import s3_server as s3_server_mod
+from pg_reference import PostgresReference
 from reeldb.demo import SCHEMA
 
 # The product brief's table, verbatim (tests/test_brief.py runs the rest of the brief).
@@ -174,3 +177,16 @@ def mp4_bytes2() -> bytes:
     from reeldb.media.synth import render_clip
 
     return render_clip("a red fox jumping through snow", frames=8, fps=8, size=(32, 32))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL 16 (pgserver's binaries) for the session: its libpq connection
+    string. What reeldb answers is checked against what it answers."""
+    # not under pytest's temporary folder: its parents are private to root, and the server
+    # runs as nobody when the tests run as root
+    root = Path(tempfile.mkdtemp(prefix="reeldb-postgres-"))
+    pg = PostgresReference(root)
+    yield pg.dsn
+    pg.stop()
+    shutil.rmtree(root, ignore_errors=True)

@@ -62,3 +62,38 @@ def test_an_unanswering_store_does_not_hold_the_exit(tmp_path: Path) -> None:
     # a lease of a process that is gone is ignored: VACUUM and new writers are not held back
     again = reeldb.connect(db)
     assert again.execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+
+def test_the_last_connection_to_close_deletes_the_lease(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    first, second = reeldb.connect(path), reeldb.connect(path)
+    first.execute("CREATE TABLE t (a INT)")
+    first.execute("INSERT INTO t VALUES (1)")
+    assert len(_leases(path)) == 1
+    first.close()
+    assert len(_leases(path)) == 1  # the other connection still writes under it
+    second.execute("INSERT INTO t VALUES (2)")
+    second.close()
+    assert _leases(path) == []  # released when the last one closed, not at exit
+    third = reeldb.connect(path)  # and a new one writes under a new lease
+    third.execute("INSERT INTO t VALUES (3)")
+    assert len(_leases(path)) == 1
+    assert third.execute("SELECT count(*) FROM t").fetchone() == (3,)
+    third.close()
+    assert _leases(path) == []
+
+
+def test_a_lease_is_kept_while_a_transaction_is_open(tmp_path: Path) -> None:
+    """VACUUM must keep a running transaction's files: closing the other connection does
+    not delete the lease that protects them."""
+    path = tmp_path / "db"
+    setup = reeldb.connect(path)
+    setup.execute("CREATE TABLE t (a INT)")
+    writer = reeldb.connect(path)
+    writer.execute("BEGIN")
+    writer.execute("INSERT INTO t VALUES (1)")
+    setup.close()
+    assert len(_leases(path)) == 1
+    writer.execute("COMMIT")
+    writer.close()
+    assert _leases(path) == []

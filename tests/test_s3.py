@@ -30,6 +30,7 @@ import pytest
 
 import reeldb
 from reeldb import errors
+from reeldb.format.keys import WRITERS
 from reeldb.storage import ObjectStore, open_store
 from reeldb.storage import cache as cache_mod
 from reeldb.storage.cache import DiskCache
@@ -1429,3 +1430,24 @@ def test_dataloader_with_two_workers(s3_server, s3_url: str, config: str, reques
     again = sorted(int(i) for b in loader for i in b["id"])  # the next epoch too
     assert again == list(range(70))
     db.close()
+
+
+def test_each_connection_writes_its_lease_with_its_own_credentials(s3_url: str) -> None:
+    """A first open with options that cannot reach the store (a dead endpoint, as a
+    missing credential would) must not leave later connections writing through it."""
+    with pytest.raises(reeldb.Error):
+        reeldb.connect(s3_url, storage_options={"endpoint_url": "http://127.0.0.1:9", "max_retries": 0,
+                                                "connect_timeout": 1})
+    db = reeldb.connect(s3_url)
+    db.execute("CREATE TABLE t (a INT)")
+    db.execute("INSERT INTO t VALUES (1)")
+    other = reeldb.connect(s3_url, storage_options={"cache_size": 0})
+    db.close()  # the first store is closed: the lease goes on through the other's
+    other.execute("INSERT INTO t VALUES (2)")
+    assert other.execute("SELECT count(*) FROM t").fetchone() == (2,)
+    store = other.catalog.store
+    assert len(store.list(WRITERS)) == 1
+    other.close()
+    check = open_store(s3_url, options={"cache_size": 0})
+    assert check.list(WRITERS) == []
+    check.close()

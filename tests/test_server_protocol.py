@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import reeldb
+from reeldb import types as pt
 from reeldb.server import protocol as p
 from reeldb.server import types as t
 from reeldb.server.conn import ClientSession
 from reeldb.server.describe import param_oids
-from reeldb.sql import pgtypes as pt
 
 
 def frontend(kind: str, payload: bytes = b"") -> tuple[str, bytes]:
@@ -183,7 +183,7 @@ def test_extended_query_with_binary_parameters_and_results(session) -> None:
     out += session.handle("S", b"")
     assert kinds(out) == "1tT2DDCZ"
     desc = dict(messages(out))["t"]
-    assert struct.unpack("!hi", desc) == (1, t.INT4)  # inferred from the column compared
+    assert struct.unpack("!hi", desc) == (1, pt.INT4)  # inferred from the column compared
     rows = data_rows(out)
     assert rows[0] == [struct.pack("!i", 2), b"b", struct.pack("!d", 1.5)]
     assert rows[1] == [struct.pack("!i", 3), b"c", None]
@@ -207,7 +207,7 @@ def test_an_error_skips_to_sync(session) -> None:
 
 
 def test_bad_binary_parameter_is_22p03_and_writes_nothing(session) -> None:
-    session.handle("P", parse_msg("ins", "INSERT INTO t (id, name) VALUES ($1, $2)", [t.INT4, t.TEXT]))
+    session.handle("P", parse_msg("ins", "INSERT INTO t (id, name) VALUES ($1, $2)", [pt.INT4, pt.TEXT]))
     out = session.handle("B", bind_msg("", "ins", [b"\x01\x02", b"x"], [1]))
     assert error_fields(out)["C"] == "22P03"
     session.handle("S", b"")
@@ -217,7 +217,7 @@ def test_bad_binary_parameter_is_22p03_and_writes_nothing(session) -> None:
 def test_insert_through_extended_query_commits(session) -> None:
     session.handle("P", parse_msg("ins", "INSERT INTO t (id, name, emb) VALUES ($1, $2, $3)"))
     out = session.handle("D", b"S" + cstr("ins"))
-    assert struct.unpack("!hiii", dict(messages(out))["t"]) == (3, t.INT4, t.TEXT, t.VECTOR)
+    assert struct.unpack("!hiii", dict(messages(out))["t"]) == (3, pt.INT4, pt.TEXT, pt.VECTOR)
     vec = struct.pack("!hh", 3, 0) + np.array([7, 8, 9], ">f4").tobytes()
     out = session.handle("B", bind_msg("", "ins", [struct.pack("!i", 9), b"nine", vec], [1, 0, 1]))
     out += session.handle("E", cstr("") + struct.pack("!i", 0)) + session.handle("S", b"")
@@ -239,59 +239,59 @@ def test_insert_through_extended_query_commits(session) -> None:
     (np.array([[1, 2], [3, 4]], np.int32), "{{1,2},{3,4}}"), ([None, "a b"], '{NULL,"a b"}'),
 ])
 def test_text_output_is_postgres_text(value, text) -> None:
-    assert t.text_out(value) == text
+    assert pt.text_out(value) == text
 
 
 @pytest.mark.parametrize(("oid", "value"), [
-    (t.INT2, -3), (t.INT4, 2**31 - 1), (t.INT8, -(2**63)), (t.FLOAT8, 1e-300), (t.BOOL, True),
-    (t.BYTEA, b"\x00" * 5), (t.TEXT, "ünï"), (t.DATE, dt.date(1970, 1, 1)),
-    (t.TIMESTAMP, dt.datetime(1969, 7, 20, 20, 17, 40, 123456)),
-    (t.TIMESTAMPTZ, dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)), (t.UUID, uuid.UUID(int=12345)),
-    (t.NUMERIC, decimal.Decimal("-123456789012345678901234567890.000001")), (t.NUMERIC, decimal.Decimal("0")),
-    (t.NUMERIC, decimal.Decimal("10000.5")), (t.OID, 2**32 - 1), (pt.INT8_ARRAY, [1, None, -3]),
-    (t.TEXT_ARRAY, ["a", None, "ü b"]), (pt.OID_ARRAY, []), (t.CHAR_ARRAY, ["r", "i"]),
+    (pt.INT2, -3), (pt.INT4, 2**31 - 1), (pt.INT8, -(2**63)), (pt.FLOAT8, 1e-300), (pt.BOOL, True),
+    (pt.BYTEA, b"\x00" * 5), (pt.TEXT, "ünï"), (pt.DATE, dt.date(1970, 1, 1)),
+    (pt.TIMESTAMP, dt.datetime(1969, 7, 20, 20, 17, 40, 123456)),
+    (pt.TIMESTAMPTZ, dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)), (pt.UUID, uuid.UUID(int=12345)),
+    (pt.NUMERIC, decimal.Decimal("-123456789012345678901234567890.000001")), (pt.NUMERIC, decimal.Decimal("0")),
+    (pt.NUMERIC, decimal.Decimal("10000.5")), (pt.OID, 2**32 - 1), (pt.INT8_ARRAY, [1, None, -3]),
+    (pt.TEXT_ARRAY, ["a", None, "ü b"]), (pt.OID_ARRAY, []), (pt.CHAR_ARRAY, ["r", "i"]),
 ])
 def test_binary_output_reads_back_as_the_same_value(oid, value) -> None:
     assert t.decode_param(t.encoder(oid, 1)(value), oid, 1) == value
 
 
 def test_vector_binary_is_pgvectors_layout() -> None:
-    b = t.encoder(t.VECTOR, 1)(np.array([1, 2], np.float32))
+    b = t.encoder(pt.VECTOR, 1)(np.array([1, 2], np.float32))
     assert b == struct.pack("!hhff", 2, 0, 1, 2)
-    assert np.array_equal(t.decode_param(b, t.VECTOR, 1), [1, 2])
+    assert np.array_equal(t.decode_param(b, pt.VECTOR, 1), [1, 2])
 
 
 def test_text_parameters_become_what_the_sql_layer_binds() -> None:
-    assert t.decode_param(b"42", t.INT8, 0) == 42
-    assert t.decode_param(b"\\x0a0b", t.BYTEA, 0) == b"\n\x0b"
-    assert t.decode_param(b"on", t.BOOL, 0) is True
+    assert t.decode_param(b"42", pt.INT8, 0) == 42
+    assert t.decode_param(b"\\x0a0b", pt.BYTEA, 0) == b"\n\x0b"
+    assert t.decode_param(b"on", pt.BOOL, 0) is True
     assert t.decode_param(b"2024-01-01", 0, 0) == "2024-01-01"  # unknown: the SQL layer coerces
     with pytest.raises(reeldb.errors.InvalidTextRepresentation):
-        t.decode_param(b"x1", t.INT4, 0)
+        t.decode_param(b"x1", pt.INT4, 0)
     assert t.decode_param(b"{16385,NULL}", pt.OID_ARRAY, 0) == [16385, None]
-    assert t.decode_param(b'{"a,b",c,"q\\"x"}', t.TEXT_ARRAY, 0) == ["a,b", "c", 'q"x']
+    assert t.decode_param(b'{"a,b",c,"q\\"x"}', pt.TEXT_ARRAY, 0) == ["a,b", "c", 'q"x']
 
 
 def test_catalog_types_on_the_wire() -> None:
     """oid is unsigned, "char" is one byte, int2vector prints as Postgres prints it."""
     import pyarrow as pa
 
-    assert t.type_of("UINTEGER", pa.uint32()) == (t.OID, -1)
+    assert t.type_of("UINTEGER", pa.uint32()) == (pt.OID, -1)
     assert t.type_of("UINTEGER[]", pa.list_(pa.uint32())) == (pt.OID_ARRAY, -1)
-    assert t.type_of("ENUM('a', '[', ']')", pa.string()) == (t.CHAR, -1)
-    assert t.type_of("USMALLINT[]", pa.list_(pa.uint16())) == (t.INT2VECTOR, -1)
-    assert t.encoder(t.INT2VECTOR, 0)([1, 3]) == b"1 3"
-    assert t.encoder(t.CHAR, 1)("r") == b"r"
+    assert t.type_of("ENUM('a', '[', ']')", pa.string()) == (pt.CHAR, -1)
+    assert t.type_of("USMALLINT[]", pa.list_(pa.uint16())) == (pt.INT2VECTOR, -1)
+    assert t.encoder(pt.INT2VECTOR, 0)([1, 3]) == b"1 3"
+    assert t.encoder(pt.CHAR, 1)("r") == b"r"
 
 
 def test_parameter_types_come_from_their_context(session) -> None:
     tables = session.db._session.current_tables()
-    assert param_oids("UPDATE t SET score = $1 WHERE name = $2", [], tables, 2) == [t.FLOAT8, t.TEXT]
-    assert param_oids("SELECT * FROM t WHERE id = $1 LIMIT $2", [], tables, 2) == [t.INT4, t.INT8]
-    assert param_oids("SELECT $1::bigint, $2", [0, t.BOOL], tables, 2) == [t.INT8, t.BOOL]
-    assert param_oids("SELECT emb <-> $1 FROM t", [], tables, 1) == [t.VECTOR]
-    assert param_oids("SELECT $1::oid[], $2::text[], $3::int4", [], tables, 3) == [pt.OID_ARRAY, t.TEXT_ARRAY,
-                                                                                  t.INT4]
+    assert param_oids("UPDATE t SET score = $1 WHERE name = $2", [], tables, 2) == [pt.FLOAT8, pt.TEXT]
+    assert param_oids("SELECT * FROM t WHERE id = $1 LIMIT $2", [], tables, 2) == [pt.INT4, pt.INT8]
+    assert param_oids("SELECT $1::bigint, $2", [0, pt.BOOL], tables, 2) == [pt.INT8, pt.BOOL]
+    assert param_oids("SELECT emb <-> $1 FROM t", [], tables, 1) == [pt.VECTOR]
+    assert param_oids("SELECT $1::oid[], $2::text[], $3::int4", [], tables, 3) == [pt.OID_ARRAY, pt.TEXT_ARRAY,
+                                                                                  pt.INT4]
 
 
 def test_copy_fail_writes_nothing_and_the_session_goes_on(session) -> None:

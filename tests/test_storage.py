@@ -256,3 +256,59 @@ def test_root_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"x")
     with pytest.raises(errors.StorageError):
         LocalStore(str(tmp_path / "f"))
+
+
+def test_objects_are_durable_before_the_ref_that_points_at_them(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Immutable objects are fsynced later, all at once, but always before the branch ref
+    (a mutable write) that makes them reachable is renamed into place."""
+    import reeldb
+    from reeldb.storage import local
+
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TABLE t (a INT, b TEXT)")
+    events: list[tuple[str, str]] = []
+    real_file, real_dir, real_replace, real_link = local._fsync_file, local._fsync_dir, os.replace, os.link
+
+    def fsync_file(path: str) -> None:
+        events.append(("fsync", path))
+        real_file(path)
+
+    def fsync_dir(path: str) -> None:
+        events.append(("fsync", path))
+        real_dir(path)
+
+    def replace(src, dst) -> None:  # type: ignore[no-untyped-def]
+        events.append(("place", os.fspath(dst)))
+        real_replace(src, dst)
+
+    def link(src, dst) -> None:  # type: ignore[no-untyped-def]
+        events.append(("place", os.fspath(dst)))
+        real_link(src, dst)
+
+    monkeypatch.setattr(local, "_fsync_file", fsync_file)
+    monkeypatch.setattr(local, "_fsync_dir", fsync_dir)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "link", link)
+    db.execute("INSERT INTO t VALUES (1, 'x'), (2, 'y')")
+    head = next(i for i, (kind, p) in enumerate(events) if kind == "place" and "/refs/branches/" in p)
+    immutable = ("/data/", "/blobs/", "/deletes/", "/_reeldb/manifests/", "/_reeldb/commits/")
+    placed = {p for kind, p in events[:head] if kind == "place" and any(d in p for d in immutable)}
+    synced = {p for kind, p in events[:head] if kind == "fsync"}
+    assert any("/data/" in p for p in placed) and any("/commits/" in p for p in placed)
+    for path in placed:
+        assert path in synced, f"{path} was not fsynced before the branch moved"
+        assert os.path.dirname(path) in synced, f"the folder of {path} was not fsynced before the branch moved"
+    db.close()
+
+
+def test_a_torn_content_addressed_object_is_written_again(store: LocalStore) -> None:
+    """A crash before the deferred fsync can leave an immutable object torn under its
+    final name; the next writer of the same content puts it right rather than trusting it."""
+    key = "_reeldb/manifests/tbl-abc"
+    store.put_if_absent(key, b"the whole manifest")
+    with open(store.local_path(key), "wb") as f:  # as a crash before the fsync might leave it
+        f.write(b"the wh")
+    assert store.put_if_absent(key, b"the whole manifest") is False
+    assert store.get(key) == b"the whole manifest"
+    store.sync()

@@ -544,7 +544,7 @@ def test_calendar_matches_python_and_postgres_limits() -> None:
     has one, Postgres' first and last representable days at the ends."""
     import random
 
-    from reeldb.server import datetimes
+    from reeldb.types import datetimes
 
     rng = random.Random(21)
     epoch = dt.date(2000, 1, 1)

@@ -765,17 +765,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     # object storage without the local disk cache: a scrub verifies what the store holds
     remote = "://" in args.path and not args.path.lower().startswith("file://")
     store = open_store(args.path, create=False, options={"cache_size": 0} if remote else None)
+    if not store.list(BRANCHES):
+        store.close()
+        raise reeldb.OperationalError(f"no reeldb database at {args.path}", sqlstate="3D000")
+    catalog = Catalog(store)
     try:
-        if not store.list(BRANCHES):
-            raise reeldb.OperationalError(f"no reeldb database at {args.path}", sqlstate="3D000")
         from tqdm.auto import tqdm
 
         with tqdm(unit="B", unit_scale=True, desc="checking", disable=not sys.stderr.isatty(),
                   leave=False, file=sys.stderr) as bar:
-            report = check(Catalog(store), all_history=args.all_history,
+            report = check(catalog, all_history=args.all_history,
                            progress=lambda key, nbytes: bar.update(nbytes))
     finally:
-        store.close()
+        catalog.close()
     for problem in report.problems:
         print(problem)
     scope = "every commit in the history of every branch and tag" if args.all_history else \

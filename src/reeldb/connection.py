@@ -64,9 +64,13 @@ def connect(path: str | os.PathLike, branch: str = "main", at: str | None = None
     store = open_store(str(path), create=create, options=storage_options)
     try:
         catalog = Catalog.open(store, create=create, config=config)
-        db = Connection(catalog, branch, at, file_access=file_access, memory_limit=memory_limit)
     except BaseException:
         store.close()
+        raise
+    try:
+        db = Connection(catalog, branch, at, file_access=file_access, memory_limit=memory_limit)
+    except BaseException:
+        catalog.close()
         raise
     if device is not None:
         from .index.device import usable
@@ -179,7 +183,7 @@ class Connection:
             advisory.release_session(self._session)
             self._session.engine.close()
             if self._owns_store:
-                self.catalog.store.close()  # its network connections (object storage)
+                self.catalog.close()  # its writer lease, its network connections (object storage)
             self._closed = True
 
     def __enter__(self) -> Connection:

@@ -9,8 +9,10 @@ import numpy as np
 import pyarrow as pa
 
 from . import errors
+from .dbapi import RowIdTypeCode
 from .engine.engine import RESULT_BATCH_ROWS
 from .format.blobs import is_blob_struct
+from .format.fragment import ROWID
 from .rows import to_columns, to_rows
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ class Cursor:
         if self._result is None or not self._result.returns_rows or self._result.description is None:
             return None
         schema = self._result.schema
-        return [(d[0], _type_code(d[1], schema.field(i).type if schema is not None and i < len(schema) else None),
+        return [(d[0], _type_code(d[0], d[1], schema.field(i).type if schema is not None and i < len(schema) else None),
                  None, None, None, None, None) for i, d in enumerate(self._result.description)]
 
     def _rows_result(self) -> Result:
@@ -208,9 +210,12 @@ class Cursor:
         return out
 
 
-def _type_code(duck: object, arrow_type: pa.DataType | None) -> str:
+def _type_code(name: str, duck: object, arrow_type: pa.DataType | None) -> str:
     """A column's SQL type as users declare it: BYTEA, IMAGE and VIDEO cells travel as a
-    struct of where their bytes are, which is reeldb's business, not the type's name."""
+    struct of where their bytes are, which is reeldb's business, not the type's name. The
+    hidden row id column's BIGINT is also PEP 249's ROWID."""
     if arrow_type is not None and is_blob_struct(arrow_type):
         return "BYTEA"
+    if name == ROWID and str(duck) == "BIGINT":
+        return RowIdTypeCode("BIGINT")
     return str(duck)

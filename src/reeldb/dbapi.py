@@ -3,7 +3,10 @@
 ``cursor.description[i][1]`` is the column's SQL type as a string (``'INTEGER'``,
 ``'DECIMAL(10,2)'``, ``'TIMESTAMP WITH TIME ZONE'``); PEP 249 asks that it compare equal to one
 of ``STRING``, ``BINARY``, ``NUMBER``, ``DATETIME`` or ``ROWID``, which these objects do, so
-generic DB-API code (``if code == reeldb.NUMBER``) works as with any driver.
+generic DB-API code (``if code == reeldb.NUMBER``) works as with any driver. Which group a
+type is in is the type registry's (``TypeInfo.pep249``); an array, a vector or a tensor is in
+none. The hidden ``_rowid`` column's type code is ``BIGINT`` and compares equal to both
+``NUMBER`` and ``ROWID``.
 """
 
 from __future__ import annotations
@@ -13,28 +16,50 @@ import re
 import time
 from typing import Any
 
+from . import types as registry
+
 _BASE = re.compile(r"[A-Z ]+")
 
 
-class DBAPITypeObject:
-    """Equal to every type code whose base name (before any ``(`` or ``[``) is in its set."""
+class RowIdTypeCode(str):
+    """The type code of the hidden ``_rowid`` column: ``BIGINT``, and PEP 249's ROWID."""
 
-    def __init__(self, name: str, *bases: str):
+
+def type_group(code: str) -> str | None:
+    """The PEP 249 group of a type code (a DuckDB type name, or the PostgreSQL name a
+    result column is marked with): the group of the registry entry it names."""
+    c = code.strip().upper()
+    if c.endswith("]"):  # an array (a vector, a tensor): none of PEP 249's kinds
+        return None
+    if c.startswith("STRUCT(KIND VARCHAR"):  # how BYTEA / IMAGE / VIDEO cells are stored
+        return registry.BY_OID[registry.BYTEA].pep249
+    if c.startswith("ENUM("):  # an enum type's labels: text
+        return registry.BY_OID[registry.TEXT].pep249
+    if c == "ROWID":
+        return "ROWID"
+    info = registry.by_duck(c) or registry.by_name(c)
+    if info is None:
+        m = _BASE.match(c)  # DECIMAL(10,2), VARCHAR(3), TIMESTAMP_NS: the name before the modifiers
+        base = m.group(0).strip() if m else ""
+        info = registry.by_duck(base) or registry.by_name(base) or (
+            registry.BY_OID[registry.NUMERIC] if base == "DECIMAL" else None)
+    return None if info is None else info.pep249
+
+
+class DBAPITypeObject:
+    """Equal to every type code whose registry entry is in its PEP 249 group."""
+
+    def __init__(self, name: str):
         self.name = name
-        self.bases = frozenset(bases)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, DBAPITypeObject):
             return other is self
         if not isinstance(other, str):
             return NotImplemented
-        code = other.strip().upper()
-        if code.endswith("]"):  # an array (a vector, a tensor): none of PEP 249's kinds
-            return False
-        if code.startswith("STRUCT(KIND VARCHAR"):  # how BYTEA / IMAGE / VIDEO cells are stored
-            return "BYTEA" in self.bases
-        m = _BASE.match(code)
-        return bool(m) and m.group(0).strip() in self.bases
+        if isinstance(other, RowIdTypeCode) and self.name == "ROWID":
+            return True
+        return type_group(str(other)) == self.name
 
     def __ne__(self, other: object) -> bool:
         eq = self.__eq__(other)
@@ -47,15 +72,8 @@ class DBAPITypeObject:
         return f"reeldb.{self.name}"
 
 
-STRING = DBAPITypeObject("STRING", "VARCHAR", "TEXT", "CHAR", "BPCHAR", "JSON", "JSONB", "UUID", "ENUM")
-BINARY = DBAPITypeObject("BINARY", "BLOB", "BYTEA", "IMAGE", "VIDEO", "BIT")
-NUMBER = DBAPITypeObject("NUMBER", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
-                         "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL",
-                         "NUMERIC", "BOOLEAN")
-DATETIME = DBAPITypeObject("DATETIME", "DATE", "TIME", "TIMESTAMP", "TIME WITH TIME ZONE",
-                           "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMETZ", "INTERVAL")
-# reeldb's row ids (the hidden _rowid column) are BIGINT to SQL: no column is typed ROWID
-ROWID = DBAPITypeObject("ROWID", "ROWID")
+TYPE_OBJECTS: dict[str, DBAPITypeObject] = {group: DBAPITypeObject(group) for group in registry.PEP249_GROUPS}
+STRING, BINARY, NUMBER, DATETIME, ROWID = (TYPE_OBJECTS[g] for g in ("STRING", "BINARY", "NUMBER", "DATETIME", "ROWID"))
 
 
 def Date(year: int, month: int, day: int) -> dt.date:  # noqa: N802 - PEP 249's names

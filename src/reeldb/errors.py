@@ -310,3 +310,8 @@ class UntranslatableCharacter(DataError):
     """A character the type cannot hold: ``\\u0000`` in jsonb (SQLSTATE 22P05)."""
 
     sqlstate = "22P05"
+
+
+class StatementTimeout(QueryCanceled):
+    """57014 because statement_timeout ran out, not because the client cancelled: work
+    split up by reeldb (a pipeline's rows written at once) may be redone in smaller steps."""

@@ -1,14 +1,15 @@
 """Arrow results -> Python values: vectors and tensors as numpy arrays, blobs as lazy
-``Blob`` handles, JSON as dicts and lists."""
+``Blob`` handles; the other types as their registry entry's ``py_out`` makes them (JSON as
+dicts and lists, uuid as UUID, hstore as a dict)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 
+from . import types as registry
 from .format.blobs import is_blob_struct
 from .media.blob import Blob
 from .storage import ObjectStore
@@ -58,20 +59,6 @@ def _blobs(store: ObjectStore) -> Converter:
     return conv
 
 
-def _json(arr: pa.Array) -> list[Any]:
-    return [None if v is None else json.loads(v) for v in arr.to_pylist()]
-
-
-def _json_list(arr: pa.Array) -> list[Any]:
-    return [None if v is None else [None if x is None else json.loads(x) for x in v] for v in arr.to_pylist()]
-
-
-def _uuid_list(arr: pa.Array) -> list[Any]:
-    import uuid
-
-    return [None if v is None else [None if x is None else uuid.UUID(str(x)) for x in v] for v in arr.to_pylist()]
-
-
 def converters(table: pa.Table, description: list, store: ObjectStore) -> list[Converter | None]:
     """One converter per column (None: Arrow's own to_pylist is right)."""
     out: list[Converter | None] = []
@@ -84,22 +71,10 @@ def converters(table: pa.Table, description: list, store: ObjectStore) -> list[C
             out.append(lambda a, dims=dims: _arrays(a, dims))
         elif is_blob_struct(t):
             out.append(_blobs(store))
-        elif duck in ("JSON", "JSONB"):  # JSONB: a jsonb result column (sql/result_types.py)
-            out.append(_json)
-        elif duck in ("JSON[]", "JSONB[]", "UUID[]") and pa.types.is_list(t):  # jsonb[] / uuid[] columns
-            out.append(_uuid_list if duck == "UUID[]" else _json_list)
-        elif duck in ("BIT", "VARBIT") and pa.types.is_binary(t):  # DuckDB's BIT -> the text of the bits
-            from .format.pgvector import duck_bits
-
-            out.append(lambda a: [None if v is None else duck_bits(v) for v in a.to_pylist()])
-        elif duck == "MAP(VARCHAR, VARCHAR)":  # an hstore (format/hstore.py): a dict, in hstore's key order
-            out.append(lambda a: [None if v is None else dict(v) for v in a.to_pylist()])
         elif duck == "HUGEINT":  # sum(int) in DuckDB; Postgres returns an integer, not a Decimal
             out.append(lambda a: [None if v is None else int(v) for v in a.to_pylist()])
-        elif duck == "UUID" and (pa.types.is_string(t) or pa.types.is_large_string(t)):
-            import uuid
-
-            out.append(lambda a: [None if v is None else uuid.UUID(v) for v in a.to_pylist()])
+        elif (info := registry.by_duck(duck)) is not None and info.py_out is not None:
+            out.append(info.py_out)  # json / jsonb, uuid, bit strings, hstore, their arrays
         else:
             out.append(None)
     return out

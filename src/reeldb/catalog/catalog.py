@@ -18,7 +18,7 @@ from ..format.fragment import FragmentReader
 from ..format.keys import COMMITS
 from ..format.manifest import Segment, TableManifest, load_manifest
 from ..storage import ObjectStore
-from .leases import lease_for
+from .leases import detach, lease_for
 from .refs import Commit, Counters, Refs, new_commit_id
 from .sequences import SequenceCounters
 
@@ -46,19 +46,34 @@ class Catalog:
         # lost the head's compare-and-swap lately, so a lone attempt would likely lose again
         self.contended_until = 0.0
 
+    def close(self) -> None:
+        """Done with this database: the process's writer lease lets go of this catalog
+        (its object is deleted once no catalog uses it), then the store's connections close."""
+        detach(self.lease, self.store)
+        self.store.close()
+
     @classmethod
     def open(cls, store: ObjectStore, create: bool = True, config: Config | None = None) -> Catalog:
+        """The database on ``store`` (created when ``create``); on failure the store is
+        left to the caller to close."""
         cat = cls(store, config)
-        if cat.refs.branch("main") is None and not cat.refs.branches():
+        try:
+            cat._open(create)
+        except BaseException:
+            detach(cat.lease, store)
+            raise
+        return cat
+
+    def _open(self, create: bool) -> None:
+        if self.refs.branch("main") is None and not self.refs.branches():
             if not create:
-                raise errors.OperationalError(f"no reeldb database at {store.url}", sqlstate="3D000")
-            root = Commit(new_commit_id(), (), time.time(), cat.config.author, "create database", {})
-            store.put(COMMITS + root.id, root.to_bytes())
+                raise errors.OperationalError(f"no reeldb database at {self.store.url}", sqlstate="3D000")
+            root = Commit(new_commit_id(), (), time.time(), self.config.author, "create database", {})
+            self.store.put(COMMITS + root.id, root.to_bytes())
             try:
-                cat.refs.create_branch("main", root.id)
+                self.refs.create_branch("main", root.id)
             except errors.DuplicateObject:
                 pass  # another process created the database at the same moment
-        return cat
 
     # -- immutable objects ----------------------------------------------------------------
     def commit(self, cid: str) -> Commit:

@@ -8,6 +8,10 @@ opens its first transaction and refreshed at most once a minute after that, so a
 single-row INSERTs pays for one small write a minute, not one per commit. A lease not
 refreshed for ``LEASE_TTL``, or whose process on this machine is gone, belongs to a writer
 that died: VACUUM ignores it.
+
+The lease is written through the store of the connection whose transaction needs it (each
+connection may carry its own credentials), and deleted when the last catalog of this
+process using it closes, or at exit for catalogs never closed.
 """
 
 from __future__ import annotations
@@ -34,25 +38,48 @@ LEASE_TTL = 3600.0  # a lease older than this is a dead process's
 EXIT_BUDGET_S = 2.0
 
 
-_LEASES: dict[str, Lease] = {}  # store url -> this process's lease on it
+_LEASES: dict[str, Lease] = {}  # store url -> this process's lease on it, while a catalog uses it
 _LEASES_LOCK = threading.Lock()
 
 
 def lease_for(store: ObjectStore) -> Lease:
-    """This process's lease on a database (one, however many connections it opens)."""
+    """This process's lease on a database (one, however many connections it opens),
+    attached to ``store`` until ``detach``: the last catalog to let go releases it."""
     with _LEASES_LOCK:
         lease = _LEASES.get(store.url)
         if lease is None:
             lease = _LEASES[store.url] = Lease(store)
+        lease._stores.append(store)
         return lease
+
+
+def detach(lease: Lease, store: ObjectStore) -> None:
+    """A catalog on ``store`` closed: once no catalog of this process uses the lease and
+    no transaction is open under it, its object is deleted now (not at exit)."""
+    with _LEASES_LOCK:
+        if store in lease._stores:
+            lease._stores.remove(store)
+        last = not lease._stores and lease.oldest_here() is None
+        if last and _LEASES.get(store.url) is lease:
+            del _LEASES[store.url]
+    if last:
+        lease.release(store)
 
 
 class Lease:
     def __init__(self, store: ObjectStore):
-        self.store = store
+        # the stores of the catalogs using this lease: it is written through the one of the
+        # transaction that needs it, so each connection's own credentials are used
+        self._stores: list[ObjectStore] = []
+        self._last_store = store
         self._open: weakref.WeakSet[Any] = weakref.WeakSet()  # open transactions (have .started)
         self._lock = threading.Lock()
         self._reset()
+
+    @property
+    def store(self) -> ObjectStore:
+        """A store of a catalog still open (the last one used when none is)."""
+        return self._stores[-1] if self._stores else self._last_store
 
     def _reset(self) -> None:
         self._pid = os.getpid()
@@ -61,8 +88,11 @@ class Lease:
         self._written_since: float | None = None
 
     def opened(self, txn: Any) -> None:
-        """A transaction started (``txn.started``): make sure the lease covers it."""
+        """A transaction started (``txn.started``) on ``txn.catalog``: make sure the lease
+        covers it, writing through that catalog's store."""
+        store = txn.catalog.store
         with self._lock:
+            self._last_store = store
             if self._pid != os.getpid():  # a forked child writes its own lease
                 self._open = weakref.WeakSet()
                 self._reset()
@@ -72,7 +102,7 @@ class Lease:
             stale = now - self._written_at > REFRESH
             if self._written_since is None or since < self._written_since or stale:
                 body = {"since": since, "pid": self._pid, "host": socket.gethostname()}
-                self.store.put(self._key, json.dumps(body).encode())
+                store.put(self._key, json.dumps(body).encode())
                 self._written_at, self._written_since = now, since
 
     def oldest_here(self) -> float | None:
@@ -90,10 +120,11 @@ class Lease:
         """This process has written the lease object (so must delete it)."""
         return self._written_since is not None and self._pid == os.getpid()
 
-    def release(self) -> None:
+    def release(self, store: ObjectStore | None = None) -> None:
+        """Delete the lease object (through ``store``, else an open catalog's)."""
         if self.held:
             try:
-                self.store.delete(self._key)
+                (store or self.store).delete(self._key)
             except Exception:  # noqa: BLE001 - best effort at exit; a stale lease expires
                 pass
             self._written_since = None

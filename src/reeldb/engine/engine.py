@@ -48,8 +48,8 @@ from ..format.pgvector import (
     vector_array_text,
     vector_text,
 )
-from ..format.typeof import pg_type_name
 from ..format.types import MATRIX
+from ..types import pg_type_name
 
 # Every name reeldb gives its own DuckDB relations and macros starts with INTERNAL, 64 bytes:
 # longer than any identifier in SQL, which Postgres' scanner (and so pglast's) cuts to
@@ -683,7 +683,7 @@ class ResultStream:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 self.close()
-                raise errors.QueryCanceled("canceling statement due to statement timeout")
+                raise errors.StatementTimeout("canceling statement due to statement timeout")
             timer = threading.Timer(left, self._engine.con.interrupt)
             timer.daemon = True
             timer.start()
@@ -697,7 +697,7 @@ class ResultStream:
             err = self._engine._translate(e)
             if isinstance(err, errors.QueryCanceled) and self.deadline is not None \
                     and time.monotonic() >= self.deadline:
-                err = errors.QueryCanceled("canceling statement due to statement timeout")
+                err = errors.StatementTimeout("canceling statement due to statement timeout")
             raise err from None
         finally:
             if timer is not None:

@@ -19,10 +19,11 @@ from .. import errors
 from ..connection import Connection
 from ..sql.encodings import client_encoding
 from ..sql.parse import check_length, deparse, parse
-from ..sql.pgcatalog import SERVER_VERSION
 from ..sql.prepared import PreparedStatement as Statement
 from ..sql.result import Result
+from ..sql.server_version import SERVER_VERSION
 from ..sql.settings import reported_settings
+from ..types.oids import BYTEA
 from ..version import __version__
 from . import protocol as p
 from .copy import (
@@ -35,7 +36,7 @@ from .copy import (
     source_query,
 )
 from .describe import oid_of, param_oids, returning_query
-from .types import BYTEA, decode_param, encode_columns, field_specs, type_of
+from .types import decode_param, encode_columns, field_specs, type_of
 
 ROWS_PER_CHUNK = 2048  # result rows encoded at a time (the deadline is checked between)
 SEND_BYTES = 1 << 20  # encoded rows sent once this many bytes are ready
@@ -72,6 +73,7 @@ class ClientSession:
         self.send: Callable[[list[bytes]], None] | None = None
         self._unsent: list[bytes] = []  # answers to earlier messages of the batch
         self.encoding = "UTF8"  # the client encoding the client was last told of
+        self._batchable: dict[str, bool] = {}  # query -> whether its pipelined rows go as one INSERT
 
     # -- startup ---------------------------------------------------------------------
     def greeting(self, params: dict[str, str]) -> list[bytes]:
@@ -104,13 +106,91 @@ class ClientSession:
     def handle_all(self, messages: list[tuple[str, bytes]]) -> list[bytes]:
         """Several messages in order (a pipeline), answers concatenated."""
         self._unsent = []
-        for kind, payload in messages:
+        i = 0
+        while i < len(messages):
+            batch = self._insert_run(messages, i)
+            answers = self._batch(batch) if batch else None
+            if answers is not None:
+                self._unsent += answers
+                i += sum(len(step) for step in batch)
+                continue
+            kind, payload = messages[i]
             answers = self.handle(kind, payload)  # it may send (and empty) _unsent meanwhile
             self._unsent += answers
             if self.terminated:
                 break
+            i += 1
         out, self._unsent = self._unsent, []
         return out + self.notifications()
+
+    def _insert_run(self, messages: list[tuple[str, bytes]], i: int) -> list[list[tuple[str, Any]]]:
+        """The pipelined rows of one prepared INSERT starting at ``messages[i]``: Bind,
+        (Describe,) Execute of the unnamed portal, again and again (psycopg's and asyncpg's
+        executemany), as [[("B", Bind), ("D", portal) | ..., ("E", limit)], ...]; empty
+        unless there are at least two."""
+        if self.skipping or self.copy_in is not None or messages[i][0] != "B":
+            return []
+        steps: list[list[tuple[str, Any]]] = []
+        statement = None
+        while i < len(messages) and messages[i][0] == "B":
+            try:
+                bind = p.parse_bind(messages[i][1])
+            except p.ProtocolViolation:
+                break
+            if bind.portal or (statement is not None and bind.statement != statement):
+                break
+            step: list[tuple[str, Any]] = [("B", bind)]
+            j = i + 1
+            if j < len(messages) and messages[j][0] == "D" and messages[j][1] == b"P\0":
+                step.append(("D", None))
+                j += 1
+            if j >= len(messages) or messages[j][0] != "E" or not messages[j][1].startswith(b"\0"):
+                break
+            step.append(("E", None))
+            steps.append(step)
+            statement = bind.statement
+            i = j + 1
+        if len(steps) < 2 or statement not in self.statements:
+            return []
+        query = self.statements[statement].query
+        if query not in self._batchable:
+            self._batchable[query] = self.db.session.batchable(query)
+        return steps if self._batchable[query] else []
+
+    def _batch(self, steps: list[list[tuple[str, Any]]]) -> list[bytes] | None:
+        """Answers to a run of ``_insert_run``, written as one INSERT of all its rows; None
+        (nothing done) when the rows must go one at a time: a Bind that does not decode, or
+        an INSERT that fails (then the row-at-a-time path reports the failing row)."""
+        p.use_client_encoding(self.encoding)
+        session = self.db.session
+        try:
+            binds = [step[0][1] for step in steps]
+            values = [self._bound_values(bind) for bind in binds]
+        except Exception:  # noqa: BLE001 - the message-at-a-time path reports it
+            return None
+        session.begin_implicit()  # the statements up to Sync are one transaction, as in PostgreSQL
+        if session.failed:
+            return None
+        st = self._statement(binds[0].statement)
+        try:
+            result = session.execute_batch(st.query, values)
+        except errors.QueryCanceled as e:
+            self.skipping = True
+            session.fail_transaction()
+            return [p.error_for(e)]
+        if result is None:
+            return None
+        out: list[bytes] = []
+        for step in steps:
+            out.append(p.bind_complete())
+            if len(step) == 3:
+                out.append(p.no_data())
+            out.append(p.command_complete("INSERT 0 1"))
+        last = self.portals.get("")
+        if last is not None and last.result is not None:
+            last.result.close()
+        self.portals[""] = Portal(st, values[-1], binds[-1].result_formats, result=Result(status="INSERT 0 1"))
+        return out
 
     def notifications(self) -> list[bytes]:
         """NotificationResponse for each NOTIFY received, between transactions only."""
@@ -388,7 +468,8 @@ class ClientSession:
             raise errors.Error(f'portal "{name}" does not exist', sqlstate="34000")
         return portal
 
-    def _bind(self, msg: p.Bind) -> list[bytes]:
+    def _bound_values(self, msg: p.Bind) -> list[Any]:
+        """A Bind's parameters, decoded by their statement's types and formats."""
         st = self._statement(msg.statement)
         n = len(msg.values)
         if msg.param_formats and len(msg.param_formats) not in (1, n):
@@ -396,7 +477,11 @@ class ClientSession:
                                       f"but {n} parameters")
         formats = msg.param_formats * n if len(msg.param_formats) == 1 else msg.param_formats or [0] * n
         oids = st.param_oids + [0] * (n - len(st.param_oids))
-        values = [decode_param(v, oid, f) for v, oid, f in zip(msg.values, oids, formats, strict=True)]
+        return [decode_param(v, oid, f) for v, oid, f in zip(msg.values, oids, formats, strict=True)]
+
+    def _bind(self, msg: p.Bind) -> list[bytes]:
+        st = self._statement(msg.statement)
+        values = self._bound_values(msg)
         old = self.portals.get(msg.portal)
         if old is not None and old.result is not None:
             old.result.close()  # a portal bound again ends its rows

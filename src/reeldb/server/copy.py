@@ -22,8 +22,9 @@ import pyarrow.csv as pacsv
 from pglast import ast
 
 from .. import errors
+from ..types import text_out
 from . import protocol as p
-from .types import decode_param, text_out
+from .types import decode_param
 
 _ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 

@@ -14,9 +14,9 @@ from typing import Any
 from pglast import ast
 
 from .. import errors
+from .. import types as t
 from ..format.manifest import TableManifest
 from ..format.types import ColumnType, column_type
-from ..sql import pgtypes as t
 from ..sql.parse import deparse, parse
 from ..sql.pgcatalog import FUNCTION_ARG_TYPES, type_oid
 

@@ -131,9 +131,12 @@ class Server:
             session.db.session.on_notify = lambda: loop.call_soon_threadsafe(wake.set)
             killed = asyncio.Event()  # pg_terminate_backend (from any thread)
             backend = self._register(session, writer, loop, killed)
+            held: list[tuple[str, bytes]] = []  # a pipeline's first part, until its Sync arrives
             while not session.terminated:
-                batch = _pipeline(frames)
-                if not batch:
+                batch = held + _pipeline(frames)
+                held = []
+                if not batch or (session.copy_in is None and _unfinished(batch)):
+                    held = batch
                     data = await self._read_or_notify(reader, writer, session, wake, killed)
                     if not data:
                         break
@@ -378,6 +381,17 @@ def _pipeline(frames: p.MessageReader) -> list[tuple[str, bytes]]:
         if msg[0] in ("S", "Q", "H", "X"):
             break
     return batch
+
+
+HOLD_BYTES = 4 << 20  # a pipeline's messages held for its Sync at most (then they run)
+
+
+def _unfinished(batch: list[tuple[str, bytes]]) -> bool:
+    """Extended-query messages whose Sync (or Flush) is still on its way: a client's
+    pipeline split by the socket. Held until it comes, so a run of Bind/Execute of one
+    INSERT is written at once (the answers wait for Sync in PostgreSQL too)."""
+    return (batch[-1][0] not in ("S", "Q", "H", "X") and all(kind in "PBDEC" for kind, _ in batch)
+            and sum(len(payload) for _, payload in batch) < HOLD_BYTES)
 
 
 def database_name(path: str) -> str:

@@ -22,17 +22,14 @@ from pglast.enums import SortByDir, SortByNulls
 from .. import errors
 from ..format.manifest import BtreeIndex, TableManifest
 from ..format.types import PARQUET
-from .constraints import choose_name
-from .ddl import table_name
-from .namespaces import schema_of
+from .definitions import DESC, NULLS_FIRST
+from .names import choose_name, schema_of, table_name
 from .result import Result
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from .session import Session
-
-DESC, NULLS_FIRST = 1, 2  # pg_index.indoption bits
 
 
 def create(s: Session, stmt: ast.IndexStmt) -> Result:
@@ -168,21 +165,3 @@ def drop(s: Session, table: str, iname: str) -> None:
     uniques = tuple(u for u in sc.uniques if not (gone.unique and tuple(u) == gone.columns))
     txn.alter_table(table, dataclasses.replace(
         sc, uniques=uniques, btree_indexes=tuple(ix for ix in sc.btree_indexes if ix.name != iname)))
-
-
-def index_def(ix: BtreeIndex, schema_name: str, table: str, tm: TableManifest) -> str:
-    """pg_get_indexdef: ``CREATE INDEX ix ON public.t USING btree (a, b DESC) INCLUDE (c)``."""
-    from .constraints import _ident
-
-    cols = []
-    for cid, opt in zip(ix.columns, ix.options):
-        text = _ident(tm.schema.by_id(cid).name)
-        if opt & DESC:
-            text += " DESC" if opt & NULLS_FIRST else " DESC NULLS LAST"
-        elif opt & NULLS_FIRST:
-            text += " NULLS FIRST"
-        cols.append(text)
-    out = f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX {_ident(ix.name)} ON {_ident(schema_name)}.{_ident(table)} USING btree ({', '.join(cols)})"
-    if ix.include:
-        out += f" INCLUDE ({', '.join(_ident(tm.schema.by_id(c).name) for c in ix.include)})"
-    return out

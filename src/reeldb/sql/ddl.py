@@ -10,80 +10,24 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, DropBehavior, ObjectType
 
 from .. import errors
+from ..catalog import objects
 from ..format.manifest import Column, Schema
-from ..format.types import (
-    PARQUET,
-    VECTOR_KINDS,
-    ColumnType,
-    array_type,
-    column_type,
-    enum_type,
-    vector_array_type,
-)
-from . import constraints, foreign_keys
-from .parse import const_value, deparse, name_of
+from ..format.types import PARQUET, ColumnType
+from . import constraints, extensions, foreign_keys
+from .generated import check_expression, dependents
+from .generated import rename_column as rename_generated_column
+from .names import check_new_name, local_name, object_table, schema_of, table_key, table_name
+from .parse import deparse
+from .pgcatalog import EXTENSIONS
 from .result import Result
-from .sequences import default_sequence
+from .sequence_ddl import identity_sequence
+from .sequences import default_sequence, owned
+from .user_types import domain_of, type_of
 
 if TYPE_CHECKING:
     from .session import Session
 
 RESERVED = ("_rowid",)
-
-
-def table_name(rv: ast.RangeVar, s: Session | None = None) -> str:
-    """The branch's table a statement writes (a schema's tables were resolved to
-    ``schema.table`` before). ``s`` given, a schema that is no branch, tag or commit
-    either is Postgres' 3F000."""
-    if rv.schemaname not in (None, "public"):
-        if s is not None:
-            s.resolve_schema_ref(rv.schemaname)
-        raise errors.FeatureNotSupported(
-            f'cannot write to "{rv.schemaname}".{rv.relname}: other branches are read-only here; '
-            "switch to the branch to change it"
-        )
-    return rv.relname
-
-
-def type_of(tn: ast.TypeName, s: Session | None = None) -> ColumnType:
-    """A column's type; with ``s``, the branch's enum types too."""
-    if s is not None and not tn.typmods:
-        from .objects_ddl import enum_types, type_name
-
-        names = tuple(p for p in tn.names if p.sval != "pg_catalog")
-        try:
-            tname = type_name(s, names) if 1 <= len(names) <= 2 else None
-        except errors.InvalidSchemaName:
-            tname = None
-        labels = enum_types(s).get(tname) if tname is not None else None
-        dom = domain_of(s, tn)
-        if dom is not None:
-            return ColumnType.from_json(dom[1]["base"])
-        if labels is not None:
-            if tn.arrayBounds:
-                raise errors.FeatureNotSupported("arrays of enum types are not supported")
-            return enum_type(tname, labels)
-    if tn.arrayBounds and len(tn.arrayBounds) == 1 and name_of(tn.names) in VECTOR_KINDS:
-        return vector_array_type(name_of(tn.names), [const_value(m) for m in tn.typmods or ()])
-    mods: list[Any] = []
-    for m in tn.typmods or ():
-        if isinstance(m, ast.A_Const):
-            mods.append(m.val.ival if isinstance(m.val, ast.Integer) else m.val.sval if isinstance(m.val, ast.String)
-                        else None)
-        elif isinstance(m, ast.ColumnRef):
-            mods.append(m.fields[-1].sval)
-        else:
-            raise errors.SyntaxError(f"invalid type modifier {deparse(m)}")
-    name = name_of(tn.names)
-    if name == "double" or (name == "float8"):
-        name = "float8"
-    if s is not None:
-        from .extensions import require_type
-
-        require_type(s, name)
-    if tn.arrayBounds:  # int[], text[][] (Postgres ignores the number of dimensions declared)
-        return array_type(column_type(name, mods))
-    return column_type(name, mods)
 
 
 def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
@@ -110,8 +54,6 @@ def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
             if ctype.kind not in ("int16", "int32", "int64") or ctype.serial:
                 raise errors.ProgrammingError(f'identity column type must be smallint, integer, or bigint '
                                               f'(column "{name}")', sqlstate="22023")
-            from .sequences import identity_sequence
-
             seq = identity_sequence(s, table, name, con.generated_when, _SEQ_TYPES[ctype.kind], con.options)
             identity, not_null = con.generated_when, True
             default = f"nextval('{_quote_seq(seq)}'::regclass)"
@@ -149,28 +91,11 @@ def column_from_def(cd: ast.ColumnDef, cid: int, s: Session | None = None,
                   domain=None if domain is None else domain[0], generated=generated), pk, unique
 
 
-def domain_of(s: Session | None, tn: ast.TypeName) -> tuple[str, dict] | None:
-    """(name, definition) of the domain a type name names, or None."""
-    if s is None or tn.typmods or tn.arrayBounds:
-        return None
-    from .objects_ddl import domains, type_name
-
-    names = tuple(p for p in tn.names if p.sval != "pg_catalog")
-    try:
-        name = type_name(s, names) if 1 <= len(names) <= 2 else None
-    except errors.InvalidSchemaName:
-        return None
-    d = domains(s).get(name) if name is not None else None
-    return None if d is None else (name, d)
-
-
 _SEQ_TYPES = {"int16": "int2", "int32": "int4", "int64": "int8"}
 
 
 def _quote_seq(name: str) -> str:
     """A sequence's name as nextval's text argument reads it back."""
-    from .namespaces import schema_of
-
     schema, local = schema_of(name)
     parts = ([schema] if schema else []) + [local]
     return ".".join(p if p.islower() and p.replace("_", "a").isalnum() and not p[0].isdigit() else
@@ -237,13 +162,9 @@ def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
         else:
             uniques.append(keys)
     all_keys = ([pk] if pk else []) + [u for u in uniques if u != pk]
-    from .extensions import refuse_keys
-
-    refuse_keys(cols, all_keys)
+    extensions.refuse_keys(cols, all_keys)
     for c in cols:
         if c.generated is not None:
-            from .generated import check_expression
-
             check_expression(s, name, c, cols)
     for c in cols:
         if c.default is not None and default_sequence(c.default) is None:
@@ -347,9 +268,6 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
 def drop_dependents(s: Session, table: str, table_id: str, column: Column | None = None) -> None:
     """What goes with a table (or one column): the sequences it owns (an identity
     column's, OWNED BY), its comments."""
-    from ..catalog import objects
-    from .sequences import owned
-
     txn = s.write_txn()
     for seq in owned(s, table, None if column is None else column.name):
         txn.set_object(objects.key(objects.SEQUENCE, seq), None)
@@ -364,9 +282,6 @@ def drop_dependents(s: Session, table: str, table_id: str, column: Column | None
 
 def _rename_owner(s: Session, old: str, new: str, column: str | None = None, new_column: str | None = None) -> None:
     """Sequences OWNED BY a renamed table or column follow it."""
-    from ..catalog import objects
-    from .sequences import owned
-
     txn = s.write_txn()
     for seq in owned(s, old, column):
         key = objects.key(objects.SEQUENCE, seq)
@@ -404,33 +319,6 @@ def check_identity_insert(tm: Any, target: list[str], stmt: ast.InsertStmt) -> N
             "defined as GENERATED ALWAYS (use OVERRIDING SYSTEM VALUE to override)", sqlstate="428C9")
 
 
-def object_table(s: Session, parts: list[str]) -> str:
-    """The branch's table a DROP or COMMENT names as ``[schema.]table``."""
-    from .namespaces import schemas, table_key
-
-    if len(parts) > 2:
-        raise errors.FeatureNotSupported(f'cross-database references are not implemented: "{".".join(parts)}"')
-    if len(parts) == 1 or parts[0] == "public":
-        return parts[-1]
-    if parts[0] in schemas(s):
-        return table_key(parts[0], parts[1])
-    s.resolve_schema_ref(parts[0])  # 3F000 when it is no schema at all
-    raise errors.FeatureNotSupported(
-        f'cannot change "{parts[0]}".{parts[1]}: other branches are read-only here; switch to the branch to change it')
-
-
-def check_new_name(s: Session, name: str) -> None:
-    """A table name with a dot is how tables of schemas are stored (``schema.table``):
-    one is accepted only when its schema exists."""
-    from .namespaces import schema_of, schemas
-
-    schema = schema_of(name)[0]
-    if schema is not None and schema not in schemas(s):
-        raise errors.InvalidParameterValue(
-            f'invalid table name "{name}": a dot in a table name is reserved for tables of schemas '
-            "(CREATE SCHEMA first)")
-
-
 def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
 
     name = table_name(stmt.relation)
@@ -451,8 +339,6 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
                 if cmd.missing_ok:
                     continue
                 raise errors.UndefinedColumn(f'column "{cmd.name}" of relation "{name}" does not exist')
-            from .generated import dependents
-
             generated = dependents(schema.columns, col.name)
             if generated and cmd.behavior != DropBehavior.DROP_CASCADE:
                 raise errors.ProgrammingError(
@@ -492,7 +378,7 @@ def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
             schema = _drop_constraint(s, name, schema, cmd)
         elif t == AlterTableType.AT_ValidateConstraint:
             if all(c.name != cmd.name for c in schema.checks):  # every check reeldb keeps is valid
-                raise errors.UndefinedObject(f'constraint "{cmd.name}" of relation "{_local(name)}" does not exist')
+                raise errors.UndefinedObject(f'constraint "{cmd.name}" of relation "{local_name(name)}" does not exist')
         else:
             raise errors.FeatureNotSupported(f"ALTER TABLE {t.name[3:]} is not supported yet")
     txn.alter_table(name, schema)
@@ -546,8 +432,6 @@ def _add_column(s: Session, schema: Schema, cmd: ast.AlterTableCmd, rows: int, t
 
 def _drop_constraint(s: Session, table: str, schema: Schema, cmd: ast.AlterTableCmd) -> Schema:
     """ALTER TABLE ... DROP CONSTRAINT [IF EXISTS] name: a CHECK or FOREIGN KEY constraint."""
-    from ..catalog import objects
-
     txn = s.write_txn()
     comment = objects.key(objects.COMMENT, "constraint", txn.table(table).table_id, cmd.name)
     if comment in txn.objects and (any(f.name == cmd.name for f in schema.foreign_keys) or
@@ -560,15 +444,9 @@ def _drop_constraint(s: Session, table: str, schema: Schema, cmd: ast.AlterTable
     if cmd.name in constraints.taken_names(table, schema):
         raise errors.FeatureNotSupported(f'DROP CONSTRAINT of a key ("{cmd.name}") is not supported')
     if cmd.missing_ok:
-        s.notice(f'constraint "{cmd.name}" of relation "{_local(table)}" does not exist, skipping')
+        s.notice(f'constraint "{cmd.name}" of relation "{local_name(table)}" does not exist, skipping')
         return schema
-    raise errors.UndefinedObject(f'constraint "{cmd.name}" of relation "{_local(table)}" does not exist')
-
-
-def _local(table: str) -> str:
-    from .namespaces import schema_of
-
-    return schema_of(table)[1]
+    raise errors.UndefinedObject(f'constraint "{cmd.name}" of relation "{local_name(table)}" does not exist')
 
 
 def rename(s: Session, stmt: ast.RenameStmt) -> Result:
@@ -580,18 +458,14 @@ def rename(s: Session, stmt: ast.RenameStmt) -> Result:
         col = tm.schema.column(stmt.subname)
         if tm.schema.find(stmt.newname) is not None:
             raise errors.DuplicateColumn(f'column "{stmt.newname}" of relation "{name}" already exists')
-        from .generated import rename_column
-
         cols = tuple(dataclasses.replace(c, name=stmt.newname) if c.id == col.id else c for c in tm.schema.columns)
-        cols = rename_column(cols, col.name, stmt.newname)
+        cols = rename_generated_column(cols, col.name, stmt.newname)
         _rename_owner(s, name, name, col.name, stmt.newname)
         schema = Schema(cols, tm.schema.primary_key, tm.schema.uniques, tm.schema.next_id,
                         constraints.rename_column(tm.schema.checks, col.id, col.name, stmt.newname),
                         tm.schema.foreign_keys, tm.schema.btree_indexes, tm.schema.key_names)
         txn.alter_table(name, schema)
     elif stmt.renameType == ObjectType.OBJECT_TABLE:
-        from .namespaces import schema_of, table_key
-
         name = table_name(stmt.relation)
         tm = txn.table(name)
         schema = schema_of(name)[0]  # a table renamed stays in its schema, as in Postgres
@@ -609,9 +483,6 @@ def create_extension(s: Session, stmt: ast.CreateExtensionStmt) -> Result:
     """CREATE EXTENSION: vector (pgvector's types, operators and indexes) is built in,
     so creating it changes nothing; citext and hstore are created on the branch
     (extensions.py); any other extension is not available."""
-    from . import extensions
-    from .pgcatalog import EXTENSIONS
-
     if extensions.create(s, stmt):
         return Result(status="CREATE EXTENSION")
     if stmt.extname not in EXTENSIONS:
@@ -626,9 +497,6 @@ def create_extension(s: Session, stmt: ast.CreateExtensionStmt) -> Result:
 def drop_extension(s: Session, stmt: ast.DropStmt) -> Result:
     """DROP EXTENSION: a built-in one cannot go; one that does not exist is an error
     (a notice with IF EXISTS), as in Postgres."""
-    from . import extensions
-    from .pgcatalog import EXTENSIONS
-
     if any(obj.sval in extensions.INSTALLABLE for obj in stmt.objects):
         extensions.drop(s, stmt)
         return Result(status="DROP EXTENSION")

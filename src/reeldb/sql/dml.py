@@ -31,7 +31,8 @@ from ..format.types import (
 )
 from ..format.values import check_scalars, scalars_from_arrow
 from . import constraints, generated
-from .ddl import check_identity_insert, table_name
+from .ddl import check_identity_insert
+from .names import table_name
 from .parse import const_value, deparse, expand_stars, name_of, walk
 from .result import Result
 

@@ -1,5 +1,5 @@
-"""FOREIGN KEY constraints: declared, enforced at the end of every statement, shown as
-Postgres shows them.
+"""FOREIGN KEY constraints: declared and enforced at the end of every statement (shown by
+definitions.py).
 
 A constraint (``Schema.foreign_keys`` of the referencing table) names the referenced table by
 its stable id and both column lists by id, so renames keep it. Only what reeldb enforces
@@ -28,11 +28,12 @@ from .. import errors
 from ..engine.engine import internal_name, quote_ident
 from ..format.manifest import Column, ForeignKey, Schema, TableManifest
 from ..format.types import PARQUET
+from .definitions import ACTIONS
+from .names import choose_name, local_name, table_name
 
 if TYPE_CHECKING:
     from .session import Session
 
-_ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 _INTEGERS = {"int16", "int32", "int64"}
 _STRINGS = {"text", "varchar"}
 _UNCOMPARABLE = {"json", "jsonb"}
@@ -45,9 +46,6 @@ def declare(s: Session, table: str, con: ast.Constraint, columns: list[Column] |
     """A ``REFERENCES`` / ``FOREIGN KEY`` clause of CREATE / ALTER TABLE ``table`` (whose
     columns and keys so far are ``columns`` / ``schema``; ``table_id`` None while it is being
     created) -> the constraint, named as Postgres names it when the clause does not."""
-    from .constraints import choose_name
-    from .ddl import table_name
-
     where = ", ".join(([f'constraint "{con.conname}"'] if con.conname else []) +
                       ([f"column {column}"] if column else []))
     where = f" ({where})" if where else ""
@@ -57,7 +55,7 @@ def declare(s: Session, table: str, con: ast.Constraint, columns: list[Column] |
     for what, action in (("UPDATE", con.fk_upd_action), ("DELETE", con.fk_del_action)):
         if action not in (None, "a", "r"):
             raise errors.FeatureNotSupported(
-                f"ON {what} {_ACTIONS.get(action, action)} is not supported: reeldb enforces NO ACTION and "
+                f"ON {what} {ACTIONS.get(action, action)} is not supported: reeldb enforces NO ACTION and "
                 f"RESTRICT only (foreign keys never change other rows){where}")
     if con.deferrable or con.initdeferred:
         raise errors.FeatureNotSupported("DEFERRABLE foreign keys are not supported: reeldb checks them at the "
@@ -79,7 +77,7 @@ def declare(s: Session, table: str, con: ast.Constraint, columns: list[Column] |
     else:
         ref_tm = txn.tables.get(ref_name)
         if ref_tm is None:
-            raise errors.UndefinedTable(f'relation "{_local(ref_name)}" does not exist')
+            raise errors.UndefinedTable(f'relation "{local_name(ref_name)}" does not exist')
         ref_cols, ref_schema, ref_id = list(ref_tm.schema.columns), ref_tm.schema, ref_tm.table_id
     ref_by_name = {c.name: c for c in ref_cols}
     if con.pk_attrs:
@@ -90,19 +88,19 @@ def declare(s: Session, table: str, con: ast.Constraint, columns: list[Column] |
             remote.append(ref_by_name[a.sval])
         if not any(set(u) == {c.id for c in remote} and len(u) == len(remote) for u in ref_schema.uniques):
             raise errors.ProgrammingError(f'there is no unique constraint matching given keys for referenced '
-                                          f'table "{_local(ref_name)}"', sqlstate="42830")
+                                          f'table "{local_name(ref_name)}"', sqlstate="42830")
     else:
         if not ref_schema.primary_key:
-            raise errors.ProgrammingError(f'there is no primary key for referenced table "{_local(ref_name)}"',
+            raise errors.ProgrammingError(f'there is no primary key for referenced table "{local_name(ref_name)}"',
                                           sqlstate="42830")
         by_id = {c.id: c for c in ref_cols}
         remote = [by_id[cid] for cid in ref_schema.primary_key]
     if len(local) != len(remote):
         raise errors.ProgrammingError("number of referencing and referenced columns for foreign key disagree",
                                       sqlstate="42830")
-    name = con.conname or choose_name(_local(table), _name_addition([c.name for c in local]), "fkey", taken)
+    name = con.conname or choose_name(local_name(table), _name_addition([c.name for c in local]), "fkey", taken)
     if name in taken:
-        raise errors.DuplicateObject(f'constraint "{name}" for relation "{_local(table)}" already exists')
+        raise errors.DuplicateObject(f'constraint "{name}" for relation "{local_name(table)}" already exists')
     for mine, theirs in zip(local, remote):
         _check_types(name, mine, theirs)
     return ForeignKey(name, tuple(c.id for c in local), ref_id or "", tuple(c.id for c in remote),
@@ -153,12 +151,12 @@ def drop_referenced(s: Session, table: str, dropping: set[str], cascade: bool) -
             if child != table and child not in dropping]
     if not deps:
         return
-    listed = [f"constraint {fk.name} on table {_local(child)} depends on table {_local(table)}"
+    listed = [f"constraint {fk.name} on table {local_name(child)} depends on table {local_name(table)}"
               for child, fk in deps]
     if not cascade:
-        raise _error(errors.DatabaseError, f"cannot drop table {_local(table)} because other objects depend on it",
+        raise _error(errors.DatabaseError, f"cannot drop table {local_name(table)} because other objects depend on it",
                      "2BP01", "\n".join(listed), "Use DROP ... CASCADE to drop the dependent objects too.")
-    s.notice(f"drop cascades to constraint {deps[0][1].name} on table {_local(deps[0][0])}" if len(deps) == 1
+    s.notice(f"drop cascades to constraint {deps[0][1].name} on table {local_name(deps[0][0])}" if len(deps) == 1
              else f"drop cascades to {len(deps)} other objects")
     for child, fk in deps:
         _drop_from(s, child, fk.name)
@@ -172,11 +170,11 @@ def drop_referenced_column(s: Session, table: str, column: Column, cascade: bool
         if column.id not in fk.ref_columns or child == table:
             continue
         if not cascade:
-            raise _error(errors.DatabaseError, f"cannot drop column {column.name} of table {_local(table)} because "
-                         "other objects depend on it", "2BP01", f"constraint {fk.name} on table {_local(child)} "
-                         f"depends on column {column.name} of table {_local(table)}",
+            raise _error(errors.DatabaseError, f"cannot drop column {column.name} of table {local_name(table)} because "
+                         "other objects depend on it", "2BP01", f"constraint {fk.name} on table {local_name(child)} "
+                         f"depends on column {column.name} of table {local_name(table)}",
                          "Use DROP ... CASCADE to drop the dependent objects too.")
-        s.notice(f"drop cascades to constraint {fk.name} on table {_local(child)}")
+        s.notice(f"drop cascades to constraint {fk.name} on table {local_name(child)}")
         _drop_from(s, child, fk.name)
 
 
@@ -205,11 +203,11 @@ def check_truncate(tables: Mapping[str, TableManifest], names: list[str], cascad
         for child, _fk in referencing(tables, tm.table_id):
             if child not in truncating and cascade:
                 raise errors.FeatureNotSupported(
-                    f'TRUNCATE ... CASCADE is not supported: name the referencing table "{_local(child)}" too')
+                    f'TRUNCATE ... CASCADE is not supported: name the referencing table "{local_name(child)}" too')
             if child not in truncating:
                 raise _error(errors.FeatureNotSupported, "cannot truncate a table referenced in a foreign key "
-                             "constraint", "0A000", f'Table "{_local(child)}" references "{_local(name)}".',
-                             f'Truncate table "{_local(child)}" at the same time, or use TRUNCATE ... CASCADE.')
+                             "constraint", "0A000", f'Table "{local_name(child)}" references "{local_name(name)}".',
+                             f'Truncate table "{local_name(child)}" at the same time, or use TRUNCATE ... CASCADE.')
 
 
 # -- enforcing ---------------------------------------------------------------------------------
@@ -273,12 +271,12 @@ def verify(s: Session, tables: Mapping[str, TableManifest], changed: set[str],
             mine = ", ".join(child.schema.by_id(c).name for c in fk.columns)
             values = ", ".join(_text(v) for v in row)
             if only is None and fk.ref_table in changed and not (child.table_id in changed and _gained(s, child)):
-                raise _error(errors.IntegrityError, f'update or delete on table "{_local(parent_name)}" violates '
-                             f'foreign key constraint "{fk.name}" on table "{_local(child_name)}"', "23503",
-                             f'Key ({theirs})=({values}) is still referenced from table "{_local(child_name)}".')
-            raise _error(errors.IntegrityError, f'insert or update on table "{_local(child_name)}" violates foreign '
-                         f'key constraint "{fk.name}"', "23503",
-                         f'Key ({mine})=({values}) is not present in table "{_local(parent_name)}".')
+                raise _error(errors.IntegrityError, f'update or delete on table "{local_name(parent_name)}" violates '
+                             f'foreign key constraint "{fk.name}" on table "{local_name(child_name)}"', "23503",
+                             f'Key ({theirs})=({values}) is still referenced from table "{local_name(child_name)}".')
+            raise _error(errors.IntegrityError, f'insert or update on table "{local_name(child_name)}" violates '
+                         f'foreign key constraint "{fk.name}"', "23503",
+                         f'Key ({mine})=({values}) is not present in table "{local_name(parent_name)}".')
 
 
 def verify_merged(s: Session, ours: Mapping[str, TableManifest], merged: Mapping[str, TableManifest]) -> None:
@@ -341,31 +339,3 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "t" if value else "f"
     return str(value)
-
-
-# -- showing -----------------------------------------------------------------------------------
-def constraint_def(fk: ForeignKey, schema: Schema, ref_name: str, ref_schema: Schema) -> str:
-    """pg_get_constraintdef of the constraint: ``FOREIGN KEY (a) REFERENCES p(id)`` and the
-    actions that are not the default (``ref_name`` qualified when not in public)."""
-    from .constraints import _ident
-
-    mine = ", ".join(_ident(schema.by_id(c).name) for c in fk.columns)
-    theirs = ", ".join(_ident(ref_schema.by_id(c).name) for c in fk.ref_columns)
-    sp, table = _split(ref_name)
-    target = _ident(table) if sp is None else f"{_ident(sp)}.{_ident(table)}"
-    out = f"FOREIGN KEY ({mine}) REFERENCES {target}({theirs})"
-    if fk.on_update != "a":
-        out += f" ON UPDATE {_ACTIONS[fk.on_update]}"
-    if fk.on_delete != "a":
-        out += f" ON DELETE {_ACTIONS[fk.on_delete]}"
-    return out
-
-
-def _split(name: str) -> tuple[str | None, str]:
-    from .namespaces import schema_of
-
-    return schema_of(name)
-
-
-def _local(table: str) -> str:
-    return _split(table)[1]

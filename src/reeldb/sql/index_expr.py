@@ -21,8 +21,8 @@ from pglast import ast
 from pglast.stream import RawStream
 
 from .. import errors
+from .. import types as pt
 from ..format.types import ColumnType
-from . import pgtypes as pt
 
 KINDS = ("vector", "halfvec", "sparsevec", "bit")
 # pgvector 0.8's operator classes by access method; each indexes the type it starts with

@@ -16,7 +16,7 @@ from .. import errors
 from ..format.manifest import IndexDef, TableManifest
 from ..index import ann, versioned
 from . import index_expr
-from .ddl import table_name
+from .names import table_name
 from .parse import const_value, literal
 from .result import Result
 

@@ -29,9 +29,9 @@ from pglast.enums import A_Expr_Kind, BoolExprType
 
 from .. import errors
 from ..engine.engine import JSONB
+from ..format.arrays import parse_array_literal
 from .citext import TextParameter
 from .parse import cast, func, name_of
-from .pgtypes import parse_array_literal
 
 _COMPARE = frozenset({"=", "<>", "!=", "<", "<=", ">", ">="})
 _RETURNS_JSONB = frozenset({"to_jsonb", "jsonb_build_object", "jsonb_build_array", "jsonb_agg", "jsonb_object_agg",

@@ -1,4 +1,4 @@
-"""CREATE SCHEMA / DROP SCHEMA: namespaces of tables inside a branch.
+"""CREATE SCHEMA / DROP SCHEMA: namespaces of tables inside a branch (their names: names.py).
 
 In SQL a branch, tag or commit is a schema (DESIGN.md, Versioning). A schema made with
 ``CREATE SCHEMA`` is something else: a namespace of tables *inside* the connection's
@@ -23,29 +23,12 @@ from pglast.enums import DropBehavior
 from .. import errors
 from ..catalog import objects
 from ..engine.engine import IDENTIFIER_MAX_BYTES
+from .ddl import drop_dependents
+from .names import SYSTEM_SCHEMAS, schema_of
 from .result import Result
 
 if TYPE_CHECKING:
     from .session import Session
-
-# schemas every database has; not branches, not namespaces one can create or drop
-SYSTEM_SCHEMAS = frozenset({"public", "pg_catalog", "information_schema", "pg_temp", "pg_toast"})
-
-
-def table_key(schema: str, table: str) -> str:
-    """The branch's table name of ``schema.table``."""
-    return f"{schema}.{table}"
-
-
-def schema_of(table_key_: str) -> tuple[str | None, str]:
-    """(schema, table) of a branch's table name (schema None: ``public``)."""
-    schema, dot, table = table_key_.partition(".")
-    return (schema, table) if dot else (None, table_key_)
-
-
-def schemas(s: Session) -> dict[str, dict]:
-    """The namespace schemas of the state the session sees: name -> definition."""
-    return objects.named(s.catalog_objects(), objects.SCHEMA)
 
 
 def create_schema(s: Session, stmt: ast.CreateSchemaStmt) -> Result:
@@ -90,8 +73,6 @@ def create_schema(s: Session, stmt: ast.CreateSchemaStmt) -> Result:
 
 def _drop_table(s: Session, table: str) -> None:
     """A table of a dropped schema, with what goes with it (its sequences, comments)."""
-    from .ddl import drop_dependents
-
     txn = s.write_txn()
     drop_dependents(s, table, txn.table(table).table_id)
     txn.drop_table(table)

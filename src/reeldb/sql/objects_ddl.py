@@ -8,7 +8,7 @@ other than tables (catalog/objects.py), each changed in the statement's transact
   labels are stored as text, so a rename would have to rewrite every row).
 - ``CREATE DOMAIN name type [DEFAULT e] [[NOT] NULL]``, ``DROP DOMAIN``: a column of the
   domain has its base type and takes its NOT NULL and DEFAULT; CHECK is refused (0A000).
-- ``CREATE / ALTER / DROP SEQUENCE``: sequences.py.
+- ``CREATE / ALTER / DROP SEQUENCE``: sequence_ddl.py.
 - ``COMMENT ON TABLE | COLUMN | SCHEMA | TYPE | SEQUENCE | CONSTRAINT ... IS 'text' | NULL``.
 """
 
@@ -25,9 +25,11 @@ from ..catalog import objects
 from ..engine.engine import IDENTIFIER_MAX_BYTES
 from ..format.manifest import Schema
 from ..format.types import _KINDS, _SERIALS, enum_type
-from . import sequences
+from . import constraints, sequence_ddl
+from .names import object_table, type_name
 from .parse import deparse
 from .result import Result
+from .user_types import type_of
 
 if TYPE_CHECKING:
     from .session import Session
@@ -54,9 +56,9 @@ def run(s: Session, stmt: ast.Node, params: list[Any]) -> Result:
         create_domain(s, stmt)
         return Result(status="CREATE DOMAIN")
     if isinstance(stmt, ast.CreateSeqStmt):
-        return sequences.create_sequence(s, stmt)
+        return sequence_ddl.create_sequence(s, stmt)
     if isinstance(stmt, ast.AlterSeqStmt):
-        return sequences.alter_sequence(s, stmt)
+        return sequence_ddl.alter_sequence(s, stmt)
     if isinstance(stmt, ast.CommentStmt):
         comment(s, stmt)
         return Result(status="COMMENT")
@@ -64,26 +66,6 @@ def run(s: Session, stmt: ast.Node, params: list[Any]) -> Result:
 
 
 # -- enum types ---------------------------------------------------------------------------------
-def type_name(s: Session, names: tuple) -> str:
-    """A user type's name (``public.`` or a schema of the branch allowed)."""
-    from .namespaces import schemas, table_key
-
-    parts = [p.sval for p in names]
-    if len(parts) == 2 and parts[0] == "public":
-        return parts[1]
-    if len(parts) == 2 and parts[0] in schemas(s):
-        return table_key(parts[0], parts[1])
-    if len(parts) != 1:
-        raise errors.InvalidSchemaName(f'schema "{parts[0]}" does not exist')
-    return parts[0]
-
-
-def enum_types(s: Session) -> dict[str, list[str]]:
-    """Enum type name -> labels, of the state the session sees."""
-    return {n: d["labels"] for n, d in objects.named(s.catalog_objects(), objects.TYPE).items()
-            if d.get("kind") == "enum"}
-
-
 def _check_label(label: str) -> None:
     if len(label.encode()) > LABEL_MAX_BYTES:  # an empty label is allowed, as in Postgres
         raise errors.ProgrammingError(f'invalid enum label "{label}": labels must be {LABEL_MAX_BYTES} bytes or less',
@@ -144,8 +126,6 @@ def create_domain(s: Session, stmt: ast.CreateDomainStmt) -> None:
     """CREATE DOMAIN name [AS] type [DEFAULT expr] [[NOT] NULL]: a named base type whose
     NOT NULL and DEFAULT its columns take. CHECK is refused (0A000), as for tables: reeldb
     does not enforce it, and accepting it would let values that break it in."""
-    from .ddl import type_of
-
     name = type_name(s, stmt.domainname)
     txn = s.write_txn()
     if objects.key(objects.TYPE, name) in txn.objects or name in _KINDS or name in _SERIALS:
@@ -170,11 +150,6 @@ def create_domain(s: Session, stmt: ast.CreateDomainStmt) -> None:
     txn.set_object(objects.key(objects.TYPE, name), {"kind": "domain", "base": base.to_json(),
                                                       "not_null": not_null, "default": default})
     s.finish_write()
-
-
-def domains(s: Session) -> dict[str, dict]:
-    """Domain name -> definition, of the state the session sees."""
-    return {n: d for n, d in objects.named(s.catalog_objects(), objects.TYPE).items() if d.get("kind") == "domain"}
 
 
 def _columns_of_type(s: Session, name: str) -> list[tuple[str, str]]:
@@ -207,9 +182,7 @@ def _retype_columns(s: Session, name: str, change: Any) -> None:
 def drop(s: Session, stmt: ast.DropStmt) -> Result:
 
     if stmt.removeType == ObjectType.OBJECT_SEQUENCE:
-        from .ddl import object_table
-
-        sequences.drop_sequences(s, [object_table(s, [p.sval for p in o]) for o in stmt.objects], stmt.missing_ok)
+        sequence_ddl.drop_sequences(s, [object_table(s, [p.sval for p in o]) for o in stmt.objects], stmt.missing_ok)
         s.finish_write()
         return Result(status="DROP SEQUENCE")
     what = "domain" if stmt.removeType == ObjectType.OBJECT_DOMAIN else "type"
@@ -242,8 +215,6 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
 def comment(s: Session, stmt: ast.CommentStmt) -> None:
     """COMMENT ON ... IS 'text' | NULL: stored by the object's stable id (a table's id, a
     column's id), so renames keep it and a drop makes it unreachable."""
-    from .ddl import object_table
-
     txn = s.write_txn()
     kind = stmt.objtype
     if kind == ObjectType.OBJECT_TABLE:
@@ -260,8 +231,6 @@ def comment(s: Session, stmt: ast.CommentStmt) -> None:
             raise errors.UndefinedColumn(f'column "{parts[-1]}" of relation "{table}" does not exist')
         key = objects.key(objects.COMMENT, "column", tm.table_id, col.id)
     elif kind == ObjectType.OBJECT_TABCONSTRAINT:  # COMMENT ON CONSTRAINT name ON table
-        from . import constraints
-
         parts = [p.sval for p in stmt.object]
         table = object_table(s, parts[:-1])
         tm = txn.table(table)

@@ -26,21 +26,29 @@ from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, SQLValueFunctionOp
 
 from .. import errors
+from .. import types as pt
+from ..catalog import objects
+from ..catalog.sequences import SequenceDef
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
+from ..format.types import ColumnType
 from ..index import ann
 from . import index_expr, sequences
-from . import pgtypes as pt
 from .activity import Activity, Backend, may_see
 from .activity import now as activity_now
+from .definitions import check_def, foreign_key_def, index_def
 from .limits import bound_call
-from .parse import const_value, func, parse
+from .names import schema_of
+from .names import schemas as namespace_schemas
+from .parse import const_value, deparse, func, parse
+from .rowid_star import finish
+from .server_version import SERVER_VERSION
+from .settings import assign, pg_settings
+from .settings import current as current_settings
 
 if TYPE_CHECKING:
     from .session import Session
 
-SERVER_VERSION = "16.4"  # the Postgres release whose behaviour reeldb follows
-SERVER_VERSION_NUM = "160004"
 OWNER_OID = 10
 HEAP_AM, BTREE_AM = 2, 403
 VECTOR_AMS = {"hnsw": 16400, "ivfflat": 16401}  # pgvector's methods (extension oids are >= 16384)
@@ -53,9 +61,7 @@ DEFAULT_COLLATION = 100
 def settings(session: Session) -> dict[str, str]:
     """What ``SHOW`` and ``current_setting`` report (names lower-case): the settings
     registry's view of the session."""
-    from .settings import current
-
-    return current(session)
+    return current_settings(session)
 
 
 def version_string() -> str:
@@ -159,10 +165,6 @@ class CatalogTables:
     def _objects(self, objs: dict[str, Any]) -> None:
         """Sequences (pg_class relkind S, pg_sequence) and comments (pg_description) of
         the branch's objects (catalog/objects.py)."""
-        from ..catalog import objects
-        from ..catalog.sequences import SequenceDef
-        from .namespaces import schema_of
-
         self.serials: list[tuple[int, str, int]] = []  # (table oid, column, sequence oid) of owned sequences
         ns_of = {n: o for o, n in self.namespaces}
         classes = {c: stable_oid("rel", "pg_catalog", c) for c in ("pg_class", "pg_type", "pg_namespace",
@@ -217,8 +219,6 @@ class CatalogTables:
     def _foreign_keys(self) -> None:
         """pg_constraint rows (contype 'f') of the tables' foreign keys, once every table has
         its oid: the referenced table is the one of the same branch."""
-        from .foreign_keys import constraint_def
-
         for schema, ns, oid, attnum, tm in self._fk_pending:
             group = schema if schema in self.branches else ""
             for fk in tm.schema.foreign_keys:
@@ -235,15 +235,13 @@ class CatalogTables:
                     "conindid": stable_oid("idx", pschema, ptm.table_id, iname), "confrelid": poid,
                     "confupdtype": fk.on_update, "confdeltype": fk.on_delete, "confmatchtype": "s",
                     "conkey": [attnum[c] for c in fk.columns], "confkey": [pattnum[c] for c in fk.ref_columns]})
-                text = constraint_def(fk, tm.schema, pname, ptm.schema)
+                text = foreign_key_def(fk, tm.schema, pname, ptm.schema)
                 self.defs.append((coid, 0, text))
                 self.defs.append((coid, -1, text))  # pretty: the same text
 
     def _btree_indexes(self, schema: str, ns: int, oid: int, attnum: dict[int, int], tm: TableManifest,
                        name: str) -> None:
         """pg_class / pg_index / pg_attribute rows of the table's plain btree indexes."""
-        from .btree_indexes import index_def
-
         for ix in tm.schema.btree_indexes:
             ioid = stable_oid("idx", schema, tm.table_id, ix.name)
             every = ix.columns + ix.include
@@ -345,14 +343,12 @@ class CatalogTables:
             self.defs.append((coid, -1, f"{'PRIMARY KEY' if primary else 'UNIQUE'} ({quoted})"))  # pretty
         self._btree_indexes(schema, ns, oid, attnum, tm, name)
         for check in tm.schema.checks:
-            from .constraints import constraint_def
-
             coid = stable_oid("con", schema, tm.table_id, check.name)
             self.constraints.append({"oid": coid, "conname": check.name, "connamespace": ns, "contype": "c",
                                      "conrelid": oid, "conindid": 0, "connoinherit": False,
                                      "conkey": [attnum[cid] for cid in check.columns] or None})
-            self.defs.append((coid, 0, constraint_def(check, tm.schema, pretty=False)))
-            self.defs.append((coid, -1, constraint_def(check, tm.schema, pretty=True)))  # pretty
+            self.defs.append((coid, 0, check_def(check, tm.schema, pretty=False)))
+            self.defs.append((coid, -1, check_def(check, tm.schema, pretty=True)))  # pretty
 
         for ix in tm.indexes:
             c = tm.schema.by_id(ix.column)
@@ -719,9 +715,6 @@ def _generation_text(expression: str) -> str:
 
 def _user_types(objs: dict[str, Any], ns_of: dict[str, int]) -> list[tuple[int, str, int, list[str]]]:
     """(oid, name, namespace oid, labels) of the branch's enum types."""
-    from ..catalog import objects
-    from .namespaces import schema_of
-
     out = []
     for name, d in sorted(objects.named(objs, objects.TYPE).items()):
         if d.get("kind") == "enum":
@@ -733,10 +726,6 @@ def _user_types(objs: dict[str, Any], ns_of: dict[str, int]) -> list[tuple[int, 
 def _domains(objs: dict[str, Any], ns_of: dict[str, int]) -> list[tuple[int, str, int, int, int, bool, Any]]:
     """(oid, name, namespace oid, base type oid, base typmod, not null, default) of the
     branch's domains."""
-    from ..catalog import objects
-    from ..format.types import ColumnType
-    from .namespaces import schema_of
-
     out = []
     for name, d in sorted(objects.named(objs, objects.TYPE).items()):
         if d.get("kind") == "domain":
@@ -787,14 +776,6 @@ def _types_table() -> pa.Table:
         "typdefault": pa.nulls(n, pa.string()), "typacl": pa.nulls(n, pa.list_(pa.string()))})
 
 
-_SQL_TYPE_NAMES = {"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
-                   "float8": "double precision", "bool": "boolean", "varchar": "character varying",
-                   "bpchar": "character", "timestamp": "timestamp without time zone",
-                   "timestamptz": "timestamp with time zone", "time": "time without time zone",
-                   "timetz": "time with time zone",
-                   "varbit": "bit varying"}
-
-
 def format_type(oid: int, typmod: int) -> str:
     """Postgres' ``format_type``: the SQL name of a type with its modifier."""
     t = pt.BY_OID.get(oid)
@@ -802,7 +783,7 @@ def format_type(oid: int, typmod: int) -> str:
         return "???"
     if t.element:
         return format_type(t.element, typmod) + "[]"
-    name = _SQL_TYPE_NAMES.get(t.name, t.name)
+    name = t.display_name
     if typmod is None or typmod < 0:
         return name
     if t.name in ("varchar", "bpchar"):
@@ -820,7 +801,7 @@ def _information_type(oid: int, sql: str) -> str:
         return "ARRAY"
     if t.namespace == pt.PUBLIC_NS:
         return "USER-DEFINED"
-    return _SQL_TYPE_NAMES.get(t.name, t.name)
+    return t.display_name
 
 
 # The extensions every reeldb database has, built in (name -> version): CREATE EXTENSION
@@ -846,9 +827,6 @@ class PgCatalog:
 
     def tables(self) -> CatalogTables:
         s = self.s
-        from .namespaces import schema_of
-        from .namespaces import schemas as namespace_schemas
-
         current = s.current_tables()
         spaces = sorted(namespace_schemas(s))
         by_space: dict[str | None, dict[str, TableManifest]] = {None: {}, **{sp: {} for sp in spaces}}
@@ -872,8 +850,6 @@ class PgCatalog:
         settings_now = settings(s)
         skey = tuple(sorted(settings_now.items()))
         if skey != self._settings_key:
-            from .settings import pg_settings
-
             names, values = list(settings_now), list(settings_now.values())
             s.engine.register(relation_name("pg_settings"), pg_settings(s, settings_now))
             s.engine.register(relation_name("__settings"), pa.table({"set_name": names, "set_value": values}))
@@ -1185,10 +1161,8 @@ class CatalogRewrite:
             return _text(_const(None))
         if table is None or column is None:
             return _text(_const(None))
-        from .sequences import sequence_name
-
         try:
-            key = sequence_name(self.s, str(table))  # a table's name as regclass reads it
+            key = sequences.sequence_name(self.s, str(table))  # a table's name as regclass reads it
         except errors.UndefinedTable:
             raise errors.UndefinedTable(f'relation "{table}" does not exist') from None
         if key not in self.s.current_tables():
@@ -1239,8 +1213,6 @@ class CatalogRewrite:
 
     def _set_config(self, args: list[ast.Node]) -> ast.Node:
         """set_config(name, value, is_local): SET through the settings allow-list, as SET does."""
-        from .settings import assign
-
         got = [_constant_arg(a, self.params) for a in args]
         if len(got) != 3 or not all(ok for ok, _ in got):
             raise errors.FeatureNotSupported("set_config() takes three constants or parameters")
@@ -1291,9 +1263,6 @@ class CatalogRewrite:
         (and timeouts) are selected first, each row's session is then signalled in row
         order (a refusal stops there, as PostgreSQL's row-by-row evaluation does), and the
         statement becomes a read of those rows with the answers in place of the calls."""
-        from .parse import deparse
-        from .rewrite import finish
-
         calls = _signal_targets(stmt, self.params)
         boolean = ast.TypeName(names=(ast.String(sval="boolean"),), typemod=-1)
         if self.s.describing:  # only its columns: nothing is signalled
@@ -1569,18 +1538,12 @@ _RENAMED = {"json_build_object": "json_object", "jsonb_build_object": "json_obje
             "json_agg": "json_group_array", "jsonb_agg": "json_group_array",
             "json_object_agg": "json_group_object", "jsonb_object_agg": "json_group_object",
             "pg_size_pretty": "format_bytes"}
-_TYPE_ALIASES = {"integer": "int4", "int": "int4", "bigint": "int8", "smallint": "int2", "real": "float4",
-                 "double precision": "float8", "boolean": "bool", "character varying": "varchar",
-                 "timestamp with time zone": "timestamptz", "timestamp without time zone": "timestamp",
-                 "character": "bpchar", "decimal": "numeric"}
-
-
 def type_oid(name: str) -> int | None:
     """A type name as a client writes it (maybe schema-qualified, maybe an alias) -> OID."""
     base = name.strip().split(".")[-1].strip('"').lower()
     array = base.endswith("[]")
     base = base.removesuffix("[]").split("(")[0].strip()
-    t = pt.BY_NAME.get(_TYPE_ALIASES.get(base, base))
+    t = pt.REGISTRY.by_name(base)
     if t is None:
         return None
     return t.array if array else t.oid

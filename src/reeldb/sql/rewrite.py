@@ -45,12 +45,15 @@ from ..format.arrays import ARRAY_KINDS, ELEMENT_KINDS, parse_array_literal
 from ..format.fragment import ROWID
 from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
 from ..format.types import VECTOR_ARRAY_KINDS, column_type, parse_vector_text
+from ..types import column_oid
 from . import advisory, allowlist
 from .jsonb import JsonbRewrite
+from .names import SYSTEM_SCHEMAS, type_name
 from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, type_oid
-from .pgtypes import column_oid
 from .result_types import kind_of as result_types_kind
+from .rowid_star import STAR_MARKER
+from .user_types import domain_of, enum_types
 
 # function / operator -> (DuckDB function, negate)
 VECTOR_FUNCS = {
@@ -66,15 +69,6 @@ L1_FUNCS, L1_OPS = {"l1_distance": (L1, False)}, {"<+>": "l1_distance"}
 VECTOR_TYPES = {"vector", "halfvec", "sparsevec"}
 BIT_OPS = {"<~>": HAMMING, "<%>": JACCARD}  # pgvector's binary-vector distances
 BIT_TYPES = {"bit", "varbit"}
-
-
-STAR_MARKER = "__reeldb_star__"
-STAR_SQL = re.compile(r'"?' + STAR_MARKER + r'"?')
-
-
-def finish(sql: str) -> str:
-    """Deparsed SQL -> what DuckDB runs: the stars of a statement that names _rowid."""
-    return STAR_SQL.sub("* EXCLUDE (_rowid)", sql) if STAR_MARKER in sql else sql
 
 
 _LIKE_OPERATORS = frozenset({"~~", "!~~", "~~*", "!~~*"})  # LIKE, NOT LIKE, ILIKE, NOT ILIKE
@@ -348,7 +342,7 @@ class Rewriter:
     def pg_typeof(self, arg: ast.Node) -> ast.Node:
         """``pg_typeof(x)``: PostgreSQL's name of x's type. A column, constant or cast is
         named from the statement (DuckDB's types cannot tell vector from halfvec, json from
-        jsonb); anything else from DuckDB's type at run time (format/typeof.py)."""
+        jsonb); anything else from DuckDB's type at run time (types/duck.py)."""
         name = self._static_type_name(arg)
         if name is None:
             return func(PG_TYPE_NAME, func("typeof", self(arg)))
@@ -527,8 +521,6 @@ class Rewriter:
             and (self._enum_type(names) is not None or self._domain(names) is not None)
 
     def _domain(self, names: tuple) -> tuple[str, dict] | None:
-        from .ddl import domain_of
-
         assert self.pg is not None
         return domain_of(self.pg.s, ast.TypeName(names=names, typemod=-1))
 
@@ -553,7 +545,6 @@ class Rewriter:
     def _enum_type(self, names: tuple) -> Any:
         """The column type of the branch's enum type ``names`` names, or None."""
         from ..format.types import enum_type
-        from .objects_ddl import enum_types, type_name
 
         assert self.pg is not None
         parts = tuple(p for p in names if p.sval != "pg_catalog")
@@ -1205,7 +1196,6 @@ def _check_advisory_calls(tree: Any) -> None:
                 "WHERE or other clause: reeldb takes the lock once, when the statement is planned")
 
 
-_SYSTEM_SCHEMAS = frozenset({"public", "pg_catalog", "information_schema", "pg_temp", "pg_toast"})
 # statements whose ``relation`` is a target named as written (no alias to keep)
 _TARGETS = (ast.InsertStmt, ast.CreateStmt, ast.IndexStmt, ast.CopyStmt, ast.AlterTableStmt, ast.RenameStmt)
 
@@ -1224,7 +1214,7 @@ def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -
         if not isinstance(node, ast.RangeVar) or node.catalogname is not None:
             continue
         schema = node.schemaname
-        if schema is None or schema in _SYSTEM_SCHEMAS:
+        if schema is None or schema in SYSTEM_SCHEMAS:
             continue
         if known is None:
             known = schemas()

@@ -1,5 +1,6 @@
-"""Sequences: CREATE / ALTER / DROP SEQUENCE, nextval, currval, setval, lastval, and the
-sequences behind identity columns and ``DEFAULT nextval(...)``.
+"""Sequences: nextval, currval, setval, lastval, the sequences behind identity columns and
+``DEFAULT nextval(...)``, and the lookups of their definitions (CREATE / ALTER / DROP
+SEQUENCE: sequence_ddl.py).
 
 Definitions are objects of the branch (``sequence/<name>``, catalog/objects.py); values come
 from a global counter per sequence (catalog/sequences.py), so concurrent writers never draw
@@ -22,10 +23,10 @@ from pglast import ast
 
 from .. import errors
 from ..catalog import objects
-from ..catalog.sequences import TYPE_BOUNDS, SequenceDef, new_id
-from ..engine.engine import IDENTIFIER_MAX_BYTES, internal_name
+from ..catalog.sequences import SequenceDef
+from ..engine.engine import internal_name
+from .names import schema_of, schemas, table_key
 from .parse import func
-from .result import Result
 
 if TYPE_CHECKING:
     from .session import Session
@@ -35,16 +36,12 @@ _TOKENS = itertools.count(1)
 _SESSIONS: weakref.WeakValueDictionary[int, Session] = weakref.WeakValueDictionary()
 _LOCK = threading.Lock()
 FUNCTIONS = ("nextval", "currval", "setval", "lastval")
-_TYPE_NAMES = {"smallint": "int2", "int2": "int2", "integer": "int4", "int": "int4", "int4": "int4",
-               "bigint": "int8", "int8": "int8"}
 
 
 # -- names ---------------------------------------------------------------------------------------
 def sequence_name(s: Session, text: str) -> str:
     """A sequence named in text as ``regclass`` reads it ('s', 'public.s', '"S"',
     'schema.s') -> its key in the branch's objects."""
-    from .namespaces import schemas, table_key
-
     parts = [p[1:-1].replace('""', '"') if p.startswith('"') else p.lower()
              for p in re.findall(r'"(?:[^"]|"")*"|[^.]+', text.strip())]
     if len(parts) == 2 and parts[0] == "public":
@@ -68,7 +65,7 @@ def lookup(s: Session, name: str) -> SequenceDef:
 
 
 # -- values --------------------------------------------------------------------------------------
-def _writable(s: Session, fn: str) -> None:
+def writable(s: Session, fn: str) -> None:
     """Drawing or setting a value changes the database: refused for a read-only login or
     transaction, as Postgres refuses nextval() in a read-only transaction (25006)."""
     s.authorize("write", branch=None)
@@ -95,7 +92,7 @@ def serial_column(s: Session, name: str) -> tuple[str, int] | None:
 
 def next_values(s: Session, name: str, n: int) -> list[int]:
     """``n`` values of sequence ``name`` (for nextval and column defaults)."""
-    _writable(s, "nextval")
+    writable(s, "nextval")
     if objects.key(objects.SEQUENCE, name) not in s.catalog_objects():
         serial = serial_column(s, name)
         if serial is None:
@@ -116,7 +113,7 @@ def next_values(s: Session, name: str, n: int) -> list[int]:
 
 
 def set_value(s: Session, name: str, value: int, is_called: bool = True) -> int:
-    _writable(s, "setval")
+    writable(s, "setval")
     if objects.key(objects.SEQUENCE, name) not in s.catalog_objects() and serial_column(s, name) is not None:
         raise errors.FeatureNotSupported(
             f'setval of "{name}" is not supported: a SERIAL column draws from a counter shared by every branch, '
@@ -125,7 +122,7 @@ def set_value(s: Session, name: str, value: int, is_called: bool = True) -> int:
     if not seq.min <= value <= seq.max:
         raise errors.DataError(f'setval: value {value} is out of bounds for sequence "{name}" '
                                f"({seq.min}..{seq.max})", sqlstate="22003")
-    _refuse_if_shared(s, seq, name, "setval")
+    refuse_if_shared(s, seq, name, "setval")
     s.catalog.sequences.set_value(seq, value, is_called)
     if is_called:
         _state(s)["curr"][name] = value
@@ -150,7 +147,7 @@ def last_value(s: Session) -> int:
     return got
 
 
-def _refuse_if_shared(s: Session, seq: SequenceDef, name: str, what: str) -> None:
+def refuse_if_shared(s: Session, seq: SequenceDef, name: str, what: str) -> None:
     """A sequence made before a branch was created is one counter on both branches: moving it
     here would make the other branch draw values it has already used. Refused (0A000)."""
     for branch, cid in s.catalog.refs.branches().items():
@@ -256,170 +253,6 @@ def _rows(s: Session, fns: list, names: list, values: list, called: list) -> lis
     return out
 
 
-# -- DDL ------------------------------------------------------------------------------------------
-def _options(stmt_options: tuple | None, base: SequenceDef | None, name: str, *,
-             type_name: str | None = None) -> tuple[SequenceDef, dict[str, Any]]:
-    """CREATE / ALTER SEQUENCE options (or an identity column's) -> the definition, with
-    Postgres' defaults and checks; also the RESTART / OWNED BY options, which are not
-    part of it."""
-    got: dict[str, Any] = {}
-    for opt in stmt_options or ():
-        v = opt.arg
-        if opt.defname in got:
-            raise errors.SyntaxError("conflicting or redundant options")
-        if opt.defname == "as":
-            tname = ".".join(p.sval for p in v.names).removeprefix("pg_catalog.")
-            if tname not in _TYPE_NAMES:
-                raise errors.InvalidParameterValue("sequence type must be smallint, integer, or bigint")
-            got["as"] = _TYPE_NAMES[tname]
-        elif opt.defname == "owned_by":
-            got["owned_by"] = [p.sval for p in v]
-        elif opt.defname in ("cycle",):
-            got["cycle"] = bool(v.boolval) if isinstance(v, ast.Boolean) else True
-        elif opt.defname in ("restart",):
-            got["restart"] = None if v is None else _int(v)
-        elif opt.defname in ("increment", "start", "minvalue", "maxvalue", "cache"):
-            got[opt.defname] = None if v is None else _int(v)
-        elif opt.defname in ("sequence_name",):
-            got["sequence_name"] = [p.sval for p in v]
-        else:
-            raise errors.FeatureNotSupported(f"sequence option {opt.defname.upper()} is not supported")
-    typ = got.get("as") or type_name or (base.type if base else "int8")
-    lo, hi = TYPE_BOUNDS[typ]
-    inc = got.get("increment") or (base.increment if base else 1)
-    if "increment" in got and got["increment"] == 0:
-        raise errors.InvalidParameterValue("INCREMENT must not be zero")
-    retyped = "as" in got and base is not None and got["as"] != base.type
-    mn = got["minvalue"] if got.get("minvalue") is not None else \
-        (base.min if base and not retyped and "increment" not in got else (1 if inc > 0 else lo))
-    mx = got["maxvalue"] if got.get("maxvalue") is not None else \
-        (base.max if base and not retyped and "increment" not in got else (hi if inc > 0 else -1))
-    if mn < lo or mx > hi:
-        raise errors.InvalidParameterValue(f'{"MINVALUE" if mn < lo else "MAXVALUE"} ({mn if mn < lo else mx}) '
-                                           f"is out of range for sequence data type {_SQL_TYPES[typ]}")
-    if mn >= mx:
-        raise errors.InvalidParameterValue(f"MINVALUE ({mn}) must be less than MAXVALUE ({mx})")
-    start = got["start"] if got.get("start") is not None else (base.start if base else (mn if inc > 0 else mx))
-    if start < mn:
-        raise errors.InvalidParameterValue(f"START value ({start}) cannot be less than MINVALUE ({mn})")
-    if start > mx:
-        raise errors.InvalidParameterValue(f"START value ({start}) cannot be greater than MAXVALUE ({mx})")
-    cache = got["cache"] if got.get("cache") is not None else (base.cache if base else 1)
-    if cache < 1:
-        raise errors.InvalidParameterValue(f"CACHE ({cache}) must be greater than zero")
-    seq = SequenceDef(base.id if base else new_id(), typ, start, inc, mn, mx,
-                      got.get("cycle", base.cycle if base else False), cache,
-                      base.owned_by if base else None, base.identity if base else None)
-    return seq, got
-
-
-_SQL_TYPES = {"int2": "smallint", "int4": "integer", "int8": "bigint"}
-
-
-def _int(v: Any) -> int:
-    if isinstance(v, ast.Integer):
-        return v.ival
-    if isinstance(v, ast.Float):
-        return int(v.fval)
-    if isinstance(v, int):
-        return v
-    raise errors.SyntaxError(f"invalid sequence option value {v!r}")
-
-
-def _owned_by(s: Session, parts: list[str], name: str) -> str | None:
-    """OWNED BY table.column (or NONE) -> "table.column" of the branch."""
-    from .ddl import object_table
-
-    if parts == ["none"]:
-        return None
-    if len(parts) < 2:
-        raise errors.SyntaxError("invalid OWNED BY option: specify OWNED BY table.column or OWNED BY NONE")
-    table = object_table(s, parts[:-1])
-    tm = s.write_txn().table(table)
-    tm.schema.column(parts[-1])
-    return f"{table}.{parts[-1]}"
-
-
-def create_sequence(s: Session, stmt: ast.CreateSeqStmt) -> Result:
-    from .ddl import check_new_name, table_name
-
-    name = table_name(stmt.sequence, s)
-    check_new_name(s, name)
-    if len(name.rpartition(".")[2].encode()) > IDENTIFIER_MAX_BYTES:
-        raise errors.ProgrammingError(f'sequence name "{name}" is longer than {IDENTIFIER_MAX_BYTES} bytes',
-                                      sqlstate="42622")
-    if stmt.sequence.relpersistence == "t":
-        raise errors.FeatureNotSupported("temporary sequences are not supported")
-    txn = s.write_txn()
-    key = objects.key(objects.SEQUENCE, name)
-    if key in txn.objects or name in txn.tables:
-        if stmt.if_not_exists:
-            s.notice(f'relation "{name}" already exists, skipping')
-            return Result(status="CREATE SEQUENCE")
-        raise errors.DuplicateTable(f'relation "{name}" already exists')
-    seq, got = _options(stmt.options, None, name)
-    if "owned_by" in got:
-        seq = _with(seq, owned_by=_owned_by(s, got["owned_by"], name))
-    txn.set_object(key, seq.to_json())
-    s.finish_write()
-    return Result(status="CREATE SEQUENCE")
-
-
-def alter_sequence(s: Session, stmt: ast.AlterSeqStmt) -> Result:
-    from .ddl import table_name
-
-    name = table_name(stmt.sequence, s)
-    txn = s.write_txn()
-    key = objects.key(objects.SEQUENCE, name)
-    if key not in txn.objects:
-        if stmt.missing_ok:
-            s.notice(f'relation "{name}" does not exist, skipping')
-            return Result(status="ALTER SEQUENCE")
-        raise errors.UndefinedTable(f'relation "{name}" does not exist')
-    base = SequenceDef.from_json(txn.objects[key])
-    seq, got = _options(stmt.options, base, name)
-    if "owned_by" in got:
-        seq = _with(seq, owned_by=_owned_by(s, got["owned_by"], name))
-    if seq != base:
-        txn.set_object(key, seq.to_json())
-    if "restart" in got:
-        value = seq.start if got["restart"] is None else got["restart"]
-        if not seq.min <= value <= seq.max:
-            raise errors.InvalidParameterValue(f"RESTART value ({value}) cannot be "
-                                               + (f"less than MINVALUE ({seq.min})" if value < seq.min
-                                                  else f"greater than MAXVALUE ({seq.max})"))
-        _writable(s, "setval")
-        _refuse_if_shared(s, seq, name, "ALTER SEQUENCE ... RESTART")
-        s.catalog.sequences.set_value(seq, value, False)
-    s.finish_write()
-    return Result(status="ALTER SEQUENCE")
-
-
-def _with(seq: SequenceDef, **changes: Any) -> SequenceDef:
-    from dataclasses import replace
-
-    return replace(seq, **changes)
-
-
-def drop_sequences(s: Session, names: list[str], missing_ok: bool) -> None:
-    txn = s.write_txn()
-    for name in names:
-        key = objects.key(objects.SEQUENCE, name)
-        d = txn.objects.get(key)
-        if d is None:
-            if missing_ok:
-                s.notice(f'sequence "{name}" does not exist, skipping')
-                continue
-            raise errors.UndefinedTable(f'sequence "{name}" does not exist')
-        seq = SequenceDef.from_json(d)
-        if seq.identity is not None:
-            table, _, column = (seq.owned_by or "").rpartition(".")
-            raise errors.ProgrammingError(
-                f'cannot drop sequence {name} because column {column} of table {table} requires it',
-                sqlstate="2BP01")
-        txn.set_object(key, None)
-
-
 def owned(s: Session, table: str, column: str | None = None) -> list[str]:
     """The sequences owned by a table (or one column of it): dropped with it."""
     txn = s.write_txn()
@@ -431,42 +264,12 @@ def owned(s: Session, table: str, column: str | None = None) -> list[str]:
     return out
 
 
-def identity_sequence(s: Session, table: str, column: str, kind: str, type_name: str,
-                      options: tuple | None) -> str:
-    """Create the sequence of an identity column (``<table>_<column>_seq``, as Postgres
-    names it); returns its name."""
-    from .namespaces import schema_of, table_key
-
-    txn = s.write_txn()
-    schema, local = schema_of(table)
-    wanted = None
-    for opt in options or ():
-        if opt.defname == "sequence_name":
-            wanted = ".".join(p.sval for p in opt.arg)
-    base = wanted or f"{local}_{column}_seq"
-    name = base if schema is None else table_key(schema, base)
-    if wanted is None:
-        n = 1
-        while objects.key(objects.SEQUENCE, name) in txn.objects or name in txn.tables:
-            name = (f"{local}_{column}_seq{n}" if schema is None else table_key(schema, f"{local}_{column}_seq{n}"))
-            n += 1
-    elif objects.key(objects.SEQUENCE, name) in txn.objects or name in txn.tables:
-        raise errors.DuplicateTable(f'relation "{name}" already exists')
-    seq, _ = _options(tuple(o for o in options or () if o.defname != "sequence_name"), None, name,
-                      type_name=type_name)
-    seq = _with(seq, owned_by=f"{table}.{column}", identity=kind)
-    txn.set_object(objects.key(objects.SEQUENCE, name), seq.to_json())
-    return name
-
-
 _NEXTVAL_DEFAULT = re.compile(r"^nextval\('((?:[^']|'')+)'(?:::regclass)?\)$", re.IGNORECASE)
 
 
 def serial_sequences(s: Session) -> dict[tuple[str, str], str]:
     """(table, column) -> the qualified name of its sequence (pg_get_serial_sequence):
     identity columns', OWNED BY, and SERIAL columns'."""
-    from .namespaces import schema_of
-
     def qualified(name: str) -> str:
         schema, local = schema_of(name)
         return f"{schema or 'public'}.{local}"

@@ -47,12 +47,14 @@ from . import (
     vector_plan,
 )
 from .characteristics import Characteristics, with_options
+from .names import schemas as namespace_schemas
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse, walk
 from .pgcatalog import PgCatalog, settings
 from .result import Result
-from .rewrite import Rewriter, adapt_param, finish, resolve_namespaces
+from .rewrite import Rewriter, adapt_param, resolve_namespaces
 from .rights import FULL, NEEDS, Rights
+from .rowid_star import finish
 from .settings import SHOWN_SERVER, Undo
 from .versioning import VersioningMixin
 
@@ -330,6 +332,44 @@ class Session(VersioningMixin):
             raise
         return Result(rowcount=total, status="")
 
+    def batchable(self, sql: str) -> bool:
+        """Whether ``sql`` is one ``INSERT ... VALUES (row)`` without RETURNING, which
+        ``execute_batch`` can run for many parameter rows as one write."""
+        try:
+            stmts = parse(sql)
+        except errors.Error:
+            return False
+        if len(stmts) != 1 or not isinstance(stmts[0].stmt, ast.InsertStmt):
+            return False
+        ins = stmts[0].stmt
+        sel = ins.selectStmt
+        return (ins.returningClause is None and ins.onConflictClause is None and ins.withClause is None
+                and sel is not None and sel.valuesLists is not None and len(sel.valuesLists) == 1
+                and not sel.fromClause)
+
+    def execute_batch(self, sql: str, rows: list[list[Any]]) -> Result | None:
+        """A ``batchable`` INSERT for each row of parameters, in the open transaction, as
+        one write (one fragment, one uniqueness check) instead of one per row: the wire's
+        pipelined Bind/Execute of one prepared INSERT. When it fails, the transaction is
+        put back as it was and None is returned, so the caller can run the rows one at a
+        time and report the failing one as PostgreSQL would (the effect is the same: an
+        error fails the transaction, and a savepoint taken before the rows undoes them all)."""
+        if self.txn is None or self.failed:
+            raise errors.InFailedSqlTransaction("execute_batch needs an open transaction that has not failed")
+        state = self.txn.savepoint(), self.settings_undo.savepoint(self)
+        try:
+            text, binder = compile_params(sql, rows[0])
+            bound = [binder(r) for r in rows]
+            return self.execute_parsed(text, bound[0], param_rows=bound)
+        except errors.Error as e:
+            if isinstance(e, errors.QueryCanceled) and not isinstance(e, errors.StatementTimeout):
+                raise  # the client cancelled: not retried row by row
+            # (statement_timeout counts per row in PostgreSQL: one at a time, the rows may fit)
+            self.txn.rollback_to(state[0])
+            self.settings_undo.rollback_to(self, state[1])
+            self.failed = False
+            return None
+
     def _run(self, stmt: ast.Node, params: list[Any], param_rows: list[list[Any]] | None) -> Result:
         if isinstance(stmt, ast.TransactionStmt):
             return self._transaction_stmt(stmt)
@@ -339,7 +379,7 @@ class Session(VersioningMixin):
             )
         timer = self._arm_timeout()
         try:
-            resolve_namespaces(stmt, lambda: namespaces.schemas(self))
+            resolve_namespaces(stmt, lambda: namespace_schemas(self))
             names = referenced_tables(stmt)
             try:
                 with self.statement(names):
@@ -357,7 +397,7 @@ class Session(VersioningMixin):
             if self.txn is not None:
                 self.failed = True
             if timer is not None and timer.fired:
-                raise errors.QueryCanceled("canceling statement due to statement timeout") from None
+                raise errors.StatementTimeout("canceling statement due to statement timeout") from None
             raise
         except BaseException:
             if self._auto is not None:  # nothing of a failed statement is published
@@ -394,7 +434,7 @@ class Session(VersioningMixin):
             self.cancel_requested = False
             raise errors.QueryCanceled("canceling statement due to user request")
         if self.statement_deadline is not None and time.monotonic() > self.statement_deadline:
-            raise errors.QueryCanceled("canceling statement due to statement timeout")
+            raise errors.StatementTimeout("canceling statement due to statement timeout")
 
     def cancel(self) -> None:
         """A CancelRequest (any thread): DuckDB is interrupted, and so is sending the

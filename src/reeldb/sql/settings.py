@@ -34,7 +34,7 @@ from .activity import WarningNotice
 from .characteristics import Characteristics, as_settings, boolean, isolation
 from .encodings import client_encoding
 from .pg_settings_data import PG_SETTINGS
-from .pgcatalog import SERVER_VERSION, SERVER_VERSION_NUM
+from .server_version import SERVER_VERSION, SERVER_VERSION_NUM
 
 if TYPE_CHECKING:
     from .session import Session

@@ -21,10 +21,11 @@ from pglast.enums import ConstrType, OnCommitAction
 from .. import errors
 from ..engine.engine import internal_name, quote_ident
 from ..format.types import PARQUET
-from .ddl import type_of
 from .parse import colref, deparse, transform
 from .result import Result
-from .rewrite import adapt_param, finish
+from .rewrite import adapt_param
+from .rowid_star import finish
+from .user_types import type_of
 
 if TYPE_CHECKING:
     from .session import Session

@@ -1,9 +1,15 @@
 """A database in a local folder (POSIX: it relies on ``fcntl.flock``).
 
-- ``put`` writes a temporary file in the target's folder, fsyncs it, renames it into place
-  and fsyncs the folder, so readers never see a part and a crash loses nothing committed.
-- ``put_if_absent`` hard-links the fsynced temporary file to the final name: ``link``
-  fails atomically when the name exists, between any processes.
+- ``put`` writes a temporary file in the target's folder, renames it into place and makes
+  both durable (fsync of the file and of the folder), so readers never see a part and a crash
+  loses nothing committed.
+- ``put_if_absent`` hard-links the temporary file to the final name: ``link`` fails
+  atomically when the name exists, between any processes.
+- Immutable objects (``base.is_immutable``: data, manifests, commits) are made durable
+  later, all at once: their fsyncs wait until the next write of a mutable object (a ref's
+  compare-and-swap, which is what makes them reachable) or ``sync()``, and then run in
+  parallel. A commit of one row pays for two rounds of fsyncs before its ref moves, not
+  one per file; an object is durable before anything can point at it.
 - ``compare_and_swap`` holds an exclusive ``flock`` on a per-key lock file under
   ``_reeldb/locks/`` while it compares and replaces, which is correct between processes on
   one machine (not across machines on NFS: that is what the S3 store is for).
@@ -19,15 +25,18 @@ import fcntl
 import hashlib
 import os
 import stat
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .. import errors
-from .base import ObjectStore
+from .base import ObjectStore, is_immutable
 
 TMP_PREFIX = ".tmp-"
+SYNC_THREADS = 16  # fsyncs in flight at once when pending objects are made durable
 
 
 def _writer_alive(temp_name: str) -> bool:
@@ -58,6 +67,8 @@ class LocalStore(ObjectStore):
         except OSError as e:
             raise errors.StorageError(f"cannot create database folder {self.root}: {e}") from None
         self.url = Path(self.root).as_uri()
+        self._unsynced: set[str] = set()  # immutable files written, not yet fsynced (with their folders)
+        self._unsynced_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalStore({self.root!r})"
@@ -169,39 +180,81 @@ class LocalStore(ObjectStore):
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         with _writing(key):
-            self._replace(path, data)
+            if is_immutable(key):
+                self._replace(path, data, durable=False)
+                self._defer(path)
+            else:
+                self.sync()  # what was written before it is durable first
+                self._replace(path, data)
 
-    def _replace(self, path: str, data: bytes) -> None:
-        """Write ``path`` whole: temp file, fsync, rename over, fsync the folder."""
-        tmp = self._write_temp(path, data)
+    def _replace(self, path: str, data: bytes, durable: bool = True) -> None:
+        """Write ``path`` whole: temp file, rename over; ``durable``: the file fsynced
+        before the rename and the folder after it."""
+        tmp = self._write_temp(path, data, durable)
         try:
             os.replace(tmp, path)
         except BaseException:
             _unlink(tmp)
             raise
-        _fsync_dir(os.path.dirname(path))
+        if durable:
+            _fsync_dir(os.path.dirname(path))
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         path = self._path(key)
-        if os.path.lexists(path):
+        deferred = is_immutable(key)
+        if os.path.lexists(path) and not deferred:
             return False  # cheap early answer; the link below is what decides
         with _writing(key):
-            return self._create(path, data)
+            if not deferred:
+                self.sync()  # what was written before it is durable first
+                return self._create(path, data)
+            if self._create(path, data, durable=False):
+                self._defer(path)
+                return True
+            # there already: written by another writer that may not have made it durable
+            # yet, or left torn by a crash before it did (then it is written again)
+            if _read_or_none(path) != bytes(data):
+                self._replace(path, data, durable=False)
+            self._defer(path)
+            return False
 
-    def _create(self, path: str, data: bytes) -> bool:
+    def _create(self, path: str, data: bytes, durable: bool = True) -> bool:
         """Write ``path`` only if it does not exist, atomically between processes."""
-        tmp = self._write_temp(path, data)
+        tmp = self._write_temp(path, data, durable)
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
         finally:
             _unlink(tmp)
-        _fsync_dir(os.path.dirname(path))
+        if durable:
+            _fsync_dir(os.path.dirname(path))
         return True
+
+    def _defer(self, path: str) -> None:
+        with self._unsynced_lock:
+            self._unsynced.add(path)
+
+    def sync(self) -> None:
+        """Make every immutable object written so far durable: their files' fsyncs in
+        parallel, then their folders'. Runs before each mutable write, so nothing can
+        point at an object a crash could lose (objects no mutable write followed, a rolled
+        back transaction's, need not survive one)."""
+        with self._unsynced_lock:
+            paths, self._unsynced = self._unsynced, set()
+        if not paths:
+            return
+        try:
+            _fsync_all(sorted(paths), _fsync_file)
+            _fsync_all(sorted({os.path.dirname(p) for p in paths}), _fsync_dir)
+        except BaseException:
+            with self._unsynced_lock:
+                self._unsynced |= paths
+            raise
 
     def compare_and_swap(self, key: str, expected_version: str | None, data: bytes) -> bool:
         path = self._path(key)
+        self.sync()  # what was written before it is durable first
         with self._lock(key, create=True), _writing(key):
             current = self.get_versioned(key)
             if expected_version is None:
@@ -238,9 +291,9 @@ class LocalStore(ObjectStore):
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _write_temp(self, path: str, data: bytes) -> str:
-        """A fsynced temp file in ``path``'s folder (same filesystem, so rename and link
-        are atomic); removed again if anything fails."""
+    def _write_temp(self, path: str, data: bytes, durable: bool = True) -> str:
+        """A temp file in ``path``'s folder (same filesystem, so rename and link are
+        atomic), fsynced when ``durable``; removed again if anything fails."""
         folder = os.path.dirname(path)
         self._make_dirs(folder)
         # the writer's pid in the name: a sweep never takes the temp file of a live writer
@@ -250,7 +303,8 @@ class LocalStore(ObjectStore):
             view = memoryview(data).cast("B")  # byte offsets even for typed buffers
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             _unlink(tmp)
@@ -353,6 +407,46 @@ def _unlink(path: str) -> None:
     try:
         os.unlink(path)
     except (FileNotFoundError, NotADirectoryError):
+        pass
+
+
+def _read_or_none(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _fsync_file(path: str) -> None:
+    """fsync a file written earlier (gone since, e.g. swept by VACUUM: nothing to keep)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): threads do not survive a fork
+_POOL_LOCK = threading.Lock()
+
+
+def _fsync_all(paths: list[str], fsync: Any) -> None:
+    """``fsync(path)`` for each, up to SYNC_THREADS at once: the filesystem's journal
+    commits them together, so N files cost about one fsync, not N (the threads are kept:
+    starting them would cost as much as the fsyncs save)."""
+    global _POOL
+    if len(paths) == 1:
+        fsync(paths[0])
+        return
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="reeldb-fsync"))
+        pool = _POOL[1]
+    for _ in pool.map(fsync, paths):
         pass
 
 
