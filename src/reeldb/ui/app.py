@@ -52,6 +52,7 @@ def _media_path(commit: str, table: str, column: str, rowid: int) -> str:
 
 
 MAX_BODY = 1 << 20  # bytes of a POSTed batch of labels
+MAP_MAX_POINTS = 5000  # rows one embeddings map projects (their vectors are held in memory)
 HISTORY_MAX_ROWS = 100_000  # a commit that changed more rows of a table is not diffed for a row's history
 
 
@@ -305,7 +306,7 @@ def build_app(snapshots: Snapshots, token: str | None = None, labelling: Labelli
         table = request.path_params["table"]
         q = request.query_params
         spec = parse_view(table, q)
-        sample = min(max(_int(q.get("n"), 2000), 2), 20_000)
+        sample = min(max(_int(q.get("n"), 2000), 2), MAP_MAX_POINTS)
         with snapshots.open(q.get("ref")) as view:
             commit = view.head
             columns = snapshots.columns(view, table)
