@@ -12,7 +12,7 @@ TORCH  := torch==2.13.0
 LINT_PATHS := $(wildcard src tests bench compat)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv constraints psql demo test test-fast lint bench compat clean distclean
+.PHONY: help venv constraints psql chromium demo test test-fast lint bench compat clean distclean
 
 help:
 	@echo "make demo       build .venv if needed, run the product brief's pipeline end to end"
@@ -49,7 +49,7 @@ constraints: venv
 demo: venv
 	$(BIN)/python -m reeldb.demo
 
-test: venv psql
+test: venv psql chromium
 	$(BIN)/pytest -q
 
 # the quick tier: no moto S3 server, no `reeldb serve`, none of the tests marked slow
@@ -62,6 +62,14 @@ psql:
 		sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
 		$$sudo apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq postgresql-client >/dev/null; }
+
+# chromium (Debian's package) for the browser tests of `reeldb ui`, driven by Playwright with
+# executable_path=/usr/bin/chromium (Playwright's own browser download is never used)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		sudo=""; if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; fi; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)

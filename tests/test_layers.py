@@ -21,6 +21,7 @@ RANKS = {
     "rows": 6, "dbapi": 6,
     "loader": 7,
     "cursor": 8, "connection": 8,  # the Python front end (connection.dataloader() builds a loader)
+    "ui": 8,  # the web app, over the connection's public API; connection.ui() starts it
     "server": 9, "cli": 9, "demo": 9, "__main__": 9, "": 9,  # "": the package's __init__
 }
 

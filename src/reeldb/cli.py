@@ -11,6 +11,7 @@
     reeldb vacuum PATH [--retain 7d] [--grace 1h]  delete files no branch or tag reaches
     reeldb expire PATH --older-than 30d            drop old commits from history
     reeldb check PATH [--all-history]              verify every object's checksum (like git fsck)
+    reeldb ui PATH [--host H] [--port P] [--branch B] [--login [token|users]] [--label-branch B]  web app
 
 Results print as aligned tables; blob and array cells are abbreviated
 (``<video 1.2 MB>``, ``[0.12, -0.3, … 4096 dims]``). A reeldb error prints
@@ -37,6 +38,7 @@ from typing import Any, TextIO
 import numpy as np
 
 import reeldb
+from reeldb import errors
 from reeldb.config import from_environment
 
 HISTORY_LENGTH = 1000
@@ -638,6 +640,66 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              statement_memory=None if args.statement_memory.lower() == "none" else args.statement_memory))
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .sql.session import parse_duration_ms
+    from .ui import check_bind, start
+
+    check_bind(args.host, args.login is not None)  # before opening anything
+    db = reeldb.connect(args.path, create=False)
+    logins = _DatabaseUsers(args.path, db) if args.login == "users" else None
+    embed = _import_function(args.embed) if args.embed else None
+    start(db, host=args.host, port=args.port, branch=args.branch, login=args.login or False, logins=logins,
+          statement_timeout_ms=parse_duration_ms(args.statement_timeout), background=False, owned=True,
+          announce=lambda url: print(f"reeldb ui serving {args.path} at {url}", flush=True),
+          label_branch=args.label_branch, label_column=args.label_column,
+          connect_branch=lambda branch: reeldb.connect(args.path, branch=branch, create=False), embed=embed)
+    return 0
+
+
+def _import_function(spec: str) -> Any:
+    """``module:function`` (``--embed``), imported as Python code the user chose to run."""
+    import importlib
+
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name:
+        raise errors.InvalidParameterValue(f"--embed takes module:function, not {spec!r}")
+    try:
+        function = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as e:
+        raise errors.InvalidParameterValue(f"--embed {spec}: {e}") from None
+    if not callable(function):
+        raise errors.InvalidParameterValue(f"--embed {spec} is not a function")
+    return function
+
+
+class _DatabaseUsers:
+    """``reeldb ui --login users``: the users ``reeldb user add`` made (the server's), each
+    reading through a connection with its own rights."""
+
+    def __init__(self, path: str, db: reeldb.Connection):
+        from .server import users
+
+        self._users = users
+        self._path = path
+        self._store = db.catalog.store
+        if not users.list_users(self._store):
+            raise errors.InvalidAuthorizationSpecification(
+                "this database has no users to log in as: add one with `reeldb user add`, or use --login token")
+
+    def authenticate(self, name: str, password: str) -> bool:
+        return self._users.check_password(self._store, name, password) is not None
+
+    def connect(self, name: str, branch: str | None = None) -> reeldb.Connection:
+        from .sql.session import SessionOptions
+
+        user = self._users.get_user(self._store, name)
+        if user is None:
+            raise errors.InvalidAuthorizationSpecification(f'no user "{name}"')
+        db = reeldb.connect(self._path, branch=branch or "main", create=False)
+        db.session.configure(SessionOptions(user=name, database="reeldb", rights=self._users.rights_of(user)))
+        return db
+
+
 def parse_duration(text: str) -> dt.timedelta:
     """``90s``, ``15m``, ``12h``, ``7d``, ``2w`` or a number of seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -847,6 +909,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: answer SSLRequest and serve TLS")
     s.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("ui", help="look at the data in a browser (grid, video, filters, similarity, diffs)")
+    s.add_argument("path", metavar="PATH_OR_URL")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
+                                                        "any other needs --login)")
+    s.add_argument("--port", type=int, default=8700, help="port (default 8700; 0 picks a free one)")
+    s.add_argument("--branch", metavar="B", help="branch, tag or commit shown first (default main)")
+    s.add_argument("--login", nargs="?", const="token", choices=["token", "users"],
+                   help="require a login on every request: a token (the default, printed at start in "
+                        "the link), or 'users': the database's users (reeldb user add), by password")
+    s.add_argument("--statement-timeout", default="30s", metavar="DURATION",
+                   help="cancel a page's query that runs longer (default 30s)")
+    s.add_argument("--embed", metavar="MODULE:FUNCTION",
+                   help="a function from text to a vector: the grid can then be ordered by similarity to a typed text")
+    s.add_argument("--label-branch", metavar="B",
+                   help="turn on A/B labelling: labels are committed to branch B (made from --branch if missing)")
+    s.add_argument("--label-column", default="human_preference", metavar="C",
+                   help="the JSONB column labels are written to (default human_preference)")
+    s.set_defaults(func=cmd_ui)
 
     from .server.users import register_cli
 

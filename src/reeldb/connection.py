@@ -421,6 +421,29 @@ class Connection:
     def tables(self) -> list[str]:
         return sorted(self._session.current_tables())
 
+    def ui(self, host: str = "127.0.0.1", port: int = 8700, branch: str | None = None,
+           login: bool = False, label_branch: str | None = None,
+           label_column: str = "human_preference") -> Any:
+        """Serve this database to a browser (``reeldb ui``, docs/ui.md) on a background
+        thread; returns a handle with ``.url`` and ``.close()``. Pages read read-only
+        snapshots with this connection's login; an address other than loopback needs
+        ``login=True`` (a token, in ``.url``). ``label_branch`` turns on A/B labelling,
+        committed to that branch. Needs the ``ui`` extra."""
+        self._check()
+        from .ui import start
+
+        def on_branch(name: str) -> Connection:  # a writer for labels, with this login
+            s = self._session
+            c = Connection(self.catalog, name, owns_store=False, file_access=s.engine.file_access,
+                           memory_limit=s.memory_limit)
+            c._session.configure(SessionOptions(user=s.user, database=s.database, rights=s.rights,
+                                                backend_pid=s.backend_pid,
+                                                statement_timeout_ms=s.statement_timeout_ms))
+            return c
+
+        return start(self, host=host, port=port, branch=branch, login=login, label_branch=label_branch,
+                     label_column=label_column, connect_branch=on_branch)
+
 
 def _progress(n: int, table: str) -> Any:
     return dml.progress(range(0, n, dml.FRAGMENT_ROWS), f"insert {table}", "fragment")

@@ -8,6 +8,8 @@ into the ``Rights`` its sessions get.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 
@@ -99,6 +101,22 @@ def check_login(store: ObjectStore, name: str) -> auth.ScramServer:
     """A SCRAM exchange for ``name``; it fails with 28P01 at the end for unknown users."""
     user = get_user(store, name)
     return auth.ScramServer(name, user.verifier if user else None)
+
+
+def check_password(store: ObjectStore, name: str, password: str) -> User | None:
+    """The user when ``password`` is theirs, else None: for logins that receive the password
+    itself (``reeldb ui --login users``, HTTP Basic), checked against the stored verifier.
+    An unknown name costs the same key stretching as a known one."""
+    user = get_user(store, name)
+    try:
+        iterations, salt, stored_key, _ = auth.parse_verifier(user.verifier) if user else (
+            auth.DEFAULT_ITERATIONS, b"\0" * 16, b"", b"")
+    except ValueError:
+        return None
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    ok = hmac.compare_digest(hashlib.sha256(client_key).digest(), stored_key)
+    return user if ok and user is not None else None
 
 
 def rights_of(user: User | None) -> Rights:
