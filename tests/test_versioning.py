@@ -391,3 +391,25 @@ def test_a_view_at_a_commit_keeps_the_logins_rights(db: reeldb.Connection) -> No
     finally:
         view.close()
     assert db.execute("SELECT count(*) FROM pinned").fetchall() == [(1,)]  # the store stayed open
+
+
+def test_a_view_at_a_ref_the_login_may_not_read_is_refused(db: reeldb.Connection) -> None:
+    """A login limited to some branches cannot read another through Connection.at(), by
+    its name or by its head commit's id; what it may read still opens."""
+    from reeldb.sql.rights import Rights
+
+    db.execute("CREATE TABLE secret (a INT)")
+    db.branch("exp", checkout=False)
+    db.checkout("exp")
+    db.execute("INSERT INTO secret VALUES (42)")
+    exp_head = db.head
+    db.checkout("main")
+    db.session.rights = Rights(user="reader", patterns=("main",))
+    for ref in ("exp", exp_head):
+        with pytest.raises(reeldb.errors.InsufficientPrivilege):
+            db.at(ref)
+    view = db.at("main")
+    try:
+        assert view.execute("SELECT count(*) FROM secret").fetchone() == (0,)
+    finally:
+        view.close()

@@ -135,12 +135,14 @@ class Connection:
         return self._session
 
     def at(self, commit: str) -> Connection:
-        """A read-only connection to ``commit`` (a commit id or tag) of this database,
-        sharing this connection's catalog and store (closing it leaves the store open), with
-        this connection's login, rights, sandbox and limits."""
+        """A read-only connection to ``commit`` (a commit id, tag or branch) of this
+        database, sharing this connection's catalog and store (closing it leaves the store
+        open), with this connection's login, rights, sandbox and limits: a ref the login may
+        not read is refused (42501), as it is in SQL."""
         self._check()
         s = self._session
-        view = Connection(self.catalog, at=commit, owns_store=False, file_access=s.engine.file_access,
+        cid = s.rights.check_read(self.catalog, commit)
+        view = Connection(self.catalog, at=cid, owns_store=False, file_access=s.engine.file_access,
                           memory_limit=s.memory_limit)
         view._session.configure(SessionOptions(user=s.user, database=s.database, rights=s.rights,
                                                backend_pid=s.backend_pid,
