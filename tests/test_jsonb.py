@@ -331,3 +331,44 @@ def test_sort_key_orders_as_equality_says() -> None:
     assert jsonb_format.sort_key('{"a": 25.0}') == jsonb_format.sort_key('{"a":25}')
     assert jsonb_format.sort_key("0.1") < jsonb_format.sort_key("0.11") < jsonb_format.sort_key("1e0")
     assert jsonb_format.sort_key("-0.11") < jsonb_format.sort_key("-0.1") < jsonb_format.sort_key("0")
+
+
+# COALESCE / CASE / NULLIF / a scalar subquery of jsonb keep jsonb's type, as PostgreSQL
+# resolves them; each answer is compared with a real PostgreSQL 16's (the postgres fixture)
+TYPED_THROUGH = [
+    """SELECT COALESCE(meta, '{}'::jsonb) || '{"b":2}'::jsonb FROM g ORDER BY id""",
+    """SELECT COALESCE(meta, '{}') || '{"b":2}' FROM g ORDER BY id""",
+    """SELECT COALESCE(meta, '{"a":1,"a":2}') FROM g ORDER BY id""",
+    """SELECT CASE WHEN id = 1 THEN meta ELSE '{"z":1, "z":3}' END || '{"b":2}' FROM g ORDER BY id""",
+    """SELECT CASE id WHEN 1 THEN meta END FROM g ORDER BY id""",
+    """SELECT NULLIF(meta, '{}') || '{"c":3}' FROM g ORDER BY id""",
+    """SELECT (SELECT meta FROM g WHERE id = 1) || '{"b":2}'::jsonb""",
+    """SELECT COALESCE(t, 'x') || 'y' FROM g ORDER BY id""",
+]
+
+
+def test_jsonb_keeps_its_type_through_coalesce_case_and_subqueries(tmp_path, postgres):
+    setup = ["CREATE TABLE g (id INT, meta JSONB, t TEXT)",
+             """INSERT INTO g VALUES (1, '{"k": 0}', 'a'), (2, NULL, NULL), (3, '{}', 'c')"""]
+    db = reeldb.connect(tmp_path / "db")
+    with psycopg.connect(postgres, autocommit=True) as pg:
+        pg.execute("DROP TABLE IF EXISTS g")
+        for sql in setup:
+            db.execute(sql)
+            pg.execute(sql)
+        for sql in TYPED_THROUGH:
+            assert db.execute(sql).fetchall() == pg.execute(sql).fetchall(), sql
+
+
+def test_jsonb_whose_type_is_unknown_before_running_is_refused_not_joined_as_text(tmp_path):
+    """A subquery's column: its type shows only when running, where DuckDB would join
+    the texts end to end ('{"k": 0}{"b": 2}'); GREATEST would compare texts."""
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TABLE g (id INT, meta JSONB, t TEXT)")
+    db.execute("""INSERT INTO g VALUES (1, '{"k": 0}', 'a')""")
+    with pytest.raises(reeldb.errors.FeatureNotSupported, match="cast it to jsonb"):
+        db.execute("""SELECT x || '{"b":2}'::jsonb FROM (SELECT meta AS x FROM g) s""").fetchall()
+    with pytest.raises(reeldb.errors.FeatureNotSupported, match="GREATEST"):
+        db.execute("SELECT greatest(meta, '{}') FROM g").fetchall()
+    # a text column of a subquery still concatenates
+    assert db.execute("SELECT x || 'b' FROM (SELECT t AS x FROM g) s").fetchall() == [("ab",)]

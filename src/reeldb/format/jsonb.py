@@ -375,9 +375,9 @@ def _exists_all(a: str, keys: list[str | None]) -> bool:
 
 
 def _unordered() -> bool:
-    raise errors.FeatureNotSupported("comparing or sorting a jsonb value whose type reeldb cannot tell before "
-                                     "running (a VALUES list's or a subquery's column) is not supported: "
-                                     "cast it to jsonb")
+    raise errors.FeatureNotSupported("comparing, sorting or concatenating (||) a jsonb value whose type reeldb "
+                                     "cannot tell before running (a VALUES list's or a subquery's column) is not "
+                                     "supported: cast it to jsonb")
 
 
 # name -> (function, DuckDB argument types, DuckDB result type): the engine registers each

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pglast import ast
-from pglast.enums import A_Expr_Kind, BoolExprType
+from pglast.enums import A_Expr_Kind, BoolExprType, SubLinkType
 
 from .. import errors
 from ..engine.engine import JSONB
@@ -84,7 +84,26 @@ class JsonbRewrite:
             if isinstance(v, TextParameter):  # the client typed it text
                 return None
             return "unknown" if v is None or isinstance(v, str | dict | list) else None
+        if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_NULLIF:
+            return self.kind(node.lexpr)
+        if isinstance(node, ast.CoalesceExpr | ast.MinMaxExpr):
+            return self._common(node.args)
+        if isinstance(node, ast.CaseExpr):
+            return self._common([w.result for w in node.args or ()] + [node.defresult])
+        if isinstance(node, ast.SubLink) and node.subLinkType == SubLinkType.EXPR_SUBLINK \
+                and isinstance(node.subselect, ast.SelectStmt) and node.subselect.targetList \
+                and len(node.subselect.targetList) == 1:
+            return self.kind(node.subselect.targetList[0].val)
         return None
+
+    def _common(self, nodes: list[Any]) -> str | None:
+        """The type PostgreSQL resolves for COALESCE / CASE / GREATEST arguments: jsonb (or
+        json) when one is and the others are that or untyped constants (NULL included)."""
+        kinds = {self.kind(n) if n is not None else "unknown" for n in nodes}
+        for k in ("jsonb", "json"):
+            if k in kinds and kinds <= {k, "unknown"}:
+                return k
+        return "unknown" if kinds == {"unknown"} else None
 
     def _jsonb_pair(self, left: Any, right: Any) -> bool:
         kinds = (self.kind(left), self.kind(right))
@@ -126,7 +145,22 @@ class JsonbRewrite:
             raise errors.UndefinedFunction(f"function {name_of(node.funcname)}({self.kind(node.args[0])}) does not exist")
         if isinstance(node, ast.TypeCast) and not node.typeName.arrayBounds:
             return self.type_cast(node)
+        if isinstance(node, ast.CoalesceExpr | ast.CaseExpr | ast.MinMaxExpr) and self.kind(node) == "jsonb":
+            return self.branches(node)
         return None
+
+    def branches(self, node: ast.CoalesceExpr | ast.CaseExpr | ast.MinMaxExpr) -> Any:
+        """COALESCE / CASE of jsonb: their untyped constants read as jsonb, as PostgreSQL
+        resolves them (``'{"a":1,"a":2}'`` is ``{"a": 2}``). GREATEST / LEAST would compare
+        texts: refused."""
+        if isinstance(node, ast.MinMaxExpr):
+            raise errors.FeatureNotSupported("GREATEST and LEAST of jsonb values are not supported: "
+                                             "compare them with ORDER BY, or compare a field")
+        if isinstance(node, ast.CoalesceExpr):
+            return ast.CoalesceExpr(args=tuple(self.operand(a) for a in node.args))
+        whens = tuple(ast.CaseWhen(expr=self.recurse(w.expr), result=self.operand(w.result)) for w in node.args)
+        return ast.CaseExpr(arg=self.recurse(node.arg) if node.arg is not None else None, args=whens,
+                            defresult=self.operand(node.defresult) if node.defresult is not None else None)
 
     def type_cast(self, node: ast.TypeCast) -> Any:
         target = name_of(node.typeName.names)
@@ -172,6 +206,11 @@ class JsonbRewrite:
             return func(JSONB["contains"], self.operand(hay), self.operand(needle))
         if op == "||" and self._jsonb_pair(left, right):
             return func(JSONB["concat"], self.operand(left), self.operand(right))
+        if op == "||" and any(isinstance(x, ast.ColumnRef) and self._untyped(x) for x in (left, right)):
+            # a subquery's or VALUES list's column: DuckDB would join jsonb's texts end to end
+            sides = [_refused_if_json(self.recurse(x)) if isinstance(x, ast.ColumnRef) and self._untyped(x)
+                     else self.recurse(x) for x in (left, right)]
+            return ast.A_Expr(kind=node.kind, name=node.name, lexpr=sides[0], rexpr=sides[1])
         if self.kind(left) != "jsonb":
             return None
         if op == "-":

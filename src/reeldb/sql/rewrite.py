@@ -170,7 +170,8 @@ class Rewriter:
             rep = self.enum_compare(node)
             if rep is not None:
                 return rep
-        if isinstance(node, ast.A_Expr | ast.SortBy | ast.SelectStmt | ast.SubLink | ast.FuncCall | ast.TypeCast):
+        if isinstance(node, ast.A_Expr | ast.SortBy | ast.SelectStmt | ast.SubLink | ast.FuncCall | ast.TypeCast
+                      | ast.CoalesceExpr | ast.CaseExpr | ast.MinMaxExpr):
             if self._jsonb is None:
                 self._jsonb = JsonbRewrite(self.kinds, self._param, self)
             rep = self._jsonb.visit(node)  # jsonb as PostgreSQL (sql/jsonb.py)
