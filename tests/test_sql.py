@@ -1005,3 +1005,16 @@ def test_top_k_scores_null_vectors_as_null(db: reeldb.Connection) -> None:
     fast = db.execute("SELECT id, e <=> '[1,0]' AS d FROM nv ORDER BY d LIMIT 3").fetchall()
     assert fast == [(1, 0.0), (3, 1.0), (2, None)]
     assert db.execute("SELECT id FROM nv ORDER BY e <=> '[1,0]' DESC LIMIT 1").fetchall() == [(2,)]
+
+
+def test_star_over_a_subquery_that_renamed_the_row_id(db: reeldb.Connection) -> None:
+    """``*`` leaves the hidden _rowid out of a table's columns; over a subquery it shows
+    what the subquery chose (a renamed _rowid is an ordinary column there)."""
+    db.execute("CREATE TABLE g (id INT, name TEXT)")
+    db.execute("INSERT INTO g VALUES (1, 'a'), (2, 'b')")
+    cur = db.execute("SELECT * FROM (SELECT _rowid AS r, id FROM g) s ORDER BY id")
+    assert [d[0] for d in cur.description] == ["r", "id"] and [i for _, i in cur.fetchall()] == [1, 2]
+    cur = db.execute("SELECT s.*, g.* FROM (SELECT _rowid AS r, id FROM g) s JOIN g USING (id) ORDER BY 2")
+    assert [d[0] for d in cur.description] == ["r", "id", "id", "name"]
+    cur = db.execute("SELECT * FROM g WHERE _rowid >= 0 ORDER BY id")
+    assert [d[0] for d in cur.description] == ["id", "name"] and cur.fetchall() == [(1, "a"), (2, "b")]

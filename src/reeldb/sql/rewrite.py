@@ -102,6 +102,7 @@ class Rewriter:
         self._resolved: set[str] = set()  # the relations of other branches' tables it read
         self.relations = relations or set()
         self.rowid: bool | None = None  # does the statement name the hidden _rowid?
+        self._plain_stars: set[int] = set()  # stars over FROM items with no hidden _rowid (subqueries)
         self._enum_columns: dict[str, Any] | None = None  # enum columns of the bound tables, by name
         self._columns: dict[str, Any] | None = None  # every column of them (_statement_columns)
         self.kinds: dict[str, str | None] = {}  # column name -> halfvec / sparsevec / varbit ... (session sets)
@@ -243,6 +244,8 @@ class Rewriter:
             return self.like_default_escape(node, name_of(node.name))
         if isinstance(node, ast.TypeCast):
             return self.type_cast(node)
+        if self.rowid and isinstance(node, ast.SelectStmt) and node.targetList:
+            self._plain_stars.update(_plain_stars(node))
         if isinstance(node, ast.SelectStmt) and node.lockingClause:
             raise errors.FeatureNotSupported(
                 "SELECT ... FOR UPDATE / FOR SHARE is not supported: reeldb takes no row locks (its transactions "
@@ -251,7 +254,8 @@ class Rewriter:
             return cast(ast.A_Const(val=ast.String(sval=parse_bit_text(node.val.bsval))), "bit")
         if isinstance(node, ast.RangeVar):
             return self.range_var(node)
-        if self.rowid and isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.A_Star):
+        if self.rowid and isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.A_Star) \
+                and id(node) not in self._plain_stars:
             # "*" must not show _rowid: deparsed as a marker, then "* EXCLUDE (_rowid)"
             return ast.ColumnRef(fields=(*node.fields[:-1], ast.String(sval=STAR_MARKER)))
         return None
@@ -1238,3 +1242,33 @@ def resolve_namespaces(stmt: ast.Node, schemas: Callable[[], set[str] | dict]) -
                 node.fields = node.fields[1:]
             elif target is not None and names in (target, target[1:]):
                 node.fields = (ast.String(sval=f"{target[0]}.{target[1]}"), node.fields[-1])
+
+
+def _plain_stars(stmt: ast.SelectStmt) -> list[int]:
+    """The stars of ``stmt``'s select list that read no table directly (``*`` over only
+    subqueries, functions or VALUES; ``s.*`` of a subquery): their columns are what the
+    subquery chose, so there is no hidden _rowid to leave out (EXCLUDE would fail)."""
+    tables: set[str] = set()
+    others: set[str] = set()
+
+    def items(node: Any) -> None:
+        if isinstance(node, ast.RangeVar):
+            tables.add(node.alias.aliasname if node.alias else node.relname)
+        elif isinstance(node, ast.JoinExpr):
+            items(node.larg)
+            items(node.rarg)
+        elif getattr(node, "alias", None) is not None:
+            others.add(node.alias.aliasname)
+
+    for item in stmt.fromClause or ():
+        items(item)
+    out = []
+    for target in stmt.targetList:
+        ref = getattr(target, "val", None)
+        if not (isinstance(ref, ast.ColumnRef) and isinstance(ref.fields[-1], ast.A_Star)):
+            continue
+        unqualified = len(ref.fields) == 1 and not tables
+        of_other = len(ref.fields) == 2 and isinstance(ref.fields[0], ast.String) and ref.fields[0].sval in others
+        if unqualified or of_other:
+            out.append(id(ref))
+    return out
