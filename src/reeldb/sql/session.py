@@ -289,6 +289,22 @@ class Session(VersioningMixin):
             self.fail_transaction()
             raise
 
+    @contextlib.contextmanager
+    def one_transaction(self, needed: bool = True) -> Iterator[None]:
+        """The work inside is one transaction: the open one, else one begun here that
+        commits at the end (rolled back on any error). ``needed=False``: begin none."""
+        own = needed and self.txn is None
+        if own:
+            self.begin()
+        try:
+            yield
+        except BaseException:
+            if own:
+                self.rollback()
+            raise
+        if own:
+            self.commit()
+
     def fail_transaction(self) -> None:
         """Put the open transaction, if any, in the failed state."""
         if self.txn is not None:
@@ -329,19 +345,10 @@ class Session(VersioningMixin):
         if len(stmts) == 1 and isinstance(stmts[0].stmt, ast.InsertStmt) and stmts[0].stmt.returningClause is None:
             return self.execute_parsed(text, bound[0], param_rows=bound)
         total = 0
-        own = self.txn is None
-        if own:
-            self.begin()
-        try:
+        with self.one_transaction():
             for values in bound:
                 r = self.execute_parsed(text, values)
                 total += max(r.rowcount, 0)
-            if own:
-                self.commit()
-        except BaseException:
-            if own:
-                self.rollback()
-            raise
         return Result(rowcount=total, status="")
 
     def batchable(self, sql: str) -> bool:
@@ -526,18 +533,9 @@ class Session(VersioningMixin):
         views.check_truncate(self, [ddl.table_name(rel, self) for rel in stmt.relations])
         foreign_keys.check_truncate(self.current_tables(), [ddl.table_name(rel, self) for rel in stmt.relations],
                                     stmt.behavior == DropBehavior.DROP_CASCADE)
-        own = self.txn is None and len(stmt.relations) > 1
-        if own:
-            self.begin()
-        try:
+        with self.one_transaction(needed=len(stmt.relations) > 1):
             for rel in stmt.relations:
                 self._dispatch(ast.DeleteStmt(relation=rel), [], None)
-        except BaseException:
-            if own:
-                self.rollback()
-            raise
-        if own:
-            self.commit()
         return Result(status="TRUNCATE TABLE")
 
     def _drop(self, stmt: ast.DropStmt) -> Result:

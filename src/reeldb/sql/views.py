@@ -500,10 +500,7 @@ def create_materialized(s: Session, stmt: ast.CreateTableAsStmt, params: list[An
                                                                    alias=ast.Alias(aliasname="__q")),),
                                     limitOption=LimitOption.LIMIT_OPTION_DEFAULT, op=0)
     stmt.query = _expand_tree(s, stmt.query, visible(s), None, 0)
-    own = s.txn is None
-    if own:
-        s.begin()
-    try:
+    with s.one_transaction():
         result = create_table_as(stmt, params)
         txn = s.write_txn()
         tm = txn.table(name)
@@ -511,12 +508,6 @@ def create_materialized(s: Session, stmt: ast.CreateTableAsStmt, params: list[An
             "query": deparse(body), "columns": [c.name for c in tm.schema.columns],
             "types": [c.type.to_json() for c in tm.schema.columns], "depends": depends, "materialized": True,
             "populated": not stmt.into.skipData})
-    except BaseException:
-        if own:
-            s.rollback()
-        raise
-    if own:
-        s.commit()
     return Result(rowcount=result.rowcount, status=result.status if not stmt.into.skipData else "CREATE MATERIALIZED VIEW")
 
 
@@ -532,10 +523,7 @@ def refresh(s: Session, stmt: ast.RefreshMatViewStmt) -> Result:
         raise errors.ProgrammingError(f'"{name}" is not a materialized view', sqlstate="42809")
     if stmt.concurrent and not d.get("populated", True):
         raise errors.FeatureNotSupported("CONCURRENTLY cannot be used when the materialized view is not populated")
-    own = s.txn is None
-    if own:
-        s.begin()
-    try:
+    with s.one_transaction():
         dml.delete(s, ast.DeleteStmt(relation=ast.RangeVar(relname=name, inh=True, relpersistence="p")), [])
         if not stmt.skipData:
             query = parse_body(s, d, None)
@@ -546,12 +534,6 @@ def refresh(s: Session, stmt: ast.RefreshMatViewStmt) -> Result:
             dml.write_rows(s, name, {c: table.column(i) for i, c in enumerate(cols)}, table.num_rows)
         txn = s.write_txn()
         txn.set_object(objects.key(objects.VIEW, name), {**d, "populated": not stmt.skipData})
-    except BaseException:
-        if own:
-            s.rollback()
-        raise
-    if own:
-        s.commit()
     return Result(status="REFRESH MATERIALIZED VIEW")
 
 
