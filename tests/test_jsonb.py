@@ -372,3 +372,19 @@ def test_jsonb_whose_type_is_unknown_before_running_is_refused_not_joined_as_tex
         db.execute("SELECT greatest(meta, '{}') FROM g").fetchall()
     # a text column of a subquery still concatenates
     assert db.execute("SELECT x || 'b' FROM (SELECT t AS x FROM g) s").fetchall() == [("ab",)]
+
+
+def test_arrays_of_json_go_out_as_postgresqls(server, postgres):
+    """An array of json or jsonb: each element's JSON text, quoted as an array element
+    (a JSON array inside was sent as a sub-array: {{a,100}}); text and binary, read by
+    psycopg's loaders, and the text itself as PostgreSQL 16 prints it."""
+    host, port = server.address
+    queries = ["""SELECT array['["a", 100]'::json]""", """SELECT array['{"k": "v"}'::json, NULL]""",
+               """SELECT array['true'::jsonb, NULL]""", """SELECT array['"te''xt"'::jsonb]"""]
+    with psycopg.connect(f"host={host} port={port} dbname=gen user=tester", autocommit=True) as ours, \
+            psycopg.connect(postgres, autocommit=True) as pg:
+        for sql in queries:
+            for binary in (False, True):
+                assert ours.cursor(binary=binary).execute(sql).fetchone() == \
+                    pg.cursor(binary=binary).execute(sql).fetchone(), (sql, binary)
+            assert ours.execute(sql).pgresult.get_value(0, 0) == pg.execute(sql).pgresult.get_value(0, 0), sql

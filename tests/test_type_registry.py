@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import json
 import struct
 import uuid
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 import reeldb
 from reeldb import dbapi, errors
 from reeldb import types as registry
-from reeldb.format.arrays import jsonb_text
+from reeldb.format.arrays import jsonb_text_of
 from reeldb.types import TypeInfo, TypeRegistry
 
 # A value of each type, as a result column hands it to the wire encoder (json and jsonb: their text)
@@ -37,9 +36,9 @@ SAMPLES: dict[str, Any] = {
     "image": b"\x89PNG", "video": b"\x00", "tensor": b"\x01",
     "timetz": dt.time(1, 2, 3, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
 }
-# jsonb[] and json[] elements arrive parsed (rows.py), not as text
-PARSED_JSON = {"k": [1, decimal.Decimal("2.50")], "a": None}
-ARRAY_SAMPLES: dict[str, list[Any]] = {"_jsonb": [PARSED_JSON, None], "_json": [{"k": 1}, None]}
+# jsonb[] and json[] elements arrive as their JSON text, as json and jsonb values do (server/types.py)
+ARRAY_SAMPLES: dict[str, list[Any]] = {"_jsonb": ['{"k": [1, 2.50], "a": null}', None],
+                                       "_json": ['{"k":  1}', None]}
 # what binary input makes of a value whose binary form it reads as text
 BINARY_AS_TEXT = {"hstore": '"a"=>"1", "b"=>NULL'}
 # types reeldb reads in binary but never sends: (PostgreSQL's binary value, what it binds)
@@ -142,10 +141,8 @@ def test_text_codecs_round_trip() -> None:
 
 def _element_text(element: TypeInfo, x: Any) -> str:
     """An array element's text, as the array's text output writes it."""
-    if element.name == "jsonb":  # jsonb[] elements are parsed values
-        return jsonb_text(x)
-    if element.name == "json":
-        return json.dumps(x)
+    if element.name == "jsonb":  # jsonb[] elements are JSON text, printed as jsonb prints it
+        return jsonb_text_of(x)
     return _text_out(element)(x)
 
 
@@ -207,8 +204,8 @@ def test_binary_codecs_round_trip() -> None:
 
 def _binary_element(element: TypeInfo, x: Any) -> bytes:
     """An array element's binary form, as the array's send makes it."""
-    if element.name == "jsonb":  # jsonb[] elements are parsed values
-        return b"\x01" + registry.UTF8.encode(jsonb_text(x))
+    if element.name == "jsonb":  # jsonb[] elements are JSON text, sent as jsonb prints it
+        return b"\x01" + registry.UTF8.encode(jsonb_text_of(x))
     if element.name in ("vector", "halfvec", "sparsevec"):
         x = np.asarray(x, dtype=np.float32)
     return _send(element, x)

@@ -27,7 +27,7 @@ from ..sql.pgcatalog import stable_oid
 from ..storage import ObjectStore
 from ..types import datetimes
 from ..types.codecs import array_send
-from ..types.oids import JSON, JSONB, TEXT, VARCHAR
+from ..types.oids import JSON, JSON_ARRAY, JSONB, JSONB_ARRAY, TEXT, VARCHAR
 from .protocol import FieldSpec, client_codec, decode_text, encode_text
 
 
@@ -75,7 +75,8 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
     and have no infinity."""
     temporal = {i: _temporal_encoder(t, f) for i, (t, f) in enumerate(zip(table.schema.types, fields, strict=True))}
     temporal = {i: enc for i, enc in temporal.items() if enc is not None}
-    json_text = {i for i, f in enumerate(fields) if f.type_oid in (JSON, JSONB)}  # sent from the text, not parsed
+    # sent from the text, not parsed
+    json_text = {i for i, f in enumerate(fields) if f.type_oid in (JSON, JSONB, JSON_ARRAY, JSONB_ARRAY)}
     rest = [i for i in range(table.num_columns) if i not in temporal and i not in json_text]
     converted = iter(to_columns(table.select(rest), [description[i] for i in rest], store) if rest else [])
     out: list[list[bytes | None]] = []

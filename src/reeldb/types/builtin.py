@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..format.arrays import ARRAY_KINDS, array_text, jsonb_text
+from ..format.arrays import ARRAY_KINDS, array_text, jsonb_text_of
 from ..format.jsonb import canonical_text
 from ..format.pgvector import bit_recv, bit_send, duck_bits, parse_bit_text
 from ..format.types import ColumnType
@@ -135,17 +135,24 @@ _BASE: list[tuple[int, str, int, str, int, dict[str, Any]]] = [
 ]
 
 
+# json[] and jsonb[] go out from their elements' JSON text as stored (the server sends json
+# columns unparsed): parsed, a JSON array would read as a sub-array ({{a,100}})
 def _jsonb_array_send(v: Any, text: WireText) -> bytes:
-    """jsonb_send of each element: a version byte, then its JSON text."""
-    return c.array_send(v, o.JSONB, text, lambda x: b"\x01" + text.encode(jsonb_text(x)))
+    """jsonb_send of each element: a version byte, then its jsonb text."""
+    return c.array_send(v, o.JSONB, text, lambda x: b"\x01" + text.encode(jsonb_text_of(x)))
+
+
+def _json_array_send(v: Any, text: WireText) -> bytes:
+    return c.array_send(v, o.JSON, text, lambda x: text.encode(x))
 
 
 # array types whose entry differs from array_info's
 _ARRAYS: dict[int, dict[str, Any]] = {
     o.FLOAT4_ARRAY: {"text_out": lambda v: array_text(list(v), c.float4_text)},
-    o.JSONB_ARRAY: {"duck_also": ("JSONB[]",), "text_out": c.jsonb_array_text, "send": _jsonb_array_send,
-                    "py_out": c.json_list_out},
-    o.JSON_ARRAY: {"py_out": c.json_list_out},
+    o.JSONB_ARRAY: {"duck_also": ("JSONB[]",), "text_out": lambda v: array_text(list(v), jsonb_text_of),
+                    "send": _jsonb_array_send, "py_out": c.json_list_out},
+    o.JSON_ARRAY: {"text_out": lambda v: array_text(list(v), str), "send": _json_array_send,
+                   "py_out": c.json_list_out},
     o.UUID_ARRAY: {"py_out": c.uuid_list_out},
 }
 

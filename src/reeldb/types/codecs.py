@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import errors
-from ..format.arrays import array_text, jsonb_text, parse_array_literal
+from ..format.arrays import array_text, parse_array_literal
 from ..format.pgvector import float_text, vector_text
 from . import datetimes
 from .oids import BOOL, FLOAT4, FLOAT8, INT2, INT4, INT8, OID
@@ -107,11 +107,6 @@ def month_day_nano_text(v: Any) -> str:
         clock = f"{sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}" + (f".{frac:06d}".rstrip("0") if frac else "")
         parts.append(("-" if micros < 0 else "+" if is_before else "") + clock)
     return " ".join(parts)
-
-
-def jsonb_array_text(v: Any) -> str:
-    """jsonb[]: each element's jsonb text, made first (a JSON array is no sub-array)."""
-    return array_text([None if x is None else jsonb_text(x) for x in v], str)
 
 
 def elements_text(element_text: Callable[[Any], str]) -> Callable[[Any], str]:
