@@ -301,14 +301,3 @@ def test_objects_are_durable_before_the_ref_that_points_at_them(tmp_path: Path,
         assert os.path.dirname(path) in synced, f"the folder of {path} was not fsynced before the branch moved"
     db.close()
 
-
-def test_a_torn_content_addressed_object_is_written_again(store: LocalStore) -> None:
-    """A crash before the deferred fsync can leave an immutable object torn under its
-    final name; the next writer of the same content puts it right rather than trusting it."""
-    key = "_reeldb/manifests/tbl-abc"
-    store.put_if_absent(key, b"the whole manifest")
-    with open(store.local_path(key), "wb") as f:  # as a crash before the fsync might leave it
-        f.write(b"the wh")
-    assert store.put_if_absent(key, b"the whole manifest") is False
-    assert store.get(key) == b"the whole manifest"
-    store.sync()

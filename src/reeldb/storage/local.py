@@ -8,7 +8,8 @@
 - Immutable objects (``base.is_immutable``: data, manifests, commits) are made durable
   later, all at once: their fsyncs wait until the next write of a mutable object (a ref's
   compare-and-swap, which is what makes them reachable) or ``sync()``, and then run in
-  parallel. A commit of one row pays for two rounds of fsyncs before its ref moves, not
+  parallel. (``put_if_absent`` still fsyncs the content before the name exists, since
+  another writer trusts a name it finds; only its folder waits.) A commit of one row pays for two rounds of fsyncs before its ref moves, not
   one per file; an object is durable before anything can point at it.
 - ``compare_and_swap`` holds an exclusive ``flock`` on a per-key lock file under
   ``_reeldb/locks/`` while it compares and replaces, which is correct between processes on
@@ -208,26 +209,23 @@ class LocalStore(ObjectStore):
             if not deferred:
                 self.sync()  # what was written before it is durable first
                 return self._create(path, data)
-            if self._create(path, data, durable=False):
-                self._defer(path)
-                return True
-            # there already: written by another writer that may not have made it durable
-            # yet, or left torn by a crash before it did (then it is written again)
-            if _read_or_none(path) != bytes(data):
-                self._replace(path, data, durable=False)
-            self._defer(path)
-            return False
+            # the content is made durable before its name exists (the name is what another
+            # writer trusts); only the folder's fsync waits for the next mutable write
+            created = self._create(path, data, sync_folder=False)
+            self._defer(path)  # there already: its writer may not have made it durable yet
+            return created
 
-    def _create(self, path: str, data: bytes, durable: bool = True) -> bool:
-        """Write ``path`` only if it does not exist, atomically between processes."""
-        tmp = self._write_temp(path, data, durable)
+    def _create(self, path: str, data: bytes, sync_folder: bool = True) -> bool:
+        """Write ``path`` only if it does not exist, atomically between processes; its
+        content is fsynced first, its folder after (unless ``sync_folder`` is False)."""
+        tmp = self._write_temp(path, data)
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
         finally:
             _unlink(tmp)
-        if durable:
+        if sync_folder:
             _fsync_dir(os.path.dirname(path))
         return True
 
@@ -408,14 +406,6 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except (FileNotFoundError, NotADirectoryError):
         pass
-
-
-def _read_or_none(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def _fsync_file(path: str) -> None:
