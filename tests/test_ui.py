@@ -158,8 +158,15 @@ def _open(page: Any, url: str) -> None:
     _wait_loaded(page, None)
 
 
+def _open_grid(page: Any, url: str) -> None:
+    """The grid, and its sidebar's value lists too: they scan the table after the rows, and
+    on a loaded machine a filter applied meanwhile would queue behind them."""
+    _open(page, url)
+    page.wait_for_function("() => document.body.dataset.facets")
+
+
 def test_grid_loads_rows_and_the_api_answers_json(ui: str, ui_path: str, page: Any, shots: Path) -> None:
-    _open(page, ui + "/")
+    _open_grid(page, ui + "/")
     want = _sql_ids(ui_path, "SELECT _rowid FROM clips ORDER BY _rowid")
     assert _card_ids(page) == want
     assert page.locator(".card video.cell-video").count() == ROWS
@@ -186,7 +193,7 @@ def test_a_video_plays_from_range_requests_and_seeking_asks_for_a_small_range(
     media: list[tuple[str, int, str | None, str | None]] = []
     page.on("response", lambda r: media.append((r.url, r.status, r.request.headers.get("range"),
                                                  r.headers.get("content-range"))) if "/media/" in r.url else None)
-    _open(page, ui + "/")
+    _open_grid(page, ui + "/")
     first = page.locator(".card video.cell-video").first
     first.hover()
     page.wait_for_function("() => document.querySelector('.card video').currentTime > 0.3", timeout=15000)
@@ -242,7 +249,7 @@ def test_media_by_branch_name_follows_the_branch_and_is_not_cached_for_good(ui: 
 
 def test_filters_and_the_sql_box_change_the_rows_and_the_url_reproduces_the_view(
         ui: str, ui_path: str, page: Any) -> None:
-    _open(page, ui + "/")
+    _open_grid(page, ui + "/")
     before = page.evaluate("document.body.dataset.loaded")
     page.fill("#where", "score > 0.4 AND prompt LIKE '%fox%'")
     page.click("#apply")
@@ -283,7 +290,7 @@ def test_sort_and_json_filter(ui: str, ui_path: str) -> None:
 
 
 def test_more_like_this_orders_by_similarity(ui: str, ui_path: str, page: Any, shots: Path) -> None:
-    _open(page, ui + "/")
+    _open_grid(page, ui + "/")
     target = _card_ids(page)[1]
     before = page.evaluate("document.body.dataset.loaded")
     page.click(f".card[data-id='{target}'] button.similar")
