@@ -130,3 +130,25 @@ def test_asyncpg_executemany(server, dsn):
     asyncio.run(go())
     assert [i for i, *_ in rows(dsn)] == list(range(50))
     assert fragments(server, "bt") == 1
+
+
+def test_a_failed_run_goes_one_row_at_a_time_and_is_not_batched_again(dsn, monkeypatch):
+    """Once the batch of a run fails, its rows run one by one: not a batch attempt per
+    remaining row (which would cost as many rollbacks as rows)."""
+    from reeldb.sql.session import Session
+
+    calls = []
+    real = Session.execute_batch
+
+    def counting(self, sql, rows):  # type: ignore[no-untyped-def]
+        calls.append(len(rows))
+        return real(self, sql, rows)
+
+    monkeypatch.setattr(Session, "execute_batch", counting)
+    data = [(i, "x") for i in range(200)] + [(5, "dup")]
+    with psycopg.connect(dsn) as c:
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            c.cursor().executemany("INSERT INTO bt (id, name) VALUES (%s, %s)", data)
+        c.rollback()
+    assert calls and calls[0] == len(data) and len(calls) == 1, calls
+    assert rows(dsn) == []

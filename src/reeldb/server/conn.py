@@ -73,7 +73,6 @@ class ClientSession:
         self.send: Callable[[list[bytes]], None] | None = None
         self._unsent: list[bytes] = []  # answers to earlier messages of the batch
         self.encoding = "UTF8"  # the client encoding the client was last told of
-        self._batchable: dict[str, bool] = {}  # query -> whether its pipelined rows go as one INSERT
 
     # -- startup ---------------------------------------------------------------------
     def greeting(self, params: dict[str, str]) -> list[bytes]:
@@ -107,19 +106,19 @@ class ClientSession:
         """Several messages in order (a pipeline), answers concatenated."""
         self._unsent = []
         i = 0
-        while i < len(messages):
-            batch = self._insert_run(messages, i)
-            answers = self._batch(batch) if batch else None
+        while i < len(messages) and not self.terminated:
+            run = self._insert_run(messages, i)
+            n = sum(len(step) for step in run) if run else 1
+            answers = self._batch(run) if run else None
             if answers is not None:
                 self._unsent += answers
-                i += sum(len(step) for step in batch)
-                continue
-            kind, payload = messages[i]
-            answers = self.handle(kind, payload)  # it may send (and empty) _unsent meanwhile
-            self._unsent += answers
-            if self.terminated:
-                break
-            i += 1
+            else:  # one message at a time; a run whose batch failed is not tried again
+                for kind, payload in messages[i:i + n]:
+                    answers = self.handle(kind, payload)  # it may send (and empty) _unsent meanwhile
+                    self._unsent += answers
+                    if self.terminated:
+                        break
+            i += n
         out, self._unsent = self._unsent, []
         return out + self.notifications()
 
@@ -131,7 +130,7 @@ class ClientSession:
         if self.skipping or self.copy_in is not None or messages[i][0] != "B":
             return []
         steps: list[list[tuple[str, Any]]] = []
-        statement = None
+        statement: str | None = None
         while i < len(messages) and messages[i][0] == "B":
             try:
                 bind = p.parse_bind(messages[i][1])
@@ -139,6 +138,8 @@ class ClientSession:
                 break
             if bind.portal or (statement is not None and bind.statement != statement):
                 break
+            if statement is None and not self._batchable(bind.statement):
+                return []  # decided by the first Bind: no scan of a run that cannot batch
             step: list[tuple[str, Any]] = [("B", bind)]
             j = i + 1
             if j < len(messages) and messages[j][0] == "D" and messages[j][1] == b"P\0":
@@ -150,12 +151,17 @@ class ClientSession:
             steps.append(step)
             statement = bind.statement
             i = j + 1
-        if len(steps) < 2 or statement not in self.statements:
-            return []
-        query = self.statements[statement].query
-        if query not in self._batchable:
-            self._batchable[query] = self.db.session.batchable(query)
-        return steps if self._batchable[query] else []
+        return steps if len(steps) >= 2 else []
+
+    def _batchable(self, name: str) -> bool:
+        """Whether the prepared statement ``name`` is an INSERT whose rows can go at once
+        (asked of the session once per statement)."""
+        st = self.statements.get(name)
+        if st is None:
+            return False
+        if st.batchable is None:
+            st.batchable = self.db.session.batchable(st.query)
+        return st.batchable
 
     def _batch(self, steps: list[list[tuple[str, Any]]]) -> list[bytes] | None:
         """Answers to a run of ``_insert_run``, written as one INSERT of all its rows; None

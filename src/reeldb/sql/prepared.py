@@ -26,6 +26,7 @@ class PreparedStatement:
     query: str
     param_oids: list[int]
     prepare_time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    batchable: bool | None = None  # pipelined rows go as one INSERT (the server asks the session once)
 
 
 def deallocate(s: Session, stmt: ast.DeallocateStmt) -> Result:
