@@ -45,7 +45,7 @@ BINARY_AS_TEXT = {"hstore": '"a"=>"1", "b"=>NULL'}
 RECV_ONLY = {"unknown": (b"abc", "abc"),
              "timetz": (struct.pack("!qi", 3_723_000_000, -19_800), "01:02:03+05:30")}
 # types with no codec of their own: their values show as str() and bind as their text
-NO_CODECS = {"regproc", "oidvector", "regclass", "regtype", "image", "video", "tensor"}
+NO_CODECS = {"regproc", "oidvector", "regclass", "image", "video", "tensor"}
 
 
 def _sample(info: TypeInfo) -> Any:

@@ -25,7 +25,7 @@ from ..rows import to_columns
 from ..sql.citext import TextParameter
 from ..sql.pgcatalog import stable_oid
 from ..storage import ObjectStore
-from ..types import datetimes
+from ..types import datetimes, params
 from ..types.codecs import array_send
 from ..types.oids import JSON, JSON_ARRAY, JSONB, JSONB_ARRAY, TEXT, VARCHAR
 from .protocol import FieldSpec, client_codec, decode_text, encode_text
@@ -153,7 +153,7 @@ def decode_param(data: bytes | None, oid: int, fmt: int) -> Any:
             value = registry.binary_in(data, oid, ClientText(client_codec()))
         if oid in (TEXT, VARCHAR) and isinstance(value, str):  # typed text, not unknown (sql/citext.py)
             return TextParameter(value)
-        return value
+        return params.typed(value, oid)
     except UnicodeDecodeError:  # a text field inside a binary value (an array's elements)
         raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8"') from None
     except (struct.error, ValueError, decimal.InvalidOperation) as e:

@@ -1515,6 +1515,8 @@ class CatalogRewrite:
         op = node.name[-1].sval
         if len(node.name) > 1:
             node.name = (node.name[-1],)
+        if op == "||" and node.lexpr is not None and (is_regtype(node.lexpr) or is_regtype(node.rexpr)):
+            return self._regtype_concat(node)
         regex = _REGEX_OPS.get(op)
         if regex is None or node.lexpr is None:
             return None
@@ -1527,9 +1529,24 @@ class CatalogRewrite:
             call = ast.BoolExpr(boolop=BoolExprType.NOT_EXPR, args=(call,))
         return call
 
+    def _regtype_concat(self, node: ast.A_Expr) -> ast.Node:
+        """``||`` of a regtype (an OID here) takes its name, as PostgreSQL's text does."""
+        sides = [self._format_type(self.recurse(x), _const(None)) if is_regtype(x) else self.recurse(x)
+                 for x in (node.lexpr, node.rexpr)]
+        return ast.A_Expr(kind=node.kind, name=node.name, lexpr=sides[0], rexpr=sides[1])
+
+    def regtype_oid(self, name: str) -> int | None:
+        """The OID of a type named as ``::regtype`` reads it (built-in, enum or domain)."""
+        return type_oid(name) or self.pg.tables().enum_oid(name)
+
     def type_cast(self, node: ast.TypeCast) -> ast.Node | None:
         names = node.typeName.names
         t = names[-1].sval.lower()
+        if is_regtype(node.arg) and not node.typeName.arrayBounds:  # its value is an OID (see is_regtype)
+            if t in ("text", "varchar", "name", "bpchar"):
+                return self._format_type(self.recurse(node.arg), _const(None))
+            if t == "regtype":
+                return self.recurse(node.arg)
         if t in ("regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper"):
             ok, value = _constant_arg(node.arg, self.params)
             if ok and isinstance(value, str):
@@ -1539,7 +1556,7 @@ class CatalogRewrite:
                         raise errors.UndefinedTable(f'relation "{value}" does not exist')
                     return _const(oid)
                 if t == "regtype":
-                    oid = type_oid(value) or self.pg.tables().enum_oid(value)
+                    oid = self.regtype_oid(value)
                     if oid is None:
                         raise errors.UndefinedObject(f'type "{value}" does not exist')
                     return _const(oid)
@@ -1560,7 +1577,7 @@ class CatalogRewrite:
                 return _template(f"coalesce((SELECT cls_name FROM {_REL('__classes')} WHERE cls_oid = $1), "
                                  "CAST($1 AS VARCHAR))", arg)
             if t == "regtype":
-                return self._format_type(arg, _const(None))
+                return ast.TypeCast(arg=arg, typeName=ast.TypeName(names=(ast.String(sval="uinteger"),), typemod=-1))
             if t == "regnamespace":
                 return _template(f"coalesce((SELECT ns_name FROM {_REL('__namespaces')} WHERE ns_oid = $1), "
                                  "CAST($1 AS VARCHAR))", arg)
@@ -1614,6 +1631,16 @@ _RENAMED = {"json_build_object": "json_object", "jsonb_build_object": "json_obje
             "json_agg": "json_group_array", "jsonb_agg": "json_group_array",
             "json_object_agg": "json_group_object", "jsonb_object_agg": "json_group_object",
             "pg_size_pretty": "format_bytes"}
+def is_regtype(node: Any) -> bool:
+    """Is ``node`` of type regtype (``x::regtype``, ``pg_typeof(x)``, ``to_regtype(x)``)? Its
+    value is the type's OID, as in PostgreSQL; a select list shows its name (rewrite.py's
+    ``regtype_outputs``), and ``::text`` and ``||`` take the name."""
+    if isinstance(node, ast.TypeCast):
+        return not node.typeName.arrayBounds and node.typeName.names[-1].sval.lower() == "regtype"
+    return isinstance(node, ast.FuncCall) and len(node.args or ()) == 1 \
+        and node.funcname[-1].sval.lower() in ("pg_typeof", "to_regtype")
+
+
 def type_oid(name: str) -> int | None:
     """A type name as a client writes it (maybe schema-qualified, maybe an alias) -> OID."""
     base = name.strip().split(".")[-1].strip('"').lower()

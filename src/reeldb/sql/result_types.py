@@ -21,7 +21,8 @@ from .parse import name_of
 
 MARKED = {"halfvec": "HALFVEC", "sparsevec": "SPARSEVEC", "varbit": "VARBIT", "vector_array": "VECTOR[]",
           "halfvec_array": "HALFVEC[]", "sparsevec_array": "SPARSEVEC[]", "citext": "CITEXT",
-          "citext_array": "CITEXT[]", "jsonb": "JSONB", "jsonb_array": "JSONB[]"}
+          "citext_array": "CITEXT[]", "jsonb": "JSONB", "jsonb_array": "JSONB[]",
+          "regtype": "REGTYPE"}
 
 
 
@@ -64,6 +65,9 @@ def kind_of(node: Any, kinds: dict[str, str | None]) -> str | None:
         return name
     if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
         return kinds.get(node.fields[-1].sval)
+    if isinstance(node, ast.FuncCall) and name_of(node.funcname) in ("pg_typeof", "to_regtype") \
+            and len(node.args or ()) == 1:
+        return "regtype"
     if isinstance(node, ast.FuncCall) and name_of(node.funcname) in ("avg", "sum") and node.args \
             and len(node.args) == 1:  # pgvector's aggregates keep the type
         return kind_of(node.args[0], kinds)
@@ -83,6 +87,8 @@ def _fits(shown: str, duck: str) -> bool:
     """Is DuckDB's type of the column the one reeldb shows this type as?"""
     if shown == "VARBIT":
         return duck == "BIT"
+    if shown == "REGTYPE":  # pg_typeof() and x::regtype, named in the select list (rewrite.py)
+        return duck == "VARCHAR"
     if shown.startswith("JSONB"):
         return duck == "JSON" + shown[5:]
     if shown.startswith("CITEXT"):

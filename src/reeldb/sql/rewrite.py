@@ -46,11 +46,12 @@ from ..format.fragment import ROWID
 from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_text
 from ..format.types import VECTOR_ARRAY_KINDS, column_type, parse_vector_text
 from ..types import column_oid
+from ..types.params import TypedParameter
 from . import advisory, allowlist
 from .jsonb import JsonbRewrite
 from .names import SYSTEM_SCHEMAS, type_name
 from .parse import cast, const_value, func, name_of, transform, walk
-from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, type_oid
+from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, is_regtype, type_oid
 from .result_types import kind_of as result_types_kind
 from .rowid_star import STAR_MARKER
 from .user_types import domain_of, enum_types
@@ -110,6 +111,7 @@ class Rewriter:
         # (SELECT a AS y ...) -> their element kind
         self._array_aliases: dict[str, str | None] = {}
         self._jsonb: JsonbRewrite | None = None  # made on first use, once the session set kinds
+        self._typeof_names: set[int] = set()  # pg_typeof calls a select list shows by name (regtype_outputs)
 
     def __call__(self, node: Any) -> Any:
         if self._depth == 0:
@@ -124,6 +126,7 @@ class Rewriter:
             self.rowid = self.names_rowid(node)
         if self._depth == 0:
             self._array_aliases = self._array_outputs(node)
+            self.regtype_outputs(node)
         self._depth += 1
         try:
             return transform(node, self._visit)
@@ -189,7 +192,7 @@ class Rewriter:
             if name in advisory.FUNCTIONS and self.pg is not None:
                 return self.advisory_call(name, node)
             if name == "pg_typeof" and node.args and len(node.args) == 1 and self.pg is not None:
-                return self.pg_typeof(node.args[0])
+                return self.pg_typeof(node.args[0], named=id(node) in self._typeof_names)
             if name in ("avg", "sum") and node.args and len(node.args) == 1 and not node.agg_star:
                 kind = self._vector_kind(node.args[0])
                 if kind in ("vector", "halfvec"):
@@ -344,20 +347,57 @@ class Rewriter:
             call = ast.BoolExpr(boolop=BoolExprType.NOT_EXPR, args=(call,))
         return call
 
-    def pg_typeof(self, arg: ast.Node) -> ast.Node:
-        """``pg_typeof(x)``: PostgreSQL's name of x's type. A column, constant or cast is
-        named from the statement (DuckDB's types cannot tell vector from halfvec, json from
-        jsonb); anything else from DuckDB's type at run time (types/duck.py)."""
+    def regtype_outputs(self, node: Any) -> None:
+        """The select list's regtype items (``pg_typeof(x)``, ``x::regtype``) show the type's
+        name, as PostgreSQL's regtype output does; anywhere else a regtype is its OID."""
+        self._typeof_names = set()
+        if self.pg is None:
+            return
+        stack = [node]
+        while stack:
+            stmt = stack.pop()
+            if not isinstance(stmt, ast.SelectStmt):
+                continue
+            stack.extend((stmt.larg, stmt.rarg))
+            for rt in stmt.targetList or ():
+                if not isinstance(rt, ast.ResTarget) or not is_regtype(rt.val):
+                    continue
+                if isinstance(rt.val, ast.FuncCall) and name_of(rt.val.funcname) == "pg_typeof":
+                    self._typeof_names.add(id(rt.val))
+                else:
+                    if rt.name is None:
+                        rt.name = "regtype" if isinstance(rt.val, ast.TypeCast) else name_of(rt.val.funcname)
+                    rt.val = func("format_type", rt.val, ast.A_Const(isnull=True))
+
+    def pg_typeof(self, arg: ast.Node, named: bool) -> ast.Node:
+        """``pg_typeof(x)``: x's type, as its OID (a regtype), or its name where the select
+        list shows it (``named``). A column, constant or cast is named from the statement
+        (DuckDB's types cannot tell vector from halfvec, json from jsonb); anything else from
+        DuckDB's type at run time (types/duck.py)."""
         name = self._static_type_name(arg)
         if name is None:
-            return func(PG_TYPE_NAME, func("typeof", self(arg)))
-        shown = ast.A_Const(val=ast.String(sval=name))
+            shown_at_run_time = func(PG_TYPE_NAME, func("typeof", self(arg)))
+            return shown_at_run_time if named else _type_name_oid(shown_at_run_time)
+        if named:
+            shown = ast.A_Const(val=ast.String(sval=name))
+        else:
+            assert self.catalog_rewrite is not None
+            oid = self.catalog_rewrite.regtype_oid(name)
+            if oid is None:
+                raise errors.FeatureNotSupported(f'pg_typeof() of a value of type "{name}" as a regtype is not '
+                                                 "supported: reeldb has no OID for it")
+            shown = ast.A_Const(val=ast.Integer(ival=oid))
         if isinstance(arg, ast.TypeCast):  # the cast still runs: 'x'::int is an error
             return ast.CaseExpr(args=(ast.CaseWhen(expr=ast.NullTest(arg=self(arg), nulltesttype=NullTestType.IS_NULL),
                                                    result=shown),), defresult=shown)
         return shown
 
     def _static_type_name(self, arg: ast.Node) -> str | None:
+        if isinstance(arg, ast.ParamRef):  # a client's declared type (types/params.py)
+            oid = getattr(self._param(arg), "pg_oid", None)
+            return None if oid is None else format_type(oid, -1)
+        if is_regtype(arg):
+            return "regtype"
         if isinstance(arg, ast.A_Const):
             if arg.isnull or isinstance(arg.val, ast.String):
                 return "unknown"
@@ -1121,6 +1161,27 @@ def vector_or_sparse(text: str, what: str) -> np.ndarray | list[float]:
     return parse_vector_text(text, what)
 
 
+def _type_name_oid(name: ast.Node) -> ast.Node:
+    """The OID of the type ``name`` (format_type's spelling of a built-in type), at run time."""
+    cases = tuple(ast.CaseWhen(expr=ast.A_Const(val=ast.String(sval=shown)), result=ast.A_Const(val=ast.Integer(ival=oid)))
+                  for shown, oid in _type_names())
+    return cast(ast.CaseExpr(arg=name, args=cases), "uinteger")
+
+
+def _type_names() -> list[tuple[str, int]]:
+    """(the name format_type prints, OID) of every registered type."""
+    from ..types import TYPES, by_oid
+
+    out = []
+    for t in TYPES:
+        element = by_oid(t.element) if t.element else None
+        if element is not None:
+            out.append((element.display_name + "[]", t.oid))
+        elif not t.element:
+            out.append((t.display_name, t.oid))
+    return out
+
+
 def adapt_param(v: Any) -> Any:
     """A Python parameter value -> what DuckDB binds."""
     import datetime as dt
@@ -1128,6 +1189,8 @@ def adapt_param(v: Any) -> Any:
     import json
     import uuid
 
+    if isinstance(v, TypedParameter):
+        return v.duck()
     if v is None or isinstance(v, bool | int | float | str | bytes | decimal.Decimal | dt.date | dt.time
                                | dt.timedelta | uuid.UUID):
         return v

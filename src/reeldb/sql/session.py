@@ -48,6 +48,7 @@ from . import (
     views,
 )
 from .characteristics import Characteristics, with_options
+from .declared import type_declared_json
 from .names import schemas as namespace_schemas
 from .params import compile_params
 from .parse import deparse, expand_set_returning, name_columns, parse, walk
@@ -398,6 +399,7 @@ class Session(VersioningMixin):
             )
         timer = self._arm_timeout()
         try:
+            stmt = type_declared_json(stmt, params)
             resolve_namespaces(stmt, lambda: namespace_schemas(self))
             names = referenced_tables(stmt)
             try:

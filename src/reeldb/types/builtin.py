@@ -3,11 +3,13 @@ registry entries: one per pg_type row, each array type after the base types."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
 
+from .. import errors
 from ..format.arrays import ARRAY_KINDS, array_text, jsonb_text_of
 from ..format.jsonb import canonical_text
 from ..format.pgvector import bit_recv, bit_send, duck_bits, parse_bit_text
@@ -15,7 +17,7 @@ from ..format.types import ColumnType
 from . import codecs as c
 from . import datetimes
 from . import oids as o
-from .registry import TypeInfo, WireText, register
+from .registry import REGISTRY, TypeInfo, WireText, register
 
 
 def column_arrow(kind: str | None) -> pa.DataType | None:
@@ -55,6 +57,30 @@ def _bit_recv(b: bytes, text: WireText) -> str:
 
 
 _BITS = {"send": _bit_send, "recv": _bit_recv, "py_out": _bits_out, "py_in": parse_bit_text, "pep249": "BINARY"}
+
+
+def _regtype_send(v: Any, text: WireText) -> bytes:
+    """A regtype's binary form is its OID; a result carries the type's name (format_type's)."""
+    name = str(v)
+    array = name.endswith("[]")
+    info = REGISTRY.by_name(name.removesuffix("[]")) or next(
+        (t for t in REGISTRY.types if t.display_name == name.removesuffix("[]") and not t.element), None)
+    oid = None if info is None else info.array if array else info.oid
+    if not oid:
+        raise errors.FeatureNotSupported(f'binary output of regtype "{name}" is not supported: send it as text')
+    return struct.pack("!I", oid)
+
+
+def _regtype_recv(b: bytes, text: WireText) -> str:
+    (oid,) = struct.unpack("!I", b)
+    info = REGISTRY.by_oid(oid)
+    if info is None:
+        return str(oid)
+    element = REGISTRY.by_oid(info.element) if info.element else None
+    return element.display_name + "[]" if element is not None else info.display_name
+
+
+_REGTYPE = {"duck_also": ("REGTYPE",), "pep249": "STRING", "send": _regtype_send, "recv": _regtype_recv}
 
 # (OID, typname, typlen, typcategory, array OID, the rest of the entry), in pg_type's order
 _BASE: list[tuple[int, str, int, str, int, dict[str, Any]]] = [
@@ -121,7 +147,7 @@ _BASE: list[tuple[int, str, int, str, int, dict[str, Any]]] = [
      {"aliases": ("decimal", "dec"), "kind": "numeric", "duck_also": ("UBIGINT", "HUGEINT"), "pep249": "NUMBER",
       "text_in": c.numeric_in, "send": c.numeric_send, "recv": c.numeric_recv}),
     (o.REGCLASS, "regclass", 4, "N", o.REGCLASS_ARRAY, {}),
-    (o.REGTYPE, "regtype", 4, "N", o.REGTYPE_ARRAY, {}),
+    (o.REGTYPE, "regtype", 4, "N", o.REGTYPE_ARRAY, _REGTYPE),
     (o.BIT, "bit", -1, "V", o.BIT_ARRAY, {"kind": "bit", "duck_also": ("BIT",), **_BITS}),
     (o.VARBIT, "varbit", -1, "V", o.VARBIT_ARRAY,
      {"aliases": ("bit varying",), "sql_name": "bit varying", "kind": "varbit", "duck_also": ("VARBIT",), **_BITS}),

@@ -1,0 +1,100 @@
+"""Parameters keep the type a client declares for them, and regtype is PostgreSQL's: found
+by psycopg 3's own suite (test_numeric, test_numpy, test_datetime, test_json), checked here
+with psycopg 3 in text and binary against reeldb serve and a real PostgreSQL 16."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+import reeldb
+from reeldb.server.server import BackgroundServer
+
+psycopg = pytest.importorskip("psycopg")
+from psycopg.types.json import Json, Jsonb  # noqa: E402
+from psycopg.types.numeric import Float4, Int2, Int4, Int8  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    path = tmp_path_factory.mktemp("served") / "main"
+    db = reeldb.connect(path)
+    db.execute("CREATE TABLE small (id INT PRIMARY KEY, s SMALLINT)")
+    db.close()
+    srv = BackgroundServer(str(path), port=0, max_connections=8)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def reel(server):
+    host, port = server.address
+    with psycopg.connect(f"host={host} port={port} dbname=main user=tester", autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def pg(postgres):
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        yield conn
+
+
+def answers(conn, sql: str, params: list, binary: bool = False) -> tuple[list, list[int]]:
+    cur = conn.cursor(binary=binary)
+    cur.execute(sql, params)
+    return cur.fetchall(), [d.type_code for d in cur.description]
+
+
+PARAMS = [Int2(7), Int4(7), Int8(7), Float4(1.5), 7, 2**40, 1.5, [Int2(1), None], [Int8(3)],
+          Jsonb({"a": 1}), Json([1])]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("value", PARAMS, ids=repr)
+def test_a_parameter_keeps_its_declared_type(reel, pg, value, binary: bool) -> None:
+    """``SELECT $1`` and ``pg_typeof($1)`` answer the type the client declared (an int2 is
+    not widened to int4, a small int8 not narrowed), as PostgreSQL does."""
+    fmt = "%b" if binary else "%s"
+    sql = f"SELECT {fmt}, pg_typeof({fmt}), pg_typeof({fmt})::oid::int"
+    assert answers(reel, sql, [value] * 3, binary) == answers(pg, sql, [value] * 3, binary)
+
+
+def test_declared_int2_arithmetic_overflows_as_int2(reel) -> None:
+    with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+        reel.execute("SELECT %s + %s", [Int2(30000), Int2(30000)])
+    assert reel.execute("SELECT %s::int4 + 30000", [Int2(30000)]).fetchone() == (60000,)
+
+
+def test_declared_int2_inserts_into_a_column(reel) -> None:
+    reel.execute("DELETE FROM small")
+    reel.execute("INSERT INTO small VALUES (%s, %s)", [Int8(1), Int2(-5)])
+    assert reel.execute("SELECT id, s, pg_typeof(s) FROM small").fetchall() == [(1, -5, "smallint")]
+
+
+REGTYPE_QUERIES = [
+    ("SELECT pg_typeof(%s)::regtype = %s::regtype", [Jsonb([]), "jsonb"]),
+    ("SELECT pg_typeof(%s)::regtype = %s::regtype", [dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+                                                      "timestamptz"]),
+    ("SELECT pg_typeof(%s)::regtype = 'int4'::regtype", [Int4(0)]),
+    ("SELECT 'int4'::regtype, 'int4'::regtype::oid::int, 'int4'::regtype::text", []),
+    ("SELECT pg_typeof('int4'::regtype), pg_typeof(pg_typeof(1)), 'x' || pg_typeof(1.5)", []),
+    ("SELECT oid::int, oid::regtype FROM pg_type WHERE typname = 'int4'", []),
+    ("SELECT typname::text FROM pg_type WHERE oid = 'int8'::regtype", []),
+    ("SELECT pg_typeof(1)::text = 'integer', to_regtype('int8'), to_regtype('int8')::oid::int", []),
+    ("SELECT pg_typeof(a), pg_typeof(a)::oid::int FROM (VALUES (1::int2)) v(a)", []),
+]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("sql, params", REGTYPE_QUERIES)
+def test_regtype_as_postgresql(reel, pg, sql: str, params: list, binary: bool) -> None:
+    """A regtype is its OID inside an expression, its name in a select list (text), its
+    OID in binary; the column's type is regtype (2206)."""
+    assert answers(reel, sql, params, binary) == answers(pg, sql, params, binary)
+
+
+def test_regtype_compared_with_a_type_name_literal_is_refused_as_in_postgresql(reel, pg) -> None:
+    for conn in (reel, pg):
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            conn.execute("SELECT pg_typeof(1) = 'integer'")
