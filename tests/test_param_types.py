@@ -98,3 +98,46 @@ def test_regtype_compared_with_a_type_name_literal_is_refused_as_in_postgresql(r
     for conn in (reel, pg):
         with pytest.raises(psycopg.errors.InvalidTextRepresentation):
             conn.execute("SELECT pg_typeof(1) = 'integer'")
+
+
+SERIES_QUERIES = [
+    ("SELECT pg_typeof(x), x FROM generate_series(1, 2) x", []),
+    ("SELECT x FROM generate_series(1, 2) AS t(x)", []),
+    ("SELECT t FROM generate_series(1, 2) AS t", []),
+    ("SELECT * FROM generate_series(1, 2)", []),
+    ("SELECT pg_typeof(x) FROM generate_series(1::int8, 2) x", []),
+    ("SELECT i, '2021-01-01'::date + i FROM generate_series(1, %s) AS i", [2]),
+    ("SELECT generate_series(1, 3)::int4", []),
+    ("SELECT generate_series(1, 2) + 1, 'a'", []),
+    ("SELECT pg_typeof(generate_series(1, 2))", []),
+    ("SELECT * FROM generate_series(1, 2) a JOIN generate_series(2, 3) b ON a = b", []),
+    ("SELECT 1 FROM generate_series(1, 0)", []),
+]
+
+
+@pytest.mark.parametrize("sql, params", SERIES_QUERIES)
+def test_generate_series_rows_and_types_as_postgresql(reel, pg, sql: str, params: list) -> None:
+    """A select-list generate_series gives rows, anywhere in the item; of int4 bounds its
+    values are int4 (so ``date + i`` works), in FROM too."""
+    assert answers(reel, sql, params) == answers(pg, sql, params)
+
+
+def test_insert_select_generate_series_inserts_rows(reel) -> None:
+    reel.execute("DELETE FROM small")
+    cur = reel.execute("INSERT INTO small SELECT generate_series(1, 42), 1")
+    assert cur.rowcount == 42
+    assert reel.execute("SELECT count(*), sum(id) FROM small").fetchone() == (42, 903)
+
+
+DATE_QUERIES = [
+    ("SELECT %t + %s::int", [dt.date(2000, 1, 1), 1]),
+    ("SELECT %t + %s::int", [dt.date(2000, 3, 1), -1]),
+    ("SELECT pg_typeof(%t), %t + interval '1 hour'", [dt.datetime(2000, 1, 1), dt.datetime(2000, 1, 1)]),
+    ("SELECT %t::text", [dt.date(2000, 1, 1)]),
+]
+
+
+@pytest.mark.parametrize("sql, params", DATE_QUERIES)
+def test_declared_date_and_time_parameters_are_of_their_type(reel, pg, sql: str, params: list) -> None:
+    """A date the client sends as text with the date OID is a date: ``$1 + 1`` adds days."""
+    assert answers(reel, sql, params) == answers(pg, sql, params)

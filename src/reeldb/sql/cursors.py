@@ -18,8 +18,9 @@ from pglast.enums import FetchDirection
 
 from .. import errors
 from ..engine.engine import RESULT_BATCH_ROWS, ResultStream
-from .parse import deparse, expand_set_returning, name_columns
+from .parse import deparse, name_columns
 from .result import Result
+from .series import expand_set_returning
 
 if TYPE_CHECKING:
     from .session import Session
@@ -61,7 +62,7 @@ def declare(s: Session, stmt: ast.DeclareCursorStmt, params: list[Any]) -> Resul
     if not isinstance(stmt.query, ast.SelectStmt):
         raise errors.FeatureNotSupported("a cursor's query must be a SELECT")
     name_columns(stmt.query)
-    expand_set_returning(stmt.query)
+    expand_set_returning(stmt.query, params)
     scroll = bool(stmt.options & _SCROLL)
     got, desc = s.run_select(stmt.query, params, stream=not scroll)
     result = Result(None, desc, stream=got) if isinstance(got, ResultStream) else Result(got, desc, got.num_rows)

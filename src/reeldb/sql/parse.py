@@ -13,7 +13,6 @@ from pglast.parser import ParseError, parse_sql_json
 from pglast.stream import RawStream
 
 from .. import errors
-from .limits import check_series
 
 # Words DuckDB reserves that Postgres does not: a column named "at" or "semi" is plain in
 # Postgres and must be quoted for DuckDB, so the deparser quotes them too.
@@ -50,7 +49,6 @@ MAX_DEPTH = 128  # levels of the parse tree (PostgreSQL's own bound is its max_s
 _INLINE_LENGTH = 4096  # shorter strings are parsed at once: under 1.2 MiB of C stack
 _PARSE_STACK = 64 << 20  # bytes of stack for longer ones (libpg_query stops under 20,000 levels)
 _STACK_LOCK = threading.Lock()  # threading.stack_size is process-wide
-MAX_SELECT_LIST_SERIES = 10_000_000  # rows of a select-list generate_series (built as one list)
 
 
 def check_length(sql: str) -> None:
@@ -274,17 +272,6 @@ def name_columns(stmt: Any) -> None:
             for rt in node.targetList:
                 if rt.name is None and not isinstance(rt.val, ast.ColumnRef):
                     rt.name = column_name(rt.val) or "?column?"
-
-
-def expand_set_returning(stmt: Any) -> None:
-    """``SELECT generate_series(1, 3)`` gives three rows in Postgres and one list in
-    DuckDB: in a select list it is unnested (named first, so the name stays)."""
-    for node in walk(stmt):
-        if isinstance(node, ast.SelectStmt) and node.targetList:
-            for rt in node.targetList:
-                if isinstance(rt.val, ast.FuncCall) and rt.val.funcname[-1].sval.lower() == "generate_series":
-                    check_series(rt.val, MAX_SELECT_LIST_SERIES)
-                    rt.val = func("unnest", rt.val)
 
 
 def column_name(node: Any) -> str | None:

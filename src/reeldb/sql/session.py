@@ -48,15 +48,16 @@ from . import (
     views,
 )
 from .characteristics import Characteristics, with_options
-from .declared import type_declared_json
+from .declared import type_declared
 from .names import schemas as namespace_schemas
 from .params import compile_params
-from .parse import deparse, expand_set_returning, name_columns, parse, walk
+from .parse import deparse, name_columns, parse, walk
 from .pgcatalog import PgCatalog, settings
 from .result import Result
 from .rewrite import Rewriter, adapt_param, resolve_namespaces
 from .rights import FULL, NEEDS, Rights
 from .rowid_star import finish
+from .series import expand_set_returning
 from .settings import SHOWN_SERVER, Undo
 from .versioning import VersioningMixin
 
@@ -399,7 +400,7 @@ class Session(VersioningMixin):
             )
         timer = self._arm_timeout()
         try:
-            stmt = type_declared_json(stmt, params)
+            stmt = type_declared(stmt, params)
             resolve_namespaces(stmt, lambda: namespace_schemas(self))
             names = referenced_tables(stmt)
             try:
@@ -489,7 +490,7 @@ class Session(VersioningMixin):
 
     def _select(self, stmt: ast.SelectStmt, params: list[Any]) -> Result:
         name_columns(stmt)
-        expand_set_returning(stmt)
+        expand_set_returning(stmt, params)
         called = self.versioning_call(stmt, params)
         if called is not None:
             return called
@@ -508,6 +509,8 @@ class Session(VersioningMixin):
 
     def _write(self, stmt: ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt, params: list[Any],
                param_rows: list[list[Any]] | None) -> Result:
+        if isinstance(stmt, ast.InsertStmt) and stmt.selectStmt is not None:
+            expand_set_returning(stmt.selectStmt, params)
         if temp.target(stmt) in self.temp_tables:
             return temp.run(self, stmt, params, param_rows)
         if stmt.returningClause is None:
@@ -905,6 +908,7 @@ class Session(VersioningMixin):
         from ..format.types import column_type
 
         kinds = self._column_kinds()
+        expand_set_returning(stmt.query, params)
         planned = result_types.plan(stmt.query, kinds)
         table, desc = self.run_query(stmt.query, params)
         desc = result_types.mark(planned, desc, kinds)  # a citext column stays citext

@@ -14,7 +14,21 @@ from typing import Any
 
 import duckdb
 
-from .oids import FLOAT4, FLOAT4_ARRAY, INT2, INT2_ARRAY, INT8, INT8_ARRAY, JSON, JSONB
+from .oids import (
+    DATE,
+    FLOAT4,
+    FLOAT4_ARRAY,
+    INT2,
+    INT2_ARRAY,
+    INT8,
+    INT8_ARRAY,
+    INTERVAL,
+    JSON,
+    JSONB,
+    TIME,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+)
 
 
 class Int2Parameter(int):
@@ -44,15 +58,20 @@ class Float4Parameter(float):
         return duckdb.FloatValue(float(self))
 
 
-class JsonParameter(str):
-    """A parameter the client typed ``json`` or ``jsonb``: its text, which SQL reads as JSON."""
+class TypedText(str):
+    """A parameter's text that SQL reads as the type the client declared (``pg_oid``): json,
+    jsonb, or a date/time type (kept as text: infinity and BC dates have no Python value)."""
 
     pg_oid: int
 
-    def __new__(cls, text: str, oid: int) -> JsonParameter:
+    def __new__(cls, text: str, oid: int) -> TypedText:
         self = super().__new__(cls, text)
         self.pg_oid = oid
         return self
+
+
+TEXT_TYPED = {JSON: "json", JSONB: "jsonb", DATE: "date", TIME: "time", TIMESTAMP: "timestamp",
+              TIMESTAMPTZ: "timestamptz", INTERVAL: "interval"}
 
 
 TypedParameter = Int2Parameter | Int8Parameter | Float4Parameter
@@ -63,8 +82,8 @@ _WRAPPERS: dict[int, type] = {INT2: Int2Parameter, INT2_ARRAY: Int2Parameter, IN
 
 def typed(value: Any, oid: int) -> Any:
     """``value`` (a decoded parameter of type ``oid``, or an array of them) with the type kept."""
-    if oid in (JSON, JSONB) and isinstance(value, str):
-        return JsonParameter(value, oid)
+    if oid in TEXT_TYPED and isinstance(value, str):
+        return TypedText(value, oid)
     wrap = _WRAPPERS.get(oid)
     if wrap is None:
         return value
