@@ -33,7 +33,7 @@ from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
 from ..format.types import ColumnType
 from ..index import ann
-from . import index_expr, sequences
+from . import index_expr, large_objects, sequences
 from .activity import Activity, Backend, may_see
 from .activity import now as activity_now
 from .definitions import check_def, foreign_key_def, index_def
@@ -126,6 +126,7 @@ class CatalogTables:
         self._rel_names: dict[str, str] = {}  # table id -> the branch's name of the table
         from .extensions import installed
 
+        self.large_objects = large_objects.metadata(objs or {})
         self.extensions = installed(objs or {})  # citext / hstore, where CREATE EXTENSION made them
         self.enums = _user_types(objs or {}, dict((n, o) for o, n in self.namespaces))
         self.domains = _domains(objs or {}, dict((n, o) for o, n in self.namespaces))
@@ -533,6 +534,10 @@ class CatalogTables:
                                 for oid, _, _, labels in self.enums for i, lab in enumerate(labels)], EMPTY["pg_enum"])
         out["pg_description"] = _rows(self.descriptions, EMPTY["pg_description"])
         out["pg_sequence"] = _rows(self.sequences, EMPTY["pg_sequence"])
+        out["pg_proc"] = _rows(large_objects.proc_rows(pt.PG_CATALOG_NS, OWNER_OID), EMPTY["pg_proc"])
+        out["pg_largeobject_metadata"] = _rows([
+            {"oid": oid, "lomowner": OWNER_OID if owner == self.user else stable_oid("role", owner), "lomacl": acl}
+            for oid, owner, acl in self.large_objects], EMPTY["pg_largeobject_metadata"])
         out["information_schema.schemata"] = pa.table({
             "catalog_name": [self.database] * len(self.namespaces), "schema_name": [nm for _, nm in self.namespaces],
             "schema_owner": [self.user] * len(self.namespaces)})
@@ -738,6 +743,7 @@ EMPTY: dict[str, dict[str, pa.DataType]] = {
     "pg_opclass": {"oid": _OID, "opcmethod": _OID, "opcname": _TEXT, "opcnamespace": _OID,
                    "opcintype": _OID, "opcdefault": _BOOL},
     "pg_shdescription": {"objoid": _OID, "classoid": _OID, "description": _TEXT},
+    "pg_largeobject_metadata": {"oid": _OID, "lomowner": _OID, "lomacl": pa.list_(_TEXT)},  # large_objects.py
 }
 
 
@@ -976,6 +982,8 @@ class PgCatalog:
             key = name
         else:
             return None
+        if key == "pg_largeobject":  # the pages: readable by superusers only, and reeldb has none
+            raise errors.InsufficientPrivilege("permission denied for table pg_largeobject")
         if key not in CATALOG_NAMES:
             if schema is None:
                 return None
@@ -1023,7 +1031,7 @@ def relation_name(key: str) -> str:
 CATALOG_NAMES = frozenset([
     "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_indexes", "pg_constraint", "pg_attrdef", "pg_type",
     "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
-    "pg_settings", "pg_cursors", "pg_prepared_statements", "pg_stat_activity", *EMPTY, "information_schema.schemata", "information_schema.tables",
+    "pg_settings", "pg_cursors", "pg_prepared_statements", "pg_stat_activity", "pg_largeobject", *EMPTY, "information_schema.schemata", "information_schema.tables",
     "information_schema.columns", "information_schema.table_constraints", "information_schema.check_constraints",
     "information_schema.key_column_usage", "information_schema.views",
 ])

@@ -36,6 +36,7 @@ from . import (
     dml,
     foreign_keys,
     indexes,
+    large_objects,
     namespaces,
     notify,
     objects_ddl,
@@ -153,6 +154,7 @@ class Session(VersioningMixin):
         self.describing = False  # running a statement only for its result's columns: no side effects
         self.temp_tables: dict[str, Any] = {}  # CREATE TEMPORARY TABLE name -> its ON COMMIT action
         self.temp_views: dict[str, dict] = {}  # CREATE TEMPORARY VIEW name -> its definition (views.py)
+        self.large_objects = large_objects.Descriptors()  # lo_open's, until the transaction ends
         self.pg = PgCatalog(self)
 
     def configure(self, options: SessionOptions) -> None:
@@ -491,6 +493,9 @@ class Session(VersioningMixin):
         called = self.versioning_call(stmt, params)
         if called is not None:
             return called
+        called = large_objects.select_call(self, stmt, params)
+        if called is not None:
+            return called
         registered = self._table_functions(stmt, params)
         kinds = self._column_kinds()
         planned = result_types.plan(stmt, kinds)
@@ -827,6 +832,7 @@ class Session(VersioningMixin):
             notify.end_of_transaction(self, committed=not failed)
             self.settings_undo.end(self, committed=not failed)
             advisory.end_of_transaction(self)
+            large_objects.end_of_transaction(self)
         if txn is None:
             return None
         if failed:
@@ -842,6 +848,7 @@ class Session(VersioningMixin):
             notify.end_of_transaction(self, committed=False)
             self.settings_undo.end(self, committed=False)
             advisory.end_of_transaction(self)
+            large_objects.end_of_transaction(self)
         self.txn, self.failed = None, False
         self.implicit = False
         self._savepoints = []
@@ -1079,6 +1086,7 @@ HANDLERS: dict[type, Handler] = {
     ast.CreateSchemaStmt: _no_params(namespaces.create_schema),
     ast.ReindexStmt: _no_params(indexes.reindex),
     ast.TruncateStmt: _no_params(Session._truncate),
+    ast.GrantStmt: _no_params(large_objects.grant),
     **{kind: _with_params(objects_ddl.run) for kind in objects_ddl.STATEMENTS},
 }
 
