@@ -5,6 +5,7 @@ logins), each checked to change nothing. Real ``reeldb serve`` on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import struct
@@ -204,6 +205,27 @@ def test_sql_functions_agree_with_postgres(server) -> None:
         cur.execute("SELECT lo_unlink(%s)", (oid,))
     assert got.value.pgcode == "42704" and f"large object {oid} does not exist" in str(got.value)
     conn.close()
+
+
+def test_asyncpg_binds_typed_parameters_to_the_functions(open_server) -> None:
+    """asyncpg encodes each parameter by the type Describe reports: oid, int4, int8, bytea."""
+    asyncpg = pytest.importorskip("asyncpg")
+    host, port = open_server.address
+
+    async def run() -> tuple:
+        conn = await asyncpg.connect(host=host, port=port, database="open", user="raw")
+        try:
+            oid = await conn.fetchval("SELECT lo_from_bytea($1, $2)", 0, b"abc")
+            async with conn.transaction():
+                fd = await conn.fetchval("SELECT lo_open($1, $2)", oid, INV_READ | INV_WRITE)
+                await conn.fetchval("SELECT lo_lseek64($1, $2, $3)", fd, 1, 0)
+                written = await conn.fetchval("SELECT lowrite($1, $2)", fd, b"XY")
+                at = await conn.fetchval("SELECT lo_tell64($1)", fd)
+            return written, at, await conn.fetchval("SELECT lo_get($1, $2, $3)", oid, 1, 5)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(run()) == (2, 3, b"XY")
 
 
 def test_a_branch_sees_its_own_large_objects(server) -> None:

@@ -94,6 +94,10 @@ PROCS: dict[int, tuple[str, tuple[str, ...], str]] = {
 }
 _PROSRC = {767: "be_lo_import_with_oid", 3459: "be_lo_get_fragment"}
 TYPE_OIDS = {"oid": 26, "int4": 23, "int8": 20, "bytea": 17, "text": 25, "void": 2278}
+# name -> its parameters' type OIDs (the longest overload: the others are its prefixes), so a
+# Describe tells strict clients (asyncpg) how to send each parameter
+ARGUMENT_OIDS = {name: tuple(TYPE_OIDS[t] for t in max(sigs, key=lambda sig: len(sig[0]))[0])
+                 for name, sigs in SIGNATURES.items()}
 _ARROW = {"oid": pa.uint32(), "int4": pa.int32(), "int8": pa.int64(), "bytea": pa.binary(), "void": pa.string()}
 _DUCK = {"oid": "UINTEGER", "int4": "INTEGER", "int8": "BIGINT", "bytea": "BLOB", "void": "VARCHAR"}
 _TYPE_NAMES = {"int4": "integer", "int8": "bigint", "bytea": "bytea", "oid": "oid", "text": "text"}

@@ -1589,7 +1589,7 @@ class CatalogRewrite:
 FUNCTION_ARG_TYPES: dict[str, tuple[int, ...]] = {
     "pg_terminate_backend": (pt.INT4, pt.INT8), "pg_cancel_backend": (pt.INT4,),
     "set_config": (pt.TEXT, pt.TEXT, pt.BOOL), "current_setting": (pt.TEXT, pt.BOOL),
-    "pg_notify": (pt.TEXT, pt.TEXT)}
+    "pg_notify": (pt.TEXT, pt.TEXT), **large_objects.ARGUMENT_OIDS}
 _SIGNALS = {"pg_terminate_backend": "terminate", "pg_cancel_backend": "cancel"}
 MAX_SIGNAL_ROWS = 10_000  # rows one statement may signal (a server has --max-connections sessions)
 
