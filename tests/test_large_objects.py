@@ -181,6 +181,28 @@ def test_descriptors_end_with_their_transaction(server) -> None:
     assert content(server, oid) == b"abc"
 
 
+def test_rollback_to_savepoint_undoes_writes_and_closes_descriptors_opened_since(server) -> None:
+    oid = new_object(server, b"base")
+    conn = connect(server)
+    cur = conn.cursor()
+    cur.execute("SELECT lo_open(%s, %s)", (oid, INV_READ | INV_WRITE))
+    first = cur.fetchone()[0]
+    cur.execute("SAVEPOINT s")
+    cur.execute("SELECT lo_open(%s, %s)", (oid, INV_READ | INV_WRITE))
+    second = cur.fetchone()[0]
+    cur.execute("SELECT lowrite(%s, 'XXXXXXXX')", (second,))
+    cur.execute("ROLLBACK TO SAVEPOINT s")
+    cur.execute("SELECT lo_tell(%s), lo_get(%s)", (first, oid))  # the first stays open, the write is undone
+    tell, now = cur.fetchone()
+    assert tell == 0 and bytes(now) == b"base"
+    with pytest.raises(psycopg2.Error) as got:
+        cur.execute("SELECT lo_tell(%s)", (second,))
+    assert got.value.pgcode == "42704"
+    conn.rollback()
+    conn.close()
+    assert content(server, oid) == b"base"
+
+
 def test_sql_functions_agree_with_postgres(server) -> None:
     conn = connect(server)
     conn.autocommit = True

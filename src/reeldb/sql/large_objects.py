@@ -117,6 +117,7 @@ class Descriptors:
     its transaction."""
 
     open: dict[int, _Descriptor] = field(default_factory=dict)
+    marks: list[frozenset[int]] = field(default_factory=list)  # the fds open at each savepoint, oldest first
 
     def add(self, d: _Descriptor) -> int:
         fd = 0
@@ -133,6 +134,21 @@ class Descriptors:
 
     def clear(self) -> None:
         self.open.clear()
+        self.marks.clear()
+
+    def savepoint(self) -> None:
+        self.marks.append(frozenset(self.open))
+
+    def release(self, at: int) -> None:
+        """RELEASE of the savepoint ``at`` (and those after it): descriptors stay open."""
+        del self.marks[at:]
+
+    def rollback_to(self, at: int) -> None:
+        """ROLLBACK TO the savepoint ``at`` (kept): the descriptors opened since close, as
+        PostgreSQL closes those its aborted subtransactions opened."""
+        del self.marks[at + 1:]
+        for fd in [fd for fd in self.open if fd not in self.marks[at]]:
+            del self.open[fd]
 
 
 def end_of_transaction(s: Session) -> None:

@@ -887,6 +887,7 @@ class Session(VersioningMixin):
                 raise errors.InFailedSqlTransaction(
                     "current transaction is aborted, commands ignored until end of transaction block")
             self._savepoints.append((name, self.txn.savepoint(), self.settings_undo.savepoint(self)))
+            self.large_objects.savepoint()
             return Result(status="SAVEPOINT")
         at = next((i for i in range(len(self._savepoints) - 1, -1, -1) if self._savepoints[i][0] == name), None)
         if at is None:
@@ -897,10 +898,12 @@ class Session(VersioningMixin):
                 raise errors.InFailedSqlTransaction(
                     "current transaction is aborted, commands ignored until end of transaction block")
             del self._savepoints[at:]
+            self.large_objects.release(at)
             return Result(status="RELEASE")
         del self._savepoints[at + 1:]
         self.txn.rollback_to(self._savepoints[at][1])
         self.settings_undo.rollback_to(self, self._savepoints[at][2])
+        self.large_objects.rollback_to(at)
         self.failed = False
         return Result(status="ROLLBACK")
 
