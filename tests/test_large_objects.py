@@ -386,6 +386,24 @@ def test_a_read_only_login_changes_nothing(server) -> None:
     assert content(server, oid) == b"fixed"
 
 
+def test_a_branch_stores_a_bounded_number_of_bytes(open_server, monkeypatch) -> None:
+    from reeldb.sql import large_objects
+
+    monkeypatch.setattr(large_objects, "MAX_STORED", 200_000)  # the server runs in this process
+    host, port = open_server.address
+    conn = psycopg2.connect(host=host, port=port, dbname="open", user="raw")
+    lo = conn.lobject()
+    lo.write(b"a" * 150_000)
+    lo.truncate(10 << 30)  # zeros past the end store nothing
+    with pytest.raises(psycopg2.OperationalError, match="would take the branch.s large objects past"):
+        lo.write(b"b" * 100_000)
+    conn.rollback()
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM pg_largeobject_metadata WHERE oid = %s", (lo.oid,))
+    assert cur.fetchone() == (0,)
+    conn.close()
+
+
 # -- the fastpath message itself ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory):

@@ -159,23 +159,22 @@ def end_of_transaction(s: Session) -> None:
 # -- SQL -------------------------------------------------------------------------------------------
 def select_call(s: Session, stmt: ast.SelectStmt, params: list[Any]) -> Result | None:
     """``SELECT lo_xxx(...) [, ...]`` with no FROM: run the calls in order, one row back.
-    None when the statement calls no large-object function; 0A000 when it calls one
-    anywhere else."""
-    calls = _calls(stmt)
+    None when no select-list item is a large-object call (a call anywhere else is refused by
+    the allow-list with 0A000); 0A000 when one is but the statement is more than that."""
+    targets = stmt.targetList or ()
+    calls = [t.val for t in targets if isinstance(t.val, ast.FuncCall) and _name(t.val) in FUNCTIONS]
     if not calls:
         return None
-    targets = stmt.targetList or ()
     simple = (not stmt.fromClause and stmt.whereClause is None and not stmt.groupClause
               and stmt.havingClause is None and not stmt.sortClause and stmt.limitCount is None
               and stmt.limitOffset is None and stmt.valuesLists is None and int(stmt.op) == 0
-              and stmt.withClause is None and stmt.distinctClause is None
-              and len(calls) == len(targets)
-              and all(any(t.val is c for c in calls) for t in targets))
+              and stmt.withClause is None and stmt.distinctClause is None and len(calls) == len(targets)
+              and all(fc.over is None and fc.agg_filter is None and fc.agg_order is None and not fc.agg_star
+                      and not fc.agg_distinct and not fc.func_variadic for fc in calls))
     if not simple:
-        name = _name(calls[0])
         raise errors.FeatureNotSupported(
-            f"{name}() is supported only as a whole select-list item of a SELECT without FROM, with constant "
-            "or parameter arguments (as libpq and psql call it)")
+            f"{_name(calls[0])}() is supported only as a whole select-list item of a SELECT without FROM, with "
+            "constant or parameter arguments (as libpq and psql call it)")
     names, columns, types = [], [], []
     for t in targets:
         fc = t.val
@@ -208,26 +207,8 @@ def _result(names: list[str], types: list[str], values: list[list[Any]]) -> Resu
     return Result(table, [(c, _DUCK[t]) for c, t in zip(names, types, strict=True)], n, f"SELECT {n}")
 
 
-def _calls(stmt: ast.Node) -> list[ast.FuncCall]:
-    """The large-object function calls anywhere in ``stmt``, in order."""
-    found: list[ast.FuncCall] = []
-
-    def visit(node: Any) -> None:
-        if isinstance(node, ast.FuncCall) and _name(node) in FUNCTIONS:
-            found.append(node)
-        if isinstance(node, ast.Node):
-            for attr in node:
-                visit(getattr(node, attr))
-        elif isinstance(node, (tuple, list)):
-            for item in node:
-                visit(item)
-
-    visit(stmt)
-    return found
-
-
 def _name(fc: ast.FuncCall) -> str:
-    parts = [n.sval.lower() for n in fc.funcname]
+    parts = [n.sval for n in fc.funcname]
     if len(parts) == 2 and parts[0] == "pg_catalog":
         return parts[1]
     return ".".join(parts) if len(parts) > 1 else parts[0]
@@ -349,7 +330,7 @@ def _store(s: Session, oid: int, d: dict | None) -> None:
         total = sum(v.get("stored", 0) for k, v in txn.objects.items() if k.startswith(KIND) and k != _key(oid))
         if total + d["stored"] > MAX_STORED:
             raise errors.ProgramLimitExceeded(
-                f"large object {oid} would take the branch's large objects past {MAX_STORED >> 20} MiB; "
+                f"large object {oid} would take the branch's large objects past {MAX_STORED / (1 << 20):g} MiB; "
                 "store large values in BYTEA, VIDEO or TENSOR columns instead")
     txn.set_object(_key(oid), d)
 
