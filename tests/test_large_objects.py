@@ -261,6 +261,13 @@ def test_a_branch_sees_its_own_large_objects(server) -> None:
         cur.execute("SELECT lo_get(%s)", (oid,))
     assert got.value.pgcode == "42704"
     conn.close()
+    main = connect(server)
+    main.autocommit = True
+    main.cursor().execute("SELECT reeldb_branch('lo_later', 'main')")  # a branch made later has it
+    main.close()
+    later = connect(server, database="films/lo_later")
+    assert later.lobject(oid, "rb").read() == b"on main"
+    later.close()
 
 
 def test_committed_large_objects_survive_a_restart(tmp_path) -> None:
@@ -311,17 +318,29 @@ def test_psql_lo_import_list_export_unlink(server, tmp_path) -> None:
     assert content(server, oid) is None
 
 
+def _object_count(server) -> int:
+    conn = connect(server)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM pg_largeobject_metadata")
+    n = cur.fetchone()[0]
+    conn.close()
+    return n
+
+
 # -- refusals -----------------------------------------------------------------------------------------
 def test_server_side_lo_import_and_export_are_refused(server, tmp_path) -> None:
     secret = tmp_path / "server-file"
     secret.write_text("the server's own file")
     oid = new_object(server, b"mine")
+    before = _object_count(server)
     for user in ("alice", "bob", "reader"):
         err = sql_error(server, user, "SELECT lo_import(%s)", str(secret))
         assert err.pgcode == "42501" and "permission denied for function lo_import" in str(err)
         err = sql_error(server, user, "SELECT lo_export(%s, %s)", oid, str(tmp_path / "written"))
         assert err.pgcode == "42501" and "permission denied for function lo_export" in str(err)
     assert not (tmp_path / "written").exists()
+    assert _object_count(server) == before and content(server, oid) == b"mine"
     err = sql_error(server, "alice", "SELECT * FROM pg_largeobject")
     assert err.pgcode == "42501"
 
@@ -329,6 +348,10 @@ def test_server_side_lo_import_and_export_are_refused(server, tmp_path) -> None:
 def test_another_login_needs_grants(server) -> None:
     oid = new_object(server, b"alice's")
     conn = connect(server, "bob")
+    cur = conn.cursor()  # the catalog is readable by all, with the owner's name
+    cur.execute("SELECT pg_get_userbyid(lomowner), lomacl FROM pg_largeobject_metadata WHERE oid = %s", (oid,))
+    assert cur.fetchone() == ("alice", None)
+    conn.rollback()
     with pytest.raises(psycopg2.OperationalError, match=f"permission denied for large object {oid}"):
         conn.lobject(oid, "rb")  # (libpq's lo_open keeps the message, not the SQLSTATE)
     conn.rollback()

@@ -535,6 +535,9 @@ class CatalogTables:
         out["pg_description"] = _rows(self.descriptions, EMPTY["pg_description"])
         out["pg_sequence"] = _rows(self.sequences, EMPTY["pg_sequence"])
         out["pg_proc"] = _rows(large_objects.proc_rows(pt.PG_CATALOG_NS, OWNER_OID), EMPTY["pg_proc"])
+        owners = sorted({owner for _, owner, _ in self.large_objects} - {self.user})
+        out["__role_names"] = pa.table({"role_oid": [OWNER_OID] + [stable_oid("role", o) for o in owners],
+                                        "role_name": [self.user, *owners]})  # pg_get_userbyid's
         out["pg_largeobject_metadata"] = _rows([
             {"oid": oid, "lomowner": OWNER_OID if owner == self.user else stable_oid("role", owner), "lomacl": acl}
             for oid, owner, acl in self.large_objects], EMPTY["pg_largeobject_metadata"])
@@ -1157,7 +1160,7 @@ class CatalogRewrite:
             "current_schemas": self._current_schemas,
             "current_user": lambda a: _const(s.user),
             "session_user": lambda a: _const(s.user),
-            "pg_get_userbyid": lambda a: _const(s.user),
+            "pg_get_userbyid": self._user_by_id,
             "pg_encoding_to_char": lambda a: _const("UTF8"),
             "pg_char_to_encoding": lambda a: _const(6),
             "pg_backend_pid": lambda a: _const(s.backend_pid),
@@ -1261,6 +1264,13 @@ class CatalogRewrite:
         self.pg.tables()
         return _template(f"(SELECT ser_seq FROM {_REL('__serials')} WHERE ser_rel = $1 AND ser_col = $2 LIMIT 1)",
                          self.recurse(rel), self.recurse(node.args[1]))
+
+    def _user_by_id(self, args: list[ast.Node]) -> ast.Node:
+        """pg_get_userbyid(oid): the login's name for its own OID, an owner's for a large
+        object's lomowner, else PostgreSQL's ``unknown (OID=n)``."""
+        self.pg.tables()
+        return _template(f"coalesce((SELECT role_name FROM {_REL('__role_names')} WHERE role_oid = $1), "
+                         "'unknown (OID=' || CAST($1 AS VARCHAR) || ')')", args[0])
 
     def _obj_description(self, args: list[ast.Node]) -> ast.Node:
         """obj_description(oid [, catalog]): the comment of a table, schema, type or sequence."""
