@@ -270,6 +270,29 @@ def test_a_branch_sees_its_own_large_objects(server) -> None:
     later.close()
 
 
+def test_pages_are_stored_once_outside_the_commit_and_verified_on_read(server, path) -> None:
+    data = bytes(range(256)) * 1024  # 256 KiB: four pages
+    oid = new_object(server, data)
+    commits = sorted((path / "_reeldb" / "commits").iterdir(), key=lambda f: f.stat().st_mtime)
+    assert commits[-1].stat().st_size < 20_000  # the commit names the pages, it does not carry them
+    before = {f.name for f in (path / "lobjects").iterdir()}
+    assert len(before) >= 4
+    conn = connect(server)  # a write of one byte stores one page anew, and commits name the rest
+    lo = conn.lobject(oid, "wb")
+    lo.seek(70_000)
+    lo.write(b"!")
+    conn.commit()
+    new = {f.name for f in (path / "lobjects").iterdir()} - before
+    assert len(new) == 1
+    page = path / "lobjects" / new.pop()
+    page.write_bytes(b"\0" * page.stat().st_size)  # damaged on disk
+    with pytest.raises(psycopg2.Error) as got:
+        conn.cursor().execute("SELECT lo_get(%s)", (oid,))
+    assert got.value.pgcode == "XX001" and page.name in str(got.value)
+    conn.rollback()
+    conn.close()
+
+
 def test_committed_large_objects_survive_a_restart(tmp_path) -> None:
     path = tmp_path / "again"
     reeldb.connect(path).close()

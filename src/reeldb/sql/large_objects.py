@@ -4,13 +4,15 @@
 Clients such as psycopg2 (``connection.lobject``) and psql (``\\lo_import``) reach these
 through libpq's fastpath calls (server/fastpath.py turns each into ``SELECT lo_xxx($1, ...)``)
 or plain SQL. A large object is an object of the branch's commit (catalog/objects.py, key
-``largeobject/<oid>``): its owner, its grants, its size and its bytes in pages of ``PAGE``
-bytes (base64; a page never written reads as zeros, so a truncate to 3 GB stores nothing).
-So it is transactional like any write (a rolled-back ``lo_create``/``lowrite`` leaves
-nothing), survives a restart, belongs to its branch (a branch made later has it; a merge
-brings the other side's) and is never seen by another branch. Because a commit carries its
-objects, the bytes a branch's large objects store are bounded (``MAX_STORED``, 54000 past
-it): large media belong in BYTEA / VIDEO columns, which go to blob packs.
+``largeobject/<oid>``): its owner, its grants, its size and its pages of ``PAGE`` bytes (a
+page never written reads as zeros, so a truncate to 3 GB stores nothing). A page the open
+transaction wrote is held in the object (base64); at commit it is stored once under its
+checksum (``keys.large_object_page_key``) and the object names it, so a commit never carries
+the bytes. So a large object is transactional like any write (a rolled-back
+``lo_create``/``lowrite`` leaves nothing), survives a restart, belongs to its branch (a branch
+made later has it; a merge brings the other side's) and is never seen by another branch. The
+bytes a branch's large objects store are bounded (``MAX_STORED``, 54000 past it): large
+media belong in BYTEA / VIDEO columns, which go to blob packs.
 
 Descriptors (``lo_open``) belong to the session and live until its transaction ends; outside
 a transaction block a statement is its own transaction, so a descriptor opened there is
@@ -33,6 +35,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +46,7 @@ from pglast.enums import ObjectType, RoleSpecType
 
 from .. import errors
 from ..catalog import objects
+from ..format import checksum, keys
 from .result import Result
 
 if TYPE_CHECKING:
@@ -50,7 +55,9 @@ if TYPE_CHECKING:
 KIND = "largeobject/"
 INV_WRITE, INV_READ = 0x20000, 0x40000
 PAGE = 1 << 16  # bytes per stored page
-MAX_STORED = 64 << 20  # bytes a branch's large objects may store (each commit carries them)
+MAX_STORED = 256 << 20  # bytes a branch's large objects may store (each commit names their pages)
+PAGE_CACHE = 256  # stored pages a process keeps in memory (16 MiB)
+SPILL = 16 << 20  # base64 bytes of pages an open transaction holds in memory before storing them
 MAX_SIZE = 2048 * (2**31 - 1)  # PostgreSQL's MAX_LARGE_OBJECT_SIZE (LOBLKSIZE * INT_MAX)
 FIRST_OID = 16384  # PostgreSQL's FirstNormalObjectId: new oids are above the built-in ones
 _INT4 = (-(2**31), 2**31 - 1)
@@ -193,11 +200,18 @@ def select_call(s: Session, stmt: ast.SelectStmt, params: list[Any]) -> Result |
         for name, (_, args, arg_types) in zip(names, columns, strict=True):
             values.append([call(s, name, [_coerce(v, t) for v, t in zip(args, arg_types, strict=True)])])
         if s.txn is None:
-            s.finish_write()  # outside a block the statement is its own transaction
+            _finish(s)
     finally:
         if s.txn is None:
             s.large_objects.clear()
     return _result([c for c, _, _ in columns], types, values)
+
+
+def _finish(s: Session) -> None:
+    """Outside a block the statement is its own transaction: publish it now."""
+    if s.open_txn is not None:
+        before_commit(s, s.open_txn)
+    s.finish_write()
 
 
 def _result(names: list[str], types: list[str], values: list[list[Any]]) -> Result:
@@ -333,6 +347,10 @@ def _store(s: Session, oid: int, d: dict | None) -> None:
                 f"large object {oid} would take the branch's large objects past {MAX_STORED / (1 << 20):g} MiB; "
                 "store large values in BYTEA, VIDEO or TENSOR columns instead")
     txn.set_object(_key(oid), d)
+    pending = sum(len(text) for k, v in txn.object_changes.items() if v is not None and k.startswith(KIND)
+                  for text in v["pages"].values() if not text.startswith("@"))
+    if pending > SPILL:  # a transaction's memory is bounded: its pages go to storage early
+        before_commit(s, txn)
 
 
 def _new(s: Session, oid: int) -> int:
@@ -358,7 +376,7 @@ def lo_creat(s: Session, mode: int) -> int:
 
 def lo_from_bytea(s: Session, oid: int, data: bytes) -> int:
     oid = _new(s, oid)
-    _store(s, oid, _written(_find(s, oid), 0, data))
+    _store(s, oid, _written(s, _find(s, oid), 0, data))
     return oid
 
 
@@ -393,7 +411,7 @@ def _writable(s: Session, fd: int) -> _Descriptor:
 
 def loread(s: Session, fd: int, length: int) -> bytes:
     desc = s.large_objects.get(fd)
-    data = _read(_current(s, desc), desc.pos, max(length, 0))
+    data = _read(s, _current(s, desc), desc.pos, max(length, 0))
     desc.pos += len(data)
     return data
 
@@ -402,7 +420,7 @@ def lowrite(s: Session, fd: int, data: bytes) -> int:
     desc = _writable(s, fd)
     if desc.pos + len(data) > MAX_SIZE:
         raise errors.InvalidParameterValue(f"invalid large object write request size: {len(data)}")
-    _store(s, desc.oid, _written(_find(s, desc.oid), desc.pos, data))
+    _store(s, desc.oid, _written(s, _find(s, desc.oid), desc.pos, data))
     desc.pos += len(data)
     return len(data)
 
@@ -449,7 +467,7 @@ def lo_truncate64(s: Session, fd: int, length: int) -> int:
     desc = _writable(s, fd)
     if not 0 <= length <= MAX_SIZE:
         raise errors.InvalidParameterValue(f"invalid large object truncation target: {length}")
-    _store(s, desc.oid, _truncated(_find(s, desc.oid), length))
+    _store(s, desc.oid, _truncated(s, _find(s, desc.oid), length))
     return 0
 
 
@@ -473,7 +491,7 @@ def _lo_get(s: Session, oid: int, offset: int = 0, length: int | None = None) ->
         raise errors.InvalidParameterValue(f"invalid large object seek target: {offset}")
     if length is not None and length < 0:
         raise errors.InvalidParameterValue("requested length cannot be negative")
-    return _read(d, offset, d["size"] - offset if length is None else length)
+    return _read(s, d, offset, d["size"] - offset if length is None else length)
 
 
 def lo_put(s: Session, oid: int, offset: int, data: bytes) -> str:
@@ -482,7 +500,7 @@ def lo_put(s: Session, oid: int, offset: int, data: bytes) -> str:
     _check(s, oid, d, "w")
     if not 0 <= offset <= MAX_SIZE:
         raise errors.InvalidParameterValue(f"invalid large object seek target: {offset}")
-    _store(s, oid, _written(d, offset, data))
+    _store(s, oid, _written(s, d, offset, data))
     return ""
 
 
@@ -495,18 +513,49 @@ _FUNCTIONS = {
 
 
 # -- pages -----------------------------------------------------------------------------------------
-def _page(d: dict, n: int) -> bytes:
+# A page is either pending (base64, written by the open transaction) or stored
+# ("@<checksum>:<length>", an object under keys.LARGE_OBJECT_PAGES written at commit).
+_cache: OrderedDict[tuple[int, str], bytes] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _page(s: Session, d: dict, n: int) -> bytes:
     text = d["pages"].get(str(n))
-    return base64.b64decode(text) if text else b""
+    if not text:
+        return b""
+    if not text.startswith("@"):
+        return base64.b64decode(text)
+    digest = text[1:].partition(":")[0]
+    store = s.catalog.store
+    with _cache_lock:
+        got = _cache.get((id(store), digest))
+        if got is not None:
+            _cache.move_to_end((id(store), digest))
+            return got
+    key = keys.large_object_page_key(digest)
+    data = store.get(key)
+    checksum.check(key, data, digest)  # XX001 when the page is not what the commit recorded
+    with _cache_lock:
+        _cache[(id(store), digest)] = data
+        while len(_cache) > PAGE_CACHE:
+            _cache.popitem(last=False)
+    return data
 
 
-def _read(d: dict, offset: int, length: int) -> bytes:
+def _page_length(s: Session, d: dict, n: int) -> int:
+    text = d["pages"].get(str(n)) or ""
+    if text.startswith("@"):
+        return int(text.rpartition(":")[2])
+    return len(_page(s, d, n))
+
+
+def _read(s: Session, d: dict, offset: int, length: int) -> bytes:
     end = min(d["size"], offset + length)
     if offset >= end:
         return b""
     out = bytearray(end - offset)  # pages never written read as zeros
     for n in range(offset // PAGE, (end - 1) // PAGE + 1):
-        raw = _page(d, n)
+        raw = _page(s, d, n)
         start = n * PAGE
         lo, hi = max(offset, start), min(end, start + len(raw))
         if hi > lo:
@@ -514,7 +563,7 @@ def _read(d: dict, offset: int, length: int) -> bytes:
     return bytes(out)
 
 
-def _written(d: dict, offset: int, data: bytes) -> dict:
+def _written(s: Session, d: dict, offset: int, data: bytes) -> dict:
     """``d`` with ``data`` written at ``offset`` (a new definition: the old one may be a
     descriptor's snapshot or a savepoint's)."""
     if not data:
@@ -523,7 +572,7 @@ def _written(d: dict, offset: int, data: bytes) -> dict:
     end = offset + len(data)
     for n in range(offset // PAGE, (end - 1) // PAGE + 1):
         start = n * PAGE
-        page = bytearray(_page(d, n))
+        page = bytearray(_page(s, d, n))
         stored -= len(page)
         lo, hi = max(offset, start), min(end, start + PAGE)
         if len(page) < hi - start:
@@ -534,19 +583,39 @@ def _written(d: dict, offset: int, data: bytes) -> dict:
     return {**d, "pages": pages, "size": max(d["size"], end), "stored": stored}
 
 
-def _truncated(d: dict, length: int) -> dict:
+def _truncated(s: Session, d: dict, length: int) -> dict:
     pages, stored = {}, 0
     for key, text in d["pages"].items():
-        start = int(key) * PAGE
+        n = int(key)
+        start = n * PAGE
         if start >= length:
             continue
-        raw = base64.b64decode(text)
-        if start + len(raw) > length:
-            raw = raw[:length - start]
-            text = base64.b64encode(raw).decode()
+        size = _page_length(s, d, n)
+        if start + size > length:
+            raw = _page(s, d, n)[:length - start]
+            text, size = base64.b64encode(raw).decode(), len(raw)
         pages[key] = text
-        stored += len(raw)
+        stored += size
     return {**d, "pages": pages, "size": length, "stored": stored}
+
+
+def before_commit(s: Session, txn: Any) -> None:
+    """Store the pages the transaction wrote (content-addressed, once each), so its commit
+    names them by checksum instead of carrying their bytes: a commit stays small however
+    large the branch's large objects are."""
+    for key, d in list(txn.object_changes.items()):
+        if d is None or not key.startswith(KIND):
+            continue
+        pages = dict(d["pages"])
+        pending = {n: text for n, text in pages.items() if not text.startswith("@")}
+        if not pending:
+            continue
+        for n, text in pending.items():
+            data = base64.b64decode(text)
+            digest = checksum.digest(data)
+            s.catalog.store.put_if_absent(keys.large_object_page_key(digest), data)
+            pages[n] = f"@{digest}:{len(data)}"
+        txn.set_object(key, {**d, "pages": pages})
 
 
 # -- GRANT / REVOKE ... ON LARGE OBJECT ------------------------------------------------------------
@@ -594,7 +663,7 @@ def grant(s: Session, stmt: ast.GrantStmt) -> Result:
                 acl.pop(who, None)
         _store(s, oid, {**d, "acl": acl})
     if s.txn is None:
-        s.finish_write()
+        _finish(s)
     return Result(status="GRANT" if stmt.is_grant else "REVOKE")
 
 

@@ -838,6 +838,7 @@ class Session(VersioningMixin):
         if failed:
             txn.close()
             return None  # COMMIT of a failed transaction rolls back, as in Postgres
+        large_objects.before_commit(self, txn)
         return txn.commit(message, author) if txn.dirty else txn.base
 
     def rollback(self) -> None:
