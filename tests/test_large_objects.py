@@ -271,12 +271,14 @@ def test_a_branch_sees_its_own_large_objects(server) -> None:
 
 
 def test_pages_are_stored_once_outside_the_commit_and_verified_on_read(server, path) -> None:
-    data = bytes(range(256)) * 1024  # 256 KiB: four pages
+    data = bytes(range(251)) * 1044  # four pages, all different
+    pages = path / "lobjects"
+    first = {f.name for f in pages.iterdir()} if pages.exists() else set()
     oid = new_object(server, data)
     commits = sorted((path / "_reeldb" / "commits").iterdir(), key=lambda f: f.stat().st_mtime)
     assert commits[-1].stat().st_size < 20_000  # the commit names the pages, it does not carry them
-    before = {f.name for f in (path / "lobjects").iterdir()}
-    assert len(before) >= 4
+    before = {f.name for f in pages.iterdir()}
+    assert len(before - first) == 4
     conn = connect(server)  # a write of one byte stores one page anew, and commits name the rest
     lo = conn.lobject(oid, "wb")
     lo.seek(70_000)
@@ -450,12 +452,34 @@ def test_a_branch_stores_a_bounded_number_of_bytes(open_server, monkeypatch) -> 
     conn.close()
 
 
+def test_a_long_transaction_spills_its_pages_and_a_rollback_still_leaves_nothing(open_server, monkeypatch) -> None:
+    from reeldb.sql import large_objects
+
+    monkeypatch.setattr(large_objects, "SPILL", 100_000)  # base64 bytes held before pages are stored
+    host, port = open_server.address
+    conn = psycopg2.connect(host=host, port=port, dbname="open", user="raw")
+    lo = conn.lobject(0, "wb")
+    data = bytes(range(251)) * 1000  # four pages, all different
+    pages = open_server.folder / "lobjects"
+    before = set(pages.iterdir()) if pages.exists() else set()
+    lo.write(data)
+    assert len(set(pages.iterdir()) - before) >= 3  # stored before the commit
+    lo.seek(0)
+    assert lo.read() == data  # read back from the pages stored early
+    conn.rollback()
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM pg_largeobject_metadata WHERE oid = %s", (lo.oid,))
+    assert cur.fetchone() == (0,)
+    conn.close()
+
+
 # -- the fastpath message itself ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory):
     path = tmp_path_factory.mktemp("lobj_open") / "open"
     reeldb.connect(path).close()
     srv = BackgroundServer(str(path), port=0)  # no users: loopback clients are trusted
+    srv.folder = path  # (for tests that look at what is stored)
     yield srv
     srv.stop()
 
