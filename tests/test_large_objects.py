@@ -261,10 +261,7 @@ def test_a_branch_sees_its_own_large_objects(server) -> None:
         cur.execute("SELECT lo_get(%s)", (oid,))
     assert got.value.pgcode == "42704"
     conn.close()
-    main = connect(server)
-    main.autocommit = True
-    main.cursor().execute("SELECT reeldb_branch('lo_later', 'main')")  # a branch made later has it
-    main.close()
+    _branch(server, "lo_later")  # a branch made later has it
     later = connect(server, database="films/lo_later")
     assert later.lobject(oid, "rb").read() == b"on main"
     later.close()
@@ -293,6 +290,42 @@ def test_pages_are_stored_once_outside_the_commit_and_verified_on_read(server, p
     assert got.value.pgcode == "XX001" and page.name in str(got.value)
     conn.rollback()
     conn.close()
+
+
+def _branch(server, name: str) -> None:
+    """A branch of main (reeldb_branch also checks the connection out on it: a throwaway one)."""
+    conn = connect(server)
+    conn.autocommit = True
+    conn.cursor().execute("SELECT reeldb_branch(%s, 'main')", (name,))
+    conn.close()
+
+
+def test_a_merge_brings_the_other_branchs_large_objects_and_a_clash_is_a_conflict(server) -> None:
+    _branch(server, "lo_merge")
+    main = connect(server)
+    main.autocommit = True
+    cur = main.cursor()
+    shared = new_object(server, b"shared")
+    exp = connect(server, database="films/lo_merge")
+    lo = exp.lobject(0, "wb")
+    lo.write(b"made on the branch")
+    exp.commit()
+    cur.execute("SELECT reeldb_merge('lo_merge')")
+    assert content(server, lo.oid) == b"made on the branch"
+    cur.execute("SELECT lo_from_bytea(0, 'x')")  # both sides now change one object differently
+    other = cur.fetchone()[0]
+    _branch(server, "lo_clash")
+    cur.execute("SELECT lo_put(%s, 0, 'M')", (other,))
+    clash = connect(server, database="films/lo_clash")
+    clash.autocommit = True
+    clash.cursor().execute("SELECT lo_put(%s, 0, 'B')", (other,))
+    clash.close()
+    with pytest.raises(psycopg2.Error, match="conflict") as got:
+        cur.execute("SELECT reeldb_merge('lo_clash')")
+    assert got.value.pgcode == "RD001" and f'largeobject "{other}"' in str(got.value)
+    assert content(server, other) == b"M" and content(server, shared) == b"shared"
+    main.close()
+    exp.close()
 
 
 def test_committed_large_objects_survive_a_restart(tmp_path) -> None:
