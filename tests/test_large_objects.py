@@ -62,9 +62,9 @@ def sql_error(server, user: str, sql: str, *args) -> psycopg2.Error:
         conn.close()
 
 
-def content(server, oid: int) -> bytes | None:
-    """The object's bytes as its owner alice reads them (None: it does not exist)."""
-    conn = connect(server)
+def content(server, oid: int, user: str = "alice") -> bytes | None:
+    """The object's bytes as its owner (alice unless told) reads them (None: it does not exist)."""
+    conn = connect(server, user)
     conn.autocommit = True
     try:
         cur = conn.cursor()
@@ -218,9 +218,10 @@ def test_sql_functions_agree_with_postgres(server) -> None:
     with pytest.raises(psycopg2.Error) as got:
         cur.execute("SELECT lo_get(%s, 0, -1)", (oid,))
     assert got.value.pgcode == "22023" and "requested length cannot be negative" in str(got.value)
-    with pytest.raises(psycopg2.Error) as got:
-        cur.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata")
-    assert got.value.pgcode == "0A000"
+    for elsewhere in ("SELECT 1 WHERE lo_unlink(%s) = 1", "SELECT %s AS x, lo_get(%s)"):
+        with pytest.raises(psycopg2.Error) as got:
+            cur.execute(elsewhere, (oid,) * elsewhere.count("%s"))
+        assert got.value.pgcode == "0A000"
     cur.execute("SELECT lo_unlink(%s)", (oid,))
     assert cur.fetchone() == (1,)
     with pytest.raises(psycopg2.Error) as got:
@@ -248,6 +249,31 @@ def test_asyncpg_binds_typed_parameters_to_the_functions(open_server) -> None:
             await conn.close()
 
     assert asyncio.run(run()) == (2, 3, b"XY")
+
+
+def test_calls_over_a_querys_rows_run_in_row_order_and_all_or_nothing(server) -> None:
+    a, b = new_object(server, b"first"), new_object(server, b"second")
+    mine = new_object(server, b"bob's own", user="bob")
+    conn = connect(server)
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE image (name TEXT, raster BIGINT)")
+    cur.execute("INSERT INTO image VALUES ('a', %s), ('b', %s)", (a, b))
+    cur.execute("SELECT lo_get(raster) AS bytes, lo_get(raster, 0, 1) FROM image ORDER BY name DESC")
+    assert [(bytes(x), bytes(y)) for x, y in cur.fetchall()] == [(b"second", b"s"), (b"first", b"f")]
+    assert cur.description[0].name == "bytes"
+    cur.execute("SELECT lo_get(raster) FROM image WHERE name = %s LIMIT 1", ("zzz",))
+    assert cur.fetchall() == []
+    # bob's own object first, then alice's: refused at the second row, and the first is kept
+    err = sql_error(server, "bob", "SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid IN (%s, %s) "
+                    "ORDER BY oid = %s DESC", mine, a, mine)
+    assert err.pgcode == "42501" and f"must be owner of large object {a}" in str(err)
+    assert content(server, mine, "bob") == b"bob's own" and content(server, a) == b"first"
+    cur.execute("SELECT lo_unlink(raster) FROM image ORDER BY name LIMIT 1")  # only the rows LIMIT keeps
+    assert cur.fetchall() == [(1,)]
+    assert content(server, a) is None and content(server, b) == b"second"
+    cur.execute("DROP TABLE image")
+    conn.close()
 
 
 def test_a_branch_sees_its_own_large_objects(server) -> None:

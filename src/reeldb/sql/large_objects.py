@@ -27,13 +27,16 @@ unlinks or grants. Every change also needs the write right on the branch (read-o
 server's own files: refused (42501) for every login, as PostgreSQL refuses them to a role that
 is neither superuser nor in ``pg_read_server_files`` / ``pg_write_server_files``.
 
-The calls are answered as whole select-list items of a ``SELECT`` without FROM, with constant
-or parameter arguments (what libpq and psql send); anywhere else they are 0A000.
+The calls are answered in a ``SELECT`` whose every select-list item is one: without FROM and
+with constant or parameter arguments (what libpq and psql send) directly, else over the
+statement's rows in their order (``SELECT lo_get(raster) FROM image WHERE ...``,
+``SELECT lo_unlink(oid) FROM pg_largeobject_metadata ...``); anywhere else they are 0A000.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import secrets
 import threading
 from collections import OrderedDict
@@ -57,6 +60,7 @@ INV_WRITE, INV_READ = 0x20000, 0x40000
 PAGE = 1 << 16  # bytes per stored page
 MAX_STORED = 256 << 20  # bytes a branch's large objects may store (each commit names their pages)
 PAGE_CACHE = 256  # stored pages a process keeps in memory (16 MiB)
+MAX_RESULT = 256 << 20  # bytes one statement's large-object calls may return
 SPILL = 16 << 20  # base64 bytes of pages an open transaction holds in memory before storing them
 MAX_SIZE = 2048 * (2**31 - 1)  # PostgreSQL's MAX_LARGE_OBJECT_SIZE (LOBLKSIZE * INT_MAX)
 FIRST_OID = 16384  # PostgreSQL's FirstNormalObjectId: new oids are above the built-in ones
@@ -165,46 +169,84 @@ def end_of_transaction(s: Session) -> None:
 
 # -- SQL -------------------------------------------------------------------------------------------
 def select_call(s: Session, stmt: ast.SelectStmt, params: list[Any]) -> Result | None:
-    """``SELECT lo_xxx(...) [, ...]`` with no FROM: run the calls in order, one row back.
-    None when no select-list item is a large-object call (a call anywhere else is refused by
-    the allow-list with 0A000); 0A000 when one is but the statement is more than that."""
+    """``SELECT lo_xxx(...) [, ...] [FROM ... WHERE ... ORDER BY ... LIMIT ...]`` where every
+    select-list item is a large-object call: the rows are selected first, then each row's
+    calls run in row order (as PostgreSQL evaluates volatile output expressions after ORDER
+    BY and LIMIT). Without FROM, with constant or parameter arguments (libpq's calls), no
+    query runs at all. None when no select-list item is such a call (one anywhere else is
+    refused by the allow-list with 0A000); 0A000 when the statement is more than that."""
     targets = stmt.targetList or ()
     calls = [t.val for t in targets if isinstance(t.val, ast.FuncCall) and _name(t.val) in FUNCTIONS]
     if not calls:
         return None
-    simple = (not stmt.fromClause and stmt.whereClause is None and not stmt.groupClause
-              and stmt.havingClause is None and not stmt.sortClause and stmt.limitCount is None
-              and stmt.limitOffset is None and stmt.valuesLists is None and int(stmt.op) == 0
-              and stmt.withClause is None and stmt.distinctClause is None and len(calls) == len(targets)
+    shaped = (not stmt.groupClause and stmt.havingClause is None and stmt.valuesLists is None
+              and int(stmt.op) == 0 and stmt.withClause is None and stmt.distinctClause is None
+              and not stmt.windowClause and not stmt.lockingClause and stmt.intoClause is None
+              and len(calls) == len(targets)
+              and not any(isinstance(by.node, ast.A_Const) for by in stmt.sortClause or ())
               and all(fc.over is None and fc.agg_filter is None and fc.agg_order is None and not fc.agg_star
                       and not fc.agg_distinct and not fc.func_variadic for fc in calls))
-    if not simple:
+    if not shaped:
         raise errors.FeatureNotSupported(
-            f"{_name(calls[0])}() is supported only as a whole select-list item of a SELECT without FROM, with "
-            "constant or parameter arguments (as libpq and psql call it)")
-    names, columns, types = [], [], []
-    for t in targets:
-        fc = t.val
-        name = _name(fc)
+            f"{_name(calls[0])}() is supported only when every select-list item is a large-object call, "
+            "in a SELECT without GROUP BY, DISTINCT, window or set operations")
+    names = [_name(fc) for fc in calls]
+    for name in names:
         if name in SERVER_FILE_FUNCTIONS:  # before anything else, as PostgreSQL's EXECUTE check
             raise errors.InsufficientPrivilege(f"permission denied for function {name}")
-        args = [_constant(a, params) for a in (fc.args or ())]
-        arg_types, result = _overload(name, args)
-        names.append(name)
-        columns.append((t.name or name, args, arg_types))
-        types.append(result)
+    signatures = [_overload(name, list(fc.args or ())) for name, fc in zip(names, calls, strict=True)]
+    columns = [t.name or name for t, name in zip(targets, names, strict=True)]
+    types = [result for _, result in signatures]
     if s.describing:  # a Describe runs nothing: only the columns come back
-        return _result([c for c, _, _ in columns], types, [[] for _ in types])
-    values = []
+        return _result(columns, types, [[] for _ in types])
+    rows = _argument_rows(s, stmt, params, calls)
+    values: list[list[Any]] = [[] for _ in calls]
+    returned = 0
     try:
-        for name, (_, args, arg_types) in zip(names, columns, strict=True):
-            values.append([call(s, name, [_coerce(v, t) for v, t in zip(args, arg_types, strict=True)])])
+        for row in rows:
+            for i, (name, args, (arg_types, _)) in enumerate(zip(names, row, signatures, strict=True)):
+                value = call(s, name, [_coerce(v, t) for v, t in zip(args, arg_types, strict=True)])
+                returned += len(value) if isinstance(value, bytes) else 8
+                if returned > MAX_RESULT:
+                    raise errors.ProgramLimitExceeded(
+                        f"the large-object calls of this statement would return over {MAX_RESULT >> 20} MiB")
+                values[i].append(value)
         if s.txn is None:
             _finish(s)
     finally:
         if s.txn is None:
             s.large_objects.clear()
-    return _result([c for c, _, _ in columns], types, values)
+    return _result(columns, types, values)
+
+
+def _argument_rows(s: Session, stmt: ast.SelectStmt, params: list[Any],
+                   calls: list[ast.FuncCall]) -> list[list[list[Any]]]:
+    """Each row's arguments of each call: the constants themselves for a statement of calls
+    alone, else the rows of the statement with its select list replaced by the arguments."""
+    if not (stmt.fromClause or stmt.whereClause is not None or stmt.sortClause or stmt.limitCount is not None
+            or stmt.limitOffset is not None):
+        try:
+            return [[[_constant(a, params) for a in fc.args or ()] for fc in calls]]
+        except _NotConstant:
+            pass
+    query = copy.deepcopy(stmt)
+    query.targetList = tuple(ast.ResTarget(name=f"lo_argument_{i}_{j}", val=arg)
+                             for i, fc in enumerate(calls) for j, arg in enumerate(fc.args or ()))
+    table, _ = s.run_query(query, params)
+    out = []
+    for record in table.to_pylist():
+        got = list(record.values())
+        row, at = [], 0
+        for fc in calls:
+            n = len(fc.args or ())
+            row.append(got[at:at + n])
+            at += n
+        out.append(row)
+    return out
+
+
+class _NotConstant(Exception):
+    """An argument that is neither a constant nor a parameter: it needs the query."""
 
 
 def _finish(s: Session) -> None:
@@ -243,7 +285,7 @@ def _constant(node: Any, params: list[Any]) -> Any:
     if isinstance(node, ast.A_Expr) and node.name[-1].sval == "-" and node.lexpr is None:
         value = _constant(node.rexpr, params)
         return -int(value)
-    raise errors.FeatureNotSupported("arguments of large-object functions must be constants or parameters")
+    raise _NotConstant()
 
 
 def _overload(name: str, args: list[Any]) -> tuple[tuple[str, ...], str]:
