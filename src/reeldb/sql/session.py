@@ -838,7 +838,11 @@ class Session(VersioningMixin):
         if failed:
             txn.close()
             return None  # COMMIT of a failed transaction rolls back, as in Postgres
-        large_objects.before_commit(self, txn)
+        try:
+            large_objects.before_commit(self, txn)  # the pages it wrote go to storage first
+        except BaseException:
+            txn.close()
+            raise
         return txn.commit(message, author) if txn.dirty else txn.base
 
     def rollback(self) -> None:
