@@ -387,13 +387,13 @@ def psql(server, *args: str) -> subprocess.CompletedProcess:
 
 def test_psql_lo_import_list_export_unlink(server, tmp_path) -> None:
     (tmp_path / "frame.bin").write_bytes(b"\x89PNG fake frame" * 300)
-    out = psql(server, "-c", f"\\lo_import {tmp_path / 'frame.bin'}")
+    out = psql(server, "-c", f"\\lo_import {tmp_path / 'frame.bin'} 'a key frame'")  # + COMMENT ON LARGE OBJECT
     assert out.returncode == 0, out.stderr
     oid = int(out.stdout.split()[-1])
     assert content(server, oid) == b"\x89PNG fake frame" * 300
     listed = psql(server, "-c", "\\lo_list")
     assert listed.returncode == 0, listed.stderr
-    assert f"{oid}|alice|" in listed.stdout
+    assert f"{oid}|alice|a key frame" in listed.stdout
     out = psql(server, "-c", f"\\lo_export {oid} {tmp_path / 'back.bin'}")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "back.bin").read_bytes() == b"\x89PNG fake frame" * 300
@@ -444,7 +444,16 @@ def test_another_login_needs_grants(server) -> None:
         assert err.pgcode == "42501", sql
     err = sql_error(server, "bob", f"GRANT UPDATE ON LARGE OBJECT {oid} TO bob")
     assert err.pgcode == "42501"
+    err = sql_error(server, "bob", f"COMMENT ON LARGE OBJECT {oid} IS 'bob was here'")
+    assert err.pgcode == "42501" and f"must be owner of large object {oid}" in str(err)
+    assert sql_error(server, "bob", "SELECT lo_get(%s)", oid).pgcode == "42501"  # still not granted
     assert content(server, oid) == b"alice's"
+    owner = connect(server)
+    owner.autocommit = True
+    cur = owner.cursor()
+    cur.execute("SELECT obj_description(%s, 'pg_largeobject')", (oid,))
+    assert cur.fetchone() == (None,)
+    owner.close()
 
     owner = connect(server)
     owner.autocommit = True

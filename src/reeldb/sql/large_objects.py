@@ -709,6 +709,24 @@ def grant(s: Session, stmt: ast.GrantStmt) -> Result:
     return Result(status="GRANT" if stmt.is_grant else "REVOKE")
 
 
+def comment(s: Session, stmt: ast.CommentStmt) -> Result:
+    """COMMENT ON LARGE OBJECT n IS 'text' | NULL: the owner's, kept in the object (psql's
+    ``\\lo_import file 'comment'`` sets it; ``\\lo_list`` shows it)."""
+    oid = _coerce(stmt.object.ival if isinstance(stmt.object, ast.Integer) else stmt.object.fval, "oid")
+    d = _find(s, oid)
+    if d["owner"] != s.user:
+        raise errors.InsufficientPrivilege(f"must be owner of large object {oid}")
+    _store(s, oid, {**d, "comment": stmt.comment or None})
+    if s.txn is None:
+        _finish(s)
+    return Result(status="COMMENT")
+
+
+def comments(objs: dict[str, Any]) -> list[tuple[int, str]]:
+    """(oid, comment) of each large object that has one, for ``pg_description``."""
+    return [(int(name), d["comment"]) for name, d in objects.named(objs, KIND).items() if d.get("comment")]
+
+
 # -- the catalog ------------------------------------------------------------------------------------
 def proc_rows(namespace: int, owner: int) -> list[dict[str, Any]]:
     """pg_proc's rows of the large-object functions (libpq looks their OIDs up there)."""

@@ -148,6 +148,8 @@ class CatalogTables:
         self.sequences: list[dict[str, Any]] = []
         self.descriptions: list[dict[str, Any]] = []
         self._objects(objs or {})
+        self.descriptions += [{"objoid": oid, "classoid": stable_oid("rel", "pg_catalog", "pg_largeobject"),
+                               "objsubid": 0, "description": text} for oid, text in large_objects.comments(objs or {})]
         self._views(objs or {}, temp_views or {})
         self.tables = self._arrow()
 

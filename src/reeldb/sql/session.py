@@ -1065,6 +1065,13 @@ def _notify(s: Session, stmt: ast.NotifyStmt) -> Result:
 
 # statement class -> its handler: each statement family lives in a module of its own, which
 # takes the session as an argument and never imports it back
+def _comment(s: Session, stmt: ast.CommentStmt, params: list[Any]) -> Result:
+    """COMMENT ON LARGE OBJECT is kept by the large object; any other by objects_ddl."""
+    if stmt.objtype == ObjectType.OBJECT_LARGEOBJECT:
+        return large_objects.comment(s, stmt)
+    return objects_ddl.run(s, stmt, params)
+
+
 HANDLERS: dict[type, Handler] = {
     ast.SelectStmt: _with_params(Session._select),
     ast.InsertStmt: Session._write,
@@ -1096,6 +1103,7 @@ HANDLERS: dict[type, Handler] = {
     ast.TruncateStmt: _no_params(Session._truncate),
     ast.GrantStmt: _no_params(large_objects.grant),
     **{kind: _with_params(objects_ddl.run) for kind in objects_ddl.STATEMENTS},
+    ast.CommentStmt: _with_params(_comment),
 }
 
 
