@@ -34,8 +34,6 @@ SCRIPT = Path(__file__).resolve()
 # (regex on "SQLSTATE exception: message", reason) for --update; the first match wins, and a
 # failure no pattern matches keeps the reason the expected-failures file gave it before.
 CAUSES: list[harness.Cause] = [
-    (r"id:^tests\.test_lobject\.", "large objects (lo_* functions, connection.lobject) not "
-                                   "supported"),
     (r"^54001 .*statement is too long",
      "sends a statement of over 1 MiB (psycopg2's flush test inlines a 1 MiB string): reeldb "
      "refuses statements over 1 MiB with 54001, as documented; large values go as parameters"),

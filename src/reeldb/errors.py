@@ -315,3 +315,9 @@ class UntranslatableCharacter(DataError):
 class StatementTimeout(QueryCanceled):
     """57014 because statement_timeout ran out, not because the client cancelled: work
     split up by reeldb (a pipeline's rows written at once) may be redone in smaller steps."""
+
+
+class InvalidGrantOperation(ProgrammingError):
+    """A privilege the object has not: GRANT INSERT ON LARGE OBJECT (SQLSTATE 0LP01)."""
+
+    sqlstate = "0LP01"

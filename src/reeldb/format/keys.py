@@ -32,12 +32,15 @@ WRITERS = "_reeldb/writers/"  # a writing process's lease: _reeldb/writers/<pid>
 USERS = "_reeldb/users.json"  # the server's logins (server/users.py)
 MOCK_SECRET = "_reeldb/auth/mock_secret"  # the server's secret for unknown users' fake salts
 MEMORY = "memory/"
+# a large object's page, content-addressed (sql/large_objects.py): written once, but named by
+# commits' catalog objects rather than manifests, so vacuum does not sweep it
+LARGE_OBJECT_PAGES = "lobjects/"
 
 #: Objects under these prefixes never change once written: cacheable forever, and swept
 #: by vacuum once unreachable.
 IMMUTABLE = (DATA, BLOBS, DELETES, INDEXES, MANIFESTS, COMMITS)
 #: Every prefix of the layout (what no module outside ``format/`` spells out).
-PREFIXES = (*IMMUTABLE, BRANCHES, TAGS, PROTECTED, COUNTERS, INTENTS, WRITERS, MEMORY)
+PREFIXES = (*IMMUTABLE, BRANCHES, TAGS, PROTECTED, COUNTERS, INTENTS, WRITERS, MEMORY, LARGE_OBJECT_PAGES)
 
 declare_immutable(IMMUTABLE)
 
@@ -89,6 +92,11 @@ def segment_key(digest: str) -> str:
 def addressed_digest(key: str) -> str:
     """The content digest a manifest or segment key records."""
     return key.rsplit("/", 1)[-1].split("-", 1)[-1]
+
+
+def large_object_page_key(digest: str) -> str:
+    """A large object's page, named by its content's checksum."""
+    return f"{LARGE_OBJECT_PAGES}{digest}"
 
 
 def commit_key(commit_id: str) -> str:

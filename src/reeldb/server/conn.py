@@ -25,6 +25,7 @@ from ..sql.server_version import SERVER_VERSION
 from ..sql.settings import reported_settings
 from ..types.oids import BYTEA
 from ..version import __version__
+from . import fastpath
 from . import protocol as p
 from .copy import (
     CopyOptions,
@@ -243,6 +244,8 @@ class ClientSession:
             return []
         if self.skipping:
             return []
+        if kind == "F":  # a fastpath function call: libpq's lo_* (fastpath.py)
+            return [*fastpath.answer(self.db.session, payload), *self._ready()]
         try:
             if kind == "P":
                 return self._parse(p.parse_parse(payload))

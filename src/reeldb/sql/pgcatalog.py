@@ -33,7 +33,7 @@ from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
 from ..format.types import ColumnType
 from ..index import ann
-from . import index_expr, sequences
+from . import index_expr, large_objects, sequences
 from .activity import Activity, Backend, may_see
 from .activity import now as activity_now
 from .definitions import check_def, foreign_key_def, index_def
@@ -126,6 +126,7 @@ class CatalogTables:
         self._rel_names: dict[str, str] = {}  # table id -> the branch's name of the table
         from .extensions import installed
 
+        self.large_objects = large_objects.metadata(objs or {})
         self.extensions = installed(objs or {})  # citext / hstore, where CREATE EXTENSION made them
         self.enums = _user_types(objs or {}, dict((n, o) for o, n in self.namespaces))
         self.domains = _domains(objs or {}, dict((n, o) for o, n in self.namespaces))
@@ -147,6 +148,8 @@ class CatalogTables:
         self.sequences: list[dict[str, Any]] = []
         self.descriptions: list[dict[str, Any]] = []
         self._objects(objs or {})
+        self.descriptions += [{"objoid": oid, "classoid": stable_oid("rel", "pg_catalog", "pg_largeobject"),
+                               "objsubid": 0, "description": text} for oid, text in large_objects.comments(objs or {})]
         self._views(objs or {}, temp_views or {})
         self.tables = self._arrow()
 
@@ -533,6 +536,13 @@ class CatalogTables:
                                 for oid, _, _, labels in self.enums for i, lab in enumerate(labels)], EMPTY["pg_enum"])
         out["pg_description"] = _rows(self.descriptions, EMPTY["pg_description"])
         out["pg_sequence"] = _rows(self.sequences, EMPTY["pg_sequence"])
+        out["pg_proc"] = _rows(large_objects.proc_rows(pt.PG_CATALOG_NS, OWNER_OID), EMPTY["pg_proc"])
+        owners = sorted({owner for _, owner, _ in self.large_objects} - {self.user})
+        out["__role_names"] = pa.table({"role_oid": [OWNER_OID] + [stable_oid("role", o) for o in owners],
+                                        "role_name": [self.user, *owners]})  # pg_get_userbyid's
+        out["pg_largeobject_metadata"] = _rows([
+            {"oid": oid, "lomowner": OWNER_OID if owner == self.user else stable_oid("role", owner), "lomacl": acl}
+            for oid, owner, acl in self.large_objects], EMPTY["pg_largeobject_metadata"])
         out["information_schema.schemata"] = pa.table({
             "catalog_name": [self.database] * len(self.namespaces), "schema_name": [nm for _, nm in self.namespaces],
             "schema_owner": [self.user] * len(self.namespaces)})
@@ -738,6 +748,7 @@ EMPTY: dict[str, dict[str, pa.DataType]] = {
     "pg_opclass": {"oid": _OID, "opcmethod": _OID, "opcname": _TEXT, "opcnamespace": _OID,
                    "opcintype": _OID, "opcdefault": _BOOL},
     "pg_shdescription": {"objoid": _OID, "classoid": _OID, "description": _TEXT},
+    "pg_largeobject_metadata": {"oid": _OID, "lomowner": _OID, "lomacl": pa.list_(_TEXT)},  # large_objects.py
 }
 
 
@@ -976,6 +987,8 @@ class PgCatalog:
             key = name
         else:
             return None
+        if key == "pg_largeobject":  # the pages: readable by superusers only, and reeldb has none
+            raise errors.InsufficientPrivilege("permission denied for table pg_largeobject")
         if key not in CATALOG_NAMES:
             if schema is None:
                 return None
@@ -1023,7 +1036,7 @@ def relation_name(key: str) -> str:
 CATALOG_NAMES = frozenset([
     "pg_namespace", "pg_class", "pg_attribute", "pg_index", "pg_indexes", "pg_constraint", "pg_attrdef", "pg_type",
     "pg_database", "pg_am", "pg_roles", "pg_user", "pg_tablespace", "pg_collation", "pg_extension",
-    "pg_settings", "pg_cursors", "pg_prepared_statements", "pg_stat_activity", *EMPTY, "information_schema.schemata", "information_schema.tables",
+    "pg_settings", "pg_cursors", "pg_prepared_statements", "pg_stat_activity", "pg_largeobject", *EMPTY, "information_schema.schemata", "information_schema.tables",
     "information_schema.columns", "information_schema.table_constraints", "information_schema.check_constraints",
     "information_schema.key_column_usage", "information_schema.views",
 ])
@@ -1149,7 +1162,7 @@ class CatalogRewrite:
             "current_schemas": self._current_schemas,
             "current_user": lambda a: _const(s.user),
             "session_user": lambda a: _const(s.user),
-            "pg_get_userbyid": lambda a: _const(s.user),
+            "pg_get_userbyid": self._user_by_id,
             "pg_encoding_to_char": lambda a: _const("UTF8"),
             "pg_char_to_encoding": lambda a: _const(6),
             "pg_backend_pid": lambda a: _const(s.backend_pid),
@@ -1253,6 +1266,13 @@ class CatalogRewrite:
         self.pg.tables()
         return _template(f"(SELECT ser_seq FROM {_REL('__serials')} WHERE ser_rel = $1 AND ser_col = $2 LIMIT 1)",
                          self.recurse(rel), self.recurse(node.args[1]))
+
+    def _user_by_id(self, args: list[ast.Node]) -> ast.Node:
+        """pg_get_userbyid(oid): the login's name for its own OID, an owner's for a large
+        object's lomowner, else PostgreSQL's ``unknown (OID=n)``."""
+        self.pg.tables()
+        return _template(f"coalesce((SELECT role_name FROM {_REL('__role_names')} WHERE role_oid = $1), "
+                         "'unknown (OID=' || CAST($1 AS VARCHAR) || ')')", args[0])
 
     def _obj_description(self, args: list[ast.Node]) -> ast.Node:
         """obj_description(oid [, catalog]): the comment of a table, schema, type or sequence."""
@@ -1598,7 +1618,7 @@ class CatalogRewrite:
 FUNCTION_ARG_TYPES: dict[str, tuple[int, ...]] = {
     "pg_terminate_backend": (pt.INT4, pt.INT8), "pg_cancel_backend": (pt.INT4,),
     "set_config": (pt.TEXT, pt.TEXT, pt.BOOL), "current_setting": (pt.TEXT, pt.BOOL),
-    "pg_notify": (pt.TEXT, pt.TEXT)}
+    "pg_notify": (pt.TEXT, pt.TEXT), **large_objects.ARGUMENT_OIDS}
 _SIGNALS = {"pg_terminate_backend": "terminate", "pg_cancel_backend": "cancel"}
 MAX_SIGNAL_ROWS = 10_000  # rows one statement may signal (a server has --max-connections sessions)
 

@@ -36,6 +36,7 @@ from . import (
     dml,
     foreign_keys,
     indexes,
+    large_objects,
     namespaces,
     notify,
     objects_ddl,
@@ -155,6 +156,7 @@ class Session(VersioningMixin):
         self.describing = False  # running a statement only for its result's columns: no side effects
         self.temp_tables: dict[str, Any] = {}  # CREATE TEMPORARY TABLE name -> its ON COMMIT action
         self.temp_views: dict[str, dict] = {}  # CREATE TEMPORARY VIEW name -> its definition (views.py)
+        self.large_objects = large_objects.Descriptors()  # lo_open's, until the transaction ends
         self.pg = PgCatalog(self)
 
     def configure(self, options: SessionOptions) -> None:
@@ -492,6 +494,9 @@ class Session(VersioningMixin):
         name_columns(stmt)
         expand_set_returning(stmt, params)
         called = self.versioning_call(stmt, params)
+        if called is not None:
+            return called
+        called = large_objects.select_call(self, stmt, params)
         if called is not None:
             return called
         registered = self._table_functions(stmt, params)
@@ -832,11 +837,17 @@ class Session(VersioningMixin):
             notify.end_of_transaction(self, committed=not failed)
             self.settings_undo.end(self, committed=not failed)
             advisory.end_of_transaction(self)
+            large_objects.end_of_transaction(self)
         if txn is None:
             return None
         if failed:
             txn.close()
             return None  # COMMIT of a failed transaction rolls back, as in Postgres
+        try:
+            large_objects.before_commit(self, txn)  # the pages it wrote go to storage first
+        except BaseException:
+            txn.close()
+            raise
         return txn.commit(message, author) if txn.dirty else txn.base
 
     def rollback(self) -> None:
@@ -847,6 +858,7 @@ class Session(VersioningMixin):
             notify.end_of_transaction(self, committed=False)
             self.settings_undo.end(self, committed=False)
             advisory.end_of_transaction(self)
+            large_objects.end_of_transaction(self)
         self.txn, self.failed = None, False
         self.implicit = False
         self._savepoints = []
@@ -885,6 +897,7 @@ class Session(VersioningMixin):
                 raise errors.InFailedSqlTransaction(
                     "current transaction is aborted, commands ignored until end of transaction block")
             self._savepoints.append((name, self.txn.savepoint(), self.settings_undo.savepoint(self)))
+            self.large_objects.savepoint()
             return Result(status="SAVEPOINT")
         at = next((i for i in range(len(self._savepoints) - 1, -1, -1) if self._savepoints[i][0] == name), None)
         if at is None:
@@ -895,10 +908,12 @@ class Session(VersioningMixin):
                 raise errors.InFailedSqlTransaction(
                     "current transaction is aborted, commands ignored until end of transaction block")
             del self._savepoints[at:]
+            self.large_objects.release(at)
             return Result(status="RELEASE")
         del self._savepoints[at + 1:]
         self.txn.rollback_to(self._savepoints[at][1])
         self.settings_undo.rollback_to(self, self._savepoints[at][2])
+        self.large_objects.rollback_to(at)
         self.failed = False
         return Result(status="ROLLBACK")
 
@@ -1056,6 +1071,13 @@ def _notify(s: Session, stmt: ast.NotifyStmt) -> Result:
 
 # statement class -> its handler: each statement family lives in a module of its own, which
 # takes the session as an argument and never imports it back
+def _comment(s: Session, stmt: ast.CommentStmt, params: list[Any]) -> Result:
+    """COMMENT ON LARGE OBJECT is kept by the large object; any other by objects_ddl."""
+    if stmt.objtype == ObjectType.OBJECT_LARGEOBJECT:
+        return large_objects.comment(s, stmt)
+    return objects_ddl.run(s, stmt, params)
+
+
 HANDLERS: dict[type, Handler] = {
     ast.SelectStmt: _with_params(Session._select),
     ast.InsertStmt: Session._write,
@@ -1085,7 +1107,9 @@ HANDLERS: dict[type, Handler] = {
     ast.CreateSchemaStmt: _no_params(namespaces.create_schema),
     ast.ReindexStmt: _no_params(indexes.reindex),
     ast.TruncateStmt: _no_params(Session._truncate),
+    ast.GrantStmt: _no_params(large_objects.grant),
     **{kind: _with_params(objects_ddl.run) for kind in objects_ddl.STATEMENTS},
+    ast.CommentStmt: _with_params(_comment),
 }
 
 
