@@ -5,6 +5,7 @@ with psycopg 3 in text and binary against reeldb serve and a real PostgreSQL 16.
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 
 import pytest
 
@@ -141,3 +142,37 @@ DATE_QUERIES = [
 def test_declared_date_and_time_parameters_are_of_their_type(reel, pg, sql: str, params: list) -> None:
     """A date the client sends as text with the date OID is a date: ``$1 + 1`` adds days."""
     assert answers(reel, sql, params) == answers(pg, sql, params)
+
+
+def test_select_of_no_columns_gives_rows_of_no_columns(reel, pg, server) -> None:
+    """``SELECT`` and ``SELECT FROM t`` answer rows of no columns, as PostgreSQL does
+    (psycopg's test_no_column), through the simple and the extended protocol and psql."""
+    for sql, params in [("SELECT", None), ("SELECT FROM generate_series(1, 3)", None),
+                        ("SELECT FROM generate_series(1, %s) WHERE true", [2])]:
+        for conn in (reel, pg):
+            cur = conn.execute(sql, params)
+            assert cur.description == []
+        assert reel.execute(sql, params).fetchall() == pg.execute(sql, params).fetchall()
+    assert list(reel.cursor().stream("SELECT")) == [()]
+    host, port = server.address
+    out = subprocess.run(["psql", "-h", host, "-p", str(port), "-d", "main", "-U", "tester", "-X", "-c",
+                          "SELECT FROM generate_series(1, 2)"], capture_output=True, text=True, check=True)
+    assert "(2 rows)" in out.stdout
+
+
+def test_cursor_over_no_columns_is_refused(reel) -> None:
+    with reel.transaction(), pytest.raises(psycopg.errors.FeatureNotSupported):
+        reel.execute("DECLARE c CURSOR FOR SELECT FROM generate_series(1, 3)")
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_set_byte_and_get_byte_as_postgresql(reel, pg, binary: bool) -> None:
+    sql = "SELECT set_byte('x', 0, %s), get_byte(set_byte('abc'::bytea, 2, %s), 2), %s = set_byte('x', 0, %s)"
+    for i in (0, 65, 255, 321):
+        params = [i, i, bytes([i & 0xFF]), i]
+        assert answers(reel, sql, params, binary) == answers(pg, sql, params, binary)
+    for conn in (reel, pg):
+        with pytest.raises(psycopg.errors.ArraySubscriptError, match=r"index 1 out of valid range, 0\.\.0"):
+            conn.execute("SELECT set_byte('x', 1, 0)")
+        with pytest.raises(psycopg.errors.ArraySubscriptError):
+            conn.execute("SELECT get_byte(''::bytea, 0)")

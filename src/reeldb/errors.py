@@ -321,3 +321,9 @@ class InvalidGrantOperation(ProgrammingError):
     """A privilege the object has not: GRANT INSERT ON LARGE OBJECT (SQLSTATE 0LP01)."""
 
     sqlstate = "0LP01"
+
+
+class ArraySubscriptError(DataError):
+    """A byte or bit position outside the value: set_byte('x', 1, 0) (SQLSTATE 2202E)."""
+
+    sqlstate = "2202E"

@@ -33,6 +33,7 @@ import pyarrow as pa
 from .. import errors
 from ..format.arrays import ARRAY_TEXT_ELEMENTS, duck_array_text
 from ..format.arrow import nested_lists, unsliced
+from ..format.bytea import FUNCTIONS as BYTEA_FUNCTIONS
 from ..format.citext import citext_in
 from ..format.fragment import ROWID, FragmentReader
 from ..format.fragment_arrow import LIVE, fragment_batch, fragment_schema, norms_name
@@ -349,6 +350,8 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
                                [duckdb.list_type("FLOAT"), duckdb.list_type("FLOAT")], duckdb.list_type("FLOAT"),
                                null_handling="special")
         db.create_function(CITEXT_IN, citext_in, ["VARCHAR"], "VARCHAR")
+        for name, (fn, args, ret) in BYTEA_FUNCTIONS.items():  # DuckDB has neither: PostgreSQL's names
+            db.create_function(name, fn, args, ret)
         for name, (fn, args, ret, with_nulls) in HSTORE_FUNCTIONS.items():
             db.create_function(HSTORE[name], fn, args, ret, null_handling="special" if with_nulls else "default")
         for name, (fn, args, ret) in JSONB_FUNCTIONS.items():

@@ -415,9 +415,6 @@ class ClientSession:
         assert result.schema is not None
         fields = _with_formats(field_specs(result.schema.empty_table(), result.description), formats)
         before.append(p.row_description(fields))
-        if not fields:
-            result.close()
-            return [p.command_complete(_select_tag(result, 0))]
         out, n = self._data_rows(result, fields, None, before)
         return out + [p.command_complete(_select_tag(result, n))]
 
@@ -439,7 +436,8 @@ class ClientSession:
                 if part is None:
                     break
                 columns = encode_columns(part, result.description, fields, self.db.catalog.store)
-                rows = [p.data_row(r) for r in zip(*columns, strict=True)]
+                rows = [p.data_row(r) for r in zip(*columns, strict=True)] if columns else \
+                    [p.data_row([])] * part.num_rows  # SELECT FROM t: rows of no columns
                 out += rows
                 sent += len(rows)
                 size += sum(len(r) for r in rows)
@@ -512,15 +510,13 @@ class ClientSession:
             assert r.schema is not None
             portal.fields = _with_formats(field_specs(r.schema.empty_table(), r.description), portal.result_formats)
             portal.returns_rows = True
-            if not portal.fields:
-                r.close()
 
     def _describe(self, kind: str, name: str) -> list[bytes]:
         if kind == "S":
             st = self._statement(name)
             out = [p.parameter_description(st.param_oids)]
             fields = self._statement_fields(st)
-            return out + ([p.row_description(fields)] if fields else [p.no_data()])
+            return out + ([p.row_description(fields)] if fields is not None else [p.no_data()])
         if name not in self.portals and name in self.db.session.cursors:
             cur = self.db.session.cursors[name]  # DECLAREd in SQL: a portal too, as in Postgres
             return [p.row_description(field_specs(cur.schema.empty_table(), cur.description))]

@@ -56,9 +56,9 @@ FUNCTIONS = frozenset({
     "sinh", "sqrt", "tan", "tanh", "trunc",
     # strings and bytes
     "ascii", "bit_count", "bit_length", "btrim", "char_length", "character_length", "chr",
-    "concat", "concat_ws", "get_bit", "left", "length", "like_escape", "lower", "lpad", "ltrim",
+    "concat", "concat_ws", "get_bit", "get_byte", "left", "length", "like_escape", "lower", "lpad", "ltrim",
     "md5", "normalize", "is_normalized", "octet_length", "overlay", "position", "regexp_replace",
-    "repeat", "replace", "reverse", "right", "rpad", "rtrim", "set_bit",
+    "repeat", "replace", "reverse", "right", "rpad", "rtrim", "set_bit", "set_byte",
     "similar_to_escape", "starts_with", "strpos",
     "substr", "substring", "translate", "upper",
     # date and time

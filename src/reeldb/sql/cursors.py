@@ -61,6 +61,8 @@ def declare(s: Session, stmt: ast.DeclareCursorStmt, params: list[Any]) -> Resul
         raise errors.DuplicateCursor(f'cursor "{stmt.portalname}" already exists')
     if not isinstance(stmt.query, ast.SelectStmt):
         raise errors.FeatureNotSupported("a cursor's query must be a SELECT")
+    if not stmt.query.targetList and not stmt.query.valuesLists and stmt.query.larg is None:
+        raise errors.FeatureNotSupported("a cursor over a SELECT of no columns is not supported: run it without one")
     name_columns(stmt.query)
     expand_set_returning(stmt.query, params)
     scroll = bool(stmt.options & _SCROLL)

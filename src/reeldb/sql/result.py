@@ -73,8 +73,10 @@ class Result:
                 if batch is None:
                     break
                 self._rest = pa.Table.from_batches([batch])
-            part = self._rest.slice(0, want)
-            self._rest = self._rest.slice(want)
+            # lengths spelled out: pyarrow does not clamp a slice of a table of no columns
+            take = min(want, self._rest.num_rows)
+            part = self._rest.slice(0, take)
+            self._rest = self._rest.slice(take, self._rest.num_rows - take)
             parts.append(part)
             want -= part.num_rows
         if not parts:

@@ -603,7 +603,12 @@ class Session(VersioningMixin):
                    stream: bool = False) -> tuple[pa.Table | ResultStream, list]:
         """A SELECT's rows: held where reeldb computes them itself (vector search, point
         lookups: small by construction); with ``stream``, a long result of DuckDB's comes
-        back as a ``ResultStream``."""
+        back as a ``ResultStream``. ``SELECT FROM t``: PostgreSQL's rows of no columns
+        (DuckDB refuses an empty select list: counted with a constant, then dropped)."""
+        if not stmt.targetList and not stmt.valuesLists and stmt.larg is None:
+            stmt.targetList = (ast.ResTarget(name="_", val=ast.A_Const(val=ast.Integer(ival=1))),)
+            table, _ = self.run_query(stmt, params)
+            return table.drop_columns(table.column_names), []
         p = vector_plan.plan(self, stmt, params)
         if p is not None:
             got = vector_plan.run(self, stmt, p, params)
