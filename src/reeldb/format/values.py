@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from .. import errors
 from .arrays import ARRAY_KINDS, ListDecimal
+from .ranges import KINDS as RANGE_KINDS
 from .types import ColumnType
 
 _INT_RANGES = {"int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -401,6 +402,16 @@ def _hstore(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     return from_python
 
 
+def _range(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
+    """int4range ... tstzrange: a Range (reeldb's or psycopg's), a range literal or a stored
+    struct, its bounds read as the subtype's column reads them (format/ranges.py)."""
+    from .ranges import KINDS, from_python, kind_of_number
+
+    kind = KINDS[ctype.kind]
+    sub = _CONVERTERS[kind.sub_kind](ColumnType(kind.sub_kind), column)
+    return lambda v: from_python(kind, v, lambda b: kind_of_number(kind, sub(b)))
+
+
 def _arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     """int[] / text[] / ...: each element checked as a column of the element type checks it."""
     from .arrays import array_converter, bytea_in
@@ -434,6 +445,7 @@ _CONVERTERS: dict[str, Callable[[ColumnType, str], Callable[[Any], Any]]] = {
     "citext": _citext, "hstore": _hstore,
 }
 _CONVERTERS.update({kind: _arrays for kind in ARRAY_KINDS})
+_CONVERTERS.update({kind: _range for kind in RANGE_KINDS})
 
 
 def check_scalars(ctype: ColumnType, column: str, values: list[Any]) -> pa.Array:

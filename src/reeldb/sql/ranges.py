@@ -1,0 +1,307 @@
+"""The built-in range types in SQL: casts, constructors, functions and operators of
+int4range, int8range, numrange, daterange, tsrange and tstzrange become calls of reeldb's
+range functions (format/ranges.py, run by DuckDB over the stored structs), before the
+allow-list sees the statement.
+
+- ``'[1,5)'::int4range`` (a constant or a parameter is read now: a malformed literal is
+  22P02, as in PostgreSQL; each bound is read by its subtype's cast), ``r::text``,
+  ``'{...}'::int4range[]`` and ``ARRAY[...]`` of ranges;
+- ``int4range(a, b [, '[]'])`` and the other constructors;
+- ``lower``, ``upper``, ``isempty``, ``lower_inc``, ``upper_inc``, ``lower_inf``,
+  ``upper_inf``, ``range_merge``;
+- ``= <> < <= > >=`` (DuckDB's order of the structs is PostgreSQL's range order),
+  ``@> <@`` (of a range or an element), ``&& << >> &< &> -|- + * -``.
+
+An untyped operand beside a range (a string constant, an untyped parameter) is read as that
+range type, as PostgreSQL resolves it. Any other function or operator of a range, a cast of
+computed text to a range, and the multirange types are refused (0A000 / 42883), never
+answered by DuckDB's struct functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pglast import ast
+from pglast.enums import A_Expr_Kind
+
+from .. import errors
+from ..engine.engine import RANGE
+from ..format import ranges as values
+from ..format.arrays import parse_array_literal
+from ..format.ranges import RangeParameter
+from . import allowlist
+from .citext import TextParameter
+from .parse import cast, const_value, func, name_of
+
+KINDS = values.KINDS
+MULTIRANGES = frozenset(("int4multirange", "int8multirange", "nummultirange", "datemultirange", "tsmultirange",
+                         "tstzmultirange", "anymultirange", "anyrange"))
+# internal function -> (range type, what it answers: "range", "element" or "other")
+_RETURNS = {name: (kind, "range" if fn in ("empty", "make2", "make3", "union", "merge", "intersect", "minus")
+                   else "element" if fn in ("lower", "upper") else "other")
+            for (kind, fn), name in RANGE.items()}
+_ACCESSORS = ("lower", "upper", "isempty", "lower_inc", "upper_inc", "lower_inf", "upper_inf")
+_COMPARISONS = frozenset(("=", "<>", "!=", "<", "<=", ">", ">="))
+_BOOLEAN_OPS = {"&&": "overlaps", "<<": "before", ">>": "after", "&<": "overleft", "&>": "overright",
+                "-|-": "adjacent"}
+_RANGE_OPS = {"+": "union", "*": "intersect", "-": "minus"}
+_SAME_TYPE = (A_Expr_Kind.AEXPR_DISTINCT, A_Expr_Kind.AEXPR_NOT_DISTINCT, A_Expr_Kind.AEXPR_IN,
+              A_Expr_Kind.AEXPR_NULLIF)
+# functions that take a range as any value: counted, passed through, compared as a whole
+_PASS_THROUGH = frozenset(("count", "coalesce", "nullif", "array_agg"))
+
+
+class RangeRewrite:
+    """One statement's range rewrites. ``kinds``: column name -> type kind; ``param``: a
+    ParamRef's bound value."""
+
+    def __init__(self, kinds: dict[str, str | None], param: Callable[[ast.ParamRef], Any]):
+        self.kinds = kinds
+        self.param = param
+
+    def __call__(self, node: Any) -> Any:
+        from .parse import transform
+
+        return transform(node, self.visit)
+
+    # -- types of operands -------------------------------------------------------------------
+    def kind(self, node: Any) -> str | None:
+        """A range type's name, that name + ``[]`` for an array of it, ``unknown`` (a string
+        constant or untyped parameter), ``element`` (a value of some other type) or None."""
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            k = self.kinds.get(node.fields[-1].sval)
+            return k if k in KINDS else None
+        if isinstance(node, ast.TypeCast):
+            name = name_of(node.typeName.names)
+            if name in KINDS:
+                return name + "[]" if node.typeName.arrayBounds else name
+            return None
+        if isinstance(node, ast.FuncCall):
+            name = name_of(node.funcname)
+            if name in _RETURNS:
+                kind, what = _RETURNS[name]
+                return kind if what == "range" else None
+            return name if name in KINDS else None
+        if isinstance(node, ast.A_ArrayExpr):
+            inner = {self.kind(e) for e in node.elements or ()} - {"unknown"}
+            return next(iter(inner)) + "[]" if len(inner) == 1 and next(iter(inner)) in KINDS else None
+        if isinstance(node, ast.A_Const):
+            return "unknown" if node.isnull or isinstance(node.val, ast.String) else None
+        if isinstance(node, ast.ParamRef):
+            v = self.param(node)
+            if isinstance(v, RangeParameter):
+                return v.kind.name
+            if isinstance(v, TextParameter):
+                return None
+            if isinstance(v, list) and v and all(isinstance(x, RangeParameter) or x is None for x in v):
+                typed = {x.kind.name for x in v if x is not None}
+                return typed.pop() + "[]" if len(typed) == 1 else None
+            return "unknown" if v is None or isinstance(v, str | values.Range) else None
+        if isinstance(node, ast.CaseExpr) and node.defresult is not None:
+            return self.kind(node.defresult)
+        return None
+
+    def as_range(self, node: Any, kind: str) -> Any:
+        """An operand a range operator takes as ``kind``: a constant or parameter read now."""
+        k = self.kind(node)
+        if k == kind and not isinstance(node, ast.ParamRef):
+            return node
+        if k in KINDS and k != kind:
+            raise errors.DatatypeMismatch(f"cannot cast type {k} to {kind}", sqlstate="42846")
+        if isinstance(node, ast.A_Const | ast.ParamRef):
+            value = const_value(node) if isinstance(node, ast.A_Const) else self.param(node)
+            return self.literal(value, kind)
+        raise errors.FeatureNotSupported(f"a cast of a computed value to {kind} is not supported: write the "
+                                         f"range as a literal or with {kind}(lower, upper, bounds)")
+
+    def literal(self, value: Any, kind: str) -> Any:
+        """The range ``value`` (its text, a Range, a typed parameter) as a call that builds it,
+        each bound a cast of its text to the subtype."""
+        spec = KINDS[kind]
+        if value is None:
+            return ast.CaseExpr(args=(ast.CaseWhen(expr=_false(), result=func(RANGE[kind, "empty"])),),
+                                defresult=None)
+        if isinstance(value, RangeParameter):
+            if value.kind.name != kind:
+                raise errors.DatatypeMismatch(f"cannot cast type {value.kind.name} to {kind}", sqlstate="42846")
+            value = value.text if value.text is not None else value.value
+        if isinstance(value, str):
+            empty, lower, upper, lower_inc, upper_inc = values.parse_text(value)
+        elif isinstance(value, values.Range) or hasattr(value, "isempty") and hasattr(value, "lower_inc"):
+            empty, lower_inc, upper_inc = value.isempty, value.lower_inc, value.upper_inc
+            lower = None if empty or value.lower is None else values.bound_text(value.lower)
+            upper = None if empty or value.upper is None else values.bound_text(value.upper)
+        else:
+            raise errors.DatatypeMismatch(f"cannot cast type {type(value).__name__} to {kind}", sqlstate="42846")
+        if empty:
+            return func(RANGE[kind, "empty"])
+        bounds = ("[" if lower_inc else "(") + ("]" if upper_inc else ")")
+        return func(RANGE[kind, "make3"], self.bound(lower, spec), self.bound(upper, spec),
+                    ast.A_Const(val=ast.String(sval=bounds)))
+
+    @staticmethod
+    def bound(text: str | None, spec: values.RangeKind) -> Any:
+        if text is None:
+            return cast(ast.A_Const(isnull=True), spec.subtype)
+        return cast(ast.A_Const(val=ast.String(sval=text)), spec.subtype)
+
+    def as_array(self, node: Any, kind: str) -> Any:
+        """An array of ranges: ARRAY[...], an array literal's text or a list parameter."""
+        if isinstance(node, ast.A_ArrayExpr):
+            return ast.A_ArrayExpr(elements=tuple(self.as_range(e, kind) for e in node.elements or ()))
+        if self.kind(node) == kind + "[]" and not isinstance(node, ast.ParamRef):
+            return node
+        value = const_value(node) if isinstance(node, ast.A_Const) else \
+            self.param(node) if isinstance(node, ast.ParamRef) else ...
+        if value is ...:
+            raise errors.FeatureNotSupported(f"a cast of a computed value to {kind}[] is not supported")
+        if value is None:
+            return ast.CaseExpr(
+                args=(ast.CaseWhen(expr=_false(), result=ast.A_ArrayExpr(elements=(func(RANGE[kind, "empty"]),))),),
+                defresult=None)
+        if isinstance(value, str):
+            items = parse_array_literal(value)
+            if any(isinstance(x, list) for x in items):
+                raise errors.FeatureNotSupported(f"multidimensional arrays of {kind} are not supported")
+        elif isinstance(value, list | tuple):
+            items = list(value)
+        else:
+            raise errors.DatatypeMismatch(f"cannot cast type {type(value).__name__} to {kind}[]", sqlstate="42846")
+        if not items:
+            raise errors.FeatureNotSupported(f"an empty array of {kind} is not supported")
+        return ast.A_ArrayExpr(elements=tuple(self.literal(x, kind) for x in items))
+
+    # -- rewriting ----------------------------------------------------------------------------
+    def visit(self, node: Any) -> Any:
+        if isinstance(node, ast.TypeCast):
+            return self.type_cast(node)
+        if isinstance(node, ast.FuncCall):
+            return self.call(node)
+        if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_OP and node.name:
+            return self.operator(node)
+        if isinstance(node, ast.A_Expr) and node.kind in _SAME_TYPE:
+            return self.same_type(node)
+        if isinstance(node, ast.ParamRef):
+            v = self.param(node)
+            if isinstance(v, RangeParameter):  # typed by the client: a range wherever it stands
+                return self.literal(v, v.kind.name)
+            k = self.kind(node)
+            if k is not None and k.endswith("[]"):
+                return self.as_array(node, k[:-2])
+        return None
+
+    def type_cast(self, node: ast.TypeCast) -> Any:
+        name = name_of(node.typeName.names)
+        if name in MULTIRANGES:
+            raise errors.FeatureNotSupported(f"type {name} is not supported")
+        arg = self(node.arg)
+        if name in KINDS:
+            if node.typeName.arrayBounds:
+                if len(node.typeName.arrayBounds) > 1:
+                    raise errors.FeatureNotSupported(f"multidimensional arrays of {name} are not supported")
+                return self.as_array(arg, name)
+            return self.as_range(arg, name)
+        k = self.kind(arg)
+        if k in KINDS:
+            if name in ("text", "varchar") and not node.typeName.arrayBounds and not node.typeName.typmods:
+                return func(RANGE[k, "out"], arg)
+            raise errors.DatatypeMismatch(f"cannot cast type {k} to {name}", sqlstate="42846")
+        node.arg = arg
+        return node
+
+    def call(self, node: ast.FuncCall) -> Any:
+        name = name_of(node.funcname)
+        if name in _RETURNS:  # made here already
+            return None
+        args = [self(a) for a in node.args or ()]
+        if name in MULTIRANGES or name in ("range_agg", "range_intersect_agg", "multirange"):
+            raise errors.FeatureNotSupported(f"{name}() is not supported: reeldb has no multirange types")
+        if name in KINDS:
+            if node.agg_star or node.agg_distinct or node.over is not None or node.agg_order or node.agg_filter:
+                raise errors.SyntaxError(f"{name}() is not an aggregate")
+            if len(args) == 2:
+                return func(RANGE[name, "make2"], *args)
+            if len(args) == 3:
+                return func(RANGE[name, "make3"], *args)
+            raise errors.UndefinedFunction(f"function {name}() with {len(args)} arguments does not exist")
+        kinds = [self.kind(a) for a in args]
+        ranged = [k for k in kinds if k in KINDS]
+        if name in _ACCESSORS and len(args) == 1 and ranged:
+            return func(RANGE[ranged[0], name], args[0])
+        if name == "range_merge" and len(args) == 2:
+            kind = _common(ranged, name)
+            return func(RANGE[kind, "merge"], self.as_range(args[0], kind), self.as_range(args[1], kind))
+        if ranged and name not in _PASS_THROUGH and name in allowlist.FUNCTIONS:
+            raise errors.FeatureNotSupported(f"{name}() of {ranged[0]} is not supported")
+        node.args = tuple(args) if node.args is not None else None
+        return node
+
+    def same_type(self, node: ast.A_Expr) -> Any:
+        """IN, IS DISTINCT FROM, NULLIF: beside a range, an untyped operand is that range."""
+        left = self(node.lexpr)
+        right = [self(x) for x in node.rexpr] if isinstance(node.rexpr, list | tuple) else self(node.rexpr)
+        items = [left, *(right if isinstance(right, list) else [right])]
+        ranged = [self.kind(x) for x in items if self.kind(x) in KINDS]
+        if ranged:
+            kind = ranged[0]
+            left = self.as_range(left, kind)
+            right = [self.as_range(x, kind) for x in right] if isinstance(right, list) else self.as_range(right, kind)
+        return ast.A_Expr(kind=node.kind, name=node.name, lexpr=left,
+                          rexpr=tuple(right) if isinstance(right, list) else right, location=node.location)
+
+    def operator(self, node: ast.A_Expr) -> Any:
+        op = name_of(node.name)
+        left = None if node.lexpr is None else self(node.lexpr)
+        right = self(node.rexpr)
+        lk, rk = self.kind(left), self.kind(right)
+        if lk in KINDS or rk in KINDS:
+            return self.range_operator(op, left, right, lk, rk)
+        if lk and lk.endswith("[]") and lk[:-2] in KINDS or rk and rk.endswith("[]") and rk[:-2] in KINDS:
+            kind = (lk if lk and lk.endswith("[]") else rk)[:-2]
+            if op not in ("=", "<>", "!="):
+                raise errors.FeatureNotSupported(f"operator {op} on {kind}[] is not supported")
+            return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self.as_array(left, kind),
+                              rexpr=self.as_array(right, kind), location=node.location)
+        return ast.A_Expr(kind=node.kind, name=node.name, lexpr=left, rexpr=right, location=node.location)
+
+    def range_operator(self, op: str, left: Any, right: Any, lk: str | None, rk: str | None) -> Any:
+        if left is None:
+            raise errors.UndefinedFunction(f"operator does not exist: {op} {rk}")
+        if lk in KINDS and rk in KINDS and lk != rk:
+            raise errors.UndefinedFunction(f"operator does not exist: {lk} {op} {rk}")
+        if op == "@>" and lk in KINDS and rk not in KINDS and rk != "unknown":
+            return func(RANGE[lk, "contains_elem"], left, right)
+        if op == "<@" and rk in KINDS and lk not in KINDS and lk != "unknown":
+            return func(RANGE[rk, "elem_contained"], left, right)
+        kind = lk if lk in KINDS else rk
+        assert kind is not None
+        if lk not in KINDS and lk != "unknown" or rk not in KINDS and rk != "unknown":
+            shown = lk if lk in KINDS else "?"
+            raise errors.UndefinedFunction(f"operator does not exist: {shown} {op} {rk if rk in KINDS else '?'}")
+        a, b = self.as_range(left, kind), self.as_range(right, kind)
+        if op in _COMPARISONS:
+            return ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="<>" if op == "!=" else op),),
+                              lexpr=a, rexpr=b)
+        if op == "@>":
+            return func(RANGE[kind, "contains"], a, b)
+        if op == "<@":
+            return func(RANGE[kind, "contains"], b, a)
+        if op in _BOOLEAN_OPS:
+            return func(RANGE[kind, _BOOLEAN_OPS[op]], a, b)
+        if op in _RANGE_OPS:
+            return func(RANGE[kind, _RANGE_OPS[op]], a, b)
+        raise errors.UndefinedFunction(f"operator does not exist: {kind} {op} {kind}")
+
+
+def _common(kinds: list[str], name: str) -> str:
+    if not kinds:
+        raise errors.UndefinedFunction(f"function {name}(unknown, unknown) is not unique")
+    if len(set(kinds)) > 1:
+        raise errors.UndefinedFunction(f"function {name}({', '.join(kinds)}) does not exist")
+    return kinds[0]
+
+
+def _false() -> ast.A_Const:
+    return ast.A_Const(val=ast.Boolean(boolval=False))
