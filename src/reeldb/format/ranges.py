@@ -78,6 +78,7 @@ class RangeError(ValueError):
 
     def __init__(self, sqlstate: str, message: str):
         super().__init__(f"SQLSTATE {sqlstate}: {message}")
+        self.sqlstate, self.message = sqlstate, message
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,13 @@ def _quoted(s: str) -> str:
 def bound_text(v: Any) -> str:
     """A bound's text as its subtype's output prints it (DateStyle ISO; the session's zone is UTC)."""
     if isinstance(v, dt.datetime):
+        zone = ""
         if v.tzinfo is not None:
-            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
-            return v.isoformat(sep=" ") + "+00"
-        return v.isoformat(sep=" ")
+            v, zone = v.astimezone(dt.timezone.utc).replace(tzinfo=None), "+00"
+        shown = v.replace(microsecond=0).isoformat(sep=" ")
+        if v.microsecond:  # PostgreSQL prints the fraction without its trailing zeros
+            shown += f".{v.microsecond:06d}".rstrip("0")
+        return shown + zone
     if isinstance(v, dt.date):
         return v.isoformat()
     if isinstance(v, decimal.Decimal):
@@ -281,7 +285,7 @@ def make(kind: RangeKind, lower: Any, upper: Any, lower_inc: bool, upper_inc: bo
 def check_bounds_flags(bounds: Any) -> tuple[bool, bool]:
     """A constructor's third argument: ``[)``, ``[]``, ``(]`` or ``()``."""
     if bounds is None:
-        raise RangeError("22004", "range constructor flags argument must not be null")
+        raise RangeError("22000", "range constructor flags argument must not be null")
     if bounds not in ("[)", "[]", "(]", "()"):
         raise RangeError("42601", "invalid range bound flags")
     return bounds[0] == "[", bounds[1] == "]"
@@ -497,6 +501,10 @@ def _strict(fn: Callable[..., Any], n: int) -> Callable[..., Any]:
     return lambda a, b: None if a is None or b is None else fn(a, b)
 
 
+# what DuckDB hands Python for -infinity / infinity dates and timestamps
+_EDGES = frozenset((dt.date.min, dt.date.max, dt.datetime.min, dt.datetime.max))
+
+
 def functions(kind: RangeKind) -> dict[str, tuple[Callable[..., Any], list[str], str, bool]]:
     """name -> (function, DuckDB argument types, DuckDB result type, handles NULLs itself)
     of one range type's functions, run by DuckDB over the stored structs."""
@@ -505,6 +513,11 @@ def functions(kind: RangeKind) -> dict[str, tuple[Callable[..., Any], list[str],
 
     def construct(lo: Any, hi: Any, flags: Any = "[)") -> dict[str, Any]:
         linc, uinc = check_bounds_flags(flags)
+        for b in (lo, hi):
+            if isinstance(b, dt.date) and b.replace(tzinfo=None) in _EDGES if isinstance(b, dt.datetime) \
+                    else isinstance(b, dt.date) and b in _EDGES:
+                raise RangeError("0A000", f"{kind.name} bound {b} is not supported: infinity and the first and last "
+                                 "days Python holds cannot be told apart")
         return to_struct(make(kind, lo, hi, linc, uinc))
 
     def two(fn: Callable[[Range, Range], Any], result: str = "BOOLEAN") -> tuple:

@@ -405,11 +405,18 @@ def _hstore(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
 def _range(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     """int4range ... tstzrange: a Range (reeldb's or psycopg's), a range literal or a stored
     struct, its bounds read as the subtype's column reads them (format/ranges.py)."""
-    from .ranges import KINDS, from_python, kind_of_number
+    from .ranges import KINDS, RangeError, from_python, kind_of_number
 
     kind = KINDS[ctype.kind]
     sub = _CONVERTERS[kind.sub_kind](ColumnType(kind.sub_kind), column)
-    return lambda v: from_python(kind, v, lambda b: kind_of_number(kind, sub(b)))
+
+    def conv(v: Any) -> Any:
+        try:
+            return from_python(kind, v, lambda b: kind_of_number(kind, sub(b)))
+        except RangeError as e:
+            raise errors.DataError(f"{e.message} (column {column})", sqlstate=e.sqlstate) from None
+
+    return conv
 
 
 def _arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:

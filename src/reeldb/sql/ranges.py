@@ -51,6 +51,13 @@ _SAME_TYPE = (A_Expr_Kind.AEXPR_DISTINCT, A_Expr_Kind.AEXPR_NOT_DISTINCT, A_Expr
               A_Expr_Kind.AEXPR_NULLIF)
 # functions that take a range as any value: counted, passed through, compared as a whole
 _PASS_THROUGH = frozenset(("count", "coalesce", "nullif", "array_agg"))
+# the argument types each constructor takes, with PostgreSQL's implicit casts (reeldb's kinds)
+_CONSTRUCTOR_ARGS = {"int4range": {"int16", "int32"}, "int8range": {"int16", "int32", "int64"},
+                     "numrange": {"int16", "int32", "int64", "numeric"}, "daterange": {"date"},
+                     "tsrange": {"date", "timestamp"}, "tstzrange": {"date", "timestamp", "timestamptz"}}
+_SQL_NAMES = {"int16": "smallint", "int32": "integer", "int64": "bigint", "numeric": "numeric", "date": "date",
+              "timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone",
+              "float64": "double precision", "float32": "real", "text": "text", "bool": "boolean"}
 
 
 class RangeRewrite:
@@ -99,9 +106,44 @@ class RangeRewrite:
                 typed = {x.kind.name for x in v if x is not None}
                 return typed.pop() + "[]" if len(typed) == 1 else None
             return "unknown" if v is None or isinstance(v, str | values.Range) else None
-        if isinstance(node, ast.CaseExpr) and node.defresult is not None:
-            return self.kind(node.defresult)
+        if isinstance(node, ast.CaseExpr):
+            results = [w.result for w in node.args or ()] + ([node.defresult] if node.defresult is not None else [])
+            return _first_range([self.kind(x) for x in results])
+        if isinstance(node, ast.CoalesceExpr | ast.MinMaxExpr):
+            return _first_range([self.kind(x) for x in node.args or ()])
+        if isinstance(node, ast.A_Expr) and node.kind == A_Expr_Kind.AEXPR_NULLIF:
+            return _first_range([self.kind(node.lexpr)])
         return None
+
+    def element_kind(self, node: Any) -> str | None:
+        """reeldb's kind of a value that is plainly of one type (a number, a cast, a column,
+        lower() / upper() of a range); None where it cannot be told here."""
+        from ..types import by_name
+
+        if isinstance(node, ast.A_Const) and isinstance(node.val, ast.Integer):
+            return "int32"
+        if isinstance(node, ast.A_Const) and isinstance(node.val, ast.Float):
+            digits = node.val.fval.lstrip("-")
+            return ("int32" if -(2**31) <= int(node.val.fval) < 2**31 else "int64") if digits.isdigit() \
+                and int(node.val.fval) in range(-(2**63), 2**63) else "numeric"
+        if isinstance(node, ast.TypeCast) and not node.typeName.arrayBounds:
+            info = by_name(name_of(node.typeName.names))
+            return None if info is None else info.kind
+        if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+            return self.kinds.get(node.fields[-1].sval)
+        if isinstance(node, ast.FuncCall) and name_of(node.funcname) in _RETURNS:
+            kind, what = _RETURNS[name_of(node.funcname)]
+            return KINDS[kind].sub_kind if what == "element" else None
+        return None
+
+    def check_element(self, node: Any, kind: str, op: str, left: bool) -> None:
+        """42883 for an element of another type than the range's subtype, as PostgreSQL's
+        anyrange / anyelement operators take only the subtype itself."""
+        got = self.element_kind(node)
+        if got is not None and got != KINDS[kind].sub_kind:
+            shown = _SQL_NAMES.get(got, got)
+            raise errors.UndefinedFunction(f"operator does not exist: {shown} {op} {kind}" if left
+                                           else f"operator does not exist: {kind} {op} {shown}")
 
     def as_range(self, node: Any, kind: str) -> Any:
         """An operand a range operator takes as ``kind``: a constant or parameter read now."""
@@ -221,6 +263,10 @@ class RangeRewrite:
         if name in KINDS:
             if node.agg_star or node.agg_distinct or node.over is not None or node.agg_order or node.agg_filter:
                 raise errors.SyntaxError(f"{name}() is not an aggregate")
+            for a in args[:2]:
+                got = self.element_kind(a)
+                if got is not None and got not in _CONSTRUCTOR_ARGS[name]:
+                    raise errors.UndefinedFunction(f"function {name}({_SQL_NAMES.get(got, got)}, ...) does not exist")
             if len(args) == 2:
                 return func(RANGE[name, "make2"], *args)
             if len(args) == 3:
@@ -256,6 +302,9 @@ class RangeRewrite:
         left = None if node.lexpr is None else self(node.lexpr)
         right = self(node.rexpr)
         lk, rk = self.kind(left), self.kind(right)
+        if op == "||" and (lk in KINDS or rk in KINDS):  # anynonarray || anynonarray: their texts
+            left, right = (func(RANGE[k, "out"], x) if k in KINDS else x for x, k in ((left, lk), (right, rk)))
+            return ast.A_Expr(kind=node.kind, name=node.name, lexpr=left, rexpr=right, location=node.location)
         if lk in KINDS or rk in KINDS:
             return self.range_operator(op, left, right, lk, rk)
         if lk and lk.endswith("[]") and lk[:-2] in KINDS or rk and rk.endswith("[]") and rk[:-2] in KINDS:
@@ -272,8 +321,10 @@ class RangeRewrite:
         if lk in KINDS and rk in KINDS and lk != rk:
             raise errors.UndefinedFunction(f"operator does not exist: {lk} {op} {rk}")
         if op == "@>" and lk in KINDS and rk not in KINDS and rk != "unknown":
+            self.check_element(right, lk, op, left=False)
             return func(RANGE[lk, "contains_elem"], left, right)
         if op == "<@" and rk in KINDS and lk not in KINDS and lk != "unknown":
+            self.check_element(left, rk, op, left=True)
             return func(RANGE[rk, "elem_contained"], left, right)
         kind = lk if lk in KINDS else rk
         assert kind is not None
@@ -293,6 +344,10 @@ class RangeRewrite:
         if op in _RANGE_OPS:
             return func(RANGE[kind, _RANGE_OPS[op]], a, b)
         raise errors.UndefinedFunction(f"operator does not exist: {kind} {op} {kind}")
+
+
+def _first_range(kinds: list[str | None]) -> str | None:
+    return next((k for k in kinds if k in KINDS), None)
 
 
 def _common(kinds: list[str], name: str) -> str:
