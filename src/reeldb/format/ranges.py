@@ -47,6 +47,7 @@ class RangeKind:
     sub_duck: str  # the subtype in DuckDB
     sub_arrow: pa.DataType
     step: Any = None  # discrete types: the distance to the next value; None for continuous ones
+    multi: str = ""  # the name of its multirange type (int4multirange)
 
     @property
     def duck(self) -> str:
@@ -56,6 +57,15 @@ class RangeKind:
                 + ", rng_upper_inc BOOLEAN)")
 
     @property
+    def multi_duck(self) -> str:
+        """The DuckDB type of a value of its multirange type: its ranges, normalized."""
+        return f"STRUCT(mr_ranges {self.duck}[])"
+
+    @property
+    def multi_arrow(self) -> pa.DataType:
+        return pa.struct([("mr_ranges", pa.list_(self.arrow))])
+
+    @property
     def arrow(self) -> pa.DataType:
         return pa.struct([("rng_nonempty", pa.bool_()), ("rng_lower_fin", pa.bool_()), ("rng_lower", self.sub_arrow),
                           ("rng_lower_exc", pa.bool_()), ("rng_upper_inf", pa.bool_()),
@@ -63,13 +73,15 @@ class RangeKind:
 
 
 KINDS: dict[str, RangeKind] = {k.name: k for k in (
-    RangeKind("int4range", "int4", "int32", "INTEGER", pa.int32(), 1),
-    RangeKind("int8range", "int8", "int64", "BIGINT", pa.int64(), 1),
-    RangeKind("numrange", "numeric", "numeric", "DECIMAL(38,10)", pa.decimal128(38, 10)),
-    RangeKind("daterange", "date", "date", "DATE", pa.date32(), dt.timedelta(days=1)),
-    RangeKind("tsrange", "timestamp", "timestamp", "TIMESTAMP", pa.timestamp("us")),
-    RangeKind("tstzrange", "timestamptz", "timestamptz", "TIMESTAMP WITH TIME ZONE", pa.timestamp("us", tz="UTC")),
+    RangeKind("int4range", "int4", "int32", "INTEGER", pa.int32(), 1, "int4multirange"),
+    RangeKind("int8range", "int8", "int64", "BIGINT", pa.int64(), 1, "int8multirange"),
+    RangeKind("numrange", "numeric", "numeric", "DECIMAL(38,10)", pa.decimal128(38, 10), None, "nummultirange"),
+    RangeKind("daterange", "date", "date", "DATE", pa.date32(), dt.timedelta(days=1), "datemultirange"),
+    RangeKind("tsrange", "timestamp", "timestamp", "TIMESTAMP", pa.timestamp("us"), None, "tsmultirange"),
+    RangeKind("tstzrange", "timestamptz", "timestamptz", "TIMESTAMP WITH TIME ZONE", pa.timestamp("us", tz="UTC"),
+              None, "tstzmultirange"),
 )}
+MULTI: dict[str, RangeKind] = {k.multi: k for k in KINDS.values()}  # multirange name -> its range type
 _LIMITS = {"int4range": (-(2**31), 2**31 - 1), "int8range": (-(2**63), 2**63 - 1)}
 
 
@@ -490,7 +502,142 @@ def minus(kind: RangeKind, a: Range, b: Range) -> Range:
     return _from_bounds(kind, _Bound(u2.value, False, not u2.inclusive, True), u1)
 
 
+# ----------------------------------------------------------------------------- multiranges
+
+
+class Multirange(tuple):
+    """A multirange value as reeldb hands it to Python: its ranges, normalized (sorted,
+    merged where they overlap or touch, no empty ones)."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class MultirangeParameter:
+    """A value a client typed as a multirange: its text, or (binary) its ranges read."""
+
+    kind: RangeKind
+    text: str | None = None
+    value: tuple[Range, ...] | None = None
+
+
+def _malformed_multi(text: str, detail: str) -> errors.Error:
+    shown = text if len(text) <= 200 else text[:200] + "..."
+    return errors.InvalidTextRepresentation(f'malformed multirange literal: "{shown}" ({detail})')
+
+
+def parse_multi_text(text: str) -> list[str]:
+    """PostgreSQL's multirange_in, up to each range's text (read by parse_text): ``{}``,
+    ``{[1,2), empty, (3,)}``. 22P02 naming the value when it is not a multirange literal."""
+    if not isinstance(text, str):
+        raise errors.DatatypeMismatch(f"a multirange literal must be text, not {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise errors.InvalidTextRepresentation(
+            f"malformed multirange literal: {len(text)} characters, more than the {MAX_TEXT} reeldb reads")
+    n, i = len(text), 0
+    while i < n and text[i].isspace():
+        i += 1
+    if i >= n or text[i] != "{":
+        raise _malformed_multi(text, "Missing left brace.")
+    i += 1
+    out: list[str] = []
+    while True:
+        while i < n and text[i].isspace():
+            i += 1
+        if i < n and text[i] == "}" and not out:
+            i += 1
+            break
+        if text[i:i + 5].lower() == "empty":
+            out.append("empty")
+            i += 5
+        elif i < n and text[i] in "[(":
+            start, in_quote = i, False
+            i += 1
+            while i < n and (in_quote or text[i] not in "])"):
+                if text[i] == "\\":
+                    i += 1
+                elif text[i] == '"':
+                    in_quote = not in_quote
+                i += 1
+            if i >= n:
+                raise _malformed_multi(text, "Unexpected end of input.")
+            i += 1
+            out.append(text[start:i])
+        else:
+            raise _malformed_multi(text, "Expected range start.")
+        while i < n and text[i].isspace():
+            i += 1
+        if i < n and text[i] == ",":
+            i += 1
+            continue
+        if i < n and text[i] == "}":
+            i += 1
+            break
+        raise _malformed_multi(text, "Expected comma or end of multirange.")
+    while i < n and text[i].isspace():
+        i += 1
+    if i != n:
+        raise _malformed_multi(text, "Junk after closing right brace.")
+    return out
+
+
+def range_cmp(a: Range, b: Range) -> int:
+    """range_cmp: empty first, then by lower bound, then by upper bound."""
+    if a.empty or b.empty:
+        return (not a.empty) - (not b.empty)
+    (l1, u1), (l2, u2) = _bounds(a), _bounds(b)
+    return cmp_bounds(l1, l2) or cmp_bounds(u1, u2)
+
+
+def normalize(kind: RangeKind, ranges: list[Range]) -> Multirange:
+    """multirange_canonicalize: sorted, overlapping or adjacent ranges merged, empties dropped."""
+    import functools
+
+    out: list[Range] = []
+    for r in sorted((r for r in ranges if not r.empty), key=functools.cmp_to_key(range_cmp)):
+        if out and (overlaps(out[-1], r) or adjacent(kind, out[-1], r)):
+            out[-1] = union(kind, out[-1], r, strict=False)
+        else:
+            out.append(r)
+    return Multirange(out)
+
+
+def multi_text(m: tuple[Range, ...]) -> str:
+    return "{" + ",".join(text(r) for r in m) + "}"
+
+
+def to_mstruct(m: tuple[Range, ...]) -> dict[str, Any]:
+    return {"mr_ranges": [to_struct(r) for r in m]}
+
+
+def from_mstruct(d: dict[str, Any]) -> Multirange:
+    return Multirange(from_struct(r) for r in d["mr_ranges"])
+
+
+def multi_from_python(kind: RangeKind, value: Any, read_bound: Callable[[Any], Any]) -> dict[str, Any]:
+    """A value given for a multirange column (ranges, a literal, a typed parameter, a stored
+    struct) as the stored struct, normalized."""
+    if isinstance(value, dict):
+        value = from_mstruct(value)
+    if isinstance(value, MultirangeParameter):
+        if value.kind.name != kind.name:
+            raise errors.DatatypeMismatch(f"a value of type {value.kind.multi} is not a value of type {kind.multi}")
+        value = value.text if value.text is not None else value.value
+    if isinstance(value, str):
+        value = parse_multi_text(value)
+    if not isinstance(value, list | tuple):
+        raise errors.DatatypeMismatch(f"a {type(value).__name__} is not a value of type {kind.multi}")
+    ranges = [from_struct(from_python(kind, r, read_bound)) for r in value]
+    return to_mstruct(normalize(kind, ranges))
+
+
 # ----------------------------------------------------------------------------- DuckDB functions
+
+
+def _member(read: Callable[[Any], Range], x: Any) -> Range:
+    if x is None:
+        raise RangeError("22004", "multirange values cannot contain null members")
+    return read(x)
 
 
 def _strict(fn: Callable[..., Any], n: int) -> Callable[..., Any]:
@@ -554,6 +701,10 @@ def functions(kind: RangeKind) -> dict[str, tuple[Callable[..., Any], list[str],
         "merge": two_ranges(lambda k, a, b: union(k, a, b, strict=False)),
         "intersect": two_ranges(intersect),
         "minus": two_ranges(minus),
+        "mempty": (lambda: to_mstruct(()), [], kind.multi_duck, True),
+        "mmake": (_strict(lambda rs: to_mstruct(normalize(kind, [_member(r, x) for x in rs])), 1),
+                  [s + "[]"], kind.multi_duck, True),
+        "mout": (_strict(lambda m: multi_text(from_mstruct(m)), 1), [kind.multi_duck], "VARCHAR", True),
     }
 
 

@@ -404,14 +404,17 @@ def _hstore(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
 
 def _range(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     """int4range ... tstzrange: a Range (reeldb's or psycopg's), a range literal or a stored
-    struct, its bounds read as the subtype's column reads them (format/ranges.py)."""
-    from .ranges import KINDS, RangeError, from_python, kind_of_number
+    struct, its bounds read as the subtype's column reads them (format/ranges.py); their
+    multiranges: ranges, a multirange literal or a stored struct, normalized."""
+    from .ranges import KINDS, MULTI, RangeError, from_python, kind_of_number, multi_from_python
 
-    kind = KINDS[ctype.kind]
+    kind = KINDS[ctype.kind] if ctype.kind in KINDS else MULTI[ctype.kind]
     sub = _CONVERTERS[kind.sub_kind](ColumnType(kind.sub_kind), column)
 
     def conv(v: Any) -> Any:
         try:
+            if ctype.kind == kind.multi:
+                return multi_from_python(kind, v, lambda b: kind_of_number(kind, sub(b)))
             return from_python(kind, v, lambda b: kind_of_number(kind, sub(b)))
         except RangeError as e:
             raise errors.DataError(f"{e.message} (column {column})", sqlstate=e.sqlstate) from None
@@ -453,6 +456,7 @@ _CONVERTERS: dict[str, Callable[[ColumnType, str], Callable[[Any], Any]]] = {
 }
 _CONVERTERS.update({kind: _arrays for kind in ARRAY_KINDS})
 _CONVERTERS.update({kind: _range for kind in RANGE_KINDS})
+_CONVERTERS.update({kind.multi: _range for kind in RANGE_KINDS.values()})
 
 
 def check_scalars(ctype: ColumnType, column: str, values: list[Any]) -> pa.Array:

@@ -839,7 +839,7 @@ def _types_table() -> pa.Table:
         "oid": [t.oid for t in ts], "typname": [t.name for t in ts], "typnamespace": [t.namespace for t in ts],
         "typowner": [OWNER_OID] * n, "typlen": pa.array([t.length for t in ts], pa.int16()),
         "typbyval": [0 < t.length <= 8 for t in ts],
-        "typtype": ["r" if t.category == "R" else "b" for t in ts],  # r: a range type
+        "typtype": [("m" if "multirange" in t.name else "r") if t.category == "R" else "b" for t in ts],  # range, multirange
         "typcategory": [t.category for t in ts], "typispreferred": [False] * n, "typisdefined": [True] * n,
         "typdelim": [","] * n, "typrelid": [0] * n, "typelem": [t.element for t in ts],
         "typarray": [t.array for t in ts], "typinput": [f"{t.name}_in" for t in ts],

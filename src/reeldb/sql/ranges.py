@@ -35,11 +35,13 @@ from . import allowlist
 from .citext import TextParameter
 from .parse import cast, const_value, func, name_of
 
-KINDS = values.KINDS
-MULTIRANGES = frozenset(("int4multirange", "int8multirange", "nummultirange", "datemultirange", "tsmultirange",
-                         "tstzmultirange", "anymultirange", "anyrange"))
-# internal function -> (range type, what it answers: "range", "element" or "other")
-_RETURNS = {name: (kind, "range" if fn in ("empty", "make2", "make3", "union", "merge", "intersect", "minus")
+RANGES = values.KINDS
+MULTI = values.MULTI
+KINDS = frozenset(RANGES) | frozenset(MULTI)  # the type names this rewrite knows
+POLYMORPHIC = frozenset(("anymultirange", "anyrange", "anycompatiblerange", "anycompatiblemultirange"))
+# internal function -> (range or multirange type, what it answers: "range", "element" or "other")
+_RETURNS = {name: (RANGES[kind].multi if fn in ("mempty", "mmake") else kind,
+                   "range" if fn in ("empty", "make2", "make3", "union", "merge", "intersect", "minus", "mempty", "mmake")
                    else "element" if fn in ("lower", "upper") else "other")
             for (kind, fn), name in RANGE.items()}
 _ACCESSORS = ("lower", "upper", "isempty", "lower_inc", "upper_inc", "lower_inf", "upper_inf")
@@ -50,7 +52,7 @@ _RANGE_OPS = {"+": "union", "*": "intersect", "-": "minus"}
 _SAME_TYPE = (A_Expr_Kind.AEXPR_DISTINCT, A_Expr_Kind.AEXPR_NOT_DISTINCT, A_Expr_Kind.AEXPR_IN,
               A_Expr_Kind.AEXPR_NULLIF)
 # functions that take a range as any value: counted, passed through, compared as a whole
-_PASS_THROUGH = frozenset(("count", "coalesce", "nullif", "array_agg"))
+_PASS_THROUGH = frozenset(("count", "coalesce", "nullif", "array_agg", "pg_typeof"))
 # the argument types each constructor takes, with PostgreSQL's implicit casts (reeldb's kinds)
 _CONSTRUCTOR_ARGS = {"int4range": {"int16", "int32"}, "int8range": {"int16", "int32", "int64"},
                      "numrange": {"int16", "int32", "int64", "numeric"}, "daterange": {"date"},
@@ -100,10 +102,13 @@ class RangeRewrite:
             v = self.param(node)
             if isinstance(v, RangeParameter):
                 return v.kind.name
+            if isinstance(v, values.MultirangeParameter):
+                return v.kind.multi
             if isinstance(v, TextParameter):
                 return None
-            if isinstance(v, list) and v and all(isinstance(x, RangeParameter) or x is None for x in v):
-                typed = {x.kind.name for x in v if x is not None}
+            if isinstance(v, list) and v and all(isinstance(x, RangeParameter | values.MultirangeParameter) or x is None
+                                                 for x in v):
+                typed = {x.kind.name if isinstance(x, RangeParameter) else x.kind.multi for x in v if x is not None}
                 return typed.pop() + "[]" if len(typed) == 1 else None
             return "unknown" if v is None or isinstance(v, str | values.Range) else None
         if isinstance(node, ast.CaseExpr):
@@ -133,14 +138,14 @@ class RangeRewrite:
             return self.kinds.get(node.fields[-1].sval)
         if isinstance(node, ast.FuncCall) and name_of(node.funcname) in _RETURNS:
             kind, what = _RETURNS[name_of(node.funcname)]
-            return KINDS[kind].sub_kind if what == "element" else None
+            return RANGES[kind].sub_kind if what == "element" else None
         return None
 
     def check_element(self, node: Any, kind: str, op: str, left: bool) -> None:
         """42883 for an element of another type than the range's subtype, as PostgreSQL's
         anyrange / anyelement operators take only the subtype itself."""
         got = self.element_kind(node)
-        if got is not None and got != KINDS[kind].sub_kind:
+        if got is not None and got != RANGES[kind].sub_kind:
             shown = _SQL_NAMES.get(got, got)
             raise errors.UndefinedFunction(f"operator does not exist: {shown} {op} {kind}" if left
                                            else f"operator does not exist: {kind} {op} {shown}")
@@ -161,7 +166,9 @@ class RangeRewrite:
     def literal(self, value: Any, kind: str) -> Any:
         """The range ``value`` (its text, a Range, a typed parameter) as a call that builds it,
         each bound a cast of its text to the subtype."""
-        spec = KINDS[kind]
+        if kind in MULTI:
+            return self.multi_literal(value, kind)
+        spec = RANGES[kind]
         if value is None:
             return ast.CaseExpr(args=(ast.CaseWhen(expr=_false(), result=func(RANGE[kind, "empty"])),),
                                 defresult=None)
@@ -182,6 +189,26 @@ class RangeRewrite:
         bounds = ("[" if lower_inc else "(") + ("]" if upper_inc else ")")
         return func(RANGE[kind, "make3"], self.bound(lower, spec), self.bound(upper, spec),
                     ast.A_Const(val=ast.String(sval=bounds)))
+
+    def multi_literal(self, value: Any, name: str) -> Any:
+        """A multirange's text, ranges or typed parameter as a call that builds it, normalized."""
+        kind = MULTI[name]
+        if value is None:
+            return ast.CaseExpr(args=(ast.CaseWhen(expr=_false(), result=func(RANGE[kind.name, "mempty"])),),
+                                defresult=None)
+        if isinstance(value, values.MultirangeParameter):
+            if value.kind.name != kind.name:
+                raise errors.DatatypeMismatch(f"cannot cast type {value.kind.multi} to {name}", sqlstate="42846")
+            value = value.text if value.text is not None else value.value
+        if isinstance(value, str):
+            value = values.parse_multi_text(value)
+        if not isinstance(value, list | tuple):
+            raise errors.DatatypeMismatch(f"cannot cast type {type(value).__name__} to {name}", sqlstate="42846")
+        if not value:
+            return func(RANGE[kind.name, "mempty"])
+        if any(r is None for r in value):
+            raise errors.DataError("multirange values cannot contain null members", sqlstate="22004")
+        return func(RANGE[kind.name, "mmake"], ast.A_ArrayExpr(elements=tuple(self.literal(r, kind.name) for r in value)))
 
     @staticmethod
     def bound(text: str | None, spec: values.RangeKind) -> Any:
@@ -229,6 +256,8 @@ class RangeRewrite:
             v = self.param(node)
             if isinstance(v, RangeParameter):  # typed by the client: a range wherever it stands
                 return self.literal(v, v.kind.name)
+            if isinstance(v, values.MultirangeParameter):
+                return self.literal(v, v.kind.multi)
             k = self.kind(node)
             if k is not None and k.endswith("[]"):
                 return self.as_array(node, k[:-2])
@@ -236,19 +265,21 @@ class RangeRewrite:
 
     def type_cast(self, node: ast.TypeCast) -> Any:
         name = name_of(node.typeName.names)
-        if name in MULTIRANGES:
+        if name in POLYMORPHIC:
             raise errors.FeatureNotSupported(f"type {name} is not supported")
         arg = self(node.arg)
+        k = self.kind(arg)
+        if name in MULTI and k == MULTI[name].name and not node.typeName.arrayBounds:  # a range's multirange
+            return func(RANGE[k, "mmake"], ast.A_ArrayExpr(elements=(arg,)))
         if name in KINDS:
             if node.typeName.arrayBounds:
                 if len(node.typeName.arrayBounds) > 1:
                     raise errors.FeatureNotSupported(f"multidimensional arrays of {name} are not supported")
                 return self.as_array(arg, name)
             return self.as_range(arg, name)
-        k = self.kind(arg)
         if k in KINDS:
             if name in ("text", "varchar") and not node.typeName.arrayBounds and not node.typeName.typmods:
-                return func(RANGE[k, "out"], arg)
+                return func(RANGE[MULTI[k].name, "mout"] if k in MULTI else RANGE[k, "out"], arg)
             raise errors.DatatypeMismatch(f"cannot cast type {k} to {name}", sqlstate="42846")
         node.arg = arg
         return node
@@ -258,9 +289,16 @@ class RangeRewrite:
         if name in _RETURNS:  # made here already
             return None
         args = [self(a) for a in node.args or ()]
-        if name in MULTIRANGES or name in ("range_agg", "range_intersect_agg", "multirange"):
-            raise errors.FeatureNotSupported(f"{name}() is not supported: reeldb has no multirange types")
-        if name in KINDS:
+        if name in ("range_agg", "range_intersect_agg", "multirange"):
+            raise errors.FeatureNotSupported(f"{name}() is not supported")
+        if name in MULTI:
+            if node.agg_star or node.agg_distinct or node.over is not None or node.agg_order or node.agg_filter:
+                raise errors.SyntaxError(f"{name}() is not an aggregate")
+            kind = MULTI[name].name
+            if not args:
+                return func(RANGE[kind, "mempty"])
+            return func(RANGE[kind, "mmake"], ast.A_ArrayExpr(elements=tuple(self.as_range(a, kind) for a in args)))
+        if name in RANGES:
             if node.agg_star or node.agg_distinct or node.over is not None or node.agg_order or node.agg_filter:
                 raise errors.SyntaxError(f"{name}() is not an aggregate")
             for a in args[:2]:
@@ -274,9 +312,9 @@ class RangeRewrite:
             raise errors.UndefinedFunction(f"function {name}() with {len(args)} arguments does not exist")
         kinds = [self.kind(a) for a in args]
         ranged = [k for k in kinds if k in KINDS]
-        if name in _ACCESSORS and len(args) == 1 and ranged:
+        if name in _ACCESSORS and len(args) == 1 and ranged and ranged[0] in RANGES:
             return func(RANGE[ranged[0], name], args[0])
-        if name == "range_merge" and len(args) == 2:
+        if name == "range_merge" and len(args) == 2 and not any(k in MULTI for k in ranged):
             kind = _common(ranged, name)
             return func(RANGE[kind, "merge"], self.as_range(args[0], kind), self.as_range(args[1], kind))
         if ranged and name not in _PASS_THROUGH and name in allowlist.FUNCTIONS:
@@ -320,6 +358,8 @@ class RangeRewrite:
             raise errors.UndefinedFunction(f"operator does not exist: {op} {rk}")
         if lk in KINDS and rk in KINDS and lk != rk:
             raise errors.UndefinedFunction(f"operator does not exist: {lk} {op} {rk}")
+        if (lk in MULTI or rk in MULTI) and op not in _COMPARISONS:
+            raise errors.FeatureNotSupported(f"operator {op} on {lk if lk in MULTI else rk} is not supported")
         if op == "@>" and lk in KINDS and rk not in KINDS and rk != "unknown":
             self.check_element(right, lk, op, left=False)
             return func(RANGE[lk, "contains_elem"], left, right)

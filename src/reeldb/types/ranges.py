@@ -15,7 +15,7 @@ import pyarrow as pa
 from .. import errors
 from ..format import ranges
 from ..format.arrays import parse_array_literal
-from ..format.ranges import KINDS, Range, RangeKind, RangeParameter
+from ..format.ranges import KINDS, MultirangeParameter, Range, RangeKind, RangeParameter
 from .builtin import array_info
 from .codecs import binary_in, elements_text, send_of
 from .registry import BY_NAME, TypeInfo, WireText, register
@@ -29,7 +29,6 @@ OIDS = {
     "daterange": (3912, 3913, 4535, 6155),
     "int8range": (3926, 3927, 4536, 6157),
 }
-RANGE_OIDS = frozenset(o[0] for o in OIDS.values())
 
 # range_send's flags
 EMPTY, LB_INC, UB_INC, LB_INF, UB_INF = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -96,6 +95,58 @@ def _recv(kind: RangeKind) -> Any:
     return recv
 
 
+def multirange_text(v: Any) -> str:
+    """multirange_out of a stored struct."""
+    return ranges.multi_text(ranges.from_mstruct(v) if isinstance(v, dict) else v)
+
+
+def _multi_send(kind: RangeKind) -> Any:
+    """multirange_send: the count of ranges, then each as a length and range_send's bytes."""
+    send = _send(kind)
+
+    def multi_send(v: Any, text: WireText) -> bytes:
+        m = ranges.from_mstruct(v) if isinstance(v, dict) else v
+        out = [struct.pack("!i", len(m))]
+        for r in m:
+            data = send(r, text)
+            out.append(struct.pack("!i", len(data)) + data)
+        return b"".join(out)
+
+    return multi_send
+
+
+def _multi_recv(kind: RangeKind) -> Any:
+    recv = _recv(kind)
+
+    def multi_recv(b: bytes, text: WireText) -> MultirangeParameter:
+        (count,) = struct.unpack_from("!i", b)
+        if count < 0 or count > len(b):
+            raise ValueError("invalid count of ranges in a binary multirange")
+        pos, out = 4, []
+        for _ in range(count):
+            (size,) = struct.unpack_from("!i", b, pos)
+            pos += 4
+            if size < 0 or pos + size > len(b):
+                raise ValueError("a binary multirange's range runs past its end")
+            got = recv(b[pos:pos + size], text).value
+            assert got is not None
+            out.append(got)
+            pos += size
+        if pos != len(b):
+            raise ValueError("junk after a binary multirange's ranges")
+        return MultirangeParameter(kind, value=tuple(out))
+
+    return multi_recv
+
+
+def _multi_py_out(arr: pa.Array) -> list[Any]:
+    return [None if v is None else ranges.from_mstruct(v) for v in arr.to_pylist()]
+
+
+def _multi_array_py_out(arr: pa.Array) -> list[Any]:
+    return [None if v is None else [None if x is None else ranges.from_mstruct(x) for x in v] for v in arr.to_pylist()]
+
+
 def _py_out(arr: pa.Array) -> list[Any]:
     return [None if v is None else ranges.from_struct(v) for v in arr.to_pylist()]
 
@@ -115,6 +166,16 @@ def _array_text_in(kind: RangeKind) -> Any:
     return text_in
 
 
+def _multi_array_text_in(kind: RangeKind) -> Any:
+    def text_in(s: str) -> list[Any]:
+        items = parse_array_literal(s)
+        if any(isinstance(x, list) for x in items):
+            raise errors.FeatureNotSupported(f"multidimensional arrays of {kind.multi} are not supported")
+        return [None if x is None else MultirangeParameter(kind, text=x) for x in items]
+
+    return text_in
+
+
 def register_types() -> None:
     for kind in KINDS.values():
         oid, array, _, _ = OIDS[kind.name]
@@ -124,3 +185,12 @@ def register_types() -> None:
             recv=_recv(kind), py_out=_py_out))
         register(array_info(info, text_out=elements_text(range_text), py_out=_py_out_array,
                             text_in=_array_text_in(kind)))
+    for kind in KINDS.values():
+        _, _, oid, array = OIDS[kind.name]
+        info = register(TypeInfo(
+            name=kind.multi, oid=oid, kind=kind.multi, array=array, category="R", arrow=kind.multi_arrow,
+            duck=kind.multi_duck, text_out=multirange_text,
+            text_in=lambda s, kind=kind: MultirangeParameter(kind, text=s), send=_multi_send(kind),
+            recv=_multi_recv(kind), py_out=_multi_py_out))
+        register(array_info(info, text_out=elements_text(multirange_text), py_out=_multi_array_py_out,
+                            text_in=_multi_array_text_in(kind)))
