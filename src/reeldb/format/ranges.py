@@ -103,6 +103,17 @@ class Range:
     bounds: str = "[)"
     empty: bool = False
 
+    def __post_init__(self) -> None:
+        if self.bounds not in ("[)", "[]", "(]", "()"):
+            raise errors.InvalidParameterValue(f"range bounds must be one of [), [], (], (): not {self.bounds!r}")
+        if self.empty:  # one empty range, whatever else was given
+            object.__setattr__(self, "lower", None)
+            object.__setattr__(self, "upper", None)
+            object.__setattr__(self, "bounds", "()")
+        else:  # an infinite bound is exclusive, as PostgreSQL keeps it
+            object.__setattr__(self, "bounds", ("(" if self.lower is None else self.bounds[0])
+                               + (")" if self.upper is None else self.bounds[1]))
+
     @property
     def lower_inc(self) -> bool:
         return not self.empty and self.lower is not None and self.bounds[0] == "["
