@@ -123,6 +123,23 @@ def test_range_answers_are_postgresqls(conn, pg) -> None:
     assert not differ
 
 
+def test_ranges_through_subqueries_ctes_and_arrays(conn, pg) -> None:
+    """A range computed in a subquery, a CTE, a UNION or an array is still a range outside
+    it (its text, its functions), or refused; never DuckDB's text of the struct."""
+    queries = [
+        "SELECT x::text, lower(x), x @> 1, x = '[1,2)', x || 'a' FROM (SELECT '[1,2)'::int4range AS x) s",
+        "WITH c AS (SELECT int4range(1,3) AS x) SELECT x::text FROM c",
+        "WITH c(x) AS (SELECT int4range(1,2)) SELECT x::text FROM c",
+        "SELECT string_agg(x::text, ',' ORDER BY x) FROM (SELECT int4range(3,4) UNION ALL SELECT int4range(1,2)) u(x)",
+        "SELECT ((SELECT x FROM (SELECT '{[1,2),[5,6)}'::int4multirange AS x) s))::text",
+        "SELECT (array['[1,2)'::int4range, 'empty'])[2]::text",
+    ]
+    for q in queries:
+        assert answer(conn, q) == answer(pg, q), q
+    assert answer(conn, "SELECT row('[1,2)'::int4range)::text") == ("error", "0A000")
+    assert answer(conn, "SELECT max(x) FROM (SELECT '[1,2)'::int4range AS x) s") == ("error", "0A000")
+
+
 def test_range_results_and_parameters_in_text_and_binary(conn, pg) -> None:
     """Results in both formats read back as psycopg's Range; parameters sent in both
     formats (typed by psycopg, or untyped beside a range) compare equal on both servers."""

@@ -67,13 +67,83 @@ class RangeRewrite:
     ParamRef's bound value."""
 
     def __init__(self, kinds: dict[str, str | None], param: Callable[[ast.ParamRef], Any]):
-        self.kinds = kinds
+        self.kinds = dict(kinds)  # the statement's output names of ranges are added (outputs())
         self.param = param
+        self._top = True
 
     def __call__(self, node: Any) -> Any:
         from .parse import transform
 
+        if self._top:
+            self._top = False
+            if not self.mentions_ranges(node):  # most statements: one quick look, nothing rewritten
+                return node
+            self.outputs(node)
         return transform(node, self.visit)
+
+    def mentions_ranges(self, tree: Any) -> bool:
+        """Does the statement name a range type, function or column, or bind a range? A loop
+        over the nodes, as the allow-list's, without rebuilding anything."""
+        columns = {name for name, k in self.kinds.items() if k in KINDS}
+        stack = [tree]
+        while stack:
+            node = stack.pop()
+            kind = type(node)
+            if kind is tuple or kind is list:
+                stack.extend(n for n in node if n is not None)
+                continue
+            if not isinstance(node, ast.Node) or kind in _LEAVES:
+                continue
+            if kind is ast.TypeCast and name_of(node.typeName.names) in _NAMES \
+                    or kind is ast.FuncCall and name_of(node.funcname) in _NAMES \
+                    or kind is ast.ColumnRef and isinstance(node.fields[-1], ast.String) and node.fields[-1].sval in columns:
+                return True
+            if kind is ast.ParamRef:
+                v = self.param(node)
+                if isinstance(v, RangeParameter | values.MultirangeParameter | values.Range | list | tuple):
+                    return True
+                continue
+            slots = _SLOTS.get(kind)
+            if slots is None:
+                slots = _SLOTS[kind] = tuple(x for x in kind.__slots__ if x != "location")
+            for slot in slots:
+                value = getattr(node, slot)
+                if value is not None and (type(value) in (tuple, list) or isinstance(value, ast.Node)):
+                    stack.append(value)
+        return False
+
+    def outputs(self, node: Any) -> None:
+        """The output names of the statement's subqueries and CTEs that are ranges (SELECT
+        int4range(1, 3) AS x ...): a name the outer query reads is that range, as a table's
+        column is; a name two outputs give different types is left unknown."""
+        from .parse import walk
+
+        nodes = list(walk(node))
+        # (name, value): each output, and each column alias of a subquery or CTE (u(x), c(x))
+        targets: list[tuple[str | None, Any]] = [
+            (t.name or _output_name(t.val), t.val) for n in nodes if isinstance(n, ast.SelectStmt)
+            for t in n.targetList or () if isinstance(t, ast.ResTarget) and t.val is not None]
+        for n in nodes:
+            names, query = (n.alias.colnames if n.alias else None, n.subquery) if isinstance(n, ast.RangeSubselect) \
+                else (n.aliascolnames, n.ctequery) if isinstance(n, ast.CommonTableExpr) else (None, None)
+            while isinstance(query, ast.SelectStmt) and query.larg is not None:  # a UNION: its first branch
+                query = query.larg
+            if names and isinstance(query, ast.SelectStmt):
+                targets += [(name.sval, t.val) for name, t in zip(names, query.targetList or (), strict=False)
+                            if isinstance(name, ast.String) and isinstance(t, ast.ResTarget)]
+        if not targets:
+            return
+        for _ in range(3):  # an output of an output: a few levels of nesting
+            changed = False
+            for name, val in targets:
+                k = self.kind(val)
+                if k in KINDS and name is not None and self.kinds.get(name, k) != k and name in self.kinds:
+                    changed |= self.kinds[name] is not None
+                    self.kinds[name] = None
+                elif k in KINDS and name is not None and name not in self.kinds:
+                    self.kinds[name], changed = k, True
+            if not changed:
+                return
 
     # -- types of operands -------------------------------------------------------------------
     def kind(self, node: Any) -> str | None:
@@ -96,6 +166,15 @@ class RangeRewrite:
         if isinstance(node, ast.A_ArrayExpr):
             inner = {self.kind(e) for e in node.elements or ()} - {"unknown"}
             return next(iter(inner)) + "[]" if len(inner) == 1 and next(iter(inner)) in KINDS else None
+        if isinstance(node, ast.A_Indirection) and all(isinstance(i, ast.A_Indices) and not i.is_slice
+                                                       for i in node.indirection):
+            inner = self.kind(node.arg)
+            return inner[:-2] if inner and inner.endswith("[]") and len(node.indirection) == 1 else None
+        if isinstance(node, ast.SubLink) and node.subLinkType.name == "EXPR_SUBLINK" \
+                and isinstance(node.subselect, ast.SelectStmt) and node.subselect.targetList \
+                and len(node.subselect.targetList) == 1:  # (SELECT r FROM t LIMIT 1)
+            k = self.kind(node.subselect.targetList[0].val)
+            return k if k in KINDS else None
         if isinstance(node, ast.A_Const):
             return "unknown" if node.isnull or isinstance(node.val, ast.String) else None
         if isinstance(node, ast.ParamRef):
@@ -252,6 +331,21 @@ class RangeRewrite:
             return self.operator(node)
         if isinstance(node, ast.A_Expr) and node.kind in _SAME_TYPE:
             return self.same_type(node)
+        if isinstance(node, ast.A_ArrayExpr | ast.CoalesceExpr | ast.MinMaxExpr):  # one type: a range's
+            field = "elements" if isinstance(node, ast.A_ArrayExpr) else "args"
+            items = [self(a) for a in getattr(node, field) or ()]
+            kind = _first_range([self.kind(a) for a in items])
+            if kind is not None:
+                items = [self.as_range(a, kind) if self.kind(a) == "unknown" else a for a in items]
+            setattr(node, field, tuple(items) if getattr(node, field) is not None else None)
+            return node
+        if isinstance(node, ast.RowExpr):
+            args = [self(a) for a in node.args or ()]
+            ranged = [k for k in map(self.kind, args) if k in KINDS]
+            if ranged:
+                raise errors.FeatureNotSupported(f"a row of {ranged[0]} values is not supported")
+            node.args = tuple(args) if node.args is not None else None
+            return node
         if isinstance(node, ast.ParamRef):
             v = self.param(node)
             if isinstance(v, RangeParameter):  # typed by the client: a range wherever it stands
@@ -384,6 +478,24 @@ class RangeRewrite:
         if op in _RANGE_OPS:
             return func(RANGE[kind, _RANGE_OPS[op]], a, b)
         raise errors.UndefinedFunction(f"operator does not exist: {kind} {op} {kind}")
+
+
+# the type and function names that make a statement this rewrite's business
+_NAMES = KINDS | POLYMORPHIC | frozenset(_RETURNS) | frozenset(("range_merge", "range_agg", "range_intersect_agg",
+                                                                 "multirange"))
+_LEAVES = (ast.A_Const, ast.String, ast.Integer, ast.Float, ast.Boolean, ast.A_Star)
+_SLOTS: dict[type, tuple[str, ...]] = {}  # per node class: the fields that may hold nodes
+
+
+def _output_name(node: Any) -> str | None:
+    """The name PostgreSQL gives an unnamed output: a column's, a function's, a cast's type."""
+    if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
+        return node.fields[-1].sval
+    if isinstance(node, ast.FuncCall):
+        return name_of(node.funcname)
+    if isinstance(node, ast.TypeCast):
+        return _output_name(node.arg) or name_of(node.typeName.names)
+    return None
 
 
 def _first_range(kinds: list[str | None]) -> str | None:
