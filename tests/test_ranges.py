@@ -292,3 +292,26 @@ def test_python_api_hands_out_and_takes_ranges(tmp_path) -> None:
     with pytest.raises(reeldb.errors.DataError):
         db.execute("INSERT INTO t VALUES (3, '[5,1)', NULL)")
     assert db.execute("SELECT count(*) FROM t").fetchall() == [(2,)]
+    db.execute("UPDATE t SET r = r + '[5,9)' WHERE id = 1")
+    db.execute("CREATE TABLE t2 AS SELECT id, r, int4multirange(int4range(1, 3), int4range(3, 4)) AS m FROM t")
+    assert db.execute("SELECT id, r::text, m::text, pg_typeof(m) FROM t2 ORDER BY id").fetchall() == [
+        (1, "[2,9)", "{[1,4)}", "int4multirange"), (2, "empty", "{[1,4)}", "int4multirange")]
+
+
+def test_arrow_inserts_of_range_structs_are_checked(tmp_path) -> None:
+    """db.insert of an Arrow table whose column already has the stored struct type: a
+    struct that is no range (lower above upper) is refused, nothing written."""
+    import pyarrow as pa
+
+    from reeldb.format.ranges import KINDS
+
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TABLE t (id INT, r int4range)")
+    bad = {"rng_nonempty": True, "rng_lower_fin": True, "rng_lower": 9, "rng_lower_exc": False,
+           "rng_upper_inf": False, "rng_upper": 1, "rng_upper_inc": False}
+    with pytest.raises(reeldb.errors.DataError) as e:
+        db.insert("t", pa.table({"id": [1], "r": pa.array([bad], KINDS["int4range"].arrow)}))
+    assert e.value.sqlstate == "22000" and "column r" in str(e.value)
+    good = dict(bad, rng_lower=1, rng_upper=9, rng_lower_exc=True)  # (1,9) -> [2,9)
+    db.insert("t", pa.table({"id": [2], "r": pa.array([good], KINDS["int4range"].arrow)}))
+    assert db.execute("SELECT id, r::text FROM t").fetchall() == [(2, "[2,9)")]

@@ -457,6 +457,7 @@ _CONVERTERS: dict[str, Callable[[ColumnType, str], Callable[[Any], Any]]] = {
 _CONVERTERS.update({kind: _arrays for kind in ARRAY_KINDS})
 _CONVERTERS.update({kind: _range for kind in RANGE_KINDS})
 _CONVERTERS.update({kind.multi: _range for kind in RANGE_KINDS.values()})
+_RANGE_COLUMNS = frozenset(RANGE_KINDS) | frozenset(kind.multi for kind in RANGE_KINDS.values())
 
 
 def check_scalars(ctype: ColumnType, column: str, values: list[Any]) -> pa.Array:
@@ -516,7 +517,8 @@ def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.Chunke
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if arr.type == target and ctype.kind not in ("json", "jsonb", "varchar", "uuid", "bit", "varbit", "citext", "hstore",
                                                  "vector_array", "halfvec_array", "sparsevec_array") \
-            and not (ctype.kind in ARRAY_KINDS and not _plain_elements(ctype.kind)):
+            and not (ctype.kind in ARRAY_KINDS and not _plain_elements(ctype.kind)) \
+            and ctype.kind not in _RANGE_COLUMNS:  # a range struct is checked: canonical, bounds in order
         return arr
     if ctype.kind in _FAST_CASTS and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
                                       or pa.types.is_boolean(arr.type) or pa.types.is_temporal(arr.type)
