@@ -315,3 +315,28 @@ def test_arrow_inserts_of_range_structs_are_checked(tmp_path) -> None:
     good = dict(bad, rng_lower=1, rng_upper=9, rng_lower_exc=True)  # (1,9) -> [2,9)
     db.insert("t", pa.table({"id": [2], "r": pa.array([good], KINDS["int4range"].arrow)}))
     assert db.execute("SELECT id, r::text FROM t").fetchall() == [(2, "[2,9)")]
+
+
+def test_asyncpg_binary_ranges_and_multiranges(server) -> None:
+    """asyncpg reads and sends every range in binary, by the OIDs reeldb describes."""
+    import asyncio
+
+    asyncpg = pytest.importorskip("asyncpg")
+    host, port = server.address
+
+    async def run() -> list[Any]:
+        c = await asyncpg.connect(f"postgresql://tester@{host}:{port}/ranges")
+        try:
+            row = await c.fetchrow("SELECT int4range(1, 5, '[]'), 'empty'::numrange, '[2000-01-01,)'::daterange, "
+                                   "'{[5,7),[1,3)}'::int4multirange")
+            contains = await c.fetchval("SELECT $1::int4range @> 3", asyncpg.Range(1, 4))
+            merged = await c.fetchval("SELECT $1::nummultirange",
+                                      [asyncpg.Range(Decimal(1), Decimal(2)), asyncpg.Range(Decimal(2), Decimal(3))])
+            return [*row, contains, merged]
+        finally:
+            await c.close()
+
+    got = asyncio.run(run())
+    assert got[0] == asyncpg.Range(1, 6) and got[1].isempty and got[2] == asyncpg.Range(dt.date(2000, 1, 1), None)
+    assert got[3] == [asyncpg.Range(1, 3), asyncpg.Range(5, 7)]
+    assert got[4] is True and got[5] == [asyncpg.Range(Decimal(1), Decimal(3))]
