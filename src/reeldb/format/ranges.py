@@ -613,6 +613,69 @@ def normalize(kind: RangeKind, ranges: list[Range]) -> Multirange:
     return Multirange(out)
 
 
+def _ends(m: tuple[Range, ...]) -> tuple[Range, Range]:
+    return m[0], m[-1]
+
+
+def m_contains(a: tuple[Range, ...], b: tuple[Range, ...]) -> bool:
+    """Each range of ``b`` lies in one of ``a``'s (they are normalized: no range spans two)."""
+    return all(any(contains(x, r) for x in a) for r in b)
+
+
+def m_overlaps(a: tuple[Range, ...], b: tuple[Range, ...]) -> bool:
+    return any(overlaps(x, y) for x in a for y in b)
+
+
+def m_before(a: tuple[Range, ...], b: tuple[Range, ...]) -> bool:
+    return bool(a and b) and before(a[-1], b[0])
+
+
+def m_after(a: tuple[Range, ...], b: tuple[Range, ...]) -> bool:
+    return bool(a and b) and after(a[0], b[-1])
+
+
+def m_overleft(a: tuple[Range, ...], b: tuple[Range, ...]) -> bool:
+    return bool(a and b) and overleft(a[-1], b[-1])
+
+
+def m_overright(a: tuple[Range, ...], b: tuple[Range, ...]) -> bool:
+    return bool(a and b) and overright(a[0], b[0])
+
+
+def m_adjacent(kind: RangeKind, a: tuple[Range, ...], b: tuple[Range, ...]) -> bool:
+    return bool(a and b) and (adjacent(kind, a[-1], b[0]) or adjacent(kind, b[-1], a[0]))
+
+
+def m_intersect(kind: RangeKind, a: tuple[Range, ...], b: tuple[Range, ...]) -> Multirange:
+    return normalize(kind, [intersect(kind, x, y) for x in a for y in b])
+
+
+def m_minus(kind: RangeKind, a: tuple[Range, ...], b: tuple[Range, ...]) -> Multirange:
+    """Each range of ``a`` less every range of ``b``: what is left, in pieces."""
+    out: list[Range] = []
+    for x in a:
+        pieces = [x]
+        for y in b:
+            next_pieces: list[Range] = []
+            for p in pieces:
+                if not overlaps(p, y):
+                    next_pieces.append(p)
+                    continue
+                (lp, up), (ly, uy) = _bounds(p), _bounds(y)
+                if cmp_bounds(lp, ly) < 0:  # the part before y
+                    next_pieces.append(_from_bounds(kind, lp, _Bound(ly.value, False, not ly.inclusive, False)))
+                if cmp_bounds(up, uy) > 0:  # the part after y
+                    next_pieces.append(_from_bounds(kind, _Bound(uy.value, False, not uy.inclusive, True), up))
+            pieces = next_pieces
+        out.extend(pieces)
+    return normalize(kind, out)
+
+
+def m_merge(kind: RangeKind, m: tuple[Range, ...]) -> Range:
+    """range_merge(multirange): from the first range's lower bound to the last's upper."""
+    return union(kind, m[0], m[-1], strict=False) if m else EMPTY
+
+
 def multi_text(m: tuple[Range, ...]) -> str:
     return "{" + ",".join(text(r) for r in m) + "}"
 
@@ -716,6 +779,51 @@ def functions(kind: RangeKind) -> dict[str, tuple[Callable[..., Any], list[str],
         "mmake": (_strict(lambda rs: to_mstruct(normalize(kind, [_member(r, x) for x in rs])), 1),
                   [s + "[]"], kind.multi_duck, True),
         "mout": (_strict(lambda m: multi_text(from_mstruct(m)), 1), [kind.multi_duck], "VARCHAR", True),
+        **_multi_functions(kind),
+    }
+
+
+def _multi_functions(kind: RangeKind) -> dict[str, tuple[Callable[..., Any], list[str], str, bool]]:
+    """A multirange type's functions and operators (a range operand is made a multirange
+    of it first, which PostgreSQL's mixed operators agree with)."""
+    m, s, sub = kind.multi_duck, kind.duck, kind.sub_duck
+    read = from_mstruct
+
+    def two(fn: Callable[[Multirange, Multirange], Any]) -> tuple:
+        return (_strict(lambda a, b: fn(read(a), read(b)), 2), [m, m], "BOOLEAN", True)
+
+    def to_multi(fn: Callable[[RangeKind, Multirange, Multirange], Multirange]) -> tuple:
+        return (_strict(lambda a, b: to_mstruct(fn(kind, read(a), read(b))), 2), [m, m], m, True)
+
+    def one(fn: Callable[[Multirange], Any], result: str) -> tuple:
+        return (_strict(lambda a: fn(read(a)), 1), [m], result, True)
+
+    def first(fn: Callable[[Range], Any]) -> Callable[[Multirange], Any]:
+        return lambda x: fn(x[0]) if x else None
+
+    return {
+        "m_contains": two(m_contains),
+        "m_contains_elem": (_strict(lambda a, v: any(contains_elem(r, v) for r in read(a)), 2), [m, sub], "BOOLEAN",
+                            True),
+        "m_elem_contained": (_strict(lambda v, a: any(contains_elem(r, v) for r in read(a)), 2), [sub, m], "BOOLEAN",
+                             True),
+        "m_overlaps": two(m_overlaps),
+        "m_before": two(m_before),
+        "m_after": two(m_after),
+        "m_overleft": two(m_overleft),
+        "m_overright": two(m_overright),
+        "m_adjacent": two(lambda a, b: m_adjacent(kind, a, b)),
+        "m_union": to_multi(lambda k, a, b: normalize(k, [*a, *b])),
+        "m_intersect": to_multi(m_intersect),
+        "m_minus": to_multi(m_minus),
+        "m_merge": (_strict(lambda a: to_struct(m_merge(kind, read(a))), 1), [m], s, True),
+        "m_lower": one(first(lambda r: r.lower), sub),
+        "m_upper": one(lambda x: x[-1].upper if x else None, sub),
+        "m_isempty": one(lambda x: not x, "BOOLEAN"),
+        "m_lower_inc": one(lambda x: bool(x) and x[0].lower_inc, "BOOLEAN"),
+        "m_upper_inc": one(lambda x: bool(x) and x[-1].upper_inc, "BOOLEAN"),
+        "m_lower_inf": one(lambda x: bool(x) and x[0].lower_inf, "BOOLEAN"),
+        "m_upper_inf": one(lambda x: bool(x) and x[-1].upper_inf, "BOOLEAN"),
     }
 
 

@@ -40,9 +40,11 @@ MULTI = values.MULTI
 KINDS = frozenset(RANGES) | frozenset(MULTI)  # the type names this rewrite knows
 POLYMORPHIC = frozenset(("anymultirange", "anyrange", "anycompatiblerange", "anycompatiblemultirange"))
 # internal function -> (range or multirange type, what it answers: "range", "element" or "other")
-_RETURNS = {name: (RANGES[kind].multi if fn in ("mempty", "mmake") else kind,
-                   "range" if fn in ("empty", "make2", "make3", "union", "merge", "intersect", "minus", "mempty", "mmake")
-                   else "element" if fn in ("lower", "upper") else "other")
+_MULTI_RESULTS = ("mempty", "mmake", "m_union", "m_intersect", "m_minus")
+_RETURNS = {name: (RANGES[kind].multi if fn in _MULTI_RESULTS else kind,
+                   "range" if fn in ("empty", "make2", "make3", "union", "merge", "intersect", "minus", "m_merge",
+                                     *_MULTI_RESULTS)
+                   else "element" if fn in ("lower", "upper", "m_lower", "m_upper") else "other")
             for (kind, fn), name in RANGE.items()}
 _ACCESSORS = ("lower", "upper", "isempty", "lower_inc", "upper_inc", "lower_inf", "upper_inf")
 _COMPARISONS = frozenset(("=", "<>", "!=", "<", "<=", ">", ">="))
@@ -220,12 +222,13 @@ class RangeRewrite:
             return RANGES[kind].sub_kind if what == "element" else None
         return None
 
-    def check_element(self, node: Any, kind: str, op: str, left: bool) -> None:
+    def check_element(self, node: Any, kind: str, op: str, left: bool, of: str | None = None) -> None:
         """42883 for an element of another type than the range's subtype, as PostgreSQL's
-        anyrange / anyelement operators take only the subtype itself."""
+        anyrange / anyelement operators take only the subtype itself; ``of``: the multirange
+        type the operator is of, if not the range type."""
         got = self.element_kind(node)
         if got is not None and got != RANGES[kind].sub_kind:
-            shown = _SQL_NAMES.get(got, got)
+            shown, kind = _SQL_NAMES.get(got, got), of or kind
             raise errors.UndefinedFunction(f"operator does not exist: {shown} {op} {kind}" if left
                                            else f"operator does not exist: {kind} {op} {shown}")
 
@@ -383,7 +386,7 @@ class RangeRewrite:
         if name in _RETURNS:  # made here already
             return None
         args = [self(a) for a in node.args or ()]
-        if name in ("range_agg", "range_intersect_agg", "multirange"):
+        if name in ("range_agg", "range_intersect_agg") or name == "multirange" and len(args) != 1:
             raise errors.FeatureNotSupported(f"{name}() is not supported")
         if name in MULTI:
             if node.agg_star or node.agg_distinct or node.over is not None or node.agg_order or node.agg_filter:
@@ -408,6 +411,12 @@ class RangeRewrite:
         ranged = [k for k in kinds if k in KINDS]
         if name in _ACCESSORS and len(args) == 1 and ranged and ranged[0] in RANGES:
             return func(RANGE[ranged[0], name], args[0])
+        if name in _ACCESSORS and len(args) == 1 and ranged:
+            return func(RANGE[MULTI[ranged[0]].name, "m_" + name], args[0])
+        if name == "range_merge" and len(args) == 1 and ranged and ranged[0] in MULTI:
+            return func(RANGE[MULTI[ranged[0]].name, "m_merge"], args[0])
+        if name == "multirange" and len(args) == 1 and ranged and ranged[0] in RANGES:
+            return func(RANGE[ranged[0], "mmake"], ast.A_ArrayExpr(elements=(args[0],)))
         if name == "range_merge" and len(args) == 2 and not any(k in MULTI for k in ranged):
             kind = _common(ranged, name)
             return func(RANGE[kind, "merge"], self.as_range(args[0], kind), self.as_range(args[1], kind))
@@ -450,10 +459,10 @@ class RangeRewrite:
     def range_operator(self, op: str, left: Any, right: Any, lk: str | None, rk: str | None) -> Any:
         if left is None:
             raise errors.UndefinedFunction(f"operator does not exist: {op} {rk}")
+        if lk in MULTI or rk in MULTI:
+            return self.multi_operator(op, left, right, lk, rk)
         if lk in KINDS and rk in KINDS and lk != rk:
             raise errors.UndefinedFunction(f"operator does not exist: {lk} {op} {rk}")
-        if (lk in MULTI or rk in MULTI) and op not in _COMPARISONS:
-            raise errors.FeatureNotSupported(f"operator {op} on {lk if lk in MULTI else rk} is not supported")
         if op == "@>" and lk in KINDS and rk not in KINDS and rk != "unknown":
             self.check_element(right, lk, op, left=False)
             return func(RANGE[lk, "contains_elem"], left, right)
@@ -478,6 +487,47 @@ class RangeRewrite:
         if op in _RANGE_OPS:
             return func(RANGE[kind, _RANGE_OPS[op]], a, b)
         raise errors.UndefinedFunction(f"operator does not exist: {kind} {op} {kind}")
+
+
+    def multi_operator(self, op: str, left: Any, right: Any, lk: str | None, rk: str | None) -> Any:
+        """An operator with a multirange operand: an untyped operand is that multirange, a range
+        of its range type is made a multirange of one where PostgreSQL mixes them (containment,
+        &&, <<, >>, &<, &>, -|-); comparisons and + * - take two multiranges."""
+        multi = lk if lk in MULTI else rk
+        assert multi is not None
+        base = MULTI[multi].name
+        if op == "@>" and lk == multi and rk not in KINDS and rk != "unknown":
+            self.check_element(right, base, op, left=False, of=multi)
+            return func(RANGE[base, "m_contains_elem"], left, right)
+        if op == "<@" and rk == multi and lk not in KINDS and lk != "unknown":
+            self.check_element(left, base, op, left=True, of=multi)
+            return func(RANGE[base, "m_elem_contained"], left, right)
+        mixed = op in ("@>", "<@") or op in _BOOLEAN_OPS
+
+        def operand(node: Any, k: str | None) -> Any:
+            if k == multi or k == "unknown":
+                return self.as_range(node, multi)
+            if k == base and mixed:
+                return func(RANGE[base, "mmake"], ast.A_ArrayExpr(elements=(node,)))
+            raise errors.UndefinedFunction(f"operator does not exist: {_shown(lk)} {op} {_shown(rk)}")
+
+        a, b = operand(left, lk), operand(right, rk)
+        if op in _COMPARISONS:
+            return ast.A_Expr(kind=A_Expr_Kind.AEXPR_OP, name=(ast.String(sval="<>" if op == "!=" else op),),
+                              lexpr=a, rexpr=b)
+        if op == "@>":
+            return func(RANGE[base, "m_contains"], a, b)
+        if op == "<@":
+            return func(RANGE[base, "m_contains"], b, a)
+        if op in _BOOLEAN_OPS:
+            return func(RANGE[base, "m_" + _BOOLEAN_OPS[op]], a, b)
+        if op in _RANGE_OPS:
+            return func(RANGE[base, "m_" + _RANGE_OPS[op]], a, b)
+        raise errors.UndefinedFunction(f"operator does not exist: {multi} {op} {multi}")
+
+
+def _shown(kind: str | None) -> str:
+    return kind if kind in KINDS else "unknown" if kind == "unknown" else "?"
 
 
 # the type and function names that make a statement this rewrite's business
