@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -705,6 +707,95 @@ def multi_from_python(kind: RangeKind, value: Any, read_bound: Callable[[Any], A
     return to_mstruct(normalize(kind, ranges))
 
 
+# ----------------------------------------------------------------------------- literals read here
+
+_INT = re.compile(r"\s*[+-]?\d+\s*")
+_NUM = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+_DATE = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+_TS = re.compile(r"\s*(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*")
+_TSTZ = re.compile(r"\s*(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*([+-]\d{2}(?::?\d{2})?|Z)?\s*")
+_NUMERIC_PLACES = 10  # reeldb's unconstrained NUMERIC (format/types.py)
+
+
+class NotPlain(Exception):
+    """A bound whose text only its subtype's cast reads as PostgreSQL does."""
+
+
+def plain_bound(kind: RangeKind, v: Any) -> Any:
+    """A bound read here, when its text (or value) is in the one plain form each subtype has
+    (ISO dates and timestamps, digits); NotPlain for anything else, which the SQL layer casts."""
+    if isinstance(v, str):
+        v = _plain_text(kind, v)
+    sub = kind.sub_kind
+    try:
+        ok = _plain_value(kind, v)
+    except (decimal.InvalidOperation, OverflowError):
+        ok = False
+    if not ok:
+        raise NotPlain
+    if sub == "numeric":
+        return decimal.Decimal(v)
+    if sub == "timestamptz":
+        return (v if v.tzinfo is not None else v.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+    return v
+
+
+def _plain_value(kind: RangeKind, v: Any) -> bool:
+    sub = kind.sub_kind
+    return (isinstance(v, int) and not isinstance(v, bool) and sub in ("int32", "int64")
+          and _LIMITS[kind.name][0] <= v <= _LIMITS[kind.name][1]) \
+        or isinstance(v, decimal.Decimal) and sub == "numeric" and v.is_finite() \
+        and v == v.quantize(decimal.Decimal(1).scaleb(-_NUMERIC_PLACES), context=decimal.Context(prec=60)) \
+        and abs(v) < decimal.Decimal(10) ** (38 - _NUMERIC_PLACES) \
+        or isinstance(v, int) and not isinstance(v, bool) and sub == "numeric" and abs(v) < 10 ** (38 - _NUMERIC_PLACES) \
+        or type(v) is dt.date and sub == "date" and v not in _EDGES \
+        or isinstance(v, dt.datetime) and sub == "timestamp" and v.tzinfo is None and v not in _EDGES \
+        or isinstance(v, dt.datetime) and sub == "timestamptz" and v.replace(tzinfo=None) not in _EDGES
+
+
+def _plain_text(kind: RangeKind, text: str) -> Any:
+    sub = kind.sub_kind
+    try:
+        if sub in ("int32", "int64") and _INT.fullmatch(text):
+            return int(text)
+        if sub == "numeric" and _NUM.fullmatch(text):
+            return decimal.Decimal(text.strip())
+        if sub == "date" and _DATE.fullmatch(text):
+            return dt.date.fromisoformat(text.strip())
+        if sub == "timestamp" and (m := _TS.fullmatch(text)):
+            return dt.datetime.fromisoformat(m.group(1))
+        if sub == "timestamptz" and (m := _TSTZ.fullmatch(text)):
+            zone = m.group(2) or "+00:00"
+            zone = "+00:00" if zone == "Z" else zone if len(zone) > 3 and ":" in zone else \
+                zone[:3] + ":" + (zone[3:] or "00")
+            return dt.datetime.fromisoformat(m.group(1) + zone)
+    except ValueError:  # 2000-02-30: the cast says so, as PostgreSQL does
+        raise NotPlain from None
+    raise NotPlain
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, decimal.Decimal | dt.date):  # datetimes too: isoformat keeps the offset
+        return str(v) if isinstance(v, decimal.Decimal) else v.isoformat()
+    return v
+
+
+def to_json(value: Range | tuple[Range, ...]) -> str:
+    """A range or multirange read here, as the text the ``from_json`` functions read back."""
+    def one(r: Range) -> list[Any]:
+        return [True] if r.empty else [False, _json_value(r.lower), _json_value(r.upper), r.bounds]
+
+    return json.dumps(one(value) if isinstance(value, Range) else [one(r) for r in value])
+
+
+def _from_json(kind: RangeKind, item: list[Any]) -> Range:
+    if item[0]:
+        return EMPTY
+    read = {"numeric": decimal.Decimal, "date": dt.date.fromisoformat, "timestamp": dt.datetime.fromisoformat,
+            "timestamptz": dt.datetime.fromisoformat}.get(kind.sub_kind, int)
+    return Range(*(None if b is None else read(b) for b in item[1:3]), item[3])
+
+
 # ----------------------------------------------------------------------------- DuckDB functions
 
 
@@ -752,6 +843,7 @@ def functions(kind: RangeKind) -> dict[str, tuple[Callable[..., Any], list[str],
 
     return {
         "empty": (lambda: to_struct(EMPTY), [], s, True),
+        "from_json": (_strict(lambda t: to_struct(_from_json(kind, json.loads(t))), 1), ["VARCHAR"], s, True),
         "out": one(lambda a: text(a, bound_text), "VARCHAR"),
         "lower": one(lambda a: a.lower, sub),
         "upper": one(lambda a: a.upper, sub),
@@ -779,6 +871,8 @@ def functions(kind: RangeKind) -> dict[str, tuple[Callable[..., Any], list[str],
         "mmake": (_strict(lambda rs: to_mstruct(normalize(kind, [_member(r, x) for x in rs])), 1),
                   [s + "[]"], kind.multi_duck, True),
         "mout": (_strict(lambda m: multi_text(from_mstruct(m)), 1), [kind.multi_duck], "VARCHAR", True),
+        "mfrom_json": (_strict(lambda t: to_mstruct([_from_json(kind, x) for x in json.loads(t)]), 1), ["VARCHAR"],
+                       kind.multi_duck, True),
         **_multi_functions(kind),
     }
 

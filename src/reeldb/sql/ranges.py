@@ -40,9 +40,10 @@ MULTI = values.MULTI
 KINDS = frozenset(RANGES) | frozenset(MULTI)  # the type names this rewrite knows
 POLYMORPHIC = frozenset(("anymultirange", "anyrange", "anycompatiblerange", "anycompatiblemultirange"))
 # internal function -> (range or multirange type, what it answers: "range", "element" or "other")
-_MULTI_RESULTS = ("mempty", "mmake", "m_union", "m_intersect", "m_minus")
+_MULTI_RESULTS = ("mempty", "mmake", "mfrom_json", "m_union", "m_intersect", "m_minus")
 _RETURNS = {name: (RANGES[kind].multi if fn in _MULTI_RESULTS else kind,
-                   "range" if fn in ("empty", "make2", "make3", "union", "merge", "intersect", "minus", "m_merge",
+                   "range" if fn in ("empty", "from_json", "make2", "make3", "union", "merge", "intersect", "minus",
+                                     "m_merge",
                                      *_MULTI_RESULTS)
                    else "element" if fn in ("lower", "upper", "m_lower", "m_upper") else "other")
             for (kind, fn), name in RANGE.items()}
@@ -258,18 +259,16 @@ class RangeRewrite:
             if value.kind.name != kind:
                 raise errors.DatatypeMismatch(f"cannot cast type {value.kind.name} to {kind}", sqlstate="42846")
             value = value.text if value.text is not None else value.value
-        if isinstance(value, str):
-            empty, lower, upper, lower_inc, upper_inc = values.parse_text(value)
-        elif isinstance(value, values.Range) or hasattr(value, "isempty") and hasattr(value, "lower_inc"):
-            empty, lower_inc, upper_inc = value.isempty, value.lower_inc, value.upper_inc
-            lower = None if empty or value.lower is None else values.bound_text(value.lower)
-            upper = None if empty or value.upper is None else values.bound_text(value.upper)
-        else:
-            raise errors.DatatypeMismatch(f"cannot cast type {type(value).__name__} to {kind}", sqlstate="42846")
+        parts = _parts(value, kind)
+        try:  # bounds in their plain forms: the range is made here, and goes to DuckDB whole
+            return func(RANGE[kind, "from_json"], ast.A_Const(val=ast.String(sval=values.to_json(_plain(spec, parts)))))
+        except values.NotPlain:
+            pass
+        empty, lower, upper, lower_inc, upper_inc = parts
         if empty:
             return func(RANGE[kind, "empty"])
         bounds = ("[" if lower_inc else "(") + ("]" if upper_inc else ")")
-        return func(RANGE[kind, "make3"], self.bound(lower, spec), self.bound(upper, spec),
+        return func(RANGE[kind, "make3"], self.bound(_text(lower), spec), self.bound(_text(upper), spec),
                     ast.A_Const(val=ast.String(sval=bounds)))
 
     def multi_literal(self, value: Any, name: str) -> Any:
@@ -290,6 +289,20 @@ class RangeRewrite:
             return func(RANGE[kind.name, "mempty"])
         if any(r is None for r in value):
             raise errors.DataError("multirange values cannot contain null members", sqlstate="22004")
+        if isinstance(value, RangeParameter):
+            value = [value]
+        try:  # every bound plain: the multirange is made here, and goes to DuckDB whole
+            ranges = [_plain(kind, _parts(r.text if isinstance(r, RangeParameter) and r.text is not None
+                                          else r.value if isinstance(r, RangeParameter) else r, kind.name))
+                      for r in value]
+            return func(RANGE[kind.name, "mfrom_json"],
+                        ast.A_Const(val=ast.String(sval=values.to_json(values.normalize(kind, ranges)))))
+        except values.NotPlain:
+            pass
+        if len(value) > MAX_CAST_RANGES:
+            raise errors.ProgramLimitExceeded(
+                f"a {name} literal of {len(value)} ranges whose bounds need their subtype's cast: more than the "
+                f"{MAX_CAST_RANGES} reeldb reads in one statement")
         return func(RANGE[kind.name, "mmake"], ast.A_ArrayExpr(elements=tuple(self.literal(r, kind.name) for r in value)))
 
     @staticmethod
@@ -535,6 +548,39 @@ _NAMES = KINDS | POLYMORPHIC | frozenset(_RETURNS) | frozenset(("range_merge", "
                                                                  "multirange"))
 _LEAVES = (ast.A_Const, ast.String, ast.Integer, ast.Float, ast.Boolean, ast.A_Star)
 _SLOTS: dict[type, tuple[str, ...]] = {}  # per node class: the fields that may hold nodes
+
+
+MAX_CAST_RANGES = 1000  # ranges of one multirange literal whose bounds are cast one by one in SQL
+
+
+def _parts(value: Any, kind: str) -> tuple[bool, Any, Any, bool, bool]:
+    """(empty, lower, upper, lower inclusive, upper inclusive) of a range literal's text (bounds
+    as text) or of a Range (bounds as values); None for an infinite bound."""
+    if isinstance(value, str):
+        return values.parse_text(value)
+    if isinstance(value, values.Range) or hasattr(value, "isempty") and hasattr(value, "lower_inc"):
+        if value.isempty:
+            return True, None, None, False, False
+        return False, value.lower, value.upper, value.lower_inc, value.upper_inc
+    raise errors.DatatypeMismatch(f"cannot cast type {type(value).__name__} to {kind}", sqlstate="42846")
+
+
+def _plain(spec: values.RangeKind, parts: tuple[bool, Any, Any, bool, bool]) -> values.Range:
+    """The range made here from bounds in their plain forms (values.NotPlain otherwise), with
+    PostgreSQL's errors for bounds out of order."""
+    empty, lower, upper, lower_inc, upper_inc = parts
+    if empty:
+        return values.EMPTY
+    lo = None if lower is None else values.plain_bound(spec, lower)
+    hi = None if upper is None else values.plain_bound(spec, upper)
+    try:
+        return values.make(spec, lo, hi, lower_inc, upper_inc)
+    except values.RangeError as e:
+        raise errors.DataError(e.message, sqlstate=e.sqlstate) from None
+
+
+def _text(bound: Any) -> str | None:
+    return bound if bound is None or isinstance(bound, str) else values.bound_text(bound)
 
 
 def _output_name(node: Any) -> str | None:
