@@ -309,6 +309,8 @@ class RangeRewrite:
     def bound(text: str | None, spec: values.RangeKind) -> Any:
         if text is None:
             return cast(ast.A_Const(isnull=True), spec.subtype)
+        if spec.sub_kind == "numeric":
+            _check_places(text, spec.name)
         return cast(ast.A_Const(val=ast.String(sval=text)), spec.subtype)
 
     def as_array(self, node: Any, kind: str) -> Any:
@@ -415,6 +417,11 @@ class RangeRewrite:
                 got = self.element_kind(a)
                 if got is not None and got not in _CONSTRUCTOR_ARGS[name]:
                     raise errors.UndefinedFunction(f"function {name}({_SQL_NAMES.get(got, got)}, ...) does not exist")
+            if name == "numrange":  # a constant with more places than reeldb's numeric keeps: refused, not rounded
+                for a in args[:2]:
+                    inner = a.arg if isinstance(a, ast.TypeCast) else a
+                    if isinstance(inner, ast.A_Const) and isinstance(inner.val, ast.Float | ast.String):
+                        _check_places(inner.val.fval if isinstance(inner.val, ast.Float) else inner.val.sval, name)
             if len(args) == 2:
                 return func(RANGE[name, "make2"], *args)
             if len(args) == 3:
@@ -577,6 +584,21 @@ def _plain(spec: values.RangeKind, parts: tuple[bool, Any, Any, bool, bool]) -> 
         return values.make(spec, lo, hi, lower_inc, upper_inc)
     except values.RangeError as e:
         raise errors.DataError(e.message, sqlstate=e.sqlstate) from None
+
+
+def _check_places(text: str, kind: str) -> None:
+    """0A000 for a numeric bound with more decimal places than reeldb's NUMERIC keeps (10),
+    which DuckDB would round."""
+    import decimal
+
+    try:
+        d = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        return  # not a number: the cast says so
+    if d.is_finite() and d.as_tuple().exponent < -10 and d != d.quantize(decimal.Decimal("1e-10"),
+                                                                          context=decimal.Context(prec=80)):
+        raise errors.FeatureNotSupported(f"{kind} bound {text.strip()} is not supported: reeldb's numeric keeps 10 "
+                                         "decimal places")
 
 
 def _text(bound: Any) -> str | None:
