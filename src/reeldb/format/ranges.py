@@ -1,5 +1,5 @@
 """PostgreSQL 16's built-in range types (int4range, int8range, numrange, daterange, tsrange,
-tstzrange) as values: their one representation in DuckDB and Parquet, the parser of their
+tstzrange) and their multiranges as values: their one representation in DuckDB and Parquet, the parser of their
 text, the canonical form, and the range operators and functions, as PostgreSQL's
 rangetypes.c computes them.
 
@@ -16,7 +16,9 @@ canonical form makes struct equality PostgreSQL's range equality:
     rng_upper       the upper bound's value (NULL when infinite)
     rng_upper_inc   true for an inclusive upper bound
 
-Discrete ranges (int4range, int8range, daterange) are always stored as ``[)``.
+Discrete ranges (int4range, int8range, daterange) are always stored as ``[)``. A multirange
+is ``STRUCT(mr_ranges <range struct>[])``: its ranges normalized (sorted, merged where they
+overlap or touch, no empty ones), so DuckDB's list order and equality are PostgreSQL's.
 """
 
 from __future__ import annotations

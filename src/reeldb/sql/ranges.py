@@ -1,21 +1,22 @@
-"""The built-in range types in SQL: casts, constructors, functions and operators of
-int4range, int8range, numrange, daterange, tsrange and tstzrange become calls of reeldb's
-range functions (format/ranges.py, run by DuckDB over the stored structs), before the
+"""The built-in range and multirange types in SQL: casts, constructors, functions and
+operators of int4range ... tstzrange and int4multirange ... tstzmultirange become calls of
+reeldb's range functions (format/ranges.py, run by DuckDB over the stored structs), before the
 allow-list sees the statement.
 
-- ``'[1,5)'::int4range`` (a constant or a parameter is read now: a malformed literal is
-  22P02, as in PostgreSQL; each bound is read by its subtype's cast), ``r::text``,
-  ``'{...}'::int4range[]`` and ``ARRAY[...]`` of ranges;
-- ``int4range(a, b [, '[]'])`` and the other constructors;
+- ``'[1,5)'::int4range``, ``'{[1,3),[5,7)}'::int4multirange`` (a constant or a parameter is
+  read now: a malformed literal is 22P02, as in PostgreSQL; plain bounds are read in Python,
+  others by their subtype's cast), ``r::text``, ``r::int4multirange``, arrays of them;
+- ``int4range(a, b [, '[]'])``, ``int4multirange(r, ...)`` and the other constructors;
 - ``lower``, ``upper``, ``isempty``, ``lower_inc``, ``upper_inc``, ``lower_inf``,
-  ``upper_inf``, ``range_merge``;
-- ``= <> < <= > >=`` (DuckDB's order of the structs is PostgreSQL's range order),
-  ``@> <@`` (of a range or an element), ``&& << >> &< &> -|- + * -``.
+  ``upper_inf``, ``range_merge``, ``multirange``;
+- ``= <> < <= > >=`` (DuckDB's order of the structs is PostgreSQL's order),
+  ``@> <@`` (of a range, a multirange or an element), ``&& << >> &< &> -|- + * -``.
 
 An untyped operand beside a range (a string constant, an untyped parameter) is read as that
-range type, as PostgreSQL resolves it. Any other function or operator of a range, a cast of
-computed text to a range, and the multirange types are refused (0A000 / 42883), never
-answered by DuckDB's struct functions.
+range type, as PostgreSQL resolves it; the output names of subqueries and CTEs that are ranges
+are ranges where the outer query reads them. Any other function or operator of a range and a
+cast of computed text to a range are refused (0A000 / 42883 / 42846), never answered by
+DuckDB's struct functions.
 """
 
 from __future__ import annotations

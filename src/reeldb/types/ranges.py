@@ -1,8 +1,9 @@
 """PostgreSQL's built-in range types in the registry: int4range, int8range, numrange,
-daterange, tsrange, tstzrange and their arrays, with PostgreSQL 16's OIDs, range_out's
-text, range_send / range_recv's binary form (a flags byte, then each finite bound as a
-length and its subtype's binary form) and a ``Range`` in Python (format/ranges.py holds
-the values, their parser and their canonical form)."""
+daterange, tsrange, tstzrange, their multiranges and the arrays of both, with PostgreSQL 16's
+OIDs, range_out's text, range_send / range_recv's binary form (a flags byte, then each finite
+bound as a length and its subtype's binary form; a multirange: the count of its ranges, then
+each as a length and a range), and a ``Range`` / ``Multirange`` in Python (format/ranges.py
+holds the values, their parser and their canonical form)."""
 
 from __future__ import annotations
 
