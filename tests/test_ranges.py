@@ -16,7 +16,7 @@ from reeldb.format.ranges import Range
 from reeldb.server.server import BackgroundServer
 
 psycopg = pytest.importorskip("psycopg")
-from psycopg.types.multirange import Multirange  # noqa: E402
+from psycopg.types.multirange import Multirange, MultirangeInfo  # noqa: E402
 from psycopg.types.range import Range as PgRange  # noqa: E402
 from psycopg.types.range import RangeInfo  # noqa: E402
 
@@ -291,6 +291,9 @@ def test_range_catalog_rows_let_psycopg_fetch_their_info(conn) -> None:
         assert (info.oid, info.array_oid, info.subtype_oid) == (oid, array, sub)
     assert conn.execute("SELECT typtype, typcategory FROM pg_type WHERE oid = 3926").fetchall() == [("r", "R")]
     assert RangeInfo.fetch(conn, "nosuchrange") is None
+    multi = MultirangeInfo.fetch(conn, "datemultirange")
+    assert (multi.oid, multi.array_oid, multi.range_oid, multi.subtype_oid) == (4535, 6155, 3912, 1082)
+    assert conn.execute("SELECT typtype FROM pg_type WHERE oid = 4451").fetchall() == [("m",)]
 
 
 def test_psycopg2_reads_and_sends_ranges(server) -> None:
