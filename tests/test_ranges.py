@@ -210,6 +210,8 @@ def test_range_columns_insert_order_filter_and_copy(conn, pg) -> None:
         "SELECT id FROM spans WHERE d @> '2000-01-10'::date ORDER BY id",
         "SELECT id, lower(r), upper(r), isempty(r), upper_inf(r) FROM spans ORDER BY id",
         "SELECT id, (r + '[0,3)')::text FROM spans WHERE r && '[0,3)' OR r -|- '[0,3)' ORDER BY id",
+        "SELECT id, lag(r) OVER (ORDER BY id), count(m) OVER () FROM spans ORDER BY id",
+        "SELECT r, count(*) FROM spans GROUP BY r ORDER BY r",
     ]
     for q in queries:
         assert answer(conn, q) == answer(pg, q), q

@@ -56,7 +56,8 @@ _RANGE_OPS = {"+": "union", "*": "intersect", "-": "minus"}
 _SAME_TYPE = (A_Expr_Kind.AEXPR_DISTINCT, A_Expr_Kind.AEXPR_NOT_DISTINCT, A_Expr_Kind.AEXPR_IN,
               A_Expr_Kind.AEXPR_NULLIF)
 # functions that take a range as any value: counted, passed through, compared as a whole
-_PASS_THROUGH = frozenset(("count", "coalesce", "nullif", "array_agg", "pg_typeof"))
+_PASS_THROUGH = frozenset(("count", "coalesce", "nullif", "array_agg", "pg_typeof", "lag", "lead", "first_value",
+                           "last_value", "nth_value"))
 # the argument types each constructor takes, with PostgreSQL's implicit casts (reeldb's kinds)
 _CONSTRUCTOR_ARGS = {"int4range": {"int16", "int32"}, "int8range": {"int16", "int32", "int64"},
                      "numrange": {"int16", "int32", "int64", "numeric"}, "daterange": {"date"},
