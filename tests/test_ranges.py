@@ -375,3 +375,29 @@ def test_asyncpg_binary_ranges_and_multiranges(server) -> None:
     assert got[0] == asyncpg.Range(1, 6) and got[1].isempty and got[2] == asyncpg.Range(dt.date(2000, 1, 1), None)
     assert got[3] == [asyncpg.Range(1, 3), asyncpg.Range(5, 7)]
     assert got[4] is True and got[5] == [asyncpg.Range(Decimal(1), Decimal(3))]
+
+
+def test_range_array_columns(conn, pg) -> None:
+    """daterange[] / tstzrange[] / int4range[] columns: literals, ARRAY[...], psycopg lists in
+    text and binary, subscripts, ::text and COPY, as PostgreSQL."""
+    rows = [(1, '{"[2000-01-01,2000-02-01)",empty}', None), (2, None, '{"(1,3]","(,)"}')]
+    for c in (conn, pg):
+        c.execute("DROP TABLE IF EXISTS spans_arr")
+        c.execute("CREATE TABLE spans_arr (id int, d daterange[], i int4range[], t tstzrange[])")
+        for row in rows:
+            c.execute("INSERT INTO spans_arr (id, d, i) VALUES (%s, %s, %s)", row)
+        c.execute("INSERT INTO spans_arr VALUES (3, ARRAY['[2000-01-01,2000-01-05]'::daterange], "
+                  "ARRAY[int4range(1, 2), 'empty'], ARRAY[tstzrange('2000-01-01 10:00+02', NULL)])")
+        for binary in (False, True):
+            c.cursor(binary=binary).execute(
+                "INSERT INTO spans_arr VALUES (%s, %s, %s, %s)",
+                (4 + binary, [PgRange(dt.date(2001, 1, 1), None)], [PgRange(5, 6, "[]"), None],
+                 [PgRange(dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), None)]))
+    queries = ["SELECT id, d::text, i::text, t::text FROM spans_arr ORDER BY id",
+               "SELECT id, d[1]::text, i[2], cardinality(t) FROM spans_arr ORDER BY id",
+               "SELECT id FROM spans_arr WHERE i = '{\"[2,4)\",\"(,)\"}' ORDER BY id"]
+    for q in queries:
+        assert answer(conn, q) == answer(pg, q), q
+    for binary in (False, True):
+        q = "SELECT id, d, i, t FROM spans_arr ORDER BY id"
+        assert answer(conn, q, binary=binary) == answer(pg, q, binary=binary)

@@ -34,6 +34,7 @@ from typing import Any
 import pyarrow as pa
 
 from .. import errors
+from .arrays import array_text
 
 MAX_TEXT = 1 << 20  # a range literal longer than this is refused before it is read (22P02)
 
@@ -847,6 +848,7 @@ def functions(kind: RangeKind) -> dict[str, tuple[Callable[..., Any], list[str],
         "empty": (lambda: to_struct(EMPTY), [], s, True),
         "from_json": (_strict(lambda t: to_struct(_from_json(kind, json.loads(t))), 1), ["VARCHAR"], s, True),
         "out": one(lambda a: text(a, bound_text), "VARCHAR"),
+        "aout": (_strict(lambda xs: array_text(xs, lambda x: text(r(x))), 1), [s + "[]"], "VARCHAR", True),
         "lower": one(lambda a: a.lower, sub),
         "upper": one(lambda a: a.upper, sub),
         "isempty": one(lambda a: a.empty, "BOOLEAN"),

@@ -33,7 +33,7 @@ def oid_of(ct: ColumnType) -> int:
     if ct.kind == "tensor":
         return t.TEXT
     if ct.element_kind is not None:  # int[], text[]: the element's array type
-        return t.ARRAY_OF.get(_KIND_OID.get(ct.element_kind, t.TEXT), t.TEXT_ARRAY)
+        return t.ARRAY_OF.get(_KIND_OID.get(ct.element_kind) or oid_of(ColumnType(ct.element_kind)), t.TEXT_ARRAY)
     info = t.by_kind(ct.kind) if ct.kind not in _KIND_OID else None  # int4range ... (types/ranges.py)
     return info.oid if info is not None and info.category == "R" else _KIND_OID.get(ct.kind, t.TEXT)
 

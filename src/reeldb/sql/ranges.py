@@ -89,7 +89,7 @@ class RangeRewrite:
     def mentions_ranges(self, tree: Any) -> bool:
         """Does the statement name a range type, function or column, or bind a range? A loop
         over the nodes, as the allow-list's, without rebuilding anything."""
-        columns = {name for name, k in self.kinds.items() if k in KINDS}
+        columns = {name for name, k in self.kinds.items() if k in KINDS or k and k.removesuffix("_array") in RANGES}
         stack = [tree]
         while stack:
             node = stack.pop()
@@ -156,6 +156,8 @@ class RangeRewrite:
         constant or untyped parameter), ``element`` (a value of some other type) or None."""
         if isinstance(node, ast.ColumnRef) and isinstance(node.fields[-1], ast.String):
             k = self.kinds.get(node.fields[-1].sval)
+            if k and k.endswith("_array") and k[:-6] in RANGES:  # a daterange[] column
+                return k[:-6] + "[]"
             return k if k in KINDS else None
         if isinstance(node, ast.TypeCast):
             name = name_of(node.typeName.names)
@@ -391,6 +393,9 @@ class RangeRewrite:
                     raise errors.FeatureNotSupported(f"multidimensional arrays of {name} are not supported")
                 return self.as_array(arg, name)
             return self.as_range(arg, name)
+        if k and k.endswith("[]") and k[:-2] in RANGES and name in ("text", "varchar") \
+                and not node.typeName.arrayBounds and not node.typeName.typmods:  # array_out of ranges
+            return func(RANGE[k[:-2], "aout"], arg)
         if k in KINDS:
             if name in ("text", "varchar") and not node.typeName.arrayBounds and not node.typeName.typmods:
                 return func(RANGE[MULTI[k].name, "mout"] if k in MULTI else RANGE[k, "out"], arg)
