@@ -48,8 +48,6 @@ CAUSES: list[harness.Cause] = [
      "binary format of time / timetz / interval refused (0A000): as parameters, and as "
      "results a client asks for in binary"),
     (r"CreateSchemaStmt", "CREATE SCHEMA refused (0A000)"),
-    (r"arrays of type \w*range are not supported",
-     "arrays of range types as table columns refused (0A000): daterange[] / tstzrange[] columns"),
     *harness.either(TYPES + r"(?:inet|cidr)\b", r"types/test_net\.py",
                     "inet / cidr types missing (DuckDB's inet extension is not built in)"),
     *harness.either(r'client encoding "[^"]+" is not supported', r"test_encoding",
