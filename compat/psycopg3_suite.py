@@ -48,9 +48,6 @@ CAUSES: list[harness.Cause] = [
      "binary format of time / timetz / interval refused (0A000): as parameters, and as "
      "results a client asks for in binary"),
     (r"CreateSchemaStmt", "CREATE SCHEMA refused (0A000)"),
-    (TYPES + r"\w*multirange", "multirange types missing (int4multirange, datemultirange, ...)"),
-    (TYPES + r"(?:int4|int8|num|date|ts|tstz)range|CreateRangeStmt",
-     "range types missing (int4range, numrange, daterange, tsrange, tstzrange, ...)"),
     *harness.either(TYPES + r"(?:inet|cidr)\b", r"types/test_net\.py",
                     "inet / cidr types missing (DuckDB's inet extension is not built in)"),
     *harness.either(r'client encoding "[^"]+" is not supported', r"test_encoding",

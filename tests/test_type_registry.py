@@ -17,6 +17,7 @@ import reeldb
 from reeldb import dbapi, errors
 from reeldb import types as registry
 from reeldb.format.arrays import jsonb_text_of
+from reeldb.format.ranges import Multirange, MultirangeParameter, Range, RangeParameter
 from reeldb.types import TypeInfo, TypeRegistry
 
 # A value of each type, as a result column hands it to the wire encoder (json and jsonb: their text)
@@ -35,6 +36,15 @@ SAMPLES: dict[str, Any] = {
     "regproc": "now", "regclass": "pg_class", "regtype": "integer", "oidvector": [1, 2],
     "image": b"\x89PNG", "video": b"\x00", "tensor": b"\x01",
     "timetz": dt.time(1, 2, 3, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+    "int4range": Range(1, 5), "int8range": Range(None, 2**40, "(]"), "numrange": Range(decimal.Decimal("1.5"), None),
+    "daterange": Range(dt.date(2026, 1, 1), dt.date(2026, 2, 1)),
+    "tsrange": Range(dt.datetime(2026, 1, 1, 1, 2, 3), None, "()"),
+    "tstzrange": Range(empty=True),
+    "int4multirange": Multirange([Range(1, 5), Range(7, 9)]), "int8multirange": Multirange(),
+    "nummultirange": Multirange([Range(None, decimal.Decimal("1.5"))]),
+    "datemultirange": Multirange([Range(dt.date(2026, 1, 1), None)]),
+    "tsmultirange": Multirange([Range(dt.datetime(2026, 1, 1, 1, 2, 3), None, "()")]),
+    "tstzmultirange": Multirange([Range(None, None, "()")]),
 }
 # jsonb[] and json[] elements arrive as their JSON text, as json and jsonb values do (server/types.py)
 ARRAY_SAMPLES: dict[str, list[Any]] = {"_jsonb": ['{"k": [1, 2.50], "a": null}', None],
@@ -57,6 +67,10 @@ def _sample(info: TypeInfo) -> Any:
 
 
 def _comparable(v: Any) -> Any:
+    if isinstance(v, RangeParameter):  # a binary range read: its value
+        return v.value
+    if isinstance(v, MultirangeParameter | Multirange):  # a binary multirange read: its ranges
+        return ("multirange", list(v.value if isinstance(v, MultirangeParameter) else v))
     if isinstance(v, np.ndarray):
         return ("array", str(v.dtype), v.tolist())
     if isinstance(v, list):
@@ -79,7 +93,7 @@ def _recv(info: TypeInfo, b: bytes) -> Any:
 def test_every_pg_type_row_has_one_entry(tmp_path) -> None:
     db = reeldb.connect(tmp_path / "db")
     query = ("SELECT oid, typname, typlen, typcategory, typarray, typelem, typnamespace "
-             "FROM pg_catalog.pg_type WHERE typtype = 'b'")
+             "FROM pg_catalog.pg_type WHERE typtype IN ('b', 'r', 'm')")  # base, range, multirange types
     before = db.execute(query).fetchall()
     assert {r[0] for r in before} == {t.oid for t in registry.TYPES if t.extension is None}
     db.execute("CREATE EXTENSION citext")
@@ -130,6 +144,9 @@ def test_text_codecs_round_trip() -> None:
         text = _text_out(info)(value)
         assert isinstance(text, str), info.name
         got = registry.text_in(text, info.oid)
+        typed = (RangeParameter, MultirangeParameter)
+        if isinstance(got, typed) or isinstance(got, list) and isinstance(got[0], typed):
+            continue  # a range's text is read by the SQL layer, its bounds by their subtypes' casts
         if info.text_in is None:
             assert got == text, info.name
         elif info.element and registry.by_oid(info.element).text_in is None:

@@ -49,6 +49,8 @@ from ..format.pgvector import (
     vector_array_text,
     vector_text,
 )
+from ..format.ranges import KINDS as RANGE_KINDS
+from ..format.ranges import functions as range_functions
 from ..format.types import MATRIX
 from ..types import pg_type_name
 
@@ -275,7 +277,11 @@ TO_HALFVEC = internal_name("halfvec")  # x::halfvec: rounded to float2, too larg
 VECTOR_ARITHMETIC = {(op, kind): internal_name(f"v{name}", kind) for op, name in (("+", "add"), ("-", "sub"), ("*", "mul"))
                      for kind in ("vector", "halfvec")}
 HSTORE = {name: internal_name("hstore", name) for name in HSTORE_FUNCTIONS}  # hstore's functions (format/hstore.py)
-JSONB = {name: internal_name("jsonb", name) for name in JSONB_FUNCTIONS}  # jsonb's semantics (format/jsonb.py)
+JSONB = {name: internal_name("jsonb", name) for name in JSONB_FUNCTIONS}
+# the range types' functions and operators (format/ranges.py), by (range type, function)
+RANGE_FUNCTIONS = {(kind, name): (internal_name("range", f"{kind}_{name}"), spec)
+                   for kind in RANGE_KINDS for name, spec in range_functions(RANGE_KINDS[kind]).items()}
+RANGE = {key: name for key, (name, _) in RANGE_FUNCTIONS.items()}  # jsonb's semantics (format/jsonb.py)
 CITEXT_IN = internal_name("citextin")  # x::citext of a computed value: refused where reeldb's citext differs
 CHAR_TYPE = internal_name("char")  # Postgres' one-byte "char", for the catalog: an ENUM of the characters
 # int[]::text & co: Postgres' array text ({1,NULL,"a b"}) of a list, by DuckDB element type
@@ -356,6 +362,8 @@ def _open_database(sandbox: Sandbox) -> duckdb.DuckDBPyConnection:
             db.create_function(HSTORE[name], fn, args, ret, null_handling="special" if with_nulls else "default")
         for name, (fn, args, ret) in JSONB_FUNCTIONS.items():
             db.create_function(JSONB[name], fn, args, ret, null_handling="special")
+        for name, (fn, args, ret, with_nulls) in RANGE_FUNCTIONS.values():
+            db.create_function(name, fn, args, ret, null_handling="special" if with_nulls else "default")
         chars = ", ".join("'" + c.replace("'", "''") + "'" for c in [""] + [chr(i) for i in range(32, 127)])
         db.execute(f"CREATE TYPE {CHAR_TYPE} AS ENUM ({chars})")
         # the sandbox, set after what needs it (loading extensions) and then locked
@@ -867,7 +875,7 @@ _NOT_BUILT_IN = re.compile(r'(?:(Type)|Function) with name "?([^" ]+)"? is not i
 # format/pgvector.py: a reeldb error class), from the start of DuckDB's message: user text
 # quoted later in another error cannot pose as one
 _RAISED = re.compile(r"Invalid Input Error: Python exception occurred while executing the UDF: "
-                     r"(?:(?:HstoreError|CitextError): SQLSTATE ([0-9A-Z]{5})|(\w+)): (.*)", re.DOTALL)
+                     r"(?:(?:HstoreError|CitextError|RangeError): SQLSTATE ([0-9A-Z]{5})|(\w+)): (.*)", re.DOTALL)
 
 
 def _raised(msg: str) -> errors.Error | None:

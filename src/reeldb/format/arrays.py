@@ -26,7 +26,8 @@ from .. import errors
 
 # Element kinds an array column may have (format/types.py's kinds, stored in Parquet)
 ELEMENT_KINDS = ("int16", "int32", "int64", "float32", "float64", "numeric", "bool", "text", "varchar",
-                 "bytea", "date", "timestamp", "timestamptz", "uuid", "jsonb")
+                 "bytea", "date", "timestamp", "timestamptz", "uuid", "jsonb",
+                 "int4range", "int8range", "numrange", "daterange", "tsrange", "tstzrange")  # format/ranges.py
 ARRAY_KINDS = {f"{k}_array": k for k in ELEMENT_KINDS}
 
 # Postgres' array input skips only these (array_isspace), not all of Python's whitespace:

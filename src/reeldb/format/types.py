@@ -16,6 +16,7 @@ import pyarrow as pa
 from .. import errors
 from .arrays import ARRAY_KINDS
 from .pgvector import check_sparse_dim, parse_sparse_text
+from .ranges import KINDS as RANGE_KINDS
 
 PARQUET, MATRIX, BLOB = "parquet", "matrix", "blob"
 VECTOR_KINDS = ("vector", "halfvec", "sparsevec")  # pgvector's: one dimension, stored as a matrix
@@ -275,6 +276,15 @@ _KINDS = {
     "interval": "interval", "sparsevec": "sparsevec", "bit": "bit", "varbit": "varbit",
     "citext": "citext", "hstore": "hstore",  # only once CREATE EXTENSION made them (sql/extensions.py)
 }
+# the built-in range and multirange types (format/ranges.py): a column kind of their own each,
+# named as the type
+for _range in RANGE_KINDS.values():
+    _SQL_NAMES[_range.name] = _KINDS[_range.name] = _range.name
+    _DUCK_NAMES[_range.name] = _range.duck
+    _ARROW_TYPES[_range.name] = _range.arrow
+    _SQL_NAMES[_range.multi] = _KINDS[_range.multi] = _range.multi
+    _DUCK_NAMES[_range.multi] = _range.multi_duck
+    _ARROW_TYPES[_range.multi] = _range.multi_arrow
 _SERIALS = {"serial": "int32", "serial4": "int32", "bigserial": "int64", "serial8": "int64",
             "smallserial": "int16", "serial2": "int16"}
 

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from .. import errors
 from .arrays import ARRAY_KINDS, ListDecimal
+from .ranges import KINDS as RANGE_KINDS
 from .types import ColumnType
 
 _INT_RANGES = {"int16": (-(2**15), 2**15 - 1), "int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -401,6 +402,26 @@ def _hstore(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     return from_python
 
 
+def _range(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
+    """int4range ... tstzrange: a Range (reeldb's or psycopg's), a range literal or a stored
+    struct, its bounds read as the subtype's column reads them (format/ranges.py); their
+    multiranges: ranges, a multirange literal or a stored struct, normalized."""
+    from .ranges import KINDS, MULTI, RangeError, from_python, kind_of_number, multi_from_python
+
+    kind = KINDS[ctype.kind] if ctype.kind in KINDS else MULTI[ctype.kind]
+    sub = _CONVERTERS[kind.sub_kind](ColumnType(kind.sub_kind), column)
+
+    def conv(v: Any) -> Any:
+        try:
+            if ctype.kind == kind.multi:
+                return multi_from_python(kind, v, lambda b: kind_of_number(kind, sub(b)))
+            return from_python(kind, v, lambda b: kind_of_number(kind, sub(b)))
+        except RangeError as e:
+            raise errors.DataError(f"{e.message} (column {column})", sqlstate=e.sqlstate) from None
+
+    return conv
+
+
 def _arrays(ctype: ColumnType, column: str) -> Callable[[Any], Any]:
     """int[] / text[] / ...: each element checked as a column of the element type checks it."""
     from .arrays import array_converter, bytea_in
@@ -434,6 +455,9 @@ _CONVERTERS: dict[str, Callable[[ColumnType, str], Callable[[Any], Any]]] = {
     "citext": _citext, "hstore": _hstore,
 }
 _CONVERTERS.update({kind: _arrays for kind in ARRAY_KINDS})
+_CONVERTERS.update({kind: _range for kind in RANGE_KINDS})
+_CONVERTERS.update({kind.multi: _range for kind in RANGE_KINDS.values()})
+_RANGE_COLUMNS = frozenset(RANGE_KINDS) | frozenset(kind.multi for kind in RANGE_KINDS.values())
 
 
 def check_scalars(ctype: ColumnType, column: str, values: list[Any]) -> pa.Array:
@@ -493,7 +517,8 @@ def scalars_from_arrow(ctype: ColumnType, column: str, arr: pa.Array | pa.Chunke
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if arr.type == target and ctype.kind not in ("json", "jsonb", "varchar", "uuid", "bit", "varbit", "citext", "hstore",
                                                  "vector_array", "halfvec_array", "sparsevec_array") \
-            and not (ctype.kind in ARRAY_KINDS and not _plain_elements(ctype.kind)):
+            and not (ctype.kind in ARRAY_KINDS and not _plain_elements(ctype.kind)) \
+            and ctype.kind not in _RANGE_COLUMNS:  # a range struct is checked: canonical, bounds in order
         return arr
     if ctype.kind in _FAST_CASTS and (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)
                                       or pa.types.is_boolean(arr.type) or pa.types.is_temporal(arr.type)

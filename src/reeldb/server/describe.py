@@ -33,8 +33,9 @@ def oid_of(ct: ColumnType) -> int:
     if ct.kind == "tensor":
         return t.TEXT
     if ct.element_kind is not None:  # int[], text[]: the element's array type
-        return t.ARRAY_OF.get(_KIND_OID.get(ct.element_kind, t.TEXT), t.TEXT_ARRAY)
-    return _KIND_OID.get(ct.kind, t.TEXT)
+        return t.ARRAY_OF.get(_KIND_OID.get(ct.element_kind) or oid_of(ColumnType(ct.element_kind)), t.TEXT_ARRAY)
+    info = t.by_kind(ct.kind) if ct.kind not in _KIND_OID else None  # int4range ... (types/ranges.py)
+    return info.oid if info is not None and info.category == "R" else _KIND_OID.get(ct.kind, t.TEXT)
 
 
 def param_oids(query: str, given: list[int], tables: dict[str, TableManifest], count: int) -> list[int]:
@@ -162,6 +163,9 @@ class _Infer:
             return _SQL_VALUE_FUNCTIONS.get(node.op.name)
         if isinstance(node, ast.FuncCall) and len(node.funcname) == 1 and node.funcname[0].sval == "now":
             return t.TIMESTAMPTZ
+        if isinstance(node, ast.FuncCall) and len(node.funcname) == 1:  # int4range(a, b): a range constructor
+            info = t.by_name(node.funcname[0].sval)
+            return info.oid if info is not None and info.category == "R" else None
         return None
 
     def _walk(self, node: Any) -> None:

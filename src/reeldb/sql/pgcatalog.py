@@ -31,8 +31,10 @@ from ..catalog import objects
 from ..catalog.sequences import SequenceDef
 from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
 from ..format.manifest import TableManifest
+from ..format.ranges import KINDS as RANGE_KINDS
 from ..format.types import ColumnType
 from ..index import ann
+from ..types.ranges import OIDS as RANGE_OIDS
 from . import index_expr, large_objects, sequences
 from .activity import Activity, Backend, may_see
 from .activity import now as activity_now
@@ -526,6 +528,9 @@ class CatalogTables:
             {"oid": oid, "opcmethod": VECTOR_AMS[m], "opcname": name, "opcnamespace": pt.PUBLIC_NS,
              "opcintype": pt.BY_NAME[name.split("_")[0]].oid, "opcdefault": m == "ivfflat" and name == ann.DEFAULT_OPCLASS}
             for (m, name), oid in VECTOR_OPCLASSES.items()], EMPTY["pg_opclass"])
+        out["pg_range"] = _rows([  # the built-in range types (types/ranges.py)
+            {"rngtypid": oid, "rngsubtype": pt.BY_NAME[RANGE_KINDS[name].subtype].oid, "rngmultitypid": multi}
+            for name, (oid, _, multi, _) in RANGE_OIDS.items()], EMPTY["pg_range"])
         if self.enums or self.domains:
             base = out["pg_type"]
             out["pg_type"] = pa.concat_tables([base, pa.Table.from_pylist(
@@ -844,7 +849,8 @@ def _types_table() -> pa.Table:
     return pa.table({
         "oid": [t.oid for t in ts], "typname": [t.name for t in ts], "typnamespace": [t.namespace for t in ts],
         "typowner": [OWNER_OID] * n, "typlen": pa.array([t.length for t in ts], pa.int16()),
-        "typbyval": [0 < t.length <= 8 for t in ts], "typtype": ["b"] * n,
+        "typbyval": [0 < t.length <= 8 for t in ts],
+        "typtype": [("m" if "multirange" in t.name else "r") if t.category == "R" else "b" for t in ts],  # range, multirange
         "typcategory": [t.category for t in ts], "typispreferred": [False] * n, "typisdefined": [True] * n,
         "typdelim": [","] * n, "typrelid": [0] * n, "typelem": [t.element for t in ts],
         "typarray": [t.array for t in ts], "typinput": [f"{t.name}_in" for t in ts],

@@ -135,7 +135,10 @@ class Rewriter:
 
     def extension_types(self, node: Any) -> Any:
         """citext's and hstore's casts, operators and functions (sql/citext.py,
-        sql/hstore.py), where CREATE EXTENSION made the types."""
+        sql/hstore.py), where CREATE EXTENSION made the types; the range types' (sql/ranges.py)."""
+        from .ranges import RangeRewrite
+
+        node = RangeRewrite(self.kinds, self._param)(node)
         if self.pg is None:
             return node
         from .citext import CitextRewrite
@@ -1204,6 +1207,13 @@ def adapt_param(v: Any) -> Any:
         return bytes(v)
     if hasattr(v, "_blob_ref"):
         return bytes(v)
+    from ..format.ranges import Range, RangeParameter
+    from ..format.ranges import text as range_text
+
+    if isinstance(v, RangeParameter):  # where no rewrite read it (a column's value): its text
+        return v.text if v.text is not None else range_text(v.value)
+    if isinstance(v, Range):
+        return range_text(v)
     if isinstance(v, list | tuple):
         if any(isinstance(x, dict | list) for x in v):
             return json.dumps(v)

@@ -1193,5 +1193,10 @@ def _type_of_result(column_type: Any, duck: str, arrow_type: pa.DataType):
         return column_type("numeric", [int(p), int(s)])
     if d.startswith("FLOAT[") and d.count("[") == 1:
         return column_type("vector", [int(d[6:-1])])
+    from ..types import by_duck
+
+    info = by_duck(d)
+    if info is not None and info.category == "R":  # a range or multirange (types/ranges.py)
+        return column_type(info.name)
     raise errors.FeatureNotSupported(f"CREATE TABLE AS with a column of type {duck}")
 

@@ -17,7 +17,7 @@ from .. import errors
 from ..format.blobs import is_blob_struct
 from ..format.types import VECTOR_KINDS
 from .oids import BYTEA, CHAR, CHAR_ARRAY, NUMERIC, NUMERIC_ARRAY, TEXT, TEXT_ARRAY, VARCHAR, VECTOR
-from .registry import ARRAY_OF, BY_DUCK, BY_DUCK_EXACT
+from .registry import ARRAY_OF, BY_DUCK, BY_DUCK_EXACT, BY_OID
 
 
 def result_type(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
@@ -36,6 +36,8 @@ def result_type(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     if d.startswith("ENUM("):  # the catalog's one-byte "char" columns (user tables have no other enums)
         return (CHAR_ARRAY if d.endswith(")[]") else CHAR), -1
     info = BY_DUCK.get(d)
+    if info is None and d.endswith("[]") and d[:-2] in BY_DUCK and BY_DUCK[d[:-2]].array:  # a multirange[]: [ inside
+        info = BY_OID[BY_DUCK[d[:-2]].array]
     if info is not None:
         if info.kind in VECTOR_KINDS:  # a marked halfvec / sparsevec: its dimension is its typmod
             return info.oid, arrow_type.list_size if pa.types.is_fixed_size_list(arrow_type) else -1
@@ -67,7 +69,7 @@ def pg_type_name(duck: str | None) -> str | None:
     if array and not array.group(1).endswith("]"):
         element = pg_type_name(array.group(1))
         return None if element is None else element + "[]"
-    info = BY_DUCK_EXACT.get(duck)
+    info = BY_DUCK_EXACT.get(duck) or BY_DUCK_EXACT.get(duck.upper())  # STRUCT(rng_...): ranges (types/ranges.py)
     if info is None:
         raise errors.FeatureNotSupported(
             f"pg_typeof of this expression is not supported: its type ({duck}) stands for more than "
