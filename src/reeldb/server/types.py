@@ -25,7 +25,7 @@ from ..rows import to_columns
 from ..sql.citext import TextParameter
 from ..sql.pgcatalog import stable_oid
 from ..storage import ObjectStore
-from ..types import datetimes
+from ..types import datetimes, records
 from ..types.codecs import array_send
 from ..types.oids import JSON, JSON_ARRAY, JSONB, JSONB_ARRAY, TEXT, VARCHAR
 from .protocol import FieldSpec, client_codec, decode_text, encode_text
@@ -62,6 +62,11 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
         oid = stable_oid("type", ENUM_NAMES[d])
         registry.ENUM_OIDS.add(oid)
         return oid, -1
+    if d.startswith("ENUM(") and d.endswith(")[]") and d[:-2] in ENUM_NAMES:  # an array of an enum type
+        return stable_oid("type[]", ENUM_NAMES[d[:-2]]), -1
+    rec = records.result_type(duck)  # a row(...), a composite type's value, or an array of them
+    if rec is not None:
+        return rec
     return registry.result_type(duck, arrow_type)
 
 
@@ -91,7 +96,8 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
             enc = encoder(f.type_oid, f.format)
             out.append([None if v is None else enc(v) for v in column.to_pylist()])
         else:
-            enc = encoder(f.type_oid, f.format)
+            enc = _record_encoder(str(description[i][1]), table.schema.types[i], f.format) \
+                or encoder(f.type_oid, f.format)
             out.append([None if v is None else enc(v) for v in next(converted)])
     return out
 
@@ -121,6 +127,15 @@ def _raw(array: pa.Array) -> pa.Array:
     if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
         return type(array).from_arrays(array.offsets, _raw(array.values), mask=array.is_null())
     return array.view(pa.int32() if array.type.bit_width == 32 else pa.int64())
+
+
+def _record_encoder(duck: str, arrow_type: pa.DataType, fmt: int) -> Callable[[Any], bytes] | None:
+    """The encoder of a column of records (types/records.py), each field sent as its type."""
+    codec = client_codec()
+    make = records.column_codec(duck, arrow_type, fmt, type_of, ClientText(codec))
+    if make is None or fmt:
+        return make  # type: ignore[return-value]
+    return lambda v: encode_text(make(v), codec)  # type: ignore[arg-type]
 
 
 def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:

@@ -1,0 +1,253 @@
+"""PostgreSQL's records: anonymous ``row(...)`` values (type ``record``, OID 2249) and values
+of composite types (``CREATE TYPE name AS (...)``), in ``record_out``'s text form
+(``(1,"a b",)``) and ``record_send``'s binary form (a field count, then each field's OID,
+length and bytes), and ``record_in``'s text read back into fields.
+
+DuckDB holds such a value as a STRUCT (a composite type's fields by name) or a TUPLE (an
+anonymous row). A result column's codec is made from its DuckDB type, field by field, so a
+field is sent as its own type (an ``int4`` field as four bytes). Which STRUCT is which
+composite type is what the SQL layer notes here (``note_composite``) when it makes the
+DuckDB type of one; the wire asks ``composite_of``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from .. import errors
+from . import codecs as c
+from .registry import BY_OID, REGISTRY, TypeInfo, WireText, register
+
+RECORD, RECORD_ARRAY = 2249, 2287
+_SPACE = " \t\n\r\x0b\x0c"  # C's isspace, which record_out and record_in use
+_QUOTE_IF = frozenset('"\\(),' + _SPACE)
+
+# DuckDB's STRUCT type of a composite type (as a result description prints it) -> (the
+# type's OID, its array type's OID); (0, 0) where two composite types have the same fields
+_COMPOSITES: dict[str, tuple[int, int]] = {}
+
+TypeOf = Callable[[str, pa.DataType], tuple[int, int]]  # (DuckDB type, Arrow type) -> (OID, typmod)
+
+
+# ----------------------------------------------------------------------------- text forms
+
+
+def record_text(fields: list[str | None]) -> str:
+    """record_out: the fields' texts in parentheses, NULL as nothing, a field quoted when it
+    is empty or holds a quote, a backslash, a parenthesis, a comma or white space."""
+    out = []
+    for f in fields:
+        if f is None:
+            out.append("")
+        elif f == "" or any(ch in _QUOTE_IF for ch in f):
+            out.append('"' + f.replace("\\", "\\\\").replace('"', '""') + '"')
+        else:
+            out.append(f)
+    return "(" + ",".join(out) + ")"
+
+
+def parse_record(text: str) -> list[str | None]:
+    """record_in's reading of a record literal: each field's text, None for NULL (an empty
+    unquoted field). 22P02 for a literal record_in refuses."""
+    def malformed(detail: str) -> errors.InvalidTextRepresentation:
+        return errors.InvalidTextRepresentation(f'malformed record literal: "{text}" ({detail})')
+
+    i, n = 0, len(text)
+    while i < n and text[i] in _SPACE:
+        i += 1
+    if i >= n or text[i] != "(":
+        raise malformed("missing left parenthesis")
+    i += 1
+    fields: list[str | None] = []
+    while True:
+        if i < n and text[i] in ",)":
+            fields.append(None)
+        else:
+            buf: list[str] = []
+            quoted = False
+            while True:
+                if i >= n:
+                    raise malformed("unexpected end of input")
+                ch = text[i]
+                if not quoted and ch in ",)":
+                    break
+                i += 1
+                if ch == "\\":
+                    if i >= n:
+                        raise malformed("unexpected end of input")
+                    buf.append(text[i])
+                    i += 1
+                elif ch == '"':
+                    if quoted and i < n and text[i] == '"':
+                        buf.append('"')
+                        i += 1
+                    else:
+                        quoted = not quoted
+                else:
+                    buf.append(ch)
+            fields.append("".join(buf))
+        ch = text[i]
+        i += 1
+        if ch == ")":
+            break
+    if text[i:].strip(_SPACE):
+        raise malformed("junk after right parenthesis")
+    return fields
+
+
+# ----------------------------------------------------------------------------- binary forms
+
+
+def record_send(values: list[Any], oids: list[int], sends: list[Callable[[Any], bytes]]) -> bytes:
+    """record_send: the field count, then per field its OID, its length (-1: NULL), its bytes."""
+    parts = [struct.pack("!i", len(values))]
+    for v, oid, send in zip(values, oids, sends, strict=True):
+        if v is None:
+            parts.append(struct.pack("!Ii", oid, -1))
+        else:
+            b = send(v)
+            parts.append(struct.pack("!Ii", oid, len(b)) + b)
+    return b"".join(parts)
+
+
+def record_recv_text(b: bytes, text: WireText) -> str:
+    """A binary record parameter (record_recv's input) as its record text, each field read
+    by its own type's receive function, for the SQL layer to read as the composite type."""
+    (count,) = struct.unpack_from("!i", b)
+    if count < 0:
+        raise ValueError("negative field count in a binary record")
+    pos, fields = 4, []
+    for _ in range(count):
+        oid, size = struct.unpack_from("!Ii", b, pos)
+        pos += 8
+        if size < 0:
+            fields.append(None)
+            continue
+        if pos + size > len(b):
+            raise ValueError("a binary record field runs past the end of the value")
+        value = c.binary_in(b[pos:pos + size], oid, text)
+        info = BY_OID.get(oid)
+        fields.append(info.text_out(value) if info is not None and info.text_out is not None else c.text_out(value))
+        pos += size
+    if pos != len(b):
+        raise ValueError("bytes left after the last field of a binary record")
+    return record_text(fields)
+
+
+# ----------------------------------------------------------------------------- result columns
+
+
+def note_composite(duck: str, oid: int, array_oid: int) -> None:
+    """The SQL layer made ``duck`` (a STRUCT type, as DuckDB prints it) as composite type
+    ``oid``'s: results of that type are sent with that OID."""
+    was = _COMPOSITES.get(duck)
+    _COMPOSITES[duck] = (oid, array_oid) if was is None or was[0] == oid else (0, 0)
+
+
+def duck_name(sql_type: str) -> str:
+    """A DuckDB type as DuckDB prints it in a result's description."""
+    return str(duckdb.sqltype(sql_type))
+
+
+def result_type(duck: str) -> tuple[int, int] | None:
+    """(OID, typmod) of a result column of DuckDB type ``duck`` that holds records (a STRUCT or
+    TUPLE, or a one-dimensional array of them); None for any other. 0A000 for a STRUCT that
+    more than one composite type has the shape of."""
+    array = duck.endswith("[]")
+    base = duck[:-2] if array else duck
+    if base.endswith("]"):
+        return None
+    if base == "TUPLE" or base.startswith("TUPLE("):  # TUPLE alone: row()
+        return (RECORD_ARRAY if array else RECORD), -1
+    if not base.startswith("STRUCT("):
+        return None
+    oids = _COMPOSITES.get(base)
+    if oids is None:
+        return (RECORD_ARRAY if array else RECORD), -1
+    if oids[0] == 0:
+        raise errors.FeatureNotSupported(
+            f"a result of type {base} is not supported: more than one composite type has these fields; "
+            "cast it to text")
+    return (oids[1] if array else oids[0]), -1
+
+
+def column_codec(duck: str, arrow_type: pa.DataType, fmt: int, type_of: TypeOf,
+                 text: WireText) -> Callable[[Any], str | bytes] | None:
+    """The text (``fmt`` 0: a str) or binary (bytes) form of each value of a result column of
+    records, made from its DuckDB type; None for a column of anything else."""
+    if result_type(duck) is None:
+        return None
+    if duck in ("TUPLE", "TUPLE[]"):  # row(): no fields
+        empty = (lambda v: "()") if fmt == 0 else (lambda v: struct.pack("!i", 0))
+        if duck == "TUPLE":
+            return empty
+        return c.elements_text(empty) if fmt == 0 else (lambda v: c.array_send(v, RECORD, text, empty))
+    return _codec(duckdb.sqltype(duck), arrow_type, fmt, type_of, text)
+
+
+def _codec(t: Any, arrow_type: pa.DataType, fmt: int, type_of: TypeOf, text: WireText) -> Callable[[Any], Any]:
+    if t.id in ("struct", "tuple"):
+        kids = t.children
+        arrow_kids = [arrow_type.field(i).type if pa.types.is_struct(arrow_type) and i < arrow_type.num_fields
+                      else pa.null() for i in range(len(kids))]
+        fns = [_codec(k, a, fmt, type_of, text) for (_, k), a in zip(kids, arrow_kids, strict=True)]
+        if fmt == 0:
+            return lambda v: record_text([None if x is None else fn(x) for fn, x in zip(fns, _values(v), strict=True)])
+        oids = [_oid(k, a, type_of) for (_, k), a in zip(kids, arrow_kids, strict=True)]
+        return lambda v: record_send(_values(v), oids, fns)
+    if t.id == "list" and t.children[0][1].id in ("struct", "tuple"):
+        child = t.children[0][1]
+        arrow_child = arrow_type.value_type if pa.types.is_list(arrow_type) else pa.null()
+        fn = _codec(child, arrow_child, fmt, type_of, text)
+        if fmt == 0:
+            return c.elements_text(fn)
+        elem = _oid(child, arrow_child, type_of)
+        return lambda v: c.array_send(v, elem, text, fn)
+    oid = type_of(str(t), arrow_type)[0]
+    info = BY_OID.get(oid)
+    if fmt == 0:
+        return c.text_out if info is None or info.text_out is None else info.text_out
+    send = c.send_of(oid)
+    return lambda v: send(v, text)
+
+
+def _oid(t: Any, arrow_type: pa.DataType, type_of: TypeOf) -> int:
+    return type_of(str(t), arrow_type)[0]
+
+
+def _values(v: Any) -> list[Any]:
+    return list(v.values()) if isinstance(v, dict) else list(v)
+
+
+# ----------------------------------------------------------------------------- user types
+
+
+def user_type(info: TypeInfo) -> None:
+    """An enum or composite type of some branch (or its array type), known by OID to the
+    wire's codecs (``REGISTRY.register_user``): a client that learnt the OID from the catalog
+    sends parameters of it."""
+    REGISTRY.register_user(info)
+
+
+def composite_info(name: str, oid: int, array_oid: int) -> TypeInfo:
+    """A composite type's entry: record text passes through to the SQL layer, which reads it
+    as the type's fields; a binary value is read into that text."""
+    return TypeInfo(name=name, oid=oid, array=array_oid, category="C", send=None, recv=record_recv_text)
+
+
+def register_types() -> None:
+    record = register(TypeInfo(name="record", oid=RECORD, array=RECORD_ARRAY, category="P",
+                               text_out=_untyped_text))
+    register(TypeInfo(name="_record", oid=RECORD_ARRAY, element=record.oid, category="P",
+                      text_out=c.elements_text(_untyped_text)))
+
+
+def _untyped_text(v: Any) -> str:
+    """A record's text where its fields' types are not known: each field's own text."""
+    return record_text([None if x is None else (_untyped_text(x) if isinstance(x, dict) else c.text_out(x))
+                        for x in _values(v)])
