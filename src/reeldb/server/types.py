@@ -24,6 +24,7 @@ from ..format.types import ENUM_NAMES
 from ..rows import to_columns
 from ..sql.citext import TextParameter
 from ..sql.pgcatalog import stable_oid
+from ..sql.user_types import UserTypeParameter
 from ..storage import ObjectStore
 from ..types import datetimes, records
 from ..types.codecs import array_send
@@ -168,6 +169,8 @@ def decode_param(data: bytes | None, oid: int, fmt: int) -> Any:
             value = registry.binary_in(data, oid, ClientText(client_codec()))
         if oid in (TEXT, VARCHAR) and isinstance(value, str):  # typed text, not unknown (sql/citext.py)
             return TextParameter(value)
+        if oid in registry.REGISTRY.user and isinstance(value, str) and registry.BY_OID[oid].category in "EC":
+            return UserTypeParameter(value, oid)  # an enum's label, a composite's record text
         return value
     except UnicodeDecodeError:  # a text field inside a binary value (an array's elements)
         raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8"') from None

@@ -53,7 +53,14 @@ from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, type_oid
 from .result_types import kind_of as result_types_kind
 from .rowid_star import STAR_MARKER
-from .user_types import domain_of, enum_types
+from .user_types import (
+    composite_of,
+    domain_of,
+    enum_types,
+    rewrite_cast,
+    static_type_name,
+    typed_parameter,
+)
 
 # function / operator -> (DuckDB function, negate)
 VECTOR_FUNCS = {
@@ -163,6 +170,10 @@ class Rewriter:
     def _visit(self, node: ast.Node) -> ast.Node | None:
         if self.catalog_rewrite is not None:
             rep = self.catalog_rewrite.visit(node)
+            if rep is not None:
+                return rep
+        if isinstance(node, ast.ParamRef) and self.pg is not None:  # typed as an enum or composite type
+            rep = typed_parameter(self, node)
             if rep is not None:
                 return rep
         # an enum column compared with text first: the jsonb guard would compare them as text
@@ -358,6 +369,9 @@ class Rewriter:
         return shown
 
     def _static_type_name(self, arg: ast.Node) -> str | None:
+        user = static_type_name(self, arg) if self.pg is not None else None  # sql/user_types.py
+        if user is not None:
+            return user
         if isinstance(arg, ast.A_Const):
             if arg.isnull or isinstance(arg.val, ast.String):
                 return "unknown"
@@ -521,9 +535,12 @@ class Rewriter:
         """A cast to one of the branch's enum types or domains, which ``type_cast``
         rewrites (never an array of one: that would reach DuckDB by its name)."""
         names = tn.names
+        if names is not None and not tn.typmods and len(tn.arrayBounds or ()) == 1:  # an enum's array
+            return not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) and self._enum_type(names) is not None
         return names is not None and not tn.arrayBounds and not tn.typmods \
             and not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) \
-            and (self._enum_type(names) is not None or self._domain(names) is not None)
+            and (self._enum_type(names) is not None or self._domain(names) is not None
+                 or composite_of(self.pg.s, tn) is not None)
 
     def _domain(self, names: tuple) -> tuple[str, dict] | None:
         assert self.pg is not None
@@ -609,6 +626,10 @@ class Rewriter:
     def type_cast(self, node: ast.TypeCast) -> ast.Node | None:
         tn = node.typeName
         t = name_of(tn.names)
+        if self.pg is not None:  # a composite type's value, an enum's array (sql/user_types.py)
+            user = rewrite_cast(self, node)
+            if user is not None:
+                return user
         if self.pg is not None and not tn.typmods and not tn.arrayBounds:
             ctype = self._enum_type(tn.names)
             if ctype is not None:

@@ -234,10 +234,10 @@ def user_type(info: TypeInfo) -> None:
     REGISTRY.register_user(info)
 
 
-def composite_info(name: str, oid: int, array_oid: int) -> TypeInfo:
+def composite_info(name: str, oid: int, array_oid: int, sql_name: str) -> TypeInfo:
     """A composite type's entry: record text passes through to the SQL layer, which reads it
     as the type's fields; a binary value is read into that text."""
-    return TypeInfo(name=name, oid=oid, array=array_oid, category="C", send=None, recv=record_recv_text)
+    return TypeInfo(name=name, oid=oid, array=array_oid, sql_name=sql_name, category="C", recv=record_recv_text)
 
 
 def register_types() -> None:
