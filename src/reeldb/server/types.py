@@ -65,7 +65,7 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
         return oid, -1
     if d.startswith("ENUM(") and d.endswith(")[]") and d[:-2] in ENUM_NAMES:  # an array of an enum type
         return stable_oid("type[]", ENUM_NAMES[d[:-2]]), -1
-    rec = records.result_type(duck)  # a row(...), a composite type's value, or an array of them
+    rec = records.result_type(duck, arrow_type)  # a row(...), a composite type's value, or an array of them
     if rec is not None:
         return rec
     return registry.result_type(duck, arrow_type)

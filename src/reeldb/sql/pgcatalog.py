@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,14 +38,14 @@ from .activity import Activity, Backend, may_see
 from .activity import now as activity_now
 from .definitions import check_def, foreign_key_def, index_def
 from .limits import bound_call
-from .names import schema_of
+from .names import schema_of, stable_oid
 from .names import schemas as namespace_schemas
 from .parse import const_value, deparse, func, parse
 from .rowid_star import finish
 from .server_version import SERVER_VERSION
 from .settings import assign, pg_settings
 from .settings import current as current_settings
-from .user_types import composites, parse_type_text, regtype_text
+from .user_types import composites, parse_type_text, regtype_text, user_array_oid
 
 if TYPE_CHECKING:
     from .session import Session
@@ -79,11 +78,6 @@ def version_string() -> str:
 def namespace_oid(schema: str) -> int:
     """The pg_namespace oid of a schema made by CREATE SCHEMA."""
     return stable_oid("nsp", schema)
-
-
-def stable_oid(*parts: str) -> int:
-    """The same object gets the same OID in every connection (clients cache them)."""
-    return 16400 + zlib.crc32("\0".join(parts).encode()) % 2_000_000_000
 
 
 # -- the tables ------------------------------------------------------------------------------
@@ -872,11 +866,6 @@ def _domain_type_row(oid: int, name: str, ns: int, base: int, mod: int, not_null
             "typreceive": "domain_recv", "typsend": f"{b.name}send", "typbasetype": base, "typtypmod": mod,
             "typnotnull": not_null, "typdefault": default,
             "typcollation": DEFAULT_COLLATION if b.category == "S" else 0}
-
-
-def user_array_oid(name: str) -> int:
-    """The OID of the array type of the user type ``name`` (an enum's, a composite type's)."""
-    return stable_oid("type[]", name)
 
 
 def _array_type_row(oid: int, name: str, ns: int, element: int) -> dict[str, Any]:

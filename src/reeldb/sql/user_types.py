@@ -27,7 +27,7 @@ from ..format.types import (
 )
 from ..types import records
 from .extensions import require_type
-from .names import schema_of, type_name
+from .names import schema_of, stable_oid, type_name
 from .parse import const_value, deparse, name_of, parse
 
 if TYPE_CHECKING:
@@ -117,8 +117,6 @@ def typed_parameter(rw: Any, node: ast.ParamRef) -> ast.Node | None:
     value = rw._param(node)
     if not isinstance(value, UserTypeParameter):
         return None
-    from .pgcatalog import stable_oid
-
     objs = rw.pg.s.catalog_objects()
     for name, labels in enum_types(rw.pg.s).items():
         if stable_oid("type", name) == value.oid:
@@ -132,8 +130,6 @@ def typed_parameter(rw: Any, node: ast.ParamRef) -> ast.Node | None:
 def static_type_name(rw: Any, arg: ast.Node) -> str | None:
     """pg_typeof's answer for a cast to a composite type or an enum's array, or a parameter
     typed with a user type's OID; None for anything else."""
-    from .pgcatalog import stable_oid
-
     if isinstance(arg, ast.ParamRef):
         value = rw._param(arg)
         if isinstance(value, UserTypeParameter):
@@ -207,11 +203,14 @@ def composite_of(s: Session, tn: ast.TypeName) -> str | None:
     return name if name is not None and name in composites(s.catalog_objects()) else None
 
 
-def composite_oids(name: str) -> tuple[int, int]:
-    """(OID, array OID) of the composite type ``name``: the catalog's (sql/pgcatalog.py)."""
-    from .pgcatalog import stable_oid
+def user_array_oid(name: str) -> int:
+    """The OID of the array type of the user type ``name`` (an enum's, a composite type's)."""
+    return stable_oid("type[]", name)
 
-    return stable_oid("type", name), stable_oid("type[]", name)
+
+def composite_oids(name: str) -> tuple[int, int]:
+    """(OID, array OID) of the composite type ``name``, as the catalog shows them."""
+    return stable_oid("type", name), user_array_oid(name)
 
 
 def composite_duck(objs: dict, name: str) -> str:
@@ -286,7 +285,10 @@ def _enum_array(rw: Any, arg: ast.Node, ctype: ColumnType) -> ast.Node:
     another expression is cast by DuckDB, which refuses a bad label."""
     value = rw._constant(arg)
     if isinstance(value, str):
-        value = parse_array_literal(value)
+        try:
+            value = parse_array_literal(value)
+        except ValueError:
+            raise errors.InvalidTextRepresentation(f'malformed array literal: "{value}"') from None
     typ = ast.TypeName(names=(ast.String(sval="enum"),), typemod=-1, arrayBounds=(ast.Integer(ival=-1),),
                        typmods=tuple(ast.A_Const(val=ast.String(sval=lab)) for lab in ctype.labels or ()))
     ctype.duck_enum()  # the wire then sends the result with the array type's OID

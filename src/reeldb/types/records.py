@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from .. import errors
+from ..format.blobs import is_blob_struct
 from . import codecs as c
 from .registry import BY_OID, REGISTRY, TypeInfo, WireText, register
 
@@ -154,10 +155,12 @@ def duck_name(sql_type: str) -> str:
     return str(duckdb.sqltype(sql_type))
 
 
-def result_type(duck: str) -> tuple[int, int] | None:
+def result_type(duck: str, arrow_type: pa.DataType) -> tuple[int, int] | None:
     """(OID, typmod) of a result column of DuckDB type ``duck`` that holds records (a STRUCT or
-    TUPLE, or a one-dimensional array of them); None for any other. 0A000 for a STRUCT that
-    more than one composite type has the shape of."""
+    TUPLE, or a one-dimensional array of them); None for any other (a blob's STRUCT is a
+    bytea). 0A000 for a STRUCT that more than one composite type has the shape of."""
+    if is_blob_struct(arrow_type):
+        return None
     array = duck.endswith("[]")
     base = duck[:-2] if array else duck
     if base.endswith("]"):
@@ -180,7 +183,7 @@ def column_codec(duck: str, arrow_type: pa.DataType, fmt: int, type_of: TypeOf,
                  text: WireText) -> Callable[[Any], str | bytes] | None:
     """The text (``fmt`` 0: a str) or binary (bytes) form of each value of a result column of
     records, made from its DuckDB type; None for a column of anything else."""
-    if result_type(duck) is None:
+    if result_type(duck, arrow_type) is None:
         return None
     if duck in ("TUPLE", "TUPLE[]"):  # row(): no fields
         empty = (lambda v: "()") if fmt == 0 else (lambda v: struct.pack("!i", 0))
