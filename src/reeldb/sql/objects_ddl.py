@@ -28,6 +28,7 @@ from ..catalog import objects
 from ..engine.engine import IDENTIFIER_MAX_BYTES
 from ..format.manifest import Schema
 from ..format.types import _KINDS, _SERIALS, enum_type
+from ..types import records
 from . import constraints, sequence_ddl
 from .names import object_table, type_name
 from .parse import deparse
@@ -143,6 +144,8 @@ def create_composite(s: Session, stmt: ast.CompositeTypeStmt) -> None:
     for col in stmt.coldeflist or ():
         if col.colname in {f["name"] for f in fields}:
             raise errors.ProgrammingError(f'column "{col.colname}" specified more than once', sqlstate="42701")
+        if col.colname.startswith(records.MARKER_PREFIX):  # reeldb's own field of every composite value
+            raise errors.FeatureNotSupported(f'a field name starting with "{records.MARKER_PREFIX}" is not supported')
         if col.constraints or col.collClause is not None:
             raise errors.FeatureNotSupported(f"constraints or COLLATE on field {col.colname} of composite type {name}")
         fields.append({"name": col.colname, **field_type(s, col.typeName, deparse(col.typeName))})

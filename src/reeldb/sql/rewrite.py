@@ -535,8 +535,10 @@ class Rewriter:
         """A cast to one of the branch's enum types or domains, which ``type_cast``
         rewrites (never an array of one: that would reach DuckDB by its name)."""
         names = tn.names
-        if names is not None and not tn.typmods and len(tn.arrayBounds or ()) == 1:  # an enum's array
-            return not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) and self._enum_type(names) is not None
+        if names is not None and not tn.typmods and len(tn.arrayBounds or ()) == 1:  # an enum's or composite's array
+            return not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) and (
+                self._enum_type(names) is not None
+                or composite_of(self.pg.s, ast.TypeName(names=names, typemod=-1)) is not None)
         return names is not None and not tn.arrayBounds and not tn.typmods \
             and not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) \
             and (self._enum_type(names) is not None or self._domain(names) is not None

@@ -141,7 +141,10 @@ def static_type_name(rw: Any, arg: ast.Node) -> str | None:
         return None
     if len(arg.typeName.arrayBounds or ()) == 1:
         ctype = rw._enum_type(arg.typeName.names)
-        return None if ctype is None else regtype_text(str(ctype.dtype)) + "[]"
+        if ctype is not None:
+            return regtype_text(str(ctype.dtype)) + "[]"
+        name = composite_of(rw.pg.s, ast.TypeName(names=arg.typeName.names, typemod=-1))
+        return None if name is None else regtype_text(name) + "[]"
     name = composite_of(rw.pg.s, arg.typeName)
     return None if name is None else regtype_text(name)
 
@@ -213,19 +216,6 @@ def composite_oids(name: str) -> tuple[int, int]:
     return stable_oid("type", name), user_array_oid(name)
 
 
-def composite_duck(objs: dict, name: str) -> str:
-    """The DuckDB STRUCT of the composite type ``name``, as DuckDB prints it (the wire knows the
-    type by it: types/records.py)."""
-    all_types = composites(objs)
-    fields = []
-    for f in all_types[name]:
-        inner = composite_duck(objs, f["composite"]) if "composite" in f else _field_duck(field_column_type(objs, f))
-        fields.append(f'"{f["name"].replace(chr(34), chr(34) * 2)}" {inner}')
-    duck = records.duck_name("STRUCT(" + ", ".join(fields) + ")")
-    records.note_composite(duck, *composite_oids(name))
-    return duck
-
-
 def field_column_type(objs: dict, field: dict) -> ColumnType:
     """A composite type's field's type (not a composite type's): an enum's with its labels now."""
     if "enum" in field:
@@ -273,7 +263,10 @@ def rewrite_cast(rw: Any, node: ast.TypeCast) -> ast.Node | None:
         if len(tn.arrayBounds) != 1:
             return None
         ctype = rw._enum_type(tn.names)
-        return None if ctype is None else _enum_array(rw, node.arg, ctype)
+        if ctype is not None:
+            return _enum_array(rw, node.arg, ctype)
+        name = composite_of(s, ast.TypeName(names=tn.names, typemod=-1))
+        return None if name is None else _composite_array(rw, node.arg, name)
     name = composite_of(s, tn)
     if name is None:
         return None
@@ -302,6 +295,30 @@ def _enum_array(rw: Any, arg: ast.Node, ctype: ColumnType) -> ast.Node:
     items = tuple(ast.A_Const(isnull=True) if x is None else ast.A_Const(val=ast.String(sval=str(x))) for x in value)
     varchar = ast.TypeName(names=(ast.String(sval="varchar"),), typemod=-1, arrayBounds=(ast.Integer(ival=-1),))
     return ast.TypeCast(arg=ast.TypeCast(arg=ast.A_ArrayExpr(elements=items), typeName=varchar), typeName=typ)
+
+
+def _composite_array(rw: Any, arg: ast.Node, name: str) -> ast.Node:
+    """``x::composite[]``: ARRAY[...] of rows, or an array literal or parameter of record
+    texts, element by element; another expression is refused (0A000)."""
+    if isinstance(arg, ast.A_ArrayExpr):
+        items = list(arg.elements or ())
+    else:
+        value = rw._constant(arg)
+        if isinstance(value, str):
+            try:
+                value = parse_array_literal(value)
+            except ValueError:
+                raise errors.InvalidTextRepresentation(f'malformed array literal: "{value}"') from None
+        if not isinstance(value, list) or any(isinstance(x, list) for x in value):
+            raise errors.FeatureNotSupported(
+                f"a cast of this expression to {regtype_text(name)}[] is not supported: cast ARRAY[...] or a "
+                "one-dimensional array literal")
+        items = [ast.A_Const(isnull=True) if x is None else ast.A_Const(val=ast.String(sval=str(x))) for x in value]
+    if not items:  # a one-element array of the type, sliced empty: the empty array keeps the type
+        one = ast.A_ArrayExpr(elements=(_composite_value(rw, ast.A_Const(isnull=True), name),))
+        return ast.A_Indirection(arg=one, indirection=(ast.A_Indices(
+            is_slice=True, lidx=ast.A_Const(val=ast.Integer(ival=1)), uidx=ast.A_Const(val=ast.Integer(ival=0))),))
+    return ast.A_ArrayExpr(elements=tuple(_composite_value(rw, x, name) for x in items))
 
 
 def _composite_value(rw: Any, arg: ast.Node, name: str) -> ast.Node:
@@ -345,9 +362,10 @@ def _composite_value(rw: Any, arg: ast.Node, name: str) -> ast.Node:
             if not t.is_enum:  # exactly the field's DuckDB type, so the STRUCT is the type's
                 value_node = ast.TypeCast(arg=value_node, typeName=_duck_type_name(_field_duck(t)))
         args.append(ast.NamedArgExpr(name=f["name"], arg=value_node, argnumber=-1))
-    call = ast.FuncCall(funcname=(ast.String(sval="struct_pack"),), args=tuple(args))
-    composite_duck(objs, name)  # noted for the wire
-    return call
+    # the type's marker: the wire knows the STRUCT as this type's by it (types/records.py)
+    args.append(ast.NamedArgExpr(name=records.marker(*composite_oids(name)), argnumber=-1,
+                                 arg=ast.TypeCast(arg=ast.A_Const(isnull=True), typeName=_duck_type_name("BOOLEAN"))))
+    return ast.FuncCall(funcname=(ast.String(sval="struct_pack"),), args=tuple(args))
 
 
 def _pg_type_name(t: ColumnType) -> ast.TypeName:

@@ -5,13 +5,14 @@ length and bytes), and ``record_in``'s text read back into fields.
 
 DuckDB holds such a value as a STRUCT (a composite type's fields by name) or a TUPLE (an
 anonymous row). A result column's codec is made from its DuckDB type, field by field, so a
-field is sent as its own type (an ``int4`` field as four bytes). Which STRUCT is which
-composite type is what the SQL layer notes here (``note_composite``) when it makes the
-DuckDB type of one; the wire asks ``composite_of``.
+field is sent as its own type (an ``int4`` field as four bytes). A composite type's STRUCT
+ends with a marker field (``marker``: a NULL boolean named by the type's OIDs), so two
+composite types with the same fields stay two types on the wire; the marker is never sent.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -28,9 +29,7 @@ RECORD, RECORD_ARRAY = 2249, 2287
 _SPACE = " \t\n\r\x0b\x0c"  # C's isspace, which record_out and record_in use
 _QUOTE_IF = frozenset('"\\(),' + _SPACE)
 
-# DuckDB's STRUCT type of a composite type (as a result description prints it) -> (the
-# type's OID, its array type's OID); (0, 0) where two composite types have the same fields
-_COMPOSITES: dict[str, tuple[int, int]] = {}
+MARKER_PREFIX = "$reeldb.type:"  # a composite type's STRUCT's last field: "$reeldb.type:<oid>:<array oid>"
 
 TypeOf = Callable[[str, pa.DataType], tuple[int, int]]  # (DuckDB type, Arrow type) -> (OID, typmod)
 
@@ -143,22 +142,29 @@ def record_recv_text(b: bytes, text: WireText) -> str:
 # ----------------------------------------------------------------------------- result columns
 
 
-def note_composite(duck: str, oid: int, array_oid: int) -> None:
-    """The SQL layer made ``duck`` (a STRUCT type, as DuckDB prints it) as composite type
-    ``oid``'s: results of that type are sent with that OID."""
-    was = _COMPOSITES.get(duck)
-    _COMPOSITES[duck] = (oid, array_oid) if was is None or was[0] == oid else (0, 0)
+def marker(oid: int, array_oid: int) -> str:
+    """The name of the marker field that ends composite type ``oid``'s STRUCT."""
+    return f"{MARKER_PREFIX}{oid}:{array_oid}"
 
 
-def duck_name(sql_type: str) -> str:
-    """A DuckDB type as DuckDB prints it in a result's description."""
-    return str(duckdb.sqltype(sql_type))
+@functools.lru_cache(maxsize=4096)
+def _parsed(duck: str) -> Any:
+    return duckdb.sqltype(duck)
+
+
+def _composite_oids(t: Any) -> tuple[int, int] | None:
+    """(OID, array OID) of a STRUCT that is a composite type's (its marker field), else None."""
+    kids = t.children if t.id == "struct" else []
+    if not kids or not kids[-1][0].startswith(MARKER_PREFIX):
+        return None
+    oid, _, array = kids[-1][0][len(MARKER_PREFIX):].partition(":")
+    return int(oid), int(array)
 
 
 def result_type(duck: str, arrow_type: pa.DataType) -> tuple[int, int] | None:
     """(OID, typmod) of a result column of DuckDB type ``duck`` that holds records (a STRUCT or
     TUPLE, or a one-dimensional array of them); None for any other (a blob's STRUCT is a
-    bytea). 0A000 for a STRUCT that more than one composite type has the shape of."""
+    bytea)."""
     if is_blob_struct(arrow_type):
         return None
     array = duck.endswith("[]")
@@ -169,13 +175,9 @@ def result_type(duck: str, arrow_type: pa.DataType) -> tuple[int, int] | None:
         return (RECORD_ARRAY if array else RECORD), -1
     if not base.startswith("STRUCT("):
         return None
-    oids = _COMPOSITES.get(base)
+    oids = _composite_oids(_parsed(base))
     if oids is None:
         return (RECORD_ARRAY if array else RECORD), -1
-    if oids[0] == 0:
-        raise errors.FeatureNotSupported(
-            f"a result of type {base} is not supported: more than one composite type has these fields; "
-            "cast it to text")
     return (oids[1] if array else oids[0]), -1
 
 
@@ -190,7 +192,7 @@ def column_codec(duck: str, arrow_type: pa.DataType, fmt: int, type_of: TypeOf,
         if duck == "TUPLE":
             return empty
         return c.elements_text(empty) if fmt == 0 else (lambda v: c.array_send(v, RECORD, text, empty))
-    return _codec(duckdb.sqltype(duck), arrow_type, fmt, type_of, text)
+    return _codec(_parsed(duck), arrow_type, fmt, type_of, text)
 
 
 def _codec(t: Any, arrow_type: pa.DataType, fmt: int, type_of: TypeOf, text: WireText) -> Callable[[Any], Any]:
@@ -198,11 +200,12 @@ def _codec(t: Any, arrow_type: pa.DataType, fmt: int, type_of: TypeOf, text: Wir
         kids = t.children
         arrow_kids = [arrow_type.field(i).type if pa.types.is_struct(arrow_type) and i < arrow_type.num_fields
                       else pa.null() for i in range(len(kids))]
-        fns = [_codec(k, a, fmt, type_of, text) for (_, k), a in zip(kids, arrow_kids, strict=True)]
+        n = len(kids) - (_composite_oids(t) is not None)  # the marker field is not sent
+        fns = [_codec(k, a, fmt, type_of, text) for (_, k), a in zip(kids[:n], arrow_kids[:n], strict=True)]
         if fmt == 0:
-            return lambda v: record_text([None if x is None else fn(x) for fn, x in zip(fns, _values(v), strict=True)])
-        oids = [_oid(k, a, type_of) for (_, k), a in zip(kids, arrow_kids, strict=True)]
-        return lambda v: record_send(_values(v), oids, fns)
+            return lambda v: record_text([None if x is None else fn(x) for fn, x in zip(fns, _values(v)[:n], strict=True)])
+        oids = [_oid(k, a, type_of) for (_, k), a in zip(kids[:n], arrow_kids[:n], strict=True)]
+        return lambda v: record_send(_values(v)[:n], oids, fns)
     if t.id == "list" and t.children[0][1].id in ("struct", "tuple"):
         child = t.children[0][1]
         arrow_child = arrow_type.value_type if pa.types.is_list(arrow_type) else pa.null()
