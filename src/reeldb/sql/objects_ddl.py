@@ -149,6 +149,8 @@ def create_composite(s: Session, stmt: ast.CompositeTypeStmt) -> None:
         if col.constraints or col.collClause is not None:
             raise errors.FeatureNotSupported(f"constraints or COLLATE on field {col.colname} of composite type {name}")
         fields.append({"name": col.colname, **field_type(s, col.typeName, deparse(col.typeName))})
+    if not fields:
+        raise errors.FeatureNotSupported(f"composite types with no fields are not supported ({name})")
     txn.set_object(objects.key(objects.TYPE, name), {"kind": "composite", "fields": fields})
     s.finish_write()
 
