@@ -248,3 +248,24 @@ def test_read_only_login_cannot_create_or_drop_types(server) -> None:
         assert conn.execute("SELECT to_regtype('ro_t'), to_regtype('ro_e')").fetchone() == (None, None)
         assert EnumInfo.fetch(conn, "mood").labels == ["sad", "ok", "happy"]
         assert CompositeInfo.fetch(conn, "outer_t").field_names == ("qux", "quux", "m")
+
+
+def test_comment_on_a_composite_type_is_listed(server, pg) -> None:
+    query = "SELECT obj_description('inner_t'::regtype, 'pg_type')"
+    for conn in (connect(server), pg):
+        conn.execute("COMMENT ON TYPE inner_t IS 'three fields'")
+        try:
+            assert conn.execute(query).fetchone()[0] == "three fields"
+        finally:
+            conn.execute("COMMENT ON TYPE inner_t IS NULL")
+
+
+def test_python_api_gives_records_as_tuples(tmp_path) -> None:
+    db = reeldb.connect(tmp_path / "db")
+    db.execute("CREATE TYPE pt AS (x int4, y text)")
+    got = db.execute("SELECT row(1, 'a'::text), row(2, 'b')::pt, ARRAY[row(3, NULL)::pt], row(row(1, 2), 3)").fetchall()
+    assert got == [((1, "a"), (2, "b"), [(3, None)], ((1, 2), 3))]
+    with pytest.raises(reeldb.Error) as err:
+        db.execute("CREATE TABLE holder (p pt)")
+    assert err.value.sqlstate == "0A000"
+    db.close()

@@ -205,12 +205,12 @@ class CatalogTables:
         return None if array else self.domain_oid(name)
 
     def enum_oid(self, name: str) -> int | None:
-        """The oid of an enum type by its name as a client writes it (``public.`` or a
-        schema of the branch allowed)."""
+        """The oid of an enum, composite or domain type by its name as the branch stores it
+        (``public.`` or a schema of the branch allowed)."""
         bare = name.strip('"')
         if bare.startswith("public."):
             bare = bare[len("public."):]
-        for oid, n, _, _ in self.enums:
+        for oid, n, _, _ in [*self.enums, *self.composites]:
             if n == bare:
                 return oid
         return self.domain_oid(bare)

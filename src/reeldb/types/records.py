@@ -230,6 +230,36 @@ def _values(v: Any) -> list[Any]:
     return list(v.values()) if isinstance(v, dict) else list(v)
 
 
+# ----------------------------------------------------------------------------- Python values
+
+
+def py_converter(arrow_type: pa.DataType) -> Callable[[pa.Array], list[Any]] | None:
+    """Records in Python (a result column of STRUCTs, or of lists of them): tuples of the
+    fields, as psycopg's record loader gives them, without a composite type's marker; None
+    for a column holding no STRUCT."""
+    if not _holds_struct(arrow_type) or is_blob_struct(arrow_type):
+        return None
+    return lambda arr: [_py(v, arrow_type) for v in arr.to_pylist()]
+
+
+def _holds_struct(t: pa.DataType) -> bool:
+    while pa.types.is_list(t) or pa.types.is_large_list(t):
+        t = t.value_type
+    return pa.types.is_struct(t)
+
+
+def _py(v: Any, t: pa.DataType) -> Any:
+    if v is None:
+        return None
+    if pa.types.is_struct(t):
+        names = [t.field(i).name for i in range(t.num_fields)]
+        n = len(names) - (bool(names) and names[-1].startswith(MARKER_PREFIX))
+        return tuple(_py(v[name], t.field(i).type) for i, name in enumerate(names[:n]))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return [_py(x, t.value_type) for x in v]
+    return v
+
+
 # ----------------------------------------------------------------------------- user types
 
 
