@@ -7,6 +7,7 @@ fixture ``postgres`` gives one."""
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Iterator
 
 import pytest
@@ -269,3 +270,54 @@ def test_python_api_gives_records_as_tuples(tmp_path) -> None:
         db.execute("CREATE TABLE holder (p pt)")
     assert err.value.sqlstate == "0A000"
     db.close()
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT row(1, 'a')::text",  # PostgreSQL: (1,a); DuckDB would print its struct
+    "SELECT row('x', 1, 2)::inner_t::varchar",
+    "CREATE TABLE typed_holder OF inner_t",
+    "ALTER TYPE inner_t ADD ATTRIBUTE extra int4",
+])
+def test_what_reeldb_cannot_answer_as_postgresql_is_0a000(server, sql: str) -> None:
+    with connect(server) as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            conn.execute(sql)
+        assert conn.execute("SELECT to_regclass('typed_holder')").fetchone()[0] is None
+        assert CompositeInfo.fetch(conn, "inner_t").field_names == ("foo", "bar", "baz")
+
+
+def test_composite_nesting_and_width_are_bounded(server, pg) -> None:
+    """A value's STRUCT holds every nested field: deep or wide nesting is refused when the
+    type is made, before a cast could build it."""
+    with connect(server) as conn:
+        conn.execute("CREATE TYPE wide0 AS (" + ", ".join(f"f{i} int4" for i in range(40)) + ")")
+        conn.execute("CREATE TYPE wide1 AS (" + ", ".join(f"g{i} wide0" for i in range(40)) + ")")
+        with pytest.raises(psycopg.Error) as err:
+            conn.execute("CREATE TYPE wide2 AS (a wide1, b wide1)")
+        assert err.value.sqlstate == "54011"
+        conn.execute("CREATE TYPE deep0 AS (a int4)")
+        for i in range(1, 32):
+            conn.execute(f"CREATE TYPE deep{i} AS (a deep{i - 1})")
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="nested more than 32 deep"):
+            conn.execute("CREATE TYPE deep32 AS (a deep31)")
+        assert conn.execute("SELECT to_regtype('wide2'), to_regtype('deep32')").fetchone() == (None, None)
+        info = CompositeInfo.fetch(conn, "deep1")
+        # a binary record whose field claims to be a record of the type again, 40 deep
+        value = b""
+        for _ in range(40):
+            value = struct.pack("!iIi", 1, info.oid, len(value)) + value if value else struct.pack("!iIi", 1, 23, 4) + \
+                struct.pack("!i", 7)
+        res = conn.pgconn.exec_params(b"SELECT $1::deep1", [value], [info.oid], [1])
+        assert res.error_field(psycopg.pq.DiagnosticField.SQLSTATE) == b"22P03"
+        # quotes double at each level of record text: past 256 Mi characters it is 54000, not built
+        conn.execute("CREATE TYPE tx0 AS (a text)")
+        for i in range(1, 26):
+            conn.execute(f"CREATE TYPE tx{i} AS (a tx{i - 1})")
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+            conn.execute("SELECT " + "ROW(" * 26 + "repeat('\"', 100)" + ")" * 26 + "::tx25")
+        nested = "SELECT " + "ROW(" * 3 + "'\"'" + ")" * 3 + "::tx2"
+        for sql in ("CREATE TYPE tx0 AS (a text)", "CREATE TYPE tx1 AS (a tx0)", "CREATE TYPE tx2 AS (a tx1)"):
+            pg.execute(sql)
+        assert conn.execute(nested).fetchone()[0] == pg.execute(nested).fetchone()[0]
+        pg.execute("DROP TYPE tx2, tx1, tx0")
+

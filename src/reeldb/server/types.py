@@ -169,8 +169,11 @@ def decode_param(data: bytes | None, oid: int, fmt: int) -> Any:
             value = registry.binary_in(data, oid, ClientText(client_codec()))
         if oid in (TEXT, VARCHAR) and isinstance(value, str):  # typed text, not unknown (sql/citext.py)
             return TextParameter(value)
-        if oid in registry.REGISTRY.user and isinstance(value, str) and registry.BY_OID[oid].category in "EC":
-            return UserTypeParameter(value, oid)  # an enum's label, a composite's record text
+        if oid in registry.REGISTRY.user and registry.BY_OID[oid].category in "EC":
+            if isinstance(value, records.RecordFields):  # a binary record's fields
+                value.oid = oid
+            elif isinstance(value, str):
+                return UserTypeParameter(value, oid)  # an enum's label, a composite's record text
         return value
     except UnicodeDecodeError:  # a text field inside a binary value (an array's elements)
         raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8"') from None

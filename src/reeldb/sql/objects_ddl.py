@@ -33,7 +33,7 @@ from . import constraints, sequence_ddl
 from .names import object_table, type_name
 from .parse import deparse
 from .result import Result
-from .user_types import composites, field_type, type_of
+from .user_types import MAX_LEAF_FIELDS, composite_shape, composites, field_type, type_of
 
 if TYPE_CHECKING:
     from .session import Session
@@ -151,6 +151,10 @@ def create_composite(s: Session, stmt: ast.CompositeTypeStmt) -> None:
         fields.append({"name": col.colname, **field_type(s, col.typeName, deparse(col.typeName))})
     if not fields:
         raise errors.FeatureNotSupported(f"composite types with no fields are not supported ({name})")
+    leaves = sum(composite_shape(txn.objects, f["composite"])[1] if "composite" in f else 1 for f in fields)
+    if leaves > MAX_LEAF_FIELDS:  # a value's STRUCT holds every nested field
+        raise errors.ProgrammingError(f"composite type {name} has {leaves} fields, nested ones counted: at most "
+                                      f"{MAX_LEAF_FIELDS} are allowed", sqlstate="54011")
     txn.set_object(objects.key(objects.TYPE, name), {"kind": "composite", "fields": fields})
     s.finish_write()
 

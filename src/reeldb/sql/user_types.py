@@ -114,28 +114,37 @@ class UserTypeParameter(str):
 def typed_parameter(rw: Any, node: ast.ParamRef) -> ast.Node | None:
     """``$n`` sent typed with an enum or composite type's OID, as a value of that type (a bad
     label or record text is 22P02); None for any other parameter."""
-    value = rw._param(node)
-    if not isinstance(value, UserTypeParameter):
+    oid = param_oid(rw._param(node))
+    if oid is None:
         return None
     objs = rw.pg.s.catalog_objects()
     for name, labels in enum_types(rw.pg.s).items():
-        if stable_oid("type", name) == value.oid:
+        if stable_oid("type", name) == oid:
             return rw._as_enum(node, enum_type(name, labels))
     for name in composites(objs):
-        if stable_oid("type", name) == value.oid:
+        if stable_oid("type", name) == oid:
             return _composite_value(rw, node, name)
-    raise errors.UndefinedObject(f"type with OID {value.oid} does not exist (parameter ${node.number})")
+    raise errors.UndefinedObject(f"type with OID {oid} does not exist (parameter ${node.number})")
+
+
+def param_oid(value: Any) -> int | None:
+    """The user type a parameter was sent typed with (an enum's label or a composite's record
+    text: UserTypeParameter; a binary record: RecordFields), or None."""
+    if isinstance(value, UserTypeParameter) or (isinstance(value, records.RecordFields) and value.oid):
+        return value.oid
+    return None
 
 
 def static_type_name(rw: Any, arg: ast.Node) -> str | None:
     """pg_typeof's answer for a cast to a composite type or an enum's array, or a parameter
     typed with a user type's OID; None for anything else."""
+    if isinstance(arg, ast.RowExpr):
+        return "record"
     if isinstance(arg, ast.ParamRef):
-        value = rw._param(arg)
-        if isinstance(value, UserTypeParameter):
-            for name in [*enum_types(rw.pg.s), *composites(rw.pg.s.catalog_objects())]:
-                if stable_oid("type", name) == value.oid:
-                    return regtype_text(name)
+        oid = param_oid(rw._param(arg))
+        for name in [*enum_types(rw.pg.s), *composites(rw.pg.s.catalog_objects())] if oid is not None else []:
+            if stable_oid("type", name) == oid:
+                return regtype_text(name)
         return None
     if not isinstance(arg, ast.TypeCast) or arg.typeName.typmods:
         return None
@@ -216,6 +225,25 @@ def composite_oids(name: str) -> tuple[int, int]:
     return stable_oid("type", name), user_array_oid(name)
 
 
+MAX_LEAF_FIELDS = 1600  # a composite value's fields, nested ones' counted: its STRUCT has them all
+
+
+def composite_shape(objs: dict, name: str, memo: dict[str, tuple[int, int]] | None = None) -> tuple[int, int]:
+    """(how deep composite type ``name`` nests, 1 where no field is a composite type; how many
+    fields its value holds, those of nested composite types counted)."""
+    memo = {} if memo is None else memo
+    if name not in memo:
+        depth, leaves = 1, 0
+        for f in composites(objs).get(name, []):
+            if "composite" in f:
+                d, n = composite_shape(objs, f["composite"], memo)
+                depth, leaves = max(depth, d + 1), leaves + n
+            else:
+                leaves += 1
+        memo[name] = (depth, leaves)
+    return memo[name]
+
+
 def field_column_type(objs: dict, field: dict) -> ColumnType:
     """A composite type's field's type (not a composite type's): an enum's with its labels now."""
     if "enum" in field:
@@ -241,6 +269,10 @@ def field_type(s: Session, tn: ast.TypeName, type_name_text: str) -> dict:
     composite type's name; 0A000 for a type a field cannot have."""
     inner = composite_of(s, tn)
     if inner is not None:
+        depth, _ = composite_shape(s.catalog_objects(), inner)
+        if depth >= records.MAX_DEPTH:
+            raise errors.FeatureNotSupported(
+                f"composite types nested more than {records.MAX_DEPTH} deep are not supported ({type_name_text})")
         return {"composite": inner}
     t = type_of(tn, s)
     if t.is_enum:  # by name: ALTER TYPE ... ADD VALUE reaches the field too
@@ -257,6 +289,10 @@ def rewrite_cast(rw: Any, node: ast.TypeCast) -> ast.Node | None:
     another expression is refused (0A000)."""
     s = rw.pg.s
     tn = node.typeName
+    if tn.names is not None and name_of(tn.names) in _TEXT_TYPES and _is_record(rw, node.arg):
+        raise errors.FeatureNotSupported(
+            f"a cast of a record to {name_of(tn.names)} is not supported: select the record itself (it goes out in "
+            "PostgreSQL's text form), or its fields")
     if tn.typmods or tn.names is None:
         return None
     if tn.arrayBounds:
@@ -271,6 +307,22 @@ def rewrite_cast(rw: Any, node: ast.TypeCast) -> ast.Node | None:
     if name is None:
         return None
     return _composite_value(rw, node.arg, name)
+
+
+_TEXT_TYPES = frozenset(("text", "varchar", "bpchar", "name", "char", "citext"))
+
+
+def _is_record(rw: Any, node: ast.Node) -> bool:
+    """Is ``node`` a row or a composite type's value (DuckDB's text of its STRUCT is not
+    PostgreSQL's record text)?"""
+    if isinstance(node, ast.RowExpr):
+        return True
+    if isinstance(node, ast.TypeCast) and node.typeName.names is not None:
+        return composite_of(rw.pg.s, ast.TypeName(names=node.typeName.names, typemod=-1)) is not None \
+            and not node.typeName.typmods
+    if isinstance(node, ast.ParamRef):
+        return param_oid(rw._param(node)) in {stable_oid("type", n) for n in composites(rw.pg.s.catalog_objects())}
+    return False
 
 
 def _enum_array(rw: Any, arg: ast.Node, ctype: ColumnType) -> ast.Node:
@@ -321,7 +373,14 @@ def _composite_array(rw: Any, arg: ast.Node, name: str) -> ast.Node:
     return ast.A_ArrayExpr(elements=tuple(_composite_value(rw, x, name) for x in items))
 
 
-def _composite_value(rw: Any, arg: ast.Node, name: str) -> ast.Node:
+class _Fields:
+    """A binary record's fields (records.RecordFields) standing where a ROW(...) could."""
+
+    def __init__(self, values: list[Any]):
+        self.values = values
+
+
+def _composite_value(rw: Any, arg: Any, name: str) -> ast.Node:
     s = rw.pg.s
     objs = s.catalog_objects()
     fields = composites(objs)[name]
@@ -330,8 +389,16 @@ def _composite_value(rw: Any, arg: ast.Node, name: str) -> ast.Node:
         raise errors.FeatureNotSupported(f"values of composite type {shown}, which has no fields, are not supported")
     if isinstance(arg, ast.TypeCast) and composite_of(s, arg.typeName) == name:
         return rw(arg)
+    given = arg.values if isinstance(arg, _Fields) else rw._constant(arg)
+    if isinstance(given, list) and len(given) != len(fields):
+        raise errors.ProgrammingError(f"wrong number of columns in a binary record of composite type {shown}",
+                                      sqlstate="22P03")
     if isinstance(arg, ast.RowExpr):
-        items = list(arg.args or ())
+        items: list[Any] = list(arg.args or ())
+    elif isinstance(arg, _Fields) or isinstance(rw._constant(arg), records.RecordFields):
+        values = arg.values if isinstance(arg, _Fields) else rw._constant(arg)
+        items = [ast.A_Const(isnull=True) if v is None else _Fields(v) if isinstance(v, list)
+                 else ast.A_Const(val=ast.String(sval=records.field_text(v))) for v in values]
     else:
         value = rw._constant(arg)
         if isinstance(arg, ast.A_Const) and arg.isnull or (isinstance(arg, ast.ParamRef) and value is None):
@@ -356,6 +423,9 @@ def _composite_value(rw: Any, arg: ast.Node, name: str) -> ast.Node:
         if "composite" in f:
             value_node = _composite_value(rw, item, f["composite"])
         else:
+            if isinstance(item, _Fields):
+                raise errors.ProgrammingError(f"a binary record's field {f['name']} of composite type {shown} is a "
+                                              "record, not a value of its type", sqlstate="22P03")
             t = field_column_type(objs, f)
             pg_type = _pg_type_name(t)
             value_node = rw(ast.TypeCast(arg=item, typeName=pg_type))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,9 @@ RECORD, RECORD_ARRAY = 2249, 2287
 _SPACE = " \t\n\r\x0b\x0c"  # C's isspace, which record_out and record_in use
 _QUOTE_IF = frozenset('"\\(),' + _SPACE)
 
+MAX_DEPTH = 32  # composite types within composite types, at most
+MAX_TEXT = 256 << 20  # characters of one record's text form
+_RECV = threading.local()  # how deep record_recv is in this thread
 MARKER_PREFIX = "$reeldb.type:"  # a composite type's STRUCT's last field: "$reeldb.type:<oid>:<array oid>"
 
 TypeOf = Callable[[str, pa.DataType], tuple[int, int]]  # (DuckDB type, Arrow type) -> (OID, typmod)
@@ -39,7 +43,10 @@ TypeOf = Callable[[str, pa.DataType], tuple[int, int]]  # (DuckDB type, Arrow ty
 
 def record_text(fields: list[str | None]) -> str:
     """record_out: the fields' texts in parentheses, NULL as nothing, a field quoted when it
-    is empty or holds a quote, a backslash, a parenthesis, a comma or white space."""
+    is empty or holds a quote, a backslash, a parenthesis, a comma or white space. Quotes
+    double at each level of nesting: a text past MAX_TEXT is refused (54000), not built."""
+    if sum(len(f) for f in fields if f is not None) > MAX_TEXT // 2:
+        raise errors.ProgramLimitExceeded(f"a record's text would be longer than {MAX_TEXT} characters")
     out = []
     for f in fields:
         if f is None:
@@ -115,13 +122,38 @@ def record_send(values: list[Any], oids: list[int], sends: list[Callable[[Any], 
     return b"".join(parts)
 
 
-def record_recv_text(b: bytes, text: WireText) -> str:
-    """A binary record parameter (record_recv's input) as its record text, each field read
-    by its own type's receive function, for the SQL layer to read as the composite type."""
+def field_text(value: Any) -> str:
+    """A binary record field's value (as its type's receive function made it) as the text its
+    type's input reads."""
+    return c.text_out(value)
+
+
+class RecordFields(list):
+    """A binary record parameter's fields as Python values (a nested record's as another
+    RecordFields), for the SQL layer to read as the composite type: never made into record
+    text, whose quoting doubles at each level of nesting. ``oid``: the type the client named."""
+
+    oid: int = 0
+
+
+def record_recv(b: bytes, text: WireText) -> RecordFields:
+    """record_recv's input: each field read by its own type's receive function. A record
+    nested more than MAX_DEPTH deep (a client's field OIDs say how) is refused."""
+    depth = getattr(_RECV, "depth", 0)
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"binary records nested more than {MAX_DEPTH} deep")
+    _RECV.depth = depth + 1
+    try:
+        return _record_recv(b, text)
+    finally:
+        _RECV.depth = depth
+
+
+def _record_recv(b: bytes, text: WireText) -> RecordFields:
     (count,) = struct.unpack_from("!i", b)
     if count < 0:
         raise ValueError("negative field count in a binary record")
-    pos, fields = 4, []
+    pos, fields = 4, RecordFields()
     for _ in range(count):
         oid, size = struct.unpack_from("!Ii", b, pos)
         pos += 8
@@ -130,13 +162,11 @@ def record_recv_text(b: bytes, text: WireText) -> str:
             continue
         if pos + size > len(b):
             raise ValueError("a binary record field runs past the end of the value")
-        value = c.binary_in(b[pos:pos + size], oid, text)
-        info = BY_OID.get(oid)
-        fields.append(info.text_out(value) if info is not None and info.text_out is not None else c.text_out(value))
+        fields.append(c.binary_in(b[pos:pos + size], oid, text))
         pos += size
     if pos != len(b):
         raise ValueError("bytes left after the last field of a binary record")
-    return record_text(fields)
+    return fields
 
 
 # ----------------------------------------------------------------------------- result columns
@@ -272,8 +302,8 @@ def user_type(info: TypeInfo) -> None:
 
 def composite_info(name: str, oid: int, array_oid: int, sql_name: str) -> TypeInfo:
     """A composite type's entry: record text passes through to the SQL layer, which reads it
-    as the type's fields; a binary value is read into that text."""
-    return TypeInfo(name=name, oid=oid, array=array_oid, sql_name=sql_name, category="C", recv=record_recv_text)
+    as the type's fields; a binary value is read into its fields (``RecordFields``)."""
+    return TypeInfo(name=name, oid=oid, array=array_oid, sql_name=sql_name, category="C", recv=record_recv)
 
 
 def register_types() -> None:
