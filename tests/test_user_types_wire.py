@@ -272,9 +272,17 @@ def test_python_api_gives_records_as_tuples(tmp_path) -> None:
     db.close()
 
 
+def test_record_cast_to_text_in_a_select_list(server, pg) -> None:
+    query = "SELECT row(1, 'a b'::text, 1.5::float4, true, NULL::int4)::text, row('x', 2, 3)::inner_t::varchar"
+    with connect(server) as conn:
+        for fmt in (0, 1):
+            assert raw(conn, query, fmt) == raw(pg, query, fmt)
+
+
 @pytest.mark.parametrize("sql", [
-    "SELECT row(1, 'a')::text",  # PostgreSQL: (1,a); DuckDB would print its struct
-    "SELECT row('x', 1, 2)::inner_t::varchar",
+    "SELECT length(row(1, 'a')::text)",  # a record's text computed on: DuckDB would print its struct
+    "SELECT x FROM (SELECT row('x', 1, 2)::inner_t::varchar AS x) s",
+    "SELECT row(10, 'a')::text ORDER BY 1",  # sorted by the record, not its text
     "CREATE TABLE typed_holder OF inner_t",
     "ALTER TYPE inner_t ADD ATTRIBUTE extra int4",
 ])

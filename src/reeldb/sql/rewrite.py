@@ -57,6 +57,7 @@ from .user_types import (
     composite_of,
     domain_of,
     enum_types,
+    note_select_list,
     rewrite_cast,
     static_type_name,
     typed_parameter,
@@ -172,6 +173,8 @@ class Rewriter:
             rep = self.catalog_rewrite.visit(node)
             if rep is not None:
                 return rep
+        if self.pg is not None and not hasattr(self, "_record_text_casts"):  # the statement: record::text items
+            note_select_list(self, node)
         if isinstance(node, ast.ParamRef) and self.pg is not None:  # typed as an enum or composite type
             rep = typed_parameter(self, node)
             if rep is not None:

@@ -290,9 +290,14 @@ def rewrite_cast(rw: Any, node: ast.TypeCast) -> ast.Node | None:
     s = rw.pg.s
     tn = node.typeName
     if tn.names is not None and name_of(tn.names) in _TEXT_TYPES and _is_record(rw, node.arg):
+        field = records.RECORD_TEXT_FIELDS.get(name_of(tn.names))
+        if getattr(rw, "_record_text_casts", {}).get(id(node)) is node and not tn.arrayBounds and not tn.typmods \
+                and field is not None:  # in a select list: the record, sent as its text (types/records.py)
+            return ast.FuncCall(funcname=(ast.String(sval="struct_pack"),), args=(
+                ast.NamedArgExpr(name=field, arg=rw(node.arg), argnumber=-1),))
         raise errors.FeatureNotSupported(
-            f"a cast of a record to {name_of(tn.names)} is not supported: select the record itself (it goes out in "
-            "PostgreSQL's text form), or its fields")
+            f"a cast of a record to {name_of(tn.names)} is not supported but as an item of a select list: select "
+            "the record itself (it goes out in PostgreSQL's text form), or its fields")
     if tn.typmods or tn.names is None:
         return None
     if tn.arrayBounds:
@@ -310,6 +315,20 @@ def rewrite_cast(rw: Any, node: ast.TypeCast) -> ast.Node | None:
 
 
 _TEXT_TYPES = frozenset(("text", "varchar", "bpchar", "name", "char", "citext"))
+
+
+def note_select_list(rw: Any, node: ast.Node) -> None:
+    """Called with the first node the rewriter visits: where it is a plain SELECT, the casts
+    to text that are its select list's items, the only place a record's text form can be
+    given (as the result column's value, by the wire) without anything computing on it
+    (a subquery's, an INSERT's, a sorted or grouped one's are not)."""
+    seen: dict[int, ast.Node] = {}  # by identity, the nodes held so that no other node takes their ids
+    rw._record_text_casts = seen
+    if not isinstance(node, ast.SelectStmt) or node.sortClause or node.distinctClause or node.groupClause \
+            or node.havingClause or node.windowClause or node.larg is not None or node.intoClause is not None:
+        return
+    seen.update((id(t.val), t.val) for t in node.targetList or ()
+                if isinstance(t, ast.ResTarget) and isinstance(t.val, ast.TypeCast))
 
 
 def _is_record(rw: Any, node: ast.Node) -> bool:

@@ -24,7 +24,8 @@ import pyarrow as pa
 from .. import errors
 from ..format.blobs import is_blob_struct
 from . import codecs as c
-from .registry import BY_OID, REGISTRY, TypeInfo, WireText, register
+from .oids import TEXT, VARCHAR
+from .registry import BY_OID, REGISTRY, UTF8, TypeInfo, WireText, register
 
 RECORD, RECORD_ARRAY = 2249, 2287
 _SPACE = " \t\n\r\x0b\x0c"  # C's isspace, which record_out and record_in use
@@ -33,7 +34,10 @@ _QUOTE_IF = frozenset('"\\(),' + _SPACE)
 MAX_DEPTH = 32  # composite types within composite types, at most
 MAX_TEXT = 256 << 20  # characters of one record's text form
 _RECV = threading.local()  # how deep record_recv is in this thread
-MARKER_PREFIX = "$reeldb.type:"  # a composite type's STRUCT's last field: "$reeldb.type:<oid>:<array oid>"
+MARKER_PREFIX = "$reeldb.type:"
+# a record cast to text (or varchar) in a select list: a STRUCT of one such field, the record,
+# sent as its text typed as the cast says
+RECORD_TEXT_FIELDS = {"text": "$reeldb.record_text", "varchar": "$reeldb.record_varchar"}  # a composite type's STRUCT's last field: "$reeldb.type:<oid>:<array oid>"
 
 TypeOf = Callable[[str, pa.DataType], tuple[int, int]]  # (DuckDB type, Arrow type) -> (OID, typmod)
 
@@ -205,6 +209,9 @@ def result_type(duck: str, arrow_type: pa.DataType) -> tuple[int, int] | None:
         return (RECORD_ARRAY if array else RECORD), -1
     if not base.startswith("STRUCT("):
         return None
+    if _is_record_text(_parsed(base)):
+        oid = VARCHAR if _parsed(base).children[0][0] == RECORD_TEXT_FIELDS["varchar"] else TEXT
+        return (BY_OID[oid].array if array else oid), -1
     oids = _composite_oids(_parsed(base))
     if oids is None:
         return (RECORD_ARRAY if array else RECORD), -1
@@ -225,7 +232,18 @@ def column_codec(duck: str, arrow_type: pa.DataType, fmt: int, type_of: TypeOf,
     return _codec(_parsed(duck), arrow_type, fmt, type_of, text)
 
 
+def _is_record_text(t: Any) -> bool:
+    return t.id == "struct" and len(t.children) == 1 and t.children[0][0] in RECORD_TEXT_FIELDS.values()
+
+
 def _codec(t: Any, arrow_type: pa.DataType, fmt: int, type_of: TypeOf, text: WireText) -> Callable[[Any], Any]:
+    if _is_record_text(t):  # record::text: the record's text form, as text
+        inner_arrow = arrow_type.field(0).type if pa.types.is_struct(arrow_type) else pa.null()
+        inner = _codec(t.children[0][1], inner_arrow, 0, type_of, text)
+        def as_text(v: Any) -> str:  # the text already, where rows.py made the Python value
+            return v if isinstance(v, str) else inner(_values(v)[0])
+
+        return as_text if fmt == 0 else (lambda v: text.encode(as_text(v)))
     if t.id in ("struct", "tuple"):
         kids = t.children
         arrow_kids = [arrow_type.field(i).type if pa.types.is_struct(arrow_type) and i < arrow_type.num_fields
@@ -263,13 +281,22 @@ def _values(v: Any) -> list[Any]:
 # ----------------------------------------------------------------------------- Python values
 
 
-def py_converter(arrow_type: pa.DataType) -> Callable[[pa.Array], list[Any]] | None:
+def py_converter(duck: str, arrow_type: pa.DataType) -> Callable[[pa.Array], list[Any]] | None:
     """Records in Python (a result column of STRUCTs, or of lists of them): tuples of the
-    fields, as psycopg's record loader gives them, without a composite type's marker; None
-    for a column holding no STRUCT."""
+    fields, as psycopg's record loader gives them, without a composite type's marker (a
+    record cast to text: its text); None for a column holding no STRUCT."""
     if not _holds_struct(arrow_type) or is_blob_struct(arrow_type):
         return None
+    if duck.startswith("STRUCT(") and _is_record_text(_parsed(duck)):
+        as_text = _codec(_parsed(duck), arrow_type, 0, _registry_type, UTF8)
+        return lambda arr: [None if v is None else as_text(v) for v in arr.to_pylist()]
     return lambda arr: [_py(v, arrow_type) for v in arr.to_pylist()]
+
+
+def _registry_type(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
+    from .duck import result_type as registry_result_type
+
+    return result_type(duck, arrow_type) or registry_result_type(duck, arrow_type)
 
 
 def _holds_struct(t: pa.DataType) -> bool:
