@@ -34,6 +34,7 @@ RECORD_QUERIES = [
     "SELECT row(), (1, 2.5::float8), row(row(1::int2, 2::int8), 'q'::text)",
     "SELECT ARRAY[row(1, 'a'::text)], ARRAY[row()]",
     "SELECT row(true, 'c'::text, NULL::int4)",
+    "SELECT row(NULL, 'a b', 1, 'b'::text), (1, 'z'), row('x')",  # untyped literals: unknown fields
 ]
 
 

@@ -54,6 +54,7 @@ from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, ty
 from .result_types import kind_of as result_types_kind
 from .rowid_star import STAR_MARKER
 from .user_types import (
+    anonymous_row,
     composite_of,
     domain_of,
     enum_types,
@@ -175,6 +176,10 @@ class Rewriter:
                 return rep
         if self.pg is not None and not hasattr(self, "_record_text_casts"):  # the statement: record::text items
             note_select_list(self, node)
+        if isinstance(node, ast.RowExpr) and self.pg is not None:  # untyped literals in a row (sql/user_types.py)
+            rep = anonymous_row(self, node)
+            if rep is not None:
+                return rep
         if isinstance(node, ast.ParamRef) and self.pg is not None:  # typed as an enum or composite type
             rep = typed_parameter(self, node)
             if rep is not None:

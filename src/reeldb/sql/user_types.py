@@ -328,7 +328,23 @@ def note_select_list(rw: Any, node: ast.Node) -> None:
             or node.havingClause or node.windowClause or node.larg is not None or node.intoClause is not None:
         return
     seen.update((id(t.val), t.val) for t in node.targetList or ()
-                if isinstance(t, ast.ResTarget) and isinstance(t.val, ast.TypeCast))
+                if isinstance(t, ast.ResTarget) and isinstance(t.val, ast.TypeCast | ast.RowExpr))
+
+
+def anonymous_row(rw: Any, node: ast.RowExpr) -> ast.Node | None:
+    """A row that is an item of a plain SELECT's list and has untyped literal fields
+    (``row('a', NULL, 1)``): PostgreSQL types those fields unknown, and so does the wire when
+    the field is named so (types/records.py); None for any other row."""
+    if getattr(rw, "_record_text_casts", {}).get(id(node)) is not node:
+        return None
+    untyped = [isinstance(a, ast.A_Const) and (a.isnull or isinstance(a.val, ast.String)) for a in node.args or ()]
+    if not any(untyped):
+        return None
+    args = tuple(ast.NamedArgExpr(name=f"{records.UNKNOWN_FIELD_PREFIX if u else '$reeldb.field:'}{i}",
+                                  arg=ast.TypeCast(arg=a, typeName=_duck_type_name("VARCHAR")) if u else rw(a),
+                                  argnumber=-1)
+                 for i, (a, u) in enumerate(zip(node.args, untyped, strict=True)))
+    return ast.FuncCall(funcname=(ast.String(sval="struct_pack"),), args=args)
 
 
 def _is_record(rw: Any, node: ast.Node) -> bool:

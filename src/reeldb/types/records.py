@@ -24,7 +24,7 @@ import pyarrow as pa
 from .. import errors
 from ..format.blobs import is_blob_struct
 from . import codecs as c
-from .oids import TEXT, VARCHAR
+from .oids import TEXT, UNKNOWN, VARCHAR
 from .registry import BY_OID, REGISTRY, UTF8, TypeInfo, WireText, register
 
 RECORD, RECORD_ARRAY = 2249, 2287
@@ -35,6 +35,8 @@ MAX_DEPTH = 32  # composite types within composite types, at most
 MAX_TEXT = 256 << 20  # characters of one record's text form
 _RECV = threading.local()  # how deep record_recv is in this thread
 MARKER_PREFIX = "$reeldb.type:"
+# a field of an anonymous row that PostgreSQL types unknown (an untyped literal: row('a', NULL))
+UNKNOWN_FIELD_PREFIX = "$reeldb.unknown:"
 # a record cast to text (or varchar) in a select list: a STRUCT of one such field, the record,
 # sent as its text typed as the cast says
 RECORD_TEXT_FIELDS = {"text": "$reeldb.record_text", "varchar": "$reeldb.record_varchar"}  # a composite type's STRUCT's last field: "$reeldb.type:<oid>:<array oid>"
@@ -252,7 +254,9 @@ def _codec(t: Any, arrow_type: pa.DataType, fmt: int, type_of: TypeOf, text: Wir
         fns = [_codec(k, a, fmt, type_of, text) for (_, k), a in zip(kids[:n], arrow_kids[:n], strict=True)]
         if fmt == 0:
             return lambda v: record_text([None if x is None else fn(x) for fn, x in zip(fns, _values(v)[:n], strict=True)])
-        oids = [_oid(k, a, type_of) for (_, k), a in zip(kids[:n], arrow_kids[:n], strict=True)]
+        oids = [UNKNOWN if name.startswith(UNKNOWN_FIELD_PREFIX) else _oid(k, a, type_of)
+                for (name, k), a in zip(kids[:n], arrow_kids[:n], strict=True)]
+        fns = [(lambda v: text.encode(c.text_out(v))) if oid == UNKNOWN else fn for fn, oid in zip(fns, oids, strict=True)]
         return lambda v: record_send(_values(v)[:n], oids, fns)
     if t.id == "list" and t.children[0][1].id in ("struct", "tuple"):
         child = t.children[0][1]
