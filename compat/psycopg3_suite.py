@@ -100,9 +100,6 @@ CAUSES: list[harness.Cause] = [
     (r"Cannot combine types TUPLE",
      "records of different widths in one column (VALUES (row(1)), (row(1, 2))): DuckDB cannot "
      "combine the two row types"),
-    (r"id:types/test_composite\.py::test_load_record_binary",
-     "an untyped string literal in row(...) is sent as a text field; PostgreSQL sends it as "
-     "unknown, which psycopg's binary loader reads as bytes"),
     *harness.either(r"malformed array literal|more than one dimension", r"types/test_array\.py",
                     "arrays: explicit bounds ([0:1]={a,b}), more than one dimension, or element text "
                     "differ from PostgreSQL"),
