@@ -37,8 +37,12 @@ CAUSES: list[harness.Cause] = [
     (r"^54001 .*statement is too long",
      "sends a statement of over 1 MiB (psycopg2's flush test inlines a 1 MiB string): reeldb "
      "refuses statements over 1 MiB with 54001, as documented; large values go as parameters"),
-    (r"^0A000 .*composite types are not supported",
-     "composite types (CREATE TYPE ... AS (...)) not supported (0A000)"),
+    (r"PostgreSQL type '[^']*' not found",
+     "a table's row type is not in pg_type (in PostgreSQL every table is also a composite type): "
+     "register_composite of a table's name finds nothing"),
+    (r"^0A000 .*SET search_path",
+     "SET search_path to another schema refused (0A000): unqualified names resolve in public, "
+     "the connection's branch"),
     (r"^0A000 .*CreateRangeStmt", "range types (CREATE TYPE ... AS RANGE) not supported (0A000)"),
     (r'^22023 .*invalid schema name "[^"]*\.',
      "a schema name with a dot: refused, since reeldb names a schema's tables schema.table and "

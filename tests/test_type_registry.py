@@ -32,6 +32,7 @@ SAMPLES: dict[str, Any] = {
     "jsonb": '{"a": null, "b": [1, 2.50]}', "int2vector": [1, 2],
     "vector": np.array([1.5, -2], np.float32), "halfvec": np.array([0.5, 2], np.float16),
     "sparsevec": np.array([0, 1.5, 0], np.float32), "citext": "MiXed", "hstore": {"a": "1", "b": None},
+    "record": {"f1": 1, "f2": "a b", "f3": None},
     "name": "pg_class", "bpchar": "x", "unknown": "u",
     "regproc": "now", "regclass": "pg_class", "regtype": "integer", "oidvector": [1, 2],
     "image": b"\x89PNG", "video": b"\x00", "tensor": b"\x01",

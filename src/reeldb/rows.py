@@ -13,6 +13,7 @@ from . import types as registry
 from .format.blobs import is_blob_struct
 from .media.blob import Blob
 from .storage import ObjectStore
+from .types import records
 
 Converter = Callable[[pa.Array], list[Any]]
 
@@ -75,6 +76,8 @@ def converters(table: pa.Table, description: list, store: ObjectStore) -> list[C
             out.append(lambda a: [None if v is None else int(v) for v in a.to_pylist()])
         elif (info := registry.by_duck(duck)) is not None and info.py_out is not None:
             out.append(info.py_out)  # json / jsonb, uuid, bit strings, hstore, their arrays
+        elif (rec := records.py_converter(str(description[i][1]) if i < len(description) else "", t)) is not None:
+            out.append(rec)  # row(...) and composite values: tuples of their fields
         else:
             out.append(None)
     return out

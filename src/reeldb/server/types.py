@@ -24,8 +24,9 @@ from ..format.types import ENUM_NAMES
 from ..rows import to_columns
 from ..sql.citext import TextParameter
 from ..sql.pgcatalog import stable_oid
+from ..sql.user_types import UserTypeParameter
 from ..storage import ObjectStore
-from ..types import datetimes, params
+from ..types import datetimes, params, records
 from ..types.codecs import array_send
 from ..types.oids import JSON, JSON_ARRAY, JSONB, JSONB_ARRAY, TEXT, VARCHAR
 from .protocol import FieldSpec, client_codec, decode_text, encode_text
@@ -62,6 +63,13 @@ def type_of(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
         oid = stable_oid("type", ENUM_NAMES[d])
         registry.ENUM_OIDS.add(oid)
         return oid, -1
+    if d.startswith("ENUM(") and d.endswith(")[]") and d[:-2] in ENUM_NAMES:  # an array of an enum type
+        return stable_oid("type[]", ENUM_NAMES[d[:-2]]), -1
+    if d.removesuffix("[]") in registry.BY_DUCK:  # a registered STRUCT (a range), or an array of it, is no record
+        return registry.result_type(duck, arrow_type)
+    rec = records.result_type(duck, arrow_type)  # a row(...), a composite type's value, or an array of them
+    if rec is not None:
+        return rec
     return registry.result_type(duck, arrow_type)
 
 
@@ -91,9 +99,17 @@ def encode_columns(table: pa.Table, description: list, fields: list[FieldSpec],
             enc = encoder(f.type_oid, f.format)
             out.append([None if v is None else enc(v) for v in column.to_pylist()])
         else:
-            enc = encoder(f.type_oid, f.format)
+            enc = (None if _is_range(f.type_oid)  # a range is a STRUCT, not a record
+                   else _record_encoder(str(description[i][1]), table.schema.types[i], f.format)) \
+                or encoder(f.type_oid, f.format)
             out.append([None if v is None else enc(v) for v in next(converted)])
     return out
+
+
+def _is_range(oid: int) -> bool:
+    """A range or multirange type, or an array of one (types/ranges.py)."""
+    info = registry.BY_OID.get(registry.ELEMENT_OF.get(oid, oid))
+    return info is not None and info.category == "R"
 
 
 def _leaf_type(t: pa.DataType) -> pa.DataType:
@@ -121,6 +137,15 @@ def _raw(array: pa.Array) -> pa.Array:
     if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
         return type(array).from_arrays(array.offsets, _raw(array.values), mask=array.is_null())
     return array.view(pa.int32() if array.type.bit_width == 32 else pa.int64())
+
+
+def _record_encoder(duck: str, arrow_type: pa.DataType, fmt: int) -> Callable[[Any], bytes] | None:
+    """The encoder of a column of records (types/records.py), each field sent as its type."""
+    codec = client_codec()
+    make = records.column_codec(duck, arrow_type, fmt, type_of, ClientText(codec))
+    if make is None or fmt:
+        return make  # type: ignore[return-value]
+    return lambda v: encode_text(make(v), codec)  # type: ignore[arg-type]
 
 
 def encoder(oid: int, fmt: int) -> Callable[[Any], bytes]:
@@ -153,6 +178,12 @@ def decode_param(data: bytes | None, oid: int, fmt: int) -> Any:
             value = registry.binary_in(data, oid, ClientText(client_codec()))
         if oid in (TEXT, VARCHAR) and isinstance(value, str):  # typed text, not unknown (sql/citext.py)
             return TextParameter(value)
+        if oid in registry.REGISTRY.user and registry.BY_OID[oid].category in "EC":
+            if isinstance(value, records.RecordFields):  # a binary record's fields
+                value.oid = oid
+            elif isinstance(value, str):
+                return UserTypeParameter(value, oid)  # an enum's label, a composite's record text
+            return value
         return params.typed(value, oid)
     except UnicodeDecodeError:  # a text field inside a binary value (an array's elements)
         raise errors.CharacterNotInRepertoire('invalid byte sequence for encoding "UTF8"') from None

@@ -104,6 +104,9 @@ def _quote_seq(name: str) -> str:
 
 def create_table(s: Session, stmt: ast.CreateStmt) -> Result:
 
+    if stmt.ofTypename is not None:
+        raise errors.FeatureNotSupported(f"typed tables (CREATE TABLE ... OF {deparse(stmt.ofTypename)}) are not "
+                                         "supported: list the columns")
     name = table_name(stmt.relation, s)
     check_new_name(s, name)
     txn = s.write_txn()
@@ -321,6 +324,9 @@ def check_identity_insert(tm: Any, target: list[str], stmt: ast.InsertStmt) -> N
 
 def alter_table(s: Session, stmt: ast.AlterTableStmt) -> Result:
 
+    if stmt.objtype == ObjectType.OBJECT_TYPE:  # ALTER TYPE t ADD / DROP / ALTER ATTRIBUTE
+        raise errors.FeatureNotSupported(f"ALTER TYPE {stmt.relation.relname} ... ATTRIBUTE is not supported: "
+                                         "drop the composite type and create it again")
     name = table_name(stmt.relation)
     txn = s.write_txn()
     if name not in txn.tables:

@@ -8,6 +8,7 @@ branch's objects and knows no statement.
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING
 
 from pglast import ast
@@ -26,6 +27,11 @@ SYSTEM_SCHEMAS = frozenset({"public", "pg_catalog", "information_schema", "pg_te
 def table_key(schema: str, table: str) -> str:
     """The branch's table name of ``schema.table``."""
     return f"{schema}.{table}"
+
+
+def stable_oid(*parts: str) -> int:
+    """The same object gets the same OID in every connection (clients cache them)."""
+    return 16400 + zlib.crc32("\0".join(parts).encode()) % 2_000_000_000
 
 
 def schema_of(table_key_: str) -> tuple[str | None, str]:

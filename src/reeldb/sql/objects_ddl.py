@@ -1,11 +1,14 @@
-"""CREATE / ALTER / DROP of enum types, sequences and comments: objects of the branch
+"""CREATE / ALTER / DROP of enum and composite types, domains, sequences and comments: objects of the branch
 other than tables (catalog/objects.py), each changed in the statement's transaction.
 
 - ``CREATE TYPE name AS ENUM (...)``, ``ALTER TYPE name ADD VALUE [IF NOT EXISTS] 'v'
   [BEFORE | AFTER 'w']``, ``DROP TYPE [IF EXISTS] name [CASCADE]``. An enum column keeps the
   labels with its type (format/types.py), so adding a value updates every column of the
-  type. Composite types are refused (0A000), as is renaming a value (the
-  labels are stored as text, so a rename would have to rewrite every row).
+  type. Renaming a value is refused (0A000): the labels are stored as text, so a rename
+  would have to rewrite every row.
+- ``CREATE TYPE name AS (field type, ...)``: a composite type (its values: user_types.py);
+  DROP TYPE of a type a table column or another composite type's field uses is 2BP01,
+  unless CASCADE, which drops those columns and fields.
 - ``CREATE DOMAIN name type [DEFAULT e] [[NOT] NULL]``, ``DROP DOMAIN``: a column of the
   domain has its base type and takes its NOT NULL and DEFAULT; CHECK is refused (0A000).
 - ``CREATE / ALTER / DROP SEQUENCE``: sequence_ddl.py.
@@ -25,11 +28,12 @@ from ..catalog import objects
 from ..engine.engine import IDENTIFIER_MAX_BYTES
 from ..format.manifest import Schema
 from ..format.types import _KINDS, _SERIALS, enum_type
+from ..types import records
 from . import constraints, sequence_ddl
 from .names import object_table, type_name
 from .parse import deparse
 from .result import Result
-from .user_types import type_of
+from .user_types import MAX_LEAF_FIELDS, composite_shape, composites, field_type, type_of
 
 if TYPE_CHECKING:
     from .session import Session
@@ -49,9 +53,8 @@ def run(s: Session, stmt: ast.Node, params: list[Any]) -> Result:
         alter_enum(s, stmt)
         return Result(status="ALTER TYPE")
     if isinstance(stmt, ast.CompositeTypeStmt):
-        raise errors.FeatureNotSupported(
-            f'composite types are not supported (CREATE TYPE {stmt.typevar.relname} AS (...)): use a table, '
-            "or a JSONB column")
+        create_composite(s, stmt)
+        return Result(status="CREATE TYPE")
     if isinstance(stmt, ast.CreateDomainStmt):
         create_domain(s, stmt)
         return Result(status="CREATE DOMAIN")
@@ -119,6 +122,56 @@ def alter_enum(s: Session, stmt: ast.AlterEnumStmt) -> None:
     txn.set_object(objects.key(objects.TYPE, name), {**d, "labels": labels})
     _retype_columns(s, name, lambda c: dataclasses.replace(c, type=enum_type(name, labels)))
     s.finish_write()
+
+
+# -- composite types ----------------------------------------------------------------------------
+def create_composite(s: Session, stmt: ast.CompositeTypeStmt) -> None:
+    """CREATE TYPE name AS (field type, ...): a named list of fields, each of a built-in, enum
+    or other composite type. Its values live in queries (``ROW(...)::name``, record text);
+    a table column of it is refused (0A000)."""
+    rv = stmt.typevar
+    if rv.catalogname is not None:
+        raise errors.FeatureNotSupported(f"cross-database references are not implemented: {rv.catalogname}")
+    names = tuple(ast.String(sval=p) for p in (rv.schemaname, rv.relname) if p is not None)
+    name = type_name(s, names)
+    if len(name.rpartition(".")[2].encode()) > IDENTIFIER_MAX_BYTES:
+        raise errors.ProgrammingError(f'type name "{name}" is longer than {IDENTIFIER_MAX_BYTES} bytes',
+                                      sqlstate="42622")
+    txn = s.write_txn()
+    if objects.key(objects.TYPE, name) in txn.objects or name in _KINDS or name in _SERIALS:
+        raise errors.DuplicateObject(f'type "{name}" already exists')
+    fields: list[dict] = []
+    for col in stmt.coldeflist or ():
+        if col.colname in {f["name"] for f in fields}:
+            raise errors.ProgrammingError(f'column "{col.colname}" specified more than once', sqlstate="42701")
+        if col.colname.startswith(records.MARKER_PREFIX):  # reeldb's own field of every composite value
+            raise errors.FeatureNotSupported(f'a field name starting with "{records.MARKER_PREFIX}" is not supported')
+        if col.constraints or col.collClause is not None:
+            raise errors.FeatureNotSupported(f"constraints or COLLATE on field {col.colname} of composite type {name}")
+        fields.append({"name": col.colname, **field_type(s, col.typeName, deparse(col.typeName))})
+    if not fields:
+        raise errors.FeatureNotSupported(f"composite types with no fields are not supported ({name})")
+    leaves = sum(composite_shape(txn.objects, f["composite"])[1] if "composite" in f else 1 for f in fields)
+    if leaves > MAX_LEAF_FIELDS:  # a value's STRUCT holds every nested field
+        raise errors.ProgrammingError(f"composite type {name} has {leaves} fields, nested ones counted: at most "
+                                      f"{MAX_LEAF_FIELDS} are allowed", sqlstate="54011")
+    txn.set_object(objects.key(objects.TYPE, name), {"kind": "composite", "fields": fields})
+    s.finish_write()
+
+
+def _composite_users(s: Session, name: str) -> list[tuple[str, str]]:
+    """(composite type, field) of every field of a composite type whose type is ``name``."""
+    return [(t, f["name"]) for t, fields in sorted(composites(s.write_txn().objects).items()) if t != name
+            for f in fields if name in (f.get("composite"), f.get("enum"))]
+
+
+def _drop_composite_fields(s: Session, name: str) -> None:
+    """CASCADE: the fields of other composite types that are of type ``name`` go, as in Postgres."""
+    txn = s.write_txn()
+    for t in sorted({t for t, _ in _composite_users(s, name)}):
+        key = objects.key(objects.TYPE, t)
+        d = txn.objects[key]
+        txn.set_object(key, {**d, "fields": [f for f in d["fields"] if name not in (f.get("composite"), f.get("enum"))]})
 
 
 # -- domains ------------------------------------------------------------------------------------
@@ -197,15 +250,16 @@ def drop(s: Session, stmt: ast.DropStmt) -> Result:
                 s.notice(f'{what} "{name}" does not exist, skipping')
                 continue
             raise errors.UndefinedObject(f'{what} "{name}" does not exist')
-        users = _columns_of_type(s, name)
+        users = [f"column {c} of table {t}" for t, c in _columns_of_type(s, name)]
+        users += [f"column {f} of composite type {t}" for t, f in _composite_users(s, name)]
         if users and stmt.behavior != DropBehavior.DROP_CASCADE:
             raise errors.ProgrammingError(
-                f"cannot drop type {name} because other objects depend on it: "
-                + ", ".join(f"column {c} of table {t}" for t, c in users)
+                f"cannot drop type {name} because other objects depend on it: " + ", ".join(users)
                 + " (use DROP ... CASCADE to drop the dependent objects too)", sqlstate="2BP01")
-        for t, c in users:
-            s.notice(f"drop cascades to column {c} of table {t}")
+        for user in users:
+            s.notice(f"drop cascades to {user}")
         _retype_columns(s, name, lambda c: None)
+        _drop_composite_fields(s, name)
         txn.set_object(key, None)
     s.finish_write()
     return Result(status=f"DROP {what.upper()}")

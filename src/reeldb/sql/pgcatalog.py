@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,19 +33,21 @@ from ..format.manifest import TableManifest
 from ..format.ranges import KINDS as RANGE_KINDS
 from ..format.types import ColumnType
 from ..index import ann
+from ..types import codecs, records
 from ..types.ranges import OIDS as RANGE_OIDS
 from . import index_expr, large_objects, sequences
 from .activity import Activity, Backend, may_see
 from .activity import now as activity_now
 from .definitions import check_def, foreign_key_def, index_def
 from .limits import bound_call
-from .names import schema_of
+from .names import schema_of, stable_oid
 from .names import schemas as namespace_schemas
 from .parse import const_value, deparse, func, parse
 from .rowid_star import finish
 from .server_version import SERVER_VERSION
 from .settings import assign, pg_settings
 from .settings import current as current_settings
+from .user_types import composites, parse_type_text, regtype_text, user_array_oid
 
 if TYPE_CHECKING:
     from .session import Session
@@ -79,11 +80,6 @@ def version_string() -> str:
 def namespace_oid(schema: str) -> int:
     """The pg_namespace oid of a schema made by CREATE SCHEMA."""
     return stable_oid("nsp", schema)
-
-
-def stable_oid(*parts: str) -> int:
-    """The same object gets the same OID in every connection (clients cache them)."""
-    return 16400 + zlib.crc32("\0".join(parts).encode()) % 2_000_000_000
 
 
 # -- the tables ------------------------------------------------------------------------------
@@ -134,9 +130,8 @@ class CatalogTables:
         self.domains = _domains(objs or {}, dict((n, o) for o, n in self.namespaces))
         for oid, name, *_ in self.domains:
             self.formats[(oid, -1)] = name.rpartition(".")[2]
-        for oid, name, _, _ in self.enums:
-            self.formats[(oid, -1)] = name.rpartition(".")[2]
-            pt.ENUM_OIDS.add(oid)
+        self.composites: list[tuple[int, str, int, list[tuple[str, int, int]]]] = []
+        self._user_type_rows(objs or {})
         self._fk_rels: dict[tuple[str, str], tuple[int, dict[int, int], str, str, TableManifest]] = {}
         self._fk_pending: list[tuple[str, int, int, dict[int, int], TableManifest]] = []
         for schema, ns, tables in schemas:
@@ -155,13 +150,72 @@ class CatalogTables:
         self._views(objs or {}, temp_views or {})
         self.tables = self._arrow()
 
+    def _user_type_rows(self, objs: dict[str, Any]) -> None:
+        """Enum and composite types (and their array types) of the branch: their formats, the
+        composite types' pg_class and pg_attribute rows, and their OIDs known to the wire
+        (types/records.py), so that a client that learnt one sends parameters of it."""
+        ns_of = {n: o for o, n in self.namespaces}
+        for oid, name, _, _ in self.enums:
+            shown = regtype_text(name)
+            self.formats[(oid, -1)] = shown
+            self.formats[(user_array_oid(name), -1)] = shown + "[]"
+            pt.ENUM_OIDS.add(oid)
+            records.user_type(pt.TypeInfo(name=name.rpartition(".")[2], oid=oid, sql_name=shown, category="E",
+                                          array=user_array_oid(name), send=codecs.text_send, recv=codecs.text_recv))
+            records.user_type(pt.TypeInfo(name="_" + name.rpartition(".")[2], oid=user_array_oid(name), element=oid,
+                                          category="A", text_in=codecs.array_text_in(oid),
+                                          send=codecs.array_send_of(oid), recv=codecs.array_recv))
+        fields_of = composites(objs)
+        for name in sorted(fields_of):
+            oid, array = stable_oid("type", name), user_array_oid(name)
+            relid = stable_oid("rel", "composite type", name)
+            fields = []
+            for f in fields_of[name]:
+                if "composite" in f:
+                    typ, mod = stable_oid("type", f["composite"]), -1
+                elif "enum" in f:
+                    typ, mod = stable_oid("type", f["enum"]), -1
+                else:
+                    typ, mod = pt.column_oid(ColumnType.from_json(f["type"]))
+                fields.append((f["name"], typ, mod))
+            ns = ns_of.get(schema_of(name)[0] or "public", pt.PUBLIC_NS)
+            self.composites.append((oid, name, ns, fields))
+            self.rels.append(_Rel(relid, name.rpartition(".")[2], ns, "c", len(fields)))
+            for i, (fname, typ, mod) in enumerate(fields):
+                att = _attribute(relid, fname, typ if typ in pt.BY_OID else pt.TEXT, mod, i + 1, False, False)
+                self.atts.append({**att, "atttypid": typ})
+            shown = regtype_text(name)
+            self.formats[(oid, -1)] = shown
+            self.formats[(array, -1)] = shown + "[]"
+            records.user_type(records.composite_info(name.rpartition(".")[2], oid, array, shown))
+            records.user_type(pt.TypeInfo(name="_" + name.rpartition(".")[2], oid=array, element=oid, category="A",
+                                          recv=codecs.array_recv))
+
+    def user_type_oid(self, text: str) -> int | None:
+        """The OID of an enum, composite or domain type (or of an enum's or composite's
+        array type) named by ``text`` as SQL reads a type name (``to_regtype('Mood')`` is
+        mood's, ``'"Mood"'`` Mood's); None where there is none."""
+        parsed = parse_type_text(text)
+        if parsed is None:
+            return None
+        parts, array = parsed
+        if len(parts) == 2 and parts[0] == "public":
+            parts = parts[1:]
+        if len(parts) > 2:
+            return None
+        name = ".".join(parts)
+        for oid, n, *_ in [*self.enums, *self.composites]:
+            if n == name:
+                return user_array_oid(n) if array else oid
+        return None if array else self.domain_oid(name)
+
     def enum_oid(self, name: str) -> int | None:
-        """The oid of an enum type by its name as a client writes it (``public.`` or a
-        schema of the branch allowed)."""
+        """The oid of an enum, composite or domain type by its name as the branch stores it
+        (``public.`` or a schema of the branch allowed)."""
         bare = name.strip('"')
         if bare.startswith("public."):
             bare = bare[len("public."):]
-        for oid, n, _, _ in self.enums:
+        for oid, n, _, _ in [*self.enums, *self.composites]:
             if n == bare:
                 return oid
         return self.domain_oid(bare)
@@ -531,10 +585,11 @@ class CatalogTables:
         out["pg_range"] = _rows([  # the built-in range types (types/ranges.py)
             {"rngtypid": oid, "rngsubtype": pt.BY_NAME[RANGE_KINDS[name].subtype].oid, "rngmultitypid": multi}
             for name, (oid, _, multi, _) in RANGE_OIDS.items()], EMPTY["pg_range"])
-        if self.enums or self.domains:
+        if self.enums or self.domains or self.composites:
             base = out["pg_type"]
             out["pg_type"] = pa.concat_tables([base, pa.Table.from_pylist(
-                [_enum_type_row(oid, name.rpartition(".")[2], ns) for oid, name, ns, _ in self.enums]
+                [row for oid, name, ns, _ in self.enums for row in _enum_type_rows(oid, name, ns)]
+                + [row for oid, name, ns, _ in self.composites for row in _composite_type_rows(oid, name, ns)]
                 + [_domain_type_row(*d) for d in self.domains], schema=base.schema)])
         out["pg_enum"] = _rows([{"oid": stable_oid("enum", str(oid), lab), "enumtypid": oid,
                                  "enumsortorder": float(i + 1), "enumlabel": lab}
@@ -827,6 +882,28 @@ def _domain_type_row(oid: int, name: str, ns: int, base: int, mod: int, not_null
             "typreceive": "domain_recv", "typsend": f"{b.name}send", "typbasetype": base, "typtypmod": mod,
             "typnotnull": not_null, "typdefault": default,
             "typcollation": DEFAULT_COLLATION if b.category == "S" else 0}
+
+
+def _array_type_row(oid: int, name: str, ns: int, element: int) -> dict[str, Any]:
+    """A user type's array type's pg_type row (``_name``), as Postgres makes it."""
+    return {**_enum_type_row(oid, "_" + name.rpartition(".")[2], ns), "typlen": -1, "typbyval": False,
+            "typtype": "b", "typcategory": "A", "typelem": element, "typinput": "array_in",
+            "typoutput": "array_out", "typreceive": "array_recv", "typsend": "array_send", "typstorage": "x"}
+
+
+def _enum_type_rows(oid: int, name: str, ns: int) -> list[dict[str, Any]]:
+    return [{**_enum_type_row(oid, name.rpartition(".")[2], ns), "typarray": user_array_oid(name)},
+            _array_type_row(user_array_oid(name), name, ns, oid)]
+
+
+def _composite_type_rows(oid: int, name: str, ns: int) -> list[dict[str, Any]]:
+    """A composite type's pg_type row (typtype c, its fields in pg_class / pg_attribute
+    under typrelid) and its array type's."""
+    row = {**_enum_type_row(oid, name.rpartition(".")[2], ns), "typlen": -1, "typbyval": False, "typtype": "c",
+           "typcategory": "C", "typrelid": stable_oid("rel", "composite type", name), "typarray": user_array_oid(name),
+           "typinput": "record_in", "typoutput": "record_out", "typreceive": "record_recv",
+           "typsend": "record_send", "typalign": "d", "typstorage": "x"}
+    return [row, _array_type_row(user_array_oid(name), name, ns, oid)]
 
 
 def _enum_type_row(oid: int, name: str, ns: int) -> dict[str, Any]:
@@ -1513,7 +1590,7 @@ class CatalogRewrite:
     def _to_regtype(self, args: list[ast.Node]) -> ast.Node:
         ok, name = _constant_arg(args[0], self.params)
         if ok and isinstance(name, str):
-            return _const(type_oid(name) or self.pg.tables().enum_oid(name))
+            return _const(type_oid(name) or self.pg.tables().user_type_oid(name))
         if ok:
             return _const(None)
         raise errors.FeatureNotSupported("to_regtype() of a non-constant type name")
@@ -1562,8 +1639,8 @@ class CatalogRewrite:
         return ast.A_Expr(kind=node.kind, name=node.name, lexpr=sides[0], rexpr=sides[1])
 
     def regtype_oid(self, name: str) -> int | None:
-        """The OID of a type named as ``::regtype`` reads it (built-in, enum or domain)."""
-        return type_oid(name) or self.pg.tables().enum_oid(name)
+        """The OID of a type named as ``::regtype`` reads it (built-in, enum, composite or domain)."""
+        return type_oid(name) or self.pg.tables().user_type_oid(name)
 
     def type_cast(self, node: ast.TypeCast) -> ast.Node | None:
         names = node.typeName.names

@@ -54,7 +54,16 @@ from .parse import cast, const_value, func, name_of, transform, walk
 from .pgcatalog import CATALOG_NAMES, CatalogRewrite, PgCatalog, format_type, is_regtype, type_oid
 from .result_types import kind_of as result_types_kind
 from .rowid_star import STAR_MARKER
-from .user_types import domain_of, enum_types
+from .user_types import (
+    anonymous_row,
+    composite_of,
+    domain_of,
+    enum_types,
+    note_select_list,
+    rewrite_cast,
+    static_type_name,
+    typed_parameter,
+)
 
 # function / operator -> (DuckDB function, negate)
 VECTOR_FUNCS = {
@@ -169,6 +178,16 @@ class Rewriter:
     def _visit(self, node: ast.Node) -> ast.Node | None:
         if self.catalog_rewrite is not None:
             rep = self.catalog_rewrite.visit(node)
+            if rep is not None:
+                return rep
+        if self.pg is not None and not hasattr(self, "_record_text_casts"):  # the statement: record::text items
+            note_select_list(self, node)
+        if isinstance(node, ast.RowExpr) and self.pg is not None:  # untyped literals in a row (sql/user_types.py)
+            rep = anonymous_row(self, node)
+            if rep is not None:
+                return rep
+        if isinstance(node, ast.ParamRef) and self.pg is not None:  # typed as an enum or composite type
+            rep = typed_parameter(self, node)
             if rep is not None:
                 return rep
         # an enum column compared with text first: the jsonb guard would compare them as text
@@ -396,11 +415,13 @@ class Rewriter:
         return shown
 
     def _static_type_name(self, arg: ast.Node) -> str | None:
-        if isinstance(arg, ast.ParamRef):  # a client's declared type (types/params.py)
-            oid = getattr(self._param(arg), "pg_oid", None)
-            return None if oid is None else format_type(oid, -1)
+        if isinstance(arg, ast.ParamRef) and hasattr(self._param(arg), "pg_oid"):  # declared (types/params.py)
+            return format_type(self._param(arg).pg_oid, -1)
         if is_regtype(arg):
             return "regtype"
+        user = static_type_name(self, arg) if self.pg is not None else None  # sql/user_types.py
+        if user is not None:
+            return user
         if isinstance(arg, ast.A_Const):
             if arg.isnull or isinstance(arg.val, ast.String):
                 return "unknown"
@@ -564,9 +585,14 @@ class Rewriter:
         """A cast to one of the branch's enum types or domains, which ``type_cast``
         rewrites (never an array of one: that would reach DuckDB by its name)."""
         names = tn.names
+        if names is not None and not tn.typmods and len(tn.arrayBounds or ()) == 1:  # an enum's or composite's array
+            return not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) and (
+                self._enum_type(names) is not None
+                or composite_of(self.pg.s, ast.TypeName(names=names, typemod=-1)) is not None)
         return names is not None and not tn.arrayBounds and not tn.typmods \
             and not any(p.sval.lower() in allowlist.TYPES for p in names[-1:]) \
-            and (self._enum_type(names) is not None or self._domain(names) is not None)
+            and (self._enum_type(names) is not None or self._domain(names) is not None
+                 or composite_of(self.pg.s, tn) is not None)
 
     def _domain(self, names: tuple) -> tuple[str, dict] | None:
         assert self.pg is not None
@@ -652,6 +678,10 @@ class Rewriter:
     def type_cast(self, node: ast.TypeCast) -> ast.Node | None:
         tn = node.typeName
         t = name_of(tn.names)
+        if self.pg is not None:  # a composite type's value, an enum's array (sql/user_types.py)
+            user = rewrite_cast(self, node)
+            if user is not None:
+                return user
         if self.pg is not None and not tn.typmods and not tn.arrayBounds:
             ctype = self._enum_type(tn.names)
             if ctype is not None:

@@ -63,8 +63,11 @@ def _regtype_send(v: Any, text: WireText) -> bytes:
     """A regtype's binary form is its OID; a result carries the type's name (format_type's)."""
     name = str(v)
     array = name.endswith("[]")
-    info = REGISTRY.by_name(name.removesuffix("[]")) or next(
-        (t for t in REGISTRY.types if t.display_name == name.removesuffix("[]") and not t.element), None)
+    base = name.removesuffix("[]")
+    info = REGISTRY.by_name(base) or next(
+        (t for t in REGISTRY.types if t.display_name == base and not t.element), None) or next(
+        (REGISTRY.oids[o] for o in REGISTRY.user if REGISTRY.oids[o].name == base.strip('"')
+         and not REGISTRY.oids[o].element), None)  # a branch's enum or composite type
     oid = None if info is None else info.array if array else info.oid
     if not oid:
         raise errors.FeatureNotSupported(f'binary output of regtype "{name}" is not supported: send it as text')

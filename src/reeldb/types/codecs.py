@@ -183,8 +183,8 @@ def array_text_in(element: int) -> Callable[[str], list[Any]]:
 def send_of(oid: int) -> Callable[[Any, WireText], bytes]:
     """The binary output function of type ``oid`` (an enum's is its label's text); 0A000
     for a type without one."""
-    if oid in ENUM_OIDS:
-        return lambda v, text: text_out(v).encode("utf-8")
+    if oid in ENUM_OIDS:  # enum_send: the label in the client encoding
+        return lambda v, text: text.encode(text_out(v))
     info = BY_OID.get(oid)
     if info is None or info.send is None:
         raise errors.FeatureNotSupported(f"binary output of type OID {oid} is not supported: ask for text")

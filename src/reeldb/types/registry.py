@@ -109,6 +109,7 @@ class TypeRegistry:
         self.element_of: dict[int, int] = {}  # array OID -> element OID
         self.fixed_length: dict[int, int] = {}  # OID -> typlen, for fixed-length types
         self.extension_types: dict[str, tuple[int, ...]] = {}  # extension -> the OIDs of the types it makes
+        self.user: set[int] = set()  # OIDs of user types (register_user)
 
     def register(self, info: TypeInfo) -> TypeInfo:
         """Add a type; 42710 when its OID, one of its names, its kind or one of its DuckDB
@@ -147,6 +148,21 @@ class TypeRegistry:
             self.fixed_length[info.oid] = info.length
         if info.extension is not None:
             self.extension_types[info.extension] = (*self.extension_types.get(info.extension, ()), info.oid)
+        return info
+
+    def register_user(self, info: TypeInfo) -> TypeInfo:
+        """A user type of some branch (an enum, a composite type, their arrays), known by OID
+        only: its name is the branch's, so no name, kind or DuckDB name is indexed. It
+        replaces what an earlier one of that OID said (the type was dropped and made again);
+        42710 where the OID is a built-in type's."""
+        if info.oid in self.oids and info.oid not in self.user:
+            raise errors.DuplicateObject(f"type OID {info.oid} ({info.name}) is already registered "
+                                         f"as {self.oids[info.oid].name}")
+        self.user.add(info.oid)
+        self.oids[info.oid] = info
+        if info.element:
+            self.array_of[info.element] = info.oid
+            self.element_of[info.oid] = info.element
         return info
 
     def by_oid(self, oid: int) -> TypeInfo | None:
