@@ -176,3 +176,20 @@ def test_set_byte_and_get_byte_as_postgresql(reel, pg, binary: bool) -> None:
             conn.execute("SELECT set_byte('x', 1, 0)")
         with pytest.raises(psycopg.errors.ArraySubscriptError):
             conn.execute("SELECT get_byte(''::bytea, 0)")
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_timetz_results_keep_their_offset(reel, pg, binary: bool) -> None:
+    """time with time zone results (DuckDB's Arrow export would drop the offset) are sent
+    as PostgreSQL sends them, in text and binary; a parameter round-trips."""
+    sql = ("SELECT '01:02:03.5-10:00'::timetz, '23:00:00+05:30'::timetz AS b, '12:00:00+00'::timetz AS c, "
+           "%s::timetz AS d, pg_typeof('01:02:03+01'::timetz)::text AS e")
+    value = dt.time(4, 5, 6, 7, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30)))
+    assert answers(reel, sql, [value], binary) == answers(pg, sql, [value], binary)
+
+
+def test_timetz_in_python_api(tmp_path) -> None:
+    db = reeldb.connect(tmp_path / "db")
+    got = db.execute("SELECT '01:02:03.5-10:00'::timetz").fetchone()[0]
+    assert got == dt.time(1, 2, 3, 500000, tzinfo=dt.timezone(dt.timedelta(hours=-10)))
+    assert got.utcoffset() == dt.timedelta(hours=-10)

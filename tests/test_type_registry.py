@@ -194,7 +194,8 @@ def test_binary_codecs_round_trip() -> None:
         if info.name in RECV_ONLY:
             data, bound = RECV_ONLY[info.name]
             assert _recv(info, data) == bound
-            assert info.send is None
+            if info.send is not None:  # timetz: results are sent from their text
+                assert _send(info, bound) == data
             continue
         if info.send is None:
             with pytest.raises(errors.FeatureNotSupported, match=f"OID {info.oid}"):

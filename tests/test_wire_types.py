@@ -197,15 +197,17 @@ def test_asyncpg_time_and_interval(server) -> None:
     assert m == dt.timedelta(days=32, seconds=3)  # asyncpg folds a month into 30 days, as for Postgres
 
 
-def test_timetz_parameter_binary_and_result_refused(server) -> None:
+def test_timetz_parameter_binary_and_result(server) -> None:
     tz = dt.timezone(dt.timedelta(hours=-3))
     with psycopg.connect(dsn(server), autocommit=True) as conn:
         cur = conn.cursor(binary=True)
         cur.execute("SELECT %s::timetz::text", [dt.time(1, 2, 3, tzinfo=tz)])
         assert cur.fetchone() == ("01:02:03-03",)
-        # DuckDB hands over a timetz result without its offset: refused, not sent wrong
+        # DuckDB hands over a timetz result without its offset: sent from its text, offset kept
+        got = conn.execute("SELECT '12:34:56+05:30'::timetz").fetchone()[0]
+        assert got == dt.time(12, 34, 56, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30)))
         with pytest.raises(psycopg.errors.FeatureNotSupported, match="time with time zone"):
-            conn.execute("SELECT '12:34:56+05:30'::timetz")
+            conn.execute("SELECT ARRAY['12:34:56+05:30'::timetz]")
 
 
 # -- COPY ... (FORMAT BINARY) -------------------------------------------------------------------

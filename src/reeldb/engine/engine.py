@@ -572,6 +572,7 @@ class Engine:
                 if rel is None:
                     return pa.table({}), []
                 desc = list(zip(rel.columns, rel.types, strict=True))
+                rel = _timetz_as_text(rel, desc)
                 if columns_only:
                     rel = rel.limit(0)
                 reader = rel.to_arrow_reader(RESULT_BATCH_ROWS)
@@ -889,6 +890,18 @@ def _raised(msg: str) -> errors.Error | None:
     if isinstance(cls, type) and issubclass(cls, errors.Error):
         return cls(text.strip())
     return None
+
+
+def _timetz_as_text(rel: duckdb.DuckDBPyRelation, desc: list) -> duckdb.DuckDBPyRelation:
+    """A relation with its timetz columns as their text: DuckDB's Arrow export keeps a
+    timetz's clock time and drops its offset (the description still says timetz, and
+    types/datetimes.py reads the text back). Columns of one name twice: left as they are."""
+    names = [n for n, _ in desc]
+    if not any(str(t) == "TIME WITH TIME ZONE" for _, t in desc) or len(set(names)) != len(names):
+        return rel
+    quoted = ['"' + n.replace('"', '""') + '"' for n in names]
+    return rel.project(", ".join(f"CAST({q} AS VARCHAR) AS {q}" if str(t) == "TIME WITH TIME ZONE" else q
+                                 for q, (_, t) in zip(quoted, desc, strict=True)))
 
 
 def translate_error(e: Exception) -> errors.Error:

@@ -83,6 +83,10 @@ def _regtype_recv(b: bytes, text: WireText) -> str:
     return element.display_name + "[]" if element is not None else info.display_name
 
 
+def _timetz_out(arr: pa.Array) -> list[Any]:
+    return [None if v is None else datetimes.timetz_value(v) for v in arr.to_pylist()]
+
+
 _REGTYPE = {"duck_also": ("REGTYPE",), "pep249": "STRING", "send": _regtype_send, "recv": _regtype_recv}
 
 # (OID, typname, typlen, typcategory, array OID, the rest of the entry), in pg_type's order
@@ -134,7 +138,9 @@ _BASE: list[tuple[int, str, int, str, int, dict[str, Any]]] = [
       "duck": "TIME", "pep249": "DATETIME", "send": c.time_send, "recv": lambda b, text: datetimes.time_in(b)}),
     (o.TIMETZ, "timetz", 12, "D", o.TIMETZ_ARRAY,
      {"aliases": ("time with time zone",), "sql_name": "time with time zone", "duck": "TIME WITH TIME ZONE",
-      "pep249": "DATETIME", "recv": lambda b, text: datetimes.timetz_in(b)}),
+      "pep249": "DATETIME", "recv": lambda b, text: datetimes.timetz_in(b),
+      # results arrive as DuckDB's text of them (engine.py: its Arrow export drops the offset)
+      "send": lambda v, text: datetimes.timetz_send(v), "text_out": datetimes.timetz_text, "py_out": _timetz_out}),
     (o.TIMESTAMP, "timestamp", 8, "D", o.TIMESTAMP_ARRAY,
      {"aliases": ("timestamp without time zone",), "sql_name": "timestamp without time zone", "kind": "timestamp",
       "duck": "TIMESTAMP", "duck_also": ("TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"), "pep249": "DATETIME",

@@ -15,6 +15,7 @@ endian; infinity is INT32_MAX / INT64_MAX, -infinity INT32_MIN / INT64_MIN.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -222,8 +223,51 @@ def timetz_in(b: bytes) -> str:
         raise errors.DataError("time out of range", sqlstate="22008")
     if not -15 * 3600 - 59 * 60 <= west <= 15 * 3600 + 59 * 60:
         raise errors.DataError("time zone displacement out of range", sqlstate="22009")
+    return _clock(micros) + _zone(west)
+
+
+def _zone(west: int) -> str:
+    """A zone in seconds west of UTC as Postgres spells it: -03, +05:30."""
     east = abs(west)
-    zone = f"{'+' if west <= 0 else '-'}{east // 3600:02d}"  # Postgres' spelling: -03, +05:30
+    zone = f"{'+' if west <= 0 else '-'}{east // 3600:02d}"
     if east % 3600:
         zone += f":{east // 60 % 60:02d}" + (f":{east % 60:02d}" if east % 60 else "")
-    return _clock(micros) + zone
+    return zone
+
+
+_TIMETZ_TEXT = re.compile(r"(\d\d):(\d\d):(\d\d)(?:\.(\d{1,6}))?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?")
+
+
+def _timetz_parts(text: str) -> tuple[int, int]:
+    """PostgreSQL's (and DuckDB's) text of a timetz -> (microseconds, seconds east of UTC)."""
+    m = _TIMETZ_TEXT.fullmatch(text)
+    if m is None:
+        raise errors.DataError(f'invalid input syntax for type time with time zone: "{text}"', sqlstate="22007")
+    h, mi, sec, frac, sign, zh, zm, zs = m.groups()
+    micros = ((int(h) * 60 + int(mi)) * 60 + int(sec)) * 1_000_000 + int((frac or "").ljust(6, "0"))
+    east = int(zh) * 3600 + int(zm or 0) * 60 + int(zs or 0)
+    return micros, east if sign == "+" else -east
+
+
+def timetz_text(v: Any) -> str:
+    """A timetz result (DuckDB's text of it, or a Python time with its offset) as PostgreSQL
+    writes it: ``01:02:03.5-10``, ``01:02:03+05:30``."""
+    if isinstance(v, str):
+        return v
+    offset = v.utcoffset() or dt.timedelta(0)
+    micros = ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
+    return _clock(micros) + _zone(-int(offset.total_seconds()))
+
+
+def timetz_send(v: Any) -> bytes:
+    """timetz's binary form: microseconds since midnight, then the zone in seconds west."""
+    micros, east = _timetz_parts(timetz_text(v))
+    return struct.pack("!qi", micros, -east)
+
+
+def timetz_value(text: str) -> dt.time:
+    """A timetz result as Python's time with its offset (24:00 has none: kept as text)."""
+    micros, east = _timetz_parts(text)
+    sec, frac = divmod(micros, 1_000_000)
+    zone = dt.timezone(dt.timedelta(seconds=east))
+    return dt.time(sec // 3600 % 24, sec // 60 % 60, sec % 60, frac, tzinfo=zone)

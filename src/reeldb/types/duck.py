@@ -27,8 +27,8 @@ def result_type(duck: str, arrow_type: pa.DataType) -> tuple[int, int]:
     if is_blob_struct(arrow_type):
         return BYTEA, -1
     d = duck.upper()
-    if d == "TIME WITH TIME ZONE":  # DuckDB's Arrow export keeps the clock time, drops the offset
-        raise errors.FeatureNotSupported("results of type time with time zone are not supported: "
+    if d == "TIME WITH TIME ZONE[]":  # DuckDB's Arrow export keeps the clock time, drops the offset
+        raise errors.FeatureNotSupported("results of type time with time zone[] are not supported: "
                                          "cast the column to text")
     if d.startswith("MAP(VARCHAR, VARCHAR)["):
         raise errors.FeatureNotSupported("results of type hstore[] are not supported: unnest the array, or cast "
