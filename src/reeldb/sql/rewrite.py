@@ -47,7 +47,7 @@ from ..format.pgvector import check_bit_length, parse_bit_text, parse_sparse_tex
 from ..format.types import VECTOR_ARRAY_KINDS, column_type, parse_vector_text
 from ..types import column_oid
 from ..types.params import TypedParameter
-from . import advisory, allowlist
+from . import advisory, allowlist, blob_guard
 from .jsonb import JsonbRewrite
 from .names import SYSTEM_SCHEMAS, type_name
 from .parse import cast, const_value, func, name_of, transform, walk
@@ -130,6 +130,7 @@ class Rewriter:
                             user_types=None if self.pg is None else self._is_user_type)
             _check_sequence_calls(node)
             _check_advisory_calls(node)
+            blob_guard.check(node, self.kinds)
             self._resolve_ahead(node)
         if self.rowid is None:
             self.rowid = self.names_rowid(node)
