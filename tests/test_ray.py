@@ -263,3 +263,44 @@ def test_update_column_refuses_foreign_rowids(tmp_path: Path) -> None:
         rray.update_column(uri, "clips", "score", invent, columns=["score"])
     with reeldb.connect(uri) as db:
         assert db.head == head
+
+
+def _commit_meanwhile(batch: dict[str, Any]) -> dict[str, Any]:
+    """Another writer commits to the same table while the job runs (from the worker that
+    holds row 0, so exactly once)."""
+    if 0 in batch["id"]:
+        with reeldb.connect(os.environ["REELDB_RAY_TEST_URI"]) as db:
+            db.execute("INSERT INTO copy (id, prompt) VALUES (-1, 'meanwhile')")
+    return batch
+
+
+def test_a_commit_during_the_job_is_rebased_onto(tmp_path: Path) -> None:
+    uri = _clips(tmp_path)
+    with reeldb.connect(uri) as db:
+        db.execute("CREATE TABLE copy (id INT, prompt TEXT)")
+    before = _commits(uri)
+    ds = rray.read(uri, "clips", columns=["id", "prompt"]).map_batches(
+        _commit_meanwhile, runtime_env={"env_vars": {"REELDB_RAY_TEST_URI": uri}})
+    rray.write(ds, uri, "copy")
+    assert _commits(uri) == before + 2  # theirs, then ours re-based onto it: both land
+    with reeldb.connect(uri) as db:
+        assert db.execute("SELECT count(*), count(DISTINCT id), min(id) FROM copy").fetchone() == (41, 41, -1)
+
+
+def _update_meanwhile(batch: dict[str, Any]) -> dict[str, Any]:
+    """A concurrent UPDATE of the rows the backfill is about to update (once)."""
+    if 0 in batch["id"]:
+        with reeldb.connect(os.environ["REELDB_RAY_TEST_URI"]) as db:
+            db.execute("UPDATE clips SET score = -1 WHERE id = 0")
+    return {"_rowid": batch["_rowid"], "score": batch["score"] * 2}
+
+
+def test_update_column_conflicting_with_a_concurrent_update_is_refused(tmp_path: Path) -> None:
+    uri = _clips(tmp_path)
+    with pytest.raises(errors.SerializationFailure):
+        rray.update_column(uri, "clips", "score", _update_meanwhile, columns=["id", "score"],
+                           runtime_env={"env_vars": {"REELDB_RAY_TEST_URI": uri}})
+    with reeldb.connect(uri) as db:  # only the concurrent UPDATE landed: no torn table
+        assert db.execute("SELECT count(*), sum(CASE WHEN score = -1 THEN 1 ELSE 0 END) FROM clips").fetchone() \
+            == (40, 1)
+        assert db.execute("SELECT score FROM clips WHERE id = 7").fetchone()[0] == pytest.approx(7 / 40)
