@@ -47,7 +47,8 @@ def _kill_after_write() -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_local() -> Any:
+def ray_local(s3_server: Any) -> Any:
+    """Started after moto's S3 server, so that Ray's workers inherit its AWS variables."""
     # workers import this module's map functions by name, and reeldb as this process does
     path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")) if p)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
@@ -322,3 +323,23 @@ def test_columns_not_asked_for_are_never_opened(tmp_path: Path) -> None:
         rray.read(uri, "clips", filter="score < 0.25", columns=["id", "clip"]).take_all()
     with pytest.raises(Exception, match=r"\.mat"):
         rray.read(uri, "clips", columns=["emb"]).take_all()
+
+
+def test_s3_write_read_and_backfill(s3_url: str, tmp_path: Path) -> None:
+    """The same jobs against S3 (moto's server): tasks open the store by URL on their own."""
+    local = _clips(tmp_path)
+    src = rray.read(local, "clips", columns=["id", "prompt", "emb", "clip"])
+    reeldb.connect(s3_url).close()
+    rray.write(src, s3_url, "clips", mode="create")
+    got = sorted(rray.read(s3_url, "clips", filter="id >= 30", columns=["id", "emb", "clip"]).take_all(),
+                 key=lambda r: r["id"])
+    with reeldb.connect(local) as db:
+        want = db.execute("SELECT id, emb, clip FROM clips WHERE id >= 30 ORDER BY id").fetchall()
+    assert [r["id"] for r in got] == [w[0] for w in want]
+    assert all(bytes(r["clip"]) == bytes(w[2]) and np.array_equal(r["emb"], np.asarray(w[1], np.float32))
+               for r, w in zip(got, want, strict=True))
+    rray.update_column(s3_url, "clips", "emb", _embed, columns=["prompt"])
+    with reeldb.connect(s3_url) as db:
+        assert np.array_equal(np.asarray(db.execute("SELECT emb FROM clips WHERE id = 7").fetchone()[0]),
+                              np.full(4, 2, np.float32))
+        assert db.execute("SELECT count(*) FROM clips").fetchone() == (40,)
