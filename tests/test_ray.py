@@ -343,3 +343,28 @@ def test_s3_write_read_and_backfill(s3_url: str, tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(db.execute("SELECT emb FROM clips WHERE id = 7").fetchone()[0]),
                               np.full(4, 2, np.float32))
         assert db.execute("SELECT count(*) FROM clips").fetchone() == (40,)
+
+
+def test_refusals_name_the_column_and_change_nothing(tmp_path: Path) -> None:
+    uri = _clips(tmp_path)
+    with reeldb.connect(uri) as db:
+        db.execute("CREATE TABLE g (id INT, twice INT GENERATED ALWAYS AS (id * 2) STORED)")
+        db.execute("INSERT INTO g (id) VALUES (1), (2)")
+        head = db.head
+    with pytest.raises(errors.Error, match='"twice"') as e:
+        rray.update_column(uri, "g", "twice", _embed)
+    assert e.value.sqlstate == "428C9"
+    with pytest.raises(errors.UndefinedColumn):
+        rray.update_column(uri, "g", "nope", _embed)
+    extra = rray.read(uri, "clips", columns=["id", "prompt"])
+    with pytest.raises(Exception, match='"prompt"'):  # the dataset has a column g lacks
+        rray.write(extra, uri, "g")
+    with pytest.raises(errors.DataError, match='"emb"') as e:  # a NULL vector has no tensor form
+        with reeldb.connect(uri) as db:
+            db.execute("INSERT INTO clips (id) VALUES (100)")
+            head = db.head
+        rray.read(uri, "clips", columns=["id", "emb"]).take_all()
+    assert e.value.sqlstate == "22004"
+    with reeldb.connect(uri) as db:
+        assert db.head == head
+        assert db.execute("SELECT array_agg(twice ORDER BY id) FROM g").fetchone() == ([2, 4],)

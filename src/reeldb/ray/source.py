@@ -24,7 +24,8 @@ from ..format.keys import parquet_key
 from ..format.manifest import Column, Fragment, TableManifest
 from ..format.types import BLOB, MATRIX
 from ..loader.plan import BLOB_COL, MATRIX_COL, OutColumn, Params, Plan, kept_rows, table_manifest
-from ..loader.read import Reader
+from ..loader.read import Reader, parquet_null_counts
+from ..storage import ObjectStore
 from .stores import open_database, store_of
 
 #: rows per block a read task yields at most (blocks of 1 MiB clips stay near 256 MiB)
@@ -100,8 +101,35 @@ def plan_read(db: Connection, commit: str, table: str, filter: str | None, param
         out.insert(0, ReadColumn(ROWID, None))
     frags, positions = kept_rows(db, tm, [(filter, params)] if filter is not None else [])
     store = db.catalog.store
+    for rc in out:
+        if rc.col is not None and rc.col.type.storage == MATRIX:
+            _refuse_nulls(store, tm.table_id, rc.col, frags, positions)
     spec = ReadSpec(store.url, store.options, commit, table, tm.table_id, tuple(out))
     return spec, list(zip(frags, positions, strict=True))
+
+
+def _refuse_nulls(store: ObjectStore, table_id: str, col: Column, frags: Sequence[Fragment],
+                  positions: Sequence[np.ndarray]) -> None:
+    """A NULL vector has no fixed-shape tensor form: refused before any task starts.
+    Parquet statistics of the norm column settle most fragments without reading it."""
+    nulls = 0
+    for frag, pos in zip(frags, positions, strict=True):
+        if col.id not in dict(frag.mats):
+            nulls += len(pos)  # the column was added after this fragment: NULL throughout
+            continue
+        key = parquet_key(table_id, frag.id)
+        if parquet_null_counts(store, key, [ncol(col.id)], frag).get(ncol(col.id), 1):
+            norms = parquet_columns(store, key, [ncol(col.id)], frag).column(ncol(col.id))
+            nulls += norms.take(pa.array(pos, pa.int64())).null_count
+    if nulls:
+        raise _null_vectors(col.name, nulls)
+
+
+def _null_vectors(name: str, n: int) -> errors.DataError:
+    return errors.DataError(
+        f'column "{name}" is NULL in {n} of the rows to read, and NULL has no place in a fixed-shape '
+        f'tensor column: add filter="{name} IS NOT NULL" or leave the column out of columns=',
+        sqlstate="22004")
 
 
 class ReeldbDatasource:
@@ -245,11 +273,8 @@ def _block(spec: ReadSpec, reader: Reader, frag: Fragment, t: pa.Table | None, p
         elif c.type.storage == MATRIX:
             present = t is not None and ncol(c.id) in t.column_names
             nulls = t.column(ncol(c.id)).take(idx).null_count if present else n  # type: ignore[union-attr]
-            if nulls:
-                raise errors.DataError(
-                    f'column "{c.name}" is NULL in {nulls} of the rows read, and NULL has no place in a fixed-shape '
-                    f'tensor column: add filter="{c.name} IS NOT NULL" or leave the column out of columns=',
-                    sqlstate="22004")
+            if nulls:  # refused by plan_read already: a defence, not a path
+                raise _null_vectors(c.name, nulls)
             arrays[rc.name] = ArrowTensorArray.from_numpy(np.ascontiguousarray(wide[rc.name]))
         elif c.type.storage == BLOB:
             arrays[rc.name] = _binary(wide[rc.name])
