@@ -22,6 +22,7 @@ RANKS = {
     "loader": 7,
     "cursor": 8, "connection": 8,  # the Python front end (connection.dataloader() builds a loader)
     "ui": 8,  # the web app, over the connection's public API; connection.ui() starts it
+    "ray": 8,  # Ray Data reads / writes / backfills: over the connection (+ loader, catalog, format)
     "server": 9, "cli": 9, "demo": 9, "__main__": 9, "": 9,  # "": the package's __init__
 }
 

@@ -131,6 +131,17 @@ def build_table_plan(conn: Connection, commit: str, table: str, filters: list[tu
     out = tuple(_table_column(tm.schema.column(n), decode.get(n)) for n in names)
     _check_decode_names(decode, names)
     _check_masks(out)
+    frags, positions = kept_rows(conn, tm, filters)
+    _check_nulls_table(catalog, tm.table_id, out, frags, positions)
+    return Plan(catalog.store.url, commit, table, tm.table_id, out, frags, positions,
+                options=catalog.store.options)
+
+
+def kept_rows(conn: Connection, tm: TableManifest, filters: list[tuple[str, Params]]
+              ) -> tuple[tuple[Fragment, ...], tuple[np.ndarray, ...]]:
+    """The fragments of ``tm`` that keep rows, and per fragment the sorted positions of its
+    live rows that every filter keeps: the loader's plan and ``reeldb.ray.read`` share it."""
+    catalog: Catalog = conn.catalog
     frags = tm.fragments
     positions = [_live(catalog, f) for f in frags]
     if filters:
@@ -140,11 +151,7 @@ def build_table_plan(conn: Connection, commit: str, table: str, filters: list[tu
         bounds = np.searchsorted(seg, np.arange(len(frags) + 1))
         positions = [(keep[bounds[i]:bounds[i + 1]] - offsets[i]).astype(np.uint32) for i in range(len(frags))]
     kept = [i for i, p in enumerate(positions) if len(p)]
-    frags = tuple(frags[i] for i in kept)
-    positions = tuple(positions[i] for i in kept)
-    _check_nulls_table(catalog, tm.table_id, out, frags, positions)
-    return Plan(catalog.store.url, commit, table, tm.table_id, out, frags, positions,
-                options=catalog.store.options)
+    return tuple(frags[i] for i in kept), tuple(positions[i] for i in kept)
 
 
 def build_query_plan(conn: Connection, commit: str, sql: str, filters: list[tuple[str, Params]],
