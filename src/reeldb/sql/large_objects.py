@@ -50,6 +50,7 @@ from pglast.enums import ObjectType, RoleSpecType
 from .. import errors
 from ..catalog import objects
 from ..format import checksum, keys
+from .parse import constant_argument
 from .result import Result
 
 if TYPE_CHECKING:
@@ -271,21 +272,10 @@ def _name(fc: ast.FuncCall) -> str:
 
 
 def _constant(node: Any, params: list[Any]) -> Any:
-    if isinstance(node, ast.TypeCast):
-        return _constant(node.arg, params)
-    if isinstance(node, ast.ParamRef):
-        return params[node.number - 1]
-    if isinstance(node, ast.A_Const):
-        if node.isnull:
-            return None
-        v = node.val
-        for attr in ("sval", "ival", "fval", "boolval"):
-            if hasattr(v, attr):
-                return getattr(v, attr)
-    if isinstance(node, ast.A_Expr) and node.name[-1].sval == "-" and node.lexpr is None:
-        value = _constant(node.rexpr, params)
-        return -int(value)
-    raise _NotConstant()
+    ok, value = constant_argument(node, params)
+    if not ok:
+        raise _NotConstant()
+    return value
 
 
 def _overload(name: str, args: list[Any]) -> tuple[tuple[str, ...], str]:

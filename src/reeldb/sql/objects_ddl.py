@@ -75,15 +75,21 @@ def _check_label(label: str) -> None:
                                       sqlstate="42602")
 
 
-def create_enum(s: Session, stmt: ast.CreateEnumStmt) -> None:
-    name = type_name(s, stmt.typeName)
-    labels = [v.sval for v in stmt.vals or ()]
+def _new_type(s: Session, name: str) -> Any:
+    """The write transaction a new type ``name`` goes into, once the name is free and fits."""
     if len(name.rpartition(".")[2].encode()) > IDENTIFIER_MAX_BYTES:
         raise errors.ProgrammingError(f'type name "{name}" is longer than {IDENTIFIER_MAX_BYTES} bytes',
                                       sqlstate="42622")
     txn = s.write_txn()
     if objects.key(objects.TYPE, name) in txn.objects or name in _KINDS or name in _SERIALS:
         raise errors.DuplicateObject(f'type "{name}" already exists')
+    return txn
+
+
+def create_enum(s: Session, stmt: ast.CreateEnumStmt) -> None:
+    name = type_name(s, stmt.typeName)
+    labels = [v.sval for v in stmt.vals or ()]
+    txn = _new_type(s, name)
     for i, label in enumerate(labels):
         _check_label(label)
         if label in labels[:i]:  # Postgres' answer: its unique index on the labels
@@ -134,12 +140,7 @@ def create_composite(s: Session, stmt: ast.CompositeTypeStmt) -> None:
         raise errors.FeatureNotSupported(f"cross-database references are not implemented: {rv.catalogname}")
     names = tuple(ast.String(sval=p) for p in (rv.schemaname, rv.relname) if p is not None)
     name = type_name(s, names)
-    if len(name.rpartition(".")[2].encode()) > IDENTIFIER_MAX_BYTES:
-        raise errors.ProgrammingError(f'type name "{name}" is longer than {IDENTIFIER_MAX_BYTES} bytes',
-                                      sqlstate="42622")
-    txn = s.write_txn()
-    if objects.key(objects.TYPE, name) in txn.objects or name in _KINDS or name in _SERIALS:
-        raise errors.DuplicateObject(f'type "{name}" already exists')
+    txn = _new_type(s, name)
     fields: list[dict] = []
     for col in stmt.coldeflist or ():
         if col.colname in {f["name"] for f in fields}:

@@ -198,6 +198,22 @@ def name_of(names: tuple) -> str:
     return names[-1].sval.lower() if names else ""
 
 
+def constant_argument(node: Any, params: list[Any] | None = None) -> tuple[bool, Any]:
+    """(is it a constant, its value): a literal, a bound parameter or a negated number,
+    through casts (the arguments reeldb's own functions take)."""
+    while isinstance(node, ast.TypeCast):
+        node = node.arg
+    if isinstance(node, ast.A_Const):
+        return True, const_value(node)
+    if isinstance(node, ast.ParamRef) and params is not None and 0 < node.number <= len(params):
+        return True, params[node.number - 1]
+    if isinstance(node, ast.A_Expr) and node.lexpr is None and node.name and node.name[-1].sval == "-":
+        ok, value = constant_argument(node.rexpr, params)
+        if ok and isinstance(value, int | float) and not isinstance(value, bool):
+            return True, -value
+    return False, None
+
+
 def const_value(node: ast.Node) -> Any:
     """Python value of an A_Const (None for NULL)."""
     if node.isnull:

@@ -42,7 +42,7 @@ from .definitions import check_def, foreign_key_def, index_def
 from .limits import bound_call
 from .names import schema_of, stable_oid
 from .names import schemas as namespace_schemas
-from .parse import const_value, deparse, func, parse
+from .parse import constant_argument, deparse, func, parse
 from .rowid_star import finish
 from .server_version import SERVER_VERSION
 from .settings import assign, pg_settings
@@ -1178,13 +1178,7 @@ def _text(node: ast.Node) -> ast.Node:
 
 def _constant_arg(node: ast.Node, params: list[Any] | None = None) -> tuple[bool, Any]:
     """(is it a constant, its value): a literal or a bound parameter, through casts."""
-    while isinstance(node, ast.TypeCast):
-        node = node.arg
-    if isinstance(node, ast.A_Const):
-        return True, const_value(node)
-    if isinstance(node, ast.ParamRef) and params is not None and 0 < node.number <= len(params):
-        return True, params[node.number - 1]
-    return False, None
+    return constant_argument(node, params)
 
 
 _REL = relation_name

@@ -45,16 +45,21 @@ def domains(s: Session) -> dict[str, dict]:
     return {n: d for n, d in objects.named(s.catalog_objects(), objects.TYPE).items() if d.get("kind") == "domain"}
 
 
-def domain_of(s: Session | None, tn: ast.TypeName) -> tuple[str, dict] | None:
-    """(name, definition) of the domain a type name names, or None."""
-    if s is None or tn.typmods or tn.arrayBounds:
+def _branch_type_name(s: Session | None, tn: ast.TypeName) -> str | None:
+    """The branch type name a plain type name (no modifiers, no array) would be, or None."""
+    if s is None or tn.typmods or tn.arrayBounds or tn.names is None:
         return None
     names = tuple(p for p in tn.names if p.sval != "pg_catalog")
     try:
-        name = type_name(s, names) if 1 <= len(names) <= 2 else None
+        return type_name(s, names) if 1 <= len(names) <= 2 else None
     except errors.InvalidSchemaName:
         return None
-    d = domains(s).get(name) if name is not None else None
+
+
+def domain_of(s: Session | None, tn: ast.TypeName) -> tuple[str, dict] | None:
+    """(name, definition) of the domain a type name names, or None."""
+    name = _branch_type_name(s, tn)
+    d = domains(s).get(name) if name is not None and s is not None else None
     return None if d is None else (name, d)
 
 
@@ -205,13 +210,7 @@ def composites(objs: dict) -> dict[str, list[dict]]:
 
 def composite_of(s: Session, tn: ast.TypeName) -> str | None:
     """The name of the branch's composite type a type name names (no array), or None."""
-    if s is None or tn.typmods or tn.arrayBounds or tn.names is None:
-        return None
-    names = tuple(p for p in tn.names if p.sval != "pg_catalog")
-    try:
-        name = type_name(s, names) if 1 <= len(names) <= 2 else None
-    except errors.InvalidSchemaName:
-        return None
+    name = _branch_type_name(s, tn)
     return name if name is not None and name in composites(s.catalog_objects()) else None
 
 

@@ -18,6 +18,7 @@ from ..catalog import compact as compaction
 from ..catalog.diff import Diff, diff
 from ..catalog.merge import MergeResult, merge, revert
 from ..catalog.vacuum import DEFAULT_GRACE, expire, vacuum
+from .parse import constant_argument
 from .result import Result
 
 if TYPE_CHECKING:
@@ -233,19 +234,10 @@ def _func_name(fc: ast.FuncCall) -> str:
 
 
 def _const(node: ast.Node, params: list[Any]) -> Any:
-    if isinstance(node, ast.TypeCast):
-        return _const(node.arg, params)
-    if isinstance(node, ast.ParamRef):
-        return params[node.number - 1]
-    if isinstance(node, ast.A_Const):
-        if node.isnull:
-            return None
-        v = node.val
-        for attr in ("sval", "ival", "fval", "boolval"):
-            if hasattr(v, attr):
-                got = getattr(v, attr)
-                return float(got) if attr == "fval" else got
-    raise errors.FeatureNotSupported("arguments of reeldb_* functions must be constants or parameters")
+    ok, value = constant_argument(node, params)
+    if not ok:
+        raise errors.FeatureNotSupported("arguments of reeldb_* functions must be constants or parameters")
+    return value
 
 
 def _arity(name: str, args: tuple, lo: int, hi: int) -> None:
