@@ -193,3 +193,23 @@ def test_timetz_in_python_api(tmp_path) -> None:
     got = db.execute("SELECT '01:02:03.5-10:00'::timetz").fetchone()[0]
     assert got == dt.time(1, 2, 3, 500000, tzinfo=dt.timezone(dt.timedelta(hours=-10)))
     assert got.utcoffset() == dt.timedelta(hours=-10)
+
+
+INTERVAL_FIELDS = ["interval '1.5' hour", "interval '999' hour", "'5'::interval hour to minute",
+                   "interval '-3' day", "interval '1.5' day", "interval '90' minute", "interval '1.25' second",
+                   "'1 day'::interval(6)", "interval '2' year"]
+
+
+@pytest.mark.parametrize("expr", INTERVAL_FIELDS)
+def test_interval_field_restrictions_as_postgresql(reel, pg, expr: str) -> None:
+    """A bare number with a field (``interval '999' hour``) is in that field's unit, finer
+    fields dropped, as PostgreSQL reads it (DuckDB would read 999 seconds)."""
+    sql = f"SELECT {expr}"
+    assert answers(reel, sql, []) == answers(pg, sql, [])
+
+
+def test_interval_field_restriction_of_a_value_with_units_is_refused(reel) -> None:
+    with pytest.raises(psycopg.errors.FeatureNotSupported):
+        reel.execute("SELECT interval '2 days 3:04:05' hour")
+    with pytest.raises(psycopg.errors.FeatureNotSupported):
+        reel.execute("SELECT '1.23456'::interval(3)")

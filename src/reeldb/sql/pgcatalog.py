@@ -28,7 +28,7 @@ from .. import errors
 from .. import types as pt
 from ..catalog import objects
 from ..catalog.sequences import SequenceDef
-from ..engine.engine import CHAR_TYPE, INTERNAL, internal_name
+from ..engine.engine import CHAR_TYPE, INTERNAL, NOT_SUPPORTED_AT_RUN, internal_name
 from ..format.manifest import TableManifest
 from ..format.ranges import KINDS as RANGE_KINDS
 from ..format.types import ColumnType
@@ -1290,7 +1290,10 @@ class CatalogRewrite:
             "array_upper": lambda a: self._array_dimension("array_upper", a, "len($1)"),
             "array_lower": lambda a: self._array_dimension("array_lower", a, "1"),
             "array_length": lambda a: self._array_dimension("array_length", a, "len($1)"),
-            "cardinality": lambda a: _template("CAST(len($1) AS int4)", *a),
+            # every element of a multi-dimensional array in PostgreSQL: refused there, not counted by rows
+            "cardinality": lambda a: _template(
+                "CAST(CASE WHEN typeof($1) LIKE '%[][]' THEN error('cardinality() of a multi-dimensional array "
+                f"{NOT_SUPPORTED_AT_RUN}') ELSE len($1) END AS int4)", *a),
         }
 
     def _array_dimension(self, name: str, args: list[ast.Node], value: str) -> ast.Node:

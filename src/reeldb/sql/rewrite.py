@@ -214,6 +214,10 @@ class Rewriter:
                 return _timestamptz(self.clock[_CLOCK_FUNCS[name]])
             if name in advisory.FUNCTIONS and self.pg is not None:
                 return self.advisory_call(name, node)
+            if name in _NUMERIC_EDGES and not node.agg_star and node.over is None:
+                rep = self.numeric_edge(name, node)
+                if rep is not None:
+                    return rep
             if name == "pg_typeof" and node.args and len(node.args) == 1 and self.pg is not None:
                 return self.pg_typeof(node.args[0], named=id(node) in self._typeof_names)
             if name in ("avg", "sum") and node.args and len(node.args) == 1 and not node.agg_star:
@@ -676,6 +680,48 @@ class Rewriter:
         return ast.A_Expr(kind=node.kind, name=node.name, lexpr=self._as_enum(self(node.lexpr), right), rexpr=node.rexpr)
 
     # -- casts and relations -----------------------------------------------------------------
+    def numeric_edge(self, name: str, node: ast.FuncCall) -> ast.Node | None:
+        """Calls DuckDB answers otherwise than PostgreSQL: ``round(float8)`` rounds half to
+        even there (rint), ``date_trunc('century' | 'millennium')`` counts from year 1 (2001
+        starts the 21st century)."""
+        args = list(node.args or ())
+        if name == "round" and len(args) == 1:
+            x = self(args[0])
+            is_float = ast.A_Expr(kind=A_Expr_Kind.AEXPR_IN, name=(ast.String(sval="="),), lexpr=func("typeof", x),
+                                  rexpr=(ast.A_Const(val=ast.String(sval="DOUBLE")),
+                                         ast.A_Const(val=ast.String(sval="FLOAT"))))
+            return ast.CaseExpr(args=(ast.CaseWhen(expr=is_float, result=func(
+                "round_even", copy.deepcopy(x), ast.A_Const(val=ast.Integer(ival=0)))),),
+                defresult=func("round", copy.deepcopy(x)))
+        if name == "date_trunc" and args:
+            ok, field = self._known_value(args[0])
+            if ok and isinstance(field, str) and field.strip().lower() in ("century", "millennium"):
+                raise errors.FeatureNotSupported(
+                    f"date_trunc('{field}', ...) is not supported: DuckDB's starts centuries at years ending in 00, "
+                    "PostgreSQL's at years ending in 01")
+        return None
+
+    def interval_fields(self, node: ast.TypeCast) -> ast.Node:
+        """``interval '999' hour``, ``'5'::interval hour to minute``: PostgreSQL reads a bare
+        number in the last field's unit and drops what is finer than it (``'1.5' hour`` is one
+        hour; seconds keep their fraction). DuckDB drops the fields and reads seconds, so a
+        bare number is rewritten here; a value with units or a precision is refused."""
+        mods = [const_value(m) if isinstance(m, ast.A_Const) else None for m in node.typeName.typmods]
+        if len(mods) > 1 and not (isinstance(mods[1], int) and mods[1] >= 6):  # microseconds: what is kept
+            raise errors.FeatureNotSupported("an interval precision under 6 (interval(3)) is not supported")
+        if mods[0] == _INTERVAL_FULL_RANGE:
+            return cast(self(node.arg), "interval")
+        unit = next((u for bit, u in _INTERVAL_UNITS if isinstance(mods[0], int) and mods[0] & bit), None)
+        ok, value = self._known_value(node.arg)
+        if unit is None or not ok or not isinstance(value, str) \
+                or not re.fullmatch(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*", value):
+            raise errors.FeatureNotSupported(
+                "an interval with a field restriction (interval '...' hour, ... to minute) is supported only "
+                "for a bare number constant ('999' hour)")
+        number = decimal.Decimal(value.strip())
+        amount = str(number) if unit == "second" else str(int(number))  # finer fields are dropped
+        return cast(ast.A_Const(val=ast.String(sval=f"{amount} {unit}")), "interval")
+
     def type_cast(self, node: ast.TypeCast) -> ast.Node | None:
         tn = node.typeName
         t = name_of(tn.names)
@@ -690,6 +736,8 @@ class Rewriter:
             domain = self._domain(tn.names)
             if domain is not None:
                 return self._as_domain(node, *domain)
+        if t == "interval" and tn.typmods and not tn.arrayBounds:
+            return self.interval_fields(node)
         if t in VECTOR_TYPES and tn.arrayBounds:
             return self.vector_array_cast(node, t)
         if t == "sparsevec" and not tn.arrayBounds:
@@ -1193,6 +1241,14 @@ def vector_or_sparse(text: str, what: str) -> np.ndarray | list[float]:
     if "/" in text and text.lstrip().startswith("{"):
         return parse_sparse_text(text, what)
     return parse_vector_text(text, what)
+
+
+_NUMERIC_EDGES = frozenset(("round", "date_trunc"))  # Rewriter.numeric_edge
+# an interval's field restriction (its typmod's mask: PostgreSQL's INTERVAL_MASK bits), least
+# significant first: a bare number is in the last field's unit
+_INTERVAL_FULL_RANGE = 0x7FFF
+_INTERVAL_UNITS = ((1 << 12, "second"), (1 << 11, "minute"), (1 << 10, "hour"), (1 << 3, "day"),
+                   (1 << 1, "month"), (1 << 2, "year"))
 
 
 def _type_name_oid(name: ast.Node) -> ast.Node:
