@@ -213,3 +213,14 @@ def test_interval_field_restriction_of_a_value_with_units_is_refused(reel) -> No
         reel.execute("SELECT interval '2 days 3:04:05' hour")
     with pytest.raises(psycopg.errors.FeatureNotSupported):
         reel.execute("SELECT '1.23456'::interval(3)")
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM (SELECT pg_typeof(1) AS t, 'int4'::regtype AS r) s",
+    "WITH c AS (SELECT pg_typeof(1.5) AS t) SELECT t::text FROM c",
+    "SELECT typname::text FROM pg_type WHERE oid IN (SELECT 'int4'::regtype)",
+])
+def test_regtype_through_subqueries_and_ctes(reel, pg, sql: str) -> None:
+    """A regtype a subquery in FROM or a CTE selects is shown by name; one a subquery
+    compared with IN gives is an OID, as PostgreSQL reads both."""
+    assert reel.execute(sql).fetchall() == pg.execute(sql).fetchall()

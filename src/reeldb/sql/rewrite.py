@@ -376,16 +376,24 @@ class Rewriter:
 
     def regtype_outputs(self, node: Any) -> None:
         """The select list's regtype items (``pg_typeof(x)``, ``x::regtype``) show the type's
-        name, as PostgreSQL's regtype output does; anywhere else a regtype is its OID."""
+        name, as PostgreSQL's regtype output does, and so do those of the subqueries in FROM,
+        CTEs and views a query reads (their columns are what it shows); anywhere else (a
+        WHERE, a subquery compared with IN) a regtype is its OID."""
         self._typeof_names = set()
         if self.pg is None:
             return
         stack = [node]
         while stack:
             stmt = stack.pop()
+            if isinstance(stmt, ast.JoinExpr):
+                stack.extend((stmt.larg, stmt.rarg))
+            elif isinstance(stmt, ast.RangeSubselect):
+                stack.append(stmt.subquery)
             if not isinstance(stmt, ast.SelectStmt):
                 continue
-            stack.extend((stmt.larg, stmt.rarg))
+            stack.extend((stmt.larg, stmt.rarg, *(stmt.fromClause or ())))
+            if stmt.withClause is not None:
+                stack.extend(cte.ctequery for cte in stmt.withClause.ctes or ())
             for rt in stmt.targetList or ():
                 if not isinstance(rt, ast.ResTarget) or not is_regtype(rt.val):
                     continue
