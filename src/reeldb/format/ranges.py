@@ -381,15 +381,10 @@ def _cmp(a: Any, b: Any) -> int:
 
 
 def cmp_bounds(b1: _Bound, b2: _Bound) -> int:
-    """range_cmp_bounds."""
-    if b1.infinite and b2.infinite:
-        return 0 if b1.lower == b2.lower else (-1 if b1.lower else 1)
-    if b1.infinite:
-        return -1 if b1.lower else 1
-    if b2.infinite:
-        return 1 if b2.lower else -1
-    result = _cmp(b1.value, b2.value)
-    if result == 0:
+    """range_cmp_bounds: the values, then inclusivity (an exclusive lower bound is after the
+    value, an exclusive upper one before it)."""
+    result = _bound_values_cmp(b1, b2)
+    if result == 0 and not b1.infinite and not b2.infinite:
         if not b1.inclusive and not b2.inclusive:
             return 0 if b1.lower == b2.lower else (1 if b1.lower else -1)
         if not b1.inclusive:

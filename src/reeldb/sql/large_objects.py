@@ -50,6 +50,7 @@ from pglast.enums import ObjectType, RoleSpecType
 from .. import errors
 from ..catalog import objects
 from ..format import checksum, keys
+from ..format.arrays import bytea_in
 from .parse import constant_argument
 from .result import Result
 
@@ -311,30 +312,7 @@ def _coerce(value: Any, kind: str) -> Any:
 
 def bytea(value: Any) -> bytes:
     """A bytea value: bytes as they are, text in PostgreSQL's hex (``\\x..``) or escape form."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    text = str(value)
-    if text.startswith("\\x"):
-        try:
-            return bytes.fromhex(text[2:])
-        except ValueError:
-            raise errors.InvalidTextRepresentation("invalid hexadecimal data: odd number of digits "
-                                                   "or a non-hex character") from None
-    out, i = bytearray(), 0
-    while i < len(text):
-        c = text[i]
-        if c != "\\":
-            out += c.encode()
-            i += 1
-        elif text[i + 1:i + 2] == "\\":
-            out.append(0x5C)
-            i += 2
-        elif len(text) >= i + 4 and all(ch in "01234567" for ch in text[i + 1:i + 4]) and text[i + 1] in "0123":
-            out.append(int(text[i + 1:i + 4], 8))
-            i += 4
-        else:
-            raise errors.InvalidTextRepresentation('invalid input syntax for type bytea')
-    return bytes(out)
+    return bytea_in(value if isinstance(value, bytes | bytearray | memoryview | str) else str(value), "data")
 
 
 # -- the functions -------------------------------------------------------------------------------

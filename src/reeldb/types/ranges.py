@@ -156,23 +156,15 @@ def _py_out_array(arr: pa.Array) -> list[Any]:
     return [None if v is None else [None if x is None else ranges.from_struct(x) for x in v] for v in arr.to_pylist()]
 
 
-def _array_text_in(kind: RangeKind) -> Any:
-    """A range array parameter's text: its elements, each a typed range parameter."""
+def _array_text_in(kind: RangeKind, multi: bool = False) -> Any:
+    """A range (or multirange) array parameter's text: its elements, each a typed parameter."""
+    name, make = (kind.multi, MultirangeParameter) if multi else (kind.name, RangeParameter)
+
     def text_in(s: str) -> list[Any]:
         items = parse_array_literal(s)
         if any(isinstance(x, list) for x in items):
-            raise errors.FeatureNotSupported(f"multidimensional arrays of {kind.name} are not supported")
-        return [None if x is None else RangeParameter(kind, text=x) for x in items]
-
-    return text_in
-
-
-def _multi_array_text_in(kind: RangeKind) -> Any:
-    def text_in(s: str) -> list[Any]:
-        items = parse_array_literal(s)
-        if any(isinstance(x, list) for x in items):
-            raise errors.FeatureNotSupported(f"multidimensional arrays of {kind.multi} are not supported")
-        return [None if x is None else MultirangeParameter(kind, text=x) for x in items]
+            raise errors.FeatureNotSupported(f"multidimensional arrays of {name} are not supported")
+        return [None if x is None else make(kind, text=x) for x in items]
 
     return text_in
 
@@ -194,4 +186,4 @@ def register_types() -> None:
             text_in=lambda s, kind=kind: MultirangeParameter(kind, text=s), send=_multi_send(kind),
             recv=_multi_recv(kind), py_out=_multi_py_out))
         register(array_info(info, text_out=elements_text(multirange_text), py_out=_multi_array_py_out,
-                            text_in=_multi_array_text_in(kind)))
+                            text_in=_array_text_in(kind, multi=True)))
